@@ -1,0 +1,52 @@
+# callcycle — the first two targets are the quick start (see README).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEVSTAMP := $(VENV)/.installed-dev
+OUT    ?= out
+
+.PHONY: run test test-slow test-all bench train samples lint clean help
+
+run: $(STAMP) ## Score the bundled sample calls in data/calls into $(OUT)/ and print the summary
+	$(VENV)/bin/callcycle run data/calls --out $(OUT)
+
+test: $(DEVSTAMP) ## Run the default test suite (slow tests excluded)
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: $(DEVSTAMP) ## Run only the slow tests
+	$(PY) -m pytest -m slow -q
+
+test-all: $(DEVSTAMP) ## Run every test
+	$(PY) -m pytest -q
+
+bench: $(STAMP) ## Time the scoring flow against plain faster-whisper on the sample audio
+	$(PY) scripts/bench.py --out bench-out
+
+train: $(STAMP) ## Retrain the classifiers from labels/ and promote if held-out macro-F1 does not drop
+	$(VENV)/bin/callcycle train --promote
+
+samples: $(STAMP) ## Regenerate the sample calls (needs espeak-ng)
+	$(PY) data/make_samples.py
+
+lint: $(DEVSTAMP)
+	$(VENV)/bin/ruff check pipeline flows tests scripts
+
+$(VENV)/bin/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): $(VENV)/bin/python pyproject.toml
+	$(PY) -m pip install -q -e .
+	@touch $@
+
+$(DEVSTAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $@
+
+clean:
+	rm -rf $(OUT) bench-out .pytest_cache
+
+help:
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'

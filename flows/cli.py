@@ -1,0 +1,292 @@
+"""The ``callcycle`` command: parse arguments, call one flow or library function, map errors.
+
+Heavy imports (Prefect, faster-whisper, scikit-learn) happen inside commands so that
+``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+app = typer.Typer(
+    name="callcycle",
+    help="Score recorded sales calls by Cycle-of-Value stage (align / act / adjust) and talk vs action.\n\n"
+    "Quick start: `callcycle run data/calls` then `callcycle summary out`.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+DEFAULT_MODELS = "models"
+DEFAULT_TAXONOMY = "labels/taxonomy.toml"
+
+
+def _quiet_prefect(verbose: bool = False) -> None:
+    """Keep Prefect's ephemeral-server chatter out of the user's terminal.
+
+    callcycle reports progress and failures itself; ``--verbose`` (or setting
+    ``PREFECT_LOGGING_LEVEL``) shows Prefect's own task logs as well. Telemetry is off:
+    the tool runs offline.
+    """
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "CRITICAL")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING" if verbose else "CRITICAL")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "false")
+
+
+def _fail(exc: Exception, code: int = 2) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code)
+
+
+def _read_table(path: Path) -> list[dict[str, Any]]:
+    from pipeline.labels import read_rows
+
+    rows = read_rows(path)
+    for row in rows:
+        row.pop("_line", None)
+    return rows
+
+
+@app.command()
+def run(
+    inputs: Annotated[Optional[list[str]], typer.Argument(help="Audio files, transcripts, folders or quoted globs. Default: data/calls")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the segments/, calls/ and errors/ datasets.")] = Path("out"),
+    models: Annotated[str, typer.Option(help="Models folder (uses its CURRENT pointer) or an artifact directory.")] = DEFAULT_MODELS,
+    model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version inside --models.")] = None,
+    asr_model: Annotated[Optional[str], typer.Option(help="faster-whisper model: name in the local cache or a CTranslate2 directory. Default: bundled tiny.en.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="TOML file with [asr], [segmentation], [run] options.")] = None,
+    channel_speakers: Annotated[Optional[str], typer.Option(help="Speaker names for channels 0,1,... of multi-channel audio, e.g. 'rep,customer'.")] = None,
+    workers: Annotated[int, typer.Option(help="Files processed at once.")] = 1,
+    batched: Annotated[Optional[bool], typer.Option("--batched/--no-batched", help="Use faster-whisper's BatchedInferencePipeline.")] = None,
+    vad: Annotated[Optional[bool], typer.Option("--vad/--no-vad", help="Skip non-speech with Silero VAD.")] = None,
+    max_duration: Annotated[Optional[float], typer.Option(help="Record longer recordings as errors (seconds).")] = None,
+    timeout: Annotated[Optional[float], typer.Option(help="Per-file transcription time limit in seconds.")] = None,
+    retries: Annotated[Optional[int], typer.Option(help="Retries for unexpected transcription failures.")] = None,
+    force: Annotated[bool, typer.Option(help="Redo calls that already have results.")] = False,
+    show_summary: Annotated[bool, typer.Option("--summary/--no-summary", help="Print the scored-calls table at the end.")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show Prefect's task logs.")] = False,
+) -> None:
+    """Transcribe or parse every call, classify its segments, score it and write Parquet.
+
+    Exit status: 0 when every input was scored or skipped, 1 when any input failed
+    (each failure is recorded in OUT/errors/ with a hint), 2 on a usage or model error.
+    """
+    _quiet_prefect(verbose)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from flows.score_flow import run_scoring
+    from pipeline.config import load_config
+    from pipeline.errors import PipelineError
+    from pipeline.report import load_call_rows, load_error_rows, render_errors, render_summary
+
+    console = Console()
+    try:
+        cfg = load_config(
+            config,
+            asr__model=asr_model, asr__batched=batched, asr__vad_filter=vad,
+            run__channel_speakers=tuple(s.strip() for s in channel_speakers.split(",")) if channel_speakers else None,
+            run__max_duration_s=max_duration, run__timeout_s=timeout, run__retries=retries,
+            run__force=force or None,
+        )
+    except PipelineError as exc:
+        _fail(exc)
+    with Progress(TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=console, transient=False) as progress:
+        bar = progress.add_task("", total=None)
+
+        def discovered(n: int) -> None:
+            progress.update(bar, total=n)
+
+        def result(outcome: Any) -> None:
+            mark = {"scored": "[green]✓", "skipped": "[dim]=", "failed": "[red]✗"}[outcome.status]
+            progress.update(bar, advance=1, description=f"{mark} {Path(outcome.path).name}[/]")
+
+        try:
+            summary = run_scoring(inputs or ["data/calls"], out_dir=str(out), models=models,
+                                  model_version=model_version, config=cfg, workers=workers,
+                                  on_result=result, on_discovered=discovered)
+        except PipelineError as exc:
+            progress.stop()
+            _fail(exc)
+    if show_summary:
+        render_summary(load_call_rows(out), console)
+    console.print(
+        f"{summary.count('scored')} scored, {summary.count('skipped')} skipped (already done or duplicate), "
+        f"{summary.count('failed')} failed in {summary.wall_s:.1f} s → {out}/")
+    if summary.failed:
+        failed_paths = {o.path for o in summary.failed}
+        render_errors([r for r in load_error_rows(out) if r["source_path"] in failed_paths], console)
+        raise typer.Exit(1)
+
+
+@app.command()
+def classify(
+    file: Annotated[Path, typer.Argument(help="JSONL or CSV with a 'text' column (other columns are kept).")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file; .jsonl gives JSON Lines, anything else CSV. Default: stdout as JSONL.")] = None,
+    models: Annotated[str, typer.Option(help="Models folder or artifact directory.")] = DEFAULT_MODELS,
+    model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version.")] = None,
+) -> None:
+    """Classify texts: adds stage, stage probabilities (p_<label>), talk_action and action_prob."""
+    import csv
+
+    from pipeline.artifacts import load_artifact
+    from pipeline.classify import predict_texts
+    from pipeline.errors import PipelineError
+
+    try:
+        artifact = load_artifact(Path(models), model_version)
+        rows = _read_table(file)
+    except PipelineError as exc:
+        _fail(exc)
+    missing = [i for i, r in enumerate(rows) if not isinstance(r.get("text"), str)]
+    if missing:
+        _fail(ValueError(f"{file}: rows {missing[:10]} have no 'text' value. Every row needs a text column."))
+    preds = predict_texts(artifact, [r["text"] for r in rows])
+    stage_task = artifact.taxonomy.by_role("stage")
+    ta_task = artifact.taxonomy.by_role("talk_action")
+    for i, row in enumerate(rows):
+        sp = preds[stage_task.name][i]
+        tp = preds[ta_task.name][i]
+        row[stage_task.name] = sp.label
+        for label in stage_task.labels:
+            row[f"p_{label}"] = round(sp.probabilities.get(label, 0.0), 4)
+        ta_label = tp.label
+        if stage_task.neutral and sp.label == stage_task.neutral:
+            ta_label = next(lbl for lbl in ta_task.labels if lbl != ta_task.positive)
+        row[ta_task.name] = ta_label
+        row[f"{ta_task.positive}_prob"] = round(tp.probabilities.get(ta_task.positive or "", 0.0), 4)
+    if out is None or out.suffix.lower() == ".jsonl":
+        handle = sys.stdout if out is None else open(out, "w", encoding="utf-8")
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        if out is not None:
+            handle.close()
+    else:
+        fields: list[str] = list(dict.fromkeys(k for r in rows for k in r))
+        with open(out, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+    if out is not None:
+        typer.echo(f"{len(rows)} rows classified with {artifact.version} → {out}", err=True)
+
+
+@app.command()
+def train(
+    data: Annotated[Optional[list[Path]], typer.Argument(help="Labelled JSONL/CSV files. Default: labels/data/*.jsonl")] = None,
+    taxonomy: Annotated[Path, typer.Option(help="Taxonomy TOML naming tasks and labels.")] = Path(DEFAULT_TAXONOMY),
+    models: Annotated[Path, typer.Option(help="Folder to write the versioned artifact into.")] = Path(DEFAULT_MODELS),
+    version: Annotated[Optional[str], typer.Option(help="Artifact version name (default: taxonomy-timestamp-datahash).")] = None,
+    folds: Annotated[int, typer.Option(help="Grouped cross-validation folds.")] = 5,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
+    promote_model: Annotated[bool, typer.Option("--promote", help="Point models/CURRENT at the new model if held-out macro-F1 does not drop.")] = False,
+    force: Annotated[bool, typer.Option(help="With --promote: promote even if held-out macro-F1 drops.")] = False,
+) -> None:
+    """Train the classifiers from labelled data: grouped CV model selection, held-out metrics, model card."""
+    _quiet_prefect()
+    from rich.console import Console
+
+    from flows.train_flow import train_classifiers
+    from pipeline.errors import PipelineError
+    from pipeline.train import TrainConfig
+
+    console = Console()
+    files = data or sorted(Path("labels/data").glob("*.jsonl"))
+    if not files:
+        _fail(FileNotFoundError("No labelled data found in labels/data/. Pass labelled JSONL/CSV files."))
+    try:
+        with console.status("training (grouped cross-validation over model families)..."):
+            outcome = train_classifiers(str(taxonomy), [str(f) for f in files], str(models),
+                                        TrainConfig(folds=folds, seed=seed), version, promote_model, force)
+    except PipelineError as exc:
+        _fail(exc)
+    card = outcome.result.card
+    console.print(f"[bold]artifact[/] {outcome.path}  (data hash {card['data']['hash'][:12]}, "
+                  f"{card['data']['rows_train']} train / {card['data']['rows_holdout']} held-out rows, "
+                  f"{card['training']['seconds']} s)")
+    for name, task in card["tasks"].items():
+        hold = task.get("holdout", {}).get("macro_f1")
+        console.print(f"  {name}: {task['selected']}  CV macro-F1 {task['cross_validated']['macro_f1']:.3f}"
+                      + (f"  held-out macro-F1 {hold:.3f}" if hold is not None else ""))
+    if outcome.decision is not None:
+        d = outcome.decision
+        colour = "green" if d.promoted else "yellow"
+        console.print(f"[{colour}]{'promoted' if d.promoted else 'not promoted'}[/]: {d.reason}")
+        if not d.promoted:
+            raise typer.Exit(1)
+
+
+@app.command()
+def evaluate(
+    file: Annotated[Path, typer.Argument(help="Labelled JSONL/CSV rows with text and task columns (stage, talk_action).")],
+    models: Annotated[str, typer.Option(help="Models folder or artifact directory.")] = DEFAULT_MODELS,
+    model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version (default: CURRENT).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+) -> None:
+    """Per-class precision, recall and F1, macro-F1 and confusion matrices on labelled rows."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline.artifacts import load_artifact
+    from pipeline.errors import PipelineError
+    from pipeline.evaluate import evaluate_artifact
+    from pipeline.labels import read_rows, validate_rows
+
+    try:
+        artifact = load_artifact(Path(models), model_version)
+        raw = read_rows(file)
+        tasks = tuple(t.name for t in artifact.taxonomy.tasks if any(t.name in r for r in raw))
+        rows = validate_rows(raw, artifact.taxonomy, str(file), tasks or None)
+    except PipelineError as exc:
+        _fail(exc)
+    metrics = evaluate_artifact(artifact, rows)
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2))
+        return
+    console = Console()
+    console.print(f"[bold]{artifact.version}[/] on {file} ({len(rows)} rows)")
+    for name, m in metrics["tasks"].items():
+        table = Table(title=f"{name}: macro-F1 {m['macro_f1']:.3f}, accuracy {m['accuracy']:.3f}")
+        for col in ("label", "precision", "recall", "F1", "support"):
+            table.add_column(col, justify="right" if col != "label" else "left")
+        for label, c in m["per_class"].items():
+            table.add_row(label, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", str(c["support"]))
+        console.print(table)
+        conf = Table(title=f"{name} confusion (rows true, columns predicted)")
+        conf.add_column("")
+        for label in m["labels"]:
+            conf.add_column(label, justify="right")
+        for label, row in zip(m["labels"], m["confusion"]):
+            conf.add_row(label, *(str(v) for v in row))
+        console.print(conf)
+
+
+@app.command()
+def summary(
+    out_dir: Annotated[Path, typer.Argument(help="Output folder of `callcycle run`.")] = Path("out"),
+) -> None:
+    """Print the table of scored calls (and any failed inputs) from the Parquet datasets."""
+    from pipeline.report import load_call_rows, load_error_rows, render_errors, render_summary
+
+    if not (out_dir / "calls").is_dir():
+        _fail(FileNotFoundError(f"{out_dir}/calls not found. Run `callcycle run --out {out_dir}` first."))
+    render_summary(load_call_rows(out_dir))
+    render_errors(load_error_rows(out_dir))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,36 @@
+"""Heavy objects loaded once per worker process and shared by every task in it.
+
+The speech model, the classifier artifact and the spaCy sentencizer take seconds to
+load; tasks fetch them here instead of loading them per file.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pipeline.artifacts import Artifact, load_artifact
+from pipeline.config import AsrConfig
+from pipeline.transcribe import AsrModel, load_asr_model
+from pipeline.turns import build_sentencizer
+
+__all__ = ["asr_model", "artifact", "sentencizer"]
+
+
+@lru_cache(maxsize=2)
+def asr_model(config: AsrConfig) -> AsrModel:
+    """The faster-whisper model for ``config``, loaded on first use."""
+    return load_asr_model(config)
+
+
+@lru_cache(maxsize=4)
+def artifact(location: str, version: str | None) -> Artifact:
+    """The verified classifier artifact, loaded on first use."""
+    return load_artifact(Path(location), version)
+
+
+@lru_cache(maxsize=1)
+def sentencizer() -> Any:
+    """The spaCy sentencizer pipeline."""
+    return build_sentencizer()

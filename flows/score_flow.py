@@ -1,0 +1,175 @@
+"""The scoring flow: discover -> transcribe or parse -> segment -> classify -> score -> write.
+
+Each step is a Prefect task over a ``pipeline`` function. Per-file work runs in a
+``score_file`` task submitted to a thread pool (``workers`` at a time); a file that fails
+is recorded in ``errors/`` and the batch goes on. Transcription is retried on unexpected
+errors (not on bad input, which fails the same way every time) and can be given a timeout.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+from prefect.logging import get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows import resources
+from pipeline import ingest, process, store
+from pipeline.config import PipelineConfig
+from pipeline.errors import PipelineError
+from pipeline.process import CallInput, Outcome, ScoredCall
+from pipeline.schema import Source
+
+__all__ = ["RunSummary", "score_calls", "score_file", "run_scoring"]
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """What a run did, file by file."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    wall_s: float = 0.0
+    out_dir: str = ""
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+
+def _retry_unexpected(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only errors that are not a known-bad input (those would fail again)."""
+    try:
+        state.result()
+    except PipelineError:
+        return False
+    except Exception:
+        return True
+    return False
+
+
+@task(name="discover", cache_policy=NO_CACHE)
+def discover_task(inputs: list[str]) -> tuple[list[Source], list[tuple[str, Exception]]]:
+    return ingest.discover_inputs(inputs)
+
+
+@task(name="transcribe-or-parse", cache_policy=NO_CACHE, retry_condition_fn=_retry_unexpected)
+def read_call_task(source: Source, config: PipelineConfig) -> CallInput:
+    asr = resources.asr_model(config.asr) if source.kind == "audio" else None
+    return process.read_call(source, asr, config)
+
+
+@task(name="segment-classify-score", cache_policy=NO_CACHE)
+def score_task(call: CallInput, models: str, model_version: str | None, config: PipelineConfig) -> ScoredCall:
+    return process.score_turns(call, resources.artifact(models, model_version), resources.sentencizer(),
+                               config)
+
+
+@task(name="write", cache_policy=NO_CACHE)
+def write_task(source: Source, call: CallInput, scored: ScoredCall, stamp: store.RunStamp,
+               models: str, model_version: str | None, out_dir: str, processing_s: float) -> str:
+    artifact = resources.artifact(models, model_version)
+    key, segments, calls = process.build_tables(source, call, scored, stamp, artifact.taxonomy, processing_s)
+    store.write_call(Path(out_dir), key, segments, calls)
+    store.clear_error(Path(out_dir), store.error_key(source.path, source.sha256, stamp))
+    return key
+
+
+@task(name="score-file", cache_policy=NO_CACHE)
+def score_file(source: Source, config: PipelineConfig, models: str, model_version: str | None,
+               out_dir: str) -> Outcome:
+    """Score one file; never raises: failures are recorded and returned as outcomes."""
+    logger = get_run_logger()
+    artifact = resources.artifact(models, model_version)
+    stamp = process.run_stamp(artifact, config.asr.model)
+    key = store.call_key(source.sha256, stamp, source.kind)
+    if store.is_done(Path(out_dir), key) and not config.run.force:
+        logger.info("%s: already scored (key %s), skipped", source.path, key)
+        return Outcome(path=source.path, status="skipped", call_id=source.call_id, call_key=key)
+    started = time.perf_counter()
+    attempts = 1 + (config.run.retries if source.kind == "audio" else 0)
+    try:
+        reader = read_call_task.with_options(retries=config.run.retries,
+                                             timeout_seconds=config.run.timeout_s or None)
+        call = reader(source, config)
+        scored = score_task(call, models, model_version, config)
+        key = write_task(source, call, scored, stamp, models, model_version, out_dir,
+                         time.perf_counter() - started)
+    except Exception as exc:
+        logger.warning("%s failed: %s", source.path, exc)
+        return process.record_failure(Path(out_dir), source.path, source.sha256, exc, stamp, attempts)
+    logger.info("%s: scored %d segments, action share %s", source.path, scored.score.n_segments,
+                scored.score.action_share)
+    return Outcome(path=source.path, status="scored", call_id=scored.call_id, call_key=key,
+                   action_share=scored.score.action_share, audio_s=call.audio_duration_s)
+
+
+@flow(name="score-calls", validate_parameters=False, log_prints=False)
+def score_calls(inputs: list[str], out_dir: str = "out", models: str = "models",
+                model_version: str | None = None, config: PipelineConfig | None = None,
+                on_result: Callable[[Outcome], None] | None = None,
+                on_discovered: Callable[[int], None] | None = None) -> RunSummary:
+    """Score every call in ``inputs`` into Parquet datasets under ``out_dir``.
+
+    Args:
+        inputs: files, folders or glob patterns.
+        out_dir: output folder (``segments/``, ``calls/``, ``errors/``).
+        models: models root (uses ``CURRENT``) or an artifact directory.
+        model_version: a version inside ``models``.
+        config: pipeline options.
+        on_result: called with each file's outcome as it completes (progress bars).
+        on_discovered: called once with the number of inputs found.
+
+    Files run concurrently on the flow's task runner (see :func:`run_scoring`).
+    """
+    cfg = config or PipelineConfig()
+    started = time.perf_counter()
+    artifact = resources.artifact(models, model_version)  # fail fast on a missing or tampered model
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    sources, bad_inputs = discover_task(inputs)
+    summary = RunSummary(out_dir=str(out_dir))
+    if on_discovered:
+        on_discovered(len(sources) + len(bad_inputs))
+
+    def done(outcome: Outcome) -> None:
+        summary.outcomes.append(outcome)
+        if on_result:
+            on_result(outcome)
+
+    stamp = process.run_stamp(artifact, cfg.asr.model)
+    for path, error in bad_inputs:
+        done(process.record_failure(Path(out_dir), path, None, error, stamp))
+    first_of: dict[str, Source] = {}
+    unique: list[Source] = []
+    for source in sources:
+        original = first_of.setdefault(source.sha256, source)
+        if original is source:
+            unique.append(source)
+        else:
+            done(Outcome(path=source.path, status="skipped", call_id=source.call_id,
+                         message=f"same bytes as {original.path}; scored once"))
+    futures = [score_file.submit(s, cfg, models, model_version, out_dir) for s in unique]
+    for future in as_completed(futures):
+        done(future.result())
+    summary.wall_s = time.perf_counter() - started
+    return summary
+
+
+def run_scoring(inputs: list[str], *, out_dir: str = "out", models: str = "models",
+                model_version: str | None = None, config: PipelineConfig | None = None,
+                workers: int = 1, on_result: Callable[[Outcome], None] | None = None,
+                on_discovered: Callable[[int], None] | None = None) -> RunSummary:
+    """Run :func:`score_calls` with ``workers`` files in flight at once."""
+    runner = ThreadPoolTaskRunner(max_workers=max(1, workers))
+    return score_calls.with_options(task_runner=runner)(
+        inputs, out_dir=out_dir, models=models, model_version=model_version, config=config,
+        on_result=on_result, on_discovered=on_discovered)

@@ -1,0 +1,57 @@
+"""The training flow: load labels -> train and cross-validate -> save artifact -> promote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from pipeline.artifacts import save_artifact
+from pipeline.evaluate import PromotionDecision, promote
+from pipeline.labels import LabelledRow, Taxonomy, load_labelled, load_taxonomy
+from pipeline.train import TrainConfig, TrainResult, train_models
+
+__all__ = ["train_classifiers", "TrainOutcome"]
+
+
+class TrainOutcome:
+    """Where the artifact went, its card, and the promotion decision."""
+
+    def __init__(self, path: Path, result: TrainResult, decision: PromotionDecision | None) -> None:
+        self.path = path
+        self.result = result
+        self.decision = decision
+
+
+@task(name="load-labels", cache_policy=NO_CACHE)
+def load_task(taxonomy_path: str, data: list[str]) -> tuple[Taxonomy, list[LabelledRow]]:
+    taxonomy = load_taxonomy(Path(taxonomy_path))
+    return taxonomy, load_labelled([Path(p) for p in data], taxonomy)
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def train_task(rows: list[LabelledRow], taxonomy: Taxonomy, config: TrainConfig,
+               version: str | None) -> TrainResult:
+    from prefect.logging import get_run_logger
+
+    logger = get_run_logger()
+    return train_models(rows, taxonomy, config, version, progress=logger.info)
+
+
+@task(name="save-artifact", cache_policy=NO_CACHE)
+def save_task(result: TrainResult, models_dir: str) -> Path:
+    return save_artifact(Path(models_dir) / result.card["version"], result.models, result.card,
+                         result.card_markdown)
+
+
+@flow(name="train-classifiers", validate_parameters=False)
+def train_classifiers(taxonomy_path: str, data: list[str], models_dir: str = "models",
+                      config: TrainConfig | None = None, version: str | None = None,
+                      promote_model: bool = False, force: bool = False) -> TrainOutcome:
+    """Train every task of the taxonomy on ``data`` and write a versioned artifact."""
+    taxonomy, rows = load_task(taxonomy_path, data)
+    result = train_task(rows, taxonomy, config or TrainConfig(), version)
+    path = save_task(result, models_dir)
+    decision = promote(Path(models_dir), path.name, result.holdout, force) if promote_model else None
+    return TrainOutcome(path, result, decision)

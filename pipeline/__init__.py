@@ -1,0 +1,17 @@
+"""callcycle's library: turn recorded sales calls into scored data.
+
+The stages follow the data's journey, one module each::
+
+    ingest -> audio/transcripts -> transcribe -> turns -> features -> classify -> score -> store -> report
+
+Every public function is usable from a notebook without Prefect; ``flows/`` wraps them.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+#: Bumped whenever a change in ``pipeline/`` changes the rows written for the same input.
+PIPELINE_VERSION = "0.1.0"
+
+__all__ = ["__version__", "PIPELINE_VERSION"]

@@ -1,0 +1,206 @@
+"""Versioned model artifacts: skops files plus a model card, verified on load.
+
+An artifact is a directory ``models/<version>/`` holding one ``<task>.skops`` file per
+task, ``card.json`` (label sets, data hash, metrics, library versions, and the sha256 of
+every model file) and ``card.md``. ``models/CURRENT`` names the version the scoring flow
+uses. Loading checks every checksum, then loads with skops, trusting only the scikit-learn
+types skops already trusts plus :data:`TRUSTED_TYPES`; an artifact that needs any other
+type is refused, so loading never runs code from the artifact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ModelArtifactError
+from pipeline.labels import Task, Taxonomy
+
+__all__ = [
+    "ARTIFACT_FORMAT",
+    "TRUSTED_TYPES",
+    "POINTER_NAME",
+    "Artifact",
+    "save_artifact",
+    "load_artifact",
+    "resolve_artifact_dir",
+    "set_current",
+    "current_version",
+    "taxonomy_to_dict",
+    "taxonomy_from_dict",
+]
+
+ARTIFACT_FORMAT = "callcycle-model/1"
+POINTER_NAME = "CURRENT"
+#: Types outside skops' default trusted set that a callcycle artifact may contain.
+TRUSTED_TYPES: tuple[str, ...] = ("pipeline.features.CueFeatures",)
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """A loaded artifact: one fitted scikit-learn pipeline per task and its card."""
+
+    path: Path
+    version: str
+    taxonomy: Taxonomy
+    models: dict[str, Any]
+    card: dict[str, Any]
+
+
+def taxonomy_to_dict(taxonomy: Taxonomy) -> dict[str, Any]:
+    """Plain-data form of a taxonomy, stored in the card so an artifact is self-describing."""
+    return {
+        "name": taxonomy.name,
+        "version": taxonomy.version,
+        "tasks": [
+            {"name": t.name, "role": t.role, "labels": list(t.labels), "positive": t.positive,
+             "neutral": t.neutral, "definitions": dict(t.definitions)}
+            for t in taxonomy.tasks
+        ],
+    }
+
+
+def taxonomy_from_dict(data: dict[str, Any]) -> Taxonomy:
+    """Inverse of :func:`taxonomy_to_dict`."""
+    return Taxonomy(
+        name=data["name"], version=str(data["version"]),
+        tasks=tuple(Task(name=t["name"], role=t["role"], labels=tuple(t["labels"]),
+                         definitions=dict(t.get("definitions", {})), positive=t.get("positive"),
+                         neutral=t.get("neutral")) for t in data["tasks"]),
+    )
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_artifact(directory: Path, models: dict[str, Any], card: dict[str, Any],
+                  card_markdown: str) -> Path:
+    """Write models and card into ``directory`` (created; must not already hold a card).
+
+    The card gets ``format`` and ``files`` (sha256 per model file) filled in.
+    """
+    import skops.io as sio
+
+    directory = Path(directory)
+    if (directory / "card.json").exists():
+        raise ModelArtifactError(f"An artifact already exists at {directory}.",
+                                 "Choose a new version name; artifacts are immutable.")
+    directory.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+    for task, model in models.items():
+        data = sio.dumps(model)
+        _write_atomic(directory / f"{task}.skops", data)
+        files[f"{task}.skops"] = hashlib.sha256(data).hexdigest()
+    full = {**card, "format": ARTIFACT_FORMAT, "files": files}
+    _write_atomic(directory / "card.md", card_markdown.encode("utf-8"))
+    _write_atomic(directory / "card.json", json.dumps(full, indent=2, sort_keys=False).encode("utf-8"))
+    return directory
+
+
+def current_version(models_root: Path) -> str | None:
+    """The version named in ``models/CURRENT``, or ``None``."""
+    pointer = Path(models_root) / POINTER_NAME
+    if not pointer.is_file():
+        return None
+    return pointer.read_text(encoding="utf-8").strip() or None
+
+
+def set_current(models_root: Path, version: str) -> None:
+    """Point ``models/CURRENT`` at ``version`` (atomically)."""
+    if not (Path(models_root) / version / "card.json").is_file():
+        raise ModelArtifactError(f"No artifact {version!r} in {models_root}.", "Train it first.")
+    _write_atomic(Path(models_root) / POINTER_NAME, f"{version}\n".encode())
+
+
+def resolve_artifact_dir(location: Path, version: str | None = None) -> Path:
+    """Find an artifact directory.
+
+    Args:
+        location: an artifact directory (holding ``card.json``) or a models root.
+        version: a version inside the models root; default: the one named by ``CURRENT``.
+    """
+    location = Path(location)
+    if version is None and (location / "card.json").is_file():
+        return location
+    if version is None:
+        version = current_version(location)
+        if version is None:
+            raise ModelArtifactError(
+                f"No model selected in {location}: {location / POINTER_NAME} is missing.",
+                "Run `callcycle train --promote`, or pass --model with an artifact directory.",
+            )
+    path = location / version
+    if not (path / "card.json").is_file():
+        raise ModelArtifactError(f"Model version {version!r} not found in {location}.",
+                                 f"Available: {sorted(p.name for p in location.glob('*/card.json'))}"
+                                 if location.is_dir() else "Check the --model path.")
+    return path
+
+
+def load_artifact(location: Path, version: str | None = None) -> Artifact:
+    """Load and verify an artifact.
+
+    Raises:
+        ModelArtifactError: missing files, checksum mismatch (truncated or tampered),
+            an unknown format, or a model that needs types outside the trusted list.
+    """
+    import skops.io as sio
+
+    path = resolve_artifact_dir(location, version)
+    try:
+        card = json.loads((path / "card.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelArtifactError(f"{path / 'card.json'} is unreadable: {exc}.",
+                                 "Restore the artifact from version control or retrain.") from exc
+    if card.get("format") != ARTIFACT_FORMAT:
+        raise ModelArtifactError(f"{path}: unknown artifact format {card.get('format')!r}.",
+                                 f"This callcycle reads {ARTIFACT_FORMAT!r}; retrain with this version.")
+    taxonomy = taxonomy_from_dict(card["taxonomy"])
+    models: dict[str, Any] = {}
+    for task in taxonomy.tasks:
+        name = f"{task.name}.skops"
+        file = path / name
+        expected = card.get("files", {}).get(name)
+        if not file.is_file() or expected is None:
+            raise ModelArtifactError(f"{path}: model file {name} is missing.",
+                                     "The artifact is incomplete; restore it or retrain.")
+        data = file.read_bytes()
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise ModelArtifactError(
+                f"{file}: checksum mismatch; the file is truncated or was modified after training.",
+                "Refusing to load it. Restore the artifact from version control or retrain.",
+            )
+        try:
+            untrusted = sio.get_untrusted_types(data=data)
+        except Exception as exc:
+            raise ModelArtifactError(f"{file}: not a valid skops file ({exc}).", "Retrain the model.") from exc
+        unexpected = sorted(set(untrusted) - set(TRUSTED_TYPES))
+        if unexpected:
+            raise ModelArtifactError(f"{file} contains types callcycle does not trust: {unexpected}.",
+                                     "Refusing to load it; retrain with callcycle.")
+        try:
+            models[task.name] = sio.loads(data, trusted=list(TRUSTED_TYPES))
+        except Exception as exc:
+            raise ModelArtifactError(f"{file}: cannot be loaded ({exc}).",
+                                     "It may come from an incompatible scikit-learn; retrain.") from exc
+    return Artifact(path=path, version=str(card.get("version", path.name)), taxonomy=taxonomy,
+                    models=models, card=card)

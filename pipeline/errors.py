@@ -1,0 +1,85 @@
+"""Errors with messages that tell the user what happened and what to do next."""
+
+from __future__ import annotations
+
+__all__ = [
+    "PipelineError",
+    "InputError",
+    "AudioDecodeError",
+    "EmptyAudioError",
+    "TranscriptFormatError",
+    "TranscriptionError",
+    "ModelArtifactError",
+    "LabelDataError",
+    "TaxonomyError",
+]
+
+
+class PipelineError(Exception):
+    """Base class for every error callcycle raises on purpose.
+
+    Attributes:
+        message: what went wrong, in plain words.
+        hint: what the user can do about it.
+        step: the pipeline step that failed (``ingest``, ``decode``, ``transcribe`` ...).
+    """
+
+    step = "pipeline"
+
+    def __init__(self, message: str, hint: str = "", *, step: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if step is not None:
+            self.step = step
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}".strip() if self.hint else self.message
+
+
+class InputError(PipelineError):
+    """An input path is missing, unreadable or of an unsupported kind."""
+
+    step = "ingest"
+
+
+class AudioDecodeError(PipelineError):
+    """The file could not be decoded as audio."""
+
+    step = "decode"
+
+
+class EmptyAudioError(PipelineError):
+    """The audio decoded but holds no usable speech (empty, too short or silent)."""
+
+    step = "decode"
+
+
+class TranscriptFormatError(PipelineError):
+    """A transcript file (JSON, VTT, SRT, text) is malformed."""
+
+    step = "parse"
+
+
+class TranscriptionError(PipelineError):
+    """The speech recogniser failed or could not be loaded."""
+
+    step = "transcribe"
+
+
+class ModelArtifactError(PipelineError):
+    """A classifier artifact is missing, corrupt, tampered with or incompatible."""
+
+    step = "classify"
+
+
+class LabelDataError(PipelineError):
+    """Labelled data does not follow the taxonomy or the file format."""
+
+    step = "labels"
+
+
+class TaxonomyError(PipelineError):
+    """The taxonomy file is malformed."""
+
+    step = "labels"

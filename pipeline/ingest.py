@@ -1,0 +1,198 @@
+"""Find input files, fingerprint them and attach call metadata.
+
+Inputs may be files, folders (searched recursively) or glob patterns. Each file
+becomes a :class:`~pipeline.schema.Source` keyed by the sha256 of its bytes.
+Call metadata (rep, customer, date) comes from a ``calls.csv`` sidecar next to the
+inputs (columns ``path,rep,customer,date``; ``path`` relative to the CSV) or, failing
+that, from file names of the form ``YYYY-MM-DD__rep__customer__anything.ext``.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import logging
+from datetime import date
+from pathlib import Path
+
+from pipeline.errors import InputError
+from pipeline.schema import CallMetadata, Source
+
+__all__ = [
+    "AUDIO_FORMATS",
+    "TRANSCRIPT_FORMATS",
+    "SIDECAR_NAME",
+    "discover_inputs",
+    "describe_source",
+    "file_sha256",
+    "read_sidecar",
+    "metadata_from_name",
+]
+
+logger = logging.getLogger("callcycle.ingest")
+
+AUDIO_FORMATS = frozenset({"wav", "flac", "mp3", "m4a", "ogg", "opus", "webm", "aac", "wma"})
+TRANSCRIPT_FORMATS = frozenset({"json", "vtt", "srt", "txt"})
+SIDECAR_NAME = "calls.csv"
+_HASH_CHUNK = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    """Return the hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _parse_date(value: str) -> date | None:
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
+    """Read a ``calls.csv`` sidecar into ``{resolved file path: metadata}``.
+
+    Rows with a missing path are skipped with a warning; an unparseable date becomes
+    ``None``. A file that is not a readable CSV raises :class:`InputError`.
+    """
+    result: dict[Path, CallMetadata] = {}
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or "path" not in reader.fieldnames:
+                raise InputError(
+                    f"{csv_path} has no 'path' column.",
+                    "A calls.csv sidecar needs the header: path,rep,customer,date",
+                )
+            for line_no, row in enumerate(reader, start=2):
+                rel = (row.get("path") or "").strip()
+                if not rel:
+                    logger.warning("%s line %d: empty path, row skipped", csv_path, line_no)
+                    continue
+                meta = CallMetadata(
+                    rep=(row.get("rep") or "").strip() or None,
+                    customer=(row.get("customer") or "").strip() or None,
+                    call_date=_parse_date(row.get("date") or ""),
+                )
+                result[(csv_path.parent / rel).resolve()] = meta
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(
+            f"Cannot read the metadata sidecar {csv_path}: {exc}.",
+            "Save it as UTF-8 CSV with the header path,rep,customer,date.",
+        ) from exc
+    return result
+
+
+def metadata_from_name(path: Path) -> CallMetadata:
+    """Metadata from the ``YYYY-MM-DD__rep__customer__rest.ext`` naming convention."""
+    parts = path.stem.split("__")
+    if len(parts) >= 3:
+        call_date = _parse_date(parts[0])
+        if call_date is not None:
+            return CallMetadata(rep=parts[1] or None, customer=parts[2] or None, call_date=call_date)
+    return CallMetadata()
+
+
+def _expand(spec: str) -> list[Path]:
+    path = Path(spec)
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file())
+    if path.exists():
+        return [path]
+    matches = sorted(Path(p) for p in glob.glob(spec, recursive=True))
+    if not matches:
+        raise InputError(
+            f"No input matches {spec!r}.",
+            "Pass an existing file, a folder or a quoted glob such as 'calls/**/*.wav'.",
+        )
+    return [p for p in matches if p.is_file()]
+
+
+def describe_source(path: Path, metadata: CallMetadata | None = None) -> Source:
+    """Fingerprint one input file.
+
+    Raises:
+        InputError: the file is unreadable or its extension is not a supported format.
+    """
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt in AUDIO_FORMATS:
+        kind = "audio"
+    elif fmt in TRANSCRIPT_FORMATS:
+        kind = "transcript"
+    else:
+        raise InputError(
+            f"{path.name}: unsupported file type '.{fmt}'.",
+            f"Use audio ({', '.join(sorted(AUDIO_FORMATS))}) or transcripts "
+            f"({', '.join(sorted(TRANSCRIPT_FORMATS))}).",
+        )
+    try:
+        size = path.stat().st_size
+        sha = file_sha256(path)
+    except OSError as exc:
+        raise InputError(f"Cannot read {path}: {exc.strerror}.", "Check the path and permissions.") from exc
+    return Source(
+        path=str(path),
+        kind=kind,  # type: ignore[arg-type]
+        fmt=fmt,
+        sha256=sha,
+        size_bytes=size,
+        call_id=path.stem,
+        metadata=metadata or metadata_from_name(path),
+    )
+
+
+def discover_inputs(inputs: list[str] | list[Path]) -> tuple[list[Source], list[tuple[str, InputError]]]:
+    """Expand inputs into sources, skipping sidecars and files of unknown type quietly.
+
+    Files given explicitly with an unsupported type are reported as errors; files of
+    unknown type found while walking a folder (READMEs, scripts) are ignored.
+
+    Returns:
+        ``(sources, errors)``: sources sorted by path, and ``(path, error)`` pairs for
+        inputs that could not be used. Duplicate paths appear once.
+    """
+    sidecars: dict[Path, CallMetadata] = {}
+    sources: list[Source] = []
+    errors: list[tuple[str, InputError]] = []
+    seen: set[Path] = set()
+    candidates: list[tuple[Path, bool]] = []
+    for spec in inputs:
+        spec_path = Path(spec)
+        try:
+            files = _expand(str(spec))
+        except InputError as exc:
+            errors.append((str(spec), exc))
+            continue
+        explicit = spec_path.is_file()
+        for file in files:
+            candidates.append((file, explicit))
+            sidecar = file.parent / SIDECAR_NAME
+            if sidecar.is_file() and sidecar.resolve() not in seen:
+                seen.add(sidecar.resolve())
+                try:
+                    sidecars.update(read_sidecar(sidecar))
+                except InputError as exc:
+                    errors.append((str(sidecar), exc))
+    done: set[Path] = set()
+    for file, explicit in candidates:
+        resolved = file.resolve()
+        if resolved in done or file.name == SIDECAR_NAME or file.name.startswith("."):
+            continue
+        done.add(resolved)
+        fmt = file.suffix.lower().lstrip(".")
+        if not explicit and fmt not in AUDIO_FORMATS | TRANSCRIPT_FORMATS:
+            continue
+        try:
+            sources.append(describe_source(file, sidecars.get(resolved)))
+        except InputError as exc:
+            errors.append((str(file), exc))
+    sources.sort(key=lambda s: s.path)
+    return sources, errors

@@ -1,0 +1,280 @@
+"""The taxonomy as data, and labelled rows checked against it.
+
+``labels/taxonomy.toml`` names each task, its labels and their definitions; code reads
+label sets from it, so a team can swap in another taxonomy without code changes.
+Labelled rows live in JSON Lines (or CSV) files with at least ``id``, ``text`` and one
+column per task; ``group`` (conversation or template id) keeps related rows together in
+cross-validation and in the fixed held-out split.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import LabelDataError, TaxonomyError
+
+__all__ = [
+    "Task",
+    "Taxonomy",
+    "LabelledRow",
+    "load_taxonomy",
+    "read_rows",
+    "load_labelled",
+    "validate_rows",
+    "data_hash",
+    "is_holdout",
+    "normalise_text",
+    "find_near_duplicates",
+    "HOLDOUT_PERCENT",
+]
+
+#: Percentage of groups (by a hash of the group id) in the fixed held-out split.
+HOLDOUT_PERCENT = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One classification task.
+
+    Attributes:
+        name: column name of the task in labelled data (``stage``).
+        role: ``stage`` or ``talk_action``: what the call scores use it for.
+        labels: the label set, in display order.
+        definitions: label -> definition text.
+        positive: for the talk/action role, the label that counts as doing work.
+        neutral: for the stage role, the label excluded from action share.
+    """
+
+    name: str
+    role: str
+    labels: tuple[str, ...]
+    definitions: dict[str, str] = field(default_factory=dict)
+    positive: str | None = None
+    neutral: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Taxonomy:
+    """A named, versioned set of tasks."""
+
+    name: str
+    version: str
+    tasks: tuple[Task, ...]
+
+    def task(self, name: str) -> Task:
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise TaxonomyError(f"The taxonomy has no task {name!r}.",
+                            f"Tasks: {[t.name for t in self.tasks]}.")
+
+    def by_role(self, role: str) -> Task:
+        for task in self.tasks:
+            if task.role == role:
+                return task
+        raise TaxonomyError(f"The taxonomy has no task with role {role!r}.",
+                            "Give one task role = 'stage' and one role = 'talk_action'.")
+
+
+def load_taxonomy(path: Path) -> Taxonomy:
+    """Read and check a taxonomy TOML file.
+
+    Raises:
+        TaxonomyError: missing file, bad TOML, or a task without labels or roles.
+    """
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise TaxonomyError(f"Taxonomy file {path} not found.",
+                            "Pass --taxonomy with the path of a taxonomy TOML file.") from exc
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise TaxonomyError(f"Cannot read taxonomy {path}: {exc}.", "Fix the TOML syntax.") from exc
+    raw_tasks = data.get("tasks")
+    if not isinstance(raw_tasks, dict) or not raw_tasks:
+        raise TaxonomyError(f"{path}: no [tasks.<name>] tables.", "Define at least one task with labels.")
+    tasks: list[Task] = []
+    for name, spec in raw_tasks.items():
+        labels = spec.get("labels") if isinstance(spec, dict) else None
+        if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels):
+            raise TaxonomyError(f"{path}: task {name!r} needs a 'labels' list of at least two strings.",
+                                "Example: labels = [\"align\", \"act\", \"adjust\", \"other\"]")
+        if len(set(labels)) != len(labels):
+            raise TaxonomyError(f"{path}: task {name!r} repeats a label.", "Make every label unique.")
+        role = spec.get("role", name)
+        positive, neutral = spec.get("positive"), spec.get("neutral")
+        for key, value in (("positive", positive), ("neutral", neutral)):
+            if value is not None and value not in labels:
+                raise TaxonomyError(f"{path}: task {name!r}: {key} = {value!r} is not one of its labels.",
+                                    f"Use one of {labels}.")
+        if role == "talk_action" and positive is None:
+            raise TaxonomyError(f"{path}: task {name!r} has role talk_action but no 'positive' label.",
+                                "Name the label that counts as action, e.g. positive = \"action\".")
+        tasks.append(Task(name=name, role=role, labels=tuple(labels),
+                          definitions=dict(spec.get("definitions", {})), positive=positive,
+                          neutral=neutral))
+    return Taxonomy(name=str(data.get("name", Path(path).stem)), version=str(data.get("version", "1")),
+                    tasks=tuple(tasks))
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledRow:
+    """One labelled text with provenance.
+
+    Attributes:
+        id: unique id.
+        text: the segment text.
+        labels: task name -> label.
+        group: conversation/template id; rows of one group never straddle a split.
+        source: the file the row came from.
+        meta: every other column (situation, style, speaker_role, origin ...).
+    """
+
+    id: str
+    text: str
+    labels: dict[str, str]
+    group: str
+    source: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Read a JSONL or CSV file into dicts, with line numbers in errors."""
+    path = Path(path)
+    rows: list[dict[str, Any]] = []
+    try:
+        if path.suffix.lower() == ".csv":
+            with open(path, newline="", encoding="utf-8-sig") as handle:
+                rows = [dict(r) for r in csv.DictReader(handle)]
+        else:
+            with open(path, encoding="utf-8") as handle:
+                for line_no, line in enumerate(handle, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        obj = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise LabelDataError(f"{path}:{line_no}: invalid JSON ({exc.msg}).",
+                                             "Each line must be one JSON object.") from exc
+                    if not isinstance(obj, dict):
+                        raise LabelDataError(f"{path}:{line_no}: not a JSON object.",
+                                             "Each line must be one JSON object.")
+                    obj.setdefault("_line", line_no)
+                    rows.append(obj)
+    except FileNotFoundError as exc:
+        raise LabelDataError(f"Labelled file {path} not found.", "Check the path.") from exc
+    except UnicodeDecodeError as exc:
+        raise LabelDataError(f"{path}: not UTF-8.", "Re-save the file as UTF-8.") from exc
+    return rows
+
+
+def validate_rows(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: str,
+                  tasks: tuple[str, ...] | None = None) -> list[LabelledRow]:
+    """Check raw rows against the taxonomy; collect every problem before failing.
+
+    Raises:
+        LabelDataError: listing (up to 20) problems: missing or empty text, unknown labels,
+            duplicate ids.
+    """
+    wanted = tasks or tuple(t.name for t in taxonomy.tasks)
+    problems: list[str] = []
+    rows: list[LabelledRow] = []
+    seen: set[str] = set()
+    for n, obj in enumerate(raw, start=1):
+        where = f"{source}:{obj.get('_line', n)}"
+        text = obj.get("text")
+        if not isinstance(text, str) or not text.strip():
+            problems.append(f"{where}: empty or missing 'text'")
+            continue
+        row_id = str(obj.get("id") or f"{Path(source).stem}-{n}")
+        if row_id in seen:
+            problems.append(f"{where}: duplicate id {row_id!r}")
+            continue
+        seen.add(row_id)
+        labels: dict[str, str] = {}
+        for task_name in wanted:
+            task = taxonomy.task(task_name)
+            value = obj.get(task_name)
+            if value is None or value == "":
+                problems.append(f"{where}: missing label for {task_name!r}")
+                continue
+            if value not in task.labels:
+                problems.append(f"{where}: unknown {task_name} label {value!r} (allowed: {', '.join(task.labels)})")
+                continue
+            labels[task_name] = str(value)
+        meta = {k: v for k, v in obj.items() if k not in {"id", "text", "group", "_line", *wanted}}
+        rows.append(LabelledRow(id=row_id, text=text.strip(), labels=labels,
+                                group=str(obj.get("group") or row_id), source=source, meta=meta))
+    if problems:
+        shown = "\n  ".join(problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise LabelDataError(f"{len(problems)} problem(s) in labelled data:\n  {shown}{more}",
+                             "Fix these rows; nothing was loaded.")
+    return rows
+
+
+def load_labelled(paths: list[Path], taxonomy: Taxonomy) -> list[LabelledRow]:
+    """Load and validate labelled files (JSONL or CSV); ids must be unique across files."""
+    rows: list[LabelledRow] = []
+    for path in paths:
+        rows.extend(validate_rows(read_rows(path), taxonomy, str(path)))
+    ids = [r.id for r in rows]
+    if len(ids) != len(set(ids)):
+        dupes = sorted({i for i in ids if ids.count(i) > 1})[:10]
+        raise LabelDataError(f"Duplicate ids across files: {dupes}.", "Give every row a unique id.")
+    return rows
+
+
+def data_hash(rows: list[LabelledRow]) -> str:
+    """sha256 over ids, texts and labels in id order: identifies the training data."""
+    digest = hashlib.sha256()
+    for row in sorted(rows, key=lambda r: r.id):
+        digest.update(json.dumps([row.id, row.text, sorted(row.labels.items()), row.group]).encode())
+    return digest.hexdigest()
+
+
+def is_holdout(group: str, percent: int = HOLDOUT_PERCENT) -> bool:
+    """Fixed held-out membership from a hash of the group id (stable across runs and machines)."""
+    return int(hashlib.sha256(group.encode("utf-8")).hexdigest()[:8], 16) % 100 < percent
+
+
+_FILLERS = re.compile(r"\b(um+|uh+|erm|er|ah|like|you know|i mean|so yeah|yeah)\b")
+_NON_WORD = re.compile(r"[^a-z0-9' ]+")
+
+
+def normalise_text(text: str) -> str:
+    """Lower case, no punctuation or fillers, single spaces: used to spot near-duplicates."""
+    lowered = _NON_WORD.sub(" ", text.lower())
+    return " ".join(_FILLERS.sub(" ", lowered).split())
+
+
+def find_near_duplicates(rows: list[LabelledRow], threshold: float = 0.9) -> list[tuple[int, int, float]]:
+    """Pairs ``(kept, dropped, similarity)`` of rows whose normalised texts are near-identical.
+
+    Similarity is the cosine of character 3–5-gram TF-IDF vectors of the normalised text;
+    each row is compared with every earlier row and the later one of a pair is dropped.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    if len(rows) < 2:
+        return []
+    texts = [normalise_text(r.text) or r.text.lower() for r in rows]
+    matrix = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5)).fit_transform(texts)
+    pairs: list[tuple[int, int, float]] = []
+    dropped: set[int] = set()
+    block = 1024
+    for begin in range(0, len(rows), block):
+        sims = (matrix[begin : begin + block] @ matrix.T).tocoo()
+        for i, j, value in zip(sims.row, sims.col, sims.data):
+            a = begin + int(i)
+            b = int(j)
+            if b < a and value >= threshold and a not in dropped and b not in dropped:
+                dropped.add(a)
+                pairs.append((b, a, float(value)))
+    return pairs

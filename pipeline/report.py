@@ -1,0 +1,100 @@
+"""Read scored calls back and present them: the terminal summary table.
+
+Reports read the Parquet datasets; they never recompute scores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipeline import store
+
+__all__ = ["load_call_rows", "load_error_rows", "verdict", "render_summary", "render_errors"]
+
+
+def load_call_rows(out_dir: Path) -> list[dict[str, Any]]:
+    """Rows of the ``calls`` dataset as dicts, sorted by date then call id.
+
+    When a call was scored under several versions, only the newest row is kept.
+    """
+    rows = store.read_dataset(out_dir, "calls").to_pylist()
+    newest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        key = row["source_sha256"]
+        if key not in newest or row["processed_at"] > newest[key]["processed_at"]:
+            newest[key] = row
+    return sorted(newest.values(), key=lambda r: (str(r["call_date"] or ""), r["call_id"]))
+
+
+def load_error_rows(out_dir: Path) -> list[dict[str, Any]]:
+    """Rows of the ``errors`` dataset, oldest first."""
+    return sorted(store.read_dataset(out_dir, "errors").to_pylist(), key=lambda r: r["occurred_at"])
+
+
+def verdict(action_share: float | None) -> str:
+    """Plain-language reading of a call's action share."""
+    if action_share is None:
+        return "no work discussed"
+    if action_share >= 0.35:
+        return "moves work forward"
+    if action_share >= 0.15:
+        return "some commitments"
+    return "mostly talk"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+def render_summary(rows: list[dict[str, Any]], console: Any = None) -> None:
+    """Print the scored-calls table (rich)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    if not rows:
+        console.print("[yellow]No scored calls found.[/] Run `callcycle run` first.")
+        return
+    table = Table(title=f"Scored calls ({len(rows)})", header_style="bold", pad_edge=False,
+                  caption="action: green = moves work forward (≥35%), yellow = some commitments, "
+                          "red = mostly talk. mix = % of speech in align/act/adjust/other.")
+    table.add_column("call", overflow="fold", min_width=12)
+    table.add_column("rep", overflow="fold", max_width=10)
+    table.add_column("date", no_wrap=True)
+    table.add_column("min", justify="right", no_wrap=True)
+    table.add_column("action", justify="right", no_wrap=True)
+    table.add_column("talk:act", justify="right", no_wrap=True)
+    table.add_column("mix al/ac/ad/ot", justify="right", no_wrap=True)
+    table.add_column("cycle", overflow="fold", min_width=8)
+    colours = {"moves work forward": "green", "some commitments": "yellow", "mostly talk": "red"}
+    for r in rows:
+        shares = dict(r["stage_shares"] or [])
+        ratio = r["talk_action_ratio"]
+        present = r["stages_present"] or []
+        cycle = "complete" if r["cycle_complete"] else ("open loop" if "adjust" not in present else "partial")
+        minutes = (r["audio_duration_s"] or r["speech_s"] or 0) / 60
+        mix = "/".join(f"{100 * v:.0f}" for v in shares.values())
+        colour = colours.get(verdict(r["action_share"]), "dim")
+        table.add_row(
+            r["call_id"], r["rep"] or "—", str(r["call_date"] or "—"), f"{minutes:.1f}",
+            f"[{colour}]{_pct(r['action_share'])}[/]", "—" if ratio is None else f"{ratio:.1f}",
+            mix, cycle,
+        )
+    console.print(table)
+
+
+def render_errors(rows: list[dict[str, Any]], console: Any = None) -> None:
+    """Print recorded failures with what to do about each."""
+    from rich.console import Console
+    from rich.table import Table
+
+    if not rows:
+        return
+    console = console or Console()
+    table = Table(title=f"Failed inputs ({len(rows)})", header_style="bold red", show_lines=False)
+    for col in ("file", "step", "error", "what to do"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(Path(r["source_path"]).name, r["step"], r["message"], r["hint"] or "")
+    console.print(table)

@@ -1,0 +1,201 @@
+"""Merge channel transcripts into speaker turns and split turns into segments.
+
+A segment is one sentence of a turn (found by a ``spacy.blank("en")`` sentencizer, and
+at long pauses between words when the recogniser gave no punctuation); fragments
+shorter than ``min_segment_words`` are merged into a neighbour so a lone "okay." does
+not become a row of its own unless it is a whole turn.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from pipeline.config import SegmentationConfig
+from pipeline.schema import AsrPiece, Segment, Turn
+
+__all__ = [
+    "build_sentencizer",
+    "pieces_to_turns",
+    "segment_turns",
+    "looks_like_question",
+    "speaker_for_channel",
+]
+
+_QUESTION_START = re.compile(
+    r"^(?:so |and |but |okay |ok |um |uh |well )*(who|what|when|where|why|how|which|whose|"
+    r"can|could|would|will|should|shall|do|does|did|is|are|was|were|have|has|had|may|might|"
+    r"any|anything|is there|are there)\b",
+    re.IGNORECASE,
+)
+#: A pause between words longer than this ends a sentence when there is no punctuation.
+_PAUSE_SPLIT_S = 0.8
+
+
+def build_sentencizer() -> Any:
+    """A blank English spaCy pipeline with a rule-based sentencizer (no downloads)."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    return nlp
+
+
+def looks_like_question(text: str) -> bool:
+    """True for a question mark, or a question-shaped opening when punctuation is missing."""
+    stripped = text.strip()
+    if not stripped:
+        return False
+    if stripped.endswith("?"):
+        return True
+    if stripped[-1] in ".!":
+        return False
+    return bool(_QUESTION_START.match(stripped))
+
+
+def speaker_for_channel(channel: int, channel_speakers: Sequence[str], n_channels: int,
+                        mono_speaker: str = "mixed") -> str:
+    """Name of the speaker on a channel: the configured role, ``mixed`` for mono files."""
+    if n_channels == 1:
+        return mono_speaker
+    if channel < len(channel_speakers):
+        return channel_speakers[channel]
+    return f"channel_{channel}"
+
+
+def pieces_to_turns(pieces: Sequence[AsrPiece], speakers: dict[int, str],
+                    max_gap_s: float = 1.0) -> list[Turn]:
+    """Join time-ordered ASR pieces into turns.
+
+    Consecutive pieces on the same channel, closer than ``max_gap_s`` and not
+    interrupted by another channel's speech, become one turn.
+    """
+    ordered = sorted(pieces, key=lambda p: (p.start_s, p.channel))
+    turns: list[Turn] = []
+    group: list[AsrPiece] = []
+
+    def flush() -> None:
+        if not group:
+            return
+        words = tuple(w for p in group for w in p.words)
+        total = sum(max(p.end_s - p.start_s, 1e-3) for p in group)
+        conf = sum(p.confidence * max(p.end_s - p.start_s, 1e-3) for p in group) / total
+        turns.append(
+            Turn(
+                speaker=speakers.get(group[0].channel, f"channel_{group[0].channel}"),
+                channel=group[0].channel,
+                start_s=group[0].start_s,
+                end_s=max(p.end_s for p in group),
+                text=" ".join(p.text.strip() for p in group),
+                confidence=conf,
+                words=words,
+            )
+        )
+        group.clear()
+
+    for piece in ordered:
+        if group and (piece.channel != group[-1].channel or piece.start_s - group[-1].end_s > max_gap_s):
+            flush()
+        group.append(piece)
+    flush()
+    return turns
+
+
+def _word_char_spans(words: Sequence[tuple[str, float, float, float]]) -> tuple[str, list[int]]:
+    """Rebuild text from words, returning it and each word's start offset."""
+    offsets: list[int] = []
+    parts: list[str] = []
+    pos = 0
+    for word, *_ in words:
+        offsets.append(pos)
+        parts.append(word)
+        pos += len(word) + 1
+    return " ".join(parts), offsets
+
+
+def _split_points(text: str, nlp: Any) -> list[tuple[int, int]]:
+    doc = nlp(text)
+    return [(s.start_char, s.end_char) for s in doc.sents if s.text.strip()]
+
+
+def _pause_splits(words: Sequence[tuple[str, float, float, float]], offsets: list[int],
+                  spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Further split sentence spans at long pauses between words."""
+    cuts = {offsets[i] for i in range(1, len(words)) if words[i][1] - words[i - 1][2] > _PAUSE_SPLIT_S}
+    result: list[tuple[int, int]] = []
+    for start, end in spans:
+        inner = sorted(c for c in cuts if start < c < end)
+        bounds = [start, *inner, end]
+        result.extend((a, b) for a, b in zip(bounds, bounds[1:]) if b > a)
+    return result
+
+
+def _merge_short(spans: list[tuple[int, int]], text: str, min_words: int) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for span in spans:
+        n_words = len(text[span[0] : span[1]].split())
+        if merged and n_words < min_words:
+            merged[-1] = (merged[-1][0], span[1])
+        elif merged and len(text[merged[-1][0] : merged[-1][1]].split()) < min_words:
+            merged[-1] = (merged[-1][0], span[1])
+        else:
+            merged.append(span)
+    return merged
+
+
+def segment_turns(turns: Sequence[Turn], call_id: str, nlp: Any,
+                  config: SegmentationConfig | None = None) -> list[Segment]:
+    """Split each turn into sentence segments with their own timings.
+
+    With word timestamps, a segment spans its first word's start to its last word's
+    end; otherwise the turn's time is shared out by character count.
+
+    Args:
+        turns: speaker turns in time order.
+        call_id: stamped on every segment.
+        nlp: a pipeline from :func:`build_sentencizer` (built once, reused).
+        config: segmentation options.
+    """
+    cfg = config or SegmentationConfig()
+    segments: list[Segment] = []
+    for turn_index, turn in enumerate(turns):
+        if turn.words:
+            text, offsets = _word_char_spans(turn.words)
+            spans = _pause_splits(turn.words, offsets, _split_points(text, nlp))
+        else:
+            text, offsets = turn.text, []
+            spans = _split_points(text, nlp)
+        spans = _merge_short(spans, text, cfg.min_segment_words) or [(0, len(text))]
+        for start_char, end_char in spans:
+            piece = text[start_char:end_char].strip()
+            if not piece:
+                continue
+            if turn.words:
+                idx = [i for i, off in enumerate(offsets) if start_char <= off < end_char]
+                start_s = turn.words[idx[0]][1] if idx else turn.start_s
+                end_s = turn.words[idx[-1]][2] if idx else turn.end_s
+                probs = [turn.words[i][3] for i in idx]
+                confidence = sum(probs) / len(probs) if probs else turn.confidence
+            else:
+                span = max(turn.end_s - turn.start_s, 0.0)
+                length = max(len(text), 1)
+                start_s = turn.start_s + span * start_char / length
+                end_s = turn.start_s + span * end_char / length
+                confidence = turn.confidence
+            segments.append(
+                Segment(
+                    call_id=call_id,
+                    index=len(segments),
+                    turn_index=turn_index,
+                    speaker=turn.speaker,
+                    channel=turn.channel,
+                    start_s=round(float(start_s), 3),
+                    end_s=round(float(max(end_s, start_s)), 3),
+                    text=piece,
+                    confidence=None if confidence is None else float(confidence),
+                    timing_estimated=turn.timing_estimated,
+                    is_question=looks_like_question(piece),
+                )
+            )
+    return segments
