@@ -92,6 +92,9 @@ def load_audio(path: Path, *, max_duration_s: float | None = None) -> AudioData:
     """
     import av
 
+    if path.stat().st_size == 0:
+        raise EmptyAudioError(f"{path.name}: the file is empty (0 bytes).",
+                              "The upload or export failed; fetch the recording again.")
     container = _open(path)
     try:
         stream = container.streams.audio[0]

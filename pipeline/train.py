@@ -171,19 +171,29 @@ def _select(task: str, rows: list[LabelledRow], config: TrainConfig,
     oof: dict[str, np.ndarray] = {n: np.empty(len(rows), dtype=object) for n in candidates}
     oof_proba: dict[str, list[tuple[np.ndarray, np.ndarray, list[str]]]] = {n: [] for n in candidates}
     fold_scores: dict[str, list[float]] = {n: [] for n in candidates}
+    skipped: dict[str, str] = {}
     for fold, (tr, te) in enumerate(cv.split(texts, y, groups)):
         features = build_feature_union()
         x_tr = features.fit_transform(texts[tr])
         x_te = features.transform(texts[te])
         for name, estimator in candidates.items():
-            model = clone(estimator).fit(x_tr, y[tr])
+            if name in skipped:
+                continue
+            try:
+                model = clone(estimator).fit(x_tr, y[tr])
+            except ValueError as exc:  # e.g. too few rows of a class for the SVM's calibration folds
+                skipped[name] = str(exc)
+                continue
             pred = model.predict(x_te)
             oof[name][te] = pred
             oof_proba[name].append((te, model.predict_proba(x_te), [str(c) for c in model.classes_]))
             fold_scores[name].append(float(f1_score(y[te], pred, average="macro")))
         progress(f"{task}: fold {fold + 1}/{config.folds} done")
     summary = {n: {"macro_f1_mean": float(np.mean(s)), "macro_f1_std": float(np.std(s)),
-                   "folds": s} for n, s in fold_scores.items()}
+                   "folds": s} for n, s in fold_scores.items() if n not in skipped}
+    if not summary:
+        raise LabelDataError(f"Task {task!r}: no model family could be fitted ({skipped}).",
+                             "Add labelled rows for the rare labels.")
     best = max(summary, key=lambda n: (round(summary[n]["macro_f1_mean"], 4), n.startswith("logreg")))
     labels = sorted(set(y))
     proba = np.zeros((len(rows), len(labels)))

@@ -1,0 +1,123 @@
+"""Shared fixtures: real audio made with espeak-ng/numpy/PyAV, the shipped model, a Prefect harness."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+
+ROOT = Path(__file__).resolve().parents[1]
+REALDATA = ROOT.parent / "shared" / "realdata"
+MODELS = ROOT / "models"
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Word-level Levenshtein distance / reference length, on lower-cased words without punctuation."""
+    norm = lambda s: re.sub(r"[^a-z0-9' ]+", " ", s.lower()).split()  # noqa: E731
+    ref, hyp = norm(reference), norm(hypothesis)
+    dist = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, start=1):
+        prev, dist[0] = dist[0], i
+        for j, h in enumerate(hyp, start=1):
+            cur = min(dist[j] + 1, dist[j - 1] + 1, prev + (r != h))
+            prev, dist[j] = dist[j], cur
+    return dist[len(hyp)] / max(1, len(ref))
+
+
+def espeak_wav(text: str, path: Path, voice: str = "en-us", speed: int = 150) -> Path:
+    """Synthesize ``text`` to a WAV file with espeak-ng (skips the test if it is missing)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(path), text], check=True)
+    return path
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path)) as w:
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+        return data.reshape(-1, w.getnchannels()).T.copy(), w.getframerate()
+
+
+def write_wav(path: Path, channels: np.ndarray, rate: int) -> Path:
+    """Write int16 or float channels (shape ``(n_channels, n)``) as a PCM WAV."""
+    data = channels
+    if data.dtype != np.int16:
+        data = (np.clip(data, -1, 1) * 32767).astype(np.int16)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(data.shape[0])
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(data.T.tobytes())
+    return path
+
+
+@pytest.fixture(scope="session")
+def realdata() -> Path:
+    if not REALDATA.is_dir():
+        pytest.skip(f"shared real data not found at {REALDATA}")
+    return REALDATA
+
+
+@pytest.fixture(scope="session")
+def artifact():
+    from pipeline.artifacts import load_artifact
+
+    return load_artifact(MODELS)
+
+
+@pytest.fixture(scope="session")
+def asr_model():
+    from pipeline.config import AsrConfig
+    from pipeline.transcribe import load_asr_model
+
+    return load_asr_model(AsrConfig())
+
+
+@pytest.fixture(scope="session")
+def nlp():
+    from pipeline.turns import build_sentencizer
+
+    return build_sentencizer()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def two_speaker_stereo(tmp_path_factory) -> tuple[Path, list[tuple[int, str]]]:
+    """A stereo call: rep on the left channel, customer on the right, alternating turns."""
+    tmp = tmp_path_factory.mktemp("stereo")
+    script = [
+        (0, "Thanks for making time today. What does success look like for your team?"),
+        (1, "We need to cut our invoice processing time in half before the end of the year."),
+        (0, "I will send you the proposal and the pricing by Friday."),
+        (1, "Great. Please book a follow up call for next Tuesday morning."),
+    ]
+    rate = 22050
+    pieces = []
+    for i, (ch, text) in enumerate(script):
+        samples, rate = read_wav(espeak_wav(text, tmp / f"t{i}.wav", "en-us" if ch == 0 else "en-gb-x-rp"))
+        pieces.append((ch, samples[0]))
+    gap = np.zeros(int(0.6 * rate), dtype=np.int16)
+    left, right = [], []
+    for ch, samples in pieces:
+        silence = np.zeros_like(samples)
+        left += [samples if ch == 0 else silence, gap]
+        right += [samples if ch == 1 else silence, gap]
+    stereo = np.stack([np.concatenate(left), np.concatenate(right)])
+    return write_wav(tmp / "stereo_call.wav", stereo, rate), script

@@ -1,0 +1,165 @@
+"""Training writes verified artifacts; tampering is refused; promotion is guarded; taxonomies swap."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline.artifacts import current_version, load_artifact, save_artifact, set_current
+from pipeline.classify import predict_texts
+from pipeline.errors import LabelDataError, ModelArtifactError, TaxonomyError
+from pipeline.evaluate import evaluate_artifact, promote
+from pipeline.labels import load_labelled, load_taxonomy, read_rows, validate_rows
+from pipeline.train import TrainConfig, train_models
+
+ROOT = Path(__file__).resolve().parents[1]
+MINI = ROOT / "tests" / "fixtures" / "mini_labels.jsonl"
+FAST = TrainConfig(folds=2, holdout_percent=0, families=("logreg",), c_grid=(2.0,))
+
+
+@pytest.fixture(scope="module")
+def taxonomy():
+    return load_taxonomy(ROOT / "labels" / "taxonomy.toml")
+
+
+@pytest.fixture(scope="module")
+def mini_artifact(tmp_path_factory, taxonomy) -> Path:
+    rows = load_labelled([MINI], taxonomy)
+    result = train_models(rows, taxonomy, FAST, version="mini-1")
+    root = tmp_path_factory.mktemp("models")
+    save_artifact(root / "mini-1", result.models, result.card, result.card_markdown)
+    return root / "mini-1"
+
+
+def test_artifact_round_trip_and_card(mini_artifact: Path) -> None:
+    artifact = load_artifact(mini_artifact)
+    card = json.loads((mini_artifact / "card.json").read_text())
+    assert set(card["files"]) == {"stage.skops", "talk_action.skops"}
+    assert card["tasks"]["stage"]["labels"] == ["align", "act", "adjust", "other"]
+    assert len(card["data"]["hash"]) == 64
+    assert "scikit-learn" in card["libraries"]
+    assert "macro_f1" in card["tasks"]["talk_action"]["cross_validated"]
+    assert (mini_artifact / "card.md").read_text().startswith("# Model card: mini-1")
+    preds = predict_texts(artifact, ["I'll send you the signed contract by Friday."])
+    assert set(preds) == {"stage", "talk_action"}
+    assert sum(preds["stage"][0].probabilities.values()) == pytest.approx(1.0)
+
+
+def test_tampered_or_truncated_artifact_is_refused(mini_artifact: Path, tmp_path: Path) -> None:
+    for mutate, pattern in [
+        (lambda p: p.write_bytes(p.read_bytes()[:-100]), "checksum mismatch"),
+        (lambda p: p.write_bytes(p.read_bytes().replace(b"LogisticRegression", b"LogisticRegressiom", 1)),
+         "checksum mismatch"),
+        (lambda p: p.unlink(), "missing"),
+    ]:
+        copy = tmp_path / f"copy-{pattern.replace(' ', '-')}-{id(mutate)}"
+        shutil.copytree(mini_artifact, copy)
+        mutate(copy / "stage.skops")
+        with pytest.raises(ModelArtifactError, match=pattern):
+            load_artifact(copy)
+
+
+def test_untrusted_types_are_refused_even_with_valid_checksum(mini_artifact: Path, tmp_path: Path) -> None:
+    import hashlib
+
+    import skops.io as sio
+
+    copy = tmp_path / "evil"
+    shutil.copytree(mini_artifact, copy)
+    data = sio.dumps({"payload": Path("/etc/passwd")})  # a type outside the trusted list
+    (copy / "stage.skops").write_bytes(data)
+    card = json.loads((copy / "card.json").read_text())
+    card["files"]["stage.skops"] = hashlib.sha256(data).hexdigest()
+    (copy / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelArtifactError, match="does not trust"):
+        load_artifact(copy)
+
+
+def test_promotion_guard(tmp_path: Path, taxonomy) -> None:
+    rows = load_labelled([MINI], taxonomy)
+    good = train_models(rows, taxonomy, FAST, version="good")
+    save_artifact(tmp_path / "good", good.models, good.card, good.card_markdown)
+    # a model trained with every talk_action label flipped is worse on the same rows
+    flipped = [type(r)(r.id, r.text, {**r.labels, "talk_action": "talk" if r.labels["talk_action"] == "action"
+                                      else "action"}, r.group, r.source, r.meta) for r in rows]
+    bad = train_models(flipped, taxonomy, FAST, version="bad")
+    save_artifact(tmp_path / "bad", bad.models, bad.card, bad.card_markdown)
+    first = promote(tmp_path, "good", rows)
+    assert first.promoted and current_version(tmp_path) == "good"
+    refused = promote(tmp_path, "bad", rows)
+    assert not refused.promoted and "dropped" in refused.reason
+    assert current_version(tmp_path) == "good"
+    forced = promote(tmp_path, "bad", rows, force=True)
+    assert forced.promoted and current_version(tmp_path) == "bad"
+
+
+def test_missing_pointer_is_explained(tmp_path: Path) -> None:
+    with pytest.raises(ModelArtifactError, match="callcycle train --promote"):
+        load_artifact(tmp_path)
+
+
+def test_swapped_taxonomy_trains_and_scores_without_code_changes(tmp_path: Path) -> None:
+    """A Plan-Do-Check-Act taxonomy, mapped from the mini data, trains, loads and scores a call."""
+    toml = tmp_path / "pdca.toml"
+    toml.write_text('''name = "pdca"
+version = "1"
+[tasks.phase]
+role = "stage"
+labels = ["plan", "do", "check", "chat"]
+neutral = "chat"
+[tasks.move]
+role = "talk_action"
+labels = ["discuss", "commit"]
+positive = "commit"
+''')
+    tax = load_taxonomy(toml)
+    mapping = {"align": "plan", "act": "do", "adjust": "check", "other": "chat"}
+    raw = [{"id": r["id"], "text": r["text"], "group": r["group"], "phase": mapping[r["stage"]],
+            "move": "commit" if r["talk_action"] == "action" else "discuss"} for r in read_rows(MINI)]
+    rows = validate_rows(raw, tax, "pdca")
+    result = train_models(rows, tax, FAST, version="pdca-1")
+    save_artifact(tmp_path / "models" / "pdca-1", result.models, result.card, result.card_markdown)
+    set_current(tmp_path / "models", "pdca-1")
+    artifact = load_artifact(tmp_path / "models")
+    assert [t.name for t in artifact.taxonomy.tasks] == ["phase", "move"]
+
+    from pipeline.classify import classify_segments
+    from pipeline.schema import Segment
+    from pipeline.score import score_call
+
+    segs = [Segment("c", i, i, "rep", None, i * 3.0, i * 3.0 + 3, text, None, False, False)
+            for i, text in enumerate(["What is the goal for this quarter?", "I'll send the quote by Friday.",
+                                      "Last time the rollout slipped because nobody owned it."])]
+    score = score_call(classify_segments(artifact, segs), artifact.taxonomy)
+    assert set(score.stage_shares) == {"plan", "do", "check", "chat"}
+    assert score.action_share is not None
+    metrics = evaluate_artifact(artifact, rows)
+    assert set(metrics["tasks"]) == {"phase", "move"}
+
+
+@pytest.mark.parametrize("line,fragment", [
+    ('{"id": "x1", "text": "hello", "stage": "greeting", "talk_action": "talk"}', "unknown stage label 'greeting'"),
+    ('{"id": "x1", "text": "  ", "stage": "other", "talk_action": "talk"}', "empty or missing 'text'"),
+    ('{"id": "x1", "text": "hi", "stage": "other"}', "missing label for 'talk_action'"),
+    ('{"id": "x1", "text": "hi", "stage": "other", "talk_action": "talk"}\n'
+     '{"id": "x1", "text": "yo", "stage": "other", "talk_action": "talk"}', "duplicate id 'x1'"),
+    ('{"id": "x1", "text": "hi", "stage": "other", "talk_action": "talk"', "invalid JSON"),
+])
+def test_bad_label_files_are_rejected(tmp_path: Path, taxonomy, line: str, fragment: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(LabelDataError, match=fragment):
+        load_labelled([path], taxonomy)
+
+
+def test_bad_taxonomy_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text('[tasks.stage]\nlabels = ["only"]\n')
+    with pytest.raises(TaxonomyError, match="at least two"):
+        load_taxonomy(path)
+    path.write_text('[tasks.ta]\nrole = "talk_action"\nlabels = ["a", "b"]\n')
+    with pytest.raises(TaxonomyError, match="no 'positive'"):
+        load_taxonomy(path)

@@ -1,0 +1,97 @@
+"""Real Prefect flow runs over real inputs: scoring, errors recorded, reruns idempotent."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+
+from conftest import MODELS
+from flows import score_flow
+from flows.score_flow import run_scoring, score_calls
+from pipeline import store
+from pipeline.config import PipelineConfig, load_config
+
+
+@pytest.fixture()
+def inputs(tmp_path: Path, two_speaker_stereo) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(two_speaker_stereo[0], folder / "2026-11-03__dana__acme__stereo.wav")
+    (folder / "notes.json").write_text(json.dumps({"call_id": "notes-1", "turns": [
+        {"speaker": "Priya", "text": "What would a good outcome look like for your team this quarter?"},
+        {"speaker": "Tom", "text": "Honestly we just need the invoices out on time."},
+        {"speaker": "Priya", "text": "Okay. I'll send you a pilot plan by Thursday."},
+    ]}))
+    (folder / "broken.json").write_text("{ nope")
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "copy-of-notes.json").write_bytes((folder / "notes.json").read_bytes())
+    return folder
+
+
+def test_flow_scores_records_errors_and_reruns_idempotently(prefect_harness, inputs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    seen = []
+    summary = run_scoring([str(inputs)], out_dir=str(out), models=str(MODELS), on_result=seen.append)
+    status = {Path(o.path).name: o.status for o in summary.outcomes}
+    # files are taken in path order: the first of two identical files is scored, the other skipped
+    assert status == {"2026-11-03__dana__acme__stereo.wav": "scored", "copy-of-notes.json": "scored",
+                      "broken.json": "failed", "empty.wav": "failed", "notes.json": "skipped"}
+    assert "same bytes as" in next(o.message for o in summary.outcomes if o.status == "skipped")
+    assert len(seen) == 5
+
+    calls = ds.dataset(out / "calls").to_table().to_pylist()
+    assert {c["call_id"] for c in calls} == {"2026-11-03__dana__acme__stereo", "notes-1"}
+    stereo = next(c for c in calls if c["source_kind"] == "audio")
+    assert (stereo["rep"], stereo["customer"], str(stereo["call_date"])) == ("dana", "acme", "2026-11-03")
+    assert {s["speaker"] for s in stereo["speakers"]} == {"rep", "customer"}
+    assert stereo["asr_model"] == "bundled:tiny.en" and stereo["classifier_version"]
+    assert len(stereo["source_sha256"]) == 64
+    notes = next(c for c in calls if c["source_kind"] == "transcript")
+    assert notes["timing_estimated"] and notes["asr_model"] is None
+
+    errors = {Path(e["source_path"]).name: e for e in store.read_dataset(out, "errors").to_pylist()}
+    assert set(errors) == {"broken.json", "empty.wav"}
+    assert errors["broken.json"]["step"] == "parse" and "invalid JSON" in errors["broken.json"]["message"]
+    assert errors["empty.wav"]["step"] == "decode" and "0 bytes" in errors["empty.wav"]["message"]
+    assert errors["empty.wav"]["hint"]
+
+    n_segments = ds.dataset(out / "segments").count_rows()
+    again = run_scoring([str(inputs)], out_dir=str(out), models=str(MODELS))
+    assert again.count("scored") == 0 and again.count("skipped") == 3
+    assert ds.dataset(out / "segments").count_rows() == n_segments
+    assert ds.dataset(out / "calls").count_rows() == 2
+
+    (inputs / "broken.json").write_text(json.dumps({"turns": [{"speaker": "A", "text": "Fixed now, thanks."}]}))
+    third = run_scoring([str(inputs)], out_dir=str(out), models=str(MODELS))
+    assert third.count("scored") == 1
+    # the stale error for the old bytes stays as history; the new bytes are scored
+    assert ds.dataset(out / "calls").count_rows() == 3
+
+
+def test_tasks_are_thin_wrappers(tmp_path: Path) -> None:
+    """The discover task called with .fn() is the library function."""
+    (tmp_path / "a.vtt").write_text("WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nhi\n")
+    sources, errors = score_flow.discover_task.fn([str(tmp_path)])
+    assert [s.fmt for s in sources] == ["vtt"] and errors == []
+
+
+def test_missing_model_fails_fast(prefect_harness, tmp_path: Path) -> None:
+    from pipeline.errors import ModelArtifactError
+
+    with pytest.raises(ModelArtifactError):
+        score_calls([str(tmp_path)], out_dir=str(tmp_path / "o"), models=str(tmp_path / "none"),
+                    config=PipelineConfig())
+
+
+def test_config_file_and_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[asr]\nbeam_size = 3\n[run]\nchannel_speakers = ["agent", "caller"]\n')
+    cfg = load_config(path, asr__batched=True, run__retries=None)
+    assert cfg.asr.beam_size == 3 and cfg.asr.batched and cfg.run.channel_speakers == ("agent", "caller")
+    path.write_text('[asr]\nbeem_size = 3\n')
+    with pytest.raises(Exception, match="beem_size"):
+        load_config(path)

@@ -1,0 +1,100 @@
+"""Parquet datasets: explicit schemas, round trips through pyarrow, DuckDB and Polars, atomic writes."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import store
+from pipeline.labels import load_taxonomy
+from pipeline.schema import CallMetadata, Source
+from pipeline.score import score_call
+from test_score import TAXONOMY, seg
+
+
+def _write_call(out: Path, sha: str) -> str:
+    source = Source(path=f"/calls/{sha}.wav", kind="audio", fmt="wav", sha256=sha, size_bytes=10,
+                    call_id=f"call-{sha}", metadata=CallMetadata("Dana", "Acme", date(2026, 11, 2)))
+    segments = [seg(0, "rep", 0, 3, "align", "talk", True), seg(1, "customer", 3, 5, "act", "action")]
+    stamp = store.RunStamp("v1", "cycle-of-value/1", "bundled:tiny.en")
+    key = store.call_key(sha, stamp, "audio")
+    store.write_call(out, key, store.segments_table(key, source, source.call_id, segments, TAXONOMY),
+                     store.calls_table(key, source, source.call_id, score_call(segments, TAXONOMY), stamp,
+                                       5.5, False, 1.25))
+    return key
+
+
+def test_round_trip_pyarrow_duckdb_polars(tmp_path: Path) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    pl = pytest.importorskip("polars")
+    keys = [_write_call(tmp_path, sha) for sha in ("aa", "bb", "cc")]
+    calls = ds.dataset(tmp_path / "calls", format="parquet").to_table()
+    assert sorted(calls["call_key"].to_pylist()) == sorted(keys)
+    assert calls.schema.metadata[b"callcycle.schema_version"] == store.SCHEMA_VERSION.encode()
+    assert calls.schema.field("action_share").metadata[b"description"].startswith(b"Action seconds")
+    seg_file = next((tmp_path / "segments").glob("*.parquet"))
+    written = pq.read_schema(seg_file)
+    assert [(f.name, f.type, f.nullable) for f in written] == [
+        (f.name, f.type, f.nullable) for f in store.SEGMENTS_SCHEMA]
+    assert written.metadata == store.SEGMENTS_SCHEMA.metadata
+    assert all(f.metadata[b"description"] for f in written)
+
+    con = duckdb.connect()
+    rows = con.sql(f"select call_id, rep, call_date, action_share, speakers[1].speaker as first_speaker "
+                   f"from read_parquet('{tmp_path}/calls/*.parquet') order by call_id").fetchall()
+    assert rows[0] == ("call-aa", "Dana", date(2026, 11, 2), pytest.approx(2 / 5), "customer")
+    n_action = con.sql(f"select count(*) from read_parquet('{tmp_path}/segments/*.parquet') "
+                       f"where talk_action = 'action'").fetchall()[0][0]
+    assert n_action == 3
+
+    frame = pl.read_parquet(str(tmp_path / "segments" / "*.parquet"))
+    assert frame.height == 6
+    assert set(frame["speaker"].to_list()) == {"rep", "customer"}
+    assert frame.schema["segment_index"] == pl.Int32
+
+
+def test_rows_are_checked_against_the_schema() -> None:
+    with pytest.raises(ValueError, match="do not match"):
+        store._table({"call_key": ["x"]}, store.CALLS_SCHEMA)
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:
+    table = pa.table({"x": [1, 2, 3]})
+    target = tmp_path / "errors" / "part-1.parquet"
+
+    class Boom(Exception):
+        pass
+
+    original = pq.write_table
+
+    def failing(*args, **kwargs):
+        original(*args, **kwargs)
+        raise Boom
+
+    pq.write_table = failing
+    try:
+        with pytest.raises(Boom):
+            store.write_table_atomic(table, target)
+    finally:
+        pq.write_table = original
+    assert not target.exists()
+    assert list((tmp_path / "errors").iterdir()) == []
+
+
+def test_empty_dataset_reads_with_schema(tmp_path: Path) -> None:
+    table = store.read_dataset(tmp_path, "errors")
+    assert table.num_rows == 0 and table.schema.equals(store.ERRORS_SCHEMA)
+
+
+def test_call_key_depends_on_versions() -> None:
+    a = store.RunStamp("v1", "t/1", "tiny")
+    b = store.RunStamp("v2", "t/1", "tiny")
+    assert store.call_key("ab", a, "audio") != store.call_key("ab", b, "audio")
+    # transcripts do not depend on the speech model
+    c = store.RunStamp("v1", "t/1", "small")
+    assert store.call_key("ab", a, "transcript") == store.call_key("ab", c, "transcript")

@@ -1,0 +1,80 @@
+"""Every transcript format parses to turns; bad transcripts give clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import TranscriptFormatError
+from pipeline.transcripts import parse_transcript, parse_transcript_text
+
+
+def test_canonical_json_with_and_without_timings(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"call_id": "c-1", "turns": [
+        {"speaker": "Dana", "text": "What does success look like?", "start": 0.0, "end": 2.5},
+        {"speaker": "Tom", "text": "Halving our invoice time this year would be a win for us."},
+    ]}))
+    parsed = parse_transcript(path)
+    assert parsed.call_id == "c-1"
+    first, second = parsed.turns
+    assert (first.speaker, first.start_s, first.end_s, first.timing_estimated) == ("Dana", 0.0, 2.5, False)
+    assert second.timing_estimated
+    assert second.start_s == pytest.approx(2.5)
+    # 12 words at 150 words per minute = 4.8 s
+    assert second.end_s - second.start_s == pytest.approx(4.8)
+
+
+def test_webvtt_voice_tags_and_prefixes() -> None:
+    text = ("WEBVTT\n\n1\n00:00:01.000 --> 00:00:03.500\n<v Dana Smith>Hi, <b>can</b> you hear me?</v>\n\n"
+            "00:00:04.000 --> 00:01:06.250\nTom: I'll send the quote\nby Friday.\n")
+    turns = parse_transcript_text(text, "vtt").turns
+    assert [(t.speaker, t.text) for t in turns] == [
+        ("Dana Smith", "Hi, can you hear me?"), ("Tom", "I'll send the quote by Friday.")]
+    assert turns[1].end_s == pytest.approx(66.25)
+    assert not turns[0].timing_estimated
+
+
+def test_srt_with_comma_milliseconds() -> None:
+    text = "1\n00:00:00,500 --> 00:00:02,000\nRep: Morning!\n\n2\n00:00:02,100 --> 00:00:04,000\nCustomer: Let's start.\n"
+    turns = parse_transcript_text(text, "srt").turns
+    assert [(t.speaker, t.start_s, t.end_s) for t in turns] == [("Rep", 0.5, 2.0), ("Customer", 2.1, 4.0)]
+
+
+def test_plain_text_speaker_lines_and_continuations() -> None:
+    text = "Dana: Hello there.\nTom: Hi. I think\nwe should talk about pricing.\n\nDana: Sure.\n"
+    turns = parse_transcript_text(text, "txt").turns
+    assert [(t.speaker, t.text) for t in turns] == [
+        ("Dana", "Hello there."), ("Tom", "Hi. I think we should talk about pricing."), ("Dana", "Sure.")]
+    assert all(t.timing_estimated for t in turns)
+    assert turns[1].start_s == pytest.approx(turns[0].end_s)
+
+
+@pytest.mark.parametrize("content,fragment", [
+    ("{not json", "invalid JSON"),
+    ('{"call_id": "x"}', "no 'turns' list"),
+    ('{"turns": [{"speaker": "a", "text": 3}]}', "no text string"),
+    ('{"turns": [{"speaker": "a", "text": "hi", "start": "zero"}]}', "number of seconds"),
+    ('{"turns": [{"speaker": "a", "text": "   "}]}', "no spoken text"),
+    ('[1, 2]', "not an object"),
+])
+def test_bad_json_is_explained(content: str, fragment: str) -> None:
+    with pytest.raises(TranscriptFormatError, match=fragment) as info:
+        parse_transcript_text(content, "json", name="bad.json")
+    assert info.value.hint
+
+
+def test_vtt_without_header_or_cues() -> None:
+    with pytest.raises(TranscriptFormatError, match="WEBVTT"):
+        parse_transcript_text("00:00:01.000 --> 00:00:02.000\nhi\n", "vtt")
+    with pytest.raises(TranscriptFormatError, match="no WebVTT cues"):
+        parse_transcript_text("WEBVTT\n\nhello\n", "vtt")
+
+
+def test_non_utf8_file(tmp_path: Path) -> None:
+    path = tmp_path / "latin.txt"
+    path.write_bytes("Dana: café crème\n".encode("latin-1"))
+    with pytest.raises(TranscriptFormatError, match="not UTF-8"):
+        parse_transcript(path)
