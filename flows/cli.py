@@ -271,6 +271,44 @@ def evaluate(
         console.print(conf)
 
 
+@app.command("evaluate-calls")
+def evaluate_calls_cmd(
+    folder: Annotated[Path, typer.Argument(help="Folder of fully labelled calls (JSON transcripts whose turns carry stage and talk_action).")] = Path("labels/calls"),
+    models: Annotated[str, typer.Option(help="Models folder or artifact directory.")] = DEFAULT_MODELS,
+    model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version (default: CURRENT).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Call-level accuracy: error of action share and stage mix per labelled call."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline.artifacts import load_artifact
+    from pipeline.errors import PipelineError
+    from pipeline.evaluate import evaluate_calls
+    from pipeline.turns import build_sentencizer
+
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        _fail(FileNotFoundError(f"No labelled calls (*.json) in {folder}."))
+    try:
+        artifact = load_artifact(Path(models), model_version)
+        result = evaluate_calls(artifact, files, build_sentencizer())
+    except (PipelineError, KeyError, ValueError) as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"{artifact.version} on {len(files)} labelled calls: action-share MAE "
+                        f"{result['action_share_mae']:.3f}, stage-mix MAE {result['stage_mix_mae']:.3f}")
+    for col in ("call", "turns", "gold action", "predicted", "error", "stage-mix error"):
+        table.add_column(col, justify="left" if col == "call" else "right")
+    for c in result["per_call"]:
+        fmt = lambda v: "—" if v is None else f"{v:.2f}"  # noqa: E731
+        table.add_row(c["call"], str(c["turns"]), fmt(c["gold_action_share"]), fmt(c["predicted_action_share"]),
+                      fmt(c["action_share_error"]), fmt(c["stage_mix_mean_abs_error"]))
+    Console().print(table)
+
+
 @app.command()
 def summary(
     out_dir: Annotated[Path, typer.Argument(help="Output folder of `callcycle run`.")] = Path("out"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,9 +13,10 @@ import numpy as np
 from pipeline.artifacts import Artifact, current_version, load_artifact, set_current
 from pipeline.classify import predict_texts
 from pipeline.labels import LabelledRow
+from pipeline.schema import Segment
 from pipeline.train import classification_metrics
 
-__all__ = ["evaluate_artifact", "PromotionDecision", "promote"]
+__all__ = ["evaluate_artifact", "evaluate_calls", "PromotionDecision", "promote"]
 
 
 def evaluate_artifact(artifact: Artifact, rows: Sequence[LabelledRow]) -> dict[str, Any]:
@@ -77,3 +79,58 @@ def promote(models_root: Path, version: str, holdout: Sequence[LabelledRow], for
         reason = "no current model" if not incumbent_version else "already current"
     set_current(models_root, version)
     return PromotionDecision(True, reason, cand, inc)
+
+
+def evaluate_calls(artifact: Artifact, call_files: Sequence[Path], nlp: Any,
+                   words_per_minute: float = 150.0) -> dict[str, Any]:
+    """Call-level accuracy on fully labelled calls: error of action share and stage mix.
+
+    Each file is a canonical JSON transcript whose turns also carry gold ``stage`` and
+    ``talk_action`` labels. The gold score uses the gold labels on the turns; the predicted
+    score runs the real segment -> classify -> score path on the same turns. Timings are
+    estimated from word counts for both, so only the labels differ.
+    """
+    from pipeline.classify import classify_segments
+    from pipeline.schema import ClassifiedSegment, Prediction
+    from pipeline.score import score_call
+    from pipeline.transcripts import parse_transcript_text
+    from pipeline.turns import segment_turns
+
+    stage_task = artifact.taxonomy.by_role("stage")
+    ta_task = artifact.taxonomy.by_role("talk_action")
+    per_call: list[dict[str, Any]] = []
+    for path in call_files:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        parsed = parse_transcript_text(json.dumps({"turns": data["turns"]}), "json", name=Path(path).name,
+                                       words_per_minute=words_per_minute)
+        gold_segments = []
+        for i, (turn, raw) in enumerate(zip(parsed.turns, [t for t in data["turns"] if t["text"].strip()])):
+            seg = Segment(call_id=data.get("call_id", Path(path).stem), index=i, turn_index=i,
+                          speaker=turn.speaker, channel=None, start_s=turn.start_s, end_s=turn.end_s,
+                          text=turn.text, confidence=None, timing_estimated=True, is_question=False)
+            gold_segments.append(ClassifiedSegment(seg, Prediction(raw[stage_task.name], {}),
+                                                   Prediction(raw[ta_task.name], {})))
+        gold = score_call(gold_segments, artifact.taxonomy)
+        predicted_segments = classify_segments(artifact, segment_turns(parsed.turns, "eval", nlp))
+        pred = score_call(predicted_segments, artifact.taxonomy)
+        mix_error = float(np.mean([abs(gold.stage_shares[k] - pred.stage_shares.get(k, 0.0))
+                                   for k in stage_task.labels]))
+        per_call.append({
+            "call": Path(path).stem, "turns": len(gold_segments),
+            "gold_action_share": gold.action_share, "predicted_action_share": pred.action_share,
+            "action_share_error": (None if gold.action_share is None or pred.action_share is None
+                                   else abs(gold.action_share - pred.action_share)),
+            "stage_mix_mean_abs_error": mix_error,
+            "gold_cycle_complete": gold.cycle_complete, "predicted_cycle_complete": pred.cycle_complete,
+        })
+    errors = [c["action_share_error"] for c in per_call if c["action_share_error"] is not None]
+    mixes = [c["stage_mix_mean_abs_error"] for c in per_call]
+    return {
+        "model_version": artifact.version, "calls": len(per_call),
+        "action_share_mae": float(np.mean(errors)) if errors else None,
+        "action_share_max_error": float(np.max(errors)) if errors else None,
+        "stage_mix_mae": float(np.mean(mixes)) if mixes else None,
+        "cycle_complete_agreement": (float(np.mean([c["gold_cycle_complete"] == c["predicted_cycle_complete"]
+                                                    for c in per_call])) if per_call else None),
+        "per_call": per_call,
+    }

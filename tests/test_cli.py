@@ -1,0 +1,82 @@
+"""The typer CLI: help texts, classify, evaluate and summary on real files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import MODELS
+from flows.cli import app
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("command", ["run", "classify", "train", "evaluate", "summary"])
+def test_every_command_explains_itself(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.output and len(result.output) > 200
+
+
+def test_classify_jsonl_keeps_columns_and_adds_predictions(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "I will send the contract by Friday.", "rep": "dana"}\n'
+                   '{"text": "how was your weekend", "rep": "tom"}\n')
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["classify", str(src), "--out", str(out), "--models", str(MODELS)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["rep"] for r in rows] == ["dana", "tom"]
+    for row in rows:
+        assert row["stage"] in {"align", "act", "adjust", "other"}
+        assert row["talk_action"] in {"talk", "action"}
+        assert sum(row[f"p_{s}"] for s in ("align", "act", "adjust", "other")) == pytest.approx(1, abs=1e-3)
+        assert 0 <= row["action_prob"] <= 1
+        if row["stage"] == "other":
+            assert row["talk_action"] == "talk"
+
+
+def test_classify_csv_to_csv(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text("id,text\n1,Can you book the demo for Tuesday at ten?\n2,\"Last quarter, we missed the target.\"\n")
+    out = tmp_path / "out.csv"
+    assert runner.invoke(app, ["classify", str(src), "-o", str(out), "--models", str(MODELS)]).exit_code == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["id"] for r in rows] == ["1", "2"] and {"stage", "talk_action", "action_prob"} <= set(rows[0])
+
+
+def test_classify_without_text_column_fails_clearly(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"body": "hello"}\n')
+    result = runner.invoke(app, ["classify", str(src), "--models", str(MODELS)])
+    assert result.exit_code == 2 and "text" in result.output
+
+
+def test_evaluate_json_matches_labels(tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in (ROOT / "tests" / "fixtures" / "mini_labels.jsonl").read_text().splitlines()]
+    src = tmp_path / "labelled.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    result = runner.invoke(app, ["evaluate", str(src), "--json", "--models", str(MODELS)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)
+    stage = metrics["tasks"]["stage"]
+    assert stage["n"] == len(rows)
+    assert sum(map(sum, stage["confusion"])) == len(rows)
+    assert 0 <= stage["macro_f1"] <= 1 and set(stage["per_class"]) <= {"align", "act", "adjust", "other"}
+
+
+def test_evaluate_rejects_unknown_labels(tmp_path: Path) -> None:
+    src = tmp_path / "bad.jsonl"
+    src.write_text('{"id": "1", "text": "hi", "stage": "greeting", "talk_action": "talk"}\n')
+    result = runner.invoke(app, ["evaluate", str(src), "--models", str(MODELS)])
+    assert result.exit_code == 2 and "greeting" in result.output
+
+
+def test_summary_without_output_explains(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["summary", str(tmp_path)])
+    assert result.exit_code == 2 and "callcycle run" in result.output
