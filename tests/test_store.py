@@ -98,3 +98,14 @@ def test_call_key_depends_on_versions() -> None:
     # transcripts do not depend on the speech model
     c = store.RunStamp("v1", "t/1", "small")
     assert store.call_key("ab", a, "transcript") == store.call_key("ab", c, "transcript")
+
+
+def test_schema_docs_are_current() -> None:
+    """docs/SCHEMA.md documents every column of every dataset as the code defines it."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, str(root / "scripts" / "schema_docs.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
