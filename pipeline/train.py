@@ -55,7 +55,8 @@ class TrainConfig:
         seed: random seed for fold assignment and classifiers.
         holdout_percent: share of groups in the fixed held-out split.
         dedupe_threshold: cosine similarity above which a row is a near-duplicate.
-        families: model families to compare (``logreg``, ``linear_svm``).
+        families: model families to compare and choose from (``logreg``, ``linear_svm``).
+        baselines: families only compared in cross-validation (``spacy_textcat``), not shipped.
         c_grid: regularisation strengths tried for each family.
     """
 
@@ -64,6 +65,7 @@ class TrainConfig:
     holdout_percent: int = 20
     dedupe_threshold: float = 0.92
     families: tuple[str, ...] = ("logreg", "linear_svm")
+    baselines: tuple[str, ...] = ("spacy_textcat",)
     c_grid: tuple[float, ...] = (0.5, 2.0, 8.0)
 
 
@@ -172,6 +174,7 @@ def _select(task: str, rows: list[LabelledRow], config: TrainConfig,
     oof_proba: dict[str, list[tuple[np.ndarray, np.ndarray, list[str]]]] = {n: [] for n in candidates}
     fold_scores: dict[str, list[float]] = {n: [] for n in candidates}
     skipped: dict[str, str] = {}
+    baseline_scores: dict[str, list[float]] = {}
     for fold, (tr, te) in enumerate(cv.split(texts, y, groups)):
         features = build_feature_union()
         x_tr = features.fit_transform(texts[tr])
@@ -188,19 +191,27 @@ def _select(task: str, rows: list[LabelledRow], config: TrainConfig,
             oof[name][te] = pred
             oof_proba[name].append((te, model.predict_proba(x_te), [str(c) for c in model.classes_]))
             fold_scores[name].append(float(f1_score(y[te], pred, average="macro")))
+        if "spacy_textcat" in config.baselines:
+            from pipeline.textcat import SpacyTextcat
+
+            pred = SpacyTextcat(seed=config.seed).fit(list(texts[tr]), list(y[tr])).predict(list(texts[te]))
+            baseline_scores.setdefault("spacy_textcat (baseline, not shipped)", []).append(
+                float(f1_score(y[te], pred, average="macro")))
         progress(f"{task}: fold {fold + 1}/{config.folds} done")
     summary = {n: {"macro_f1_mean": float(np.mean(s)), "macro_f1_std": float(np.std(s)),
                    "folds": s} for n, s in fold_scores.items() if n not in skipped}
     if not summary:
         raise LabelDataError(f"Task {task!r}: no model family could be fitted ({skipped}).",
                              "Add labelled rows for the rare labels.")
+    baselines = {n: {"macro_f1_mean": float(np.mean(s)), "macro_f1_std": float(np.std(s)), "folds": s}
+                 for n, s in baseline_scores.items()}
     best = max(summary, key=lambda n: (round(summary[n]["macro_f1_mean"], 4), n.startswith("logreg")))
     labels = sorted(set(y))
     proba = np.zeros((len(rows), len(labels)))
     for te, p, classes in oof_proba[best]:
         for j, c in enumerate(classes):
             proba[te, labels.index(c)] = p[:, j]
-    return best, summary, oof[best], proba
+    return best, {**summary, **baselines}, oof[best], proba
 
 
 def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainConfig | None = None,
@@ -283,6 +294,7 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
         },
         "training": {"folds": cfg.folds, "cv": "StratifiedGroupKFold by conversation group",
                      "seed": cfg.seed, "families": list(cfg.families), "c_grid": list(cfg.c_grid),
+                     "baselines": list(cfg.baselines),
                      "seconds": round(time.perf_counter() - started, 1)},
         "tasks": tasks_card,
         "libraries": _library_versions(),
@@ -330,7 +342,8 @@ def render_card_markdown(card: dict[str, Any]) -> str:
              f"- {data['rows_train']} training rows, {data['rows_holdout']} held-out rows ({data['holdout_rule']})",
              "", "## Training", "",
              f"- {card['training']['cv']}, {card['training']['folds']} folds, seed {card['training']['seed']}",
-             f"- candidates: {', '.join(card['training']['families'])} × C {card['training']['c_grid']}",
+             f"- candidates: {', '.join(card['training']['families'])} × C {card['training']['c_grid']}; "
+             f"compared only: {', '.join(card['training'].get('baselines', [])) or 'none'}",
              f"- training time {card['training']['seconds']} s", ""]
     for name, task in card["tasks"].items():
         lines += [f"## Task `{name}`: {' / '.join(task['labels'])}", "",

@@ -17,7 +17,7 @@ from pipeline.train import TrainConfig, train_models
 
 ROOT = Path(__file__).resolve().parents[1]
 MINI = ROOT / "tests" / "fixtures" / "mini_labels.jsonl"
-FAST = TrainConfig(folds=2, holdout_percent=0, families=("logreg",), c_grid=(2.0,))
+FAST = TrainConfig(folds=2, holdout_percent=0, families=("logreg",), c_grid=(2.0,), baselines=())
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +163,14 @@ def test_bad_taxonomy_is_rejected(tmp_path: Path) -> None:
     path.write_text('[tasks.ta]\nrole = "talk_action"\nlabels = ["a", "b"]\n')
     with pytest.raises(TaxonomyError, match="no 'positive'"):
         load_taxonomy(path)
+
+
+def test_spacy_textcat_baseline_is_compared(taxonomy) -> None:
+    rows = load_labelled([MINI], taxonomy)
+    cfg = TrainConfig(folds=2, holdout_percent=0, families=("logreg",), c_grid=(2.0,),
+                      baselines=("spacy_textcat",))
+    card = train_models(rows, taxonomy, cfg, version="b").card
+    candidates = card["tasks"]["stage"]["candidates"]
+    baseline = candidates["spacy_textcat (baseline, not shipped)"]
+    assert len(baseline["folds"]) == 2 and 0 <= baseline["macro_f1_mean"] <= 1
+    assert card["tasks"]["stage"]["selected"].startswith("logreg")
