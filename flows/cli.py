@@ -271,6 +271,93 @@ def evaluate(
         console.print(conf)
 
 
+@app.command()
+def compare(
+    a: Annotated[str, typer.Argument(help="First model version (in --models) or artifact directory.")],
+    b: Annotated[str, typer.Argument(help="Second model version or artifact directory.")],
+    models: Annotated[Path, typer.Option(help="Models folder holding the versions.")] = Path(DEFAULT_MODELS),
+    data: Annotated[Optional[list[Path]], typer.Option(help="Labelled files whose held-out split is used. Default: labels/data/*.jsonl")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """Compare two classifier versions on the same fixed held-out split (macro-F1 and per-class F1)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline.artifacts import load_artifact
+    from pipeline.errors import PipelineError
+    from pipeline.evaluate import evaluate_artifact
+    from pipeline.labels import HOLDOUT_PERCENT, is_holdout, load_labelled
+
+    files = data or sorted(Path("labels/data").glob("*.jsonl"))
+    try:
+        arts = [load_artifact(Path(v)) if Path(v).is_dir() and (Path(v) / "card.json").is_file()
+                else load_artifact(models, v) for v in (a, b)]
+        rows = load_labelled(files, arts[0].taxonomy)
+    except PipelineError as exc:
+        _fail(exc)
+    holdout = [r for r in rows if is_holdout(r.group, HOLDOUT_PERCENT)]
+    results = [evaluate_artifact(art, holdout) for art in arts]
+    if as_json:
+        typer.echo(json.dumps({"holdout_rows": len(holdout), "a": results[0], "b": results[1]}, indent=2))
+        return
+    table = Table(title=f"Held-out comparison ({len(holdout)} rows)")
+    table.add_column("task / label")
+    for art in arts:
+        table.add_column(art.version, justify="right")
+    table.add_column("Δ (b − a)", justify="right")
+    for task in arts[0].taxonomy.tasks:
+        ma, mb = results[0]["tasks"].get(task.name), results[1]["tasks"].get(task.name)
+        if not ma or not mb:
+            continue
+        table.add_row(f"[bold]{task.name} macro-F1", f"{ma['macro_f1']:.3f}", f"{mb['macro_f1']:.3f}",
+                      f"{mb['macro_f1'] - ma['macro_f1']:+.3f}")
+        for label in task.labels:
+            fa = ma["per_class"].get(label, {}).get("f1", 0.0)
+            fb = mb["per_class"].get(label, {}).get("f1", 0.0)
+            table.add_row(f"  {label} F1", f"{fa:.3f}", f"{fb:.3f}", f"{fb - fa:+.3f}")
+    Console().print(table)
+
+
+@app.command("export-uncertain")
+def export_uncertain(
+    out_dir: Annotated[Path, typer.Argument(help="Output folder of `callcycle run` (its segments/ dataset).")],
+    to: Annotated[Path, typer.Option("--to", help="File to write: .csv, or .json for a Label Studio import (a .label_config.xml is written beside it).")],
+    n: Annotated[int, typer.Option("--n", help="How many segments to pick.")] = 200,
+    models: Annotated[str, typer.Option(help="Models folder (for the label set).")] = DEFAULT_MODELS,
+) -> None:
+    """Pick the segments the models are least sure about and write them ready to label."""
+    from pipeline.active import select_uncertain, write_for_labelling
+    from pipeline.artifacts import load_artifact
+    from pipeline.errors import PipelineError
+
+    try:
+        taxonomy = load_artifact(Path(models)).taxonomy
+        rows = select_uncertain(out_dir, n)
+        write_for_labelling(rows, to, taxonomy)
+    except PipelineError as exc:
+        _fail(exc)
+    typer.echo(f"{len(rows)} segments to label → {to}")
+
+
+@app.command("import-labels")
+def import_labels_cmd(
+    file: Annotated[Path, typer.Argument(help="Labelled rows: the exported CSV filled in, JSONL, or a Label Studio JSON export.")],
+    into: Annotated[Path, typer.Option(help="Labelled-data file to append to.")] = Path("labels/data/imported.jsonl"),
+    taxonomy: Annotated[Path, typer.Option(help="Taxonomy the labels must follow.")] = Path(DEFAULT_TAXONOMY),
+) -> None:
+    """Validate labelled rows and merge them into labels/ (all or nothing)."""
+    from pipeline.active import import_labels
+    from pipeline.errors import PipelineError
+    from pipeline.labels import load_taxonomy
+
+    existing = sorted(Path("labels/data").glob("*.jsonl")) + ([into] if into.exists() else [])
+    try:
+        merged = import_labels(file, load_taxonomy(taxonomy), into, sorted(set(existing)))
+    except PipelineError as exc:
+        _fail(exc)
+    typer.echo(f"{merged} labelled rows merged into {into}. Retrain with `callcycle train --promote`.")
+
+
 @app.command("evaluate-calls")
 def evaluate_calls_cmd(
     folder: Annotated[Path, typer.Argument(help="Folder of fully labelled calls (JSON transcripts whose turns carry stage and talk_action).")] = Path("labels/calls"),

@@ -1,0 +1,162 @@
+"""Active learning: pick the segments the models are least sure about, and merge labels back.
+
+``select_uncertain`` reads scored ``segments`` and ranks them by uncertainty (the larger of
+``1 - stage confidence`` and ``1 - 2·|action_prob - 0.5|``); ``write_for_labelling`` writes
+them as CSV or as a Label Studio JSON import (tasks with the models' guesses as
+predictions); ``import_labels`` validates labelled rows (CSV, JSONL or a Label Studio JSON
+export) against the taxonomy and appends them to a labelled-data file — all or nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pipeline import store
+from pipeline.errors import LabelDataError
+from pipeline.labels import Taxonomy, read_rows, validate_rows
+
+__all__ = ["select_uncertain", "write_for_labelling", "label_studio_config", "import_labels"]
+
+
+def select_uncertain(out_dir: Path, n: int = 200) -> list[dict[str, Any]]:
+    """The ``n`` least confident segments (distinct texts), most uncertain first."""
+    table = store.read_dataset(out_dir, "segments")
+    if table.num_rows == 0:
+        raise LabelDataError(f"No scored segments in {out_dir}/segments.", "Run `callcycle run` first.")
+    scored: list[tuple[float, dict[str, Any]]] = []
+    for row in table.select(["call_id", "segment_index", "speaker", "text", "stage", "stage_confidence",
+                             "talk_action", "action_prob", "source_sha256"]).to_pylist():
+        uncertainty = max(1.0 - row["stage_confidence"], 1.0 - 2.0 * abs(row["action_prob"] - 0.5))
+        scored.append((uncertainty, row))
+    scored.sort(key=lambda item: (-item[0], item[1]["call_id"], item[1]["segment_index"]))
+    picked: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for uncertainty, row in scored:
+        key = " ".join(row["text"].lower().split())
+        if key in seen:
+            continue
+        seen.add(key)
+        uid = hashlib.sha256(f"{row['source_sha256']}:{row['segment_index']}".encode()).hexdigest()[:12]
+        picked.append({"id": f"al-{uid}", "text": row["text"], "call_id": row["call_id"],
+                       "speaker": row["speaker"], "predicted_stage": row["stage"],
+                       "predicted_talk_action": row["talk_action"], "uncertainty": round(uncertainty, 4)})
+        if len(picked) >= n:
+            break
+    return picked
+
+
+def label_studio_config(taxonomy: Taxonomy) -> str:
+    """A Label Studio labelling interface with one single-choice block per task."""
+    blocks = []
+    for task in taxonomy.tasks:
+        choices = "".join(f'<Choice value="{label}"/>' for label in task.labels)
+        blocks.append(f'  <Header value="{task.name}"/>\n  <Choices name="{task.name}" toName="text" '
+                      f'choice="single" required="true">{choices}</Choices>')
+    return "<View>\n  <Text name=\"text\" value=\"$text\"/>\n" + "\n".join(blocks) + "\n</View>\n"
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def write_for_labelling(rows: list[dict[str, Any]], path: Path, taxonomy: Taxonomy) -> Path:
+    """Write rows to label: ``.json`` = Label Studio import (plus ``<name>.label_config.xml``), else CSV.
+
+    CSV rows carry empty columns named after each task for the labeller to fill in.
+    """
+    path = Path(path)
+    task_names = [t.name for t in taxonomy.tasks]
+    if path.suffix.lower() == ".json":
+        stage, ta = taxonomy.by_role("stage"), taxonomy.by_role("talk_action")
+        tasks = [{
+            "data": {k: v for k, v in row.items()},
+            "predictions": [{"model_version": "callcycle", "score": 1 - row["uncertainty"], "result": [
+                {"from_name": stage.name, "to_name": "text", "type": "choices",
+                 "value": {"choices": [row["predicted_stage"]]}},
+                {"from_name": ta.name, "to_name": "text", "type": "choices",
+                 "value": {"choices": [row["predicted_talk_action"]]}},
+            ]}],
+        } for row in rows]
+        _atomic_text(path, json.dumps(tasks, indent=2, ensure_ascii=False))
+        _atomic_text(path.with_suffix(".label_config.xml"), label_studio_config(taxonomy))
+        return path
+    fields = list(rows[0].keys()) + task_names if rows else ["id", "text", *task_names]
+    with tempfile.NamedTemporaryFile("w", delete=False, dir=path.parent or ".", suffix=".tmp",
+                                     newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, **dict.fromkeys(task_names, "")})
+    os.replace(handle.name, path)
+    return path
+
+
+def _from_label_studio(data: Any, source: Path) -> list[dict[str, Any]]:
+    if not isinstance(data, list):
+        raise LabelDataError(f"{source}: a Label Studio export is a JSON list of tasks.", "Export as JSON.")
+    rows = []
+    for i, task in enumerate(data):
+        if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
+            raise LabelDataError(f"{source}: task {i} has no 'data' object.", "Export as JSON from Label Studio.")
+        row = dict(task["data"])
+        annotations = [a for a in task.get("annotations", []) if not a.get("was_cancelled")]
+        if annotations:
+            for result in annotations[-1].get("result", []):
+                choices = result.get("value", {}).get("choices", [])
+                if result.get("from_name") and choices:
+                    row[result["from_name"]] = choices[0]
+        rows.append(row)
+    return rows
+
+
+def import_labels(source: Path, taxonomy: Taxonomy, target: Path,
+                  existing: list[Path] | None = None) -> int:
+    """Validate labelled rows and append them to ``target`` (JSONL); returns rows merged.
+
+    Rows must have an id, a non-empty text and a valid label for every task; ids must be
+    unique within the file and across ``existing`` labelled files. Any problem raises
+    :class:`LabelDataError` listing them, and nothing is written.
+    """
+    source = Path(source)
+    if source.suffix.lower() == ".json":
+        try:
+            raw = _from_label_studio(json.loads(source.read_text(encoding="utf-8")), source)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise LabelDataError(f"{source}: not valid JSON ({exc}).", "Export as JSON from Label Studio.") from exc
+    else:
+        raw = read_rows(source)
+    missing_ids = [i + 1 for i, r in enumerate(raw) if not str(r.get("id") or "").strip()]
+    if missing_ids:
+        raise LabelDataError(f"{source}: rows {missing_ids[:10]} have no id.", "Keep the id column from the export.")
+    rows = validate_rows(raw, taxonomy, str(source))
+    known: set[str] = set()
+    for path in existing or []:
+        known.update(str(r.get("id")) for r in read_rows(path))
+    clashes = sorted({r.id for r in rows} & known)
+    if clashes:
+        raise LabelDataError(f"{len(clashes)} id(s) already in the labelled data: {clashes[:10]}.",
+                             "Nothing was merged. Drop rows that were imported before, or give them new ids.")
+    task_names = [t.name for t in taxonomy.tasks]
+    lines = []
+    for row in rows:
+        record = {"id": row.id, "text": row.text, **row.labels, "group": row.group,
+                  **{k: v for k, v in row.meta.items() if k not in {"uncertainty", "predicted_stage",
+                                                                     "predicted_talk_action", *task_names}},
+                  "origin": "active-learning import"}
+        lines.append(json.dumps(record, ensure_ascii=False))
+    target = Path(target)
+    previous = target.read_text(encoding="utf-8") if target.exists() else ""
+    if previous and not previous.endswith("\n"):
+        previous += "\n"
+    _atomic_text(target, previous + "\n".join(lines) + "\n")
+    return len(rows)

@@ -1,0 +1,105 @@
+"""Active learning round trip: export uncertain segments, label them, import — or refuse bad labels."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import MODELS
+from flows.cli import app
+from pipeline import store
+from pipeline.active import import_labels, select_uncertain, write_for_labelling
+from pipeline.errors import LabelDataError
+from pipeline.labels import load_taxonomy
+from pipeline.schema import CallMetadata, ClassifiedSegment, Prediction, Segment, Source
+from pipeline.score import score_call
+
+ROOT = Path(__file__).resolve().parents[1]
+TAXONOMY = load_taxonomy(ROOT / "labels" / "taxonomy.toml")
+runner = CliRunner()
+
+
+@pytest.fixture()
+def scored(tmp_path: Path) -> Path:
+    """A scored call whose segments have known confidences."""
+    out = tmp_path / "out"
+    confidences = [(0.95, 0.02), (0.40, 0.55), (0.90, 0.97), (0.55, 0.30)]
+    segs = []
+    for i, (stage_p, action_p) in enumerate(confidences):
+        s = Segment("c1", i, i, "rep", 0, i * 2.0, i * 2.0 + 2, f"sentence number {i}", 0.9, False, False)
+        segs.append(ClassifiedSegment(s, Prediction("act", {"act": stage_p, "align": 1 - stage_p}),
+                                      Prediction("action" if action_p > 0.5 else "talk",
+                                                 {"action": action_p, "talk": 1 - action_p})))
+    source = Source("/x/c1.wav", "audio", "wav", "ab" * 32, 1, "c1", CallMetadata("dana", "acme", date(2026, 1, 2)))
+    stamp = store.RunStamp("v", "t/1", "tiny")
+    key = store.call_key(source.sha256, stamp, "audio")
+    store.write_call(out, key, store.segments_table(key, source, "c1", segs, TAXONOMY),
+                     store.calls_table(key, source, "c1", score_call(segs, TAXONOMY), stamp, 8.0, False, 1.0))
+    return out
+
+
+def test_least_confident_first(scored: Path) -> None:
+    rows = select_uncertain(scored, n=2)
+    assert [r["text"] for r in rows] == ["sentence number 1", "sentence number 3"]
+    assert rows[0]["uncertainty"] == pytest.approx(0.9)  # 1 - 2*|0.55 - 0.5|
+
+
+def test_export_label_import_round_trip(scored: Path, tmp_path: Path) -> None:
+    exported = write_for_labelling(select_uncertain(scored, 3), tmp_path / "todo.csv", TAXONOMY)
+    rows = list(csv.DictReader(exported.open()))
+    for row in rows:
+        row["stage"], row["talk_action"] = "act", "action"
+    with exported.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    target = tmp_path / "imported.jsonl"
+    assert import_labels(exported, TAXONOMY, target) == 3
+    merged = [json.loads(line) for line in target.read_text().splitlines()]
+    assert {m["stage"] for m in merged} == {"act"} and all(m["id"].startswith("al-") for m in merged)
+    # importing the same rows again is a duplicate-id error and changes nothing
+    before = target.read_text()
+    with pytest.raises(LabelDataError, match="already in the labelled data"):
+        import_labels(exported, TAXONOMY, target, existing=[target])
+    assert target.read_text() == before
+
+
+def test_label_studio_export_is_understood(scored: Path, tmp_path: Path) -> None:
+    path = write_for_labelling(select_uncertain(scored, 2), tmp_path / "ls.json", TAXONOMY)
+    assert (tmp_path / "ls.label_config.xml").read_text().count("<Choices") == 2
+    tasks = json.loads(path.read_text())
+    for task in tasks:  # what Label Studio exports after a human answered
+        task["annotations"] = [{"result": [
+            {"from_name": "stage", "value": {"choices": ["adjust"]}},
+            {"from_name": "talk_action", "value": {"choices": ["talk"]}}]}]
+    path.write_text(json.dumps(tasks))
+    target = tmp_path / "t.jsonl"
+    assert import_labels(path, TAXONOMY, target) == 2
+    assert {json.loads(x)["stage"] for x in target.read_text().splitlines()} == {"adjust"}
+
+
+@pytest.mark.parametrize("rows,fragment", [
+    ([{"id": "1", "text": "hi", "stage": "chit-chat", "talk_action": "talk"}], "unknown stage label"),
+    ([{"id": "1", "text": "", "stage": "other", "talk_action": "talk"}], "empty or missing 'text'"),
+    ([{"id": "1", "text": "a", "stage": "other", "talk_action": "talk"},
+      {"id": "1", "text": "b", "stage": "other", "talk_action": "talk"}], "duplicate id"),
+])
+def test_bad_labels_merge_nothing(tmp_path: Path, rows: list[dict], fragment: str) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    target = tmp_path / "t.jsonl"
+    result = runner.invoke(app, ["import-labels", str(src), "--into", str(target)])
+    assert result.exit_code == 2 and fragment in result.output
+    assert not target.exists()
+
+
+def test_cli_export_uncertain(scored: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["export-uncertain", str(scored), "--to", str(tmp_path / "x.csv"), "--n", "2",
+                                 "--models", str(MODELS)])
+    assert result.exit_code == 0, result.output
+    assert len(list(csv.DictReader((tmp_path / "x.csv").open()))) == 2
