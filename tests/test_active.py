@@ -8,9 +8,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from conftest import MODELS
 from typer.testing import CliRunner
 
-from conftest import MODELS
 from flows.cli import app
 from pipeline import store
 from pipeline.active import import_labels, select_uncertain, write_for_labelling

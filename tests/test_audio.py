@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import write_wav
+
 from pipeline.audio import SAMPLE_RATE, load_audio, probe_duration
 from pipeline.errors import AudioDecodeError, EmptyAudioError
 

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import MODELS
 from typer.testing import CliRunner
 
-from conftest import MODELS
 from flows.cli import app
 
 runner = CliRunner()

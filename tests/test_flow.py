@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 import pytest
-
 from conftest import MODELS
+
 from flows import score_flow
 from flows.score_flow import run_scoring, score_calls
 from pipeline import store

@@ -9,12 +9,11 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from test_score import TAXONOMY, seg
 
 from pipeline import store
-from pipeline.labels import load_taxonomy
 from pipeline.schema import CallMetadata, Source
 from pipeline.score import score_call
-from test_score import TAXONOMY, seg
 
 
 def _write_call(out: Path, sha: str) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import espeak_wav, word_error_rate
+
 from pipeline.audio import load_audio
 from pipeline.config import SegmentationConfig
 from pipeline.schema import Turn
@@ -82,3 +82,14 @@ def test_word_timings_time_each_segment(nlp) -> None:
     ("I will send it.", False), ("so how does that work", True), ("great thanks", False)])
 def test_question_detection(text: str, expected: bool) -> None:
     assert looks_like_question(text) is expected
+
+
+@pytest.mark.parametrize("name", ["phone_call.wav", "phone_call_8k_mulaw.wav"])
+def test_real_telephone_conversation(realdata: Path, asr_model, name: str) -> None:
+    """A real two-party phone call (16 kHz and the 8 kHz mu-law original) against its STM reference."""
+    rows = [line.split(maxsplit=5) for line in (realdata / "audio" / "phone_call.stm").read_text().splitlines()
+            if line.strip() and not line.startswith(";")]
+    reference = " ".join(r[5] for r in sorted(rows, key=lambda r: float(r[3])))
+    audio = load_audio(realdata / "audio" / name)
+    hypothesis = " ".join(p.text for p in transcribe_audio(asr_model, audio))
+    assert word_error_rate(reference, hypothesis) < 0.25
