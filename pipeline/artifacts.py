@@ -38,7 +38,12 @@ __all__ = [
 ARTIFACT_FORMAT = "callcycle-model/1"
 POINTER_NAME = "CURRENT"
 #: Types outside skops' default trusted set that a callcycle artifact may contain.
-TRUSTED_TYPES: tuple[str, ...] = ("pipeline.features.CueFeatures",)
+TRUSTED_TYPES: tuple[str, ...] = (
+    "pipeline.features.CueFeatures",
+    # scikit-learn's own helpers inside CalibratedClassifierCV (the calibrated linear SVM)
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+)
 
 
 @dataclass(frozen=True, slots=True)

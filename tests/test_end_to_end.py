@@ -1,0 +1,71 @@
+"""One end-to-end run of the real CLI over the bundled sample calls in data/."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CALLS = ROOT / "data" / "calls"
+SCRIPTS = ROOT / "data" / "scripts"
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("e2e") / "out"
+    result = subprocess.run([sys.executable, "-m", "flows.cli", "run", str(CALLS), "--out", str(out)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=900)
+    return out, result
+
+
+def _scripts() -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(SCRIPTS.glob("*.json")) if not p.name.endswith(".timing.json")]
+
+
+def test_every_sample_call_is_scored(sample_run) -> None:
+    out, result = sample_run
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "failed" in result.stdout and " 0 failed" in result.stdout
+    calls = ds.dataset(out / "calls").to_table().to_pylist()
+    inputs = [p for p in CALLS.iterdir() if p.suffix.lower() not in {".csv", ".md"}]
+    assert len(calls) == len(inputs) >= 8
+    assert not (out / "errors").exists() or ds.dataset(out / "errors").count_rows() == 0
+    for call in calls:
+        assert call["n_segments"] > 0 and call["classifier_version"] and len(call["source_sha256"]) == 64
+        assert call["rep"] and call["call_date"] is not None, f"{call['call_id']}: calls.csv metadata missing"
+    segments = ds.dataset(out / "segments").to_table()
+    assert set(segments["call_key"].to_pylist()) == {c["call_key"] for c in calls}
+
+
+def test_stereo_samples_have_both_speakers(sample_run) -> None:
+    out, _ = sample_run
+    stereo = [s for s in _scripts() if s.get("layout") == "stereo"]
+    assert len(stereo) >= 2
+    calls = {c["call_id"]: c for c in ds.dataset(out / "calls").to_table().to_pylist()}
+    for script in stereo:
+        call = calls[script["call_id"]]
+        assert {s["speaker"] for s in call["speakers"]} == {"rep", "customer"}
+        rep_words = sum(len(t["text"].split()) for t in script["turns"]
+                        if script["speakers"][t["speaker"]]["channel"] == 0)
+        total_words = sum(len(t["text"].split()) for t in script["turns"])
+        rep_share = next(s["talk_share"] for s in call["speakers"] if s["speaker"] == "rep")
+        assert rep_share == pytest.approx(rep_words / total_words, abs=0.15)
+
+
+def test_scores_track_the_scripts_labels(sample_run) -> None:
+    """Predicted action share per call is close to the share from the scripts' gold labels."""
+    out, _ = sample_run
+    calls = {c["call_id"]: c for c in ds.dataset(out / "calls").to_table().to_pylist()}
+    errors = []
+    for script in _scripts():
+        turns = [t for t in script["turns"] if t["stage"] != "other"]
+        words = lambda ts: sum(len(t["text"].split()) for t in ts)  # noqa: E731
+        gold = words([t for t in turns if t["talk_action"] == "action"]) / max(1, words(turns))
+        predicted = calls[script["call_id"]]["action_share"]
+        errors.append(abs(gold - (predicted or 0.0)))
+    assert sum(errors) / len(errors) < 0.15, errors
