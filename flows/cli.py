@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -73,6 +74,7 @@ def run(
     retries: Annotated[Optional[int], typer.Option(help="Retries for unexpected transcription failures.")] = None,
     force: Annotated[bool, typer.Option(help="Redo calls that already have results.")] = False,
     show_summary: Annotated[bool, typer.Option("--summary/--no-summary", help="Print the scored-calls table at the end.")] = True,
+    write_html: Annotated[bool, typer.Option("--report/--no-report", help="Also write the managers' HTML report to OUT/report.html.")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show Prefect's task logs.")] = False,
 ) -> None:
     """Transcribe or parse every call, classify its segments, score it and write Parquet.
@@ -123,6 +125,11 @@ def run(
     console.print(
         f"{summary.count('scored')} scored, {summary.count('skipped')} skipped (already done or duplicate), "
         f"{summary.count('failed')} failed in {summary.wall_s:.1f} s → {out}/")
+    if write_html and (out / "calls").is_dir():
+        from pipeline.report_html import write_report
+
+        path, _ = write_report(out)
+        console.print(f"Report: [bold]{path}[/] (open it in a browser)")
     if summary.failed:
         failed_paths = {o.path for o in summary.failed}
         render_errors([r for r in load_error_rows(out) if r["source_path"] in failed_paths], console)
@@ -407,6 +414,31 @@ def summary(
         _fail(FileNotFoundError(f"{out_dir}/calls not found. Run `callcycle run --out {out_dir}` first."))
     render_summary(load_call_rows(out_dir))
     render_errors(load_error_rows(out_dir))
+
+
+@app.command()
+def report(
+    out_dir: Annotated[Path, typer.Argument(help="Output folder of `callcycle run` (holds calls/ and segments/).")] = Path("out"),
+    html: Annotated[Optional[Path], typer.Option("--html", help="Where to write the HTML file [default: OUT_DIR/report.html].")] = None,
+    since: Annotated[Optional[datetime], typer.Option("--since", formats=["%Y-%m-%d"], help="Only calls on or after this date (YYYY-MM-DD); calls without a date are left out.")] = None,
+    rep: Annotated[Optional[str], typer.Option("--rep", help="Only this rep's calls (case-insensitive).")] = None,
+) -> None:
+    """Write the managers' report: a team view and a scorecard per call, in one offline HTML file.
+
+    Reads the stored Parquet data (it never recomputes scores). Open the file in any browser;
+    it loads nothing from the network.
+    """
+    from rich.console import Console
+
+    from pipeline.report_html import write_report
+
+    console = Console()
+    if not (out_dir / "calls").is_dir():
+        _fail(FileNotFoundError(f"{out_dir}/calls not found. Run `callcycle run --out {out_dir}` first."))
+    path, n = write_report(out_dir, html, since=since.date() if since else None, rep=rep)
+    if n == 0:
+        console.print("[yellow]No calls matched[/]: the report says so. Widen --since/--rep.")
+    console.print(f"Report with {n} calls written to [bold]{path}[/]")
 
 
 def main() -> None:  # pragma: no cover - console entry point

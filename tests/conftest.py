@@ -34,10 +34,24 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return dist[len(hyp)] / max(1, len(ref))
 
 
+def require_tool(name: str, install_hint: str) -> str:
+    """Path of a system tool; skips the test when it is missing, but fails under CI.
+
+    ``.ci/run`` sets ``CALLCYCLE_STRICT=1`` after installing the Debian packages, so a missing
+    tool there is an error rather than a silently skipped test.
+    """
+    found = shutil.which(name)
+    if found is None:
+        message = f"{name} is not installed ({install_hint})"
+        if os.environ.get("CALLCYCLE_STRICT") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
 def espeak_wav(text: str, path: Path, voice: str = "en-us", speed: int = 150) -> Path:
     """Synthesize ``text`` to a WAV file with espeak-ng (skips the test if it is missing)."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    require_tool("espeak-ng", "apt-get install espeak-ng")
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(path), text], check=True)
     return path
 

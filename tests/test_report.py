@@ -1,0 +1,179 @@
+"""The managers' HTML report, opened in real headless Chromium.
+
+Scores come from a real Prefect flow run over transcripts (one with hostile markup in it);
+the page is checked against the Parquet data it was built from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import MODELS, ROOT, require_tool
+
+from flows.score_flow import run_scoring
+from pipeline import store
+from pipeline.report import load_call_rows
+from pipeline.report_html import call_flags, load_report_data, rep_summaries, talk_heavy_stretch
+
+HOSTILE_SCRIPT = "<script>window.__pwned = 'script'; document.title = 'pwned'</script>"
+HOSTILE_IMG = "<img src=x onerror=\"window.__pwned = 'img'\">"
+
+CALLS = {
+    "2026-11-02__dana__northwind__discovery.json": [
+        ("Dana", "What would success look like for your team by the end of the quarter?"),
+        ("Lee", "Honestly we just need invoices out on time, our current process is three spreadsheets."),
+        ("Dana", "Last time we tried a pilot it slipped because nobody owned the data export."),
+        ("Lee", "Yes, that was painful, the export broke twice."),
+        ("Dana", "So I'll send you the pilot plan by Thursday, and can you book the IT review for Monday?"),
+        ("Lee", "Sure, I'll book it for Monday at ten."),
+    ],
+    "2026-11-03__ben__lakeside__checkin.json": [
+        ("Ben", "Hey, how was the weekend?"),
+        ("Kim", "Good, we went hiking, the weather was great."),
+        ("Ben", "I think the market is really tough right now, everybody says budgets are frozen."),
+        ("Kim", "Yeah, and our director keeps changing his mind about everything " + HOSTILE_SCRIPT),
+        ("Ben", "We should probably catch up again at some point " + HOSTILE_IMG),
+        ("Kim", "Sure, sometime, thanks, bye."),
+    ],
+    "2026-11-10__dana__harbor__renewal.json": [
+        ("Dana", "Before we talk renewal, what changed in your priorities this year?"),
+        ("Ray", "We doubled the number of stores and support tickets went up."),
+        ("Dana", "Looking back, the onboarding we did last spring did not stick, that's on us."),
+        ("Dana", "If you sign by Friday I can add two training sessions at no cost."),
+        ("Ray", "Deal, send the contract today."),
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def scored_out(tmp_path_factory, prefect_harness) -> Path:
+    folder = tmp_path_factory.mktemp("report-in")
+    for name, turns in CALLS.items():
+        (folder / name).write_text(json.dumps({"turns": [{"speaker": s, "text": t} for s, t in turns]}))
+    # a rep name with markup in it, via the sidecar
+    (folder / "calls.csv").write_text(
+        "path,rep,customer,date\n2026-11-03__ben__lakeside__checkin.json,<b>Ben</b>,Lakeside <i>Clinics</i>,2026-11-03\n")
+    out = tmp_path_factory.mktemp("report-out")
+    summary = run_scoring([str(folder)], out_dir=str(out), models=str(MODELS))
+    assert summary.count("scored") == 3, summary.outcomes
+    return out
+
+
+def test_flags_and_rep_summaries_follow_the_stored_scores(scored_out: Path) -> None:
+    calls = load_call_rows(scored_out)
+    reps = {r["rep"]: r for r in rep_summaries(calls)}
+    assert reps["dana"]["n_calls"] == 2 and reps["<b>Ben</b>"]["n_calls"] == 1
+    dana_shares = [c["action_share"] for c in calls if c["rep"] == "dana"]
+    assert reps["dana"]["avg_action_share"] == pytest.approx(sum(dana_shares) / 2)
+    assert set(reps["dana"]["trend"]) == {"2026-W45", "2026-W46"}
+    for c in calls:
+        flags = call_flags(c)
+        assert ("Open loop: nothing was reviewed or adjusted." in flags) == ("adjust" not in c["stages_present"])
+    data = load_report_data(scored_out, since=dt.date(2026, 11, 5))
+    assert [c["call_id"] for c in data.calls] == ["2026-11-10__dana__harbor__renewal"]
+    assert load_report_data(scored_out, rep="DANA").calls and not load_report_data(scored_out, rep="nobody").calls
+
+
+def test_talk_heavy_stretch_picks_longest_talk_run() -> None:
+    segs = [{"talk_action": ta, "duration_s": d, "start_s": i * 10.0, "end_s": i * 10.0 + d, "speaker": sp, "text": str(i)}
+            for i, (ta, d, sp) in enumerate([("talk", 3, "a"), ("action", 2, "b"), ("talk", 4, "a"), ("talk", 5, "b"), ("action", 1, "a")])]
+    stretch = talk_heavy_stretch(segs)
+    assert stretch["speech_s"] == 9 and stretch["speakers"] == ["a", "b"] and stretch["first_text"] == "2"
+    assert talk_heavy_stretch([]) is None
+
+
+def _browser(playwright):
+    chromium = require_tool("chromium", "apt-get install chromium")
+    return playwright.chromium.launch(
+        executable_path=chromium,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+
+
+def test_report_in_headless_chromium(scored_out: Path, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    html = tmp_path / "team report.html"
+    cli = subprocess.run([sys.executable, "-m", "flows.cli", "report", str(scored_out), "--html", str(html)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert "Report with 3 calls" in cli.stdout
+    source = html.read_text()
+    # no attribute or style that could load anything (SVG namespace declarations are not loads)
+    for needle in ('src="http', 'href="http', "href='http", "@import", "<link", "<iframe"):
+        assert needle not in source, needle
+    assert not re.search(r"url\((?!#)", source), "only in-page url(#id) references are allowed"
+
+    calls = {c["call_id"]: c for c in load_call_rows(scored_out)}
+    segments = store.read_dataset(scored_out, "segments").to_pylist()
+    with sync_api.sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(html.as_uri())
+        page.wait_for_load_state("load")
+
+        # nothing left the page: the only request is the file itself
+        assert requests == [html.as_uri()]
+        assert errors == []
+        # hostile transcript text neither ran nor became elements; it is shown as text
+        assert page.evaluate("window.__pwned") is None
+        assert page.title().startswith("callcycle report")
+        assert page.locator("script").count() == 1  # only the report's own sorting script
+        assert page.locator("img").count() == 0
+        assert page.locator("main b:text-is('Ben')").count() == 0
+        transcript = page.locator("section.scorecard[data-call-id='2026-11-03__ben__lakeside__checkin'] details.transcript")
+        transcript.locator("summary").click()
+        text = transcript.inner_text()
+        assert "<script>window.__pwned" in text and "onerror=" in text
+        assert page.get_by_text("<b>Ben</b>").count() >= 1
+
+        # each scorecard shows the stored figures
+        assert page.locator("section.scorecard").count() == 3
+        for call_id, c in calls.items():
+            card = page.locator(f"section.scorecard[data-call-id='{call_id}']")
+
+            def field(name: str, card=card) -> str:
+                return card.locator(f"[data-field='{name}']").inner_text().strip()
+
+            expect_share = "—" if c["action_share"] is None else f"{c['action_share']:.0%}"
+            assert field("action_share") == expect_share
+            ratio = c["talk_action_ratio"]
+            assert field("talk_action_ratio") == ("—" if ratio is None else f"{ratio:.1f}")
+            assert field("rep") == c["rep"] and field("customer") == c["customer"]
+            assert field("call_date") == str(c["call_date"])
+            assert field("n_speakers") == str(c["n_speakers"])
+            mix = dict(c["stage_shares"])
+            assert field("stage_mix") == " · ".join(f"{s} {mix.get(s, 0):.0%}" for s in ("align", "act", "adjust", "other"))
+            for sp in c["speakers"]:
+                row = card.locator(f"table.speakers tr[data-speaker='{sp['speaker']}'] td")
+                assert row.nth(1).inner_text() == f"{sp['talk_share']:.0%}"
+                assert row.nth(3).inner_text() == str(sp["questions"])
+            n_actions = sum(s["talk_action"] == "action" for s in segments if s["call_id"] == call_id)
+            assert card.locator("table.commitments tbody tr").count() == n_actions
+            if not c["cycle_complete"] and "adjust" not in c["stages_present"]:
+                assert "Open loop" in field("cycle")
+
+        # the calls table sorts by action share when its header is clicked
+        page.locator("#call-table th", has_text="action share").click()
+        ordered = page.locator("#call-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.callId)")
+        by_share = sorted(calls, key=lambda k: -1 if calls[k]["action_share"] is None else calls[k]["action_share"])
+        assert ordered == by_share
+
+        shot = tmp_path / "report.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 20_000
+        browser.close()
+
+
+def test_report_cli_errors_without_data(tmp_path: Path) -> None:
+    cli = subprocess.run([sys.executable, "-m", "flows.cli", "report", str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 2 and "callcycle run" in cli.stdout + cli.stderr
