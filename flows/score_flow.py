@@ -106,6 +106,8 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
                          time.perf_counter() - started)
     except Exception as exc:
         logger.warning("%s failed: %s", source.path, exc)
+        if isinstance(exc, PipelineError):  # known-bad input is not retried (see _retry_unexpected)
+            attempts = 1
         return process.record_failure(Path(out_dir), source.path, source.sha256, exc, stamp, attempts)
     logger.info("%s: scored %d segments, action share %s", source.path, scored.score.n_segments,
                 scored.score.action_share)
@@ -135,6 +137,7 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str = "models",
     started = time.perf_counter()
     artifact = resources.artifact(models, model_version)  # fail fast on a missing or tampered model
     Path(out_dir).mkdir(parents=True, exist_ok=True)
+    store.sweep_stale_temp(Path(out_dir))
     sources, bad_inputs = discover_task(inputs)
     summary = RunSummary(out_dir=str(out_dir))
     if on_discovered:
@@ -147,7 +150,7 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str = "models",
 
     stamp = process.run_stamp(artifact, cfg.asr.model)
     for path, error in bad_inputs:
-        done(process.record_failure(Path(out_dir), path, None, error, stamp))
+        done(process.record_failure(Path(out_dir), path, ingest.try_sha256(Path(path)), error, stamp))
     first_of: dict[str, Source] = {}
     unique: list[Source] = []
     for source in sources:

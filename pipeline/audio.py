@@ -6,6 +6,7 @@ Channels are kept apart: a stereo call recording carries one speaker per channel
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,10 @@ import numpy as np
 
 from pipeline.errors import AudioDecodeError, EmptyAudioError
 
-__all__ = ["SAMPLE_RATE", "AudioData", "load_audio", "probe_duration", "channel_is_silent"]
+__all__ = [
+    "SAMPLE_RATE", "AudioData", "AudioBlock", "iter_audio_blocks", "check_audio_content", "load_audio",
+    "probe_duration", "channel_is_silent",
+]
 
 logger = logging.getLogger("callcycle.audio")
 
@@ -52,8 +56,15 @@ def _open(path: Path):  # noqa: ANN202 - returns an av container
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
+        text = _looks_like_text(path)
+        if text is not None:
+            raise AudioDecodeError(
+                f"{path.name}: this is a text file, not audio (it starts with {text!r}).",
+                "If it is a transcript, rename it to .txt, .vtt, .srt or .json; otherwise export the recording again.",
+            ) from exc
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise AudioDecodeError(
-            f"{path.name}: not a readable audio file ({type(exc).__name__}: {exc}).",
+            f"{path.name}: not a readable audio file ({reason}).",
             "Check the file is a complete wav/flac/mp3/m4a/ogg recording; re-export it if it was cut short.",
         ) from exc
     if not container.streams.audio:
@@ -63,6 +74,26 @@ def _open(path: Path):  # noqa: ANN202 - returns an av container
             "Make sure this is an audio recording and not a video, document or renamed file.",
         )
     return container
+
+
+def _looks_like_text(path: Path) -> str | None:
+    """The first characters of a file that is plain UTF-8 text, else ``None``."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+    except OSError:
+        return None
+    if not head or b"\x00" in head:
+        return None
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut at the 512-byte boundary
+            return None
+        text = head[: exc.start].decode("utf-8")
+    if sum(ch.isprintable() or ch in "\r\n\t" for ch in text) < 0.95 * len(text):
+        return None
+    return " ".join(text.split())[:40]
 
 
 def probe_duration(path: Path) -> float | None:
@@ -79,8 +110,122 @@ def probe_duration(path: Path) -> float | None:
         container.close()
 
 
+@dataclass(frozen=True, slots=True)
+class AudioBlock:
+    """A stretch of decoded audio, as yielded by :func:`iter_audio_blocks`.
+
+    Attributes:
+        offset: index of the block's first sample in the whole recording (at 16 kHz).
+        samples: float32 array of shape ``(channels, n)``.
+        source_sample_rate: the file's own sample rate.
+    """
+
+    offset: int
+    samples: np.ndarray
+    source_sample_rate: int
+
+    @property
+    def offset_s(self) -> float:
+        return self.offset / SAMPLE_RATE
+
+
+def iter_audio_blocks(path: Path, *, block_s: float = 600.0,
+                      max_duration_s: float | None = None) -> Iterator[AudioBlock]:
+    """Decode a file block by block (``block_s`` seconds each), resampled to 16 kHz float32.
+
+    Memory stays bounded by one block whatever the recording's length: this is how the
+    pipeline reads long calls. Decoding errors after some audio was read are logged and the
+    audio read so far is kept (a truncated file still yields its first part).
+
+    Raises:
+        AudioDecodeError: the bytes are not decodable audio.
+        EmptyAudioError: the file is empty, or longer than ``max_duration_s``.
+    """
+    import av
+
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise EmptyAudioError(f"{path.name}: the file is empty (0 bytes).",
+                              "The upload or export failed; fetch the recording again.")
+    block_len = max(SAMPLE_RATE, int(block_s * SAMPLE_RATE))
+    limit = None if max_duration_s is None else int(max_duration_s * SAMPLE_RATE)
+    container = _open(path)
+    try:
+        stream = container.streams.audio[0]
+        source_rate = int(stream.rate or stream.codec_context.sample_rate or SAMPLE_RATE)
+        resampler = av.AudioResampler(format="fltp", layout=stream.layout.name, rate=SAMPLE_RATE)
+        pending: list[np.ndarray] = []
+        n_pending = 0
+        offset = 0
+
+        def take(n: int) -> np.ndarray:
+            nonlocal pending, n_pending
+            joined = np.concatenate(pending, axis=1) if len(pending) > 1 else pending[0]
+            head, rest = joined[:, :n], joined[:, n:]
+            pending = [rest] if rest.shape[1] else []
+            n_pending -= head.shape[1]
+            return np.ascontiguousarray(head, dtype=np.float32)
+
+        def frames() -> Iterator[np.ndarray]:
+            try:
+                for frame in container.decode(stream):
+                    frame.pts = None
+                    for out in resampler.resample(frame):
+                        yield out.to_ndarray()
+                for out in resampler.resample(None):
+                    yield out.to_ndarray()
+            except av.FFmpegError as exc:
+                if offset == 0 and n_pending == 0:
+                    raise AudioDecodeError(
+                        f"{path.name}: audio data is corrupt ({exc}).",
+                        "Re-export or re-download the recording.",
+                    ) from exc
+                logger.warning("%s: decoding stopped early (%s); keeping %d samples",
+                               path, exc, offset + n_pending)
+
+        for arr in frames():
+            pending.append(arr)
+            n_pending += arr.shape[1]
+            if limit is not None and offset + n_pending > limit:
+                raise EmptyAudioError(
+                    f"{path.name}: longer than the limit of {max_duration_s:.0f} s.",
+                    "Raise --max-duration or split the recording.",
+                    step="decode",
+                )
+            while n_pending >= block_len:
+                block = take(block_len)
+                yield AudioBlock(offset=offset, samples=block, source_sample_rate=source_rate)
+                offset += block.shape[1]
+        if n_pending:
+            block = take(n_pending)
+            yield AudioBlock(offset=offset, samples=block, source_sample_rate=source_rate)
+    finally:
+        container.close()
+
+
+def check_audio_content(path: Path, n_samples: int, heard: bool) -> None:
+    """Raise the readable error for a recording that is empty, too short or silent."""
+    name = Path(path).name
+    if n_samples == 0:
+        raise EmptyAudioError(f"{name}: the file contains no audio samples.",
+                              "The recording is empty; check the recorder or export.")
+    if n_samples / SAMPLE_RATE < MIN_DURATION_S:
+        raise EmptyAudioError(
+            f"{name}: only {n_samples / SAMPLE_RATE:.2f} s of audio.",
+            f"Calls shorter than {MIN_DURATION_S:.0f} s are not scored; check the recording.",
+        )
+    if not heard:
+        raise EmptyAudioError(
+            f"{name}: the recording is silent on every channel.",
+            "Check the recorder's input levels or whether the call was actually connected.",
+        )
+
+
 def load_audio(path: Path, *, max_duration_s: float | None = None) -> AudioData:
-    """Decode every channel of an audio file, resampled to 16 kHz float32.
+    """Decode every channel of an audio file into memory, resampled to 16 kHz float32.
+
+    Convenient for notebooks and short files; the pipeline streams long calls with
+    :func:`iter_audio_blocks` instead.
 
     Args:
         path: audio file in any format PyAV/FFmpeg decodes.
@@ -90,64 +235,13 @@ def load_audio(path: Path, *, max_duration_s: float | None = None) -> AudioData:
         AudioDecodeError: the bytes are not decodable audio.
         EmptyAudioError: no samples, shorter than one second, or every channel silent.
     """
-    import av
-
-    if path.stat().st_size == 0:
-        raise EmptyAudioError(f"{path.name}: the file is empty (0 bytes).",
-                              "The upload or export failed; fetch the recording again.")
-    container = _open(path)
-    try:
-        stream = container.streams.audio[0]
-        source_rate = int(stream.rate or stream.codec_context.sample_rate or SAMPLE_RATE)
-        n_channels = int(stream.codec_context.channels or 1)
-        resampler = av.AudioResampler(format="fltp", layout=stream.layout.name, rate=SAMPLE_RATE)
-        chunks: list[np.ndarray] = []
-        n_decoded = 0
-        limit = None if max_duration_s is None else int(max_duration_s * SAMPLE_RATE)
-        try:
-            for frame in container.decode(stream):
-                frame.pts = None
-                for out in resampler.resample(frame):
-                    arr = out.to_ndarray()
-                    chunks.append(arr)
-                    n_decoded += arr.shape[1]
-                if limit is not None and n_decoded > limit:
-                    raise EmptyAudioError(
-                        f"{path.name}: longer than the limit of {max_duration_s:.0f} s.",
-                        "Raise --max-duration or split the recording.",
-                        step="decode",
-                    )
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray())
-        except av.FFmpegError as exc:
-            if not chunks:
-                raise AudioDecodeError(
-                    f"{path.name}: audio data is corrupt ({exc}).",
-                    "Re-export or re-download the recording.",
-                ) from exc
-            logger.warning("%s: decoding stopped early (%s); keeping %d samples", path, exc, n_decoded)
-    finally:
-        container.close()
-    if not chunks:
-        raise EmptyAudioError(
-            f"{path.name}: the file contains no audio samples.",
-            "The recording is empty; check the recorder or export.",
-        )
-    samples = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
-    if samples.shape[0] != n_channels and samples.shape[0] > 0:
-        n_channels = samples.shape[0]
-    audio = AudioData(samples=samples, sample_rate=SAMPLE_RATE, source_sample_rate=source_rate)
-    if audio.duration_s < MIN_DURATION_S:
-        raise EmptyAudioError(
-            f"{path.name}: only {audio.duration_s:.2f} s of audio.",
-            f"Calls shorter than {MIN_DURATION_S:.0f} s are not scored; check the recording.",
-        )
-    if all(channel_is_silent(ch) for ch in samples):
-        raise EmptyAudioError(
-            f"{path.name}: the recording is silent on every channel.",
-            "Check the recorder's input levels or whether the call was actually connected.",
-        )
-    return audio
+    blocks = list(iter_audio_blocks(Path(path), max_duration_s=max_duration_s))
+    if not blocks:
+        check_audio_content(path, 0, False)
+    samples = np.concatenate([b.samples for b in blocks], axis=1) if len(blocks) > 1 else blocks[0].samples
+    heard = not all(channel_is_silent(ch) for ch in samples)
+    check_audio_content(path, samples.shape[1], heard)
+    return AudioData(samples=samples, sample_rate=SAMPLE_RATE, source_sample_rate=blocks[0].source_sample_rate)
 
 
 def channel_is_silent(samples: np.ndarray) -> bool:

@@ -47,6 +47,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+
+def try_sha256(path: Path) -> str | None:
+    """sha256 of a file's bytes, or ``None`` when it is not a readable regular file."""
+    try:
+        return file_sha256(path) if Path(path).is_file() else None
+    except OSError:
+        return None
+
 def _parse_date(value: str) -> date | None:
     value = value.strip()
     if not value:
@@ -57,30 +65,51 @@ def _parse_date(value: str) -> date | None:
         return None
 
 
+def _cell(value: object) -> str:
+    """A CSV cell as stripped text (``DictReader`` gives ``None`` for missing cells)."""
+    return value.strip() if isinstance(value, str) else ""
+
+
 def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
     """Read a ``calls.csv`` sidecar into ``{resolved file path: metadata}``.
 
-    Rows with a missing path are skipped with a warning; an unparseable date becomes
-    ``None``. A file that is not a readable CSV raises :class:`InputError`.
+    Header names are matched without regard to case or surrounding spaces (``Path, Rep``
+    as written by spreadsheets works). Rows with a missing path are skipped with a
+    warning; an unparseable date becomes ``None`` (with a warning). A file that is not a
+    readable CSV, or a path cell holding a NUL character, raises :class:`InputError`.
     """
     result: dict[Path, CallMetadata] = {}
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
-            if reader.fieldnames is None or "path" not in reader.fieldnames:
+            header = reader.fieldnames
+            if header is not None:
+                reader.fieldnames = [str(name).strip().lower() for name in header]
+            if header is None or "path" not in reader.fieldnames:
                 raise InputError(
                     f"{csv_path} has no 'path' column.",
                     "A calls.csv sidecar needs the header: path,rep,customer,date",
                 )
-            for line_no, row in enumerate(reader, start=2):
-                rel = (row.get("path") or "").strip()
+            for row in reader:
+                line_no = reader.line_num
+                rel = _cell(row.get("path"))
                 if not rel:
                     logger.warning("%s line %d: empty path, row skipped", csv_path, line_no)
                     continue
+                if "\x00" in rel:
+                    raise InputError(
+                        f"{csv_path} line {line_no}: the path holds a NUL character; the file is corrupt.",
+                        "Re-save calls.csv as UTF-8 CSV with the header path,rep,customer,date.",
+                    )
+                raw_date = _cell(row.get("date"))
+                call_date = _parse_date(raw_date)
+                if raw_date and call_date is None:
+                    logger.warning("%s line %d: date %r is not YYYY-MM-DD, left empty", csv_path, line_no,
+                                   raw_date[:40])
                 meta = CallMetadata(
-                    rep=(row.get("rep") or "").strip() or None,
-                    customer=(row.get("customer") or "").strip() or None,
-                    call_date=_parse_date(row.get("date") or ""),
+                    rep=_cell(row.get("rep")) or None,
+                    customer=_cell(row.get("customer")) or None,
+                    call_date=call_date,
                 )
                 result[(csv_path.parent / rel).resolve()] = meta
     except (OSError, UnicodeDecodeError, csv.Error) as exc:

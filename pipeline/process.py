@@ -18,14 +18,13 @@ import pyarrow as pa
 
 from pipeline import store
 from pipeline.artifacts import Artifact
-from pipeline.audio import load_audio
 from pipeline.classify import classify_segments
 from pipeline.config import PipelineConfig
 from pipeline.errors import EmptyAudioError, PipelineError, TranscriptFormatError
 from pipeline.labels import Taxonomy
 from pipeline.schema import CallScore, ClassifiedSegment, Source, Turn
 from pipeline.score import score_call
-from pipeline.transcribe import AsrModel, transcribe_audio
+from pipeline.transcribe import AsrModel, transcribe_file
 from pipeline.transcripts import parse_transcript
 from pipeline.turns import pieces_to_turns, segment_turns, speaker_for_channel
 
@@ -97,11 +96,10 @@ def read_call(source: Source, asr: AsrModel | None, config: PipelineConfig) -> C
     if asr is None:
         raise PipelineError(f"{path.name}: audio input but no speech model loaded.",
                             "Load one with pipeline.transcribe.load_asr_model.", step="transcribe")
-    audio = load_audio(path, max_duration_s=config.run.max_duration_s)
-    pieces = transcribe_audio(asr, audio)
+    audio = transcribe_file(asr, path, max_duration_s=config.run.max_duration_s)
     speakers = {ch: speaker_for_channel(ch, config.run.channel_speakers, audio.n_channels)
                 for ch in range(audio.n_channels)}
-    turns = pieces_to_turns(pieces, speakers, config.segmentation.max_turn_gap_s)
+    turns = pieces_to_turns(audio.pieces, speakers, config.segmentation.max_turn_gap_s)
     if not turns:
         raise EmptyAudioError(f"{path.name}: no speech was recognised in {audio.duration_s:.1f} s of audio.",
                               "Check that the recording contains speech (not silence, music or tones).",

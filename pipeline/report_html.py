@@ -212,7 +212,8 @@ def _safe_label(text: str) -> str:
 
 def _svg(fig) -> str:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    no_metadata = {"Date": None, "Creator": None, "Format": None, "Type": None}
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata=no_metadata)
     _mpl().close(fig)
     text = buf.getvalue()
     return text[text.index("<svg"):]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ __all__ = [
     "clear_error",
     "read_dataset",
     "write_table_atomic",
+    "sweep_stale_temp",
 ]
 
 SCHEMA_VERSION = "1"
@@ -62,7 +64,8 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "call_id": "Human-readable call id (file stem or the transcript's call_id).",
         "segment_index": "Position of the segment in the call, from 0, in time order.",
         "turn_index": "Index of the speaker turn the segment belongs to.",
-        "speaker": "Speaker name (transcript name, or the channel's role such as rep/customer; 'mixed' for mono audio).",
+        "speaker": "Speaker name (transcript name, or the channel's role such as rep/customer; "
+                   "'mixed' for mono audio).",
         "channel": "Audio channel the speech came from; null for text transcripts.",
         "start_s": "Start time in the call, seconds.",
         "end_s": "End time in the call, seconds.",
@@ -99,7 +102,8 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "stages_present": "Cycle stages (not 'other') that occur in the call.",
         "stage_order": "Cycle stages in order of first appearance.",
         "cycle_complete": "True when align, act and adjust all occur.",
-        "speakers": "Per speaker: speech seconds, share of speaking time, longest monologue, questions asked, segments, action share, stage shares.",
+        "speakers": "Per speaker: speech seconds, share of speaking time, longest monologue, questions asked, "
+                    "segments, action share, stage shares.",
         "asr_model": "Speech model used; null for transcripts.",
         "classifier_version": "Version of the classifier artifact.",
         "taxonomy": "Taxonomy name and version.",
@@ -323,16 +327,50 @@ def errors_table(key: str, source_path: str, source_sha256: str | None, step: st
 def write_table_atomic(table: pa.Table, path: Path) -> None:
     """Write Parquet to a hidden temporary file in the same folder, fsync, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.pid{os.getpid()}.", suffix=".tmp")
     os.close(fd)
     try:
         pq.write_table(table, tmp, compression="zstd")
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_temp(out_dir: Path) -> int:
+    """Delete temporary files left by writers that died (SIGKILL, power loss); returns how many.
+
+    Temporary names carry the writer's process id; files of a live process on this machine
+    (another run writing to the same output right now) are left alone. Readers never see
+    these files either way: dot files are ignored by pyarrow, DuckDB globs and Polars.
+    """
+    removed = 0
+    for name in _SCHEMAS:
+        folder = Path(out_dir) / name
+        if not folder.is_dir():
+            continue
+        for tmp in folder.glob(".*.tmp"):
+            match = re.search(r"\.pid(\d+)\.", tmp.name)
+            if match and _pid_alive(int(match.group(1))):
+                continue
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def write_call(out_dir: Path, key: str, segments: pa.Table, calls: pa.Table) -> None:

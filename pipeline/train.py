@@ -144,7 +144,8 @@ def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels:
     pairs = Counter((t, q) for t, q in zip(y_true, y_pred) if t != q)
     confused = []
     for (true, pred), count in pairs.most_common(4):
-        examples = [texts[i] for i in range(len(y_true)) if y_true[i] == true and y_pred[i] == pred][:3] if texts else []
+        examples = ([texts[i] for i in range(len(y_true)) if y_true[i] == true and y_pred[i] == pred][:3]
+                    if texts else [])
         confused.append({"true": true, "predicted": pred, "count": count, "examples": examples})
     result["most_confused"] = confused
     return result

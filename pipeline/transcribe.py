@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.audio import AudioData, channel_is_silent
+from pipeline.audio import SAMPLE_RATE, AudioData, channel_is_silent, check_audio_content, iter_audio_blocks
 from pipeline.config import DEFAULT_ASR_MODEL, AsrConfig
 from pipeline.errors import TranscriptionError
 from pipeline.schema import AsrPiece
@@ -26,6 +27,8 @@ __all__ = [
     "resolve_model_path",
     "load_asr_model",
     "transcribe_audio",
+    "transcribe_file",
+    "TranscribedFile",
     "distinct_channels",
 ]
 
@@ -114,14 +117,18 @@ def distinct_channels(audio: AudioData) -> list[int]:
     Dual-mono files (the same signal on both channels) would otherwise be transcribed
     twice and every word counted twice.
     """
+    return _distinct(audio.samples)
+
+
+def _distinct(samples_2d: np.ndarray) -> list[int]:
     keep: list[int] = []
-    for ch in range(audio.n_channels):
-        samples = audio.samples[ch]
+    for ch in range(samples_2d.shape[0]):
+        samples = samples_2d[ch]
         if channel_is_silent(samples):
             continue
         duplicate = False
         for other in keep:
-            ref = audio.samples[other]
+            ref = samples_2d[other]
             if np.std(samples) == 0 or np.std(ref) == 0:
                 continue
             corr = float(np.corrcoef(samples[:: 4], ref[:: 4])[0, 1])
@@ -155,46 +162,81 @@ def _transcribe_window(model: AsrModel, samples: np.ndarray) -> list[Any]:
         ) from exc
 
 
-def transcribe_audio(model: AsrModel, audio: AudioData) -> list[AsrPiece]:
-    """Transcribe each distinct, non-silent channel separately.
+def _transcribe_signal(model: AsrModel, signal: np.ndarray, channel: int, offset_s: float) -> list[AsrPiece]:
+    """Pieces of one channel's stretch of audio, in windows of ``chunk_s``, times offset to call time."""
+    pieces: list[AsrPiece] = []
+    window = max(30 * SAMPLE_RATE, int(model.config.chunk_s * SAMPLE_RATE))
+    for start in range(0, signal.shape[0], window):
+        chunk = np.ascontiguousarray(signal[start : start + window])
+        if chunk.shape[0] < SAMPLE_RATE // 2 or channel_is_silent(chunk):
+            continue
+        base = offset_s + start / SAMPLE_RATE
+        for seg in _transcribe_window(model, chunk):
+            text = seg.text.strip()
+            if not text:
+                continue
+            words = tuple(
+                (w.word.strip(), w.start + base, w.end + base, float(w.probability))
+                for w in (seg.words or [])
+                if w.word.strip()
+            )
+            confidence = float(np.mean([w[3] for w in words])) if words else float(np.exp(seg.avg_logprob))
+            pieces.append(AsrPiece(channel=channel, start_s=float(seg.start) + base, end_s=float(seg.end) + base,
+                                   text=text, confidence=confidence, words=words))
+    return pieces
 
-    Long audio is processed in windows of ``config.chunk_s`` seconds so memory stays
-    bounded; times are offset back to call time.
+
+def transcribe_audio(model: AsrModel, audio: AudioData) -> list[AsrPiece]:
+    """Transcribe each distinct, non-silent channel of decoded audio separately.
+
+    Audio is fed to the recogniser in windows of ``config.chunk_s`` seconds; times are
+    offset back to call time.
 
     Returns:
         Recognised pieces of all channels, sorted by start time.
     """
     pieces: list[AsrPiece] = []
-    window = max(30, int(model.config.chunk_s * audio.sample_rate))
     for ch in distinct_channels(audio):
-        signal = audio.samples[ch]
-        for offset in range(0, signal.shape[0], window):
-            chunk = np.ascontiguousarray(signal[offset : offset + window])
-            if chunk.shape[0] < audio.sample_rate // 2 or channel_is_silent(chunk):
-                continue
-            offset_s = offset / audio.sample_rate
-            for seg in _transcribe_window(model, chunk):
-                text = seg.text.strip()
-                if not text:
-                    continue
-                words = tuple(
-                    (w.word.strip(), w.start + offset_s, w.end + offset_s, float(w.probability))
-                    for w in (seg.words or [])
-                    if w.word.strip()
-                )
-                if words:
-                    confidence = float(np.mean([w[3] for w in words]))
-                else:
-                    confidence = float(np.exp(seg.avg_logprob))
-                pieces.append(
-                    AsrPiece(
-                        channel=ch,
-                        start_s=float(seg.start) + offset_s,
-                        end_s=float(seg.end) + offset_s,
-                        text=text,
-                        confidence=confidence,
-                        words=words,
-                    )
-                )
+        pieces.extend(_transcribe_signal(model, audio.samples[ch], ch, 0.0))
     pieces.sort(key=lambda p: (p.start_s, p.channel))
     return pieces
+
+
+@dataclass(frozen=True, slots=True)
+class TranscribedFile:
+    """Result of :func:`transcribe_file`."""
+
+    pieces: list[AsrPiece]
+    duration_s: float
+    n_channels: int
+    source_sample_rate: int
+
+
+def transcribe_file(model: AsrModel, path: Path, *, max_duration_s: float | None = None,
+                    on_block: Callable[[float], None] | None = None) -> TranscribedFile:
+    """Decode and transcribe a recording block by block (``config.chunk_s`` seconds at a time).
+
+    Only one block of decoded audio is held in memory, so an hour-long call costs no more
+    memory than a ten-minute one. Silent and duplicate channels are skipped per block.
+    ``on_block`` is called with the seconds decoded so far after each block.
+
+    Raises:
+        AudioDecodeError, EmptyAudioError: unreadable, empty, too short, too long or silent audio.
+        TranscriptionError: the recogniser failed.
+    """
+    pieces: list[AsrPiece] = []
+    n_samples, n_channels, source_rate, heard = 0, 0, SAMPLE_RATE, False
+    for block in iter_audio_blocks(Path(path), block_s=model.config.chunk_s, max_duration_s=max_duration_s):
+        n_channels = max(n_channels, block.samples.shape[0])
+        source_rate = block.source_sample_rate
+        n_samples = block.offset + block.samples.shape[1]
+        channels = _distinct(block.samples)
+        heard = heard or bool(channels)
+        for ch in channels:
+            pieces.extend(_transcribe_signal(model, block.samples[ch], ch, block.offset_s))
+        if on_block is not None:
+            on_block(n_samples / SAMPLE_RATE)
+    check_audio_content(Path(path), n_samples, heard)
+    pieces.sort(key=lambda p: (p.start_s, p.channel))
+    return TranscribedFile(pieces=pieces, duration_s=n_samples / SAMPLE_RATE, n_channels=n_channels,
+                           source_sample_rate=source_rate)

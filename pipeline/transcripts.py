@@ -6,7 +6,9 @@ minute by default) and are flagged ``timing_estimated``.
 
 from __future__ import annotations
 
+import codecs
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +19,20 @@ from pipeline.schema import Turn
 
 __all__ = ["ParsedTranscript", "parse_transcript", "parse_transcript_text", "estimate_timings"]
 
-_TS = r"(?:(\d+):)?(\d{1,2}):(\d{2})[.,](\d{1,3})"
-_CUE_TIME = re.compile(rf"^\s*{_TS}\s*-->\s*{_TS}")
-_VOICE = re.compile(r"<v(?:\.[^\s>]*)?\s+([^>]+)>")
-_TAG = re.compile(r"</?[^>]+>")
+# hours (optional), minutes, seconds, milliseconds (optional: "00:01:02 --> 00:01:05" is accepted too)
+_TS = r"(?:([0-9]{1,5}):)?([0-9]{1,2}):([0-9]{2})(?:[.,]([0-9]{1,3}))?"
+_CUE_TIME = re.compile(rf"^\s*{_TS}\s*-->\s*{_TS}(?=\s|$)")
+_LOOKS_TIMED = re.compile(r"[0-9]{1,2}:[0-9]{2}[.,:]?[0-9]{0,6}\s{0,3}-{0,3}>|-{0,3}>\s{0,3}[0-9]{1,2}:[0-9]{2}")
+_CUE_ID = re.compile(r"^\s*[0-9]+\s*$")
+_VTT_META_BLOCK = re.compile(r"^(?:NOTE|STYLE|REGION)(?:\s|$)")
+_VOICE = re.compile(r"<v(?:\.[^\s>]{0,100})?\s+([^>]{1,200})>")
+_TAG = re.compile(r"</?[^<>]{1,200}>")
 _PREFIX = re.compile(r"^\s*([A-Z][\w .'\-]{0,40}?|\[[^\]]{1,40}\]|[\w.\-]{1,40})\s*:\s+(.*)$")
 UNKNOWN_SPEAKER = "unknown"
+#: A transcript longer than this is not one call (2 M characters is ~35 hours of speech).
+MAX_TRANSCRIPT_CHARS = 2_000_000
+#: One turn longer than this cannot be split into sentences (spaCy's limit is 1 M characters).
+MAX_TURN_CHARS = 500_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +45,34 @@ class ParsedTranscript:
 
 def _seconds(groups: tuple[str | None, ...]) -> float:
     hours, minutes, secs, frac = groups
-    return int(hours or 0) * 3600 + int(minutes) * 60 + int(secs) + int(frac.ljust(3, "0")) / 1000
+    return (int(hours or 0) * 3600 + int(minutes or 0) * 60 + int(secs or 0)
+            + int((frac or "0").ljust(3, "0")) / 1000)
+
+
+def _clean(value: str) -> str:
+    """``value`` with lone surrogates (from JSON ``\\udXXX`` escapes) replaced: Parquet needs valid UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def _describe(value: Any) -> str:
+    """A JSON value's type in words, for error messages."""
+    if value is None:
+        return "null or missing"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
 
 
 def _word_seconds(text: str, words_per_minute: float) -> float:
@@ -70,103 +107,204 @@ def _fail(name: str, what: str, hint: str) -> TranscriptFormatError:
     return TranscriptFormatError(f"{name}: {what}", hint)
 
 
-def _parse_json(name: str, text: str) -> tuple[str | None, list[tuple[str, str, float | None, float | None]]]:
+Row = tuple[str, str, float | None, float | None]
+
+
+def _parse_json(name: str, text: str) -> tuple[str | None, list[Row]]:
     hint = 'Expected {"call_id": "...", "turns": [{"speaker": "...", "text": "...", "start": 0.0, "end": 2.5}]}.'
     try:
         data: Any = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _fail(name, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.", hint) from exc
+    except RecursionError as exc:
+        raise _fail(name, "invalid JSON: lists or objects are nested too deeply.", hint) from exc
+    except ValueError as exc:  # an integer literal longer than Python's 4300-digit limit
+        what = "a number is too long to read" if "digits" in str(exc) else str(exc)
+        raise _fail(name, f"invalid JSON: {what}.", hint) from exc
     if not isinstance(data, dict):
         raise _fail(name, f"the top level is a {type(data).__name__}, not an object.", hint)
     call_id = data.get("call_id")
-    if call_id is not None and not isinstance(call_id, (str, int)):
-        raise _fail(name, "'call_id' must be a string.", hint)
+    if call_id is not None and (isinstance(call_id, bool) or not isinstance(call_id, (str, int))):
+        raise _fail(name, f"'call_id' must be a string, not {_describe(call_id)}.", hint)
     turns = data.get("turns")
     if not isinstance(turns, list):
-        raise _fail(name, "no 'turns' list.", hint)
-    rows: list[tuple[str, str, float | None, float | None]] = []
+        raise _fail(name, f"no 'turns' list ('turns' is {_describe(turns)}).", hint)
+    rows: list[Row] = []
     for i, turn in enumerate(turns):
         if not isinstance(turn, dict):
-            raise _fail(name, f"turn {i} is a {type(turn).__name__}, not an object.", hint)
-        speaker, body = turn.get("speaker", UNKNOWN_SPEAKER), turn.get("text")
+            raise _fail(name, f"turn {i} is {_describe(turn)}, not an object.", hint)
+        speaker, body = turn.get("speaker"), turn.get("text")
         if not isinstance(body, str):
-            raise _fail(name, f"turn {i} has no text string.", hint)
+            raise _fail(name, f"turn {i} has no text string ('text' is {_describe(body)}).", hint)
+        if speaker is None:
+            speaker = UNKNOWN_SPEAKER
         if not isinstance(speaker, (str, int)) or isinstance(speaker, bool):
-            raise _fail(name, f"turn {i}: 'speaker' must be a string.", hint)
+            raise _fail(name, f"turn {i}: 'speaker' must be a string, not {_describe(speaker)}.", hint)
         times: list[float | None] = []
         for key in ("start", "end"):
             value = turn.get(key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise _fail(name, f"turn {i}: '{key}' must be a number of seconds.", hint)
-            if value is not None and (value != value or value < 0 or value == float("inf")):
-                raise _fail(name, f"turn {i}: '{key}' must be a finite, non-negative number.", hint)
-            times.append(None if value is None else float(value))
+                raise _fail(name, f"turn {i}: '{key}' must be a number of seconds, not {_describe(value)} "
+                                  f"({json.dumps(value)[:40]}).", hint)
+            if value is not None:
+                try:
+                    seconds = float(value)
+                except OverflowError:  # an integer too large for a float
+                    seconds = float("inf")
+                if not math.isfinite(seconds) or seconds < 0:
+                    raise _fail(name, f"turn {i}: '{key}' must be a finite, non-negative number of seconds.",
+                                hint)
+                value = seconds
+            times.append(value)
         if body.strip():
-            rows.append((str(speaker).strip() or UNKNOWN_SPEAKER, body.strip(), times[0], times[1]))
-    return (None if call_id is None else str(call_id)), rows
+            rows.append((_clean(str(speaker)).strip() or UNKNOWN_SPEAKER, _clean(body.strip()), times[0], times[1]))
+    return (None if call_id is None else _clean(str(call_id))), rows
 
 
 def _speaker_and_text(line: str, current: str) -> tuple[str, str]:
     voice = _VOICE.search(line)
     if voice:
-        speaker = voice.group(1).strip()
+        speaker = voice.group(1).strip() or current
         return speaker, _TAG.sub("", line).strip()
     clean = _TAG.sub("", line).strip()
     prefix = _PREFIX.match(clean)
     if prefix:
-        return prefix.group(1).strip("[] "), prefix.group(2).strip()
+        return prefix.group(1).strip("[] ") or current, prefix.group(2).strip()
     return current, clean
 
 
-def _parse_cues(name: str, text: str, kind: str) -> list[tuple[str, str, float | None, float | None]]:
-    rows: list[tuple[str, str, float | None, float | None]] = []
-    blocks = re.split(r"\n\s*\n", text.replace("\r\n", "\n").replace("\r", "\n"))
+def _cue_hint(kind: str) -> str:
+    sep = "," if kind == "SRT" else "."
+    return (f"Each cue needs a timing line 'HH:MM:SS{sep}mmm --> HH:MM:SS{sep}mmm' (e.g. 00:01:02{sep}500 --> "
+            f"00:01:05{sep}000) directly above its text; fix that line or delete the cue, then run again.")
+
+
+def _blocks(text: str) -> list[list[tuple[int, str]]]:
+    """Blank-line separated blocks of ``(line number, line)``."""
+    blocks: list[list[tuple[int, str]]] = []
+    current: list[tuple[int, str]] = []
+    for number, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
+        if line.strip():
+            current.append((number, line))
+        elif current:
+            blocks.append(current)
+            current = []
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def _parse_cues(name: str, text: str, kind: str) -> list[Row]:
+    """Cues of a WebVTT or SRT file.
+
+    Overlapping cues (cross-talk) are kept and sorted by start time. A timing line that
+    cannot be read, or cue text with no timing line above it, is an error naming the line:
+    dropping that cue silently would change the call's scores.
+    """
+    rows: list[Row] = []
     found_cue = False
-    for block in blocks:
-        lines = [ln for ln in block.split("\n") if ln.strip()]
-        for idx, line in enumerate(lines):
-            match = _CUE_TIME.match(line)
-            if not match:
+    problem: TranscriptFormatError | None = None
+    hint = _cue_hint(kind)
+
+    def flush(cue: tuple[float, float] | None, speaker: str, parts: list[str]) -> None:
+        body_text = " ".join(parts).strip()
+        if cue is not None and body_text:
+            rows.append((speaker, body_text, cue[0], cue[1]))
+
+    for block_index, block in enumerate(_blocks(text)):
+        first = block[0][1].lstrip().lstrip("\ufeff")
+        if kind == "WebVTT" and block_index == 0 and first.startswith("WEBVTT"):
+            # the header; a sloppy file may start its first cue right under it, without a blank line
+            timed = [i for i, (_n, line) in enumerate(block) if "-->" in line]
+            if not timed:
                 continue
-            found_cue = True
-            start, end = _seconds(match.groups()[:4]), _seconds(match.groups()[4:])
-            if end < start:
-                raise _fail(name, f"a cue ends before it starts ({line.strip()}).",
-                            "Fix the cue's timestamps (start --> end, end later than start).")
-            speaker = UNKNOWN_SPEAKER
-            parts: list[str] = []
-            for body in lines[idx + 1 :]:
-                speaker, clean = _speaker_and_text(body, speaker)
-                if clean:
-                    parts.append(clean)
-            body_text = " ".join(parts).strip()
-            if body_text:
-                rows.append((speaker, body_text, start, end))
-            break
+            block = block[timed[0]:]
+        elif kind == "WebVTT" and _VTT_META_BLOCK.match(first):
+            continue  # NOTE, STYLE and REGION blocks
+        cue: tuple[float, float] | None = None
+        speaker, parts = UNKNOWN_SPEAKER, []
+        orphan: tuple[int, str] | None = None
+        for pos, (number, line) in enumerate(block):
+            match = _CUE_TIME.match(line)
+            if match is None and "-->" in line:
+                problem = problem or _fail(name, f"line {number}: cannot read the cue times in "
+                                                 f"{line.strip()[:80]!r}.", hint)
+                continue
+            if match is not None:
+                groups = match.groups()
+                for value in (groups[1], groups[2], groups[5], groups[6]):
+                    if int(value) >= 60:
+                        problem = problem or _fail(name, f"line {number}: minutes and seconds must be below 60 in "
+                                                         f"{line.strip()[:80]!r}.", hint)
+                start, end = _seconds(groups[:4]), _seconds(groups[4:])
+                if end < start:
+                    problem = problem or _fail(
+                        name, f"line {number}: a cue ends before it starts ({line.strip()[:80]}).",
+                        "Fix the cue's timestamps (start --> end, end later than start).")
+                if parts and _CUE_ID.match(parts[-1]):
+                    parts.pop()  # the next cue's number, in a file without blank lines between cues
+                flush(cue, speaker, parts)
+                found_cue = True
+                cue, speaker, parts = (start, end), UNKNOWN_SPEAKER, []
+                continue
+            if cue is None:
+                if pos == 0 and len(block) > 1:
+                    continue  # a cue identifier above the timing line
+                if orphan is None and not _CUE_ID.match(line):
+                    orphan = (number, line)
+                continue
+            speaker, clean = _speaker_and_text(line, speaker)
+            if clean:
+                parts.append(clean)
+        if cue is None and orphan is None and len(block) > 1:
+            orphan = block[1] if _CUE_ID.match(block[0][1]) else block[0]
+        if orphan is not None:
+            number, line = orphan
+            if _LOOKS_TIMED.search(line):
+                what = f"cannot read the cue times in {line.strip()[:80]!r}"
+            else:
+                what = (f"text {line.strip()[:60]!r} has no cue timing line above it "
+                        "(the 'start --> end' line is missing or broken)")
+            problem = problem or _fail(name, f"line {number}: {what}.", hint)
+        flush(cue, speaker, parts)
     if not found_cue:
         raise _fail(name, f"no {kind} cues with timestamps (HH:MM:SS.mmm --> HH:MM:SS.mmm) found.",
                     f"Check that the file is a valid {kind} file.")
+    if problem is not None:
+        raise problem
     rows.sort(key=lambda r: (r[2] or 0.0))
     return rows
 
 
-def _parse_plain(text: str) -> list[tuple[str, str, float | None, float | None]]:
-    rows: list[tuple[str, str, float | None, float | None]] = []
+def _parse_plain(text: str) -> list[Row]:
+    turns: list[tuple[str, list[str]]] = []
     speaker = UNKNOWN_SPEAKER
     for line in text.splitlines():
         if not line.strip():
             continue
         match = _PREFIX.match(line)
         if match:
-            speaker, body = match.group(1).strip("[] "), match.group(2).strip()
+            speaker, body = match.group(1).strip("[] ") or UNKNOWN_SPEAKER, match.group(2).strip()
             if body:
-                rows.append((speaker, body, None, None))
-        elif rows and rows[-1][0] == speaker:
-            prev = rows[-1]
-            rows[-1] = (prev[0], f"{prev[1]} {line.strip()}", None, None)
+                turns.append((speaker, [body]))
+        elif turns and turns[-1][0] == speaker:
+            turns[-1][1].append(line.strip())
         else:
-            rows.append((speaker, line.strip(), None, None))
-    return rows
+            turns.append((speaker, [line.strip()]))
+    return [(who, " ".join(parts), None, None) for who, parts in turns]
+
+
+def _check_size(name: str, text: str) -> None:
+    """Refuse text far larger than any call before parsing it (and before spaCy's 1 M-character limit)."""
+    if len(text) <= MAX_TRANSCRIPT_CHARS:
+        return
+    hours = len(text.split()) / 150 / 60
+    shape = "on a single line" if "\n" not in text.strip() else f"on {text.count(chr(10)) + 1:,} lines"
+    raise _fail(
+        name, f"{len(text):,} characters {shape} (about {hours:,.0f} hours of speech); that is not one call "
+              f"(the limit is {MAX_TRANSCRIPT_CHARS:,} characters).",
+        "callcycle scores one call per transcript: split the file into one transcript per call, or remove it "
+        "from the inputs if it is not a call transcript (a log, a data dump or a file that lost its line breaks).")
 
 
 def parse_transcript_text(
@@ -175,9 +313,11 @@ def parse_transcript_text(
     """Parse transcript text of a given format (``json``, ``vtt``, ``srt``, ``txt``).
 
     Raises:
-        TranscriptFormatError: malformed content, or no speech in it.
+        TranscriptFormatError: malformed content, no speech in it, or far too long for one call.
     """
     fmt = fmt.lower()
+    _check_size(name, text)
+    text = _clean(text)
     call_id: str | None = None
     if fmt == "json":
         call_id, rows = _parse_json(name, text)
@@ -194,27 +334,51 @@ def parse_transcript_text(
     if not rows:
         raise _fail(name, "the transcript contains no spoken text.",
                     "Check the export: every turn is empty or missing.")
+    for i, (speaker, body, _start, _end) in enumerate(rows):
+        if len(body) > MAX_TURN_CHARS:
+            raise _fail(name, f"turn {i} ({speaker!r}) is {len(body):,} characters long without a speaker change "
+                              f"(the limit is {MAX_TURN_CHARS:,}).",
+                        "Put each speaker turn on its own line ('Name: text'), or one entry per turn in JSON.")
     return ParsedTranscript(call_id=call_id, turns=estimate_timings(rows, words_per_minute))
+
+
+def _encoding_guess(raw: bytes) -> tuple[str, str]:
+    """``(description, iconv name)`` of the encoding a non-UTF-8 file most likely uses."""
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or raw[:200].count(b"\x00") > 20:
+        return "UTF-16", "UTF-16"
+    return "Windows-1252 / Latin-1 (Western European)", "CP1252"
 
 
 def parse_transcript(path: Path, *, words_per_minute: float = 150.0) -> ParsedTranscript:
     """Read and parse a transcript file; the format comes from the extension.
 
+    UTF-8 (with or without a byte-order mark) is read; so is UTF-16 with a byte-order
+    mark (Windows "Unicode" text). Anything else is refused with the fix in the hint
+    rather than guessed, which could garble names silently.
+
     Raises:
         TranscriptFormatError: unreadable, not UTF-8, or malformed.
     """
+    name = Path(path).name
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
-        raise TranscriptFormatError(f"{Path(path).name}: cannot read ({exc.strerror}).",
+        raise TranscriptFormatError(f"{name}: cannot read ({exc.strerror}).",
                                     "Check the path and permissions.") from exc
     try:
-        text = raw.decode("utf-8-sig")
+        if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            text = raw.decode("utf-16")
+        else:
+            text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        offset = min(exc.start + (3 if raw.startswith(codecs.BOM_UTF8) else 0), len(raw) - 1)
+        line = raw.count(b"\n", 0, offset) + 1
+        column = offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
+        described, iconv = _encoding_guess(raw)
         raise TranscriptFormatError(
-            f"{Path(path).name}: not UTF-8 text (byte {exc.start} is invalid).",
-            "Re-save the transcript as UTF-8.",
+            f"{name}: not UTF-8 text (byte 0x{raw[offset]:02X} at line {line}, column {column} is invalid; "
+            f"the file looks like {described}).",
+            f"Re-save the transcript as UTF-8 (Save As -> Encoding: UTF-8), or convert it with "
+            f"`iconv -f {iconv} -t UTF-8 '{name}' > fixed{Path(path).suffix}`, then run again.",
         ) from exc
-    return parse_transcript_text(
-        text, Path(path).suffix.lstrip("."), name=Path(path).name, words_per_minute=words_per_minute
-    )
+    return parse_transcript_text(text, Path(path).suffix.lstrip("."), name=name, words_per_minute=words_per_minute)

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import MODELS, ROOT
+
 from pipeline.evaluate import evaluate_artifact, evaluate_calls
 from pipeline.labels import LabelledRow, is_holdout, load_labelled
 

@@ -1,0 +1,56 @@
+"""An hour-long stereo call is decoded and transcribed in blocks: peak memory stays under 2 GiB."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import MODELS, ROOT, require_tool
+
+from pipeline import store
+from pipeline.audio import SAMPLE_RATE, iter_audio_blocks
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from make_long_call import make_long_call  # noqa: E402
+
+GiB = 1024**3
+
+
+def test_blocks_cover_the_file_exactly(tmp_path: Path) -> None:
+    require_tool("espeak-ng", "apt-get install espeak-ng")
+    path = make_long_call(tmp_path / "ten.wav", minutes=10, every_s=60)
+    blocks = list(iter_audio_blocks(path, block_s=120))
+    assert [b.offset for b in blocks] == [i * 120 * SAMPLE_RATE for i in range(5)]
+    assert all(b.samples.shape == (2, 120 * SAMPLE_RATE) for b in blocks)
+    assert sum(b.samples.shape[1] for b in blocks) == 10 * 60 * SAMPLE_RATE
+
+
+@pytest.mark.slow
+def test_one_hour_call_peak_memory_under_2_gib(tmp_path: Path) -> None:
+    require_tool("espeak-ng", "apt-get install espeak-ng")
+    path = make_long_call(tmp_path / "2026-11-20__dana__longco__one-hour.wav", minutes=60, every_s=60)
+    out = tmp_path / "out"
+    log = tmp_path / "run.log"
+    with log.open("w") as handle:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "run", str(path), "--out", str(out), "--models", str(MODELS),
+             "--no-report"], cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
+            env={**os.environ, "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(tmp_path / "prefect"))})
+        # wait4 gives this child's own resource usage (peak RSS in KiB on Linux)
+        _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, log.read_text()
+    peak = usage.ru_maxrss * 1024
+    call = store.read_dataset(out, "calls").to_pylist()[0]
+    assert call["audio_duration_s"] == pytest.approx(3600, abs=1)
+    segments = store.read_dataset(out, "segments").to_pylist()
+    # one clip a minute on alternating channels: speech is found all through the hour, on both channels
+    assert {s["speaker"] for s in segments} == {"rep", "customer"}
+    assert max(s["end_s"] for s in segments) > 3500
+    minutes_with_speech = {int(s["start_s"] // 60) for s in segments}
+    assert len(minutes_with_speech) >= 50
+    print(json.dumps({"peak_rss_gib": round(peak / GiB, 3), "segments": len(segments)}))
+    assert peak < 2 * GiB, f"peak RSS {peak / GiB:.2f} GiB"
