@@ -23,7 +23,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows import resources
 from pipeline import ingest, process, store
 from pipeline.config import PipelineConfig
-from pipeline.errors import PipelineError
+from pipeline.errors import FileTimeoutError, PipelineError
 from pipeline.process import CallInput, Outcome, ScoredCall
 from pipeline.schema import Source
 
@@ -47,10 +47,10 @@ class RunSummary:
 
 
 def _retry_unexpected(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry only errors that are not a known-bad input (those would fail again)."""
+    """Retry only errors that are not a known-bad input or a timeout (those would fail again)."""
     try:
         state.result()
-    except PipelineError:
+    except (PipelineError, TimeoutError):  # Prefect raises a TimeoutError subclass
         return False
     except Exception:
         return True
@@ -106,6 +106,11 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
                          time.perf_counter() - started)
     except Exception as exc:
         logger.warning("%s failed: %s", source.path, exc)
+        if isinstance(exc, TimeoutError):
+            exc = FileTimeoutError(
+                f"{Path(source.path).name}: reading and transcribing took longer than the per-file limit "
+                f"of {config.run.timeout_s:g} s.",
+                "Raise --timeout (or [run] timeout_s), or split the recording; check the machine is not overloaded.")
         if isinstance(exc, PipelineError):  # known-bad input is not retried (see _retry_unexpected)
             attempts = 1
         return process.record_failure(Path(out_dir), source.path, source.sha256, exc, stamp, attempts)

@@ -12,6 +12,7 @@ __all__ = [
     "ModelArtifactError",
     "LabelDataError",
     "TaxonomyError",
+    "FileTimeoutError",
 ]
 
 
@@ -83,3 +84,9 @@ class TaxonomyError(PipelineError):
     """The taxonomy file is malformed."""
 
     step = "labels"
+
+
+class FileTimeoutError(PipelineError):
+    """Reading or transcribing one file took longer than the per-file limit."""
+
+    step = "transcribe"

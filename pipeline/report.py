@@ -50,6 +50,7 @@ def _pct(value: float | None) -> str:
 def render_summary(rows: list[dict[str, Any]], console: Any = None) -> None:
     """Print the scored-calls table (rich)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = console or Console()
@@ -77,7 +78,7 @@ def render_summary(rows: list[dict[str, Any]], console: Any = None) -> None:
         mix = "/".join(f"{100 * v:.0f}" for v in shares.values())
         colour = colours.get(verdict(r["action_share"]), "dim")
         table.add_row(
-            r["call_id"], r["rep"] or "—", str(r["call_date"] or "—"), f"{minutes:.1f}",
+            escape(r["call_id"]), escape(r["rep"] or "—"), str(r["call_date"] or "—"), f"{minutes:.1f}",
             f"[{colour}]{_pct(r['action_share'])}[/]", "—" if ratio is None else f"{ratio:.1f}",
             mix, cycle,
         )
@@ -87,6 +88,7 @@ def render_summary(rows: list[dict[str, Any]], console: Any = None) -> None:
 def render_errors(rows: list[dict[str, Any]], console: Any = None) -> None:
     """Print recorded failures with what to do about each."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     if not rows:
@@ -96,5 +98,5 @@ def render_errors(rows: list[dict[str, Any]], console: Any = None) -> None:
     for col in ("file", "step", "error", "what to do"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(Path(r["source_path"]).name, r["step"], r["message"], r["hint"] or "")
+        table.add_row(escape(Path(r["source_path"]).name), r["step"], escape(r["message"]), escape(r["hint"] or ""))
     console.print(table)

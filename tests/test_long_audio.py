@@ -29,6 +29,20 @@ def test_blocks_cover_the_file_exactly(tmp_path: Path) -> None:
     assert sum(b.samples.shape[1] for b in blocks) == 10 * 60 * SAMPLE_RATE
 
 
+def test_per_file_timeout_is_recorded_not_retried(tmp_path: Path, prefect_harness) -> None:
+    require_tool("espeak-ng", "apt-get install espeak-ng")
+    from flows.score_flow import run_scoring
+    from pipeline.config import load_config
+
+    path = make_long_call(tmp_path / "ten.wav", minutes=10, every_s=20)
+    config = load_config(None, run__timeout_s=2.0, run__retries=2)
+    summary = run_scoring([str(path)], out_dir=str(tmp_path / "out"), models=str(MODELS), config=config)
+    assert summary.count("failed") == 1
+    error = store.read_dataset(tmp_path / "out", "errors").to_pylist()[0]
+    assert (error["step"], error["error_type"], error["attempts"]) == ("transcribe", "FileTimeoutError", 1)
+    assert "per-file limit of 2 s" in error["message"] and "--timeout" in error["hint"]
+
+
 @pytest.mark.slow
 def test_one_hour_call_peak_memory_under_2_gib(tmp_path: Path) -> None:
     require_tool("espeak-ng", "apt-get install espeak-ng")
