@@ -41,6 +41,7 @@ POINTER_NAME = "CURRENT"
 #: Types outside skops' default trusted set that a callcycle artifact may contain.
 TRUSTED_TYPES: tuple[str, ...] = (
     "pipeline.features.CueFeatures",
+    "pipeline.features.CompactTfidfVectorizer",
     # scikit-learn's own helpers inside CalibratedClassifierCV (the calibrated linear SVM)
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
