@@ -69,3 +69,21 @@ def test_scores_track_the_scripts_labels(sample_run) -> None:
         predicted = calls[script["call_id"]]["action_share"]
         errors.append(abs(gold - (predicted or 0.0)))
     assert sum(errors) / len(errors) < 0.15, errors
+
+
+def test_sample_audio_word_error_rate(sample_run) -> None:
+    """The pipeline's words against each synthesised call's script: WER under 25% per call."""
+    from conftest import word_error_rate
+
+    out, _ = sample_run
+    segments = ds.dataset(out / "segments").to_table().to_pylist()
+    rates = {}
+    for script in _scripts():
+        if script.get("layout") not in {"stereo", "mono"}:
+            continue
+        said = sorted((s for s in segments if s["call_id"] == script["call_id"]), key=lambda s: s["start_s"])
+        reference = " ".join(t["text"] for t in script["turns"])
+        rates[script["call_id"]] = word_error_rate(reference, " ".join(s["text"] for s in said))
+    assert len(rates) >= 6
+    print("sample WER:", json.dumps({k: round(v, 3) for k, v in rates.items()}))
+    assert max(rates.values()) < 0.25, rates
