@@ -10,7 +10,7 @@ from typing import Any
 
 from pipeline import store
 
-__all__ = ["load_call_rows", "load_error_rows", "verdict", "render_summary", "render_errors"]
+__all__ = ["load_call_rows", "load_error_rows", "verdict", "headline", "render_summary", "render_errors"]
 
 
 def load_call_rows(out_dir: Path) -> list[dict[str, Any]]:
@@ -83,6 +83,21 @@ def render_summary(rows: list[dict[str, Any]], console: Any = None) -> None:
             mix, cycle,
         )
     console.print(table)
+    console.print(headline(rows))
+
+
+def headline(rows: list[dict[str, Any]]) -> str:
+    """The report's "team at a glance" figures as one line (same numbers as the HTML report)."""
+    import statistics
+
+    from pipeline.report_html import call_flags
+
+    shares = [r["action_share"] for r in rows if r["action_share"] is not None]
+    median = statistics.median(shares) if shares else None
+    complete = sum(bool(r["cycle_complete"]) for r in rows)
+    flagged = sum(bool(call_flags(r)) for r in rows)
+    return (f"{len(rows)} calls · median action share {_pct(median)} · {complete}/{len(rows)} complete "
+            f"Align → Act → Adjust cycles · {flagged} flagged for attention (see the HTML report for why)")
 
 
 def render_errors(rows: list[dict[str, Any]], console: Any = None) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import subprocess
 import sys
@@ -177,3 +178,18 @@ def test_report_cli_errors_without_data(tmp_path: Path) -> None:
     cli = subprocess.run([sys.executable, "-m", "flows.cli", "report", str(tmp_path)], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert cli.returncode == 2 and "callcycle run" in cli.stdout + cli.stderr
+
+
+def test_terminal_summary_shows_the_report_headline(scored_out: Path) -> None:
+    import statistics
+
+    cli = subprocess.run([sys.executable, "-m", "flows.cli", "summary", str(scored_out)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert cli.returncode == 0, cli.stderr
+    calls = load_call_rows(scored_out)
+    median = statistics.median(c["action_share"] for c in calls if c["action_share"] is not None)
+    complete = sum(bool(c["cycle_complete"]) for c in calls)
+    flagged = sum(bool(call_flags(c)) for c in calls)
+    assert f"3 calls · median action share {median:.0%} · {complete}/3 complete" in cli.stdout
+    assert f"{flagged} flagged for attention" in cli.stdout
+    assert "<b>Ben</b>" in cli.stdout  # rich markup in data is shown literally, not interpreted
