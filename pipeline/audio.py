@@ -96,6 +96,17 @@ def _looks_like_text(path: Path) -> str | None:
     return " ".join(text.split())[:40]
 
 
+def _declared_duration(path: Path) -> float | None:
+    """Length a PCM WAV's header declares (FFmpeg reports what is present instead); else ``None``."""
+    import wave
+
+    try:
+        with wave.open(str(path)) as w:
+            return w.getnframes() / w.getframerate() if w.getframerate() else None
+    except (wave.Error, EOFError, OSError, ValueError):
+        return None
+
+
 def probe_duration(path: Path) -> float | None:
     """Duration in seconds from the container header, without decoding; ``None`` if unknown."""
     container = _open(path)
@@ -153,6 +164,7 @@ def iter_audio_blocks(path: Path, *, block_s: float = 600.0,
     try:
         stream = container.streams.audio[0]
         source_rate = int(stream.rate or stream.codec_context.sample_rate or SAMPLE_RATE)
+        header_s = _declared_duration(path)
         resampler = av.AudioResampler(format="fltp", layout=stream.layout.name, rate=SAMPLE_RATE)
         pending: list[np.ndarray] = []
         n_pending = 0
@@ -199,6 +211,10 @@ def iter_audio_blocks(path: Path, *, block_s: float = 600.0,
         if n_pending:
             block = take(n_pending)
             yield AudioBlock(offset=offset, samples=block, source_sample_rate=source_rate)
+            offset += block.shape[1]
+        if header_s and offset / SAMPLE_RATE < 0.95 * header_s - 0.5:
+            logger.warning("%s: the header says %.1f s but only %.1f s of audio could be decoded; the file looks "
+                           "truncated, scoring the part that is there", path, header_s, offset / SAMPLE_RATE)
     finally:
         container.close()
 

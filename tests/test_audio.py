@@ -95,3 +95,18 @@ def test_max_duration_is_enforced(tmp_path: Path) -> None:
     path = write_wav(tmp_path / "long.wav", 0.3 * np.sin(2 * np.pi * 300 * t)[None, :], 16000)
     with pytest.raises(EmptyAudioError, match="longer than"):
         load_audio(path, max_duration_s=2)
+
+
+def test_truncated_wav_keeps_what_is_there_and_warns(tmp_path: Path, caplog) -> None:
+    t = np.arange(4 * SAMPLE_RATE) / SAMPLE_RATE
+    whole = write_wav(tmp_path / "whole.wav", (0.3 * np.sin(2 * np.pi * 220 * t))[None, :], SAMPLE_RATE)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])  # the header still claims 4 s
+    with caplog.at_level("WARNING", logger="callcycle.audio"):
+        audio = load_audio(cut)
+    assert audio.duration_s == pytest.approx(2.0, abs=0.05)
+    assert "looks truncated" in caplog.text and "4.0 s" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="callcycle.audio"):
+        load_audio(whole)
+    assert "truncated" not in caplog.text
