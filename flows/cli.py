@@ -235,9 +235,10 @@ def train(
 
 @app.command()
 def evaluate(
-    file: Annotated[Path, typer.Argument(help="Labelled JSONL/CSV rows with text and task columns (stage, talk_action).")],
+    files: Annotated[list[Path], typer.Argument(help="Labelled JSONL/CSV files with text and task columns (stage, talk_action).")],
     models: Annotated[str, typer.Option(help="Models folder or artifact directory.")] = DEFAULT_MODELS,
     model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version (default: CURRENT).")] = None,
+    holdout: Annotated[bool, typer.Option("--holdout", help="Keep only the fixed held-out split, de-duplicated as training does: `callcycle evaluate labels/data/*.jsonl --holdout` reproduces the model card's held-out metrics.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Per-class precision, recall and F1, macro-F1 and confusion matrices on labelled rows."""
@@ -251,11 +252,23 @@ def evaluate(
 
     try:
         artifact = load_artifact(Path(models), model_version)
-        raw = read_rows(file)
-        tasks = tuple(t.name for t in artifact.taxonomy.tasks if any(t.name in r for r in raw))
-        rows = validate_rows(raw, artifact.taxonomy, str(file), tasks or None)
+        rows = []
+        for file in files:
+            raw = read_rows(file)
+            tasks = tuple(t.name for t in artifact.taxonomy.tasks if any(t.name in r for r in raw))
+            rows.extend(validate_rows(raw, artifact.taxonomy, str(file), tasks or None))
     except PipelineError as exc:
         _fail(exc)
+    if holdout:
+        from pipeline.labels import find_near_duplicates
+        from pipeline.train import TrainConfig, split_rows
+
+        dropped = {b for _a, b, _s in find_near_duplicates(rows, TrainConfig().dedupe_threshold)}
+        percent = int(artifact.card["data"]["holdout_rule"].split("<")[1])
+        _train, rows = split_rows([r for i, r in enumerate(rows) if i not in dropped], percent)
+        if not rows:
+            _fail(ValueError("No rows fall in the held-out split of these files."))
+    file = ", ".join(str(f) for f in files) if len(files) < 4 else f"{len(files)} files"
     metrics = evaluate_artifact(artifact, rows)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))

@@ -80,3 +80,16 @@ def test_evaluate_rejects_unknown_labels(tmp_path: Path) -> None:
 def test_summary_without_output_explains(tmp_path: Path) -> None:
     result = runner.invoke(app, ["summary", str(tmp_path)])
     assert result.exit_code == 2 and "callcycle run" in result.output
+
+
+def test_evaluate_holdout_reproduces_the_model_card() -> None:
+    from conftest import ROOT
+
+    card = json.loads((MODELS / (MODELS / "CURRENT").read_text().strip() / "card.json").read_text())
+    files = [str(p) for p in sorted((ROOT / "labels" / "data").glob("*.jsonl"))]
+    result = CliRunner().invoke(app, ["evaluate", *files, "--holdout", "--json", "--models", str(MODELS)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)["tasks"]
+    for task, m in metrics.items():
+        assert m["n"] == card["data"]["rows_holdout"]
+        assert m["macro_f1"] == pytest.approx(card["tasks"][task]["holdout"]["macro_f1"], abs=1e-9), task
