@@ -260,12 +260,11 @@ def evaluate(
     except PipelineError as exc:
         _fail(exc)
     if holdout:
-        from pipeline.labels import find_near_duplicates
+        from pipeline.labels import drop_near_duplicates
         from pipeline.train import TrainConfig, split_rows
 
-        dropped = {b for _a, b, _s in find_near_duplicates(rows, TrainConfig().dedupe_threshold)}
         percent = int(artifact.card["data"]["holdout_rule"].split("<")[1])
-        _train, rows = split_rows([r for i, r in enumerate(rows) if i not in dropped], percent)
+        _train, rows = split_rows(drop_near_duplicates(rows, TrainConfig().dedupe_threshold)[0], percent)
         if not rows:
             _fail(ValueError("No rows fall in the held-out split of these files."))
     file = ", ".join(str(f) for f in files) if len(files) < 4 else f"{len(files)} files"

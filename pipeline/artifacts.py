@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.atomic import write_bytes_atomic
 from pipeline.errors import ModelArtifactError
 from pipeline.labels import Task, Taxonomy
 
@@ -86,26 +85,6 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save_artifact(directory: Path, models: dict[str, Any], card: dict[str, Any],
                   card_markdown: str) -> Path:
     """Write models and card into ``directory`` (created; must not already hold a card).
@@ -123,11 +102,11 @@ def save_artifact(directory: Path, models: dict[str, Any], card: dict[str, Any],
     for task, model in models.items():
         # deflate: TF-IDF vocabularies compress about 5x (31 MB -> 6 MB per model)
         data = sio.dumps(model, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
-        _write_atomic(directory / f"{task}.skops", data)
+        write_bytes_atomic(directory / f"{task}.skops", data)
         files[f"{task}.skops"] = hashlib.sha256(data).hexdigest()
     full = {**card, "format": ARTIFACT_FORMAT, "files": files}
-    _write_atomic(directory / "card.md", card_markdown.encode("utf-8"))
-    _write_atomic(directory / "card.json", json.dumps(full, indent=2, sort_keys=False).encode("utf-8"))
+    write_bytes_atomic(directory / "card.md", card_markdown.encode("utf-8"))
+    write_bytes_atomic(directory / "card.json", json.dumps(full, indent=2, sort_keys=False).encode("utf-8"))
     return directory
 
 
@@ -143,7 +122,7 @@ def set_current(models_root: Path, version: str) -> None:
     """Point ``models/CURRENT`` at ``version`` (atomically)."""
     if not (Path(models_root) / version / "card.json").is_file():
         raise ModelArtifactError(f"No artifact {version!r} in {models_root}.", "Train it first.")
-    _write_atomic(Path(models_root) / POINTER_NAME, f"{version}\n".encode())
+    write_bytes_atomic(Path(models_root) / POINTER_NAME, f"{version}\n".encode())
 
 
 def resolve_artifact_dir(location: Path, version: str | None = None) -> Path:

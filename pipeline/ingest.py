@@ -47,13 +47,13 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-
 def try_sha256(path: Path) -> str | None:
     """sha256 of a file's bytes, or ``None`` when it is not a readable regular file."""
     try:
         return file_sha256(path) if Path(path).is_file() else None
     except OSError:
         return None
+
 
 def _parse_date(value: str) -> date | None:
     value = value.strip()

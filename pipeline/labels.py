@@ -32,6 +32,7 @@ __all__ = [
     "is_holdout",
     "normalise_text",
     "find_near_duplicates",
+    "drop_near_duplicates",
     "HOLDOUT_PERCENT",
 ]
 
@@ -278,3 +279,9 @@ def find_near_duplicates(rows: list[LabelledRow], threshold: float = 0.9) -> lis
                 dropped.add(a)
                 pairs.append((b, a, float(value)))
     return pairs
+
+
+def drop_near_duplicates(rows: list[LabelledRow], threshold: float = 0.9) -> tuple[list[LabelledRow], int]:
+    """``(rows without the later row of each near-duplicate pair, how many were dropped)``."""
+    dropped = {b for _a, b, _s in find_near_duplicates(rows, threshold)}
+    return [r for i, r in enumerate(rows) if i not in dropped], len(dropped)

@@ -10,7 +10,9 @@ from typing import Any
 
 from pipeline import store
 
-__all__ = ["load_call_rows", "load_error_rows", "verdict", "headline", "render_summary", "render_errors"]
+__all__ = [
+    "load_call_rows", "load_error_rows", "verdict", "format_pct", "headline", "render_summary", "render_errors",
+]
 
 
 def load_call_rows(out_dir: Path) -> list[dict[str, Any]]:
@@ -43,7 +45,8 @@ def verdict(action_share: float | None) -> str:
     return "mostly talk"
 
 
-def _pct(value: float | None) -> str:
+def format_pct(value: float | None) -> str:
+    """A share as a whole percentage; an em dash when undefined."""
     return "—" if value is None else f"{value:.0%}"
 
 
@@ -79,7 +82,7 @@ def render_summary(rows: list[dict[str, Any]], console: Any = None) -> None:
         colour = colours.get(verdict(r["action_share"]), "dim")
         table.add_row(
             escape(r["call_id"]), escape(r["rep"] or "—"), str(r["call_date"] or "—"), f"{minutes:.1f}",
-            f"[{colour}]{_pct(r['action_share'])}[/]", "—" if ratio is None else f"{ratio:.1f}",
+            f"[{colour}]{format_pct(r['action_share'])}[/]", "—" if ratio is None else f"{ratio:.1f}",
             mix, cycle,
         )
     console.print(table)
@@ -88,16 +91,12 @@ def render_summary(rows: list[dict[str, Any]], console: Any = None) -> None:
 
 def headline(rows: list[dict[str, Any]]) -> str:
     """The report's "team at a glance" figures as one line (same numbers as the HTML report)."""
-    import statistics
+    from pipeline.report_html import team_glance
 
-    from pipeline.report_html import call_flags
-
-    shares = [r["action_share"] for r in rows if r["action_share"] is not None]
-    median = statistics.median(shares) if shares else None
-    complete = sum(bool(r["cycle_complete"]) for r in rows)
-    flagged = sum(bool(call_flags(r)) for r in rows)
-    return (f"{len(rows)} calls · median action share {_pct(median)} · {complete}/{len(rows)} complete "
-            f"Align → Act → Adjust cycles · {flagged} flagged for attention (see the HTML report for why)")
+    g = team_glance(rows)
+    return (f"{g['calls']} calls · median action share {format_pct(g['median_action_share'])} · "
+            f"{g['complete']}/{g['calls']} complete Align → Act → Adjust cycles · {g['flagged']} flagged for "
+            "attention (see the HTML report for why)")
 
 
 def render_errors(rows: list[dict[str, Any]], console: Any = None) -> None:

@@ -16,16 +16,15 @@ import base64
 import datetime as dt
 import hashlib
 import io
-import os
 import statistics
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline import PIPELINE_VERSION, store
-from pipeline.report import load_call_rows, verdict
+from pipeline.atomic import write_bytes_atomic
+from pipeline.report import format_pct, load_call_rows, verdict
 
 __all__ = [
     "Thresholds",
@@ -33,6 +32,7 @@ __all__ = [
     "load_report_data",
     "call_flags",
     "rep_summaries",
+    "team_glance",
     "talk_heavy_stretch",
     "render_report",
     "write_report",
@@ -156,6 +156,17 @@ def rep_summaries(calls: list[dict[str, Any]], th: Thresholds = Thresholds()) ->
     return out
 
 
+def team_glance(calls: list[dict[str, Any]], th: Thresholds = Thresholds()) -> dict[str, Any]:
+    """The headline figures: calls, median action share, complete cycles, calls flagged."""
+    shares = [c["action_share"] for c in calls if c["action_share"] is not None]
+    return {
+        "calls": len(calls),
+        "median_action_share": statistics.median(shares) if shares else None,
+        "complete": sum(bool(c["cycle_complete"]) for c in calls),
+        "flagged": sum(bool(call_flags(c, th)) for c in calls),
+    }
+
+
 def talk_heavy_stretch(segments: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The longest run of consecutive talk segments (by speech seconds), with its span and speakers."""
     best: tuple[float, int, int] | None = None
@@ -185,10 +196,6 @@ def _mmss(seconds: float | None) -> str:
         return "—"
     seconds = max(0.0, float(seconds))
     return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0%}"
 
 
 # ----------------------------------------------------------------------------- charts
@@ -317,7 +324,7 @@ def _template():
 
     env = Environment(loader=PackageLoader("pipeline", "templates"), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters["pct"] = _pct
+    env.filters["pct"] = format_pct
     env.filters["mmss"] = _mmss
     return env.get_template("report.html")
 
@@ -354,7 +361,7 @@ def render_report(data: ReportData, th: Thresholds = Thresholds(), generated_at:
     """The report as one HTML string (inline CSS, SVG and a hashed inline script; no external resources)."""
     calls = data.calls
     reps = rep_summaries(calls, th)
-    shares = [c["action_share"] for c in calls if c["action_share"] is not None]
+    glance = team_glance(calls, th)
     attention = [(c, f) for c in calls if (f := call_flags(c, th))]
     cards = [_scorecard(c, data.segments.get(c["call_key"], []), th) for c in calls]
     team_mix = stage_mix_svg([(r["rep"], r["stage_mix"]) for r in reps], "Stage mix per rep") if reps else None
@@ -368,8 +375,7 @@ def render_report(data: ReportData, th: Thresholds = Thresholds(), generated_at:
     generated = generated_at or dt.datetime.now(dt.UTC)
     return _template().render(
         calls=calls, reps=reps, cards=cards, attention=attention, th=th,
-        team_median=statistics.median(shares) if shares else None,
-        complete=sum(bool(c["cycle_complete"]) for c in calls),
+        team_median=glance["median_action_share"], complete=glance["complete"],
         total_minutes=sum((c["audio_duration_s"] or c["speech_s"] or 0) for c in calls) / 60,
         trend=trend_svg(reps, calls), team_mix=team_mix, call_mix=call_mix, colours=STAGE_COLOURS,
         filters=", ".join(filters), generated=generated.strftime("%Y-%m-%d %H:%M UTC"),
@@ -388,16 +394,5 @@ def write_report(out_dir: Path, html_path: Path | None = None, since: dt.date | 
     data = load_report_data(out_dir, since=since, rep=rep)
     html = render_report(data, th)
     path = Path(html_path) if html_path else out_dir / "report.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(html)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, html.encode("utf-8"))
     return path, len(data.calls)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from pipeline import PIPELINE_VERSION
+from pipeline.atomic import publish, temp_path
 from pipeline.labels import Taxonomy
 from pipeline.schema import CallScore, ClassifiedSegment, Source
 
@@ -326,19 +326,12 @@ def errors_table(key: str, source_path: str, source_sha256: str | None, step: st
 
 def write_table_atomic(table: pa.Table, path: Path) -> None:
     """Write Parquet to a hidden temporary file in the same folder, fsync, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.pid{os.getpid()}.", suffix=".tmp")
-    os.close(fd)
+    tmp = temp_path(path)
     try:
         pq.write_table(table, tmp, compression="zstd")
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; results are meant to be shared
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

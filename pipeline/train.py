@@ -30,7 +30,7 @@ from sklearn.svm import LinearSVC
 
 from pipeline.errors import LabelDataError
 from pipeline.features import build_feature_union
-from pipeline.labels import LabelledRow, Taxonomy, data_hash, find_near_duplicates, is_holdout
+from pipeline.labels import LabelledRow, Taxonomy, data_hash, drop_near_duplicates, is_holdout
 
 __all__ = [
     "TrainConfig",
@@ -233,11 +233,9 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     rows = list(rows)
-    dupes = find_near_duplicates(rows, cfg.dedupe_threshold)
-    dropped = {b for _a, b, _s in dupes}
-    kept = [r for i, r in enumerate(rows) if i not in dropped]
+    kept, n_dropped = drop_near_duplicates(rows, cfg.dedupe_threshold)
     train_rows, holdout_rows = split_rows(kept, cfg.holdout_percent)
-    say(f"{len(rows)} rows, {len(dropped)} near-duplicates dropped, {len(train_rows)} train, "
+    say(f"{len(rows)} rows, {n_dropped} near-duplicates dropped, {len(train_rows)} train, "
         f"{len(holdout_rows)} held out")
     for task in taxonomy.tasks:
         counts = Counter(r.labels[task.name] for r in train_rows)
@@ -286,7 +284,7 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
         "data": {
             "hash": d_hash,
             "rows_total": len(rows),
-            "near_duplicates_dropped": len(dropped),
+            "near_duplicates_dropped": n_dropped,
             "near_duplicate_rule": f"cosine of char 3-5-gram TF-IDF of normalised text >= {cfg.dedupe_threshold}",
             "rows_train": len(train_rows),
             "rows_holdout": len(holdout_rows),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,13 +211,11 @@ class TranscribedFile:
     source_sample_rate: int
 
 
-def transcribe_file(model: AsrModel, path: Path, *, max_duration_s: float | None = None,
-                    on_block: Callable[[float], None] | None = None) -> TranscribedFile:
+def transcribe_file(model: AsrModel, path: Path, *, max_duration_s: float | None = None) -> TranscribedFile:
     """Decode and transcribe a recording block by block (``config.chunk_s`` seconds at a time).
 
     Only one block of decoded audio is held in memory, so an hour-long call costs no more
     memory than a ten-minute one. Silent and duplicate channels are skipped per block.
-    ``on_block`` is called with the seconds decoded so far after each block.
 
     Raises:
         AudioDecodeError, EmptyAudioError: unreadable, empty, too short, too long or silent audio.
@@ -234,8 +231,6 @@ def transcribe_file(model: AsrModel, path: Path, *, max_duration_s: float | None
         heard = heard or bool(channels)
         for ch in channels:
             pieces.extend(_transcribe_signal(model, block.samples[ch], ch, block.offset_s))
-        if on_block is not None:
-            on_block(n_samples / SAMPLE_RATE)
     check_audio_content(Path(path), n_samples, heard)
     pieces.sort(key=lambda p: (p.start_s, p.channel))
     return TranscribedFile(pieces=pieces, duration_s=n_samples / SAMPLE_RATE, n_channels=n_channels,

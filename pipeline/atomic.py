@@ -1,0 +1,42 @@
+"""Atomic file publication: write under a hidden temporary name, fsync, then rename into place.
+
+A reader never sees a half-written file. Temporary names carry the writer's process id so a
+later run can tell a dead writer's leftovers from a live one's (see ``store.sweep_stale_temp``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["temp_path", "publish", "write_bytes_atomic"]
+
+
+def temp_path(path: Path) -> Path:
+    """A new, empty, hidden temporary file beside ``path`` (``.<name>.pid<pid>.<random>.tmp``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.pid{os.getpid()}.", suffix=".tmp")
+    os.close(fd)
+    return Path(tmp)
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """fsync ``tmp``, give it the usual file mode (mkstemp makes 0600) and rename it to ``path``."""
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
+    os.replace(tmp, path)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that it appears complete or not at all."""
+    tmp = temp_path(path)
+    try:
+        tmp.write_bytes(data)
+        publish(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
