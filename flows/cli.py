@@ -49,7 +49,7 @@ def _fail(exc: Exception, code: int = 2) -> None:
 
 
 def _read_table(path: Path) -> list[dict[str, Any]]:
-    from pipeline.labels import read_rows
+    from pipeline.classify.labels import read_rows
 
     rows = read_rows(path)
     for row in rows:
@@ -89,7 +89,7 @@ def run(
     from flows.score_flow import run_scoring
     from pipeline.config import load_config
     from pipeline.errors import PipelineError
-    from pipeline.report import load_call_rows, load_error_rows, render_errors, render_summary
+    from pipeline.report.terminal import load_call_rows, load_error_rows, render_errors, render_summary
 
     console = Console()
     try:
@@ -126,7 +126,7 @@ def run(
         f"{summary.count('scored')} scored, {summary.count('skipped')} skipped (already done or duplicate), "
         f"{summary.count('failed')} failed in {summary.wall_s:.1f} s → {out}/")
     if write_html and (out / "calls").is_dir():
-        from pipeline.report_html import write_report
+        from pipeline.report.html import write_report
 
         path, _ = write_report(out)
         console.print(f"Report: [bold]{path}[/] (open it in a browser)")
@@ -146,8 +146,8 @@ def classify(
     """Classify texts: adds stage, stage probabilities (p_<label>), talk_action and action_prob."""
     import csv
 
-    from pipeline.artifacts import load_artifact
-    from pipeline.classify import predict_texts
+    from pipeline.classify.artifacts import load_artifact
+    from pipeline.classify.predict import predict_texts
     from pipeline.errors import PipelineError
 
     try:
@@ -204,8 +204,8 @@ def train(
     from rich.console import Console
 
     from flows.train_flow import train_classifiers
+    from pipeline.classify.train import TrainConfig
     from pipeline.errors import PipelineError
-    from pipeline.train import TrainConfig
 
     console = Console()
     files = data or sorted(Path("labels/data").glob("*.jsonl"))
@@ -245,10 +245,10 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    from pipeline.artifacts import load_artifact
+    from pipeline.classify.artifacts import load_artifact
+    from pipeline.classify.evaluate import evaluate_artifact
+    from pipeline.classify.labels import read_rows, validate_rows
     from pipeline.errors import PipelineError
-    from pipeline.evaluate import evaluate_artifact
-    from pipeline.labels import read_rows, validate_rows
 
     try:
         artifact = load_artifact(Path(models), model_version)
@@ -260,8 +260,8 @@ def evaluate(
     except PipelineError as exc:
         _fail(exc)
     if holdout:
-        from pipeline.labels import drop_near_duplicates
-        from pipeline.train import TrainConfig, split_rows
+        from pipeline.classify.labels import drop_near_duplicates
+        from pipeline.classify.train import TrainConfig, split_rows
 
         percent = int(artifact.card["data"]["holdout_rule"].split("<")[1])
         _train, rows = split_rows(drop_near_duplicates(rows, TrainConfig().dedupe_threshold)[0], percent)
@@ -302,10 +302,10 @@ def compare(
     from rich.console import Console
     from rich.table import Table
 
-    from pipeline.artifacts import load_artifact
+    from pipeline.classify.artifacts import load_artifact
+    from pipeline.classify.evaluate import evaluate_artifact
+    from pipeline.classify.labels import HOLDOUT_PERCENT, is_holdout, load_labelled
     from pipeline.errors import PipelineError
-    from pipeline.evaluate import evaluate_artifact
-    from pipeline.labels import HOLDOUT_PERCENT, is_holdout, load_labelled
 
     files = data or sorted(Path("labels/data").glob("*.jsonl"))
     try:
@@ -345,8 +345,8 @@ def export_uncertain(
     models: Annotated[str, typer.Option(help="Models folder (for the label set).")] = DEFAULT_MODELS,
 ) -> None:
     """Pick the segments the models are least sure about and write them ready to label."""
-    from pipeline.active import select_uncertain, write_for_labelling
-    from pipeline.artifacts import load_artifact
+    from pipeline.classify.active import select_uncertain, write_for_labelling
+    from pipeline.classify.artifacts import load_artifact
     from pipeline.errors import PipelineError
 
     try:
@@ -365,9 +365,9 @@ def import_labels_cmd(
     taxonomy: Annotated[Path, typer.Option(help="Taxonomy the labels must follow.")] = Path(DEFAULT_TAXONOMY),
 ) -> None:
     """Validate labelled rows and merge them into labels/ (all or nothing)."""
-    from pipeline.active import import_labels
+    from pipeline.classify.active import import_labels
+    from pipeline.classify.labels import load_taxonomy
     from pipeline.errors import PipelineError
-    from pipeline.labels import load_taxonomy
 
     existing = sorted(Path("labels/data").glob("*.jsonl")) + ([into] if into.exists() else [])
     try:
@@ -388,10 +388,10 @@ def evaluate_calls_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from pipeline.artifacts import load_artifact
+    from pipeline.classify.artifacts import load_artifact
+    from pipeline.classify.evaluate import evaluate_calls
     from pipeline.errors import PipelineError
-    from pipeline.evaluate import evaluate_calls
-    from pipeline.turns import build_sentencizer
+    from pipeline.speech.turns import build_sentencizer
 
     files = sorted(folder.glob("*.json"))
     if not files:
@@ -420,7 +420,7 @@ def summary(
     out_dir: Annotated[Path, typer.Argument(help="Output folder of `callcycle run`.")] = Path("out"),
 ) -> None:
     """Print the table of scored calls (and any failed inputs) from the Parquet datasets."""
-    from pipeline.report import load_call_rows, load_error_rows, render_errors, render_summary
+    from pipeline.report.terminal import load_call_rows, load_error_rows, render_errors, render_summary
 
     if not (out_dir / "calls").is_dir():
         _fail(FileNotFoundError(f"{out_dir}/calls not found. Run `callcycle run --out {out_dir}` first."))
@@ -442,7 +442,7 @@ def report(
     """
     from rich.console import Console
 
-    from pipeline.report_html import write_report
+    from pipeline.report.html import write_report
 
     console = Console()
     if not (out_dir / "calls").is_dir():

@@ -10,10 +10,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pipeline.artifacts import Artifact, load_artifact
+from pipeline.classify.artifacts import Artifact, load_artifact
 from pipeline.config import AsrConfig
-from pipeline.transcribe import AsrModel, load_asr_model
-from pipeline.turns import build_sentencizer
+from pipeline.speech.transcribe import AsrModel, load_asr_model
+from pipeline.speech.turns import build_sentencizer
 
 __all__ = ["asr_model", "artifact", "sentencizer"]
 

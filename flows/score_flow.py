@@ -21,11 +21,13 @@ from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import resources
-from pipeline import ingest, process, store
+from pipeline import process
 from pipeline.config import PipelineConfig
 from pipeline.errors import FileTimeoutError, PipelineError
+from pipeline.ingest import discover as ingest
 from pipeline.process import CallInput, Outcome, ScoredCall
 from pipeline.schema import Source
+from pipeline.store import local as store
 
 __all__ = ["RunSummary", "score_calls", "score_file", "run_scoring"]
 

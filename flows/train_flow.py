@@ -7,10 +7,10 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from pipeline.artifacts import save_artifact
-from pipeline.evaluate import PromotionDecision, promote
-from pipeline.labels import LabelledRow, Taxonomy, load_labelled, load_taxonomy
-from pipeline.train import TrainConfig, TrainResult, train_models
+from pipeline.classify.artifacts import save_artifact
+from pipeline.classify.evaluate import PromotionDecision, promote
+from pipeline.classify.labels import LabelledRow, Taxonomy, load_labelled, load_taxonomy
+from pipeline.classify.train import TrainConfig, TrainResult, train_models
 
 __all__ = ["train_classifiers", "TrainOutcome"]
 

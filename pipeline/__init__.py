@@ -1,8 +1,9 @@
 """callcycle's library: turn recorded sales calls into scored data.
 
-The stages follow the data's journey, one module each::
+The stages follow the data's journey, one sub-package each::
 
-    ingest -> audio/transcripts -> transcribe -> turns -> features -> classify -> score -> store -> report
+    ingest/ (discover, audio, transcripts) -> speech/ (transcribe, turns)
+        -> classify/ (features, predict; train, artifacts, evaluate) -> score -> store/ -> report/
 
 Every public function is usable from a notebook without Prefect; ``flows/`` wraps them.
 """

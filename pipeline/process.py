@@ -16,17 +16,17 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from pipeline import store
-from pipeline.artifacts import Artifact
-from pipeline.classify import classify_segments
+from pipeline.classify.artifacts import Artifact
+from pipeline.classify.labels import Taxonomy
+from pipeline.classify.predict import classify_segments
 from pipeline.config import PipelineConfig
 from pipeline.errors import EmptyAudioError, PipelineError, TranscriptFormatError
-from pipeline.labels import Taxonomy
+from pipeline.ingest.transcripts import parse_transcript
 from pipeline.schema import CallScore, ClassifiedSegment, Source, Turn
 from pipeline.score import score_call
-from pipeline.transcribe import AsrModel, transcribe_file
-from pipeline.transcripts import parse_transcript
-from pipeline.turns import pieces_to_turns, segment_turns, speaker_for_channel
+from pipeline.speech.transcribe import AsrModel, transcribe_file
+from pipeline.speech.turns import pieces_to_turns, segment_turns, speaker_for_channel
+from pipeline.store import local as store
 
 __all__ = [
     "CallInput",
@@ -95,7 +95,7 @@ def read_call(source: Source, asr: AsrModel | None, config: PipelineConfig) -> C
         return CallInput(call_id=parsed.call_id or source.call_id, turns=parsed.turns, audio_duration_s=None)
     if asr is None:
         raise PipelineError(f"{path.name}: audio input but no speech model loaded.",
-                            "Load one with pipeline.transcribe.load_asr_model.", step="transcribe")
+                            "Load one with pipeline.speech.transcribe.load_asr_model.", step="transcribe")
     audio = transcribe_file(asr, path, max_duration_s=config.run.max_duration_s)
     speakers = {ch: speaker_for_channel(ch, config.run.channel_speakers, audio.n_channels)
                 for ch in range(audio.n_channels)}

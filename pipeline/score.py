@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from pipeline.labels import Taxonomy
+from pipeline.classify.labels import Taxonomy
 from pipeline.schema import CallScore, ClassifiedSegment, SpeakerScore
 
 __all__ = ["score_call", "action_share"]

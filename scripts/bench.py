@@ -35,7 +35,7 @@ def _audio_files(folder: Path) -> list[Path]:
 
 
 def _duration(paths: list[Path]) -> float:
-    from pipeline.audio import load_audio, probe_duration
+    from pipeline.ingest.audio import load_audio, probe_duration
 
     total = 0.0
     for p in paths:
@@ -48,7 +48,7 @@ def phase_whisper(files: list[Path]) -> dict:
     from faster_whisper import WhisperModel
 
     from pipeline.config import AsrConfig
-    from pipeline.transcribe import resolve_model_path
+    from pipeline.speech.transcribe import resolve_model_path
 
     cfg = AsrConfig()
     t0 = time.perf_counter()

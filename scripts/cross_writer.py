@@ -23,9 +23,9 @@ from sklearn.pipeline import Pipeline
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.features import build_feature_union  # noqa: E402
-from pipeline.labels import load_labelled, load_taxonomy  # noqa: E402
-from pipeline.train import TrainConfig, candidate_classifiers  # noqa: E402
+from pipeline.classify.features import build_feature_union  # noqa: E402
+from pipeline.classify.labels import load_labelled, load_taxonomy  # noqa: E402
+from pipeline.classify.train import TrainConfig, candidate_classifiers  # noqa: E402
 
 
 def main() -> None:

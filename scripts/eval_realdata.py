@@ -28,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.artifacts import load_artifact  # noqa: E402
-from pipeline.evaluate import evaluate_artifact  # noqa: E402
-from pipeline.labels import LabelledRow  # noqa: E402
+from pipeline.classify.artifacts import load_artifact  # noqa: E402
+from pipeline.classify.evaluate import evaluate_artifact  # noqa: E402
+from pipeline.classify.labels import LabelledRow  # noqa: E402
 
 REALDATA = ROOT.parent / "shared" / "realdata" / "text"
 ACTION_ER = {"proposition-of-donation", "ask-donation-amount", "ask-donate-more", "confirm-donation"}

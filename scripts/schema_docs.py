@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import store  # noqa: E402
+from pipeline.store import local as store  # noqa: E402
 
 TARGET = ROOT / "docs" / "SCHEMA.md"
 

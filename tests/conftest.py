@@ -84,7 +84,7 @@ def realdata() -> Path:
 
 @pytest.fixture(scope="session")
 def artifact():
-    from pipeline.artifacts import load_artifact
+    from pipeline.classify.artifacts import load_artifact
 
     return load_artifact(MODELS)
 
@@ -92,14 +92,14 @@ def artifact():
 @pytest.fixture(scope="session")
 def asr_model():
     from pipeline.config import AsrConfig
-    from pipeline.transcribe import load_asr_model
+    from pipeline.speech.transcribe import load_asr_model
 
     return load_asr_model(AsrConfig())
 
 
 @pytest.fixture(scope="session")
 def nlp():
-    from pipeline.turns import build_sentencizer
+    from pipeline.speech.turns import build_sentencizer
 
     return build_sentencizer()
 

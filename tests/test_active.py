@@ -12,12 +12,12 @@ from conftest import MODELS
 from typer.testing import CliRunner
 
 from flows.cli import app
-from pipeline import store
-from pipeline.active import import_labels, select_uncertain, write_for_labelling
+from pipeline.classify.active import import_labels, select_uncertain, write_for_labelling
+from pipeline.classify.labels import load_taxonomy
 from pipeline.errors import LabelDataError
-from pipeline.labels import load_taxonomy
 from pipeline.schema import CallMetadata, ClassifiedSegment, Prediction, Segment, Source
 from pipeline.score import score_call
+from pipeline.store import local as store
 
 ROOT = Path(__file__).resolve().parents[1]
 TAXONOMY = load_taxonomy(ROOT / "labels" / "taxonomy.toml")

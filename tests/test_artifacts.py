@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.artifacts import current_version, load_artifact, save_artifact, set_current
-from pipeline.classify import predict_texts
+from pipeline.classify.artifacts import current_version, load_artifact, save_artifact, set_current
+from pipeline.classify.evaluate import evaluate_artifact, promote
+from pipeline.classify.labels import load_labelled, load_taxonomy, read_rows, validate_rows
+from pipeline.classify.predict import predict_texts
+from pipeline.classify.train import TrainConfig, train_models
 from pipeline.errors import LabelDataError, ModelArtifactError, TaxonomyError
-from pipeline.evaluate import evaluate_artifact, promote
-from pipeline.labels import load_labelled, load_taxonomy, read_rows, validate_rows
-from pipeline.train import TrainConfig, train_models
 
 ROOT = Path(__file__).resolve().parents[1]
 MINI = ROOT / "tests" / "fixtures" / "mini_labels.jsonl"
@@ -131,7 +131,7 @@ positive = "commit"
     artifact = load_artifact(tmp_path / "models")
     assert [t.name for t in artifact.taxonomy.tasks] == ["phase", "move"]
 
-    from pipeline.classify import classify_segments
+    from pipeline.classify.predict import classify_segments
     from pipeline.schema import Segment
     from pipeline.score import score_call
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import write_wav
 
-from pipeline.audio import SAMPLE_RATE, load_audio, probe_duration
 from pipeline.errors import AudioDecodeError, EmptyAudioError
+from pipeline.ingest.audio import SAMPLE_RATE, load_audio, probe_duration
 
 
 def _encode(src: Path, dst: Path, codec: str) -> Path:

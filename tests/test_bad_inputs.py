@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from conftest import MODELS, espeak_wav, read_wav, write_wav
 
-from pipeline import store
-from pipeline.ingest import file_sha256
+from pipeline.ingest.discover import file_sha256
+from pipeline.store import local as store
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEECH_A = "Thanks for joining today. I will send you the proposal and the pricing by Friday."

@@ -12,8 +12,8 @@ from conftest import MODELS
 
 from flows import score_flow
 from flows.score_flow import run_scoring, score_calls
-from pipeline import store
 from pipeline.config import PipelineConfig, load_config
+from pipeline.store import local as store
 
 
 @pytest.fixture()

@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import InputError, PipelineError
-from pipeline.ingest import read_sidecar
+from pipeline.ingest.discover import read_sidecar
+from pipeline.ingest.transcripts import ParsedTranscript, parse_transcript, parse_transcript_text
 from pipeline.schema import CallMetadata
-from pipeline.transcripts import ParsedTranscript, parse_transcript, parse_transcript_text
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                          HealthCheck.function_scoped_fixture])

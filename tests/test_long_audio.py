@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import MODELS, ROOT, require_tool
 
-from pipeline import store
-from pipeline.audio import SAMPLE_RATE, iter_audio_blocks
+from pipeline.ingest.audio import SAMPLE_RATE, iter_audio_blocks
+from pipeline.store import local as store
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from make_long_call import make_long_call  # noqa: E402

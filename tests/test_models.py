@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import MODELS, ROOT
 
-from pipeline.evaluate import evaluate_artifact, evaluate_calls
-from pipeline.labels import LabelledRow, is_holdout, load_labelled
+from pipeline.classify.evaluate import evaluate_artifact, evaluate_calls
+from pipeline.classify.labels import LabelledRow, is_holdout, load_labelled
 
 
 @pytest.fixture(scope="module")

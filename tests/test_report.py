@@ -18,9 +18,9 @@ import pytest
 from conftest import MODELS, ROOT, require_tool
 
 from flows.score_flow import run_scoring
-from pipeline import store
-from pipeline.report import load_call_rows
-from pipeline.report_html import call_flags, load_report_data, rep_summaries, talk_heavy_stretch
+from pipeline.report.html import call_flags, load_report_data, rep_summaries, talk_heavy_stretch
+from pipeline.report.terminal import load_call_rows
+from pipeline.store import local as store
 
 HOSTILE_SCRIPT = "<script>window.__pwned = 'script'; document.title = 'pwned'</script>"
 HOSTILE_IMG = "<img src=x onerror=\"window.__pwned = 'img'\">"

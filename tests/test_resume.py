@@ -17,7 +17,7 @@ import pyarrow.dataset as ds
 import pytest
 from conftest import MODELS, ROOT, espeak_wav
 
-from pipeline import store
+from pipeline.store import local as store
 
 TEXTS = [
     ("Priya", "What does a good quarter look like for your team?", "Tom", "Honestly we need invoices out on time."),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.labels import load_taxonomy
+from pipeline.classify.labels import load_taxonomy
 from pipeline.schema import ClassifiedSegment, Prediction, Segment
 from pipeline.score import score_call
 

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from test_score import TAXONOMY, seg
 
-from pipeline import store
 from pipeline.schema import CallMetadata, Source
 from pipeline.score import score_call
+from pipeline.store import local as store
 
 
 def _write_call(out: Path, sha: str) -> str:

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from conftest import espeak_wav, word_error_rate
 
-from pipeline.audio import load_audio
 from pipeline.config import SegmentationConfig
+from pipeline.ingest.audio import load_audio
 from pipeline.schema import Turn
-from pipeline.transcribe import distinct_channels, transcribe_audio
-from pipeline.turns import looks_like_question, pieces_to_turns, segment_turns
+from pipeline.speech.transcribe import distinct_channels, transcribe_audio
+from pipeline.speech.turns import looks_like_question, pieces_to_turns, segment_turns
 
 
 def test_espeak_speech_word_error_rate(tmp_path: Path, asr_model) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import TranscriptFormatError
-from pipeline.transcripts import parse_transcript, parse_transcript_text
+from pipeline.ingest.transcripts import parse_transcript, parse_transcript_text
 
 
 def test_canonical_json_with_and_without_timings(tmp_path: Path) -> None:

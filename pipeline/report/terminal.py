@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipeline import store
+from pipeline.store import local as store
 
 __all__ = [
     "load_call_rows", "load_error_rows", "verdict", "format_pct", "headline", "render_summary", "render_errors",
@@ -91,7 +91,7 @@ def render_summary(rows: list[dict[str, Any]], console: Any = None) -> None:
 
 def headline(rows: list[dict[str, Any]]) -> str:
     """The report's "team at a glance" figures as one line (same numbers as the HTML report)."""
-    from pipeline.report_html import team_glance
+    from pipeline.report.html import team_glance
 
     g = team_glance(rows)
     return (f"{g['calls']} calls · median action share {format_pct(g['median_action_share'])} · "

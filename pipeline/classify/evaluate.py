@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.artifacts import Artifact, current_version, load_artifact, set_current
-from pipeline.classify import predict_texts
-from pipeline.labels import LabelledRow
+from pipeline.classify.artifacts import Artifact, current_version, load_artifact, set_current
+from pipeline.classify.labels import LabelledRow
+from pipeline.classify.predict import predict_texts
+from pipeline.classify.train import classification_metrics
 from pipeline.schema import Segment
-from pipeline.train import classification_metrics
 
 __all__ = ["evaluate_artifact", "evaluate_calls", "PromotionDecision", "promote"]
 
@@ -90,11 +90,11 @@ def evaluate_calls(artifact: Artifact, call_files: Sequence[Path], nlp: Any,
     score runs the real segment -> classify -> score path on the same turns. Timings are
     estimated from word counts for both, so only the labels differ.
     """
-    from pipeline.classify import classify_segments
+    from pipeline.classify.predict import classify_segments
+    from pipeline.ingest.transcripts import parse_transcript_text
     from pipeline.schema import ClassifiedSegment, Prediction
     from pipeline.score import score_call
-    from pipeline.transcripts import parse_transcript_text
-    from pipeline.turns import segment_turns
+    from pipeline.speech.turns import segment_turns
 
     stage_task = artifact.taxonomy.by_role("stage")
     ta_task = artifact.taxonomy.by_role("talk_action")

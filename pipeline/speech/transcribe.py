@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.audio import SAMPLE_RATE, AudioData, channel_is_silent, check_audio_content, iter_audio_blocks
 from pipeline.config import DEFAULT_ASR_MODEL, AsrConfig
 from pipeline.errors import TranscriptionError
+from pipeline.ingest.audio import SAMPLE_RATE, AudioData, channel_is_silent, check_audio_content, iter_audio_blocks
 from pipeline.schema import AsrPiece
 
 __all__ = [

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pipeline.artifacts import Artifact
+from pipeline.classify.artifacts import Artifact
 from pipeline.schema import ClassifiedSegment, Prediction, Segment
 
 __all__ = ["predict_texts", "classify_segments"]

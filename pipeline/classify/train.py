@@ -1,10 +1,10 @@
 """Train, cross-validate and evaluate the segment classifiers.
 
 One scikit-learn pipeline per taxonomy task: TF-IDF word and character n-grams plus
-spaCy Matcher cues (:mod:`pipeline.features`), then a linear classifier. Model families
+spaCy Matcher cues (:mod:`pipeline.classify.features`), then a linear classifier. Model families
 and their regularisation are compared by cross-validation grouped by conversation, so
 rows of one conversation never sit on both sides of a fold; a fixed held-out split
-(by group hash, :func:`pipeline.labels.is_holdout`) is never used for fitting or model
+(by group hash, :func:`pipeline.classify.labels.is_holdout`) is never used for fitting or model
 selection and gives the headline metrics.
 """
 
@@ -28,9 +28,9 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
+from pipeline.classify.features import build_feature_union
+from pipeline.classify.labels import LabelledRow, Taxonomy, data_hash, drop_near_duplicates, is_holdout
 from pipeline.errors import LabelDataError
-from pipeline.features import build_feature_union
-from pipeline.labels import LabelledRow, Taxonomy, data_hash, drop_near_duplicates, is_holdout
 
 __all__ = [
     "TrainConfig",
@@ -193,7 +193,7 @@ def _select(task: str, rows: list[LabelledRow], config: TrainConfig,
             oof_proba[name].append((te, model.predict_proba(x_te), [str(c) for c in model.classes_]))
             fold_scores[name].append(float(f1_score(y[te], pred, average="macro")))
         if "spacy_textcat" in config.baselines:
-            from pipeline.textcat import SpacyTextcat
+            from pipeline.classify.textcat import SpacyTextcat
 
             pred = SpacyTextcat(seed=config.seed).fit(list(texts[tr]), list(y[tr])).predict(list(texts[te]))
             baseline_scores.setdefault("spacy_textcat (baseline, not shipped)", []).append(
@@ -275,7 +275,7 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
         tasks_card[task.name] = task_card
         say(f"{task.name}: selected {best}, CV macro-F1 {cv_metrics['macro_f1']:.3f}"
             + (f", held-out macro-F1 {task_card['holdout']['macro_f1']:.3f}" if holdout_rows else ""))
-    from pipeline.artifacts import taxonomy_to_dict
+    from pipeline.classify.artifacts import taxonomy_to_dict
 
     card: dict[str, Any] = {
         "version": version,

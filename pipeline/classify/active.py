@@ -17,9 +17,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pipeline import store
+from pipeline.classify.labels import Taxonomy, read_rows, validate_rows
 from pipeline.errors import LabelDataError
-from pipeline.labels import Taxonomy, read_rows, validate_rows
+from pipeline.store import local as store
 
 __all__ = ["select_uncertain", "write_for_labelling", "label_studio_config", "import_labels"]
 

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import PIPELINE_VERSION, store
+from pipeline import PIPELINE_VERSION
 from pipeline.atomic import write_bytes_atomic
-from pipeline.report import format_pct, load_call_rows, verdict
+from pipeline.report.terminal import format_pct, load_call_rows, verdict
+from pipeline.store import local as store
 
 __all__ = [
     "Thresholds",
@@ -322,7 +323,7 @@ def _script_hash(script: str) -> str:
 def _template():
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    env = Environment(loader=PackageLoader("pipeline", "templates"), autoescape=select_autoescape(["html"]),
+    env = Environment(loader=PackageLoader("pipeline.report", "templates"), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["pct"] = format_pct
     env.filters["mmss"] = _mmss

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from pipeline import PIPELINE_VERSION
 from pipeline.atomic import publish, temp_path
-from pipeline.labels import Taxonomy
+from pipeline.classify.labels import Taxonomy
 from pipeline.schema import CallScore, ClassifiedSegment, Source
 
 __all__ = [

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.atomic import write_bytes_atomic
+from pipeline.classify.labels import Task, Taxonomy
 from pipeline.errors import ModelArtifactError
-from pipeline.labels import Task, Taxonomy
 
 __all__ = [
     "ARTIFACT_FORMAT",
@@ -39,8 +39,8 @@ ARTIFACT_FORMAT = "callcycle-model/1"
 POINTER_NAME = "CURRENT"
 #: Types outside skops' default trusted set that a callcycle artifact may contain.
 TRUSTED_TYPES: tuple[str, ...] = (
-    "pipeline.features.CueFeatures",
-    "pipeline.features.CompactTfidfVectorizer",
+    "pipeline.classify.features.CueFeatures",
+    "pipeline.classify.features.CompactTfidfVectorizer",
     # scikit-learn's own helpers inside CalibratedClassifierCV (the calibrated linear SVM)
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",

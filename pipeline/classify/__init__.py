@@ -1,0 +1,1 @@
+"""Classification: text -> stage and talk/action; training, artifacts, model cards, evaluation."""

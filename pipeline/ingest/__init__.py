@@ -1,0 +1,1 @@
+"""Inputs: discover files, decode audio, parse transcripts, read call metadata."""

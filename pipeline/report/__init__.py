@@ -1,0 +1,1 @@
+"""Reports for managers: terminal summary and the self-contained HTML report."""

@@ -1,0 +1,1 @@
+"""Speech: audio -> words (faster-whisper) -> speaker turns -> segments."""
