@@ -331,6 +331,42 @@ def build_rows(source, prefix: str | None = None) -> list[dict]:
     return rows
 
 
+def apply_hand_labels(rows: list[dict], folder: Path) -> list[dict]:
+    """Overlay hand annotations (by id) on the mapped labels; drop rows with no words.
+
+    Every row gets ``label_source``: ``hand`` when an annotator labelled it against the taxonomy
+    in context, else ``mapped`` (the DA-tag mapping above). Rows whose text is empty (only a
+    vocal sound) carry no words for a classifier or for context and are left out.
+    """
+    hand: dict[str, dict] = {}
+    for path in sorted(Path(folder).glob("*.jsonl")):
+        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            obj = json.loads(line)
+            if obj.get("stage") not in {"align", "act", "adjust", "other"} or obj.get("talk_action") not in {
+                    "talk", "action"}:
+                raise SystemExit(f"{path}:{line_no}: bad labels {obj!r}")
+            hand[obj["id"]] = obj
+    known = {r["id"] for r in rows}
+    missing = sorted(set(hand) - known)
+    if missing:
+        raise SystemExit(f"hand labels for unknown ids, e.g. {missing[:3]}")
+    out = []
+    for row in rows:
+        if not row["text"].strip():
+            continue
+        row = dict(row)
+        if row["id"] in hand:
+            row["stage"] = hand[row["id"]]["stage"]
+            row["talk_action"] = hand[row["id"]]["talk_action"]
+            row["label_source"] = "hand"
+        else:
+            row["label_source"] = "mapped"
+        out.append(row)
+    return out
+
+
 def write_jsonl_gz(rows: list[dict], out: Path) -> None:
     """Deterministic gzip JSONL (mtime=0, no stored file name)."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -404,12 +440,18 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="print random rows of this AMI tag for a hand spot-check (repeatable)",
     )
+    ap.add_argument("--hand-labels", type=Path, default=None,
+                    help="folder of *.jsonl files ({id, stage, talk_action}) annotated by hand from the "
+                         "taxonomy; they replace the mapped labels of those rows, and rows with no words are "
+                         "dropped (labels/external/ami-hand)")
     ap.add_argument("--sample-n", type=int, default=40)
     ap.add_argument("--sample-seed", type=int, default=20261202)
     args = ap.parse_args(argv)
 
     source = DirSource(args.dir) if args.dir is not None else GitSource(args.git_dir, args.commit)
     rows = build_rows(source, args.prefix)
+    if args.hand_labels is not None:
+        rows = apply_hand_labels(rows, args.hand_labels)
     write_jsonl_gz(rows, args.out)
     print(f"wrote {len(rows)} rows to {args.out}", file=sys.stderr)
     if args.summary:
