@@ -194,7 +194,11 @@ def train(
     taxonomy: Annotated[Path, typer.Option(help="Taxonomy TOML naming tasks and labels.")] = Path(DEFAULT_TAXONOMY),
     models: Annotated[Path, typer.Option(help="Folder to write the versioned artifact into.")] = Path(DEFAULT_MODELS),
     version: Annotated[Optional[str], typer.Option(help="Artifact version name (default: taxonomy-timestamp-datahash).")] = None,
-    folds: Annotated[int, typer.Option(help="Grouped cross-validation folds.")] = 5,
+    external: Annotated[Optional[list[Path]], typer.Option(help="Partially labelled real-speech corpora (JSONL, .jsonl.gz). Default: labels/external/*.jsonl.gz")] = None,
+    realdata: Annotated[Optional[Path], typer.Option(help="Shared real-text folder evaluated in the model card (never trained on). Default: ../shared/realdata/text when it exists.")] = None,
+    encoder: Annotated[Optional[str], typer.Option(help="Sentence encoder under <models>/encoders/; 'none' for TF-IDF and cues only.")] = "minilm-l6-v2",
+    context: Annotated[bool, typer.Option("--context/--no-context", help="Read each segment with its neighbours (the context level).")] = True,
+    folds: Annotated[int, typer.Option(help="Grouped folds for the out-of-fold probabilities.")] = 5,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
     promote_model: Annotated[bool, typer.Option("--promote", help="Point models/CURRENT at the new model if held-out macro-F1 does not drop.")] = False,
     force: Annotated[bool, typer.Option(help="With --promote: promote even if held-out macro-F1 drops.")] = False,
@@ -211,20 +215,23 @@ def train(
     files = data or sorted(Path("labels/data").glob("*.jsonl"))
     if not files:
         _fail(FileNotFoundError("No labelled data found in labels/data/. Pass labelled JSONL/CSV files."))
+    ext = external if external is not None else sorted(Path("labels/external").glob("*.jsonl.gz"))
+    shared = realdata if realdata is not None else Path("../shared/realdata/text")
+    cfg = TrainConfig(folds=folds, seed=seed, encoder=None if encoder in (None, "none") else encoder,
+                      context=context)
     try:
-        with console.status("training (grouped cross-validation over model families)..."):
-            outcome = train_classifiers(str(taxonomy), [str(f) for f in files], str(models),
-                                        TrainConfig(folds=folds, seed=seed), version, promote_model, force)
+        with console.status("training (text level, out-of-fold probabilities, context level)..."):
+            outcome = train_classifiers(str(taxonomy), [str(f) for f in files], str(models), cfg, version,
+                                        promote_model, force, [str(f) for f in ext],
+                                        str(shared) if shared.is_dir() else None)
     except PipelineError as exc:
         _fail(exc)
     card = outcome.result.card
     console.print(f"[bold]artifact[/] {outcome.path}  (data hash {card['data']['hash'][:12]}, "
                   f"{card['data']['rows_train']} train / {card['data']['rows_holdout']} held-out rows, "
                   f"{card['training']['seconds']} s)")
-    for name, task in card["tasks"].items():
-        hold = task.get("holdout", {}).get("macro_f1")
-        console.print(f"  {name}: {task['selected']}  CV macro-F1 {task['cross_validated']['macro_f1']:.3f}"
-                      + (f"  held-out macro-F1 {hold:.3f}" if hold is not None else ""))
+    for source, metrics in card.get("evaluation", {}).items():
+        console.print(f"  {source}: " + ", ".join(f"{t} {m['macro_f1']:.3f}" for t, m in metrics.items()))
     if outcome.decision is not None:
         d = outcome.decision
         colour = "green" if d.promoted else "yellow"
@@ -235,44 +242,78 @@ def train(
 
 @app.command()
 def evaluate(
-    files: Annotated[list[Path], typer.Argument(help="Labelled JSONL/CSV files with text and task columns (stage, talk_action).")],
+    files: Annotated[Optional[list[Path]], typer.Argument(help="Labelled JSONL/CSV files with text and task columns (stage, talk_action). Without files: the whole benchmark, per source (written held-out, real-speech held-out conversations, shared real text, labelled calls, leave-one-writer-out).")] = None,
     models: Annotated[str, typer.Option(help="Models folder or artifact directory.")] = DEFAULT_MODELS,
     model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version (default: CURRENT).")] = None,
-    holdout: Annotated[bool, typer.Option("--holdout", help="Keep only the fixed held-out split, de-duplicated as training does: `callcycle evaluate labels/data/*.jsonl --holdout` reproduces the model card's held-out metrics.")] = False,
+    holdout: Annotated[bool, typer.Option("--holdout", help="Keep only the fixed held-out split, prepared as training does: `callcycle evaluate labels/data/*.jsonl --holdout` reproduces the model card's written held-out figures.")] = False,
+    standalone: Annotated[bool, typer.Option("--standalone", help="Classify each row on its own instead of reading rows of one group as a conversation.")] = False,
+    realdata: Annotated[Path, typer.Option(help="Shared real-text folder for the benchmark (skipped when absent).")] = Path("../shared/realdata/text"),
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
-    """Per-class precision, recall and F1, macro-F1 and confusion matrices on labelled rows."""
+    """Per-class precision, recall and F1, macro-F1 and confusion matrices, or the per-source benchmark."""
     from rich.console import Console
     from rich.table import Table
 
     from pipeline.classify.artifacts import load_artifact
-    from pipeline.classify.evaluate import evaluate_artifact
+    from pipeline.classify.evaluate import evaluate_artifact, holdout_rows, run_benchmark
     from pipeline.classify.labels import read_rows, validate_rows
     from pipeline.errors import PipelineError
 
+    console = Console()
     try:
         artifact = load_artifact(Path(models), model_version)
-        rows = []
-        for file in files:
-            raw = read_rows(file)
-            tasks = tuple(t.name for t in artifact.taxonomy.tasks if any(t.name in r for r in raw))
-            rows.extend(validate_rows(raw, artifact.taxonomy, str(file), tasks or None))
+        if not files:
+            from pipeline.speech.turns import build_sentencizer
+
+            result = run_benchmark(artifact, Path("labels/data"), Path("labels/external"), realdata,
+                                   Path("labels/calls"), build_sentencizer())
+        else:
+            rows = []
+            for file in files:
+                raw = read_rows(file)
+                tasks = tuple(t.name for t in artifact.taxonomy.tasks if any(t.name in r for r in raw))
+                rows.extend(validate_rows(raw, artifact.taxonomy, str(file), tasks or None,
+                                          partial=str(file).endswith(".gz")))
     except PipelineError as exc:
         _fail(exc)
+    if not files:
+        if as_json:
+            typer.echo(json.dumps(result, indent=2, default=str))
+            return
+        tasks = [t.name for t in artifact.taxonomy.tasks]
+        table = Table(title=f"{artifact.version}: macro-F1 per source (rows)")
+        table.add_column("source")
+        for t in tasks:
+            table.add_column(t, justify="right")
+        for source, metrics in result["sources"].items():
+            table.add_row(source, *(f"{metrics[t]['macro_f1']:.3f} ({metrics[t]['n']})" if t in metrics else "-"
+                                    for t in tasks))
+        lowo = result.get("leave_one_writer_out")
+        if lowo:
+            for key, s in lowo["summary"].items():
+                table.add_row(f"leave-one-writer-out {key}: mean / worst", *(
+                    f"{s['mean']:.3f} / {s['worst']:.3f}" if key.startswith(t + " ") else "" for t in tasks))
+        console.print(table)
+        calls = result.get("calls")
+        if calls:
+            console.print(f"labelled calls ({calls['calls']}): action-share MAE {calls['action_share_mae']:.3f} "
+                          f"(method {calls['action_share_method']}; by method "
+                          + ", ".join(f"{m} {v:.3f}" for m, v in calls["action_share_mae_by_method"].items()
+                                      if v is not None)
+                          + f"), 90% interval coverage {calls['interval_coverage']:.0%}, "
+                          f"stage-mix MAE {calls['stage_mix_mae']:.3f}")
+        for reason in result["skipped"]:
+            console.print("skipped: " + reason, markup=False)
+        return
     if holdout:
-        from pipeline.classify.labels import drop_near_duplicates
-        from pipeline.classify.train import TrainConfig, split_rows
-
-        percent = int(artifact.card["data"]["holdout_rule"].split("<")[1])
-        _train, rows = split_rows(drop_near_duplicates(rows, TrainConfig().dedupe_threshold)[0], percent)
+        rows = holdout_rows(artifact, rows)
         if not rows:
             _fail(ValueError("No rows fall in the held-out split of these files."))
     file = ", ".join(str(f) for f in files) if len(files) < 4 else f"{len(files)} files"
-    metrics = evaluate_artifact(artifact, rows)
+    metrics = evaluate_artifact(artifact, rows, in_context=not standalone)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
         return
-    console = Console()
     console.print(f"[bold]{artifact.version}[/] on {file} ({len(rows)} rows)")
     for name, m in metrics["tasks"].items():
         table = Table(title=f"{name}: macro-F1 {m['macro_f1']:.3f}, accuracy {m['accuracy']:.3f}")

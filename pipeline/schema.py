@@ -160,8 +160,12 @@ class CallScore:
 
     Attributes:
         action_share: action seconds / (talk + action seconds) over non-neutral segments;
-            ``None`` when there is no such speech.
+            ``None`` when there is no such speech. Computed as :data:`action_share_method` says.
         talk_action_ratio: talk seconds / action seconds; ``None`` when there is no action.
+        action_share_low: lower end of the 90% interval of ``action_share``.
+        action_share_high: upper end of that interval.
+        action_share_method: ``expected`` (probability-weighted seconds) or ``labels``
+            (seconds of the most probable labels).
         stage_shares: share of speech seconds per stage label.
         stages_present: cycle stages (non-neutral) that occur in the call.
         stage_order: the order in which cycle stages first appear.
@@ -178,3 +182,6 @@ class CallScore:
     stage_order: tuple[str, ...]
     cycle_complete: bool
     speakers: tuple[SpeakerScore, ...]
+    action_share_low: float | None = None
+    action_share_high: float | None = None
+    action_share_method: str = "labels"

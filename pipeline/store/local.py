@@ -56,7 +56,7 @@ __all__ = [
     "sweep_stale_temp",
 ]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 COLUMN_DOCS: dict[str, dict[str, str]] = {
     "segments": {
@@ -97,6 +97,11 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "n_speakers": "Number of distinct speakers.",
         "timing_estimated": "True when any segment's timing was estimated.",
         "action_share": "Action seconds / (talk + action seconds) over non-'other' segments; null without such speech.",
+        "action_share_low": ("Lower end of the 90% interval of action_share (Monte Carlo over segments and their "
+                             "label probabilities)."),
+        "action_share_high": "Upper end of the 90% interval of action_share.",
+        "action_share_method": ("How action_share was computed: 'expected' (probability-weighted seconds) or "
+                                "'labels' (most probable labels)."),
         "talk_action_ratio": "Talk seconds / action seconds over the same segments; null when there is no action.",
         "stage_shares": "Share of speech seconds per stage label.",
         "stages_present": "Cycle stages (not 'other') that occur in the call.",
@@ -186,6 +191,9 @@ CALLS_SCHEMA = _schema("calls", [
     pa.field("n_speakers", pa.int32(), nullable=False),
     pa.field("timing_estimated", pa.bool_(), nullable=False),
     pa.field("action_share", pa.float64()),
+    pa.field("action_share_low", pa.float64()),
+    pa.field("action_share_high", pa.float64()),
+    pa.field("action_share_method", pa.string()),
     pa.field("talk_action_ratio", pa.float64()),
     pa.field("stage_shares", pa.map_(pa.string(), pa.float64())),
     pa.field("stages_present", pa.list_(pa.string())),
@@ -294,6 +302,8 @@ def calls_table(key: str, source: Source, call_id: str, score: CallScore, stamp:
         "audio_duration_s": [audio_duration_s], "speech_s": [score.speech_s],
         "n_segments": [score.n_segments], "n_speakers": [len(score.speakers)],
         "timing_estimated": [timing_estimated], "action_share": [score.action_share],
+        "action_share_low": [score.action_share_low], "action_share_high": [score.action_share_high],
+        "action_share_method": [score.action_share_method],
         "talk_action_ratio": [score.talk_action_ratio],
         "stage_shares": [list(score.stage_shares.items())],
         "stages_present": [list(score.stages_present)], "stage_order": [list(score.stage_order)],
