@@ -43,8 +43,11 @@ def _quiet_prefect(verbose: bool = False) -> None:
 
 def _fail(exc: Exception, code: int = 2) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True).print(f"[bold red]error:[/] {exc}")
+    # soft_wrap: an error message is one logical line whatever the terminal width (tests and
+    # log scrapers match on it); the terminal wraps it visually if it must.
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(exc))}")
     raise typer.Exit(code)
 
 
