@@ -25,6 +25,7 @@ from pipeline import process
 from pipeline.config import PipelineConfig
 from pipeline.errors import FileTimeoutError, PipelineError
 from pipeline.ingest import discover as ingest
+from pipeline.paths import models_dir
 from pipeline.process import CallInput, Outcome, ScoredCall
 from pipeline.schema import Source
 from pipeline.store import local as store
@@ -123,7 +124,7 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
 
 
 @flow(name="score-calls", validate_parameters=False, log_prints=False)
-def score_calls(inputs: list[str], out_dir: str = "out", models: str = "models",
+def score_calls(inputs: list[str], out_dir: str = "out", models: str | None = None,
                 model_version: str | None = None, config: PipelineConfig | None = None,
                 on_result: Callable[[Outcome], None] | None = None,
                 on_discovered: Callable[[int], None] | None = None) -> RunSummary:
@@ -132,7 +133,8 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str = "models",
     Args:
         inputs: files, folders or glob patterns.
         out_dir: output folder (``segments/``, ``calls/``, ``errors/``).
-        models: models root (uses ``CURRENT``) or an artifact directory.
+        models: models root (uses ``CURRENT``) or an artifact directory; default: the shipped
+            classifiers (see :func:`pipeline.paths.models_dir`).
         model_version: a version inside ``models``.
         config: pipeline options.
         on_result: called with each file's outcome as it completes (progress bars).
@@ -141,6 +143,7 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str = "models",
     Files run concurrently on the flow's task runner (see :func:`run_scoring`).
     """
     cfg = config or PipelineConfig()
+    models = str(models_dir(models))
     started = time.perf_counter()
     artifact = resources.artifact(models, model_version)  # fail fast on a missing or tampered model
     Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -174,7 +177,7 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str = "models",
     return summary
 
 
-def run_scoring(inputs: list[str], *, out_dir: str = "out", models: str = "models",
+def run_scoring(inputs: list[str], *, out_dir: str = "out", models: str | None = None,
                 model_version: str | None = None, config: PipelineConfig | None = None,
                 workers: int = 1, on_result: Callable[[Outcome], None] | None = None,
                 on_discovered: Callable[[int], None] | None = None) -> RunSummary:

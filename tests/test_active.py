@@ -11,7 +11,7 @@ import pytest
 from conftest import MODELS
 from typer.testing import CliRunner
 
-from flows.cli import app
+from cli import app
 from pipeline.classify.active import import_labels, select_uncertain, write_for_labelling
 from pipeline.classify.labels import load_taxonomy
 from pipeline.errors import LabelDataError

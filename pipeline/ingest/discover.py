@@ -83,9 +83,9 @@ def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
         with open(csv_path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             header = reader.fieldnames
-            if header is not None:
-                reader.fieldnames = [str(name).strip().lower() for name in header]
-            if header is None or "path" not in reader.fieldnames:
+            names = [str(name).strip().lower() for name in header] if header is not None else []
+            reader.fieldnames = names
+            if "path" not in names:
                 raise InputError(
                     f"{csv_path} has no 'path' column.",
                     "A calls.csv sidecar needs the header: path,rep,customer,date",
