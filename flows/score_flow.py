@@ -81,23 +81,24 @@ def score_task(call: CallInput, models: str, model_version: str | None, config: 
 def write_task(source: Source, call: CallInput, scored: ScoredCall, stamp: store.RunStamp,
                models: str, model_version: str | None, out_dir: str, processing_s: float) -> str:
     artifact = resources.artifact(models, model_version)
-    key, segments, calls = process.build_tables(source, call, scored, stamp, artifact.taxonomy, processing_s)
-    store.write_call(Path(out_dir), key, segments, calls)
-    store.clear_error(Path(out_dir), store.error_key(source.path, source.sha256, stamp))
-    return key
+    return process.commit_call(Path(out_dir), source, call, scored, stamp, artifact.taxonomy, processing_s)
 
 
 @task(name="score-file", cache_policy=NO_CACHE)
 def score_file(source: Source, config: PipelineConfig, models: str, model_version: str | None,
                out_dir: str) -> Outcome:
-    """Score one file; never raises: failures are recorded and returned as outcomes."""
+    """Score one file; failures are recorded and returned as outcomes.
+
+    Raises only :class:`~pipeline.errors.OutputError` (the output folder cannot be written),
+    which stops the batch.
+    """
     logger = get_run_logger()
     artifact = resources.artifact(models, model_version)
     stamp = process.run_stamp(artifact, config.asr.model)
-    key = store.call_key(source.sha256, stamp, source.kind)
-    if store.is_done(Path(out_dir), key) and not config.run.force:
-        logger.info("%s: already scored (key %s), skipped", source.path, key)
-        return Outcome(path=source.path, status="skipped", call_id=source.call_id, call_key=key)
+    done = process.check_done(source, stamp, Path(out_dir), config.run.force)
+    if done is not None:
+        logger.info("%s: already scored (key %s), %s", source.path, done.call_key, done.status)
+        return done
     started = time.perf_counter()
     attempts = 1 + (config.run.retries if source.kind == "audio" else 0)
     try:
@@ -116,7 +117,8 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
                 "Raise --timeout (or [run] timeout_s), or split the recording; check the machine is not overloaded.")
         if isinstance(exc, PipelineError):  # known-bad input is not retried (see _retry_unexpected)
             attempts = 1
-        return process.record_failure(Path(out_dir), source.path, source.sha256, exc, stamp, attempts)
+        return process.record_failure(Path(out_dir), source.path, source.sha256, exc, stamp, attempts,
+                                      source_id=store.source_identity(source))
     logger.info("%s: scored %d segments, action share %s", source.path, scored.score.n_segments,
                 scored.score.action_share)
     return Outcome(path=source.path, status="scored", call_id=scored.call_id, call_key=key,
@@ -145,10 +147,11 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str | None = No
     cfg = config or PipelineConfig()
     models = str(models_dir(models))
     started = time.perf_counter()
+    process.prepare_output(Path(out_dir))  # fail fast on a read-only, full or misnamed output folder
     artifact = resources.artifact(models, model_version)  # fail fast on a missing or tampered model
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    store.sweep_stale_temp(Path(out_dir))
     sources, bad_inputs = discover_task(inputs)
+    if not sources and not bad_inputs:
+        raise ingest.no_inputs_error(inputs)
     summary = RunSummary(out_dir=str(out_dir))
     if on_discovered:
         on_discovered(len(sources) + len(bad_inputs))

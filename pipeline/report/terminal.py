@@ -18,12 +18,13 @@ __all__ = [
 def load_call_rows(out_dir: Path) -> list[dict[str, Any]]:
     """Rows of the ``calls`` dataset as dicts, sorted by date then call id.
 
-    When a call was scored under several versions, only the newest row is kept.
+    One row per call identity (``source_id``); should an output folder written by an older
+    callcycle hold several, only the newest is kept.
     """
     rows = store.read_dataset(out_dir, "calls").to_pylist()
     newest: dict[str, dict[str, Any]] = {}
     for row in rows:
-        key = row["source_sha256"]
+        key = row["source_id"] or row["source_path"]
         if key not in newest or row["processed_at"] > newest[key]["processed_at"]:
             newest[key] = row
     return sorted(newest.values(), key=lambda r: (str(r["call_date"] or ""), r["call_id"]))
