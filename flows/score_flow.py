@@ -184,7 +184,12 @@ def run_scoring(inputs: list[str], *, out_dir: str = "out", models: str | None =
                 model_version: str | None = None, config: PipelineConfig | None = None,
                 workers: int = 1, on_result: Callable[[Outcome], None] | None = None,
                 on_discovered: Callable[[int], None] | None = None) -> RunSummary:
-    """Run :func:`score_calls` with ``workers`` files in flight at once."""
+    """Run :func:`score_calls` with ``workers`` files in flight at once.
+
+    The output folder is checked first, before Prefect starts, so a read-only, full or misnamed
+    ``out_dir`` is one clear :class:`~pipeline.errors.OutputError`.
+    """
+    process.prepare_output(Path(out_dir))
     runner = ThreadPoolTaskRunner(max_workers=max(1, workers))
     return score_calls.with_options(task_runner=runner)(
         inputs, out_dir=out_dir, models=models, model_version=model_version, config=config,
