@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
@@ -51,6 +52,7 @@ def command(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from pipeline.errors import PipelineError
 
+        setup_logging()
         try:
             return func(*args, **kwargs)
         except typer.Exit:
@@ -64,6 +66,32 @@ def command(func: F) -> F:
             fail("interrupted; finished calls are kept, rerun to finish the rest.", 130)
 
     return wrapper  # type: ignore[return-value]
+
+
+class _PrintableFilter(logging.Filter):
+    """Log lines name input files: drop control characters before they reach the terminal."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from pipeline.display import printable
+
+        record.msg, record.args = printable(record.getMessage()), None
+        return True
+
+
+def setup_logging(level: int = logging.WARNING) -> None:
+    """callcycle's warnings on stderr, one safe line each (idempotent)."""
+    logger = logging.getLogger("callcycle")
+    if any(isinstance(f, _PrintableFilter) for h in logger.handlers for f in h.filters):
+        return
+    handler = logging.StreamHandler()
+    handler.addFilter(_PrintableFilter())
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    handler.setLevel(level)
+    logger.addHandler(handler)
+    logger.propagate = False
+    # Prefect's task and flow loggers repeat file names too (shown with --verbose)
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logging.getLogger(name).addFilter(_PrintableFilter())
 
 
 def quiet_prefect(verbose: bool = False) -> None:

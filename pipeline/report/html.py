@@ -17,7 +17,7 @@ import datetime as dt
 import hashlib
 import io
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,7 +79,7 @@ def load_report_data(out_dir: Path, since: dt.date | None = None, rep: str | Non
     if since is not None:
         calls = [c for c in calls if c["call_date"] is not None and c["call_date"] >= since]
     if rep is not None:
-        calls = [c for c in calls if (c["rep"] or "").casefold() == rep.casefold()]
+        calls = [c for c in calls if rep_key(c["rep"]) == rep_key(rep)]
     keys = {c["call_key"] for c in calls}
     segments: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if keys:
@@ -118,15 +118,30 @@ def _iso_week(day: dt.date) -> str:
     return f"{year}-W{week:02d}"
 
 
+def rep_key(name: str | None) -> str:
+    """Grouping key of a rep's name: "Dana", "dana " and "DANA" are one rep."""
+    return " ".join((name or "").split()).casefold()
+
+
+def rep_display_name(names: list[str | None]) -> str:
+    """How to show a rep written several ways: the most common spelling (ties: the first in sort order)."""
+    cleaned = [" ".join(n.split()) for n in names if n and n.strip()]
+    if not cleaned:
+        return "(unknown rep)"
+    counts = Counter(cleaned)
+    return sorted(counts, key=lambda n: (-counts[n], n))[0]
+
+
 def rep_summaries(calls: list[dict[str, Any]], th: Thresholds = Thresholds()) -> list[dict[str, Any]]:
     """Per rep: calls, average action share, stage mix, weekly trend, gap to the team median, flags."""
     shares = [c["action_share"] for c in calls if c["action_share"] is not None]
     team_median = statistics.median(shares) if shares else None
     by_rep: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for c in calls:
-        by_rep[c["rep"] or "(unknown rep)"].append(c)
+        by_rep[rep_key(c["rep"])].append(c)
     out = []
-    for rep, rows in sorted(by_rep.items()):
+    for _key, rows in sorted(by_rep.items()):
+        rep = rep_display_name([c["rep"] for c in rows])
         rep_shares = [c["action_share"] for c in rows if c["action_share"] is not None]
         avg = statistics.fmean(rep_shares) if rep_shares else None
         mix: dict[str, float] = defaultdict(float)

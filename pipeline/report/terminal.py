@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pipeline.display import printable
 from pipeline.store import local as store
 
 __all__ = [
@@ -52,7 +53,12 @@ def format_pct(value: float | None) -> str:
 
 
 def render_summary(rows: list[dict[str, Any]], console: Any = None) -> None:
-    """Print the scored-calls table (rich)."""
+    """Print the scored-calls table (rich); every column fits an 80-column terminal.
+
+    Names come from input files and are printed through :func:`~pipeline.display.printable`
+    (no terminal escape sequences) and rich's markup escape.
+    """
+    from rich import box
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -61,16 +67,18 @@ def render_summary(rows: list[dict[str, Any]], console: Any = None) -> None:
     if not rows:
         console.print("[yellow]No scored calls found.[/] Run `callcycle run` first.")
         return
-    table = Table(title=f"Scored calls ({len(rows)})", header_style="bold", pad_edge=False,
-                  caption="action: green = moves work forward (≥35%), yellow = some commitments, "
-                          "red = mostly talk. mix = % of speech in align/act/adjust/other.")
-    table.add_column("call", overflow="fold", min_width=12)
-    table.add_column("rep", overflow="fold", max_width=10)
-    table.add_column("date", no_wrap=True)
+    stages = list(dict.fromkeys(k for r in rows for k, _ in (r["stage_shares"] or [])))
+    mix_header = "/".join(s[:2] for s in stages) or "mix"
+    table = Table(title=f"Scored calls ({len(rows)})", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
+                  caption=f"action: green ≥35% moves work forward, yellow some commitments, red mostly talk; "
+                          f"{mix_header} = % of speech per stage ({', '.join(stages)}).")
+    table.add_column("call", overflow="fold", min_width=10, ratio=3)
+    table.add_column("rep", overflow="fold", min_width=4, ratio=1)
+    table.add_column("date", no_wrap=True, min_width=10)
     table.add_column("min", justify="right", no_wrap=True)
     table.add_column("action", justify="right", no_wrap=True)
-    table.add_column("talk:act", justify="right", no_wrap=True)
-    table.add_column("mix al/ac/ad/ot", justify="right", no_wrap=True)
+    table.add_column("t:a", justify="right", no_wrap=True)
+    table.add_column(mix_header, justify="right", no_wrap=True)
     table.add_column("cycle", overflow="fold", min_width=8)
     colours = {"moves work forward": "green", "some commitments": "yellow", "mostly talk": "red"}
     for r in rows:
@@ -79,12 +87,12 @@ def render_summary(rows: list[dict[str, Any]], console: Any = None) -> None:
         present = r["stages_present"] or []
         cycle = "complete" if r["cycle_complete"] else ("open loop" if "adjust" not in present else "partial")
         minutes = (r["audio_duration_s"] or r["speech_s"] or 0) / 60
-        mix = "/".join(f"{100 * v:.0f}" for v in shares.values())
+        mix = "/".join(f"{100 * shares.get(s, 0.0):.0f}" for s in stages)
         colour = colours.get(verdict(r["action_share"]), "dim")
         table.add_row(
-            escape(r["call_id"]), escape(r["rep"] or "—"), str(r["call_date"] or "—"), f"{minutes:.1f}",
-            f"[{colour}]{format_pct(r['action_share'])}[/]", "—" if ratio is None else f"{ratio:.1f}",
-            mix, cycle,
+            escape(printable(r["call_id"])), escape(printable(r["rep"] or "—")), str(r["call_date"] or "—"),
+            f"{minutes:.1f}", f"[{colour}]{format_pct(r['action_share'])}[/]",
+            "—" if ratio is None else f"{ratio:.1f}", mix, cycle,
         )
     console.print(table)
     console.print(headline(rows))
@@ -113,5 +121,6 @@ def render_errors(rows: list[dict[str, Any]], console: Any = None) -> None:
     for col in ("file", "step", "error", "what to do"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(escape(Path(r["source_path"]).name), r["step"], escape(r["message"]), escape(r["hint"] or ""))
+        table.add_row(escape(printable(Path(r["source_path"]).name)), r["step"], escape(printable(r["message"])),
+                      escape(printable(r["hint"] or "")))
     console.print(table)
