@@ -240,3 +240,16 @@ def test_explicit_unsupported_and_missing_inputs_are_input_errors(tmp_path: Path
     _sources, errors = discover_inputs([str(tmp_path / "notes.docx"), str(tmp_path / "nope-*.wav")])
     assert all(isinstance(e, InputError) for _, e in errors) and len(errors) == 2
     assert discover.no_inputs_error([str(tmp_path)]).hint
+
+
+def test_max_duration_is_checked_from_the_header_before_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.errors import EmptyAudioError
+
+    path = _mp4_with_audio(tmp_path / "long.mp4", seconds=4.0)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded although the header already says it is too long")
+
+    monkeypatch.setattr(av, "AudioResampler", no_decoding)
+    with pytest.raises(EmptyAudioError, match="longer than the limit"):
+        load_audio(path, max_duration_s=1.0)

@@ -173,9 +173,14 @@ def iter_audio_blocks(path: Path, *, block_s: float = 600.0,
         stream = container.streams.audio[0]
         source_rate = int(stream.rate or stream.codec_context.sample_rate or SAMPLE_RATE)
         header_s = _declared_duration(path)
-        if max_duration_s is not None and header_s and header_s > max_duration_s + 1.0:
+        declared_s = header_s
+        if declared_s is None and stream.duration is not None and stream.time_base is not None:
+            declared_s = float(stream.duration * stream.time_base)
+        elif declared_s is None and container.duration is not None:
+            declared_s = container.duration / 1_000_000
+        if max_duration_s is not None and declared_s and declared_s > max_duration_s + 1.0:
             raise EmptyAudioError(  # checked before decoding and transcribing up to the limit
-                f"{path.name}: longer than the limit of {max_duration_s:.0f} s ({header_s:.0f} s by its header).",
+                f"{path.name}: longer than the limit of {max_duration_s:.0f} s ({declared_s:.0f} s by its header).",
                 "Raise --max-duration or split the recording.",
                 step="decode",
             )
