@@ -32,8 +32,8 @@ samples: $(STAMP) ## Regenerate the sample calls (needs espeak-ng)
 lint: $(DEVSTAMP) ## ruff over the code, CLI, flows, tests and scripts
 	$(VENV)/bin/ruff check pipeline flows cli tests scripts setup.py
 
-typecheck: $(DEVSTAMP) ## mypy over the library
-	$(VENV)/bin/mypy pipeline
+typecheck: $(DEVSTAMP) ## mypy over the library and the CLI
+	$(VENV)/bin/mypy pipeline cli
 
 wheel-check: ## Build the wheel, install it in a clean venv, score a transcript from another folder
 	scripts/check_wheel.sh
