@@ -120,9 +120,6 @@ def build_inputs(folder: Path, work: Path) -> None:
     whole = (work / "a.wav").read_bytes()
     (folder / "a01_zero_bytes.wav").write_bytes(b"")
     (folder / "a02_truncated_mid_data.wav").write_bytes(whole[: len(whole) // 2])  # header claims twice the data
-    # settled for an hour: a truncated recording, not one still being written (that one is deferred,
-    # see tests/test_call_identity.py)
-    os.utime(folder / "a02_truncated_mid_data.wav", (time.time() - 3600, time.time() - 3600))
     (folder / "a03_truncated_in_header.wav").write_bytes(whole[:30])  # RIFF/WAVE then half a fmt chunk
     (folder / "a04_random_bytes.wav").write_bytes(rng.bytes(48_000))
     (folder / "a05_random_bytes.mp3").write_bytes(rng.bytes(48_000))
@@ -173,6 +170,10 @@ def build_inputs(folder: Path, work: Path) -> None:
     dump(REUNION, {"turns": TURNS})
     (folder / "zz_copy_of_reunion.json").write_bytes((folder / REUNION).read_bytes())
     assert sorted(p.name for p in folder.iterdir()) == sorted(EXPECTED)
+    # every input settled an hour ago: the cut WAVs are truncated recordings, not ones still being
+    # written (a fresh one is deferred; see tests/test_call_identity.py)
+    for path in folder.iterdir():
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
 
 
 @pytest.fixture(scope="module")

@@ -47,9 +47,9 @@ def report_taxonomy(calls: list[dict[str, Any]], models: Path | None = None) -> 
     """
     from pipeline.paths import models_dir, taxonomy_path
 
-    names = {c["taxonomy"] for c in calls}
+    names = {c["taxonomy"] for c in calls if c.get("taxonomy")}
     root = models_dir(models)
-    for version in dict.fromkeys(c["classifier_version"] for c in calls):
+    for version in dict.fromkeys(c["classifier_version"] for c in calls if c.get("classifier_version")):
         card = root / version / "card.json"
         if card.is_file():
             try:
