@@ -105,3 +105,48 @@ def test_full_disk_through_the_cli_is_exit_2_without_traceback(tmp_path: Path) -
     text = " ".join((result.stdout + result.stderr).split())
     assert result.returncode == 2, text[-2000:]
     assert "is full" in text and "run again" in text and "Traceback" not in text
+
+
+@pytest.fixture()
+def small_tmpfs(tmp_path: Path):
+    """A real 256 KiB filesystem (tmpfs); skipped where mounting is not permitted."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+
+
+def test_real_full_disk_stops_cleanly_and_the_rerun_finishes(small_tmpfs: Path, tmp_path: Path, artifact,
+                                                             nlp) -> None:
+    from pipeline.config import PipelineConfig
+    from pipeline.ingest.discover import discover_inputs
+
+    folder, out = _folder(tmp_path, 40), small_tmpfs / "out"
+    sources, _ = discover_inputs([str(folder)])
+
+    def batch() -> list[str]:
+        process.prepare_output(out)
+        statuses = []
+        for source in sources:
+            statuses.append(process.process_source(source, asr=None, artifact=artifact, nlp=nlp,
+                                                   config=PipelineConfig(), out_dir=out).status)
+        return statuses
+
+    with pytest.raises(OutputError, match="is full"):
+        batch()
+    stored = store.read_dataset(out, "calls").num_rows
+    assert 0 < stored < 40
+    assert not list(out.rglob(".*.tmp")), "no temporary files left on the full disk"
+    assert store.read_dataset(out, "errors").num_rows == 0
+    keys = set(store.read_dataset(out, "calls").column("call_key").to_pylist())
+    assert set(store.read_dataset(out, "segments").column("call_key").to_pylist()) == keys
+    subprocess.run(["mount", "-o", "remount,size=32m", str(small_tmpfs)], check=True)
+    statuses = batch()
+    assert statuses.count("scored") == 40 - stored and statuses.count("skipped") == stored
+    assert store.read_dataset(out, "calls").num_rows == 40
