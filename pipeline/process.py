@@ -166,11 +166,16 @@ _LOCK = threading.Lock()
 
 
 def prepare_output(out_dir: Path) -> None:
-    """Check the output folder before a batch (raises :class:`OutputError`) and sweep dead writers' files."""
+    """Check the output folder before a batch (raises :class:`OutputError`), sweep dead writers' files
+    and move files of an older schema aside (see :func:`pipeline.store.local.retire_old_layout`)."""
     store.check_output_dir(out_dir)
     with _LOCK:
         _BROKEN_OUTPUTS.pop(str(Path(out_dir).resolve()), None)
     store.sweep_stale_temp(out_dir)
+    try:
+        store.retire_old_layout(out_dir)
+    except OSError as exc:
+        raise _output_failed(out_dir, exc, "moving files of an older layout aside") from exc
 
 
 def _output_failed(out_dir: Path, exc: OSError, doing: str) -> OutputError:

@@ -156,3 +156,18 @@ def test_segments_count_must_match_and_orphans_stay_hidden(tmp_path: Path, artif
     # a crash between the two writes: segments of a call whose calls row is not there
     (out / "calls" / segs.name).unlink()
     assert store.read_dataset(out, "segments").num_rows == 0
+
+
+def test_files_of_the_old_layout_are_retired_once(tmp_path: Path, artifact, nlp) -> None:
+    """Schema-1 folders held one file per content hash (a call could have two rows): moved aside, rescored."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    _transcript(folder / "h.json", "Let's review what went wrong last sprint.")
+    _run(folder, out, artifact, nlp)
+    current = next((out / "calls").glob("*.parquet"))
+    old = pq.read_table(current).drop_columns(["source_id"])  # schema 1 had no identity column
+    old = old.replace_schema_metadata({**old.schema.metadata, b"callcycle.schema_version": b"1"})
+    pq.write_table(old, out / "calls" / "part-0123old.parquet")
+    (out / ".layout").unlink()
+    assert _run(folder, out, artifact, nlp) == {"h.json": "skipped"}
+    assert len(load_call_rows(out)) == 1 and (out / store.LEGACY / "calls" / "part-0123old.parquet").is_file()

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from pipeline.atomic import publish, temp_path
+from pipeline.atomic import publish, temp_path, write_bytes_atomic
 from pipeline.errors import OutputError
 from pipeline.store.schema import (
     CALLS_SCHEMA,
@@ -58,7 +58,7 @@ __all__ = [
     # files
     "CallState", "StoredCall", "stored_call", "is_done", "write_call", "update_call", "write_error",
     "clear_error", "read_dataset", "write_table_atomic", "sweep_stale_temp", "quarantine", "QUARANTINE",
-    "check_output_dir", "output_error",
+    "check_output_dir", "output_error", "retire_old_layout", "LEGACY",
 ]
 
 logger = logging.getLogger("callcycle.store")
@@ -286,3 +286,39 @@ def check_output_dir(out_dir: Path) -> None:
             probe.unlink(missing_ok=True)
     except OSError as exc:
         raise output_error(out_dir, exc, "checking the output folder") from exc
+
+
+LEGACY = "legacy"
+_LAYOUT_MARKER = ".layout"
+
+
+def retire_old_layout(out_dir: Path) -> int:
+    """Move files written by an older schema (one file per *content* hash) out of the readers' way.
+
+    Schema 1 named files by the bytes' hash, so one call could have several rows; its rows cannot
+    be re-keyed by identity (the input root is unknown), so they move to ``legacy/<table>/`` and the
+    calls are scored again. A marker file records that the folder is on the current layout, so
+    this scan runs once per output folder. Returns how many files moved.
+    """
+    out_dir = Path(out_dir)
+    marker = out_dir / _LAYOUT_MARKER
+    if marker.is_file() and marker.read_text(encoding="utf-8").strip() == SCHEMA_VERSION:
+        return 0
+    moved = 0
+    for table in SCHEMAS:
+        folder = out_dir / table
+        for path in _files(folder) if folder.is_dir() else []:
+            try:
+                meta = pq.read_schema(path).metadata or {}
+            except (pa.ArrowException, OSError):
+                continue  # unreadable: stored_call/read_dataset deal with it
+            if meta.get(b"callcycle.schema_version", b"").decode() != SCHEMA_VERSION:
+                target = out_dir / LEGACY / table / path.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(path), target)
+                moved += 1
+    if moved:
+        logger.warning("%s: %d files from an older callcycle moved to %s/; their calls are scored again",
+                       out_dir, moved, out_dir / LEGACY)
+    write_bytes_atomic(marker, f"{SCHEMA_VERSION}\n".encode())
+    return moved
