@@ -28,11 +28,15 @@ SourceKind = Literal["audio", "transcript"]
 
 @dataclass(frozen=True, slots=True)
 class CallMetadata:
-    """Business metadata about a call, from the ``calls.csv`` sidecar or the file name."""
+    """Business metadata about a call, from the ``calls.csv`` sidecar or the file name.
+
+    ``call_id`` (optional ``calls.csv`` column) is a stable identity that survives renames.
+    """
 
     rep: str | None = None
     customer: str | None = None
     call_date: date | None = None
+    call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,10 @@ class Source:
         size_bytes: file size.
         call_id: stable human-readable id (the file stem, or the JSON ``call_id``).
         metadata: rep, customer, date when known.
+        source_id: the call's identity across versions of the file: the path relative to the
+            folder it was found under, or ``call_id`` from ``calls.csv``; empty = use ``path``.
+        mtime_ns: modification time seen when the file was fingerprinted (to notice a file
+            that changes while it is processed).
     """
 
     path: str
@@ -56,6 +64,8 @@ class Source:
     size_bytes: int
     call_id: str
     metadata: CallMetadata = field(default_factory=CallMetadata)
+    source_id: str = ""
+    mtime_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
