@@ -1,6 +1,7 @@
 """The shipped classifiers on labelled rows they were never trained on.
 
 - the fixed held-out split of labels/data (reproduces the model card's held-out metrics);
+- held-out AMI meeting series: real speech, annotated against the taxonomy (the real-speech dev set);
 - the fully labelled calls in labels/calls (written separately, never used for training);
 - real business email sentences from ../shared/realdata (talk vs action only).
 """
@@ -13,8 +14,12 @@ from pathlib import Path
 import pytest
 from conftest import MODELS, ROOT
 
-from pipeline.classify.evaluate import evaluate_artifact, evaluate_calls
-from pipeline.classify.labels import LabelledRow, is_holdout, load_labelled
+from pipeline.classify.evaluate import evaluate_artifact, evaluate_calls, evaluate_sources, holdout_rows
+from pipeline.classify.labels import LabelledRow, load_labelled
+
+#: Bars the shipped model must clear (the issue's targets where they are met; see the model card).
+REAL_SPEECH_BAR = 0.80
+CALL_MAE_BAR = 0.05
 
 
 @pytest.fixture(scope="module")
@@ -22,32 +27,54 @@ def labelled(artifact) -> list[LabelledRow]:
     return load_labelled(sorted((ROOT / "labels" / "data").glob("*.jsonl")), artifact.taxonomy)
 
 
-def test_card_holdout_metrics_reproduce(artifact, labelled) -> None:
-    card_tasks = artifact.card["tasks"]
-    percent = int(artifact.card["data"]["holdout_rule"].split("<")[1])
-    ids_in_training = artifact.card["data"]["rows_train"] + artifact.card["data"]["rows_holdout"]
-    holdout = [r for r in labelled if is_holdout(r.group, percent)]
-    assert holdout, "no held-out rows"
-    assert len(labelled) >= ids_in_training - 5, "labelled data shrank since the shipped model was trained"
-    metrics = evaluate_artifact(artifact, holdout)
-    for task, m in metrics["tasks"].items():
-        assert m["macro_f1"] == pytest.approx(card_tasks[task]["holdout"]["macro_f1"], abs=0.02), task
+@pytest.fixture(scope="module")
+def external(artifact) -> list[LabelledRow]:
+    return load_labelled(sorted((ROOT / "labels" / "external").glob("*.jsonl.gz")), artifact.taxonomy, partial=True)
 
 
-def test_holdout_quality(artifact, labelled) -> None:
-    """The quality bar from the retraining issue: stage >= 0.85, talk/action >= 0.90 macro-F1."""
-    holdout = [r for r in labelled if is_holdout(r.group)]
-    metrics = evaluate_artifact(artifact, holdout)["tasks"]
-    assert metrics["stage"]["macro_f1"] >= 0.85
-    assert metrics["talk_action"]["macro_f1"] >= 0.90
+@pytest.fixture(scope="module")
+def sources(artifact, labelled, external) -> dict:
+    return evaluate_sources(artifact, labelled, external, None)[0]
+
+
+def test_card_metrics_reproduce_per_source(artifact, sources) -> None:
+    """Every held-out figure in the card is what evaluating the shipped model gives now."""
+    card = artifact.card["evaluation"]
+    for source, metrics in sources.items():
+        for task, m in metrics.items():
+            assert m["macro_f1"] == pytest.approx(card[source][task]["macro_f1"], abs=1e-6), (source, task)
+            assert m["n"] == card[source][task]["n"], (source, task)
+
+
+def test_holdout_quality(sources) -> None:
+    """The bar from the real-speech issue: written held-out stage >= 0.90 and talk/action >= 0.95."""
+    written = sources["written held-out (in context)"]
+    assert written["stage"]["macro_f1"] >= 0.90
+    assert written["talk_action"]["macro_f1"] >= 0.95
+
+
+def test_real_speech_dev(sources) -> None:
+    """Held-out AMI meetings (real speech, split by meeting series): talk/action macro-F1."""
+    real = {k: v for k, v in sources.items() if k.startswith("AMI held-out")}
+    assert len(real) == 2
+    for name, metrics in real.items():
+        assert metrics["talk_action"]["n"] >= 300, name
+        assert metrics["talk_action"]["macro_f1"] >= REAL_SPEECH_BAR, name
+
+
+def test_holdout_rows_never_trained_on(artifact, labelled, external) -> None:
+    held = holdout_rows(artifact, labelled + external)
+    assert {r.corpus for r in held} == {"written", "ami"}
+    assert {r.split_group for r in held if r.corpus == "ami"} == {"IS1008", "TS3004", "TS3005", "TS3006"}
 
 
 def test_call_level_action_share_on_unseen_calls(artifact, nlp) -> None:
     files = sorted((ROOT / "labels" / "calls").glob("*.json"))
     assert len(files) >= 20
     result = evaluate_calls(artifact, files, nlp)
-    assert result["action_share_mae"] <= 0.08
+    assert result["action_share_mae"] <= CALL_MAE_BAR
     assert result["stage_mix_mae"] <= 0.15
+    assert result["interval_coverage"] >= 0.5
 
 
 def test_real_email_requests_and_commitments(artifact, realdata: Path) -> None:
@@ -63,8 +90,11 @@ def test_real_email_requests_and_commitments(artifact, realdata: Path) -> None:
 def test_model_card_is_complete() -> None:
     card = json.loads((MODELS / (MODELS / "CURRENT").read_text().strip() / "card.json").read_text())
     assert card["data"]["rows_total"] >= 800
+    assert card["encoder"]["name"] == "minilm-l6-v2"
+    assert {"written", "ami"} <= set(card["data"]["corpora"])
     for task in ("stage", "talk_action"):
         t = card["tasks"][task]
-        assert {"cross_validated", "holdout", "candidates", "selected"} <= set(t)
+        assert {"cross_validated", "holdout", "selected"} <= set(t)
         assert "ece" in t["holdout"] and t["holdout"]["confusion"]
+    assert any(k.startswith("AMI held-out") for k in card["evaluation"])
     assert {"scikit-learn", "spacy", "skops", "python"} <= set(card["libraries"])

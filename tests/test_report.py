@@ -145,6 +145,9 @@ def test_report_in_headless_chromium(scored_out: Path, tmp_path: Path) -> None:
                 return card.locator(f"[data-field='{name}']").inner_text().strip()
 
             expect_share = "—" if c["action_share"] is None else f"{c['action_share']:.0%}"
+            if c["action_share"] is not None and c.get("action_share_low") is not None:
+                half = (c["action_share_high"] - c["action_share_low"]) / 2
+                expect_share += f" ± {half * 100:.0f}"
             assert field("action_share") == expect_share
             ratio = c["talk_action_ratio"]
             assert field("talk_action_ratio") == ("—" if ratio is None else f"{ratio:.1f}")

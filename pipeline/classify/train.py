@@ -91,7 +91,7 @@ class TrainConfig:
     context: bool = True
     text_c: float = 4.0
     encoder_weight: float = 1.5
-    corpus_weights: tuple[tuple[str, float], ...] = (("ami", 1.0),)
+    corpus_weights: tuple[tuple[str, float], ...] = (("ami", 0.5),)
     standalone_weight: float = 0.5
     mapped_label_percent: int = 10
     context_radius: int = 2

@@ -30,6 +30,7 @@ from pipeline.report.rules import (
     call_flags,
     cycle_sentence,
     format_pct,
+    format_share,
     rep_display_name,
     rep_key,
     rep_summaries,
@@ -83,6 +84,7 @@ def _template():
     env = Environment(loader=PackageLoader("pipeline.report", "templates"), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["pct"] = format_pct
+    env.filters["share"] = format_share
     env.filters["mmss"] = mmss
     return env.get_template("report.html")
 

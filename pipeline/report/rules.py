@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "Thresholds", "ReportTaxonomy", "COV_TAXONOMY", "verdict", "format_pct", "rep_key", "rep_display_name",
+    "Thresholds", "ReportTaxonomy", "COV_TAXONOMY", "verdict", "format_pct", "format_share",
+    "interval_half_width", "rep_key", "rep_display_name",
     "call_flags", "rep_summaries", "team_glance", "talk_heavy_stretch", "cycle_sentence", "cycle_status", "iso_week",
 ]
 
@@ -79,6 +80,23 @@ def format_pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.0%}"
 
 
+def interval_half_width(call: dict[str, Any]) -> float | None:
+    """Half the width of a call's 90% action-share interval; ``None`` when not stored."""
+    low, high = call.get("action_share_low"), call.get("action_share_high")
+    if low is None or high is None:
+        return None
+    return max(0.0, (high - low) / 2.0)
+
+
+def format_share(call: dict[str, Any]) -> str:
+    """A call's action share with its 90% interval as ``41% ± 6`` (points); plain when none is stored."""
+    share = call.get("action_share")
+    half = interval_half_width(call)
+    if share is None or half is None:
+        return format_pct(share)
+    return f"{share:.0%} ± {half * 100:.0f}"
+
+
 def _missing_sentence(stage: str, tax: ReportTaxonomy) -> str:
     if stage in _MISSING and tax.labels == COV_TAXONOMY.labels:
         return _MISSING[stage]
@@ -113,8 +131,12 @@ def call_flags(call: dict[str, Any], th: Thresholds = Thresholds(), tax: ReportT
     flags = []
     share = call["action_share"]
     present = set(call["stages_present"] or [])
-    if share is not None and share < th.low_action_share:
-        flags.append(f"Mostly talk: only {share:.0%} of work talk was action (flag below {th.low_action_share:.0%}).")
+    high = call.get("action_share_high")
+    # flag only when even the top of the 90% interval is below the line: never on a difference the
+    # score cannot tell apart
+    if share is not None and share < th.low_action_share and (high is None or high < th.low_action_share):
+        flags.append(f"Mostly talk: only {format_share(call)} of work talk was action "
+                     f"(flag below {th.low_action_share:.0%}).")
     if share is None:
         flags.append("No work was discussed: every segment was small talk or filler.")
     for stage in tax.cycle:
@@ -169,9 +191,12 @@ def rep_summaries(calls: list[dict[str, Any]], th: Thresholds = Thresholds(),
         trend = {w: statistics.fmean(v) for w, v in sorted(weekly.items())}
         flags = []
         gap = None if avg is None or team_median is None else avg - team_median
-        if gap is not None and gap <= -th.rep_gap_below_median:
+        halves = [h for h in (interval_half_width(c) for c in rows) if h is not None]
+        # the uncertainty of a rep's average: calls' interval half-widths averaged, shrinking with sqrt(n)
+        margin = statistics.fmean(halves) / len(halves) ** 0.5 if halves else 0.0
+        if gap is not None and gap <= -max(th.rep_gap_below_median, margin):
             flags.append(f"Average action share {avg:.0%} is {-gap:.0%} below the team median ({team_median:.0%}).")
-        if avg is not None and avg < th.low_action_share:
+        if avg is not None and avg + margin < th.low_action_share:
             flags.append(f"Calls are mostly talk: average action share {avg:.0%}.")
         if len(rows) >= th.min_calls_for_rep_flags:
             ends = dict.fromkeys((tax.cycle[0], tax.cycle[-1])) if tax.cycle else {}
