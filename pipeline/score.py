@@ -134,11 +134,11 @@ def score_call(segments: Sequence[ClassifiedSegment], taxonomy: Taxonomy) -> Cal
             stage_shares=_stage_shares(segs, stage.labels),
             role=first.role,
             role_source=first.role_source,
-            talk_to_listen=round(speech / others, 4) if others > 1e-9 else None,
-            interactivity_per_min=round(takes[name] / per_min, 4) if per_min else None,
-            patience_s=round(sum(pauses[name]) / len(pauses[name]), 3) if pauses[name] else None,
-            question_rate_per_min=round(questions / per_min, 4) if per_min else None,
-            filler_rate_per_100_words=round(100.0 * fillers / n_words, 3) if n_words else None,
+            talk_to_listen=speech / others if others > 1e-9 else None,
+            interactivity_per_min=takes[name] / per_min if per_min else None,
+            patience_s=sum(pauses[name]) / len(pauses[name]) if pauses[name] else None,
+            question_rate_per_min=questions / per_min if per_min else None,
+            filler_rate_per_100_words=100.0 * fillers / n_words if n_words else None,
             n_words=n_words,
         ))
     return CallScore(
@@ -151,5 +151,5 @@ def score_call(segments: Sequence[ClassifiedSegment], taxonomy: Taxonomy) -> Cal
         stage_order=tuple(order),
         cycle_complete=all(lbl in order for lbl in cycle),
         speakers=tuple(speakers),
-        interactivity_per_min=round(sum(takes.values()) / per_min, 4) if per_min else None,
+        interactivity_per_min=sum(takes.values()) / per_min if per_min else None,
     )
