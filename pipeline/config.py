@@ -121,7 +121,7 @@ class DiarizeOptions:
     hop_s: float = 0.75
     vad_threshold: float = 0.5
     min_silence_ms: int = 300
-    merge_threshold: float = 0.6
+    merge_threshold: float = 0.8
     max_cluster_windows: int = 2000
     block_s: float = 600.0
     batch_size: int = 16
