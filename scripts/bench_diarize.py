@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -281,7 +282,8 @@ def main() -> None:
         print(json.dumps(row), flush=True)
 
     print()
-    print(f"machine: {platform.processor() or platform.machine()}, {platform.system()}, python {platform.python_version()}")
+    print(f"machine: {platform.machine()}, {platform.system()}, {os.cpu_count()} CPUs, "
+          f"python {platform.python_version()}")
     print("| recording | length s | speakers ref / found | DER | missed | false alarm | confusion "
           "| diarize s | transcribe s | diarize / transcribe |")
     print("|---|---|---|---|---|---|---|---|---|---|")

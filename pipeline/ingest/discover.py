@@ -4,7 +4,8 @@ Inputs may be files, folders (searched recursively) or glob patterns. Each file
 becomes a :class:`~pipeline.schema.Source` keyed by the sha256 of its bytes.
 Call metadata (rep, customer, date) comes from a ``calls.csv`` sidecar next to the
 inputs (columns ``path,rep,customer,date``; ``path`` relative to the CSV; an optional
-``speakers`` column maps speakers to roles, ``S1=rep;S2=customer``) or, failing that, from file names of the form ``YYYY-MM-DD__rep__customer__anything.ext``.
+``speakers`` column maps speakers to roles, ``S1=rep;S2=customer``) or, failing
+that, from file names of the form ``YYYY-MM-DD__rep__customer__anything.ext``.
 """
 
 from __future__ import annotations

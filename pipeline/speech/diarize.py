@@ -135,8 +135,9 @@ def load_speaker_model(path: str | Path | None = None, *, threads: int = 0) -> S
     return SpeakerModel(path=model_path, session=session, dim=dim)
 
 
-def detect_speech(samples: np.ndarray, options: DiarizeOptions = DiarizeOptions()) -> list[tuple[float, float]]:
+def detect_speech(samples: np.ndarray, options: DiarizeOptions | None = None) -> list[tuple[float, float]]:
     """Speech regions ``(start_s, end_s)`` of a 16 kHz mono signal, from faster-whisper's Silero VAD."""
+    options = options or DiarizeOptions()
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     vad = VadOptions(threshold=options.vad_threshold, min_speech_duration_ms=150,
@@ -146,8 +147,9 @@ def detect_speech(samples: np.ndarray, options: DiarizeOptions = DiarizeOptions(
 
 
 def speech_windows(regions: Sequence[tuple[float, float]],
-                   options: DiarizeOptions = DiarizeOptions()) -> list[tuple[float, float]]:
+                   options: DiarizeOptions | None = None) -> list[tuple[float, float]]:
     """Windows of at most ``window_s`` every ``hop_s`` over each region; the last one ends with it."""
+    options = options or DiarizeOptions()
     windows: list[tuple[float, float]] = []
     for start, end in regions:
         length = end - start
@@ -256,12 +258,13 @@ def _merge_similar(x: np.ndarray, labels: np.ndarray, threshold: float, min_size
         labels[labels == ids[j]] = ids[i]
 
 
-def cluster_embeddings(embeddings: np.ndarray, options: DiarizeOptions = DiarizeOptions()) -> np.ndarray:
+def cluster_embeddings(embeddings: np.ndarray, options: DiarizeOptions | None = None) -> np.ndarray:
     """Cluster unit-length embeddings into speakers; returns one integer label per row.
 
     With more than ``max_cluster_windows`` rows an evenly spaced subsample is clustered
     and every row then joins the nearest cluster centroid.
     """
+    options = options or DiarizeOptions()
     n = embeddings.shape[0]
     if n == 0:
         return np.zeros(0, dtype=int)
@@ -388,18 +391,19 @@ def _diarize_blocks(model: SpeakerModel, blocks: Iterable[tuple[float, np.ndarra
     return result
 
 
-def diarize_audio(model: SpeakerModel, samples: np.ndarray,
-                  options: DiarizeOptions = DiarizeOptions()) -> Diarization:
+def diarize_audio(model: SpeakerModel, samples: np.ndarray, options: DiarizeOptions | None = None) -> Diarization:
     """Diarize a 16 kHz mono signal held in memory (in ``block_s`` pieces)."""
+    options = options or DiarizeOptions()
     signal = np.asarray(samples, dtype=np.float32).reshape(-1)
     block = max(SAMPLE_RATE, int(options.block_s * SAMPLE_RATE))
     return _diarize_blocks(model, ((i / SAMPLE_RATE, signal[i : i + block]) for i in range(0, len(signal), block)),
                            options)
 
 
-def diarize_file(model: SpeakerModel, path: Path, options: DiarizeOptions = DiarizeOptions(), *,
+def diarize_file(model: SpeakerModel, path: Path, options: DiarizeOptions | None = None, *,
                  channel: int = 0, max_duration_s: float | None = None) -> Diarization:
     """Diarize one channel of a recording, decoding ``block_s`` seconds at a time (bounded memory)."""
+    options = options or DiarizeOptions()
     blocks = ((b.offset_s, b.samples[min(channel, b.samples.shape[0] - 1)])
               for b in iter_audio_blocks(Path(path), block_s=options.block_s, max_duration_s=max_duration_s))
     return _diarize_blocks(model, blocks, options)
