@@ -48,7 +48,8 @@ logger = logging.getLogger("callcycle.process")
 
 @dataclass(frozen=True, slots=True)
 class CallInput:
-    """A call ready to segment: its id, turns and (for audio) the recording length."""
+    """A call ready to segment: its id, turns, (for audio) the recording length, and (for diarized
+    mono audio) the seconds diarization took."""
 
     call_id: str
     turns: list[Turn]
