@@ -309,9 +309,11 @@ def _segments_from_votes(regions: Sequence[tuple[float, float]], windows: Sequen
                 centre = 0.5 * (ends[w] + starts[w])
                 weight = 1.0 - 0.9 * np.abs(t[inside] - centre) / max(half, 1e-3)
                 votes[inside, index[labels[w]]] += weight
-            uncovered = votes.sum(axis=1) == 0
-            if uncovered.any():
-                votes[uncovered, index[labels[cover[0]]]] = 1e-3
+            uncovered = np.nonzero(votes.sum(axis=1) == 0)[0]
+            if uncovered.size:  # gaps between sparse windows (hop_s > window_s): the nearest window's speaker
+                centres = 0.5 * (starts[cover] + ends[cover])
+                nearest = cover[np.argmin(np.abs(t[uncovered, None] - centres[None, :]), axis=1)]
+                votes[uncovered, [index[labels[w]] for w in nearest]] = 1e-3
         best = np.argmax(votes, axis=1)
         runs = _runs(best)
         runs = _absorb_short_runs(runs, int(round(_MIN_RUN_S / _STEP_S)))
