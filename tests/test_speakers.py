@@ -177,3 +177,23 @@ def test_monologue_is_never_longer_than_speech() -> None:
 
 def test_filler_count() -> None:
     assert count_fillers("Um, you know, I mean... uh umbrella erm") == 5
+
+
+def test_diarize_options_from_toml_and_cli_overrides(tmp_path: Path) -> None:
+    from pipeline.config import load_config
+
+    toml = tmp_path / "c.toml"
+    toml.write_text("[diarize]\nmax_speakers = 4\nhop_s = 0.5\n")
+    cfg = load_config(toml, diarize__n_speakers=3, diarize__enabled=None)
+    assert (cfg.diarize.max_speakers, cfg.diarize.hop_s, cfg.diarize.n_speakers, cfg.diarize.enabled) == (4, 0.5, 3, True)
+    assert load_config(None, diarize__enabled=False).diarize.enabled is False
+
+
+def test_run_help_lists_the_diarization_options() -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "--speakers" in result.output and "--no-diarize" in result.output
