@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 OUT    ?= out
 
-.PHONY: run test test-slow test-all bench train samples lint clean help
+.PHONY: run test test-slow test-all bench train samples lint typecheck wheel-check clean help
 
 run: $(STAMP) ## Score the bundled sample calls in data/calls into $(OUT)/ and print the summary
 	$(VENV)/bin/callcycle run data/calls --out $(OUT)
@@ -29,8 +29,14 @@ train: $(STAMP) ## Retrain the classifiers from labels/ and promote if held-out 
 samples: $(STAMP) ## Regenerate the sample calls (needs espeak-ng)
 	$(PY) data/make_samples.py
 
-lint: $(DEVSTAMP)
-	$(VENV)/bin/ruff check pipeline flows tests scripts
+lint: $(DEVSTAMP) ## ruff over the code, CLI, flows, tests and scripts
+	$(VENV)/bin/ruff check pipeline flows cli tests scripts setup.py
+
+typecheck: $(DEVSTAMP) ## mypy over the library and the CLI
+	$(VENV)/bin/mypy pipeline cli
+
+wheel-check: ## Build the wheel, install it in a clean venv, score a transcript from another folder
+	scripts/check_wheel.sh
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }

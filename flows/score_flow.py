@@ -25,6 +25,7 @@ from pipeline import process
 from pipeline.config import PipelineConfig
 from pipeline.errors import FileTimeoutError, PipelineError
 from pipeline.ingest import discover as ingest
+from pipeline.paths import models_dir
 from pipeline.process import CallInput, Outcome, ScoredCall
 from pipeline.schema import Source
 from pipeline.store import local as store
@@ -81,23 +82,24 @@ def score_task(call: CallInput, models: str, model_version: str | None, config: 
 def write_task(source: Source, call: CallInput, scored: ScoredCall, stamp: store.RunStamp,
                models: str, model_version: str | None, out_dir: str, processing_s: float) -> str:
     artifact = resources.artifact(models, model_version)
-    key, segments, calls = process.build_tables(source, call, scored, stamp, artifact.taxonomy, processing_s)
-    store.write_call(Path(out_dir), key, segments, calls)
-    store.clear_error(Path(out_dir), store.error_key(source.path, source.sha256, stamp))
-    return key
+    return process.commit_call(Path(out_dir), source, call, scored, stamp, artifact.taxonomy, processing_s)
 
 
 @task(name="score-file", cache_policy=NO_CACHE)
 def score_file(source: Source, config: PipelineConfig, models: str, model_version: str | None,
                out_dir: str) -> Outcome:
-    """Score one file; never raises: failures are recorded and returned as outcomes."""
+    """Score one file; failures are recorded and returned as outcomes.
+
+    Raises only :class:`~pipeline.errors.OutputError` (the output folder cannot be written),
+    which stops the batch.
+    """
     logger = get_run_logger()
     artifact = resources.artifact(models, model_version)
     stamp = process.run_stamp(artifact, config.asr.model)
-    key = store.call_key(source.sha256, stamp, source.kind)
-    if store.is_done(Path(out_dir), key) and not config.run.force:
-        logger.info("%s: already scored (key %s), skipped", source.path, key)
-        return Outcome(path=source.path, status="skipped", call_id=source.call_id, call_key=key)
+    done = process.check_done(source, stamp, Path(out_dir), config.run.force)
+    if done is not None:
+        logger.info("%s: already scored (key %s), %s", source.path, done.call_key, done.status)
+        return done
     started = time.perf_counter()
     attempts = 1 + (config.run.retries if source.kind == "audio" else 0)
     try:
@@ -116,7 +118,8 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
                 "Raise --timeout (or [run] timeout_s), or split the recording; check the machine is not overloaded.")
         if isinstance(exc, PipelineError):  # known-bad input is not retried (see _retry_unexpected)
             attempts = 1
-        return process.record_failure(Path(out_dir), source.path, source.sha256, exc, stamp, attempts)
+        return process.record_failure(Path(out_dir), source.path, source.sha256, exc, stamp, attempts,
+                                      source_id=store.source_identity(source))
     logger.info("%s: scored %d segments, action share %s", source.path, scored.score.n_segments,
                 scored.score.action_share)
     return Outcome(path=source.path, status="scored", call_id=scored.call_id, call_key=key,
@@ -124,7 +127,7 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
 
 
 @flow(name="score-calls", validate_parameters=False, log_prints=False)
-def score_calls(inputs: list[str], out_dir: str = "out", models: str = "models",
+def score_calls(inputs: list[str], out_dir: str = "out", models: str | None = None,
                 model_version: str | None = None, config: PipelineConfig | None = None,
                 on_result: Callable[[Outcome], None] | None = None,
                 on_discovered: Callable[[int], None] | None = None) -> RunSummary:
@@ -133,7 +136,8 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str = "models",
     Args:
         inputs: files, folders or glob patterns.
         out_dir: output folder (``segments/``, ``calls/``, ``errors/``).
-        models: models root (uses ``CURRENT``) or an artifact directory.
+        models: models root (uses ``CURRENT``) or an artifact directory; default: the shipped
+            classifiers (see :func:`pipeline.paths.models_dir`).
         model_version: a version inside ``models``.
         config: pipeline options.
         on_result: called with each file's outcome as it completes (progress bars).
@@ -142,11 +146,13 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str = "models",
     Files run concurrently on the flow's task runner (see :func:`run_scoring`).
     """
     cfg = config or PipelineConfig()
+    models = str(models_dir(models))
     started = time.perf_counter()
+    process.prepare_output(Path(out_dir))  # fail fast on a read-only, full or misnamed output folder
     artifact = resources.artifact(models, model_version)  # fail fast on a missing or tampered model
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    store.sweep_stale_temp(Path(out_dir))
     sources, bad_inputs = discover_task(inputs)
+    if not sources and not bad_inputs:
+        raise ingest.no_inputs_error(inputs)
     summary = RunSummary(out_dir=str(out_dir))
     if on_discovered:
         on_discovered(len(sources) + len(bad_inputs))
@@ -175,11 +181,16 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str = "models",
     return summary
 
 
-def run_scoring(inputs: list[str], *, out_dir: str = "out", models: str = "models",
+def run_scoring(inputs: list[str], *, out_dir: str = "out", models: str | None = None,
                 model_version: str | None = None, config: PipelineConfig | None = None,
                 workers: int = 1, on_result: Callable[[Outcome], None] | None = None,
                 on_discovered: Callable[[int], None] | None = None) -> RunSummary:
-    """Run :func:`score_calls` with ``workers`` files in flight at once."""
+    """Run :func:`score_calls` with ``workers`` files in flight at once.
+
+    The output folder is checked first, before Prefect starts, so a read-only, full or misnamed
+    ``out_dir`` is one clear :class:`~pipeline.errors.OutputError`.
+    """
+    process.prepare_output(Path(out_dir))
     runner = ThreadPoolTaskRunner(max_workers=max(1, workers))
     return score_calls.with_options(task_runner=runner)(
         inputs, out_dir=out_dir, models=models, model_version=model_version, config=config,

@@ -21,7 +21,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--inputs", nargs="+", default=["data/calls"], help="Files, folders or globs to score.")
     parser.add_argument("--out", default="out", help="Output folder.")
-    parser.add_argument("--models", default="models", help="Models folder (uses CURRENT).")
+    parser.add_argument("--models", default=None, help="Models folder (CURRENT); default: shipped.")
     parser.add_argument("--cron", default="0 2 * * *", help="Cron schedule (default: 02:00 every night).")
     parser.add_argument("--name", default="nightly-call-scoring", help="Deployment name.")
     args = parser.parse_args()

@@ -25,33 +25,44 @@ class TrainOutcome:
 
 
 @task(name="load-labels", cache_policy=NO_CACHE)
-def load_task(taxonomy_path: str, data: list[str]) -> tuple[Taxonomy, list[LabelledRow]]:
+def load_task(taxonomy_path: str, data: list[str], external: list[str]) -> tuple[Taxonomy, list[LabelledRow]]:
     taxonomy = load_taxonomy(Path(taxonomy_path))
-    return taxonomy, load_labelled([Path(p) for p in data], taxonomy)
+    rows = load_labelled([Path(p) for p in data], taxonomy)
+    if external:
+        rows += load_labelled([Path(p) for p in external], taxonomy, partial=True)
+    return taxonomy, rows
 
 
 @task(name="train", cache_policy=NO_CACHE)
 def train_task(rows: list[LabelledRow], taxonomy: Taxonomy, config: TrainConfig,
-               version: str | None) -> TrainResult:
+               version: str | None, models_dir: str, realdata: str | None) -> TrainResult:
     from prefect.logging import get_run_logger
 
+    from pipeline.classify.benchmark import realdata_sets
+
     logger = get_run_logger()
-    return train_models(rows, taxonomy, config, version, progress=logger.info)
+    extra, skipped = realdata_sets(Path(realdata) if realdata else None)
+    for reason in skipped:
+        logger.info(reason)
+    return train_models(rows, taxonomy, config, version, progress=logger.info, models_root=Path(models_dir),
+                        extra_sets=extra)
 
 
 @task(name="save-artifact", cache_policy=NO_CACHE)
 def save_task(result: TrainResult, models_dir: str) -> Path:
-    return save_artifact(Path(models_dir) / result.card["version"], result.models, result.card,
+    return save_artifact(Path(models_dir) / result.card["version"], result.model, result.card,
                          result.card_markdown)
 
 
 @flow(name="train-classifiers", validate_parameters=False)
 def train_classifiers(taxonomy_path: str, data: list[str], models_dir: str = "models",
                       config: TrainConfig | None = None, version: str | None = None,
-                      promote_model: bool = False, force: bool = False) -> TrainOutcome:
-    """Train every task of the taxonomy on ``data`` and write a versioned artifact."""
-    taxonomy, rows = load_task(taxonomy_path, data)
-    result = train_task(rows, taxonomy, config or TrainConfig(), version)
+                      promote_model: bool = False, force: bool = False, external: list[str] | None = None,
+                      realdata: str | None = None) -> TrainOutcome:
+    """Train every task of the taxonomy on ``data`` (+ partially labelled ``external`` corpora)
+    and write a versioned artifact; ``realdata`` names the shared real-text folder evaluated in the card."""
+    taxonomy, rows = load_task(taxonomy_path, data, external or [])
+    result = train_task(rows, taxonomy, config or TrainConfig(), version, models_dir, realdata)
     path = save_task(result, models_dir)
     decision = promote(Path(models_dir), path.name, result.holdout, force) if promote_model else None
     return TrainOutcome(path, result, decision)

@@ -13,6 +13,8 @@ __all__ = [
     "LabelDataError",
     "TaxonomyError",
     "FileTimeoutError",
+    "OutputError",
+    "InputChangingError",
 ]
 
 
@@ -90,3 +92,22 @@ class FileTimeoutError(PipelineError):
     """Reading or transcribing one file took longer than the per-file limit."""
 
     step = "transcribe"
+
+
+class OutputError(PipelineError):
+    """The output folder cannot be written (missing permission, read-only, a file, disk full).
+
+    Not a problem of one input: the batch stops (exit status 2) and a rerun finishes it.
+    """
+
+    step = "store"
+    exit_code = 2
+
+
+class InputChangingError(InputError):
+    """The file is still being written or changed while it was processed: deferred, not scored.
+
+    Not recorded as a failure; the next run scores it once it has settled.
+    """
+
+    deferred = True

@@ -9,7 +9,10 @@ result, which is what a notebook user or the Prefect flow calls per file.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
+import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +24,14 @@ from pipeline.classify.artifacts import Artifact
 from pipeline.classify.labels import Taxonomy
 from pipeline.classify.predict import classify_segments
 from pipeline.config import PipelineConfig
-from pipeline.errors import EmptyAudioError, PipelineError, TranscriptFormatError
+from pipeline.errors import (
+    EmptyAudioError,
+    InputChangingError,
+    InputError,
+    OutputError,
+    PipelineError,
+    TranscriptFormatError,
+)
 from pipeline.ingest.transcripts import parse_transcript
 from pipeline.schema import CallScore, ClassifiedSegment, Source, Turn
 from pipeline.score import score_call
@@ -39,6 +49,10 @@ __all__ = [
     "score_turns",
     "build_tables",
     "record_failure",
+    "check_done",
+    "commit_call",
+    "check_unchanged",
+    "prepare_output",
     "process_source",
     "run_stamp",
 ]
@@ -69,10 +83,15 @@ class ScoredCall:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What happened to one input: ``scored``, ``skipped`` (already done) or ``failed``."""
+    """What happened to one input.
+
+    ``scored``; ``skipped`` (already done, or the same bytes as another input); ``updated`` (already
+    scored, its metadata re-applied from calls.csv / the file name without re-scoring); ``deferred``
+    (still being written: scored by a later run); ``failed`` (an ``errors`` row says why).
+    """
 
     path: str
-    status: Literal["scored", "skipped", "failed"]
+    status: Literal["scored", "skipped", "updated", "deferred", "failed"]
     call_id: str | None = None
     call_key: str | None = None
     step: str | None = None
@@ -120,6 +139,18 @@ def read_call(source: Source, asr: AsrModel | None, config: PipelineConfig,
         PipelineError: the file cannot be decoded, parsed or transcribed, or holds no speech.
     """
     path = Path(source.path)
+    check_unchanged(source)
+    try:
+        return _read_call(source, path, asr, config, speaker_model)
+    except OSError as exc:
+        if not Path(source.path).exists():
+            raise InputError(f"{path.name} disappeared while it was being read.",
+                             "Nothing was scored for it; run again once the file is back.") from exc
+        raise InputError(f"Cannot read {path.name}: {exc.strerror or exc}.", "Check the file's permissions.") from exc
+
+
+def _read_call(source: Source, path: Path, asr: AsrModel | None, config: PipelineConfig,
+               speaker_model: SpeakerModel | None) -> CallInput:
     if source.kind == "transcript":
         parsed = parse_transcript(path, words_per_minute=config.segmentation.words_per_minute)
         return CallInput(call_id=parsed.call_id or source.call_id,
@@ -153,48 +184,158 @@ def score_turns(call: CallInput, artifact: Artifact, nlp: Any, config: PipelineC
 def build_tables(source: Source, call: CallInput, scored: ScoredCall, stamp: store.RunStamp,
                  taxonomy: Taxonomy, processing_s: float) -> tuple[str, pa.Table, pa.Table]:
     """``(call_key, segments table, calls table)`` for a scored call."""
-    key = store.call_key(source.sha256, stamp, source.kind)
+    key = store.call_key(source.sha256, stamp, source.kind, store.source_identity(source))
     segments = store.segments_table(key, source, scored.call_id, scored.segments, taxonomy)
     calls = store.calls_table(key, source, scored.call_id, scored.score, stamp, call.audio_duration_s,
                               scored.timing_estimated, processing_s)
     return key, segments, calls
 
 
+# Output folders whose disk filled up (or became unwritable) during this process's run: every
+# file still queued fails fast instead of being transcribed for nothing. Cleared by prepare_output.
+_BROKEN_OUTPUTS: dict[str, OutputError] = {}
+_LOCK = threading.Lock()
+
+
+def prepare_output(out_dir: Path) -> None:
+    """Check the output folder before a batch (raises :class:`OutputError`), sweep dead writers' files
+    and move files of an older schema aside (see :func:`pipeline.store.local.retire_old_layout`)."""
+    store.check_output_dir(out_dir)
+    with _LOCK:
+        _BROKEN_OUTPUTS.pop(str(Path(out_dir).resolve()), None)
+    store.sweep_stale_temp(out_dir)
+    try:
+        store.retire_old_layout(out_dir)
+    except OSError as exc:
+        raise _output_failed(out_dir, exc, "moving files of an older layout aside") from exc
+
+
+def _output_failed(out_dir: Path, exc: OSError, doing: str) -> OutputError:
+    error = store.output_error(out_dir, exc, doing)
+    with _LOCK:
+        _BROKEN_OUTPUTS.setdefault(str(Path(out_dir).resolve()), error)
+    return error
+
+
+def _is_output_fault(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
 def record_failure(out_dir: Path, path: str, sha256: str | None, error: BaseException,
-                   stamp: store.RunStamp, attempts: int = 1) -> Outcome:
-    """Write an ``errors`` row for a failed input and return its outcome."""
+                   stamp: store.RunStamp, attempts: int = 1, source_id: str = "") -> Outcome:
+    """Write an ``errors`` row for a failed input and return its outcome.
+
+    A file that is still being written is ``deferred`` (no error row). An output-folder fault
+    (disk full, read-only) is not the input's fault: it is raised as :class:`OutputError` and
+    stops the batch.
+    """
+    if isinstance(error, OutputError):
+        raise error
+    if _is_output_fault(error):
+        raise _output_failed(out_dir, error, f"writing the results of {Path(path).name}")  # type: ignore[arg-type]
+    if isinstance(error, InputChangingError):
+        return Outcome(path=path, status="deferred", step=error.step, message=str(error))
     if isinstance(error, PipelineError):
         step, message, hint = error.step, error.message, error.hint
     else:
         step, message = "internal", f"{type(error).__name__}: {error}"
         hint = "This is a bug in callcycle or a library it uses; please report it with the file if you can."
-    table = store.errors_table(store.error_key(path, sha256, stamp), path, sha256, step,
-                               type(error).__name__, message, hint, attempts, stamp)
-    store.write_error(out_dir, table)
+    ident = source_id or path
+    table = store.errors_table(store.error_key(ident, sha256, stamp), path, sha256, step,
+                               type(error).__name__, message, hint, attempts, stamp, ident)
+    try:
+        store.write_error(out_dir, table)
+    except OSError as exc:
+        raise _output_failed(out_dir, exc, f"recording the failure of {Path(path).name}") from exc
     return Outcome(path=path, status="failed", step=step, message=f"{message} {hint}".strip())
+
+
+def check_unchanged(source: Source) -> None:
+    """Raise :class:`InputChangingError` when the file changed since it was fingerprinted."""
+    if source.mtime_ns is None:
+        return
+    try:
+        st = os.stat(source.path)
+    except OSError as exc:
+        raise InputError(f"{Path(source.path).name} disappeared before it could be read ({exc.strerror}).",
+                         "Nothing was recorded for it; run again once the file is back.") from exc
+    if st.st_size != source.size_bytes or st.st_mtime_ns != source.mtime_ns:
+        raise InputChangingError(f"{Path(source.path).name} changed while it was processed.",
+                                 "It is scored by the next run, once it has stopped changing.")
+
+
+def check_done(source: Source, stamp: store.RunStamp, out_dir: Path, force: bool = False) -> Outcome | None:
+    """The outcome for an input that needs no scoring, or ``None`` when it must be (re)scored.
+
+    Fails fast with :class:`OutputError` when the output folder already failed in this run.
+    A call stored at the same version is ``skipped``; if its rep/customer/date/path changed
+    (calls.csv corrected, file renamed inside its identity) the row is rewritten: ``updated``.
+    """
+    with _LOCK:
+        broken = _BROKEN_OUTPUTS.get(str(Path(out_dir).resolve()))
+    if broken is not None:
+        raise broken
+    ident = store.source_identity(source)
+    key = store.call_key(source.sha256, stamp, source.kind, ident)
+    if force:
+        return None
+    stored = store.stored_call(out_dir, ident, key)
+    if stored.state != "current" or stored.row is None:
+        return None
+    meta = source.metadata
+    changes = {k: v for k, v in (("rep", meta.rep), ("customer", meta.customer), ("call_date", meta.call_date),
+                                 ("source_path", source.path)) if stored.row.get(k) != v}
+    status: Literal["skipped", "updated"] = "skipped"
+    if changes:
+        try:
+            store.update_call(out_dir, ident, changes)
+        except OSError as exc:
+            raise _output_failed(out_dir, exc, f"updating {Path(source.path).name}") from exc
+        status = "updated"
+    store.clear_error(out_dir, ident)
+    return Outcome(path=source.path, status=status, call_id=stored.row["call_id"], call_key=key,
+                   message=f"metadata re-applied: {', '.join(sorted(changes))}" if changes else None)
+
+
+def commit_call(out_dir: Path, source: Source, call: CallInput, scored: ScoredCall, stamp: store.RunStamp,
+                taxonomy: Taxonomy, processing_s: float) -> str:
+    """Write a scored call (replacing any older version of it) and clear its error; returns its key.
+
+    Raises:
+        InputChangingError: the file changed while it was processed (nothing is written).
+        OutputError: the output folder cannot take the files (disk full, read-only).
+    """
+    check_unchanged(source)
+    key, segments, calls = build_tables(source, call, scored, stamp, taxonomy, processing_s)
+    try:
+        store.write_call(out_dir, key, segments, calls)
+        store.clear_error(out_dir, store.source_identity(source))
+    except OSError as exc:
+        raise _output_failed(out_dir, exc, f"writing the results of {Path(source.path).name}") from exc
+    return key
 
 
 def process_source(source: Source, *, asr: AsrModel | None, artifact: Artifact, nlp: Any,
                    config: PipelineConfig, out_dir: Path, speaker_model: SpeakerModel | None = None) -> Outcome:
     """Score one source end to end and write its rows; failures become ``errors`` rows.
 
-    Skips the source when results for the same bytes and versions exist (unless
-    ``config.run.force``).
+    Skips the source when its stored results are current (unless ``config.run.force``);
+    re-applies changed metadata without re-scoring.
+
+    Raises:
+        OutputError: the output folder cannot be written; the batch should stop.
     """
     stamp = run_stamp(artifact, asr.name if asr else None)
-    key = store.call_key(source.sha256, stamp, source.kind)
-    if store.is_done(out_dir, key) and not config.run.force:
-        return Outcome(path=source.path, status="skipped", call_id=source.call_id, call_key=key)
+    done = check_done(source, stamp, out_dir, config.run.force)
+    if done is not None:
+        return done
     started = time.perf_counter()
     try:
         call = read_call(source, asr, config, speaker_model)
         scored = score_turns(call, artifact, nlp, config)
-        key, segments, calls = build_tables(source, call, scored, stamp, artifact.taxonomy,
-                                            time.perf_counter() - started)
-        store.write_call(out_dir, key, segments, calls)
+        key = commit_call(out_dir, source, call, scored, stamp, artifact.taxonomy, time.perf_counter() - started)
     except Exception as exc:  # recorded, never lost; the batch goes on
         logger.warning("%s failed: %s", source.path, exc)
-        return record_failure(out_dir, source.path, source.sha256, exc, stamp)
-    store.clear_error(out_dir, store.error_key(source.path, source.sha256, stamp))
+        return record_failure(out_dir, source.path, source.sha256, exc, stamp, source_id=store.source_identity(source))
     return Outcome(path=source.path, status="scored", call_id=scored.call_id, call_key=key,
                    action_share=scored.score.action_share, audio_s=call.audio_duration_s)

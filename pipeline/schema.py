@@ -37,12 +37,14 @@ class CallMetadata:
 
     ``speaker_roles`` holds ``(speaker, role)`` pairs from the sidecar's optional ``speakers``
     column (``S1=rep;S2=customer`` or ``Dana=rep;Lee=manager``).
+    ``call_id`` (optional ``calls.csv`` column) is a stable identity that survives renames.
     """
 
     rep: str | None = None
     customer: str | None = None
     call_date: date | None = None
     speaker_roles: tuple[tuple[str, str], ...] = ()
+    call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,10 @@ class Source:
         size_bytes: file size.
         call_id: stable human-readable id (the file stem, or the JSON ``call_id``).
         metadata: rep, customer, date when known.
+        source_id: the call's identity across versions of the file: the path relative to the
+            folder it was found under, or ``call_id`` from ``calls.csv``; empty = use ``path``.
+        mtime_ns: modification time seen when the file was fingerprinted (to notice a file
+            that changes while it is processed).
     """
 
     path: str
@@ -66,6 +72,8 @@ class Source:
     size_bytes: int
     call_id: str
     metadata: CallMetadata = field(default_factory=CallMetadata)
+    source_id: str = ""
+    mtime_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,8 +231,12 @@ class CallScore:
 
     Attributes:
         action_share: action seconds / (talk + action seconds) over non-neutral segments;
-            ``None`` when there is no such speech.
+            ``None`` when there is no such speech. Computed as :data:`action_share_method` says.
         talk_action_ratio: talk seconds / action seconds; ``None`` when there is no action.
+        action_share_low: lower end of the 90% interval of ``action_share``.
+        action_share_high: upper end of that interval.
+        action_share_method: ``expected`` (probability-weighted seconds) or ``labels``
+            (seconds of the most probable labels).
         stage_shares: share of speech seconds per stage label.
         stages_present: cycle stages (non-neutral) that occur in the call.
         stage_order: the order in which cycle stages first appear.
@@ -243,3 +255,6 @@ class CallScore:
     cycle_complete: bool
     speakers: tuple[SpeakerScore, ...]
     interactivity_per_min: float | None = None
+    action_share_low: float | None = None
+    action_share_high: float | None = None
+    action_share_method: str = "labels"

@@ -1,61 +1,100 @@
 """Leave-one-writer-out evaluation: how well do the classifiers generalise to someone else's phrasing?
 
-Each ``labels/data/corpus_*.jsonl`` file was written by a different writer. For each file, train
-on all the others (same features and model family as the shipped model card selected) and test on
-it. This is a stricter proxy than the grouped held-out split for "conversations written by people
-we never saw", because the test writer's habits are never seen in training.
+Each ``labels/data/corpus_*.jsonl`` file was written by a different writer. For each writer,
+train the shipped recipe (the options recorded in the current model card, real-speech corpora
+included) on every other writer, and test on the unseen writer's conversations — in context
+and one sentence at a time. This is a stricter proxy than the grouped held-out split for
+"conversations written by people we never saw", because the test writer's habits are never
+seen in training.
 
-Usage: python scripts/cross_writer.py [--model "linear_svm(C=1.0)"] [--json FILE]
+The result is written next to the current model (``models/<version>/cross_writer.json``), where
+``callcycle evaluate`` reports it beside the other sources.
+
+Usage: python scripts/cross_writer.py [--models models] [--writers c1,c2] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.base import clone
-from sklearn.metrics import f1_score
-from sklearn.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.classify.features import build_feature_union  # noqa: E402
+from pipeline.classify.artifacts import current_version  # noqa: E402
 from pipeline.classify.labels import load_labelled, load_taxonomy  # noqa: E402
-from pipeline.classify.train import TrainConfig, candidate_classifiers  # noqa: E402
+from pipeline.classify.train import TrainConfig, evaluate_rows, train_models  # noqa: E402
+
+
+def config_from_card(card: dict) -> TrainConfig:
+    """The TrainConfig a card was trained with (unknown keys ignored)."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {k: v for k, v in card.get("training", {}).items() if k in fields}
+    if "corpus_weights" in values:
+        values["corpus_weights"] = tuple(tuple(x) for x in values["corpus_weights"])
+    return TrainConfig(**values)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="candidate name (default: what the current card selected)")
-    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--models", type=Path, default=ROOT / "models")
+    parser.add_argument("--writers", default=None, help="comma-separated writer ids (default: all)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     taxonomy = load_taxonomy(ROOT / "labels" / "taxonomy.toml")
+    version = current_version(args.models)
+    if version is None:
+        raise SystemExit(f"no models/CURRENT in {args.models}")
+    card = json.loads((args.models / version / "card.json").read_text())
+    cfg = dataclasses.replace(config_from_card(card), holdout_percent=0)
     files = sorted((ROOT / "labels" / "data").glob("corpus_*.jsonl"))
     rows = {f.stem.removeprefix("corpus_"): load_labelled([f], taxonomy) for f in files}
-    candidates = candidate_classifiers(TrainConfig())
-    card = json.loads((ROOT / "models" / (ROOT / "models" / "CURRENT").read_text().strip() / "card.json").read_text())
-    results: dict[str, dict[str, float]] = {}
-    for task in taxonomy.tasks:
-        name = args.model or card["tasks"][task.name]["selected"]
-        scores = {}
-        for writer, test in rows.items():
-            train = [r for w, rs in rows.items() if w != writer for r in rs]
-            model = Pipeline([("features", build_feature_union()), ("classifier", clone(candidates[name]))])
-            model.fit([r.text for r in train], [r.labels[task.name] for r in train])
-            pred = model.predict([r.text for r in test])
-            scores[writer] = float(f1_score([r.labels[task.name] for r in test], pred, average="macro"))
-            print(f"{task.name:12s} {name:20s} held-out writer {writer:5s} ({len(test):4d} rows): "
-                  f"macro-F1 {scores[writer]:.3f}", flush=True)
-        scores["mean"] = float(np.mean(list(scores.values())))
-        scores["min"] = float(min(v for k, v in scores.items() if k != "mean"))
-        print(f"{task.name}: mean {scores['mean']:.3f}, worst {scores['min']:.3f}")
-        results[task.name] = scores
+    external_files = sorted((ROOT / "labels" / "external").glob("*.jsonl.gz"))
+    external = load_labelled(external_files, taxonomy, partial=True) if external_files else []
+    wanted = args.writers.split(",") if args.writers else list(rows)
+    results: dict[str, dict] = {"model_recipe_from": version, "options": dataclasses.asdict(cfg), "writers": {}}
+    for writer in wanted:
+        started = time.perf_counter()
+        train = [r for w, rs in rows.items() if w != writer for r in rs] + external
+        result = train_models(train, taxonomy, cfg, version=f"lowo-{writer}", models_root=args.models)
+        test = rows[writer]
+        encoder = None
+        if cfg.encoder:
+            from pipeline.classify.encoder import load_encoder
+            from pipeline.classify.train import embed_texts
+
+            encoder = load_encoder(args.models / "encoders" / cfg.encoder)
+            vectors = embed_texts(encoder, [r.text for r in test])
+        else:
+            vectors = None
+        in_context = evaluate_rows(result.model, test, taxonomy, vectors)
+        alone = evaluate_rows(result.model, test, taxonomy, vectors, standalone=True)
+        entry = {"rows": len(test), "seconds": round(time.perf_counter() - started, 1),
+                 "in_context": {t: m["macro_f1"] for t, m in in_context.items()},
+                 "one_sentence_at_a_time": {t: m["macro_f1"] for t, m in alone.items()}}
+        results["writers"][writer] = entry
+        print(f"held-out writer {writer:5s} ({len(test):4d} rows): "
+              + ", ".join(f"{t} {v:.3f}/{entry['one_sentence_at_a_time'][t]:.3f}"
+                          for t, v in entry["in_context"].items())
+              + " (in context / alone)", flush=True)
+    summary: dict[str, dict[str, float]] = {}
+    for view in ("in_context", "one_sentence_at_a_time"):
+        for task in (t.name for t in taxonomy.tasks):
+            scores = [w[view][task] for w in results["writers"].values()]
+            summary[f"{task} ({view})"] = {"mean": float(np.mean(scores)), "worst": float(min(scores))}
+            print(f"{task} {view}: mean {np.mean(scores):.3f}, worst {min(scores):.3f}")
+    results["summary"] = summary
+    text = json.dumps(results, indent=2)
+    if not args.writers:
+        (args.models / version / "cross_writer.json").write_text(text + "\n")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(text + "\n")
 
 
 if __name__ == "__main__":

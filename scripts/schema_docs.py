@@ -1,4 +1,4 @@
-"""Write docs/SCHEMA.md from the Arrow schemas and column docs in pipeline/store.py.
+"""Write docs/SCHEMA.md from the Arrow schemas and column docs in pipeline/store/schema.py.
 
 Usage: python scripts/schema_docs.py [--check]   (--check fails when the file is stale)
 """
@@ -20,7 +20,7 @@ def render() -> str:
     lines = ["# Output datasets", "",
              f"Schema version **{store.SCHEMA_VERSION}** (stored in every file's metadata as "
              "`callcycle.schema_version`; each column's description is stored in its field metadata).",
-             "Generated from `pipeline/store.py` by `python scripts/schema_docs.py`; do not edit by hand.", ""]
+             "Generated from `pipeline/store/schema.py` by `python scripts/schema_docs.py`; do not edit by hand.", ""]
     for name, schema in (("segments", store.SEGMENTS_SCHEMA), ("calls", store.CALLS_SCHEMA),
                          ("errors", store.ERRORS_SCHEMA)):
         lines += [f"## `{name}/`", "", "| column | type | nullable | meaning |", "|---|---|---|---|"]

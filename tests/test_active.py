@@ -11,7 +11,7 @@ import pytest
 from conftest import MODELS
 from typer.testing import CliRunner
 
-from flows.cli import app
+from cli import app
 from pipeline.classify.active import import_labels, select_uncertain, write_for_labelling
 from pipeline.classify.labels import load_taxonomy
 from pipeline.errors import LabelDataError
@@ -94,7 +94,7 @@ def test_bad_labels_merge_nothing(tmp_path: Path, rows: list[dict], fragment: st
     src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     target = tmp_path / "t.jsonl"
     result = runner.invoke(app, ["import-labels", str(src), "--into", str(target)])
-    assert result.exit_code == 2 and fragment in result.output
+    assert result.exit_code == 2 and fragment in " ".join(result.output.split())
     assert not target.exists()
 
 
@@ -103,3 +103,19 @@ def test_cli_export_uncertain(scored: Path, tmp_path: Path) -> None:
                                  "--models", str(MODELS)])
     assert result.exit_code == 0, result.output
     assert len(list(csv.DictReader((tmp_path / "x.csv").open()))) == 2
+
+
+def test_error_message_is_one_line_at_any_width(tmp_path: Path) -> None:
+    """Regression: rich wrapped the error at 80 columns, splitting the message the user greps for."""
+    name = "in.jsonl"
+    # a folder name that puts "empty or missing" across column 80 of "  <path>:1: empty or missing 'text'"
+    pad = 80 - 2 - len(f"{tmp_path}/") - len(f"/{name}:1: emp")
+    folder = tmp_path / ("d" * max(pad, 1))
+    folder.mkdir()
+    src = folder / name
+    src.write_text(json.dumps({"id": "1", "text": "", "stage": "other", "talk_action": "talk"}) + "\n")
+    for columns in ("40", "80", "200"):
+        result = runner.invoke(app, ["import-labels", str(src), "--into", str(tmp_path / "t.jsonl")],
+                               env={"COLUMNS": columns})
+        assert result.exit_code == 2
+        assert "empty or missing 'text'" in result.output and f"{src}:1" in result.output

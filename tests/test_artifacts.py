@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline.classify.artifacts import current_version, load_artifact, save_artifact, set_current
@@ -17,7 +18,7 @@ from pipeline.errors import LabelDataError, ModelArtifactError, TaxonomyError
 
 ROOT = Path(__file__).resolve().parents[1]
 MINI = ROOT / "tests" / "fixtures" / "mini_labels.jsonl"
-FAST = TrainConfig(folds=2, holdout_percent=0, families=("logreg",), c_grid=(2.0,), baselines=())
+FAST = TrainConfig(folds=2, holdout_percent=0, encoder=None)
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +31,14 @@ def mini_artifact(tmp_path_factory, taxonomy) -> Path:
     rows = load_labelled([MINI], taxonomy)
     result = train_models(rows, taxonomy, FAST, version="mini-1")
     root = tmp_path_factory.mktemp("models")
-    save_artifact(root / "mini-1", result.models, result.card, result.card_markdown)
+    save_artifact(root / "mini-1", result.model, result.card, result.card_markdown)
     return root / "mini-1"
 
 
 def test_artifact_round_trip_and_card(mini_artifact: Path) -> None:
     artifact = load_artifact(mini_artifact)
     card = json.loads((mini_artifact / "card.json").read_text())
-    assert set(card["files"]) == {"stage.skops", "talk_action.skops"}
+    assert set(card["files"]) == {"model.skops"}
     assert card["tasks"]["stage"]["labels"] == ["align", "act", "adjust", "other"]
     assert len(card["data"]["hash"]) == 64
     assert "scikit-learn" in card["libraries"]
@@ -62,7 +63,7 @@ def test_tampered_or_truncated_artifact_is_refused(mini_artifact: Path, tmp_path
     ]:
         copy = tmp_path / f"copy-{pattern.replace(' ', '-')}-{id(mutate)}"
         shutil.copytree(mini_artifact, copy)
-        mutate(copy / "stage.skops")
+        mutate(copy / "model.skops")
         with pytest.raises(ModelArtifactError, match=pattern):
             load_artifact(copy)
 
@@ -75,9 +76,9 @@ def test_untrusted_types_are_refused_even_with_valid_checksum(mini_artifact: Pat
     copy = tmp_path / "evil"
     shutil.copytree(mini_artifact, copy)
     data = sio.dumps({"payload": Path("/etc/passwd")})  # a type outside the trusted list
-    (copy / "stage.skops").write_bytes(data)
+    (copy / "model.skops").write_bytes(data)
     card = json.loads((copy / "card.json").read_text())
-    card["files"]["stage.skops"] = hashlib.sha256(data).hexdigest()
+    card["files"]["model.skops"] = hashlib.sha256(data).hexdigest()
     (copy / "card.json").write_text(json.dumps(card))
     with pytest.raises(ModelArtifactError, match="does not trust"):
         load_artifact(copy)
@@ -86,12 +87,12 @@ def test_untrusted_types_are_refused_even_with_valid_checksum(mini_artifact: Pat
 def test_promotion_guard(tmp_path: Path, taxonomy) -> None:
     rows = load_labelled([MINI], taxonomy)
     good = train_models(rows, taxonomy, FAST, version="good")
-    save_artifact(tmp_path / "good", good.models, good.card, good.card_markdown)
+    save_artifact(tmp_path / "good", good.model, good.card, good.card_markdown)
     # a model trained with every talk_action label flipped is worse on the same rows
     flipped = [type(r)(r.id, r.text, {**r.labels, "talk_action": "talk" if r.labels["talk_action"] == "action"
                                       else "action"}, r.group, r.source, r.meta) for r in rows]
     bad = train_models(flipped, taxonomy, FAST, version="bad")
-    save_artifact(tmp_path / "bad", bad.models, bad.card, bad.card_markdown)
+    save_artifact(tmp_path / "bad", bad.model, bad.card, bad.card_markdown)
     first = promote(tmp_path, "good", rows)
     assert first.promoted and current_version(tmp_path) == "good"
     refused = promote(tmp_path, "bad", rows)
@@ -126,7 +127,7 @@ positive = "commit"
             "move": "commit" if r["talk_action"] == "action" else "discuss"} for r in read_rows(MINI)]
     rows = validate_rows(raw, tax, "pdca")
     result = train_models(rows, tax, FAST, version="pdca-1")
-    save_artifact(tmp_path / "models" / "pdca-1", result.models, result.card, result.card_markdown)
+    save_artifact(tmp_path / "models" / "pdca-1", result.model, result.card, result.card_markdown)
     set_current(tmp_path / "models", "pdca-1")
     artifact = load_artifact(tmp_path / "models")
     assert [t.name for t in artifact.taxonomy.tasks] == ["phase", "move"]
@@ -170,12 +171,47 @@ def test_bad_taxonomy_is_rejected(tmp_path: Path) -> None:
         load_taxonomy(path)
 
 
-def test_spacy_textcat_baseline_is_compared(taxonomy) -> None:
+def test_partial_labels_train_and_context_is_used(tmp_path: Path, taxonomy) -> None:
+    """Rows carrying only one label train that task; neighbours change a short reply's reading."""
     rows = load_labelled([MINI], taxonomy)
-    cfg = TrainConfig(folds=2, holdout_percent=0, families=("logreg",), c_grid=(2.0,),
-                      baselines=("spacy_textcat",))
-    card = train_models(rows, taxonomy, cfg, version="b").card
-    candidates = card["tasks"]["stage"]["candidates"]
-    baseline = candidates["spacy_textcat (baseline, not shipped)"]
-    assert len(baseline["folds"]) == 2 and 0 <= baseline["macro_f1_mean"] <= 1
-    assert card["tasks"]["stage"]["selected"].startswith("logreg")
+    partial = tmp_path / "partial.jsonl"
+    lines = [json.dumps({"id": f"p{i}", "text": t, "talk_action": ta, "group": "p", "source": "ext"})
+             for i, (t, ta) in enumerate([("we could maybe look at that", "talk"),
+                                          ("can you send the deck by friday", "action"),
+                                          ("yeah sure i'll do it", "action"), ("it was a long week", "talk")])]
+    partial.write_text("\n".join(lines) + "\n")
+    with pytest.raises(LabelDataError, match="missing label for 'stage'"):
+        load_labelled([partial], taxonomy)
+    extra = load_labelled([partial], taxonomy, partial=True)
+    assert all("stage" not in r.labels for r in extra) and extra[0].corpus == "ext"
+    result = train_models(rows + extra, taxonomy, FAST, version="partial")
+    assert result.card["data"]["corpora"]["ext"]["talk_action"] == {"talk": 2, "action": 2}
+    assert result.card["data"]["corpora"]["ext"]["stage"] == {}
+    assert result.model.context_models_, "the context level was fitted"
+    from pipeline.classify.model import Utterances
+
+    alone = result.model.predict_proba(Utterances.standalone(["yes works for me"]))
+    after_request = result.model.predict_proba(Utterances(
+        ("Can you send me the signed order form by Thursday?", "yes works for me"), ("c", "c"), ("rep", "cust")))
+    assert not np.allclose(alone["talk_action"][0], after_request["talk_action"][1]), "context had no effect"
+
+
+def test_encoder_is_verified_and_used(tmp_path: Path, taxonomy) -> None:
+    """The shipped sentence encoder: a trained artifact pins its hashes, and a changed encoder is refused."""
+    models = tmp_path / "models"
+    shutil.copytree(ROOT / "models" / "encoders", models / "encoders")
+    rows = load_labelled([MINI], taxonomy)
+    cfg = TrainConfig(folds=2, holdout_percent=0, context=False)
+    result = train_models(rows, taxonomy, cfg, version="enc-1", models_root=models)
+    save_artifact(models / "enc-1", result.model, result.card, result.card_markdown)
+    artifact = load_artifact(models / "enc-1")
+    assert artifact.encoder is not None and artifact.card["encoder"]["name"] == "minilm-l6-v2"
+    vectors = artifact.encoder.encode(["I'll send it tomorrow", "I will send it tomorrow", "the weather is nice"])
+    assert vectors.shape == (3, 384)
+    assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2]) + 0.2
+    preds = predict_texts(artifact, ["yeah i can take care of the slides by monday"])
+    assert preds["talk_action"][0].label == "action"
+    tokenizer = models / "encoders" / "minilm-l6-v2" / "tokenizer.json"
+    tokenizer.write_bytes(tokenizer.read_bytes() + b" ")
+    with pytest.raises(ModelArtifactError, match="checksum"):
+        load_artifact(models / "enc-1")

@@ -1,7 +1,7 @@
 """One batch of bad, odd and broken inputs through the real flow and the real CLI.
 
 Every case is a real file in one folder, scored by a single ``run_scoring`` call (and then
-by ``python -m flows.cli run`` over the same folder). Each file must end with exactly the
+by ``python -m cli run`` over the same folder). Each file must end with exactly the
 outcome written in ``EXPECTED``: scored, skipped, or failed with an ``errors/`` row whose
 message says what is wrong and whose hint says what to do.
 """
@@ -170,6 +170,10 @@ def build_inputs(folder: Path, work: Path) -> None:
     dump(REUNION, {"turns": TURNS})
     (folder / "zz_copy_of_reunion.json").write_bytes((folder / REUNION).read_bytes())
     assert sorted(p.name for p in folder.iterdir()) == sorted(EXPECTED)
+    # every input settled an hour ago: the cut WAVs are truncated recordings, not ones still being
+    # written (a fresh one is deferred; see tests/test_call_identity.py)
+    for path in folder.iterdir():
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +197,7 @@ def batch(tmp_path_factory, prefect_harness) -> SimpleNamespace:
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "COLUMNS": "400",
            "PYTHONIOENCODING": "utf-8"}
     started = time.perf_counter()
-    cli = subprocess.run([sys.executable, "-m", "flows.cli", "run", str(folder), "--out", str(out),
+    cli = subprocess.run([sys.executable, "-m", "cli", "run", str(folder), "--out", str(out),
                           "--models", str(MODELS), "--no-summary"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     cli_s = time.perf_counter() - started

@@ -10,7 +10,7 @@ import pytest
 from conftest import MODELS
 from typer.testing import CliRunner
 
-from flows.cli import app
+from cli import app
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ SCRIPTS = ROOT / "data" / "scripts"
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("e2e") / "out"
-    result = subprocess.run([sys.executable, "-m", "flows.cli", "run", str(CALLS), "--out", str(out)],
+    result = subprocess.run([sys.executable, "-m", "cli", "run", str(CALLS), "--out", str(out)],
                             cwd=ROOT, capture_output=True, text=True, timeout=900)
     return out, result
 

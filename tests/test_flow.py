@@ -68,8 +68,9 @@ def test_flow_scores_records_errors_and_reruns_idempotently(prefect_harness, inp
     (inputs / "broken.json").write_text(json.dumps({"turns": [{"speaker": "A", "text": "Fixed now, thanks."}]}))
     third = run_scoring([str(inputs)], out_dir=str(out), models=str(MODELS))
     assert third.count("scored") == 1
-    # the stale error for the old bytes stays as history; the new bytes are scored
+    # the fixed file is scored and its failure cleared (errors describe what is broken now)
     assert ds.dataset(out / "calls").count_rows() == 3
+    assert {Path(e["source_path"]).name for e in store.read_dataset(out, "errors").to_pylist()} == {"empty.wav"}
 
 
 def test_tasks_are_thin_wrappers(tmp_path: Path) -> None:

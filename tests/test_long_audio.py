@@ -51,7 +51,7 @@ def test_one_hour_call_peak_memory_under_2_gib(tmp_path: Path) -> None:
     log = tmp_path / "run.log"
     with log.open("w") as handle:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "flows.cli", "run", str(path), "--out", str(out), "--models", str(MODELS),
+            [sys.executable, "-m", "cli", "run", str(path), "--out", str(out), "--models", str(MODELS),
              "--no-report"], cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
             env={**os.environ, "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(tmp_path / "prefect"))})
         # wait4 gives this child's own resource usage (peak RSS in KiB on Linux)

@@ -99,7 +99,7 @@ def _browser(playwright):
 def test_report_in_headless_chromium(scored_out: Path, tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     html = tmp_path / "team report.html"
-    cli = subprocess.run([sys.executable, "-m", "flows.cli", "report", str(scored_out), "--html", str(html)],
+    cli = subprocess.run([sys.executable, "-m", "cli", "report", str(scored_out), "--html", str(html)],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert "Report with 3 calls" in cli.stdout
@@ -175,7 +175,7 @@ def test_report_in_headless_chromium(scored_out: Path, tmp_path: Path) -> None:
 
 
 def test_report_cli_errors_without_data(tmp_path: Path) -> None:
-    cli = subprocess.run([sys.executable, "-m", "flows.cli", "report", str(tmp_path)], cwd=ROOT,
+    cli = subprocess.run([sys.executable, "-m", "cli", "report", str(tmp_path)], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert cli.returncode == 2 and "callcycle run" in cli.stdout + cli.stderr
 
@@ -183,7 +183,7 @@ def test_report_cli_errors_without_data(tmp_path: Path) -> None:
 def test_terminal_summary_shows_the_report_headline(scored_out: Path) -> None:
     import statistics
 
-    cli = subprocess.run([sys.executable, "-m", "flows.cli", "summary", str(scored_out)], cwd=ROOT,
+    cli = subprocess.run([sys.executable, "-m", "cli", "summary", str(scored_out)], cwd=ROOT,
                          capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
     assert cli.returncode == 0, cli.stderr
     calls = load_call_rows(scored_out)

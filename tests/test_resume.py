@@ -45,7 +45,7 @@ def batch(tmp_path_factory) -> Path:
 def _start(batch: Path, out: Path) -> subprocess.Popen:
     env = {**os.environ, "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(out.parent / "prefect-home"))}
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "run", str(batch), "--out", str(out), "--models", str(MODELS),
+        [sys.executable, "-m", "cli", "run", str(batch), "--out", str(out), "--models", str(MODELS),
          "--no-summary", "--no-report"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True)

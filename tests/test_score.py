@@ -54,3 +54,47 @@ def test_only_small_talk_has_no_action_share() -> None:
     score = score_call([seg(0, "a", 0, 5, "other", "talk")], TAXONOMY)
     assert score.action_share is None and score.talk_action_ratio is None
     assert score.stage_order == ()
+
+
+def pseg(i: int, start: float, end: float, p_other: float, p_action: float) -> ClassifiedSegment:
+    """A segment with probabilities: stage align vs other, talk/action."""
+    s = Segment("c", i, i, "rep", None, start, end, f"text {i}", None, False, False)
+    stage = Prediction("other" if p_other > 0.5 else "align",
+                       {"align": 1 - p_other, "act": 0.0, "adjust": 0.0, "other": p_other})
+    ta = Prediction("action" if p_action > 0.5 else "talk", {"action": p_action, "talk": 1 - p_action})
+    return ClassifiedSegment(s, stage, ta)
+
+
+def test_expected_action_share_by_hand() -> None:
+    """Expected seconds: sum(w * P(cycle) * P(action)) / sum(w * P(cycle)), against hand arithmetic."""
+    segments = [pseg(0, 0, 4, 0.0, 0.9), pseg(1, 4, 10, 0.0, 0.2), pseg(2, 10, 12, 0.5, 0.6)]
+    expected = (4 * 0.9 + 6 * 0.2 + 2 * 0.5 * 0.6) / (4 + 6 + 2 * 0.5)
+    score = score_call(segments, TAXONOMY, method="expected")
+    assert score.action_share == pytest.approx(expected)
+    assert score.action_share_method == "expected"
+    # most probable labels: 4 s action, 6 s talk, the third segment (p_other 0.5 -> align) 2 s action
+    labels = score_call(segments, TAXONOMY, method="labels")
+    assert labels.action_share == pytest.approx(6 / 12)
+    # a near-tie that flips moves the expected share a little, the label share a lot
+    flipped = [pseg(0, 0, 4, 0.0, 0.9), pseg(1, 4, 10, 0.0, 0.2), pseg(2, 10, 12, 0.5, 0.4)]
+    assert abs(score_call(flipped, TAXONOMY, method="expected").action_share - expected) < 0.09
+    assert abs(score_call(flipped, TAXONOMY, method="labels").action_share - 6 / 12) > 0.15
+
+
+def test_interval_contains_share_and_narrows_with_confidence() -> None:
+    unsure = [pseg(i, i * 3, i * 3 + 3, 0.0, 0.5) for i in range(20)]
+    sure = [pseg(i, i * 3, i * 3 + 3, 0.0, 0.999 if i % 2 else 0.001) for i in range(20)]
+    for segments in (unsure, sure):
+        score = score_call(segments, TAXONOMY)
+        assert score.action_share_low <= score.action_share <= score.action_share_high
+    width = {name: s.action_share_high - s.action_share_low
+             for name, s in (("unsure", score_call(unsure, TAXONOMY)), ("sure", score_call(sure, TAXONOMY)))}
+    # 20 coin flips: sd sqrt(0.25 / 20) = 0.11, so a 90% interval is about 0.37 wide
+    assert 0.25 < width["unsure"] < 0.5 and width["sure"] < 0.02
+    from pipeline.score import action_share_interval
+
+    low, high = action_share_interval(sure, TAXONOMY, resample_segments=True)
+    assert high - low > 0.25  # resampling which segments were said widens even a confident call
+    again = score_call(unsure, TAXONOMY)
+    assert (again.action_share_low, again.action_share_high) == (
+        score_call(unsure, TAXONOMY).action_share_low, score_call(unsure, TAXONOMY).action_share_high)

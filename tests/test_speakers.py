@@ -192,7 +192,7 @@ def test_diarize_options_from_toml_and_cli_overrides(tmp_path: Path) -> None:
 def test_run_help_lists_the_diarization_options() -> None:
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from cli import app
 
     result = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0

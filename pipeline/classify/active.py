@@ -9,7 +9,6 @@ export) against the taxonomy and appends them to a labelled-data file — all or
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -20,6 +19,7 @@ from typing import Any
 from pipeline.classify.labels import Taxonomy, read_rows, validate_rows
 from pipeline.errors import LabelDataError
 from pipeline.store import local as store
+from pipeline.tables import rows_to_csv, unneutralise
 
 __all__ = ["select_uncertain", "write_for_labelling", "label_studio_config", "import_labels"]
 
@@ -91,13 +91,8 @@ def write_for_labelling(rows: list[dict[str, Any]], path: Path, taxonomy: Taxono
         _atomic_text(path.with_suffix(".label_config.xml"), label_studio_config(taxonomy))
         return path
     fields = list(rows[0].keys()) + task_names if rows else ["id", "text", *task_names]
-    with tempfile.NamedTemporaryFile("w", delete=False, dir=path.parent or ".", suffix=".tmp",
-                                     newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, **dict.fromkeys(task_names, "")})
-    os.replace(handle.name, path)
+    # spreadsheet-safe: a segment saying "=HYPERLINK(...)" must not become a live formula
+    _atomic_text(path, rows_to_csv([{**row, **dict.fromkeys(task_names, "")} for row in rows], fields))
     return path
 
 
@@ -134,7 +129,7 @@ def import_labels(source: Path, taxonomy: Taxonomy, target: Path,
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise LabelDataError(f"{source}: not valid JSON ({exc}).", "Export as JSON from Label Studio.") from exc
     else:
-        raw = read_rows(source)
+        raw = [{k: unneutralise(v) for k, v in r.items()} for r in read_rows(source)]
     missing_ids = [i + 1 for i, r in enumerate(raw) if not str(r.get("id") or "").strip()]
     if missing_ids:
         raise LabelDataError(f"{source}: rows {missing_ids[:10]} have no id.", "Keep the id column from the export.")

@@ -1,11 +1,14 @@
-"""Versioned model artifacts: skops files plus a model card, verified on load.
+"""Versioned model artifacts: a skops file plus a model card, verified on load.
 
-An artifact is a directory ``models/<version>/`` holding one ``<task>.skops`` file per
-task, ``card.json`` (label sets, data hash, metrics, library versions, and the sha256 of
-every model file) and ``card.md``. ``models/CURRENT`` names the version the scoring flow
-uses. Loading checks every checksum, then loads with skops, trusting only the scikit-learn
-types skops already trusts plus :data:`TRUSTED_TYPES`; an artifact that needs any other
-type is refused, so loading never runs code from the artifact.
+An artifact is a directory ``models/<version>/`` holding ``model.skops`` (one
+:class:`~pipeline.classify.model.CycleModel` covering every task), ``card.json`` (label sets,
+data hash, metrics per source, library versions, the sha256 of every file, and the sentence
+encoder it needs) and ``card.md``. A sentence encoder is shared by versions and lives in
+``models/encoders/<name>/`` (see :mod:`pipeline.classify.encoder`); the card pins its files'
+hashes. ``models/CURRENT`` names the version the scoring flow uses. Loading checks every
+checksum, then loads with skops, trusting only the types skops already trusts plus
+:data:`TRUSTED_TYPES`; an artifact that needs any other type is refused, so loading never
+runs code from the artifact.
 """
 
 from __future__ import annotations
@@ -35,12 +38,15 @@ __all__ = [
     "taxonomy_from_dict",
 ]
 
-ARTIFACT_FORMAT = "callcycle-model/1"
+ARTIFACT_FORMAT = "callcycle-model/2"
+MODEL_FILE = "model.skops"
+ENCODERS_DIR = "encoders"
 POINTER_NAME = "CURRENT"
 #: Types outside skops' default trusted set that a callcycle artifact may contain.
 TRUSTED_TYPES: tuple[str, ...] = (
     "pipeline.classify.features.CueFeatures",
     "pipeline.classify.features.CompactTfidfVectorizer",
+    "pipeline.classify.model.CycleModel",
     # scikit-learn's own helpers inside CalibratedClassifierCV (the calibrated linear SVM)
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
@@ -49,13 +55,14 @@ TRUSTED_TYPES: tuple[str, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class Artifact:
-    """A loaded artifact: one fitted scikit-learn pipeline per task and its card."""
+    """A loaded artifact: the fitted model, its card, and the sentence encoder it uses (if any)."""
 
     path: Path
     version: str
     taxonomy: Taxonomy
-    models: dict[str, Any]
+    model: Any
     card: dict[str, Any]
+    encoder: Any = None
 
 
 def taxonomy_to_dict(taxonomy: Taxonomy) -> dict[str, Any]:
@@ -85,11 +92,10 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def save_artifact(directory: Path, models: dict[str, Any], card: dict[str, Any],
-                  card_markdown: str) -> Path:
-    """Write models and card into ``directory`` (created; must not already hold a card).
+def save_artifact(directory: Path, model: Any, card: dict[str, Any], card_markdown: str) -> Path:
+    """Write the model and card into ``directory`` (created; must not already hold a card).
 
-    The card gets ``format`` and ``files`` (sha256 per model file) filled in.
+    The card gets ``format`` and ``files`` (sha256 per file) filled in.
     """
     import skops.io as sio
 
@@ -98,13 +104,10 @@ def save_artifact(directory: Path, models: dict[str, Any], card: dict[str, Any],
         raise ModelArtifactError(f"An artifact already exists at {directory}.",
                                  "Choose a new version name; artifacts are immutable.")
     directory.mkdir(parents=True, exist_ok=True)
-    files: dict[str, str] = {}
-    for task, model in models.items():
-        # deflate: TF-IDF vocabularies compress about 5x (31 MB -> 6 MB per model)
-        data = sio.dumps(model, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
-        write_bytes_atomic(directory / f"{task}.skops", data)
-        files[f"{task}.skops"] = hashlib.sha256(data).hexdigest()
-    full = {**card, "format": ARTIFACT_FORMAT, "files": files}
+    # deflate: TF-IDF vocabularies compress about 5x
+    data = sio.dumps(model, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
+    write_bytes_atomic(directory / MODEL_FILE, data)
+    full = {**card, "format": ARTIFACT_FORMAT, "files": {MODEL_FILE: hashlib.sha256(data).hexdigest()}}
     write_bytes_atomic(directory / "card.md", card_markdown.encode("utf-8"))
     write_bytes_atomic(directory / "card.json", json.dumps(full, indent=2, sort_keys=False).encode("utf-8"))
     return directory
@@ -169,32 +172,40 @@ def load_artifact(location: Path, version: str | None = None) -> Artifact:
         raise ModelArtifactError(f"{path}: unknown artifact format {card.get('format')!r}.",
                                  f"This callcycle reads {ARTIFACT_FORMAT!r}; retrain with this version.")
     taxonomy = taxonomy_from_dict(card["taxonomy"])
-    models: dict[str, Any] = {}
-    for task in taxonomy.tasks:
-        name = f"{task.name}.skops"
-        file = path / name
-        expected = card.get("files", {}).get(name)
-        if not file.is_file() or expected is None:
-            raise ModelArtifactError(f"{path}: model file {name} is missing.",
-                                     "The artifact is incomplete; restore it or retrain.")
-        data = file.read_bytes()
-        if hashlib.sha256(data).hexdigest() != expected:
+    file = path / MODEL_FILE
+    expected = card.get("files", {}).get(MODEL_FILE)
+    if not file.is_file() or expected is None:
+        raise ModelArtifactError(f"{path}: model file {MODEL_FILE} is missing.",
+                                 "The artifact is incomplete; restore it or retrain.")
+    data = file.read_bytes()
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise ModelArtifactError(
+            f"{file}: checksum mismatch; the file is truncated or was modified after training.",
+            "Refusing to load it. Restore the artifact from version control or retrain.",
+        )
+    try:
+        untrusted = sio.get_untrusted_types(data=data)
+    except Exception as exc:
+        raise ModelArtifactError(f"{file}: not a valid skops file ({exc}).", "Retrain the model.") from exc
+    unexpected = sorted(set(untrusted) - set(TRUSTED_TYPES))
+    if unexpected:
+        raise ModelArtifactError(f"{file} contains types callcycle does not trust: {unexpected}.",
+                                 "Refusing to load it; retrain with callcycle.")
+    try:
+        model = sio.loads(data, trusted=list(TRUSTED_TYPES))
+    except Exception as exc:
+        raise ModelArtifactError(f"{file}: cannot be loaded ({exc}).",
+                                 "It may come from an incompatible scikit-learn; retrain.") from exc
+    encoder = None
+    if card.get("encoder"):
+        from pipeline.classify.encoder import load_encoder
+
+        spec = card["encoder"]
+        encoder_dir = path.parent / ENCODERS_DIR / str(spec["name"])
+        encoder = load_encoder(encoder_dir)
+        if dict(encoder.info.get("files", {})) != dict(spec.get("files", {})):
             raise ModelArtifactError(
-                f"{file}: checksum mismatch; the file is truncated or was modified after training.",
-                "Refusing to load it. Restore the artifact from version control or retrain.",
-            )
-        try:
-            untrusted = sio.get_untrusted_types(data=data)
-        except Exception as exc:
-            raise ModelArtifactError(f"{file}: not a valid skops file ({exc}).", "Retrain the model.") from exc
-        unexpected = sorted(set(untrusted) - set(TRUSTED_TYPES))
-        if unexpected:
-            raise ModelArtifactError(f"{file} contains types callcycle does not trust: {unexpected}.",
-                                     "Refusing to load it; retrain with callcycle.")
-        try:
-            models[task.name] = sio.loads(data, trusted=list(TRUSTED_TYPES))
-        except Exception as exc:
-            raise ModelArtifactError(f"{file}: cannot be loaded ({exc}).",
-                                     "It may come from an incompatible scikit-learn; retrain.") from exc
+                f"{encoder_dir} is not the encoder {path.name} was trained with (file hashes differ).",
+                "Restore models/encoders/ from the same commit as the model, or retrain.")
     return Artifact(path=path, version=str(card.get("version", path.name)), taxonomy=taxonomy,
-                    models=models, card=card)
+                    model=model, card=card, encoder=encoder)

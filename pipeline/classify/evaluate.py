@@ -11,32 +11,48 @@ from typing import Any
 import numpy as np
 
 from pipeline.classify.artifacts import Artifact, current_version, load_artifact, set_current
-from pipeline.classify.labels import LabelledRow
-from pipeline.classify.predict import predict_texts
+from pipeline.classify.benchmark import BenchmarkSet
+from pipeline.classify.labels import LabelledRow, drop_near_duplicates
+from pipeline.classify.predict import predict_utterances
 from pipeline.classify.train import classification_metrics
 from pipeline.schema import Segment
 
-__all__ = ["evaluate_artifact", "evaluate_calls", "PromotionDecision", "promote"]
+__all__ = ["evaluate_artifact", "evaluate_benchmark", "evaluate_sources", "holdout_rows", "run_benchmark",
+           "evaluate_calls", "PromotionDecision", "promote"]
 
 
-def evaluate_artifact(artifact: Artifact, rows: Sequence[LabelledRow]) -> dict[str, Any]:
+def evaluate_artifact(artifact: Artifact, rows: Sequence[LabelledRow], in_context: bool = True,
+                      scored: Sequence[int] | None = None) -> dict[str, Any]:
     """Per-task metrics (precision/recall/F1 per class, macro-F1, confusion, ECE) on ``rows``.
 
-    Only tasks labelled in the rows are evaluated; rows missing a task's label are skipped
-    for that task.
+    With ``in_context`` the rows are read as conversations (rows of one group, in order, are
+    neighbours), as the model reads a call; otherwise one at a time. Only ``scored`` rows
+    (default all) count, and only for the tasks they are labelled with.
     """
+    from pipeline.classify.train import rows_to_utterances
+
     result: dict[str, Any] = {"model_version": artifact.version, "n_rows": len(rows), "tasks": {}}
+    if not rows:
+        return result
+    predictions = predict_utterances(artifact, rows_to_utterances(rows, standalone=not in_context))
+    candidates = range(len(rows)) if scored is None else scored
     for task in artifact.taxonomy.tasks:
-        subset = [r for r in rows if task.name in r.labels]
-        if not subset:
+        idx = [i for i in candidates if task.name in rows[i].labels]
+        if not idx:
             continue
-        texts = [r.text for r in subset]
-        preds = predict_texts(artifact, texts)[task.name]
-        labels = sorted(preds[0].probabilities) if preds else list(task.labels)
-        proba = np.asarray([[p.probabilities[lbl] for lbl in labels] for p in preds])
+        preds = [predictions[task.name][i] for i in idx]
+        labels = list(task.labels)
+        proba = np.asarray([[p.probabilities.get(lbl, 0.0) for lbl in labels] for p in preds])
         result["tasks"][task.name] = classification_metrics(
-            [r.labels[task.name] for r in subset], [p.label for p in preds], task.labels, proba, texts)
+            [rows[i].labels[task.name] for i in idx], [p.label for p in preds], task.labels, proba,
+            [rows[i].text for i in idx])
     return result
+
+
+def evaluate_benchmark(artifact: Artifact, sets: Sequence[BenchmarkSet]) -> dict[str, Any]:
+    """Metrics per benchmark source (see :mod:`pipeline.classify.benchmark`)."""
+    return {bench.name: evaluate_artifact(artifact, bench.rows, bench.in_context, bench.scored)
+            for bench in sets}
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +109,21 @@ def evaluate_calls(artifact: Artifact, call_files: Sequence[Path], nlp: Any,
     from pipeline.classify.predict import classify_segments
     from pipeline.ingest.transcripts import parse_transcript_text
     from pipeline.schema import ClassifiedSegment, Prediction
-    from pipeline.score import score_call
+    from pipeline.score import action_share_interval, score_call
     from pipeline.speech.turns import segment_turns
 
     stage_task = artifact.taxonomy.by_role("stage")
     ta_task = artifact.taxonomy.by_role("talk_action")
     per_call: list[dict[str, Any]] = []
+    turn_rows: list[LabelledRow] = []
     for path in call_files:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
+        for i, t in enumerate(data["turns"]):
+            if t["text"].strip():
+                turn_rows.append(LabelledRow(
+                    id=f"{Path(path).stem}#{i}", text=t["text"].strip(),
+                    labels={stage_task.name: t[stage_task.name], ta_task.name: t[ta_task.name]},
+                    group=Path(path).stem, source=str(path), speaker=str(t.get("speaker", "")), corpus="calls"))
         parsed = parse_transcript_text(json.dumps({"turns": data["turns"]}), "json", name=Path(path).name,
                                        words_per_minute=words_per_minute)
         gold_segments = []
@@ -110,9 +133,12 @@ def evaluate_calls(artifact: Artifact, call_files: Sequence[Path], nlp: Any,
                           text=turn.text, confidence=None, timing_estimated=True, is_question=False)
             gold_segments.append(ClassifiedSegment(seg, Prediction(raw[stage_task.name], {}),
                                                    Prediction(raw[ta_task.name], {})))
-        gold = score_call(gold_segments, artifact.taxonomy)
+        gold = score_call(gold_segments, artifact.taxonomy, method="labels")
         predicted_segments = classify_segments(artifact, segment_turns(parsed.turns, "eval", nlp))
         pred = score_call(predicted_segments, artifact.taxonomy)
+        by_method = {m: score_call(predicted_segments, artifact.taxonomy, method=m).action_share
+                     for m in ("expected", "labels")}
+        wide = action_share_interval(predicted_segments, artifact.taxonomy, resample_segments=True)
         mix_error = float(np.mean([abs(gold.stage_shares[k] - pred.stage_shares.get(k, 0.0))
                                    for k in stage_task.labels]))
         per_call.append({
@@ -120,17 +146,118 @@ def evaluate_calls(artifact: Artifact, call_files: Sequence[Path], nlp: Any,
             "gold_action_share": gold.action_share, "predicted_action_share": pred.action_share,
             "action_share_error": (None if gold.action_share is None or pred.action_share is None
                                    else abs(gold.action_share - pred.action_share)),
+            "predicted_interval": [pred.action_share_low, pred.action_share_high],
+            "in_interval": (None if gold.action_share is None or pred.action_share_low is None
+                            or pred.action_share_high is None
+                            else pred.action_share_low - 1e-9 <= gold.action_share <= pred.action_share_high + 1e-9),
+            "in_interval_resampling_segments": (
+                None if gold.action_share is None or wide[0] is None or wide[1] is None
+                else wide[0] - 1e-9 <= gold.action_share <= wide[1] + 1e-9),
+            "error_by_method": {m: (None if gold.action_share is None or v is None else abs(gold.action_share - v))
+                                for m, v in by_method.items()},
             "stage_mix_mean_abs_error": mix_error,
             "gold_cycle_complete": gold.cycle_complete, "predicted_cycle_complete": pred.cycle_complete,
         })
     errors = [c["action_share_error"] for c in per_call if c["action_share_error"] is not None]
+    by_method_errors = {m: [c["error_by_method"][m] for c in per_call if c["error_by_method"][m] is not None]
+                        for m in ("expected", "labels")}
+    covered = [c["in_interval"] for c in per_call if c["in_interval"] is not None]
+    covered_wide = [c["in_interval_resampling_segments"] for c in per_call
+                    if c["in_interval_resampling_segments"] is not None]
     mixes = [c["stage_mix_mean_abs_error"] for c in per_call]
+    turn_level: dict[str, dict[str, float]] = {}
+    for view, ctx in (("in_context", True), ("one_turn_at_a_time", False)):
+        if turn_rows:
+            tasks = evaluate_artifact(artifact, turn_rows, in_context=ctx)["tasks"]
+            turn_level[view] = {task: m["macro_f1"] for task, m in tasks.items()}
     return {
         "model_version": artifact.version, "calls": len(per_call),
+        "turn_level_macro_f1": turn_level,
         "action_share_mae": float(np.mean(errors)) if errors else None,
         "action_share_max_error": float(np.max(errors)) if errors else None,
+        "action_share_method": pred.action_share_method if per_call else None,
+        "action_share_mae_by_method": {m: (float(np.mean(v)) if v else None) for m, v in by_method_errors.items()},
+        "interval_coverage": float(np.mean(covered)) if covered else None,
+        "interval_coverage_resampling_segments": float(np.mean(covered_wide)) if covered_wide else None,
+        "interval_mean_width": (float(np.mean([c["predicted_interval"][1] - c["predicted_interval"][0]
+                                               for c in per_call if c["in_interval"] is not None]))
+                                if covered else None),
         "stage_mix_mae": float(np.mean(mixes)) if mixes else None,
         "cycle_complete_agreement": (float(np.mean([c["gold_cycle_complete"] == c["predicted_cycle_complete"]
                                                     for c in per_call])) if per_call else None),
         "per_call": per_call,
     }
+
+
+def holdout_rows(artifact: Artifact, rows: Sequence[LabelledRow]) -> list[LabelledRow]:
+    """The rows of ``rows`` that fall in the artifact's held-out split, prepared as training did.
+
+    Written rows are de-duplicated, external rows thinned and windowed with the options
+    recorded in the card, then split by the card's held-out percentage, so evaluating these
+    rows reproduces the card's held-out figures.
+    """
+    from pipeline.classify.train import TrainConfig, prepare_external, split_rows
+
+    training = artifact.card.get("training", {})
+    defaults = TrainConfig()
+    percent = int(str(artifact.card["data"]["holdout_rule"]).split("<")[1])
+    written = [r for r in rows if r.corpus == "written"]
+    external = prepare_external([r for r in rows if r.corpus != "written"],
+                                int(training.get("mapped_label_percent", defaults.mapped_label_percent)),
+                                int(training.get("context_radius", defaults.context_radius)))
+    kept = drop_near_duplicates(written, float(training.get("dedupe_threshold", defaults.dedupe_threshold)))[0]
+    return split_rows(kept + external, percent)[1]
+
+
+def evaluate_sources(artifact: Artifact, written: Sequence[LabelledRow], external: Sequence[LabelledRow],
+                     realdata_dir: Path | None = None) -> tuple[dict[str, Any], list[str]]:
+    """The per-source benchmark: written held-out (in context and one sentence at a time),
+    real-speech held-out conversations (AMI views), and the shared real text when present.
+
+    Returns ``(source name -> task metrics, reasons for skipped sources)``.
+    """
+    from pipeline.classify.benchmark import ami_views, realdata_sets
+
+    held = holdout_rows(artifact, list(written) + list(external))
+    sets: list[BenchmarkSet] = []
+    held_written = [r for r in held if r.corpus == "written"]
+    if held_written:
+        sets.append(BenchmarkSet("written held-out (in context)", held_written, list(range(len(held_written))), True))
+        sets.append(BenchmarkSet("written held-out (one sentence at a time)", held_written,
+                                 list(range(len(held_written))), False))
+    held_ami = [r for r in held if r.corpus == "ami"]
+    if held_ami:
+        sets.extend(ami_views(held_ami))
+    extra, skipped = realdata_sets(realdata_dir)
+    sets.extend(extra)
+    results = {name: m["tasks"] for name, m in evaluate_benchmark(artifact, sets).items()}
+    return results, skipped
+
+
+def run_benchmark(artifact: Artifact, labels_dir: Path, external_dir: Path | None, realdata_dir: Path | None,
+                  calls_dir: Path | None, nlp: Any) -> dict[str, Any]:
+    """Everything the model card reports, recomputed for ``artifact``, per source.
+
+    - per-source macro-F1 (:func:`evaluate_sources`): written held-out in context and one
+      sentence at a time, real-speech held-out conversations, shared real text;
+    - call level on the fully labelled calls (:func:`evaluate_calls`);
+    - leave-one-writer-out, read from ``cross_writer.json`` beside the artifact (written by
+      ``scripts/cross_writer.py``; retraining 15 times is too slow to repeat here).
+    """
+    from pipeline.classify.labels import load_labelled
+
+    written = load_labelled(sorted(Path(labels_dir).glob("*.jsonl")), artifact.taxonomy)
+    ext_files = sorted(Path(external_dir).glob("*.jsonl.gz")) if external_dir and Path(external_dir).is_dir() else []
+    external = load_labelled(ext_files, artifact.taxonomy, partial=True) if ext_files else []
+    sources, skipped = evaluate_sources(artifact, written, external, realdata_dir)
+    if not ext_files:
+        skipped.append(f"no real-speech corpora in {external_dir}")
+    calls = None
+    if calls_dir is not None and Path(calls_dir).is_dir():
+        calls = evaluate_calls(artifact, sorted(Path(calls_dir).glob("*.json")), nlp)
+    lowo_path = artifact.path / "cross_writer.json"
+    lowo = json.loads(lowo_path.read_text(encoding="utf-8")) if lowo_path.is_file() else None
+    if lowo is None:
+        skipped.append(f"{lowo_path} not found: run scripts/cross_writer.py for leave-one-writer-out figures")
+    return {"model_version": artifact.version, "sources": sources, "calls": calls,
+            "leave_one_writer_out": lowo, "skipped": skipped}

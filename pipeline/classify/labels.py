@@ -10,6 +10,7 @@ cross-validation and in the fixed held-out split.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import json
 import re
@@ -30,6 +31,7 @@ __all__ = [
     "validate_rows",
     "data_hash",
     "is_holdout",
+    "split_key",
     "normalise_text",
     "find_near_duplicates",
     "drop_near_duplicates",
@@ -135,6 +137,11 @@ class LabelledRow:
         group: conversation/template id; rows of one group never straddle a split.
         source: the file the row came from.
         meta: every other column (situation, style, speaker_role, origin ...).
+        speaker: who said it (``speaker``, else ``speaker_role``; "" when unknown): used to
+            tell whether a neighbouring segment is the same speaker.
+        corpus: where the text comes from (the row's ``source`` field: ``ami`` ...;
+            ``written`` for the project's hand-written corpus). Rows of one group are one
+            conversation, in file order.
     """
 
     id: str
@@ -143,6 +150,13 @@ class LabelledRow:
     group: str
     source: str
     meta: dict[str, Any] = field(default_factory=dict)
+    speaker: str = ""
+    corpus: str = "written"
+
+    @property
+    def split_group(self) -> str:
+        """The unit the held-out split is drawn by (see :func:`split_key`)."""
+        return split_key(self.corpus, self.group)
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -154,7 +168,8 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
             with open(path, newline="", encoding="utf-8-sig") as handle:
                 rows = [dict(r) for r in csv.DictReader(handle)]
         else:
-            with open(path, encoding="utf-8") as handle:
+            opener = gzip.open if path.suffix.lower() == ".gz" else open
+            with opener(path, "rt", encoding="utf-8") as handle:
                 for line_no, line in enumerate(handle, start=1):
                     if not line.strip():
                         continue
@@ -176,8 +191,11 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def validate_rows(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: str,
-                  tasks: tuple[str, ...] | None = None) -> list[LabelledRow]:
+                  tasks: tuple[str, ...] | None = None, partial: bool = False) -> list[LabelledRow]:
     """Check raw rows against the taxonomy; collect every problem before failing.
+
+    With ``partial``, a row may leave any task unlabelled (``null`` or absent): real corpora
+    rarely annotate both dimensions, and an unlabelled row still gives its neighbours context.
 
     Raises:
         LabelDataError: listing (up to 20) problems: missing or empty text, unknown labels,
@@ -202,6 +220,8 @@ def validate_rows(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: str,
         for task_name in wanted:
             task = taxonomy.task(task_name)
             value = obj.get(task_name)
+            if (value is None or value == "") and partial:
+                continue
             if value is None or value == "":
                 problems.append(f"{where}: missing label for {task_name!r}")
                 continue
@@ -211,7 +231,9 @@ def validate_rows(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: str,
             labels[task_name] = str(value)
         meta = {k: v for k, v in obj.items() if k not in {"id", "text", "group", "_line", *wanted}}
         rows.append(LabelledRow(id=row_id, text=text.strip(), labels=labels,
-                                group=str(obj.get("group") or row_id), source=source, meta=meta))
+                                group=str(obj.get("group") or row_id), source=source, meta=meta,
+                                speaker=str(obj.get("speaker") or obj.get("speaker_role") or ""),
+                                corpus=str(obj.get("source") or "written")))
     if problems:
         shown = "\n  ".join(problems[:20])
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
@@ -220,11 +242,14 @@ def validate_rows(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: str,
     return rows
 
 
-def load_labelled(paths: list[Path], taxonomy: Taxonomy) -> list[LabelledRow]:
-    """Load and validate labelled files (JSONL or CSV); ids must be unique across files."""
+def load_labelled(paths: list[Path], taxonomy: Taxonomy, partial: bool = False) -> list[LabelledRow]:
+    """Load and validate labelled files (JSONL, JSONL.gz or CSV); ids must be unique across files.
+
+    ``partial`` accepts rows that leave tasks unlabelled (see :func:`validate_rows`).
+    """
     rows: list[LabelledRow] = []
     for path in paths:
-        rows.extend(validate_rows(read_rows(path), taxonomy, str(path)))
+        rows.extend(validate_rows(read_rows(path), taxonomy, str(path), partial=partial))
     ids = [r.id for r in rows]
     if len(ids) != len(set(ids)):
         dupes = sorted({i for i in ids if ids.count(i) > 1})[:10]
@@ -240,8 +265,23 @@ def data_hash(rows: list[LabelledRow]) -> str:
     return digest.hexdigest()
 
 
+def split_key(corpus: str, group: str) -> str:
+    """The unit the held-out split is drawn by: the conversation, or a whole meeting series.
+
+    AMI meetings come in series of four (ES2002a-d) with the same people and project; a
+    series is held out whole so no speaker or topic straddles the split. Everything else is
+    split by its conversation group.
+    """
+    if corpus == "ami":
+        return re.sub(r"[a-z]$", "", group)
+    return group
+
+
 def is_holdout(group: str, percent: int = HOLDOUT_PERCENT) -> bool:
-    """Fixed held-out membership from a hash of the group id (stable across runs and machines)."""
+    """Fixed held-out membership from a hash of the group id (stable across runs and machines).
+
+    The one held-out rule of the project: pass ``row.split_group`` (see :func:`split_key`).
+    """
     return int(hashlib.sha256(group.encode("utf-8")).hexdigest()[:8], 16) % 100 < percent
 
 

@@ -1,4 +1,4 @@
-"""Apply the trained stage and talk/action classifiers to texts and segments."""
+"""Apply the trained stage and talk/action classifiers to texts and to a call's segments."""
 
 from __future__ import annotations
 
@@ -7,47 +7,59 @@ from collections.abc import Sequence
 import numpy as np
 
 from pipeline.classify.artifacts import Artifact
+from pipeline.classify.model import Utterances
 from pipeline.schema import ClassifiedSegment, Prediction, Segment
 
-__all__ = ["predict_texts", "classify_segments"]
+__all__ = ["predict_utterances", "predict_texts", "classify_segments"]
 
 
-def predict_texts(artifact: Artifact, texts: Sequence[str]) -> dict[str, list[Prediction]]:
-    """Predict every task of the artifact for each text.
+def predict_utterances(artifact: Artifact, utterances: Utterances,
+                       use_context: bool | None = None) -> dict[str, list[Prediction]]:
+    """Predict every task for segments in conversation order (neighbours give context).
 
     Returns:
-        task name -> one :class:`Prediction` per text (label and all label probabilities).
+        task name -> one :class:`Prediction` per segment (label and all label probabilities).
     """
-    results: dict[str, list[Prediction]] = {}
-    if not texts:
+    if not len(utterances):
         return {task.name: [] for task in artifact.taxonomy.tasks}
+    vectors = artifact.encoder.encode(list(utterances.texts)) if artifact.encoder is not None else None
+    proba = artifact.model.predict_proba(utterances, vectors, use_context=use_context)
+    results: dict[str, list[Prediction]] = {}
     for task in artifact.taxonomy.tasks:
-        model = artifact.models[task.name]
-        proba = np.asarray(model.predict_proba(list(texts)))
-        classes = [str(c) for c in model.classes_]
+        classes = list(artifact.model.classes_[task.name])
         results[task.name] = [
             Prediction(label=classes[int(np.argmax(row))],
                        probabilities={c: float(p) for c, p in zip(classes, row)})
-            for row in proba
+            for row in proba[task.name]
         ]
     return results
 
 
-def classify_segments(artifact: Artifact, segments: Sequence[Segment]) -> list[ClassifiedSegment]:
-    """Label each segment with the stage-role and talk/action-role tasks.
+def predict_texts(artifact: Artifact, texts: Sequence[str]) -> dict[str, list[Prediction]]:
+    """Predict every task for each text on its own (no neighbours)."""
+    return predict_utterances(artifact, Utterances.standalone(list(texts)))
 
-    A segment whose stage is the neutral label (``other``) is always ``talk``, as the
-    taxonomy defines.
+
+def classify_segments(artifact: Artifact, segments: Sequence[Segment]) -> list[ClassifiedSegment]:
+    """Label each segment of a call with the stage-role and talk/action-role tasks.
+
+    Segments are read in time order, so each one is classified with its neighbours (who
+    spoke before and after, and what they said). A segment whose stage is the neutral label
+    (``other``) is always ``talk``, as the taxonomy defines.
     """
     stage_task = artifact.taxonomy.by_role("stage")
     ta_task = artifact.taxonomy.by_role("talk_action")
-    predictions = predict_texts(artifact, [s.text for s in segments])
+    order = sorted(range(len(segments)), key=lambda i: (segments[i].start_s, segments[i].index))
+    ordered = [segments[i] for i in order]
+    utterances = Utterances(tuple(s.text for s in ordered), tuple(s.call_id for s in ordered),
+                            tuple(s.speaker for s in ordered))
+    predictions = predict_utterances(artifact, utterances)
     talk_label = next(lbl for lbl in ta_task.labels if lbl != ta_task.positive)
-    out: list[ClassifiedSegment] = []
-    for i, segment in enumerate(segments):
-        stage = predictions[stage_task.name][i]
-        talk_action = predictions[ta_task.name][i]
+    by_position: dict[int, ClassifiedSegment] = {}
+    for k, segment in enumerate(ordered):
+        stage = predictions[stage_task.name][k]
+        talk_action = predictions[ta_task.name][k]
         if stage_task.neutral is not None and stage.label == stage_task.neutral:
             talk_action = Prediction(label=talk_label, probabilities=talk_action.probabilities)
-        out.append(ClassifiedSegment(segment=segment, stage=stage, talk_action=talk_action))
-    return out
+        by_position[order[k]] = ClassifiedSegment(segment=segment, stage=stage, talk_action=talk_action)
+    return [by_position[i] for i in range(len(segments))]

@@ -1,49 +1,60 @@
-"""Train, cross-validate and evaluate the segment classifiers.
+"""Train the segment classifiers and evaluate them per source.
 
-One scikit-learn pipeline per taxonomy task: TF-IDF word and character n-grams plus
-spaCy Matcher cues (:mod:`pipeline.classify.features`), then a linear classifier. Model families
-and their regularisation are compared by cross-validation grouped by conversation, so
-rows of one conversation never sit on both sides of a fold; a fixed held-out split
-(by group hash, :func:`pipeline.classify.labels.is_holdout`) is never used for fitting or model
-selection and gives the headline metrics.
+One :class:`~pipeline.classify.model.CycleModel` covers every task of the taxonomy: a
+text level (TF-IDF word and character n-grams, spaCy Matcher cues and, by default, the
+vectors of a small sentence encoder run on onnxruntime) and a context level that reads the
+neighbouring segments (see :mod:`pipeline.classify.model`). Training data are the project's
+written corpus (both labels on every row, conversations in file order) plus external
+corpora of real speech whose rows may carry only one label (``labels/external/``).
+
+The fixed held-out split (:func:`pipeline.classify.labels.is_holdout` over each row's
+``split_group``: the conversation, or a whole AMI meeting series) is never used for fitting.
+Metrics are reported per source, because a held-out split of our own corpus flatters us:
+written held-out in context and one sentence at a time, real-speech held-out conversations,
+and the text level's out-of-fold scores on the training rows.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import platform
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.base import clone
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
-from sklearn.model_selection import StratifiedGroupKFold
-from sklearn.pipeline import Pipeline
-from sklearn.svm import LinearSVC
 
-from pipeline.classify.features import build_feature_union
+from pipeline.classify.benchmark import BenchmarkSet, ami_views
 from pipeline.classify.labels import LabelledRow, Taxonomy, data_hash, drop_near_duplicates, is_holdout
+from pipeline.classify.model import CycleModel, Utterances
 from pipeline.errors import LabelDataError
 
 __all__ = [
     "TrainConfig",
     "TrainResult",
     "split_rows",
-    "candidate_classifiers",
     "classification_metrics",
     "expected_calibration_error",
+    "rows_to_utterances",
+    "prepare_external",
+    "embed_texts",
     "train_models",
+    "evaluate_rows",
+    "evaluate_sets",
     "render_card_markdown",
 ]
 
 logger = logging.getLogger("callcycle.train")
+
+#: Encoder used unless a config says otherwise (a folder name under ``models/encoders/``).
+DEFAULT_ENCODER = "minilm-l6-v2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,56 +62,167 @@ class TrainConfig:
     """Training options.
 
     Attributes:
-        folds: grouped cross-validation folds.
-        seed: random seed for fold assignment and classifiers.
-        holdout_percent: share of groups in the fixed held-out split.
-        dedupe_threshold: cosine similarity above which a row is a near-duplicate.
-        families: model families to compare and choose from (``logreg``, ``linear_svm``).
-        baselines: families only compared in cross-validation (``spacy_textcat``), not shipped.
-        c_grid: regularisation strengths tried for each family.
+        folds: grouped folds for the out-of-fold probabilities the context level learns from
+            (and that the card reports as the text level's cross-validated scores).
+        seed: random seed.
+        holdout_percent: share of split groups in the fixed held-out split.
+        dedupe_threshold: cosine similarity above which a written row is a near-duplicate.
+        encoder: sentence encoder folder name under ``<models>/encoders/``; ``None`` for
+            TF-IDF and cues only.
+        context: fit the context level (neighbouring segments).
+        text_c: inverse regularisation of the text-level logistic regressions.
+        encoder_weight: scale of the sentence vectors next to the TF-IDF blocks.
+        corpus_weights: sample weight per corpus (``written`` is 1 unless listed).
+        standalone_weight: weight of the copies of written rows shown to the context level
+            with no neighbours, so it also learns single-sentence input.
+        mapped_label_percent: share of external rows whose labels come from a tag mapping
+            (``label_source`` = ``mapped``, e.g. AMI statements -> talk) that keep their labels
+            for training, by a hash of the row id; the others are context only. Hand-labelled
+            external rows always keep theirs.
+        context_radius: external rows are kept only within this many rows of a labelled
+            row (they are context for it); the rest cost encoding time and teach nothing.
     """
 
     folds: int = 5
     seed: int = 13
     holdout_percent: int = 20
     dedupe_threshold: float = 0.92
-    families: tuple[str, ...] = ("logreg", "linear_svm")
-    baselines: tuple[str, ...] = ("spacy_textcat",)
-    c_grid: tuple[float, ...] = (0.5, 2.0, 8.0)
+    encoder: str | None = DEFAULT_ENCODER
+    context: bool = True
+    text_c: float = 4.0
+    encoder_weight: float = 1.5
+    corpus_weights: tuple[tuple[str, float], ...] = (("ami", 1.0),)
+    standalone_weight: float = 0.5
+    mapped_label_percent: int = 10
+    context_radius: int = 2
 
 
 @dataclass(slots=True)
 class TrainResult:
-    """Fitted pipelines per task, the model card and its Markdown rendering."""
+    """The fitted model, its card and Markdown rendering, and the held-out rows."""
 
-    models: dict[str, Pipeline]
+    model: CycleModel
     card: dict[str, Any]
     card_markdown: str
     holdout: list[LabelledRow] = field(default_factory=list)
+    encoder: str | None = None
 
 
 def split_rows(rows: Sequence[LabelledRow], holdout_percent: int) -> tuple[list[LabelledRow], list[LabelledRow]]:
-    """Split into (train, held-out) by a hash of each row's group."""
+    """Split into (train, held-out) by a hash of each row's split group, keeping row order."""
     train, holdout = [], []
     for row in rows:
-        (holdout if is_holdout(row.group, holdout_percent) else train).append(row)
+        (holdout if is_holdout(row.split_group, holdout_percent) else train).append(row)
     return train, holdout
 
 
-def candidate_classifiers(config: TrainConfig) -> dict[str, Any]:
-    """Named unfitted classifiers: each family at each C in the grid."""
-    candidates: dict[str, Any] = {}
-    for family in config.families:
-        for c in config.c_grid:
-            if family == "logreg":
-                candidates[f"logreg(C={c})"] = LogisticRegression(
-                    C=c, max_iter=3000, class_weight="balanced", random_state=config.seed)
-            elif family == "linear_svm":
-                candidates[f"linear_svm(C={c / 8})"] = CalibratedClassifierCV(
-                    LinearSVC(C=c / 8, class_weight="balanced", random_state=config.seed), cv=3)
-            else:
-                raise ValueError(f"Unknown model family {family!r}; use logreg or linear_svm.")
-    return candidates
+def rows_to_utterances(rows: Sequence[LabelledRow], standalone: bool = False) -> Utterances:
+    """Classification input for labelled rows: conversation = group, in row order.
+
+    Rows that carry a position (``index``, as external corpora do) start a new stretch of
+    conversation wherever the positions jump, so rows left out never make two distant
+    segments neighbours.
+    """
+    if standalone:
+        return Utterances.standalone([r.text for r in rows])
+    conversations: list[str] = []
+    run = 0
+    for i, r in enumerate(rows):
+        if i and rows[i - 1].group == r.group and rows[i - 1].corpus == r.corpus:
+            here, before = r.meta.get("index"), rows[i - 1].meta.get("index")
+            if isinstance(here, int) and isinstance(before, int) and here != before + 1:
+                run += 1
+        conversations.append(f"{r.corpus}:{r.group}#{run}")
+    return Utterances(tuple(r.text for r in rows), tuple(conversations), tuple(r.speaker for r in rows))
+
+
+def _keeps_mapped_label(row: LabelledRow, percent: int) -> bool:
+    digest = hashlib.sha256(row.id.encode("utf-8")).hexdigest()
+    return int(digest[:8], 16) % 100 < percent
+
+
+def prepare_external(rows: Sequence[LabelledRow], mapped_label_percent: int,
+                     radius: int) -> list[LabelledRow]:
+    """External rows for training and evaluation: thin the tag-mapped labels, keep context windows.
+
+    Returns the rows (in order) that are labelled after thinning, plus up to ``radius``
+    rows either side of each within the same conversation, unlabelled rows as context only.
+    """
+    thinned: list[LabelledRow] = []
+    for r in rows:
+        if r.meta.get("label_source") == "mapped" and r.labels and not _keeps_mapped_label(r, mapped_label_percent):
+            r = LabelledRow(id=r.id, text=r.text, labels={}, group=r.group, source=r.source, meta=r.meta,
+                            speaker=r.speaker, corpus=r.corpus)
+        thinned.append(r)
+    keep = np.zeros(len(thinned), dtype=bool)
+    for i, r in enumerate(thinned):
+        if not r.labels:
+            continue
+        lo, hi = i, i
+        while lo > 0 and i - lo < radius and thinned[lo - 1].group == r.group:
+            lo -= 1
+        while hi + 1 < len(thinned) and hi - i < radius and thinned[hi + 1].group == r.group:
+            hi += 1
+        keep[lo : hi + 1] = True
+    return [r for r, k in zip(thinned, keep) if k]
+
+
+def _cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "callcycle" / "embeddings"
+
+
+def embed_texts(encoder: Any, texts: Sequence[str], cache: bool = True,
+                progress: Callable[[str], None] | None = None) -> np.ndarray:
+    """Sentence vectors for ``texts``, with an on-disk cache keyed by encoder files and text.
+
+    The cache (``$XDG_CACHE_HOME/callcycle/embeddings/<encoder>-<hash>.npz``) holds one vector
+    per distinct text ever encoded with those exact encoder files, so retraining, comparisons
+    and leave-one-writer-out folds encode each text once. It only saves time: a miss encodes.
+    """
+    say = progress or (lambda _m: None)
+    files_key = hashlib.sha256(json_bytes(encoder.info.get("files", {}))).hexdigest()[:16]
+    path = _cache_root() / f"{encoder.name}-{files_key}.npz"
+    keys = [hashlib.sha1(t.encode("utf-8", "replace")).hexdigest() for t in texts]
+    known: dict[str, int] = {}
+    stored_keys = np.zeros(0, dtype="<U40")
+    stored = np.zeros((0, encoder.dimension), dtype=np.float32)
+    if cache and path.is_file():
+        try:
+            with np.load(path) as data:
+                stored_keys, stored = data["keys"], data["vectors"]
+            known = {k: i for i, k in enumerate(stored_keys.tolist())}
+        except (OSError, ValueError, KeyError) as exc:
+            logger.warning("ignoring an unreadable embedding cache %s: %s", path, exc)
+    missing = sorted({k: i for i, k in enumerate(keys) if k not in known}.items(), key=lambda kv: kv[1])
+    new_vectors = np.zeros((len(missing), encoder.dimension), dtype=np.float32)
+    if missing:
+        say(f"encoding {len(missing)} texts with {encoder.name}")
+        step = 4096
+        for begin in range(0, len(missing), step):
+            chunk = [texts[i] for _k, i in missing[begin : begin + step]]
+            new_vectors[begin : begin + len(chunk)] = encoder.encode(chunk)
+            say(f"encoded {min(begin + step, len(missing))}/{len(missing)}")
+    out = np.zeros((len(texts), encoder.dimension), dtype=np.float32)
+    fresh = {k: j for j, (k, _i) in enumerate(missing)}
+    for i, k in enumerate(keys):
+        out[i] = stored[known[k]] if k in known else new_vectors[fresh[k]]
+    if cache and missing:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.stem + ".tmp.npz")
+            np.savez(tmp, keys=np.concatenate([stored_keys, np.asarray([k for k, _ in missing], dtype="<U40")]),
+                     vectors=np.vstack([stored, new_vectors]))
+            os.replace(tmp, path)
+        except OSError as exc:  # a cache is an optimisation; never fail training over it
+            logger.warning("could not write the embedding cache %s: %s", path, exc)
+    return out
+
+
+def json_bytes(obj: Any) -> bytes:
+    import json
+
+    return json.dumps(obj, sort_keys=True).encode("utf-8")
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray,
@@ -155,7 +277,7 @@ def _library_versions() -> dict[str, str]:
     import importlib.metadata as md
 
     versions = {"python": platform.python_version()}
-    for dist in ("callcycle", "scikit-learn", "spacy", "skops", "numpy", "scipy"):
+    for dist in ("callcycle", "scikit-learn", "spacy", "skops", "numpy", "scipy", "onnxruntime", "tokenizers"):
         try:
             versions[dist] = md.version(dist)
         except md.PackageNotFoundError:
@@ -163,143 +285,195 @@ def _library_versions() -> dict[str, str]:
     return versions
 
 
-def _select(task: str, rows: list[LabelledRow], config: TrainConfig,
-            progress: Callable[[str], None]) -> tuple[str, dict[str, dict[str, Any]], np.ndarray, np.ndarray]:
-    """Grouped CV over all candidates; returns best name, per-candidate scores, OOF preds/probas of best."""
-    texts = np.asarray([r.text for r in rows], dtype=object)
-    y = np.asarray([r.labels[task] for r in rows], dtype=object)
-    groups = np.asarray([r.group for r in rows], dtype=object)
-    candidates = candidate_classifiers(config)
-    cv = StratifiedGroupKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
-    oof: dict[str, np.ndarray] = {n: np.empty(len(rows), dtype=object) for n in candidates}
-    oof_proba: dict[str, list[tuple[np.ndarray, np.ndarray, list[str]]]] = {n: [] for n in candidates}
-    fold_scores: dict[str, list[float]] = {n: [] for n in candidates}
-    skipped: dict[str, str] = {}
-    baseline_scores: dict[str, list[float]] = {}
-    for fold, (tr, te) in enumerate(cv.split(texts, y, groups)):
-        features = build_feature_union()
-        x_tr = features.fit_transform(texts[tr])
-        x_te = features.transform(texts[te])
-        for name, estimator in candidates.items():
-            if name in skipped:
-                continue
-            try:
-                model = clone(estimator).fit(x_tr, y[tr])
-            except ValueError as exc:  # e.g. too few rows of a class for the SVM's calibration folds
-                skipped[name] = str(exc)
-                continue
-            pred = model.predict(x_te)
-            oof[name][te] = pred
-            oof_proba[name].append((te, model.predict_proba(x_te), [str(c) for c in model.classes_]))
-            fold_scores[name].append(float(f1_score(y[te], pred, average="macro")))
-        if "spacy_textcat" in config.baselines:
-            from pipeline.classify.textcat import SpacyTextcat
+def _labels_by_task(rows: Sequence[LabelledRow], taxonomy: Taxonomy) -> dict[str, list[str | None]]:
+    return {t.name: [r.labels.get(t.name) for r in rows] for t in taxonomy.tasks}
 
-            pred = SpacyTextcat(seed=config.seed).fit(list(texts[tr]), list(y[tr])).predict(list(texts[te]))
-            baseline_scores.setdefault("spacy_textcat (baseline, not shipped)", []).append(
-                float(f1_score(y[te], pred, average="macro")))
-        progress(f"{task}: fold {fold + 1}/{config.folds} done")
-    summary = {n: {"macro_f1_mean": float(np.mean(s)), "macro_f1_std": float(np.std(s)),
-                   "folds": s} for n, s in fold_scores.items() if n not in skipped}
-    if not summary:
-        raise LabelDataError(f"Task {task!r}: no model family could be fitted ({skipped}).",
-                             "Add labelled rows for the rare labels.")
-    baselines = {n: {"macro_f1_mean": float(np.mean(s)), "macro_f1_std": float(np.std(s)), "folds": s}
-                 for n, s in baseline_scores.items()}
-    best = max(summary, key=lambda n: (round(summary[n]["macro_f1_mean"], 4), n.startswith("logreg")))
-    labels = sorted(set(y))
-    proba = np.zeros((len(rows), len(labels)))
-    for te, p, classes in oof_proba[best]:
+
+def _metrics_for(rows: Sequence[LabelledRow], proba: dict[str, np.ndarray], model: CycleModel,
+                 taxonomy: Taxonomy, scored: Sequence[int] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    candidates = range(len(rows)) if scored is None else scored
+    for task in taxonomy.tasks:
+        idx = [i for i in candidates if task.name in rows[i].labels]
+        if not idx:
+            continue
+        classes = model.classes_[task.name]
+        p = proba[task.name][idx]
+        pred = [classes[int(j)] for j in np.argmax(p, axis=1)]
+        full = np.zeros((len(idx), len(task.labels)))
         for j, c in enumerate(classes):
-            proba[te, labels.index(c)] = p[:, j]
-    return best, {**summary, **baselines}, oof[best], proba
+            full[:, list(task.labels).index(c)] = p[:, j]
+        out[task.name] = classification_metrics([rows[i].labels[task.name] for i in idx], pred, task.labels,
+                                                full if len(classes) == len(task.labels) else None,
+                                                [rows[i].text for i in idx])
+    return out
+
+
+def evaluate_rows(model: CycleModel, rows: Sequence[LabelledRow], taxonomy: Taxonomy,
+                  embeddings: np.ndarray | None, standalone: bool = False,
+                  use_context: bool | None = None, scored: Sequence[int] | None = None) -> dict[str, Any]:
+    """Per-task metrics of ``model`` on ``rows`` (in conversation order unless ``standalone``).
+
+    All rows are classified (they are each other's context); only ``scored`` rows (default:
+    all) count in the metrics.
+    """
+    utterances = rows_to_utterances(rows, standalone)
+    proba = model.predict_proba(utterances, embeddings, use_context=use_context)
+    return _metrics_for(rows, proba, model, taxonomy, scored)
+
+
+def evaluate_sets(model: CycleModel, sets: Sequence[BenchmarkSet], taxonomy: Taxonomy,
+                  encoder: Any = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Metrics per benchmark set (see :mod:`pipeline.classify.benchmark`)."""
+    out: dict[str, Any] = {}
+    for bench in sets:
+        vectors = embed_texts(encoder, [r.text for r in bench.rows], progress=progress) if encoder else None
+        out[bench.name] = evaluate_rows(model, bench.rows, taxonomy, vectors, standalone=not bench.in_context,
+                                        scored=bench.scored)
+    return out
 
 
 def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainConfig | None = None,
-                 version: str | None = None, progress: Callable[[str], None] | None = None) -> TrainResult:
-    """Deduplicate, split, select a model per task by grouped CV, fit, and evaluate on held-out.
+                 version: str | None = None, progress: Callable[[str], None] | None = None,
+                 models_root: Path | None = None, extra_sets: Sequence[BenchmarkSet] = ()) -> TrainResult:
+    """Deduplicate, split, fit the two-level model, and evaluate it per source.
 
     Args:
-        rows: validated labelled rows (every task labelled).
+        rows: validated labelled rows, conversations in order (written rows carry every
+            task; external rows may carry only some).
         taxonomy: the tasks and label sets.
         config: training options.
         version: artifact version name; default ``<taxonomy>-<UTC timestamp>-<data hash[:8]>``.
         progress: called with short status messages.
+        models_root: where ``encoders/<config.encoder>`` lives (default ``models``).
+        extra_sets: further evaluation sets never trained on (e.g. the shared real text),
+            reported in the card next to the held-out splits.
 
     Raises:
-        LabelDataError: too few rows or a label with too few examples to cross-validate.
+        LabelDataError: a task label with too few training rows.
     """
     cfg = config or TrainConfig()
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     rows = list(rows)
-    kept, n_dropped = drop_near_duplicates(rows, cfg.dedupe_threshold)
+    written = [r for r in rows if r.corpus == "written"]
+    external = prepare_external([r for r in rows if r.corpus != "written"], cfg.mapped_label_percent,
+                                cfg.context_radius)
+    kept_written, n_dropped = drop_near_duplicates(written, cfg.dedupe_threshold)
+    kept = kept_written + external
     train_rows, holdout_rows = split_rows(kept, cfg.holdout_percent)
     say(f"{len(rows)} rows, {n_dropped} near-duplicates dropped, {len(train_rows)} train, "
         f"{len(holdout_rows)} held out")
     for task in taxonomy.tasks:
-        counts = Counter(r.labels[task.name] for r in train_rows)
+        counts = Counter(r.labels[task.name] for r in train_rows if task.name in r.labels)
         thin = [lbl for lbl in task.labels if counts.get(lbl, 0) < cfg.folds]
         if thin:
             raise LabelDataError(
                 f"Task {task.name!r}: labels {thin} have fewer than {cfg.folds} training rows.",
                 "Add labelled examples for them, or lower --folds.")
+    encoder = None
+    if cfg.encoder:
+        from pipeline.classify.encoder import load_encoder
+
+        encoder = load_encoder(Path(models_root or "models") / "encoders" / cfg.encoder)
     d_hash = data_hash(kept)
     stamp = datetime.now(UTC)
     version = version or f"{taxonomy.name}-{stamp:%Y%m%dT%H%M%SZ}-{d_hash[:8]}"
-    models: dict[str, Pipeline] = {}
-    tasks_card: dict[str, Any] = {}
-    for task in taxonomy.tasks:
-        best, summary, oof_pred, oof_proba = _select(task.name, train_rows, cfg, say)
-        y_train = [r.labels[task.name] for r in train_rows]
-        cv_metrics = classification_metrics(y_train, list(oof_pred), task.labels,
-                                            oof_proba, [r.text for r in train_rows])
-        estimator = candidate_classifiers(cfg)[best]
-        model = Pipeline([("features", build_feature_union()), ("classifier", clone(estimator))])
-        model.fit([r.text for r in train_rows], y_train)
-        models[task.name] = model
-        task_card: dict[str, Any] = {
-            "labels": list(task.labels),
-            "selected": best,
-            "candidates": summary,
-            "cross_validated": cv_metrics,
-            "train_counts": dict(Counter(y_train)),
-        }
-        if holdout_rows:
-            h_texts = [r.text for r in holdout_rows]
-            h_true = [r.labels[task.name] for r in holdout_rows]
-            h_proba = model.predict_proba(h_texts)
-            h_pred = [str(model.classes_[i]) for i in np.argmax(h_proba, axis=1)]
-            task_card["holdout"] = classification_metrics(h_true, h_pred, task.labels, h_proba, h_texts)
-            task_card["holdout_counts"] = dict(Counter(h_true))
-        tasks_card[task.name] = task_card
-        say(f"{task.name}: selected {best}, CV macro-F1 {cv_metrics['macro_f1']:.3f}"
-            + (f", held-out macro-F1 {task_card['holdout']['macro_f1']:.3f}" if holdout_rows else ""))
+
+    all_rows = train_rows + holdout_rows
+    vectors = embed_texts(encoder, [r.text for r in all_rows], progress=say) if encoder else None
+    train_vec = vectors[: len(train_rows)] if vectors is not None else None
+    hold_vec = vectors[len(train_rows) :] if vectors is not None else None
+    weights_by_corpus = dict(cfg.corpus_weights)
+    weights = np.asarray([weights_by_corpus.get(r.corpus, 1.0) for r in train_rows])
+    model = CycleModel(tasks={t.name: list(t.labels) for t in taxonomy.tasks}, use_encoder=encoder is not None,
+                       use_context=cfg.context, text_c=cfg.text_c, encoder_weight=cfg.encoder_weight,
+                       context_folds=cfg.folds, random_state=cfg.seed)
+    oof: dict[str, np.ndarray] = {}
+    model.fit(rows_to_utterances(train_rows), _labels_by_task(train_rows, taxonomy), train_vec,
+              groups=[r.split_group for r in train_rows], sample_weight=weights,
+              balance_groups=[r.corpus for r in train_rows],
+              standalone_weight=cfg.standalone_weight,
+              standalone_mask=np.asarray([r.corpus == "written" for r in train_rows]),
+              oof_out=oof, progress=say)
+    cross_validated = _metrics_for(train_rows, oof, model, taxonomy) if oof else {}
+
+    evaluation: dict[str, Any] = {}
+    by_corpus: dict[str, list[int]] = {}
+    for i, r in enumerate(holdout_rows):
+        by_corpus.setdefault(r.corpus, []).append(i)
+    for corpus, idx in sorted(by_corpus.items()):
+        subset = [holdout_rows[i] for i in idx]
+        vec = hold_vec[idx] if hold_vec is not None else None
+        if corpus == "ami":
+            for view in ami_views(subset):
+                evaluation[view.name] = evaluate_rows(model, subset, taxonomy, vec, scored=view.scored)
+            continue
+        evaluation[f"{corpus} held-out (in context)"] = evaluate_rows(model, subset, taxonomy, vec)
+        if corpus == "written":
+            evaluation["written held-out (one sentence at a time)"] = evaluate_rows(
+                model, subset, taxonomy, vec, standalone=True)
+    if extra_sets:
+        evaluation.update(evaluate_sets(model, extra_sets, taxonomy, encoder, progress=say))
     from pipeline.classify.artifacts import taxonomy_to_dict
 
+    tasks_card: dict[str, Any] = {}
+    for task in taxonomy.tasks:
+        y_train = [r.labels[task.name] for r in train_rows if task.name in r.labels]
+        entry: dict[str, Any] = {
+            "labels": list(task.labels),
+            "selected": _recipe(cfg, encoder is not None),
+            "candidates": {},
+            "train_counts": dict(Counter(y_train)),
+        }
+        if task.name in cross_validated:
+            entry["cross_validated"] = cross_validated[task.name]
+        written_hold = evaluation.get("written held-out (in context)", {})
+        if task.name in written_hold:
+            entry["holdout"] = written_hold[task.name]
+            entry["holdout_counts"] = dict(Counter(r.labels[task.name] for r in holdout_rows
+                                                   if r.corpus == "written"))
+        tasks_card[task.name] = entry
+        say(f"{task.name}: " + ", ".join(f"{name} {m[task.name]['macro_f1']:.3f}"
+                                         for name, m in evaluation.items() if task.name in m))
     card: dict[str, Any] = {
         "version": version,
         "created_at": stamp.isoformat(),
         "taxonomy": taxonomy_to_dict(taxonomy),
+        "encoder": ({"name": encoder.name, "files": dict(encoder.info.get("files", {})),
+                     "source": encoder.info.get("source")} if encoder else None),
         "data": {
             "hash": d_hash,
             "rows_total": len(rows),
             "near_duplicates_dropped": n_dropped,
-            "near_duplicate_rule": f"cosine of char 3-5-gram TF-IDF of normalised text >= {cfg.dedupe_threshold}",
+            "near_duplicate_rule": (f"written rows: cosine of char 3-5-gram TF-IDF of normalised text "
+                                    f">= {cfg.dedupe_threshold}"),
             "rows_train": len(train_rows),
             "rows_holdout": len(holdout_rows),
-            "holdout_rule": f"sha256(group) % 100 < {cfg.holdout_percent}",
+            "holdout_rule": f"sha256(split group) % 100 < {cfg.holdout_percent}",
+            "split_group": "the conversation group; for AMI, the meeting series (ES2002a-d -> ES2002)",
             "sources": dict(Counter(r.source for r in kept)),
+            "corpora": {c: {"rows": n, **{t.name: dict(Counter(r.labels[t.name] for r in kept
+                                                                 if r.corpus == c and t.name in r.labels))
+                                         for t in taxonomy.tasks}}
+                        for c, n in Counter(r.corpus for r in kept).items()},
         },
-        "training": {"folds": cfg.folds, "cv": "StratifiedGroupKFold by conversation group",
-                     "seed": cfg.seed, "families": list(cfg.families), "c_grid": list(cfg.c_grid),
-                     "baselines": list(cfg.baselines),
+        "training": {**{k: v for k, v in asdict(cfg).items()}, "recipe": _recipe(cfg, encoder is not None),
                      "seconds": round(time.perf_counter() - started, 1)},
+        "evaluation": evaluation,
         "tasks": tasks_card,
         "libraries": _library_versions(),
     }
-    return TrainResult(models=models, card=card, card_markdown=render_card_markdown(card),
-                       holdout=holdout_rows)
+    return TrainResult(model=model, card=card, card_markdown=render_card_markdown(card),
+                       holdout=holdout_rows, encoder=encoder.name if encoder else None)
+
+
+def _recipe(cfg: TrainConfig, with_encoder: bool) -> str:
+    text = "TF-IDF word 1-2 + char 2-5 grams + cues" + (f" + {cfg.encoder} vectors" if with_encoder else "")
+    text += f" -> logistic regression (C={cfg.text_c}, balanced)"
+    if cfg.context:
+        text += " -> context: gradient-boosted trees over own, previous and next segments' probabilities"
+    return text
 
 
 def _metrics_table(metrics: dict[str, Any]) -> list[str]:
@@ -329,8 +503,9 @@ def _metrics_table(metrics: dict[str, Any]) -> list[str]:
 
 
 def render_card_markdown(card: dict[str, Any]) -> str:
-    """Human-readable model card."""
+    """Human-readable model card: data per corpus, recipe, and metrics per evaluation source."""
     data = card["data"]
+    training = card["training"]
     lines = [f"# Model card: {card['version']}", "",
              f"Created {card['created_at']}. Taxonomy **{card['taxonomy']['name']}** "
              f"v{card['taxonomy']['version']}.", "",
@@ -338,22 +513,50 @@ def render_card_markdown(card: dict[str, Any]) -> str:
              f"- data hash `{data['hash']}`",
              f"- {data['rows_total']} labelled rows; {data['near_duplicates_dropped']} near-duplicates dropped "
              f"({data['near_duplicate_rule']})",
-             f"- {data['rows_train']} training rows, {data['rows_holdout']} held-out rows ({data['holdout_rule']})",
-             "", "## Training", "",
-             f"- {card['training']['cv']}, {card['training']['folds']} folds, seed {card['training']['seed']}",
-             f"- candidates: {', '.join(card['training']['families'])} × C {card['training']['c_grid']}; "
-             f"compared only: {', '.join(card['training'].get('baselines', [])) or 'none'}",
-             f"- training time {card['training']['seconds']} s", ""]
-    for name, task in card["tasks"].items():
-        lines += [f"## Task `{name}`: {' / '.join(task['labels'])}", "",
-                  f"Selected **{task['selected']}**.", "", "| candidate | CV macro-F1 | std |", "|---|---|---|"]
-        for cand, s in task["candidates"].items():
-            lines.append(f"| {cand} | {s['macro_f1_mean']:.3f} | {s['macro_f1_std']:.3f} |")
-        lines += ["", "### Cross-validated (out-of-fold, training rows)", ""]
-        lines += _metrics_table(task["cross_validated"])
-        if "holdout" in task:
-            lines += ["", "### Held-out split", ""]
-            lines += _metrics_table(task["holdout"])
+             f"- {data['rows_train']} training rows, {data['rows_holdout']} held-out rows ({data['holdout_rule']}; "
+             f"split group: {data.get('split_group', 'conversation group')})", ""]
+    if data.get("corpora"):
+        lines += ["| corpus | rows | labels |", "|---|---|---|"]
+        for corpus, info in data["corpora"].items():
+            labels = "; ".join(f"{task}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+                               for task, counts in info.items() if task != "rows" and counts)
+            lines.append(f"| {corpus} | {info['rows']} | {labels} |")
         lines.append("")
+    lines += ["## Recipe", "", f"- {training.get('recipe', '')}"]
+    if card.get("encoder"):
+        enc = card["encoder"]
+        lines.append(f"- sentence encoder `{enc['name']}` (onnxruntime; source: "
+                     f"{(enc.get('source') or {}).get('upstream', '?')}, "
+                     f"{(enc.get('source') or {}).get('licence', '?')})")
+    lines += ["- options: " + ", ".join(f"{k}={v}" for k, v in training.items() if k not in {"recipe", "seconds"}),
+              f"- training time {training['seconds']} s", ""]
+    evaluation = card.get("evaluation", {})
+    if evaluation:
+        tasks = list(card["tasks"])
+        lines += ["## Results per source", "", "Macro-F1 (rows). Real speech and other people's phrasing are the "
+                  "test that matters; the written held-out split is our own writers' style.", "",
+                  "| source | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
+        for name, metrics in evaluation.items():
+            cells = [f"{metrics[t]['macro_f1']:.3f} ({metrics[t]['n']})" if t in metrics else "—" for t in tasks]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    for name, task in card["tasks"].items():
+        lines += [f"## Task `{name}`: {' / '.join(task['labels'])}", ""]
+        if task.get("cross_validated"):
+            lines += ["### Text level, out-of-fold on the training rows", ""]
+            lines += _metrics_table(task["cross_validated"])
+            lines.append("")
+        for source, metrics in evaluation.items():
+            if name in metrics:
+                lines += [f"### {source}", ""] + _metrics_table(metrics[name]) + [""]
+    for key, title in (("calls", "Labelled calls (call level)"), ("benchmark", "Real-speech benchmark")):
+        if card.get(key):
+            lines += [f"## {title}", "", "```json", json_dumps(card[key]), "```", ""]
     lines += ["## Libraries", ""] + [f"- {k} {v}" for k, v in card["libraries"].items()]
     return "\n".join(lines) + "\n"
+
+
+def json_dumps(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, indent=2, default=str)

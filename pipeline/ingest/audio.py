@@ -71,7 +71,15 @@ def _open(path: Path):  # noqa: ANN202 - returns an av container
         container.close()
         raise AudioDecodeError(
             f"{path.name}: the file has no audio stream.",
-            "Make sure this is an audio recording and not a video, document or renamed file.",
+            "Make sure this is an audio recording (a video needs an audio track), not a document or renamed file.",
+        )
+    stream = container.streams.audio[0]
+    channels = getattr(stream, "channels", None) or getattr(stream.codec_context, "channels", None)
+    if not channels:
+        container.close()
+        raise AudioDecodeError(
+            f"{path.name}: the audio stream declares 0 channels, so there is nothing to decode.",
+            "The file's header is damaged; export the recording again.",
         )
     return container
 
@@ -165,6 +173,17 @@ def iter_audio_blocks(path: Path, *, block_s: float = 600.0,
         stream = container.streams.audio[0]
         source_rate = int(stream.rate or stream.codec_context.sample_rate or SAMPLE_RATE)
         header_s = _declared_duration(path)
+        declared_s = header_s
+        if declared_s is None and stream.duration is not None and stream.time_base is not None:
+            declared_s = float(stream.duration * stream.time_base)
+        elif declared_s is None and container.duration is not None:
+            declared_s = container.duration / 1_000_000
+        if max_duration_s is not None and declared_s and declared_s > max_duration_s + 1.0:
+            raise EmptyAudioError(  # checked before decoding and transcribing up to the limit
+                f"{path.name}: longer than the limit of {max_duration_s:.0f} s ({declared_s:.0f} s by its header).",
+                "Raise --max-duration or split the recording.",
+                step="decode",
+            )
         resampler = av.AudioResampler(format="fltp", layout=stream.layout.name, rate=SAMPLE_RATE)
         pending: list[np.ndarray] = []
         n_pending = 0

@@ -1,7 +1,12 @@
 """Find input files, fingerprint them and attach call metadata.
 
-Inputs may be files, folders (searched recursively) or glob patterns. Each file
-becomes a :class:`~pipeline.schema.Source` keyed by the sha256 of its bytes.
+Inputs may be files, folders (searched recursively) or glob patterns. Each file becomes a
+:class:`~pipeline.schema.Source` with an identity (``source_id``: its path relative to the
+folder or glob root it was found under, or ``call_id`` from ``calls.csv``) and a version (the
+sha256 of its bytes). Discovery is defensive: symlinks that leave the input folder are refused,
+unreadable folders and special files (FIFOs, devices) become errors instead of hangs or silence,
+and a file still being written (it changes while hashed, or a WAV header promises more data
+than a just-modified file holds) is deferred to a later run.
 Call metadata (rep, customer, date) comes from a ``calls.csv`` sidecar next to the
 inputs (columns ``path,rep,customer,date``; ``path`` relative to the CSV; an optional
 ``speakers`` column maps speakers to roles, ``S1=rep;S2=customer``) or, failing
@@ -14,10 +19,14 @@ import csv
 import glob
 import hashlib
 import logging
+import os
+import stat
+import struct
+import time
 from datetime import date
 from pathlib import Path
 
-from pipeline.errors import InputError
+from pipeline.errors import InputChangingError, InputError
 from pipeline.schema import ROLES, CallMetadata, Source
 
 __all__ = [
@@ -34,10 +43,14 @@ __all__ = [
 
 logger = logging.getLogger("callcycle.ingest")
 
-AUDIO_FORMATS = frozenset({"wav", "flac", "mp3", "m4a", "ogg", "opus", "webm", "aac", "wma"})
+AUDIO_FORMATS = frozenset({"wav", "flac", "mp3", "m4a", "ogg", "opus", "webm", "aac", "wma",
+                           "mp4", "mov", "m4v", "mkv"})  # video containers: their audio track is used
 TRANSCRIPT_FORMATS = frozenset({"json", "vtt", "srt", "txt"})
 SIDECAR_NAME = "calls.csv"
 _HASH_CHUNK = 1 << 20
+#: A WAV whose header promises more data than it holds is treated as still being written when it
+#: was modified less than this many seconds ago (older ones are truncated files, scored as such).
+SETTLE_S = 30.0
 
 
 def file_sha256(path: Path) -> str:
@@ -85,9 +98,9 @@ def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
         with open(csv_path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             header = reader.fieldnames
-            if header is not None:
-                reader.fieldnames = [str(name).strip().lower() for name in header]
-            if header is None or "path" not in reader.fieldnames:
+            names = [str(name).strip().lower() for name in header] if header is not None else []
+            reader.fieldnames = names
+            if "path" not in names:
                 raise InputError(
                     f"{csv_path} has no 'path' column.",
                     "A calls.csv sidecar needs the header: path,rep,customer,date",
@@ -113,13 +126,19 @@ def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
                 except ValueError as exc:
                     logger.warning("%s line %d: %s; speaker map ignored", csv_path, line_no, exc)
                     speaker_roles = ()
+                target = (csv_path.parent / rel).resolve()
+                if not target.is_relative_to(csv_path.parent.resolve()):
+                    logger.warning("%s line %d: %r is outside the sidecar's folder; a calls.csv describes only "
+                                   "files under its own folder, row ignored", csv_path, line_no, rel[:80])
+                    continue
                 meta = CallMetadata(
                     rep=_cell(row.get("rep")) or None,
                     customer=_cell(row.get("customer")) or None,
                     call_date=call_date,
                     speaker_roles=speaker_roles,
+                    call_id=_cell(row.get("call_id")) or None,
                 )
-                result[(csv_path.parent / rel).resolve()] = meta
+                result[target] = meta
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(
             f"Cannot read the metadata sidecar {csv_path}: {exc}.",
@@ -159,26 +178,92 @@ def metadata_from_name(path: Path) -> CallMetadata:
     return CallMetadata()
 
 
-def _expand(spec: str) -> list[Path]:
+def _unreadable_folder(folder: str, exc: OSError) -> InputError:
+    return InputError(f"Cannot read folder {folder}: {exc.strerror or exc}.",
+                      "Give callcycle read and execute permission on it, or leave it out of the inputs.")
+
+
+def _walk(root: Path, errors: list[tuple[str, InputError]]) -> list[Path]:
+    """Every entry under ``root`` (hidden folders skipped, symlinked folders not followed)."""
+    found: list[Path] = []
+
+    def onerror(exc: OSError) -> None:
+        errors.append((str(exc.filename), _unreadable_folder(str(exc.filename), exc)))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not Path(dirpath, d).is_symlink())
+        found.extend(Path(dirpath) / name for name in sorted(filenames))
+    return found
+
+
+def _glob_root(spec: str) -> Path:
+    """The folder part of a glob before its first wildcard (the root that identities are relative to)."""
+    parts = Path(spec).parts
+    fixed = [p for p in parts[: next((i for i, p in enumerate(parts) if glob.has_magic(p)), len(parts))]]
+    return Path(*fixed) if fixed else Path(".")
+
+
+def _expand(spec: str, errors: list[tuple[str, InputError]] | None = None) -> list[tuple[Path, Path]]:
+    """``(file, root)`` pairs for one input spec; ``root`` is what the file's identity is relative to."""
+    errors = errors if errors is not None else []
     path = Path(spec)
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file())
-    if path.exists():
-        return [path]
+        if not os.access(path, os.R_OK | os.X_OK):
+            errors.append((str(path), _unreadable_folder(str(path), PermissionError(13, "Permission denied"))))
+            return []
+        return [(p, path) for p in _walk(path, errors)]
+    if path.exists() or path.is_symlink():
+        return [(path, path.parent)]
     matches = sorted(Path(p) for p in glob.glob(spec, recursive=True))
     if not matches:
         raise InputError(
             f"No input matches {spec!r}.",
             "Pass an existing file, a folder or a quoted glob such as 'calls/**/*.wav'.",
         )
-    return [p for p in matches if p.is_file()]
+    root = _glob_root(spec)
+    return [(p, root) for p in matches if not p.is_dir()]
 
 
-def describe_source(path: Path, metadata: CallMetadata | None = None) -> Source:
+def _identity(file: Path, root: Path) -> str:
+    try:
+        return file.relative_to(root).as_posix()
+    except ValueError:
+        return file.name
+
+
+def _escapes_root(file: Path, root: Path) -> Path | None:
+    """Where a symlink points when that is outside ``root`` (else ``None``)."""
+    if not file.is_symlink():
+        return None
+    target = file.resolve()
+    return None if target.is_relative_to(root.resolve()) else target
+
+
+def _still_being_written(path: Path, st: os.stat_result, settle_s: float) -> str | None:
+    """Why a just-modified WAV looks incomplete (its header promises more bytes than it has)."""
+    if path.suffix.lower() != ".wav" or time.time() - st.st_mtime > settle_s:
+        return None
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+    except OSError:
+        return None
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    declared = struct.unpack("<I", head[4:8])[0] + 8
+    if declared > st.st_size and declared != 0xFFFFFFFF + 8:
+        return f"its header announces {declared} bytes but it holds {st.st_size}"
+    return None
+
+
+def describe_source(path: Path, metadata: CallMetadata | None = None, *, source_id: str = "",
+                    settle_s: float = SETTLE_S) -> Source:
     """Fingerprint one input file.
 
     Raises:
-        InputError: the file is unreadable or its extension is not a supported format.
+        InputError: the file is unreadable, not a regular file, or its extension is not a
+            supported format.
+        InputChangingError: the file changed while it was hashed, or is a WAV still being written.
     """
     fmt = path.suffix.lower().lstrip(".")
     if fmt in AUDIO_FORMATS:
@@ -192,26 +277,55 @@ def describe_source(path: Path, metadata: CallMetadata | None = None) -> Source:
             f"({', '.join(sorted(TRANSCRIPT_FORMATS))}).",
         )
     try:
-        size = path.stat().st_size
+        before = path.stat()
+        if not stat.S_ISREG(before.st_mode):  # a FIFO would block the hash read for ever
+            raise InputError(f"{path.name}: not a regular file (a pipe, socket or device).",
+                             "Copy the recording to a regular file and pass that.")
         sha = file_sha256(path)
+        after = path.stat()
+    except FileNotFoundError as exc:
+        raise InputError(f"{path.name} disappeared before it could be read.",
+                         "Nothing was recorded for it; run again once the file is back.") from exc
     except OSError as exc:
         raise InputError(f"Cannot read {path}: {exc.strerror}.", "Check the path and permissions.") from exc
+    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+        raise InputChangingError(f"{path.name} is still being written (it changed while it was read).",
+                                 "It is scored by the next run, once it has stopped changing.")
+    growing = _still_being_written(path, after, settle_s)
+    if growing:
+        raise InputChangingError(f"{path.name} looks like it is still being written ({growing}).",
+                                 f"It is scored by a later run; a file unchanged for {settle_s:.0f} s is scored "
+                                 "as it is (a truncated recording keeps the audio that is there).")
+    meta = metadata or metadata_from_name(path)
     return Source(
         path=str(path),
         kind=kind,  # type: ignore[arg-type]
         fmt=fmt,
         sha256=sha,
-        size_bytes=size,
-        call_id=path.stem,
-        metadata=metadata or metadata_from_name(path),
+        size_bytes=after.st_size,
+        call_id=meta.call_id or path.stem,
+        metadata=meta,
+        source_id=meta.call_id or source_id or str(path),
+        mtime_ns=after.st_mtime_ns,
     )
 
 
-def discover_inputs(inputs: list[str] | list[Path]) -> tuple[list[Source], list[tuple[str, InputError]]]:
+def no_inputs_error(inputs: list[str] | list[Path]) -> InputError:
+    """The error for a batch whose inputs hold no audio or transcript at all."""
+    shown = ", ".join(str(i) for i in inputs[:3]) + (" ..." if len(inputs) > 3 else "")
+    return InputError(f"No audio or transcript files found in {shown}.",
+                      f"callcycle reads audio ({', '.join(sorted(AUDIO_FORMATS))}) and transcripts "
+                      f"({', '.join(sorted(TRANSCRIPT_FORMATS))}); check the folder and the extensions.")
+
+
+def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_S,
+                    ) -> tuple[list[Source], list[tuple[str, InputError]]]:
     """Expand inputs into sources, skipping sidecars and files of unknown type quietly.
 
     Files given explicitly with an unsupported type are reported as errors; files of
-    unknown type found while walking a folder (READMEs, scripts) are ignored.
+    unknown type found while walking a folder (READMEs, scripts) are ignored. Unreadable
+    folders, symlinks that point outside the input folder, special files with a known
+    extension and files still being written (:class:`InputChangingError`) come back as errors.
 
     Returns:
         ``(sources, errors)``: sources sorted by path, and ``(path, error)`` pairs for
@@ -221,17 +335,17 @@ def discover_inputs(inputs: list[str] | list[Path]) -> tuple[list[Source], list[
     sources: list[Source] = []
     errors: list[tuple[str, InputError]] = []
     seen: set[Path] = set()
-    candidates: list[tuple[Path, bool]] = []
+    candidates: list[tuple[Path, Path, bool]] = []
     for spec in inputs:
         spec_path = Path(spec)
         try:
-            files = _expand(str(spec))
+            files = _expand(str(spec), errors)
         except InputError as exc:
             errors.append((str(spec), exc))
             continue
-        explicit = spec_path.is_file()
-        for file in files:
-            candidates.append((file, explicit))
+        explicit = spec_path.is_file() or (spec_path.exists() and not spec_path.is_dir())
+        for file, root in files:
+            candidates.append((file, root, explicit))
             sidecar = file.parent / SIDECAR_NAME
             if sidecar.is_file() and sidecar.resolve() not in seen:
                 seen.add(sidecar.resolve())
@@ -240,16 +354,30 @@ def discover_inputs(inputs: list[str] | list[Path]) -> tuple[list[Source], list[
                 except InputError as exc:
                     errors.append((str(sidecar), exc))
     done: set[Path] = set()
-    for file, explicit in candidates:
-        resolved = file.resolve()
-        if resolved in done or file.name == SIDECAR_NAME or file.name.startswith("."):
+    for file, root, explicit in candidates:
+        if file.name == SIDECAR_NAME or file.name.startswith("."):
             continue
-        done.add(resolved)
         fmt = file.suffix.lower().lstrip(".")
         if not explicit and fmt not in AUDIO_FORMATS | TRANSCRIPT_FORMATS:
             continue
+        outside = None if explicit else _escapes_root(file, root)
+        if outside is not None:
+            errors.append((str(file), InputError(
+                f"{file.name} is a symbolic link to {outside}, outside the input folder {root}; refused.",
+                "Copy the file into the folder if it is a call; links may not lead out of the inputs.")))
+            continue
         try:
-            sources.append(describe_source(file, sidecars.get(resolved)))
+            resolved = file.resolve()
+        except (OSError, RuntimeError) as exc:  # symlink loop
+            errors.append((str(file), InputError(f"{file.name}: cannot follow the link ({exc}).",
+                                                 "Remove the broken link.")))
+            continue
+        if resolved in done:
+            continue
+        done.add(resolved)
+        try:
+            sources.append(describe_source(file, sidecars.get(resolved), source_id=_identity(file, root),
+                                           settle_s=settle_s))
         except InputError as exc:
             errors.append((str(file), exc))
     sources.sort(key=lambda s: s.path)

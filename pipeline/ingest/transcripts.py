@@ -222,7 +222,8 @@ def _parse_cues(name: str, text: str, kind: str) -> list[Row]:
         elif kind == "WebVTT" and _VTT_META_BLOCK.match(first):
             continue  # NOTE, STYLE and REGION blocks
         cue: tuple[float, float] | None = None
-        speaker, parts = UNKNOWN_SPEAKER, []
+        speaker = UNKNOWN_SPEAKER
+        parts: list[str] = []
         orphan: tuple[int, str] | None = None
         for pos, (number, line) in enumerate(block):
             match = _CUE_TIME.match(line)

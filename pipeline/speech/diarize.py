@@ -100,8 +100,15 @@ class Diarization:
 
 
 def default_model_path() -> Path:
-    """The shipped CAM++ ONNX model, ``models/speaker/campplus_cn_en_common.onnx``."""
-    return Path(__file__).resolve().parents[2] / "models" / "speaker" / "campplus_cn_en_common.onnx"
+    """The shipped CAM++ ONNX model: ``speaker/campplus_cn_en_common.onnx`` in the packaged models
+    (``pipeline/_data/models``, copied there when a wheel is built) or the checkout's ``models/``."""
+    from pipeline import paths
+
+    name = Path("speaker") / "campplus_cn_en_common.onnx"
+    for root in (paths.PACKAGE_DATA / "models", paths._CHECKOUT / "models"):
+        if (root / name).is_file():
+            return root / name
+    return paths.PACKAGE_DATA / "models" / name
 
 
 def load_speaker_model(path: str | Path | None = None, *, threads: int = 0) -> SpeakerModel:

@@ -1,357 +1,79 @@
-"""Parquet datasets with explicit Arrow schemas, written atomically and idempotently.
+"""Parquet datasets on a local disk: one file per call identity, replaced atomically, verified on read.
 
-Three datasets live under the output folder, one Parquet file per call (or failed input):
+Layout under the output folder (readers ignore dot files and ``quarantine/``)::
 
-- ``segments/part-<call_key>.parquet`` — one row per classified segment;
-- ``calls/part-<call_key>.parquet`` — one row per scored call (written last: its presence
-  marks the call as done);
-- ``errors/part-<error_key>.parquet`` — one row per input that failed.
+    calls/part-<identity>.parquet      one row: the call's current results (written last: the commit)
+    segments/part-<identity>.parquet   its segments, carrying the same call_key
+    errors/part-<identity>.parquet     one row while the input fails; removed once it succeeds
+    quarantine/<table>/...             files that did not read back (truncated, corrupt), moved aside
 
-``call_key`` hashes the source file's sha256 with the pipeline version, ASR model and
-classifier version, so a rerun with the same versions skips finished calls and a new
-model version writes new rows beside the old ones instead of mixing them. Files are
-written under a dot-prefixed temporary name and renamed into place, so a reader (which
-ignores dot files) never sees a half-written file. Column meanings are in
-:data:`COLUMN_DOCS` and the README.
+``<identity>`` hashes the call's ``source_id`` (see :mod:`pipeline.store.schema`), so a new
+version of a call (fixed transcript, re-exported recording, new classifier) *replaces* the
+old files with ``os.replace`` — every reader, ours or a DuckDB glob, sees one row per call.
+A call counts as done only when both files read back (Parquet footer, row count, call_key);
+anything else is quarantined and redone. :func:`read_dataset` hides segments whose calls row
+is missing or belongs to another version, so a crash between the two writes is invisible.
 """
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import os
 import re
-from collections.abc import Sequence
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from pipeline import PIPELINE_VERSION
-from pipeline.atomic import publish, temp_path
-from pipeline.classify.labels import Taxonomy
-from pipeline.schema import CallScore, ClassifiedSegment, Source
+from pipeline.atomic import publish, temp_path, write_bytes_atomic
+from pipeline.errors import OutputError
+from pipeline.store.schema import (
+    CALLS_SCHEMA,
+    COLUMN_DOCS,
+    ERRORS_SCHEMA,
+    SCHEMA_VERSION,
+    SCHEMAS,
+    SEGMENTS_SCHEMA,
+    RunStamp,
+    call_key,
+    calls_table,
+    check_table,
+    error_key,
+    errors_table,
+    identity_key,
+    segments_table,
+    source_identity,
+)
 
 __all__ = [
-    "SCHEMA_VERSION",
-    "SEGMENTS_SCHEMA",
-    "CALLS_SCHEMA",
-    "ERRORS_SCHEMA",
-    "COLUMN_DOCS",
-    "RunStamp",
-    "call_key",
-    "error_key",
-    "is_done",
-    "segments_table",
-    "calls_table",
-    "errors_table",
-    "write_call",
-    "write_error",
-    "clear_error",
-    "read_dataset",
-    "write_table_atomic",
-    "sweep_stale_temp",
+    # re-exported from pipeline.store.schema so `from pipeline.store import local as store` has it all
+    "SCHEMA_VERSION", "SEGMENTS_SCHEMA", "CALLS_SCHEMA", "ERRORS_SCHEMA", "COLUMN_DOCS", "RunStamp",
+    "call_key", "error_key", "identity_key", "source_identity", "segments_table", "calls_table", "errors_table",
+    # files
+    "CallState", "StoredCall", "stored_call", "is_done", "write_call", "update_call", "write_error",
+    "clear_error", "read_dataset", "write_table_atomic", "sweep_stale_temp", "quarantine", "QUARANTINE",
+    "check_output_dir", "output_error", "retire_old_layout", "LEGACY",
 ]
 
-SCHEMA_VERSION = "2"
+logger = logging.getLogger("callcycle.store")
 
-COLUMN_DOCS: dict[str, dict[str, str]] = {
-    "segments": {
-        "call_key": "Idempotence key: hash of source sha256, pipeline, ASR and classifier versions.",
-        "call_id": "Human-readable call id (file stem or the transcript's call_id).",
-        "segment_index": "Position of the segment in the call, from 0, in time order.",
-        "turn_index": "Index of the speaker turn the segment belongs to.",
-        "speaker": "Speaker name (transcript name; the channel's name such as rep/customer for multi-channel "
-                   "audio; S1, S2 ... in order of first speech for diarized mono audio; 'mixed' for mono audio "
-                   "with diarization off).",
-        "channel": "Audio channel the speech came from; null for text transcripts.",
-        "start_s": "Start time in the call, seconds.",
-        "end_s": "End time in the call, seconds.",
-        "duration_s": "end_s - start_s, seconds.",
-        "timing_estimated": "True when times were estimated from word count (150 wpm) because the transcript had none.",
-        "text": "The segment's words.",
-        "asr_confidence": "Mean word probability from the recogniser, 0-1; null for text transcripts.",
-        "is_question": "The segment is a question (question mark, or a question-shaped opening).",
-        "stage": "Predicted Cycle-of-Value stage (align, act, adjust, other).",
-        "stage_confidence": "Probability of the predicted stage.",
-        "stage_probs": "Probability of every stage label.",
-        "talk_action": "Predicted talk or action (a neutral-stage segment is always talk).",
-        "action_prob": "Probability that the segment is action, from the talk/action model.",
-        "source_sha256": "sha256 of the input file's bytes.",
-        "role": "Speaker's role: rep, customer, manager or unknown.",
-        "role_source": "Where the role came from: sidecar (calls.csv speakers map or rep name), channel (channel "
-                       "layout), name (transcript speaker called rep/customer/...), heuristic (most questions = rep).",
-    },
-    "calls": {
-        "call_key": "Idempotence key (see segments).",
-        "call_id": "Human-readable call id.",
-        "source_path": "Input file path as given.",
-        "source_sha256": "sha256 of the input file's bytes.",
-        "source_kind": "audio or transcript.",
-        "source_format": "File format from the extension (wav, mp3, json, vtt ...).",
-        "rep": "Sales rep, from calls.csv or the file-name convention; null when unknown.",
-        "customer": "Customer, from calls.csv or the file-name convention; null when unknown.",
-        "call_date": "Date of the call; null when unknown.",
-        "audio_duration_s": "Length of the recording, seconds; null for transcripts.",
-        "speech_s": "Seconds of classified speech (sum of segment durations).",
-        "n_segments": "Number of segments.",
-        "n_speakers": "Number of distinct speakers.",
-        "timing_estimated": "True when any segment's timing was estimated.",
-        "action_share": "Action seconds / (talk + action seconds) over non-'other' segments; null without such speech.",
-        "talk_action_ratio": "Talk seconds / action seconds over the same segments; null when there is no action.",
-        "stage_shares": "Share of speech seconds per stage label.",
-        "stages_present": "Cycle stages (not 'other') that occur in the call.",
-        "stage_order": "Cycle stages in order of first appearance.",
-        "cycle_complete": "True when align, act and adjust all occur.",
-        "speakers": "Per speaker (definitions in docs/SPEAKER_FIGURES.md): speech seconds, share of speaking "
-                    "time, longest monologue (speech seconds), questions asked, segments, action share, stage "
-                    "shares, role and its source, talk-to-listen ratio, interactivity (floor takings per minute), "
-                    "patience (mean pause before taking the floor, s), question rate per minute, filler rate per "
-                    "100 words, words.",
-        "interactivity_per_min": "Speaker switches per minute of call; null for calls under a second.",
-        "asr_model": "Speech model used; null for transcripts.",
-        "classifier_version": "Version of the classifier artifact.",
-        "taxonomy": "Taxonomy name and version.",
-        "pipeline_version": "callcycle pipeline version.",
-        "processing_s": "Wall seconds spent on this call.",
-        "processed_at": "When the row was written (UTC).",
-    },
-    "errors": {
-        "error_key": "Hash of path, source sha256 and versions: one row per failing input and version set.",
-        "source_path": "Input file path as given.",
-        "source_sha256": "sha256 of the file's bytes; null when it could not be read.",
-        "step": "Pipeline step that failed: ingest, decode, parse, transcribe, classify, store.",
-        "error_type": "Error class name.",
-        "message": "What went wrong.",
-        "hint": "What to do about it.",
-        "attempts": "How many times the input was tried.",
-        "pipeline_version": "callcycle pipeline version.",
-        "occurred_at": "When the error was recorded (UTC).",
-    },
-}
-
-_PROBS = pa.map_(pa.string(), pa.float32())
-_SPEAKER = pa.struct([
-    pa.field("speaker", pa.string(), nullable=False),
-    pa.field("speech_s", pa.float64()),
-    pa.field("talk_share", pa.float64()),
-    pa.field("longest_monologue_s", pa.float64()),
-    pa.field("questions", pa.int32()),
-    pa.field("n_segments", pa.int32()),
-    pa.field("action_share", pa.float64()),
-    pa.field("stage_shares", pa.map_(pa.string(), pa.float64())),
-    pa.field("role", pa.string()),
-    pa.field("role_source", pa.string()),
-    pa.field("talk_to_listen", pa.float64()),
-    pa.field("interactivity_per_min", pa.float64()),
-    pa.field("patience_s", pa.float64()),
-    pa.field("question_rate_per_min", pa.float64()),
-    pa.field("filler_rate_per_100_words", pa.float64()),
-    pa.field("n_words", pa.int32()),
-])
+QUARANTINE = "quarantine"
+CallState = Literal["missing", "current", "stale", "broken"]
+_table = check_table  # old private name, kept for callers of the single-module store
 
 
-def _schema(name: str, fields: list[pa.Field]) -> pa.Schema:
-    docs = COLUMN_DOCS[name]
-    missing = {f.name for f in fields} ^ set(docs)
-    assert not missing, f"undocumented or stale columns in {name}: {missing}"
-    return pa.schema(
-        [f.with_metadata({"description": docs[f.name]}) for f in fields],
-        metadata={"callcycle.schema_version": SCHEMA_VERSION, "callcycle.table": name},
-    )
-
-
-SEGMENTS_SCHEMA = _schema("segments", [
-    pa.field("call_key", pa.string(), nullable=False),
-    pa.field("call_id", pa.string(), nullable=False),
-    pa.field("segment_index", pa.int32(), nullable=False),
-    pa.field("turn_index", pa.int32(), nullable=False),
-    pa.field("speaker", pa.string(), nullable=False),
-    pa.field("channel", pa.int16()),
-    pa.field("start_s", pa.float64(), nullable=False),
-    pa.field("end_s", pa.float64(), nullable=False),
-    pa.field("duration_s", pa.float64(), nullable=False),
-    pa.field("timing_estimated", pa.bool_(), nullable=False),
-    pa.field("text", pa.string(), nullable=False),
-    pa.field("asr_confidence", pa.float32()),
-    pa.field("is_question", pa.bool_(), nullable=False),
-    pa.field("stage", pa.string(), nullable=False),
-    pa.field("stage_confidence", pa.float32(), nullable=False),
-    pa.field("stage_probs", _PROBS),
-    pa.field("talk_action", pa.string(), nullable=False),
-    pa.field("action_prob", pa.float32(), nullable=False),
-    pa.field("source_sha256", pa.string(), nullable=False),
-    pa.field("role", pa.string()),
-    pa.field("role_source", pa.string()),
-])
-
-CALLS_SCHEMA = _schema("calls", [
-    pa.field("call_key", pa.string(), nullable=False),
-    pa.field("call_id", pa.string(), nullable=False),
-    pa.field("source_path", pa.string(), nullable=False),
-    pa.field("source_sha256", pa.string(), nullable=False),
-    pa.field("source_kind", pa.string(), nullable=False),
-    pa.field("source_format", pa.string(), nullable=False),
-    pa.field("rep", pa.string()),
-    pa.field("customer", pa.string()),
-    pa.field("call_date", pa.date32()),
-    pa.field("audio_duration_s", pa.float64()),
-    pa.field("speech_s", pa.float64(), nullable=False),
-    pa.field("n_segments", pa.int32(), nullable=False),
-    pa.field("n_speakers", pa.int32(), nullable=False),
-    pa.field("timing_estimated", pa.bool_(), nullable=False),
-    pa.field("action_share", pa.float64()),
-    pa.field("talk_action_ratio", pa.float64()),
-    pa.field("stage_shares", pa.map_(pa.string(), pa.float64())),
-    pa.field("stages_present", pa.list_(pa.string())),
-    pa.field("stage_order", pa.list_(pa.string())),
-    pa.field("cycle_complete", pa.bool_(), nullable=False),
-    pa.field("speakers", pa.list_(_SPEAKER)),
-    pa.field("interactivity_per_min", pa.float64()),
-    pa.field("asr_model", pa.string()),
-    pa.field("classifier_version", pa.string(), nullable=False),
-    pa.field("taxonomy", pa.string(), nullable=False),
-    pa.field("pipeline_version", pa.string(), nullable=False),
-    pa.field("processing_s", pa.float64()),
-    pa.field("processed_at", pa.timestamp("us", tz="UTC"), nullable=False),
-])
-
-ERRORS_SCHEMA = _schema("errors", [
-    pa.field("error_key", pa.string(), nullable=False),
-    pa.field("source_path", pa.string(), nullable=False),
-    pa.field("source_sha256", pa.string()),
-    pa.field("step", pa.string(), nullable=False),
-    pa.field("error_type", pa.string(), nullable=False),
-    pa.field("message", pa.string(), nullable=False),
-    pa.field("hint", pa.string()),
-    pa.field("attempts", pa.int32(), nullable=False),
-    pa.field("pipeline_version", pa.string(), nullable=False),
-    pa.field("occurred_at", pa.timestamp("us", tz="UTC"), nullable=False),
-])
-
-_SCHEMAS = {"segments": SEGMENTS_SCHEMA, "calls": CALLS_SCHEMA, "errors": ERRORS_SCHEMA}
-
-
-@dataclass(frozen=True, slots=True)
-class RunStamp:
-    """Versions stamped on every row of a run."""
-
-    classifier_version: str
-    taxonomy: str
-    asr_model: str | None
-    pipeline_version: str = PIPELINE_VERSION
-
-
-def call_key(source_sha256: str, stamp: RunStamp, kind: str) -> str:
-    """Key of one call's results: same bytes + same versions = same key."""
-    asr = stamp.asr_model if kind == "audio" else "-"
-    raw = f"{source_sha256}|{stamp.pipeline_version}|{asr}|{stamp.classifier_version}"
-    return hashlib.sha256(raw.encode()).hexdigest()[:32]
-
-
-def error_key(source_path: str, source_sha256: str | None, stamp: RunStamp) -> str:
-    """Key of one failing input under one set of versions."""
-    raw = f"{source_path}|{source_sha256 or '-'}|{stamp.pipeline_version}|{stamp.asr_model}|{stamp.classifier_version}"
-    return hashlib.sha256(raw.encode()).hexdigest()[:32]
-
-
-def _path(out_dir: Path, table: str, key: str) -> Path:
-    return Path(out_dir) / table / f"part-{key}.parquet"
-
-
-def is_done(out_dir: Path, key: str) -> bool:
-    """True when the call's ``calls`` file exists (it is written last)."""
-    return _path(out_dir, "calls", key).is_file()
-
-
-def _table(rows: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:
-    if set(rows) != set(schema.names):
-        raise ValueError(f"columns {sorted(set(rows) ^ set(schema.names))} do not match the schema")
-    return pa.Table.from_pydict(rows, schema=schema)
-
-
-def segments_table(key: str, source: Source, call_id: str, segments: Sequence[ClassifiedSegment],
-                   taxonomy: Taxonomy) -> pa.Table:
-    """Rows of the ``segments`` dataset for one call."""
-    positive = taxonomy.by_role("talk_action").positive
-    cols: dict[str, list[Any]] = {name: [] for name in SEGMENTS_SCHEMA.names}
-    for cs in segments:
-        s = cs.segment
-        cols["call_key"].append(key)
-        cols["call_id"].append(call_id)
-        cols["segment_index"].append(s.index)
-        cols["turn_index"].append(s.turn_index)
-        cols["speaker"].append(s.speaker)
-        cols["channel"].append(s.channel)
-        cols["start_s"].append(s.start_s)
-        cols["end_s"].append(s.end_s)
-        cols["duration_s"].append(round(s.duration_s, 3))
-        cols["timing_estimated"].append(s.timing_estimated)
-        cols["text"].append(s.text)
-        cols["asr_confidence"].append(s.confidence)
-        cols["is_question"].append(s.is_question)
-        cols["stage"].append(cs.stage.label)
-        cols["stage_confidence"].append(cs.stage.probabilities[cs.stage.label])
-        cols["stage_probs"].append(list(cs.stage.probabilities.items()))
-        cols["talk_action"].append(cs.talk_action.label)
-        cols["action_prob"].append(cs.talk_action.probabilities.get(positive or "", 0.0))
-        cols["source_sha256"].append(source.sha256)
-        cols["role"].append(s.role)
-        cols["role_source"].append(s.role_source)
-    return _table(cols, SEGMENTS_SCHEMA)
-
-
-def calls_table(key: str, source: Source, call_id: str, score: CallScore, stamp: RunStamp,
-                audio_duration_s: float | None, timing_estimated: bool, processing_s: float) -> pa.Table:
-    """The one-row ``calls`` table for a scored call."""
-    meta = source.metadata
-    row: dict[str, list[Any]] = {
-        "call_key": [key], "call_id": [call_id], "source_path": [source.path],
-        "source_sha256": [source.sha256], "source_kind": [source.kind], "source_format": [source.fmt],
-        "rep": [meta.rep], "customer": [meta.customer], "call_date": [meta.call_date],
-        "audio_duration_s": [audio_duration_s], "speech_s": [score.speech_s],
-        "n_segments": [score.n_segments], "n_speakers": [len(score.speakers)],
-        "timing_estimated": [timing_estimated], "action_share": [score.action_share],
-        "talk_action_ratio": [score.talk_action_ratio],
-        "stage_shares": [list(score.stage_shares.items())],
-        "stages_present": [list(score.stages_present)], "stage_order": [list(score.stage_order)],
-        "cycle_complete": [score.cycle_complete],
-        "speakers": [[{
-            "speaker": sp.speaker, "speech_s": sp.speech_s, "talk_share": sp.talk_share,
-            "longest_monologue_s": sp.longest_monologue_s, "questions": sp.questions,
-            "n_segments": sp.n_segments, "action_share": sp.action_share,
-            "stage_shares": list(sp.stage_shares.items()),
-            "role": sp.role, "role_source": sp.role_source, "talk_to_listen": sp.talk_to_listen,
-            "interactivity_per_min": sp.interactivity_per_min, "patience_s": sp.patience_s,
-            "question_rate_per_min": sp.question_rate_per_min,
-            "filler_rate_per_100_words": sp.filler_rate_per_100_words, "n_words": sp.n_words,
-        } for sp in score.speakers]],
-        "interactivity_per_min": [score.interactivity_per_min],
-        "asr_model": [stamp.asr_model if source.kind == "audio" else None],
-        "classifier_version": [stamp.classifier_version], "taxonomy": [stamp.taxonomy],
-        "pipeline_version": [stamp.pipeline_version], "processing_s": [round(processing_s, 3)],
-        "processed_at": [datetime.now(UTC)],
-    }
-    return _table(row, CALLS_SCHEMA)
-
-
-def errors_table(key: str, source_path: str, source_sha256: str | None, step: str, error_type: str,
-                 message: str, hint: str, attempts: int, stamp: RunStamp) -> pa.Table:
-    """The one-row ``errors`` table for a failed input."""
-    row: dict[str, list[Any]] = {
-        "error_key": [key], "source_path": [source_path], "source_sha256": [source_sha256],
-        "step": [step], "error_type": [error_type], "message": [message], "hint": [hint or None],
-        "attempts": [attempts], "pipeline_version": [stamp.pipeline_version],
-        "occurred_at": [datetime.now(UTC)],
-    }
-    return _table(row, ERRORS_SCHEMA)
+def _path(out_dir: Path, table: str, ident: str) -> Path:
+    return Path(out_dir) / table / f"part-{ident}.parquet"
 
 
 def write_table_atomic(table: pa.Table, path: Path) -> None:
-    """Write Parquet to a hidden temporary file in the same folder, fsync, then rename."""
+    """Write Parquet to a hidden temporary file in the same folder, fsync, then rename over ``path``."""
     tmp = temp_path(path)
     try:
         pq.write_table(table, tmp, compression="zstd")
@@ -379,7 +101,7 @@ def sweep_stale_temp(out_dir: Path) -> int:
     these files either way: dot files are ignored by pyarrow, DuckDB globs and Polars.
     """
     removed = 0
-    for name in _SCHEMAS:
+    for name in SCHEMAS:
         folder = Path(out_dir) / name
         if not folder.is_dir():
             continue
@@ -392,29 +114,211 @@ def sweep_stale_temp(out_dir: Path) -> int:
     return removed
 
 
+def quarantine(out_dir: Path, path: Path, reason: str) -> Path | None:
+    """Move a file that does not read back out of the readers' way (``quarantine/<table>/``)."""
+    if not path.exists():
+        return None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    target = Path(out_dir) / QUARANTINE / path.parent.name / f"{path.name}.{stamp}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(path), target)
+    logger.warning("%s: %s; moved to %s and the call will be redone", path, reason, target)
+    return target
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCall:
+    """What the output folder holds for one call identity."""
+
+    state: CallState
+    row: dict[str, Any] | None = None
+
+
+def _read_one(path: Path) -> pa.Table:
+    return pq.read_table(path)
+
+
+def stored_call(out_dir: Path, source_id: str, key: str) -> StoredCall:
+    """Check the stored results of ``source_id`` against the expected ``key``.
+
+    Returns ``current`` only when the calls file reads back (footer and data), holds exactly one
+    row with ``call_key == key``, and the segments file reads back with ``n_segments`` rows of
+    that key. A file that does not read back is quarantined (state ``broken``); results of
+    another version are ``stale``; nothing stored is ``missing``.
+    """
+    ident = identity_key(source_id)
+    calls_path, segs_path = _path(out_dir, "calls", ident), _path(out_dir, "segments", ident)
+    if not calls_path.is_file():
+        return StoredCall("missing")
+    try:
+        calls = _read_one(calls_path)
+        if calls.num_rows != 1 or "call_key" not in calls.column_names:
+            raise ValueError(f"{calls.num_rows} rows")
+        row = calls.to_pylist()[0]
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        quarantine(out_dir, calls_path, f"unreadable calls file ({exc})")
+        quarantine(out_dir, segs_path, "its calls file was unreadable")
+        return StoredCall("broken")
+    if row["call_key"] != key:
+        return StoredCall("stale", row)
+    try:
+        segs = _read_one(segs_path)
+        keys = set(segs.column("call_key").to_pylist())
+        if segs.num_rows != row["n_segments"] or keys != {key}:
+            raise ValueError(f"{segs.num_rows} segment rows for {row['n_segments']} segments")
+    except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
+        quarantine(out_dir, segs_path, f"segments do not match their calls row ({exc})")
+        quarantine(out_dir, calls_path, "its segments file was unreadable")
+        return StoredCall("broken")
+    return StoredCall("current", row)
+
+
+def is_done(out_dir: Path, key: str, source_id: str) -> bool:
+    """True when ``source_id``'s stored results are version ``key`` and read back completely."""
+    return stored_call(out_dir, source_id, key).state == "current"
+
+
 def write_call(out_dir: Path, key: str, segments: pa.Table, calls: pa.Table) -> None:
-    """Write a call's segments, then its calls row (the completion marker)."""
-    write_table_atomic(segments, _path(out_dir, "segments", key))
-    write_table_atomic(calls, _path(out_dir, "calls", key))
+    """Replace a call's segments, then its calls row (the commit: readers join on call_key)."""
+    source_id = calls.column("source_id")[0].as_py()
+    if calls.column("call_key")[0].as_py() != key:
+        raise ValueError("calls row and key disagree")
+    ident = identity_key(source_id)
+    write_table_atomic(segments, _path(out_dir, "segments", ident))
+    write_table_atomic(calls, _path(out_dir, "calls", ident))
+
+
+def update_call(out_dir: Path, source_id: str, changes: dict[str, Any]) -> None:
+    """Rewrite a stored calls row with some columns changed (metadata re-applied; no re-scoring)."""
+    path = _path(out_dir, "calls", identity_key(source_id))
+    row = _read_one(path).to_pylist()[0]
+    row.update(changes)
+    write_table_atomic(pa.Table.from_pylist([row], schema=CALLS_SCHEMA), path)
 
 
 def write_error(out_dir: Path, table: pa.Table) -> None:
-    """Record a failed input (replacing an earlier record for the same key)."""
-    write_table_atomic(table, _path(out_dir, "errors", table["error_key"][0].as_py()))
+    """Record a failed input, replacing any earlier record for the same identity."""
+    write_table_atomic(table, _path(out_dir, "errors", identity_key(table.column("source_id")[0].as_py())))
 
 
-def clear_error(out_dir: Path, key: str) -> None:
-    """Remove a stale error record after the input succeeded."""
-    _path(out_dir, "errors", key).unlink(missing_ok=True)
+def clear_error(out_dir: Path, source_id: str) -> None:
+    """Remove an input's error record after it succeeded (or was fixed)."""
+    _path(out_dir, "errors", identity_key(source_id)).unlink(missing_ok=True)
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_")))
+
+
+def _read_files(files: list[Path], schema: pa.Schema) -> pa.Table:
+    """Read many files as one table; a file that does not read is skipped with a warning (never a crash)."""
+    try:
+        return ds.dataset([str(f) for f in files], format="parquet", schema=schema).to_table()
+    except (pa.ArrowException, OSError):
+        pass
+    parts = []
+    for file in files:
+        try:
+            parts.append(ds.dataset(str(file), format="parquet", schema=schema).to_table())
+        except (pa.ArrowException, OSError) as exc:
+            logger.warning("%s does not read back (%s); skipped — the next run redoes its call", file, exc)
+    return pa.concat_tables(parts) if parts else schema.empty_table()
 
 
 def read_dataset(out_dir: Path, table: str) -> pa.Table:
     """Read one dataset (``segments``, ``calls`` or ``errors``) as a single Arrow table.
 
-    A dataset that does not exist yet reads as an empty table with the right schema.
+    A dataset that does not exist yet reads as an empty table with the right schema; unreadable
+    files are skipped (and redone by the next run); segments are returned only when their
+    calls row, of the same version, is there.
     """
-    schema = _SCHEMAS[table]
+    schema = SCHEMAS[table]
     folder = Path(out_dir) / table
-    if not folder.is_dir() or not any(folder.glob("*.parquet")):
+    files = _files(folder) if folder.is_dir() else []
+    if not files:
         return schema.empty_table()
-    return ds.dataset(folder, format="parquet", schema=schema).to_table()
+    result = _read_files(files, schema)
+    if table == "segments":
+        committed = read_dataset(out_dir, "calls").column("call_key")
+        result = result.filter(pc.is_in(result.column("call_key"), value_set=committed))
+    return result
+
+
+def output_error(out_dir: Path, exc: OSError, doing: str) -> OutputError:
+    """An :class:`OutputError` that says what is wrong with the output folder and what to do."""
+    import errno
+
+    where = Path(out_dir)
+    if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
+        return OutputError(f"The disk holding {where} is full ({doing}).",
+                           "Free space (or pass another --out) and run again: finished calls are kept "
+                           "and the rerun scores the rest.")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return OutputError(f"Cannot write to {where}: {exc.strerror or 'permission denied'} ({doing}).",
+                           "Pass a folder you can write to with --out, or fix its permissions.")
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        return OutputError(f"--out {where} is not a folder (a file with that name is in the way).",
+                           "Pass a folder with --out, or move the file away.")
+    return OutputError(f"Cannot write to {where}: {exc.strerror or exc} ({doing}).",
+                       "Check the output folder (--out) exists and is writable.")
+
+
+def check_output_dir(out_dir: Path) -> None:
+    """Create the output folders and prove a file can be written there, before any work starts.
+
+    Raises:
+        OutputError: ``out_dir`` is a file, read-only, not permitted, or on a full disk.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"--out {out_dir} is a file, not a folder.",
+                          "Pass a folder with --out (it is created if missing), or move the file away.")
+    try:
+        for name in SCHEMAS:
+            (out_dir / name).mkdir(parents=True, exist_ok=True)
+        probe = temp_path(out_dir / "calls" / "write-probe")
+        try:
+            with open(probe, "wb") as handle:
+                handle.write(b"\0" * 4096)
+                handle.flush()
+                os.fsync(handle.fileno())
+        finally:
+            probe.unlink(missing_ok=True)
+    except OSError as exc:
+        raise output_error(out_dir, exc, "checking the output folder") from exc
+
+
+LEGACY = "legacy"
+_LAYOUT_MARKER = ".layout"
+
+
+def retire_old_layout(out_dir: Path) -> int:
+    """Move files written by an older schema (one file per *content* hash) out of the readers' way.
+
+    Schema 1 named files by the bytes' hash, so one call could have several rows; its rows cannot
+    be re-keyed by identity (the input root is unknown), so they move to ``legacy/<table>/`` and the
+    calls are scored again. A marker file records that the folder is on the current layout, so
+    this scan runs once per output folder. Returns how many files moved.
+    """
+    out_dir = Path(out_dir)
+    marker = out_dir / _LAYOUT_MARKER
+    if marker.is_file() and marker.read_text(encoding="utf-8").strip() == SCHEMA_VERSION:
+        return 0
+    moved = 0
+    for table in SCHEMAS:
+        folder = out_dir / table
+        for path in _files(folder) if folder.is_dir() else []:
+            try:
+                meta = pq.read_schema(path).metadata or {}
+            except (pa.ArrowException, OSError):
+                continue  # unreadable: stored_call/read_dataset deal with it
+            if meta.get(b"callcycle.schema_version", b"").decode() != SCHEMA_VERSION:
+                target = out_dir / LEGACY / table / path.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(path), target)
+                moved += 1
+    if moved:
+        logger.warning("%s: %d files from an older callcycle moved to %s/; their calls are scored again",
+                       out_dir, moved, out_dir / LEGACY)
+    write_bytes_atomic(marker, f"{SCHEMA_VERSION}\n".encode())
+    return moved

@@ -1,0 +1,109 @@
+"""The Typer app, consoles and the one error-mapping wrapper every command uses."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import typer
+
+__all__ = ["app", "command", "console", "fail", "quiet_prefect"]
+
+app = typer.Typer(
+    name="callcycle",
+    help="Score recorded sales calls by Cycle-of-Value stage (align / act / adjust) and talk vs action.\n\n"
+    "Quick start: `callcycle run data/calls` then `callcycle summary out`.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def console(stderr: bool = False) -> Any:
+    """A rich console that never wraps a plain line (tables still fit the terminal)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, soft_wrap=True)
+
+
+def fail(exc: BaseException | str, code: int = 2) -> NoReturn:
+    """Print ``error: <message>`` as one line on stderr (markup and control characters removed) and exit."""
+    from rich.markup import escape
+
+    from pipeline.display import printable
+
+    lines = str(exc).splitlines() or [""]
+    text = "\n".join(printable(line) for line in lines)
+    console(stderr=True).print(f"[bold red]error:[/] {escape(text)}")
+    raise typer.Exit(code)
+
+
+def command(func: F) -> F:
+    """Run a command, turning callcycle's own errors (and OS errors on the user's paths) into exit 2.
+
+    Anything else is a bug and keeps its traceback.
+    """
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from pipeline.errors import PipelineError
+
+        setup_logging()
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except PipelineError as exc:
+            fail(exc, getattr(exc, "exit_code", 2))
+        except OSError as exc:
+            where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+            fail(f"{exc.strerror or exc}:{where}".rstrip(":"))
+        except KeyboardInterrupt:
+            fail("interrupted; finished calls are kept, rerun to finish the rest.", 130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class _PrintableFilter(logging.Filter):
+    """Log lines name input files: drop control characters before they reach the terminal."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from pipeline.display import printable
+
+        record.msg, record.args = printable(record.getMessage()), None
+        return True
+
+
+def setup_logging(level: int = logging.WARNING) -> None:
+    """callcycle's warnings on stderr, one safe line each (idempotent)."""
+    logger = logging.getLogger("callcycle")
+    if any(isinstance(f, _PrintableFilter) for h in logger.handlers for f in h.filters):
+        return
+    handler = logging.StreamHandler()
+    handler.addFilter(_PrintableFilter())
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    handler.setLevel(level)
+    logger.addHandler(handler)
+    logger.propagate = False
+    # Prefect's task and flow loggers repeat file names too (shown with --verbose)
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logging.getLogger(name).addFilter(_PrintableFilter())
+
+
+def quiet_prefect(verbose: bool = False) -> None:
+    """Keep Prefect's ephemeral-server chatter out of the user's terminal.
+
+    callcycle reports progress and failures itself; ``--verbose`` (or setting
+    ``PREFECT_LOGGING_LEVEL``) shows Prefect's own task logs as well. Telemetry is off:
+    the tool runs offline.
+    """
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "CRITICAL")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING" if verbose else "CRITICAL")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "false")
+    # a busy machine (CI, a nightly batch beside other jobs) can take longer than Prefect's 20 s
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

@@ -1,0 +1,49 @@
+"""Commands of the active-learning round trip: ``export-uncertain`` and ``import-labels``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cli.common import app, command
+from cli.models import MODELS_HELP
+
+
+@app.command("export-uncertain")
+@command
+def export_uncertain(
+    out_dir: Annotated[Path, typer.Argument(help="Output folder of `callcycle run` (its segments/ dataset).")],
+    to: Annotated[Path, typer.Option("--to", help="File to write: .csv (spreadsheet-safe), or .json for a Label Studio import (a .label_config.xml is written beside it).")],
+    n: Annotated[int, typer.Option("--n", help="How many segments to pick.")] = 200,
+    models: Annotated[Optional[str], typer.Option(help=MODELS_HELP + " Only its label set is used.", show_default=False)] = None,
+) -> None:
+    """Pick the segments the models are least sure about and write them ready to label."""
+    from pipeline.classify.active import select_uncertain, write_for_labelling
+    from pipeline.classify.artifacts import load_artifact
+    from pipeline.paths import models_dir
+
+    taxonomy = load_artifact(models_dir(models)).taxonomy
+    rows = select_uncertain(out_dir, n)
+    write_for_labelling(rows, to, taxonomy)
+    typer.echo(f"{len(rows)} segments to label → {to}")
+
+
+@app.command("import-labels")
+@command
+def import_labels_cmd(
+    file: Annotated[Path, typer.Argument(help="Labelled rows: the exported CSV filled in, JSONL, or a Label Studio JSON export.")],
+    into: Annotated[Optional[Path], typer.Option(help="Labelled-data file to append to [default: imported.jsonl in the labelled-data folder].", show_default=False)] = None,
+    taxonomy: Annotated[Optional[Path], typer.Option(help="Taxonomy the labels must follow [default: $CALLCYCLE_TAXONOMY, else the shipped one].", show_default=False)] = None,
+) -> None:
+    """Validate labelled rows and merge them into labels/ (all or nothing)."""
+    from pipeline.classify.active import import_labels
+    from pipeline.classify.labels import load_taxonomy
+    from pipeline.paths import labels_data_dir, taxonomy_path
+
+    folder = labels_data_dir()
+    target = into or folder / "imported.jsonl"
+    existing = sorted(folder.glob("*.jsonl")) + ([target] if target.exists() else [])
+    merged = import_labels(file, load_taxonomy(taxonomy_path(taxonomy)), target, sorted(set(existing)))
+    typer.echo(f"{merged} labelled rows merged into {target}. Retrain with `callcycle train --promote`.")

@@ -1,0 +1,270 @@
+"""Commands about the classifiers: ``classify``, ``train``, ``evaluate``, ``compare``, ``evaluate-calls``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from cli.common import app, command, console, fail, quiet_prefect
+
+MODELS_HELP = ("Models folder (uses its CURRENT pointer) or an artifact directory "
+               "[default: $CALLCYCLE_MODELS, else the classifiers shipped with callcycle].")
+LABELS_HELP = "Default: every *.jsonl in labels/data of the checkout ($CALLCYCLE_LABELS overrides)."
+
+
+def _labelled_files(given: list[Path] | None) -> list[Path]:
+    from pipeline.paths import labels_data_dir
+
+    folder = labels_data_dir()
+    files = given or sorted(folder.glob("*.jsonl"))
+    if not files:
+        fail(f"No labelled data found in {folder}/. Pass labelled JSONL/CSV files.")
+    return files
+
+
+@app.command()
+@command
+def classify(
+    file: Annotated[Path, typer.Argument(help="JSONL or CSV with a 'text' column (other columns are kept).")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file; .jsonl gives JSON Lines, anything else CSV (spreadsheet-safe). Default: stdout as JSONL.")] = None,
+    models: Annotated[Optional[str], typer.Option(help=MODELS_HELP, show_default=False)] = None,
+    model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version.")] = None,
+) -> None:
+    """Classify texts: adds stage, stage probabilities (p_<label>), talk_action and action_prob."""
+    from pipeline.apply import classify_rows, read_table
+    from pipeline.classify.artifacts import load_artifact
+    from pipeline.paths import models_dir
+    from pipeline.tables import rows_to_jsonl, write_rows
+
+    artifact = load_artifact(models_dir(models), model_version)
+    rows = classify_rows(artifact, read_table(file), str(file))
+    if out is None:
+        rows_to_jsonl(rows, sys.stdout)
+        return
+    write_rows(rows, out)
+    typer.echo(f"{len(rows)} rows classified with {artifact.version} → {out}", err=True)
+
+
+@app.command()
+@command
+def train(
+    data: Annotated[Optional[list[Path]], typer.Argument(help="Labelled JSONL/CSV files. " + LABELS_HELP, show_default=False)] = None,
+    taxonomy: Annotated[Optional[Path], typer.Option(help="Taxonomy TOML naming tasks and labels [default: $CALLCYCLE_TAXONOMY, else the shipped labels/taxonomy.toml].", show_default=False)] = None,
+    models: Annotated[Optional[Path], typer.Option(help="Folder to write the versioned artifact into [default: as for run].", show_default=False)] = None,
+    version: Annotated[Optional[str], typer.Option(help="Artifact version name (default: taxonomy-timestamp-datahash).")] = None,
+    external: Annotated[Optional[list[Path]], typer.Option(help="Partially labelled real-speech corpora (JSONL or .jsonl.gz); repeat for several. Default: labels/external/*.jsonl.gz next to the labelled data.", show_default=False)] = None,
+    realdata: Annotated[Optional[Path], typer.Option(help="Shared real-text folder evaluated in the model card, never trained on. Default: ../shared/realdata/text when it exists.", show_default=False)] = None,
+    encoder: Annotated[str, typer.Option(help="Sentence encoder folder under <models>/encoders/, or 'none' for TF-IDF and cues only.")] = "minilm-l6-v2",
+    context: Annotated[bool, typer.Option("--context/--no-context", help="Read each segment with its neighbours (the context level).")] = True,
+    folds: Annotated[int, typer.Option(help="Grouped folds for the out-of-fold probabilities the context level learns from.")] = 5,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
+    promote_model: Annotated[bool, typer.Option("--promote", help="Point models/CURRENT at the new model if held-out macro-F1 does not drop.")] = False,
+    force: Annotated[bool, typer.Option(help="With --promote: promote even if held-out macro-F1 drops.")] = False,
+) -> None:
+    """Train the classifiers from labelled data (written corpus + real-speech corpora) and write a model card
+    with results per source: written held-out, real-speech held-out conversations, shared real text."""
+    quiet_prefect()
+    from flows.train_flow import train_classifiers
+    from pipeline.classify.train import TrainConfig
+    from pipeline.paths import labels_data_dir, models_dir, taxonomy_path
+
+    con = console()
+    files = _labelled_files(data)
+    ext = external if external is not None else sorted((labels_data_dir().parent / "external").glob("*.jsonl.gz"))
+    shared = realdata if realdata is not None else Path("../shared/realdata/text")
+    cfg = TrainConfig(folds=folds, seed=seed, encoder=None if encoder == "none" else encoder, context=context)
+    with con.status("training (text level, out-of-fold probabilities, context level; several minutes)..."):
+        outcome = train_classifiers(str(taxonomy_path(taxonomy)), [str(f) for f in files], str(models_dir(models)),
+                                    cfg, version, promote_model, force, [str(f) for f in ext],
+                                    str(shared) if shared.is_dir() else None)
+    card = outcome.result.card
+    con.print(f"[bold]artifact[/] {outcome.path}  (data hash {card['data']['hash'][:12]}, "
+              f"{card['data']['rows_train']} train / {card['data']['rows_holdout']} held-out rows, "
+              f"{card['training']['seconds']} s)")
+    for source, metrics in card.get("evaluation", {}).items():
+        con.print(f"  {source}: " + ", ".join(f"{t} {m['macro_f1']:.3f}" for t, m in metrics.items()),
+                  markup=False)
+    if outcome.decision is not None:
+        d = outcome.decision
+        colour = "green" if d.promoted else "yellow"
+        con.print(f"[{colour}]{'promoted' if d.promoted else 'not promoted'}[/]: {d.reason}")
+        if not d.promoted:
+            raise typer.Exit(1)
+
+
+@app.command()
+@command
+def evaluate(
+    files: Annotated[Optional[list[Path]], typer.Argument(help="Labelled JSONL/CSV files with text and task columns (stage, talk_action). Without files: the whole benchmark per source — written held-out (in context and one sentence at a time), real-speech held-out conversations, shared real text, labelled calls, leave-one-writer-out.", show_default=False)] = None,
+    models: Annotated[Optional[str], typer.Option(help=MODELS_HELP, show_default=False)] = None,
+    model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version (default: CURRENT).")] = None,
+    holdout: Annotated[bool, typer.Option("--holdout", help="Keep only the fixed held-out split, prepared as training does: `callcycle evaluate labels/data/*.jsonl --holdout` reproduces the model card's written held-out figures.")] = False,
+    standalone: Annotated[bool, typer.Option("--standalone", help="Classify each row on its own instead of reading the rows of one group as a conversation.")] = False,
+    realdata: Annotated[Path, typer.Option(help="Shared real-text folder for the benchmark (skipped with a reason when absent).")] = Path("../shared/realdata/text"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+) -> None:
+    """Per-class precision, recall and F1, macro-F1 and confusion matrices — or, without files, the benchmark per source."""
+    from rich.table import Table
+
+    from pipeline.apply import evaluate_files
+    from pipeline.paths import models_dir
+
+    con = console()
+    if not files:
+        from pipeline.classify.artifacts import load_artifact
+        from pipeline.classify.evaluate import run_benchmark
+        from pipeline.paths import labels_data_dir
+        from pipeline.speech.turns import build_sentencizer
+
+        artifact = load_artifact(models_dir(models), model_version)
+        labels_root = labels_data_dir().parent
+        with con.status("evaluating every source (a few minutes)..."):
+            result = run_benchmark(artifact, labels_root / "data", labels_root / "external", realdata,
+                                   labels_root / "calls", build_sentencizer())
+        if as_json:
+            typer.echo(json.dumps(result, indent=2, default=str))
+            return
+        _print_benchmark(con, artifact, result)
+        return
+    artifact, n_rows, metrics = evaluate_files(models_dir(models), model_version, files, holdout,
+                                               in_context=not standalone)
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2))
+        return
+    where = ", ".join(str(f) for f in files) if len(files) < 4 else f"{len(files)} files"
+    con.print(f"[bold]{artifact.version}[/] on {where} ({n_rows} rows)")
+    for name, m in metrics["tasks"].items():
+        table = Table(title=f"{name}: macro-F1 {m['macro_f1']:.3f}, accuracy {m['accuracy']:.3f}")
+        for col in ("label", "precision", "recall", "F1", "support"):
+            table.add_column(col, justify="right" if col != "label" else "left")
+        for label, c in m["per_class"].items():
+            table.add_row(label, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", str(c["support"]))
+        con.print(table)
+        conf = Table(title=f"{name} confusion (rows true, columns predicted)")
+        conf.add_column("")
+        for label in m["labels"]:
+            conf.add_column(label, justify="right")
+        for label, row in zip(m["labels"], m["confusion"]):
+            conf.add_row(label, *(str(v) for v in row))
+        con.print(conf)
+
+
+def _print_benchmark(con: Any, artifact: Any, result: dict[str, Any]) -> None:
+    """The benchmark as one table per source, then the call level, LOWO and what was skipped."""
+    from rich.table import Table
+
+    tasks = [t.name for t in artifact.taxonomy.tasks]
+    table = Table(title=f"{artifact.version}: macro-F1 per source (rows)")
+    table.add_column("source")
+    for t in tasks:
+        table.add_column(t, justify="right")
+    for source, metrics in result["sources"].items():
+        table.add_row(source, *(f"{metrics[t]['macro_f1']:.3f} ({metrics[t]['n']})" if t in metrics else "-"
+                                for t in tasks))
+    lowo = result.get("leave_one_writer_out")
+    if lowo:
+        for view in ("in_context", "one_sentence_at_a_time"):
+            cells = []
+            for t in tasks:
+                s = lowo["summary"].get(f"{t} ({view})")
+                cells.append(f"{s['mean']:.3f} / worst {s['worst']:.3f}" if s else "-")
+            table.add_row(f"leave-one-writer-out, {view.replace('_', ' ')} (mean / worst)", *cells)
+    calls = result.get("calls")
+    if calls and calls.get("turn_level_macro_f1"):
+        for view, metrics in calls["turn_level_macro_f1"].items():
+            table.add_row(f"labelled calls, turn level, {view.replace('_', ' ')}",
+                          *(f"{metrics[t]:.3f}" if t in metrics else "-" for t in tasks))
+    con.print(table)
+    if calls:
+        by_method = ", ".join(f"{m} {v:.3f}" for m, v in calls["action_share_mae_by_method"].items() if v is not None)
+        con.print(f"labelled calls ({calls['calls']}): action-share mean absolute error "
+                  f"{calls['action_share_mae']:.3f} ({calls['action_share_method']}; by method: {by_method}); "
+                  f"90% interval covers the gold share in {calls['interval_coverage']:.0%} of calls "
+                  f"(mean width {calls['interval_mean_width']:.3f}); stage-mix error {calls['stage_mix_mae']:.3f}",
+                  markup=False)
+    for reason in result["skipped"]:
+        con.print("skipped: " + reason, markup=False)
+
+
+@app.command()
+@command
+def compare(
+    a: Annotated[str, typer.Argument(help="First model version (in --models) or artifact directory.")],
+    b: Annotated[str, typer.Argument(help="Second model version or artifact directory.")],
+    models: Annotated[Optional[Path], typer.Option(help="Models folder holding the versions [default: as for run].", show_default=False)] = None,
+    data: Annotated[Optional[list[Path]], typer.Option(help="Labelled files whose held-out split is used. " + LABELS_HELP, show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """Compare two classifier versions on the same fixed held-out split (macro-F1 and per-class F1)."""
+    from rich.table import Table
+
+    from pipeline.apply import compare_versions
+    from pipeline.paths import models_dir
+
+    result = compare_versions(models_dir(models), a, b, _labelled_files(data))
+    arts = result["artifacts"]
+    if as_json:
+        typer.echo(json.dumps({k: result[k] for k in ("holdout_rows", "a", "b")}, indent=2))
+        return
+    table = Table(title=f"Held-out comparison ({result['holdout_rows']} rows)")
+    table.add_column("task / label")
+    for art in arts:
+        table.add_column(art.version, justify="right")
+    table.add_column("Δ (b − a)", justify="right")
+    for task in arts[0].taxonomy.tasks:
+        ma, mb = result["a"]["tasks"].get(task.name), result["b"]["tasks"].get(task.name)
+        if not ma or not mb:
+            continue
+        table.add_row(f"[bold]{task.name} macro-F1", f"{ma['macro_f1']:.3f}", f"{mb['macro_f1']:.3f}",
+                      f"{mb['macro_f1'] - ma['macro_f1']:+.3f}")
+        for label in task.labels:
+            fa = ma["per_class"].get(label, {}).get("f1", 0.0)
+            fb = mb["per_class"].get(label, {}).get("f1", 0.0)
+            table.add_row(f"  {label} F1", f"{fa:.3f}", f"{fb:.3f}", f"{fb - fa:+.3f}")
+    console().print(table)
+
+
+@app.command("evaluate-calls")
+@command
+def evaluate_calls_cmd(
+    folder: Annotated[Path, typer.Argument(help="Folder of fully labelled calls (JSON transcripts whose turns carry stage and talk_action).")] = Path("labels/calls"),
+    models: Annotated[Optional[str], typer.Option(help=MODELS_HELP, show_default=False)] = None,
+    model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version (default: CURRENT).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Call-level accuracy: error of action share and stage mix per labelled call."""
+    from rich.table import Table
+
+    from pipeline.classify.artifacts import load_artifact
+    from pipeline.classify.evaluate import evaluate_calls
+    from pipeline.errors import LabelDataError
+    from pipeline.paths import models_dir
+    from pipeline.speech.turns import build_sentencizer
+
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        fail(f"No labelled calls (*.json) in {folder}.")
+    artifact = load_artifact(models_dir(models), model_version)
+    try:
+        result = evaluate_calls(artifact, files, build_sentencizer())
+    except (KeyError, ValueError) as exc:
+        raise LabelDataError(f"{folder}: {exc}", "Each turn needs text, stage and talk_action.") from exc
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"{artifact.version} on {len(files)} labelled calls: action-share MAE "
+                        f"{result['action_share_mae']:.3f}, stage-mix MAE {result['stage_mix_mae']:.3f}")
+    for col in ("call", "turns", "gold action", "predicted", "error", "stage-mix error"):
+        table.add_column(col, justify="left" if col == "call" else "right")
+
+    def fmt(v: float | None) -> str:
+        return "—" if v is None else f"{v:.2f}"
+
+    for c in result["per_call"]:
+        table.add_row(c["call"], str(c["turns"]), fmt(c["gold_action_share"]), fmt(c["predicted_action_share"]),
+                      fmt(c["action_share_error"]), fmt(c["stage_mix_mean_abs_error"]))
+    console().print(table)

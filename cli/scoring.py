@@ -1,0 +1,136 @@
+"""Commands that score calls and show the results: ``run``, ``summary``, ``report``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from cli.common import app, command, console, fail, quiet_prefect
+
+OUT_HELP = "Output folder for the segments/, calls/ and errors/ datasets [default: ./out]."
+
+
+@app.command()
+@command
+def run(
+    inputs: Annotated[Optional[list[str]], typer.Argument(help="Audio files, transcripts, folders or quoted globs. Default: ./data/calls")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help=OUT_HELP, show_default=False)] = Path("out"),
+    models: Annotated[Optional[str], typer.Option(help="Models folder (uses its CURRENT pointer) or an artifact directory [default: $CALLCYCLE_MODELS, else the classifiers shipped with callcycle].", show_default=False)] = None,
+    model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version inside --models.")] = None,
+    asr_model: Annotated[Optional[str], typer.Option(help="faster-whisper model: name in the local cache or a CTranslate2 directory. Default: bundled tiny.en.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="TOML file with \\[asr], \\[segmentation], \\[run], \\[diarize] options.")] = None,
+    channel_speakers: Annotated[Optional[str], typer.Option(help="Speaker names for channels 0,1,... of multi-channel audio, e.g. 'rep,customer'.")] = None,
+    workers: Annotated[int, typer.Option(help="Files processed at once.")] = 1,
+    batched: Annotated[Optional[bool], typer.Option("--batched/--no-batched", help="Use faster-whisper's BatchedInferencePipeline.")] = None,
+    vad: Annotated[Optional[bool], typer.Option("--vad/--no-vad", help="Skip non-speech with Silero VAD.")] = None,
+    diarize: Annotated[Optional[bool], typer.Option("--diarize/--no-diarize", help="Find the speakers of mono audio (default on); off: one speaker, 'mixed'.")] = None,
+    speakers: Annotated[Optional[int], typer.Option("--speakers", min=1, max=6, help="Number of speakers in mono audio. Default: estimated (1-6).")] = None,
+    max_duration: Annotated[Optional[float], typer.Option(help="Record longer recordings as errors (seconds).")] = None,
+    timeout: Annotated[Optional[float], typer.Option(help="Per-file transcription time limit in seconds.")] = None,
+    retries: Annotated[Optional[int], typer.Option(help="Retries for unexpected transcription failures.")] = None,
+    force: Annotated[bool, typer.Option(help="Redo calls that already have results.")] = False,
+    show_summary: Annotated[bool, typer.Option("--summary/--no-summary", help="Print the scored-calls table at the end.")] = True,
+    write_html: Annotated[bool, typer.Option("--report/--no-report", help="Also write the managers' HTML report to OUT/report.html.")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show Prefect's task logs.")] = False,
+) -> None:
+    """Transcribe or parse every call, classify its segments, score it and write Parquet.
+
+    Exit status: 0 when every input was scored or skipped, 1 when any input failed
+    (each failure is recorded in OUT/errors/ with a hint), 2 on a usage, model or output-folder error.
+    """
+    quiet_prefect(verbose)
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from flows.score_flow import run_scoring
+    from pipeline.config import load_config
+    from pipeline.display import printable
+    from pipeline.report.terminal import load_call_rows, load_error_rows, render_errors, render_summary
+
+    cfg = load_config(
+        config,
+        asr__model=asr_model, asr__batched=batched, asr__vad_filter=vad,
+        run__channel_speakers=tuple(s.strip() for s in channel_speakers.split(",")) if channel_speakers else None,
+        run__max_duration_s=max_duration, run__timeout_s=timeout, run__retries=retries,
+        run__force=force or None, diarize__enabled=diarize, diarize__n_speakers=speakers,
+    )
+    con = console()
+    marks = {"scored": "[green]✓", "skipped": "[dim]=", "updated": "[cyan]↻", "deferred": "[yellow]…",
+             "failed": "[red]✗"}
+    with Progress(TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=con, transient=False) as progress:
+        bar = progress.add_task("", total=None)
+
+        def discovered(n: int) -> None:
+            progress.update(bar, total=n)
+
+        def result(outcome: Any) -> None:
+            name = escape(printable(Path(outcome.path).name))
+            progress.update(bar, advance=1, description=f"{marks.get(outcome.status, '')} {name}[/]")
+
+        try:
+            summary = run_scoring(inputs or ["data/calls"], out_dir=str(out), models=models,
+                                  model_version=model_version, config=cfg, workers=workers,
+                                  on_result=result, on_discovered=discovered)
+        finally:
+            progress.stop()
+    if show_summary:
+        render_summary(load_call_rows(out), con)
+    extra = "".join(f", {summary.count(s)} {s}" for s in ("updated", "deferred") if summary.count(s))
+    con.print(
+        f"{summary.count('scored')} scored, {summary.count('skipped')} skipped (already done or duplicate)"
+        f"{extra}, {summary.count('failed')} failed in {summary.wall_s:.1f} s → {escape(printable(out))}/")
+    if write_html and (out / "calls").is_dir():
+        from pipeline.report.html import write_report
+
+        path, _ = write_report(out)
+        con.print(f"Report: [bold]{escape(printable(path))}[/] (open it in a browser)")
+    if summary.failed:
+        failed_paths = {o.path for o in summary.failed}
+        render_errors([r for r in load_error_rows(out) if r["source_path"] in failed_paths], con)
+        raise typer.Exit(1)
+
+
+@app.command()
+@command
+def summary(
+    out_dir: Annotated[Path, typer.Argument(help="Output folder of `callcycle run` [default: ./out].", show_default=False)] = Path("out"),
+) -> None:
+    """Print the table of scored calls (and any failed inputs) from the Parquet datasets."""
+    from pipeline.report.terminal import load_call_rows, load_error_rows, render_errors, render_summary
+
+    if not (out_dir / "calls").is_dir():
+        fail(f"{out_dir}/calls not found. Run `callcycle run --out {out_dir}` first.")
+    con = console()
+    render_summary(load_call_rows(out_dir), con)
+    render_errors(load_error_rows(out_dir), con)
+
+
+@app.command()
+@command
+def report(
+    out_dir: Annotated[Path, typer.Argument(help="Output folder of `callcycle run` (holds calls/ and segments/) [default: ./out].", show_default=False)] = Path("out"),
+    html: Annotated[Optional[Path], typer.Option("--html", help="Where to write the HTML file [default: OUT_DIR/report.html].")] = None,
+    since: Annotated[Optional[datetime], typer.Option("--since", formats=["%Y-%m-%d"], help="Only calls on or after this date (YYYY-MM-DD); calls without a date are left out.")] = None,
+    rep: Annotated[Optional[str], typer.Option("--rep", help="Only this rep's calls (case-insensitive).")] = None,
+) -> None:
+    """Write the managers' report: a team view and a scorecard per call, in one offline HTML file.
+
+    Reads the stored Parquet data (it never recomputes scores). Open the file in any browser;
+    it loads nothing from the network.
+    """
+    from rich.markup import escape
+
+    from pipeline.display import printable
+    from pipeline.report.html import write_report
+
+    if not (out_dir / "calls").is_dir():
+        fail(f"{out_dir}/calls not found. Run `callcycle run --out {out_dir}` first.")
+    path, n = write_report(out_dir, html, since=since.date() if since else None, rep=rep)
+    con = console()
+    if n == 0:
+        con.print("[yellow]No calls matched[/]: the report says so. Widen --since/--rep.")
+    con.print(f"Report with {n} calls written to [bold]{escape(printable(path))}[/]")

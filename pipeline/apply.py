@@ -1,0 +1,108 @@
+"""Apply a classifier artifact to tables of text: classify rows, evaluate files, compare versions.
+
+The rules the CLI used to carry live here, once: a segment whose stage is the taxonomy's
+neutral label is never action; ``--holdout`` keeps the card's held-out split after the same
+de-duplication training applies; two versions are compared on the same held-out rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.classify.artifacts import Artifact, load_artifact
+from pipeline.classify.evaluate import evaluate_artifact
+from pipeline.classify.labels import LabelledRow, load_labelled, read_rows, validate_rows
+from pipeline.classify.predict import predict_texts
+from pipeline.errors import LabelDataError
+from pipeline.tables import unneutralise
+
+__all__ = ["read_table", "classify_rows", "holdout_rows", "load_evaluation_rows", "evaluate_files",
+           "compare_versions"]
+
+
+def read_table(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSONL or CSV file (CSV cells that callcycle neutralised for spreadsheets restored)."""
+    rows = read_rows(path)
+    for row in rows:
+        row.pop("_line", None)
+        for key, value in row.items():
+            row[key] = unneutralise(value)
+    return rows
+
+
+def classify_rows(artifact: Artifact, rows: list[dict[str, Any]], source: str = "input") -> list[dict[str, Any]]:
+    """Add ``<stage task>``, ``p_<label>``, ``<talk/action task>`` and ``<positive>_prob`` to every row.
+
+    A row whose stage is the neutral label (``other``) is never action: it gets the
+    non-positive talk/action label, as the scores assume.
+
+    Raises:
+        LabelDataError: rows without a ``text`` value.
+    """
+    missing = [i for i, r in enumerate(rows) if not isinstance(r.get("text"), str)]
+    if missing:
+        raise LabelDataError(f"{source}: rows {missing[:10]} have no 'text' value.", "Every row needs a text column.")
+    preds = predict_texts(artifact, [r["text"] for r in rows])
+    stage_task = artifact.taxonomy.by_role("stage")
+    ta_task = artifact.taxonomy.by_role("talk_action")
+    not_positive = next(lbl for lbl in ta_task.labels if lbl != ta_task.positive)
+    out = []
+    for i, row in enumerate(rows):
+        sp, tp = preds[stage_task.name][i], preds[ta_task.name][i]
+        new = dict(row)
+        new[stage_task.name] = sp.label
+        for label in stage_task.labels:
+            new[f"p_{label}"] = round(sp.probabilities.get(label, 0.0), 4)
+        neutral = bool(stage_task.neutral) and sp.label == stage_task.neutral
+        new[ta_task.name] = not_positive if neutral else tp.label
+        new[f"{ta_task.positive}_prob"] = round(tp.probabilities.get(ta_task.positive or "", 0.0), 4)
+        out.append(new)
+    return out
+
+
+def holdout_rows(artifact: Artifact, rows: Sequence[LabelledRow]) -> list[LabelledRow]:
+    """The rows that fall in the artifact's held-out split, prepared as training does
+    (:func:`pipeline.classify.evaluate.holdout_rows`); an error when there are none."""
+    from pipeline.classify.evaluate import holdout_rows as card_holdout
+
+    held = card_holdout(artifact, rows)
+    if not held:
+        raise LabelDataError("No rows fall in the held-out split of these files.",
+                             "Pass the labelled files the model was trained from (labels/data/*.jsonl).")
+    return held
+
+
+def load_evaluation_rows(artifact: Artifact, files: Sequence[Path], holdout: bool = False) -> list[LabelledRow]:
+    """Validated rows of ``files`` for the tasks each file labels; optionally only the held-out split."""
+    rows: list[LabelledRow] = []
+    for file in files:
+        raw = read_rows(file)
+        tasks = tuple(t.name for t in artifact.taxonomy.tasks if any(t.name in r for r in raw))
+        rows.extend(validate_rows(raw, artifact.taxonomy, str(file), tasks or None,
+                                  partial=str(file).endswith(".gz")))
+    return holdout_rows(artifact, rows) if holdout else rows
+
+
+def evaluate_files(models: Path, version: str | None, files: Sequence[Path],
+                   holdout: bool = False, in_context: bool = True) -> tuple[Artifact, int, dict[str, Any]]:
+    """Load an artifact and evaluate it on labelled files: ``(artifact, rows used, metrics)``.
+
+    Rows of one group are read as a conversation (``in_context``) unless told otherwise."""
+    artifact = load_artifact(models, version)
+    rows = load_evaluation_rows(artifact, files, holdout)
+    return artifact, len(rows), evaluate_artifact(artifact, rows, in_context=in_context)
+
+
+def compare_versions(models: Path, a: str, b: str, files: Sequence[Path]) -> dict[str, Any]:
+    """Evaluate two versions (names in ``models`` or artifact directories) on the same held-out rows."""
+    def load(v: str) -> Artifact:
+        path = Path(v)
+        return load_artifact(path) if path.is_dir() and (path / "card.json").is_file() else load_artifact(models, v)
+
+    arts = [load(a), load(b)]
+    rows = load_labelled(list(files), arts[0].taxonomy)
+    held = holdout_rows(arts[0], rows)
+    return {"artifacts": arts, "holdout_rows": len(held),
+            "a": evaluate_artifact(arts[0], held), "b": evaluate_artifact(arts[1], held)}

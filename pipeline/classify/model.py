@@ -1,0 +1,320 @@
+"""The segment classifier: text features, a sentence encoder and the conversation around a segment.
+
+A segment's meaning depends on its neighbours: "yes, Tuesday works" is action because of
+the request before it. :class:`CycleModel` is a two-level stack, one per artifact, covering
+every task of the taxonomy:
+
+1. **Text level** — per task, a logistic regression over TF-IDF word and character
+   n-grams, spaCy Matcher cues (:mod:`pipeline.classify.features`) and, when an encoder is
+   used, the segment's sentence vector (:mod:`pipeline.classify.encoder`). It reads one
+   segment alone.
+2. **Context level** — per task, a gradient-boosted tree model over the text-level
+   probabilities of the segment, of the previous and of the next segment (every task),
+   whether those neighbours are the same speaker, the segment's cues and length, and its
+   position in the conversation. It is fitted on *out-of-fold* text-level probabilities
+   (grouped by conversation), so it learns how much to trust them.
+
+Rows may carry only some of the labels (real corpora rarely annotate both dimensions):
+each task's models are fitted on the rows that have that task's label, while every row,
+labelled or not, serves as context for its neighbours.
+
+The class follows the scikit-learn conventions (``__init__`` stores arguments, learned
+attributes end in ``_``) so it persists with skops; the encoder itself is not stored in it —
+sentence vectors are computed outside and passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from sklearn.base import BaseEstimator
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
+
+from pipeline.classify.features import CUE_NAMES, build_feature_union
+
+__all__ = ["Utterances", "CycleModel", "context_feature_names", "balanced_weights"]
+
+
+def balanced_weights(labels: Sequence[str | None], groups: Sequence[str], base: np.ndarray) -> np.ndarray:
+    """Sample weights that give every label the same total weight *within each group*.
+
+    Groups are corpora: in real meeting speech most acts are talk, in our written corpus
+    nearly half are action. Balancing each corpus on its own keeps a corpus's style from
+    standing in for a label (spoken style -> talk) while every corpus keeps its total weight.
+    Unlabelled rows get 0.
+    """
+    out = np.zeros(len(labels))
+    totals: dict[str, float] = {}
+    per_label: dict[tuple[str, str], float] = {}
+    for y, g, w in zip(labels, groups, base):
+        if y is None:
+            continue
+        totals[g] = totals.get(g, 0.0) + float(w)
+        per_label[(g, y)] = per_label.get((g, y), 0.0) + float(w)
+    n_labels = {g: sum(1 for (gg, _y) in per_label if gg == g) for g in totals}
+    for i, (y, g, w) in enumerate(zip(labels, groups, base)):
+        if y is not None and per_label[(g, y)] > 0:
+            out[i] = float(w) * totals[g] / (n_labels[g] * per_label[(g, y)])
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Utterances:
+    """Classification input: texts in conversation order, with who said them.
+
+    Attributes:
+        texts: one text per segment.
+        conversations: conversation (call) id per segment; consecutive segments with the
+            same id are neighbours.
+        speakers: speaker per segment ("" when unknown).
+    """
+
+    texts: tuple[str, ...]
+    conversations: tuple[str, ...]
+    speakers: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not (len(self.texts) == len(self.conversations) == len(self.speakers)):
+            raise ValueError("texts, conversations and speakers must have the same length")
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @classmethod
+    def standalone(cls, texts: Sequence[str]) -> Utterances:
+        """Each text on its own, with no neighbours (what single-sentence evaluation sees)."""
+        return cls(tuple(texts), tuple(f"#{i}" for i in range(len(texts))), ("",) * len(texts))
+
+    def take(self, index: Sequence[int] | np.ndarray) -> Utterances:
+        idx = [int(i) for i in index]
+        return Utterances(tuple(self.texts[i] for i in idx), tuple(self.conversations[i] for i in idx),
+                          tuple(self.speakers[i] for i in idx))
+
+    def neighbours(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(previous, next)`` index per segment within its conversation, ``-1`` where none."""
+        n = len(self.texts)
+        prev = np.full(n, -1, dtype=np.int64)
+        nxt = np.full(n, -1, dtype=np.int64)
+        for i in range(1, n):
+            if self.conversations[i] == self.conversations[i - 1]:
+                prev[i] = i - 1
+                nxt[i - 1] = i
+        return prev, nxt
+
+    def positions(self) -> np.ndarray:
+        """Relative position of each segment in its conversation, 0 (first) to 1 (last); 0.5 alone."""
+        n = len(self.texts)
+        out = np.full(n, 0.5, dtype=np.float64)
+        start = 0
+        for i in range(1, n + 1):
+            if i == n or self.conversations[i] != self.conversations[start]:
+                length = i - start
+                if length > 1:
+                    out[start:i] = np.arange(length) / (length - 1)
+                start = i
+        return out
+
+
+def context_feature_names(tasks_classes: dict[str, list[str]]) -> list[str]:
+    """Column names of the context level's input, in order."""
+    prob_names = [f"{t}={c}" for t, classes in tasks_classes.items() for c in classes]
+    names = [f"self:{p}" for p in prob_names]
+    for side in ("prev", "next"):
+        names += [f"{side}:{p}" for p in prob_names] + [f"{side}:exists", f"{side}:same_speaker"]
+    names += ["prev2:" + p for p in prob_names]
+    names += ["position", "alone"] + [f"cue:{c}" for c in CUE_NAMES]
+    return names
+
+
+class CycleModel(BaseEstimator):
+    """Two-level segment classifier for every task of a taxonomy (see the module docstring).
+
+    Parameters:
+        tasks: task name -> label list (the taxonomy's order).
+        use_encoder: add sentence vectors to the text level (they must then be passed to
+            ``fit`` and ``predict_proba``).
+        use_context: fit the context level; without it the text level's probabilities are final.
+        text_c: inverse regularisation of the text-level logistic regressions.
+        encoder_weight: scale of the sentence vector block next to the TF-IDF blocks.
+        context_folds: grouped folds for the out-of-fold probabilities the context level learns from.
+        random_state: seed for the tree models.
+    """
+
+    def __init__(self, tasks: dict[str, list[str]] | None = None, use_encoder: bool = True,
+                 use_context: bool = True, text_c: float = 4.0, encoder_weight: float = 1.5,
+                 context_folds: int = 5, random_state: int = 13) -> None:
+        self.tasks = tasks
+        self.use_encoder = use_encoder
+        self.use_context = use_context
+        self.text_c = text_c
+        self.encoder_weight = encoder_weight
+        self.context_folds = context_folds
+        self.random_state = random_state
+
+    # -- text level -------------------------------------------------------------------
+    def _text_matrix(self, texts: Sequence[str], embeddings: np.ndarray | None) -> sparse.csr_matrix:
+        blocks = [self.text_features_.transform(list(texts))]
+        if self.use_encoder:
+            if embeddings is None:
+                raise ValueError("this model uses sentence vectors: pass embeddings")
+            blocks.append(sparse.csr_matrix(np.asarray(embeddings, dtype=np.float64) * self.encoder_weight))
+        return sparse.hstack(blocks, format="csr")
+
+    def _fit_text_models(self, x: sparse.csr_matrix, labels: dict[str, list[str | None]],
+                         weights: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, LogisticRegression]:
+        models: dict[str, LogisticRegression] = {}
+        for task in self.tasks_:
+            y = np.asarray([labels[task][i] for i in rows], dtype=object)
+            mask = np.asarray([v is not None for v in y])
+            if mask.sum() == 0 or len(set(y[mask])) < 2:
+                raise ValueError(f"task {task!r}: fewer than two labels in the training rows")
+            models[task] = LogisticRegression(C=self.text_c, max_iter=2000, solver="lbfgs").fit(
+                x[rows[mask]], y[mask].astype(str), sample_weight=weights[task][rows[mask]])
+        return models
+
+    def _text_proba(self, models: dict[str, LogisticRegression], x: sparse.csr_matrix) -> np.ndarray:
+        """Text-level probabilities of every task, in ``classes_`` order, side by side."""
+        cols = []
+        for task in self.tasks_:
+            model = models[task]
+            proba = model.predict_proba(x)
+            order = [list(model.classes_).index(c) for c in self.classes_[task]]
+            cols.append(proba[:, order])
+        return np.hstack(cols)
+
+    # -- context level ----------------------------------------------------------------
+    def _cue_columns(self, x: sparse.csr_matrix) -> np.ndarray:
+        """The cue block of a text-level matrix (word and char TF-IDF come first, then cues)."""
+        start = sum(len(part.vocabulary_) for name, part in self.text_features_.transformer_list
+                    if name in {"word", "char"})
+        return x[:, start : start + len(CUE_NAMES)].toarray()
+
+    def _context_matrix(self, utterances: Utterances, p1: np.ndarray, cues: np.ndarray) -> np.ndarray:
+        prev, nxt = utterances.neighbours()
+        n, k = p1.shape
+        speakers = np.asarray(utterances.speakers, dtype=object)
+
+        def side(index: np.ndarray) -> np.ndarray:
+            exists = index >= 0
+            probs = np.where(exists[:, None], p1[np.maximum(index, 0)], 0.0)
+            same = exists & (speakers[np.maximum(index, 0)] == speakers) & (speakers != "")
+            return np.hstack([probs, exists[:, None].astype(float), same[:, None].astype(float)])
+
+        prev2 = np.where(prev >= 0, prev[np.maximum(prev, 0)], -1)
+        p_prev2 = np.where((prev2 >= 0)[:, None], p1[np.maximum(prev2, 0)], 0.0)
+        alone = ((prev < 0) & (nxt < 0)).astype(float)[:, None]
+        return np.hstack([p1, side(prev), side(nxt), p_prev2, utterances.positions()[:, None], alone, cues])
+
+    # -- public API -------------------------------------------------------------------
+    def fit(self, utterances: Utterances, labels: dict[str, list[str | None]],
+            embeddings: np.ndarray | None = None, groups: Sequence[str] | None = None,
+            sample_weight: np.ndarray | None = None, balance_groups: Sequence[str] | None = None,
+            standalone_weight: float = 0.0,
+            standalone_mask: np.ndarray | None = None, oof_out: dict[str, np.ndarray] | None = None,
+            progress: Callable[[str], None] | None = None) -> CycleModel:
+        """Fit both levels.
+
+        Args:
+            utterances: training segments in conversation order.
+            labels: task -> label per segment (``None`` where that task is unlabelled).
+            embeddings: sentence vectors per segment (required with ``use_encoder``).
+            groups: fold groups for the out-of-fold probabilities; default the conversation ids.
+            sample_weight: weight per segment (e.g. to weigh corpora).
+            balance_groups: group per segment (its corpus) within which each task's labels
+                are balanced (:func:`balanced_weights`); default one group for all.
+            standalone_weight: if positive, the context level also sees a copy of the rows in
+                ``standalone_mask`` with no neighbours, at this weight, so it handles single
+                sentences as well as conversations.
+            standalone_mask: which rows get a standalone copy (default: all).
+            oof_out: if given, filled with the text level's out-of-fold probabilities per task
+                (columns in ``classes_`` order), for reporting.
+            progress: called with short status messages.
+        """
+        say = progress or (lambda _m: None)
+        if not self.tasks:
+            raise ValueError("CycleModel needs tasks")
+        self.tasks_ = list(self.tasks)
+        self.classes_ = {t: [c for c in self.tasks[t] if any(v == c for v in labels[t])] for t in self.tasks_}
+        n = len(utterances)
+        base = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        balance = list(balance_groups) if balance_groups is not None else [""] * n
+        weights = {t: balanced_weights(labels[t], balance, base) for t in self.tasks_}
+        self.text_features_ = build_feature_union().fit(list(utterances.texts))
+        x = self._text_matrix(utterances.texts, embeddings)
+        all_rows = np.arange(n)
+        self.text_models_ = self._fit_text_models(x, labels, weights, all_rows)
+        say("text level fitted")
+        self.context_models_: dict[str, HistGradientBoostingClassifier] = {}
+        if not self.use_context:
+            return self
+        fold_groups = np.asarray(list(groups) if groups is not None else utterances.conversations, dtype=object)
+        oof = np.zeros((n, sum(len(c) for c in self.classes_.values())))
+        folds = GroupKFold(n_splits=self.context_folds)
+        for fold, (train_idx, test_idx) in enumerate(folds.split(np.zeros(n), groups=fold_groups)):
+            models = self._fit_text_models(x, labels, weights, train_idx)
+            oof[test_idx] = self._text_proba(models, x[test_idx])
+            say(f"context level: out-of-fold probabilities {fold + 1}/{self.context_folds}")
+        if oof_out is not None:
+            col = 0
+            for task in self.tasks_:
+                width = len(self.classes_[task])
+                oof_out[task] = oof[:, col : col + width]
+                col += width
+        cues = self._cue_columns(x)
+        z = self._context_matrix(utterances, oof, cues)
+        row_index = np.arange(n)
+        copy_scale = np.ones(n)
+        if standalone_weight > 0:
+            chosen = np.arange(n) if standalone_mask is None else np.flatnonzero(standalone_mask)
+            alone = Utterances.standalone([utterances.texts[i] for i in chosen])
+            z = np.vstack([z, self._context_matrix(alone, oof[chosen], cues[chosen])])
+            row_index = np.concatenate([row_index, chosen])
+            copy_scale = np.concatenate([copy_scale, np.full(len(chosen), standalone_weight)])
+        for task in self.tasks_:
+            y = np.asarray(labels[task], dtype=object)[row_index]
+            mask = np.asarray([v is not None for v in y])
+            z_weights = weights[task][row_index] * copy_scale
+            self.context_models_[task] = HistGradientBoostingClassifier(
+                max_iter=300, learning_rate=0.06, max_leaf_nodes=15, min_samples_leaf=40,
+                l2_regularization=1.0, random_state=self.random_state).fit(
+                    z[mask], y[mask].astype(str), sample_weight=z_weights[mask])
+        say("context level fitted")
+        return self
+
+    def predict_proba(self, utterances: Utterances, embeddings: np.ndarray | None = None,
+                      use_context: bool | None = None) -> dict[str, np.ndarray]:
+        """Task -> probabilities per segment, columns in ``classes_[task]`` order.
+
+        ``use_context=False`` returns the text level alone (for comparison).
+        """
+        if not len(utterances):
+            return {t: np.zeros((0, len(self.classes_[t]))) for t in self.tasks_}
+        x = self._text_matrix(utterances.texts, embeddings)
+        p1 = self._text_proba(self.text_models_, x)
+        with_context = self.use_context if use_context is None else (use_context and self.use_context)
+        out: dict[str, np.ndarray] = {}
+        if not with_context or not self.context_models_:
+            col = 0
+            for task in self.tasks_:
+                width = len(self.classes_[task])
+                out[task] = p1[:, col : col + width]
+                col += width
+            return out
+        z = self._context_matrix(utterances, p1, self._cue_columns(x))
+        for task in self.tasks_:
+            model = self.context_models_[task]
+            proba = model.predict_proba(z)
+            order = [list(model.classes_).index(c) for c in self.classes_[task]]
+            out[task] = proba[:, order]
+        return out
+
+    def predict(self, utterances: Utterances, embeddings: np.ndarray | None = None) -> dict[str, list[str]]:
+        """Task -> most probable label per segment."""
+        return {t: [self.classes_[t][int(i)] for i in np.argmax(p, axis=1)]
+                for t, p in self.predict_proba(utterances, embeddings).items()}
+

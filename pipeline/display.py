@@ -1,0 +1,21 @@
+"""Text that is safe to print: file names, call ids and messages come from untrusted input.
+
+A file name can hold terminal escape sequences (colours, window titles, OSC 8 links, cursor
+moves). Everything callcycle prints about an input goes through :func:`printable`, which
+drops C0/C1 control characters (keeping none: a name is one line) and bidi overrides.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["printable"]
+
+_BIDI = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(value: object) -> str:
+    """``str(value)`` without control characters or bidirectional overrides (one safe line)."""
+    text = _CONTROL.sub("", str(value))
+    return "".join(ch for ch in text if ch not in _BIDI)

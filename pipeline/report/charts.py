@@ -1,0 +1,181 @@
+"""Charts for the report, drawn with matplotlib as inline SVG.
+
+Every chart costs O(rows) and produces a bounded SVG: the call timeline draws one
+``broken_barh`` per (speaker, stage, talk/action) — never one artist per segment — and merges
+bars closer than a pixel, so a 50,000-segment call draws about as fast as a short one. Colours
+follow the taxonomy: cycle stages take the palette in order, the neutral stage is grey.
+Timelines are cached on disk by call version, so ``run`` redraws only calls that changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from pipeline import PIPELINE_VERSION
+from pipeline.atomic import write_bytes_atomic
+from pipeline.report.rules import COV_TAXONOMY, ReportTaxonomy, iso_week
+
+__all__ = ["PALETTE", "stage_colours", "timeline_svg", "cached_timeline_svg", "stage_mix_svg", "trend_svg", "mmss"]
+
+PALETTE = ("#3b6fb6", "#2e9e5b", "#d98a1c", "#8e5bb5", "#c4484f", "#2a9d9d", "#7a6a3a")
+NEUTRAL_COLOUR = "#b9bec7"
+#: Horizontal resolution of a timeline: bars closer than 1/TIMELINE_PX of the call are merged.
+TIMELINE_PX = 1400
+_TIMELINE_VERSION = "2"
+
+
+def stage_colours(tax: ReportTaxonomy = COV_TAXONOMY) -> dict[str, str]:
+    """``{label: colour}`` in taxonomy order; the neutral label grey."""
+    colours, i = {}, 0
+    for label in tax.labels:
+        if label == tax.neutral:
+            colours[label] = NEUTRAL_COLOUR
+        else:
+            colours[label] = PALETTE[i % len(PALETTE)]
+            i += 1
+    return colours
+
+
+def mmss(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = max(0.0, float(seconds))
+    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+
+
+def _mpl():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.hashsalt": "callcycle", "font.size": 9, "axes.spines.top": False,
+                         "axes.spines.right": False, "svg.fonttype": "path"})
+    return plt
+
+
+def _safe_label(text: str) -> str:
+    """Chart labels come from data: escape matplotlib's mathtext dollar signs."""
+    return str(text).replace("$", r"\$")
+
+
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    no_metadata = {"Date": None, "Creator": None, "Format": None, "Type": None}
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata=no_metadata)
+    _mpl().close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _merge(ranges: list[tuple[float, float]], tolerance: float, min_width: float) -> list[tuple[float, float]]:
+    """Sorted ``(start, end)`` ranges merged where the gap is below ``tolerance``, as (start, width)."""
+    merged: list[list[float]] = []
+    for start, end in sorted(ranges):
+        end = max(end, start + min_width)
+        if merged and start - merged[-1][1] <= tolerance:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(s, e - s) for s, e in merged]
+
+
+def timeline_svg(segments: list[dict[str, Any]], duration_s: float | None,
+                 tax: ReportTaxonomy = COV_TAXONOMY) -> str:
+    """A strip per speaker coloured by stage, action solid (outlined), talk pale.
+
+    One ``broken_barh`` per (speaker, stage, talk/action), bars merged below a pixel's width.
+    """
+    plt = _mpl()
+    colours = stage_colours(tax)
+    speakers = sorted({s["speaker"] for s in segments}) or ["—"]
+    row_of = {sp: i for i, sp in enumerate(speakers)}
+    end = max([duration_s or 0.0, *(s["end_s"] for s in segments)]) or 1.0
+    pixel = end / TIMELINE_PX
+    groups: dict[tuple[int, str, bool], list[tuple[float, float]]] = defaultdict(list)
+    for s in segments:
+        groups[(row_of[s["speaker"]], s["stage"], s["talk_action"] == "action")].append(
+            (s["start_s"], s["start_s"] + s["duration_s"]))
+    fig, ax = plt.subplots(figsize=(9, 0.45 + 0.38 * len(speakers)))
+    for (row, stage, action), ranges in sorted(groups.items()):
+        ax.broken_barh(_merge(ranges, pixel, max(0.2, pixel)), (row - 0.38, 0.76),
+                       facecolors=colours.get(stage, "#888"), alpha=1.0 if action else 0.38,
+                       edgecolor="#111" if action else "none", linewidth=0.6)
+    ax.set_xlim(0, end)
+    ax.set_yticks(range(len(speakers)), [_safe_label(s) for s in speakers])
+    ax.set_ylim(-0.6, len(speakers) - 0.4)
+    ax.invert_yaxis()
+    ticks = ax.get_xticks()
+    ax.set_xticks(ticks[(ticks >= 0) & (ticks <= end)])
+    ax.set_xticklabels([mmss(t) for t in ax.get_xticks()])
+    ax.set_xlabel("time in call (m:ss) — solid with outline = action, pale = talk")
+    return _svg(fig)
+
+
+def cached_timeline_svg(cache_dir: Path | None, call: dict[str, Any], segments: list[dict[str, Any]],
+                        duration_s: float | None, tax: ReportTaxonomy = COV_TAXONOMY) -> str:
+    """:func:`timeline_svg`, reused from ``cache_dir`` while the call's version (call_key) is unchanged."""
+    if cache_dir is None:
+        return timeline_svg(segments, duration_s, tax)
+    raw = f"{call['call_key']}|{duration_s}|{tax}|{PIPELINE_VERSION}|{_TIMELINE_VERSION}"
+    path = Path(cache_dir) / f"timeline-{hashlib.sha256(raw.encode()).hexdigest()[:24]}.svg"
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        pass
+    svg = timeline_svg(segments, duration_s, tax)
+    try:
+        write_bytes_atomic(path, svg.encode("utf-8"))
+    except OSError:  # a cache that cannot be written is only slower
+        pass
+    return svg
+
+
+def stage_mix_svg(mixes: list[tuple[str, dict[str, float]]], title: str,
+                  tax: ReportTaxonomy = COV_TAXONOMY) -> str:
+    """Horizontal stacked bars of stage shares, one bar per label."""
+    plt = _mpl()
+    fig, ax = plt.subplots(figsize=(6.5, 0.5 + 0.32 * max(len(mixes), 1)))
+    names = [_safe_label(n) for n, _ in mixes]
+    left = [0.0] * len(mixes)
+    for stage, colour in stage_colours(tax).items():
+        values = [m.get(stage, 0.0) for _, m in mixes]
+        ax.barh(names, values, left=left, color=colour, label=stage, height=0.66)
+        left = [a + b for a, b in zip(left, values)]
+    ax.set_xlim(0, 1)
+    ax.xaxis.set_major_formatter(lambda x, _: f"{x:.0%}")
+    ax.invert_yaxis()
+    ax.set_title(title, loc="left")
+    ax.legend(ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
+    return _svg(fig)
+
+
+def trend_svg(reps: list[dict[str, Any]], calls: list[dict[str, Any]]) -> str | None:
+    """Weekly average action share per rep, with the team's weekly median dashed."""
+    weeks = sorted({w for r in reps for w in r["trend"]})
+    if not weeks:
+        return None
+    plt = _mpl()
+    fig, ax = plt.subplots(figsize=(6.5, 2.6))
+    for r in reps:
+        xs = [weeks.index(w) for w in r["trend"]]
+        ax.plot(xs, list(r["trend"].values()), marker="o", label=_safe_label(r["rep"]))
+    team: dict[str, list[float]] = defaultdict(list)
+    for c in calls:
+        if c["call_date"] is not None and c["action_share"] is not None:
+            team[iso_week(c["call_date"])].append(c["action_share"])
+    ax.plot(range(len(weeks)), [statistics.median(team[w]) if team[w] else float("nan") for w in weeks],
+            linestyle="--", color="#444", label="team median")
+    ax.set_xticks(range(len(weeks)), weeks)
+    ax.set_ylim(0, 1)
+    ax.yaxis.set_major_formatter(lambda y, _: f"{y:.0%}")
+    ax.set_ylabel("action share")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    return _svg(fig)
+
+

@@ -1,0 +1,116 @@
+"""Read what the report shows: stored calls (one row per call identity), errors, segments, taxonomy.
+
+Reports read the Parquet datasets; they never recompute scores.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.report.rules import COV_TAXONOMY, ReportTaxonomy, rep_key
+from pipeline.store import local as store
+
+__all__ = ["ReportData", "load_call_rows", "load_error_rows", "load_report_data", "report_taxonomy"]
+
+
+def load_call_rows(out_dir: Path) -> list[dict[str, Any]]:
+    """Rows of the ``calls`` dataset as dicts, sorted by date then call id.
+
+    One row per call identity (``source_id``); should an output folder written by an older
+    callcycle hold several, only the newest is kept.
+    """
+    rows = store.read_dataset(out_dir, "calls").to_pylist()
+    newest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        key = row["source_id"] or row["source_path"]
+        if key not in newest or row["processed_at"] > newest[key]["processed_at"]:
+            newest[key] = row
+    return sorted(newest.values(), key=lambda r: (str(r["call_date"] or ""), r["call_id"]))
+
+
+def load_error_rows(out_dir: Path) -> list[dict[str, Any]]:
+    """Rows of the ``errors`` dataset, oldest first."""
+    return sorted(store.read_dataset(out_dir, "errors").to_pylist(), key=lambda r: r["occurred_at"])
+
+
+def report_taxonomy(calls: list[dict[str, Any]], models: Path | None = None) -> ReportTaxonomy:
+    """The stage taxonomy the calls were scored with.
+
+    Looked up in the card of the classifier that scored them (``models`` or the default models
+    folder), then the default taxonomy file when its name matches; failing both, inferred from the
+    stored stage shares (labels in stored order; the neutral label is the one never in a cycle).
+    """
+    from pipeline.paths import models_dir, taxonomy_path
+
+    names = {c["taxonomy"] for c in calls if c.get("taxonomy")}
+    root = models_dir(models)
+    for version in dict.fromkeys(c["classifier_version"] for c in calls if c.get("classifier_version")):
+        card = root / version / "card.json"
+        if card.is_file():
+            try:
+                tax = json.loads(card.read_text(encoding="utf-8"))["taxonomy"]
+                stage = next(t for t in tax["tasks"] if t["role"] == "stage")
+                return ReportTaxonomy(tax["name"], tuple(stage["labels"]), stage.get("neutral"))
+            except (OSError, ValueError, KeyError, StopIteration):
+                pass
+    try:
+        from pipeline.classify.labels import load_taxonomy
+
+        default = load_taxonomy(taxonomy_path())
+        if not names or names <= {f"{default.name}/{default.version}"}:
+            stage_task = default.by_role("stage")
+            return ReportTaxonomy(default.name, tuple(stage_task.labels), stage_task.neutral)
+    except Exception:  # noqa: BLE001 - a missing or broken default taxonomy: infer below
+        pass
+    labels = tuple(dict.fromkeys(k for c in calls for k, _ in (c["stage_shares"] or [])))
+    if not labels:
+        return COV_TAXONOMY
+    in_cycle = {s for c in calls for s in (c["stage_order"] or [])}
+    outside = [label for label in labels if label not in in_cycle]
+    return ReportTaxonomy(next(iter(names), "unknown"), labels, outside[0] if len(outside) == 1 else None)
+
+
+@dataclass
+class ReportData:
+    """Calls (one row per call identity) and their segments, filtered as asked, and their taxonomy."""
+
+    calls: list[dict[str, Any]]
+    segments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    since: dt.date | None = None
+    rep: str | None = None
+    taxonomy: ReportTaxonomy = COV_TAXONOMY
+
+
+def load_report_data(out_dir: Path, since: dt.date | None = None, rep: str | None = None,
+                     models: Path | None = None) -> ReportData:
+    """Read the stored calls and segments under ``out_dir``.
+
+    ``since`` keeps calls on or after that date (calls without a date are dropped when it is set);
+    ``rep`` keeps one rep's calls (case-insensitive). Segments are read only for the kept calls.
+    """
+    calls = load_call_rows(Path(out_dir))
+    if since is not None:
+        calls = [c for c in calls if c["call_date"] is not None and c["call_date"] >= since]
+    if rep is not None:
+        calls = [c for c in calls if rep_key(c["rep"]) == rep_key(rep)]
+    keys = {c["call_key"] for c in calls}
+    segments: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    if keys:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        table = store.read_dataset(Path(out_dir), "segments")
+        table = table.filter(pc.is_in(table.column("call_key"), value_set=pa.array(sorted(keys))))
+        for row in table.to_pylist():
+            segments[row["call_key"]].append(row)
+    for rows in segments.values():
+        rows.sort(key=lambda r: r["segment_index"])
+    return ReportData(calls=calls, segments=dict(segments), since=since, rep=rep,
+                      taxonomy=report_taxonomy(calls, models))
+
+

@@ -1,0 +1,224 @@
+"""What the figures mean: verdicts, flags, rep groupings, the team glance — one rule in one place.
+
+Pure functions over stored rows (dicts read from the ``calls``/``segments`` datasets); both the
+terminal summary and the HTML report use them, so a figure means the same thing in both.
+Stage names, the cycle and its order come from a :class:`ReportTaxonomy` (the artifact's
+taxonomy), so a different taxonomy (e.g. Plan-Do-Check-Act) is reported without code changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "Thresholds", "ReportTaxonomy", "COV_TAXONOMY", "verdict", "format_pct", "rep_key", "rep_display_name",
+    "call_flags", "rep_summaries", "team_glance", "talk_heavy_stretch", "cycle_sentence", "cycle_status", "iso_week",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportTaxonomy:
+    """The stage labels a report shows: all of them in taxonomy order, the neutral one, the cycle."""
+
+    name: str
+    labels: tuple[str, ...]
+    neutral: str | None
+
+    @property
+    def cycle(self) -> tuple[str, ...]:
+        """Stages that make up the cycle, in order (every label but the neutral one)."""
+        return tuple(label for label in self.labels if label != self.neutral)
+
+    def arrow(self) -> str:
+        return " → ".join(s.capitalize() for s in self.cycle)
+
+
+COV_TAXONOMY = ReportTaxonomy("cycle-of-value", ("align", "act", "adjust", "other"), "other")
+
+# Plain-language reasons for the shipped Cycle-of-Value stages; other taxonomies get a generic sentence.
+_MISSING = {
+    "align": "No Align: nobody established goals, priorities or the customer's situation.",
+    "act": "No Act: no request, offer, promise or next step was made.",
+    "adjust": "Open loop: nothing was reviewed or adjusted.",
+}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a call or a rep is flagged for a manager's attention."""
+
+    low_action_share: float = 0.15
+    """A call whose action share is below this is "mostly talk"."""
+    rep_gap_below_median: float = 0.15
+    """A rep whose average action share is this far below the team median is flagged."""
+    min_calls_for_rep_flags: int = 3
+    """Rep-level pattern flags (no Align / no Adjust across calls) need at least this many calls."""
+    pattern_share: float = 0.66
+    """Share of a rep's calls missing a stage before the rep is flagged for it."""
+    long_monologue_s: float = 90.0
+    """A monologue longer than this is called out on the scorecard."""
+
+
+def verdict(action_share: float | None) -> str:
+    """Plain-language reading of a call's action share."""
+    if action_share is None:
+        return "no work discussed"
+    if action_share >= 0.35:
+        return "moves work forward"
+    if action_share >= 0.15:
+        return "some commitments"
+    return "mostly talk"
+
+
+def format_pct(value: float | None) -> str:
+    """A share as a whole percentage; an em dash when undefined."""
+    return "—" if value is None else f"{value:.0%}"
+
+
+def _missing_sentence(stage: str, tax: ReportTaxonomy) -> str:
+    if stage in _MISSING and tax.labels == COV_TAXONOMY.labels:
+        return _MISSING[stage]
+    if tax.cycle and stage == tax.cycle[-1]:
+        return f"Open loop: no {stage.capitalize()} in this call."
+    return f"No {stage.capitalize()} in this call."
+
+
+def cycle_status(call: dict[str, Any], tax: ReportTaxonomy = COV_TAXONOMY) -> str:
+    """``complete``, ``open loop`` (the cycle's last stage is missing) or ``partial``."""
+    present = call["stages_present"] or []
+    if call["cycle_complete"]:
+        return "complete"
+    return "open loop" if tax.cycle and tax.cycle[-1] not in present else "partial"
+
+
+def cycle_sentence(call: dict[str, Any], tax: ReportTaxonomy = COV_TAXONOMY) -> str:
+    """The scorecard's sentence about the cycle."""
+    present = call["stages_present"] or []
+    status = cycle_status(call, tax)
+    if status == "complete":
+        return f"Complete cycle: {', '.join(s.capitalize() for s in tax.cycle[:-1])} and " \
+               f"{tax.cycle[-1].capitalize()} all happened." if len(tax.cycle) > 1 else "Complete cycle."
+    if status == "open loop":
+        return _missing_sentence(tax.cycle[-1], tax)
+    missing = ", ".join(s.capitalize() for s in tax.cycle if s not in present)
+    return f"Partial cycle: no {missing}."
+
+
+def call_flags(call: dict[str, Any], th: Thresholds = Thresholds(), tax: ReportTaxonomy = COV_TAXONOMY) -> list[str]:
+    """Reasons a manager should look at this call, each a full sentence."""
+    flags = []
+    share = call["action_share"]
+    present = set(call["stages_present"] or [])
+    if share is not None and share < th.low_action_share:
+        flags.append(f"Mostly talk: only {share:.0%} of work talk was action (flag below {th.low_action_share:.0%}).")
+    if share is None:
+        flags.append("No work was discussed: every segment was small talk or filler.")
+    for stage in tax.cycle:
+        if stage not in present:
+            flags.append(_missing_sentence(stage, tax))
+    for sp in call["speakers"] or []:
+        if (sp["longest_monologue_s"] or 0) > th.long_monologue_s:
+            flags.append(f"{sp['speaker']} spoke for {sp['longest_monologue_s']:.0f} s without a break.")
+    return flags
+
+
+def iso_week(day: dt.date) -> str:
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def rep_key(name: str | None) -> str:
+    """Grouping key of a rep's name: "Dana", "dana " and "DANA" are one rep."""
+    return " ".join((name or "").split()).casefold()
+
+
+def rep_display_name(names: list[str | None]) -> str:
+    """How to show a rep written several ways: the most common spelling (ties: the first in sort order)."""
+    cleaned = [" ".join(n.split()) for n in names if n and n.strip()]
+    if not cleaned:
+        return "(unknown rep)"
+    counts = Counter(cleaned)
+    return sorted(counts, key=lambda n: (-counts[n], n))[0]
+
+
+def rep_summaries(calls: list[dict[str, Any]], th: Thresholds = Thresholds(),
+                  tax: ReportTaxonomy = COV_TAXONOMY) -> list[dict[str, Any]]:
+    """Per rep: calls, average action share, stage mix, weekly trend, gap to the team median, flags."""
+    shares = [c["action_share"] for c in calls if c["action_share"] is not None]
+    team_median = statistics.median(shares) if shares else None
+    by_rep: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for c in calls:
+        by_rep[rep_key(c["rep"])].append(c)
+    out = []
+    for _key, rows in sorted(by_rep.items()):
+        rep = rep_display_name([c["rep"] for c in rows])
+        rep_shares = [c["action_share"] for c in rows if c["action_share"] is not None]
+        avg = statistics.fmean(rep_shares) if rep_shares else None
+        mix: dict[str, float] = defaultdict(float)
+        for c in rows:
+            for k, v in (c["stage_shares"] or []):
+                mix[k] += v / len(rows)
+        weekly: dict[str, list[float]] = defaultdict(list)
+        for c in rows:
+            if c["call_date"] is not None and c["action_share"] is not None:
+                weekly[iso_week(c["call_date"])].append(c["action_share"])
+        trend = {w: statistics.fmean(v) for w, v in sorted(weekly.items())}
+        flags = []
+        gap = None if avg is None or team_median is None else avg - team_median
+        if gap is not None and gap <= -th.rep_gap_below_median:
+            flags.append(f"Average action share {avg:.0%} is {-gap:.0%} below the team median ({team_median:.0%}).")
+        if avg is not None and avg < th.low_action_share:
+            flags.append(f"Calls are mostly talk: average action share {avg:.0%}.")
+        if len(rows) >= th.min_calls_for_rep_flags:
+            ends = dict.fromkeys((tax.cycle[0], tax.cycle[-1])) if tax.cycle else {}
+            for stage, text in ((s, f"No {s.capitalize()}") for s in ends):
+                missing = sum(stage not in (c["stages_present"] or []) for c in rows)
+                if missing / len(rows) >= th.pattern_share:
+                    flags.append(f"{text} in {missing} of {len(rows)} calls.")
+        out.append({
+            "rep": rep, "n_calls": len(rows), "avg_action_share": avg, "gap_to_median": gap,
+            "stage_mix": dict(mix), "trend": trend, "flags": flags,
+            "complete_cycles": sum(bool(c["cycle_complete"]) for c in rows),
+        })
+    return out
+
+
+def team_glance(calls: list[dict[str, Any]], th: Thresholds = Thresholds()) -> dict[str, Any]:
+    """The headline figures: calls, median action share, complete cycles, calls flagged."""
+    shares = [c["action_share"] for c in calls if c["action_share"] is not None]
+    return {
+        "calls": len(calls),
+        "median_action_share": statistics.median(shares) if shares else None,
+        "complete": sum(bool(c["cycle_complete"]) for c in calls),
+        "flagged": sum(bool(call_flags(c, th)) for c in calls),
+    }
+
+
+def talk_heavy_stretch(segments: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The longest run of consecutive talk segments (by speech seconds), with its span and speakers."""
+    best: tuple[float, int, int] | None = None
+    start = None
+    total = 0.0
+    for i, seg in enumerate([*segments, None]):
+        if seg is not None and seg["talk_action"] == "talk":
+            if start is None:
+                start, total = i, 0.0
+            total += seg["duration_s"]
+            continue
+        if start is not None and (best is None or total > best[0]):
+            best = (total, start, i - 1)
+        start = None
+    if best is None:
+        return None
+    total, i, j = best
+    run = segments[i:j + 1]
+    return {
+        "start_s": run[0]["start_s"], "end_s": run[-1]["end_s"], "speech_s": total, "n_segments": len(run),
+        "speakers": sorted({s["speaker"] for s in run}), "first_text": run[0]["text"],
+    }
+
+

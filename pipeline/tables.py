@@ -1,0 +1,68 @@
+"""Rows in and out of JSONL/CSV files written for people (spreadsheets, labelling tools).
+
+One rule in one place: every CSV callcycle writes for a spreadsheet goes through
+:func:`write_rows`, which neutralises cells a spreadsheet would run as a formula (text
+starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading ``'``), and
+:func:`unneutralise` undoes that when such a file is read back.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from pipeline.atomic import write_bytes_atomic
+
+__all__ = ["FORMULA_PREFIXES", "spreadsheet_safe", "unneutralise", "rows_to_csv", "rows_to_jsonl", "write_rows"]
+
+#: First characters that make Excel, LibreOffice or Google Sheets treat a cell as a formula.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """``value`` unchanged unless it is text a spreadsheet would evaluate; then prefixed with ``'``."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def unneutralise(value: Any) -> Any:
+    """Inverse of :func:`spreadsheet_safe` for a cell read back from a CSV callcycle wrote."""
+    if isinstance(value, str) and value.startswith("'") and value[1:2] and value[1:].startswith(FORMULA_PREFIXES):
+        return value[1:]
+    return value
+
+
+def rows_to_csv(rows: Iterable[Mapping[str, Any]], fields: list[str] | None = None) -> str:
+    """CSV text with a header, every cell spreadsheet-safe."""
+    rows = list(rows)
+    names = fields or list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=names)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def rows_to_jsonl(rows: Iterable[Mapping[str, Any]], handle: IO[str]) -> None:
+    """JSON Lines (UTF-8, one object per line)."""
+    for row in rows:
+        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def write_rows(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Write rows atomically: ``.jsonl`` as JSON Lines, anything else as spreadsheet-safe CSV."""
+    path = Path(path)
+    if path.suffix.lower() == ".jsonl":
+        buf = io.StringIO()
+        rows_to_jsonl(rows, buf)
+        text = buf.getvalue()
+    else:
+        text = rows_to_csv(rows)
+    write_bytes_atomic(path, text.encode("utf-8"))
+    return path

@@ -1,0 +1,173 @@
+"""A call's identity is the call, not the bytes: changed files replace their call, fixed files clear
+their failure, metadata re-applies without re-scoring, files being written wait, and only complete,
+readable results count as done (issue 11)."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import process
+from pipeline.config import PipelineConfig
+from pipeline.errors import InputChangingError
+from pipeline.ingest.discover import discover_inputs
+from pipeline.report.terminal import load_call_rows
+from pipeline.store import local as store
+
+
+def _transcript(path: Path, *texts: str) -> Path:
+    path.write_text(json.dumps({"turns": [{"speaker": f"S{i % 2}", "text": t} for i, t in enumerate(texts)]}))
+    return path
+
+
+def _run(folder: Path, out: Path, artifact, nlp, config: PipelineConfig | None = None) -> dict[str, str]:
+    """Discover and process a folder without Prefect; ``{file name: status}``."""
+    config = config or PipelineConfig()
+    stamp = process.run_stamp(artifact, None)
+    process.prepare_output(out)
+    sources, bad = discover_inputs([str(folder)])
+    outcomes = [process.record_failure(out, p, None, e, stamp) for p, e in bad]
+    outcomes += [process.process_source(s, asr=None, artifact=artifact, nlp=nlp, config=config, out_dir=out)
+                 for s in sources]
+    return {Path(o.path).name: o.status for o in outcomes}
+
+
+def test_changed_file_replaces_its_call(tmp_path: Path, artifact, nlp) -> None:
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    _transcript(folder / "a.json", "How is the rollout going?", "It slipped a week.")
+    assert _run(folder, out, artifact, nlp) == {"a.json": "scored"}
+    first = load_call_rows(out)[0]
+    _transcript(folder / "a.json", "How is the rollout going?", "It slipped a week.", "I will send the plan by Friday.")
+    assert _run(folder, out, artifact, nlp) == {"a.json": "scored"}
+    rows = load_call_rows(out)
+    assert len(rows) == 1 and rows[0]["source_id"] == "a.json"
+    assert rows[0]["source_sha256"] != first["source_sha256"] and rows[0]["n_segments"] == 3
+    # every reader sees only the new version: raw Parquet files too, not just our loader
+    assert pq.read_table(out / "calls").num_rows == 1
+    segs = store.read_dataset(out, "segments")
+    assert set(segs.column("call_key").to_pylist()) == {rows[0]["call_key"]} and segs.num_rows == 3
+    assert pq.read_table(out / "segments").num_rows == 3
+    assert _run(folder, out, artifact, nlp) == {"a.json": "skipped"}
+
+
+def test_failure_clears_when_the_file_is_fixed(tmp_path: Path, artifact, nlp) -> None:
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    (folder / "b.json").write_text("{ broken")
+    assert _run(folder, out, artifact, nlp) == {"b.json": "failed"}
+    (folder / "b.json").write_text("{ still broken, differently")
+    _run(folder, out, artifact, nlp)
+    assert store.read_dataset(out, "errors").num_rows == 1  # replaced, not added
+    _transcript(folder / "b.json", "Let's book the review for Tuesday.")
+    assert _run(folder, out, artifact, nlp) == {"b.json": "scored"}
+    assert store.read_dataset(out, "errors").num_rows == 0
+
+
+def test_metadata_change_reapplies_without_rescoring(tmp_path: Path, artifact, nlp,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    _transcript(folder / "c.json", "What matters most to you this quarter?")
+    (folder / "calls.csv").write_text("path,rep,customer,date\nc.json,dana,acme,2026-11-02\n")
+    assert _run(folder, out, artifact, nlp) == {"c.json": "scored"}
+    before = load_call_rows(out)[0]
+    (folder / "calls.csv").write_text("path,rep,customer,date\nc.json,Priya,Acme Corp,2026-11-03\n")
+
+    def no_rescoring(*args, **kwargs):
+        raise AssertionError("metadata changes must not re-transcribe or re-score")
+
+    monkeypatch.setattr(process, "read_call", no_rescoring)
+    assert _run(folder, out, artifact, nlp) == {"c.json": "updated"}
+    after = load_call_rows(out)
+    assert len(after) == 1 and (after[0]["rep"], after[0]["customer"], str(after[0]["call_date"])) == (
+        "Priya", "Acme Corp", "2026-11-03")
+    assert after[0]["call_key"] == before["call_key"] and after[0]["action_share"] == before["action_share"]
+    assert _run(folder, out, artifact, nlp) == {"c.json": "skipped"}
+
+
+def _growing_wav(path: Path, declared_frames: int, present_frames: int) -> Path:
+    data = b"\0\0" * present_frames
+    header = b"RIFF" + struct.pack("<I", 36 + 2 * declared_frames) + b"WAVEfmt " + struct.pack(
+        "<IHHIIHH", 16, 1, 1, 16000, 32000, 2, 16) + b"data" + struct.pack("<I", 2 * declared_frames)
+    path.write_bytes(header + data)
+    return path
+
+
+def test_file_still_being_written_is_deferred_not_scored(tmp_path: Path, artifact, nlp) -> None:
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    wav = _growing_wav(folder / "recording.wav", declared_frames=16000 * 60, present_frames=16000)
+    sources, bad = discover_inputs([str(folder)])
+    assert sources == [] and isinstance(bad[0][1], InputChangingError)
+    assert _run(folder, out, artifact, nlp) == {"recording.wav": "deferred"}
+    assert store.read_dataset(out, "errors").num_rows == 0 and store.read_dataset(out, "calls").num_rows == 0
+    old = time.time() - 3600  # an hour later it has not grown: a truncated file, taken as it is
+    os.utime(wav, (old, old))
+    sources, bad = discover_inputs([str(folder)])
+    assert [s.fmt for s in sources] == ["wav"] and bad == []
+
+
+def test_file_replaced_during_processing_is_deferred(tmp_path: Path, artifact, nlp) -> None:
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    path = _transcript(folder / "d.json", "Can you confirm the budget owner?")
+    process.prepare_output(out)
+    (source,), _ = discover_inputs([str(folder)])
+    _transcript(path, "Completely different text written after discovery, longer than before.")
+    os.utime(path, ns=(source.mtime_ns + 10**9, source.mtime_ns + 10**9))
+    outcome = process.process_source(source, asr=None, artifact=artifact, nlp=nlp, config=PipelineConfig(),
+                                     out_dir=out)
+    assert outcome.status == "deferred"
+    assert store.read_dataset(out, "calls").num_rows == 0 and store.read_dataset(out, "errors").num_rows == 0
+
+
+def test_truncated_parquet_is_quarantined_and_redone(tmp_path: Path, artifact, nlp) -> None:
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    _transcript(folder / "e.json", "We agreed to start the pilot on Monday.")
+    _transcript(folder / "f.json", "How was the conference?")
+    _run(folder, out, artifact, nlp)
+    victim = next((out / "calls").glob("*.parquet"))
+    victim.write_bytes(victim.read_bytes()[:100])  # cut through the footer
+    assert len(load_call_rows(out)) == 1  # readers skip it instead of crashing
+    statuses = _run(folder, out, artifact, nlp)
+    assert sorted(statuses.values()) == ["scored", "skipped"]
+    assert len(load_call_rows(out)) == 2
+    assert list((out / store.QUARANTINE / "calls").iterdir())
+
+
+def test_segments_count_must_match_and_orphans_stay_hidden(tmp_path: Path, artifact, nlp) -> None:
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    _transcript(folder / "g.json", "I'll send the contract today.", "Great, thanks.")
+    _run(folder, out, artifact, nlp)
+    segs = next((out / "segments").glob("*.parquet"))
+    table = pq.read_table(segs)
+    pq.write_table(table.slice(0, 1), segs)  # a segments part that lost rows
+    assert _run(folder, out, artifact, nlp) == {"g.json": "scored"}
+    assert store.read_dataset(out, "segments").num_rows == 2
+    # a crash between the two writes: segments of a call whose calls row is not there
+    (out / "calls" / segs.name).unlink()
+    assert store.read_dataset(out, "segments").num_rows == 0
+
+
+def test_files_of_the_old_layout_are_retired_once(tmp_path: Path, artifact, nlp) -> None:
+    """Schema-1 folders held one file per content hash (a call could have two rows): moved aside, rescored."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    _transcript(folder / "h.json", "Let's review what went wrong last sprint.")
+    _run(folder, out, artifact, nlp)
+    current = next((out / "calls").glob("*.parquet"))
+    old = pq.read_table(current).drop_columns(["source_id"])  # schema 1 had no identity column
+    old = old.replace_schema_metadata({**old.schema.metadata, b"callcycle.schema_version": b"1"})
+    pq.write_table(old, out / "calls" / "part-0123old.parquet")
+    (out / ".layout").unlink()
+    assert _run(folder, out, artifact, nlp) == {"h.json": "skipped"}
+    assert len(load_call_rows(out)) == 1 and (out / store.LEGACY / "calls" / "part-0123old.parquet").is_file()

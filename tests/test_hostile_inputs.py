@@ -1,0 +1,255 @@
+"""Hostile and messy input (issue 11): escape sequences in names, symlinks out of the input folder,
+unreadable folders, formula cells, sidecars reaching into other folders, rep spellings, FIFOs,
+video containers, empty folders, vanished files, 0-channel WAVs, narrow terminals, --help markup."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import struct
+import threading
+from datetime import date
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import MODELS
+from typer.testing import CliRunner
+
+from cli import app
+from pipeline import process
+from pipeline.classify.active import write_for_labelling
+from pipeline.classify.labels import load_taxonomy
+from pipeline.config import PipelineConfig
+from pipeline.display import printable
+from pipeline.errors import AudioDecodeError, InputError
+from pipeline.ingest import discover
+from pipeline.ingest.audio import load_audio
+from pipeline.ingest.discover import discover_inputs
+from pipeline.report.html import rep_summaries
+from pipeline.report.terminal import render_summary
+from pipeline.schema import CallMetadata
+from pipeline.tables import rows_to_csv, unneutralise
+
+ROOT = Path(__file__).resolve().parents[1]
+TAXONOMY = load_taxonomy(ROOT / "labels" / "taxonomy.toml")
+ESC = "\x1b]0;owned\x07\x1b[31m\x1b]8;;http://evil/\x1b\\"
+NAME_ESC = ESC.replace("/", "")  # the same sequences as a file name can hold them
+runner = CliRunner()
+
+
+def _transcript(path: Path, text: str = "I will send the plan by Friday.", call_id: str | None = None) -> Path:
+    body: dict = {"turns": [{"speaker": "A", "text": text}]}
+    if call_id:
+        body["call_id"] = call_id
+    path.write_text(json.dumps(body))
+    return path
+
+
+def test_printable_drops_control_characters_and_bidi() -> None:
+    assert printable(f"call{ESC}-1\u202e.json") == "call]0;owned[31m]8;;http://evil/\\-1.json"
+    assert "\x1b" not in printable(ESC) and "\x07" not in printable(ESC)
+
+
+def test_escape_sequences_in_names_never_reach_the_terminal(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _transcript(folder / f"evil{NAME_ESC}.json", call_id=f"id{ESC}")
+    (folder / f"broken{NAME_ESC}.json").write_text("{ nope")
+    result = runner.invoke(app, ["run", str(folder), "--out", str(tmp_path / "out"), "--models", str(MODELS),
+                                 "--no-report"])
+    assert result.exit_code == 1, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "evil" in result.output and "broken" in result.output
+    summary = runner.invoke(app, ["summary", str(tmp_path / "out")])
+    assert "\x1b" not in summary.output and "\x07" not in summary.output
+
+
+def test_symlink_leaving_the_input_folder_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "passwd.txt").symlink_to(secret)
+    _transcript(folder / "real.json")
+    (folder / "inside.json").symlink_to(folder / "real.json")  # a link inside the folder is fine
+    sources, errors = discover_inputs([str(folder)])
+    assert [Path(s.path).name for s in sources] == ["inside.json"] or [Path(s.path).name for s in sources] == [
+        "real.json"]
+    (path, error), = errors
+    assert Path(path).name == "passwd.txt" and "outside the input folder" in error.message
+    assert "refused" in error.message
+
+
+def test_unreadable_folder_becomes_an_error_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "in"
+    (folder / "locked").mkdir(parents=True)
+    _transcript(folder / "locked" / "x.json")
+    _transcript(folder / "ok.json")
+    real_scandir = os.scandir
+
+    def scandir(path=".", *args, **kwargs):  # what a folder without read permission does (root ignores modes)
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    sources, errors = discover_inputs([str(folder)])
+    assert [Path(s.path).name for s in sources] == ["ok.json"]
+    (path, error), = errors
+    assert path.endswith("locked") and "Cannot read folder" in error.message and "permission" in error.hint
+
+
+def test_formula_cells_are_neutralised_in_every_csv(tmp_path: Path) -> None:
+    rows = [{"id": "al-1", "text": '=HYPERLINK("http://evil","x")', "call_id": "+1", "speaker": "@me",
+             "predicted_stage": "act", "predicted_talk_action": "action", "uncertainty": -0.5}]
+    path = write_for_labelling(rows, tmp_path / "todo.csv", TAXONOMY)
+    cells = next(csv.DictReader(path.open()))
+    assert cells["text"].startswith("'=") and cells["call_id"] == "'+1" and cells["speaker"] == "'@me"
+    assert cells["uncertainty"] == "-0.5"  # numbers stay numbers
+    assert unneutralise(cells["text"]) == rows[0]["text"]
+    assert rows_to_csv([{"a": "-x", "b": "\tcmd"}]).splitlines()[1] == "'-x,'\tcmd"
+
+
+def test_classify_csv_output_is_spreadsheet_safe(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"text": "=cmd|' /C calc'!A0"}) + "\n")
+    result = runner.invoke(app, ["classify", str(src), "-o", str(tmp_path / "o.csv"), "--models", str(MODELS)])
+    assert result.exit_code == 0, result.output
+    assert next(csv.DictReader((tmp_path / "o.csv").open()))["text"].startswith("'=")
+
+
+def test_sidecar_describes_only_files_under_its_folder(tmp_path: Path) -> None:
+    a, b = tmp_path / "A", tmp_path / "B"
+    a.mkdir()
+    b.mkdir()
+    _transcript(a / "a1.json")
+    _transcript(b / "b1.json")
+    (a / "calls.csv").write_text("path,rep,customer,date\na1.json,dana,acme,2026-11-02\n../B/b1.json,mallory,x,2020-01-01\n")
+    sources, _ = discover_inputs([str(tmp_path)])
+    meta = {Path(s.path).name: s.metadata for s in sources}
+    assert meta["a1.json"] == CallMetadata("dana", "acme", date(2026, 11, 2))
+    assert meta["b1.json"].rep is None
+
+
+def test_rep_names_are_grouped_whatever_the_spelling() -> None:
+    calls = [{"rep": r, "action_share": 0.5, "stage_shares": [], "call_date": None, "stages_present": [],
+              "cycle_complete": False} for r in ("Dana", "dana", " DANA ", "Dana", "Tom")]
+    reps = {r["rep"]: r["n_calls"] for r in rep_summaries(calls)}
+    assert reps == {"Dana": 4, "Tom": 1}
+
+
+def test_fifo_never_hangs_discovery(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    os.mkfifo(folder / "stream.wav")
+    _transcript(folder / "ok.json")
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(out=discover_inputs([str(folder),
+                                                                                 str(folder / "stream.wav")])),
+                              daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    assert not worker.is_alive(), "discovery hung on a FIFO"
+    sources, errors = result["out"]
+    assert [Path(s.path).name for s in sources] == ["ok.json"]
+    assert errors and all("not a regular file" in e.message for _, e in errors)
+
+
+def _mp4_with_audio(path: Path, seconds: float = 1.5) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        stream.layout = "mono"
+        t = np.arange(int(16000 * seconds)) / 16000
+        samples = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+        for start in range(0, len(samples), 1024):
+            frame = av.AudioFrame.from_ndarray(samples[None, start:start + 1024], format="fltp", layout="mono")
+            frame.rate = 16000
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def test_video_container_audio_is_decoded(tmp_path: Path) -> None:
+    path = _mp4_with_audio(tmp_path / "zoom-export.mp4")
+    sources, errors = discover_inputs([str(tmp_path)])
+    assert [s.kind for s in sources] == ["audio"] and errors == []
+    audio = load_audio(path)
+    assert audio.duration_s == pytest.approx(1.5, abs=0.2)
+
+
+def test_zero_channel_wav_is_a_decode_error(tmp_path: Path) -> None:
+    path = tmp_path / "zero.wav"
+    data = b"\0" * 3200
+    header = b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + struct.pack(
+        "<IHHIIHH", 16, 1, 0, 16000, 0, 0, 16) + b"data" + struct.pack("<I", len(data))
+    path.write_bytes(header + data)
+    with pytest.raises(AudioDecodeError) as info:
+        load_audio(path)
+    assert "channel" in info.value.message or "not a readable" in info.value.message
+
+
+def test_vanished_file_is_an_input_error_not_a_bug(tmp_path: Path, artifact, nlp) -> None:
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    path = _transcript(folder / "gone.json")
+    (source,), _ = discover_inputs([str(folder)])
+    path.unlink()
+    process.prepare_output(out)
+    outcome = process.process_source(source, asr=None, artifact=artifact, nlp=nlp, config=PipelineConfig(),
+                                     out_dir=out)
+    assert outcome.status == "failed" and outcome.step == "ingest"
+    assert "disappeared" in outcome.message and "bug" not in outcome.message
+
+
+def test_empty_folder_is_a_clear_error_with_non_zero_exit(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "README.md").write_text("nothing here")
+    result = runner.invoke(app, ["run", str(tmp_path / "empty"), "--out", str(tmp_path / "out"),
+                                 "--models", str(MODELS)])
+    assert result.exit_code == 2
+    assert "No audio or transcript files found" in " ".join(result.output.split())
+
+
+def test_summary_fits_80_columns() -> None:
+    from rich.console import Console
+
+    row = {"call_id": "2026-11-02__dana__acme__a-rather-long-discovery-call-name", "rep": "Dana",
+           "call_date": date(2026, 11, 2), "audio_duration_s": 300.0, "speech_s": 250.0, "action_share": 0.4,
+           "talk_action_ratio": 1.5, "stage_shares": [("align", .3), ("act", .4), ("adjust", .2), ("other", .1)],
+           "stages_present": ["align", "act"], "cycle_complete": False, "speakers": [], "source_id": "x",
+           "source_path": "x"}
+    console = Console(width=80, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    render_summary([row], console)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "cycle" in text and "open loop" in text and "30/40/20/10" in text
+
+
+def test_help_keeps_square_brackets() -> None:
+    result = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"})
+    assert "[asr]" in result.output and "[segmentation]" in result.output
+
+
+def test_explicit_unsupported_and_missing_inputs_are_input_errors(tmp_path: Path) -> None:
+    (tmp_path / "notes.docx").write_text("x")
+    _sources, errors = discover_inputs([str(tmp_path / "notes.docx"), str(tmp_path / "nope-*.wav")])
+    assert all(isinstance(e, InputError) for _, e in errors) and len(errors) == 2
+    assert discover.no_inputs_error([str(tmp_path)]).hint
+
+
+def test_max_duration_is_checked_from_the_header_before_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.errors import EmptyAudioError
+
+    path = _mp4_with_audio(tmp_path / "long.mp4", seconds=4.0)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded although the header already says it is too long")
+
+    monkeypatch.setattr(av, "AudioResampler", no_decoding)
+    with pytest.raises(EmptyAudioError, match="longer than the limit"):
+        load_audio(path, max_duration_s=1.0)
