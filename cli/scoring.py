@@ -21,11 +21,13 @@ def run(
     models: Annotated[Optional[str], typer.Option(help="Models folder (uses its CURRENT pointer) or an artifact directory [default: $CALLCYCLE_MODELS, else the classifiers shipped with callcycle].", show_default=False)] = None,
     model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version inside --models.")] = None,
     asr_model: Annotated[Optional[str], typer.Option(help="faster-whisper model: name in the local cache or a CTranslate2 directory. Default: bundled tiny.en.")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="TOML file with \\[asr], \\[segmentation], \\[run] options.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="TOML file with \\[asr], \\[segmentation], \\[run], \\[diarize] options.")] = None,
     channel_speakers: Annotated[Optional[str], typer.Option(help="Speaker names for channels 0,1,... of multi-channel audio, e.g. 'rep,customer'.")] = None,
     workers: Annotated[int, typer.Option(help="Files processed at once.")] = 1,
     batched: Annotated[Optional[bool], typer.Option("--batched/--no-batched", help="Use faster-whisper's BatchedInferencePipeline.")] = None,
     vad: Annotated[Optional[bool], typer.Option("--vad/--no-vad", help="Skip non-speech with Silero VAD.")] = None,
+    diarize: Annotated[Optional[bool], typer.Option("--diarize/--no-diarize", help="Find the speakers of mono audio (default on); off: one speaker, 'mixed'.")] = None,
+    speakers: Annotated[Optional[int], typer.Option("--speakers", min=1, max=6, help="Number of speakers in mono audio. Default: estimated (1-6).")] = None,
     max_duration: Annotated[Optional[float], typer.Option(help="Record longer recordings as errors (seconds).")] = None,
     timeout: Annotated[Optional[float], typer.Option(help="Per-file transcription time limit in seconds.")] = None,
     retries: Annotated[Optional[int], typer.Option(help="Retries for unexpected transcription failures.")] = None,
@@ -53,7 +55,7 @@ def run(
         asr__model=asr_model, asr__batched=batched, asr__vad_filter=vad,
         run__channel_speakers=tuple(s.strip() for s in channel_speakers.split(",")) if channel_speakers else None,
         run__max_duration_s=max_duration, run__timeout_s=timeout, run__retries=retries,
-        run__force=force or None,
+        run__force=force or None, diarize__enabled=diarize, diarize__n_speakers=speakers,
     )
     con = console()
     marks = {"scored": "[green]✓", "skipped": "[dim]=", "updated": "[cyan]↻", "deferred": "[yellow]…",

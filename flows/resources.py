@@ -12,16 +12,23 @@ from typing import Any
 
 from pipeline.classify.artifacts import Artifact, load_artifact
 from pipeline.config import AsrConfig
+from pipeline.speech.diarize import SpeakerModel, load_speaker_model
 from pipeline.speech.transcribe import AsrModel, load_asr_model
 from pipeline.speech.turns import build_sentencizer
 
-__all__ = ["asr_model", "artifact", "sentencizer"]
+__all__ = ["asr_model", "speaker_model", "artifact", "sentencizer"]
 
 
 @lru_cache(maxsize=2)
 def asr_model(config: AsrConfig) -> AsrModel:
     """The faster-whisper model for ``config``, loaded on first use."""
     return load_asr_model(config)
+
+
+@lru_cache(maxsize=2)
+def speaker_model(path: str | None) -> SpeakerModel:
+    """The speaker-embedding model used to diarize mono audio, loaded on first use."""
+    return load_speaker_model(path)
 
 
 @lru_cache(maxsize=4)

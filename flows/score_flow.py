@@ -68,7 +68,8 @@ def discover_task(inputs: list[str]) -> tuple[list[Source], list[tuple[str, Exce
 @task(name="transcribe-or-parse", cache_policy=NO_CACHE, retry_condition_fn=_retry_unexpected)
 def read_call_task(source: Source, config: PipelineConfig) -> CallInput:
     asr = resources.asr_model(config.asr) if source.kind == "audio" else None
-    return process.read_call(source, asr, config)
+    speaker = resources.speaker_model(config.diarize.model_path) if asr and config.diarize.enabled else None
+    return process.read_call(source, asr, config, speaker)
 
 
 @task(name="segment-classify-score", cache_policy=NO_CACHE)

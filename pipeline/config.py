@@ -17,6 +17,7 @@ __all__ = [
     "AsrConfig",
     "SegmentationConfig",
     "RunConfig",
+    "DiarizeOptions",
     "PipelineConfig",
     "DEFAULT_ASR_MODEL",
     "load_config",
@@ -94,12 +95,49 @@ class RunConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DiarizeOptions:
+    """Who-spoke-when for mono recordings (``pipeline.speech.diarize``).
+
+    Attributes:
+        enabled: diarize mono audio; when off a mono file is one speaker, ``mixed``.
+        n_speakers: a fixed number of speakers; ``None`` estimates it (1 to ``max_speakers``).
+        max_speakers: the largest number of speakers the estimate may return.
+        window_s / hop_s: speaker-embedding windows over speech, and their hop (the network's cost grows
+            with window_s / hop_s; 1 s windows without overlap measured best for cost and error).
+        batch_size: windows per speaker-model call.
+        vad_threshold: Silero VAD speech probability threshold.
+        min_silence_ms: silences shorter than this do not split a speech region.
+        merge_threshold: clusters whose centroids are more cosine-similar than this are one speaker.
+        max_cluster_windows: at most this many windows are clustered together (bounded memory and
+            time on long files); the other windows join the nearest cluster centroid.
+        block_s: audio is decoded and embedded in blocks of this many seconds.
+        model_path: the speaker-embedding ONNX file; ``None`` uses ``models/speaker/``.
+        random_state: seed of the k-means step of spectral clustering.
+    """
+
+    enabled: bool = True
+    n_speakers: int | None = None
+    max_speakers: int = 6
+    window_s: float = 1.0
+    hop_s: float = 1.0
+    vad_threshold: float = 0.5
+    min_silence_ms: int = 300
+    merge_threshold: float = 0.8
+    max_cluster_windows: int = 2000
+    block_s: float = 600.0
+    batch_size: int = 16
+    model_path: str | None = None
+    random_state: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class PipelineConfig:
     """All stage configurations together."""
 
     asr: AsrConfig = field(default_factory=AsrConfig)
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    diarize: DiarizeOptions = field(default_factory=DiarizeOptions)
 
 
 def _section(cls: type, data: dict[str, Any], name: str) -> Any:
@@ -119,7 +157,7 @@ def load_config(path: Path | None = None, **overrides: Any) -> PipelineConfig:
     """Read a TOML config file (optional) and apply keyword overrides.
 
     Args:
-        path: TOML file with ``[asr]``, ``[segmentation]`` and ``[run]`` sections.
+        path: TOML file with ``[asr]``, ``[segmentation]``, ``[run]`` and ``[diarize]`` sections.
         **overrides: ``section__option=value`` pairs, e.g. ``asr__model="small.en"``;
             ``None`` values are ignored so CLI defaults do not mask the file.
 
@@ -139,6 +177,7 @@ def load_config(path: Path | None = None, **overrides: Any) -> PipelineConfig:
         asr=_section(AsrConfig, raw.get("asr", {}), "asr"),
         segmentation=_section(SegmentationConfig, raw.get("segmentation", {}), "segmentation"),
         run=_section(RunConfig, raw.get("run", {}), "run"),
+        diarize=_section(DiarizeOptions, raw.get("diarize", {}), "diarize"),
     )
     for key, value in overrides.items():
         if value is None:

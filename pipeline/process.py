@@ -8,6 +8,7 @@ result, which is what a notebook user or the Prefect flow calls per file.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import os
@@ -34,8 +35,10 @@ from pipeline.errors import (
 from pipeline.ingest.transcripts import parse_transcript
 from pipeline.schema import CallScore, ClassifiedSegment, Source, Turn
 from pipeline.score import score_call
-from pipeline.speech.transcribe import AsrModel, transcribe_file
-from pipeline.speech.turns import pieces_to_turns, segment_turns, speaker_for_channel
+from pipeline.speech.diarize import SpeakerModel, assign_words, diarize_file, load_speaker_model
+from pipeline.speech.roles import assign_roles
+from pipeline.speech.transcribe import AsrModel, TranscribedFile, transcribe_file
+from pipeline.speech.turns import channel_words, pieces_to_turns, segment_turns, speaker_for_channel, words_to_turns
 from pipeline.store import local as store
 
 __all__ = [
@@ -59,11 +62,13 @@ logger = logging.getLogger("callcycle.process")
 
 @dataclass(frozen=True, slots=True)
 class CallInput:
-    """A call ready to segment: its id, turns and (for audio) the recording length."""
+    """A call ready to segment: its id, turns, (for audio) the recording length, and (for diarized
+    mono audio) the seconds diarization took."""
 
     call_id: str
     turns: list[Turn]
     audio_duration_s: float | None
+    diarize_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +107,33 @@ def run_stamp(artifact: Artifact, asr_model_name: str | None) -> store.RunStamp:
                           asr_model=asr_model_name)
 
 
-def read_call(source: Source, asr: AsrModel | None, config: PipelineConfig) -> CallInput:
-    """Speaker turns of a source: transcribe audio channel by channel, or parse a transcript.
+def _audio_turns(path: Path, audio: TranscribedFile, config: PipelineConfig,
+                 speaker_model: SpeakerModel | None) -> tuple[list[Turn], float | None]:
+    """Turns from word timings: channels interleaved by word time; mono audio diarized first."""
+    speakers = {ch: speaker_for_channel(ch, config.run.channel_speakers, audio.n_channels)
+                for ch in range(audio.n_channels)}
+    gap_s = config.segmentation.max_turn_gap_s
+    if not all(p.words for p in audio.pieces):  # no word timings: recogniser segments are all we have
+        return pieces_to_turns(audio.pieces, speakers, gap_s), None
+    words = channel_words(audio.pieces, speakers)
+    if audio.n_channels != 1 or not config.diarize.enabled or not words:
+        return words_to_turns(words, gap_s), None
+    model = speaker_model or load_speaker_model(config.diarize.model_path)
+    diarization = diarize_file(model, path, config.diarize, max_duration_s=config.run.max_duration_s)
+    labels = assign_words([(w.word, w.start_s, w.end_s, w.probability) for w in words], diarization)
+    words = [dataclasses.replace(w, speaker=label) for w, label in zip(words, labels)]
+    return words_to_turns(words, gap_s), diarization.elapsed_s
+
+
+def read_call(source: Source, asr: AsrModel | None, config: PipelineConfig,
+              speaker_model: SpeakerModel | None = None) -> CallInput:
+    """Speaker turns of a source, each with a role: transcribe (and diarize mono) audio, or parse a transcript.
+
+    Args:
+        source: the input.
+        asr: the loaded recogniser (audio only).
+        config: pipeline options; ``config.diarize`` decides whether mono audio is diarized.
+        speaker_model: the loaded speaker-embedding model; loaded here when mono audio needs it.
 
     Raises:
         PipelineError: the file cannot be decoded, parsed or transcribed, or holds no speech.
@@ -111,7 +141,7 @@ def read_call(source: Source, asr: AsrModel | None, config: PipelineConfig) -> C
     path = Path(source.path)
     check_unchanged(source)
     try:
-        return _read_call(source, path, asr, config)
+        return _read_call(source, path, asr, config, speaker_model)
     except OSError as exc:
         if not Path(source.path).exists():
             raise InputError(f"{path.name} disappeared while it was being read.",
@@ -119,22 +149,24 @@ def read_call(source: Source, asr: AsrModel | None, config: PipelineConfig) -> C
         raise InputError(f"Cannot read {path.name}: {exc.strerror or exc}.", "Check the file's permissions.") from exc
 
 
-def _read_call(source: Source, path: Path, asr: AsrModel | None, config: PipelineConfig) -> CallInput:
+def _read_call(source: Source, path: Path, asr: AsrModel | None, config: PipelineConfig,
+               speaker_model: SpeakerModel | None) -> CallInput:
     if source.kind == "transcript":
         parsed = parse_transcript(path, words_per_minute=config.segmentation.words_per_minute)
-        return CallInput(call_id=parsed.call_id or source.call_id, turns=parsed.turns, audio_duration_s=None)
+        return CallInput(call_id=parsed.call_id or source.call_id,
+                         turns=assign_roles(parsed.turns, source.metadata), audio_duration_s=None)
     if asr is None:
         raise PipelineError(f"{path.name}: audio input but no speech model loaded.",
                             "Load one with pipeline.speech.transcribe.load_asr_model.", step="transcribe")
     audio = transcribe_file(asr, path, max_duration_s=config.run.max_duration_s)
-    speakers = {ch: speaker_for_channel(ch, config.run.channel_speakers, audio.n_channels)
-                for ch in range(audio.n_channels)}
-    turns = pieces_to_turns(audio.pieces, speakers, config.segmentation.max_turn_gap_s)
+    turns, diarize_s = _audio_turns(path, audio, config, speaker_model)
+    turns = assign_roles(turns, source.metadata, channel_layout=audio.n_channels > 1)
     if not turns:
         raise EmptyAudioError(f"{path.name}: no speech was recognised in {audio.duration_s:.1f} s of audio.",
                               "Check that the recording contains speech (not silence, music or tones).",
                               step="transcribe")
-    return CallInput(call_id=source.call_id, turns=turns, audio_duration_s=round(audio.duration_s, 3))
+    return CallInput(call_id=source.call_id, turns=turns, audio_duration_s=round(audio.duration_s, 3),
+                     diarize_s=diarize_s)
 
 
 def score_turns(call: CallInput, artifact: Artifact, nlp: Any, config: PipelineConfig) -> ScoredCall:
@@ -284,7 +316,7 @@ def commit_call(out_dir: Path, source: Source, call: CallInput, scored: ScoredCa
 
 
 def process_source(source: Source, *, asr: AsrModel | None, artifact: Artifact, nlp: Any,
-                   config: PipelineConfig, out_dir: Path) -> Outcome:
+                   config: PipelineConfig, out_dir: Path, speaker_model: SpeakerModel | None = None) -> Outcome:
     """Score one source end to end and write its rows; failures become ``errors`` rows.
 
     Skips the source when its stored results are current (unless ``config.run.force``);
@@ -299,7 +331,7 @@ def process_source(source: Source, *, asr: AsrModel | None, artifact: Artifact, 
         return done
     started = time.perf_counter()
     try:
-        call = read_call(source, asr, config)
+        call = read_call(source, asr, config, speaker_model)
         scored = score_turns(call, artifact, nlp, config)
         key = commit_call(out_dir, source, call, scored, stamp, artifact.taxonomy, time.perf_counter() - started)
     except Exception as exc:  # recorded, never lost; the batch goes on

@@ -12,9 +12,11 @@ from typing import Literal
 
 __all__ = [
     "SourceKind",
+    "ROLES",
     "Source",
     "CallMetadata",
     "AsrPiece",
+    "SpokenWord",
     "Turn",
     "Segment",
     "Prediction",
@@ -25,17 +27,23 @@ __all__ = [
 
 SourceKind = Literal["audio", "transcript"]
 
+#: Speaker roles (see pipeline/speech/roles.py for how each is assigned).
+ROLES = ("rep", "customer", "manager", "unknown")
+
 
 @dataclass(frozen=True, slots=True)
 class CallMetadata:
     """Business metadata about a call, from the ``calls.csv`` sidecar or the file name.
 
+    ``speaker_roles`` holds ``(speaker, role)`` pairs from the sidecar's optional ``speakers``
+    column (``S1=rep;S2=customer`` or ``Dana=rep;Lee=manager``).
     ``call_id`` (optional ``calls.csv`` column) is a stable identity that survives renames.
     """
 
     rep: str | None = None
     customer: str | None = None
     call_date: date | None = None
+    speaker_roles: tuple[tuple[str, str], ...] = ()
     call_id: str | None = None
 
 
@@ -89,6 +97,26 @@ class AsrPiece:
 
 
 @dataclass(frozen=True, slots=True)
+class SpokenWord:
+    """One recognised word with its speaker (from the channel, or from diarization).
+
+    Attributes:
+        speaker: speaker name (``rep``, ``customer`` for a stereo layout; ``S1``, ``S2`` ... when diarized).
+        channel: audio channel the word was heard on.
+        word: the word as recognised, punctuation attached.
+        start_s / end_s: time in the call, seconds.
+        probability: recogniser word probability.
+    """
+
+    speaker: str
+    channel: int
+    word: str
+    start_s: float
+    end_s: float
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
 class Turn:
     """What one speaker said without interruption.
 
@@ -100,6 +128,8 @@ class Turn:
         confidence: ASR confidence in [0, 1]; ``None`` for text transcripts.
         timing_estimated: True when start/end were estimated from the word count.
         words: word timings, when known.
+        role: ``rep``, ``customer``, ``manager`` or ``unknown`` (``None`` before roles are assigned).
+        role_source: where the role came from: ``sidecar``, ``channel``, ``name``, ``heuristic``.
     """
 
     speaker: str
@@ -110,6 +140,8 @@ class Turn:
     confidence: float | None = None
     timing_estimated: bool = False
     words: tuple[tuple[str, float, float, float], ...] = ()
+    role: str | None = None
+    role_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +159,8 @@ class Segment:
     confidence: float | None
     timing_estimated: bool
     is_question: bool
+    role: str | None = None
+    role_source: str | None = None
 
     @property
     def duration_s(self) -> float:
@@ -152,7 +186,26 @@ class ClassifiedSegment:
 
 @dataclass(frozen=True, slots=True)
 class SpeakerScore:
-    """Per-speaker figures of one call."""
+    """Per-speaker figures of one call (definitions: docs/SPEAKER_FIGURES.md).
+
+    Attributes:
+        speaker: speaker name.
+        speech_s: seconds of speech (sum of segment durations).
+        talk_share: share of the call's speech seconds.
+        longest_monologue_s: speech seconds of the longest run not interrupted by another speaker
+            (pauses up to 1.5 s inside the run are not counted); never more than ``speech_s``.
+        questions: segments that are questions.
+        n_segments: segments spoken.
+        action_share: action share of this speaker's speech (as for the call).
+        stage_shares: stage mix of this speaker's speech.
+        role: ``rep`` / ``customer`` / ``manager`` / ``unknown``; ``role_source`` says from where.
+        talk_to_listen: own speech seconds / everyone else's speech seconds (``None`` when alone).
+        interactivity_per_min: times this speaker took the floor from someone else, per minute of call.
+        patience_s: average silence before taking the floor (0 for an interruption); ``None`` if never.
+        question_rate_per_min: questions per minute of call.
+        filler_rate_per_100_words: filler words (um, uh, erm, you know, ...) per 100 words spoken.
+        n_words: words spoken.
+    """
 
     speaker: str
     speech_s: float
@@ -162,6 +215,14 @@ class SpeakerScore:
     n_segments: int
     action_share: float | None
     stage_shares: dict[str, float]
+    role: str | None = None
+    role_source: str | None = None
+    talk_to_listen: float | None = None
+    interactivity_per_min: float | None = None
+    patience_s: float | None = None
+    question_rate_per_min: float | None = None
+    filler_rate_per_100_words: float | None = None
+    n_words: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +242,7 @@ class CallScore:
         stage_order: the order in which cycle stages first appear.
         cycle_complete: all cycle stages are present.
         speakers: per-speaker figures.
+        interactivity_per_min: speaker switches per minute of call (``None`` for a call under a second).
     """
 
     speech_s: float
@@ -192,6 +254,7 @@ class CallScore:
     stage_order: tuple[str, ...]
     cycle_complete: bool
     speakers: tuple[SpeakerScore, ...]
+    interactivity_per_min: float | None = None
     action_share_low: float | None = None
     action_share_high: float | None = None
     action_share_method: str = "labels"

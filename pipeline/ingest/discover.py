@@ -8,7 +8,8 @@ unreadable folders and special files (FIFOs, devices) become errors instead of h
 and a file still being written (it changes while hashed, or a WAV header promises more data
 than a just-modified file holds) is deferred to a later run.
 Call metadata (rep, customer, date) comes from a ``calls.csv`` sidecar next to the
-inputs (columns ``path,rep,customer,date``; ``path`` relative to the CSV) or, failing
+inputs (columns ``path,rep,customer,date``; ``path`` relative to the CSV; an optional
+``speakers`` column maps speakers to roles, ``S1=rep;S2=customer``) or, failing
 that, from file names of the form ``YYYY-MM-DD__rep__customer__anything.ext``.
 """
 
@@ -26,7 +27,7 @@ from datetime import date
 from pathlib import Path
 
 from pipeline.errors import InputChangingError, InputError
-from pipeline.schema import CallMetadata, Source
+from pipeline.schema import ROLES, CallMetadata, Source
 
 __all__ = [
     "AUDIO_FORMATS",
@@ -36,6 +37,7 @@ __all__ = [
     "describe_source",
     "file_sha256",
     "read_sidecar",
+    "parse_speaker_roles",
     "metadata_from_name",
 ]
 
@@ -119,6 +121,11 @@ def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
                 if raw_date and call_date is None:
                     logger.warning("%s line %d: date %r is not YYYY-MM-DD, left empty", csv_path, line_no,
                                    raw_date[:40])
+                try:
+                    speaker_roles = parse_speaker_roles(_cell(row.get("speakers")))
+                except ValueError as exc:
+                    logger.warning("%s line %d: %s; speaker map ignored", csv_path, line_no, exc)
+                    speaker_roles = ()
                 target = (csv_path.parent / rel).resolve()
                 if not target.is_relative_to(csv_path.parent.resolve()):
                     logger.warning("%s line %d: %r is outside the sidecar's folder; a calls.csv describes only "
@@ -128,6 +135,7 @@ def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
                     rep=_cell(row.get("rep")) or None,
                     customer=_cell(row.get("customer")) or None,
                     call_date=call_date,
+                    speaker_roles=speaker_roles,
                     call_id=_cell(row.get("call_id")) or None,
                 )
                 result[target] = meta
@@ -137,6 +145,27 @@ def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
             "Save it as UTF-8 CSV with the header path,rep,customer,date.",
         ) from exc
     return result
+
+
+def parse_speaker_roles(text: str) -> tuple[tuple[str, str], ...]:
+    """Parse a sidecar speaker map ``S1=rep;S2=customer`` into ``(speaker, role)`` pairs.
+
+    Speakers are diarized labels (``S1`` is whoever speaks first), transcript speaker names
+    or channel names; roles are those in :data:`pipeline.schema.ROLES`.
+
+    Raises:
+        ValueError: an entry without ``=`` or with an unknown role.
+    """
+    pairs: list[tuple[str, str]] = []
+    for item in text.split(";"):
+        if not item.strip():
+            continue
+        speaker, sep, role = item.partition("=")
+        role = role.strip().lower()
+        if not sep or not speaker.strip() or role not in ROLES:
+            raise ValueError(f"speaker map entry {item.strip()!r} is not speaker=role with a role in {ROLES}")
+        pairs.append((speaker.strip(), role))
+    return tuple(pairs)
 
 
 def metadata_from_name(path: Path) -> CallMetadata:

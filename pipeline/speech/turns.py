@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipeline.config import SegmentationConfig
-from pipeline.schema import AsrPiece, Segment, Turn
+from pipeline.schema import AsrPiece, Segment, SpokenWord, Turn
 
 __all__ = [
     "build_sentencizer",
     "pieces_to_turns",
+    "channel_words",
+    "words_to_turns",
     "segment_turns",
     "looks_like_question",
     "speaker_for_channel",
@@ -98,6 +100,58 @@ def pieces_to_turns(pieces: Sequence[AsrPiece], speakers: dict[int, str],
         if group and (piece.channel != group[-1].channel or piece.start_s - group[-1].end_s > max_gap_s):
             flush()
         group.append(piece)
+    flush()
+    return turns
+
+
+def channel_words(pieces: Sequence[AsrPiece], speakers: dict[int, str]) -> list[SpokenWord]:
+    """Every recognised word of every piece, with its channel's speaker, in time order.
+
+    Each word appears exactly once; words heard at the same moment on two channels
+    (crosstalk) both stay, ordered by start time and then channel.
+    """
+    words = [SpokenWord(speaker=speakers.get(p.channel, f"channel_{p.channel}"), channel=p.channel,
+                        word=w[0], start_s=float(w[1]), end_s=float(w[2]), probability=float(w[3]))
+             for p in pieces for w in p.words]
+    words.sort(key=lambda w: (w.start_s, w.channel, w.end_s))
+    return words
+
+
+def words_to_turns(words: Sequence[SpokenWord], max_pause_s: float = 1.0) -> list[Turn]:
+    """Build turns from time-ordered words: a new turn at every speaker change or long pause.
+
+    Recogniser segments are ignored on purpose: on one channel of a stereo call a segment
+    can run across the other person's whole reply, and in a diarized mono call it can
+    hold two speakers. Ordering words by start time interleaves the channels, so no
+    turn swallows another speaker's; every word is kept exactly once.
+
+    Args:
+        words: words with speakers (:func:`channel_words`, or diarized words).
+        max_pause_s: a silence longer than this inside one speaker's speech starts a new turn.
+    """
+    ordered = sorted(words, key=lambda w: (w.start_s, w.channel, w.end_s))
+    turns: list[Turn] = []
+    group: list[SpokenWord] = []
+
+    def flush() -> None:
+        if not group:
+            return
+        turns.append(Turn(
+            speaker=group[0].speaker,
+            channel=group[0].channel,
+            start_s=round(group[0].start_s, 3),
+            end_s=round(max(w.end_s for w in group), 3),
+            text=" ".join(w.word for w in group),
+            confidence=sum(w.probability for w in group) / len(group),
+            words=tuple((w.word, w.start_s, w.end_s, w.probability) for w in group),
+        ))
+        group.clear()
+
+    for word in ordered:
+        if group and (word.speaker != group[-1].speaker
+                      or word.start_s - max(w.end_s for w in group) > max_pause_s):
+            flush()
+        group.append(word)
     flush()
     return turns
 
@@ -196,6 +250,8 @@ def segment_turns(turns: Sequence[Turn], call_id: str, nlp: Any,
                     confidence=None if confidence is None else float(confidence),
                     timing_estimated=turn.timing_estimated,
                     is_question=looks_like_question(piece),
+                    role=turn.role,
+                    role_source=turn.role_source,
                 )
             )
     return segments

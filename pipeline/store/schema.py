@@ -44,7 +44,7 @@ __all__ = [
     "check_table",
 ]
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 COLUMN_DOCS: dict[str, dict[str, str]] = {
     "segments": {
@@ -53,8 +53,9 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "call_id": "Human-readable call id (file stem or the transcript's call_id).",
         "segment_index": "Position of the segment in the call, from 0, in time order.",
         "turn_index": "Index of the speaker turn the segment belongs to.",
-        "speaker": "Speaker name (transcript name, or the channel's role such as rep/customer; "
-                   "'mixed' for mono audio).",
+        "speaker": "Speaker name (transcript name; the channel's name such as rep/customer for multi-channel "
+                   "audio; S1, S2 ... in order of first speech for diarized mono audio; 'mixed' for mono audio "
+                   "with diarization off).",
         "channel": "Audio channel the speech came from; null for text transcripts.",
         "start_s": "Start time in the call, seconds.",
         "end_s": "End time in the call, seconds.",
@@ -68,6 +69,9 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "stage_probs": "Probability of every stage label.",
         "talk_action": "Predicted talk or action (a neutral-stage segment is always talk).",
         "action_prob": "Probability that the segment is action, from the talk/action model.",
+        "role": "Speaker's role: rep, customer, manager or unknown.",
+        "role_source": "Where the role came from: sidecar (calls.csv speakers map or rep name), channel (channel "
+                       "layout), name (transcript speaker called rep/customer/...), heuristic (most questions = rep).",
         "source_sha256": "sha256 of the input file's bytes.",
     },
     "calls": {
@@ -98,8 +102,12 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "stages_present": "Cycle stages (not 'other') that occur in the call.",
         "stage_order": "Cycle stages in order of first appearance.",
         "cycle_complete": "True when align, act and adjust all occur.",
-        "speakers": "Per speaker: speech seconds, share of speaking time, longest monologue, questions asked, "
-                    "segments, action share, stage shares.",
+        "speakers": "Per speaker (definitions in docs/SPEAKER_FIGURES.md): speech seconds, share of speaking "
+                    "time, longest monologue (speech seconds), questions asked, segments, action share, stage "
+                    "shares, role and its source, talk-to-listen ratio, interactivity (floor takings per minute), "
+                    "patience (mean pause before taking the floor, s), question rate per minute, filler rate per "
+                    "100 words, words.",
+        "interactivity_per_min": "Speaker switches per minute of call; null for calls under a second.",
         "asr_model": "Speech model used; null for transcripts.",
         "classifier_version": "Version of the classifier artifact.",
         "taxonomy": "Taxonomy name and version.",
@@ -133,6 +141,14 @@ _SPEAKER = pa.struct([
     pa.field("n_segments", pa.int32()),
     pa.field("action_share", pa.float64()),
     pa.field("stage_shares", pa.map_(pa.string(), pa.float64())),
+    pa.field("role", pa.string()),
+    pa.field("role_source", pa.string()),
+    pa.field("talk_to_listen", pa.float64()),
+    pa.field("interactivity_per_min", pa.float64()),
+    pa.field("patience_s", pa.float64()),
+    pa.field("question_rate_per_min", pa.float64()),
+    pa.field("filler_rate_per_100_words", pa.float64()),
+    pa.field("n_words", pa.int32()),
 ])
 
 
@@ -166,6 +182,8 @@ SEGMENTS_SCHEMA = _schema("segments", [
     pa.field("talk_action", pa.string(), nullable=False),
     pa.field("action_prob", pa.float32(), nullable=False),
     pa.field("source_sha256", pa.string(), nullable=False),
+    pa.field("role", pa.string()),
+    pa.field("role_source", pa.string()),
 ])
 
 CALLS_SCHEMA = _schema("calls", [
@@ -194,6 +212,7 @@ CALLS_SCHEMA = _schema("calls", [
     pa.field("stage_order", pa.list_(pa.string())),
     pa.field("cycle_complete", pa.bool_(), nullable=False),
     pa.field("speakers", pa.list_(_SPEAKER)),
+    pa.field("interactivity_per_min", pa.float64()),
     pa.field("asr_model", pa.string()),
     pa.field("classifier_version", pa.string(), nullable=False),
     pa.field("taxonomy", pa.string(), nullable=False),
@@ -286,6 +305,8 @@ def segments_table(key: str, source: Source, call_id: str, segments: Sequence[Cl
         cols["talk_action"].append(cs.talk_action.label)
         cols["action_prob"].append(cs.talk_action.probabilities.get(positive or "", 0.0))
         cols["source_sha256"].append(source.sha256)
+        cols["role"].append(s.role)
+        cols["role_source"].append(s.role_source)
     return check_table(cols, SEGMENTS_SCHEMA)
 
 
@@ -312,7 +333,12 @@ def calls_table(key: str, source: Source, call_id: str, score: CallScore, stamp:
             "longest_monologue_s": sp.longest_monologue_s, "questions": sp.questions,
             "n_segments": sp.n_segments, "action_share": sp.action_share,
             "stage_shares": list(sp.stage_shares.items()),
+            "role": sp.role, "role_source": sp.role_source, "talk_to_listen": sp.talk_to_listen,
+            "interactivity_per_min": sp.interactivity_per_min, "patience_s": sp.patience_s,
+            "question_rate_per_min": sp.question_rate_per_min,
+            "filler_rate_per_100_words": sp.filler_rate_per_100_words, "n_words": sp.n_words,
         } for sp in score.speakers]],
+        "interactivity_per_min": [score.interactivity_per_min],
         "asr_model": [stamp.asr_model if source.kind == "audio" else None],
         "classifier_version": [stamp.classifier_version], "taxonomy": [stamp.taxonomy],
         "pipeline_version": [stamp.pipeline_version], "processing_s": [round(processing_s, 3)],

@@ -1,0 +1,87 @@
+"""Who is the rep: a role for every speaker of a call, and where the role came from.
+
+Roles are ``rep``, ``customer``, ``manager`` and ``unknown``. Sources, strongest first:
+
+1. ``sidecar`` — the ``speakers`` column of ``calls.csv`` maps speaker names (diarized
+   ``S1``/``S2`` in order of first speech, transcript names, channel names) to roles,
+   e.g. ``S1=rep;S2=customer``; a speaker named like the sidecar's ``rep`` is the rep.
+2. ``channel`` — multi-channel audio: the channel layout (``--channel-speakers``, default
+   ``rep,customer``) names each channel's role.
+3. ``name`` — a transcript speaker literally called rep/agent/seller, customer/client/caller/
+   prospect, or manager.
+4. ``heuristic`` — for the rest (diarized mono audio, unnamed transcript speakers): the
+   speaker who asks the most questions is the rep (a tie goes to whoever spoke first —
+   reps open calls and ask the discovery questions); with two speakers the other is the
+   customer; anyone else is ``unknown``. A call with one speaker gets ``unknown``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from pipeline.schema import ROLES, CallMetadata, Turn
+
+__all__ = ["ROLES", "ROLE_SOURCES", "assign_roles"]
+
+ROLE_SOURCES = ("sidecar", "channel", "name", "heuristic")
+
+_NAME_ROLES = {
+    "rep": "rep", "agent": "rep", "seller": "rep", "sales": "rep", "salesperson": "rep",
+    "customer": "customer", "client": "customer", "caller": "customer", "prospect": "customer",
+    "buyer": "customer", "manager": "manager",
+}
+
+
+def _questions(turn: Turn) -> int:
+    from pipeline.speech.turns import looks_like_question
+
+    return turn.text.count("?") or int(looks_like_question(turn.text))
+
+
+def assign_roles(turns: Sequence[Turn], metadata: CallMetadata | None = None, *,
+                 channel_layout: bool = False) -> list[Turn]:
+    """Return the turns with ``role`` and ``role_source`` set for every speaker.
+
+    Args:
+        turns: the call's turns in time order.
+        metadata: call metadata (sidecar speaker map, rep name).
+        channel_layout: the speakers are channels of a multi-channel recording, named by the
+            configured channel layout.
+    """
+    meta = metadata or CallMetadata()
+    order: list[str] = []
+    for turn in turns:
+        if turn.speaker not in order:
+            order.append(turn.speaker)
+    mapping = {k.lower(): v for k, v in meta.speaker_roles}
+    roles: dict[str, tuple[str, str]] = {}
+    for speaker in order:
+        key = speaker.lower()
+        if key in mapping:
+            roles[speaker] = (mapping[key], "sidecar")
+        elif meta.rep and key == meta.rep.strip().lower():
+            roles[speaker] = ("rep", "sidecar")
+        elif channel_layout and key in _NAME_ROLES:
+            roles[speaker] = (_NAME_ROLES[key], "channel")
+        elif channel_layout:
+            roles[speaker] = ("unknown", "channel")
+        elif key in _NAME_ROLES:
+            roles[speaker] = (_NAME_ROLES[key], "name")
+    rest = [s for s in order if s not in roles]
+    if rest:
+        taken = {role for role, _ in roles.values()}
+        if len(order) == 1:
+            roles[rest[0]] = ("unknown", "heuristic")
+        else:
+            if "rep" not in taken:
+                asked = {s: sum(_questions(t) for t in turns if t.speaker == s) for s in rest}
+                rep = max(rest, key=lambda s: (asked[s], -order.index(s)))
+                roles[rep] = ("rep", "heuristic")
+                rest.remove(rep)
+            if len(order) == 2 and len(rest) == 1 and "customer" not in taken:
+                roles[rest[0]] = ("customer", "heuristic")
+            else:
+                for speaker in rest:
+                    roles[speaker] = ("unknown", "heuristic")
+    return [dataclasses.replace(t, role=roles[t.speaker][0], role_source=roles[t.speaker][1]) for t in turns]

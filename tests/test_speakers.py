@@ -1,0 +1,199 @@
+"""Word-timed turns (stereo interleaving), roles from each source, and per-speaker figures by hand."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.classify.labels import load_taxonomy
+from pipeline.schema import AsrPiece, CallMetadata, ClassifiedSegment, Prediction, Segment, Turn
+from pipeline.score import count_fillers, score_call
+from pipeline.speech.roles import assign_roles
+from pipeline.speech.turns import channel_words, words_to_turns
+from tests.conftest import espeak_wav, read_wav, word_error_rate, write_wav
+
+TAXONOMY = load_taxonomy(Path(__file__).resolve().parents[1] / "labels" / "taxonomy.toml")
+
+
+def _piece(channel: int, words: list[tuple[str, float, float]]) -> AsrPiece:
+    return AsrPiece(channel=channel, start_s=words[0][1], end_s=words[-1][2], text=" ".join(w[0] for w in words),
+                    confidence=0.9, words=tuple((w, a, b, 0.9) for w, a, b in words))
+
+
+def test_stereo_segment_spanning_the_other_speakers_turn_is_cut_at_it() -> None:
+    """The issue's case: a customer segment 52.9-63.9 s runs across the rep's turn 57.3-62.3 s."""
+    customer = _piece(1, [("We", 52.9, 53.1), ("looked", 53.1, 53.5), ("at", 53.5, 53.6), ("it.", 53.6, 54.0),
+                          ("Sure,", 62.6, 63.0), ("maybe", 63.0, 63.3), ("after", 63.3, 63.5),
+                          ("the", 63.5, 63.6), ("budget", 63.6, 63.8), ("season.", 63.8, 63.9)])
+    rep = _piece(0, [("Can", 57.3, 57.5), ("we", 57.5, 57.6), ("meet", 57.6, 58.0), ("next", 58.0, 58.4),
+                     ("month?", 58.4, 62.3)])
+    words = channel_words([customer, rep], {0: "rep", 1: "customer"})
+    turns = words_to_turns(words, max_pause_s=1.0)
+    assert [(t.speaker, t.text) for t in turns] == [
+        ("customer", "We looked at it."),
+        ("rep", "Can we meet next month?"),
+        ("customer", "Sure, maybe after the budget season."),
+    ]
+    assert turns[2].start_s == pytest.approx(62.6)
+
+
+def test_crosstalk_words_are_kept_once_in_time_order() -> None:
+    rep = _piece(0, [("I", 1.0, 1.2), ("think", 1.2, 1.5), ("we", 1.5, 1.7), ("should", 1.7, 2.0),
+                     ("start", 2.0, 2.4)])
+    customer = _piece(1, [("mm-hm", 1.4, 1.7), ("yes", 2.3, 2.6)])
+    turns = words_to_turns(channel_words([rep, customer], {0: "rep", 1: "customer"}), max_pause_s=1.0)
+    assert [(t.speaker, t.text) for t in turns] == [
+        ("rep", "I think"), ("customer", "mm-hm"), ("rep", "we should start"), ("customer", "yes")]
+    kept = Counter(w[0] for t in turns for w in t.words)
+    assert kept == Counter(["I", "think", "we", "should", "start", "mm-hm", "yes"])
+
+
+def test_long_pause_starts_a_new_turn() -> None:
+    rep = _piece(0, [("Hello", 0.0, 0.4), ("there.", 0.4, 0.8), ("Anyway,", 3.0, 3.5), ("next.", 3.5, 3.9)])
+    turns = words_to_turns(channel_words([rep], {0: "rep"}), max_pause_s=1.0)
+    assert [t.text for t in turns] == ["Hello there.", "Anyway, next."]
+
+
+def test_real_stereo_call_interleaves_and_keeps_every_word(tmp_path: Path, asr_model) -> None:
+    """A rep's two sentences with the customer's reply in the pause between them, on the other channel."""
+    from pipeline.speech.transcribe import transcribe_file
+
+    first, _ = read_wav(espeak_wav("Can we book the demo for Tuesday", tmp_path / "a.wav", "en-us"))
+    reply, rate = read_wav(espeak_wav("Yes, that sounds good to us", tmp_path / "b.wav", "en-us"))
+    second, _ = read_wav(espeak_wav("Great, I will send the invite tonight", tmp_path / "c.wav", "en-us"))
+    gap = np.zeros(int(0.4 * rate), dtype=np.int16)
+    left = np.concatenate([first[0], gap, np.zeros_like(reply[0]), gap, second[0]])
+    right = np.concatenate([np.zeros_like(first[0]), gap, reply[0], gap, np.zeros_like(second[0])])
+    path = write_wav(tmp_path / "call.wav", np.stack([left, right]), rate)
+    audio = transcribe_file(asr_model, path)
+    words = channel_words(audio.pieces, {0: "rep", 1: "customer"})
+    turns = words_to_turns(words, max_pause_s=1.0)
+    assert [t.speaker for t in turns] == ["rep", "customer", "rep"]
+    assert word_error_rate("Yes, that sounds good to us", turns[1].text) <= 0.5
+    assert word_error_rate("Great, I will send the invite tonight", turns[2].text) <= 0.5
+    assert sorted(w[0] for t in turns for w in t.words) == sorted(w[0] for p in audio.pieces for w in p.words)
+
+
+def _turn(speaker: str, text: str, start: float = 0.0) -> Turn:
+    return Turn(speaker=speaker, channel=None, start_s=start, end_s=start + 1, text=text)
+
+
+def test_roles_from_the_sidecar_speaker_map() -> None:
+    turns = [_turn("S1", "Hi."), _turn("S2", "What is the price?"), _turn("S3", "I approve it.")]
+    meta = CallMetadata(speaker_roles=(("s1", "customer"), ("S2", "rep"), ("S3", "manager")))
+    assert [(t.role, t.role_source) for t in assign_roles(turns, meta)] == [
+        ("customer", "sidecar"), ("rep", "sidecar"), ("manager", "sidecar")]
+
+
+def test_rep_name_from_the_sidecar_marks_the_rep() -> None:
+    turns = [_turn("Dana", "Hi."), _turn("Lee", "Hello?")]
+    result = assign_roles(turns, CallMetadata(rep="dana"))
+    assert [(t.role, t.role_source) for t in result] == [("rep", "sidecar"), ("customer", "heuristic")]
+
+
+def test_roles_from_the_channel_layout() -> None:
+    turns = [_turn("rep", "Hi."), _turn("customer", "Why?"), _turn("channel_2", "Hm.")]
+    assert [(t.role, t.role_source) for t in assign_roles(turns, channel_layout=True)] == [
+        ("rep", "channel"), ("customer", "channel"), ("unknown", "channel")]
+
+
+def test_roles_from_transcript_speaker_names() -> None:
+    turns = [_turn("Agent", "Hi."), _turn("Caller", "Hello."), _turn("Manager", "Go ahead.")]
+    assert [(t.role, t.role_source) for t in assign_roles(turns)] == [
+        ("rep", "name"), ("customer", "name"), ("manager", "name")]
+
+
+def test_role_heuristic_most_questions_is_the_rep() -> None:
+    turns = [_turn("S1", "Hello, this is Sam."), _turn("S2", "Hi Sam. How many seats do you have? Who decides?"),
+             _turn("S1", "About fifty."), _turn("S2", "When do you renew?")]
+    result = {t.speaker: (t.role, t.role_source) for t in assign_roles(turns)}
+    assert result == {"S2": ("rep", "heuristic"), "S1": ("customer", "heuristic")}
+    three = assign_roles([_turn("S1", "Why?"), _turn("S2", "Because."), _turn("S3", "Right.")])
+    assert [(t.role, t.role_source) for t in three] == [
+        ("rep", "heuristic"), ("unknown", "heuristic"), ("unknown", "heuristic")]
+
+
+def test_sidecar_speakers_column_is_read(tmp_path: Path) -> None:
+    from pipeline.ingest.discover import read_sidecar
+
+    (tmp_path / "a.wav").write_bytes(b"")
+    (tmp_path / "calls.csv").write_text("path,rep,customer,date,speakers\n"
+                                        "a.wav,dana,acme,2026-11-02,S1=rep;S2=customer\n"
+                                        "b.wav,dana,acme,2026-11-02,S1=boss\n")
+    meta = read_sidecar(tmp_path / "calls.csv")
+    assert meta[(tmp_path / "a.wav").resolve()].speaker_roles == (("S1", "rep"), ("S2", "customer"))
+    assert meta[(tmp_path / "b.wav").resolve()].speaker_roles == ()  # unknown role: warned and ignored
+
+
+def _seg(i: int, speaker: str, start: float, end: float, text: str, question: bool = False,
+         stage: str = "align", ta: str = "talk") -> ClassifiedSegment:
+    s = Segment("c", i, i, speaker, None, start, end, text, None, False, question, "rep" if speaker == "rep" else
+                "customer", "channel")
+    return ClassifiedSegment(s, Prediction(stage, {stage: 1.0}), Prediction(ta, {ta: 1.0}))
+
+
+def test_per_speaker_figures_by_hand() -> None:
+    segments = [
+        _seg(0, "rep", 0.0, 10.0, "Um so here is what we found in the audit last month okay"),  # 10 s
+        _seg(1, "rep", 11.0, 21.0, "And uh you know the numbers are clear for everyone here", stage="act",
+             ta="action"),                                                                      # 10 s, gap 1 s
+        _seg(2, "customer", 23.0, 28.0, "What does it cost?", question=True),                   # pause 2 s
+        _seg(3, "rep", 28.0, 33.0, "About ten thousand a year for all seats"),                  # pause 0 s
+        _seg(4, "customer", 32.0, 60.0, "Okay we need to think about it and come back next week"),  # overlap: 0
+    ]
+    score = score_call(segments, TAXONOMY)
+    rep = next(s for s in score.speakers if s.speaker == "rep")
+    cust = next(s for s in score.speakers if s.speaker == "customer")
+    # speech: rep 10 + 10 + 5 = 25 s, customer 5 + 28 = 33 s
+    assert rep.speech_s == pytest.approx(25) and cust.speech_s == pytest.approx(33)
+    assert rep.talk_to_listen == pytest.approx(25 / 33) and cust.talk_to_listen == pytest.approx(33 / 25)
+    # longest monologue counts speech only: 0-10 and 11-21 join (1 s pause) = 20 s, not the 21 s span
+    assert rep.longest_monologue_s == pytest.approx(20)
+    assert cust.longest_monologue_s == pytest.approx(28)
+    # the call spans 0-60 s = 1 minute; floor takings: customer at 23 and 32, rep at 28
+    assert score.interactivity_per_min == pytest.approx(3)
+    assert cust.interactivity_per_min == pytest.approx(2) and rep.interactivity_per_min == pytest.approx(1)
+    # patience: customer waited 2 s (21 -> 23) and 0 s (overlap at 32) -> 1 s; rep 0 s (28 -> 28)
+    assert cust.patience_s == pytest.approx(1.0) and rep.patience_s == pytest.approx(0.0)
+    assert cust.question_rate_per_min == pytest.approx(1.0) and rep.question_rate_per_min == pytest.approx(0.0)
+    # fillers: "Um", "uh", "you know" = 3 in 13 + 11 + 8 = 32 rep words
+    assert rep.n_words == 32
+    assert rep.filler_rate_per_100_words == pytest.approx(100 * 3 / 32)
+    assert cust.filler_rate_per_100_words == pytest.approx(0.0)
+    assert rep.action_share == pytest.approx(10 / 25)
+    assert rep.stage_shares["act"] == pytest.approx(10 / 25)
+    assert (rep.role, rep.role_source) == ("rep", "channel")
+
+
+def test_monologue_is_never_longer_than_speech() -> None:
+    segments = [_seg(i, "rep", 1.4 * i, 1.4 * i + 0.1, "word") for i in range(10)]  # 0.1 s each, 1.3 s pauses
+    rep = score_call(segments, TAXONOMY).speakers[0]
+    assert rep.longest_monologue_s <= rep.speech_s
+    assert rep.talk_to_listen is None and rep.patience_s is None
+
+
+def test_filler_count() -> None:
+    assert count_fillers("Um, you know, I mean... uh umbrella erm") == 5
+
+
+def test_diarize_options_from_toml_and_cli_overrides(tmp_path: Path) -> None:
+    from pipeline.config import load_config
+
+    toml = tmp_path / "c.toml"
+    toml.write_text("[diarize]\nmax_speakers = 4\nhop_s = 0.5\n")
+    cfg = load_config(toml, diarize__n_speakers=3, diarize__enabled=None)
+    assert (cfg.diarize.max_speakers, cfg.diarize.hop_s, cfg.diarize.n_speakers, cfg.diarize.enabled) == (4, 0.5, 3, True)
+    assert load_config(None, diarize__enabled=False).diarize.enabled is False
+
+
+def test_run_help_lists_the_diarization_options() -> None:
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    result = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "--speakers" in result.output and "--no-diarize" in result.output
