@@ -59,7 +59,7 @@ def test_wheel_carries_current_model_and_taxonomy(tmp_path: Path) -> None:
     others = [p.name for p in (ROOT / "models").glob("*/card.json") if p.parent.name != current]
     assert not any(f"/models/{o}/" in n for o in others for n in names), "old versions stay out of the wheel"
     assert "cli/__init__.py" in names
-    for shared in ("encoders/minilm-l6-v2/model.onnx", "speaker/campplus.onnx"):
+    for shared in ("encoders/minilm-l6-v2/model.onnx", "speaker/campplus_cn_en_common.onnx"):
         if (ROOT / "models" / shared).is_file():
             assert f"pipeline/_data/models/{shared}" in names, shared
     # the sentence encoder (35 MB) and the speaker model (28 MB) dominate; old versions stay out
