@@ -47,6 +47,8 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "pipeline.classify.features.CueFeatures",
     "pipeline.classify.features.CompactTfidfVectorizer",
     "pipeline.classify.model.CycleModel",
+    # the context level's gradient-boosted trees (arrays of nodes; no code)
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     # scikit-learn's own helpers inside CalibratedClassifierCV (the calibrated linear SVM)
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",

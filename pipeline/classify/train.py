@@ -470,7 +470,7 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
 
 def _recipe(cfg: TrainConfig, with_encoder: bool) -> str:
     text = "TF-IDF word 1-2 + char 2-5 grams + cues" + (f" + {cfg.encoder} vectors" if with_encoder else "")
-    text += f" -> logistic regression (C={cfg.text_c}, balanced)"
+    text += f" -> logistic regression (C={cfg.text_c}, labels balanced within each corpus)"
     if cfg.context:
         text += " -> context: gradient-boosted trees over own, previous and next segments' probabilities"
     return text
