@@ -116,18 +116,21 @@ def action_share_interval(segments: Sequence[ClassifiedSegment], taxonomy: Taxon
         digest = hashlib.sha256("\x1f".join(s.segment.text for s in segments).encode("utf-8")).digest()
         seed = int.from_bytes(digest[:8], "little")
     rng = np.random.default_rng(seed)
-    if resample_segments:
-        pick = rng.integers(0, n, size=(draws, n))
-    else:
-        pick = np.broadcast_to(np.arange(n), (draws, n))
-    cycle = rng.random((draws, n)) < p_cycle[pick]
-    action = rng.random((draws, n)) < p_action[pick]
-    w = weights[pick] * cycle
-    total = w.sum(axis=1)
-    valid = total > 1e-9
-    if not valid.any():
+    # draws in blocks so memory stays O(block x segments) on very long calls
+    block = max(1, min(draws, 2_000_000 // max(n, 1)))
+    shares_list: list[np.ndarray] = []
+    for begin in range(0, draws, block):
+        size = min(block, draws - begin)
+        pick = rng.integers(0, n, size=(size, n)) if resample_segments else np.broadcast_to(np.arange(n), (size, n))
+        cycle = rng.random((size, n)) < p_cycle[pick]
+        action = rng.random((size, n)) < p_action[pick]
+        w = weights[pick] * cycle
+        total = w.sum(axis=1)
+        valid = total > 1e-9
+        shares_list.append((w * action).sum(axis=1)[valid] / total[valid])
+    shares = np.concatenate(shares_list)
+    if not len(shares):
         return None, None
-    shares = (w * action).sum(axis=1)[valid] / total[valid]
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(shares, [tail, 1.0 - tail])
     return float(low), float(high)

@@ -6,7 +6,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from pipeline.classify.artifacts import current_version, load_artifact, save_artifact, set_current
@@ -188,12 +187,21 @@ def test_partial_labels_train_and_context_is_used(tmp_path: Path, taxonomy) -> N
     assert result.card["data"]["corpora"]["ext"]["talk_action"] == {"talk": 2, "action": 2}
     assert result.card["data"]["corpora"]["ext"]["stage"] == {}
     assert result.model.context_models_, "the context level was fitted"
-    from pipeline.classify.model import Utterances
 
-    alone = result.model.predict_proba(Utterances.standalone(["yes works for me"]))
-    after_request = result.model.predict_proba(Utterances(
-        ("Can you send me the signed order form by Thursday?", "yes works for me"), ("c", "c"), ("rep", "cust")))
-    assert not np.allclose(alone["talk_action"][0], after_request["talk_action"][1]), "context had no effect"
+
+def test_shipped_model_reads_neighbours(artifact) -> None:
+    """The same short reply is read by what came before it: accepting a request, or small talk."""
+    from pipeline.classify.model import Utterances
+    from pipeline.classify.predict import predict_utterances
+
+    def reply_after(before: str) -> tuple[str, float]:
+        preds = predict_utterances(artifact, Utterances((before, "yeah that works"), ("c", "c"), ("rep", "cust")))
+        return preds["stage"][1].label, preds["talk_action"][1].probabilities["action"]
+
+    stage_request, p_request = reply_after("Can you send me the signed order form by Thursday?")
+    stage_chat, p_chat = reply_after("The weather has been terrible all week.")
+    assert (stage_request, stage_chat) == ("act", "other")
+    assert p_request > p_chat
 
 
 def test_encoder_is_verified_and_used(tmp_path: Path, taxonomy) -> None:

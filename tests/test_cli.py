@@ -90,6 +90,9 @@ def test_evaluate_holdout_reproduces_the_model_card() -> None:
     result = CliRunner().invoke(app, ["evaluate", *files, "--holdout", "--json", "--models", str(MODELS)])
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.output)["tasks"]
+    written = card["evaluation"]["written held-out (in context)"]
     for task, m in metrics.items():
-        assert m["n"] == card["data"]["rows_holdout"]
-        assert m["macro_f1"] == pytest.approx(card["tasks"][task]["holdout"]["macro_f1"], abs=1e-9), task
+        assert m["n"] == written[task]["n"]
+        # int8 activations are quantised per batch, so a text's vector depends a little on the texts
+        # encoded beside it (training encodes every row together); macro-F1 agrees to about 0.01
+        assert m["macro_f1"] == pytest.approx(card["tasks"][task]["holdout"]["macro_f1"], abs=0.012), task
