@@ -139,18 +139,33 @@ def _distinct(samples_2d: np.ndarray) -> list[int]:
     return keep
 
 
+def _vad_parameters(cfg: AsrConfig) -> dict[str, int] | None:
+    """VAD options set in ``cfg`` (``None``: faster-whisper's own defaults for the mode)."""
+    params = {"min_silence_duration_ms": cfg.vad_min_silence_ms, "speech_pad_ms": cfg.vad_speech_pad_ms}
+    params = {k: v for k, v in params.items() if v is not None}
+    return params or None
+
+
 def _transcribe_window(model: AsrModel, samples: np.ndarray) -> list[Any]:
     cfg = model.config
     kwargs: dict[str, Any] = {
         "language": cfg.language,
         "beam_size": cfg.beam_size,
         "vad_filter": cfg.vad_filter,
+        "vad_parameters": _vad_parameters(cfg),
         "word_timestamps": cfg.word_timestamps,
-        "condition_on_previous_text": False,
+        "condition_on_previous_text": cfg.condition_on_previous_text,
     }
+    if not cfg.temperature_fallback:
+        kwargs["temperature"] = 0.0
     try:
         if model.batched is not None:
-            segments, _info = model.batched.transcribe(samples, batch_size=cfg.batch_size, **kwargs)
+            if not cfg.vad_filter:  # the batched pipeline needs chunk bounds: fixed 30 s windows without VAD
+                step = 30 * SAMPLE_RATE
+                kwargs["clip_timestamps"] = [{"start": s, "end": min(s + step, samples.shape[0])}
+                                             for s in range(0, samples.shape[0], step)]
+            segments, _info = model.batched.transcribe(samples, batch_size=cfg.batch_size,
+                                                       without_timestamps=cfg.without_timestamps, **kwargs)
         else:
             segments, _info = model.whisper.transcribe(samples, **kwargs)
         return list(segments)
