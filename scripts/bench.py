@@ -28,6 +28,7 @@ Usage: python scripts/bench.py [--out bench-out] [--rounds 1] [--flow-config FIL
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -35,6 +36,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -244,12 +246,12 @@ def _asdict(obj: Any) -> dict:
 
 # --- driver ------------------------------------------------------------------------------
 
-def _child(phase: str, files: list[Path], args: argparse.Namespace) -> dict:
+def _child(phase: str, files: list[Path], args: argparse.Namespace, env: dict[str, str] | None = None) -> dict:
     cmd = [sys.executable, __file__, "--child", phase, "--out", str(args.out), "--workers", str(args.workers)]
     if args.flow_config:
         cmd += ["--flow-config", str(args.flow_config)]
     cmd += ["--files", *map(str, files)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, **(env or {})})
     if proc.returncode != 0:
         raise SystemExit(f"phase {phase} failed:\n{proc.stderr[-3000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -281,6 +283,8 @@ def main() -> None:
     parser.add_argument("--phases", nargs="*", default=list(PHASES), choices=PHASES)
     parser.add_argument("--flow-config", type=Path, help="TOML for the flow phase (default: callcycle's defaults).")
     parser.add_argument("--workers", type=int, default=1, help="Files in flight in the flow phase.")
+    parser.add_argument("--prefect-server", action="store_true",
+                        help="Also run the flow against a real local `prefect server` (phase flow-server).")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--files", nargs="*", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -304,10 +308,19 @@ def main() -> None:
     audio_s = sum(load_script(f)["duration_s"] for f in files)
     track_s = sum(load_script(f)["duration_s"] * (2 if load_script(f)["layout"] == "stereo" else 1) for f in files)
     rounds: dict[str, list[dict]] = defaultdict(list)
-    for r in range(max(1, args.rounds)):
-        print(f"round {r + 1}", file=sys.stderr)
-        for phase in args.phases:
-            rounds[phase].append(_child(phase, files, args))
+    with contextlib.ExitStack() as stack:
+        server_env = {}
+        if args.prefect_server:
+            from flows.local_server import local_prefect_server
+
+            home = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            server_env = {"PREFECT_API_URL": stack.enter_context(local_prefect_server(home))}
+        for r in range(max(1, args.rounds)):
+            print(f"round {r + 1}", file=sys.stderr)
+            for phase in args.phases:
+                rounds[phase].append(_child(phase, files, args))
+                if phase == "flow" and server_env:
+                    rounds["flow-server"].append(_child("flow", files, args, server_env))
     results = {phase: min(runs, key=lambda x: x["wall_s"]) for phase, runs in rounds.items()}
     for phase, res in results.items():
         if phase != "text":
@@ -335,11 +348,13 @@ def _markdown(report: dict) -> str:
         speed = report.get("speedup_vs_whisper", {}).get(phase)
         lines.append(f"| {phase} | {r['wall_s']:.1f} | {r['rtf']:.4f} | {f'{speed:.2f}x' if speed else '-'} | "
                      f"{r['wer']:.3f} | {r['peak_rss_mib']:.0f} |")
-    if "flow" in report["phases"]:
-        flow = report["phases"]["flow"]
-        lines += ["", "flow steps (s): " + ", ".join(f"{k} {v:.2f}" for k, v in flow["steps"].items())]
+    for name in ("flow", "flow-server"):
+        if name not in report["phases"]:
+            continue
+        flow = report["phases"][name]
+        lines += ["", f"{name} steps (s): " + ", ".join(f"{k} {v:.2f}" for k, v in flow["steps"].items())]
         non_asr = flow["wall_s"] - flow["steps"].get("asr", 0.0) - flow["steps"].get("decode", 0.0)
-        lines.append(f"non-ASR share of the flow (everything but decode + ASR, incl. Prefect): "
+        lines.append(f"{name}: non-ASR share (everything but decode + ASR, incl. model loading and Prefect): "
                      f"{non_asr / flow['wall_s']:.1%}")
     if "text" in report["phases"]:
         t = report["phases"]["text"]

@@ -197,6 +197,8 @@ def run_config(config_path: Path | None, calls: list[Path], work: Path) -> dict:
                                 for n, s in scores.items()}
         result["calls"][wav.stem] = per_call
         print(f"  {wav.stem}: noise {per_call['noise']}  formats {per_call['formats']}", file=sys.stderr, flush=True)
+        for name, v in per_call["variants"].items():
+            print(f"    {name:9s} " + "  ".join(f"{k} {x}" for k, x in v.items()), file=sys.stderr, flush=True)
     result["wall_s"] = round(time.perf_counter() - started, 1)
     for group in ("noise", "formats"):
         result[f"max_{group}"] = {k: max(c[group][k] for c in result["calls"].values())
