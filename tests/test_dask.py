@@ -136,3 +136,13 @@ def test_worker_killed_mid_run_leaves_each_call_once(prefect_harness, batch: Pat
     assert len(keys) == len(set(keys)) == expected, (len(keys), expected, summary.outcomes)
     assert len(ds.dataset(out / "calls").to_table()) == expected
     assert len(scored) + summary.count("skipped") >= expected - summary.count("failed")
+
+
+def test_workers_option_starts_a_local_cluster_of_processes(prefect_harness, batch: Path, tmp_path: Path) -> None:
+    """`--workers 2`: prefect-dask's local cluster (two processes, one thread each) gives the same rows."""
+    inputs = [str(batch / "notes-0.json"), str(batch / "notes-1.json"), str(batch / "call-1.wav")]
+    single = run_scoring(inputs, out_dir=str(tmp_path / "single"), models=str(MODELS))
+    local = run_scoring(inputs, out_dir=str(tmp_path / "local"), models=str(MODELS), workers=2)
+    assert single.count("scored") == local.count("scored") == 3
+    assert _rows(tmp_path / "single", "calls") == _rows(tmp_path / "local", "calls")
+    assert _rows(tmp_path / "single", "segments") == _rows(tmp_path / "local", "segments")
