@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,16 @@ from pipeline.schema import Source
 from pipeline.store import local as store
 
 __all__ = ["RunSummary", "score_calls", "score_file", "run_scoring", "task_runner", "shared_api_url"]
+
+
+#: (on_result, on_discovered) of the run_scoring call in progress (see score_calls).
+_CALLBACKS: ContextVar[tuple[Callable[[Outcome], None] | None, Callable[[int], None] | None] | None] = \
+    ContextVar("callcycle_run_callbacks", default=None)
+
+
+def _current_callbacks() -> tuple[Any, Any] | None:
+    # A plain module-level function pickles by reference; the ContextVar itself does not pickle.
+    return _CALLBACKS.get()
 
 
 @dataclass(slots=True)
@@ -149,6 +160,9 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str = "models",
     Files run concurrently on the flow's task runner (see :func:`run_scoring`).
     """
     cfg = config or PipelineConfig()
+    # Callbacks given by run_scoring travel outside the flow's parameters: Prefect sends the flow
+    # run context (parameters included) with every Dask task, and a progress bar does not pickle.
+    on_result, on_discovered = _current_callbacks() or (on_result, on_discovered)
     started = time.perf_counter()
     artifact = resources.artifact(models, model_version)  # fail fast on a missing or tampered model
     Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -240,8 +254,12 @@ def run_scoring(inputs: list[str], *, out_dir: str = "out", models: str = "model
                 on_discovered: Callable[[int], None] | None = None) -> RunSummary:
     """Run :func:`score_calls` with ``workers`` files in flight at once (see :func:`task_runner`)."""
     kwargs = {"inputs": inputs, "out_dir": out_dir, "models": models, "model_version": model_version,
-              "config": config, "on_result": on_result, "on_discovered": on_discovered}
-    if dask_address is None and workers <= 1:
-        return score_calls.with_options(task_runner=task_runner(1))(**kwargs)
-    with shared_api_url() as api_url:
-        return score_calls.with_options(task_runner=task_runner(workers, dask_address, api_url))(**kwargs)
+              "config": config}
+    token = _CALLBACKS.set((on_result, on_discovered))
+    try:
+        if dask_address is None and workers <= 1:
+            return score_calls.with_options(task_runner=task_runner(1))(**kwargs)
+        with shared_api_url() as api_url:
+            return score_calls.with_options(task_runner=task_runner(workers, dask_address, api_url))(**kwargs)
+    finally:
+        _CALLBACKS.reset(token)
