@@ -106,10 +106,6 @@ def test_rerun_of_a_finished_task_does_not_duplicate_a_call(prefect_harness, bat
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="not working yet: after the SIGKILL, prefect-dask fails to re-submit the lost task "
-                          "(PicklingError: score_file is not the same object as flows.score_flow.score_file; "
-                          "'Could not serialize object of type LLGExpr'); the idempotence itself is covered above",
-                   strict=False)
 def test_worker_killed_mid_run_leaves_each_call_once(prefect_harness, batch: Path, tmp_path: Path) -> None:
     """SIGKILL a worker process while it transcribes; Dask re-runs its files elsewhere."""
     from prefect.settings import get_current_settings
@@ -137,7 +133,7 @@ def test_worker_killed_mid_run_leaves_each_call_once(prefect_harness, batch: Pat
         summary = run_scoring([str(many)], out_dir=str(out), models=str(MODELS),
                               dask_address=local.scheduler_address, on_result=kill_one)
     assert killed
-    expected = len(list(many.iterdir()))
+    expected = len({p.read_bytes() for p in many.iterdir()})  # identical copies are scored once
     scored = [o for o in summary.outcomes if o.status == "scored"]
     # every call is committed exactly once, whether or not its task ran twice
     keys = [p.stem for p in (out / "calls").glob("*.parquet")]
