@@ -20,8 +20,8 @@ test-slow: $(DEVSTAMP) ## Run only the slow tests
 test-all: $(DEVSTAMP) ## Run every test
 	$(PY) -m pytest -q
 
-bench: $(STAMP) ## Time the scoring flow against plain faster-whisper on the sample audio
-	$(PY) scripts/bench.py --out bench-out
+bench: $(STAMP) ## Time the flow against plain and batched faster-whisper on the generated bench calls (needs espeak-ng)
+	$(PY) scripts/bench.py --out bench-out --prefect-server
 
 train: $(STAMP) ## Retrain the classifiers from labels/ and promote if held-out macro-F1 does not drop
 	$(VENV)/bin/callcycle train --promote

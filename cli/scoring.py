@@ -23,7 +23,8 @@ def run(
     asr_model: Annotated[Optional[str], typer.Option(help="faster-whisper model: name in the local cache or a CTranslate2 directory. Default: bundled tiny.en.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML file with \\[asr], \\[segmentation], \\[run], \\[diarize] options.")] = None,
     channel_speakers: Annotated[Optional[str], typer.Option(help="Speaker names for channels 0,1,... of multi-channel audio, e.g. 'rep,customer'.")] = None,
-    workers: Annotated[int, typer.Option(help="Files processed at once.")] = 1,
+    workers: Annotated[int, typer.Option(help="Files processed at once: above 1, a local Dask cluster of this many worker processes (one thread each; models load once per worker).")] = 1,
+    dask_address: Annotated[Optional[str], typer.Option(help="Run one Dask task per file on an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (its workers need PREFECT_API_URL set to a Prefect server).")] = None,
     batched: Annotated[Optional[bool], typer.Option("--batched/--no-batched", help="Use faster-whisper's BatchedInferencePipeline.")] = None,
     vad: Annotated[Optional[bool], typer.Option("--vad/--no-vad", help="Skip non-speech with Silero VAD.")] = None,
     diarize: Annotated[Optional[bool], typer.Option("--diarize/--no-diarize", help="Find the speakers of mono audio (default on); off: one speaker, 'mixed'.")] = None,
@@ -73,7 +74,7 @@ def run(
 
         try:
             summary = run_scoring(inputs or ["data/calls"], out_dir=str(out), models=models,
-                                  model_version=model_version, config=cfg, workers=workers,
+                                  model_version=model_version, config=cfg, workers=workers, dask_address=dask_address,
                                   on_result=result, on_discovered=discovered)
         finally:
             progress.stop()

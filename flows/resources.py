@@ -6,6 +6,7 @@ load; tasks fetch them here instead of loading them per file.
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,16 @@ from pipeline.speech.diarize import SpeakerModel, load_speaker_model
 from pipeline.speech.transcribe import AsrModel, load_asr_model
 from pipeline.speech.turns import build_sentencizer
 
-__all__ = ["asr_model", "speaker_model", "artifact", "sentencizer"]
+__all__ = ["asr_model", "speaker_model", "artifact", "sentencizer", "LOADS"]
+
+#: How many times each resource was loaded in this process (tests check "once per worker").
+LOADS: Counter[str] = Counter()
 
 
 @lru_cache(maxsize=2)
 def asr_model(config: AsrConfig) -> AsrModel:
     """The faster-whisper model for ``config``, loaded on first use."""
+    LOADS["asr_model"] += 1
     return load_asr_model(config)
 
 
@@ -34,10 +39,12 @@ def speaker_model(path: str | None) -> SpeakerModel:
 @lru_cache(maxsize=4)
 def artifact(location: str, version: str | None) -> Artifact:
     """The verified classifier artifact, loaded on first use."""
+    LOADS["artifact"] += 1
     return load_artifact(Path(location), version)
 
 
 @lru_cache(maxsize=1)
 def sentencizer() -> Any:
     """The spaCy sentencizer pipeline."""
+    LOADS["sentencizer"] += 1
     return build_sentencizer()

@@ -1,15 +1,24 @@
 """The scoring flow: discover -> transcribe or parse -> segment -> classify -> score -> write.
 
 Each step is a Prefect task over a ``pipeline`` function. Per-file work runs in a
-``score_file`` task submitted to a thread pool (``workers`` at a time); a file that fails
-is recorded in ``errors/`` and the batch goes on. Transcription is retried on unexpected
-errors (not on bad input, which fails the same way every time) and can be given a timeout.
+``score_file`` task: in this process for one worker, one Dask task per file on a local
+cluster of worker processes (``workers`` > 1) or on an existing Dask cluster
+(``dask_address``). A file that fails is recorded in ``errors/`` and the batch goes on.
+Transcription is retried on unexpected errors (not on bad input, which fails the same way
+every time) and can be given a timeout.
+
+Models load once per worker process (``flows.resources``). Writes are idempotent: a call's
+files are named by its key and replaced atomically, and a finished call is skipped, so a
+task that Dask re-runs after a worker died (prefect#15442) cannot write a call twice.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +39,17 @@ from pipeline.process import CallInput, Outcome, ScoredCall
 from pipeline.schema import Source
 from pipeline.store import local as store
 
-__all__ = ["RunSummary", "score_calls", "score_file", "run_scoring"]
+__all__ = ["RunSummary", "score_calls", "score_file", "run_scoring", "task_runner", "shared_api_url"]
+
+
+#: (on_result, on_discovered) of the run_scoring call in progress (see score_calls).
+_CALLBACKS: ContextVar[tuple[Callable[[Outcome], None] | None, Callable[[int], None] | None] | None] = \
+    ContextVar("callcycle_run_callbacks", default=None)
+
+
+def _current_callbacks() -> tuple[Any, Any] | None:
+    # A plain module-level function pickles by reference; the ContextVar itself does not pickle.
+    return _CALLBACKS.get()
 
 
 @dataclass(slots=True)
@@ -147,6 +166,9 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str | None = No
     """
     cfg = config or PipelineConfig()
     models = str(models_dir(models))
+    # Callbacks given by run_scoring travel outside the flow's parameters: Prefect sends the flow
+    # run context (parameters included) with every Dask task, and a progress bar does not pickle.
+    on_result, on_discovered = _current_callbacks() or (on_result, on_discovered)
     started = time.perf_counter()
     process.prepare_output(Path(out_dir))  # fail fast on a read-only, full or misnamed output folder
     artifact = resources.artifact(models, model_version)  # fail fast on a missing or tampered model
@@ -181,17 +203,75 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str | None = No
     return summary
 
 
+@contextmanager
+def shared_api_url() -> Iterator[str]:
+    """The Prefect API every worker process should report to, started once if none is configured.
+
+    With ``PREFECT_API_URL`` set (a ``prefect server start`` or Prefect Cloud) that server is used
+    and nothing starts. Otherwise one temporary API server is started here, in the parent, and
+    exported in ``PREFECT_API_URL`` for the duration, so Dask worker processes spawned meanwhile
+    report to it instead of each starting its own (~8-10 s each).
+    """
+    from prefect.settings import get_current_settings
+
+    configured = get_current_settings().api.url
+    if configured:
+        yield str(configured)
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    previous = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        yield server.api_url
+    finally:
+        if previous is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = previous
+
+
+def task_runner(workers: int = 1, dask_address: str | None = None, api_url: str | None = None) -> Any:
+    """The task runner for ``workers`` files at once.
+
+    One worker: a thread in this process. More: a local Dask cluster of ``workers`` processes with
+    one thread each (CTranslate2 already uses every core it is given, so processes, not threads,
+    are how files run side by side). ``dask_address``: an existing Dask scheduler
+    (``tcp://host:8786``); its workers need ``PREFECT_API_URL`` pointing at a Prefect server.
+    """
+    if dask_address is None and workers <= 1:
+        return ThreadPoolTaskRunner(max_workers=1)
+    from prefect_dask import DaskTaskRunner
+
+    if dask_address:
+        return DaskTaskRunner(address=dask_address)
+    env = {"PREFECT_API_URL": api_url} if api_url else {}
+    # Each worker's CTranslate2 gets an even share of the cores unless cpu_threads says otherwise.
+    env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
+                                          "dashboard_address": None, "env": env})
+
+
 def run_scoring(inputs: list[str], *, out_dir: str = "out", models: str | None = None,
                 model_version: str | None = None, config: PipelineConfig | None = None,
-                workers: int = 1, on_result: Callable[[Outcome], None] | None = None,
+                workers: int = 1, dask_address: str | None = None,
+                on_result: Callable[[Outcome], None] | None = None,
                 on_discovered: Callable[[int], None] | None = None) -> RunSummary:
-    """Run :func:`score_calls` with ``workers`` files in flight at once.
+    """Run :func:`score_calls` with ``workers`` files in flight at once (see :func:`task_runner`).
 
     The output folder is checked first, before Prefect starts, so a read-only, full or misnamed
     ``out_dir`` is one clear :class:`~pipeline.errors.OutputError`.
     """
     process.prepare_output(Path(out_dir))
-    runner = ThreadPoolTaskRunner(max_workers=max(1, workers))
-    return score_calls.with_options(task_runner=runner)(
-        inputs, out_dir=out_dir, models=models, model_version=model_version, config=config,
-        on_result=on_result, on_discovered=on_discovered)
+    kwargs = {"inputs": inputs, "out_dir": out_dir, "models": models, "model_version": model_version,
+              "config": config}
+    token = _CALLBACKS.set((on_result, on_discovered))
+    try:
+        if dask_address is None and workers <= 1:
+            return score_calls.with_options(task_runner=task_runner(1))(**kwargs)
+        with shared_api_url() as api_url:
+            return score_calls.with_options(task_runner=task_runner(workers, dask_address, api_url))(**kwargs)
+    finally:
+        _CALLBACKS.reset(token)

@@ -41,8 +41,25 @@ class AsrConfig:
         beam_size: beam width; 1 is greedy decoding (fastest).
         vad_filter: skip non-speech with the Silero VAD bundled in faster-whisper.
         word_timestamps: ask for per-word timings (used to time segments precisely).
-        batched: use faster-whisper's ``BatchedInferencePipeline``.
+        batched: use faster-whisper's ``BatchedInferencePipeline`` (VAD cuts the audio into
+            chunks of up to 30 s of speech, decoded ``batch_size`` at a time). Each chunk is
+            decoded on its own, so a score moves less with imperceptible noise than with
+            sequential 30 s windows that shift with the VAD (BENCHMARKS.md, stability).
         batch_size: batch size when ``batched`` is on.
+        without_timestamps: batched decoding without Whisper's timestamp tokens (faster-whisper's
+            batched default). Keep it on: with timestamp tokens the batched decoder drops the
+            speech after the last timestamp of each ~30 s chunk (no seek as in sequential
+            decoding) — whole sentences lost, WER 0.256 against 0.210 on the benchmark calls —
+            even though the 30 s real phone call alone looks better with them (0.173 against
+            0.210: three words). Word timestamps are unaffected (they come from alignment).
+        vad_min_silence_ms: a pause at least this long ends a VAD speech region.
+        vad_speech_pad_ms: padding kept around each VAD speech region.
+        condition_on_previous_text: feed the previous window's text as the prompt (sequential
+            decoding only); off keeps one misheard word from spreading.
+        temperature_fallback: when a window decodes badly (compression ratio, log probability),
+            retry it by sampling at rising temperatures (faster-whisper's default). Sampling is
+            random, so the same audio with imperceptible noise can come out differently; off
+            decodes greedily/by beam only (``temperature=0``).
         chunk_s: audio is transcribed in windows of this many seconds, bounding memory.
     """
 
@@ -54,8 +71,13 @@ class AsrConfig:
     beam_size: int = 1
     vad_filter: bool = True
     word_timestamps: bool = True
-    batched: bool = False
+    batched: bool = True
     batch_size: int = 8
+    without_timestamps: bool = True
+    vad_min_silence_ms: int | None = None
+    vad_speech_pad_ms: int | None = None
+    condition_on_previous_text: bool = False
+    temperature_fallback: bool = True
     chunk_s: float = 600.0
 
 

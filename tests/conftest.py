@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import wave
@@ -12,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.speech.metrics import word_error_rate  # noqa: F401  (re-exported for the tests)
+
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
@@ -19,19 +20,6 @@ os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
 ROOT = Path(__file__).resolve().parents[1]
 REALDATA = ROOT.parent / "shared" / "realdata"
 MODELS = ROOT / "models"
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Word-level Levenshtein distance / reference length, on lower-cased words without punctuation."""
-    norm = lambda s: re.sub(r"[^a-z0-9' ]+", " ", s.lower()).split()  # noqa: E731
-    ref, hyp = norm(reference), norm(hypothesis)
-    dist = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, start=1):
-        prev, dist[0] = dist[0], i
-        for j, h in enumerate(hyp, start=1):
-            cur = min(dist[j] + 1, dist[j - 1] + 1, prev + (r != h))
-            prev, dist[j] = dist[j], cur
-    return dist[len(hyp)] / max(1, len(ref))
 
 
 def require_tool(name: str, install_hint: str) -> str:

@@ -35,6 +35,8 @@ logger = logging.getLogger("callcycle.transcribe")
 
 #: Channels whose waveforms correlate above this are copies of each other (dual mono).
 _DUPLICATE_CORRELATION = 0.98
+#: A pause between two recognised words longer than this starts a new piece (see _split_at_pauses).
+_PIECE_GAP_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,18 +141,33 @@ def _distinct(samples_2d: np.ndarray) -> list[int]:
     return keep
 
 
+def _vad_parameters(cfg: AsrConfig) -> dict[str, int] | None:
+    """VAD options set in ``cfg`` (``None``: faster-whisper's own defaults for the mode)."""
+    params = {"min_silence_duration_ms": cfg.vad_min_silence_ms, "speech_pad_ms": cfg.vad_speech_pad_ms}
+    params = {k: v for k, v in params.items() if v is not None}
+    return params or None
+
+
 def _transcribe_window(model: AsrModel, samples: np.ndarray) -> list[Any]:
     cfg = model.config
     kwargs: dict[str, Any] = {
         "language": cfg.language,
         "beam_size": cfg.beam_size,
         "vad_filter": cfg.vad_filter,
+        "vad_parameters": _vad_parameters(cfg),
         "word_timestamps": cfg.word_timestamps,
-        "condition_on_previous_text": False,
+        "condition_on_previous_text": cfg.condition_on_previous_text,
     }
+    if not cfg.temperature_fallback:
+        kwargs["temperature"] = 0.0
     try:
         if model.batched is not None:
-            segments, _info = model.batched.transcribe(samples, batch_size=cfg.batch_size, **kwargs)
+            if not cfg.vad_filter:  # the batched pipeline needs chunk bounds: fixed 30 s windows without VAD
+                step = 30 * SAMPLE_RATE
+                kwargs["clip_timestamps"] = [{"start": s, "end": min(s + step, samples.shape[0])}
+                                             for s in range(0, samples.shape[0], step)]
+            segments, _info = model.batched.transcribe(samples, batch_size=cfg.batch_size,
+                                                       without_timestamps=cfg.without_timestamps, **kwargs)
         else:
             segments, _info = model.whisper.transcribe(samples, **kwargs)
         return list(segments)
@@ -179,10 +196,34 @@ def _transcribe_signal(model: AsrModel, signal: np.ndarray, channel: int, offset
                 for w in (seg.words or [])
                 if w.word.strip()
             )
-            confidence = float(np.mean([w[3] for w in words])) if words else float(np.exp(seg.avg_logprob))
-            pieces.append(AsrPiece(channel=channel, start_s=float(seg.start) + base, end_s=float(seg.end) + base,
-                                   text=text, confidence=confidence, words=words))
+            if not words:
+                pieces.append(AsrPiece(channel=channel, start_s=float(seg.start) + base, end_s=float(seg.end) + base,
+                                       text=text, confidence=float(np.exp(seg.avg_logprob)), words=()))
+                continue
+            for group in _split_at_pauses(words):
+                pieces.append(AsrPiece(channel=channel, start_s=group[0][1], end_s=group[-1][2],
+                                       text=" ".join(w[0] for w in group),
+                                       confidence=float(np.mean([w[3] for w in group])), words=group))
     return pieces
+
+
+_Word = tuple[str, float, float, float]
+
+
+def _split_at_pauses(words: tuple[_Word, ...]) -> list[tuple[_Word, ...]]:
+    """Cut a recognised segment's words wherever the speaker paused longer than ``_PIECE_GAP_S``.
+
+    The batched pipeline decodes up to 30 s of one channel's speech at once (VAD regions spliced
+    together, no timestamp tokens), so one segment can hold several utterances with the other
+    speaker's turns between them; cut at the pauses, each utterance keeps its own time and
+    turns alternate as they did in the call.
+    """
+    groups: list[list[_Word]] = [[words[0]]]
+    for prev, word in zip(words, words[1:]):
+        if word[1] - prev[2] > _PIECE_GAP_S:
+            groups.append([])
+        groups[-1].append(word)
+    return [tuple(g) for g in groups]
 
 
 def transcribe_audio(model: AsrModel, audio: AudioData) -> list[AsrPiece]:

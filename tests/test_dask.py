@@ -1,0 +1,152 @@
+"""The scoring flow on a real local Dask cluster of worker processes (prefect-dask).
+
+Checks what scale-out must not change: the same rows as a single-process run, the speech
+model and classifiers loaded once per worker process (not per file), and no call written
+twice when Dask re-runs a finished task (prefect#15442) or a worker is killed mid-run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+from conftest import MODELS
+from prefect import flow
+
+distributed = pytest.importorskip("distributed")
+pytest.importorskip("prefect_dask")
+
+from flows import resources  # noqa: E402
+from flows.score_flow import run_scoring, score_file  # noqa: E402
+from pipeline.config import load_config  # noqa: E402
+
+_VOLATILE = {"processing_s", "processed_at"}
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory, two_speaker_stereo) -> Path:
+    """Four audio calls (distinct bytes) and two transcripts."""
+    folder = tmp_path_factory.mktemp("dask-in")
+    raw = two_speaker_stereo[0].read_bytes()
+    for i in range(4):  # a different trailing byte keeps the sha256 (the call key) distinct
+        (folder / f"call-{i}.wav").write_bytes(raw + bytes([i]) * 2)
+    for i in range(2):
+        (folder / f"notes-{i}.json").write_text(json.dumps({"call_id": f"notes-{i}", "turns": [
+            {"speaker": "Priya", "text": "What would a good outcome look like for your team this quarter?"},
+            {"speaker": "Tom", "text": f"Honestly we just need invoice batch {i} out on time."},
+            {"speaker": "Priya", "text": "Okay. I'll send you a pilot plan by Thursday."}]}))
+    return folder
+
+
+def _rows(out: Path, table: str) -> list[dict]:
+    rows = ds.dataset(out / table).to_table().to_pylist()
+    for row in rows:
+        for key in _VOLATILE & set(row):
+            row.pop(key)
+    return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
+
+
+@pytest.fixture(scope="module")
+def cluster(prefect_harness):
+    """Two worker processes, one thread each, reporting to the test's Prefect API."""
+    from prefect.settings import get_current_settings
+
+    api = str(get_current_settings().api.url)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  env={"PREFECT_API_URL": api, "PREFECT_LOGGING_LEVEL": "WARNING"}) as local:
+        with distributed.Client(local) as client:
+            yield local, client
+
+
+def test_dask_cluster_gives_the_single_process_result_and_loads_models_once_per_worker(
+        prefect_harness, batch: Path, cluster, tmp_path: Path) -> None:
+    local, client = cluster
+    single, multi = tmp_path / "single", tmp_path / "dask"
+    one = run_scoring([str(batch)], out_dir=str(single), models=str(MODELS))
+    many = run_scoring([str(batch)], out_dir=str(multi), models=str(MODELS), dask_address=local.scheduler_address)
+    assert one.count("scored") == many.count("scored") == 6
+    for a, b in zip(_rows(single, "calls"), _rows(multi, "calls")):
+        assert a == b, {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
+    assert _rows(single, "segments") == _rows(multi, "segments")
+
+    loads = client.run(lambda: dict(resources.LOADS))  # {worker address: counts in that process}
+    assert len(loads) == 2
+    worked = [counts for counts in loads.values() if counts]
+    assert worked, "no file ran on a worker"
+    for counts in worked:  # each worker process loaded each model at most once, however many files it ran
+        assert counts.get("asr_model", 0) <= 1 and counts.get("artifact", 0) <= 1, loads
+        assert counts.get("sentencizer", 0) <= 1, loads
+    assert sum(c.get("asr_model", 0) for c in worked) >= 1
+
+
+def test_rerun_of_a_finished_task_does_not_duplicate_a_call(prefect_harness, batch: Path, tmp_path: Path) -> None:
+    """Dask may run a finished task again after its worker died: the call must still be there once."""
+    from pipeline.ingest.discover import discover_inputs
+
+    out = tmp_path / "out"
+    run_scoring([str(batch / "call-0.wav"), str(batch / "notes-0.json")], out_dir=str(out), models=str(MODELS))
+    before = _rows(out, "calls")
+    sources, _ = discover_inputs([str(batch / "call-0.wav"), str(batch / "notes-0.json")])
+
+    @flow
+    def rerun(force: bool) -> list[str]:  # the same task again, as Dask would after losing a worker
+        cfg = load_config(None, run__force=force or None)
+        return [score_file(s, cfg, str(MODELS), None, str(out)).status for s in sources]
+
+    assert rerun(True) == ["scored", "scored"]  # even forced: same file names, replaced atomically
+    assert rerun(False) == ["skipped", "skipped"]  # not forced: a finished call is not redone
+    assert _rows(out, "calls") == before
+    assert len(list((out / "calls").glob("*.parquet"))) == 2
+    assert len(list((out / "segments").glob("*.parquet"))) == 2
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_run_leaves_each_call_once(prefect_harness, batch: Path, tmp_path: Path) -> None:
+    """SIGKILL a worker process while it transcribes; Dask re-runs its files elsewhere."""
+    from prefect.settings import get_current_settings
+
+    api = str(get_current_settings().api.url)
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(3):  # more files than workers, so the killed worker had work queued or running
+        for src in batch.iterdir():
+            shutil.copy(src, many / f"{i}-{src.name}")
+            if src.suffix == ".wav":
+                (many / f"{i}-{src.name}").write_bytes(src.read_bytes() + bytes([10 + i]) * 2)
+    out = tmp_path / "out"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  env={"PREFECT_API_URL": api, "PREFECT_LOGGING_LEVEL": "WARNING"}) as local, \
+            distributed.Client(local) as client:
+        killed = []
+
+        def kill_one(outcome) -> None:
+            if not killed:  # after the first result, kill the process of one worker
+                pid = next(iter(client.run(os.getpid).values()))
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+        summary = run_scoring([str(many)], out_dir=str(out), models=str(MODELS),
+                              dask_address=local.scheduler_address, on_result=kill_one)
+    assert killed
+    expected = len({p.read_bytes() for p in many.iterdir()})  # identical copies are scored once
+    scored = [o for o in summary.outcomes if o.status == "scored"]
+    # every call is committed exactly once, whether or not its task ran twice
+    keys = [p.stem for p in (out / "calls").glob("*.parquet")]
+    assert len(keys) == len(set(keys)) == expected, (len(keys), expected, summary.outcomes)
+    assert len(ds.dataset(out / "calls").to_table()) == expected
+    assert len(scored) + summary.count("skipped") >= expected - summary.count("failed")
+
+
+def test_workers_option_starts_a_local_cluster_of_processes(prefect_harness, batch: Path, tmp_path: Path) -> None:
+    """`--workers 2`: prefect-dask's local cluster (two processes, one thread each) gives the same rows."""
+    inputs = [str(batch / "notes-0.json"), str(batch / "notes-1.json"), str(batch / "call-1.wav")]
+    single = run_scoring(inputs, out_dir=str(tmp_path / "single"), models=str(MODELS))
+    local = run_scoring(inputs, out_dir=str(tmp_path / "local"), models=str(MODELS), workers=2)
+    assert single.count("scored") == local.count("scored") == 3
+    assert _rows(tmp_path / "single", "calls") == _rows(tmp_path / "local", "calls")
+    assert _rows(tmp_path / "single", "segments") == _rows(tmp_path / "local", "segments")
