@@ -143,8 +143,8 @@ def _distinct(samples_2d: np.ndarray) -> list[int]:
 
 def _vad_parameters(cfg: AsrConfig) -> dict[str, int] | None:
     """VAD options set in ``cfg`` (``None``: faster-whisper's own defaults for the mode)."""
-    params = {"min_silence_duration_ms": cfg.vad_min_silence_ms, "speech_pad_ms": cfg.vad_speech_pad_ms}
-    params = {k: v for k, v in params.items() if v is not None}
+    given = {"min_silence_duration_ms": cfg.vad_min_silence_ms, "speech_pad_ms": cfg.vad_speech_pad_ms}
+    params: dict[str, int] = {k: v for k, v in given.items() if v is not None}
     return params or None
 
 
