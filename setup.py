@@ -20,6 +20,19 @@ from setuptools.command.build_py import build_py
 ROOT = Path(__file__).resolve().parent
 
 
+def _is_artifact(folder: Path) -> bool:
+    """A classifier version (its card has a callcycle-model format); shared models have other cards."""
+    import json
+
+    card = folder / "card.json"
+    if not card.is_file():
+        return False
+    try:
+        return str(json.loads(card.read_text(encoding="utf-8")).get("format", "")).startswith("callcycle-model")
+    except (OSError, ValueError):
+        return False
+
+
 def _model_entries(models: Path) -> list[Path]:
     current = (models / "CURRENT").read_text(encoding="utf-8").strip()
     if not current or not (models / current / "card.json").is_file():
@@ -28,7 +41,7 @@ def _model_entries(models: Path) -> list[Path]:
     for entry in sorted(models.iterdir()):
         if entry.name.startswith("."):
             continue
-        is_version = entry.is_dir() and (entry / "card.json").is_file()
+        is_version = entry.is_dir() and _is_artifact(entry)
         if not is_version or entry.name == current:
             keep.append(entry)
     return keep
