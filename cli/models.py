@@ -172,7 +172,10 @@ def _print_benchmark(con: Any, artifact: Any, result: dict[str, Any]) -> None:
             for t in tasks:
                 s = lowo["summary"].get(f"{t} ({view})")
                 cells.append(f"{s['mean']:.3f} / worst {s['worst']:.3f}" if s else "-")
-            table.add_row(f"leave-one-writer-out, {view.replace('_', ' ')} (mean / worst)", *cells)
+            scope = "text level only" if "text level" in str(lowo.get("scope", "")) else view.replace("_", " ")
+            table.add_row(f"leave-one-writer-out, {scope} (mean / worst)", *cells)
+            if scope == "text level only":
+                break
     calls = result.get("calls")
     if calls and calls.get("turn_level_macro_f1"):
         for view, metrics in calls["turn_level_macro_f1"].items():
