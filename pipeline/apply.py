@@ -14,7 +14,7 @@ from typing import Any
 from pipeline.classify.artifacts import Artifact, load_artifact
 from pipeline.classify.evaluate import evaluate_artifact
 from pipeline.classify.labels import LabelledRow, load_labelled, read_rows, validate_rows
-from pipeline.classify.predict import predict_texts
+from pipeline.classify.predict import apply_neutral_rule, predict_texts
 from pipeline.errors import LabelDataError
 from pipeline.tables import unneutralise
 
@@ -47,7 +47,6 @@ def classify_rows(artifact: Artifact, rows: list[dict[str, Any]], source: str = 
     preds = predict_texts(artifact, [r["text"] for r in rows])
     stage_task = artifact.taxonomy.by_role("stage")
     ta_task = artifact.taxonomy.by_role("talk_action")
-    not_positive = next(lbl for lbl in ta_task.labels if lbl != ta_task.positive)
     out = []
     for i, row in enumerate(rows):
         sp, tp = preds[stage_task.name][i], preds[ta_task.name][i]
@@ -55,8 +54,7 @@ def classify_rows(artifact: Artifact, rows: list[dict[str, Any]], source: str = 
         new[stage_task.name] = sp.label
         for label in stage_task.labels:
             new[f"p_{label}"] = round(sp.probabilities.get(label, 0.0), 4)
-        neutral = bool(stage_task.neutral) and sp.label == stage_task.neutral
-        new[ta_task.name] = not_positive if neutral else tp.label
+        new[ta_task.name] = apply_neutral_rule(artifact, sp, tp).label
         new[f"{ta_task.positive}_prob"] = round(tp.probabilities.get(ta_task.positive or "", 0.0), 4)
         out.append(new)
     return out

@@ -10,7 +10,20 @@ from pipeline.classify.artifacts import Artifact
 from pipeline.classify.model import Utterances
 from pipeline.schema import ClassifiedSegment, Prediction, Segment
 
-__all__ = ["predict_utterances", "predict_texts", "classify_segments"]
+__all__ = ["predict_utterances", "predict_texts", "classify_segments", "apply_neutral_rule"]
+
+
+def apply_neutral_rule(artifact: Artifact, stage: Prediction, talk_action: Prediction) -> Prediction:
+    """The taxonomy's rule: a segment whose stage is the neutral label (``other``) is never action.
+
+    Returns ``talk_action`` unchanged, or relabelled with the non-positive label (probabilities kept).
+    """
+    stage_task = artifact.taxonomy.by_role("stage")
+    ta_task = artifact.taxonomy.by_role("talk_action")
+    if stage_task.neutral is not None and stage.label == stage_task.neutral:
+        talk_label = next(lbl for lbl in ta_task.labels if lbl != ta_task.positive)
+        return Prediction(label=talk_label, probabilities=talk_action.probabilities)
+    return talk_action
 
 
 def predict_utterances(artifact: Artifact, utterances: Utterances,
@@ -54,12 +67,9 @@ def classify_segments(artifact: Artifact, segments: Sequence[Segment]) -> list[C
     utterances = Utterances(tuple(s.text for s in ordered), tuple(s.call_id for s in ordered),
                             tuple(s.speaker for s in ordered))
     predictions = predict_utterances(artifact, utterances)
-    talk_label = next(lbl for lbl in ta_task.labels if lbl != ta_task.positive)
     by_position: dict[int, ClassifiedSegment] = {}
     for k, segment in enumerate(ordered):
         stage = predictions[stage_task.name][k]
-        talk_action = predictions[ta_task.name][k]
-        if stage_task.neutral is not None and stage.label == stage_task.neutral:
-            talk_action = Prediction(label=talk_label, probabilities=talk_action.probabilities)
+        talk_action = apply_neutral_rule(artifact, stage, predictions[ta_task.name][k])
         by_position[order[k]] = ClassifiedSegment(segment=segment, stage=stage, talk_action=talk_action)
     return [by_position[i] for i in range(len(segments))]

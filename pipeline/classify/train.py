@@ -17,6 +17,7 @@ and the text level's out-of-fold scores on the training rows.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import platform
@@ -220,8 +221,6 @@ def embed_texts(encoder: Any, texts: Sequence[str], cache: bool = True,
 
 
 def json_bytes(obj: Any) -> bytes:
-    import json
-
     return json.dumps(obj, sort_keys=True).encode("utf-8")
 
 
@@ -557,6 +556,4 @@ def render_card_markdown(card: dict[str, Any]) -> str:
 
 
 def json_dumps(obj: Any) -> str:
-    import json
-
     return json.dumps(obj, indent=2, default=str)
