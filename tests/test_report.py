@@ -157,9 +157,10 @@ def test_report_in_headless_chromium(scored_out: Path, tmp_path: Path) -> None:
             mix = dict(c["stage_shares"])
             assert field("stage_mix") == " · ".join(f"{s} {mix.get(s, 0):.0%}" for s in ("align", "act", "adjust", "other"))
             for sp in c["speakers"]:
-                row = card.locator(f"table.speakers tr[data-speaker='{sp['speaker']}'] td")
-                assert row.nth(1).inner_text() == f"{sp['talk_share']:.0%}"
-                assert row.nth(3).inner_text() == str(sp["questions"])
+                row = card.locator(f"table.speakers tr[data-speaker='{sp['speaker']}']")
+                assert row.locator("td[data-field='talk_share']").inner_text() == f"{sp['talk_share']:.0%}"
+                assert row.locator("td[data-field='questions']").inner_text() == str(sp["questions"])
+                assert row.locator("td[data-field='role']").inner_text() == (sp.get("role") or "—")
             n_actions = sum(s["talk_action"] == "action" for s in segments if s["call_id"] == call_id)
             assert card.locator("table.commitments tbody tr").count() == n_actions
             if not c["cycle_complete"] and "adjust" not in c["stages_present"]:
