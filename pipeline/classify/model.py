@@ -37,7 +37,95 @@ from sklearn.model_selection import GroupKFold
 
 from pipeline.classify.features import CUE_NAMES, build_feature_union
 
-__all__ = ["Utterances", "CycleModel", "context_feature_names", "balanced_weights"]
+__all__ = ["Utterances", "CycleModel", "context_feature_names", "balanced_weights", "apply_offsets",
+           "choose_offsets"]
+
+#: The grid of log-prior offsets :func:`choose_offsets` searches, per class.
+OFFSET_GRID = np.round(np.arange(-2.5, 1.01, 0.1), 2)
+
+
+def apply_offsets(proba: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Probabilities re-weighted by ``exp(offset)`` per class and renormalised (a prior shift)."""
+    weighted = np.asarray(proba, dtype=float) * np.exp(np.asarray(offsets, dtype=float))[None, :]
+    total = weighted.sum(axis=1, keepdims=True)
+    return np.divide(weighted, total, out=np.full_like(weighted, 1.0 / weighted.shape[1]), where=total > 0)
+
+
+def _mean_group_macro_f1(pred: np.ndarray, gold: np.ndarray, groups: np.ndarray, n_classes: int) -> float:
+    scores = []
+    for g in np.unique(groups):
+        sel = groups == g
+        f1s = []
+        for c in range(n_classes):
+            tp = np.sum((pred[sel] == c) & (gold[sel] == c))
+            fp = np.sum((pred[sel] == c) & (gold[sel] != c))
+            fn = np.sum((pred[sel] != c) & (gold[sel] == c))
+            if tp + fp + fn:
+                f1s.append(2 * tp / (2 * tp + fp + fn))
+        scores.append(float(np.mean(f1s)) if f1s else 0.0)
+    return float(np.mean(scores))
+
+
+def choose_offsets(proba: np.ndarray, gold: Sequence[str], classes: Sequence[str], groups: Sequence[str],
+                   min_rows: int = 50, passes: int = 3, tolerance: float = 0.005) -> np.ndarray:
+    """Log-prior offsets per class that maximise the mean per-group macro-F1 of ``argmax``.
+
+    ``proba`` are out-of-fold probabilities of labelled rows (columns in ``classes`` order),
+    ``groups`` their corpora; groups with fewer than ``min_rows`` rows are left out. The first
+    class keeps offset 0; the others are searched one at a time over :data:`OFFSET_GRID`
+    (coordinate ascent, ``passes`` rounds). For each class the offset closest to 0 whose score
+    is within ``tolerance`` of that class's best is taken: the smallest correction that does
+    the job, since the training corpora's label mix is not the mix of the calls it will read.
+    """
+    proba = np.asarray(proba, dtype=float)
+    index = {c: i for i, c in enumerate(classes)}
+    gold_idx = np.asarray([index[g] for g in gold])
+    group_arr = np.asarray(list(groups), dtype=object)
+    sizes = {g: int(np.sum(group_arr == g)) for g in set(group_arr.tolist())}
+    keep = np.asarray([sizes[g] >= min_rows for g in group_arr]) & np.all(np.isfinite(proba), axis=1)
+    offsets = np.zeros(len(classes))
+    if not keep.any() or len(classes) < 2:
+        return offsets
+    log_p = np.log(np.clip(proba[keep], 1e-12, 1.0))
+    gold_idx, group_arr = gold_idx[keep], group_arr[keep]
+
+    def evaluate(candidate: np.ndarray) -> float:
+        return _mean_group_macro_f1(np.argmax(log_p + candidate, axis=1), gold_idx, group_arr, len(classes))
+
+    for _ in range(passes):
+        changed = False
+        for c in range(1, len(classes)):
+            scores: dict[float, float] = {}
+            for value in OFFSET_GRID:
+                trial = offsets.copy()
+                trial[c] = value
+                scores[float(value)] = evaluate(trial)
+            top = max(scores.values())
+            chosen = min((v for v, got in scores.items() if got >= top - tolerance), key=abs)
+            if chosen != offsets[c]:
+                offsets[c], changed = chosen, True
+        if not changed:
+            break
+    return offsets
+    log_p = np.log(np.clip(proba[keep], 1e-12, 1.0))
+    gold_idx, group_arr = gold_idx[keep], group_arr[keep]
+
+    def score(candidate: np.ndarray) -> float:
+        return _mean_group_macro_f1(np.argmax(log_p + candidate, axis=1), gold_idx, group_arr, len(classes))
+
+    best = score(offsets)
+    for _ in range(passes):
+        improved = False
+        for c in range(1, len(classes)):
+            for value in sorted(OFFSET_GRID, key=abs):
+                trial = offsets.copy()
+                trial[c] = value
+                s = score(trial)
+                if s > best + 1e-9:
+                    best, offsets, improved = s, trial, True
+        if not improved:
+            break
+    return offsets
 
 
 def balanced_weights(labels: Sequence[str | None], groups: Sequence[str], base: np.ndarray) -> np.ndarray:
@@ -143,11 +231,16 @@ class CycleModel(BaseEstimator):
         encoder_weight: scale of the sentence vector block next to the TF-IDF blocks.
         context_folds: grouped folds for the out-of-fold probabilities the context level learns from.
         random_state: seed for the tree models.
+        tune_offsets: learn a log-prior offset per class of each task from the context level's
+            own out-of-fold probabilities (:func:`choose_offsets`). Both levels are trained with
+            labels balanced per corpus, which leaves the minority labels over-predicted on real
+            data; the offsets undo that by the amount that maximises the mean per-corpus macro-F1
+            of the training data, measured out of fold. Predicted probabilities include them.
     """
 
     def __init__(self, tasks: dict[str, list[str]] | None = None, use_encoder: bool = True,
                  use_context: bool = True, text_c: float = 4.0, encoder_weight: float = 1.5,
-                 context_folds: int = 5, random_state: int = 13) -> None:
+                 context_folds: int = 5, random_state: int = 13, tune_offsets: bool = True) -> None:
         self.tasks = tasks
         self.use_encoder = use_encoder
         self.use_context = use_context
@@ -155,6 +248,7 @@ class CycleModel(BaseEstimator):
         self.encoder_weight = encoder_weight
         self.context_folds = context_folds
         self.random_state = random_state
+        self.tune_offsets = tune_offsets
 
     # -- text level -------------------------------------------------------------------
     def _text_matrix(self, texts: Sequence[str], embeddings: np.ndarray | None) -> sparse.csr_matrix:
@@ -275,16 +369,39 @@ class CycleModel(BaseEstimator):
             z = np.vstack([z, self._context_matrix(alone, oof[chosen], cues[chosen])])
             row_index = np.concatenate([row_index, chosen])
             copy_scale = np.concatenate([copy_scale, np.full(len(chosen), standalone_weight)])
+        self.offsets_: dict[str, np.ndarray] = {t: np.zeros(len(self.classes_[t])) for t in self.tasks_}
+        copy_groups = fold_groups[row_index]
         for task in self.tasks_:
             y = np.asarray(labels[task], dtype=object)[row_index]
             mask = np.asarray([v is not None for v in y])
             z_weights = weights[task][row_index] * copy_scale
-            self.context_models_[task] = HistGradientBoostingClassifier(
-                max_iter=300, learning_rate=0.06, max_leaf_nodes=15, min_samples_leaf=40,
-                l2_regularization=1.0, random_state=self.random_state).fit(
-                    z[mask], y[mask].astype(str), sample_weight=z_weights[mask])
+            self.context_models_[task] = self._context_model().fit(
+                z[mask], y[mask].astype(str), sample_weight=z_weights[mask])
+            if self.tune_offsets:
+                # out-of-fold context probabilities of the original rows (standalone copies train only)
+                proba = np.full((n, len(self.classes_[task])), np.nan)
+                for fold, (train_idx, test_idx) in enumerate(folds.split(np.zeros(len(z)), groups=copy_groups)):
+                    fit_rows = train_idx[mask[train_idx]]
+                    fold_model = self._context_model().fit(
+                        z[fit_rows], y[fit_rows].astype(str), sample_weight=z_weights[fit_rows])
+                    originals = test_idx[test_idx < n]
+                    order = [list(fold_model.classes_).index(c) if c in fold_model.classes_ else -1
+                             for c in self.classes_[task]]
+                    raw = fold_model.predict_proba(z[originals])
+                    proba[originals] = np.column_stack([raw[:, j] if j >= 0 else np.zeros(len(originals))
+                                                        for j in order])
+                    say(f"context level: {task} offsets, out-of-fold {fold + 1}/{self.context_folds}")
+                gold = np.asarray(labels[task], dtype=object)
+                scored = np.flatnonzero(np.asarray([v is not None for v in gold]) & (weights[task] > 0))
+                self.offsets_[task] = choose_offsets(proba[scored], [str(v) for v in gold[scored]],
+                                                     self.classes_[task], [balance[i] for i in scored])
         say("context level fitted")
         return self
+
+    def _context_model(self) -> HistGradientBoostingClassifier:
+        return HistGradientBoostingClassifier(
+            max_iter=300, learning_rate=0.06, max_leaf_nodes=15, min_samples_leaf=40,
+            l2_regularization=1.0, random_state=self.random_state)
 
     def predict_proba(self, utterances: Utterances, embeddings: np.ndarray | None = None,
                       use_context: bool | None = None) -> dict[str, np.ndarray]:
@@ -310,7 +427,8 @@ class CycleModel(BaseEstimator):
             model = self.context_models_[task]
             proba = model.predict_proba(z)
             order = [list(model.classes_).index(c) for c in self.classes_[task]]
-            out[task] = proba[:, order]
+            offsets = getattr(self, "offsets_", {}).get(task)
+            out[task] = apply_offsets(proba[:, order], offsets) if offsets is not None else proba[:, order]
         return out
 
     def predict(self, utterances: Utterances, embeddings: np.ndarray | None = None) -> dict[str, list[str]]:
