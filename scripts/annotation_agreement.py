@@ -1,8 +1,12 @@
-"""Agreement between the AMI hand annotation and an independent second annotation of 300 acts.
+"""Agreement between the AMI hand annotation and independent second annotations.
 
-``labels/external/ami-agreement/second-annotation.jsonl`` holds a second annotator's labels for a
-random sample (seed 99) of the 4,622 hand-annotated AMI dialogue acts, made without seeing the
-first labels. This prints raw agreement and Cohen's kappa per task.
+- ``labels/external/ami-agreement/second-annotation.jsonl``: a second annotator's labels for a
+  random sample (seed 99) of 300 of the first 4,622 hand-annotated acts (round 1).
+- ``labels/external/ami-agreement/second-annotation-round3.jsonl``: 300 acts of round 3
+  (shards 9-14), stratified: 100 the first annotators labelled action, 200 they labelled talk
+  (seed 2026), so that action is not a handful of rows. Agreement is also printed per stratum.
+
+Both were made without seeing the first labels. Prints raw agreement and Cohen's kappa per task.
 
 Usage: python scripts/annotation_agreement.py
 """
@@ -30,14 +34,24 @@ def main() -> None:
         for line in path.read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
             first[row["id"]] = row
-    second_path = ROOT / "labels" / "external" / "ami-agreement" / "second-annotation.jsonl"
-    second = [json.loads(line) for line in second_path.read_text(encoding="utf-8").splitlines()]
-    for task in ("talk_action", "stage"):
-        a = [first[row["id"]][task] for row in second]
-        b = [row[task] for row in second]
-        observed, kappa = cohen_kappa(a, b)
-        print(f"{task}: {len(a)} acts, agreement {observed:.3f}, Cohen's kappa {kappa:.3f}")
-
+    folder = ROOT / "labels" / "external" / "ami-agreement"
+    for name, title in (("second-annotation.jsonl", "round 1, random sample"),
+                        ("second-annotation-round3.jsonl", "round 3, stratified by the first label")):
+        path = folder / name
+        if not path.is_file():
+            continue
+        second = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        print(f"{title} ({name}):")
+        for task in ("talk_action", "stage"):
+            a = [first[row["id"]][task] for row in second]
+            b = [row[task] for row in second]
+            observed, kappa = cohen_kappa(a, b)
+            print(f"  {task}: {len(a)} acts, agreement {observed:.3f}, Cohen's kappa {kappa:.3f}")
+            for stratum in ("action", "talk"):
+                idx = [i for i, row in enumerate(second) if first[row["id"]]["talk_action"] == stratum]
+                if idx:
+                    same = sum(a[i] == b[i] for i in idx) / len(idx)
+                    print(f"    first label {stratum}: {len(idx)} acts, agreement {same:.3f}")
 
 if __name__ == "__main__":
     main()
