@@ -14,7 +14,7 @@ from cli.models import MODELS_HELP
 @app.command("export-uncertain")
 @command
 def export_uncertain(
-    out_dir: Annotated[Path, typer.Argument(help="Output folder of `callcycle run` (its segments/ dataset).")],
+    out_dir: Annotated[str, typer.Argument(help="Output folder (or s3:// prefix) of `callcycle run` (its segments/ dataset).")],
     to: Annotated[Path, typer.Option("--to", help="File to write: .csv (spreadsheet-safe), or .json for a Label Studio import (a .label_config.xml is written beside it).")],
     n: Annotated[int, typer.Option("--n", help="How many segments to pick.")] = 200,
     models: Annotated[Optional[str], typer.Option(help=MODELS_HELP + " Only its label set is used.", show_default=False)] = None,

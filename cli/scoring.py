@@ -1,4 +1,4 @@
-"""Commands that score calls and show the results: ``run``, ``summary``, ``report``."""
+"""Commands that score calls and show the results: ``run``, ``summary``, ``report``, ``sweep``."""
 
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ import typer
 
 from cli.common import app, command, console, fail, quiet_prefect
 
-OUT_HELP = "Output folder for the segments/, calls/ and errors/ datasets [default: ./out]."
+OUT_HELP = ("Output folder, or s3://bucket/prefix (endpoint and credentials from AWS_ENDPOINT_URL, "
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), for the segments/, calls/ and errors/ datasets [default: ./out].")
 
 
 @app.command()
 @command
 def run(
-    inputs: Annotated[Optional[list[str]], typer.Argument(help="Audio files, transcripts, folders or quoted globs. Default: ./data/calls")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help=OUT_HELP, show_default=False)] = Path("out"),
+    inputs: Annotated[Optional[list[str]], typer.Argument(help="Audio files, transcripts, folders or quoted globs, on disk or s3://bucket/prefix. Default: ./data/calls")] = None,
+    out: Annotated[str, typer.Option("--out", "-o", help=OUT_HELP, show_default=False)] = "out",
     models: Annotated[Optional[str], typer.Option(help="Models folder (uses its CURRENT pointer) or an artifact directory [default: $CALLCYCLE_MODELS, else the classifiers shipped with callcycle].", show_default=False)] = None,
     model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version inside --models.")] = None,
     asr_model: Annotated[Optional[str], typer.Option(help="faster-whisper model: name in the local cache or a CTranslate2 directory. Default: bundled tiny.en.")] = None,
@@ -50,6 +51,7 @@ def run(
     from pipeline.config import load_config
     from pipeline.display import printable
     from pipeline.report.terminal import load_call_rows, load_error_rows, render_errors, render_summary
+    from pipeline.store.base import open_store
 
     cfg = load_config(
         config,
@@ -73,7 +75,7 @@ def run(
             progress.update(bar, advance=1, description=f"{marks.get(outcome.status, '')} {name}[/]")
 
         try:
-            summary = run_scoring(inputs or ["data/calls"], out_dir=str(out), models=models,
+            summary = run_scoring(inputs or ["data/calls"], out_dir=out, models=models,
                                   model_version=model_version, config=cfg, workers=workers, dask_address=dask_address,
                                   on_result=result, on_discovered=discovered)
         finally:
@@ -83,8 +85,8 @@ def run(
     extra = "".join(f", {summary.count(s)} {s}" for s in ("updated", "deferred") if summary.count(s))
     con.print(
         f"{summary.count('scored')} scored, {summary.count('skipped')} skipped (already done or duplicate)"
-        f"{extra}, {summary.count('failed')} failed in {summary.wall_s:.1f} s → {escape(printable(out))}/")
-    if write_html and (out / "calls").is_dir():
+        f"{extra}, {summary.count('failed')} failed in {summary.wall_s:.1f} s → {escape(printable(out.rstrip('/')))}/")
+    if write_html and open_store(out).has_results():
         from pipeline.report.html import write_report
 
         path, _ = write_report(out)
@@ -98,12 +100,13 @@ def run(
 @app.command()
 @command
 def summary(
-    out_dir: Annotated[Path, typer.Argument(help="Output folder of `callcycle run` [default: ./out].", show_default=False)] = Path("out"),
+    out_dir: Annotated[str, typer.Argument(help="Output folder (or s3:// prefix) of `callcycle run` [default: ./out].", show_default=False)] = "out",
 ) -> None:
     """Print the table of scored calls (and any failed inputs) from the Parquet datasets."""
     from pipeline.report.terminal import load_call_rows, load_error_rows, render_errors, render_summary
+    from pipeline.store.base import open_store
 
-    if not (out_dir / "calls").is_dir():
+    if not open_store(out_dir).has_results():
         fail(f"{out_dir}/calls not found. Run `callcycle run --out {out_dir}` first.")
     con = console()
     render_summary(load_call_rows(out_dir), con)
@@ -113,7 +116,7 @@ def summary(
 @app.command()
 @command
 def report(
-    out_dir: Annotated[Path, typer.Argument(help="Output folder of `callcycle run` (holds calls/ and segments/) [default: ./out].", show_default=False)] = Path("out"),
+    out_dir: Annotated[str, typer.Argument(help="Output folder (or s3:// prefix) of `callcycle run` (holds calls/ and segments/) [default: ./out].", show_default=False)] = "out",
     html: Annotated[Optional[Path], typer.Option("--html", help="Where to write the HTML file [default: OUT_DIR/report.html].")] = None,
     since: Annotated[Optional[datetime], typer.Option("--since", formats=["%Y-%m-%d"], help="Only calls on or after this date (YYYY-MM-DD); calls without a date are left out.")] = None,
     rep: Annotated[Optional[str], typer.Option("--rep", help="Only this rep's calls (case-insensitive).")] = None,
@@ -127,11 +130,36 @@ def report(
 
     from pipeline.display import printable
     from pipeline.report.html import write_report
+    from pipeline.store.base import open_store
 
-    if not (out_dir / "calls").is_dir():
+    if not open_store(out_dir).has_results():
         fail(f"{out_dir}/calls not found. Run `callcycle run --out {out_dir}` first.")
     path, n = write_report(out_dir, html, since=since.date() if since else None, rep=rep)
     con = console()
     if n == 0:
         con.print("[yellow]No calls matched[/]: the report says so. Widen --since/--rep.")
     con.print(f"Report with {n} calls written to [bold]{escape(printable(path))}[/]")
+
+
+@app.command()
+@command
+def sweep(
+    out_dir: Annotated[str, typer.Argument(help="Output folder or s3:// prefix of `callcycle run` [default: ./out].", show_default=False)] = "out",
+    older_than: Annotated[float, typer.Option("--older-than", min=0.0, help="S3: only delete leftovers older than this many hours (keeps attempts still in flight).")] = 24.0,
+) -> None:
+    """Delete what failed attempts left: uncommitted data files and superseded commits under an
+    s3:// output (older than --older-than hours), dead writers' temporary files in a folder.
+
+    Readers never see these; sweeping only saves space. Safe while other runs write.
+    """
+    from rich.markup import escape
+
+    from pipeline.display import printable
+    from pipeline.store.base import open_store
+
+    store = open_store(out_dir)
+    try:
+        removed = store.sweep(older_than * 3600.0)
+    except OSError as exc:
+        raise store.output_error(exc, "sweeping orphans") from exc
+    console().print(f"Swept {removed} orphaned or superseded files from {escape(printable(store.location))}")

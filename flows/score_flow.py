@@ -7,9 +7,11 @@ cluster of worker processes (``workers`` > 1) or on an existing Dask cluster
 Transcription is retried on unexpected errors (not on bad input, which fails the same way
 every time) and can be given a timeout.
 
-Models load once per worker process (``flows.resources``). Writes are idempotent: a call's
-files are named by its key and replaced atomically, and a finished call is skipped, so a
-task that Dask re-runs after a worker died (prefect#15442) cannot write a call twice.
+Models load once per worker process (``flows.resources``). Writes are idempotent: a finished
+call is skipped, and on a disk a call's files are named by its identity and replaced atomically;
+on S3 each version is committed once by a create-only marker (a second attempt gets HTTP 412 and
+is reported as skipped). So a task that Dask re-runs after a worker died (prefect#15442) cannot
+write a call twice.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from pipeline.ingest import discover as ingest
 from pipeline.paths import models_dir
 from pipeline.process import CallInput, Outcome, ScoredCall
 from pipeline.schema import Source
-from pipeline.store import local as store
+from pipeline.store import schema as store
 
 __all__ = ["RunSummary", "score_calls", "score_file", "run_scoring", "task_runner", "shared_api_url"]
 
@@ -99,9 +101,10 @@ def score_task(call: CallInput, models: str, model_version: str | None, config: 
 
 @task(name="write", cache_policy=NO_CACHE)
 def write_task(source: Source, call: CallInput, scored: ScoredCall, stamp: store.RunStamp,
-               models: str, model_version: str | None, out_dir: str, processing_s: float) -> str:
+               models: str, model_version: str | None, out_dir: str, processing_s: float,
+               replace: bool = False) -> str:
     artifact = resources.artifact(models, model_version)
-    return process.commit_call(Path(out_dir), source, call, scored, stamp, artifact.taxonomy, processing_s)
+    return process.commit_call(out_dir, source, call, scored, stamp, artifact.taxonomy, processing_s, replace)
 
 
 @task(name="score-file", cache_policy=NO_CACHE)
@@ -115,7 +118,7 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
     logger = get_run_logger()
     artifact = resources.artifact(models, model_version)
     stamp = process.run_stamp(artifact, config.asr.model)
-    done = process.check_done(source, stamp, Path(out_dir), config.run.force)
+    done = process.check_done(source, stamp, out_dir, config.run.force)
     if done is not None:
         logger.info("%s: already scored (key %s), %s", source.path, done.call_key, done.status)
         return done
@@ -127,7 +130,7 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
         call = reader(source, config)
         scored = score_task(call, models, model_version, config)
         key = write_task(source, call, scored, stamp, models, model_version, out_dir,
-                         time.perf_counter() - started)
+                         time.perf_counter() - started, config.run.force)
     except Exception as exc:
         logger.warning("%s failed: %s", source.path, exc)
         if isinstance(exc, TimeoutError):
@@ -137,7 +140,7 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
                 "Raise --timeout (or [run] timeout_s), or split the recording; check the machine is not overloaded.")
         if isinstance(exc, PipelineError):  # known-bad input is not retried (see _retry_unexpected)
             attempts = 1
-        return process.record_failure(Path(out_dir), source.path, source.sha256, exc, stamp, attempts,
+        return process.record_failure(out_dir, source.path, source.sha256, exc, stamp, attempts,
                                       source_id=store.source_identity(source))
     logger.info("%s: scored %d segments, action share %s", source.path, scored.score.n_segments,
                 scored.score.action_share)
@@ -154,7 +157,7 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str | None = No
 
     Args:
         inputs: files, folders or glob patterns.
-        out_dir: output folder (``segments/``, ``calls/``, ``errors/``).
+        out_dir: output folder or ``s3://`` prefix (``segments/``, ``calls/``, ``errors/``).
         models: models root (uses ``CURRENT``) or an artifact directory; default: the shipped
             classifiers (see :func:`pipeline.paths.models_dir`).
         model_version: a version inside ``models``.
@@ -170,7 +173,7 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str | None = No
     # run context (parameters included) with every Dask task, and a progress bar does not pickle.
     on_result, on_discovered = _current_callbacks() or (on_result, on_discovered)
     started = time.perf_counter()
-    process.prepare_output(Path(out_dir))  # fail fast on a read-only, full or misnamed output folder
+    process.prepare_output(out_dir)  # fail fast on a read-only, full or misnamed output folder or bucket
     artifact = resources.artifact(models, model_version)  # fail fast on a missing or tampered model
     sources, bad_inputs = discover_task(inputs)
     if not sources and not bad_inputs:
@@ -186,7 +189,7 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str | None = No
 
     stamp = process.run_stamp(artifact, cfg.asr.model)
     for path, error in bad_inputs:
-        done(process.record_failure(Path(out_dir), path, ingest.try_sha256(Path(path)), error, stamp))
+        done(process.record_failure(out_dir, path, ingest.try_sha256(Path(path)), error, stamp))
     first_of: dict[str, Source] = {}
     unique: list[Source] = []
     for source in sources:
@@ -264,7 +267,7 @@ def run_scoring(inputs: list[str], *, out_dir: str = "out", models: str | None =
     The output folder is checked first, before Prefect starts, so a read-only, full or misnamed
     ``out_dir`` is one clear :class:`~pipeline.errors.OutputError`.
     """
-    process.prepare_output(Path(out_dir))
+    process.prepare_output(out_dir)
     kwargs = {"inputs": inputs, "out_dir": out_dir, "models": models, "model_version": model_version,
               "config": config}
     token = _CALLBACKS.set((on_result, on_discovered))

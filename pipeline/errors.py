@@ -15,6 +15,7 @@ __all__ = [
     "FileTimeoutError",
     "OutputError",
     "InputChangingError",
+    "AlreadyCommittedError",
 ]
 
 
@@ -111,3 +112,17 @@ class InputChangingError(InputError):
     """
 
     deferred = True
+
+
+class AlreadyCommittedError(Exception):
+    """Another attempt committed this version of the call first (its create-only commit marker
+    got there; object storage answered HTTP 412). Not a failure: the call is stored exactly once,
+    and this attempt's files were discarded. Reported as ``skipped``.
+    """
+
+    def __init__(self, call_key: str) -> None:
+        super().__init__(f"version {call_key} was already committed by another attempt; this one was discarded")
+        self.call_key = call_key
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:  # pickles across Dask workers with its key
+        return (type(self), (self.call_key,))

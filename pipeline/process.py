@@ -4,6 +4,9 @@
 for transcripts); ``score_turns`` segments, classifies and scores them; ``build_tables``
 makes the Parquet rows; :func:`process_source` composes all of it and writes the
 result, which is what a notebook user or the Prefect flow calls per file.
+
+Results go to a :class:`~pipeline.store.base.Store` — a folder or an ``s3://`` prefix; every
+function taking ``out_dir`` accepts either (or a store).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pipeline.classify.labels import Taxonomy
 from pipeline.classify.predict import classify_segments
 from pipeline.config import PipelineConfig
 from pipeline.errors import (
+    AlreadyCommittedError,
     EmptyAudioError,
     InputChangingError,
     InputError,
@@ -32,6 +36,7 @@ from pipeline.errors import (
     PipelineError,
     TranscriptFormatError,
 )
+from pipeline.ingest.remote import local_copy
 from pipeline.ingest.transcripts import parse_transcript
 from pipeline.schema import CallScore, ClassifiedSegment, Source, Turn
 from pipeline.score import score_call
@@ -39,7 +44,8 @@ from pipeline.speech.diarize import SpeakerModel, assign_words, diarize_file, lo
 from pipeline.speech.roles import assign_roles
 from pipeline.speech.transcribe import AsrModel, TranscribedFile, transcribe_file
 from pipeline.speech.turns import channel_words, pieces_to_turns, segment_turns, speaker_for_channel, words_to_turns
-from pipeline.store import local as store
+from pipeline.store import schema as store
+from pipeline.store.base import OutputLocation, Store, open_store
 
 __all__ = [
     "CallInput",
@@ -138,15 +144,16 @@ def read_call(source: Source, asr: AsrModel | None, config: PipelineConfig,
     Raises:
         PipelineError: the file cannot be decoded, parsed or transcribed, or holds no speech.
     """
-    path = Path(source.path)
     check_unchanged(source)
-    try:
-        return _read_call(source, path, asr, config, speaker_model)
-    except OSError as exc:
-        if not Path(source.path).exists():
-            raise InputError(f"{path.name} disappeared while it was being read.",
-                             "Nothing was scored for it; run again once the file is back.") from exc
-        raise InputError(f"Cannot read {path.name}: {exc.strerror or exc}.", "Check the file's permissions.") from exc
+    with local_copy(source) as path:  # an s3:// object is read from a checked temporary copy
+        try:
+            return _read_call(source, path, asr, config, speaker_model)
+        except OSError as exc:
+            if not path.exists():
+                raise InputError(f"{path.name} disappeared while it was being read.",
+                                 "Nothing was scored for it; run again once the file is back.") from exc
+            raise InputError(f"Cannot read {path.name}: {exc.strerror or exc}.",
+                             "Check the file's permissions.") from exc
 
 
 def _read_call(source: Source, path: Path, asr: AsrModel | None, config: PipelineConfig,
@@ -191,29 +198,32 @@ def build_tables(source: Source, call: CallInput, scored: ScoredCall, stamp: sto
     return key, segments, calls
 
 
-# Output folders whose disk filled up (or became unwritable) during this process's run: every
-# file still queued fails fast instead of being transcribed for nothing. Cleared by prepare_output.
+# Outputs whose disk filled up (or became unwritable, or whose bucket went away) during this
+# process's run: every file still queued fails fast instead of being transcribed for nothing.
+# Keyed by Store.location; cleared by prepare_output.
 _BROKEN_OUTPUTS: dict[str, OutputError] = {}
 _LOCK = threading.Lock()
 
 
-def prepare_output(out_dir: Path) -> None:
-    """Check the output folder before a batch (raises :class:`OutputError`), sweep dead writers' files
-    and move files of an older schema aside (see :func:`pipeline.store.local.retire_old_layout`)."""
-    store.check_output_dir(out_dir)
+def prepare_output(out_dir: OutputLocation) -> Store:
+    """Check the output before a batch (raises :class:`OutputError`) and tidy it: for a folder, sweep
+    dead writers' files and move files of an older schema aside (see
+    :func:`pipeline.store.local.retire_old_layout`). Returns the output's store."""
+    out = open_store(out_dir)
+    out.check()
     with _LOCK:
-        _BROKEN_OUTPUTS.pop(str(Path(out_dir).resolve()), None)
-    store.sweep_stale_temp(out_dir)
+        _BROKEN_OUTPUTS.pop(out.location, None)
     try:
-        store.retire_old_layout(out_dir)
+        out.prepare()
     except OSError as exc:
-        raise _output_failed(out_dir, exc, "moving files of an older layout aside") from exc
+        raise _output_failed(out, exc, "moving files of an older layout aside") from exc
+    return out
 
 
-def _output_failed(out_dir: Path, exc: OSError, doing: str) -> OutputError:
-    error = store.output_error(out_dir, exc, doing)
+def _output_failed(out: Store, exc: OSError, doing: str) -> OutputError:
+    error = out.output_error(exc, doing)
     with _LOCK:
-        _BROKEN_OUTPUTS.setdefault(str(Path(out_dir).resolve()), error)
+        _BROKEN_OUTPUTS.setdefault(out.location, error)
     return error
 
 
@@ -221,18 +231,21 @@ def _is_output_fault(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
-def record_failure(out_dir: Path, path: str, sha256: str | None, error: BaseException,
+def record_failure(out_dir: OutputLocation, path: str, sha256: str | None, error: BaseException,
                    stamp: store.RunStamp, attempts: int = 1, source_id: str = "") -> Outcome:
     """Write an ``errors`` row for a failed input and return its outcome.
 
-    A file that is still being written is ``deferred`` (no error row). An output-folder fault
-    (disk full, read-only) is not the input's fault: it is raised as :class:`OutputError` and
-    stops the batch.
+    A file that is still being written is ``deferred`` (no error row); a version another attempt
+    committed first is ``skipped``. An output fault (disk full, read-only) is not the input's
+    fault: it is raised as :class:`OutputError` and stops the batch.
     """
+    out = open_store(out_dir)
     if isinstance(error, OutputError):
         raise error
     if _is_output_fault(error):
-        raise _output_failed(out_dir, error, f"writing the results of {Path(path).name}")  # type: ignore[arg-type]
+        raise _output_failed(out, error, f"writing the results of {Path(path).name}")  # type: ignore[arg-type]
+    if isinstance(error, AlreadyCommittedError):
+        return Outcome(path=path, status="skipped", call_key=error.call_key, message=str(error))
     if isinstance(error, InputChangingError):
         return Outcome(path=path, status="deferred", step=error.step, message=str(error))
     if isinstance(error, PipelineError):
@@ -244,9 +257,9 @@ def record_failure(out_dir: Path, path: str, sha256: str | None, error: BaseExce
     table = store.errors_table(store.error_key(ident, sha256, stamp), path, sha256, step,
                                type(error).__name__, message, hint, attempts, stamp, ident)
     try:
-        store.write_error(out_dir, table)
+        out.write_error(table)
     except OSError as exc:
-        raise _output_failed(out_dir, exc, f"recording the failure of {Path(path).name}") from exc
+        raise _output_failed(out, exc, f"recording the failure of {Path(path).name}") from exc
     return Outcome(path=path, status="failed", step=step, message=f"{message} {hint}".strip())
 
 
@@ -264,22 +277,27 @@ def check_unchanged(source: Source) -> None:
                                  "It is scored by the next run, once it has stopped changing.")
 
 
-def check_done(source: Source, stamp: store.RunStamp, out_dir: Path, force: bool = False) -> Outcome | None:
+def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
+               force: bool = False) -> Outcome | None:
     """The outcome for an input that needs no scoring, or ``None`` when it must be (re)scored.
 
     Fails fast with :class:`OutputError` when the output folder already failed in this run.
     A call stored at the same version is ``skipped``; if its rep/customer/date/path changed
     (calls.csv corrected, file renamed inside its identity) the row is rewritten: ``updated``.
     """
+    out = open_store(out_dir)
     with _LOCK:
-        broken = _BROKEN_OUTPUTS.get(str(Path(out_dir).resolve()))
+        broken = _BROKEN_OUTPUTS.get(out.location)
     if broken is not None:
         raise broken
     ident = store.source_identity(source)
     key = store.call_key(source.sha256, stamp, source.kind, ident)
     if force:
         return None
-    stored = store.stored_call(out_dir, ident, key)
+    try:
+        stored = out.stored_call(ident, key)
+    except OSError as exc:
+        raise _output_failed(out, exc, f"reading the stored results of {Path(source.path).name}") from exc
     if stored.state != "current" or stored.row is None:
         return None
     meta = source.metadata
@@ -288,35 +306,46 @@ def check_done(source: Source, stamp: store.RunStamp, out_dir: Path, force: bool
     status: Literal["skipped", "updated"] = "skipped"
     if changes:
         try:
-            store.update_call(out_dir, ident, changes)
+            out.update_call(ident, changes)
         except OSError as exc:
-            raise _output_failed(out_dir, exc, f"updating {Path(source.path).name}") from exc
+            raise _output_failed(out, exc, f"updating {Path(source.path).name}") from exc
         status = "updated"
-    store.clear_error(out_dir, ident)
+    try:
+        out.clear_error(ident)
+    except OSError as exc:
+        raise _output_failed(out, exc, f"clearing the error record of {Path(source.path).name}") from exc
     return Outcome(path=source.path, status=status, call_id=stored.row["call_id"], call_key=key,
                    message=f"metadata re-applied: {', '.join(sorted(changes))}" if changes else None)
 
 
-def commit_call(out_dir: Path, source: Source, call: CallInput, scored: ScoredCall, stamp: store.RunStamp,
-                taxonomy: Taxonomy, processing_s: float) -> str:
+def commit_call(out_dir: OutputLocation, source: Source, call: CallInput, scored: ScoredCall,
+                stamp: store.RunStamp, taxonomy: Taxonomy, processing_s: float, replace: bool = False) -> str:
     """Write a scored call (replacing any older version of it) and clear its error; returns its key.
+
+    ``replace`` (``--force``) commits even over an already committed copy of the same version.
 
     Raises:
         InputChangingError: the file changed while it was processed (nothing is written).
-        OutputError: the output folder cannot take the files (disk full, read-only).
+        AlreadyCommittedError: another attempt committed this version first (object storage; nothing
+            of this attempt is visible).
+        OutputError: the output cannot take the files (disk full, read-only, bucket gone).
     """
+    out = open_store(out_dir)
     check_unchanged(source)
     key, segments, calls = build_tables(source, call, scored, stamp, taxonomy, processing_s)
     try:
-        store.write_call(out_dir, key, segments, calls)
-        store.clear_error(out_dir, store.source_identity(source))
+        committed = out.write_call(key, segments, calls, replace=replace)
+        out.clear_error(store.source_identity(source))
     except OSError as exc:
-        raise _output_failed(out_dir, exc, f"writing the results of {Path(source.path).name}") from exc
+        raise _output_failed(out, exc, f"writing the results of {Path(source.path).name}") from exc
+    if not committed:
+        raise AlreadyCommittedError(key)
     return key
 
 
 def process_source(source: Source, *, asr: AsrModel | None, artifact: Artifact, nlp: Any,
-                   config: PipelineConfig, out_dir: Path, speaker_model: SpeakerModel | None = None) -> Outcome:
+                   config: PipelineConfig, out_dir: OutputLocation,
+                   speaker_model: SpeakerModel | None = None) -> Outcome:
     """Score one source end to end and write its rows; failures become ``errors`` rows.
 
     Skips the source when its stored results are current (unless ``config.run.force``);
@@ -333,7 +362,8 @@ def process_source(source: Source, *, asr: AsrModel | None, artifact: Artifact, 
     try:
         call = read_call(source, asr, config, speaker_model)
         scored = score_turns(call, artifact, nlp, config)
-        key = commit_call(out_dir, source, call, scored, stamp, artifact.taxonomy, time.perf_counter() - started)
+        key = commit_call(out_dir, source, call, scored, stamp, artifact.taxonomy, time.perf_counter() - started,
+                          replace=config.run.force)
     except Exception as exc:  # recorded, never lost; the batch goes on
         logger.warning("%s failed: %s", source.path, exc)
         return record_failure(out_dir, source.path, source.sha256, exc, stamp, source_id=store.source_identity(source))

@@ -18,15 +18,15 @@ from typing import Any
 
 from pipeline.classify.labels import Taxonomy, read_rows, validate_rows
 from pipeline.errors import LabelDataError
-from pipeline.store import local as store
+from pipeline.store.base import OutputLocation, open_store
 from pipeline.tables import rows_to_csv, unneutralise
 
 __all__ = ["select_uncertain", "write_for_labelling", "label_studio_config", "import_labels"]
 
 
-def select_uncertain(out_dir: Path, n: int = 200) -> list[dict[str, Any]]:
+def select_uncertain(out_dir: OutputLocation, n: int = 200) -> list[dict[str, Any]]:
     """The ``n`` least confident segments (distinct texts), most uncertain first."""
-    table = store.read_dataset(out_dir, "segments")
+    table = open_store(out_dir).read_dataset("segments")
     if table.num_rows == 0:
         raise LabelDataError(f"No scored segments in {out_dir}/segments.", "Run `callcycle run` first.")
     scored: list[tuple[float, dict[str, Any]]] = []

@@ -1,6 +1,7 @@
 """Find input files, fingerprint them and attach call metadata.
 
-Inputs may be files, folders (searched recursively) or glob patterns. Each file becomes a
+Inputs may be files, folders (searched recursively) or glob patterns, on disk or under an
+``s3://`` prefix (:mod:`pipeline.ingest.remote`). Each file becomes a
 :class:`~pipeline.schema.Source` with an identity (``source_id``: its path relative to the
 folder or glob root it was found under, or ``call_id`` from ``calls.csv``) and a version (the
 sha256 of its bytes). Discovery is defensive: symlinks that leave the input folder are refused,
@@ -26,6 +27,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from pipeline import objectstore
 from pipeline.errors import InputChangingError, InputError
 from pipeline.schema import ROLES, CallMetadata, Source
 
@@ -35,6 +37,7 @@ __all__ = [
     "SIDECAR_NAME",
     "discover_inputs",
     "describe_source",
+    "source_kind",
     "file_sha256",
     "read_sidecar",
     "parse_speaker_roles",
@@ -256,6 +259,24 @@ def _still_being_written(path: Path, st: os.stat_result, settle_s: float) -> str
     return None
 
 
+def source_kind(name: str) -> tuple[str, str]:
+    """``(kind, format)`` of an input file name: ``("audio", "wav")``, ``("transcript", "json")`` ...
+
+    Raises:
+        InputError: the extension is not a supported format.
+    """
+    fmt = Path(name).suffix.lower().lstrip(".")
+    if fmt in AUDIO_FORMATS:
+        return "audio", fmt
+    if fmt in TRANSCRIPT_FORMATS:
+        return "transcript", fmt
+    raise InputError(
+        f"{name}: unsupported file type '.{fmt}'.",
+        f"Use audio ({', '.join(sorted(AUDIO_FORMATS))}) or transcripts "
+        f"({', '.join(sorted(TRANSCRIPT_FORMATS))}).",
+    )
+
+
 def describe_source(path: Path, metadata: CallMetadata | None = None, *, source_id: str = "",
                     settle_s: float = SETTLE_S) -> Source:
     """Fingerprint one input file.
@@ -265,17 +286,7 @@ def describe_source(path: Path, metadata: CallMetadata | None = None, *, source_
             supported format.
         InputChangingError: the file changed while it was hashed, or is a WAV still being written.
     """
-    fmt = path.suffix.lower().lstrip(".")
-    if fmt in AUDIO_FORMATS:
-        kind = "audio"
-    elif fmt in TRANSCRIPT_FORMATS:
-        kind = "transcript"
-    else:
-        raise InputError(
-            f"{path.name}: unsupported file type '.{fmt}'.",
-            f"Use audio ({', '.join(sorted(AUDIO_FORMATS))}) or transcripts "
-            f"({', '.join(sorted(TRANSCRIPT_FORMATS))}).",
-        )
+    kind, fmt = source_kind(path.name)
     try:
         before = path.stat()
         if not stat.S_ISREG(before.st_mode):  # a FIFO would block the hash read for ever
@@ -337,6 +348,11 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
     seen: set[Path] = set()
     candidates: list[tuple[Path, Path, bool]] = []
     for spec in inputs:
+        if objectstore.is_uri(spec):
+            from pipeline.ingest import remote
+
+            sources.extend(remote.discover_remote(str(spec), errors))
+            continue
         spec_path = Path(spec)
         try:
             files = _expand(str(spec), errors)
@@ -380,5 +396,6 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
                                            settle_s=settle_s))
         except InputError as exc:
             errors.append((str(file), exc))
+    sources = list({s.path: s for s in sources}.values())  # an object listed by two s3:// specs
     sources.sort(key=lambda s: s.path)
     return sources, errors

@@ -13,18 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.report.rules import COV_TAXONOMY, ReportTaxonomy, rep_key
-from pipeline.store import local as store
+from pipeline.store.base import OutputLocation, open_store
 
 __all__ = ["ReportData", "load_call_rows", "load_error_rows", "load_report_data", "report_taxonomy"]
 
 
-def load_call_rows(out_dir: Path) -> list[dict[str, Any]]:
+def load_call_rows(out_dir: OutputLocation) -> list[dict[str, Any]]:
     """Rows of the ``calls`` dataset as dicts, sorted by date then call id.
 
     One row per call identity (``source_id``); should an output folder written by an older
     callcycle hold several, only the newest is kept.
     """
-    rows = store.read_dataset(out_dir, "calls").to_pylist()
+    rows = open_store(out_dir).read_dataset("calls").to_pylist()
     newest: dict[str, dict[str, Any]] = {}
     for row in rows:
         key = row["source_id"] or row["source_path"]
@@ -33,9 +33,9 @@ def load_call_rows(out_dir: Path) -> list[dict[str, Any]]:
     return sorted(newest.values(), key=lambda r: (str(r["call_date"] or ""), r["call_id"]))
 
 
-def load_error_rows(out_dir: Path) -> list[dict[str, Any]]:
+def load_error_rows(out_dir: OutputLocation) -> list[dict[str, Any]]:
     """Rows of the ``errors`` dataset, oldest first."""
-    return sorted(store.read_dataset(out_dir, "errors").to_pylist(), key=lambda r: r["occurred_at"])
+    return sorted(open_store(out_dir).read_dataset("errors").to_pylist(), key=lambda r: r["occurred_at"])
 
 
 def report_taxonomy(calls: list[dict[str, Any]], models: Path | None = None) -> ReportTaxonomy:
@@ -86,14 +86,15 @@ class ReportData:
     taxonomy: ReportTaxonomy = COV_TAXONOMY
 
 
-def load_report_data(out_dir: Path, since: dt.date | None = None, rep: str | None = None,
+def load_report_data(out_dir: OutputLocation, since: dt.date | None = None, rep: str | None = None,
                      models: Path | None = None) -> ReportData:
-    """Read the stored calls and segments under ``out_dir``.
+    """Read the stored calls and segments under ``out_dir`` (a folder or an ``s3://`` prefix).
 
     ``since`` keeps calls on or after that date (calls without a date are dropped when it is set);
     ``rep`` keeps one rep's calls (case-insensitive). Segments are read only for the kept calls.
     """
-    calls = load_call_rows(Path(out_dir))
+    out = open_store(out_dir)
+    calls = load_call_rows(out)
     if since is not None:
         calls = [c for c in calls if c["call_date"] is not None and c["call_date"] >= since]
     if rep is not None:
@@ -104,7 +105,7 @@ def load_report_data(out_dir: Path, since: dt.date | None = None, rep: str | Non
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        table = store.read_dataset(Path(out_dir), "segments")
+        table = out.read_dataset("segments")
         table = table.filter(pc.is_in(table.column("call_key"), value_set=pa.array(sorted(keys))))
         for row in table.to_pylist():
             segments[row["call_key"]].append(row)

@@ -21,7 +21,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from pipeline import PIPELINE_VERSION
+from pipeline import PIPELINE_VERSION, objectstore
 from pipeline.atomic import write_bytes_atomic
 from pipeline.report.charts import cached_timeline_svg, mmss, stage_colours, stage_mix_svg, trend_svg
 from pipeline.report.data import ReportData, load_report_data
@@ -38,6 +38,7 @@ from pipeline.report.rules import (
     team_glance,
     verdict,
 )
+from pipeline.store.base import OutputLocation, open_store
 
 __all__ = [
     # rendering (this module)
@@ -144,17 +145,24 @@ def render_report(data: ReportData, th: Thresholds = Thresholds(), generated_at:
     )
 
 
-def write_report(out_dir: Path, html_path: Path | None = None, since: dt.date | None = None,
+def write_report(out_dir: OutputLocation, html_path: Path | None = None, since: dt.date | None = None,
                  rep: str | None = None, th: Thresholds = Thresholds(),
-                 models: Path | None = None) -> tuple[Path, int]:
-    """Render the report for ``out_dir`` and write it atomically; returns (path, number of calls).
+                 models: Path | None = None) -> tuple[Path | str, int]:
+    """Render the report for ``out_dir`` and write it atomically; returns (where, number of calls).
 
-    The default path is ``<out_dir>/report.html``. Timelines are cached under
-    ``<out_dir>/.cache/report`` by call version, so a rerun redraws only calls that changed.
+    The default path is ``<out_dir>/report.html`` (for an ``s3://`` output, an object there: the
+    URI is returned). Timelines of a folder output are cached under ``<out_dir>/.cache/report`` by
+    call version, so a rerun redraws only calls that changed.
     """
-    out_dir = Path(out_dir)
-    data = load_report_data(out_dir, since=since, rep=rep, models=models)
-    html = render_report(data, th, cache_dir=out_dir / CACHE_DIR)
-    path = Path(html_path) if html_path else out_dir / "report.html"
+    if objectstore.is_uri(out_dir):
+        data = load_report_data(out_dir, since=since, rep=rep, models=models)
+        html = render_report(data, th, cache_dir=None)
+        if html_path is None:
+            return open_store(out_dir).write_bytes("report.html", html.encode("utf-8")), len(data.calls)
+    else:
+        out_dir = Path(str(out_dir))
+        data = load_report_data(out_dir, since=since, rep=rep, models=models)
+        html = render_report(data, th, cache_dir=out_dir / CACHE_DIR)
+    path = Path(html_path) if html_path else Path(str(out_dir)) / "report.html"
     write_bytes_atomic(path, html.encode("utf-8"))
     return path, len(data.calls)

@@ -21,10 +21,9 @@ import logging
 import os
 import re
 import shutil
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,6 +32,7 @@ import pyarrow.parquet as pq
 
 from pipeline.atomic import publish, temp_path, write_bytes_atomic
 from pipeline.errors import OutputError
+from pipeline.store.base import CallState, StoredCall
 from pipeline.store.schema import (
     CALLS_SCHEMA,
     COLUMN_DOCS,
@@ -58,13 +58,12 @@ __all__ = [
     # files
     "CallState", "StoredCall", "stored_call", "is_done", "write_call", "update_call", "write_error",
     "clear_error", "read_dataset", "write_table_atomic", "sweep_stale_temp", "quarantine", "QUARANTINE",
-    "check_output_dir", "output_error", "retire_old_layout", "LEGACY",
+    "check_output_dir", "output_error", "retire_old_layout", "LEGACY", "LocalStore",
 ]
 
 logger = logging.getLogger("callcycle.store")
 
 QUARANTINE = "quarantine"
-CallState = Literal["missing", "current", "stale", "broken"]
 _table = check_table  # old private name, kept for callers of the single-module store
 
 
@@ -124,14 +123,6 @@ def quarantine(out_dir: Path, path: Path, reason: str) -> Path | None:
     shutil.move(str(path), target)
     logger.warning("%s: %s; moved to %s and the call will be redone", path, reason, target)
     return target
-
-
-@dataclass(frozen=True, slots=True)
-class StoredCall:
-    """What the output folder holds for one call identity."""
-
-    state: CallState
-    row: dict[str, Any] | None = None
 
 
 def _read_one(path: Path) -> pa.Table:
@@ -322,3 +313,62 @@ def retire_old_layout(out_dir: Path) -> int:
                        out_dir, moved, out_dir / LEGACY)
     write_bytes_atomic(marker, f"{SCHEMA_VERSION}\n".encode())
     return moved
+
+
+class LocalStore:
+    """:class:`pipeline.store.base.Store` over an output folder (the functions of this module).
+
+    Every write is a whole file replaced with ``os.replace``; the calls file is written last and
+    is the commit. ``replace`` in :meth:`write_call` changes nothing here: a rename always replaces.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = Path(out_dir)
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.out_dir)!r})"
+
+    @property
+    def location(self) -> str:
+        return str(self.out_dir.resolve())
+
+    def check(self) -> None:
+        check_output_dir(self.out_dir)
+
+    def prepare(self) -> None:
+        sweep_stale_temp(self.out_dir)
+        retire_old_layout(self.out_dir)
+
+    def stored_call(self, source_id: str, key: str) -> StoredCall:
+        return stored_call(self.out_dir, source_id, key)
+
+    def write_call(self, key: str, segments: pa.Table, calls: pa.Table, *, replace: bool = False) -> bool:
+        write_call(self.out_dir, key, segments, calls)
+        return True
+
+    def update_call(self, source_id: str, changes: dict[str, Any]) -> None:
+        update_call(self.out_dir, source_id, changes)
+
+    def write_error(self, table: pa.Table) -> None:
+        write_error(self.out_dir, table)
+
+    def clear_error(self, source_id: str) -> None:
+        clear_error(self.out_dir, source_id)
+
+    def read_dataset(self, table: str) -> pa.Table:
+        return read_dataset(self.out_dir, table)
+
+    def has_results(self) -> bool:
+        return (self.out_dir / "calls").is_dir()
+
+    def sweep(self, older_than_s: float) -> int:
+        """Dead writers' temporary files (any age: a live writer's are recognised by its process id)."""
+        return sweep_stale_temp(self.out_dir)
+
+    def write_bytes(self, name: str, data: bytes) -> str:
+        path = self.out_dir / name
+        write_bytes_atomic(path, data)
+        return str(path)
+
+    def output_error(self, exc: OSError, doing: str) -> OutputError:
+        return output_error(self.out_dir, exc, doing)

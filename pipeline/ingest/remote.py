@@ -1,0 +1,201 @@
+"""Inputs in object storage: find calls under an ``s3://`` prefix, fingerprint them, fetch one to read.
+
+An input spec may be a prefix (``s3://bucket/calls/``, searched recursively like a folder), one
+object, or a quoted glob (``s3://bucket/calls/2026-*/*.json``). Each object's identity
+(``source_id``) is its key relative to the prefix (or the glob's fixed part, or for one object its
+"folder") — exactly what the same tree on a disk would give — or the ``call_id`` of a
+``calls.csv`` sidecar stored beside it. Its version is the sha256 of its bytes, streamed once at
+discovery. Work on a call reads a local copy (:func:`local_copy`), downloaded to a temporary
+folder and checked against that sha256, so every decoder and parser reads a plain file.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import posixpath
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pipeline import objectstore
+from pipeline.errors import InputChangingError, InputError
+from pipeline.ingest.discover import (
+    AUDIO_FORMATS,
+    SIDECAR_NAME,
+    TRANSCRIPT_FORMATS,
+    file_sha256,
+    metadata_from_name,
+    read_sidecar,
+    source_kind,
+)
+from pipeline.schema import CallMetadata, Source
+
+__all__ = ["discover_remote", "describe_object", "local_copy"]
+
+logger = logging.getLogger("callcycle.ingest")
+
+_CHUNK = 1 << 20
+_ACCESS_HINT = "Check the bucket and prefix, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL."
+
+
+def _glob_root(path: str) -> str:
+    parts = path.split("/")
+    fixed = parts[: next((i for i, p in enumerate(parts) if glob.has_magic(p)), len(parts))]
+    return "/".join(fixed)
+
+
+def _list(fs: Any, spec: str) -> tuple[dict[str, dict[str, Any]], str, bool]:
+    """``(objects with details, root their identities are relative to, explicit)`` for one spec."""
+    bucket, key = objectstore.split_uri(spec)
+    base = f"{bucket}/{key}" if key else bucket
+    if glob.has_magic(key):
+        return dict(fs.glob(base, detail=True)), _glob_root(base), False
+    if key and fs.isfile(base):
+        return {base: fs.info(base)}, posixpath.dirname(base), True
+    return dict(fs.find(base, detail=True)), base, False
+
+
+def _sidecar(fs: Any, csv_path: str) -> dict[str, CallMetadata]:
+    """A ``calls.csv`` object read as :func:`~pipeline.ingest.discover.read_sidecar` reads a file:
+    ``{s3fs path of the described object: metadata}``."""
+    folder = tempfile.mkdtemp(prefix="callcycle-sidecar-")
+    try:
+        local = Path(folder) / SIDECAR_NAME
+        with objectstore.translate_errors():
+            fs.get_file(csv_path, str(local))
+        base = Path(folder).resolve()
+        parent = posixpath.dirname(csv_path)
+        return {f"{parent}/{target.relative_to(base).as_posix()}": meta
+                for target, meta in read_sidecar(local).items()}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def describe_object(fs: Any, path: str, info: dict[str, Any], metadata: CallMetadata | None = None, *,
+                    source_id: str = "") -> Source:
+    """Fingerprint one object (``bucket/key``) by streaming its bytes.
+
+    Raises:
+        InputError: unsupported extension, or the object cannot be read.
+        InputChangingError: the object was replaced while it was read.
+    """
+    name = posixpath.basename(path)
+    kind, fmt = source_kind(name)
+    uri = objectstore.to_uri(path)
+    digest = hashlib.sha256()
+    try:
+        with objectstore.translate_errors():
+            with fs.open(path, "rb", block_size=_CHUNK) as handle:
+                while chunk := handle.read(_CHUNK):
+                    digest.update(chunk)
+            after = fs.info(path)
+    except FileNotFoundError as exc:
+        raise InputError(f"{name} disappeared before it could be read.",
+                         "Nothing was recorded for it; run again once the object is back.") from exc
+    except OSError as exc:
+        raise InputError(f"Cannot read {uri}: {exc}.", _ACCESS_HINT) from exc
+    if after.get("ETag") != info.get("ETag") or after.get("size") != info.get("size"):
+        raise InputChangingError(f"{name} was replaced while it was read.",
+                                 "It is scored by the next run.")
+    meta = metadata or metadata_from_name(Path(name))
+    return Source(
+        path=uri,
+        kind=kind,  # type: ignore[arg-type]
+        fmt=fmt,
+        sha256=digest.hexdigest(),
+        size_bytes=int(after.get("size") or 0),
+        call_id=meta.call_id or Path(name).stem,
+        metadata=meta,
+        source_id=meta.call_id or source_id or uri,
+        mtime_ns=None,  # objects do not change in place: the sha256 is checked on download instead
+    )
+
+
+def discover_remote(spec: str, errors: list[tuple[str, InputError]]) -> list[Source]:
+    """Sources under one ``s3://`` spec (see the module docstring); problems are appended to ``errors``.
+
+    As for folders on a disk: ``calls.csv`` sidecars are read, hidden objects and "folders" are
+    skipped, and objects of unknown type are ignored unless named explicitly.
+    """
+    fs = objectstore.filesystem()
+    try:
+        with objectstore.translate_errors():
+            found, root, explicit = _list(fs, spec)
+    except (OSError, ValueError) as exc:
+        errors.append((spec, InputError(f"Cannot list {spec}: {exc}.", _ACCESS_HINT)))
+        return []
+    files = {p: i for p, i in found.items() if i.get("type", "file") != "directory"}
+    if not files:
+        errors.append((spec, InputError(f"No input matches {spec!r}.",
+                                        "Pass an s3:// prefix holding audio or transcripts, one object, or a "
+                                        "quoted glob such as 's3://bucket/calls/**/*.json'.")))
+        return []
+    csvs = {p for p in files if posixpath.basename(p) == SIDECAR_NAME}
+    if explicit or glob.has_magic(spec):  # a glob or one object: look for the sidecar beside each file
+        for folder in sorted({posixpath.dirname(p) for p in files}):
+            beside = f"{folder}/{SIDECAR_NAME}"
+            try:
+                with objectstore.translate_errors():
+                    if beside not in csvs and fs.isfile(beside):
+                        csvs.add(beside)
+            except OSError:
+                continue
+    sidecars: dict[str, CallMetadata] = {}
+    for csv_path in sorted(csvs):
+        try:
+            sidecars.update(_sidecar(fs, csv_path))
+        except (InputError, OSError) as exc:
+            error = exc if isinstance(exc, InputError) else InputError(
+                f"Cannot read the metadata sidecar {objectstore.to_uri(csv_path)}: {exc}.", _ACCESS_HINT)
+            errors.append((objectstore.to_uri(csv_path), error))
+    sources = []
+    for path, info in sorted(files.items()):
+        rel = posixpath.relpath(path, root) if root else path
+        name = posixpath.basename(path)
+        if name == SIDECAR_NAME or any(part.startswith(".") for part in rel.split("/")):
+            continue
+        if not explicit and posixpath.splitext(name)[1].lower().lstrip(".") not in AUDIO_FORMATS | TRANSCRIPT_FORMATS:
+            continue
+        try:
+            sources.append(describe_object(fs, path, info, sidecars.get(path), source_id=rel))
+        except InputError as exc:
+            errors.append((objectstore.to_uri(path), exc))
+    return sources
+
+
+@contextmanager
+def local_copy(source: Source) -> Iterator[Path]:
+    """A plain file holding the source's bytes: the file itself on a disk, a checked temporary
+    download (same file name, removed afterwards) for an ``s3://`` object.
+
+    Raises:
+        InputError: the object cannot be fetched.
+        InputChangingError: its bytes are no longer those fingerprinted at discovery.
+    """
+    if not objectstore.is_uri(source.path):
+        yield Path(source.path)
+        return
+    bucket, key = objectstore.split_uri(source.path)
+    name = posixpath.basename(key)
+    folder = tempfile.mkdtemp(prefix="callcycle-input-")
+    try:
+        local = Path(folder) / name
+        try:
+            with objectstore.translate_errors():
+                objectstore.filesystem().get_file(f"{bucket}/{key}", str(local))
+        except FileNotFoundError as exc:
+            raise InputError(f"{name} disappeared before it could be read.",
+                             "Nothing was recorded for it; run again once the object is back.") from exc
+        except OSError as exc:
+            raise InputError(f"Cannot read {source.path}: {exc}.", _ACCESS_HINT) from exc
+        if file_sha256(local) != source.sha256:
+            raise InputChangingError(f"{name} changed while it was processed.",
+                                     "It is scored by the next run.")
+        yield local
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,83 @@
+"""S3 object storage: ``s3://`` URIs and the one place the S3 client is configured.
+
+The endpoint and credentials come from the standard variables — ``AWS_ENDPOINT_URL`` (any
+S3-compatible server: MinIO, Ceph, a local moto server; unset = AWS), ``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY`` (and ``AWS_SESSION_TOKEN``, ``AWS_REGION``/``AWS_DEFAULT_REGION``,
+or any other credential source botocore knows). The client is s3fs (fsspec), which sends
+create-only writes as ``If-None-Match: *`` (see :mod:`pipeline.store.s3`).
+
+Errors from the client are turned into :class:`OSError` subclasses (``PermissionError``,
+``FileNotFoundError``, ``FileExistsError`` for a failed create-only write, ``ConnectionError``
+when the endpoint cannot be reached), so callers handle one family of exceptions for disks
+and buckets alike.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["SCHEME", "is_uri", "split_uri", "to_uri", "filesystem", "translate_errors", "endpoint"]
+
+SCHEME = "s3://"
+
+
+def is_uri(location: object) -> bool:
+    """True for an ``s3://bucket/...`` location (a plain path or ``Path`` is never one)."""
+    return isinstance(location, str) and location.startswith(SCHEME)
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """``("bucket", "key/prefix")`` of ``s3://bucket/key/prefix`` (the key without slashes at its ends)."""
+    if not is_uri(uri):
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri[len(SCHEME):].partition("/")
+    if not bucket:
+        raise ValueError(f"no bucket in {uri!r}")
+    return bucket, key.strip("/")
+
+
+def to_uri(path: str) -> str:
+    """``s3://`` + an s3fs path (``bucket/key``)."""
+    return path if is_uri(path) else SCHEME + path.lstrip("/")
+
+
+def endpoint() -> str:
+    """Where requests go: ``AWS_ENDPOINT_URL`` or, unset, AWS itself (for messages)."""
+    return os.environ.get("AWS_ENDPOINT_URL") or "AWS S3"
+
+
+def filesystem() -> Any:
+    """An s3fs filesystem configured from the environment (see the module docstring).
+
+    Directory listings are not cached: another worker's commit must be visible to the next
+    listing. fsspec reuses one instance per set of arguments within a process.
+    """
+    import s3fs
+
+    client_kwargs: dict[str, Any] = {}
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        client_kwargs["endpoint_url"] = os.environ["AWS_ENDPOINT_URL"]
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        client_kwargs["region_name"] = region
+    return s3fs.S3FileSystem(client_kwargs=client_kwargs, use_listings_cache=False)
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Re-raise the client's own exceptions (botocore, aiohttp) as :class:`OSError` subclasses."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the client's exception classes, mapped below
+        name = type(exc).__name__
+        if "Endpoint" in name or "Connect" in name or "Timeout" in name:
+            raise ConnectionError(f"cannot reach {endpoint()}: {exc}") from exc
+        if "Credentials" in name or "NoCredentials" in name:
+            raise PermissionError(f"no S3 credentials found ({exc}); set AWS_ACCESS_KEY_ID and "
+                                  "AWS_SECRET_ACCESS_KEY") from exc
+        raise OSError(f"S3 request failed: {exc}") from exc

@@ -1,0 +1,312 @@
+"""Object storage: inputs and --out as s3:// URIs against a real local S3 server (moto's server mode on
+127.0.0.1), each call version committed exactly once by a create-only marker (If-None-Match: *),
+readers that see only committed files, and the orphan sweep (issue 10, item 5)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import MODELS, ROOT
+
+from pipeline import process
+from pipeline.config import PipelineConfig
+from pipeline.errors import AlreadyCommittedError, OutputError
+from pipeline.ingest.discover import describe_source, discover_inputs
+from pipeline.report.data import load_call_rows, load_report_data
+from pipeline.store.base import open_store
+from pipeline.store.s3 import S3Store
+
+TRANSCRIPTS = {
+    "2026-11-02__dana__acme__discovery.json": [("Dana", "What does a good quarter look like for your team?"),
+                                               ("Tom", "Honestly we need invoices out on time.")],
+    "team/standup.json": [("Ana", "Last month the rollout slipped because nobody owned it."),
+                          ("Raj", "I'll own the rollout from now on and send the plan by Friday.")],
+    "team/renewal.json": [("Lee", "Can you send the security questionnaire by Friday?"),
+                          ("Kim", "Yes, you'll have it Thursday.")],
+}
+SIDECAR = "path,rep,customer,date,call_id\nrenewal.json,lee,harbor,2026-11-05,renewal-harbor\n"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[dict[str, str]]:
+    """moto's S3 server on 127.0.0.1 (never 0.0.0.0), a free port; the AWS_* variables point at it."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "callcycle-test",
+           "AWS_SECRET_ACCESS_KEY": "callcycle-test-secret", "AWS_DEFAULT_REGION": "us-east-1"}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
+            patch.delenv(name, raising=False)
+        try:
+            yield env
+        finally:
+            server.stop()
+
+
+@pytest.fixture()
+def bucket(s3_server) -> str:
+    """A fresh bucket per test."""
+    name = f"calls-{uuid.uuid4().hex[:12]}"
+    _boto(s3_server).create_bucket(Bucket=name)
+    return name
+
+
+def _boto(s3_server):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=s3_server["AWS_ENDPOINT_URL"])
+
+
+def _write_tree(folder: Path) -> Path:
+    for rel, turns in TRANSCRIPTS.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"turns": [{"speaker": s, "text": t} for s, t in turns]}))
+    (folder / "team" / "calls.csv").write_text(SIDECAR)
+    (folder / "README.md").write_text("not a call")
+    (folder / ".hidden").mkdir()
+    (folder / ".hidden" / "skip.json").write_text("{}")
+    return folder
+
+
+def _upload(s3_server, folder: Path, bucket: str, prefix: str) -> str:
+    client = _boto(s3_server)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(folder).as_posix()}")
+    return f"s3://{bucket}/{prefix}"
+
+
+def _keys(s3_server, bucket: str, prefix: str = "") -> list[str]:
+    pages = _boto(s3_server).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
+
+
+def _scored(artifact, nlp, folder: Path, name: str, *texts: str, processing_s: float = 1.0):
+    """``(key, segments, calls)`` tables of one transcript, built by the real pipeline steps."""
+    path = folder / name
+    path.write_text(json.dumps({"turns": [{"speaker": f"S{i % 2}", "text": t} for i, t in enumerate(texts)]}))
+    source = describe_source(path, source_id=name)
+    config = PipelineConfig()
+    call = process.read_call(source, None, config)
+    scored = process.score_turns(call, artifact, nlp, config)
+    stamp = process.run_stamp(artifact, None)
+    return process.build_tables(source, call, scored, stamp, artifact.taxonomy, processing_s)
+
+
+def test_inputs_are_listed_from_s3_with_local_identities(s3_server, bucket: str, tmp_path: Path) -> None:
+    local = _write_tree(tmp_path / "in")
+    uri = _upload(s3_server, local, bucket, "incoming/calls")
+    remote, remote_errors = discover_inputs([uri + "/"])
+    here, local_errors = discover_inputs([str(local)])
+    assert remote_errors == [] and local_errors == []
+
+    def described(sources):
+        return {s.source_id: (s.sha256, s.kind, s.fmt, s.call_id, s.metadata.rep, s.metadata.customer,
+                              s.metadata.call_date) for s in sources}
+
+    # same identities (path relative to the prefix, or the sidecar's call_id), bytes and metadata as on disk
+    assert described(remote) == described(here)
+    assert set(described(remote)) == {"2026-11-02__dana__acme__discovery.json", "team/standup.json", "renewal-harbor"}
+    assert all(s.path.startswith(f"s3://{bucket}/incoming/calls/") for s in remote)
+    # a glob and a single object; a missing prefix is an input error, not a crash
+    globbed, _ = discover_inputs([f"s3://{bucket}/incoming/calls/team/*.json"])
+    assert sorted(s.source_id for s in globbed) == ["renewal-harbor", "standup.json"]
+    single, _ = discover_inputs([f"s3://{bucket}/incoming/calls/team/standup.json"])
+    assert [s.source_id for s in single] == ["standup.json"]
+    none, errors = discover_inputs([f"s3://{bucket}/nothing-here/"])
+    assert none == [] and "No input matches" in str(errors[0][1])
+
+
+def test_run_writes_to_and_reads_from_s3(s3_server, bucket: str, tmp_path: Path, artifact, nlp) -> None:
+    local = _write_tree(tmp_path / "in")
+    inputs = _upload(s3_server, local, bucket, "in")
+    out = f"s3://{bucket}/scored"
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=600)
+
+    result = cli("run", inputs, "--out", out, "--models", str(MODELS), "--no-summary")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 scored, 0 skipped" in result.stdout and f"{out}/report.html" in result.stdout
+
+    # the same inputs scored on a local disk, without Prefect: the S3 rows are the same rows
+    reference = tmp_path / "reference"
+    process.prepare_output(reference)
+    sources, _ = discover_inputs([str(local)])
+    for source in sources:
+        process.process_source(source, asr=None, artifact=artifact, nlp=nlp, config=PipelineConfig(), out_dir=reference)
+    columns = ("call_key", "call_id", "rep", "customer", "call_date", "n_segments", "action_share", "stage_shares")
+    from_s3 = {r["source_id"]: tuple(r[c] for c in columns) for r in load_call_rows(out)}
+    assert from_s3 == {r["source_id"]: tuple(r[c] for c in columns) for r in load_call_rows(reference)}
+    assert len(from_s3) == 3 and from_s3["renewal-harbor"][2:4] == ("lee", "harbor")
+    data = load_report_data(out)
+    assert set(data.segments) == {v[0] for v in from_s3.values()}
+    assert sum(len(v) for v in data.segments.values()) == sum(r["n_segments"] for r in load_call_rows(reference))
+
+    # a rerun skips every committed call (in process: one Prefect start-up per test is enough)
+    remote, _ = discover_inputs([inputs])
+    rerun = [process.process_source(s, asr=None, artifact=artifact, nlp=nlp, config=PipelineConfig(), out_dir=out)
+             for s in remote]
+    assert [o.status for o in rerun] == ["skipped"] * 3
+    # summary and report read the bucket
+    summary = cli("summary", out)
+    assert summary.returncode == 0 and "Scored calls (3)" in summary.stdout, summary.stdout + summary.stderr
+    report = cli("report", out, "--html", str(tmp_path / "report.html"))
+    assert report.returncode == 0 and "Report with 3 calls" in report.stdout, report.stdout + report.stderr
+    assert "renewal-harbor" in (tmp_path / "report.html").read_text(encoding="utf-8")
+    markers = _keys(s3_server, bucket, "scored/commits/")
+    assert len(markers) == 3 and all(k.endswith(".json") for k in markers)
+    assert len(_keys(s3_server, bucket, "scored/calls/")) == 3  # no leftover attempts
+
+
+def test_second_attempt_is_refused_by_the_commit_marker(s3_server, bucket: str, tmp_path: Path, artifact, nlp) -> None:
+    store = S3Store(f"s3://{bucket}/out")
+    store.check()
+    key, segments, calls = _scored(artifact, nlp, tmp_path, "a.json", "How is the rollout going?",
+                                   "It slipped a week.", "I will send the plan by Friday.", processing_s=1.0)
+    _, segments_b, calls_b = _scored(artifact, nlp, tmp_path, "a.json", "How is the rollout going?",
+                                     "It slipped a week.", "I will send the plan by Friday.", processing_s=2.0)
+    # two attempts at the same call version are in flight: both have written their data files
+    first, second = store.stage(key, segments, calls), store.stage(key, segments_b, calls_b)
+    assert first.files != second.files
+    assert store.read_dataset("calls").num_rows == 0  # nothing committed: readers see nothing
+    assert store.commit(first) is True
+    # the marker is create-only on the server itself: a second conditional PUT gets HTTP 412
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as refused:
+        _boto(s3_server).put_object(Bucket=bucket, Key=f"out/commits/{first.identity}/{key}.json", Body=b"{}",
+                                    IfNoneMatch="*")
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    assert store.commit(second) is False
+    # exactly one committed row set, the first attempt's; the loser's data files are gone
+    rows = store.read_dataset("calls").to_pylist()
+    assert len(rows) == 1 and rows[0]["processing_s"] == 1.0
+    segs = store.read_dataset("segments")
+    assert segs.num_rows == rows[0]["n_segments"] == 3 and set(segs.column("call_key").to_pylist()) == {key}
+    assert sorted(_keys(s3_server, bucket, "out/calls/")) == [f"out/{first.files['calls']}"]
+    assert sorted(_keys(s3_server, bucket, "out/segments/")) == [f"out/{first.files['segments']}"]
+
+    # the same through the pipeline: attempt A found nothing stored, B scored and committed meanwhile,
+    # A's commit is refused and reported as skipped (no error row); the store holds B's rows only
+    source = describe_source(tmp_path / "a.json", source_id="b.json")
+    config, stamp = PipelineConfig(), process.run_stamp(artifact, None)
+    assert process.check_done(source, stamp, store.location) is None
+    call = process.read_call(source, None, config)
+    scored = process.score_turns(call, artifact, nlp, config)
+    outcome_b = process.process_source(source, asr=None, artifact=artifact, nlp=nlp, config=config,
+                                       out_dir=store.location)
+    assert outcome_b.status == "scored"
+    with pytest.raises(AlreadyCommittedError) as lost:
+        process.commit_call(store.location, source, call, scored, stamp, artifact.taxonomy, 9.0)
+    outcome_a = process.record_failure(store.location, source.path, source.sha256, lost.value, stamp,
+                                       source_id="b.json")
+    assert outcome_a.status == "skipped" and outcome_a.call_key == outcome_b.call_key
+    rows = {r["source_id"]: r for r in load_call_rows(store.location)}
+    assert set(rows) == {"a.json", "b.json"} and rows["b.json"]["processing_s"] != 9.0
+    assert store.read_dataset("errors").num_rows == 0
+
+
+def test_orphans_are_swept(s3_server, bucket: str, tmp_path: Path, artifact, nlp) -> None:
+    store = S3Store(f"s3://{bucket}/out")
+    v1 = _scored(artifact, nlp, tmp_path, "a.json", "How is the rollout going?", "It slipped a week.")
+    v2 = _scored(artifact, nlp, tmp_path, "a.json", "How is the rollout going?", "It slipped a week.",
+                 "I will send the plan by Friday.")
+    assert store.write_call(*v1) is True
+    crashed = store.stage(*v2)  # a writer that died between its data files and its marker
+    assert store.write_call(*v2) is True  # a new version of the call supersedes v1
+    rows = store.read_dataset("calls").to_pylist()
+    assert [r["call_key"] for r in rows] == [v2[0]] and store.read_dataset("segments").num_rows == 3
+    before = _keys(s3_server, bucket, "out/")
+    assert len(before) == 2 + 2 + 2 + 2  # v1, the crashed attempt, v2: 2 data files each; 2 markers
+    assert store.sweep(3600.0) == 0  # everything is younger than an hour: in-flight attempts are safe
+    removed = store.sweep(3600.0, now=datetime.now(UTC) + timedelta(hours=2))
+    assert removed == 5  # v1's marker and files, the crashed attempt's files
+    after = _keys(s3_server, bucket, "out/")
+    committed = {uri.split(f"s3://{bucket}/", 1)[1] for uri in store.committed_files("calls") + store.committed_files("segments")}
+    assert set(after) == committed | {f"out/commits/{crashed.identity}/{v2[0]}.json"}
+    assert not any(crashed.name in k for k in after)
+    assert [r["call_key"] for r in store.read_dataset("calls").to_pylist()] == [v2[0]]
+    # the documented command does the same (nothing left to sweep now)
+    env = {**os.environ}
+    result = subprocess.run([sys.executable, "-m", "cli", "sweep", store.location, "--older-than", "0"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "Swept 0" in result.stdout, result.stdout + result.stderr
+
+
+def test_versions_replace_revert_and_broken_commits(s3_server, bucket: str, tmp_path: Path, artifact, nlp) -> None:
+    store = S3Store(f"s3://{bucket}/out")
+    v1 = _scored(artifact, nlp, tmp_path, "a.json", "How is the rollout going?", "It slipped a week.")
+    v2 = _scored(artifact, nlp, tmp_path, "a.json", "How is the rollout going?", "It slipped a week.", "Fixed.")
+    assert store.write_call(*v1) and store.write_call(*v2)
+    source_id = "a.json"
+    assert store.stored_call(source_id, v2[0]).state == "current"
+    assert store.stored_call(source_id, v1[0]).state == "stale"
+    # the input goes back to its first bytes: v1's old (superseded) marker does not block the commit
+    v1_again = _scored(artifact, nlp, tmp_path, "a.json", "How is the rollout going?", "It slipped a week.",
+                       processing_s=3.0)
+    assert store.write_call(*v1_again) is True
+    rows = store.read_dataset("calls").to_pylist()
+    assert len(rows) == 1 and rows[0]["call_key"] == v1[0] and rows[0]["processing_s"] == 3.0
+    # --force commits over the current copy of the same version
+    assert store.write_call(*v1, replace=True) is True
+    assert [r["processing_s"] for r in store.read_dataset("calls").to_pylist()] == [1.0]
+    # a committed data file that went missing: the marker is quarantined and the call redone
+    committed = store.committed_files("segments")[0]
+    _boto(s3_server).delete_object(Bucket=bucket, Key=committed.split(f"s3://{bucket}/", 1)[1])
+    assert store.stored_call(source_id, v1[0]).state == "broken"
+    assert store.read_dataset("calls").num_rows == 0
+    assert _keys(s3_server, bucket, "out/quarantine/commits/")
+    assert store.write_call(*v1) is True and store.stored_call(source_id, v1[0]).state == "current"
+    # metadata re-applied in place
+    store.update_call(source_id, {"rep": "dana"})
+    assert store.read_dataset("calls").to_pylist()[0]["rep"] == "dana"
+
+
+def test_unusable_outputs_are_refused_before_work(s3_server, bucket: str) -> None:
+    with pytest.raises(OutputError, match="not found"):
+        process.prepare_output(f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/out")
+
+    class IgnoresConditions:
+        """An S3 server that drops If-None-Match: * (as some S3-compatible servers do)."""
+
+        def __init__(self, fs) -> None:
+            self.fs = fs
+
+        def pipe_file(self, path, data, mode="overwrite"):
+            return self.fs.pipe_file(path, data)
+
+        def __getattr__(self, name):
+            return getattr(self.fs, name)
+
+    from pipeline import objectstore
+
+    with pytest.raises(OutputError, match="ignores create-only writes"):
+        S3Store(f"s3://{bucket}/out", fs=IgnoresConditions(objectstore.filesystem())).check()
+    assert isinstance(open_store(f"s3://{bucket}/out"), S3Store)
+    process.prepare_output(f"s3://{bucket}/out")  # the real server honours them
+    assert _keys(s3_server, bucket) == []  # the probe leaves nothing behind
