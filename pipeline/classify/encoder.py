@@ -74,14 +74,18 @@ class SentenceEncoder:
         if not len(texts):
             return out
         cleaned = [" ".join(str(t).split()) or "." for t in texts]
-        order = np.argsort([len(t) for t in cleaned], kind="stable")
+        # calls repeat short texts ("yeah.", "okay.", "mm-hmm."): each distinct text is encoded once
+        unique, inverse = np.unique(np.asarray(cleaned, dtype=object), return_inverse=True)
+        vectors = np.zeros((len(unique), self.dimension), dtype=np.float32)
+        order = np.argsort([len(t) for t in unique], kind="stable")
         size = max(1, self._options.batch_size)
         for begin in range(0, len(order), size):
             idx = order[begin : begin + size]
-            encodings = self._tokenizer.encode_batch([cleaned[i] for i in idx])
+            encodings = self._tokenizer.encode_batch([str(unique[i]) for i in idx])
             ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
             mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
-            out[idx] = self._session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})[0]
+            vectors[idx] = self._session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})[0]
+        out[:] = vectors[inverse.reshape(-1)]
         return out
 
 
