@@ -37,7 +37,7 @@ from scipy.optimize import linear_sum_assignment
 
 from pipeline.config import AsrConfig, DiarizeOptions
 from pipeline.ingest.audio import SAMPLE_RATE
-from pipeline.speech.diarize import Diarization, diarize_file, load_speaker_model, speech_from_words
+from pipeline.speech.diarize import Diarization, diarize_file, load_speaker_model
 
 STEP_S = 0.01
 
@@ -228,26 +228,23 @@ def der(reference: list[tuple[str, float, float]], hypothesis: list[tuple[str, f
 _ASR: list = []
 
 
-def transcription_time(path: Path) -> tuple[float, float, list[tuple[float, float]]]:
-    """Wall and CPU seconds of ``transcribe_file`` (tiny.en, the pipeline's settings; second of two runs),
-    and the recognised words' ``(start_s, end_s)``."""
+def transcription_time(path: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of ``transcribe_file`` (tiny.en, the pipeline's settings; second of two runs)."""
     from pipeline.speech.transcribe import load_asr_model, transcribe_file
 
     if not _ASR:
         _ASR.append(load_asr_model(AsrConfig()))
     transcribe_file(_ASR[0], path)  # warm up
     started, cpu = time.perf_counter(), time.process_time()
-    result = transcribe_file(_ASR[0], path)
-    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    return wall, cpu, [(w[1], w[2]) for p in result.pieces for w in p.words]
+    transcribe_file(_ASR[0], path)
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
-def timed_diarize(model, path: Path, options: DiarizeOptions,
-                  speech: list[tuple[float, float]] | None = None) -> tuple[Diarization, float, float]:
+def timed_diarize(model, path: Path, options: DiarizeOptions) -> tuple[Diarization, float, float]:
     """Diarization, wall and CPU seconds (second of two runs: the first warms caches)."""
-    diarize_file(model, path, options, speech=speech)
+    diarize_file(model, path, options)
     started, cpu = time.perf_counter(), time.process_time()
-    result = diarize_file(model, path, options, speech=speech)
+    result = diarize_file(model, path, options)
     return result, time.perf_counter() - started, time.process_time() - cpu
 
 
@@ -284,7 +281,7 @@ def main() -> None:
 
     results = []
     for case in cases:
-        result, elapsed, cpu = timed_diarize(model, case.path, options)
+        result, elapsed, cpu = timed_diarize(model, case.path, options)  # the diarization, as the pipeline runs it
         hyp = [(s.speaker, s.start_s, s.end_s) for s in result.segments]
         scores = der(case.reference, hyp)
         row = {"case": case.name, "duration_s": result.duration_s, "ref_speakers": case.n_speakers,
@@ -292,14 +289,8 @@ def main() -> None:
                "asr_s": None, "windows": result.n_windows, "stages": result.stage_s,
                **{k: round(v, 4) for k, v in scores.items()}}
         if not args.no_asr:
-            asr_wall, asr_cpu, words = transcription_time(case.path)
-            # the pipeline's way: speech regions from the recognised words, no second VAD pass
-            piped, piped_wall, piped_cpu = timed_diarize(model, case.path, options, speech_from_words(words))
-            row |= {"asr_s": round(asr_wall, 3), "asr_cpu_s": round(asr_cpu, 3),
-                    "words_diarize_s": round(piped_wall, 3), "words_diarize_cpu_s": round(piped_cpu, 3),
-                    "words_hyp_speakers": len(piped.speakers),
-                    "words_der": round(der(case.reference, [(s.speaker, s.start_s, s.end_s)
-                                                            for s in piped.segments])["der"], 4)}
+            asr_wall, asr_cpu = transcription_time(case.path)
+            row |= {"asr_s": round(asr_wall, 3), "asr_cpu_s": round(asr_cpu, 3)}
         results.append(row)
         print(json.dumps(row), flush=True)
 
@@ -326,34 +317,22 @@ def main() -> None:
     print("|" + "---|" * (len(stages) + 2))
     print("| " + " | ".join(f"{v:.2f} ({v / total:.0%})" for v in stages.values())
           + f" | {total - sum(stages.values()):.2f} | {total:.2f} |")
-    if not args.no_asr:
-        print()
-        print("In the pipeline (speech regions from the recognised words, no second VAD pass):")
-        print("| recording | speakers found | DER | diarize s | diarize / transcribe (wall) "
-              "| diarize / transcribe (CPU) |")
-        print("|---|---|---|---|---|---|")
-        for r in results:
-            print(f"| {r['case']} | {r['words_hyp_speakers']} | {r['words_der']:.1%} | {r['words_diarize_s']:.2f} "
-                  f"| {r['words_diarize_s'] / r['asr_s']:.1%} | {r['words_diarize_cpu_s'] / r['asr_cpu_s']:.1%} |")
     groups: dict[str, list[dict]] = {}
     for r in results:
         key = r["case"].split(" #")[0] if r["case"].startswith("generated") else r["case"]
         groups.setdefault(key, []).append(r)
     print()
-    print("| group | calls | mean DER | speaker count right | diarize / transcribe (total time) "
-          "| pipeline: mean DER | pipeline: diarize / transcribe (wall; CPU) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| group | calls | mean DER | speaker count right | diarize / transcribe (wall) "
+          "| diarize / transcribe (CPU) |")
+    print("|---|---|---|---|---|---|")
     for key, rows in [*groups.items(), ("all", results)]:
         right = sum(r["ref_speakers"] == r["hyp_speakers"] for r in rows)
         asr_total = sum(r["asr_s"] or 0 for r in rows)
         ratio = f"{sum(r['diarize_s'] for r in rows) / asr_total:.1%}" if asr_total else "-"
-        piped = "- | -"
-        if asr_total:
-            wall = sum(r["words_diarize_s"] for r in rows) / asr_total
-            cpu = sum(r["words_diarize_cpu_s"] for r in rows) / sum(r["asr_cpu_s"] for r in rows)
-            piped = f"{np.mean([r['words_der'] for r in rows]):.1%} | {wall:.1%}; {cpu:.1%}"
+        cpu = (f"{sum(r['diarize_cpu_s'] for r in rows) / sum(r['asr_cpu_s'] for r in rows):.1%}"
+               if asr_total else "-")
         print(f"| {key} | {len(rows)} | {np.mean([r['der'] for r in rows]):.1%} | {right}/{len(rows)} | {ratio} "
-              f"| {piped} |")
+              f"| {cpu} |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -189,13 +189,6 @@ def test_sparse_windows_lie_inside_speech() -> None:
     assert len(speech_windows([(0.0, 20.0)], options)) == 12
 
 
-def test_speech_from_words_joins_close_words() -> None:
-    from pipeline.speech.diarize import speech_from_words
-
-    words = [(2.0, 2.4), (0.1, 0.5), (0.6, 1.0), (1.5, 1.9), (2.1, 2.3)]
-    assert speech_from_words(words) == [(0.1, 1.0), (1.5, 2.4)]
-
-
 def test_words_go_to_the_speaker_they_overlap_most() -> None:
     from pipeline.speech.diarize import Diarization, SpeakerSegment, assign_words
 

@@ -1,9 +1,8 @@
 """Who spoke when in a mono recording, offline and without torch.
 
-Speech regions come from Silero VAD (bundled with faster-whisper) or are given (the
-recogniser's word timings). Log mel features (:mod:`pipeline.speech.fbank`) are computed
-once per region. A sparse set of windows — one ``window_s`` window per ``hop_s`` seconds of
-speech — gets a CAM++ speaker embedding from the ONNX model in ``models/speaker/`` run on
+Speech regions come from Silero VAD (bundled with faster-whisper), or are given. Log mel
+features (:mod:`pipeline.speech.fbank`) are computed once per region. A sparse set of
+windows — one ``window_s`` window per ``hop_s`` seconds of speech — gets a CAM++ speaker embedding from the ONNX model in ``models/speaker/`` run on
 onnxruntime; spectral clustering of those embeddings gives the speakers (their number
 estimated from the eigengap, 1 to ``max_speakers``, or fixed by ``n_speakers``). Then every
 10 ms frame of speech is resegmented: each speaker's frames inside its windows train a
@@ -43,7 +42,6 @@ __all__ = [
     "default_model_path",
     "load_speaker_model",
     "detect_speech",
-    "speech_from_words",
     "speech_windows",
     "cluster_embeddings",
     "diarize_audio",
@@ -168,21 +166,6 @@ def detect_speech(samples: np.ndarray, options: DiarizeOptions | None = None) ->
                      min_silence_duration_ms=options.min_silence_ms, speech_pad_ms=60)
     stamps = get_speech_timestamps(np.ascontiguousarray(samples, dtype=np.float32), vad)
     return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
-
-
-def speech_from_words(words: Iterable[tuple[float, float]], *, join_s: float = 0.3) -> list[tuple[float, float]]:
-    """Speech regions from recognised words' ``(start_s, end_s)``: words less than ``join_s`` apart join one region.
-
-    The pipeline diarizes only to give each word a speaker, so where the words are is the speech
-    that matters; this spares a second VAD pass over audio the recogniser has already filtered.
-    """
-    regions: list[list[float]] = []
-    for start, end in sorted(words):
-        if regions and start - regions[-1][1] < join_s:
-            regions[-1][1] = max(regions[-1][1], end)
-        elif end > start:
-            regions.append([start, end])
-    return [(a, b) for a, b in regions]
 
 
 def speech_windows(regions: Sequence[tuple[float, float]],
@@ -442,6 +425,16 @@ class _Region:
 
 def _diarize_blocks(model: SpeakerModel, blocks: Iterable[tuple[float, np.ndarray]], options: DiarizeOptions,
                     speech: Sequence[tuple[float, float]] | None) -> Diarization:
+    # numpy's BLAS on one thread here: the matrices are small, and on a shared 2-core machine two
+    # BLAS threads made a 20x20 covariance 8x slower (16 ms against 2 ms, BENCHMARKS.md)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _diarize_blocks_unthreaded(model, blocks, options, speech)
+
+
+def _diarize_blocks_unthreaded(model: SpeakerModel, blocks: Iterable[tuple[float, np.ndarray]],
+                               options: DiarizeOptions, speech: Sequence[tuple[float, float]] | None) -> Diarization:
     started = time.perf_counter()
     stage_s = dict.fromkeys(("vad", "features", "embed", "cluster", "resegment"), 0.0)
     regions: list[_Region] = []
@@ -522,8 +515,7 @@ def diarize_audio(model: SpeakerModel, samples: np.ndarray, options: DiarizeOpti
     """Diarize a 16 kHz mono signal held in memory (in ``block_s`` pieces).
 
     Args:
-        speech: speech regions ``(start_s, end_s)`` already known (e.g. from the recogniser's word
-            timings); ``None`` finds them with Silero VAD.
+        speech: speech regions ``(start_s, end_s)`` already known; ``None`` finds them with Silero VAD.
     """
     options = options or DiarizeOptions()
     signal = np.asarray(samples, dtype=np.float32).reshape(-1)
