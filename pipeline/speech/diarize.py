@@ -2,19 +2,20 @@
 
 Speech regions come from Silero VAD (bundled with faster-whisper), or are given. Log mel
 features (:mod:`pipeline.speech.fbank`) are computed once per region. A sparse set of
-windows — one ``window_s`` window per ``hop_s`` seconds of speech — gets a CAM++ speaker embedding from the ONNX model in ``models/speaker/`` run on
-onnxruntime; spectral clustering of those embeddings gives the speakers (their number
-estimated from the eigengap, 1 to ``max_speakers``, or fixed by ``n_speakers``). Then every
-10 ms frame of speech is resegmented: each speaker's frames inside its windows train a
-Gaussian voice model on cepstra, and each frame goes to the speaker whose model explains
-the surrounding ``smooth_s`` best (refitted on all frames, ``reseg_iterations`` passes).
-The network is the expensive part, so it sees only a fraction of the speech; the per-call
-voice models are cheap and place the turn boundaries. Words are then given to the speaker
-whose segments they overlap most (:func:`assign_words`).
+windows — one ``window_s`` window per ``hop_s`` seconds of speech — gets a CAM++ speaker
+embedding from the ONNX model in ``models/speaker/`` run on onnxruntime; spectral clustering
+of those embeddings gives the speakers (their number estimated from the eigengap, 1 to
+``max_speakers``, or fixed by ``n_speakers``). Then every 10 ms frame of speech is
+resegmented: each speaker's frames inside its windows train a Gaussian voice model on
+cepstra, and each frame goes to the speaker whose model explains the surrounding
+``smooth_s`` best (refitted on all frames, ``reseg_iterations`` passes). The network is the
+expensive part, so it sees only a fraction of the speech; the per-call voice models are
+cheap and place the turn boundaries. Words are then given to the speaker whose segments they
+overlap most (:func:`assign_words`).
 
 Long files are decoded and embedded block by block; at most ``max_cluster_windows``
-embeddings are clustered together and the rest join the nearest centroid; per speech
-frame only 20 cepstra are kept, so memory stays bounded however long the call is.
+embeddings are clustered together and the rest join the nearest centroid; per speech frame
+only 20 cepstra are kept, so memory stays bounded however long the call is.
 """
 
 from __future__ import annotations
