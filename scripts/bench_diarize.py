@@ -256,11 +256,15 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--speakers", type=int, default=None, help="fix the number of speakers (default: estimate)")
     parser.add_argument("--no-asr", action="store_true", help="skip the transcription timing")
+    parser.add_argument("--hop", type=float, default=None, help="seconds of speech per embedding window")
+    parser.add_argument("--window", type=float, default=None, help="embedding window length, seconds")
+    parser.add_argument("--min-windows", type=int, default=None, help="embedding windows per call at least")
     parser.add_argument("--work", type=Path, default=None,
                         help="folder for the generated calls (kept; calls already there are reused)")
     args = parser.parse_args()
 
-    options = DiarizeOptions(n_speakers=args.speakers)
+    given = {"hop_s": args.hop, "window_s": args.window, "min_windows": args.min_windows}
+    options = DiarizeOptions(n_speakers=args.speakers, **{k: v for k, v in given.items() if v is not None})
     model = load_speaker_model()
     cases: list[Case] = []
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-diarize-"))

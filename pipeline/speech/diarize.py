@@ -58,6 +58,8 @@ _STEP_S = _FBANK.frame_shift_ms / 1000.0
 _MIN_WINDOW_S = 0.5
 #: Cepstra per frame for the per-call voice models.
 _N_CEPSTRA = 20
+#: Weight of the similarities the spectral clustering's neighbour pruning drops.
+_FAINT = 0.001
 #: A speaker needs this many frames (0.5 s) for a voice model.
 _MIN_MODEL_FRAMES = 50
 #: Speaker runs shorter than this inside a speech region are merged into a neighbour.
@@ -225,7 +227,9 @@ def _spectral_labels(x: np.ndarray, n_speakers: int | None, max_speakers: int, r
     sim = np.clip(x @ x.T, 0.0, 1.0)
     keep = min(n - 1, max(6, int(round(0.05 * n))))  # strongest neighbours per row
     threshold = -np.sort(-sim, axis=1)[:, keep][:, None]
-    affinity = np.where(sim >= threshold, sim, 0.0)
+    # a faint copy of the full similarity keeps the pruned graph connected: where near-identical
+    # windows form more islands than there are speakers, the islands still group by voice
+    affinity = np.where(sim >= threshold, sim, _FAINT * sim)
     affinity = 0.5 * (affinity + affinity.T)
     np.fill_diagonal(affinity, 0.0)
     degree = affinity.sum(axis=1)
