@@ -124,8 +124,12 @@ class DiarizeOptions:
         enabled: diarize mono audio; when off a mono file is one speaker, ``mixed``.
         n_speakers: a fixed number of speakers; ``None`` estimates it (1 to ``max_speakers``).
         max_speakers: the largest number of speakers the estimate may return.
-        window_s / hop_s: speaker-embedding windows over speech, and their hop (the network's cost grows
-            with window_s / hop_s; 1 s windows without overlap measured best for cost and error).
+        window_s / hop_s: one speaker-embedding window of ``window_s`` per ``hop_s`` seconds of speech (the
+            network's cost grows with window_s / hop_s; the resegmentation labels the speech in between).
+        min_windows: at least this many windows per call when its speech allows (short calls).
+        smooth_s: the resegmentation judges each 10 ms frame by the voice models over this much speech.
+        reseg_iterations: passes of the resegmentation (the first fits the voice models on the windows,
+            later ones on all frames).
         batch_size: windows per speaker-model call.
         vad_threshold: Silero VAD speech probability threshold.
         min_silence_ms: silences shorter than this do not split a speech region.
@@ -140,8 +144,11 @@ class DiarizeOptions:
     enabled: bool = True
     n_speakers: int | None = None
     max_speakers: int = 6
-    window_s: float = 1.0
-    hop_s: float = 1.0
+    window_s: float = 1.5
+    hop_s: float = 2.0
+    min_windows: int = 12
+    smooth_s: float = 0.3
+    reseg_iterations: int = 2
     vad_threshold: float = 0.5
     min_silence_ms: int = 300
     merge_threshold: float = 0.8

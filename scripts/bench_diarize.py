@@ -225,14 +225,27 @@ def der(reference: list[tuple[str, float, float]], hypothesis: list[tuple[str, f
             "confusion": conf / total, "scored_s": total * STEP_S}
 
 
-def transcription_time(path: Path) -> float:
+_ASR: list = []
+
+
+def transcription_time(path: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of ``transcribe_file`` (tiny.en, the pipeline's settings; second of two runs)."""
     from pipeline.speech.transcribe import load_asr_model, transcribe_file
 
-    model = load_asr_model(AsrConfig())
-    transcribe_file(model, path)  # warm up
-    started = time.perf_counter()
-    transcribe_file(model, path)
-    return time.perf_counter() - started
+    if not _ASR:
+        _ASR.append(load_asr_model(AsrConfig()))
+    transcribe_file(_ASR[0], path)  # warm up
+    started, cpu = time.perf_counter(), time.process_time()
+    transcribe_file(_ASR[0], path)
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
+def timed_diarize(model, path: Path, options: DiarizeOptions) -> tuple[Diarization, float, float]:
+    """Diarization, wall and CPU seconds (second of two runs: the first warms caches)."""
+    diarize_file(model, path, options)
+    started, cpu = time.perf_counter(), time.process_time()
+    result = diarize_file(model, path, options)
+    return result, time.perf_counter() - started, time.process_time() - cpu
 
 
 def main() -> None:
@@ -243,11 +256,15 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--speakers", type=int, default=None, help="fix the number of speakers (default: estimate)")
     parser.add_argument("--no-asr", action="store_true", help="skip the transcription timing")
+    parser.add_argument("--hop", type=float, default=None, help="seconds of speech per embedding window")
+    parser.add_argument("--window", type=float, default=None, help="embedding window length, seconds")
+    parser.add_argument("--min-windows", type=int, default=None, help="embedding windows per call at least")
     parser.add_argument("--work", type=Path, default=None,
                         help="folder for the generated calls (kept; calls already there are reused)")
     args = parser.parse_args()
 
-    options = DiarizeOptions(n_speakers=args.speakers)
+    given = {"hop_s": args.hop, "window_s": args.window, "min_windows": args.min_windows}
+    options = DiarizeOptions(n_speakers=args.speakers, **{k: v for k, v in given.items() if v is not None})
     model = load_speaker_model()
     cases: list[Case] = []
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-diarize-"))
@@ -268,16 +285,16 @@ def main() -> None:
 
     results = []
     for case in cases:
-        diarize_file(model, case.path, options)  # warm caches (first VAD/ORT call)
-        started = time.perf_counter()
-        result: Diarization = diarize_file(model, case.path, options)
-        elapsed = time.perf_counter() - started
+        result, elapsed, cpu = timed_diarize(model, case.path, options)  # the diarization, as the pipeline runs it
         hyp = [(s.speaker, s.start_s, s.end_s) for s in result.segments]
         scores = der(case.reference, hyp)
-        asr_s = None if args.no_asr else transcription_time(case.path)
         row = {"case": case.name, "duration_s": result.duration_s, "ref_speakers": case.n_speakers,
-               "hyp_speakers": len(result.speakers), "diarize_s": round(elapsed, 3),
-               "asr_s": None if asr_s is None else round(asr_s, 3), **{k: round(v, 4) for k, v in scores.items()}}
+               "hyp_speakers": len(result.speakers), "diarize_s": round(elapsed, 3), "diarize_cpu_s": round(cpu, 3),
+               "asr_s": None, "windows": result.n_windows, "stages": result.stage_s,
+               **{k: round(v, 4) for k, v in scores.items()}}
+        if not args.no_asr:
+            asr_wall, asr_cpu = transcription_time(case.path)
+            row |= {"asr_s": round(asr_wall, 3), "asr_cpu_s": round(asr_cpu, 3)}
         results.append(row)
         print(json.dumps(row), flush=True)
 
@@ -285,26 +302,41 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {platform.system()}, {os.cpu_count()} CPUs, "
           f"python {platform.python_version()}")
     print("| recording | length s | speakers ref / found | DER | missed | false alarm | confusion "
-          "| diarize s | transcribe s | diarize / transcribe |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| windows | diarize s | transcribe s | diarize / transcribe |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         ratio = f"{r['diarize_s'] / r['asr_s']:.1%}" if r["asr_s"] else "-"
         asr = f"{r['asr_s']:.2f}" if r["asr_s"] else "-"
         print(f"| {r['case']} | {r['duration_s']:.1f} | {r['ref_speakers']} / {r['hyp_speakers']} | {r['der']:.1%} "
-              f"| {r['miss']:.1%} | {r['false_alarm']:.1%} | {r['confusion']:.1%} | {r['diarize_s']:.2f} | {asr} "
-              f"| {ratio} |")
+              f"| {r['miss']:.1%} | {r['false_alarm']:.1%} | {r['confusion']:.1%} | {r['windows']} "
+              f"| {r['diarize_s']:.2f} | {asr} | {ratio} |")
+    print()
+    print("Where the time goes (wall seconds per stage, summed over the recordings above):")
+    stages: dict[str, float] = {}
+    for r in results:
+        for k, v in r["stages"].items():
+            stages[k] = stages.get(k, 0.0) + v
+    total = sum(r["diarize_s"] for r in results)
+    print("| " + " | ".join(list(stages) + ["decode and other", "total"]) + " |")
+    print("|" + "---|" * (len(stages) + 2))
+    print("| " + " | ".join(f"{v:.2f} ({v / total:.0%})" for v in stages.values())
+          + f" | {total - sum(stages.values()):.2f} | {total:.2f} |")
     groups: dict[str, list[dict]] = {}
     for r in results:
         key = r["case"].split(" #")[0] if r["case"].startswith("generated") else r["case"]
         groups.setdefault(key, []).append(r)
     print()
-    print("| group | calls | mean DER | speaker count right | diarize / transcribe (total time) |")
-    print("|---|---|---|---|---|")
-    for key, rows in groups.items():
+    print("| group | calls | mean DER | speaker count right | diarize / transcribe (wall) "
+          "| diarize / transcribe (CPU) |")
+    print("|---|---|---|---|---|---|")
+    for key, rows in [*groups.items(), ("all", results)]:
         right = sum(r["ref_speakers"] == r["hyp_speakers"] for r in rows)
         asr_total = sum(r["asr_s"] or 0 for r in rows)
         ratio = f"{sum(r['diarize_s'] for r in rows) / asr_total:.1%}" if asr_total else "-"
-        print(f"| {key} | {len(rows)} | {np.mean([r['der'] for r in rows]):.1%} | {right}/{len(rows)} | {ratio} |")
+        cpu = (f"{sum(r['diarize_cpu_s'] for r in rows) / sum(r['asr_cpu_s'] for r in rows):.1%}"
+               if asr_total else "-")
+        print(f"| {key} | {len(rows)} | {np.mean([r['der'] for r in rows]):.1%} | {right}/{len(rows)} | {ratio} "
+              f"| {cpu} |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

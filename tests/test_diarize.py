@@ -161,6 +161,34 @@ def test_fbank_frames_and_gain_invariance() -> None:
     assert compute_fbank(x[:300]).shape == (0, 80)
 
 
+def test_fbank_in_chunks_equals_one_piece() -> None:
+    from pipeline.speech.fbank import compute_fbank
+
+    x = np.random.default_rng(1).standard_normal(5 * RATE).astype(np.float32)
+    whole = compute_fbank(x, chunk_frames=10**6)
+    assert whole.shape == (498, 80)
+    assert np.allclose(compute_fbank(x, chunk_frames=37), whole, atol=1e-5)
+
+
+def test_sparse_windows_lie_inside_speech() -> None:
+    from pipeline.config import DiarizeOptions
+    from pipeline.speech.diarize import speech_windows
+
+    regions = [(0.0, 30.0), (31.0, 31.3), (32.0, 33.0), (40.0, 70.0)]
+    options = DiarizeOptions(window_s=1.5, hop_s=2.0, min_windows=12)
+    windows = speech_windows(regions, options)
+    # 61 s of usable speech (the 0.3 s region is too short): one window per 2 s of it
+    assert len(windows) == 30
+    for start, end in windows:
+        assert any(a - 1e-9 <= start and end <= b + 1e-9 for a, b in regions)
+        assert end - start <= 1.5 + 1e-9
+    assert not any(31.0 <= s < 31.3 for s, _ in windows)
+    assert speech_windows([(3.0, 4.0)], options) == [(3.0, 4.0)]  # shorter than a window: embedded whole
+    assert all(b[0] - a[0] >= 0.75 for a, b in zip(windows, windows[1:]))
+    # a short call still gets min_windows windows
+    assert len(speech_windows([(0.0, 20.0)], options)) == 12
+
+
 def test_words_go_to_the_speaker_they_overlap_most() -> None:
     from pipeline.speech.diarize import Diarization, SpeakerSegment, assign_words
 

@@ -1,16 +1,21 @@
 """Who spoke when in a mono recording, offline and without torch.
 
-Silero VAD (bundled with faster-whisper) finds speech; speech is cut into short
-overlapping windows; each window gets a CAM++ speaker embedding from an ONNX model in
-``models/speaker/`` run on onnxruntime (features from :mod:`pipeline.speech.fbank`);
-spectral clustering of the embeddings gives the speakers — their number estimated from
-the eigengap (1 to ``max_speakers``) or fixed by ``n_speakers`` — and overlapping
-window votes give speaker segments at 10 ms resolution. Words are then given to the
-speaker whose segments they overlap most (:func:`assign_words`).
+Speech regions come from Silero VAD (bundled with faster-whisper), or are given. Log mel
+features (:mod:`pipeline.speech.fbank`) are computed once per region. A sparse set of
+windows — one ``window_s`` window per ``hop_s`` seconds of speech — gets a CAM++ speaker
+embedding from the ONNX model in ``models/speaker/`` run on onnxruntime; spectral clustering
+of those embeddings gives the speakers (their number estimated from the eigengap, 1 to
+``max_speakers``, or fixed by ``n_speakers``). Then every 10 ms frame of speech is
+resegmented: each speaker's frames inside its windows train a Gaussian voice model on
+cepstra, and each frame goes to the speaker whose model explains the surrounding
+``smooth_s`` best (refitted on all frames, ``reseg_iterations`` passes). The network is the
+expensive part, so it sees only a fraction of the speech; the per-call voice models are
+cheap and place the turn boundaries. Words are then given to the speaker whose segments they
+overlap most (:func:`assign_words`).
 
 Long files are decoded and embedded block by block; at most ``max_cluster_windows``
-embeddings are clustered together and the rest join the nearest centroid, so memory
-stays bounded however long the call is.
+embeddings are clustered together and the rest join the nearest centroid; per speech frame
+only 20 cepstra are kept, so memory stays bounded however long the call is.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +33,7 @@ import numpy as np
 from pipeline.config import DiarizeOptions
 from pipeline.errors import PipelineError
 from pipeline.ingest.audio import SAMPLE_RATE, iter_audio_blocks
-from pipeline.speech.fbank import FbankOptions, compute_fbank, n_frames
+from pipeline.speech.fbank import FbankOptions, cepstra, compute_fbank, n_frames
 
 __all__ = [
     "DiarizeOptions",
@@ -39,7 +44,6 @@ __all__ = [
     "load_speaker_model",
     "detect_speech",
     "speech_windows",
-    "embed_windows",
     "cluster_embeddings",
     "diarize_audio",
     "diarize_file",
@@ -50,8 +54,14 @@ logger = logging.getLogger("callcycle.diarize")
 
 _FBANK = FbankOptions()
 _STEP_S = _FBANK.frame_shift_ms / 1000.0
-#: Speech regions shorter than this are not embedded (they take a neighbour's speaker).
-_MIN_REGION_S = 0.2
+#: Speech regions shorter than this get no embedding window (the resegmentation labels them).
+_MIN_WINDOW_S = 0.5
+#: Cepstra per frame for the per-call voice models.
+_N_CEPSTRA = 20
+#: Weight of the similarities the spectral clustering's neighbour pruning drops.
+_FAINT = 0.001
+#: A speaker needs this many frames (0.5 s) for a voice model.
+_MIN_MODEL_FRAMES = 50
 #: Speaker runs shorter than this inside a speech region are merged into a neighbour.
 _MIN_RUN_S = 0.3
 
@@ -90,6 +100,7 @@ class Diarization:
         duration_s: length of the audio.
         n_windows: number of embedded windows.
         elapsed_s: wall time spent.
+        stage_s: wall time per stage (``vad``, ``features``, ``embed``, ``cluster``, ``resegment``).
     """
 
     segments: tuple[SpeakerSegment, ...]
@@ -97,6 +108,7 @@ class Diarization:
     duration_s: float
     n_windows: int
     elapsed_s: float
+    stage_s: dict[str, float] = field(default_factory=dict)
 
 
 def default_model_path() -> Path:
@@ -111,8 +123,14 @@ def default_model_path() -> Path:
     return paths.PACKAGE_DATA / "models" / name
 
 
-def load_speaker_model(path: str | Path | None = None, *, threads: int = 0) -> SpeakerModel:
+def load_speaker_model(path: str | Path | None = None, *, threads: int = 1) -> SpeakerModel:
     """Open the speaker-embedding ONNX model (once per worker).
+
+    Args:
+        path: the ONNX file; ``None`` uses :func:`default_model_path`.
+        threads: onnxruntime intra-op threads. One by default: on the shared 2-core machine one
+            thread measured 0.53 s of CPU for 23 one-second windows against 0.92 s with two
+            (BENCHMARKS.md), and files already run in parallel across workers.
 
     Raises:
         PipelineError: the file is missing or onnxruntime cannot load it.
@@ -155,70 +173,63 @@ def detect_speech(samples: np.ndarray, options: DiarizeOptions | None = None) ->
 
 def speech_windows(regions: Sequence[tuple[float, float]],
                    options: DiarizeOptions | None = None) -> list[tuple[float, float]]:
-    """Windows of at most ``window_s`` every ``hop_s`` over each region; the last one ends with it."""
+    """Sparse speaker-embedding windows over speech regions.
+
+    One window of ``window_s`` per ``hop_s`` seconds of speech, at least ``min_windows`` when the
+    speech allows: points are spread evenly over the speech laid end to end; each window is
+    centred on its point and kept inside the point's region; a region shorter than ``window_s``
+    (but at least 0.5 s) is embedded whole. Regions shorter than that get no window (the
+    resegmentation gives them a speaker).
+    """
     options = options or DiarizeOptions()
+    usable = [(a, b) for a, b in regions if b - a >= _MIN_WINDOW_S]
+    lengths = np.array([b - a for a, b in usable])
+    speech = float(lengths.sum())
+    if speech <= 0:
+        return []
+    n_points = max(1, int(round(speech / min(options.hop_s, speech / max(1, options.min_windows)))))
+    points = (np.arange(n_points) + 0.5) * speech / n_points
+    starts = np.concatenate([[0.0], np.cumsum(lengths)])
     windows: list[tuple[float, float]] = []
-    for start, end in regions:
-        length = end - start
-        if length < _MIN_REGION_S:
-            continue
-        if length <= options.window_s:
-            windows.append((start, end))
-            continue
-        n = int(np.floor((length - options.window_s) / options.hop_s)) + 1
-        for i in range(n):
-            windows.append((start + i * options.hop_s, start + i * options.hop_s + options.window_s))
-        if windows[-1][1] < end - 1e-6:
-            windows.append((end - options.window_s, end))
+    for point in points:
+        r = min(int(np.searchsorted(starts, point, side="right")) - 1, len(usable) - 1)
+        a, b = usable[r]
+        if b - a <= options.window_s:
+            window = (a, b)
+        else:
+            centre = a + (point - starts[r])
+            first = min(max(centre - 0.5 * options.window_s, a), b - options.window_s)
+            window = (float(first), float(first + options.window_s))
+        if not windows or window[0] - windows[-1][0] >= 0.5 * options.window_s:  # no near-copies
+            windows.append(window)
     return windows
 
 
-def embed_windows(model: SpeakerModel, samples: np.ndarray, windows: Sequence[tuple[float, float]],
-                  *, offset_s: float = 0.0, batch_size: int = 32) -> np.ndarray:
-    """L2-normalised speaker embeddings (len(windows), dim) of windows of a 16 kHz signal.
-
-    Args:
-        model: from :func:`load_speaker_model`.
-        samples: the signal; window times are relative to ``offset_s``.
-        windows: ``(start_s, end_s)`` in call time.
-        offset_s: call time of ``samples[0]``.
-        batch_size: windows of equal length are run together, this many at a time.
-    """
-    feats: list[np.ndarray] = []
-    for start_s, end_s in windows:
-        a = max(0, int(round((start_s - offset_s) * SAMPLE_RATE)))
-        b = min(samples.shape[0], int(round((end_s - offset_s) * SAMPLE_RATE)))
-        chunk = samples[a:b]
-        if n_frames(chunk.shape[0], _FBANK) < 10:  # pad a very short window symmetrically with context
-            pad = (int(0.12 * SAMPLE_RATE) - chunk.shape[0]) // 2 + 1
-            chunk = samples[max(0, a - pad) : b + pad]
-        fb = compute_fbank(chunk, _FBANK)
-        feats.append(fb - fb.mean(axis=0, keepdims=True))
+def _embed(model: SpeakerModel, feats: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
+    """L2-normalised embeddings (len(feats), dim) of fbank windows; equal lengths run together."""
     out = np.zeros((len(feats), model.dim), dtype=np.float32)
     by_length: dict[int, list[int]] = {}
     for i, f in enumerate(feats):
         by_length.setdefault(f.shape[0], []).append(i)
-    for length, idx in by_length.items():
-        if length == 0:
-            continue
+    for idx in by_length.values():
         for k in range(0, len(idx), batch_size):
             part = idx[k : k + batch_size]
-            batch = np.stack([feats[i] for i in part]).astype(np.float32)
+            batch = np.stack([feats[i] - feats[i].mean(axis=0, keepdims=True) for i in part]).astype(np.float32)
             out[part] = model.session.run(["embedding"], {"feats": batch})[0]
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return out / np.maximum(norms, 1e-8)
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-8)
 
 
 def _spectral_labels(x: np.ndarray, n_speakers: int | None, max_speakers: int, random_state: int) -> np.ndarray:
     """Spectral clustering of unit vectors: pruned cosine affinity, Laplacian, eigengap, k-means."""
     from scipy.linalg import eigh
-    from sklearn.cluster import KMeans
 
     n = x.shape[0]
     sim = np.clip(x @ x.T, 0.0, 1.0)
     keep = min(n - 1, max(6, int(round(0.05 * n))))  # strongest neighbours per row
     threshold = -np.sort(-sim, axis=1)[:, keep][:, None]
-    affinity = np.where(sim >= threshold, sim, 0.0)
+    # a faint copy of the full similarity keeps the pruned graph connected: where near-identical
+    # windows form more islands than there are speakers, the islands still group by voice
+    affinity = np.where(sim >= threshold, sim, _FAINT * sim)
     affinity = 0.5 * (affinity + affinity.T)
     np.fill_diagonal(affinity, 0.0)
     degree = affinity.sum(axis=1)
@@ -233,8 +244,36 @@ def _spectral_labels(x: np.ndarray, n_speakers: int | None, max_speakers: int, r
     k = max(1, min(k, n))
     if k == 1:
         return np.zeros(n, dtype=int)
-    spectral = vectors[:, :k]
-    return KMeans(n_clusters=k, n_init=10, random_state=random_state).fit_predict(spectral)
+    return _kmeans(vectors[:, :k], k, random_state)
+
+
+def _kmeans(x: np.ndarray, k: int, seed: int, restarts: int = 10, iterations: int = 50) -> np.ndarray:
+    """Labels of the best of ``restarts`` k-means runs (k-means++ seeding) on a few dimensions.
+
+    Plain numpy: the spectral vectors are small (windows x k), where scikit-learn's KMeans costs
+    more in start-up and threads than in arithmetic.
+    """
+    rng = np.random.default_rng(seed)
+    best_labels, best_inertia = np.zeros(x.shape[0], dtype=int), np.inf
+    for _ in range(restarts):
+        centres = x[[int(rng.integers(x.shape[0]))]]
+        for _ in range(1, k):
+            d2 = ((x[:, None, :] - centres[None]) ** 2).sum(axis=2).min(axis=1)
+            total = d2.sum()
+            pick = int(rng.choice(x.shape[0], p=d2 / total)) if total > 0 else int(rng.integers(x.shape[0]))
+            centres = np.vstack([centres, x[pick]])
+        labels = np.zeros(x.shape[0], dtype=int)
+        for step in range(iterations):
+            d2 = ((x[:, None, :] - centres[None]) ** 2).sum(axis=2)
+            new = np.argmin(d2, axis=1)
+            if step and np.array_equal(new, labels):
+                break
+            labels = new
+            centres = np.stack([x[labels == c].mean(axis=0) if np.any(labels == c) else centres[c] for c in range(k)])
+        inertia = float(((x - centres[labels]) ** 2).sum())
+        if inertia < best_inertia:
+            best_labels, best_inertia = labels, inertia
+    return best_labels
 
 
 def _centroids(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -288,45 +327,45 @@ def cluster_embeddings(embeddings: np.ndarray, options: DiarizeOptions | None = 
     return ids[np.argmax(embeddings @ cents.T, axis=1)]
 
 
-def _segments_from_votes(regions: Sequence[tuple[float, float]], windows: Sequence[tuple[float, float]],
-                         labels: np.ndarray, embeddings: np.ndarray) -> list[tuple[int, float, float]]:
-    """Per 10 ms step of each speech region, the label of the windows covering it (centre-weighted)."""
-    out: list[tuple[int, float, float]] = []
-    if len(windows) == 0:
-        return out
-    ids = np.unique(labels)
-    index = {c: i for i, c in enumerate(ids)}
-    _, cents = _centroids(embeddings, labels)
-    starts = np.array([w[0] for w in windows])
-    ends = np.array([w[1] for w in windows])
-    for r_start, r_end in regions:
-        steps = max(1, int(round((r_end - r_start) / _STEP_S)))
-        t = r_start + (np.arange(steps) + 0.5) * _STEP_S
-        votes = np.zeros((steps, len(ids)))
-        cover = np.nonzero((ends > r_start) & (starts < r_end))[0]
-        if cover.size == 0:  # a short region: nearest window's speaker
-            mid = 0.5 * (r_start + r_end)
-            nearest = int(np.argmin(np.minimum(np.abs(starts - mid), np.abs(ends - mid))))
-            cover = np.array([nearest])
-            votes[:, index[labels[nearest]]] = 1.0
-        else:
-            for w in cover:
-                inside = (t >= starts[w]) & (t < ends[w])
-                half = 0.5 * (ends[w] - starts[w])
-                centre = 0.5 * (ends[w] + starts[w])
-                weight = 1.0 - 0.9 * np.abs(t[inside] - centre) / max(half, 1e-3)
-                votes[inside, index[labels[w]]] += weight
-            uncovered = np.nonzero(votes.sum(axis=1) == 0)[0]
-            if uncovered.size:  # gaps between sparse windows (hop_s > window_s): the nearest window's speaker
-                centres = 0.5 * (starts[cover] + ends[cover])
-                nearest = cover[np.argmin(np.abs(t[uncovered, None] - centres[None, :]), axis=1)]
-                votes[uncovered, [index[labels[w]] for w in nearest]] = 1e-3
-        best = np.argmax(votes, axis=1)
-        runs = _runs(best)
-        runs = _absorb_short_runs(runs, int(round(_MIN_RUN_S / _STEP_S)))
-        for label, a, b in runs:
-            out.append((int(ids[label]), r_start + a * _STEP_S, min(r_end, r_start + b * _STEP_S)))
-    return out
+def _gaussian_logliks(x: np.ndarray, labels: np.ndarray, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Log-likelihood of every frame under a full-covariance Gaussian per label (fitted on that
+    label's frames); returns the labels that have enough frames for a model, and (frames, models)."""
+    from scipy.linalg import solve_triangular
+
+    live, columns = [], []
+    for c in range(n_labels):
+        xc = x[labels == c]
+        if xc.shape[0] < _MIN_MODEL_FRAMES:
+            continue
+        cov = np.cov(xc, rowvar=False) + 1e-3 * np.eye(x.shape[1])
+        chol = np.linalg.cholesky(cov)
+        z = solve_triangular(chol, (x - xc.mean(axis=0)).T, lower=True, check_finite=False)
+        columns.append(-0.5 * np.einsum("ij,ij->j", z, z) - float(np.log(np.diag(chol)).sum()))
+        live.append(c)
+    return np.array(live, dtype=int), np.stack(columns, axis=1)
+
+
+def _resegment(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, anchors: np.ndarray, n_labels: int,
+               options: DiarizeOptions) -> np.ndarray:
+    """The speaker of every speech frame, from per-call voice models.
+
+    Each speaker's frames inside its embedded windows (``anchors``: label or -1) train a Gaussian
+    on cepstra; every frame then goes to the speaker whose model, averaged over ``smooth_s``
+    around the frame within its speech region (``lo``/``hi``: the region's frame range), explains
+    it best; the models are refitted on all frames ``reseg_iterations`` - 1 more times.
+    """
+    labels = anchors
+    half = max(1, int(round(0.5 * options.smooth_s / _STEP_S)))
+    idx = np.arange(x.shape[0])
+    first, last = np.maximum(idx - half, lo), np.minimum(idx + half + 1, hi)
+    for _ in range(max(1, options.reseg_iterations)):
+        live, loglik = _gaussian_logliks(x, labels, n_labels)
+        if live.size == 0:
+            break
+        total = np.concatenate([np.zeros((1, live.size)), np.cumsum(loglik, axis=0)])
+        smoothed = (total[last] - total[first]) / (last - first)[:, None]
+        labels = live[np.argmax(smoothed, axis=1)]
+    return np.where(labels < 0, 0, labels)
 
 
 def _runs(values: np.ndarray) -> list[tuple[int, int, int]]:
@@ -361,7 +400,8 @@ def _absorb_short_runs(runs: list[tuple[int, int, int]], min_len: int) -> list[t
     return runs
 
 
-def _finish(raw: list[tuple[int, float, float]], duration_s: float, n_windows: int, started: float) -> Diarization:
+def _finish(raw: list[tuple[int, float, float]], duration_s: float, n_windows: int, started: float,
+            stage_s: dict[str, float]) -> Diarization:
     raw.sort(key=lambda r: r[1])
     names: dict[int, str] = {}
     segments: list[SpeakerSegment] = []
@@ -374,48 +414,133 @@ def _finish(raw: list[tuple[int, float, float]], duration_s: float, n_windows: i
         else:
             segments.append(SpeakerSegment(name, round(start, 3), round(end, 3)))
     return Diarization(segments=tuple(segments), speakers=tuple(names.values()), duration_s=round(duration_s, 3),
-                       n_windows=n_windows, elapsed_s=round(time.perf_counter() - started, 3))
+                       n_windows=n_windows, elapsed_s=round(time.perf_counter() - started, 3),
+                       stage_s={k: round(v, 4) for k, v in stage_s.items()})
 
 
-def _diarize_blocks(model: SpeakerModel, blocks: Iterable[tuple[float, np.ndarray]],
-                    options: DiarizeOptions) -> Diarization:
+@dataclass(slots=True)
+class _Region:
+    """A speech region's frames: its call time, where its cepstra start in the call's frame list."""
+
+    start_s: float
+    end_s: float
+    first: int
+    count: int
+
+
+def _diarize_blocks(model: SpeakerModel, blocks: Iterable[tuple[float, np.ndarray]], options: DiarizeOptions,
+                    speech: Sequence[tuple[float, float]] | None) -> Diarization:
+    # numpy's BLAS on one thread here: the matrices are small, and on a shared 2-core machine two
+    # BLAS threads made a 20x20 covariance 8x slower (16 ms against 2 ms, BENCHMARKS.md)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _diarize_blocks_unthreaded(model, blocks, options, speech)
+
+
+def _diarize_blocks_unthreaded(model: SpeakerModel, blocks: Iterable[tuple[float, np.ndarray]],
+                               options: DiarizeOptions, speech: Sequence[tuple[float, float]] | None) -> Diarization:
     started = time.perf_counter()
-    regions: list[tuple[float, float]] = []
-    windows: list[tuple[float, float]] = []
-    parts: list[np.ndarray] = []
-    duration_s = 0.0
+    stage_s = dict.fromkeys(("vad", "features", "embed", "cluster", "resegment"), 0.0)
+    regions: list[_Region] = []
+    cepstra_parts: list[np.ndarray] = []
+    anchor_parts: list[np.ndarray] = []  # per frame: index of the window it lies in, or -1
+    embeddings: list[np.ndarray] = []
+    n_frames_total, n_windows, duration_s = 0, 0, 0.0
     for offset_s, samples in blocks:
-        duration_s = max(duration_s, offset_s + samples.shape[0] / SAMPLE_RATE)
-        block_regions = [(a + offset_s, b + offset_s) for a, b in detect_speech(samples, options)]
-        block_windows = speech_windows(block_regions, options)
-        regions.extend(block_regions)
-        windows.extend(block_windows)
-        parts.append(embed_windows(model, samples, block_windows, offset_s=offset_s, batch_size=options.batch_size))
-    embeddings = np.concatenate(parts) if parts else np.zeros((0, model.dim), dtype=np.float32)
-    labels = cluster_embeddings(embeddings, options)
-    raw = _segments_from_votes(regions, windows, labels, embeddings)
-    result = _finish(raw, duration_s, len(windows), started)
+        block_end = offset_s + samples.shape[0] / SAMPLE_RATE
+        duration_s = max(duration_s, block_end)
+        clock = time.perf_counter()
+        if speech is None:
+            block_regions = [(a + offset_s, b + offset_s) for a, b in detect_speech(samples, options)]
+        else:
+            block_regions = [(max(a, offset_s), min(b, block_end)) for a, b in speech if b > offset_s and a < block_end]
+        stage_s["vad"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        fbanks: list[np.ndarray] = []
+        block_first = len(regions)
+        for a, b in block_regions:
+            i0 = int(round((a - offset_s) / _STEP_S)) * _FBANK.frame_shift  # on the 10 ms grid of call time
+            fb = compute_fbank(samples[i0 : int(round((b - offset_s) * SAMPLE_RATE))], _FBANK)
+            if fb.shape[0] < 3:
+                continue
+            regions.append(_Region(offset_s + i0 / SAMPLE_RATE, b, n_frames_total, fb.shape[0]))
+            n_frames_total += fb.shape[0]
+            fbanks.append(fb)
+            cepstra_parts.append(cepstra(fb, _N_CEPSTRA))
+            anchor_parts.append(np.full(fb.shape[0], -1, dtype=np.int64))
+        block = regions[block_first:]
+        windows = speech_windows([(r.start_s, r.end_s) for r in block], options)
+        starts = np.array([r.start_s for r in block])
+        feats: list[np.ndarray] = []
+        for w_start, w_end in windows:
+            k = int(np.searchsorted(starts, w_start + 1e-6)) - 1
+            first = int(round((w_start - block[k].start_s) / _STEP_S))
+            last = min(fbanks[k].shape[0], first + n_frames(int(round((w_end - w_start) * SAMPLE_RATE)), _FBANK))
+            if last - first < 10:
+                continue
+            anchor_parts[block_first + k][first:last] = n_windows + len(feats)
+            feats.append(fbanks[k][first:last])
+        stage_s["features"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        embeddings.append(_embed(model, feats, options.batch_size))
+        n_windows += len(feats)
+        stage_s["embed"] += time.perf_counter() - clock
+    raw: list[tuple[int, float, float]] = []
+    if regions:
+        clock = time.perf_counter()
+        window_labels = cluster_embeddings(np.concatenate(embeddings), options)
+        ids = np.unique(window_labels)
+        stage_s["cluster"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        anchors = np.concatenate(anchor_parts)
+        frame_labels = np.zeros(n_frames_total, dtype=np.int64)
+        if ids.size > 1:
+            x = np.concatenate(cepstra_parts)
+            x = (x - x.mean(axis=0)) / np.maximum(x.std(axis=0), 1e-6)
+            lo = np.concatenate([np.full(r.count, r.first) for r in regions])
+            anchor_labels = np.where(anchors >= 0, np.searchsorted(ids, window_labels[anchors]), -1)
+            hi = lo + np.concatenate([np.full(r.count, r.count) for r in regions])
+            frame_labels = _resegment(x, lo, hi, anchor_labels, ids.size, options)
+        min_run = int(round(_MIN_RUN_S / _STEP_S))
+        for r in regions:
+            runs = _absorb_short_runs(_runs(frame_labels[r.first : r.first + r.count]), min_run)
+            for label, a, b in runs:
+                end = r.end_s if b == r.count else min(r.end_s, r.start_s + b * _STEP_S)
+                raw.append((int(label), max(r.start_s + a * _STEP_S, 0.0), end))
+        stage_s["resegment"] += time.perf_counter() - clock
+    result = _finish(raw, duration_s, n_windows, started, stage_s)
     logger.info("diarized %.1f s: %d speakers, %d windows, %.2f s", duration_s, len(result.speakers),
-                len(windows), result.elapsed_s)
+                n_windows, result.elapsed_s)
     return result
 
 
-def diarize_audio(model: SpeakerModel, samples: np.ndarray, options: DiarizeOptions | None = None) -> Diarization:
-    """Diarize a 16 kHz mono signal held in memory (in ``block_s`` pieces)."""
+def diarize_audio(model: SpeakerModel, samples: np.ndarray, options: DiarizeOptions | None = None, *,
+                  speech: Sequence[tuple[float, float]] | None = None) -> Diarization:
+    """Diarize a 16 kHz mono signal held in memory (in ``block_s`` pieces).
+
+    Args:
+        speech: speech regions ``(start_s, end_s)`` already known; ``None`` finds them with Silero VAD.
+    """
     options = options or DiarizeOptions()
     signal = np.asarray(samples, dtype=np.float32).reshape(-1)
     block = max(SAMPLE_RATE, int(options.block_s * SAMPLE_RATE))
     return _diarize_blocks(model, ((i / SAMPLE_RATE, signal[i : i + block]) for i in range(0, len(signal), block)),
-                           options)
+                           options, speech)
 
 
 def diarize_file(model: SpeakerModel, path: Path, options: DiarizeOptions | None = None, *,
-                 channel: int = 0, max_duration_s: float | None = None) -> Diarization:
-    """Diarize one channel of a recording, decoding ``block_s`` seconds at a time (bounded memory)."""
+                 channel: int = 0, max_duration_s: float | None = None,
+                 speech: Sequence[tuple[float, float]] | None = None) -> Diarization:
+    """Diarize one channel of a recording, decoding ``block_s`` seconds at a time (bounded memory).
+
+    Args:
+        speech: speech regions ``(start_s, end_s)`` already known; ``None`` finds them with Silero VAD.
+    """
     options = options or DiarizeOptions()
     blocks = ((b.offset_s, b.samples[min(channel, b.samples.shape[0] - 1)])
               for b in iter_audio_blocks(Path(path), block_s=options.block_s, max_duration_s=max_duration_s))
-    return _diarize_blocks(model, blocks, options)
+    return _diarize_blocks(model, blocks, options, speech)
 
 
 def assign_words(words: Sequence[tuple[str, float, float, float]],

@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 import scipy.fft
 
-__all__ = ["FbankOptions", "compute_fbank", "n_frames"]
+__all__ = ["FbankOptions", "cepstra", "compute_fbank", "n_frames"]
 
 _EPS = float(np.finfo(np.float32).eps)
 
@@ -88,21 +88,34 @@ def _povey_window(length: int) -> np.ndarray:
     return ((0.5 - 0.5 * np.cos(2 * np.pi * n / (length - 1))) ** 0.85).astype(np.float32)
 
 
-def compute_fbank(samples: np.ndarray, options: FbankOptions = FbankOptions()) -> np.ndarray:
+def compute_fbank(samples: np.ndarray, options: FbankOptions = FbankOptions(), *,
+                  chunk_frames: int = 2048) -> np.ndarray:
     """Log mel filterbank of a mono float signal.
+
+    Frames are computed ``chunk_frames`` at a time, so a long signal needs no more working memory
+    than a ~20 s one (the result is the same as in one piece).
 
     Args:
         samples: 1-D float array at ``options.sample_rate``; scale does not matter once the
             mean is removed (a gain is a constant offset in the log domain).
         options: filterbank options.
+        chunk_frames: frames per FFT batch.
 
     Returns:
         float32 array (frames, n_mels); empty (0, n_mels) for signals shorter than a frame.
     """
     x = np.asarray(samples, dtype=np.float32)
     count = n_frames(x.shape[0], options)
-    if count == 0:
-        return np.zeros((0, options.n_mels), dtype=np.float32)
+    out = np.empty((count, options.n_mels), dtype=np.float32)
+    shift = options.frame_shift
+    for first in range(0, count, chunk_frames):
+        n = min(chunk_frames, count - first)
+        piece = x[first * shift : (first + n - 1) * shift + options.frame_length]
+        out[first : first + n] = _fbank_frames(piece, n, options)
+    return out
+
+
+def _fbank_frames(x: np.ndarray, count: int, options: FbankOptions) -> np.ndarray:
     length, shift = options.frame_length, options.frame_shift
     frames = np.lib.stride_tricks.as_strided(x, shape=(count, length), strides=(x.strides[0] * shift, x.strides[0]))
     frames = frames - frames.mean(axis=1, keepdims=True)
@@ -112,3 +125,11 @@ def compute_fbank(samples: np.ndarray, options: FbankOptions = FbankOptions()) -
     power = spectrum.real**2 + spectrum.imag**2
     energies = power @ _mel_banks(options)
     return np.log(np.maximum(energies, _EPS)).astype(np.float32)
+
+
+def cepstra(fbank: np.ndarray, count: int = 20) -> np.ndarray:
+    """Cepstral coefficients 1..``count`` of log mel frames (DCT-II, orthonormal; c0, the loudness, left out).
+
+    A cheap per-frame description of the voice, used to classify every frame once speakers are known.
+    """
+    return scipy.fft.dct(np.asarray(fbank, dtype=np.float32), type=2, axis=1, norm="ortho")[:, 1 : count + 1]
