@@ -14,7 +14,7 @@ from typing import Any
 from pipeline.classify.artifacts import Artifact, load_artifact
 from pipeline.classify.evaluate import evaluate_artifact
 from pipeline.classify.labels import LabelledRow, load_labelled, read_rows, validate_rows
-from pipeline.classify.predict import apply_neutral_rule, predict_texts
+from pipeline.classify.predict import predict_texts
 from pipeline.errors import LabelDataError
 from pipeline.tables import unneutralise
 
@@ -54,7 +54,7 @@ def classify_rows(artifact: Artifact, rows: list[dict[str, Any]], source: str = 
         new[stage_task.name] = sp.label
         for label in stage_task.labels:
             new[f"p_{label}"] = round(sp.probabilities.get(label, 0.0), 4)
-        new[ta_task.name] = apply_neutral_rule(artifact, sp, tp).label
+        new[ta_task.name] = tp.label  # the neutral-stage rule is applied by predict_texts
         new[f"{ta_task.positive}_prob"] = round(tp.probabilities.get(ta_task.positive or "", 0.0), 4)
         out.append(new)
     return out

@@ -85,6 +85,15 @@ class Taxonomy:
         raise TaxonomyError(f"The taxonomy has no task with role {role!r}.",
                             "Give one task role = 'stage' and one role = 'talk_action'.")
 
+    def talk_action_given_stage(self, stage_label: str, talk_action_label: str) -> str:
+        """The taxonomy's rule: a segment whose stage is the neutral label (``other``) is never
+        action. Returns ``talk_action_label``, or the non-positive label when the rule applies."""
+        stage_task = self.by_role("stage")
+        ta_task = self.by_role("talk_action")
+        if stage_task.neutral is not None and stage_label == stage_task.neutral:
+            return next(lbl for lbl in ta_task.labels if lbl != ta_task.positive)
+        return talk_action_label
+
 
 def load_taxonomy(path: Path) -> Taxonomy:
     """Read and check a taxonomy TOML file.

@@ -18,17 +18,16 @@ def apply_neutral_rule(artifact: Artifact, stage: Prediction, talk_action: Predi
 
     Returns ``talk_action`` unchanged, or relabelled with the non-positive label (probabilities kept).
     """
-    stage_task = artifact.taxonomy.by_role("stage")
-    ta_task = artifact.taxonomy.by_role("talk_action")
-    if stage_task.neutral is not None and stage.label == stage_task.neutral:
-        talk_label = next(lbl for lbl in ta_task.labels if lbl != ta_task.positive)
-        return Prediction(label=talk_label, probabilities=talk_action.probabilities)
-    return talk_action
+    label = artifact.taxonomy.talk_action_given_stage(stage.label, talk_action.label)
+    return talk_action if label == talk_action.label else Prediction(label, talk_action.probabilities)
 
 
 def predict_utterances(artifact: Artifact, utterances: Utterances,
                        use_context: bool | None = None) -> dict[str, list[Prediction]]:
     """Predict every task for segments in conversation order (neighbours give context).
+
+    The taxonomy's neutral-stage rule (:func:`apply_neutral_rule`) is applied, so these are the
+    labels every caller (scoring, ``callcycle classify``, evaluation) sees.
 
     Returns:
         task name -> one :class:`Prediction` per segment (label and all label probabilities).
@@ -45,6 +44,11 @@ def predict_utterances(artifact: Artifact, utterances: Utterances,
                        probabilities={c: float(p) for c, p in zip(classes, row)})
             for row in proba[task.name]
         ]
+    stage_task = artifact.taxonomy.by_role("stage")
+    ta_task = artifact.taxonomy.by_role("talk_action")
+    if stage_task.name in results and ta_task.name in results:
+        results[ta_task.name] = [apply_neutral_rule(artifact, s, t)
+                                 for s, t in zip(results[stage_task.name], results[ta_task.name])]
     return results
 
 
@@ -70,6 +74,6 @@ def classify_segments(artifact: Artifact, segments: Sequence[Segment]) -> list[C
     by_position: dict[int, ClassifiedSegment] = {}
     for k, segment in enumerate(ordered):
         stage = predictions[stage_task.name][k]
-        talk_action = apply_neutral_rule(artifact, stage, predictions[ta_task.name][k])
-        by_position[order[k]] = ClassifiedSegment(segment=segment, stage=stage, talk_action=talk_action)
+        by_position[order[k]] = ClassifiedSegment(segment=segment, stage=stage,
+                                                  talk_action=predictions[ta_task.name][k])
     return [by_position[i] for i in range(len(segments))]

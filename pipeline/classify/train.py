@@ -295,6 +295,9 @@ def _metrics_for(rows: Sequence[LabelledRow], proba: dict[str, np.ndarray], mode
                  taxonomy: Taxonomy, scored: Sequence[int] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     candidates = range(len(rows)) if scored is None else scored
+    stage_task, ta_task = taxonomy.by_role("stage"), taxonomy.by_role("talk_action")
+    stage_pred = ([model.classes_[stage_task.name][int(j)] for j in np.argmax(proba[stage_task.name], axis=1)]
+                  if stage_task.name in proba else None)
     for task in taxonomy.tasks:
         idx = [i for i in candidates if task.name in rows[i].labels]
         if not idx:
@@ -302,6 +305,9 @@ def _metrics_for(rows: Sequence[LabelledRow], proba: dict[str, np.ndarray], mode
         classes = model.classes_[task.name]
         p = proba[task.name][idx]
         pred = [classes[int(j)] for j in np.argmax(p, axis=1)]
+        if task.name == ta_task.name and stage_pred is not None:
+            # measured as the product labels: the neutral-stage rule applies
+            pred = [taxonomy.talk_action_given_stage(stage_pred[i], y) for i, y in zip(idx, pred)]
         full = np.zeros((len(idx), len(task.labels)))
         for j, c in enumerate(classes):
             full[:, list(task.labels).index(c)] = p[:, j]
