@@ -19,8 +19,9 @@ from pipeline.classify.labels import LabelledRow, load_labelled
 
 #: Regression bars for the shipped model: the measured figures less a margin. The issue's targets
 #: (real speech >= 0.80, call action-share error <= 0.04) are not met yet; see the model card.
-REAL_SPEECH_BARS = {"AMI held-out: hand-labelled": 0.66, "AMI held-out: actions vs statements of 6+ words": 0.75}
-CALL_MAE_BAR = 0.08
+#: Shipped model (2026-12-02T08:50): 0.738 / 0.791 and call MAE 0.043.
+REAL_SPEECH_BARS = {"AMI held-out: hand-labelled": 0.71, "AMI held-out: actions vs statements of 6+ words": 0.77}
+CALL_MAE_BAR = 0.055
 #: int8 activations are quantised per batch: a text's vector depends a little on its batch-mates, so
 #: re-encoding gives slightly different vectors than training's; on the small AMI stage classes this
 #: moved macro-F1 by up to 0.016.
@@ -55,7 +56,7 @@ def test_holdout_quality(sources) -> None:
     """The bars from the real-speech issue: written held-out stage >= 0.90 and talk/action >= 0.95."""
     written = sources["written held-out (in context)"]
     assert written["stage"]["macro_f1"] >= 0.90
-    assert written["talk_action"]["macro_f1"] >= 0.94  # the issue asks 0.95; the shipped model has 0.949
+    assert written["talk_action"]["macro_f1"] >= 0.94  # the issue asks 0.95; the shipped model has 0.952
 
 
 def test_real_speech_dev(sources) -> None:
@@ -79,7 +80,7 @@ def test_call_level_action_share_on_unseen_calls(artifact, nlp) -> None:
     result = evaluate_calls(artifact, files, nlp)
     assert result["action_share_mae"] <= CALL_MAE_BAR
     assert result["stage_mix_mae"] <= 0.15
-    assert result["interval_coverage"] >= 0.5
+    assert result["interval_coverage"] >= 0.8  # 0.96 measured
 
 
 def test_real_email_requests_and_commitments(artifact, realdata: Path) -> None:
