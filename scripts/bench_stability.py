@@ -23,13 +23,25 @@ Variants: ``noise-<seed>`` (±1 least-significant bit of random integer noise, f
 ``opus`` (Ogg Opus 32 kb/s, PyAV has no Vorbis encoder here), ``mp3`` (128 kb/s), ``mulaw8k``
 (8 kHz μ-law WAV, telephone).
 
+It also reports, per variant, the action share of the call's script (the labelled turns'
+gold labels over their spoken seconds) and the error against it, so a change that steadies
+the score can be checked for accuracy on the audio path too.
+
+The turns of every variant (what Whisper heard) are saved under ``<out>/asr-cache/<key>/``
+(key: the ASR options); ``--reuse-asr`` scores those instead of transcribing again, so
+segmentation and scoring changes can be compared on identical transcripts in seconds.
+Batched decoding is deterministic run to run, so reusing changes nothing but the time.
+
 Usage: python scripts/bench_stability.py [--config FILE.toml ...] [--calls N] [--out bench-out/stability]
+       [--reuse-asr] [--method labels|expected]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import pickle
 import sys
 import time
 import wave
@@ -128,16 +140,44 @@ def soft_action_share(classified: list[Any], neutral: str, positive: str) -> flo
     return num / den if den > 0 else None
 
 
-def score_variant(path: Path, asr: Any, artifact: Any, nlp: Any, config: Any) -> dict:
+def gold_action_share(script: dict) -> float | None:
+    """Action share of a benchmark call's script: gold labels over each turn's spoken seconds."""
+    cycle = action = 0.0
+    for turn in script["turns"]:
+        if turn["stage"] == "other":
+            continue
+        seconds = max(turn["end"] - turn["start"], 0.05)
+        cycle += seconds
+        action += seconds * (turn["talk_action"] == "action")
+    return action / cycle if cycle > 0 else None
+
+
+def _asr_key(config: Any) -> str:
+    return hashlib.sha256(json.dumps(asdict(config.asr), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def score_variant(path: Path, asr: Any, artifact: Any, nlp: Any, config: Any, cache: Path | None = None,
+                  reuse: bool = False, method: str | None = None) -> dict:
     from pipeline.ingest.discover import discover_inputs
     from pipeline.process import read_call, score_turns
+    from pipeline.score import action_share
 
-    (source,), _ = discover_inputs([str(path)])
-    call = read_call(source, asr, config)
+    if reuse and cache is not None and cache.is_file():
+        call = pickle.loads(cache.read_bytes())
+    else:
+        (source,), _ = discover_inputs([str(path)])
+        call = read_call(source, asr, config)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_bytes(pickle.dumps(call))
     scored = score_turns(call, artifact, nlp, config)
     stage, ta = artifact.taxonomy.by_role("stage"), artifact.taxonomy.by_role("talk_action")
+    share = scored.score.action_share
+    if method is not None and method != scored.score.action_share_method:
+        share = action_share(scored.segments, artifact.taxonomy, method)[0]
     return {
-        "action_share": scored.score.action_share,
+        "action_share": share,
+        "interval": [scored.score.action_share_low, scored.score.action_share_high],
         "soft_action_share": soft_action_share(scored.segments, stage.neutral, ta.positive),
         "stage_shares": scored.score.stage_shares,
         "segments": [{"text": s.segment.text, "start": s.segment.start_s, "end": s.segment.end_s,
@@ -171,20 +211,29 @@ def _spread(values: list[float | None]) -> float:
     return round(100 * (max(present) - min(present)), 2) if present else 0.0
 
 
-def run_config(config_path: Path | None, calls: list[Path], work: Path) -> dict:
+def run_config(config_path: Path | None, calls: list[Path], work: Path, reuse: bool = False,
+               method: str | None = None) -> dict:
     from pipeline.classify.artifacts import load_artifact
     from pipeline.config import load_config
     from pipeline.speech.transcribe import load_asr_model
     from pipeline.speech.turns import build_sentencizer
 
     config = load_config(config_path)
+    from make_bench_calls import load_script
+
     asr, artifact, nlp = load_asr_model(config.asr), load_artifact(ROOT / "models"), build_sentencizer()
-    result: dict[str, Any] = {"config": str(config_path or "defaults"), "asr": asdict(config.asr), "calls": {}}
+    result: dict[str, Any] = {"config": str(config_path or "defaults"), "asr": asdict(config.asr),
+                              "segmentation": asdict(config.segmentation), "method": method or "default",
+                              "model": artifact.version, "calls": {}}
+    cache_root = work.parent / "asr-cache" / _asr_key(config)
     started = time.perf_counter()
     for wav in calls:
         variants = make_variants(wav, work / wav.stem)
-        scores = {name: score_variant(path, asr, artifact, nlp, config) for name, path in variants.items()}
-        per_call: dict[str, Any] = {}
+        scores = {name: score_variant(path, asr, artifact, nlp, config, cache_root / wav.stem / f"{name}.pkl",
+                                      reuse, method)
+                  for name, path in variants.items()}
+        gold = gold_action_share(load_script(wav))
+        per_call: dict[str, Any] = {"gold_action_share": gold}
         for group, names in (("noise", ["original", *NOISE_VARIANTS]), ("formats", ["original", *FORMAT_VARIANTS])):
             per_call[group] = {
                 "action_share_spread": _spread([scores[n]["action_share"] for n in names]),
@@ -193,10 +242,15 @@ def run_config(config_path: Path | None, calls: list[Path], work: Path) -> dict:
                                         for k in scores["original"]["stage_shares"]),
             }
         per_call["variants"] = {n: {"action_share": s["action_share"], "soft_action_share": s["soft_action_share"],
+                                    "interval": s["interval"],
+                                    "error_vs_script": (None if gold is None or s["action_share"] is None
+                                                        else round(abs(s["action_share"] - gold), 4)),
                                     **({} if n == "original" else _sources_of_variance(scores["original"], s))}
                                 for n, s in scores.items()}
         result["calls"][wav.stem] = per_call
         print(f"  {wav.stem}: noise {per_call['noise']}  formats {per_call['formats']}", file=sys.stderr, flush=True)
+        errors = [v["error_vs_script"] for v in per_call["variants"].values() if v["error_vs_script"] is not None]
+        per_call["mean_error_vs_script"] = round(float(np.mean(errors)), 4) if errors else None
         for name, v in per_call["variants"].items():
             print(f"    {name:9s} " + "  ".join(f"{k} {x}" for k, x in v.items()), file=sys.stderr, flush=True)
     result["wall_s"] = round(time.perf_counter() - started, 1)
@@ -212,6 +266,11 @@ def main() -> None:
                         help="TOML configs to compare (default: callcycle's defaults).")
     parser.add_argument("--calls", type=int, default=4, help="How many calls of the stability set.")
     parser.add_argument("--out", type=Path, default=Path("bench-out/stability"))
+    parser.add_argument("--reuse-asr", action="store_true",
+                        help="Score the turns saved by an earlier run with the same ASR options instead of "
+                             "transcribing again (segmentation/scoring comparisons).")
+    parser.add_argument("--method", choices=["labels", "expected"], default=None,
+                        help="Action-share method to report (default: the pipeline's ACTION_SHARE_METHOD).")
     args = parser.parse_args()
     from make_bench_calls import ensure_calls
 
@@ -220,16 +279,19 @@ def main() -> None:
     results = []
     for cfg in args.config:
         print(f"config {cfg or 'defaults'}", file=sys.stderr)
-        results.append(run_config(cfg, calls, args.out / "variants"))
+        results.append(run_config(cfg, calls, args.out / "variants", args.reuse_asr, args.method))
     (args.out / "stability.json").write_text(json.dumps(results, indent=2))
     print("| config | call | noise: action share | noise: soft share | noise: stage mix | "
-          "formats: action share | formats: soft share | formats: stage mix |\n|---|---|---|---|---|---|---|---|")
+          "formats: action share | formats: soft share | formats: stage mix | mean error vs script |\n"
+          "|---|---|---|---|---|---|---|---|---|")
     for r in results:
         for call, c in r["calls"].items():
             n, f = c["noise"], c["formats"]
             cells = [n["action_share_spread"], n["soft_action_share_spread"], n["stage_mix_spread"],
                      f["action_share_spread"], f["soft_action_share_spread"], f["stage_mix_spread"]]
-            print(f"| {Path(r['config']).stem} | {call} | " + " | ".join(f"{v:.1f}" for v in cells) + " |")
+            err = c["mean_error_vs_script"]
+            print(f"| {Path(r['config']).stem} | {call} | " + " | ".join(f"{v:.1f}" for v in cells)
+                  + f" | {'—' if err is None else f'{100 * err:.1f}'} |")
     print("(spreads are max − min over the variants, in percentage points)")
 
 

@@ -197,3 +197,34 @@ def test_terminal_summary_shows_the_report_headline(scored_out: Path) -> None:
     assert f"3 calls · median action share {median:.0%} · {complete}/3 complete" in cli.stdout
     assert f"{flagged} flagged for attention" in cli.stdout
     assert "<b>Ben</b>" in cli.stdout  # rich markup in data is shown literally, not interpreted
+
+
+def _row(rep: str, share: float, low: float, high: float, day: int = 2) -> dict:
+    """A stored ``calls`` row with what the flag rules read (every stage present, no long monologue)."""
+    return {"call_id": f"{rep}-{share}-{day}", "rep": rep, "call_date": dt.date(2026, 11, day),
+            "action_share": share, "action_share_low": low, "action_share_high": high,
+            "stages_present": ["align", "act", "adjust"], "cycle_complete": True,
+            "stage_shares": [("align", 0.3), ("act", 0.3), ("adjust", 0.3), ("other", 0.1)], "speakers": []}
+
+
+def test_a_call_is_flagged_only_beyond_its_interval() -> None:
+    """Issue 12: a low score whose 90% interval reaches the line is not "mostly talk"; one wholly below is."""
+    mostly_talk = "Mostly talk"
+    assert not any(f.startswith(mostly_talk) for f in call_flags(_row("a", 0.10, 0.04, 0.19)))
+    assert any(f.startswith(mostly_talk) for f in call_flags(_row("a", 0.10, 0.04, 0.14)))
+    # a row stored without an interval is judged on the share alone
+    assert any(f.startswith(mostly_talk) for f in call_flags(_row("a", 0.10, None, None)))  # type: ignore[arg-type]
+
+
+def test_a_rep_is_flagged_only_beyond_the_uncertainty_of_their_average() -> None:
+    """Issue 12: a rep 20 points under the team median is flagged when their calls' intervals are tight,
+    not when the average of their calls is less sure than that gap."""
+    team = [_row(name, 0.45, 0.40, 0.50, day) for name in ("b", "c") for day in (2, 3, 4, 5)]
+    tight = [_row("a", 0.25, 0.20, 0.30, day) for day in (2, 3, 4, 5)]
+    # half-width 0.5 per call; over four calls the average's margin is 0.5 / 2 = 0.25 > the 0.20 gap
+    wide = [_row("a", 0.25, 0.0, 1.0, day) for day in (2, 3, 4, 5)]
+    below = "Average action share"
+    flagged = {r["rep"]: r["flags"] for r in rep_summaries(team + tight)}
+    assert any(f.startswith(below) for f in flagged["a"]) and not flagged["b"] and not flagged["c"]
+    unsure = {r["rep"]: r["flags"] for r in rep_summaries(team + wide)}
+    assert unsure["a"] == []
