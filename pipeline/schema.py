@@ -235,8 +235,9 @@ class CallScore:
         talk_action_ratio: talk seconds / action seconds; ``None`` when there is no action.
         action_share_low: lower end of the 90% interval of ``action_share``.
         action_share_high: upper end of that interval.
-        action_share_method: ``expected`` (probability-weighted seconds) or ``labels``
-            (seconds of the most probable labels).
+        action_share_method: ``expected`` (probability-weighted seconds), ``labels``
+            (seconds of the most probable labels) or ``tempered`` (label seconds, action weighted
+            by the sharpened probability; :func:`pipeline.score.tempered`).
         stage_shares: share of speech seconds per stage label.
         stages_present: cycle stages (non-neutral) that occur in the call.
         stage_order: the order in which cycle stages first appear.

@@ -33,7 +33,7 @@ segmentation and scoring changes can be compared on identical transcripts in sec
 Batched decoding is deterministic run to run, so reusing changes nothing but the time.
 
 Usage: python scripts/bench_stability.py [--config FILE.toml ...] [--calls N] [--out bench-out/stability]
-       [--reuse-asr] [--method labels|expected]
+       [--reuse-asr] [--method labels|expected|tempered]
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ def main() -> None:
     parser.add_argument("--reuse-asr", action="store_true",
                         help="Score the turns saved by an earlier run with the same ASR options instead of "
                              "transcribing again (segmentation/scoring comparisons).")
-    parser.add_argument("--method", choices=["labels", "expected"], default=None,
+    parser.add_argument("--method", choices=["labels", "expected", "tempered"], default=None,
                         help="Action-share method to report (default: the pipeline's ACTION_SHARE_METHOD).")
     args = parser.parse_args()
     from make_bench_calls import ensure_calls

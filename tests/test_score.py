@@ -81,6 +81,33 @@ def test_expected_action_share_by_hand() -> None:
     assert abs(score_call(flipped, TAXONOMY, method="labels").action_share - 6 / 12) > 0.15
 
 
+def test_tempered_action_share_by_hand() -> None:
+    """Tempered: cycle seconds from the stage labels, action counted by p^k / (p^k + (1-p)^k)."""
+    from pipeline.score import ACTION_SHARPNESS, tempered
+
+    k = ACTION_SHARPNESS
+    assert tempered(0.5) == pytest.approx(0.5) and tempered(0.0) == 0.0 and tempered(1.0) == 1.0
+    assert tempered(0.9) == pytest.approx(0.9 ** k / (0.9 ** k + 0.1 ** k))
+    segments = [pseg(0, 0, 4, 0.0, 0.9), pseg(1, 4, 10, 0.0, 0.2), pseg(2, 10, 12, 0.6, 0.6)]
+    # the third segment is "other" by its label, so it is out of the cycle whatever its probability
+    by_hand = (4 * tempered(0.9) + 6 * tempered(0.2)) / 10
+    score = score_call(segments, TAXONOMY, method="tempered")
+    assert score.action_share == pytest.approx(by_hand) and score.action_share_method == "tempered"
+    # a borderline segment re-worded from p 0.55 to 0.45 flips its label: the label share jumps by its
+    # whole length, the tempered share by a fraction of it
+    before = [pseg(0, 0, 4, 0.0, 0.9), pseg(1, 4, 10, 0.0, 0.2), pseg(2, 10, 14, 0.0, 0.55)]
+    after = [*before[:2], pseg(2, 10, 14, 0.0, 0.45)]
+
+    def moved(method: str) -> float:
+        return abs(score_call(before, TAXONOMY, method=method).action_share
+                   - score_call(after, TAXONOMY, method=method).action_share)
+
+    assert moved("labels") == pytest.approx(4 / 14)
+    assert moved("tempered") < 0.3 * moved("labels")
+    with pytest.raises(ValueError, match="tempered"):
+        score_call(segments, TAXONOMY, method="median")
+
+
 def test_interval_contains_share_and_narrows_with_confidence() -> None:
     unsure = [pseg(i, i * 3, i * 3 + 3, 0.0, 0.5) for i in range(20)]
     sure = [pseg(i, i * 3, i * 3 + 3, 0.0, 0.999 if i % 2 else 0.001) for i in range(20)]

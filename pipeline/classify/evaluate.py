@@ -109,7 +109,7 @@ def evaluate_calls(artifact: Artifact, call_files: Sequence[Path], nlp: Any,
     from pipeline.classify.predict import classify_segments
     from pipeline.ingest.transcripts import parse_transcript_text
     from pipeline.schema import ClassifiedSegment, Prediction
-    from pipeline.score import action_share_interval, score_call
+    from pipeline.score import ACTION_SHARE_METHODS, action_share_interval, score_call
     from pipeline.speech.turns import segment_turns
 
     stage_task = artifact.taxonomy.by_role("stage")
@@ -137,7 +137,7 @@ def evaluate_calls(artifact: Artifact, call_files: Sequence[Path], nlp: Any,
         predicted_segments = classify_segments(artifact, segment_turns(parsed.turns, "eval", nlp))
         pred = score_call(predicted_segments, artifact.taxonomy)
         by_method = {m: score_call(predicted_segments, artifact.taxonomy, method=m).action_share
-                     for m in ("expected", "labels")}
+                     for m in ACTION_SHARE_METHODS}
         wide = action_share_interval(predicted_segments, artifact.taxonomy, resample_segments=True)
         mix_error = float(np.mean([abs(gold.stage_shares[k] - pred.stage_shares.get(k, 0.0))
                                    for k in stage_task.labels]))
@@ -160,7 +160,7 @@ def evaluate_calls(artifact: Artifact, call_files: Sequence[Path], nlp: Any,
         })
     errors = [c["action_share_error"] for c in per_call if c["action_share_error"] is not None]
     by_method_errors = {m: [c["error_by_method"][m] for c in per_call if c["error_by_method"][m] is not None]
-                        for m in ("expected", "labels")}
+                        for m in ACTION_SHARE_METHODS}
     covered = [c["in_interval"] for c in per_call if c["in_interval"] is not None]
     covered_wide = [c["in_interval_resampling_segments"] for c in per_call
                     if c["in_interval_resampling_segments"] is not None]

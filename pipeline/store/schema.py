@@ -95,8 +95,9 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "action_share_low": ("Lower end of the 90% interval of action_share (Monte Carlo over the segments' label "
                              "probabilities)."),
         "action_share_high": "Upper end of the 90% interval of action_share.",
-        "action_share_method": ("How action_share was computed: 'expected' (probability-weighted seconds) or "
-                                "'labels' (most probable labels)."),
+        "action_share_method": ("How action_share was computed: 'expected' (probability-weighted seconds), "
+                                "'labels' (most probable labels) or 'tempered' (label seconds, action weighted by "
+                                "the sharpened probability p^k/(p^k+(1-p)^k), k = pipeline.score.ACTION_SHARPNESS)."),
         "talk_action_ratio": "Talk seconds / action seconds over the same segments; null when there is no action.",
         "stage_shares": "Share of speech seconds per stage label.",
         "stages_present": "Cycle stages (not 'other') that occur in the call.",
