@@ -2,7 +2,7 @@
 
 Two variants of one real synthesised call, each with ±1 least-significant bit of random noise
 (fixed seeds), go through the real pipeline (decode, Whisper, turns, segments, classifiers,
-score); their action share must agree within the tolerance the stability benchmark
+score); their action share and stage mix must agree within the tolerance the stability benchmark
 (``scripts/bench_stability.py``, BENCHMARKS.md) holds every benchmark call to under noise.
 """
 
@@ -46,8 +46,6 @@ def test_two_noise_variants_of_one_call_score_alike(noise_variants: list[ScoredC
     assert abs(a.action_share - b.action_share) <= TOLERANCE, (a.action_share, b.action_share)
 
 
-@pytest.mark.xfail(strict=True, reason="stage mix is still computed from labels and moves with noise "
-                                       "(align 0.14 against 0.46 on this call, 2026-12-02; BENCHMARKS.md, stability)")
 def test_two_noise_variants_of_one_call_have_the_same_stage_mix(noise_variants: list[ScoredCall]) -> None:
     a, b = (s.score for s in noise_variants)
     for stage in a.stage_shares:
