@@ -258,10 +258,21 @@ def transcribe_file(model: AsrModel, path: Path, *, max_duration_s: float | None
     Only one block of decoded audio is held in memory, so an hour-long call costs no more
     memory than a ten-minute one. Silent and duplicate channels are skipped per block.
 
+    numpy's BLAS runs on one thread meanwhile: the mel features go through a BLAS product whose
+    rounding depends on the thread count, which moved word timings by ~0.02 s between a Dask
+    worker (one BLAS thread) and a plain run; pinned, the same file gives the same words anywhere.
+
     Raises:
         AudioDecodeError, EmptyAudioError: unreadable, empty, too short, too long or silent audio.
         TranscriptionError: the recogniser failed.
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _transcribe_blocks(model, path, max_duration_s)
+
+
+def _transcribe_blocks(model: AsrModel, path: Path, max_duration_s: float | None) -> TranscribedFile:
     pieces: list[AsrPiece] = []
     n_samples, n_channels, source_rate, heard = 0, 0, SAMPLE_RATE, False
     for block in iter_audio_blocks(Path(path), block_s=model.config.chunk_s, max_duration_s=max_duration_s):
