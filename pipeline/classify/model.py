@@ -107,25 +107,6 @@ def choose_offsets(proba: np.ndarray, gold: Sequence[str], classes: Sequence[str
         if not changed:
             break
     return offsets
-    log_p = np.log(np.clip(proba[keep], 1e-12, 1.0))
-    gold_idx, group_arr = gold_idx[keep], group_arr[keep]
-
-    def score(candidate: np.ndarray) -> float:
-        return _mean_group_macro_f1(np.argmax(log_p + candidate, axis=1), gold_idx, group_arr, len(classes))
-
-    best = score(offsets)
-    for _ in range(passes):
-        improved = False
-        for c in range(1, len(classes)):
-            for value in sorted(OFFSET_GRID, key=abs):
-                trial = offsets.copy()
-                trial[c] = value
-                s = score(trial)
-                if s > best + 1e-9:
-                    best, offsets, improved = s, trial, True
-        if not improved:
-            break
-    return offsets
 
 
 def balanced_weights(labels: Sequence[str | None], groups: Sequence[str], base: np.ndarray) -> np.ndarray:
