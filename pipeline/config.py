@@ -38,10 +38,7 @@ class AsrConfig:
         compute_type: CTranslate2 compute type (``int8`` is fastest on CPU).
         cpu_threads: threads for CTranslate2; 0 lets it choose.
         language: spoken language; ``None`` lets the model detect it.
-        beam_size: beam width. 5 (faster-whisper's own default) is the default: on the
-            stability benchmark (BENCHMARKS.md) it cut the action-share spread under inaudible
-            noise from 12.5/3.5/2.7/8.6 to 1.7/1.7/3.0/11.5 points and the word error rate from
-            0.208 to 0.181, for about 15-20% more recognition time than greedy decoding (1).
+        beam_size: beam width; 1 is greedy decoding (fastest).
         vad_filter: skip non-speech with the Silero VAD bundled in faster-whisper.
         word_timestamps: ask for per-word timings (used to time segments precisely).
         batched: use faster-whisper's ``BatchedInferencePipeline`` (VAD cuts the audio into
@@ -71,7 +68,7 @@ class AsrConfig:
     compute_type: str = "int8"
     cpu_threads: int = 0
     language: str | None = "en"
-    beam_size: int = 5
+    beam_size: int = 1
     vad_filter: bool = True
     word_timestamps: bool = True
     batched: bool = True
