@@ -127,3 +127,22 @@ def test_interval_contains_share_and_narrows_with_confidence() -> None:
     again = score_call(unsure, TAXONOMY)
     assert (again.action_share_low, again.action_share_high) == (
         score_call(unsure, TAXONOMY).action_share_low, score_call(unsure, TAXONOMY).action_share_high)
+
+
+def test_stage_mix_counts_each_segment_by_its_sharpened_stage_probabilities() -> None:
+    def stage_seg(i: int, start: float, end: float, probs: dict[str, float]) -> ClassifiedSegment:
+        s = Segment("c", i, i, "rep", None, start, end, f"text {i}", None, False, False)
+        label = max(probs, key=lambda k: probs[k])
+        return ClassifiedSegment(s, Prediction(label, probs), Prediction("talk", {"talk": 1.0, "action": 0.0}))
+
+    segments = [stage_seg(0, 0, 10, {"align": 1.0, "act": 0.0, "adjust": 0.0, "other": 0.0}),
+                stage_seg(1, 10, 20, {"align": 0.6, "act": 0.4, "adjust": 0.0, "other": 0.0})]
+    # borderline 10 s: align 0.6^3 / (0.6^3 + 0.4^3) = 0.216 / 0.28 of it, act the rest
+    tempered = score_call(segments, TAXONOMY).stage_shares
+    assert tempered["align"] == pytest.approx((10 + 10 * 0.216 / 0.28) / 20)
+    assert tempered["act"] == pytest.approx(10 * 0.064 / 0.28 / 20)
+    assert sum(tempered.values()) == pytest.approx(1.0)
+    by_label = score_call(segments, TAXONOMY, method="labels").stage_shares
+    assert by_label == pytest.approx({"align": 1.0, "act": 0.0, "adjust": 0.0, "other": 0.0})
+    expected = score_call(segments, TAXONOMY, method="expected").stage_shares
+    assert expected["act"] == pytest.approx(4 / 20)

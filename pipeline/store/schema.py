@@ -99,7 +99,9 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
                                 "'labels' (most probable labels) or 'tempered' (label seconds, action weighted by "
                                 "the sharpened probability p^k/(p^k+(1-p)^k), k = pipeline.score.ACTION_SHARPNESS)."),
         "talk_action_ratio": "Talk seconds / action seconds over the same segments; null when there is no action.",
-        "stage_shares": "Share of speech seconds per stage label.",
+        "stage_shares": ("Share of speech seconds per stage label; each segment counts by its stage "
+                         "probabilities sharpened like the action share's (`action_share_method` tempered), "
+                         "or by its label (labels)."),
         "stages_present": "Cycle stages (not 'other') that occur in the call.",
         "stage_order": "Cycle stages in order of first appearance.",
         "cycle_complete": "True when align, act and adjust all occur.",
