@@ -241,3 +241,17 @@ def test_encoder_is_verified_and_used(tmp_path: Path, taxonomy) -> None:
     tokenizer.write_bytes(tokenizer.read_bytes() + b" ")
     with pytest.raises(ModelArtifactError, match="checksum"):
         load_artifact(models / "enc-1")
+
+
+def test_a_sentence_vector_depends_on_its_text_alone() -> None:
+    """The int8 encoder quantises activations per call: batched, a text's vector moved with its
+    batch-mates. Encoded one text per call, the same text gives the same vector in any company."""
+    import numpy as np
+
+    from pipeline.classify.encoder import load_encoder
+
+    encoder = load_encoder(ROOT / "models" / "encoders" / "minilm-l6-v2")
+    alone = encoder.encode(["yes, tuesday works"])
+    among = encoder.encode(["can you send me the signed order form and the list of sites by friday",
+                            "yes, tuesday works", "mm-hmm"])
+    assert np.array_equal(alone[0], among[1])

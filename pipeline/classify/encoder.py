@@ -35,12 +35,18 @@ class EncoderOptions:
     """How the encoder runs.
 
     Attributes:
-        batch_size: texts per onnxruntime call (texts are sorted by length first, so a
-            batch pads to similar lengths).
+        batch_size: texts per onnxruntime call. The shipped graph is int8 with *dynamic*
+            quantisation, whose activation scales are computed over the whole input tensor: in a
+            batch, a text's vector depended on the other texts of the batch (max abs difference
+            0.05, cosine down to 0.96 against the text encoded alone), so the same sentence got
+            different vectors in different calls, and training embeddings depended on what the
+            cache already held. The default, 1, encodes each distinct text on its own: the vector
+            depends on the text alone, at ~12% of classification speed (BENCHMARKS.md). Larger
+            values are faster and not reproducible text by text.
         threads: onnxruntime intra-op threads; 0 lets onnxruntime use every core.
     """
 
-    batch_size: int = 64
+    batch_size: int = 1
     threads: int = 0
 
 
@@ -68,6 +74,11 @@ class SentenceEncoder:
         self._tokenizer = tokenizer
         self._options = options
 
+    @property
+    def batch_size(self) -> int:
+        """Texts per onnxruntime call (1: each vector depends on its text alone)."""
+        return max(1, self._options.batch_size)
+
     def encode(self, texts: list[str] | tuple[str, ...]) -> np.ndarray:
         """Vectors for ``texts``: float32 array of shape ``(len(texts), dimension)``."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
@@ -78,7 +89,7 @@ class SentenceEncoder:
         unique, inverse = np.unique(np.asarray(cleaned, dtype=object), return_inverse=True)
         vectors = np.zeros((len(unique), self.dimension), dtype=np.float32)
         order = np.argsort([len(t) for t in unique], kind="stable")
-        size = max(1, self._options.batch_size)
+        size = self.batch_size
         for begin in range(0, len(order), size):
             idx = order[begin : begin + size]
             encodings = self._tokenizer.encode_batch([str(unique[i]) for i in idx])
