@@ -37,7 +37,8 @@ from pipeline.classify.labels import Taxonomy
 from pipeline.schema import CallScore, ClassifiedSegment, SpeakerScore
 
 __all__ = ["score_call", "action_share", "action_share_interval", "count_fillers", "tempered",
-           "ACTION_SHARE_METHOD", "ACTION_SHARE_METHODS", "ACTION_SHARPNESS", "INTERVAL_LEVEL", "FILLERS"]
+           "ACTION_SHARE_METHOD", "ACTION_SHARE_METHODS", "ACTION_SHARPNESS", "INTERVAL_LEVEL", "FILLERS",
+           "MIN_ACTION_S"]
 
 #: How a call's action share is computed (see :func:`action_share`).
 ACTION_SHARE_METHODS = ("labels", "expected", "tempered")
@@ -47,6 +48,10 @@ ACTION_SHARE_METHOD = "tempered"
 #: Exponent k of the ``tempered`` method: a segment counts p^k / (p^k + (1-p)^k) of its seconds as
 #: action (k = 1 is the probability itself, k -> infinity the most probable label).
 ACTION_SHARPNESS = 3.0
+#: Fewer action seconds than this count as no action for the talk : action ratio (which is then
+#: undefined, per the taxonomy): with probability-weighted shares every segment contributes a
+#: sliver of action, and a call with none would otherwise report a ratio like 17,000.
+MIN_ACTION_S = 0.5
 #: Coverage of the interval stored with every action share.
 INTERVAL_LEVEL = 0.9
 #: Monte Carlo draws for the interval.
@@ -113,7 +118,8 @@ def action_share(segments: Sequence[ClassifiedSegment], taxonomy: Taxonomy,
     ``method`` is ``expected`` (seconds weighted by the probabilities), ``labels`` (the
     most probable labels' seconds) or ``tempered`` (cycle seconds from the stage labels, each
     weighted by the tempered action probability). ``action_share`` is ``None`` without cycle
-    speech; the ratio is ``None`` without action (undefined rather than infinite, per the taxonomy).
+    speech; the ratio is ``None`` with less than :data:`MIN_ACTION_S` of action (undefined rather
+    than infinite, per the taxonomy).
     """
     if method not in ACTION_SHARE_METHODS:
         raise ValueError(f"unknown action-share method {method!r}; use one of {', '.join(ACTION_SHARE_METHODS)}")
@@ -123,7 +129,7 @@ def action_share(segments: Sequence[ClassifiedSegment], taxonomy: Taxonomy,
     talk_s = float((cycle_s * (1.0 - p_action)).sum())
     total = action_s + talk_s
     share = action_s / total if total > 1e-9 else None
-    ratio = talk_s / action_s if action_s > 1e-9 else None
+    ratio = talk_s / action_s if action_s >= MIN_ACTION_S else None
     return share, ratio
 
 

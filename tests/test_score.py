@@ -146,3 +146,18 @@ def test_stage_mix_counts_each_segment_by_its_sharpened_stage_probabilities() ->
     assert by_label == pytest.approx({"align": 1.0, "act": 0.0, "adjust": 0.0, "other": 0.0})
     expected = score_call(segments, TAXONOMY, method="expected").stage_shares
     assert expected["act"] == pytest.approx(4 / 20)
+
+
+def test_talk_action_ratio_is_undefined_when_only_slivers_of_action_remain() -> None:
+    def pseg_ta(i: int, start: float, end: float, p_action: float) -> ClassifiedSegment:
+        s = Segment("c", i, i, "rep", None, start, end, f"text {i}", None, False, False)
+        return ClassifiedSegment(s, Prediction("align", {"align": 1.0, "act": 0.0, "adjust": 0.0, "other": 0.0}),
+                                 Prediction("talk", {"talk": 1.0 - p_action, "action": p_action}))
+
+    # 60 s of talk at p(action) = 0.05: tempered action = 60 * 0.05^3 / (0.05^3 + 0.95^3) = 0.0087 s
+    score = score_call([pseg_ta(0, 0, 30, 0.05), pseg_ta(1, 30, 60, 0.05)], TAXONOMY)
+    assert score.action_share == pytest.approx(0.0087 / 60, abs=1e-4)
+    assert score.talk_action_ratio is None
+    # one real second of action brings the ratio back
+    score = score_call([pseg_ta(0, 0, 30, 0.05), pseg_ta(1, 30, 31, 0.99)], TAXONOMY)
+    assert score.talk_action_ratio is not None and score.talk_action_ratio == pytest.approx(30 / 1.0, rel=0.05)

@@ -98,7 +98,8 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "action_share_method": ("How action_share was computed: 'expected' (probability-weighted seconds), "
                                 "'labels' (most probable labels) or 'tempered' (label seconds, action weighted by "
                                 "the sharpened probability p^k/(p^k+(1-p)^k), k = pipeline.score.ACTION_SHARPNESS)."),
-        "talk_action_ratio": "Talk seconds / action seconds over the same segments; null when there is no action.",
+        "talk_action_ratio": ("Talk seconds / action seconds over the same segments; null when there is no "
+                              "action (less than pipeline.score.MIN_ACTION_S = 0.5 s of it)."),
         "stage_shares": ("Share of speech seconds per stage label; each segment counts by its stage "
                          "probabilities sharpened like the action share's (`action_share_method` tempered), "
                          "or by its label (labels)."),
