@@ -180,17 +180,17 @@ def embed_texts(encoder: Any, texts: Sequence[str], cache: bool = True,
                 progress: Callable[[str], None] | None = None) -> np.ndarray:
     """Sentence vectors for ``texts``, with an on-disk cache keyed by encoder files and text.
 
-    The cache (``$XDG_CACHE_HOME/callcycle/embeddings/<encoder>-<hash>-batch<n>.npz``) holds one vector
-    per distinct text ever encoded with those exact encoder files (one text per call, so a
-    vector depends on its text alone and a warm cache gives the same vectors as a cold one), so retraining, comparisons
-    and leave-one-writer-out folds encode each text once. It only saves time: a miss encodes.
+    The cache (``$XDG_CACHE_HOME/callcycle/embeddings/<encoder>-<hash>-batch<n>.npz``) holds one
+    vector per distinct text ever encoded with those exact encoder files and batch size, so
+    retraining, comparisons and leave-one-writer-out folds encode each text once. With the default
+    batch size of 1 a vector depends on its text alone, so a warm cache gives the same vectors as a
+    cold one. It only saves time: a miss encodes.
     """
     say = progress or (lambda _m: None)
     files_key = hashlib.sha256(json_bytes(encoder.info.get("files", {}))).hexdigest()[:16]
     # vectors encoded in batches of several texts depend on their batch-mates (EncoderOptions):
     # they never share a cache file with vectors of texts encoded one at a time
-    batch = getattr(encoder, "batch_size", 1)
-    path = _cache_root() / f"{encoder.name}-{files_key}-batch{batch}.npz"
+    path = _cache_root() / f"{encoder.name}-{files_key}-batch{encoder.batch_size}.npz"
     keys = [hashlib.sha1(t.encode("utf-8", "replace")).hexdigest() for t in texts]
     known: dict[str, int] = {}
     stored_keys = np.zeros(0, dtype="<U40")
