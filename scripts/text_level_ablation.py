@@ -23,6 +23,7 @@ from sklearn.metrics import f1_score
 
 from pipeline.classify.benchmark import ami_views
 from pipeline.classify.encoder import load_encoder
+from pipeline.config import DEFAULT_ENCODER
 from pipeline.classify.features import build_feature_union
 from pipeline.classify.labels import drop_near_duplicates, load_labelled, load_taxonomy
 from pipeline.classify.train import TrainConfig, embed_texts, prepare_external, split_rows
@@ -35,7 +36,7 @@ import os; EW=float(os.environ.get("EW","1.5")); C=float(os.environ.get("C","4")
 e=prepare_external(ext,pct,cfg.context_radius)
 kw,_=drop_near_duplicates(written,cfg.dedupe_threshold)
 tr,ho=split_rows(kw+e,20)
-enc=load_encoder(Path("models/encoders/minilm-l6-v2"))
+enc=load_encoder(Path("models/encoders") / DEFAULT_ENCODER)
 V=embed_texts(enc,[r.text for r in tr+ho]); Vtr,Vho=V[:len(tr)],V[len(tr):]
 fu=build_feature_union().fit([r.text for r in tr])
 if os.environ.get("NOCHAR"):

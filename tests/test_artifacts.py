@@ -13,6 +13,7 @@ from pipeline.classify.evaluate import evaluate_artifact, promote
 from pipeline.classify.labels import load_labelled, load_taxonomy, read_rows, validate_rows
 from pipeline.classify.predict import predict_texts
 from pipeline.classify.train import TrainConfig, train_models
+from pipeline.config import DEFAULT_ENCODER
 from pipeline.errors import LabelDataError, ModelArtifactError, TaxonomyError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,13 +232,13 @@ def test_encoder_is_verified_and_used(tmp_path: Path, taxonomy) -> None:
     result = train_models(rows, taxonomy, cfg, version="enc-1", models_root=models)
     save_artifact(models / "enc-1", result.model, result.card, result.card_markdown)
     artifact = load_artifact(models / "enc-1")
-    assert artifact.encoder is not None and artifact.card["encoder"]["name"] == "minilm-l6-v2"
+    assert artifact.encoder is not None and artifact.card["encoder"]["name"] == DEFAULT_ENCODER
     vectors = artifact.encoder.encode(["I'll send it tomorrow", "I will send it tomorrow", "the weather is nice"])
     assert vectors.shape == (3, 384)
     assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2]) + 0.2
     preds = predict_texts(artifact, ["yeah i can take care of the slides by monday"])
     assert preds["talk_action"][0].label == "action"
-    tokenizer = models / "encoders" / "minilm-l6-v2" / "tokenizer.json"
+    tokenizer = models / "encoders" / DEFAULT_ENCODER / "tokenizer.json"
     tokenizer.write_bytes(tokenizer.read_bytes() + b" ")
     with pytest.raises(ModelArtifactError, match="checksum"):
         load_artifact(models / "enc-1")
@@ -250,7 +251,7 @@ def test_a_sentence_vector_depends_on_its_text_alone() -> None:
 
     from pipeline.classify.encoder import load_encoder
 
-    encoder = load_encoder(ROOT / "models" / "encoders" / "minilm-l6-v2")
+    encoder = load_encoder(ROOT / "models" / "encoders" / DEFAULT_ENCODER)
     alone = encoder.encode(["yes, tuesday works"])
     among = encoder.encode(["can you send me the signed order form and the list of sites by friday",
                             "yes, tuesday works", "mm-hmm"])

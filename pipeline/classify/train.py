@@ -35,6 +35,7 @@ from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_
 from pipeline.classify.benchmark import BenchmarkSet, ami_views
 from pipeline.classify.labels import LabelledRow, Taxonomy, data_hash, drop_near_duplicates, is_holdout
 from pipeline.classify.model import CycleModel, Utterances
+from pipeline.config import DEFAULT_ENCODER
 from pipeline.errors import LabelDataError
 
 __all__ = [
@@ -54,8 +55,6 @@ __all__ = [
 
 logger = logging.getLogger("callcycle.train")
 
-#: Encoder used unless a config says otherwise (a folder name under ``models/encoders/``).
-DEFAULT_ENCODER = "minilm-l6-v2"
 
 
 @dataclass(frozen=True, slots=True)
