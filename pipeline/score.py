@@ -188,7 +188,7 @@ def _stage_weights(seg: ClassifiedSegment, labels: Sequence[str], method: str) -
 
 
 def _stage_shares(segments: Sequence[ClassifiedSegment], labels: Sequence[str],
-                  method: str = ACTION_SHARE_METHOD) -> dict[str, float]:
+                  method: str) -> dict[str, float]:
     """Each stage's share of the speech seconds; a segment counts as :func:`_stage_weights` says."""
     seconds = dict.fromkeys(labels, 0.0)
     for seg in segments:

