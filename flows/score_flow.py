@@ -93,20 +93,6 @@ def read_call_task(source: Source, config: PipelineConfig) -> CallInput:
     return process.read_call(source, asr, config, speaker)
 
 
-@task(name="segment-classify-score", cache_policy=NO_CACHE)
-def score_task(call: CallInput, models: str, model_version: str | None, config: PipelineConfig) -> ScoredCall:
-    return process.score_turns(call, resources.artifact(models, model_version), resources.sentencizer(),
-                               config)
-
-
-@task(name="write", cache_policy=NO_CACHE)
-def write_task(source: Source, call: CallInput, scored: ScoredCall, stamp: store.RunStamp,
-               models: str, model_version: str | None, out_dir: str, processing_s: float,
-               replace: bool = False) -> str:
-    artifact = resources.artifact(models, model_version)
-    return process.commit_call(out_dir, source, call, scored, stamp, artifact.taxonomy, processing_s, replace)
-
-
 @task(name="score-file", cache_policy=NO_CACHE)
 def score_file(source: Source, config: PipelineConfig, models: str, model_version: str | None,
                out_dir: str) -> Outcome:
@@ -128,9 +114,11 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
         reader = read_call_task.with_options(retries=config.run.retries,
                                              timeout_seconds=config.run.timeout_s or None)
         call = reader(source, config)
-        scored = score_task(call, models, model_version, config)
-        key = write_task(source, call, scored, stamp, models, model_version, out_dir,
-                         time.perf_counter() - started, config.run.force)
+        # scoring and the commit run inside this task: each Prefect task run costs a round trip
+        # to the API per state change, which is the largest per-file cost after ASR (BENCHMARKS.md)
+        scored = process.score_turns(call, artifact, resources.sentencizer(), config)
+        key = process.commit_call(out_dir, source, call, scored, stamp, artifact.taxonomy,
+                                  time.perf_counter() - started, config.run.force)
     except Exception as exc:
         logger.warning("%s failed: %s", source.path, exc)
         if isinstance(exc, TimeoutError):
