@@ -168,6 +168,8 @@ def phase_flow(files: list[Path], out: Path, config_path: Path | None, workers: 
     timer.wrap(resources, "load_asr_model", "load_models")
     timer.wrap(resources, "load_artifact", "load_models")
     timer.wrap(resources, "build_sentencizer", "load_models")
+    timer.wrap(resources, "load_speaker_model", "load_models")
+    timer.wrap(process, "diarize_file", "diarize")
     timer.wrap_generator(transcribe, "iter_audio_blocks", "decode")
     timer.wrap(transcribe, "_distinct", "decode")
     timer.wrap(transcribe, "_transcribe_window", "asr")
