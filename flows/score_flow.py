@@ -1,9 +1,11 @@
 """The scoring flow: discover -> transcribe or parse -> segment -> classify -> score -> write.
 
-Each step is a Prefect task over a ``pipeline`` function. Per-file work runs in a
+Discovery and each file are Prefect tasks over ``pipeline`` functions. Per-file work runs in a
 ``score_file`` task: in this process for one worker, one Dask task per file on a local
 cluster of worker processes (``workers`` > 1) or on an existing Dask cluster
-(``dask_address``). A file that fails is recorded in ``errors/`` and the batch goes on.
+(``dask_address``). Inside it, reading/transcribing is its own task (for retries and the
+per-file time limit); segmenting, classifying, scoring and the commit are plain calls, because
+every task run costs API round trips (two task runs per file, not four: BENCHMARKS.md). A file that fails is recorded in ``errors/`` and the batch goes on.
 Transcription is retried on unexpected errors (not on bad input, which fails the same way
 every time) and can be given a timeout.
 
