@@ -5,9 +5,10 @@ Discovery and each file are Prefect tasks over ``pipeline`` functions. Per-file 
 cluster of worker processes (``workers`` > 1) or on an existing Dask cluster
 (``dask_address``). Inside it, reading/transcribing is its own task (for retries and the
 per-file time limit); segmenting, classifying, scoring and the commit are plain calls, because
-every task run costs API round trips (two task runs per file, not four: BENCHMARKS.md). A file that fails is recorded in ``errors/`` and the batch goes on.
-Transcription is retried on unexpected errors (not on bad input, which fails the same way
-every time) and can be given a timeout.
+every task run costs API round trips (two task runs per file, not four: BENCHMARKS.md). A
+file that fails is recorded in ``errors/`` and the batch goes on. Transcription is retried on
+unexpected errors (not on bad input, which fails the same way every time) and can be given a
+timeout.
 
 Models load once per worker process (``flows.resources``). Writes are idempotent: a finished
 call is skipped, and on a disk a call's files are named by its identity and replaced atomically;
@@ -39,7 +40,7 @@ from pipeline.config import PipelineConfig
 from pipeline.errors import FileTimeoutError, PipelineError
 from pipeline.ingest import discover as ingest
 from pipeline.paths import models_dir
-from pipeline.process import CallInput, Outcome, ScoredCall
+from pipeline.process import CallInput, Outcome
 from pipeline.schema import Source
 from pipeline.store import schema as store
 
