@@ -23,10 +23,10 @@ from sklearn.metrics import f1_score
 
 from pipeline.classify.benchmark import ami_views
 from pipeline.classify.encoder import load_encoder
-from pipeline.config import DEFAULT_ENCODER
 from pipeline.classify.features import build_feature_union
 from pipeline.classify.labels import drop_near_duplicates, load_labelled, load_taxonomy
 from pipeline.classify.train import TrainConfig, embed_texts, prepare_external, split_rows
+from pipeline.config import DEFAULT_ENCODER
 
 tax=load_taxonomy(Path("labels/taxonomy.toml")); cfg=TrainConfig()
 written=load_labelled(sorted(Path("labels/data").glob("*.jsonl")),tax)

@@ -56,7 +56,6 @@ __all__ = [
 logger = logging.getLogger("callcycle.train")
 
 
-
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
     """Training options.
