@@ -132,6 +132,9 @@ class DiarizeOptions:
         window_s / hop_s: one speaker-embedding window of ``window_s`` per ``hop_s`` seconds of speech (the
             network's cost grows with window_s / hop_s; the resegmentation labels the speech in between).
         min_windows: at least this many windows per call when its speech allows (short calls).
+        dense_speech_s: seconds of speech per audio block (``block_s``) that get one window per ``hop_s``; beyond
+            them the number of windows grows with the square root of the speech, so long calls cost less
+            per minute (``pipeline.speech.diarize.window_count``). ``0`` or less keeps one per ``hop_s`` throughout.
         smooth_s: the resegmentation judges each 10 ms frame by the voice models over this much speech.
         reseg_iterations: passes of the resegmentation (the first fits the voice models on the windows,
             later ones on all frames).
@@ -152,6 +155,7 @@ class DiarizeOptions:
     window_s: float = 1.5
     hop_s: float = 2.0
     min_windows: int = 12
+    dense_speech_s: float = 60.0
     smooth_s: float = 0.3
     reseg_iterations: int = 2
     vad_threshold: float = 0.5

@@ -135,8 +135,9 @@ def _activity(track: np.ndarray, min_gap_s: float = 0.3) -> list[tuple[float, fl
 
 def make_call(n_speakers: int, seed: int, work: Path, n_lines: int = 16) -> Case:
     """A generated mono call and its reference (speaker, start_s, end_s) list (reused when already in ``work``)."""
-    path = work / f"gen_{n_speakers}spk_{seed}.wav"
-    name = f"generated {n_speakers} speakers #{seed}"
+    suffix = "" if n_lines == 16 else f"_{n_lines}lines"
+    path = work / f"gen_{n_speakers}spk_{seed}{suffix}.wav"
+    name = f"generated {n_speakers} speakers #{seed}" + ("" if n_lines == 16 else f" ({n_lines} lines)")
     if path.is_file() and path.with_suffix(".rttm").is_file():
         return Case(name=name, path=path, reference=read_rttm(path.with_suffix(".rttm")), n_speakers=n_speakers)
     rng = np.random.default_rng(seed)
@@ -253,17 +254,23 @@ def main() -> None:
     parser.add_argument("--realdata", type=Path, default=Path(__file__).resolve().parents[1].parent
                         / "shared" / "realdata" / "audio")
     parser.add_argument("--calls", type=int, default=3, help="generated calls per speaker count")
+    parser.add_argument("--lines", type=int, default=16,
+                        help="lines per generated call (16: about a minute; 100: about six minutes)")
+    parser.add_argument("--no-real", action="store_true", help="skip the real recordings")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--speakers", type=int, default=None, help="fix the number of speakers (default: estimate)")
     parser.add_argument("--no-asr", action="store_true", help="skip the transcription timing")
     parser.add_argument("--hop", type=float, default=None, help="seconds of speech per embedding window")
     parser.add_argument("--window", type=float, default=None, help="embedding window length, seconds")
     parser.add_argument("--min-windows", type=int, default=None, help="embedding windows per call at least")
+    parser.add_argument("--dense-speech", type=float, default=None,
+                        help="seconds of speech per block with one window per hop (0: all of it)")
     parser.add_argument("--work", type=Path, default=None,
                         help="folder for the generated calls (kept; calls already there are reused)")
     args = parser.parse_args()
 
-    given = {"hop_s": args.hop, "window_s": args.window, "min_windows": args.min_windows}
+    given = {"hop_s": args.hop, "window_s": args.window, "min_windows": args.min_windows,
+             "dense_speech_s": args.dense_speech}
     options = DiarizeOptions(n_speakers=args.speakers, **{k: v for k, v in given.items() if v is not None})
     model = load_speaker_model()
     cases: list[Case] = []
@@ -272,12 +279,12 @@ def main() -> None:
     if all(shutil.which(t) for t in ("flite", "espeak-ng", "sox")):
         for n_spk in (2, 3, 4):
             for k in range(args.calls):
-                cases.append(make_call(n_spk, seed=100 * n_spk + k, work=work))
+                cases.append(make_call(n_spk, seed=100 * n_spk + k, work=work, n_lines=args.lines))
     else:
         print("flite, espeak-ng or sox missing: generated calls skipped")
     real = [("phone_call.wav", "phone_call.rttm", None), ("phone_call_8k_mulaw.wav", "phone_call.rttm", None),
             ("dev00.wav", "debug.development.rttm", "dev00"), ("tst00.wav", "debug.test.rttm", "tst00")]
-    for wav, rttm, file_id in real:
+    for wav, rttm, file_id in [] if args.no_real else real:
         if (args.realdata / wav).is_file():
             ref = read_rttm(args.realdata / rttm, file_id)
             cases.append(Case(name=wav, path=args.realdata / wav, reference=ref,

@@ -189,6 +189,25 @@ def test_sparse_windows_lie_inside_speech() -> None:
     assert len(speech_windows([(0.0, 20.0)], options)) == 12
 
 
+def test_window_count_grows_with_the_square_root_of_long_speech() -> None:
+    from pipeline.config import DiarizeOptions
+    from pipeline.speech.diarize import speech_windows, window_count
+
+    options = DiarizeOptions(window_s=1.5, hop_s=2.0, min_windows=12, dense_speech_s=60.0)
+    assert window_count(0.0, options) == 0
+    assert window_count(10.0, options) == 12  # the floor
+    assert window_count(60.0, options) == 30  # one per hop up to dense_speech_s
+    assert window_count(240.0, options) == 60  # four times the speech, twice the windows
+    assert window_count(540.0, options) == 90
+    linear = DiarizeOptions(window_s=1.5, hop_s=2.0, min_windows=12, dense_speech_s=0.0)
+    assert window_count(540.0, linear) == 270
+    # spread evenly over the whole speech, not bunched at its start
+    windows = speech_windows([(0.0, 240.0)], options)
+    assert len(windows) == 60
+    gaps = np.diff([a for a, _ in windows])
+    assert np.allclose(gaps, 4.0, atol=0.01) and windows[0][0] < 4.0 and windows[-1][1] > 236.0
+
+
 def test_words_go_to_the_speaker_they_overlap_most() -> None:
     from pipeline.speech.diarize import Diarization, SpeakerSegment, assign_words
 

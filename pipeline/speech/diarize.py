@@ -44,6 +44,7 @@ __all__ = [
     "load_speaker_model",
     "detect_speech",
     "speech_windows",
+    "window_count",
     "cluster_embeddings",
     "diarize_audio",
     "diarize_file",
@@ -171,12 +172,34 @@ def detect_speech(samples: np.ndarray, options: DiarizeOptions | None = None) ->
     return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
 
 
+def window_count(speech_s: float, options: DiarizeOptions | None = None) -> int:
+    """How many embedding windows ``speech_s`` seconds of speech (one block) get.
+
+    ``speech_s / hop_s`` up to ``dense_speech_s``; beyond it ``(dense_speech_s / hop_s) *
+    sqrt(speech_s / dense_speech_s)`` — the windows only find the speakers and seed their voice
+    models (the resegmentation labels every frame), and that needs a few dozen windows per
+    speaker, not a number that grows with the call. Never fewer than ``min_windows`` (nor than
+    one); ``dense_speech_s <= 0`` keeps one window per ``hop_s`` throughout.
+    """
+    options = options or DiarizeOptions()
+    if speech_s <= 0:
+        return 0
+    dense = options.dense_speech_s
+    if dense <= 0 or speech_s <= dense:
+        wanted = speech_s / options.hop_s
+    else:
+        wanted = (dense / options.hop_s) * float(np.sqrt(speech_s / dense))
+    return max(1, int(round(max(wanted, options.min_windows))))
+
+
 def speech_windows(regions: Sequence[tuple[float, float]],
                    options: DiarizeOptions | None = None) -> list[tuple[float, float]]:
     """Sparse speaker-embedding windows over speech regions.
 
-    One window of ``window_s`` per ``hop_s`` seconds of speech, at least ``min_windows`` when the
-    speech allows: points are spread evenly over the speech laid end to end; each window is
+    One window of ``window_s`` per ``hop_s`` seconds of speech for the first ``dense_speech_s``
+    seconds, then fewer: beyond that the number of windows grows with the square root of the
+    speech (:func:`window_count`), at least ``min_windows`` when the speech allows. Points are
+    spread evenly over the speech laid end to end; each window is
     centred on its point and kept inside the point's region; a region shorter than ``window_s``
     (but at least 0.5 s) is embedded whole. Regions shorter than that get no window (the
     resegmentation gives them a speaker).
@@ -187,7 +210,7 @@ def speech_windows(regions: Sequence[tuple[float, float]],
     speech = float(lengths.sum())
     if speech <= 0:
         return []
-    n_points = max(1, int(round(speech / min(options.hop_s, speech / max(1, options.min_windows)))))
+    n_points = window_count(speech, options)
     points = (np.arange(n_points) + 0.5) * speech / n_points
     starts = np.concatenate([[0.0], np.cumsum(lengths)])
     windows: list[tuple[float, float]] = []
