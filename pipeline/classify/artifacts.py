@@ -185,16 +185,21 @@ def load_artifact(location: Path, version: str | None = None) -> Artifact:
             f"{file}: checksum mismatch; the file is truncated or was modified after training.",
             "Refusing to load it. Restore the artifact from version control or retrain.",
         )
-    try:
-        untrusted = sio.get_untrusted_types(data=data)
-    except Exception as exc:
-        raise ModelArtifactError(f"{file}: not a valid skops file ({exc}).", "Retrain the model.") from exc
-    unexpected = sorted(set(untrusted) - set(TRUSTED_TYPES))
-    if unexpected:
-        raise ModelArtifactError(f"{file} contains types callcycle does not trust: {unexpected}.",
-                                 "Refusing to load it; retrain with callcycle.")
+    # skops audits every type in the file against the trusted list before it constructs anything,
+    # so one pass both checks and loads; the untrusted types are listed only when it refuses
+    from skops.io.exceptions import UntrustedTypesFoundException
+
     try:
         model = sio.loads(data, trusted=list(TRUSTED_TYPES))
+    except UntrustedTypesFoundException as exc:
+        try:
+            unexpected = sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
+        except Exception:  # noqa: BLE001 - the refusal stands; the list is only for the message
+            unexpected = [str(exc)]
+        raise ModelArtifactError(f"{file} contains types callcycle does not trust: {unexpected}.",
+                                 "Refusing to load it; retrain with callcycle.") from exc
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
+        raise ModelArtifactError(f"{file}: not a valid skops file ({exc}).", "Retrain the model.") from exc
     except Exception as exc:
         raise ModelArtifactError(f"{file}: cannot be loaded ({exc}).",
                                  "It may come from an incompatible scikit-learn; retrain.") from exc
