@@ -2,7 +2,8 @@
 
 Speech regions come from Silero VAD (bundled with faster-whisper), or are given. Log mel
 features (:mod:`pipeline.speech.fbank`) are computed once per region. A sparse set of
-windows — one ``window_s`` window per ``hop_s`` seconds of speech — gets a CAM++ speaker
+windows — one ``window_s`` window per ``hop_s`` seconds of speech for the first
+``dense_speech_s`` of each block, then growing with the square root of the speech — gets a CAM++ speaker
 embedding from the ONNX model in ``models/speaker/`` run on onnxruntime; spectral clustering
 of those embeddings gives the speakers (their number estimated from the eigengap, 1 to
 ``max_speakers``, or fixed by ``n_speakers``). Then every 10 ms frame of speech is
