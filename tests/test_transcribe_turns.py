@@ -32,6 +32,20 @@ def test_real_speech_jfk(realdata: Path, asr_model) -> None:
     assert word_error_rate(reference, hypothesis) < 0.15
 
 
+def test_a_chunk_that_comes_back_short_is_decoded_again_region_by_region(two_speaker_stereo) -> None:
+    """With beam search the decoder ends the customer's chunk (two utterances spliced together)
+    after the first one; the check that every stretch of speech got words decodes it again, one
+    region at a time, so the second utterance is not lost."""
+    from pipeline.config import AsrConfig
+    from pipeline.speech.transcribe import load_asr_model
+
+    path, script = two_speaker_stereo
+    model = load_asr_model(AsrConfig(beam_size=5))
+    turns = pieces_to_turns(transcribe_audio(model, load_audio(path)), {0: "rep", 1: "customer"})
+    assert [t.speaker for t in turns] == ["rep", "customer", "rep", "customer"]
+    assert word_error_rate(script[3][1], turns[3].text) < 0.3, turns[3].text
+
+
 def test_stereo_call_splits_into_two_speakers(two_speaker_stereo, asr_model, nlp) -> None:
     path, script = two_speaker_stereo
     audio = load_audio(path)

@@ -148,6 +148,149 @@ def _vad_parameters(cfg: AsrConfig) -> dict[str, int] | None:
     return params or None
 
 
+#: Most seconds of speech the batched pipeline decodes as one chunk (Whisper's window).
+_CHUNK_S = 30
+#: A speech region at least this long that gets no word sends its chunk to be decoded region by region.
+_UNHEARD_REGION_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Word:
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    text: str
+    start: float
+    end: float
+    avg_logprob: float
+    words: list[_Word] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Splice:
+    """Speech regions laid end to end for the recogniser: where each sits in the signal and in the window."""
+
+    signal: np.ndarray
+    clips: list[dict[str, float]]  # one per chunk: start/end seconds in ``signal``
+    regions: list[tuple[int, int, int]]  # (start in signal, start in the window, length), samples
+    chunk_of_region: list[int]
+
+
+def _speech_regions(samples: np.ndarray, cfg: AsrConfig) -> list[tuple[int, int]]:
+    """Silero VAD speech regions (sample bounds) with the batched pipeline's settings."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    params: dict[str, Any] = {"min_silence_duration_ms": 160, **(_vad_parameters(cfg) or {})}
+    vad = VadOptions(**params, max_speech_duration_s=_CHUNK_S)
+    return [(int(r["start"]), int(r["end"])) for r in get_speech_timestamps(samples, vad)]
+
+
+def _splice(samples: np.ndarray, chunks: list[list[tuple[int, int]]]) -> _Splice:
+    parts: list[np.ndarray] = []
+    clips: list[dict[str, float]] = []
+    regions: list[tuple[int, int, int]] = []
+    chunk_of_region: list[int] = []
+    at = 0
+    for k, chunk in enumerate(chunks):
+        first = at
+        for a, b in chunk:
+            regions.append((at, a, b - a))
+            chunk_of_region.append(k)
+            parts.append(samples[a:b])
+            at += b - a
+        clips.append({"start": first / SAMPLE_RATE, "end": at / SAMPLE_RATE})
+    signal = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, dtype=np.float32)
+    return _Splice(signal=signal, clips=clips, regions=regions, chunk_of_region=chunk_of_region)
+
+
+def _chunks(regions: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+    """Consecutive regions grouped into chunks of at most ``_CHUNK_S`` seconds of speech."""
+    chunks: list[list[tuple[int, int]]] = []
+    total = 0
+    for a, b in regions:
+        if chunks and total + (b - a) <= _CHUNK_S * SAMPLE_RATE:
+            chunks[-1].append((a, b))
+            total += b - a
+        else:
+            chunks.append([(a, b)])
+            total = b - a
+    return chunks
+
+
+def _decode_spliced(model: AsrModel, samples: np.ndarray, chunks: list[list[tuple[int, int]]],
+                    kwargs: dict[str, Any]) -> tuple[list[_Segment], list[int]]:
+    """Decode chunks of spliced speech regions; times mapped back to the window.
+
+    Returns the segments and, per region, how many words fell in it.
+    """
+    cfg = model.config
+    spliced = _splice(samples, chunks)
+    segments, _info = model.batched.transcribe(
+        spliced.signal, batch_size=cfg.batch_size, without_timestamps=cfg.without_timestamps,
+        clip_timestamps=spliced.clips, **{**kwargs, "vad_filter": False, "vad_parameters": None})
+    starts = np.array([r[0] for r in spliced.regions])
+    heard = [0] * len(spliced.regions)
+
+    def region_at(t: float) -> int:
+        return max(0, min(len(starts) - 1, int(np.searchsorted(starts, t * SAMPLE_RATE, side="right")) - 1))
+
+    def to_window(t: float, r: int) -> float:
+        sig, orig, length = spliced.regions[r]
+        return (orig + min(max(t * SAMPLE_RATE - sig, 0), length)) / SAMPLE_RATE
+
+    out: list[_Segment] = []
+    for seg in segments:
+        words = None
+        if seg.words is not None:
+            words = []
+            for w in seg.words:
+                r = region_at((w.start + w.end) / 2)
+                heard[r] += 1
+                words.append(_Word(w.word, to_window(w.start, r), to_window(w.end, r), float(w.probability)))
+        if words:
+            start, end = words[0].start, words[-1].end
+        else:
+            start = to_window(seg.start, region_at(seg.start))
+            end = to_window(seg.end, region_at(max(seg.start, seg.end - 1e-3)))
+        out.append(_Segment(seg.text, start, end, float(seg.avg_logprob), words))
+    return out, heard
+
+
+def _transcribe_batched_vad(model: AsrModel, samples: np.ndarray, kwargs: dict[str, Any]) -> list[_Segment]:
+    """Batched decoding over VAD chunks, with a check that every stretch of speech was heard.
+
+    Like faster-whisper's batched pipeline, speech regions are spliced into chunks of up to 30 s
+    and decoded together. A spliced chunk can come back short: the decoder ends after the first
+    utterance and the rest of the chunk is lost (every beam above 1 did it on a two-utterance
+    chunk; greedy decoding on one variant of a stability call lost five lines). So, with word
+    timestamps on, a chunk in which a region of ``_UNHEARD_REGION_S`` or more got no word is
+    decoded again one region at a time, and those words replace the chunk's.
+    """
+    chunks = _chunks(_speech_regions(samples, model.config))
+    if not chunks:
+        return []
+    segments, heard = _decode_spliced(model, samples, chunks, kwargs)
+    if not model.config.word_timestamps:
+        return segments
+    regions = [r for chunk in chunks for r in chunk]
+    owner = [k for k, chunk in enumerate(chunks) for _ in chunk]
+    redo = sorted({owner[i] for i, (a, b) in enumerate(regions)
+                   if heard[i] == 0 and b - a >= _UNHEARD_REGION_S * SAMPLE_RATE and len(chunks[owner[i]]) > 1})
+    if not redo:
+        return segments
+    logger.info("re-decoding %d of %d chunks region by region (speech with no words)", len(redo), len(chunks))
+    bounds = [(chunks[k][0][0], chunks[k][-1][1]) for k in redo]
+    kept = [s for s in segments if not any(a / SAMPLE_RATE <= (s.start + s.end) / 2 <= b / SAMPLE_RATE
+                                             for a, b in bounds)]
+    again, _heard = _decode_spliced(model, samples, [[r] for k in redo for r in chunks[k]], kwargs)
+    return sorted(kept + again, key=lambda s: s.start)
+
+
 def _transcribe_window(model: AsrModel, samples: np.ndarray) -> list[Any]:
     cfg = model.config
     kwargs: dict[str, Any] = {
@@ -162,10 +305,12 @@ def _transcribe_window(model: AsrModel, samples: np.ndarray) -> list[Any]:
         kwargs["temperature"] = 0.0
     try:
         if model.batched is not None:
-            if not cfg.vad_filter:  # the batched pipeline needs chunk bounds: fixed 30 s windows without VAD
-                step = 30 * SAMPLE_RATE
-                kwargs["clip_timestamps"] = [{"start": s, "end": min(s + step, samples.shape[0])}
-                                             for s in range(0, samples.shape[0], step)]
+            if cfg.vad_filter:
+                return _transcribe_batched_vad(model, samples, kwargs)
+            # the batched pipeline needs chunk bounds: fixed 30 s windows without VAD (seconds)
+            kwargs["clip_timestamps"] = [{"start": s / SAMPLE_RATE, "end": min(s + _CHUNK_S * SAMPLE_RATE,
+                                                                                 samples.shape[0]) / SAMPLE_RATE}
+                                         for s in range(0, samples.shape[0], _CHUNK_S * SAMPLE_RATE)]
             segments, _info = model.batched.transcribe(samples, batch_size=cfg.batch_size,
                                                        without_timestamps=cfg.without_timestamps, **kwargs)
         else:
@@ -207,10 +352,10 @@ def _transcribe_signal(model: AsrModel, signal: np.ndarray, channel: int, offset
     return pieces
 
 
-_Word = tuple[str, float, float, float]
+_TimedWord = tuple[str, float, float, float]
 
 
-def _split_at_pauses(words: tuple[_Word, ...]) -> list[tuple[_Word, ...]]:
+def _split_at_pauses(words: tuple[_TimedWord, ...]) -> list[tuple[_TimedWord, ...]]:
     """Cut a recognised segment's words wherever the speaker paused longer than ``_PIECE_GAP_S``.
 
     The batched pipeline decodes up to 30 s of one channel's speech at once (VAD regions spliced
@@ -218,7 +363,7 @@ def _split_at_pauses(words: tuple[_Word, ...]) -> list[tuple[_Word, ...]]:
     speaker's turns between them; cut at the pauses, each utterance keeps its own time and
     turns alternate as they did in the call.
     """
-    groups: list[list[_Word]] = [[words[0]]]
+    groups: list[list[_TimedWord]] = [[words[0]]]
     for prev, word in zip(words, words[1:]):
         if word[1] - prev[2] > _PIECE_GAP_S:
             groups.append([])
