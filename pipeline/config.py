@@ -43,13 +43,16 @@ class AsrConfig:
         compute_type: CTranslate2 compute type (``int8`` is fastest on CPU).
         cpu_threads: threads for CTranslate2; 0 lets it choose.
         language: spoken language; ``None`` lets the model detect it.
-        beam_size: beam width; 1 is greedy decoding (fastest).
+        beam_size: beam width. 5 (faster-whisper's default) by measurement: on the benchmark calls fewer word
+            errors than greedy decoding and call scores that move less across file formats, for 25-35% more
+            recognition time; 1 (greedy) is the fastest (BENCHMARKS.md).
         vad_filter: skip non-speech with the Silero VAD bundled in faster-whisper.
         word_timestamps: ask for per-word timings (used to time segments precisely).
         batched: use faster-whisper's ``BatchedInferencePipeline`` (VAD cuts the audio into
             chunks of up to 30 s of speech, decoded ``batch_size`` at a time). Each chunk is
             decoded on its own, so a score moves less with imperceptible noise than with
-            sequential 30 s windows that shift with the VAD (BENCHMARKS.md, stability).
+            sequential 30 s windows that shift with the VAD (BENCHMARKS.md, stability). A chunk in which a
+            stretch of speech got no word is decoded again region by region (``pipeline.speech.transcribe``).
         batch_size: batch size when ``batched`` is on.
         without_timestamps: batched decoding without Whisper's timestamp tokens (faster-whisper's
             batched default). Keep it on: with timestamp tokens the batched decoder drops the
@@ -73,7 +76,7 @@ class AsrConfig:
     compute_type: str = "int8"
     cpu_threads: int = 0
     language: str | None = "en"
-    beam_size: int = 1
+    beam_size: int = 5
     vad_filter: bool = True
     word_timestamps: bool = True
     batched: bool = True
