@@ -156,6 +156,8 @@ _UNHEARD_REGION_S = 1.0
 
 @dataclass(frozen=True, slots=True)
 class _Word:
+    """A recognised word, times in the transcribed window (seconds)."""
+
     word: str
     start: float
     end: float
@@ -164,6 +166,8 @@ class _Word:
 
 @dataclass(frozen=True, slots=True)
 class _Segment:
+    """A recognised segment with the fields :func:`_transcribe_signal` reads, times in the window."""
+
     text: str
     start: float
     end: float
