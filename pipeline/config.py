@@ -148,7 +148,7 @@ class DiarizeOptions:
         max_cluster_windows: at most this many windows are clustered together (bounded memory and
             time on long files); the other windows join the nearest cluster centroid.
         block_s: audio is decoded and embedded in blocks of this many seconds.
-        model_path: the speaker-embedding ONNX file; ``None`` uses ``models/speaker/``.
+        model_path: the speaker-embedding ONNX file; ``None`` uses the int8 CAM++ model in ``models/speaker/``.
         random_state: seed of the k-means step of spectral clustering.
     """
 

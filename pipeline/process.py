@@ -40,7 +40,14 @@ from pipeline.ingest.remote import local_copy
 from pipeline.ingest.transcripts import parse_transcript
 from pipeline.schema import CallScore, ClassifiedSegment, Source, Turn
 from pipeline.score import score_call
-from pipeline.speech.diarize import SpeakerModel, assign_words, diarize_file, load_speaker_model
+from pipeline.speech.diarize import (
+    SpeakerModel,
+    assign_words,
+    diarize_file,
+    load_speaker_model,
+    shares_vad,
+    speech_from_vad,
+)
 from pipeline.speech.roles import assign_roles
 from pipeline.speech.transcribe import AsrModel, TranscribedFile, transcribe_file
 from pipeline.speech.turns import channel_words, pieces_to_turns, segment_turns, speaker_for_channel, words_to_turns
@@ -125,7 +132,10 @@ def _audio_turns(path: Path, audio: TranscribedFile, config: PipelineConfig,
     if audio.n_channels != 1 or not config.diarize.enabled or not words:
         return words_to_turns(words, gap_s), None
     model = speaker_model or load_speaker_model(config.diarize.model_path)
-    diarization = diarize_file(model, path, config.diarize, max_duration_s=config.run.max_duration_s)
+    raw = audio.speech.get(0)
+    speech = (speech_from_vad(raw, audio.duration_s, config.diarize)  # the recogniser's VAD pass, reused
+              if raw is not None and shares_vad(config.diarize, audio.speech_min_silence_ms) else None)
+    diarization = diarize_file(model, path, config.diarize, max_duration_s=config.run.max_duration_s, speech=speech)
     labels = assign_words([(w.word, w.start_s, w.end_s, w.probability) for w in words], diarization)
     words = [dataclasses.replace(w, speaker=label) for w, label in zip(words, labels)]
     return words_to_turns(words, gap_s), diarization.elapsed_s

@@ -16,6 +16,10 @@ Usage::
 
 Prints a Markdown table (the one in BENCHMARKS.md). Needs flite, espeak-ng and sox for
 the generated calls.
+
+Timing is the pipeline's: with transcription timed (the default), each file is transcribed
+first and diarized from the recogniser's VAD regions, as ``pipeline.process`` does (the VAD
+network runs once); with ``--no-asr`` the diarizer runs its own VAD pass.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from scipy.optimize import linear_sum_assignment
 
 from pipeline.config import AsrConfig, DiarizeOptions
 from pipeline.ingest.audio import SAMPLE_RATE
-from pipeline.speech.diarize import Diarization, diarize_file, load_speaker_model
+from pipeline.speech.diarize import Diarization, diarize_file, load_speaker_model, shares_vad, speech_from_vad
 
 STEP_S = 0.01
 
@@ -229,23 +233,29 @@ def der(reference: list[tuple[str, float, float]], hypothesis: list[tuple[str, f
 _ASR: list = []
 
 
-def transcription_time(path: Path) -> tuple[float, float]:
-    """Wall and CPU seconds of ``transcribe_file`` (tiny.en, the pipeline's settings; second of two runs)."""
+def transcription_time(path: Path, options: DiarizeOptions) -> tuple[float, float, list[tuple[float, float]] | None]:
+    """Wall and CPU seconds of ``transcribe_file`` (tiny.en, the pipeline's settings; second of two
+    runs), and the diarization regions taken from its VAD pass (``None`` where they cannot be shared)."""
     from pipeline.speech.transcribe import load_asr_model, transcribe_file
 
     if not _ASR:
         _ASR.append(load_asr_model(AsrConfig()))
     transcribe_file(_ASR[0], path)  # warm up
     started, cpu = time.perf_counter(), time.process_time()
-    transcribe_file(_ASR[0], path)
-    return time.perf_counter() - started, time.process_time() - cpu
+    audio = transcribe_file(_ASR[0], path)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    raw = audio.speech.get(0)
+    if raw is None or not shares_vad(options, audio.speech_min_silence_ms):
+        return wall, cpu, None
+    return wall, cpu, speech_from_vad(raw, audio.duration_s, options)
 
 
-def timed_diarize(model, path: Path, options: DiarizeOptions) -> tuple[Diarization, float, float]:
+def timed_diarize(model, path: Path, options: DiarizeOptions,
+                  speech: list[tuple[float, float]] | None = None) -> tuple[Diarization, float, float]:
     """Diarization, wall and CPU seconds (second of two runs: the first warms caches)."""
-    diarize_file(model, path, options)
+    diarize_file(model, path, options, speech=speech)
     started, cpu = time.perf_counter(), time.process_time()
-    result = diarize_file(model, path, options)
+    result = diarize_file(model, path, options, speech=speech)
     return result, time.perf_counter() - started, time.process_time() - cpu
 
 
@@ -265,6 +275,8 @@ def main() -> None:
     parser.add_argument("--min-windows", type=int, default=None, help="embedding windows per call at least")
     parser.add_argument("--dense-speech", type=float, default=None,
                         help="seconds of speech per block with one window per hop (0: all of it)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="speaker-embedding ONNX file (default: the bundled one in models/speaker/)")
     parser.add_argument("--work", type=Path, default=None,
                         help="folder for the generated calls (kept; calls already there are reused)")
     args = parser.parse_args()
@@ -272,7 +284,7 @@ def main() -> None:
     given = {"hop_s": args.hop, "window_s": args.window, "min_windows": args.min_windows,
              "dense_speech_s": args.dense_speech}
     options = DiarizeOptions(n_speakers=args.speakers, **{k: v for k, v in given.items() if v is not None})
-    model = load_speaker_model()
+    model = load_speaker_model(args.model)
     cases: list[Case] = []
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-diarize-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -292,15 +304,19 @@ def main() -> None:
 
     results = []
     for case in cases:
-        result, elapsed, cpu = timed_diarize(model, case.path, options)  # the diarization, as the pipeline runs it
+        asr_wall = asr_cpu = None
+        speech: list[tuple[float, float]] | None = None
+        if not args.no_asr:
+            asr_wall, asr_cpu, speech = transcription_time(case.path, options)
+        # the diarization, as the pipeline runs it (from the recogniser's VAD regions when there are some)
+        result, elapsed, cpu = timed_diarize(model, case.path, options, speech)
         hyp = [(s.speaker, s.start_s, s.end_s) for s in result.segments]
         scores = der(case.reference, hyp)
         row = {"case": case.name, "duration_s": result.duration_s, "ref_speakers": case.n_speakers,
                "hyp_speakers": len(result.speakers), "diarize_s": round(elapsed, 3), "diarize_cpu_s": round(cpu, 3),
-               "asr_s": None, "windows": result.n_windows, "stages": result.stage_s,
+               "asr_s": None, "windows": result.n_windows, "stages": result.stage_s, "shared_vad": speech is not None,
                **{k: round(v, 4) for k, v in scores.items()}}
-        if not args.no_asr:
-            asr_wall, asr_cpu = transcription_time(case.path)
+        if asr_wall is not None and asr_cpu is not None:
             row |= {"asr_s": round(asr_wall, 3), "asr_cpu_s": round(asr_cpu, 3)}
         results.append(row)
         print(json.dumps(row), flush=True)

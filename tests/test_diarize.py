@@ -131,6 +131,30 @@ def test_mono_call_turns_match_the_script(mono_call, speaker_model, asr_model) -
     assert roles["S1"] == ("rep", "heuristic") and roles["S2"] == ("customer", "heuristic")
 
 
+def test_the_diarizer_reuses_the_recognisers_vad_pass_and_finds_the_same_speakers(mono_call, speaker_model,
+                                                                                   asr_model) -> None:
+    """The VAD network runs once per mono call: the recogniser's unpadded regions, turned into the
+    diarizer's, are exactly what the diarizer's own pass finds, so the turns cannot differ."""
+    from pipeline.config import DiarizeOptions
+    from pipeline.ingest.audio import load_audio
+    from pipeline.speech.diarize import detect_speech, diarize_file, shares_vad, speech_from_vad
+    from pipeline.speech.transcribe import transcribe_file
+
+    path, _ = mono_call
+    audio = transcribe_file(asr_model, path)
+    assert list(audio.speech) == [0] and len(audio.speech[0]) >= 6
+    options = DiarizeOptions()
+    assert shares_vad(options, audio.speech_min_silence_ms)
+    assert not shares_vad(DiarizeOptions(min_silence_ms=100), audio.speech_min_silence_ms)
+    assert not shares_vad(DiarizeOptions(vad_threshold=0.6), audio.speech_min_silence_ms)
+    shared = speech_from_vad(audio.speech[0], audio.duration_s, options)
+    own = detect_speech(load_audio(path).samples[0], options)
+    assert np.allclose(np.array(shared), np.array(own), atol=1e-4) and len(shared) == len(own)
+    with_shared = diarize_file(speaker_model, path, speech=shared)
+    assert with_shared.stage_s["vad"] < 0.01
+    assert with_shared.segments == diarize_file(speaker_model, path).segments
+
+
 def test_diarization_off_keeps_one_mixed_speaker(mono_call, asr_model) -> None:
     from pipeline.config import DiarizeOptions, PipelineConfig
     from pipeline.ingest.discover import describe_source
@@ -146,6 +170,20 @@ def test_real_phone_call_has_two_speakers(realdata, speaker_model) -> None:
     from pipeline.speech.diarize import diarize_file
 
     assert len(diarize_file(speaker_model, realdata / "audio" / "phone_call.wav").speakers) == 2
+
+
+def test_the_shipped_speaker_models_match_their_card() -> None:
+    """The int8 model callcycle runs is the one the card describes, and close to its float source."""
+    import hashlib
+
+    from pipeline.speech.diarize import SPEAKER_MODEL_FILE, default_model_path
+
+    card = json.loads((ROOT / "models" / "speaker" / "card.json").read_text())
+    assert default_model_path().name == SPEAKER_MODEL_FILE == card["int8"]["file"]
+    for entry in (card, card["int8"]):
+        path = ROOT / "models" / "speaker" / entry["file"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"], path.name
+    assert card["int8"]["cosine_to_float"]["mean"] >= 0.98
 
 
 def test_fbank_frames_and_gain_invariance() -> None:

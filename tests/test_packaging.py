@@ -61,8 +61,9 @@ def test_wheel_carries_current_model_and_taxonomy(tmp_path: Path) -> None:
               and json.loads(p.read_text()).get("format", "").startswith("callcycle-model")]
     assert not any(f"/models/{o}/" in n for o in others for n in names), "old versions stay out of the wheel"
     assert "cli/__init__.py" in names
-    for shared in (f"encoders/{DEFAULT_ENCODER}/model.onnx", "speaker/campplus_cn_en_common.onnx"):
+    for shared in (f"encoders/{DEFAULT_ENCODER}/model.onnx", "speaker/campplus_cn_en_common.onnx",
+                   "speaker/campplus_cn_en_common.int8.onnx"):
         if (ROOT / "models" / shared).is_file():
             assert f"pipeline/_data/models/{shared}" in names, shared
-    # the sentence encoder (35 MB) and the speaker model (28 MB) dominate; old versions stay out
+    # the sentence encoder (35 MB) and the speaker models (28 + 8.5 MB) dominate; old versions stay out
     assert wheel.stat().st_size < 90 * 2**20

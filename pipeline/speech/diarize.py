@@ -1,10 +1,11 @@
 """Who spoke when in a mono recording, offline and without torch.
 
-Speech regions come from Silero VAD (bundled with faster-whisper), or are given. Log mel
+Speech regions come from Silero VAD (bundled with faster-whisper) — in the pipeline, from the
+recogniser's own VAD pass (:func:`speech_from_vad`), so the network runs once per call. Log mel
 features (:mod:`pipeline.speech.fbank`) are computed once per region. A sparse set of
 windows — one ``window_s`` window per ``hop_s`` seconds of speech for the first
 ``dense_speech_s`` of each block, then growing with the square root of the speech — gets a CAM++ speaker
-embedding from the ONNX model in ``models/speaker/`` run on onnxruntime; spectral clustering
+embedding from the int8 ONNX model in ``models/speaker/`` run on onnxruntime; spectral clustering
 of those embeddings gives the speakers (their number estimated from the eigengap, 1 to
 ``max_speakers``, or fixed by ``n_speakers``). Then every 10 ms frame of speech is
 resegmented: each speaker's frames inside its windows train a Gaussian voice model on
@@ -34,6 +35,7 @@ import numpy as np
 from pipeline.config import DiarizeOptions
 from pipeline.errors import PipelineError
 from pipeline.ingest.audio import SAMPLE_RATE, iter_audio_blocks
+from pipeline.speech import vad
 from pipeline.speech.fbank import FbankOptions, cepstra, compute_fbank, n_frames
 
 __all__ = [
@@ -44,6 +46,8 @@ __all__ = [
     "default_model_path",
     "load_speaker_model",
     "detect_speech",
+    "speech_from_vad",
+    "shares_vad",
     "speech_windows",
     "window_count",
     "cluster_embeddings",
@@ -113,12 +117,17 @@ class Diarization:
     stage_s: dict[str, float] = field(default_factory=dict)
 
 
+#: The speaker model callcycle runs: CAM++ quantised to int8 (``scripts/quantize_speaker_model.py``);
+#: the float original beside it is the quantisation's source (``[diarize] model_path`` selects it).
+SPEAKER_MODEL_FILE = "campplus_cn_en_common.int8.onnx"
+
+
 def default_model_path() -> Path:
-    """The shipped CAM++ ONNX model: ``speaker/campplus_cn_en_common.onnx`` in the packaged models
+    """The shipped CAM++ ONNX model: ``speaker/campplus_cn_en_common.int8.onnx`` in the packaged models
     (``pipeline/_data/models``, copied there when a wheel is built) or the checkout's ``models/``."""
     from pipeline import paths
 
-    name = Path("speaker") / "campplus_cn_en_common.onnx"
+    name = Path("speaker") / SPEAKER_MODEL_FILE
     for root in (paths.PACKAGE_DATA / "models", paths._CHECKOUT / "models"):
         if (root / name).is_file():
             return root / name
@@ -162,15 +171,39 @@ def load_speaker_model(path: str | Path | None = None, *, threads: int = 1) -> S
     return SpeakerModel(path=model_path, session=session, dim=dim)
 
 
-def detect_speech(samples: np.ndarray, options: DiarizeOptions | None = None) -> list[tuple[float, float]]:
-    """Speech regions ``(start_s, end_s)`` of a 16 kHz mono signal, from faster-whisper's Silero VAD."""
-    options = options or DiarizeOptions()
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
+#: Speech shorter than this (after joining across short pauses) is not a diarization region.
+_MIN_SPEECH_MS = 150
+#: Padding of diarization regions.
+_PAD_MS = 60
 
-    vad = VadOptions(threshold=options.vad_threshold, min_speech_duration_ms=150,
-                     min_silence_duration_ms=options.min_silence_ms, speech_pad_ms=60)
-    stamps = get_speech_timestamps(np.ascontiguousarray(samples, dtype=np.float32), vad)
-    return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
+
+def detect_speech(samples: np.ndarray, options: DiarizeOptions | None = None) -> list[tuple[float, float]]:
+    """Speech regions ``(start_s, end_s)`` of a 16 kHz mono signal, from faster-whisper's Silero VAD.
+
+    One unpadded VAD pass (:func:`pipeline.speech.vad.detect`, the recogniser's settings) turned
+    into diarization regions by :func:`speech_from_vad` — so a diarizer handed the recogniser's
+    regions sees exactly what its own pass would find.
+    """
+    options = options or DiarizeOptions()
+    raw = vad.detect(samples, threshold=options.vad_threshold)
+    return speech_from_vad([(a / SAMPLE_RATE, b / SAMPLE_RATE) for a, b in raw], samples.shape[0] / SAMPLE_RATE,
+                           options)
+
+
+def speech_from_vad(raw: Sequence[tuple[float, float]], duration_s: float,
+                    options: DiarizeOptions | None = None) -> list[tuple[float, float]]:
+    """Diarization regions from unpadded VAD regions (seconds): pauses under ``min_silence_ms``
+    bridged, speech under 150 ms dropped, 60 ms of padding (within ``duration_s``)."""
+    options = options or DiarizeOptions()
+    samples = [(int(round(a * SAMPLE_RATE)), int(round(b * SAMPLE_RATE))) for a, b in raw]
+    kept = vad.merge(samples, options.min_silence_ms, _MIN_SPEECH_MS)
+    return [(a / SAMPLE_RATE, b / SAMPLE_RATE) for a, b in vad.pad(kept, _PAD_MS, int(round(duration_s * SAMPLE_RATE)))]
+
+
+def shares_vad(options: DiarizeOptions, min_silence_ms: int) -> bool:
+    """Whether regions found with the recogniser's VAD pass (pauses of ``min_silence_ms`` end a region,
+    default threshold) can stand in for the diarizer's own pass under ``options``."""
+    return options.vad_threshold == vad.DEFAULT_THRESHOLD and min_silence_ms <= options.min_silence_ms
 
 
 def window_count(speech_s: float, options: DiarizeOptions | None = None) -> int:

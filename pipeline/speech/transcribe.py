@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from pipeline.config import DEFAULT_ASR_MODEL, AsrConfig
 from pipeline.errors import TranscriptionError
 from pipeline.ingest.audio import SAMPLE_RATE, AudioData, channel_is_silent, check_audio_content, iter_audio_blocks
 from pipeline.schema import AsrPiece
+from pipeline.speech import vad
 
 __all__ = [
     "AsrModel",
@@ -185,13 +186,23 @@ class _Splice:
     chunk_of_region: list[int]
 
 
-def _speech_regions(samples: np.ndarray, cfg: AsrConfig) -> list[tuple[int, int]]:
-    """Silero VAD speech regions (sample bounds) with the batched pipeline's settings."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
+#: faster-whisper's padding of VAD regions (``speech_pad_ms``) when the configuration sets none.
+_DEFAULT_PAD_MS = 400
 
-    params: dict[str, Any] = {"min_silence_duration_ms": 160, **(_vad_parameters(cfg) or {})}
-    vad = VadOptions(**params, max_speech_duration_s=_CHUNK_S)
-    return [(int(r["start"]), int(r["end"])) for r in get_speech_timestamps(samples, vad)]
+
+def _vad_min_silence_ms(cfg: AsrConfig) -> int:
+    return cfg.vad_min_silence_ms if cfg.vad_min_silence_ms is not None else vad.RAW_MIN_SILENCE_MS
+
+
+def _speech_regions(samples: np.ndarray, cfg: AsrConfig) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Silero VAD speech regions (sample bounds): ``(padded for decoding, unpadded)``.
+
+    The padded regions are what faster-whisper's batched pipeline would find (its padding, a
+    30-s cap, our 160-ms pause); the unpadded ones are kept for the diarizer (one VAD pass).
+    """
+    pad_ms = cfg.vad_speech_pad_ms if cfg.vad_speech_pad_ms is not None else _DEFAULT_PAD_MS
+    raw = vad.detect(samples, min_silence_ms=_vad_min_silence_ms(cfg), max_speech_s=_CHUNK_S - 2 * pad_ms / 1000)
+    return vad.pad(raw, pad_ms, samples.shape[0]), raw
 
 
 def _splice(samples: np.ndarray, chunks: list[list[tuple[int, int]]]) -> _Splice:
@@ -265,7 +276,8 @@ def _decode_spliced(model: AsrModel, samples: np.ndarray, chunks: list[list[tupl
     return out, heard
 
 
-def _transcribe_batched_vad(model: AsrModel, samples: np.ndarray, kwargs: dict[str, Any]) -> list[_Segment]:
+def _transcribe_batched_vad(model: AsrModel, samples: np.ndarray,
+                            kwargs: dict[str, Any]) -> tuple[list[_Segment], list[tuple[int, int]]]:
     """Batched decoding over VAD chunks, with a check that every stretch of speech was heard.
 
     Like faster-whisper's batched pipeline, speech regions are spliced into chunks of up to 30 s
@@ -274,28 +286,32 @@ def _transcribe_batched_vad(model: AsrModel, samples: np.ndarray, kwargs: dict[s
     chunk; greedy decoding on one variant of a stability call lost five lines). So, with word
     timestamps on, a chunk in which a region of ``_UNHEARD_REGION_S`` or more got no word is
     decoded again one region at a time, and those words replace the chunk's.
+
+    Returns the segments and the unpadded speech regions (samples) the VAD found.
     """
-    chunks = _chunks(_speech_regions(samples, model.config))
+    padded, raw = _speech_regions(samples, model.config)
+    chunks = _chunks(padded)
     if not chunks:
-        return []
+        return [], raw
     segments, heard = _decode_spliced(model, samples, chunks, kwargs)
     if not model.config.word_timestamps:
-        return segments
+        return segments, raw
     regions = [r for chunk in chunks for r in chunk]
     owner = [k for k, chunk in enumerate(chunks) for _ in chunk]
     redo = sorted({owner[i] for i, (a, b) in enumerate(regions)
                    if heard[i] == 0 and b - a >= _UNHEARD_REGION_S * SAMPLE_RATE and len(chunks[owner[i]]) > 1})
     if not redo:
-        return segments
+        return segments, raw
     logger.info("re-decoding %d of %d chunks region by region (speech with no words)", len(redo), len(chunks))
     bounds = [(chunks[k][0][0], chunks[k][-1][1]) for k in redo]
     kept = [s for s in segments if not any(a / SAMPLE_RATE <= (s.start + s.end) / 2 <= b / SAMPLE_RATE
                                              for a, b in bounds)]
     again, _heard = _decode_spliced(model, samples, [[r] for k in redo for r in chunks[k]], kwargs)
-    return sorted(kept + again, key=lambda s: s.start)
+    return sorted(kept + again, key=lambda s: s.start), raw
 
 
-def _transcribe_window(model: AsrModel, samples: np.ndarray) -> list[Any]:
+def _transcribe_window(model: AsrModel, samples: np.ndarray) -> tuple[list[Any], list[tuple[int, int]] | None]:
+    """Segments of one window, and the unpadded VAD regions (samples) where callcycle ran the VAD itself."""
     cfg = model.config
     kwargs: dict[str, Any] = {
         "language": cfg.language,
@@ -319,7 +335,7 @@ def _transcribe_window(model: AsrModel, samples: np.ndarray) -> list[Any]:
                                                        without_timestamps=cfg.without_timestamps, **kwargs)
         else:
             segments, _info = model.whisper.transcribe(samples, **kwargs)
-        return list(segments)
+        return list(segments), None
     except Exception as exc:
         raise TranscriptionError(
             f"Speech recognition failed: {type(exc).__name__}: {exc}.",
@@ -327,16 +343,27 @@ def _transcribe_window(model: AsrModel, samples: np.ndarray) -> list[Any]:
         ) from exc
 
 
-def _transcribe_signal(model: AsrModel, signal: np.ndarray, channel: int, offset_s: float) -> list[AsrPiece]:
-    """Pieces of one channel's stretch of audio, in windows of ``chunk_s``, times offset to call time."""
+def _transcribe_signal(model: AsrModel, signal: np.ndarray, channel: int,
+                       offset_s: float) -> tuple[list[AsrPiece], list[tuple[float, float]] | None]:
+    """Pieces of one channel's stretch of audio, in windows of ``chunk_s``, times offset to call time.
+
+    Also returns the unpadded VAD speech regions (call seconds) when callcycle ran the VAD for
+    every window, else ``None``.
+    """
     pieces: list[AsrPiece] = []
+    speech: list[tuple[float, float]] | None = []
     window = max(30 * SAMPLE_RATE, int(model.config.chunk_s * SAMPLE_RATE))
     for start in range(0, signal.shape[0], window):
         chunk = np.ascontiguousarray(signal[start : start + window])
         if chunk.shape[0] < SAMPLE_RATE // 2 or channel_is_silent(chunk):
             continue
         base = offset_s + start / SAMPLE_RATE
-        for seg in _transcribe_window(model, chunk):
+        segments, regions = _transcribe_window(model, chunk)
+        if regions is None or speech is None:
+            speech = None
+        else:
+            speech.extend((base + a / SAMPLE_RATE, base + b / SAMPLE_RATE) for a, b in regions)
+        for seg in segments:
             text = seg.text.strip()
             if not text:
                 continue
@@ -353,7 +380,7 @@ def _transcribe_signal(model: AsrModel, signal: np.ndarray, channel: int, offset
                 pieces.append(AsrPiece(channel=channel, start_s=group[0][1], end_s=group[-1][2],
                                        text=" ".join(w[0] for w in group),
                                        confidence=float(np.mean([w[3] for w in group])), words=group))
-    return pieces
+    return pieces, speech
 
 
 _TimedWord = tuple[str, float, float, float]
@@ -386,19 +413,32 @@ def transcribe_audio(model: AsrModel, audio: AudioData) -> list[AsrPiece]:
     """
     pieces: list[AsrPiece] = []
     for ch in distinct_channels(audio):
-        pieces.extend(_transcribe_signal(model, audio.samples[ch], ch, 0.0))
+        pieces.extend(_transcribe_signal(model, audio.samples[ch], ch, 0.0)[0])
     pieces.sort(key=lambda p: (p.start_s, p.channel))
     return pieces
 
 
 @dataclass(frozen=True, slots=True)
 class TranscribedFile:
-    """Result of :func:`transcribe_file`."""
+    """Result of :func:`transcribe_file`.
+
+    Attributes:
+        pieces: recognised pieces of all channels, sorted by start time.
+        duration_s: length of the recording (seconds).
+        n_channels: channels in the file.
+        source_sample_rate: the file's own sample rate.
+        speech: per transcribed channel, the unpadded Silero VAD speech regions (call seconds)
+            that decoding started from — present only where callcycle ran the VAD itself
+            (batched decoding with VAD on); the diarizer reuses them instead of a second pass.
+        speech_min_silence_ms: the pause that ended a region in ``speech``.
+    """
 
     pieces: list[AsrPiece]
     duration_s: float
     n_channels: int
     source_sample_rate: int
+    speech: dict[int, tuple[tuple[float, float], ...]] = field(default_factory=dict)
+    speech_min_silence_ms: int = vad.RAW_MIN_SILENCE_MS
 
 
 def transcribe_file(model: AsrModel, path: Path, *, max_duration_s: float | None = None) -> TranscribedFile:
@@ -423,6 +463,7 @@ def transcribe_file(model: AsrModel, path: Path, *, max_duration_s: float | None
 
 def _transcribe_blocks(model: AsrModel, path: Path, max_duration_s: float | None) -> TranscribedFile:
     pieces: list[AsrPiece] = []
+    speech: dict[int, list[tuple[float, float]] | None] = {}
     n_samples, n_channels, source_rate, heard = 0, 0, SAMPLE_RATE, False
     for block in iter_audio_blocks(Path(path), block_s=model.config.chunk_s, max_duration_s=max_duration_s):
         n_channels = max(n_channels, block.samples.shape[0])
@@ -431,8 +472,13 @@ def _transcribe_blocks(model: AsrModel, path: Path, max_duration_s: float | None
         channels = _distinct(block.samples)
         heard = heard or bool(channels)
         for ch in channels:
-            pieces.extend(_transcribe_signal(model, block.samples[ch], ch, block.offset_s))
+            found, regions = _transcribe_signal(model, block.samples[ch], ch, block.offset_s)
+            pieces.extend(found)
+            known = speech.setdefault(ch, [])
+            speech[ch] = None if regions is None or known is None else known + regions
     check_audio_content(Path(path), n_samples, heard)
     pieces.sort(key=lambda p: (p.start_s, p.channel))
     return TranscribedFile(pieces=pieces, duration_s=n_samples / SAMPLE_RATE, n_channels=n_channels,
-                           source_sample_rate=source_rate)
+                           source_sample_rate=source_rate,
+                           speech={ch: tuple(r) for ch, r in speech.items() if r is not None},
+                           speech_min_silence_ms=_vad_min_silence_ms(model.config))

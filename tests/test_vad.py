@@ -1,0 +1,48 @@
+"""Speech regions: one unpadded VAD pass gives the recogniser's padded regions exactly."""
+
+from __future__ import annotations
+
+from math import gcd
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from tests.conftest import espeak_wav, read_wav
+
+RATE = 16000
+
+
+def _speech_with_pauses(tmp_path) -> np.ndarray:
+    parts = []
+    for k, (text, pause_s) in enumerate([("Can you send the revised quote by Thursday?", 0.25),
+                                         ("Yes, I will send it tomorrow morning.", 0.9),
+                                         ("Great, thanks.", 0.12), ("Talk soon.", 2.0)]):
+        samples, rate = read_wav(espeak_wav(text, tmp_path / f"{k}.wav"))
+        g = gcd(RATE, rate)
+        speech = resample_poly(samples[0].astype(np.float32) / 32768.0, RATE // g, rate // g).astype(np.float32)
+        parts += [speech, np.zeros(int(pause_s * RATE), dtype=np.float32)]
+    return np.concatenate([np.zeros(RATE // 3, dtype=np.float32)] + parts)
+
+
+def test_padding_one_unpadded_pass_equals_faster_whispers_padded_regions(tmp_path) -> None:
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    from pipeline.speech import vad
+
+    x = _speech_with_pauses(tmp_path)
+    for pad_ms, max_s in [(400, 30.0), (200, 30.0), (400, 2.0)]:
+        theirs = get_speech_timestamps(x, VadOptions(min_silence_duration_ms=160, speech_pad_ms=pad_ms,
+                                                     max_speech_duration_s=max_s))
+        ours = vad.pad(vad.detect(x, max_speech_s=max_s - 2 * pad_ms / 1000), pad_ms, x.shape[0])
+        assert ours == [(s["start"], s["end"]) for s in theirs]
+        assert len(ours) >= 3
+
+
+def test_merge_bridges_short_pauses_then_drops_blips() -> None:
+    from pipeline.speech import vad
+
+    regions = [(0, 16000), (16000 + 3200, 32000), (48000, 48000 + 1600), (80000, 96000)]
+    # 200 ms pause bridged at 300 ms; the 100 ms blip dropped at 150 ms
+    assert vad.merge(regions, 300, 150) == [(0, 32000), (80000, 96000)]
+    assert vad.merge(regions, 100, 0) == regions
+    assert vad.pad([(8000, 16000), (17000, 32000)], 60, 32500) == [(8000 - 960, 16500), (16500, 32500)]
