@@ -155,6 +155,21 @@ def test_the_diarizer_reuses_the_recognisers_vad_pass_and_finds_the_same_speaker
     assert with_shared.segments == diarize_file(speaker_model, path).segments
 
 
+def test_without_the_recognisers_vad_regions_the_diarizer_runs_its_own_pass(mono_call, speaker_model) -> None:
+    """Sequential decoding leaves VAD to faster-whisper, so there are no regions to share: the
+    diarizer finds speech itself and the turns still follow the script."""
+    from pipeline.config import AsrConfig, PipelineConfig
+    from pipeline.ingest.discover import describe_source
+    from pipeline.process import read_call
+    from pipeline.speech.transcribe import load_asr_model, transcribe_file
+
+    path, _ = mono_call
+    sequential = load_asr_model(AsrConfig(batched=False))
+    assert transcribe_file(sequential, path).speech == {}
+    call = read_call(describe_source(path), sequential, PipelineConfig(), speaker_model)
+    assert [t.speaker for t in call.turns] == ["S1", "S2", "S1", "S2", "S1", "S2"]
+
+
 def test_diarization_off_keeps_one_mixed_speaker(mono_call, asr_model) -> None:
     from pipeline.config import DiarizeOptions, PipelineConfig
     from pipeline.ingest.discover import describe_source
