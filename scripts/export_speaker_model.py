@@ -105,12 +105,19 @@ class ContextMask(nn.Module):
         self.linear2 = nn.Conv1d(c_in // 2, c_out, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The gate is the same for every frame of a 100-frame segment (its context is the global
+        # mean plus the segment's mean, and the gate's convolutions are 1x1), so it is computed
+        # once per segment and broadcast over the segment's frames: the same numbers as
+        # repeating the segment means to every frame first, without a Tile over all frames.
         t = x.shape[2]
-        seg = F.avg_pool1d(x, kernel_size=self.segment, stride=self.segment, ceil_mode=True)
-        seg = torch.repeat_interleave(seg, self.segment, dim=2)[:, :, :t]
+        seg = F.avg_pool1d(x, kernel_size=self.segment, stride=self.segment, ceil_mode=True)  # (B, C, n)
         context = x.mean(dim=2, keepdim=True) + seg
-        gate = torch.sigmoid(self.linear2(F.relu(self.linear1(context))))
-        return self.linear_local(x) * gate
+        gate = torch.sigmoid(self.linear2(F.relu(self.linear1(context))))  # (B, C_out, n)
+        local = self.linear_local(x)  # (B, C_out, T)
+        n = seg.shape[2]
+        local = F.pad(local, (0, n * self.segment - t))
+        out = local.reshape(local.shape[0], local.shape[1], n, self.segment) * gate.unsqueeze(-1)
+        return out.reshape(local.shape[0], local.shape[1], n * self.segment)[:, :, :t]
 
 
 class DenseUnit(nn.Module):

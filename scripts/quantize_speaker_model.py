@@ -12,7 +12,7 @@ Two steps, two environments (callcycle's own environment has no ``onnx`` package
     /tmp/quant-venv/bin/python scripts/quantize_speaker_model.py quantize --windows /tmp/calib.npz
 
 Why: the network is three quarters of diarization's cost, and onnxruntime's integer convolution
-with static (calibrated) activation scales runs the 1.5-s windows in about 55% of the float
+with static (calibrated) activation scales runs the 1.5-s windows in about half the float
 model's CPU time on the 2-core benchmark machine (BENCHMARKS.md, diarization section). Dynamic
 quantisation was tried earlier and was four times *slower* (``ConvInteger``).
 
