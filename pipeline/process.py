@@ -45,8 +45,7 @@ from pipeline.speech.diarize import (
     assign_words,
     diarize_file,
     load_speaker_model,
-    shares_vad,
-    speech_from_vad,
+    reusable_speech,
 )
 from pipeline.speech.roles import assign_roles
 from pipeline.speech.transcribe import AsrModel, TranscribedFile, transcribe_file
@@ -132,9 +131,8 @@ def _audio_turns(path: Path, audio: TranscribedFile, config: PipelineConfig,
     if audio.n_channels != 1 or not config.diarize.enabled or not words:
         return words_to_turns(words, gap_s), None
     model = speaker_model or load_speaker_model(config.diarize.model_path)
-    raw = audio.speech.get(0)
-    speech = (speech_from_vad(raw, audio.duration_s, config.diarize)  # the recogniser's VAD pass, reused
-              if raw is not None and shares_vad(config.diarize, audio.speech_min_silence_ms) else None)
+    # the recogniser's VAD pass, reused where its settings allow
+    speech = reusable_speech(audio.speech.get(0), audio.duration_s, audio.speech_min_silence_ms, config.diarize)
     diarization = diarize_file(model, path, config.diarize, max_duration_s=config.run.max_duration_s, speech=speech)
     labels = assign_words([(w.word, w.start_s, w.end_s, w.probability) for w in words], diarization)
     words = [dataclasses.replace(w, speaker=label) for w, label in zip(words, labels)]

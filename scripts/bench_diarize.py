@@ -41,7 +41,7 @@ from scipy.optimize import linear_sum_assignment
 
 from pipeline.config import AsrConfig, DiarizeOptions
 from pipeline.ingest.audio import SAMPLE_RATE
-from pipeline.speech.diarize import Diarization, diarize_file, load_speaker_model, shares_vad, speech_from_vad
+from pipeline.speech.diarize import Diarization, diarize_file, load_speaker_model, reusable_speech
 
 STEP_S = 0.01
 
@@ -244,10 +244,7 @@ def transcription_time(path: Path, options: DiarizeOptions) -> tuple[float, floa
     started, cpu = time.perf_counter(), time.process_time()
     audio = transcribe_file(_ASR[0], path)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    raw = audio.speech.get(0)
-    if raw is None or not shares_vad(options, audio.speech_min_silence_ms):
-        return wall, cpu, None
-    return wall, cpu, speech_from_vad(raw, audio.duration_s, options)
+    return wall, cpu, reusable_speech(audio.speech.get(0), audio.duration_s, audio.speech_min_silence_ms, options)
 
 
 def timed_diarize(model, path: Path, options: DiarizeOptions,

@@ -48,6 +48,7 @@ __all__ = [
     "detect_speech",
     "speech_from_vad",
     "shares_vad",
+    "reusable_speech",
     "speech_windows",
     "window_count",
     "cluster_embeddings",
@@ -204,6 +205,17 @@ def shares_vad(options: DiarizeOptions, min_silence_ms: int) -> bool:
     """Whether regions found with the recogniser's VAD pass (pauses of ``min_silence_ms`` end a region,
     default threshold) can stand in for the diarizer's own pass under ``options``."""
     return options.vad_threshold == vad.DEFAULT_THRESHOLD and min_silence_ms <= options.min_silence_ms
+
+
+def reusable_speech(raw: Sequence[tuple[float, float]] | None, duration_s: float, min_silence_ms: int,
+                    options: DiarizeOptions | None = None) -> list[tuple[float, float]] | None:
+    """Diarization regions from the recogniser's unpadded VAD regions of a channel (``None`` when the
+    recogniser ran no VAD of its own), or ``None`` when its settings cannot stand in for the
+    diarizer's (:func:`shares_vad`) — ``diarize_file(..., speech=None)`` then runs its own pass."""
+    options = options or DiarizeOptions()
+    if raw is None or not shares_vad(options, min_silence_ms):
+        return None
+    return speech_from_vad(raw, duration_s, options)
 
 
 def window_count(speech_s: float, options: DiarizeOptions | None = None) -> int:
