@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -63,6 +64,7 @@ def train(
     context: Annotated[bool, typer.Option("--context/--no-context", help="Read each segment with its neighbours (the context level).")] = True,
     folds: Annotated[int, typer.Option(help="Grouped folds for the out-of-fold probabilities the context level learns from.")] = 5,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
+    speech_copies: Annotated[Optional[int], typer.Option(min=0, help="Transcript-like noised copies of each written training conversation (dropped and repeated words, fillers, moved punctuation, lower case), trained next to the originals; 0 = none. Default: the training default (none); docs/REALDATA.md has what 1 and 2 measured.", show_default=False)] = None,
     promote_model: Annotated[bool, typer.Option("--promote", help="Point models/CURRENT at the new model if held-out macro-F1 does not drop.")] = False,
     force: Annotated[bool, typer.Option(help="With --promote: promote even if held-out macro-F1 drops.")] = False,
 ) -> None:
@@ -78,6 +80,8 @@ def train(
     ext = external if external is not None else sorted((labels_data_dir().parent / "external").glob("*.jsonl.gz"))
     shared = realdata if realdata is not None else Path("../shared/realdata/text")
     cfg = TrainConfig(folds=folds, seed=seed, encoder=None if encoder == "none" else encoder, context=context)
+    if speech_copies is not None:
+        cfg = dataclasses.replace(cfg, speech_copies=speech_copies)
     with con.status("training (text level, out-of-fold probabilities, context level; several minutes)..."):
         outcome = train_classifiers(str(taxonomy_path(taxonomy)), [str(f) for f in files], str(models_dir(models)),
                                     cfg, version, promote_model, force, [str(f) for f in ext],

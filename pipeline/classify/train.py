@@ -24,7 +24,7 @@ import platform
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
 from pipeline.classify.benchmark import BenchmarkSet, ami_views
-from pipeline.classify.labels import LabelledRow, Taxonomy, data_hash, drop_near_duplicates, is_holdout
+from pipeline.classify.labels import LabelledRow, Taxonomy, data_hash, drop_near_duplicates, is_holdout, split_key
 from pipeline.classify.model import CycleModel, Utterances
 from pipeline.config import DEFAULT_ENCODER
 from pipeline.errors import LabelDataError
@@ -82,6 +82,10 @@ class TrainConfig:
             row (they are context for it); the rest cost encoding time and teach nothing.
         tune_offsets: learn per-class log-prior offsets from the context level's out-of-fold
             probabilities (see :class:`pipeline.classify.model.CycleModel`).
+        speech_copies: transcript-like noised copies of each written training conversation
+            (:func:`pipeline.classify.augment.speech_noise`), trained next to the originals;
+            0 trains on the written text as it is.
+        speech_copy_weight: sample weight of those copies relative to their originals.
     """
 
     folds: int = 5
@@ -97,6 +101,28 @@ class TrainConfig:
     mapped_label_percent: int = 10
     context_radius: int = 2
     tune_offsets: bool = True
+    speech_copies: int = 0
+    speech_copy_weight: float = 0.5
+
+
+def speech_copies(rows: Sequence[LabelledRow], copies: int) -> list[LabelledRow]:
+    """Noised copies of the written rows, each copy of a conversation a conversation of its own.
+
+    A copy keeps its row's labels; its group is ``<group>~s<n>`` so it is read as a separate
+    conversation (its neighbours are copies too). Folds must still keep a copy with its
+    original: see :func:`train_models`, which passes the original split group.
+    """
+    from pipeline.classify.augment import speech_noise
+
+    out: list[LabelledRow] = []
+    for n in range(1, copies + 1):
+        for r in rows:
+            if r.corpus != "written":
+                continue
+            out.append(replace(r, id=f"{r.id}~s{n}", text=speech_noise(r.text, r.id, n),
+                                           group=f"{r.group}~s{n}",
+                                           meta={**r.meta, "copy_of": r.id}))
+    return out
 
 
 @dataclass(slots=True)
@@ -390,23 +416,31 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
     stamp = datetime.now(UTC)
     version = version or f"{taxonomy.name}-{stamp:%Y%m%dT%H%M%SZ}-{d_hash[:8]}"
 
+    copies = speech_copies(train_rows, cfg.speech_copies)
+    # A copy's fold is its original's, so no out-of-fold probability comes from a model that saw it.
+    fold_groups = [r.split_group for r in train_rows] + [split_key(r.corpus, r.group.rsplit("~s", 1)[0])
+                                                        for r in copies]
+    train_rows = train_rows + copies
     all_rows = train_rows + holdout_rows
     vectors = embed_texts(encoder, [r.text for r in all_rows], progress=say) if encoder else None
     train_vec = vectors[: len(train_rows)] if vectors is not None else None
     hold_vec = vectors[len(train_rows) :] if vectors is not None else None
     weights_by_corpus = dict(cfg.corpus_weights)
-    weights = np.asarray([weights_by_corpus.get(r.corpus, 1.0) for r in train_rows])
+    weights = np.asarray([weights_by_corpus.get(r.corpus, 1.0)
+                          * (cfg.speech_copy_weight if "copy_of" in r.meta else 1.0) for r in train_rows])
     model = CycleModel(tasks={t.name: list(t.labels) for t in taxonomy.tasks}, use_encoder=encoder is not None,
                        use_context=cfg.context, text_c=cfg.text_c, encoder_weight=cfg.encoder_weight,
                        context_folds=cfg.folds, random_state=cfg.seed, tune_offsets=cfg.tune_offsets)
     oof: dict[str, np.ndarray] = {}
     model.fit(rows_to_utterances(train_rows), _labels_by_task(train_rows, taxonomy), train_vec,
-              groups=[r.split_group for r in train_rows], sample_weight=weights,
+              groups=fold_groups, sample_weight=weights,
               balance_groups=[r.corpus for r in train_rows],
               standalone_weight=cfg.standalone_weight,
-              standalone_mask=np.asarray([r.corpus == "written" for r in train_rows]),
+              standalone_mask=np.asarray([r.corpus == "written" and "copy_of" not in r.meta for r in train_rows]),
               oof_out=oof, progress=say)
-    cross_validated = _metrics_for(train_rows, oof, model, taxonomy) if oof else {}
+    n_original = len(train_rows) - len(copies)
+    cross_validated = (_metrics_for(train_rows[:n_original], {t: p[:n_original] for t, p in oof.items()}, model,
+                                    taxonomy) if oof else {})
 
     evaluation: dict[str, Any] = {}
     by_corpus: dict[str, list[int]] = {}
@@ -429,7 +463,7 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
 
     tasks_card: dict[str, Any] = {}
     for task in taxonomy.tasks:
-        y_train = [r.labels[task.name] for r in train_rows if task.name in r.labels]
+        y_train = [r.labels[task.name] for r in train_rows[:n_original] if task.name in r.labels]
         entry: dict[str, Any] = {
             "labels": list(task.labels),
             "selected": _recipe(cfg, encoder is not None),
@@ -462,7 +496,8 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
             "near_duplicates_dropped": n_dropped,
             "near_duplicate_rule": (f"written rows: cosine of char 3-5-gram TF-IDF of normalised text "
                                     f">= {cfg.dedupe_threshold}"),
-            "rows_train": len(train_rows),
+            "rows_train": n_original,
+            "rows_speech_copies": len(copies),
             "rows_holdout": len(holdout_rows),
             "holdout_rule": f"sha256(split group) % 100 < {cfg.holdout_percent}",
             "split_group": "the conversation group; for AMI, the meeting series (ES2002a-d -> ES2002)",
