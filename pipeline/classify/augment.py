@@ -26,21 +26,22 @@ _TOKEN = re.compile(r"\S+")
 _TRAILING = re.compile(r"[.,!?;:]+$")
 
 
-def _rng(row_id: str, copy: int) -> random.Random:
-    digest = hashlib.sha256(f"{row_id}\x00{copy}".encode()).hexdigest()
+def _rng(row_id: str, copy: int, salt: int) -> random.Random:
+    key = f"{row_id}\x00{copy}" + (f"\x00{salt}" if salt else "")
+    digest = hashlib.sha256(key.encode()).hexdigest()
     return random.Random(int(digest[:16], 16))
 
 
 def speech_noise(text: str, row_id: str, copy: int = 1, drop: float = 0.06, repeat: float = 0.04,
-                 filler: float = 0.05, punctuation: float = 0.5) -> str:
-    """A transcript-like variant of ``text``, the same for the same ``row_id`` and ``copy``.
+                 filler: float = 0.05, punctuation: float = 0.5, salt: int = 0) -> str:
+    """A transcript-like variant of ``text``, the same for the same ``row_id``, ``copy`` and ``salt``.
 
     Per word: dropped with probability ``drop`` (never the only word), repeated with ``repeat``
     (a disfluent restart), preceded by a filler with ``filler``. Each punctuation mark inside the
     text is, with probability ``punctuation``, removed or swapped for a comma or full stop; half
     of the copies are lower-cased throughout, as many transcripts are.
     """
-    rng = _rng(row_id, copy)
+    rng = _rng(row_id, copy, salt)
     words = _TOKEN.findall(text)
     if not words:
         return text

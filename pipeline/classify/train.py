@@ -86,6 +86,7 @@ class TrainConfig:
             (:func:`pipeline.classify.augment.speech_noise`), trained next to the originals;
             0 trains on the written text as it is.
         speech_copy_weight: sample weight of those copies relative to their originals.
+        speech_salt: varies the copies' noise (0: the draws documented in docs/REALDATA.md).
     """
 
     folds: int = 5
@@ -103,9 +104,10 @@ class TrainConfig:
     tune_offsets: bool = True
     speech_copies: int = 0
     speech_copy_weight: float = 0.5
+    speech_salt: int = 0
 
 
-def speech_copies(rows: Sequence[LabelledRow], copies: int) -> list[LabelledRow]:
+def speech_copies(rows: Sequence[LabelledRow], copies: int, salt: int = 0) -> list[LabelledRow]:
     """Noised copies of the written rows, each copy of a conversation a conversation of its own.
 
     A copy keeps its row's labels; its group is ``<group>~s<n>`` so it is read as a separate
@@ -119,7 +121,7 @@ def speech_copies(rows: Sequence[LabelledRow], copies: int) -> list[LabelledRow]
         for r in rows:
             if r.corpus != "written":
                 continue
-            out.append(replace(r, id=f"{r.id}~s{n}", text=speech_noise(r.text, r.id, n),
+            out.append(replace(r, id=f"{r.id}~s{n}", text=speech_noise(r.text, r.id, n, salt=salt),
                                            group=f"{r.group}~s{n}",
                                            meta={**r.meta, "copy_of": r.id}))
     return out
@@ -416,7 +418,7 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
     stamp = datetime.now(UTC)
     version = version or f"{taxonomy.name}-{stamp:%Y%m%dT%H%M%SZ}-{d_hash[:8]}"
 
-    copies = speech_copies(train_rows, cfg.speech_copies)
+    copies = speech_copies(train_rows, cfg.speech_copies, cfg.speech_salt)
     # A copy's fold is its original's, so no out-of-fold probability comes from a model that saw it.
     fold_groups = [r.split_group for r in train_rows] + [split_key(r.corpus, r.group.rsplit("~s", 1)[0])
                                                         for r in copies]
