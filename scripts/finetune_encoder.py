@@ -44,18 +44,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TASKS = {"talk_action": ["talk", "action"], "stage": ["align", "act", "adjust", "other"]}
 
 
-def _extra_hand_labels(folders: list[Path]) -> dict[str, dict]:
-    """Hand labels ({id, stage, talk_action}) from annotation folders not merged into the corpus file."""
-    extra: dict[str, dict] = {}
-    for folder in folders:
-        for shard in sorted(folder.glob("*.jsonl")):
-            for line in shard.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    obj = json.loads(line)
-                    extra[obj["id"]] = {t: obj.get(t) for t in TASKS}
-    return extra
-
-
 def prepare(out: Path, extra_hand: list[Path]) -> int:
     """Write the hand-labelled AMI rows of the training series (text + labels) to ``out``.
 
@@ -69,14 +57,16 @@ def prepare(out: Path, extra_hand: list[Path]) -> int:
 
     taxonomy = load_taxonomy(ROOT / "labels" / "taxonomy.toml")
     rows = load_labelled([ROOT / "labels" / "external" / "ami.jsonl.gz"], taxonomy, partial=True)
-    extra = _extra_hand_labels(extra_hand)
+    from import_ami import read_hand_labels  # the one reader of annotation shards (scripts/)
+
+    extra = {k: v for folder in extra_hand for k, v in read_hand_labels(folder).items()}
     kept = [r for r in rows if r.meta.get("label_source") == "hand" and r.labels
             and not is_holdout(r.split_group)]
     known = {r.id for r in kept}
     added = 0
     for r in rows:
         if r.id in extra and r.id not in known and r.text.strip() and not is_holdout(r.split_group):
-            kept.append(dataclasses.replace(r, labels={t: v for t, v in extra[r.id].items() if v}))
+            kept.append(dataclasses.replace(r, labels={t: extra[r.id][t] for t in TASKS}))
             added += 1
     if extra:
         print(f"{added} acts added from {', '.join(str(f) for f in extra_hand)} ({len(extra)} labels read)")

@@ -331,13 +331,8 @@ def build_rows(source, prefix: str | None = None) -> list[dict]:
     return rows
 
 
-def apply_hand_labels(rows: list[dict], folder: Path) -> list[dict]:
-    """Overlay hand annotations (by id) on the mapped labels; drop rows with no words.
-
-    Every row gets ``label_source``: ``hand`` when an annotator labelled it against the taxonomy
-    in context, else ``mapped`` (the DA-tag mapping above). Rows whose text is empty (only a
-    vocal sound) carry no words for a classifier or for context and are left out.
-    """
+def read_hand_labels(folder: Path) -> dict[str, dict]:
+    """Hand annotations of a folder of ``*.jsonl`` shards ({id, stage, talk_action}), by id."""
     hand: dict[str, dict] = {}
     for path in sorted(Path(folder).glob("*.jsonl")):
         for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -348,6 +343,17 @@ def apply_hand_labels(rows: list[dict], folder: Path) -> list[dict]:
                     "talk", "action"}:
                 raise SystemExit(f"{path}:{line_no}: bad labels {obj!r}")
             hand[obj["id"]] = obj
+    return hand
+
+
+def apply_hand_labels(rows: list[dict], folder: Path) -> list[dict]:
+    """Overlay hand annotations (by id) on the mapped labels; drop rows with no words.
+
+    Every row gets ``label_source``: ``hand`` when an annotator labelled it against the taxonomy
+    in context, else ``mapped`` (the DA-tag mapping above). Rows whose text is empty (only a
+    vocal sound) carry no words for a classifier or for context and are left out.
+    """
+    hand = read_hand_labels(folder)
     known = {r["id"] for r in rows}
     missing = sorted(set(hand) - known)
     if missing:
