@@ -62,6 +62,15 @@ class AsrConfig:
             0.210: three words). Word timestamps are unaffected (they come from alignment).
         vad_min_silence_ms: a pause at least this long ends a VAD speech region.
         vad_speech_pad_ms: padding kept around each VAD speech region.
+        vad_grid_ms: batched decoding only: the padded regions' edges are moved outwards onto a
+            grid of this many milliseconds (0, the default: not moved). The batched decoder reads regions spliced
+            end to end, so an edge that moves by one 32-ms VAD window (which ±1 bit of noise can
+            cause) shifts all the audio after it against Whisper's 10-ms frames; on a 160-ms
+            grid (16 frames, 5 VAD windows) most such edges land on the same point. Measured on
+            the stability calls (BENCHMARKS.md): 160 ms nearly halves how much ±1-bit noise
+            changes the transcript (word error against the original 0.059 -> 0.034), but the
+            call scores were no steadier overall and the benchmark's WER rose 0.181 -> 0.185, so
+            it is off by default.
         condition_on_previous_text: feed the previous window's text as the prompt (sequential
             decoding only); off keeps one misheard word from spreading.
         temperature_fallback: when a window decodes badly (compression ratio, log probability),
@@ -84,6 +93,7 @@ class AsrConfig:
     without_timestamps: bool = True
     vad_min_silence_ms: int | None = None
     vad_speech_pad_ms: int | None = None
+    vad_grid_ms: int = 0
     condition_on_previous_text: bool = False
     temperature_fallback: bool = True
     chunk_s: float = 600.0

@@ -46,3 +46,33 @@ def test_merge_bridges_short_pauses_then_drops_blips() -> None:
     assert vad.merge(regions, 300, 150) == [(0, 32000), (80000, 96000)]
     assert vad.merge(regions, 100, 0) == regions
     assert vad.pad([(8000, 16000), (17000, 32000)], 60, 32500) == [(8000 - 960, 16500), (16500, 32500)]
+
+
+def test_snap_moves_edges_outwards_onto_the_grid_without_overlap() -> None:
+    from pipeline.speech import vad
+
+    grid = 2560  # 160 ms
+    regions = [(3000, 9000), (9500, 20000), (40100, 45000)]
+    snapped = vad.snap(regions, 160, 46000)
+    assert snapped == [(2560, 9250), (9250, 20480), (38400, 46000)]  # the first two meet halfway
+    for (a, b), (c, d) in zip(regions, snapped):
+        assert c <= a and d >= b  # outwards only: no speech is cut
+    assert [e for r in snapped for e in r if e not in (9250, 46000)] == [2560, 20480, 38400]
+    assert all(e % grid == 0 for e in (2560, 20480, 38400))
+    assert all(snapped[i][1] <= snapped[i + 1][0] for i in range(len(snapped) - 1))
+    assert vad.snap(regions, 0, 46000) == regions
+    # edges that moved by one 32-ms VAD window land on the same grid points
+    assert vad.snap([(3000 + 512, 9000 - 512)], 160, 46000) == vad.snap([(3000, 9000)], 160, 46000)
+
+
+def test_the_recogniser_snaps_its_padded_regions_when_asked(tmp_path) -> None:
+    from pipeline.config import AsrConfig
+    from pipeline.speech import vad
+    from pipeline.speech.transcribe import _speech_regions
+
+    x = _speech_with_pauses(tmp_path)
+    plain, raw = _speech_regions(x, AsrConfig())
+    assert plain == vad.pad(raw, 400, x.shape[0])  # the default: faster-whisper's regions
+    snapped, raw_again = _speech_regions(x, AsrConfig(vad_grid_ms=160))
+    assert raw_again == raw
+    assert snapped == vad.snap(plain, 160, x.shape[0]) and snapped != plain

@@ -198,11 +198,13 @@ def _speech_regions(samples: np.ndarray, cfg: AsrConfig) -> tuple[list[tuple[int
     """Silero VAD speech regions (sample bounds): ``(padded for decoding, unpadded)``.
 
     The padded regions are what faster-whisper's batched pipeline would find (its padding, a
-    30-s cap, our 160-ms pause); the unpadded ones are kept for the diarizer (one VAD pass).
+    30-s cap, our 160-ms pause), with their edges moved outwards onto the ``vad_grid_ms`` grid
+    (:func:`pipeline.speech.vad.snap`); the unpadded ones are kept for the diarizer (one VAD pass).
     """
     pad_ms = cfg.vad_speech_pad_ms if cfg.vad_speech_pad_ms is not None else _DEFAULT_PAD_MS
-    raw = vad.detect(samples, min_silence_ms=_vad_min_silence_ms(cfg), max_speech_s=_CHUNK_S - 2 * pad_ms / 1000)
-    return vad.pad(raw, pad_ms, samples.shape[0]), raw
+    widen_s = 2 * (pad_ms + max(cfg.vad_grid_ms, 0)) / 1000  # a region plus its padding and snap fits a chunk
+    raw = vad.detect(samples, min_silence_ms=_vad_min_silence_ms(cfg), max_speech_s=_CHUNK_S - widen_s)
+    return vad.snap(vad.pad(raw, pad_ms, samples.shape[0]), cfg.vad_grid_ms, samples.shape[0]), raw
 
 
 def _splice(samples: np.ndarray, chunks: list[list[tuple[int, int]]]) -> _Splice:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["DEFAULT_THRESHOLD", "RAW_MIN_SILENCE_MS", "detect", "merge", "pad"]
+__all__ = ["DEFAULT_THRESHOLD", "RAW_MIN_SILENCE_MS", "detect", "merge", "pad", "snap"]
 
 #: The shortest pause that ends a region in the shared pass (the recogniser's default, and
 #: below the diarizer's 300 ms, which is reached by :func:`merge`).
@@ -66,6 +66,30 @@ def pad(regions: Sequence[tuple[int, int]], pad_ms: int, n_samples: int) -> list
                 out[i + 1][0] = max(0, out[i + 1][0] - width)
         else:
             region[1] = min(n_samples, region[1] + width)
+    return [(a, b) for a, b in out]
+
+
+def snap(regions: Sequence[tuple[int, int]], grid_ms: int, n_samples: int) -> list[tuple[int, int]]:
+    """Move each region's edges outwards onto multiples of ``grid_ms`` (within the signal).
+
+    Regions stay in order and never overlap: where two snapped regions would overlap they meet
+    halfway between their original edges instead (the audio between them is then read without a
+    splice, so where the seam lies does not move anything). ``grid_ms <= 0`` returns the regions
+    unchanged.
+    """
+    if grid_ms <= 0:
+        return [(a, b) for a, b in regions]
+    grid = _RATE * grid_ms // 1000
+    out: list[list[int]] = []
+    previous_end = 0
+    for a, b in regions:
+        start = (a // grid) * grid
+        end = min(n_samples, -(-b // grid) * grid)
+        if out and start < out[-1][1]:
+            start = (previous_end + a) // 2
+            out[-1][1] = start
+        out.append([start, end])
+        previous_end = b
     return [(a, b) for a, b in out]
 
 
