@@ -64,7 +64,7 @@ def train(
     context: Annotated[bool, typer.Option("--context/--no-context", help="Read each segment with its neighbours (the context level).")] = True,
     folds: Annotated[int, typer.Option(help="Grouped folds for the out-of-fold probabilities the context level learns from.")] = 5,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
-    speech_copies: Annotated[Optional[int], typer.Option(min=0, help="Transcript-like noised copies of each written training conversation (dropped and repeated words, fillers, moved punctuation, lower case), trained next to the originals; 0 = none. Default: the training default (none); docs/REALDATA.md has what 1 and 2 measured.", show_default=False)] = None,
+    speech_copies: Annotated[Optional[int], typer.Option(min=0, help="Transcript-like noised copies of each written training conversation (dropped and repeated words, fillers, moved punctuation, lower case), trained next to the originals (text level only); 0 = none. Default: the training default (one); docs/REALDATA.md has what 0, 1 and 2 measured.", show_default=False)] = None,
     promote_model: Annotated[bool, typer.Option("--promote", help="Point models/CURRENT at the new model if held-out macro-F1 does not drop.")] = False,
     force: Annotated[bool, typer.Option(help="With --promote: promote even if held-out macro-F1 drops.")] = False,
 ) -> None:

@@ -36,6 +36,7 @@ def config_from_card(card: dict) -> TrainConfig:
     """The TrainConfig a card was trained with (unknown keys ignored)."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in card.get("training", {}).items() if k in fields}
+    values.setdefault("speech_copies", 0)  # cards from before the option trained without copies
     if "corpus_weights" in values:
         values["corpus_weights"] = tuple(tuple(x) for x in values["corpus_weights"])
     return TrainConfig(**values)

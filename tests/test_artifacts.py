@@ -207,19 +207,18 @@ def test_shipped_model_reads_neighbours(artifact) -> None:
     """The same short reply is read by what came before it: after a request it leans to act/action."""
     _, act_request, p_request = _reply_after(artifact, REQUEST)
     _, act_chat, p_chat = _reply_after(artifact, SMALL_TALK)
-    assert act_request > act_chat + 0.05  # measured 0.27 vs 0.19 (cycle-of-value-20261202T154259Z)
-    assert p_request > p_chat + 0.05  # 0.84 vs 0.73
+    assert act_request > act_chat + 0.05  # measured 0.47 vs 0.35 (cycle-of-value-20261203T071409Z)
+    assert p_request > p_chat + 0.05  # 0.91 vs 0.86
     # an explicit acceptance is act/action after the request
     stage, _, p_action = _reply_after(artifact, REQUEST, "sure, I can do that")
     assert stage == "act" and p_action > 0.5
 
 
-@pytest.mark.xfail(strict=True, reason="model 154259Z reads a bare 'yeah that works' as other after a request "
-                   "too (act 0.27 against 0.19 after small talk); 132442Z read act 0.47 / other")
 def test_bare_acceptance_after_request_is_act(artifact) -> None:
     """A bare "yeah that works" accepts the request before it (act) but not small talk (other).
-    Measured act 0.47 / other after small talk with cycle-of-value-20261202T132442Z; 085038Z and the
-    shipped 154259Z (fine-tuned encoder) read both as other: a strict xfail that says so."""
+    The shipped cycle-of-value-20261203T071409Z reads act (0.47) after the request and other (act
+    0.35) after small talk, as 132442Z did; 085038Z and 154259Z read both as other (this test was a
+    strict xfail for them)."""
     stage_request, _, _ = _reply_after(artifact, REQUEST)
     stage_chat, _, _ = _reply_after(artifact, SMALL_TALK)
     assert (stage_request, stage_chat) == ("act", "other")

@@ -43,7 +43,8 @@ def test_training_with_copies_keeps_copies_out_of_the_held_out_figures(tmp_path:
     assert len(copies) == 2 * sum(r.corpus == "written" for r in rows)
     assert all(c.labels == rows[i % len(rows)].labels for i, c in enumerate(copies))
     assert {c.group for c in copies}.isdisjoint({r.group for r in rows})
-    plain = train_models(rows, taxonomy, TrainConfig(folds=2, holdout_percent=20, encoder=None), version="plain")
+    plain = train_models(rows, taxonomy, TrainConfig(folds=2, holdout_percent=20, encoder=None, speech_copies=0),
+                         version="plain")
     noised = train_models(rows, taxonomy, TrainConfig(folds=2, holdout_percent=20, encoder=None, speech_copies=1),
                           version="noised")
     # Copies are training rows only: the held-out split and its size are the same.

@@ -291,7 +291,7 @@ class CycleModel(BaseEstimator):
             sample_weight: np.ndarray | None = None, balance_groups: Sequence[str] | None = None,
             standalone_weight: float = 0.0,
             standalone_mask: np.ndarray | None = None, oof_out: dict[str, np.ndarray] | None = None,
-            progress: Callable[[str], None] | None = None) -> CycleModel:
+            progress: Callable[[str], None] | None = None, context_mask: np.ndarray | None = None) -> CycleModel:
         """Fit both levels.
 
         Args:
@@ -309,6 +309,8 @@ class CycleModel(BaseEstimator):
             oof_out: if given, filled with the text level's out-of-fold probabilities per task
                 (columns in ``classes_`` order), for reporting.
             progress: called with short status messages.
+            context_mask: which rows the context level (and its decision offsets) learns from
+                (default: all); the others train the text level only.
         """
         say = progress or (lambda _m: None)
         if not self.tasks:
@@ -352,9 +354,10 @@ class CycleModel(BaseEstimator):
             copy_scale = np.concatenate([copy_scale, np.full(len(chosen), standalone_weight)])
         self.offsets_: dict[str, np.ndarray] = {t: np.zeros(len(self.classes_[t])) for t in self.tasks_}
         copy_groups = fold_groups[row_index]
+        in_context = np.ones(n, dtype=bool) if context_mask is None else np.asarray(context_mask, dtype=bool)
         for task in self.tasks_:
             y = np.asarray(labels[task], dtype=object)[row_index]
-            mask = np.asarray([v is not None for v in y])
+            mask = np.asarray([v is not None for v in y]) & in_context[row_index]
             z_weights = weights[task][row_index] * copy_scale
             self.context_models_[task] = self._context_model().fit(
                 z[mask], y[mask].astype(str), sample_weight=z_weights[mask])
@@ -373,7 +376,7 @@ class CycleModel(BaseEstimator):
                                                         for j in order])
                     say(f"context level: {task} offsets, out-of-fold {fold + 1}/{self.context_folds}")
                 gold = np.asarray(labels[task], dtype=object)
-                scored = np.flatnonzero(np.asarray([v is not None for v in gold]) & (weights[task] > 0))
+                scored = np.flatnonzero(np.asarray([v is not None for v in gold]) & (weights[task] > 0) & in_context)
                 self.offsets_[task] = choose_offsets(proba[scored], [str(v) for v in gold[scored]],
                                                      self.classes_[task], [balance[i] for i in scored])
         say("context level fitted")

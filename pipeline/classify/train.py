@@ -84,8 +84,13 @@ class TrainConfig:
             probabilities (see :class:`pipeline.classify.model.CycleModel`).
         speech_copies: transcript-like noised copies of each written training conversation
             (:func:`pipeline.classify.augment.speech_noise`), trained next to the originals;
-            0 trains on the written text as it is.
+            0 trains on the written text as it is. One copy, text level only, is the shipped
+            recipe (docs/REALDATA.md: better on every source measured, and no more sensitive to
+            a changed word than without copies).
         speech_copy_weight: sample weight of those copies relative to their originals.
+        speech_copies_in_context: the copies also train the context level (as conversations of
+            their own); off (the default), they train the text level only — with them in the
+            context level, one changed word in a neighbour moved a segment's reading further.
         speech_salt: varies the copies' noise (0: the draws documented in docs/REALDATA.md).
     """
 
@@ -102,8 +107,9 @@ class TrainConfig:
     mapped_label_percent: int = 10
     context_radius: int = 2
     tune_offsets: bool = True
-    speech_copies: int = 0
+    speech_copies: int = 1
     speech_copy_weight: float = 0.5
+    speech_copies_in_context: bool = False
     speech_salt: int = 0
 
 
@@ -439,6 +445,8 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
               balance_groups=[r.corpus for r in train_rows],
               standalone_weight=cfg.standalone_weight,
               standalone_mask=np.asarray([r.corpus == "written" and "copy_of" not in r.meta for r in train_rows]),
+              context_mask=(None if cfg.speech_copies_in_context
+                            else np.asarray(["copy_of" not in r.meta for r in train_rows])),
               oof_out=oof, progress=say)
     n_original = len(train_rows) - len(copies)
     cross_validated = (_metrics_for(train_rows[:n_original], {t: p[:n_original] for t, p in oof.items()}, model,
