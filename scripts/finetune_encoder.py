@@ -33,6 +33,7 @@ its own classifier (``callcycle train``) learns on top of it as before.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import sys
@@ -50,8 +51,6 @@ def prepare(out: Path, extra_hand: list[Path]) -> int:
     ``extra_hand`` folders (e.g. ``labels/external/ami-hand-round4``) add hand labels, by id, to
     acts of the corpus file that it does not mark as hand-labelled; held-out series stay out.
     """
-    import dataclasses
-
     sys.path.insert(0, str(ROOT))
     from pipeline.classify.labels import is_holdout, load_labelled, load_taxonomy
 

@@ -33,7 +33,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
 from pipeline.classify.benchmark import BenchmarkSet, ami_views
-from pipeline.classify.labels import LabelledRow, Taxonomy, data_hash, drop_near_duplicates, is_holdout, split_key
+from pipeline.classify.labels import LabelledRow, Taxonomy, data_hash, drop_near_duplicates, is_holdout
 from pipeline.classify.model import CycleModel, Utterances
 from pipeline.config import DEFAULT_ENCODER
 from pipeline.errors import LabelDataError
@@ -117,8 +117,8 @@ def speech_copies(rows: Sequence[LabelledRow], copies: int, salt: int = 0) -> li
     """Noised copies of the written rows, each copy of a conversation a conversation of its own.
 
     A copy keeps its row's labels; its group is ``<group>~s<n>`` so it is read as a separate
-    conversation (its neighbours are copies too). Folds must still keep a copy with its
-    original: see :func:`train_models`, which passes the original split group.
+    conversation (its neighbours are copies too); ``meta["copy_of"]`` names the original, whose
+    fold the copy must share (see :func:`train_models`).
     """
     from pipeline.classify.augment import speech_noise
 
@@ -128,8 +128,7 @@ def speech_copies(rows: Sequence[LabelledRow], copies: int, salt: int = 0) -> li
             if r.corpus != "written":
                 continue
             out.append(replace(r, id=f"{r.id}~s{n}", text=speech_noise(r.text, r.id, n, salt=salt),
-                                           group=f"{r.group}~s{n}",
-                                           meta={**r.meta, "copy_of": r.id}))
+                               group=f"{r.group}~s{n}", meta={**r.meta, "copy_of": r.id}))
     return out
 
 
@@ -426,16 +425,18 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
 
     copies = speech_copies(train_rows, cfg.speech_copies, cfg.speech_salt)
     # A copy's fold is its original's, so no out-of-fold probability comes from a model that saw it.
-    fold_groups = [r.split_group for r in train_rows] + [split_key(r.corpus, r.group.rsplit("~s", 1)[0])
-                                                        for r in copies]
+    fold_of = {r.id: r.split_group for r in train_rows}
+    fold_groups = [r.split_group for r in train_rows] + [fold_of[c.meta["copy_of"]] for c in copies]
+    n_original = len(train_rows)
     train_rows = train_rows + copies
+    is_copy = np.arange(len(train_rows)) >= n_original
     all_rows = train_rows + holdout_rows
     vectors = embed_texts(encoder, [r.text for r in all_rows], progress=say) if encoder else None
     train_vec = vectors[: len(train_rows)] if vectors is not None else None
     hold_vec = vectors[len(train_rows) :] if vectors is not None else None
     weights_by_corpus = dict(cfg.corpus_weights)
-    weights = np.asarray([weights_by_corpus.get(r.corpus, 1.0)
-                          * (cfg.speech_copy_weight if "copy_of" in r.meta else 1.0) for r in train_rows])
+    weights = (np.asarray([weights_by_corpus.get(r.corpus, 1.0) for r in train_rows])
+               * np.where(is_copy, cfg.speech_copy_weight, 1.0))
     model = CycleModel(tasks={t.name: list(t.labels) for t in taxonomy.tasks}, use_encoder=encoder is not None,
                        use_context=cfg.context, text_c=cfg.text_c, encoder_weight=cfg.encoder_weight,
                        context_folds=cfg.folds, random_state=cfg.seed, tune_offsets=cfg.tune_offsets)
@@ -444,11 +445,9 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
               groups=fold_groups, sample_weight=weights,
               balance_groups=[r.corpus for r in train_rows],
               standalone_weight=cfg.standalone_weight,
-              standalone_mask=np.asarray([r.corpus == "written" and "copy_of" not in r.meta for r in train_rows]),
-              context_mask=(None if cfg.speech_copies_in_context
-                            else np.asarray(["copy_of" not in r.meta for r in train_rows])),
+              standalone_mask=np.asarray([r.corpus == "written" for r in train_rows]) & ~is_copy,
+              context_mask=None if cfg.speech_copies_in_context else ~is_copy,
               oof_out=oof, progress=say)
-    n_original = len(train_rows) - len(copies)
     cross_validated = (_metrics_for(train_rows[:n_original], {t: p[:n_original] for t, p in oof.items()}, model,
                                     taxonomy) if oof else {})
 
