@@ -68,7 +68,7 @@ class AsrConfig:
             cause) shifts all the audio after it against Whisper's 10-ms frames; on a 160-ms
             grid (16 frames, 5 VAD windows) most such edges land on the same point. Measured on
             the stability calls (BENCHMARKS.md): 160 ms nearly halves how much ±1-bit noise
-            changes the transcript (word error against the original 0.059 -> 0.034), but the
+            changes the transcript (word error against the original 0.059 -> 0.038), but the
             call scores were no steadier overall and the benchmark's WER rose 0.181 -> 0.185, so
             it is off by default.
         condition_on_previous_text: feed the previous window's text as the prompt (sequential
