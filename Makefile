@@ -48,7 +48,7 @@ $(STAMP): $(VENV)/bin/python pyproject.toml
 	@touch $@
 
 $(DEVSTAMP): $(STAMP)
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,asr-base]"
 	@touch $@
 
 clean:

