@@ -19,7 +19,8 @@ its peak memory (max RSS) is its own:
 
 Word error rate is against the scripts, per channel (a channel's hypothesis against the
 turns spoken on it), summed over tracks. All three ASR phases load the same model with the
-same compute type; ``--rounds 2`` interleaves the phases (A B C A B C) and keeps each one's
+same compute type (the flow's: ``[asr] model`` of ``--flow-config``, e.g. ``bundled:base``);
+``--rounds 2`` interleaves the phases (A B C A B C) and keeps each one's
 faster round, so load on a shared machine hits all phases alike.
 
 Usage: python scripts/bench.py [--out bench-out] [--rounds 1] [--flow-config FILE] [--phases ...]
@@ -93,13 +94,19 @@ def _model(cfg: Any) -> Any:
 
 # --- phases (each in its own child process) ----------------------------------------------
 
-def phase_plain(files: list[Path], batched: bool) -> dict:
-    """faster-whisper alone with its own defaults; only language and model are set."""
+def phase_plain(files: list[Path], batched: bool, flow_config: Path | None = None) -> dict:
+    """faster-whisper alone with its own defaults; only language and model are set.
+
+    The model (and its device, compute type, threads) is the flow's: ``[asr] model`` of
+    ``flow_config`` when given, so a larger model is compared like for like.
+    """
     from faster_whisper import BatchedInferencePipeline
 
-    from pipeline.config import AsrConfig
+    from pipeline.config import AsrConfig, load_config
 
-    cfg = AsrConfig()
+    flow = load_config(flow_config).asr if flow_config else AsrConfig()
+    cfg = AsrConfig(model=flow.model, device=flow.device, compute_type=flow.compute_type,
+                    cpu_threads=flow.cpu_threads, language=flow.language)
     t0 = time.perf_counter()
     model = _model(cfg)
     engine = BatchedInferencePipeline(model=model) if batched else model
@@ -283,7 +290,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     parser.add_argument("--rounds", type=int, default=1, help="Interleaved rounds; each phase keeps its fastest.")
     parser.add_argument("--phases", nargs="*", default=list(PHASES), choices=PHASES)
-    parser.add_argument("--flow-config", type=Path, help="TOML for the flow phase (default: callcycle's defaults).")
+    parser.add_argument("--flow-config", type=Path,
+                        help="TOML for the flow phase (default: callcycle's defaults); its [asr] model is also the "
+                             "plain phases' model.")
     parser.add_argument("--workers", type=int, default=1, help="Files in flight in the flow phase.")
     parser.add_argument("--prefect-server", action="store_true",
                         help="Also run the flow against a real local `prefect server` (phase flow-server).")
@@ -295,7 +304,7 @@ def main() -> None:
 
     if args.child:
         if args.child in ("whisper", "batched"):
-            result = phase_plain(args.files, batched=args.child == "batched")
+            result = phase_plain(args.files, batched=args.child == "batched", flow_config=args.flow_config)
         elif args.child == "flow":
             result = phase_flow(args.files, args.out / "flow", args.flow_config, args.workers)
         else:

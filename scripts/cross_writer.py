@@ -10,7 +10,12 @@ seen in training.
 The result is written next to the current model (``models/<version>/cross_writer.json``), where
 ``callcycle evaluate`` reports it beside the other sources.
 
-Usage: python scripts/cross_writer.py [--models models] [--writers c1,c2] [--json FILE]
+The results file (``--json``, and the model's ``cross_writer.json`` once every writer is in) is
+rewritten after each writer, so a run that stops part-way keeps what it finished; ``--resume
+FILE`` continues from such a file (or from a ``--writers`` run of the same model), skipping the
+writers it already holds — only when it was made with exactly the same recipe and model.
+
+Usage: python scripts/cross_writer.py [--models models] [--writers c1,c2] [--json FILE] [--resume FILE]
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pipeline.atomic import write_bytes_atomic  # noqa: E402
 from pipeline.classify.artifacts import current_version  # noqa: E402
 from pipeline.classify.labels import load_labelled, load_taxonomy  # noqa: E402
 from pipeline.classify.train import TrainConfig, evaluate_rows, train_models  # noqa: E402
@@ -50,6 +57,8 @@ def main() -> None:
     parser.add_argument("--text-level", action="store_true",
                         help="fit the text level only (no context level): about a quarter of the time per writer; "
                              "the result says so")
+    parser.add_argument("--resume", type=Path, default=None,
+                        help="results of an earlier run of the same model and recipe: its writers are kept, not rerun")
     args = parser.parse_args()
     taxonomy = load_taxonomy(ROOT / "labels" / "taxonomy.toml")
     version = current_version(args.models)
@@ -64,10 +73,34 @@ def main() -> None:
     external_files = sorted((ROOT / "labels" / "external").glob("*.jsonl.gz"))
     external = load_labelled(external_files, taxonomy, partial=True) if external_files else []
     wanted = args.writers.split(",") if args.writers else list(rows)
-    results: dict[str, dict] = {"model_recipe_from": version, "options": dataclasses.asdict(cfg),
-                                "scope": "text level only (context level not fitted)" if args.text_level
-                                else "the full recipe", "writers": {}}
+    unknown = sorted(set(wanted) - set(rows))
+    if unknown:
+        raise SystemExit(f"unknown writer(s) {', '.join(unknown)}; known: {', '.join(rows)}")
+    results: dict[str, Any] = {"model_recipe_from": version, "options": dataclasses.asdict(cfg),
+                               "scope": "text level only (context level not fitted)" if args.text_level
+                               else "the full recipe", "writers": {}}
+    if args.resume:
+        earlier = json.loads(args.resume.read_text())
+        same = {k: earlier.get(k) for k in ("model_recipe_from", "options", "scope")}
+        mine = {k: results[k] for k in same}
+        if json.loads(json.dumps(mine)) != same:
+            raise SystemExit(f"{args.resume} was made with another model or recipe; start afresh without --resume")
+        results["writers"] = {w: e for w, e in earlier["writers"].items() if w in wanted}
+        print(f"resumed {len(results['writers'])} writer(s) from {args.resume}: {', '.join(results['writers'])}")
+    everyone = not args.writers
+
+    def save(final: bool) -> None:
+        done = {w: results["writers"][w] for w in wanted if w in results["writers"]}  # the writers' order
+        out = {**results, "writers": done, **({} if final else {"partial": True})}
+        text = json.dumps(out, indent=2) + "\n"
+        if final and everyone:
+            write_bytes_atomic(args.models / version / "cross_writer.json", text.encode())
+        if args.json:
+            write_bytes_atomic(args.json, text.encode())
+
     for writer in wanted:
+        if writer in results["writers"]:
+            continue
         started = time.perf_counter()
         train = [r for w, rs in rows.items() if w != writer for r in rs] + external
         result = train_models(train, taxonomy, cfg, version=f"lowo-{writer}", models_root=args.models)
@@ -91,6 +124,8 @@ def main() -> None:
               + ", ".join(f"{t} {v:.3f}/{entry['one_sentence_at_a_time'][t]:.3f}"
                           for t, v in entry["in_context"].items())
               + " (in context / alone)", flush=True)
+        save(final=False)
+    results["writers"] = {w: results["writers"][w] for w in wanted}
     summary: dict[str, dict[str, float]] = {}
     for view in ("in_context", "one_sentence_at_a_time"):
         for task in (t.name for t in taxonomy.tasks):
@@ -98,11 +133,7 @@ def main() -> None:
             summary[f"{task} ({view})"] = {"mean": float(np.mean(scores)), "worst": float(min(scores))}
             print(f"{task} {view}: mean {np.mean(scores):.3f}, worst {min(scores):.3f}")
     results["summary"] = summary
-    text = json.dumps(results, indent=2)
-    if not args.writers:
-        (args.models / version / "cross_writer.json").write_text(text + "\n")
-    if args.json:
-        args.json.write_text(text + "\n")
+    save(final=True)
 
 
 if __name__ == "__main__":

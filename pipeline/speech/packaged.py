@@ -144,7 +144,10 @@ def join_model(model: PackagedModel, root: Path) -> Path:
             stale = tmp.with_suffix(".stale")
             with contextlib.suppress(FileNotFoundError):
                 os.rename(target, stale)
-                shutil.rmtree(stale, ignore_errors=True)
+                if stale.is_dir() and not stale.is_symlink():
+                    shutil.rmtree(stale, ignore_errors=True)
+                else:
+                    stale.unlink()
     except OSError as exc:
         raise _write_error(model, root, exc) from exc
     try:
