@@ -35,8 +35,9 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.atomic import write_bytes_atomic  # noqa: E402
 from pipeline.classify.artifacts import current_version  # noqa: E402
+from pipeline.classify.encoder import load_encoder  # noqa: E402
 from pipeline.classify.labels import load_labelled, load_taxonomy  # noqa: E402
-from pipeline.classify.train import TrainConfig, evaluate_rows, train_models  # noqa: E402
+from pipeline.classify.train import TrainConfig, embed_texts, evaluate_rows, train_models  # noqa: E402
 
 
 def config_from_card(card: dict) -> TrainConfig:
@@ -88,6 +89,7 @@ def main() -> None:
         results["writers"] = {w: e for w, e in earlier["writers"].items() if w in wanted}
         print(f"resumed {len(results['writers'])} writer(s) from {args.resume}: {', '.join(results['writers'])}")
     everyone = not args.writers
+    encoder = load_encoder(args.models / "encoders" / cfg.encoder) if cfg.encoder else None
 
     def save(final: bool) -> None:
         done = {w: results["writers"][w] for w in wanted if w in results["writers"]}  # the writers' order
@@ -105,15 +107,7 @@ def main() -> None:
         train = [r for w, rs in rows.items() if w != writer for r in rs] + external
         result = train_models(train, taxonomy, cfg, version=f"lowo-{writer}", models_root=args.models)
         test = rows[writer]
-        encoder = None
-        if cfg.encoder:
-            from pipeline.classify.encoder import load_encoder
-            from pipeline.classify.train import embed_texts
-
-            encoder = load_encoder(args.models / "encoders" / cfg.encoder)
-            vectors = embed_texts(encoder, [r.text for r in test])
-        else:
-            vectors = None
+        vectors = embed_texts(encoder, [r.text for r in test]) if encoder is not None else None
         in_context = evaluate_rows(result.model, test, taxonomy, vectors)
         alone = evaluate_rows(result.model, test, taxonomy, vectors, standalone=True)
         entry = {"rows": len(test), "seconds": round(time.perf_counter() - started, 1),
@@ -125,7 +119,6 @@ def main() -> None:
                           for t, v in entry["in_context"].items())
               + " (in context / alone)", flush=True)
         save(final=False)
-    results["writers"] = {w: results["writers"][w] for w in wanted}
     summary: dict[str, dict[str, float]] = {}
     for view in ("in_context", "one_sentence_at_a_time"):
         for task in (t.name for t in taxonomy.tasks):

