@@ -111,6 +111,7 @@ def evaluate(
     standalone: Annotated[bool, typer.Option("--standalone", help="Classify each row on its own instead of reading the rows of one group as a conversation.")] = False,
     realdata: Annotated[Path, typer.Option(help="Shared real-text folder for the benchmark (skipped with a reason when absent).")] = Path("../shared/realdata/text"),
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    against: Annotated[Optional[str], typer.Option("--against", help="Without files: compare with another classifier (a version in the models folder, or an artifact directory) on the same benchmark rows — each source's macro-F1 for both and a paired 95% interval of the difference; an interval that contains 0 means that source does not tell the two apart.", show_default=False)] = None,
 ) -> None:
     """Per-class precision, recall and F1, macro-F1 and confusion matrices — or, without files, the benchmark per source."""
     from rich.table import Table
@@ -127,6 +128,19 @@ def evaluate(
 
         artifact = load_artifact(models_dir(models), model_version)
         labels_root = labels_data_dir().parent
+        if against:
+            from pipeline.classify.evaluate import compare_benchmark
+
+            other_path = Path(against)
+            other = (load_artifact(other_path) if (other_path / "card.json").is_file()
+                     else load_artifact(models_dir(models), against))
+            with con.status("evaluating both classifiers on every source (a few minutes)..."):
+                compared = compare_benchmark(artifact, other, labels_root / "data", labels_root / "external", realdata)
+            if as_json:
+                typer.echo(json.dumps(compared, indent=2, default=str))
+                return
+            _print_comparison(con, compared)
+            return
         with con.status("evaluating every source (a few minutes)..."):
             result = run_benchmark(artifact, labels_root / "data", labels_root / "external", realdata,
                                    labels_root / "calls", build_sentencizer())
@@ -135,6 +149,9 @@ def evaluate(
             return
         _print_benchmark(con, artifact, result)
         return
+    if against:
+        fail("--against compares two classifiers on the whole benchmark, not on files: run "
+             "`callcycle evaluate --against OTHER` without files, or evaluate each model on the files.")
     artifact, n_rows, metrics = evaluate_files(models_dir(models), model_version, files, holdout,
                                                in_context=not standalone)
     if as_json:
@@ -158,6 +175,29 @@ def evaluate(
         for label, row in zip(m["labels"], m["confusion"]):
             conf.add_row(label, *(str(v) for v in row))
         con.print(conf)
+
+
+def _print_comparison(con: Any, compared: dict[str, Any]) -> None:
+    """One row per source and task: both macro-F1s, the difference and its paired interval."""
+    from rich.table import Table
+
+    a, b = compared["model_version"], compared["other_version"]
+    table = Table(title=f"{b} against {a}: macro-F1 per source, paired 95% interval of the difference")
+    for col in ("source", "task", "rows", a, b, "difference"):
+        table.add_column(col, justify="left" if col in {"source", "task"} else "right")
+    for source, tasks in compared["sources"].items():
+        for task, d in tasks.items():
+            interval = d.get("interval")
+            spread = f" [{interval[0]:+.3f} to {interval[1]:+.3f}]" if interval else ""
+            verdict = ("" if not interval else " better" if interval[0] > 0 else " worse" if interval[1] < 0
+                       else "")
+            table.add_row(source, task, str(d["n"]), f"{d['a']:.3f}", f"{d['b']:.3f}",
+                          f"{d['difference']:+.3f}{spread}{verdict}")
+    con.print(table)
+    con.print("'better' / 'worse': the interval excludes 0 — that source tells the two apart; "
+              "otherwise the difference is within what resampling its conversations gives.", markup=False)
+    for reason in compared["skipped"]:
+        con.print("skipped: " + reason, markup=False)
 
 
 def _print_benchmark(con: Any, artifact: Any, result: dict[str, Any]) -> None:

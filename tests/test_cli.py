@@ -96,3 +96,16 @@ def test_evaluate_holdout_reproduces_the_model_card() -> None:
         # int8 activations are quantised per batch, so a text's vector depends a little on the texts
         # encoded beside it (training encodes every row together); macro-F1 agrees to about 0.01
         assert m["macro_f1"] == pytest.approx(card["tasks"][task]["holdout"]["macro_f1"], abs=0.012), task
+
+
+def test_evaluate_against_an_unknown_model_says_which_exist(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["evaluate", "--against", "no-such-model", "--models", str(MODELS)])
+    assert result.exit_code != 0
+    assert "no-such-model" in result.output and "Available" in result.output
+
+
+def test_evaluate_against_with_files_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "labelled.jsonl"
+    src.write_text('{"id": "1", "text": "hi", "stage": "other", "talk_action": "talk"}\n')
+    result = runner.invoke(app, ["evaluate", str(src), "--against", "x", "--models", str(MODELS)])
+    assert result.exit_code == 2 and "without files" in result.output

@@ -66,3 +66,21 @@ def test_perfect_predictions_and_a_single_conversation() -> None:
 def test_format_shows_the_interval() -> None:
     m = {"macro_f1": 0.7571, "n": 1381, "macro_f1_interval": [0.7142, 0.7944]}
     assert format_macro_f1(m) == "0.757 [0.714-0.794] (1381)"
+
+
+def test_paired_difference_tells_a_better_model_apart_and_not_an_equal_one() -> None:
+    from pipeline.classify.train import paired_macro_f1_difference
+
+    gold, weaker, groups = _synthetic(40, 20, 0.75, seed=5)
+    rng = np.random.default_rng(9)
+    # the stronger model corrects two thirds of the weaker one's errors
+    stronger = [g if (w != g and rng.random() < 2 / 3) else w for g, w in zip(gold, weaker)]
+    d = paired_macro_f1_difference(gold, weaker, stronger, ["talk", "action"], groups)
+    assert d["difference"] > 0 and d["interval"][0] > 0
+    assert d["groups"] == 40
+    same = paired_macro_f1_difference(gold, weaker, list(weaker), ["talk", "action"], groups)
+    assert same["difference"] == 0.0 and same["interval"] == [0.0, 0.0]
+    # the paired interval is narrower than either model's own interval
+    own = macro_f1_interval(gold, weaker, ["talk", "action"], groups)
+    assert own is not None
+    assert d["interval"][1] - d["interval"][0] < own[1] - own[0]

@@ -105,3 +105,27 @@ def test_model_card_is_complete() -> None:
         assert "ece" in t["holdout"] and t["holdout"]["confusion"]
     assert any(k.startswith("AMI held-out") for k in card["evaluation"])
     assert {"scikit-learn", "spacy", "skops", "python"} <= set(card["libraries"])
+
+
+def test_per_source_figures_carry_an_interval_over_conversations(sources) -> None:
+    """Each benchmark figure comes with a 95% interval from resampling whole conversations."""
+    for source, tasks in sources.items():
+        for task, m in tasks.items():
+            low, high = m["macro_f1_interval"]
+            assert low <= high, (source, task)
+            assert low - 0.01 <= m["macro_f1"] <= high + 0.01, (source, task)
+            assert m["interval_groups"] >= 2
+    ami = sources["AMI held-out: hand-labelled"]["talk_action"]
+    assert ami["interval_groups"] == 16  # the held-out series' meetings, not their acts
+
+
+def test_a_model_compared_with_itself_differs_by_nothing(artifact, labelled, external) -> None:
+    from pipeline.classify.benchmark import BenchmarkSet
+    from pipeline.classify.evaluate import compare_on_sets
+
+    held = [r for r in holdout_rows(artifact, labelled + external) if r.corpus == "written"][:150]
+    bench = BenchmarkSet("written sample", held, list(range(len(held))), True)
+    result = compare_on_sets(artifact, artifact, [bench])["written sample"]
+    for task, d in result.items():
+        assert d["difference"] == 0.0 and d["interval"] == [0.0, 0.0], task
+        assert d["a"] == d["b"] > 0.5

@@ -17,23 +17,30 @@ from pipeline.classify.predict import predict_utterances
 from pipeline.classify.train import classification_metrics
 from pipeline.schema import Segment
 
-__all__ = ["evaluate_artifact", "evaluate_benchmark", "evaluate_sources", "holdout_rows", "run_benchmark",
+__all__ = ["evaluate_artifact", "evaluate_benchmark", "evaluate_sources", "benchmark_sets", "compare_on_sets",
+           "compare_benchmark", "holdout_rows", "run_benchmark",
            "evaluate_calls", "PromotionDecision", "promote"]
 
 
-def evaluate_artifact(artifact: Artifact, rows: Sequence[LabelledRow], in_context: bool = True,
-                      scored: Sequence[int] | None = None) -> dict[str, Any]:
-    """Per-task metrics (precision/recall/F1 per class, macro-F1, confusion, ECE) on ``rows``.
+@dataclass(frozen=True, slots=True)
+class _Scored:
+    """One task's scored rows: gold and predicted labels, probabilities, texts, conversations."""
 
-    With ``in_context`` the rows are read as conversations (rows of one group, in order, are
-    neighbours), as the model reads a call; otherwise one at a time. Only ``scored`` rows
-    (default all) count, and only for the tasks they are labelled with.
-    """
+    gold: list[str]
+    predicted: list[str]
+    proba: np.ndarray
+    texts: list[str]
+    groups: list[str]
+
+
+def _scored_predictions(artifact: Artifact, rows: Sequence[LabelledRow], in_context: bool,
+                        scored: Sequence[int] | None) -> dict[str, _Scored]:
+    """Task -> the scored rows' labels and predictions (every row is classified, as context)."""
     from pipeline.classify.train import rows_to_utterances
 
-    result: dict[str, Any] = {"model_version": artifact.version, "n_rows": len(rows), "tasks": {}}
+    out: dict[str, _Scored] = {}
     if not rows:
-        return result
+        return out
     predictions = predict_utterances(artifact, rows_to_utterances(rows, standalone=not in_context))
     candidates = range(len(rows)) if scored is None else scored
     for task in artifact.taxonomy.tasks:
@@ -41,12 +48,46 @@ def evaluate_artifact(artifact: Artifact, rows: Sequence[LabelledRow], in_contex
         if not idx:
             continue
         preds = [predictions[task.name][i] for i in idx]
-        labels = list(task.labels)
-        proba = np.asarray([[p.probabilities.get(lbl, 0.0) for lbl in labels] for p in preds])
-        result["tasks"][task.name] = classification_metrics(
-            [rows[i].labels[task.name] for i in idx], [p.label for p in preds], task.labels, proba,
+        out[task.name] = _Scored(
+            [rows[i].labels[task.name] for i in idx], [p.label for p in preds],
+            np.asarray([[p.probabilities.get(lbl, 0.0) for lbl in task.labels] for p in preds]),
             [rows[i].text for i in idx], [rows[i].group for i in idx])
+    return out
+
+
+def evaluate_artifact(artifact: Artifact, rows: Sequence[LabelledRow], in_context: bool = True,
+                      scored: Sequence[int] | None = None) -> dict[str, Any]:
+    """Per-task metrics (precision/recall/F1 per class, macro-F1 with its interval over
+    conversations, confusion, ECE) on ``rows``.
+
+    With ``in_context`` the rows are read as conversations (rows of one group, in order, are
+    neighbours), as the model reads a call; otherwise one at a time. Only ``scored`` rows
+    (default all) count, and only for the tasks they are labelled with.
+    """
+    result: dict[str, Any] = {"model_version": artifact.version, "n_rows": len(rows), "tasks": {}}
+    labels = {t.name: list(t.labels) for t in artifact.taxonomy.tasks}
+    for task, got in _scored_predictions(artifact, rows, in_context, scored).items():
+        result["tasks"][task] = classification_metrics(got.gold, got.predicted, labels[task], got.proba,
+                                                       got.texts, got.groups)
     return result
+
+
+def compare_on_sets(artifact: Artifact, other: Artifact, sets: Sequence[BenchmarkSet]) -> dict[str, Any]:
+    """Per source and task: both models' macro-F1 and a paired 95% interval of ``other - artifact``.
+
+    The same rows, the same resampled conversations (:func:`pipeline.classify.train.paired_macro_f1_difference`).
+    """
+    from pipeline.classify.train import paired_macro_f1_difference
+
+    labels = {t.name: list(t.labels) for t in artifact.taxonomy.tasks}
+    out: dict[str, Any] = {}
+    for bench in sets:
+        mine = _scored_predictions(artifact, bench.rows, bench.in_context, bench.scored)
+        theirs = _scored_predictions(other, bench.rows, bench.in_context, bench.scored)
+        out[bench.name] = {task: paired_macro_f1_difference(got.gold, got.predicted, theirs[task].predicted,
+                                                            labels[task], got.groups)
+                           for task, got in mine.items() if task in theirs}
+    return out
 
 
 def evaluate_benchmark(artifact: Artifact, sets: Sequence[BenchmarkSet]) -> dict[str, Any]:
@@ -209,12 +250,11 @@ def holdout_rows(artifact: Artifact, rows: Sequence[LabelledRow]) -> list[Labell
     return split_rows(kept + external, percent)[1]
 
 
-def evaluate_sources(artifact: Artifact, written: Sequence[LabelledRow], external: Sequence[LabelledRow],
-                     realdata_dir: Path | None = None) -> tuple[dict[str, Any], list[str]]:
-    """The per-source benchmark: written held-out (in context and one sentence at a time),
-    real-speech held-out conversations (AMI views), and the shared real text when present.
-
-    Returns ``(source name -> task metrics, reasons for skipped sources)``.
+def benchmark_sets(artifact: Artifact, written: Sequence[LabelledRow], external: Sequence[LabelledRow],
+                   realdata_dir: Path | None = None) -> tuple[list[BenchmarkSet], list[str]]:
+    """The benchmark's sources for ``artifact``'s held-out split: written held-out (in context and
+    one sentence at a time), real-speech held-out conversations (AMI views), and the shared real
+    text when present. Returns ``(sets, reasons for skipped sources)``.
     """
     from pipeline.classify.benchmark import ami_views, realdata_sets
 
@@ -230,8 +270,39 @@ def evaluate_sources(artifact: Artifact, written: Sequence[LabelledRow], externa
         sets.extend(ami_views(held_ami))
     extra, skipped = realdata_sets(realdata_dir)
     sets.extend(extra)
+    return sets, skipped
+
+
+def evaluate_sources(artifact: Artifact, written: Sequence[LabelledRow], external: Sequence[LabelledRow],
+                     realdata_dir: Path | None = None) -> tuple[dict[str, Any], list[str]]:
+    """The per-source benchmark (:func:`benchmark_sets`).
+
+    Returns ``(source name -> task metrics, reasons for skipped sources)``.
+    """
+    sets, skipped = benchmark_sets(artifact, written, external, realdata_dir)
     results = {name: m["tasks"] for name, m in evaluate_benchmark(artifact, sets).items()}
     return results, skipped
+
+
+def _benchmark_inputs(labels_dir: Path, external_dir: Path | None,
+                      artifact: Artifact) -> tuple[list[LabelledRow], list[LabelledRow], list[str]]:
+    from pipeline.classify.labels import load_labelled
+
+    written = load_labelled(sorted(Path(labels_dir).glob("*.jsonl")), artifact.taxonomy)
+    ext_files = sorted(Path(external_dir).glob("*.jsonl.gz")) if external_dir and Path(external_dir).is_dir() else []
+    external = load_labelled(ext_files, artifact.taxonomy, partial=True) if ext_files else []
+    skipped = [] if ext_files else [f"no real-speech corpora in {external_dir}"]
+    return written, external, skipped
+
+
+def compare_benchmark(artifact: Artifact, other: Artifact, labels_dir: Path, external_dir: Path | None,
+                      realdata_dir: Path | None) -> dict[str, Any]:
+    """Two artifacts on the same benchmark rows (``artifact``'s held-out split), per source, with
+    paired intervals of the difference (:func:`compare_on_sets`)."""
+    written, external, skipped = _benchmark_inputs(labels_dir, external_dir, artifact)
+    sets, more = benchmark_sets(artifact, written, external, realdata_dir)
+    return {"model_version": artifact.version, "other_version": other.version,
+            "sources": compare_on_sets(artifact, other, sets), "skipped": skipped + more}
 
 
 def run_benchmark(artifact: Artifact, labels_dir: Path, external_dir: Path | None, realdata_dir: Path | None,
@@ -244,14 +315,9 @@ def run_benchmark(artifact: Artifact, labels_dir: Path, external_dir: Path | Non
     - leave-one-writer-out, read from ``cross_writer.json`` beside the artifact (written by
       ``scripts/cross_writer.py``; retraining 15 times is too slow to repeat here).
     """
-    from pipeline.classify.labels import load_labelled
-
-    written = load_labelled(sorted(Path(labels_dir).glob("*.jsonl")), artifact.taxonomy)
-    ext_files = sorted(Path(external_dir).glob("*.jsonl.gz")) if external_dir and Path(external_dir).is_dir() else []
-    external = load_labelled(ext_files, artifact.taxonomy, partial=True) if ext_files else []
-    sources, skipped = evaluate_sources(artifact, written, external, realdata_dir)
-    if not ext_files:
-        skipped.append(f"no real-speech corpora in {external_dir}")
+    written, external, skipped = _benchmark_inputs(labels_dir, external_dir, artifact)
+    sources, more = evaluate_sources(artifact, written, external, realdata_dir)
+    skipped = more + skipped
     calls = None
     if calls_dir is not None and Path(calls_dir).is_dir():
         calls = evaluate_calls(artifact, sorted(Path(calls_dir).glob("*.json")), nlp)

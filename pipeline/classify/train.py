@@ -45,6 +45,7 @@ __all__ = [
     "split_rows",
     "classification_metrics",
     "macro_f1_interval",
+    "paired_macro_f1_difference",
     "format_macro_f1",
     "expected_calibration_error",
     "rows_to_utterances",
@@ -282,6 +283,41 @@ INTERVAL_RESAMPLES = 1000
 INTERVAL_LEVEL = 0.95
 
 
+def _group_weights(groups: Sequence[str], resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(group index per row, resample x group draw counts)``; ``None`` with fewer than two groups."""
+    group_ids: dict[str, int] = {}
+    index = np.asarray([group_ids.setdefault(g, len(group_ids)) for g in groups], dtype=np.int64)
+    n_groups = len(group_ids)
+    if n_groups < 2:
+        return None
+    draws = np.random.default_rng(seed).integers(0, n_groups, size=(resamples, n_groups))
+    weights = np.zeros((resamples, n_groups), dtype=np.int64)
+    for column in range(n_groups):
+        np.add.at(weights, (np.arange(resamples), draws[:, column]), 1)
+    return index, weights
+
+
+def _resampled_macro_f1(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str],
+                        group_index: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Macro-F1 over ``labels`` for each resample (row of ``weights``: how often each group is drawn)."""
+    position = {lbl: i for i, lbl in enumerate(labels)}
+    k = len(position)
+    counts = np.zeros((weights.shape[1], k, k), dtype=np.int64)  # per group: true x predicted
+    for t, q, g in zip(y_true, y_pred, group_index):
+        if t in position and q in position:
+            counts[g, position[t], position[q]] += 1
+    total = np.einsum("rg,gtp->rtp", weights, counts)
+    tp = np.einsum("rcc->rc", total)
+    denominator = total.sum(axis=2) + total.sum(axis=1)  # 2tp + fn + fp
+    f1 = np.divide(2 * tp, denominator, out=np.zeros(tp.shape, dtype=float), where=denominator > 0)
+    return np.asarray(f1.mean(axis=1))
+
+
+def _present(labels: Sequence[str], *columns: Sequence[str]) -> list[str]:
+    seen = set().union(*(set(c) for c in columns))
+    return [lbl for lbl in labels if lbl in seen]
+
+
 def macro_f1_interval(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str],
                       groups: Sequence[str], resamples: int = INTERVAL_RESAMPLES,
                       level: float = INTERVAL_LEVEL, seed: int = 0) -> tuple[float, float] | None:
@@ -291,33 +327,42 @@ def macro_f1_interval(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequ
     draws: resampling rows would make the interval too narrow. Each resample draws as many
     groups as there are, with replacement, and sums their confusion counts; macro-F1 is taken
     over ``labels`` (the same label set as the point estimate). ``None`` with fewer than two
-    groups. Deterministic for a given ``seed``.
+    groups or no labels. Deterministic for a given ``seed``.
     """
-    label_list = list(labels)
-    index = {lbl: i for i, lbl in enumerate(label_list)}
-    group_ids: dict[str, int] = {}
-    for g in groups:
-        group_ids.setdefault(g, len(group_ids))
-    n_groups, k = len(group_ids), len(label_list)
-    if n_groups < 2 or k == 0:
+    drawn = _group_weights(groups, resamples, seed)
+    if drawn is None or not len(labels):
         return None
-    # confusion counts per group: (groups, true, predicted)
-    counts = np.zeros((n_groups, k, k), dtype=np.int64)
-    for t, q, g in zip(y_true, y_pred, groups):
-        if t in index and q in index:
-            counts[group_ids[g], index[t], index[q]] += 1
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n_groups, size=(resamples, n_groups))
-    weights = np.zeros((resamples, n_groups), dtype=np.int64)
-    for column in range(n_groups):
-        np.add.at(weights, (np.arange(resamples), draws[:, column]), 1)
-    total = np.einsum("rg,gtp->rtp", weights, counts)
-    tp = np.einsum("rcc->rc", total)
-    denominator = total.sum(axis=2) + total.sum(axis=1)  # 2tp + fn + fp
-    f1 = np.divide(2 * tp, denominator, out=np.zeros(tp.shape, dtype=float), where=denominator > 0)
+    scores = _resampled_macro_f1(y_true, y_pred, list(labels), *drawn)
     tail = (1 - level) / 2 * 100
-    low, high = np.percentile(f1.mean(axis=1), [tail, 100 - tail])
+    low, high = np.percentile(scores, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def paired_macro_f1_difference(y_true: Sequence[str], pred_a: Sequence[str], pred_b: Sequence[str],
+                               labels: Sequence[str], groups: Sequence[str],
+                               resamples: int = INTERVAL_RESAMPLES, level: float = INTERVAL_LEVEL,
+                               seed: int = 0) -> dict[str, Any]:
+    """Macro-F1 of two models' predictions on the same rows, and a paired interval of ``b - a``.
+
+    Both models are scored on the *same* resampled conversations, so what the two sets of rows
+    have in common cancels out: the interval of the difference is far narrower than either
+    model's own interval, and says whether this source tells the two models apart (an interval
+    that contains 0 does not). Each model's macro-F1 is over the labels in the gold and its own
+    predictions, as in :func:`classification_metrics`.
+    """
+    labels_a, labels_b = _present(labels, y_true, pred_a), _present(labels, y_true, pred_b)
+    a = float(f1_score(y_true, pred_a, labels=labels_a, average="macro", zero_division=0))
+    b = float(f1_score(y_true, pred_b, labels=labels_b, average="macro", zero_division=0))
+    result: dict[str, Any] = {"n": len(y_true), "a": a, "b": b, "difference": b - a}
+    drawn = _group_weights(groups, resamples, seed)
+    if drawn is not None:
+        diff = (_resampled_macro_f1(y_true, pred_b, labels_b, *drawn)
+                - _resampled_macro_f1(y_true, pred_a, labels_a, *drawn))
+        tail = (1 - level) / 2 * 100
+        low, high = np.percentile(diff, [tail, 100 - tail])
+        result["interval"] = [round(float(low), 4), round(float(high), 4)]
+        result["groups"] = int(drawn[1].shape[1])
+    return result
 
 
 def format_macro_f1(metrics: dict[str, Any]) -> str:
@@ -337,7 +382,7 @@ def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels:
     ``interval_groups``, how many conversations it resampled.
     """
     labels = list(labels)
-    present = [lbl for lbl in labels if lbl in set(y_true) | set(y_pred)]
+    present = _present(labels, y_true, y_pred)
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=present, zero_division=0)
     result: dict[str, Any] = {
         "n": len(y_true),
