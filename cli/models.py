@@ -111,7 +111,6 @@ def evaluate(
     standalone: Annotated[bool, typer.Option("--standalone", help="Classify each row on its own instead of reading the rows of one group as a conversation.")] = False,
     realdata: Annotated[Path, typer.Option(help="Shared real-text folder for the benchmark (skipped with a reason when absent).")] = Path("../shared/realdata/text"),
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
-    against: Annotated[Optional[str], typer.Option("--against", help="Without files: compare with another classifier (a version in the models folder, or an artifact directory) on the same benchmark rows — each source's macro-F1 for both and a paired 95% interval of the difference; an interval that contains 0 means that source does not tell the two apart.", show_default=False)] = None,
 ) -> None:
     """Per-class precision, recall and F1, macro-F1 and confusion matrices — or, without files, the benchmark per source."""
     from rich.table import Table
@@ -128,19 +127,6 @@ def evaluate(
 
         artifact = load_artifact(models_dir(models), model_version)
         labels_root = labels_data_dir().parent
-        if against:
-            from pipeline.classify.evaluate import compare_benchmark
-
-            other_path = Path(against)
-            other = (load_artifact(other_path) if (other_path / "card.json").is_file()
-                     else load_artifact(models_dir(models), against))
-            with con.status("evaluating both classifiers on every source (a few minutes)..."):
-                compared = compare_benchmark(artifact, other, labels_root / "data", labels_root / "external", realdata)
-            if as_json:
-                typer.echo(json.dumps(compared, indent=2, default=str))
-                return
-            _print_comparison(con, compared)
-            return
         with con.status("evaluating every source (a few minutes)..."):
             result = run_benchmark(artifact, labels_root / "data", labels_root / "external", realdata,
                                    labels_root / "calls", build_sentencizer())
@@ -149,9 +135,6 @@ def evaluate(
             return
         _print_benchmark(con, artifact, result)
         return
-    if against:
-        fail("--against compares two classifiers on the whole benchmark, not on files: run "
-             "`callcycle evaluate --against OTHER` without files, or evaluate each model on the files.")
     artifact, n_rows, metrics = evaluate_files(models_dir(models), model_version, files, holdout,
                                                in_context=not standalone)
     if as_json:
@@ -249,13 +232,34 @@ def compare(
     models: Annotated[Optional[Path], typer.Option(help="Models folder holding the versions [default: as for run].", show_default=False)] = None,
     data: Annotated[Optional[list[Path]], typer.Option(help="Labelled files whose held-out split is used. " + LABELS_HELP, show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+    benchmark: Annotated[bool, typer.Option("--benchmark", help="Compare on every source of the benchmark instead (written held-out, real-speech held-out conversations, shared real text), each with a paired 95% interval of the difference from resampling whole conversations: an interval that contains 0 means that source does not tell the two apart.")] = False,
+    realdata: Annotated[Path, typer.Option(help="Shared real-text folder for --benchmark (skipped with a reason when absent).")] = Path("../shared/realdata/text"),
 ) -> None:
-    """Compare two classifier versions on the same fixed held-out split (macro-F1 and per-class F1)."""
+    """Compare two classifier versions on the same rows: the fixed held-out split (macro-F1 and per-class F1), or with --benchmark every source with paired intervals."""
     from rich.table import Table
 
     from pipeline.apply import compare_versions
     from pipeline.paths import models_dir
 
+    if benchmark:
+        from pipeline.classify.artifacts import load_artifact
+        from pipeline.classify.evaluate import compare_benchmark
+        from pipeline.paths import labels_data_dir
+
+        def load(name: str) -> Any:
+            where = Path(name)
+            return load_artifact(where) if (where / "card.json").is_file() else load_artifact(models_dir(models), name)
+
+        first, second = load(a), load(b)
+        labels_root = labels_data_dir().parent
+        con = console()
+        with con.status("evaluating both classifiers on every source (a few minutes)..."):
+            compared = compare_benchmark(first, second, labels_root / "data", labels_root / "external", realdata)
+        if as_json:
+            typer.echo(json.dumps(compared, indent=2, default=str))
+            return
+        _print_comparison(con, compared)
+        return
     result = compare_versions(models_dir(models), a, b, _labelled_files(data))
     arts = result["artifacts"]
     if as_json:

@@ -98,14 +98,9 @@ def test_evaluate_holdout_reproduces_the_model_card() -> None:
         assert m["macro_f1"] == pytest.approx(card["tasks"][task]["holdout"]["macro_f1"], abs=0.012), task
 
 
-def test_evaluate_against_an_unknown_model_says_which_exist(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["evaluate", "--against", "no-such-model", "--models", str(MODELS)])
+
+def test_compare_benchmark_with_an_unknown_model_says_which_exist() -> None:
+    current = (MODELS / "CURRENT").read_text().strip()
+    result = runner.invoke(app, ["compare", current, "no-such-model", "--benchmark", "--models", str(MODELS)])
     assert result.exit_code != 0
     assert "no-such-model" in result.output and "Available" in result.output
-
-
-def test_evaluate_against_with_files_is_refused(tmp_path: Path) -> None:
-    src = tmp_path / "labelled.jsonl"
-    src.write_text('{"id": "1", "text": "hi", "stage": "other", "talk_action": "talk"}\n')
-    result = runner.invoke(app, ["evaluate", str(src), "--against", "x", "--models", str(MODELS)])
-    assert result.exit_code == 2 and "without files" in result.output
