@@ -160,6 +160,11 @@ def evaluate(
         con.print(conf)
 
 
+def _interval_text(interval: list[float] | None) -> str:
+    """`` [0.031-0.052]`` (a 95% interval over resampled calls), or nothing."""
+    return f" [{interval[0]:.3f}-{interval[1]:.3f}]" if interval else ""
+
+
 def _print_comparison(con: Any, compared: dict[str, Any]) -> None:
     """One row per source and task: both macro-F1s, the difference and its paired interval."""
     from rich.table import Table
@@ -216,7 +221,8 @@ def _print_benchmark(con: Any, artifact: Any, result: dict[str, Any]) -> None:
     if calls:
         by_method = ", ".join(f"{m} {v:.3f}" for m, v in calls["action_share_mae_by_method"].items() if v is not None)
         con.print(f"labelled calls ({calls['calls']}): action-share mean absolute error "
-                  f"{calls['action_share_mae']:.3f} ({calls['action_share_method']}; by method: {by_method}); "
+                  f"{calls['action_share_mae']:.3f}{_interval_text(calls.get('action_share_mae_interval'))} "
+                  f"({calls['action_share_method']}; by method: {by_method}); "
                   f"90% interval covers the gold share in {calls['interval_coverage']:.0%} of calls "
                   f"(mean width {calls['interval_mean_width']:.3f}); stage-mix error {calls['stage_mix_mae']:.3f}",
                   markup=False)
@@ -312,7 +318,8 @@ def evaluate_calls_cmd(
         typer.echo(json.dumps(result, indent=2))
         return
     table = Table(title=f"{artifact.version} on {len(files)} labelled calls: action-share MAE "
-                        f"{result['action_share_mae']:.3f}, stage-mix MAE {result['stage_mix_mae']:.3f}")
+                        f"{result['action_share_mae']:.3f}{_interval_text(result.get('action_share_mae_interval'))}, "
+                        f"stage-mix MAE {result['stage_mix_mae']:.3f}")
     for col in ("call", "turns", "gold action", "predicted", "error", "stage-mix error"):
         table.add_column(col, justify="left" if col == "call" else "right")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from pipeline.classify.train import classification_metrics, format_macro_f1, macro_f1_interval
 
@@ -84,3 +85,14 @@ def test_paired_difference_tells_a_better_model_apart_and_not_an_equal_one() -> 
     own = macro_f1_interval(gold, weaker, ["talk", "action"], groups)
     assert own is not None
     assert d["interval"][1] - d["interval"][0] < own[1] - own[0]
+
+
+def test_mean_interval_over_calls() -> None:
+    from pipeline.classify.train import mean_interval
+
+    errors = [0.01, 0.02, 0.03, 0.05, 0.08, 0.02, 0.04, 0.06]
+    low, high = mean_interval(errors)
+    assert low < float(np.mean(errors)) < high
+    assert mean_interval(errors) == (low, high)
+    assert mean_interval([0.03] * 10) == pytest.approx((0.03, 0.03))
+    assert mean_interval([0.03]) is None

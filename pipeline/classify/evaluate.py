@@ -14,7 +14,7 @@ from pipeline.classify.artifacts import Artifact, current_version, load_artifact
 from pipeline.classify.benchmark import BenchmarkSet
 from pipeline.classify.labels import LabelledRow, drop_near_duplicates
 from pipeline.classify.predict import predict_utterances
-from pipeline.classify.train import classification_metrics
+from pipeline.classify.train import classification_metrics, mean_interval
 from pipeline.schema import Segment
 
 __all__ = ["evaluate_artifact", "evaluate_benchmark", "evaluate_sources", "benchmark_sets", "compare_on_sets",
@@ -215,6 +215,8 @@ def evaluate_calls(artifact: Artifact, call_files: Sequence[Path], nlp: Any,
         "model_version": artifact.version, "calls": len(per_call),
         "turn_level_macro_f1": turn_level,
         "action_share_mae": float(np.mean(errors)) if errors else None,
+        # how sure that mean is: 95% interval from resampling the calls (mean_interval)
+        "action_share_mae_interval": _rounded(mean_interval(errors)),
         "action_share_max_error": float(np.max(errors)) if errors else None,
         "action_share_method": pred.action_share_method if per_call else None,
         "action_share_mae_by_method": {m: (float(np.mean(v)) if v else None) for m, v in by_method_errors.items()},
@@ -228,6 +230,10 @@ def evaluate_calls(artifact: Artifact, call_files: Sequence[Path], nlp: Any,
                                                     for c in per_call])) if per_call else None),
         "per_call": per_call,
     }
+
+
+def _rounded(interval: tuple[float, float] | None) -> list[float] | None:
+    return None if interval is None else [round(interval[0], 4), round(interval[1], 4)]
 
 
 def holdout_rows(artifact: Artifact, rows: Sequence[LabelledRow]) -> list[LabelledRow]:

@@ -46,6 +46,7 @@ __all__ = [
     "classification_metrics",
     "macro_f1_interval",
     "paired_macro_f1_difference",
+    "mean_interval",
     "format_macro_f1",
     "expected_calibration_error",
     "rows_to_utterances",
@@ -335,6 +336,19 @@ def macro_f1_interval(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequ
     scores = _resampled_macro_f1(y_true, y_pred, list(labels), *drawn)
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(scores, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def mean_interval(values: Sequence[float], resamples: int = INTERVAL_RESAMPLES, level: float = INTERVAL_LEVEL,
+                  seed: int = 0) -> tuple[float, float] | None:
+    """Percentile interval of a mean from resampling ``values`` (one per conversation) with
+    replacement, e.g. the calls' action-share errors; ``None`` with fewer than two values."""
+    data = np.asarray(list(values), dtype=float)
+    if len(data) < 2:
+        return None
+    draws = np.random.default_rng(seed).integers(0, len(data), size=(resamples, len(data)))
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(data[draws].mean(axis=1), [tail, 100 - tail])
     return float(low), float(high)
 
 
