@@ -248,15 +248,11 @@ def compare(
     from pipeline.paths import models_dir
 
     if benchmark:
-        from pipeline.classify.artifacts import load_artifact
+        from pipeline.apply import load_version
         from pipeline.classify.evaluate import compare_benchmark
         from pipeline.paths import labels_data_dir
 
-        def load(name: str) -> Any:
-            where = Path(name)
-            return load_artifact(where) if (where / "card.json").is_file() else load_artifact(models_dir(models), name)
-
-        first, second = load(a), load(b)
+        first, second = load_version(models_dir(models), a), load_version(models_dir(models), b)
         labels_root = labels_data_dir().parent
         con = console()
         with con.status("evaluating both classifiers on every source (a few minutes)..."):

@@ -19,7 +19,7 @@ from pipeline.errors import LabelDataError
 from pipeline.tables import unneutralise
 
 __all__ = ["read_table", "classify_rows", "holdout_rows", "load_evaluation_rows", "evaluate_files",
-           "compare_versions"]
+           "compare_versions", "load_version"]
 
 
 def read_table(path: Path) -> list[dict[str, Any]]:
@@ -93,13 +93,15 @@ def evaluate_files(models: Path, version: str | None, files: Sequence[Path],
     return artifact, len(rows), evaluate_artifact(artifact, rows, in_context=in_context)
 
 
+def load_version(models: Path, version: str) -> Artifact:
+    """A classifier by version name in ``models``, or by artifact directory (holding ``card.json``)."""
+    path = Path(version)
+    return load_artifact(path) if path.is_dir() and (path / "card.json").is_file() else load_artifact(models, version)
+
+
 def compare_versions(models: Path, a: str, b: str, files: Sequence[Path]) -> dict[str, Any]:
     """Evaluate two versions (names in ``models`` or artifact directories) on the same held-out rows."""
-    def load(v: str) -> Artifact:
-        path = Path(v)
-        return load_artifact(path) if path.is_dir() and (path / "card.json").is_file() else load_artifact(models, v)
-
-    arts = [load(a), load(b)]
+    arts = [load_version(models, a), load_version(models, b)]
     rows = load_labelled(list(files), arts[0].taxonomy)
     held = holdout_rows(arts[0], rows)
     return {"artifacts": arts, "holdout_rows": len(held),
