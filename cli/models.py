@@ -135,6 +135,8 @@ def evaluate(
             return
         _print_benchmark(con, artifact, result)
         return
+    from pipeline.classify.train import format_interval
+
     artifact, n_rows, metrics = evaluate_files(models_dir(models), model_version, files, holdout,
                                                in_context=not standalone)
     if as_json:
@@ -144,7 +146,7 @@ def evaluate(
     con.print(f"[bold]{artifact.version}[/] on {where} ({n_rows} rows)")
     for name, m in metrics["tasks"].items():
         interval = m.get("macro_f1_interval")
-        spread = f" [95% interval {interval[0]:.3f}-{interval[1]:.3f}]" if interval else ""
+        spread = f"{format_interval(interval)} (95% interval over conversations)" if interval else ""
         table = Table(title=f"{name}: macro-F1 {m['macro_f1']:.3f}{spread}, accuracy {m['accuracy']:.3f}")
         for col in ("label", "precision", "recall", "F1", "support"):
             table.add_column(col, justify="right" if col != "label" else "left")
@@ -158,11 +160,6 @@ def evaluate(
         for label, row in zip(m["labels"], m["confusion"]):
             conf.add_row(label, *(str(v) for v in row))
         con.print(conf)
-
-
-def _interval_text(interval: list[float] | None) -> str:
-    """`` [0.031-0.052]`` (a 95% interval over resampled calls), or nothing."""
-    return f" [{interval[0]:.3f}-{interval[1]:.3f}]" if interval else ""
 
 
 def _print_comparison(con: Any, compared: dict[str, Any]) -> None:
@@ -192,7 +189,7 @@ def _print_benchmark(con: Any, artifact: Any, result: dict[str, Any]) -> None:
     """The benchmark as one table per source, then the call level, LOWO and what was skipped."""
     from rich.table import Table
 
-    from pipeline.classify.train import format_macro_f1
+    from pipeline.classify.train import format_interval, format_macro_f1
 
     tasks = [t.name for t in artifact.taxonomy.tasks]
     table = Table(title=f"{artifact.version}: macro-F1 per source [95% interval, resampling conversations] (rows)")
@@ -221,7 +218,7 @@ def _print_benchmark(con: Any, artifact: Any, result: dict[str, Any]) -> None:
     if calls:
         by_method = ", ".join(f"{m} {v:.3f}" for m, v in calls["action_share_mae_by_method"].items() if v is not None)
         con.print(f"labelled calls ({calls['calls']}): action-share mean absolute error "
-                  f"{calls['action_share_mae']:.3f}{_interval_text(calls.get('action_share_mae_interval'))} "
+                  f"{calls['action_share_mae']:.3f}{format_interval(calls.get('action_share_mae_interval'))} "
                   f"({calls['action_share_method']}; by method: {by_method}); "
                   f"90% interval covers the gold share in {calls['interval_coverage']:.0%} of calls "
                   f"(mean width {calls['interval_mean_width']:.3f}); stage-mix error {calls['stage_mix_mae']:.3f}",
@@ -298,6 +295,7 @@ def evaluate_calls_cmd(
 
     from pipeline.classify.artifacts import load_artifact
     from pipeline.classify.evaluate import evaluate_calls
+    from pipeline.classify.train import format_interval
     from pipeline.errors import LabelDataError
     from pipeline.paths import models_dir
     from pipeline.speech.turns import build_sentencizer
@@ -314,7 +312,7 @@ def evaluate_calls_cmd(
         typer.echo(json.dumps(result, indent=2))
         return
     table = Table(title=f"{artifact.version} on {len(files)} labelled calls: action-share MAE "
-                        f"{result['action_share_mae']:.3f}{_interval_text(result.get('action_share_mae_interval'))}, "
+                        f"{result['action_share_mae']:.3f}{format_interval(result.get('action_share_mae_interval'))}, "
                         f"stage-mix MAE {result['stage_mix_mae']:.3f}")
     for col in ("call", "turns", "gold action", "predicted", "error", "stage-mix error"):
         table.add_column(col, justify="left" if col == "call" else "right")

@@ -48,6 +48,7 @@ __all__ = [
     "paired_macro_f1_difference",
     "mean_interval",
     "format_macro_f1",
+    "format_interval",
     "expected_calibration_error",
     "rows_to_utterances",
     "prepare_external",
@@ -293,9 +294,15 @@ def _group_weights(groups: Sequence[str], resamples: int, seed: int) -> tuple[np
         return None
     draws = np.random.default_rng(seed).integers(0, n_groups, size=(resamples, n_groups))
     weights = np.zeros((resamples, n_groups), dtype=np.int64)
-    for column in range(n_groups):
-        np.add.at(weights, (np.arange(resamples), draws[:, column]), 1)
+    np.add.at(weights, (np.repeat(np.arange(resamples), n_groups), draws.ravel()), 1)
     return index, weights
+
+
+def _percentile_interval(samples: np.ndarray, level: float) -> tuple[float, float]:
+    """The central ``level`` share of ``samples``: ``(low, high)`` percentiles."""
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 def _resampled_macro_f1(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str],
@@ -333,10 +340,7 @@ def macro_f1_interval(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequ
     drawn = _group_weights(groups, resamples, seed)
     if drawn is None or not len(labels):
         return None
-    scores = _resampled_macro_f1(y_true, y_pred, list(labels), *drawn)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(scores, [tail, 100 - tail])
-    return float(low), float(high)
+    return _percentile_interval(_resampled_macro_f1(y_true, y_pred, list(labels), *drawn), level)
 
 
 def mean_interval(values: Sequence[float], resamples: int = INTERVAL_RESAMPLES, level: float = INTERVAL_LEVEL,
@@ -347,9 +351,7 @@ def mean_interval(values: Sequence[float], resamples: int = INTERVAL_RESAMPLES, 
     if len(data) < 2:
         return None
     draws = np.random.default_rng(seed).integers(0, len(data), size=(resamples, len(data)))
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(data[draws].mean(axis=1), [tail, 100 - tail])
-    return float(low), float(high)
+    return _percentile_interval(data[draws].mean(axis=1), level)
 
 
 def paired_macro_f1_difference(y_true: Sequence[str], pred_a: Sequence[str], pred_b: Sequence[str],
@@ -370,20 +372,21 @@ def paired_macro_f1_difference(y_true: Sequence[str], pred_a: Sequence[str], pre
     result: dict[str, Any] = {"n": len(y_true), "a": a, "b": b, "difference": b - a}
     drawn = _group_weights(groups, resamples, seed)
     if drawn is not None:
-        diff = (_resampled_macro_f1(y_true, pred_b, labels_b, *drawn)
-                - _resampled_macro_f1(y_true, pred_a, labels_a, *drawn))
-        tail = (1 - level) / 2 * 100
-        low, high = np.percentile(diff, [tail, 100 - tail])
-        result["interval"] = [round(float(low), 4), round(float(high), 4)]
+        low, high = _percentile_interval(_resampled_macro_f1(y_true, pred_b, labels_b, *drawn)
+                                         - _resampled_macro_f1(y_true, pred_a, labels_a, *drawn), level)
+        result["interval"] = [round(low, 4), round(high, 4)]
         result["groups"] = int(drawn[1].shape[1])
     return result
 
 
+def format_interval(interval: Sequence[float] | None) -> str:
+    """`` [0.712-0.801]`` for an interval, nothing for ``None``."""
+    return f" [{interval[0]:.3f}-{interval[1]:.3f}]" if interval else ""
+
+
 def format_macro_f1(metrics: dict[str, Any]) -> str:
     """``0.757 [0.712-0.801] (1381)``: macro-F1, its interval when known, and the rows scored."""
-    interval = metrics.get("macro_f1_interval")
-    middle = f" [{interval[0]:.3f}-{interval[1]:.3f}]" if interval else ""
-    return f"{metrics['macro_f1']:.3f}{middle} ({metrics['n']})"
+    return f"{metrics['macro_f1']:.3f}{format_interval(metrics.get('macro_f1_interval'))} ({metrics['n']})"
 
 
 def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str],
@@ -713,8 +716,8 @@ def render_card_markdown(card: dict[str, Any]) -> str:
         tasks = list(card["tasks"])
         lines += ["## Results per source", "", "Macro-F1 [95% interval from resampling whole conversations] (rows). "
                   "Real speech and other people's phrasing are the test that matters; the written held-out "
-                  "split is our own writers' style. Two models whose figures differ by less than the "
-                  "interval's half-width are not told apart by that source.", "",
+                  "split is our own writers' style. Whether two models differ on a source: `callcycle compare A B "
+                  "--benchmark` (paired intervals).", "",
                   "| source | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
         for name, metrics in evaluation.items():
             cells = [format_macro_f1(metrics[t]) if t in metrics else "—" for t in tasks]
