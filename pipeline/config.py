@@ -161,6 +161,8 @@ class DiarizeOptions:
         block_s: audio is decoded and embedded in blocks of this many seconds.
         model_path: the speaker-embedding ONNX file; ``None`` uses the int8 CAM++ model in ``models/speaker/``.
         random_state: seed of the k-means step of spectral clustering.
+        snap_to_sentences: move a speaker change that falls between two words of one recognised
+            sentence to a nearby sentence end (``pipeline.speech.diarize.snap_to_sentences``).
     """
 
     enabled: bool = True
@@ -180,6 +182,7 @@ class DiarizeOptions:
     batch_size: int = 16
     model_path: str | None = None
     random_state: int = 0
+    snap_to_sentences: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ from pipeline.speech.diarize import (
     diarize_file,
     load_speaker_model,
     reusable_speech,
+    snap_to_sentences,
 )
 from pipeline.speech.roles import assign_roles
 from pipeline.speech.transcribe import AsrModel, TranscribedFile, transcribe_file
@@ -134,7 +135,10 @@ def _audio_turns(path: Path, audio: TranscribedFile, config: PipelineConfig,
     # the recogniser's VAD pass, reused where its settings allow
     speech = reusable_speech(audio.speech.get(0), audio.duration_s, audio.speech_min_silence_ms, config.diarize)
     diarization = diarize_file(model, path, config.diarize, max_duration_s=config.run.max_duration_s, speech=speech)
-    labels = assign_words([(w.word, w.start_s, w.end_s, w.probability) for w in words], diarization)
+    timed = [(w.word, w.start_s, w.end_s, w.probability) for w in words]
+    labels = assign_words(timed, diarization)
+    if config.diarize.snap_to_sentences:
+        labels = snap_to_sentences(timed, labels)
     words = [dataclasses.replace(w, speaker=label) for w, label in zip(words, labels)]
     return words_to_turns(words, gap_s), diarization.elapsed_s
 

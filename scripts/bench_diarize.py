@@ -41,7 +41,15 @@ from scipy.optimize import linear_sum_assignment
 
 from pipeline.config import AsrConfig, DiarizeOptions
 from pipeline.ingest.audio import SAMPLE_RATE
-from pipeline.speech.diarize import Diarization, diarize_file, load_speaker_model, reusable_speech
+from pipeline.speech.diarize import (
+    Diarization,
+    assign_words,
+    diarize_file,
+    ends_sentence,
+    load_speaker_model,
+    reusable_speech,
+    snap_to_sentences,
+)
 
 STEP_S = 0.01
 
@@ -230,12 +238,61 @@ def der(reference: list[tuple[str, float, float]], hypothesis: list[tuple[str, f
             "confusion": conf / total, "scored_s": total * STEP_S}
 
 
+Word = tuple[str, float, float, float]
+
+
+def word_attribution(reference: list[tuple[str, float, float]], words: list[Word],
+                     labels: list[str]) -> dict[str, float]:
+    """How many recognised words went to the wrong speaker, and how many sentences were cut by a change.
+
+    A word's reference speaker is the one whose reference speech overlaps it most; a word that
+    overlaps none (the recogniser gives some words no duration) goes to the reference speech
+    within 0.5 s of its midpoint, nearest first, and is not scored when there is none. Hypothesis
+    speakers are mapped one-to-one onto reference speakers by the words they share (Hungarian). A
+    sentence (the recogniser's words up to a full stop, question or exclamation mark) is *cut* when
+    its words carry more than one label.
+    """
+    ref_names = sorted({s for s, _, _ in reference})
+    hyp_names = sorted(set(labels))
+    truth: list[int] = []
+    for _w, a, b, _p in words:
+        per = np.zeros(len(ref_names))
+        for spk, ra, rb in reference:
+            per[ref_names.index(spk)] += max(0.0, min(b, rb) - max(a, ra))
+        if per.max() <= 0:
+            mid = 0.5 * (a + b)
+            for spk, ra, rb in reference:
+                gap = max(ra - mid, mid - rb, 0.0)
+                if gap <= 0.5:
+                    per[ref_names.index(spk)] = max(per[ref_names.index(spk)], 1.0 - gap)
+        truth.append(int(np.argmax(per)) if per.max() > 0 else -1)
+    counts = np.zeros((len(ref_names), max(1, len(hyp_names))), dtype=np.int64)
+    for t, label in zip(truth, labels):
+        if t >= 0:
+            counts[t, hyp_names.index(label)] += 1
+    rows, cols = linear_sum_assignment(-counts)
+    mapped = {hyp_names[c]: r for r, c in zip(rows, cols)}
+    scored = [(t, mapped.get(label, -1)) for t, label in zip(truth, labels) if t >= 0]
+    wrong = int(sum(t != h for t, h in scored))
+    cut = sentences = 0
+    start = 0
+    for i, (w, *_rest) in enumerate(words):
+        if ends_sentence(w) or i == len(words) - 1:
+            sentences += 1
+            cut += len(set(labels[start : i + 1])) > 1
+            start = i + 1
+    return {"words_scored": len(scored), "words_wrong": wrong / max(1, len(scored)),
+            "sentences": sentences, "sentences_cut": cut}
+
+
 _ASR: list = []
 
 
-def transcription_time(path: Path, options: DiarizeOptions) -> tuple[float, float, list[tuple[float, float]] | None]:
+def transcription_time(path: Path, options: DiarizeOptions
+                       ) -> tuple[float, float, list[tuple[float, float]] | None, list[Word]]:
     """Wall and CPU seconds of ``transcribe_file`` (tiny.en, the pipeline's settings; second of two
-    runs), and the diarization regions taken from its VAD pass (``None`` where they cannot be shared)."""
+    runs), the diarization regions taken from its VAD pass (``None`` where they cannot be shared)
+    and the recognised words in time order."""
     from pipeline.speech.transcribe import load_asr_model, transcribe_file
 
     if not _ASR:
@@ -244,7 +301,10 @@ def transcription_time(path: Path, options: DiarizeOptions) -> tuple[float, floa
     started, cpu = time.perf_counter(), time.process_time()
     audio = transcribe_file(_ASR[0], path)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    return wall, cpu, reusable_speech(audio.speech.get(0), audio.duration_s, audio.speech_min_silence_ms, options)
+    words = sorted(((w[0], float(w[1]), float(w[2]), float(w[3])) for p in audio.pieces for w in p.words),
+                   key=lambda w: (w[1], w[2]))
+    speech = reusable_speech(audio.speech.get(0), audio.duration_s, audio.speech_min_silence_ms, options)
+    return wall, cpu, speech, words
 
 
 def timed_diarize(model, path: Path, options: DiarizeOptions,
@@ -303,8 +363,9 @@ def main() -> None:
     for case in cases:
         asr_wall = asr_cpu = None
         speech: list[tuple[float, float]] | None = None
+        words: list[Word] = []
         if not args.no_asr:
-            asr_wall, asr_cpu, speech = transcription_time(case.path, options)
+            asr_wall, asr_cpu, speech, words = transcription_time(case.path, options)
         # the diarization, as the pipeline runs it (from the recogniser's VAD regions when there are some)
         result, elapsed, cpu = timed_diarize(model, case.path, options, speech)
         hyp = [(s.speaker, s.start_s, s.end_s) for s in result.segments]
@@ -315,6 +376,10 @@ def main() -> None:
                **{k: round(v, 4) for k, v in scores.items()}}
         if asr_wall is not None and asr_cpu is not None:
             row |= {"asr_s": round(asr_wall, 3), "asr_cpu_s": round(asr_cpu, 3)}
+        if words:  # each word to a speaker as the pipeline does, before and after snapping to sentences
+            labels = assign_words(words, result)
+            row["words"] = word_attribution(case.reference, words, labels)
+            row["words_snapped"] = word_attribution(case.reference, words, snap_to_sentences(words, labels))
         results.append(row)
         print(json.dumps(row), flush=True)
 
@@ -341,6 +406,17 @@ def main() -> None:
     print("|" + "---|" * (len(stages) + 2))
     print("| " + " | ".join(f"{v:.2f} ({v / total:.0%})" for v in stages.values())
           + f" | {total - sum(stages.values()):.2f} | {total:.2f} |")
+    if any("words" in r for r in results):
+        print()
+        print("Words to speakers (each word to the speaker it overlaps most; then speaker changes inside a "
+              "recognised sentence moved to a nearby sentence end):")
+        print("| recording | words scored | wrong speaker | wrong, snapped | sentences cut | cut, snapped |")
+        print("|---|---|---|---|---|---|")
+        for r in results:
+            if "words" in r:
+                a, b = r["words"], r["words_snapped"]
+                print(f"| {r['case']} | {a['words_scored']} | {a['words_wrong']:.1%} | {b['words_wrong']:.1%} "
+                      f"| {a['sentences_cut']} of {a['sentences']} | {b['sentences_cut']} |")
     groups: dict[str, list[dict]] = {}
     for r in results:
         key = r["case"].split(" #")[0] if r["case"].startswith("generated") else r["case"]

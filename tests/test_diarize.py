@@ -187,6 +187,63 @@ def test_real_phone_call_has_two_speakers(realdata, speaker_model) -> None:
     assert len(diarize_file(speaker_model, realdata / "audio" / "phone_call.wav").speakers) == 2
 
 
+def _timed(*spec: tuple[str, float, float]) -> list[tuple[str, float, float, float]]:
+    return [(w, a, b, 1.0) for w, a, b in spec]
+
+
+def test_a_speaker_change_inside_a_sentence_moves_to_its_end() -> None:
+    from pipeline.speech.diarize import snap_to_sentences
+
+    # the diarizer's change falls before the last word of A's sentence
+    words = _timed(("I", 0.0, 0.1), ("didn't", 0.1, 0.3), ("know", 0.3, 0.5), ("you", 0.5, 0.6),
+                   ("were", 0.6, 0.8), ("there.", 0.85, 1.0), ("Neither", 1.05, 1.3), ("did", 1.3, 1.4),
+                   ("I.", 1.4, 1.6))
+    assert snap_to_sentences(words, ["A"] * 5 + ["B"] * 4) == ["A"] * 6 + ["B"] * 3
+    # ... or after the first word of B's: the word goes forward to B
+    words = _timed(("New", 0.0, 0.2), ("Jersey.", 0.2, 0.5), ("And", 0.8, 0.9), ("I'm", 0.95, 1.1),
+                   ("Sheila.", 1.1, 1.4))
+    assert snap_to_sentences(words, ["A"] * 3 + ["B"] * 2) == ["A", "A", "B", "B", "B"]
+    # a longer pause where the change is beats a sentence end with none before it
+    words = _timed(("here.", 0.0, 0.3), ("So", 0.35, 0.45), ("I", 1.0, 1.1), ("don't.", 1.1, 1.3))
+    assert snap_to_sentences(words, ["A", "A", "B", "B"]) == ["A", "A", "B", "B"]
+
+
+def test_snapping_leaves_changes_at_sentence_ends_and_never_empties_a_turn() -> None:
+    from pipeline.speech.diarize import snap_to_sentences
+
+    at_end = _timed(("Fine.", 0.0, 0.4), ("Book", 0.5, 0.7), ("it", 0.7, 0.8), ("now.", 0.8, 1.0))
+    assert snap_to_sentences(at_end, ["A", "B", "B", "B"]) == ["A", "B", "B", "B"]
+    # B's only word is not handed to A even though A's sentence ends after it
+    one_word = _timed(("we", 0.0, 0.2), ("could", 0.2, 0.4), ("yes.", 0.45, 0.6), ("OK", 0.7, 0.9), ("then", 0.9, 1.0))
+    assert snap_to_sentences(one_word, ["A", "A", "B", "A", "A"]) == ["A", "A", "B", "A", "A"]
+    # never further than max_words words or max_shift_s seconds
+    far = _timed(("a", 0.0, 0.1), ("b", 0.1, 0.2), ("c", 0.2, 0.3), ("d", 0.3, 0.4), ("e.", 0.4, 0.5),
+                 ("f", 0.6, 0.7))
+    assert snap_to_sentences(far, ["A", "B", "B", "B", "B", "B"]) == ["A", "B", "B", "B", "B", "B"]
+    assert snap_to_sentences([], []) == []
+    with pytest.raises(ValueError):
+        snap_to_sentences(far, ["A"])
+
+
+def test_real_phone_call_turns_end_at_sentence_ends(realdata, asr_model, speaker_model) -> None:
+    """On the real telephone call the diarizer's change before "there." cut Diane's sentence in two."""
+    from pipeline.config import DiarizeOptions, PipelineConfig
+    from pipeline.ingest.discover import describe_source
+    from pipeline.process import read_call
+
+    path = realdata / "audio" / "phone_call.wav"
+    snapped = read_call(describe_source(path), asr_model, PipelineConfig(), speaker_model)
+    plain = read_call(describe_source(path), asr_model,
+                      PipelineConfig(diarize=DiarizeOptions(snap_to_sentences=False)), speaker_model)
+
+    def cut(turns) -> int:  # turns (after the first) that start in the middle of a sentence
+        return sum(1 for prev in turns[:-1] if not prev.text.rstrip().endswith((".", "?", "!")))
+
+    assert cut(snapped.turns) < cut(plain.turns)
+    texts = [t.text for t in snapped.turns]
+    assert any(t.rstrip().endswith("know you were there.") for t in texts), texts
+
+
 def test_the_shipped_speaker_models_match_their_card() -> None:
     """The int8 model callcycle runs is the one the card describes, and close to its float source."""
     import hashlib

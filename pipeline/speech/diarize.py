@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ __all__ = [
     "diarize_audio",
     "diarize_file",
     "assign_words",
+    "snap_to_sentences",
+    "ends_sentence",
 ]
 
 logger = logging.getLogger("callcycle.diarize")
@@ -635,3 +638,57 @@ def assign_words(words: Sequence[tuple[str, float, float, float]],
             continue
         result.append(segs[best].speaker)
     return result
+
+
+_SENTENCE_END = re.compile(r"[.?!][\"')\]]*$")
+
+
+def ends_sentence(word: str) -> bool:
+    """Whether a recognised word ends a sentence (a full stop, question or exclamation mark)."""
+    return bool(_SENTENCE_END.search(word.strip()))
+
+
+def snap_to_sentences(words: Sequence[tuple[str, float, float, float]], speakers: Sequence[str],
+                      max_words: int = 2, max_shift_s: float = 0.8, sentence_bonus_s: float = 0.3) -> list[str]:
+    """Speaker labels with each change that falls inside a recognised sentence moved to a nearby sentence end.
+
+    The diarizer places a speaker change to within a few hundred milliseconds; the recogniser's
+    punctuation says where a sentence ends. A change between two words of one sentence ("I didn't
+    know you were | there. Neither did I.") is moved to the best boundary within ``max_words``
+    words and ``max_shift_s`` seconds of it, judged by the pause before it plus
+    ``sentence_bonus_s`` when the word before it ends a sentence; it moves only to a sentence end
+    that beats the change where it is, and each of the two speakers keeps at least one word.
+
+    Args:
+        words: ``(word, start_s, end_s, probability)`` in time order, as for :func:`assign_words`.
+        speakers: the speaker of each word (from :func:`assign_words`).
+    """
+    if len(words) != len(speakers):
+        raise ValueError("words and speakers must have the same length")
+    labels = list(speakers)
+    n = len(labels)
+    ends = [ends_sentence(w[0]) for w in words]
+
+    def score(b: int) -> float:
+        return max(0.0, words[b][1] - words[b - 1][2]) + (sentence_bonus_s if ends[b - 1] else 0.0)
+
+    i = 1
+    while i < n:
+        if labels[i] == labels[i - 1] or ends[i - 1]:
+            i += 1
+            continue
+        before, after = labels[i - 1], labels[i]
+        first = i - 1  # first word of the run before the change
+        while first > 0 and labels[first - 1] == before:
+            first -= 1
+        last = i  # last word of the run after it
+        while last + 1 < n and labels[last + 1] == after:
+            last += 1
+        best, best_score = i, score(i)
+        for b in range(max(first + 1, i - max_words), min(last, i + max_words) + 1):
+            if b != i and ends[b - 1] and abs(words[b][1] - words[i][1]) <= max_shift_s and score(b) > best_score:
+                best, best_score = b, score(b)
+        for k in range(min(best, i), max(best, i)):
+            labels[k] = before if best > i else after
+        i = max(best, i) + 1
+    return labels
