@@ -379,6 +379,8 @@ def main() -> None:
         if words:  # each word to a speaker as the pipeline does, before and after snapping to sentences
             labels = assign_words(words, result)
             row["words"] = word_attribution(case.reference, words, labels)
+            row["words_moved"] = word_attribution(case.reference, words,
+                                                  snap_to_sentences(words, labels, max_island_words=0))
             row["words_snapped"] = word_attribution(case.reference, words, snap_to_sentences(words, labels))
         results.append(row)
         print(json.dumps(row), flush=True)
@@ -408,15 +410,17 @@ def main() -> None:
           + f" | {total - sum(stages.values()):.2f} | {total:.2f} |")
     if any("words" in r for r in results):
         print()
-        print("Words to speakers (each word to the speaker it overlaps most; then speaker changes inside a "
-              "recognised sentence moved to a nearby sentence end):")
-        print("| recording | words scored | wrong speaker | wrong, snapped | sentences cut | cut, snapped |")
-        print("|---|---|---|---|---|---|")
+        print("Words to speakers: each word to the speaker it overlaps most (plain); then changes inside a "
+              "recognised sentence moved to a nearby sentence end (moved); and first another speaker's "
+              "few words inside one sentence given back to it (both, the default):")
+        print("| recording | words scored | wrong: plain / moved / both | sentences cut: plain / moved / both |")
+        print("|---|---|---|---|")
         for r in results:
             if "words" in r:
-                a, b = r["words"], r["words_snapped"]
-                print(f"| {r['case']} | {a['words_scored']} | {a['words_wrong']:.1%} | {b['words_wrong']:.1%} "
-                      f"| {a['sentences_cut']} of {a['sentences']} | {b['sentences_cut']} |")
+                a, m, b = r["words"], r["words_moved"], r["words_snapped"]
+                print(f"| {r['case']} | {a['words_scored']} | {a['words_wrong']:.1%} / {m['words_wrong']:.1%} / "
+                      f"{b['words_wrong']:.1%} | {a['sentences_cut']} / {m['sentences_cut']} / "
+                      f"{b['sentences_cut']} of {a['sentences']} |")
     groups: dict[str, list[dict]] = {}
     for r in results:
         key = r["case"].split(" #")[0] if r["case"].startswith("generated") else r["case"]

@@ -208,6 +208,26 @@ def test_a_speaker_change_inside_a_sentence_moves_to_its_end() -> None:
     assert snap_to_sentences(words, ["A", "A", "B", "B"]) == ["A", "A", "B", "B"]
 
 
+def test_another_speakers_few_words_inside_one_sentence_go_back() -> None:
+    from pipeline.speech.diarize import snap_to_sentences
+
+    spec = [("when", 0.0, 0.2), ("a", 0.2, 0.3), ("customer", 0.3, 0.7), ("has", 0.7, 0.9), ("to", 0.9, 1.0),
+            ("be", 1.0, 1.1), ("displayed.", 1.1, 1.6)]
+    assert snap_to_sentences(_timed(*spec), list("AAABAAA")) == list("AAAAAAA")
+    assert snap_to_sentences(_timed(*spec), list("AAABAAA"), max_island_words=0) == list("AAABAAA")
+    # four words are more than an island; a run that starts a sentence is a turn of its own
+    assert snap_to_sentences(_timed(*spec), list("ABBBBAA"), max_words=0) == list("ABBBBAA")
+    turn = _timed(("Fine.", 0.0, 0.4), ("yes", 0.5, 0.7), ("we", 0.8, 0.9), ("go.", 0.9, 1.1))
+    assert snap_to_sentences(turn, list("ABAA")) == list("ABAA")
+    # the real phone call: the recogniser gave both "I"s no duration and the diarizer gave them to
+    # Sheila; "thought, you know," is not an island (one word after it), the second "I" is, and the
+    # change before "thought" then moves back to the sentence end after "design."
+    words = _timed(("to", 10.26, 10.5), ("design.", 10.5, 10.82), ("I", 11.4, 11.4), ("thought,", 11.4, 11.66),
+                   ("you", 11.68, 11.8), ("know,", 11.8, 12.04), ("I", 12.06, 12.06), ("heard", 12.06, 12.2),
+                   ("a", 12.2, 12.38), ("beep.", 12.38, 12.5))
+    assert snap_to_sentences(words, list("BBBAAABAAA")) == list("BBAAAAAAAA")
+
+
 def test_snapping_leaves_changes_at_sentence_ends_and_never_empties_a_turn() -> None:
     from pipeline.speech.diarize import snap_to_sentences
 

@@ -648,16 +648,33 @@ def ends_sentence(word: str) -> bool:
     return bool(_SENTENCE_END.search(word.strip()))
 
 
+def _run_length(labels: Sequence[str], index: int, step: int) -> int:
+    """How many words from ``index`` on (``step`` -1: backwards) carry the label at ``index``."""
+    count = 0
+    label = labels[index]
+    while 0 <= index < len(labels) and labels[index] == label:
+        count += 1
+        index += step
+    return count
+
+
 def snap_to_sentences(words: Sequence[tuple[str, float, float, float]], speakers: Sequence[str],
-                      max_words: int = 2, max_shift_s: float = 0.8, sentence_bonus_s: float = 0.3) -> list[str]:
-    """Speaker labels with each change that falls inside a recognised sentence moved to a nearby sentence end.
+                      max_words: int = 2, max_shift_s: float = 0.8, sentence_bonus_s: float = 0.3,
+                      max_island_words: int = 3) -> list[str]:
+    """Speaker labels with the changes that fall inside a recognised sentence removed or moved to its end.
 
     The diarizer places a speaker change to within a few hundred milliseconds; the recogniser's
-    punctuation says where a sentence ends. A change between two words of one sentence ("I didn't
-    know you were | there. Neither did I.") is moved to the best boundary within ``max_words``
-    words and ``max_shift_s`` seconds of it, judged by the pause before it plus
-    ``sentence_bonus_s`` when the word before it ends a sentence; it moves only to a sentence end
-    that beats the change where it is, and each of the two speakers keeps at least one word.
+    punctuation says where a sentence ends. Two passes:
+
+    1. An *island* — at most ``max_island_words`` words given to another speaker in the middle of
+       one sentence whose words on both sides are one speaker's, in runs at least as long
+       ("when a customer | has | to be displayed") — goes back to that speaker (``0`` turns this
+       pass off).
+    2. A change between two words of one sentence ("I didn't know you were | there. Neither did
+       I.") is moved to the best boundary within ``max_words`` words and ``max_shift_s`` seconds of
+       it, judged by the pause before it plus ``sentence_bonus_s`` when the word before it ends a
+       sentence; it moves only to a sentence end that beats the change where it is, and each of the
+       two speakers keeps at least one word.
 
     Args:
         words: ``(word, start_s, end_s, probability)`` in time order, as for :func:`assign_words`.
@@ -668,6 +685,20 @@ def snap_to_sentences(words: Sequence[tuple[str, float, float, float]], speakers
     labels = list(speakers)
     n = len(labels)
     ends = [ends_sentence(w[0]) for w in words]
+    start = 1
+    while start < n - 1 and max_island_words > 0:
+        if labels[start] == labels[start - 1]:
+            start += 1
+            continue
+        stop = start  # the run of another speaker's words: start..stop
+        while stop + 1 < n and labels[stop + 1] == labels[start]:
+            stop += 1
+        size = stop + 1 - start
+        if (stop + 1 < n and labels[stop + 1] == labels[start - 1] and size <= max_island_words
+                and not any(ends[start - 1 : stop + 1])
+                and _run_length(labels, start - 1, -1) >= size and _run_length(labels, stop + 1, 1) >= size):
+            labels[start : stop + 1] = [labels[start - 1]] * size
+        start = stop + 1
 
     def score(b: int) -> float:
         return max(0.0, words[b][1] - words[b - 1][2]) + (sentence_bonus_s if ends[b - 1] else 0.0)
