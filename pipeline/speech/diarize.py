@@ -690,10 +690,8 @@ def snap_to_sentences(words: Sequence[tuple[str, float, float, float]], speakers
         if labels[start] == labels[start - 1]:
             start += 1
             continue
-        stop = start  # the run of another speaker's words: start..stop
-        while stop + 1 < n and labels[stop + 1] == labels[start]:
-            stop += 1
-        size = stop + 1 - start
+        size = _run_length(labels, start, 1)  # another speaker's run: start..stop
+        stop = start + size - 1
         if (stop + 1 < n and labels[stop + 1] == labels[start - 1] and size <= max_island_words
                 and not any(ends[start - 1 : stop + 1])
                 and _run_length(labels, start - 1, -1) >= size and _run_length(labels, stop + 1, 1) >= size):
@@ -709,16 +707,15 @@ def snap_to_sentences(words: Sequence[tuple[str, float, float, float]], speakers
             i += 1
             continue
         before, after = labels[i - 1], labels[i]
-        first = i - 1  # first word of the run before the change
-        while first > 0 and labels[first - 1] == before:
-            first -= 1
-        last = i  # last word of the run after it
-        while last + 1 < n and labels[last + 1] == after:
-            last += 1
+        first = i - _run_length(labels, i - 1, -1)  # first word of the run before the change
+        last = i + _run_length(labels, i, 1) - 1  # last word of the run after it
         best, best_score = i, score(i)
         for b in range(max(first + 1, i - max_words), min(last, i + max_words) + 1):
-            if b != i and ends[b - 1] and abs(words[b][1] - words[i][1]) <= max_shift_s and score(b) > best_score:
-                best, best_score = b, score(b)
+            if b == i or not ends[b - 1] or abs(words[b][1] - words[i][1]) > max_shift_s:
+                continue
+            candidate = score(b)
+            if candidate > best_score:
+                best, best_score = b, candidate
         for k in range(min(best, i), max(best, i)):
             labels[k] = before if best > i else after
         i = max(best, i) + 1
