@@ -19,6 +19,7 @@ from conftest import MODELS, ROOT, require_tool
 
 from flows.score_flow import run_scoring
 from pipeline.report.html import call_flags, load_report_data, rep_summaries, talk_heavy_stretch
+from pipeline.report.rules import format_share
 from pipeline.report.terminal import load_call_rows
 from pipeline.store import local as store
 
@@ -197,6 +198,11 @@ def test_terminal_summary_shows_the_report_headline(scored_out: Path) -> None:
     assert f"3 calls · median action share {median:.0%} · {complete}/3 complete" in cli.stdout
     assert f"{flagged} flagged for attention" in cli.stdout
     assert "<b>Ben</b>" in cli.stdout  # rich markup in data is shown literally, not interpreted
+    # each call's share comes with its stored 90% interval (issue 8: "41% ± 6"), as in the HTML report
+    for call in calls:
+        assert call["action_share_low"] is not None and call["action_share_high"] is not None
+        assert format_share(call, compact=True) in cli.stdout
+        assert "±" in format_share(call, compact=True) or call["action_share"] is None
 
 
 def _row(rep: str, share: float, low: float, high: float, day: int = 2) -> dict:

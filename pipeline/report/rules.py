@@ -88,13 +88,17 @@ def interval_half_width(call: dict[str, Any]) -> float | None:
     return max(0.0, (high - low) / 2.0)
 
 
-def format_share(call: dict[str, Any]) -> str:
-    """A call's action share with its 90% interval as ``41% ± 6`` (points); plain when none is stored."""
+def format_share(call: dict[str, Any], compact: bool = False) -> str:
+    """A call's action share with its 90% interval as ``41% ± 6`` (points); plain when none is stored.
+
+    ``compact`` drops the spaces (``41%±6``), for the terminal table's narrow column.
+    """
     share = call.get("action_share")
     half = interval_half_width(call)
     if share is None or half is None:
         return format_pct(share)
-    return f"{share:.0%} ± {half * 100:.0f}"
+    sep = "±" if compact else " ± "
+    return f"{share:.0%}{sep}{half * 100:.0f}"
 
 
 def _missing_sentence(stage: str, tax: ReportTaxonomy) -> str:

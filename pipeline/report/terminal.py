@@ -11,7 +11,15 @@ from typing import Any
 
 from pipeline.display import printable
 from pipeline.report.data import load_call_rows, load_error_rows, report_taxonomy
-from pipeline.report.rules import COV_TAXONOMY, ReportTaxonomy, cycle_status, format_pct, team_glance, verdict
+from pipeline.report.rules import (
+    COV_TAXONOMY,
+    ReportTaxonomy,
+    cycle_status,
+    format_pct,
+    format_share,
+    team_glance,
+    verdict,
+)
 
 __all__ = [
     "load_call_rows", "load_error_rows", "verdict", "format_pct", "headline", "render_summary", "render_errors",
@@ -37,7 +45,8 @@ def render_summary(rows: list[dict[str, Any]], console: Any = None, tax: ReportT
     stages = list(dict.fromkeys(k for r in rows for k, _ in (r["stage_shares"] or [])))
     mix_header = "/".join(s[:2] for s in stages) or "mix"
     table = Table(title=f"Scored calls ({len(rows)})", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
-                  caption=f"action: green ≥35% moves work forward, yellow some commitments, red mostly talk; "
+                  caption=f"action: share of work talk that was action, ± half its 90% interval; green ≥35% moves "
+                          f"work forward, yellow some commitments, red mostly talk; "
                           f"{mix_header} = % of speech per stage ({', '.join(stages)}).")
     table.add_column("call", overflow="fold", min_width=10, ratio=3)
     table.add_column("rep", overflow="fold", min_width=4, ratio=1)
@@ -57,7 +66,7 @@ def render_summary(rows: list[dict[str, Any]], console: Any = None, tax: ReportT
         colour = colours.get(verdict(r["action_share"]), "dim")
         table.add_row(
             escape(printable(r["call_id"])), escape(printable(r["rep"] or "—")), str(r["call_date"] or "—"),
-            f"{minutes:.1f}", f"[{colour}]{format_pct(r['action_share'])}[/]",
+            f"{minutes:.1f}", f"[{colour}]{format_share(r, compact=True)}[/]",
             "—" if ratio is None else f"{ratio:.1f}", mix, cycle,
         )
     console.print(table)
