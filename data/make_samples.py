@@ -67,16 +67,26 @@ def render_audio(script: dict, workdir: Path) -> tuple[np.ndarray, list[dict]]:
     return np.clip(out, -1, 1), timing
 
 
-def encode(samples: np.ndarray, path: Path) -> None:
-    """Encode float samples with PyAV in the format given by the file extension."""
+def encode(samples: np.ndarray, path: Path, *, codec: str | None = None, rate: int | None = None,
+           bit_rate: int | None = None) -> None:
+    """Encode float samples (16 kHz, channels x n) with PyAV.
+
+    The codec follows the file extension unless ``codec`` names one (``pcm_mulaw`` for telephone
+    audio); ``rate`` is the output sample rate (default 16 kHz, 48 kHz for Opus, which runs at no
+    other rate) and ``bit_rate`` the encoder's target in bits per second (codec default if ``None``).
+    Frames are cut at the codec's own frame size; the decoded audio does not depend on that cut.
+    """
     import av
 
-    codec = {".wav": "pcm_s16le", ".flac": "flac", ".mp3": "libmp3lame", ".ogg": "libopus", ".m4a": "aac"}[path.suffix]
+    codec = codec or {".wav": "pcm_s16le", ".flac": "flac", ".mp3": "libmp3lame", ".ogg": "libopus",
+                      ".m4a": "aac"}[path.suffix]
     layout = "stereo" if samples.shape[0] == 2 else "mono"
-    out_rate = 48_000 if codec == "libopus" else RATE  # Opus only runs at 48 kHz
+    out_rate = rate or (48_000 if codec == "libopus" else RATE)
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=out_rate)
         stream.layout = layout
+        if bit_rate:
+            stream.bit_rate = bit_rate
         formats = [f.name for f in stream.codec.audio_formats] if stream.codec.audio_formats else ["s16"]
         stream.format = "s16" if "s16" in formats else ("fltp" if "fltp" in formats else formats[0])
         resampler = av.AudioResampler(format=stream.format.name, layout=layout, rate=out_rate)

@@ -54,7 +54,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-RATE = 16_000
+from data.make_samples import RATE, encode  # noqa: E402  (one encoder for samples, benchmarks and variants)
+
 NOISE_SEEDS = (1, 2, 3)
 NOISE_VARIANTS = [f"noise-{s}" for s in NOISE_SEEDS] + ["gain+0.5", "gain-0.5", "lead10ms"]
 FORMAT_VARIANTS = ["flac", "opus", "mp3", "mulaw8k"]
@@ -73,33 +74,6 @@ def _write_int16(path: Path, data: np.ndarray, rate: int = RATE) -> None:
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(np.ascontiguousarray(data.T).tobytes())
-
-
-def _encode(samples: np.ndarray, path: Path, codec: str, rate: int, bit_rate: int | None = None) -> None:
-    """Encode float samples (16 kHz, channels x n) with PyAV."""
-    import av
-
-    layout = "stereo" if samples.shape[0] == 2 else "mono"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=rate)
-        stream.layout = layout
-        if bit_rate:
-            stream.bit_rate = bit_rate
-        formats = [f.name for f in stream.codec.audio_formats] if stream.codec.audio_formats else ["s16"]
-        stream.format = "s16" if "s16" in formats else ("fltp" if "fltp" in formats else formats[0])
-        resampler = av.AudioResampler(format=stream.format.name, layout=layout, rate=rate)
-        for start in range(0, samples.shape[1], 1024):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + 1024], dtype=np.float32),
-                                               format="fltp", layout=layout)
-            frame.sample_rate = RATE
-            for converted in resampler.resample(frame):
-                for packet in stream.encode(converted):
-                    container.mux(packet)
-        for converted in resampler.resample(None):
-            for packet in stream.encode(converted):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
 
 
 def make_variants(wav: Path, folder: Path) -> dict[str, Path]:
@@ -124,7 +98,7 @@ def make_variants(wav: Path, folder: Path) -> dict[str, Path]:
                                             ("mp3", ".mp3", "libmp3lame", RATE, 128_000),
                                             ("mulaw8k", ".wav", "pcm_mulaw", 8_000, None)]:
         out[name] = folder / f"{name}{suffix}"
-        _encode(floats, out[name], codec, rate, bits)
+        encode(floats, out[name], codec=codec, rate=rate, bit_rate=bits)
     return out
 
 
