@@ -68,8 +68,10 @@ def train(
     promote_model: Annotated[bool, typer.Option("--promote", help="Point models/CURRENT at the new model if held-out macro-F1 does not drop.")] = False,
     force: Annotated[bool, typer.Option(help="With --promote: promote even if held-out macro-F1 drops.")] = False,
 ) -> None:
-    """Train the classifiers from labelled data (written corpus + real-speech corpora) and write a model card
-    with results per source: written held-out, real-speech held-out conversations, shared real text."""
+    """Train the classifiers from labelled data and write a versioned artifact with its model card.
+
+    Learns from the written corpus and the real-speech corpora; the card gives results per source:
+    written held-out, real-speech held-out conversations, shared real text."""
     quiet_prefect()
     from flows.train_flow import train_classifiers
     from pipeline.classify.train import TrainConfig

@@ -147,8 +147,10 @@ def sweep(
     out_dir: Annotated[str, typer.Argument(help="Output folder or s3:// prefix of `callcycle run` [default: ./out].", show_default=False)] = "out",
     older_than: Annotated[float, typer.Option("--older-than", min=0.0, help="S3: only delete leftovers older than this many hours (keeps attempts still in flight).")] = 24.0,
 ) -> None:
-    """Delete what failed attempts left: uncommitted data files and superseded commits under an
-    s3:// output (older than --older-than hours), dead writers' temporary files in a folder.
+    """Delete what failed attempts left behind (uncommitted or superseded files, dead writers' temporaries).
+
+    Under an s3:// output: uncommitted data files and superseded commits older than --older-than
+    hours; in a folder: temporary files of writers that are no longer running.
 
     Readers never see these; sweeping only saves space. Safe while other runs write.
     """
