@@ -6,7 +6,8 @@ and format variants of the same recording, scores each one through the real pipe
 (decode, transcribe, turns, segment, classify, score — no Prefect), and reports per call the
 spread (max − min, in points) of:
 
-- ``action_share`` as the pipeline computes it today (hard labels, ``pipeline/score.py``);
+- ``action_share`` as the pipeline computes it (``pipeline/score.py``; the default ``tempered`` method,
+  or the one ``--method`` names);
 - a probability-weighted action share computed from the stored segment probabilities
   (Σ w·(1−p_other)·p_action / Σ w·(1−p_other), w = segment seconds) — what a score from
   calibrated probabilities would give;
