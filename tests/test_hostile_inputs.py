@@ -222,12 +222,15 @@ def test_summary_fits_80_columns() -> None:
            "call_date": date(2026, 11, 2), "audio_duration_s": 300.0, "speech_s": 250.0, "action_share": 0.4,
            "talk_action_ratio": 1.5, "stage_shares": [("align", .3), ("act", .4), ("adjust", .2), ("other", .1)],
            "stages_present": ["align", "act"], "cycle_complete": False, "speakers": [], "source_id": "x",
-           "source_path": "x"}
+           "source_path": "x", "action_share_low": 0.25, "action_share_high": 0.55}
+    # the widest share cell: 100% with an interval of ±50 points
+    widest = {**row, "call_id": "widest", "action_share": 1.0, "action_share_low": 0.0, "action_share_high": 1.0}
     console = Console(width=80, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
-    render_summary([row], console)
+    render_summary([row, widest], console)
     text = console.export_text()
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "cycle" in text and "open loop" in text and "30/40/20/10" in text
+    assert "40%±15" in text and "100%±50" in text
 
 
 def test_help_keeps_square_brackets() -> None:
