@@ -26,13 +26,13 @@ def test_every_command_explains_itself(command: str) -> None:
 def test_every_command_has_a_one_line_summary() -> None:
     """`callcycle --help` lists each command by the first paragraph of its docstring; rich keeps its
     line breaks, so a summary wrapped in the source prints as a broken line in the command list."""
-    commands = [c for c in app.registered_commands if c.callback is not None]
-    assert len(commands) >= 10
-    for command in commands:
-        doc = (command.callback.__doc__ or "").strip()  # type: ignore[union-attr]
-        assert doc, f"{command.callback.__name__} has no help text"  # type: ignore[union-attr]
+    callbacks = [c.callback for c in app.registered_commands if c.callback is not None]
+    assert len(callbacks) >= 10
+    for callback in callbacks:
+        doc = (callback.__doc__ or "").strip()
+        assert doc, f"{callback.__name__} has no help text"
         summary = doc.split("\n\n", 1)[0]
-        assert "\n" not in summary, f"{command.callback.__name__}: first paragraph spans lines: {summary!r}"  # type: ignore[union-attr]
+        assert "\n" not in summary, f"{callback.__name__}: first paragraph spans lines: {summary!r}"
 
 
 def test_classify_jsonl_keeps_columns_and_adds_predictions(tmp_path: Path) -> None:
