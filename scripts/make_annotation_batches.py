@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Draw contiguous stretches of AMI training-series meetings for hand annotation (round 4).
+"""Draw AMI training-series acts for hand annotation: contiguous stretches (round 4) or the acts
+the shipped model is least sure of (round 5, ``--uncertain``).
 
 Reads ``labels/external/ami.jsonl.gz`` and writes, per batch, a text file for the annotator
 (``<mark> <id> [<speaker letter>] <text>``: lines marked ``*`` are to be labelled, the others are
@@ -13,6 +14,15 @@ a multiple of 50 in a meeting of a *training* series (the held-out rule of
 whose density of tag-mapped action rows is at or above the median; shuffled with ``--seed``; at most
 one window per meeting; the first ``--stretches`` of them, dealt round-robin into ``--batches``
 batches. Acts already hand-labelled inside a window are shown as context, not marked.
+
+Uncertainty sampling (round 5 of 2026-12-04: ``--uncertain 1800 --batches 5 --first-shard 21
+--seed 20261204 --exclude-hand labels/external/ami-hand-round4``): every non-empty act of the
+training series is classified by the model (``--models``, its ``CURRENT``) in meeting order, as the
+product reads a call; the ``--uncertain`` acts not yet hand-labelled (rounds 1-3 in the AMI file,
+plus the folders given with ``--exclude-hand``) whose ``other`` probability is under 0.5 and whose
+action probability lies nearest the decision line (0.5; the model's offsets are inside its
+probabilities) are shuffled with ``--seed`` and dealt round-robin into ``--batches`` batches, each
+batch in meeting order. Each act is shown with up to five acts before and two after (context).
 
 Usage: python scripts/make_annotation_batches.py --out /tmp/batches [--first-shard 15]
 """
@@ -43,10 +53,18 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--first-shard", type=int, default=15)
     parser.add_argument("--seed", type=int, default=20261202)
+    parser.add_argument("--uncertain", type=int, default=0,
+                        help="draw this many acts nearest the model's decision line instead of stretches")
+    parser.add_argument("--models", type=Path, default=ROOT / "models", help="with --uncertain: the models folder")
+    parser.add_argument("--exclude-hand", type=Path, action="append", default=[],
+                        help="with --uncertain: a folder of hand-label shards whose acts are not drawn again")
     args = parser.parse_args()
 
     with gzip.open(args.ami, "rt", encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh]
+    if args.uncertain:
+        write_uncertain(rows, args)
+        return
     meetings: dict[str, list[dict]] = collections.defaultdict(list)
     for row in rows:
         meetings[row["group"]].append(row)
@@ -93,6 +111,60 @@ def main() -> None:
         (args.out / f"batch-{shard}.txt").write_text("\n".join(lines), encoding="utf-8")
         (args.out / f"batch-{shard}.ids").write_text("\n".join(ids) + "\n", encoding="utf-8")
         print(f"batch {shard}: {len(ids)} acts to label")
+
+
+def write_uncertain(rows: list[dict], args: argparse.Namespace) -> None:
+    """Round 5: the acts the model is least sure of, each with its context (see the module docstring)."""
+    from pipeline.classify.artifacts import load_artifact
+    from pipeline.classify.model import Utterances
+    from pipeline.classify.train import embed_texts
+
+    hand = {r["id"] for r in rows if r["label_source"] == "hand"}
+    for folder in args.exclude_hand:
+        for shard in sorted(folder.glob("shard-*.jsonl")):
+            hand |= {json.loads(line)["id"] for line in shard.read_text(encoding="utf-8").splitlines() if line.strip()}
+    acts = sorted((r for r in rows if r["text"].strip() and not is_holdout(split_key("ami", r["group"]))),
+                  key=lambda r: (r["group"], r["index"]))
+    artifact = load_artifact(args.models)
+    texts = [r["text"] for r in acts]
+    vectors = embed_texts(artifact.encoder, texts, progress=print) if artifact.encoder is not None else None
+    utterances = Utterances(tuple(texts), tuple(r["group"] for r in acts), tuple(r["speaker"] for r in acts))
+    proba = artifact.model.predict_proba(utterances, vectors)
+    action = list(artifact.model.classes_["talk_action"]).index("action")
+    other = list(artifact.model.classes_["stage"]).index("other")
+    pool = [(abs(float(ta[action]) - 0.5), r["id"])
+            for r, ta, st in zip(acts, proba["talk_action"], proba["stage"])
+            if r["id"] not in hand and float(st[other]) < 0.5]
+    pool.sort(key=lambda item: item[0])
+    chosen = [act_id for _distance, act_id in pool[: args.uncertain]]
+    print(f"{len(pool)} unlabelled acts scored; drawing {len(chosen)} within "
+          f"{pool[len(chosen) - 1][0]:.3f} of the decision line")
+    meetings: dict[str, list[dict]] = collections.defaultdict(list)
+    for row in rows:
+        meetings[row["group"]].append(row)
+    position: dict[str, tuple[str, int]] = {}
+    for group, meeting in meetings.items():
+        meeting.sort(key=lambda r: r["index"])
+        position.update({r["id"]: (group, i) for i, r in enumerate(meeting)})
+    random.Random(args.seed).shuffle(chosen)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for b in range(args.batches):
+        part = sorted(chosen[b :: args.batches], key=lambda act_id: position[act_id])
+        lines: list[str] = []
+        for k, act_id in enumerate(part, start=1):
+            group, i = position[act_id]
+            meeting = meetings[group]
+            lines.append(f"# item {k}: meeting {group}")
+            for j in range(max(0, i - 5), min(len(meeting), i + 3)):
+                row = meeting[j]
+                if row["text"].strip():
+                    mark = "*" if j == i else " "
+                    lines.append(f"{mark} {row['id']} [{row['speaker'].split('.')[-1]}] {row['text']}")
+            lines.append("")
+        shard = args.first_shard + b
+        (args.out / f"batch-{shard}.txt").write_text("\n".join(lines), encoding="utf-8")
+        (args.out / f"batch-{shard}.ids").write_text("\n".join(part) + "\n", encoding="utf-8")
+        print(f"batch {shard}: {len(part)} acts to label")
 
 
 if __name__ == "__main__":
