@@ -5,6 +5,9 @@
 - ``labels/external/ami-agreement/second-annotation-round3.jsonl``: 300 acts of round 3
   (shards 9-14), stratified: 100 the first annotators labelled action, 200 they labelled talk
   (seed 2026), so that action is not a handful of rows. Agreement is also printed per stratum.
+- ``labels/external/ami-agreement/second-annotation-round5.jsonl``: 200 acts of round 5 (shards
+  21-25, the acts the model of 2026-12-03 was least sure of), a random sample (seed 7) of the
+  1,800.
 
 Both were made without seeing the first labels. Prints raw agreement and Cohen's kappa per task.
 
@@ -30,13 +33,16 @@ def cohen_kappa(a: list[str], b: list[str]) -> tuple[float, float]:
 
 def main() -> None:
     first: dict[str, dict] = {}
-    for path in sorted((ROOT / "labels" / "external" / "ami-hand").glob("*.jsonl")):
+    external = ROOT / "labels" / "external"
+    # rounds 1-3 (trained on) and the rounds kept apart (ami-hand-round4, ami-hand-round5)
+    for path in sorted([*(external / "ami-hand").glob("*.jsonl"), *external.glob("ami-hand-round*/*.jsonl")]):
         for line in path.read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
             first[row["id"]] = row
     folder = ROOT / "labels" / "external" / "ami-agreement"
     for name, title in (("second-annotation.jsonl", "round 1, random sample"),
-                        ("second-annotation-round3.jsonl", "round 3, stratified by the first label")):
+                        ("second-annotation-round3.jsonl", "round 3, stratified by the first label"),
+                        ("second-annotation-round5.jsonl", "round 5, random sample of uncertain acts")):
         path = folder / name
         if not path.is_file():
             continue

@@ -58,7 +58,7 @@ TASKS = {"talk_action": ["talk", "action"], "stage": ["align", "act", "adjust", 
 
 
 def prepare(out: Path, extra_hand: list[Path], da_tags: int = 0, seed: int = 13,
-            unlabelled: int = 0, unlabelled_out: Path | None = None) -> int:
+            unlabelled: int = 0, unlabelled_out: Path | None = None, ami: Path | None = None) -> int:
     """Write the hand-labelled AMI rows of the training series (text + labels) to ``out``.
 
     ``extra_hand`` folders (e.g. ``labels/external/ami-hand-round4``) add hand labels, by id, to
@@ -68,12 +68,14 @@ def prepare(out: Path, extra_hand: list[Path], da_tags: int = 0, seed: int = 13,
     the encoder can also learn what an act *does* from AMI's own annotators' 15 tags.
     ``unlabelled`` > 0 writes that many acts of the training series that no one hand-labelled,
     of four words or more (a seeded sample), to ``unlabelled_out``: the rows a teacher labels.
+    ``ami`` reads another version of the corpus file (the shipped encoder was fine-tuned on the
+    hand labels of rounds 1-3: ``git show 9e25692:labels/external/ami.jsonl.gz``).
     """
     sys.path.insert(0, str(ROOT))
     from pipeline.classify.labels import is_holdout, load_labelled, load_taxonomy
 
     taxonomy = load_taxonomy(ROOT / "labels" / "taxonomy.toml")
-    rows = load_labelled([ROOT / "labels" / "external" / "ami.jsonl.gz"], taxonomy, partial=True)
+    rows = load_labelled([ami or ROOT / "labels" / "external" / "ami.jsonl.gz"], taxonomy, partial=True)
     from import_ami import read_hand_labels  # the one reader of annotation shards (scripts/)
 
     extra = {k: v for folder in extra_hand for k, v in read_hand_labels(folder).items()}
@@ -366,6 +368,8 @@ def main() -> int:
     p.add_argument("--unlabelled", type=int, default=0,
                    help="also write this many unlabelled acts of the training series (for a teacher to label)")
     p.add_argument("--unlabelled-out", type=Path, default=None, help="where to write them")
+    p.add_argument("--ami", type=Path, default=None,
+                   help="the AMI corpus file to read (default: labels/external/ami.jsonl.gz)")
     te = sub.add_parser("teacher", help="fine-tune all-mpnet-base-v2 as a teacher (scratch environment with torch)")
     te.add_argument("data", type=Path)
     te.add_argument("out", type=Path)
@@ -382,7 +386,8 @@ def main() -> int:
     if args.command == "prepare":
         if args.unlabelled and args.unlabelled_out is None:
             ap.error("--unlabelled needs --unlabelled-out")
-        return prepare(args.out, args.extra_hand, args.da_tags, args.seed, args.unlabelled, args.unlabelled_out)
+        return prepare(args.out, args.extra_hand, args.da_tags, args.seed, args.unlabelled, args.unlabelled_out,
+                       args.ami)
     if args.command == "teacher":
         return train(Path(), args.data, args.out, args.epochs, args.lr, 32, args.seed, 64, bucket=True,
                      teacher_parts=args.parts)
