@@ -105,12 +105,21 @@ def main() -> None:
                 marked = start <= i < start + length and row["id"] not in hand
                 if marked:
                     ids.append(row["id"])
-                lines.append(f"{'*' if marked else ' '} {row['id']} [{row['speaker'].split('.')[-1]}] {row['text']}")
+                lines.append(act_line(row, marked))
             lines.append("")
-        shard = args.first_shard + b
-        (args.out / f"batch-{shard}.txt").write_text("\n".join(lines), encoding="utf-8")
-        (args.out / f"batch-{shard}.ids").write_text("\n".join(ids) + "\n", encoding="utf-8")
-        print(f"batch {shard}: {len(ids)} acts to label")
+        write_batch(args.out, args.first_shard + b, lines, ids)
+
+
+def act_line(row: dict, marked: bool) -> str:
+    """One act as the annotator sees it: ``<mark> <id> [<speaker letter>] <text>``."""
+    return f"{'*' if marked else ' '} {row['id']} [{row['speaker'].split('.')[-1]}] {row['text']}"
+
+
+def write_batch(out: Path, shard: int, lines: list[str], ids: list[str]) -> None:
+    """The annotator's file and the list of ids to label, for one batch."""
+    (out / f"batch-{shard}.txt").write_text("\n".join(lines), encoding="utf-8")
+    (out / f"batch-{shard}.ids").write_text("\n".join(ids) + "\n", encoding="utf-8")
+    print(f"batch {shard}: {len(ids)} acts to label")
 
 
 def write_uncertain(rows: list[dict], args: argparse.Namespace) -> None:
@@ -158,13 +167,9 @@ def write_uncertain(rows: list[dict], args: argparse.Namespace) -> None:
             for j in range(max(0, i - 5), min(len(meeting), i + 3)):
                 row = meeting[j]
                 if row["text"].strip():
-                    mark = "*" if j == i else " "
-                    lines.append(f"{mark} {row['id']} [{row['speaker'].split('.')[-1]}] {row['text']}")
+                    lines.append(act_line(row, j == i))
             lines.append("")
-        shard = args.first_shard + b
-        (args.out / f"batch-{shard}.txt").write_text("\n".join(lines), encoding="utf-8")
-        (args.out / f"batch-{shard}.ids").write_text("\n".join(part) + "\n", encoding="utf-8")
-        print(f"batch {shard}: {len(part)} acts to label")
+        write_batch(args.out, args.first_shard + b, lines, part)
 
 
 if __name__ == "__main__":
