@@ -32,13 +32,12 @@ def cohen_kappa(a: list[str], b: list[str]) -> tuple[float, float]:
 
 
 def main() -> None:
-    first: dict[str, dict] = {}
+    from import_ami import read_hand_labels  # the one reader of annotation shards (scripts/)
+
     external = ROOT / "labels" / "external"
     # rounds 1-3 (trained on) and the rounds kept apart (ami-hand-round4, ami-hand-round5)
-    for path in sorted([*(external / "ami-hand").glob("*.jsonl"), *external.glob("ami-hand-round*/*.jsonl")]):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            first[row["id"]] = row
+    first = {k: v for folder in [external / "ami-hand", *sorted(external.glob("ami-hand-round*"))]
+             for k, v in read_hand_labels(folder).items()}
     folder = ROOT / "labels" / "external" / "ami-agreement"
     for name, title in (("second-annotation.jsonl", "round 1, random sample"),
                         ("second-annotation-round3.jsonl", "round 3, stratified by the first label"),

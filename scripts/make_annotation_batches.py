@@ -62,12 +62,12 @@ def main() -> None:
 
     with gzip.open(args.ami, "rt", encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh]
-    if args.uncertain:
-        write_uncertain(rows, args)
-        return
     meetings: dict[str, list[dict]] = collections.defaultdict(list)
     for row in rows:
         meetings[row["group"]].append(row)
+    if args.uncertain:
+        write_uncertain(rows, meetings, args)
+        return
     hand = {r["id"] for r in rows if r["label_source"] == "hand"}
     length = args.length
     candidates = []
@@ -122,16 +122,17 @@ def write_batch(out: Path, shard: int, lines: list[str], ids: list[str]) -> None
     print(f"batch {shard}: {len(ids)} acts to label")
 
 
-def write_uncertain(rows: list[dict], args: argparse.Namespace) -> None:
+def write_uncertain(rows: list[dict], meetings: dict[str, list[dict]], args: argparse.Namespace) -> None:
     """Round 5: the acts the model is least sure of, each with its context (see the module docstring)."""
+    from import_ami import read_hand_labels  # the one reader of annotation shards (scripts/)
+
     from pipeline.classify.artifacts import load_artifact
     from pipeline.classify.model import Utterances
     from pipeline.classify.train import embed_texts
 
     hand = {r["id"] for r in rows if r["label_source"] == "hand"}
     for folder in args.exclude_hand:
-        for shard in sorted(folder.glob("shard-*.jsonl")):
-            hand |= {json.loads(line)["id"] for line in shard.read_text(encoding="utf-8").splitlines() if line.strip()}
+        hand |= set(read_hand_labels(folder))
     acts = sorted((r for r in rows if r["text"].strip() and not is_holdout(split_key("ami", r["group"]))),
                   key=lambda r: (r["group"], r["index"]))
     artifact = load_artifact(args.models)
@@ -148,9 +149,6 @@ def write_uncertain(rows: list[dict], args: argparse.Namespace) -> None:
     chosen = [act_id for _distance, act_id in pool[: args.uncertain]]
     print(f"{len(pool)} unlabelled acts scored; drawing {len(chosen)} within "
           f"{pool[len(chosen) - 1][0]:.3f} of the decision line")
-    meetings: dict[str, list[dict]] = collections.defaultdict(list)
-    for row in rows:
-        meetings[row["group"]].append(row)
     position: dict[str, tuple[str, int]] = {}
     for group, meeting in meetings.items():
         meeting.sort(key=lambda r: r["index"])
