@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from cli.common import app, command, console, fail, quiet_prefect
-from pipeline.config import DEFAULT_ENCODER
+from pipeline.config import DEFAULT_ENCODER, DEFAULT_TRAIN_SEED
 
 MODELS_HELP = ("Models folder (uses its CURRENT pointer) or an artifact directory "
                "[default: $CALLCYCLE_MODELS, else the classifiers shipped with callcycle].")
@@ -63,7 +63,7 @@ def train(
     encoder: Annotated[str, typer.Option(help="Sentence encoder folder under <models>/encoders/, or 'none' for TF-IDF and cues only.")] = DEFAULT_ENCODER,
     context: Annotated[bool, typer.Option("--context/--no-context", help="Read each segment with its neighbours (the context level).")] = True,
     folds: Annotated[int, typer.Option(help="Grouped folds for the out-of-fold probabilities the context level learns from.")] = 5,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
+    seed: Annotated[int, typer.Option(help="Seed of the context level's trees (the shipped model's by default).")] = DEFAULT_TRAIN_SEED,
     speech_copies: Annotated[Optional[int], typer.Option(min=0, help="Transcript-like noised copies of each written training conversation (dropped and repeated words, fillers, moved punctuation, lower case), trained next to the originals (text level only); 0 = none. Default: the training default (one); docs/REALDATA.md has what 0, 1 and 2 measured.", show_default=False)] = None,
     promote_model: Annotated[bool, typer.Option("--promote", help="Point models/CURRENT at the new model if held-out macro-F1 does not drop.")] = False,
     force: Annotated[bool, typer.Option(help="With --promote: promote even if held-out macro-F1 drops.")] = False,

@@ -35,7 +35,7 @@ def main() -> None:
     from import_ami import read_hand_labels  # the one reader of annotation shards (scripts/)
 
     external = ROOT / "labels" / "external"
-    # rounds 1-3 (trained on) and the rounds kept apart (ami-hand-round4, ami-hand-round5)
+    # rounds 1-3 and 5 (trained on, in ami-hand) and round 4 (kept apart in ami-hand-round4)
     first = {k: v for folder in [external / "ami-hand", *sorted(external.glob("ami-hand-round*"))]
              for k, v in read_hand_labels(folder).items()}
     folder = ROOT / "labels" / "external" / "ami-agreement"

@@ -35,7 +35,7 @@ from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_
 from pipeline.classify.benchmark import BenchmarkSet, ami_views
 from pipeline.classify.labels import LabelledRow, Taxonomy, data_hash, drop_near_duplicates, is_holdout
 from pipeline.classify.model import CycleModel, Utterances
-from pipeline.config import DEFAULT_ENCODER
+from pipeline.config import DEFAULT_ENCODER, DEFAULT_TRAIN_SEED
 from pipeline.errors import LabelDataError
 from pipeline.paths import cache_dir
 
@@ -101,7 +101,7 @@ class TrainConfig:
     """
 
     folds: int = 5
-    seed: int = 13
+    seed: int = DEFAULT_TRAIN_SEED
     holdout_percent: int = 20
     dedupe_threshold: float = 0.92
     encoder: str | None = DEFAULT_ENCODER
@@ -214,14 +214,13 @@ def embed_texts(encoder: Any, texts: Sequence[str], cache: bool = True,
 
     The cache (``$XDG_CACHE_HOME/callcycle/embeddings/<encoder>-<hash>-batch<n>.npz``) holds one
     vector per distinct text ever encoded with those exact encoder files and batch size, so
-    retraining, comparisons and leave-one-writer-out folds encode each text once. With the default
-    batch size of 1 a vector depends on its text alone, so a warm cache gives the same vectors as a
-    cold one. It only saves time: a miss encodes.
+    retraining, comparisons and leave-one-writer-out folds encode each text once. The shipped float32
+    encoder gives a text the same vector in any batch (and an int8 one runs one text per call), so a
+    warm cache gives the same vectors as a cold one. It only saves time: a miss encodes.
     """
     say = progress or (lambda _m: None)
     files_key = hashlib.sha256(json_bytes(encoder.info.get("files", {}))).hexdigest()[:16]
-    # vectors encoded in batches of several texts depend on their batch-mates (EncoderOptions):
-    # they never share a cache file with vectors of texts encoded one at a time
+    # the batch size is part of the key: vectors of different batch sizes never share a cache file
     path = cache_dir("embeddings") / f"{encoder.name}-{files_key}-batch{encoder.batch_size}.npz"
     keys = [hashlib.sha1(t.encode("utf-8", "replace")).hexdigest() for t in texts]
     known: dict[str, int] = {}
