@@ -23,8 +23,9 @@ from pipeline.config import DEFAULT_ENCODER
 #: Shipped model (2026-12-02T08:50): 0.738 / 0.791 and call MAE 0.043.
 REAL_SPEECH_BARS = {"AMI held-out: hand-labelled": 0.71, "AMI held-out: actions vs statements of 6+ words": 0.77}
 CALL_MAE_BAR = 0.055
-#: The float32 encoder gives a text the same vector in any batch and on any CPU (to ~1e-7), so the
-#: benchmark reproduces the card; the int8 encoder before it moved macro-F1 by up to 0.016.
+#: The float32 encoder gives a text the same vector in any batch (within 6e-8) and has no CPU-specific
+#: int8 kernels, so the benchmark reproduces the card; the int8 encoder before it moved macro-F1 by up
+#: to 0.016.
 BATCH_TOLERANCE = 0.003
 
 
