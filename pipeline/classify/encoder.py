@@ -38,7 +38,7 @@ class EncoderOptions:
         batch_size: texts per onnxruntime call. The shipped encoder computes in float32, where a
             text's vector does not depend on the texts batched with it (max abs difference 6e-8
             against the text encoded alone, measured on the AMI acts), and batches of 32 encode
-            about 1.7x as many texts per second as one text per call (docs/REALDATA.md). An
+            1.2-1.7x as many texts per second as one text per call (BENCHMARKS.md). An
             encoder whose graph is int8 with *dynamic* quantisation (``"int8"`` in its
             ``encoder.json`` weights) computes activation scales over the whole input tensor, so
             in a batch a text's vector moved with its batch-mates (cosine down to 0.96); such an
