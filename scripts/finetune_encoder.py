@@ -58,7 +58,8 @@ TASKS = {"talk_action": ["talk", "action"], "stage": ["align", "act", "adjust", 
 
 
 def prepare(out: Path, extra_hand: list[Path], da_tags: int = 0, seed: int = 13,
-            unlabelled: int = 0, unlabelled_out: Path | None = None, ami: Path | None = None) -> int:
+            unlabelled: int = 0, unlabelled_out: Path | None = None, ami: Path | None = None,
+            hand_shards: tuple[int, int] | None = None) -> int:
     """Write the hand-labelled AMI rows of the training series (text + labels) to ``out``.
 
     ``extra_hand`` folders (e.g. ``labels/external/ami-hand-round4``) add hand labels, by id, to
@@ -70,6 +71,10 @@ def prepare(out: Path, extra_hand: list[Path], da_tags: int = 0, seed: int = 13,
     of four words or more (a seeded sample), to ``unlabelled_out``: the rows a teacher labels.
     ``ami`` reads another version of the corpus file (the shipped encoder was fine-tuned on the
     hand labels of rounds 1-3: ``git show 9e25692:labels/external/ami.jsonl.gz``).
+    ``hand_shards`` ``(first, last)`` keeps only the hand labels of
+    ``labels/external/ami-hand/shard-<first..last>.jsonl``: ``(1, 14)`` are rounds 1-3, the rows
+    the shipped encoder was fine-tuned on (``encoder.json`` records them), from the current corpus
+    file, which also holds round 5.
     """
     sys.path.insert(0, str(ROOT))
     from pipeline.classify.labels import is_holdout, load_labelled, load_taxonomy
@@ -81,6 +86,10 @@ def prepare(out: Path, extra_hand: list[Path], da_tags: int = 0, seed: int = 13,
     extra = {k: v for folder in extra_hand for k, v in read_hand_labels(folder).items()}
     kept = [r for r in rows if r.meta.get("label_source") == "hand" and r.labels
             and not is_holdout(r.split_group)]
+    if hand_shards is not None:
+        first_shard, last_shard = hand_shards
+        chosen = read_hand_labels(ROOT / "labels" / "external" / "ami-hand", range(first_shard, last_shard + 1))
+        kept = [r for r in kept if r.id in chosen]
     known = {r.id for r in kept}
     added = 0
     for r in rows:
@@ -370,6 +379,9 @@ def main() -> int:
     p.add_argument("--unlabelled-out", type=Path, default=None, help="where to write them")
     p.add_argument("--ami", type=Path, default=None,
                    help="the AMI corpus file to read (default: labels/external/ami.jsonl.gz)")
+    p.add_argument("--hand-shards", default=None, metavar="FIRST-LAST",
+                   help="keep only the hand labels of labels/external/ami-hand/shard-FIRST..LAST.jsonl "
+                        "(1-14: rounds 1-3, what the shipped encoder was fine-tuned on)")
     te = sub.add_parser("teacher", help="fine-tune all-mpnet-base-v2 as a teacher (scratch environment with torch)")
     te.add_argument("data", type=Path)
     te.add_argument("out", type=Path)
@@ -386,8 +398,14 @@ def main() -> int:
     if args.command == "prepare":
         if args.unlabelled and args.unlabelled_out is None:
             ap.error("--unlabelled needs --unlabelled-out")
+        shards = None
+        if args.hand_shards is not None:
+            first, _, last = args.hand_shards.partition("-")
+            if not (first.isdigit() and last.isdigit() and int(first) <= int(last)):
+                ap.error("--hand-shards takes FIRST-LAST, e.g. 1-14")
+            shards = (int(first), int(last))
         return prepare(args.out, args.extra_hand, args.da_tags, args.seed, args.unlabelled, args.unlabelled_out,
-                       args.ami)
+                       args.ami, shards)
     if args.command == "teacher":
         return train(Path(), args.data, args.out, args.epochs, args.lr, 32, args.seed, 64, bucket=True,
                      teacher_parts=args.parts)

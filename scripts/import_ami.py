@@ -104,6 +104,7 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 NITE = "{http://nite.sourceforge.net/}"
@@ -331,10 +332,15 @@ def build_rows(source, prefix: str | None = None) -> list[dict]:
     return rows
 
 
-def read_hand_labels(folder: Path) -> dict[str, dict]:
-    """Hand annotations of a folder of ``*.jsonl`` shards ({id, stage, talk_action}), by id."""
+def read_hand_labels(folder: Path, shards: Iterable[int] | None = None) -> dict[str, dict]:
+    """Hand annotations of a folder of ``*.jsonl`` shards ({id, stage, talk_action}), by id.
+
+    ``shards`` reads only ``shard-<n>.jsonl`` for those numbers (each must exist).
+    """
     hand: dict[str, dict] = {}
-    for path in sorted(Path(folder).glob("*.jsonl")):
+    paths = (sorted(Path(folder).glob("*.jsonl")) if shards is None
+             else [Path(folder) / f"shard-{n}.jsonl" for n in shards])
+    for path in paths:
         for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             if not line.strip():
                 continue
