@@ -187,7 +187,7 @@ def _spread(values: list[float | None]) -> float:
 
 
 def run_config(config_path: Path | None, calls: list[Path], work: Path, reuse: bool = False,
-               method: str | None = None) -> dict:
+               method: str | None = None, models: Path = ROOT / "models") -> dict:
     from pipeline.classify.artifacts import load_artifact
     from pipeline.config import load_config
     from pipeline.speech.transcribe import load_asr_model
@@ -196,7 +196,7 @@ def run_config(config_path: Path | None, calls: list[Path], work: Path, reuse: b
     config = load_config(config_path)
     from make_bench_calls import load_script
 
-    asr, artifact, nlp = load_asr_model(config.asr), load_artifact(ROOT / "models"), build_sentencizer()
+    asr, artifact, nlp = load_asr_model(config.asr), load_artifact(models), build_sentencizer()
     result: dict[str, Any] = {"config": str(config_path or "defaults"), "asr": asdict(config.asr),
                               "segmentation": asdict(config.segmentation), "method": method or "default",
                               "model": artifact.version, "calls": {}}
@@ -246,6 +246,9 @@ def main() -> None:
                              "transcribing again (segmentation/scoring comparisons).")
     parser.add_argument("--method", choices=["labels", "expected", "tempered"], default=None,
                         help="Action-share method to report (default: the pipeline's ACTION_SHARE_METHOD).")
+    parser.add_argument("--models", type=Path, default=ROOT / "models",
+                        help="Models folder (its CURRENT model) or one model's folder, to score with another "
+                             "classifier (with --reuse-asr: on the same transcripts).")
     args = parser.parse_args()
     from make_bench_calls import ensure_calls
 
@@ -254,7 +257,7 @@ def main() -> None:
     results = []
     for cfg in args.config:
         print(f"config {cfg or 'defaults'}", file=sys.stderr)
-        results.append(run_config(cfg, calls, args.out / "variants", args.reuse_asr, args.method))
+        results.append(run_config(cfg, calls, args.out / "variants", args.reuse_asr, args.method, args.models))
     (args.out / "stability.json").write_text(json.dumps(results, indent=2))
     print("| config | call | noise: action share | noise: soft share | noise: stage mix | "
           "formats: action share | formats: soft share | formats: stage mix | mean error vs script |\n"

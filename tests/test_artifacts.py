@@ -190,6 +190,41 @@ def test_partial_labels_train_and_context_is_used(tmp_path: Path, taxonomy) -> N
     assert result.model.context_models_, "the context level was fitted"
 
 
+def test_a_bagged_context_level_averages_its_members_and_survives_the_artifact(tmp_path: Path, taxonomy) -> None:
+    """``context_bag`` fits that many seeded tree ensembles per task and averages their probabilities."""
+    import dataclasses
+
+    import numpy as np
+
+    from pipeline.classify.model import Utterances
+
+    rows = load_labelled([MINI], taxonomy)
+    result = train_models(rows, taxonomy, dataclasses.replace(FAST, context_bag=3), version="bag-3")
+    members = result.model.context_models_["talk_action"]
+    assert isinstance(members, list) and len(members) == 3
+    assert [m.random_state for m in members] == [FAST.seed, FAST.seed + 1, FAST.seed + 2]
+    assert "mean of 3 ensembles" in result.card_markdown
+    save_artifact(tmp_path / "bag-3", result.model, result.card, result.card_markdown)
+    model = load_artifact(tmp_path / "bag-3").model
+    loaded = model.context_models_["talk_action"]
+    assert isinstance(loaded, list) and len(loaded) == 3
+    utts = Utterances(("can you send the deck by friday", "yeah sure i'll do it", "it was a long week"),
+                      ("c",) * 3, ("rep", "cust", "rep"))
+    # On these few rows the members coincide (the trees' seed only draws early stopping's validation
+    # rows, and scikit-learn stops early only above 10,000 rows), so one member is swapped for a
+    # context ensemble trained on other rows, to check that the mean really is over all members.
+    other = train_models(rows[::2], taxonomy, FAST, version="other").model.context_models_["talk_action"]
+    mixed = [loaded[0], other, loaded[2]]
+    model.offsets_["talk_action"] = np.zeros(len(model.classes_["talk_action"]))  # compare before the prior shift
+    single = []
+    for member in mixed:
+        model.context_models_["talk_action"] = member
+        single.append(model.predict_proba(utts)["talk_action"])
+    assert not np.allclose(single[0], single[1])
+    model.context_models_["talk_action"] = mixed
+    assert np.allclose(model.predict_proba(utts)["talk_action"], np.mean(single, axis=0), atol=1e-12)
+
+
 def _reply_after(artifact, before: str, reply: str = "yeah that works") -> tuple[str, float, float]:
     from pipeline.classify.model import Utterances
     from pipeline.classify.predict import predict_utterances

@@ -200,6 +200,23 @@ def context_feature_names(tasks_classes: dict[str, list[str]]) -> list[str]:
     return names
 
 
+def _context_proba(fitted: HistGradientBoostingClassifier | list[HistGradientBoostingClassifier], z: np.ndarray,
+                   classes: Sequence[str]) -> np.ndarray:
+    """Probabilities of ``classes`` (in that order) from one context ensemble or the mean of a bag.
+
+    A class a member never saw in training gets probability 0 from that member.
+    """
+    members = fitted if isinstance(fitted, list) else [fitted]
+    total = np.zeros((len(z), len(classes)))
+    for member in members:
+        raw = member.predict_proba(z)
+        known = list(member.classes_)
+        for j, c in enumerate(classes):
+            if c in known:
+                total[:, j] += raw[:, known.index(c)]
+    return total / len(members)
+
+
 class CycleModel(BaseEstimator):
     """Two-level segment classifier for every task of a taxonomy (see the module docstring).
 
@@ -212,6 +229,9 @@ class CycleModel(BaseEstimator):
         encoder_weight: scale of the sentence vector block next to the TF-IDF blocks.
         context_folds: grouped folds for the out-of-fold probabilities the context level learns from.
         random_state: seed for the tree models.
+        context_bag: tree ensembles per task at the context level, each seeded
+            ``random_state + j`` (so each holds out its own random tenth of the rows for early
+            stopping); their probabilities are averaged. 1 is a single ensemble.
         tune_offsets: learn a log-prior offset per class of each task from the context level's
             own out-of-fold probabilities (:func:`choose_offsets`). Both levels are trained with
             labels balanced per corpus, which leaves the minority labels over-predicted on real
@@ -219,9 +239,13 @@ class CycleModel(BaseEstimator):
             of the training data, measured out of fold. Predicted probabilities include them.
     """
 
+    #: artifacts saved before the option existed hold one ensemble per task
+    context_bag: int = 1
+
     def __init__(self, tasks: dict[str, list[str]] | None = None, use_encoder: bool = True,
                  use_context: bool = True, text_c: float = 4.0, encoder_weight: float = 1.5,
-                 context_folds: int = 5, random_state: int = 13, tune_offsets: bool = True) -> None:
+                 context_folds: int = 5, random_state: int = 13, tune_offsets: bool = True,
+                 context_bag: int = 1) -> None:
         self.tasks = tasks
         self.use_encoder = use_encoder
         self.use_context = use_context
@@ -230,6 +254,7 @@ class CycleModel(BaseEstimator):
         self.context_folds = context_folds
         self.random_state = random_state
         self.tune_offsets = tune_offsets
+        self.context_bag = context_bag
 
     # -- text level -------------------------------------------------------------------
     def _text_matrix(self, texts: Sequence[str], embeddings: np.ndarray | None) -> sparse.csr_matrix:
@@ -326,7 +351,7 @@ class CycleModel(BaseEstimator):
         all_rows = np.arange(n)
         self.text_models_ = self._fit_text_models(x, labels, weights, all_rows)
         say("text level fitted")
-        self.context_models_: dict[str, HistGradientBoostingClassifier] = {}
+        self.context_models_: dict[str, HistGradientBoostingClassifier | list[HistGradientBoostingClassifier]] = {}
         if not self.use_context:
             return self
         fold_groups = np.asarray(list(groups) if groups is not None else utterances.conversations, dtype=object)
@@ -359,21 +384,15 @@ class CycleModel(BaseEstimator):
             y = np.asarray(labels[task], dtype=object)[row_index]
             mask = np.asarray([v is not None for v in y]) & in_context[row_index]
             z_weights = weights[task][row_index] * copy_scale
-            self.context_models_[task] = self._context_model().fit(
-                z[mask], y[mask].astype(str), sample_weight=z_weights[mask])
+            self.context_models_[task] = self._fit_context(z[mask], y[mask].astype(str), z_weights[mask])
             if self.tune_offsets:
                 # out-of-fold context probabilities of the original rows (standalone copies train only)
                 proba = np.full((n, len(self.classes_[task])), np.nan)
                 for fold, (train_idx, test_idx) in enumerate(folds.split(np.zeros(len(z)), groups=copy_groups)):
                     fit_rows = train_idx[mask[train_idx]]
-                    fold_model = self._context_model().fit(
-                        z[fit_rows], y[fit_rows].astype(str), sample_weight=z_weights[fit_rows])
+                    fold_model = self._fit_context(z[fit_rows], y[fit_rows].astype(str), z_weights[fit_rows])
                     originals = test_idx[test_idx < n]
-                    order = [list(fold_model.classes_).index(c) if c in fold_model.classes_ else -1
-                             for c in self.classes_[task]]
-                    raw = fold_model.predict_proba(z[originals])
-                    proba[originals] = np.column_stack([raw[:, j] if j >= 0 else np.zeros(len(originals))
-                                                        for j in order])
+                    proba[originals] = _context_proba(fold_model, z[originals], self.classes_[task])
                     say(f"context level: {task} offsets, out-of-fold {fold + 1}/{self.context_folds}")
                 gold = np.asarray(labels[task], dtype=object)
                 scored = np.flatnonzero(np.asarray([v is not None for v in gold]) & (weights[task] > 0) & in_context)
@@ -382,10 +401,17 @@ class CycleModel(BaseEstimator):
         say("context level fitted")
         return self
 
-    def _context_model(self) -> HistGradientBoostingClassifier:
+    def _context_model(self, member: int = 0) -> HistGradientBoostingClassifier:
         return HistGradientBoostingClassifier(
             max_iter=300, learning_rate=0.06, max_leaf_nodes=15, min_samples_leaf=40,
-            l2_regularization=1.0, random_state=self.random_state)
+            l2_regularization=1.0, random_state=self.random_state + member)
+
+    def _fit_context(self, z: np.ndarray, y: np.ndarray,
+                     weights: np.ndarray) -> HistGradientBoostingClassifier | list[HistGradientBoostingClassifier]:
+        """One context-level ensemble, or ``context_bag`` of them (a list) whose probabilities are averaged."""
+        bag = max(1, int(self.context_bag))
+        fitted = [self._context_model(j).fit(z, y, sample_weight=weights) for j in range(bag)]
+        return fitted[0] if bag == 1 else fitted
 
     def predict_proba(self, utterances: Utterances, embeddings: np.ndarray | None = None,
                       use_context: bool | None = None) -> dict[str, np.ndarray]:
@@ -408,11 +434,9 @@ class CycleModel(BaseEstimator):
             return out
         z = self._context_matrix(utterances, p1, self._cue_columns(x))
         for task in self.tasks_:
-            model = self.context_models_[task]
-            proba = model.predict_proba(z)
-            order = [list(model.classes_).index(c) for c in self.classes_[task]]
+            proba = _context_proba(self.context_models_[task], z, self.classes_[task])
             offsets = getattr(self, "offsets_", {}).get(task)
-            out[task] = apply_offsets(proba[:, order], offsets) if offsets is not None else proba[:, order]
+            out[task] = apply_offsets(proba, offsets) if offsets is not None else proba
         return out
 
     def predict(self, utterances: Utterances, embeddings: np.ndarray | None = None) -> dict[str, list[str]]:

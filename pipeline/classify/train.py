@@ -98,6 +98,8 @@ class TrainConfig:
             their own); off (the default), they train the text level only — with them in the
             context level, one changed word in a neighbour moved a segment's reading further.
         speech_salt: varies the copies' noise (0: the draws documented in docs/REALDATA.md).
+        context_bag: tree ensembles per task at the context level, seeded ``seed``,
+            ``seed + 1``, ...; their probabilities are averaged (1: a single ensemble).
     """
 
     folds: int = 5
@@ -117,6 +119,7 @@ class TrainConfig:
     speech_copy_weight: float = 0.5
     speech_copies_in_context: bool = False
     speech_salt: int = 0
+    context_bag: int = 1
 
 
 def speech_copies(rows: Sequence[LabelledRow], copies: int, salt: int = 0) -> list[LabelledRow]:
@@ -559,7 +562,8 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
                * np.where(is_copy, cfg.speech_copy_weight, 1.0))
     model = CycleModel(tasks={t.name: list(t.labels) for t in taxonomy.tasks}, use_encoder=encoder is not None,
                        use_context=cfg.context, text_c=cfg.text_c, encoder_weight=cfg.encoder_weight,
-                       context_folds=cfg.folds, random_state=cfg.seed, tune_offsets=cfg.tune_offsets)
+                       context_folds=cfg.folds, random_state=cfg.seed, tune_offsets=cfg.tune_offsets,
+                       context_bag=cfg.context_bag)
     oof: dict[str, np.ndarray] = {}
     model.fit(rows_to_utterances(train_rows), _labels_by_task(train_rows, taxonomy), train_vec,
               groups=fold_groups, sample_weight=weights,
@@ -651,6 +655,8 @@ def _recipe(cfg: TrainConfig, with_encoder: bool) -> str:
     text += f" -> logistic regression (C={cfg.text_c}, labels balanced within each corpus)"
     if cfg.context:
         text += " -> context: gradient-boosted trees over own, previous and next segments' probabilities"
+        if cfg.context_bag > 1:
+            text += f" (mean of {cfg.context_bag} ensembles seeded {cfg.seed}-{cfg.seed + cfg.context_bag - 1})"
         if cfg.tune_offsets:
             text += " -> per-class prior offsets chosen on its out-of-fold probabilities (mean per-corpus macro-F1)"
     return text
