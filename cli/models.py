@@ -65,7 +65,7 @@ def train(
     folds: Annotated[int, typer.Option(help="Grouped folds for the out-of-fold probabilities the context level learns from.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the context level's trees (the shipped model's by default).")] = DEFAULT_TRAIN_SEED,
     speech_copies: Annotated[Optional[int], typer.Option(min=0, help="Transcript-like noised copies of each written training conversation (dropped and repeated words, fillers, moved punctuation, lower case), trained next to the originals (text level only); 0 = none. Default: the training default (one); docs/REALDATA.md has what 0, 1 and 2 measured.", show_default=False)] = None,
-    context_bag: Annotated[int, typer.Option(min=1, help="Tree ensembles per task at the context level, seeded --seed, --seed+1, ...; their probabilities are averaged.")] = 1,
+    context_bag: Annotated[Optional[int], typer.Option(min=1, help="Tree ensembles per task at the context level, seeded --seed, --seed+1, ...; their probabilities are averaged. Default: the training default (one); docs/REALDATA.md has what a bag of five measured.", show_default=False)] = None,
     promote_model: Annotated[bool, typer.Option("--promote", help="Point models/CURRENT at the new model if held-out macro-F1 does not drop.")] = False,
     force: Annotated[bool, typer.Option(help="With --promote: promote even if held-out macro-F1 drops.")] = False,
 ) -> None:
@@ -82,10 +82,11 @@ def train(
     files = _labelled_files(data)
     ext = external if external is not None else sorted((labels_data_dir().parent / "external").glob("*.jsonl.gz"))
     shared = realdata if realdata is not None else Path("../shared/realdata/text")
-    cfg = TrainConfig(folds=folds, seed=seed, encoder=None if encoder == "none" else encoder, context=context,
-                      context_bag=context_bag)
+    cfg = TrainConfig(folds=folds, seed=seed, encoder=None if encoder == "none" else encoder, context=context)
     if speech_copies is not None:
         cfg = dataclasses.replace(cfg, speech_copies=speech_copies)
+    if context_bag is not None:
+        cfg = dataclasses.replace(cfg, context_bag=context_bag)
     with con.status("training (text level, out-of-fold probabilities, context level; several minutes)..."):
         outcome = train_classifiers(str(taxonomy_path(taxonomy)), [str(f) for f in files], str(models_dir(models)),
                                     cfg, version, promote_model, force, [str(f) for f in ext],
