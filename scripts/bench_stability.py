@@ -187,7 +187,7 @@ def _spread(values: list[float | None]) -> float:
 
 
 def run_config(config_path: Path | None, calls: list[Path], work: Path, reuse: bool = False,
-               method: str | None = None, models: Path = ROOT / "models") -> dict:
+               method: str | None = None, *, models: Path) -> dict:
     from pipeline.classify.artifacts import load_artifact
     from pipeline.config import load_config
     from pipeline.speech.transcribe import load_asr_model
@@ -257,7 +257,7 @@ def main() -> None:
     results = []
     for cfg in args.config:
         print(f"config {cfg or 'defaults'}", file=sys.stderr)
-        results.append(run_config(cfg, calls, args.out / "variants", args.reuse_asr, args.method, args.models))
+        results.append(run_config(cfg, calls, args.out / "variants", args.reuse_asr, args.method, models=args.models))
     (args.out / "stability.json").write_text(json.dumps(results, indent=2))
     print("| config | call | noise: action share | noise: soft share | noise: stage mix | "
           "formats: action share | formats: soft share | formats: stage mix | mean error vs script |\n"

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline.classify.artifacts import current_version, load_artifact, save_artifact, set_current
 from pipeline.classify.evaluate import evaluate_artifact, promote
 from pipeline.classify.labels import load_labelled, load_taxonomy, read_rows, validate_rows
+from pipeline.classify.model import Utterances
 from pipeline.classify.predict import predict_texts
 from pipeline.classify.train import TrainConfig, train_models
 from pipeline.config import DEFAULT_ENCODER
@@ -192,12 +195,6 @@ def test_partial_labels_train_and_context_is_used(tmp_path: Path, taxonomy) -> N
 
 def test_a_bagged_context_level_averages_its_members_and_survives_the_artifact(tmp_path: Path, taxonomy) -> None:
     """``context_bag`` fits that many seeded tree ensembles per task and averages their probabilities."""
-    import dataclasses
-
-    import numpy as np
-
-    from pipeline.classify.model import Utterances
-
     rows = load_labelled([MINI], taxonomy)
     result = train_models(rows, taxonomy, dataclasses.replace(FAST, context_bag=3), version="bag-3")
     members = result.model.context_models_["talk_action"]
@@ -226,7 +223,6 @@ def test_a_bagged_context_level_averages_its_members_and_survives_the_artifact(t
 
 
 def _reply_after(artifact, before: str, reply: str = "yeah that works") -> tuple[str, float, float]:
-    from pipeline.classify.model import Utterances
     from pipeline.classify.predict import predict_utterances
 
     preds = predict_utterances(artifact, Utterances((before, reply), ("c", "c"), ("rep", "cust")))
@@ -284,8 +280,6 @@ def test_encoder_is_verified_and_used(tmp_path: Path, taxonomy) -> None:
 def test_a_sentence_vector_depends_on_its_text_alone() -> None:
     """The shipped encoder computes in float32 and encodes in batches: a text's vector is the same
     in any company (an int8 graph's vectors moved with their batch-mates, cosine down to 0.96)."""
-    import numpy as np
-
     from pipeline.classify.encoder import load_encoder
 
     encoder = load_encoder(ROOT / "models" / "encoders" / DEFAULT_ENCODER)
@@ -300,8 +294,6 @@ def test_the_encoder_computes_what_torch_computed() -> None:
     """The shipped vectors do not depend on the CPU: on this machine the ONNX graph reproduces the
     vectors torch gave for the probe sentences at export (stored in encoder.json). The int8 graph
     reached only cosine 0.968 here and 0.973 on the machine that exported it."""
-    import numpy as np
-
     from pipeline.classify.encoder import load_encoder
 
     encoder = load_encoder(ROOT / "models" / "encoders" / DEFAULT_ENCODER)
