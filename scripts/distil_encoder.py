@@ -86,23 +86,26 @@ def targets(out: Path, teacher: Path, limit: int = 0, seed: int = 20261204,
             text = " ".join(str(row.get("text", "")).split())
             if text:
                 texts.add(text)
+    ordered = sorted(texts)
+    random.Random(seed).shuffle(ordered)
+    if limit:
+        ordered = ordered[:limit]
+    print(f"{len(ordered)} distinct training-series texts")
     if written_corpus:
         from pipeline.classify.labels import load_labelled, load_taxonomy
 
         taxonomy = load_taxonomy(ROOT / "labels" / "taxonomy.toml")
         rows_w = load_labelled(sorted((ROOT / "labels" / "data").glob("*.jsonl")), taxonomy)
-        kept = {" ".join(r.text.split()) for r in rows_w if not is_holdout(r.split_group)}
-        kept.discard("")
+        kept = {" ".join(r.text.split()) for r in rows_w if not is_holdout(r.split_group)} - set(ordered) - {""}
         print(f"{len(kept)} distinct texts of the written corpus's training split")
-        texts |= kept
-    ordered = sorted(texts)
-    random.Random(seed).shuffle(ordered)
-    if limit:
-        ordered = ordered[:limit]
+    else:
+        kept = set()
+    ami = ordered
+    ordered = ami + sorted(kept)
     seen = set(ordered)
-    extra = [w for w in (written_form(t) for t in ordered[: int(len(ordered) * written_share)]) if w not in seen]
+    extra = [w for w in (written_form(t) for t in ami[: int(len(ami) * written_share)]) if w not in seen]
     rows = ordered + list(dict.fromkeys(extra))
-    print(f"{len(ordered)} distinct training-series texts, {len(rows) - len(ordered)} written-looking forms")
+    print(f"{len(rows) - len(ordered)} written-looking forms of the AMI texts")
     encoder = load_encoder(teacher)
     started = time.perf_counter()
     vectors = encoder.encode(rows)
