@@ -87,6 +87,7 @@ def test_untrusted_types_are_refused_even_with_valid_checksum(mini_artifact: Pat
         load_artifact(copy)
 
 
+@pytest.mark.slow  # two trainings, 40-80 s on 2 cores; runs with `make test-slow`
 def test_promotion_guard(tmp_path: Path, taxonomy) -> None:
     rows = load_labelled([MINI], taxonomy)
     good = train_models(rows, taxonomy, FAST, version="good")
