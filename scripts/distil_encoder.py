@@ -69,38 +69,27 @@ def targets(out: Path, teacher: Path, limit: int = 0, seed: int = 20261204,
     on the writers' own phrasing too. Leave-one-writer-out is then no longer clean for the
     student (it has seen every writer's training texts, though no label), so say so when using it.
     """
-    import gzip
-
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
     from pipeline.classify.encoder import load_encoder
-    from pipeline.classify.labels import is_holdout, split_key
+    from pipeline.classify.labels import is_holdout, load_labelled, load_taxonomy
 
-    texts: set[str] = set()
-    with gzip.open(ROOT / "labels" / "external" / "ami.jsonl.gz", "rt", encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            if is_holdout(split_key("ami", row["group"])):
-                continue
-            text = " ".join(str(row.get("text", "")).split())
-            if text:
-                texts.add(text)
-    ordered = sorted(texts)
-    random.Random(seed).shuffle(ordered)
+    def training_texts(paths: list[Path], partial: bool) -> set[str]:
+        """Distinct whitespace-normalised texts of rows outside the held-out split (labels unused)."""
+        rows = load_labelled(paths, taxonomy, partial=partial)
+        return {" ".join(r.text.split()) for r in rows if not is_holdout(r.split_group)} - {""}
+
+    taxonomy = load_taxonomy(ROOT / "labels" / "taxonomy.toml")
+    ami = sorted(training_texts([ROOT / "labels" / "external" / "ami.jsonl.gz"], partial=True))
+    random.Random(seed).shuffle(ami)
     if limit:
-        ordered = ordered[:limit]
-    print(f"{len(ordered)} distinct training-series texts")
+        ami = ami[:limit]
+    print(f"{len(ami)} distinct training-series texts")
+    kept: set[str] = set()
     if written_corpus:
-        from pipeline.classify.labels import load_labelled, load_taxonomy
-
-        taxonomy = load_taxonomy(ROOT / "labels" / "taxonomy.toml")
-        rows_w = load_labelled(sorted((ROOT / "labels" / "data").glob("*.jsonl")), taxonomy)
-        kept = {" ".join(r.text.split()) for r in rows_w if not is_holdout(r.split_group)} - set(ordered) - {""}
+        kept = training_texts(sorted((ROOT / "labels" / "data").glob("*.jsonl")), partial=False) - set(ami)
         print(f"{len(kept)} distinct texts of the written corpus's training split")
-    else:
-        kept = set()
-    ami = ordered
     ordered = ami + sorted(kept)
     seen = set(ordered)
     extra = [w for w in (written_form(t) for t in ami[: int(len(ami) * written_share)]) if w not in seen]
