@@ -24,7 +24,8 @@ def run(
     asr_model: Annotated[Optional[str], typer.Option(help="Speech model: bundled:tiny.en (default, installed), bundled:base (needs the asr-base extra, see README 'Speech models'; about a fifth fewer word errors on the benchmark calls (0.182 -> 0.145) for about 1.7x the recognition time), a model name in the local Hugging Face cache, or a CTranslate2 Whisper directory. Nothing is downloaded.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML file with \\[asr], \\[segmentation], \\[run], \\[diarize] options.")] = None,
     channel_speakers: Annotated[Optional[str], typer.Option(help="Speaker names for channels 0,1,... of multi-channel audio, e.g. 'rep,customer'.")] = None,
-    workers: Annotated[int, typer.Option(help="Files processed at once: above 1, a local Dask cluster of this many worker processes (one thread each; models load once per worker).")] = 1,
+    workers: Annotated[int, typer.Option(help="Worker processes: above 1, a local Dask cluster of this many processes, one file at a time each (models load once per worker).")] = 1,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="Without --workers: files in flight at once in this process, on threads sharing one speech model (each decode gets an even share of the cores). Default 2 ([run] threads); 1: one file at a time.")] = None,
     dask_address: Annotated[Optional[str], typer.Option(help="Run one Dask task per file on an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (its workers need PREFECT_API_URL set to a Prefect server).")] = None,
     batched: Annotated[Optional[bool], typer.Option("--batched/--no-batched", help="Use faster-whisper's BatchedInferencePipeline.")] = None,
     vad: Annotated[Optional[bool], typer.Option("--vad/--no-vad", help="Skip non-speech with Silero VAD.")] = None,
@@ -58,7 +59,7 @@ def run(
         asr__model=asr_model, asr__batched=batched, asr__vad_filter=vad,
         run__channel_speakers=tuple(s.strip() for s in channel_speakers.split(",")) if channel_speakers else None,
         run__max_duration_s=max_duration, run__timeout_s=timeout, run__retries=retries,
-        run__force=force or None, diarize__enabled=diarize, diarize__n_speakers=speakers,
+        run__force=force or None, run__threads=threads, diarize__enabled=diarize, diarize__n_speakers=speakers,
     )
     con = console()
     marks = {"scored": "[green]✓", "skipped": "[dim]=", "updated": "[cyan]↻", "deferred": "[yellow]…",

@@ -6,8 +6,9 @@ load; tasks fetch them here instead of loading them per file.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
-from functools import lru_cache
+from functools import lru_cache, wraps
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +23,38 @@ __all__ = ["asr_model", "speaker_model", "artifact", "sentencizer", "LOADS"]
 #: How many times each resource was loaded in this process (tests check "once per worker").
 LOADS: Counter[str] = Counter()
 
+# Files run on several threads of one process ([run] threads): the first two tasks would both
+# miss an empty cache and load the same model twice, so loads take turns.
+_LOADING = threading.RLock()
 
+
+def _once(cached: Any) -> Any:
+    """``cached`` (an ``lru_cache``-wrapped loader), called under the loading lock."""
+
+    @wraps(cached)
+    def locked(*args: Any) -> Any:
+        with _LOADING:
+            return cached(*args)
+
+    return locked
+
+
+@_once
 @lru_cache(maxsize=2)
-def asr_model(config: AsrConfig) -> AsrModel:
-    """The faster-whisper model for ``config``, loaded on first use."""
+def asr_model(config: AsrConfig, parallel: int = 1) -> AsrModel:
+    """The faster-whisper model for ``config``, loaded on first use for ``parallel`` threads at once."""
     LOADS["asr_model"] += 1
-    return load_asr_model(config)
+    return load_asr_model(config, parallel)
 
 
+@_once
 @lru_cache(maxsize=2)
 def speaker_model(path: str | None) -> SpeakerModel:
     """The speaker-embedding model used to diarize mono audio, loaded on first use."""
     return load_speaker_model(path)
 
 
+@_once
 @lru_cache(maxsize=4)
 def artifact(location: str, version: str | None) -> Artifact:
     """The verified classifier artifact, loaded on first use."""
@@ -43,6 +62,7 @@ def artifact(location: str, version: str | None) -> Artifact:
     return load_artifact(Path(location), version)
 
 
+@_once
 @lru_cache(maxsize=1)
 def sentencizer() -> Any:
     """The spaCy sentencizer pipeline."""

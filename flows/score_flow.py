@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,7 @@ def discover_task(inputs: list[str]) -> tuple[list[Source], list[tuple[str, Exce
 
 @task(name="transcribe-or-parse", cache_policy=NO_CACHE, retry_condition_fn=_retry_unexpected)
 def read_call_task(source: Source, config: PipelineConfig) -> CallInput:
-    asr = resources.asr_model(config.asr) if source.kind == "audio" else None
+    asr = resources.asr_model(config.asr, config.run.threads) if source.kind == "audio" else None
     speaker = resources.speaker_model(config.diarize.model_path) if asr and config.diarize.enabled else None
     return process.read_call(source, asr, config, speaker)
 
@@ -190,6 +190,11 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str | None = No
         else:
             done(Outcome(path=source.path, status="skipped", call_id=source.call_id,
                          message=f"same bytes as {original.path}; scored once"))
+    # The speech model is loaded for as many threads as files can run at once here, never more
+    # than there are files (one long file keeps all the cores for itself); the largest files go
+    # first so that the last one does not run alone while the other threads idle.
+    cfg = replace(cfg, run=replace(cfg.run, threads=max(1, min(cfg.run.threads, len(unique)))))
+    unique.sort(key=lambda s: -s.size_bytes)
     futures = [score_file.submit(s, cfg, models, model_version, out_dir) for s in unique]
     for future in as_completed(futures):
         done(future.result())
@@ -227,16 +232,17 @@ def shared_api_url() -> Iterator[str]:
             os.environ["PREFECT_API_URL"] = previous
 
 
-def task_runner(workers: int = 1, dask_address: str | None = None, api_url: str | None = None) -> Any:
-    """The task runner for ``workers`` files at once.
+def task_runner(workers: int = 1, dask_address: str | None = None, api_url: str | None = None,
+                threads: int = 1) -> Any:
+    """The task runner for ``workers`` processes.
 
-    One worker: a thread in this process. More: a local Dask cluster of ``workers`` processes with
-    one thread each (CTranslate2 already uses every core it is given, so processes, not threads,
-    are how files run side by side). ``dask_address``: an existing Dask scheduler
-    (``tcp://host:8786``); its workers need ``PREFECT_API_URL`` pointing at a Prefect server.
+    One worker: ``threads`` threads in this process (``[run] threads``), sharing one loaded speech
+    model. More: a local Dask cluster of ``workers`` processes with one thread each, the cores split
+    evenly between them. ``dask_address``: an existing Dask scheduler (``tcp://host:8786``); its
+    workers need ``PREFECT_API_URL`` pointing at a Prefect server.
     """
     if dask_address is None and workers <= 1:
-        return ThreadPoolTaskRunner(max_workers=1)
+        return ThreadPoolTaskRunner(max_workers=max(1, threads))
     from prefect_dask import DaskTaskRunner
 
     if dask_address:
@@ -259,12 +265,16 @@ def run_scoring(inputs: list[str], *, out_dir: str = "out", models: str | None =
     ``out_dir`` is one clear :class:`~pipeline.errors.OutputError`.
     """
     process.prepare_output(out_dir)
+    cfg = config or PipelineConfig()
+    local = dask_address is None and workers <= 1
+    if not local:  # a Dask worker process takes one file at a time
+        cfg = replace(cfg, run=replace(cfg.run, threads=1))
     kwargs = {"inputs": inputs, "out_dir": out_dir, "models": models, "model_version": model_version,
-              "config": config}
+              "config": cfg}
     token = _CALLBACKS.set((on_result, on_discovered))
     try:
-        if dask_address is None and workers <= 1:
-            return score_calls.with_options(task_runner=task_runner(1))(**kwargs)
+        if local:
+            return score_calls.with_options(task_runner=task_runner(1, threads=cfg.run.threads))(**kwargs)
         with shared_api_url() as api_url:
             return score_calls.with_options(task_runner=task_runner(workers, dask_address, api_url))(**kwargs)
     finally:

@@ -132,6 +132,13 @@ class RunConfig:
         retries: how many times a failing file is retried before it is recorded as an error.
         timeout_s: per-file time limit for transcription; 0 means none.
         force: redo inputs whose results already exist.
+        threads: files in flight at once inside one process, each on its own thread; the speech
+            model is loaded once for them all, with as many CTranslate2 workers, each on an even
+            share of the cores (``pipeline.speech.transcribe.decode_threads``). Two independent
+            decodes of one thread each keep two cores busier than one decode of two threads, and
+            one file's reading, classification and writing overlap the other's recognition
+            (BENCHMARKS.md). Never more threads than files; 1 restores one file at a time. Worker
+            processes of a Dask cluster (``--workers``, ``--dask-address``) take one file at a time.
     """
 
     channel_speakers: tuple[str, ...] = ("rep", "customer")
@@ -139,6 +146,7 @@ class RunConfig:
     retries: int = 1
     timeout_s: float = 0.0
     force: bool = False
+    threads: int = 2
 
 
 @dataclass(frozen=True, slots=True)

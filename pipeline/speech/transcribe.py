@@ -48,14 +48,24 @@ class AsrModel:
     Attributes:
         name: the model as the user named it (``bundled:tiny.en``, ``small.en``, a path).
         whisper: the ``faster_whisper.WhisperModel``.
-        batched: a ``BatchedInferencePipeline`` over it, or ``None``.
+        batched: decode with a ``BatchedInferencePipeline`` over it (a fresh one per call: the
+            pipeline keeps per-call state, and one model may serve several threads at once).
         config: options used for every call to ``transcribe``.
+        parallel: how many decodes the model runs side by side (CTranslate2 workers); one per
+            thread that transcribes with it.
     """
 
     name: str
     whisper: Any
-    batched: Any
+    batched: bool
     config: AsrConfig
+    parallel: int = 1
+
+    def pipeline(self) -> Any:
+        """A new ``BatchedInferencePipeline`` over :attr:`whisper`, for one call."""
+        from faster_whisper import BatchedInferencePipeline
+
+        return BatchedInferencePipeline(model=self.whisper)
 
 
 def bundled_model_path() -> Path:
@@ -90,17 +100,42 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
-def load_asr_model(config: AsrConfig) -> AsrModel:
+def decode_threads(cpu_threads: int, parallel: int) -> int:
+    """CTranslate2 threads per decode when ``parallel`` decodes share this process's cores.
+
+    ``cpu_threads`` (``[asr] cpu_threads``) wins when set. Otherwise one decode at a time lets
+    CTranslate2 choose (0); several split the cores this process may use (``OMP_NUM_THREADS``
+    when set, as for Dask workers, else the CPU affinity) evenly, at least one each.
+    """
+    if cpu_threads > 0 or parallel <= 1:
+        return cpu_threads
+    try:
+        cores = int(os.environ.get("OMP_NUM_THREADS", "")) or 0
+    except ValueError:
+        cores = 0
+    if cores <= 0:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // parallel)
+
+
+def load_asr_model(config: AsrConfig, parallel: int = 1) -> AsrModel:
     """Load the faster-whisper model named in ``config`` (once per worker).
 
     A name that is not a local directory is looked up in the local Hugging Face cache
     only: callcycle never downloads weights at run time.
 
+    Args:
+        config: recognition options.
+        parallel: threads that will transcribe with this model at once (``[run] threads``):
+            CTranslate2 gets that many workers, each with an even share of the cores
+            (:func:`decode_threads`).
+
     Raises:
         TranscriptionError: the model cannot be found or loaded.
     """
-    from faster_whisper import BatchedInferencePipeline, WhisperModel
+    from faster_whisper import WhisperModel
 
+    parallel = max(1, parallel)
     target = resolve_model_path(config.model)
     local = Path(target).is_dir()
     try:
@@ -108,7 +143,8 @@ def load_asr_model(config: AsrConfig) -> AsrModel:
             target,
             device=config.device,
             compute_type=config.compute_type,
-            cpu_threads=config.cpu_threads,
+            cpu_threads=decode_threads(config.cpu_threads, parallel),
+            num_workers=parallel,
             local_files_only=not local,
         )
     except Exception as exc:  # faster-whisper raises many types here
@@ -117,8 +153,7 @@ def load_asr_model(config: AsrConfig) -> AsrModel:
             "Pass --asr-model with a local CTranslate2 Whisper directory, or a model name already in "
             "the local Hugging Face cache; omit it to use the bundled tiny.en model.",
         ) from exc
-    batched = BatchedInferencePipeline(model=whisper) if config.batched else None
-    return AsrModel(name=config.model, whisper=whisper, batched=batched, config=config)
+    return AsrModel(name=config.model, whisper=whisper, batched=config.batched, config=config, parallel=parallel)
 
 
 def distinct_channels(audio: AudioData) -> list[int]:
@@ -255,7 +290,7 @@ def _decode_spliced(model: AsrModel, samples: np.ndarray, chunks: list[list[tupl
     """
     cfg = model.config
     spliced = _splice(samples, chunks)
-    segments, _info = model.batched.transcribe(
+    segments, _info = model.pipeline().transcribe(
         spliced.signal, batch_size=cfg.batch_size, without_timestamps=cfg.without_timestamps,
         clip_timestamps=spliced.clips, **{**kwargs, "vad_filter": False, "vad_parameters": None})
     starts = np.array([r[0] for r in spliced.regions])
@@ -334,14 +369,14 @@ def _transcribe_window(model: AsrModel, samples: np.ndarray) -> tuple[list[Any],
     if not cfg.temperature_fallback:
         kwargs["temperature"] = 0.0
     try:
-        if model.batched is not None:
+        if model.batched:
             if cfg.vad_filter:
                 return _transcribe_batched_vad(model, samples, kwargs)
             # the batched pipeline needs chunk bounds: fixed 30 s windows without VAD (seconds)
             kwargs["clip_timestamps"] = [{"start": s / SAMPLE_RATE, "end": min(s + _CHUNK_S * SAMPLE_RATE,
                                                                                  samples.shape[0]) / SAMPLE_RATE}
                                          for s in range(0, samples.shape[0], _CHUNK_S * SAMPLE_RATE)]
-            segments, _info = model.batched.transcribe(samples, batch_size=cfg.batch_size,
+            segments, _info = model.pipeline().transcribe(samples, batch_size=cfg.batch_size,
                                                        without_timestamps=cfg.without_timestamps, **kwargs)
         else:
             segments, _info = model.whisper.transcribe(samples, **kwargs)

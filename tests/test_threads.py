@@ -1,0 +1,91 @@
+"""Several files in flight inside one process (``[run] threads``), sharing one speech model.
+
+Two threads transcribe at once with one ``WhisperModel`` (two CTranslate2 workers). What that
+must not change: every row equal to a one-file-at-a-time run, and the model loaded once. And it
+must really overlap: with two threads, two files are read at the same time.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+from conftest import MODELS
+
+from flows import resources
+from flows.score_flow import run_scoring
+from pipeline import process
+from pipeline.config import AsrConfig, load_config
+from pipeline.speech.transcribe import decode_threads
+
+_VOLATILE = {"processing_s", "processed_at"}
+
+
+def _rows(out: Path, table: str) -> list[dict]:
+    rows = ds.dataset(out / table).to_table().to_pylist()
+    for row in rows:
+        for key in _VOLATILE & set(row):
+            row.pop(key)
+    return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
+
+
+@pytest.fixture(scope="module")
+def calls(tmp_path_factory, two_speaker_stereo) -> Path:
+    """Three stereo calls of distinct bytes (distinct call keys)."""
+    folder = tmp_path_factory.mktemp("threads-in")
+    raw = two_speaker_stereo[0].read_bytes()
+    for i in range(3):
+        (folder / f"call-{i}.wav").write_bytes(raw + bytes([i]) * 2)
+    return folder
+
+
+def test_two_threads_give_the_one_thread_rows_with_one_model_load(prefect_harness, calls: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    spans: list[tuple[float, float]] = []
+    lock = threading.Lock()
+    real_read_call = process.read_call
+
+    def timed_read_call(*args, **kwargs):  # the real function, with the time it ran
+        start = time.perf_counter()
+        try:
+            return real_read_call(*args, **kwargs)
+        finally:
+            with lock:
+                spans.append((start, time.perf_counter()))
+
+    monkeypatch.setattr(process, "read_call", timed_read_call)
+    one = run_scoring([str(calls)], out_dir=str(tmp_path / "one"), models=str(MODELS),
+                      config=load_config(None, run__threads=1))
+    one_spans, spans[:] = list(spans), []
+    loads_before = resources.LOADS["asr_model"]
+    two = run_scoring([str(calls)], out_dir=str(tmp_path / "two"), models=str(MODELS),
+                      config=load_config(None, run__threads=2))
+    assert one.count("scored") == two.count("scored") == 3
+    assert _rows(tmp_path / "one", "segments") == _rows(tmp_path / "two", "segments")
+    assert _rows(tmp_path / "one", "calls") == _rows(tmp_path / "two", "calls")
+
+    # one model for both threads (none if an earlier test in this process already loaded it)
+    assert resources.LOADS["asr_model"] - loads_before <= 1
+    model = resources.asr_model(AsrConfig(), 2)
+    assert model.parallel == 2 and model.whisper.model.num_workers == 2
+
+    def overlapping(found: list[tuple[float, float]]) -> bool:
+        return any(a0 < b1 and b0 < a1 for i, (a0, a1) in enumerate(found) for b0, b1 in found[i + 1:])
+
+    assert len(spans) == 3 and overlapping(spans), spans  # two files were transcribed at the same time
+    assert len(one_spans) == 3 and not overlapping(one_spans), one_spans
+
+
+def test_decode_threads_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")
+    assert decode_threads(0, 1) == 0  # one decode: CTranslate2 chooses
+    assert decode_threads(0, 2) == 4
+    assert decode_threads(0, 3) == 2
+    assert decode_threads(0, 16) == 1  # never below one thread
+    assert decode_threads(3, 2) == 3  # [asr] cpu_threads wins
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    assert decode_threads(0, 2) >= 1
