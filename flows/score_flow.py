@@ -36,7 +36,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import resources
 from pipeline import process
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, RunConfig
 from pipeline.errors import FileTimeoutError, PipelineError
 from pipeline.ingest import discover as ingest
 from pipeline.paths import models_dir
@@ -139,7 +139,11 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
                    action_share=scored.score.action_share, audio_s=call.audio_duration_s)
 
 
-@flow(name="score-calls", validate_parameters=False, log_prints=False)
+# Deployments (flows/serve.py) run the flow with this runner: [run] threads' default number of files at
+# once, not Prefect's default pool (which would hold several more files' audio in memory while they wait
+# for the recogniser); run_scoring picks the runner from the options of each run.
+@flow(name="score-calls", validate_parameters=False, log_prints=False,
+      task_runner=ThreadPoolTaskRunner(max_workers=RunConfig().threads))
 def score_calls(inputs: list[str], out_dir: str = "out", models: str | None = None,
                 model_version: str | None = None, config: PipelineConfig | None = None,
                 on_result: Callable[[Outcome], None] | None = None,
