@@ -137,8 +137,10 @@ class RunConfig:
             share of the cores (``pipeline.speech.transcribe.decode_threads``). Two independent
             decodes of one thread each keep two cores busier than one decode of two threads, and
             one file's reading, classification and writing overlap the other's recognition
-            (BENCHMARKS.md). Never more threads than files; 1 restores one file at a time. Worker
-            processes of a Dask cluster (``--workers``, ``--dask-address``) take one file at a time.
+            (BENCHMARKS.md). Never more threads than files (a single recording keeps every core for
+            its one decode); 1 restores one file at a time. Worker processes of a Dask cluster
+            (``--workers``, ``--dask-address``) take one file at a time.
+            ``timeout_s`` is wall time per file: with two files sharing the cores each takes longer.
     """
 
     channel_speakers: tuple[str, ...] = ("rep", "customer")

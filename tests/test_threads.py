@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow.dataset as ds
 import pytest
 from conftest import MODELS
@@ -89,3 +90,34 @@ def test_decode_threads_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None
     assert decode_threads(3, 2) == 3  # [asr] cpu_threads wins
     monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
     assert decode_threads(0, 2) >= 1
+
+
+def test_one_core_per_decode_reads_as_two_cores(tmp_path: Path, asr_model) -> None:
+    """Two files at once give each decode one core instead of two: the words and their timings must
+    not depend on that (CTranslate2's threads split the work, not the arithmetic)."""
+    from conftest import espeak_wav, read_wav, write_wav
+
+    from pipeline.speech.transcribe import load_asr_model, transcribe_file
+
+    lines = ["Thanks for joining, let's look at the renewal terms first.",
+             "We moved the launch to March because the data migration slipped.",
+             "I will send you the revised quote by Thursday afternoon.",
+             "Can you confirm who signs off on the budget this quarter?",
+             "Last time the onboarding took six weeks instead of three.",
+             "Let's book a review call for next Tuesday at ten.",
+             "Our team needs the reporting module before the audit.",
+             "I'll ask legal to check the data processing agreement.",
+             "What went wrong with the pilot in the Berlin office?",
+             "We agreed to cut the seat count and keep the support plan.",
+             "Please share the usage numbers from the last two months.",
+             "I can set up the sandbox for your engineers tomorrow."]
+    parts, rate = [], 16000
+    for i, line in enumerate(lines):
+        samples, rate = read_wav(espeak_wav(line, tmp_path / f"l{i}.wav"))
+        parts += [samples[0], np.zeros(int(0.5 * rate), dtype=np.int16)]
+    path = write_wav(tmp_path / "long.wav", np.concatenate(parts)[None, :], rate)
+
+    two_cores = transcribe_file(asr_model, path)  # one decode, CTranslate2 chooses its threads
+    one_core = transcribe_file(load_asr_model(AsrConfig(cpu_threads=1), 2), path)
+    assert two_cores.duration_s > 45 and sum(len(p.text.split()) for p in two_cores.pieces) > 100  # 2+ chunks
+    assert [(p.text, p.words) for p in two_cores.pieces] == [(p.text, p.words) for p in one_core.pieces]
