@@ -22,6 +22,23 @@ REALDATA = ROOT.parent / "shared" / "realdata"
 MODELS = ROOT / "models"
 
 
+#: Columns that differ between two runs of the same input (timing of the run itself).
+RUN_VOLATILE = frozenset({"processing_s", "processed_at"})
+
+
+def comparable_rows(out: Path, table: str) -> list[dict]:
+    """Rows of ``out``'s Parquet ``table`` without :data:`RUN_VOLATILE` columns, in a stable order."""
+    import json
+
+    import pyarrow.dataset as ds
+
+    rows = ds.dataset(out / table).to_table().to_pylist()
+    for row in rows:
+        for key in RUN_VOLATILE & set(row):
+            row.pop(key)
+    return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
+
+
 def require_tool(name: str, install_hint: str) -> str:
     """Path of a system tool; skips the test when it is missing, but fails under CI.
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 import pytest
-from conftest import MODELS
+from conftest import MODELS, comparable_rows
 from prefect import flow
 
 distributed = pytest.importorskip("distributed")
@@ -24,8 +24,6 @@ pytest.importorskip("prefect_dask")
 from flows import resources  # noqa: E402
 from flows.score_flow import run_scoring, score_file  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
-
-_VOLATILE = {"processing_s", "processed_at"}
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +39,6 @@ def batch(tmp_path_factory, two_speaker_stereo) -> Path:
             {"speaker": "Tom", "text": f"Honestly we just need invoice batch {i} out on time."},
             {"speaker": "Priya", "text": "Okay. I'll send you a pilot plan by Thursday."}]}))
     return folder
-
-
-def _rows(out: Path, table: str) -> list[dict]:
-    rows = ds.dataset(out / table).to_table().to_pylist()
-    for row in rows:
-        for key in _VOLATILE & set(row):
-            row.pop(key)
-    return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +60,9 @@ def test_dask_cluster_gives_the_single_process_result_and_loads_models_once_per_
     one = run_scoring([str(batch)], out_dir=str(single), models=str(MODELS))
     many = run_scoring([str(batch)], out_dir=str(multi), models=str(MODELS), dask_address=local.scheduler_address)
     assert one.count("scored") == many.count("scored") == 6
-    for a, b in zip(_rows(single, "calls"), _rows(multi, "calls")):
+    for a, b in zip(comparable_rows(single, "calls"), comparable_rows(multi, "calls")):
         assert a == b, {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
-    assert _rows(single, "segments") == _rows(multi, "segments")
+    assert comparable_rows(single, "segments") == comparable_rows(multi, "segments")
 
     loads = client.run(lambda: dict(resources.LOADS))  # {worker address: counts in that process}
     assert len(loads) == 2
@@ -90,7 +80,7 @@ def test_rerun_of_a_finished_task_does_not_duplicate_a_call(prefect_harness, bat
 
     out = tmp_path / "out"
     run_scoring([str(batch / "call-0.wav"), str(batch / "notes-0.json")], out_dir=str(out), models=str(MODELS))
-    before = _rows(out, "calls")
+    before = comparable_rows(out, "calls")
     sources, _ = discover_inputs([str(batch / "call-0.wav"), str(batch / "notes-0.json")])
 
     @flow
@@ -100,7 +90,7 @@ def test_rerun_of_a_finished_task_does_not_duplicate_a_call(prefect_harness, bat
 
     assert rerun(True) == ["scored", "scored"]  # even forced: same file names, replaced atomically
     assert rerun(False) == ["skipped", "skipped"]  # not forced: a finished call is not redone
-    assert _rows(out, "calls") == before
+    assert comparable_rows(out, "calls") == before
     assert len(list((out / "calls").glob("*.parquet"))) == 2
     assert len(list((out / "segments").glob("*.parquet"))) == 2
 
@@ -148,5 +138,5 @@ def test_workers_option_starts_a_local_cluster_of_processes(prefect_harness, bat
     single = run_scoring(inputs, out_dir=str(tmp_path / "single"), models=str(MODELS))
     local = run_scoring(inputs, out_dir=str(tmp_path / "local"), models=str(MODELS), workers=2)
     assert single.count("scored") == local.count("scored") == 3
-    assert _rows(tmp_path / "single", "calls") == _rows(tmp_path / "local", "calls")
-    assert _rows(tmp_path / "single", "segments") == _rows(tmp_path / "local", "segments")
+    assert comparable_rows(tmp_path / "single", "calls") == comparable_rows(tmp_path / "local", "calls")
+    assert comparable_rows(tmp_path / "single", "segments") == comparable_rows(tmp_path / "local", "segments")

@@ -7,31 +7,19 @@ must really overlap: with two threads, two files are read at the same time.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow.dataset as ds
 import pytest
-from conftest import MODELS
+from conftest import MODELS, comparable_rows
 
 from flows import resources
 from flows.score_flow import run_scoring
 from pipeline import process
 from pipeline.config import AsrConfig, load_config
 from pipeline.speech.transcribe import decode_threads
-
-_VOLATILE = {"processing_s", "processed_at"}
-
-
-def _rows(out: Path, table: str) -> list[dict]:
-    rows = ds.dataset(out / table).to_table().to_pylist()
-    for row in rows:
-        for key in _VOLATILE & set(row):
-            row.pop(key)
-    return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +54,8 @@ def test_two_threads_give_the_one_thread_rows_with_one_model_load(prefect_harnes
     two = run_scoring([str(calls)], out_dir=str(tmp_path / "two"), models=str(MODELS),
                       config=load_config(None, run__threads=2))
     assert one.count("scored") == two.count("scored") == 3
-    assert _rows(tmp_path / "one", "segments") == _rows(tmp_path / "two", "segments")
-    assert _rows(tmp_path / "one", "calls") == _rows(tmp_path / "two", "calls")
+    assert comparable_rows(tmp_path / "one", "segments") == comparable_rows(tmp_path / "two", "segments")
+    assert comparable_rows(tmp_path / "one", "calls") == comparable_rows(tmp_path / "two", "calls")
 
     # one model for both threads (none if an earlier test in this process already loaded it)
     assert resources.LOADS["asr_model"] - loads_before <= 1
