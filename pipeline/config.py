@@ -134,13 +134,14 @@ class RunConfig:
         force: redo inputs whose results already exist.
         threads: files in flight at once inside one process, each on its own thread; the speech
             model is loaded once for them all, with as many CTranslate2 workers, each on an even
-            share of the cores (``pipeline.speech.transcribe.decode_threads``). Two independent
-            decodes of one thread each keep two cores busier than one decode of two threads, and
-            one file's reading, classification and writing overlap the other's recognition
-            (BENCHMARKS.md). Never more threads than files (a single recording keeps every core for
-            its one decode); 1 restores one file at a time. Worker processes of a Dask cluster
-            (``--workers``, ``--dask-address``) take one file at a time.
-            ``timeout_s`` is wall time per file: with two files sharing the cores each takes longer.
+            share of the cores (``pipeline.speech.transcribe.decode_threads``). On 2 cores, 2 took
+            7-17% less wall time than 1 on the benchmark calls, but concurrent decodes are not
+            exactly reproducible: some files (1 in 6 to 1 in 30 in our checks) came out slightly
+            different from run to run (a word's probability, a full stop), which one-at-a-time
+            decoding never did (BENCHMARKS.md). So the default is 1: the same file gives the same score every run.
+            Never more threads than files. Worker processes of a Dask cluster (``--workers``,
+            ``--dask-address``) take one file at a time. ``timeout_s`` is wall time per file: with
+            several files sharing the cores each takes longer.
     """
 
     channel_speakers: tuple[str, ...] = ("rep", "customer")
@@ -148,7 +149,7 @@ class RunConfig:
     retries: int = 1
     timeout_s: float = 0.0
     force: bool = False
-    threads: int = 2
+    threads: int = 1
 
 
 @dataclass(frozen=True, slots=True)
