@@ -197,7 +197,7 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str | None = No
     # The speech model is loaded for as many threads as files can run at once here, never more
     # than there are files (one long file keeps all the cores for itself); the largest files go
     # first so that the last one does not run alone while the other threads idle.
-    cfg = replace(cfg, run=replace(cfg.run, threads=max(1, min(cfg.run.threads, len(unique)))))
+    cfg = replace(cfg, run=replace(cfg.run, threads=cfg.run.threads_for(len(unique))))
     unique.sort(key=lambda s: -s.size_bytes)
     futures = [score_file.submit(s, cfg, models, model_version, out_dir) for s in unique]
     for future in as_completed(futures):

@@ -151,6 +151,10 @@ class RunConfig:
     force: bool = False
     threads: int = 1
 
+    def threads_for(self, n_files: int) -> int:
+        """Files in flight at once for a batch of ``n_files``: ``threads``, never more than the files, at least 1."""
+        return max(1, min(self.threads, n_files))
+
 
 @dataclass(frozen=True, slots=True)
 class DiarizeOptions:

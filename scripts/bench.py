@@ -139,7 +139,7 @@ def phase_asr(files: list[Path], flow_config: Path | None = None) -> dict:
     from pipeline.speech.transcribe import load_asr_model, transcribe_file
 
     cfg = load_config(flow_config)
-    threads = max(1, min(cfg.run.threads, len(files)))
+    threads = cfg.run.threads_for(len(files))
     t0 = time.perf_counter()
     model = load_asr_model(cfg.asr, threads)
     load_s = time.perf_counter() - t0
@@ -237,7 +237,7 @@ def phase_flow(files: list[Path], out: Path, config_path: Path | None, workers: 
     steps["orchestration"] = summary.wall_s - sum(steps.values())
     steps["prefect_startup"] = wall - summary.wall_s
     return {"wall_s": wall, "flow_s": summary.wall_s, "steps": steps, "asr_config": _asdict(cfg.asr),
-            "workers": workers, "threads": max(1, min(cfg.run.threads, len(files))) if workers <= 1 else 1,
+            "workers": workers, "threads": cfg.run.threads_for(len(files)) if workers <= 1 else 1,
             "scored": summary.count("scored"), "failed": summary.count("failed"),
             **_wer(files, {k: " ".join(v) for k, v in hyp.items()})}
 
