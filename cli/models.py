@@ -66,6 +66,7 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of the context level's trees (the shipped model's by default).")] = DEFAULT_TRAIN_SEED,
     speech_copies: Annotated[Optional[int], typer.Option(min=0, help="Transcript-like noised copies of each written training conversation (dropped and repeated words, fillers, moved punctuation, lower case), trained next to the originals (text level only); 0 = none. Default: the training default (one); docs/REALDATA.md has what 0, 1 and 2 measured.", show_default=False)] = None,
     context_bag: Annotated[Optional[int], typer.Option(min=1, help="Tree ensembles per task at the context level, seeded --seed, --seed+1, ...; their probabilities are averaged. Default: the training default (one); docs/REALDATA.md has what a bag of five measured.", show_default=False)] = None,
+    alone_corpora: Annotated[Optional[str], typer.Option(help="Comma-separated corpora (written, ami) whose training rows, shown with no neighbours, train a second context level for single sentences; 'none' for one context level for everything. Default: the training default.", show_default=False)] = None,
     promote_model: Annotated[bool, typer.Option("--promote", help="Point models/CURRENT at the new model if held-out macro-F1 does not drop.")] = False,
     force: Annotated[bool, typer.Option(help="With --promote: promote even if held-out macro-F1 drops.")] = False,
 ) -> None:
@@ -87,6 +88,9 @@ def train(
         cfg = dataclasses.replace(cfg, speech_copies=speech_copies)
     if context_bag is not None:
         cfg = dataclasses.replace(cfg, context_bag=context_bag)
+    if alone_corpora is not None:
+        cfg = dataclasses.replace(cfg, alone_corpora=tuple(c.strip() for c in alone_corpora.split(",")
+                                                           if c.strip() and c.strip() != "none"))
     with con.status("training (text level, out-of-fold probabilities, context level; several minutes)..."):
         outcome = train_classifiers(str(taxonomy_path(taxonomy)), [str(f) for f in files], str(models_dir(models)),
                                     cfg, version, promote_model, force, [str(f) for f in ext],

@@ -45,6 +45,8 @@ def config_from_card(card: dict) -> TrainConfig:
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in card.get("training", {}).items() if k in fields}
     values.setdefault("speech_copies", 0)  # cards from before the option trained without copies
+    values.setdefault("alone_corpora", ())  # ... and with one context level for everything
+    values["alone_corpora"] = tuple(values["alone_corpora"])
     if "corpus_weights" in values:
         values["corpus_weights"] = tuple(tuple(x) for x in values["corpus_weights"])
     return TrainConfig(**values)

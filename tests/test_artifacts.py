@@ -223,6 +223,35 @@ def test_a_bagged_context_level_averages_its_members_and_survives_the_artifact(t
     assert np.allclose(model.predict_proba(utts)["talk_action"], np.mean(single, axis=0), atol=1e-12)
 
 
+def test_single_sentences_have_their_own_context_level(tmp_path: Path, taxonomy) -> None:
+    """With ``alone_corpora`` a second context level, with its own offsets, reads every segment that
+    has no neighbours; segments in a conversation are read by the first, as without it."""
+    rows = load_labelled([MINI], taxonomy)
+    plain = train_models(rows, taxonomy, dataclasses.replace(FAST, alone_corpora=()), version="one").model
+    result = train_models(rows, taxonomy, dataclasses.replace(FAST, alone_corpora=("written",)), version="two")
+    assert set(result.model.alone_models_) == set(result.model.tasks_) == set(result.model.alone_offsets_)
+    assert list(result.card["training"]["alone_corpora"]) == ["written"]
+    save_artifact(tmp_path / "two", result.model, result.card, result.card_markdown)
+    model = load_artifact(tmp_path / "two").model
+    call = Utterances(("can you send the deck by friday", "yeah sure i'll do it", "it was a long week"),
+                      ("c",) * 3, ("rep", "cust", "rep"))
+    for task, p in model.predict_proba(call).items():  # in a conversation: the first context level, unchanged
+        assert np.allclose(p, plain.predict_proba(call)[task], atol=1e-12), task
+    texts = ["can you send the deck by friday", "it was a long week"]
+    alone = model.predict_proba(Utterances.standalone(texts))
+    x = model._text_matrix(texts, None)
+    z = model._context_matrix(Utterances.standalone(texts), model._text_proba(model.text_models_, x),
+                              model._cue_columns(x))
+    from pipeline.classify.model import _context_proba, apply_offsets
+
+    for task in model.tasks_:
+        expected = apply_offsets(_context_proba(model.alone_models_[task], z, model.classes_[task]),
+                                 model.alone_offsets_[task])
+        assert np.allclose(alone[task], expected, atol=1e-12), task
+    # one segment alone in its call is a single sentence too; a model without the option keeps one level
+    assert not getattr(plain, "alone_models_", {})
+
+
 def _reply_after(artifact, before: str, reply: str = "yeah that works") -> tuple[str, float, float]:
     from pipeline.classify.predict import predict_utterances
 
@@ -239,7 +268,7 @@ def test_shipped_model_reads_neighbours(artifact) -> None:
     """The same short reply is read by what came before it: after a request it leans to act/action."""
     _, act_request, p_request = _reply_after(artifact, REQUEST)
     _, act_chat, p_chat = _reply_after(artifact, SMALL_TALK)
-    assert act_request > act_chat + 0.05  # measured 0.62 vs 0.28 (cycle-of-value-20261204T050436Z)
+    assert act_request > act_chat + 0.05  # measured 0.62 vs 0.28 (050436Z; 001830Z reads conversations the same)
     assert p_request > p_chat + 0.05  # 0.92 vs 0.82
     # an explicit acceptance is act/action after the request
     stage, _, p_action = _reply_after(artifact, REQUEST, "sure, I can do that")

@@ -21,8 +21,12 @@ from pipeline.config import DEFAULT_ENCODER
 #: Regression bars for the shipped model: the measured figures less a margin. The issue's targets
 #: (real speech >= 0.80, call action-share error <= 0.04) are not met yet; see the model card.
 #: Measured when the bars were set (model of 2026-12-02T08:50): 0.738 / 0.791 and call MAE 0.043; the
-#: shipped 050436Z: 0.752 / 0.813 and call MAE 0.043.
-REAL_SPEECH_BARS = {"AMI held-out: hand-labelled": 0.71, "AMI held-out: actions vs statements of 6+ words": 0.77}
+#: 050436Z: 0.752 / 0.813 and call MAE 0.043; the shipped 001830Z: 0.753 / 0.815 and 0.043.
+REAL_SPEECH_BARS = {"AMI held-out: hand-labelled": 0.71, "AMI held-out: actions vs statements of 6+ words": 0.77,
+                    # the same acts classified one at a time (a list of utterances with no conversation):
+                    # 0.727 / 0.783 for the shipped model (0.718 / 0.737 before it had a one-sentence level)
+                    "AMI held-out: hand-labelled (one act at a time)": 0.69,
+                    "AMI held-out: actions vs statements of 6+ words (one act at a time)": 0.75}
 CALL_MAE_BAR = 0.055
 #: The float32 encoder gives a text the same vector in any batch (within 6e-8) and has no CPU-specific
 #: int8 kernels, so the benchmark reproduces the card; the int8 encoder before it moved macro-F1 by up
@@ -64,7 +68,7 @@ def test_holdout_quality(sources) -> None:
 def test_real_speech_dev(sources) -> None:
     """Held-out AMI meetings (real speech, split by meeting series): talk/action macro-F1."""
     real = {k: v for k, v in sources.items() if k.startswith("AMI held-out")}
-    assert len(real) == 2
+    assert len(real) == 4
     for name, metrics in real.items():
         assert metrics["talk_action"]["n"] >= 300, name
         assert metrics["talk_action"]["macro_f1"] >= REAL_SPEECH_BARS[name], name

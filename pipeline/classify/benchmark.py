@@ -13,6 +13,9 @@ label mappings in one place, and evaluates an artifact on each, per source:
     opinions of six or more words (AMI ``inf``/``ass`` acts, hand-labelled or mapped to talk)
     — the shape of a dialogue-act-mapped test set.
 
+  Each view is also scored *one act at a time* (no neighbours): the shape of a list of
+  utterances given to ``callcycle classify`` without a conversation column.
+
 - **Enron email intent** (``../shared/realdata/text``, Apache-2.0, evaluation only): business
   email sentences; ``Yes`` (a request, proposal, or commitment with a time) -> action.
 - **PersuasionForGood** (same folder, Apache-2.0, evaluation only): two-person chats in order;
@@ -33,12 +36,14 @@ from typing import Any
 from pipeline.classify.labels import LabelledRow
 
 __all__ = ["BenchmarkSet", "ami_views", "enron_rows", "persuasion_rows", "realdata_sets",
-           "STATEMENT_TAGS", "MIN_STATEMENT_WORDS"]
+           "STATEMENT_TAGS", "MIN_STATEMENT_WORDS", "ONE_AT_A_TIME"]
 
 #: Dialogue-act tags of plain statements and opinions (AMI Inform, Assess).
 STATEMENT_TAGS = frozenset({"inf", "ass"})
 #: Shorter statements ("yeah it is") are left out of the actions-vs-statements view.
 MIN_STATEMENT_WORDS = 6
+#: Suffix of the views that classify each scored act on its own.
+ONE_AT_A_TIME = "(one act at a time)"
 
 _P4G_ACTION_PERSUADER = {"proposition-of-donation", "ask-donation-amount", "ask-donate-more", "confirm-donation"}
 _P4G_ACTION_PERSUADEE = {"agree-donation", "provide-donation-amount", "disagree-donation",
@@ -63,8 +68,10 @@ class BenchmarkSet:
     in_context: bool
 
 
-def ami_views(rows: Sequence[LabelledRow], prefix: str = "AMI held-out") -> list[BenchmarkSet]:
-    """The two AMI views over held-out rows (see the module docstring)."""
+def ami_views(rows: Sequence[LabelledRow], prefix: str = "AMI held-out",
+              one_at_a_time: bool = True) -> list[BenchmarkSet]:
+    """The AMI views over held-out rows (see the module docstring): each in context, and with
+    ``one_at_a_time`` also each scored act classified on its own."""
     rows = list(rows)
     hand = [i for i, r in enumerate(rows) if r.meta.get("label_source") == "hand" and r.labels]
     statements = [
@@ -73,9 +80,15 @@ def ami_views(rows: Sequence[LabelledRow], prefix: str = "AMI held-out") -> list
         or (r.labels.get("talk_action") == "talk" and r.meta.get("da_type") in STATEMENT_TAGS
             and len(r.text.split()) >= MIN_STATEMENT_WORDS)
     ]
-    return [BenchmarkSet(f"{prefix}: hand-labelled", rows, hand, True),
-            BenchmarkSet(f"{prefix}: actions vs statements of {MIN_STATEMENT_WORDS}+ words", rows,
-                         statements, True)]
+    views = [BenchmarkSet(f"{prefix}: hand-labelled", rows, hand, True),
+             BenchmarkSet(f"{prefix}: actions vs statements of {MIN_STATEMENT_WORDS}+ words", rows,
+                          statements, True)]
+    if not one_at_a_time:
+        return views
+    for view in list(views):
+        alone = [rows[i] for i in view.scored]
+        views.append(BenchmarkSet(f"{view.name} {ONE_AT_A_TIME}", alone, list(range(len(alone))), False))
+    return views
 
 
 def enron_rows(path: Path) -> list[LabelledRow]:

@@ -316,7 +316,8 @@ class CycleModel(BaseEstimator):
             sample_weight: np.ndarray | None = None, balance_groups: Sequence[str] | None = None,
             standalone_weight: float = 0.0,
             standalone_mask: np.ndarray | None = None, oof_out: dict[str, np.ndarray] | None = None,
-            progress: Callable[[str], None] | None = None, context_mask: np.ndarray | None = None) -> CycleModel:
+            progress: Callable[[str], None] | None = None, context_mask: np.ndarray | None = None,
+            alone_mask: np.ndarray | None = None) -> CycleModel:
         """Fit both levels.
 
         Args:
@@ -336,6 +337,9 @@ class CycleModel(BaseEstimator):
             progress: called with short status messages.
             context_mask: which rows the context level (and its decision offsets) learns from
                 (default: all); the others train the text level only.
+            alone_mask: if given, a second context level, with its own decision offsets, learns
+                from these rows shown with no neighbours, and reads every segment that has none
+                (a single sentence); the first then reads only segments in a conversation.
         """
         say = progress or (lambda _m: None)
         if not self.tasks:
@@ -398,8 +402,38 @@ class CycleModel(BaseEstimator):
                 scored = np.flatnonzero(np.asarray([v is not None for v in gold]) & (weights[task] > 0) & in_context)
                 self.offsets_[task] = choose_offsets(proba[scored], [str(v) for v in gold[scored]],
                                                      self.classes_[task], [balance[i] for i in scored])
+        self.alone_models_: dict[str, HistGradientBoostingClassifier | list[HistGradientBoostingClassifier]] = {}
+        self.alone_offsets_: dict[str, np.ndarray] = {}
+        if alone_mask is not None and np.any(alone_mask):
+            self._fit_alone(utterances, labels, weights, oof, cues, fold_groups, balance,
+                            np.flatnonzero(np.asarray(alone_mask, dtype=bool)), folds, say)
         say("context level fitted")
         return self
+
+    def _fit_alone(self, utterances: Utterances, labels: dict[str, list[str | None]],
+                   weights: dict[str, np.ndarray], oof: np.ndarray, cues: np.ndarray, fold_groups: np.ndarray,
+                   balance: list[str], chosen: np.ndarray, folds: GroupKFold, say: Callable[[str], None]) -> None:
+        """The one-sentence context level: ``chosen`` rows with no neighbours (see :meth:`fit`)."""
+        z = self._context_matrix(Utterances.standalone([utterances.texts[i] for i in chosen]),
+                                 oof[chosen], cues[chosen])
+        groups = fold_groups[chosen]
+        for task in self.tasks_:
+            y = np.asarray(labels[task], dtype=object)[chosen]
+            w = weights[task][chosen]
+            mask = np.asarray([v is not None for v in y]) & (w > 0)
+            self.alone_models_[task] = self._fit_context(z[mask], y[mask].astype(str), w[mask])
+            self.alone_offsets_[task] = np.zeros(len(self.classes_[task]))
+            if not self.tune_offsets:
+                continue
+            proba = np.full((len(chosen), len(self.classes_[task])), np.nan)
+            for fold, (train_idx, test_idx) in enumerate(folds.split(np.zeros(len(chosen)), groups=groups)):
+                fit_rows = train_idx[mask[train_idx]]
+                fold_model = self._fit_context(z[fit_rows], y[fit_rows].astype(str), w[fit_rows])
+                proba[test_idx] = _context_proba(fold_model, z[test_idx], self.classes_[task])
+                say(f"one-sentence context level: {task} offsets, out-of-fold {fold + 1}/{self.context_folds}")
+            scored = np.flatnonzero(mask)
+            self.alone_offsets_[task] = choose_offsets(proba[scored], [str(v) for v in y[scored]],
+                                                       self.classes_[task], [balance[chosen[i]] for i in scored])
 
     def _context_model(self, member: int = 0) -> HistGradientBoostingClassifier:
         return HistGradientBoostingClassifier(
@@ -433,10 +467,17 @@ class CycleModel(BaseEstimator):
                 col += width
             return out
         z = self._context_matrix(utterances, p1, self._cue_columns(x))
+        alone_models = getattr(self, "alone_models_", {})
+        prev, nxt = utterances.neighbours()
+        alone = np.flatnonzero((prev < 0) & (nxt < 0)) if alone_models else np.zeros(0, dtype=np.int64)
         for task in self.tasks_:
             proba = _context_proba(self.context_models_[task], z, self.classes_[task])
             offsets = getattr(self, "offsets_", {}).get(task)
-            out[task] = apply_offsets(proba, offsets) if offsets is not None else proba
+            proba = apply_offsets(proba, offsets) if offsets is not None else proba
+            if len(alone):
+                single = _context_proba(alone_models[task], z[alone], self.classes_[task])
+                proba[alone] = apply_offsets(single, self.alone_offsets_[task])
+            out[task] = proba
         return out
 
     def predict(self, utterances: Utterances, embeddings: np.ndarray | None = None) -> dict[str, list[str]]:
