@@ -35,15 +35,22 @@ def classify(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file; .jsonl gives JSON Lines, anything else CSV (spreadsheet-safe). Default: stdout as JSONL.")] = None,
     models: Annotated[Optional[str], typer.Option(help=MODELS_HELP, show_default=False)] = None,
     model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version.")] = None,
+    conversation: Annotated[Optional[str], typer.Option(help="Column naming each row's conversation: consecutive rows with the same value are read together, in file order, each with its neighbours (\"yes, Tuesday works\" after a request is action). Default: every row is read on its own.", show_default=False)] = None,
+    speaker: Annotated[Optional[str], typer.Option(help="With --conversation: column naming who said each row.", show_default=False)] = None,
 ) -> None:
-    """Classify texts: adds stage, stage probabilities (p_<label>), talk_action and action_prob."""
+    """Classify texts: adds stage, stage probabilities (p_<label>), talk_action and action_prob.
+
+    Rows are read one at a time unless --conversation names the column that groups them into
+    conversations; in context the classifiers read real speech better (docs/REALDATA.md)."""
     from pipeline.apply import classify_rows, read_table
     from pipeline.classify.artifacts import load_artifact
     from pipeline.paths import models_dir
     from pipeline.tables import rows_to_jsonl, write_rows
 
     artifact = load_artifact(models_dir(models), model_version)
-    rows = classify_rows(artifact, read_table(file), str(file))
+    if speaker is not None and conversation is None:
+        fail("--speaker needs --conversation: name the column that groups the rows into conversations.")
+    rows = classify_rows(artifact, read_table(file), str(file), conversation, speaker)
     if out is None:
         rows_to_jsonl(rows, sys.stdout)
         return

@@ -14,7 +14,8 @@ from typing import Any
 from pipeline.classify.artifacts import Artifact, load_artifact
 from pipeline.classify.evaluate import evaluate_artifact
 from pipeline.classify.labels import LabelledRow, load_labelled, read_rows, validate_rows
-from pipeline.classify.predict import predict_texts
+from pipeline.classify.model import Utterances
+from pipeline.classify.predict import predict_texts, predict_utterances
 from pipeline.errors import LabelDataError
 from pipeline.tables import unneutralise
 
@@ -32,19 +33,35 @@ def read_table(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def classify_rows(artifact: Artifact, rows: list[dict[str, Any]], source: str = "input") -> list[dict[str, Any]]:
+def classify_rows(artifact: Artifact, rows: list[dict[str, Any]], source: str = "input",
+                  conversation: str | None = None, speaker: str | None = None) -> list[dict[str, Any]]:
     """Add ``<stage task>``, ``p_<label>``, ``<talk/action task>`` and ``<positive>_prob`` to every row.
+
+    Each row is read on its own, unless ``conversation`` names a column: then consecutive rows
+    with the same value in it are read as one conversation, in file order, each with its
+    neighbours (and ``speaker``, if given, names the column that says who spoke).
 
     A row whose stage is the neutral label (``other``) is never action: it gets the
     non-positive talk/action label, as the scores assume.
 
     Raises:
-        LabelDataError: rows without a ``text`` value.
+        LabelDataError: rows without a ``text`` value, or a named column missing from a row.
     """
     missing = [i for i, r in enumerate(rows) if not isinstance(r.get("text"), str)]
     if missing:
         raise LabelDataError(f"{source}: rows {missing[:10]} have no 'text' value.", "Every row needs a text column.")
-    preds = predict_texts(artifact, [r["text"] for r in rows])
+    for column in (conversation, speaker):
+        absent = [i for i, r in enumerate(rows) if column is not None and r.get(column) in (None, "")]
+        if absent:
+            raise LabelDataError(f"{source}: rows {absent[:10]} have no {column!r} value.",
+                                 f"Give every row a {column!r} value, or leave out the option that names it.")
+    texts = [r["text"] for r in rows]
+    if conversation is None:
+        preds = predict_texts(artifact, texts)
+    else:
+        utterances = Utterances(tuple(texts), tuple(str(r[conversation]) for r in rows),
+                                tuple(str(r[speaker]) if speaker else "" for r in rows))
+        preds = predict_utterances(artifact, utterances)
     stage_task = artifact.taxonomy.by_role("stage")
     ta_task = artifact.taxonomy.by_role("talk_action")
     out = []

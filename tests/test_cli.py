@@ -62,6 +62,27 @@ def test_classify_csv_to_csv(tmp_path: Path) -> None:
     assert [r["id"] for r in rows] == ["1", "2"] and {"stage", "talk_action", "action_prob"} <= set(rows[0])
 
 
+def test_classify_reads_rows_of_a_conversation_together(tmp_path: Path) -> None:
+    """With --conversation the same reply is read by what came before it; without, alike."""
+    src = tmp_path / "in.csv"
+    src.write_text("call,who,text\n"
+                   "a,rep,Can you send me the signed order form by Thursday?\na,cust,yeah that works\n"
+                   "b,rep,The weather has been terrible all week.\nb,cust,yeah that works\n")
+    out = tmp_path / "out.csv"
+    result = runner.invoke(app, ["classify", str(src), "-o", str(out), "--models", str(MODELS),
+                                 "--conversation", "call", "--speaker", "who"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open()))
+    assert [r["stage"] for r in (rows[1], rows[3])] == ["act", "other"]
+    assert runner.invoke(app, ["classify", str(src), "-o", str(out), "--models", str(MODELS)]).exit_code == 0
+    alone = list(csv.DictReader(out.open()))
+    assert alone[1]["p_act"] == alone[3]["p_act"]
+    missing = runner.invoke(app, ["classify", str(src), "--models", str(MODELS), "--conversation", "meeting"])
+    assert missing.exit_code == 2 and "'meeting'" in missing.output
+    lonely = runner.invoke(app, ["classify", str(src), "--models", str(MODELS), "--speaker", "who"])
+    assert lonely.exit_code != 0 and "--conversation" in lonely.output
+
+
 def test_classify_without_text_column_fails_clearly(tmp_path: Path) -> None:
     src = tmp_path / "in.jsonl"
     src.write_text('{"body": "hello"}\n')
