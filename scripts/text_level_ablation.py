@@ -45,7 +45,7 @@ Xtr=sparse.hstack([fu.transform([r.text for r in tr]), sparse.csr_matrix(Vtr*EW)
 Xho=sparse.hstack([fu.transform([r.text for r in ho]), sparse.csr_matrix(Vho*EW)]).tocsr()
 hw=[i for i,r in enumerate(ho) if r.corpus=="written"]
 hami=[r for r in ho if r.corpus=="ami"]; ami_idx=[i for i,r in enumerate(ho) if r.corpus=="ami"]
-views=ami_views(hami)
+views=ami_views(hami, one_at_a_time=False)  # the text level reads every act alone anyway
 def weights(task, mode):
     y=[r.labels.get(task) for r in tr]; c=[r.corpus for r in tr]
     AW=float(os.environ.get("AW","1"))
