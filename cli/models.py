@@ -40,8 +40,9 @@ def classify(
 ) -> None:
     """Classify texts: adds stage, stage probabilities (p_<label>), talk_action and action_prob.
 
-    Rows are read one at a time unless --conversation names the column that groups them into
-    conversations; in context the classifiers read real speech better (docs/REALDATA.md)."""
+    Rows are read one at a time unless --conversation names the column that groups them into calls.
+
+    In context the classifiers read real speech better (docs/REALDATA.md)."""
     from pipeline.apply import classify_rows, read_table
     from pipeline.classify.artifacts import load_artifact
     from pipeline.paths import models_dir
@@ -79,8 +80,9 @@ def train(
 ) -> None:
     """Train the classifiers from labelled data and write a versioned artifact with its model card.
 
-    Learns from the written corpus and the real-speech corpora; the card gives results per source:
-    written held-out, real-speech held-out conversations, shared real text."""
+    Learns from the written corpus and the real-speech corpora.
+
+    The card gives results per source: written held-out, real-speech held-out conversations, shared text."""
     quiet_prefect()
     from flows.train_flow import train_classifiers
     from pipeline.classify.train import TrainConfig
