@@ -381,27 +381,18 @@ class CycleModel(BaseEstimator):
             z = np.vstack([z, self._context_matrix(alone, oof[chosen], cues[chosen])])
             row_index = np.concatenate([row_index, chosen])
             copy_scale = np.concatenate([copy_scale, np.full(len(chosen), standalone_weight)])
-        self.offsets_: dict[str, np.ndarray] = {t: np.zeros(len(self.classes_[t])) for t in self.tasks_}
+        self.offsets_: dict[str, np.ndarray] = {}
         copy_groups = fold_groups[row_index]
         in_context = np.ones(n, dtype=bool) if context_mask is None else np.asarray(context_mask, dtype=bool)
         for task in self.tasks_:
             y = np.asarray(labels[task], dtype=object)[row_index]
             mask = np.asarray([v is not None for v in y]) & in_context[row_index]
-            z_weights = weights[task][row_index] * copy_scale
-            self.context_models_[task] = self._fit_context(z[mask], y[mask].astype(str), z_weights[mask])
-            if self.tune_offsets:
-                # out-of-fold context probabilities of the original rows (standalone copies train only)
-                proba = np.full((n, len(self.classes_[task])), np.nan)
-                for fold, (train_idx, test_idx) in enumerate(folds.split(np.zeros(len(z)), groups=copy_groups)):
-                    fit_rows = train_idx[mask[train_idx]]
-                    fold_model = self._fit_context(z[fit_rows], y[fit_rows].astype(str), z_weights[fit_rows])
-                    originals = test_idx[test_idx < n]
-                    proba[originals] = _context_proba(fold_model, z[originals], self.classes_[task])
-                    say(f"context level: {task} offsets, out-of-fold {fold + 1}/{self.context_folds}")
-                gold = np.asarray(labels[task], dtype=object)
-                scored = np.flatnonzero(np.asarray([v is not None for v in gold]) & (weights[task] > 0) & in_context)
-                self.offsets_[task] = choose_offsets(proba[scored], [str(v) for v in gold[scored]],
-                                                     self.classes_[task], [balance[i] for i in scored])
+            gold = np.asarray(labels[task], dtype=object)
+            # offsets from the original rows only (standalone copies, rows n and up, train only)
+            scored = np.flatnonzero(np.asarray([v is not None for v in gold]) & (weights[task] > 0) & in_context)
+            self.context_models_[task], self.offsets_[task] = self._fit_level(
+                task, z, y, weights[task][row_index] * copy_scale, mask, copy_groups, scored,
+                [balance[i] for i in scored], folds, "context level", say)
         self.alone_models_: dict[str, HistGradientBoostingClassifier | list[HistGradientBoostingClassifier]] = {}
         self.alone_offsets_: dict[str, np.ndarray] = {}
         if alone_mask is not None and np.any(alone_mask):
@@ -416,24 +407,37 @@ class CycleModel(BaseEstimator):
         """The one-sentence context level: ``chosen`` rows with no neighbours (see :meth:`fit`)."""
         z = self._context_matrix(Utterances.standalone([utterances.texts[i] for i in chosen]),
                                  oof[chosen], cues[chosen])
-        groups = fold_groups[chosen]
         for task in self.tasks_:
             y = np.asarray(labels[task], dtype=object)[chosen]
             w = weights[task][chosen]
             mask = np.asarray([v is not None for v in y]) & (w > 0)
-            self.alone_models_[task] = self._fit_context(z[mask], y[mask].astype(str), w[mask])
-            self.alone_offsets_[task] = np.zeros(len(self.classes_[task]))
-            if not self.tune_offsets:
-                continue
-            proba = np.full((len(chosen), len(self.classes_[task])), np.nan)
-            for fold, (train_idx, test_idx) in enumerate(folds.split(np.zeros(len(chosen)), groups=groups)):
-                fit_rows = train_idx[mask[train_idx]]
-                fold_model = self._fit_context(z[fit_rows], y[fit_rows].astype(str), w[fit_rows])
-                proba[test_idx] = _context_proba(fold_model, z[test_idx], self.classes_[task])
-                say(f"one-sentence context level: {task} offsets, out-of-fold {fold + 1}/{self.context_folds}")
             scored = np.flatnonzero(mask)
-            self.alone_offsets_[task] = choose_offsets(proba[scored], [str(v) for v in y[scored]],
-                                                       self.classes_[task], [balance[chosen[i]] for i in scored])
+            self.alone_models_[task], self.alone_offsets_[task] = self._fit_level(
+                task, z, y, w, mask, fold_groups[chosen], scored, [balance[chosen[i]] for i in scored], folds,
+                "one-sentence context level", say)
+
+    def _fit_level(self, task: str, z: np.ndarray, y: np.ndarray, w: np.ndarray, fit_mask: np.ndarray,
+                   groups: np.ndarray, scored: np.ndarray, scored_balance: list[str], folds: GroupKFold,
+                   name: str, say: Callable[[str], None],
+                   ) -> tuple[HistGradientBoostingClassifier | list[HistGradientBoostingClassifier], np.ndarray]:
+        """One context ensemble fitted on the ``fit_mask`` rows of ``z``, and its decision offsets: with
+        ``tune_offsets``, chosen (:func:`choose_offsets`) on the out-of-fold probabilities of the
+        ``scored`` rows (folds grouped by ``groups``); zeros otherwise."""
+        classes = self.classes_[task]
+        fitted = self._fit_context(z[fit_mask], y[fit_mask].astype(str), w[fit_mask])
+        if not self.tune_offsets:
+            return fitted, np.zeros(len(classes))
+        wanted = np.zeros(len(z), dtype=bool)
+        wanted[scored] = True
+        proba = np.full((len(z), len(classes)), np.nan)
+        for fold, (train_idx, test_idx) in enumerate(folds.split(np.zeros(len(z)), groups=groups)):
+            fit_rows = train_idx[fit_mask[train_idx]]
+            fold_model = self._fit_context(z[fit_rows], y[fit_rows].astype(str), w[fit_rows])
+            rows = test_idx[wanted[test_idx]]
+            if len(rows):
+                proba[rows] = _context_proba(fold_model, z[rows], classes)
+            say(f"{name}: {task} offsets, out-of-fold {fold + 1}/{self.context_folds}")
+        return fitted, choose_offsets(proba[scored], [str(v) for v in y[scored]], classes, scored_balance)
 
     def _context_model(self, member: int = 0) -> HistGradientBoostingClassifier:
         return HistGradientBoostingClassifier(

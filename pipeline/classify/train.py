@@ -593,11 +593,11 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
         subset = [holdout_rows[i] for i in idx]
         vec = hold_vec[idx] if hold_vec is not None else None
         if corpus == "ami":
+            position = {r.id: j for j, r in enumerate(subset)}
             for view in ami_views(subset):
                 if view.in_context:
                     evaluation[view.name] = evaluate_rows(model, subset, taxonomy, vec, scored=view.scored)
                     continue
-                position = {r.id: j for j, r in enumerate(subset)}
                 view_vec = vec[[position[r.id] for r in view.rows]] if vec is not None else None
                 evaluation[view.name] = evaluate_rows(model, view.rows, taxonomy, view_vec, standalone=True)
             continue
