@@ -8,7 +8,8 @@ and one sentence at a time. This is a stricter proxy than the grouped held-out s
 seen in training.
 
 The result is written next to the current model (``models/<version>/cross_writer.json``), where
-``callcycle evaluate`` reports it beside the other sources.
+``callcycle evaluate`` reports it beside the other sources, and the model's ``card.md`` is
+re-rendered with a leave-one-writer-out section (``card.json`` is left as trained).
 
 The results file (``--json``, and the model's ``cross_writer.json`` once every writer is in) is
 rewritten after each writer, so a run that stops part-way keeps what it finished; ``--resume
@@ -37,7 +38,13 @@ from pipeline.atomic import write_bytes_atomic  # noqa: E402
 from pipeline.classify.artifacts import current_version  # noqa: E402
 from pipeline.classify.encoder import load_encoder  # noqa: E402
 from pipeline.classify.labels import load_labelled, load_taxonomy  # noqa: E402
-from pipeline.classify.train import TrainConfig, embed_texts, evaluate_rows, train_models  # noqa: E402
+from pipeline.classify.train import (  # noqa: E402
+    TrainConfig,
+    embed_texts,
+    evaluate_rows,
+    render_card_markdown,
+    train_models,
+)
 
 
 def config_from_card(card: dict) -> TrainConfig:
@@ -99,6 +106,8 @@ def main() -> None:
         text = json.dumps(out, indent=2) + "\n"
         if final and everyone:
             write_bytes_atomic(args.models / version / "cross_writer.json", text.encode())
+            # The card shows it too; card.json (the training record) is not touched.
+            write_bytes_atomic(args.models / version / "card.md", render_card_markdown(card, out).encode("utf-8"))
         if args.json:
             write_bytes_atomic(args.json, text.encode())
 

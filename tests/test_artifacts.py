@@ -15,7 +15,7 @@ from pipeline.classify.evaluate import evaluate_artifact, promote
 from pipeline.classify.labels import load_labelled, load_taxonomy, read_rows, validate_rows
 from pipeline.classify.model import Utterances
 from pipeline.classify.predict import predict_texts
-from pipeline.classify.train import TrainConfig, train_models
+from pipeline.classify.train import TrainConfig, render_card_markdown, train_models
 from pipeline.config import DEFAULT_ENCODER
 from pipeline.errors import LabelDataError, ModelArtifactError, TaxonomyError
 
@@ -50,6 +50,26 @@ def test_artifact_round_trip_and_card(mini_artifact: Path) -> None:
     preds = predict_texts(artifact, ["I'll send you the signed contract by Friday."])
     assert set(preds) == {"stage", "talk_action"}
     assert sum(preds["stage"][0].probabilities.values()) == pytest.approx(1.0)
+
+
+def test_card_renders_again_from_card_json_and_shows_leave_one_writer_out(mini_artifact: Path) -> None:
+    """card.md can be rebuilt from card.json alone (what scripts/cross_writer.py does) and then
+    carries the leave-one-writer-out table: every writer, and the mean and worst per view."""
+    card = json.loads((mini_artifact / "card.json").read_text())
+    assert render_card_markdown(card) == (mini_artifact / "card.md").read_text()
+    views = ("in_context", "one_sentence_at_a_time")
+    results = {"scope": "the full recipe", "writers": {
+        "c1": {"rows": 40, **{v: {"stage": 0.91, "talk_action": 0.95} for v in views}},
+        "c2": {"rows": 35, **{v: {"stage": 0.86, "talk_action": 0.97} for v in views}}},
+        "summary": {f"{t} ({v})": {"mean": m, "worst": w} for v in views
+                    for t, m, w in (("stage", 0.885, 0.86), ("talk_action", 0.96, 0.95))}}
+    text = render_card_markdown(card, results)
+    section = text[text.index("## Leave-one-writer-out"):text.index("## Task")]
+    assert "| c1 | 40 | 0.910 | 0.950 | 0.910 | 0.950 |" in section
+    assert "| c2 | 35 | 0.860 | 0.970 | 0.860 | 0.970 |" in section
+    assert "| worst | | **0.860** | **0.950** | **0.860** | **0.950** |" in section
+    assert "| mean | | **0.885** | **0.960** | **0.885** | **0.960** |" in section
+    assert text.replace(section, "") == render_card_markdown(card)
 
 
 def _flip_middle_byte(data: bytes) -> bytes:

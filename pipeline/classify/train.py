@@ -710,8 +710,12 @@ def _metrics_table(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_card_markdown(card: dict[str, Any]) -> str:
-    """Human-readable model card: data per corpus, recipe, and metrics per evaluation source."""
+def render_card_markdown(card: dict[str, Any], cross_writer: dict[str, Any] | None = None) -> str:
+    """Human-readable model card: data per corpus, recipe, and metrics per evaluation source.
+
+    ``cross_writer`` (the ``cross_writer.json`` that ``scripts/cross_writer.py`` writes beside the
+    artifact) adds the leave-one-writer-out section.
+    """
     data = card["data"]
     training = card["training"]
     lines = [f"# Model card: {card['version']}", "",
@@ -736,7 +740,9 @@ def render_card_markdown(card: dict[str, Any]) -> str:
         lines.append(f"- sentence encoder `{enc['name']}` (onnxruntime; source: "
                      f"{(enc.get('source') or {}).get('upstream', '?')}, "
                      f"{(enc.get('source') or {}).get('licence', '?')})")
-    lines += ["- options: " + ", ".join(f"{k}={v}" for k, v in training.items() if k not in {"recipe", "seconds"}),
+    # As JSON holds them (tuples become lists), so a card re-rendered from card.json reads the same.
+    options = json.loads(json.dumps({k: v for k, v in training.items() if k not in {"recipe", "seconds"}}))
+    lines += ["- options: " + ", ".join(f"{k}={v}" for k, v in options.items()),
               f"- training time {training['seconds']} s", ""]
     evaluation = card.get("evaluation", {})
     if evaluation:
@@ -750,6 +756,8 @@ def render_card_markdown(card: dict[str, Any]) -> str:
             cells = [format_macro_f1(metrics[t]) if t in metrics else "—" for t in tasks]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
+    if cross_writer:
+        lines += _cross_writer_lines(cross_writer, list(card["tasks"]))
     for name, task in card["tasks"].items():
         lines += [f"## Task `{name}`: {' / '.join(task['labels'])}", ""]
         if task.get("decision_offsets"):
@@ -770,6 +778,30 @@ def render_card_markdown(card: dict[str, Any]) -> str:
             lines += [f"## {title}", "", "```json", json_dumps(card[key]), "```", ""]
     lines += ["## Libraries", ""] + [f"- {k} {v}" for k, v in card["libraries"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _cross_writer_lines(results: dict[str, Any], tasks: list[str]) -> list[str]:
+    """The card's leave-one-writer-out section: macro-F1 per held-out writer, mean and worst."""
+    views = (("in_context", "in context"), ("one_sentence_at_a_time", "one sentence at a time"))
+    lines = ["## Leave-one-writer-out", "",
+             "Each writer's corpus file held out in turn: the recipe above retrained on every other writer "
+             "(real-speech corpora included) and scored on the unseen writer's conversations, macro-F1 "
+             f"(`scripts/cross_writer.py`, `cross_writer.json`; {results.get('scope', 'the full recipe')}).", "",
+             "| writer | rows | " + " | ".join(f"{t}, {label}" for _, label in views for t in tasks) + " |",
+             "|---" * (2 + len(tasks) * len(views)) + "|"]
+    for writer, entry in results.get("writers", {}).items():
+        cells = [f"{entry[view][t]:.3f}" if t in entry.get(view, {}) else "—" for view, _ in views for t in tasks]
+        lines.append(f"| {writer} | {entry['rows']} | " + " | ".join(cells) + " |")
+    for stat in ("mean", "worst"):
+        cells = []
+        for view, _ in views:
+            for t in tasks:
+                s = results.get("summary", {}).get(f"{t} ({view})")
+                cells.append(f"**{s[stat]:.3f}**" if s else "—")
+        lines.append(f"| {stat} | | " + " | ".join(cells) + " |")
+    if results.get("partial"):
+        lines += ["", f"Partial: {len(results.get('writers', {}))} writers so far."]
+    return lines + [""]
 
 
 def json_dumps(obj: Any) -> str:
