@@ -94,7 +94,7 @@ def main() -> None:
         same = {k: earlier.get(k) for k in ("model_recipe_from", "options", "scope")}
         mine = {k: results[k] for k in same}
         if json.loads(json.dumps(mine)) != same:
-            raise SystemExit(f"{args.resume} was made with another model or recipe; start afresh without --resume")
+            raise SystemExit(f"{args.resume} was made with another model or recipe: delete it, or run without --resume")
         results["writers"] = {w: e for w, e in earlier["writers"].items() if w in wanted}
         print(f"resumed {len(results['writers'])} writer(s) from {args.resume}: {', '.join(results['writers'])}")
     everyone = not args.writers
