@@ -207,7 +207,7 @@ def _print_benchmark(con: Any, artifact: Any, result: dict[str, Any]) -> None:
     """The benchmark as one table per source, then the call level, LOWO and what was skipped."""
     from rich.table import Table
 
-    from pipeline.classify.train import format_interval, format_macro_f1
+    from pipeline.classify.train import CROSS_WRITER_VIEWS, format_interval, format_macro_f1
 
     tasks = [t.name for t in artifact.taxonomy.tasks]
     table = Table(title=f"{artifact.version}: macro-F1 per source [95% interval, resampling conversations] (rows)")
@@ -218,7 +218,7 @@ def _print_benchmark(con: Any, artifact: Any, result: dict[str, Any]) -> None:
         table.add_row(source, *(format_macro_f1(metrics[t]) if t in metrics else "-" for t in tasks))
     lowo = result.get("leave_one_writer_out")
     if lowo:
-        for view in ("in_context", "one_sentence_at_a_time"):
+        for view in CROSS_WRITER_VIEWS:
             cells = []
             for t in tasks:
                 s = lowo["summary"].get(f"{t} ({view})")

@@ -39,6 +39,7 @@ from pipeline.classify.artifacts import current_version  # noqa: E402
 from pipeline.classify.encoder import load_encoder  # noqa: E402
 from pipeline.classify.labels import load_labelled, load_taxonomy  # noqa: E402
 from pipeline.classify.train import (  # noqa: E402
+    CROSS_WRITER_VIEWS,
     TrainConfig,
     embed_texts,
     evaluate_rows,
@@ -131,7 +132,7 @@ def main() -> None:
               + " (in context / alone)", flush=True)
         save(final=False)
     summary: dict[str, dict[str, float]] = {}
-    for view in ("in_context", "one_sentence_at_a_time"):
+    for view in CROSS_WRITER_VIEWS:
         for task in (t.name for t in taxonomy.tasks):
             scores = [w[view][task] for w in results["writers"].values()]
             summary[f"{task} ({view})"] = {"mean": float(np.mean(scores)), "worst": float(min(scores))}

@@ -57,9 +57,13 @@ __all__ = [
     "evaluate_rows",
     "evaluate_sets",
     "render_card_markdown",
+    "CROSS_WRITER_VIEWS",
 ]
 
 logger = logging.getLogger("callcycle.train")
+
+#: How leave-one-writer-out reads the held-out writer (keys of ``cross_writer.json``'s entries and summary).
+CROSS_WRITER_VIEWS = ("in_context", "one_sentence_at_a_time")
 
 
 @dataclass(frozen=True, slots=True)
@@ -782,7 +786,7 @@ def render_card_markdown(card: dict[str, Any], cross_writer: dict[str, Any] | No
 
 def _cross_writer_lines(results: dict[str, Any], tasks: list[str]) -> list[str]:
     """The card's leave-one-writer-out section: macro-F1 per held-out writer, mean and worst."""
-    views = (("in_context", "in context"), ("one_sentence_at_a_time", "one sentence at a time"))
+    views = [(view, view.replace("_", " ")) for view in CROSS_WRITER_VIEWS]
     lines = ["## Leave-one-writer-out", "",
              "Each writer's corpus file held out in turn: the recipe above retrained on every other writer "
              "(real-speech corpora included) and scored on the unseen writer's conversations, macro-F1 "
@@ -792,15 +796,11 @@ def _cross_writer_lines(results: dict[str, Any], tasks: list[str]) -> list[str]:
     for writer, entry in results.get("writers", {}).items():
         cells = [f"{entry[view][t]:.3f}" if t in entry.get(view, {}) else "—" for view, _ in views for t in tasks]
         lines.append(f"| {writer} | {entry['rows']} | " + " | ".join(cells) + " |")
+    summary = results.get("summary", {})
     for stat in ("mean", "worst"):
-        cells = []
-        for view, _ in views:
-            for t in tasks:
-                s = results.get("summary", {}).get(f"{t} ({view})")
-                cells.append(f"**{s[stat]:.3f}**" if s else "—")
+        cells = [f"**{summary[f'{t} ({view})'][stat]:.3f}**" if f"{t} ({view})" in summary else "—"
+                 for view, _ in views for t in tasks]
         lines.append(f"| {stat} | | " + " | ".join(cells) + " |")
-    if results.get("partial"):
-        lines += ["", f"Partial: {len(results.get('writers', {}))} writers so far."]
     return lines + [""]
 
 
