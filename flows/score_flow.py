@@ -140,8 +140,8 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
 
 
 # Deployments (flows/serve.py) run the flow with this runner: [run] threads' default number of files at
-# once (reproducible scores), not Prefect's default pool of several threads; run_scoring picks the
-# runner from the options of each run.
+# once, not Prefect's default pool of several threads; run_scoring picks the runner from the options
+# of each run.
 @flow(name="score-calls", validate_parameters=False, log_prints=False,
       task_runner=ThreadPoolTaskRunner(max_workers=RunConfig().threads))
 def score_calls(inputs: list[str], out_dir: str = "out", models: str | None = None,

@@ -134,11 +134,12 @@ class RunConfig:
         force: redo inputs whose results already exist.
         threads: files in flight at once inside one process, each on its own thread; the speech
             model is loaded once for them all, with as many CTranslate2 workers, each on an even
-            share of the cores (``pipeline.speech.transcribe.decode_threads``). On 2 cores, 2 took
-            7-17% less wall time than 1 on the benchmark calls, but concurrent decodes are not
-            exactly reproducible: some files (1 in 6 to 1 in 30 in our checks) came out slightly
-            different from run to run (a word's probability, a full stop), which one-at-a-time
-            decoding never did (BENCHMARKS.md). So the default is 1: the same file gives the same score every run.
+            share of the cores (``pipeline.speech.transcribe.decode_threads``). 2 by measurement: on
+            2 cores the recogniser took 8-23% less wall time than one file at a time on the benchmark
+            calls, with identical words, timings and probabilities (BENCHMARKS.md, "Two files at once").
+            (Before 2026-12-05 concurrent files could come out slightly different: numpy's BLAS,
+            which computes Whisper's mel features, was pinned to one thread per call in a way that
+            another thread could undo or ignore; ``pipeline.speech.blas`` fixed that.)
             Never more threads than files. Worker processes of a Dask cluster (``--workers``,
             ``--dask-address``) take one file at a time. ``timeout_s`` is wall time per file: with
             several files sharing the cores each takes longer.
@@ -149,7 +150,7 @@ class RunConfig:
     retries: int = 1
     timeout_s: float = 0.0
     force: bool = False
-    threads: int = 1
+    threads: int = 2
 
     def threads_for(self, n_files: int) -> int:
         """Files in flight at once for a batch of ``n_files``: ``threads``, never more than the files, at least 1."""

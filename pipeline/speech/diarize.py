@@ -37,6 +37,7 @@ from pipeline.config import DiarizeOptions
 from pipeline.errors import PipelineError
 from pipeline.ingest.audio import SAMPLE_RATE, iter_audio_blocks
 from pipeline.speech import vad
+from pipeline.speech.blas import one_blas_thread
 from pipeline.speech.fbank import FbankOptions, cepstra, compute_fbank, n_frames
 
 __all__ = [
@@ -504,9 +505,7 @@ def _diarize_blocks(model: SpeakerModel, blocks: Iterable[tuple[float, np.ndarra
                     speech: Sequence[tuple[float, float]] | None) -> Diarization:
     # numpy's BLAS on one thread here: the matrices are small, and on a shared 2-core machine two
     # BLAS threads made a 20x20 covariance 8x slower (16 ms against 2 ms, BENCHMARKS.md)
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         return _diarize_blocks_unthreaded(model, blocks, options, speech)
 
 

@@ -20,6 +20,7 @@ from pipeline.errors import TranscriptionError
 from pipeline.ingest.audio import SAMPLE_RATE, AudioData, channel_is_silent, check_audio_content, iter_audio_blocks
 from pipeline.schema import AsrPiece
 from pipeline.speech import vad
+from pipeline.speech.blas import one_blas_thread
 from pipeline.speech.packaged import packaged_model_path
 
 __all__ = [
@@ -500,9 +501,7 @@ def transcribe_file(model: AsrModel, path: Path, *, max_duration_s: float | None
         AudioDecodeError, EmptyAudioError: unreadable, empty, too short, too long or silent audio.
         TranscriptionError: the recogniser failed.
     """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         return _transcribe_blocks(model, path, max_duration_s)
 
 
