@@ -136,7 +136,7 @@ class RunConfig:
             model is loaded once for them all, with as many CTranslate2 workers, each on an even
             share of the cores (``pipeline.speech.transcribe.decode_threads``). 2 by measurement: on
             2 cores the recogniser took 8-23% less wall time than one file at a time on the benchmark
-            calls, with identical words, timings and probabilities (BENCHMARKS.md, "Two files at once").
+            calls, with identical words, timings and probabilities (BENCHMARKS.md, "Why concurrent decodes differed").
             (Before 2026-12-05 concurrent files could come out slightly different: numpy's BLAS,
             which computes Whisper's mel features, was pinned to one thread per call in a way that
             another thread could undo or ignore; ``pipeline.speech.blas`` fixed that.)
