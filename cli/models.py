@@ -222,9 +222,11 @@ def _print_benchmark(con: Any, artifact: Any, result: dict[str, Any]) -> None:
             cells = []
             for t in tasks:
                 s = lowo["summary"].get(f"{t} ({view})")
-                cells.append(f"{s['mean']:.3f} / worst {s['worst']:.3f}" if s else "-")
+                scores = {w: r[view][t] for w, r in lowo.get("writers", {}).items() if t in r.get(view, {})}
+                who = f" ({min(scores, key=lambda w: scores[w])})" if scores else ""
+                cells.append(f"{s['mean']:.3f} / worst {s['worst']:.3f}{who}" if s else "-")
             scope = "text level only" if "text level" in str(lowo.get("scope", "")) else view.replace("_", " ")
-            table.add_row(f"leave-one-writer-out, {scope} (mean / worst)", *cells)
+            table.add_row(f"leave-one-writer-out, {scope} (mean / worst writer)", *cells)
             if scope == "text level only":
                 break
     calls = result.get("calls")

@@ -136,3 +136,21 @@ def test_a_model_compared_with_itself_differs_by_nothing(artifact, labelled, ext
     for task, d in result.items():
         assert d["difference"] == 0.0 and d["interval"] == [0.0, 0.0], task
         assert d["a"] == d["b"] > 0.5
+
+
+def test_evaluate_names_the_worst_writer(artifact) -> None:
+    """`callcycle evaluate` prints leave-one-writer-out as mean / worst and who the worst writer is."""
+    import io
+
+    from rich.console import Console
+
+    from cli.models import _print_benchmark
+
+    lowo = json.loads((MODELS / artifact.version / "cross_writer.json").read_text())
+    worst = min(lowo["writers"], key=lambda w: lowo["writers"][w]["in_context"]["stage"])
+    out = io.StringIO()
+    _print_benchmark(Console(file=out, width=400, color_system=None), artifact,
+                     {"sources": {}, "leave_one_writer_out": lowo, "skipped": {}})
+    row = next(line for line in out.getvalue().splitlines() if "leave-one-writer-out, in context" in line)
+    summary = lowo["summary"]["stage (in_context)"]
+    assert f"{summary['mean']:.3f} / worst {summary['worst']:.3f} ({worst})" in row
