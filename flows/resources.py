@@ -1,7 +1,10 @@
 """Heavy objects loaded once per worker process and shared by every task in it.
 
 The speech model, the classifier artifact and the spaCy sentencizer take seconds to
-load; tasks fetch them here instead of loading them per file.
+load; tasks fetch them here instead of loading them per file. A task loads the classifier
+artifact (scikit-learn, skops, the sentence encoder: about 3 s) only once its file is read, so
+the first files' transcription does not wait for it; a batch checks the artifact's card and
+checksum first (:func:`artifact_card`, milliseconds) to refuse a broken model at once.
 """
 
 from __future__ import annotations
@@ -12,28 +15,30 @@ from functools import lru_cache, wraps
 from pathlib import Path
 from typing import Any
 
-from pipeline.classify.artifacts import Artifact, load_artifact
+from pipeline.classify.artifacts import Artifact, ArtifactCard, check_artifact, load_artifact
 from pipeline.config import AsrConfig
 from pipeline.speech.diarize import SpeakerModel, load_speaker_model
 from pipeline.speech.transcribe import AsrModel, load_asr_model
 from pipeline.speech.turns import build_sentencizer
 
-__all__ = ["asr_model", "speaker_model", "artifact", "sentencizer", "LOADS"]
+__all__ = ["asr_model", "speaker_model", "artifact", "artifact_card", "sentencizer", "LOADS"]
 
 #: How many times each resource was loaded in this process (tests check "once per worker").
 LOADS: Counter[str] = Counter()
 
-# Files run on several threads of one process ([run] threads): the first two tasks would both
-# miss an empty cache and load the same model twice, so loads take turns.
-_LOADING = threading.RLock()
-
 
 def _once(cached: Any) -> Any:
-    """``cached`` (an ``lru_cache``-wrapped loader), called under the loading lock."""
+    """``cached`` (an ``lru_cache``-wrapped loader), called under a lock of its own.
+
+    Files run on several threads of one process ([run] threads): the first two tasks would both
+    miss an empty cache and load the same model twice, so loads of one resource take turns. Each
+    resource has its own lock, so the speech model loads while the classifiers warm up.
+    """
+    lock = threading.Lock()
 
     @wraps(cached)
     def locked(*args: Any) -> Any:
-        with _LOADING:
+        with lock:
             return cached(*args)
 
     return locked
@@ -62,9 +67,16 @@ def artifact(location: str, version: str | None) -> Artifact:
     return load_artifact(Path(location), version)
 
 
+@lru_cache(maxsize=4)
+def artifact_card(location: str, version: str | None) -> ArtifactCard:
+    """The artifact's card with its model file's checksum checked; nothing loaded (milliseconds)."""
+    return check_artifact(Path(location), version)
+
+
 @_once
 @lru_cache(maxsize=1)
 def sentencizer() -> Any:
     """The spaCy sentencizer pipeline."""
     LOADS["sentencizer"] += 1
     return build_sentencizer()
+

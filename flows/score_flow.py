@@ -101,12 +101,11 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
                out_dir: str) -> Outcome:
     """Score one file; failures are recorded and returned as outcomes.
 
-    Raises only :class:`~pipeline.errors.OutputError` (the output folder cannot be written),
-    which stops the batch.
+    Raises only :class:`~pipeline.errors.OutputError` (the output folder cannot be written) and
+    :class:`~pipeline.errors.ModelArtifactError` (the classifiers cannot be loaded), which stop the batch.
     """
     logger = get_run_logger()
-    artifact = resources.artifact(models, model_version)
-    stamp = process.run_stamp(artifact, config.asr.model)
+    stamp = process.run_stamp(resources.artifact_card(models, model_version), config.asr.model)
     done = process.check_done(source, stamp, out_dir, config.run.force)
     if done is not None:
         logger.info("%s: already scored (key %s), %s", source.path, done.call_key, done.status)
@@ -117,6 +116,7 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
         reader = read_call_task.with_options(retries=config.run.retries,
                                              timeout_seconds=config.run.timeout_s or None)
         call = reader(source, config)
+        artifact = resources.artifact(models, model_version)  # loaded once per process, after the first read
         # scoring and the commit run inside this task: each Prefect task run costs a round trip
         # to the API per state change, which is the largest per-file cost after ASR (BENCHMARKS.md)
         scored = process.score_turns(call, artifact, resources.sentencizer(), config)
@@ -169,7 +169,8 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str | None = No
     on_result, on_discovered = _current_callbacks() or (on_result, on_discovered)
     started = time.perf_counter()
     process.prepare_output(out_dir)  # fail fast on a read-only, full or misnamed output folder or bucket
-    artifact = resources.artifact(models, model_version)  # fail fast on a missing or tampered model
+    # fail fast on a missing or tampered model; the tasks load it (in the worker processes, with Dask)
+    card = resources.artifact_card(models, model_version)
     sources, bad_inputs = discover_task(inputs)
     if not sources and not bad_inputs:
         raise ingest.no_inputs_error(inputs)
@@ -182,7 +183,7 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str | None = No
         if on_result:
             on_result(outcome)
 
-    stamp = process.run_stamp(artifact, cfg.asr.model)
+    stamp = process.run_stamp(card, cfg.asr.model)
     for path, error in bad_inputs:
         done(process.record_failure(out_dir, path, ingest.try_sha256(Path(path)), error, stamp))
     first_of: dict[str, Source] = {}

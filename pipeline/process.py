@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from pipeline.classify.artifacts import Artifact
+from pipeline.classify.artifacts import Artifact, ArtifactCard
 from pipeline.classify.labels import Taxonomy
 from pipeline.classify.predict import classify_segments
 from pipeline.config import PipelineConfig
@@ -32,6 +32,7 @@ from pipeline.errors import (
     EmptyAudioError,
     InputChangingError,
     InputError,
+    ModelArtifactError,
     OutputError,
     PipelineError,
     TranscriptFormatError,
@@ -113,8 +114,8 @@ class Outcome:
     audio_s: float | None = None
 
 
-def run_stamp(artifact: Artifact, asr_model_name: str | None) -> store.RunStamp:
-    """Versions to stamp on rows written with this artifact and ASR model."""
+def run_stamp(artifact: Artifact | ArtifactCard, asr_model_name: str | None) -> store.RunStamp:
+    """Versions to stamp on rows written with this artifact (loaded, or only its card) and ASR model."""
     tax = artifact.taxonomy
     return store.RunStamp(classifier_version=artifact.version, taxonomy=f"{tax.name}/{tax.version}",
                           asr_model=asr_model_name)
@@ -249,10 +250,11 @@ def record_failure(out_dir: OutputLocation, path: str, sha256: str | None, error
 
     A file that is still being written is ``deferred`` (no error row); a version another attempt
     committed first is ``skipped``. An output fault (disk full, read-only) is not the input's
-    fault: it is raised as :class:`OutputError` and stops the batch.
+    fault: it is raised as :class:`OutputError` and stops the batch. Nor is a classifier artifact
+    that cannot be loaded: :class:`ModelArtifactError` is raised too, since every file would fail.
     """
     out = open_store(out_dir)
-    if isinstance(error, OutputError):
+    if isinstance(error, (OutputError, ModelArtifactError)):
         raise error
     if _is_output_fault(error):
         raise _output_failed(out, error, f"writing the results of {Path(path).name}")  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.classify.artifacts import current_version, load_artifact, save_artifact, set_current
+from pipeline.classify.artifacts import check_artifact, current_version, load_artifact, save_artifact, set_current
 from pipeline.classify.evaluate import evaluate_artifact, promote
 from pipeline.classify.labels import load_labelled, load_taxonomy, read_rows, validate_rows
 from pipeline.classify.model import Utterances
@@ -89,6 +89,11 @@ def test_tampered_or_truncated_artifact_is_refused(mini_artifact: Path, tmp_path
         mutate(copy / "model.skops")
         with pytest.raises(ModelArtifactError, match=pattern):
             load_artifact(copy)
+        with pytest.raises(ModelArtifactError, match=pattern):  # the batch's up-front check refuses it too
+            check_artifact(copy)
+    card = check_artifact(mini_artifact)
+    loaded = load_artifact(mini_artifact)
+    assert (card.path, card.version, card.taxonomy) == (loaded.path, loaded.version, loaded.taxonomy)
 
 
 def test_untrusted_types_are_refused_even_with_valid_checksum(mini_artifact: Path, tmp_path: Path) -> None:

@@ -88,6 +88,40 @@ def test_missing_model_fails_fast(prefect_harness, tmp_path: Path) -> None:
                     config=PipelineConfig())
 
 
+def test_a_model_that_cannot_load_stops_the_batch_and_records_nothing(prefect_harness, tmp_path: Path) -> None:
+    """The batch checks the model's card and checksum up front and loads it in the tasks: a model that
+    passes the checksum but cannot be loaded (a type skops does not trust) stops the batch with that
+    error instead of failing every file, and no file is recorded as failed (a fixed model scores them)."""
+    import hashlib
+
+    import skops.io as sio
+
+    from pipeline.errors import ModelArtifactError
+
+    version = (MODELS / "CURRENT").read_text().strip()
+    models = tmp_path / "models"
+    (models / version).mkdir(parents=True)
+    (models / "encoders").symlink_to(MODELS / "encoders")
+    (models / "CURRENT").write_text(version + "\n")
+    data = sio.dumps({"payload": Path("/etc/passwd")})  # a type outside the trusted list
+    (models / version / "model.skops").write_bytes(data)
+    card = json.loads((MODELS / version / "card.json").read_text())
+    card["files"]["model.skops"] = hashlib.sha256(data).hexdigest()
+    (models / version / "card.json").write_text(json.dumps(card))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for n in range(2):
+        (folder / f"notes-{n}.json").write_text(json.dumps({"call_id": f"notes-{n}", "turns": [
+            {"speaker": "Priya", "text": "I'll send you a pilot plan by Thursday."}]}))
+    out = tmp_path / "out"
+    with pytest.raises(ModelArtifactError, match="does not trust"):
+        score_calls([str(folder)], out_dir=str(out), models=str(models), config=PipelineConfig())
+    assert not (out / "calls").exists() or ds.dataset(out / "calls").count_rows() == 0
+    assert not (out / "errors").exists() or ds.dataset(out / "errors").count_rows() == 0
+    summary = run_scoring([str(folder)], out_dir=str(out), models=str(MODELS))
+    assert summary.count("scored") == 2
+
+
 def test_config_file_and_overrides(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text('[asr]\nbeam_size = 3\n[run]\nchannel_speakers = ["agent", "caller"]\n')
