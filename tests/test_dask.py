@@ -58,7 +58,11 @@ def test_dask_cluster_gives_the_single_process_result_and_loads_models_once_per_
     local, client = cluster
     single, multi = tmp_path / "single", tmp_path / "dask"
     one = run_scoring([str(batch)], out_dir=str(single), models=str(MODELS))
+    resources.artifact.__wrapped__.cache_clear()  # so a load in this (the parent) process would count
+    parent_loads = resources.LOADS["artifact"]
     many = run_scoring([str(batch)], out_dir=str(multi), models=str(MODELS), dask_address=local.scheduler_address)
+    # the parent only checks the model's card and checksum; the workers load it
+    assert resources.LOADS["artifact"] == parent_loads
     assert one.count("scored") == many.count("scored") == 6
     for a, b in zip(comparable_rows(single, "calls"), comparable_rows(multi, "calls")):
         assert a == b, {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
