@@ -36,6 +36,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import resources
 from pipeline import process
+from pipeline.classify.artifacts import resolve_artifact_dir
 from pipeline.config import PipelineConfig, RunConfig
 from pipeline.errors import FileTimeoutError, PipelineError
 from pipeline.ingest import discover as ingest
@@ -169,7 +170,11 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str | None = No
     on_result, on_discovered = _current_callbacks() or (on_result, on_discovered)
     started = time.perf_counter()
     process.prepare_output(out_dir)  # fail fast on a read-only, full or misnamed output folder or bucket
-    # fail fast on a missing or tampered model; the tasks load it (in the worker processes, with Dask)
+    # The model is resolved once per run (models/CURRENT is read now, so a long-lived process picks up a
+    # newly promoted model on its next run) and every task gets that version's own folder: rows are
+    # stamped with the version that scored them even if CURRENT moves during the run. Fail fast on a
+    # missing or tampered model; the tasks load it (in the worker processes, with Dask).
+    models, model_version = str(resolve_artifact_dir(Path(models), model_version)), None
     card = resources.artifact_card(models, model_version)
     sources, bad_inputs = discover_task(inputs)
     if not sources and not bad_inputs:

@@ -122,6 +122,34 @@ def test_a_model_that_cannot_load_stops_the_batch_and_records_nothing(prefect_ha
     assert summary.count("scored") == 2
 
 
+def test_each_run_scores_with_the_model_current_when_it_starts(prefect_harness, tmp_path: Path) -> None:
+    """One process, two runs: a model promoted between them scores the second (a long-lived worker
+    picks it up), and every row is stamped with the version that scored it."""
+    from pipeline.classify.artifacts import set_current
+
+    version = (MODELS / "CURRENT").read_text().strip()
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "encoders").symlink_to(MODELS / "encoders")
+    for name in (version, "cycle-of-value-promoted"):
+        shutil.copytree(MODELS / version, models / name)
+    card = json.loads((models / "cycle-of-value-promoted" / "card.json").read_text())
+    card["version"] = "cycle-of-value-promoted"
+    (models / "cycle-of-value-promoted" / "card.json").write_text(json.dumps(card))
+    set_current(models, version)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "notes.json").write_text(json.dumps({"call_id": "notes-1", "turns": [
+        {"speaker": "Priya", "text": "I'll send you a pilot plan by Thursday."}]}))
+    stamped = []
+    for current in (version, "cycle-of-value-promoted"):
+        set_current(models, current)
+        out = tmp_path / f"out-{current}"
+        assert run_scoring([str(folder)], out_dir=str(out), models=str(models)).count("scored") == 1
+        stamped.append({r["classifier_version"] for r in store.read_dataset(out, "calls").to_pylist()})
+    assert stamped == [{version}, {"cycle-of-value-promoted"}]
+
+
 def test_config_file_and_overrides(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text('[asr]\nbeam_size = 3\n[run]\nchannel_speakers = ["agent", "caller"]\n')
