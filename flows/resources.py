@@ -32,7 +32,7 @@ def _once(cached: Any) -> Any:
 
     Files run on several threads of one process ([run] threads): the first two tasks would both
     miss an empty cache and load the same model twice, so loads of one resource take turns. Each
-    resource has its own lock, so the speech model loads while the classifiers warm up.
+    resource has its own lock, so one resource's load never waits for another's.
     """
     lock = threading.Lock()
 
@@ -79,4 +79,3 @@ def sentencizer() -> Any:
     """The spaCy sentencizer pipeline."""
     LOADS["sentencizer"] += 1
     return build_sentencizer()
-

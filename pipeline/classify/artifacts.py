@@ -204,8 +204,9 @@ def _verified_model_bytes(info: ArtifactCard) -> bytes:
 def check_artifact(location: Path, version: str | None = None) -> ArtifactCard:
     """Read an artifact's card and check its model file's checksum, without loading anything.
 
-    The same checks :func:`load_artifact` starts with (tens of milliseconds against seconds), so a
-    batch can refuse a missing or tampered model at once and load it while other work runs.
+    The checks :func:`load_artifact` starts with, plus the encoder's identity (tens of milliseconds
+    against seconds), so a batch can refuse a missing or tampered model at once and leave loading it
+    to the processes that classify.
 
     Raises:
         ModelArtifactError: missing files, checksum mismatch or an unknown format.
