@@ -36,7 +36,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import resources
 from pipeline import process
-from pipeline.classify.artifacts import resolve_artifact_dir
+from pipeline.classify.artifacts import check_artifact, resolve_artifact_dir
 from pipeline.config import PipelineConfig, RunConfig
 from pipeline.errors import FileTimeoutError, PipelineError
 from pipeline.ingest import discover as ingest
@@ -271,10 +271,13 @@ def run_scoring(inputs: list[str], *, out_dir: str = "out", models: str | None =
                 on_discovered: Callable[[int], None] | None = None) -> RunSummary:
     """Run :func:`score_calls` with ``workers`` files in flight at once (see :func:`task_runner`).
 
-    The output folder is checked first, before Prefect starts, so a read-only, full or misnamed
-    ``out_dir`` is one clear :class:`~pipeline.errors.OutputError`.
+    The output folder and the model are checked first, before Prefect starts (whose temporary API
+    takes seconds), so a read-only, full or misnamed ``out_dir`` is one clear
+    :class:`~pipeline.errors.OutputError` and a missing, tampered or mis-pointed model one clear
+    :class:`~pipeline.errors.ModelArtifactError`, at once.
     """
     process.prepare_output(out_dir)
+    check_artifact(models_dir(models), model_version)
     cfg = config or PipelineConfig()
     local = dask_address is None and workers <= 1
     if not local:  # a Dask worker process takes one file at a time

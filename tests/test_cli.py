@@ -138,3 +138,4 @@ def test_compare_benchmark_with_an_unknown_model_says_which_exist() -> None:
     result = runner.invoke(app, ["compare", current, "no-such-model", "--benchmark", "--models", str(MODELS)])
     assert result.exit_code != 0
     assert "no-such-model" in result.output and "Available" in result.output
+    assert current in " ".join(result.output.split()), result.output  # the versions by name, however wrapped

@@ -88,6 +88,26 @@ def test_missing_model_fails_fast(prefect_harness, tmp_path: Path) -> None:
                     config=PipelineConfig())
 
 
+def test_a_broken_model_is_refused_before_prefect_starts(tmp_path: Path, monkeypatch) -> None:
+    """run_scoring (what `callcycle run` calls) checks the model before starting a flow, whose
+    temporary API alone takes seconds; the message names the versions that do exist."""
+    from pipeline.errors import ModelArtifactError
+
+    def no_flow(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise AssertionError("the flow started")
+
+    monkeypatch.setattr(score_flow, "score_calls", type("NoFlow", (), {"with_options": no_flow})())
+    models = tmp_path / "models"
+    shutil.copytree(MODELS / (MODELS / "CURRENT").read_text().strip(), models / "v1")
+    (models / "CURRENT").write_text("v2\n")
+    with pytest.raises(ModelArtifactError, match="Available: v1"):
+        run_scoring([str(tmp_path)], out_dir=str(tmp_path / "o"), models=str(models))
+    (models / "CURRENT").unlink()
+    (models / "v1" / "model.skops").write_bytes(b"not a model")
+    with pytest.raises(ModelArtifactError, match="checksum"):
+        run_scoring([str(tmp_path)], out_dir=str(tmp_path / "o"), models=str(models / "v1"))
+
+
 def test_a_model_that_cannot_load_stops_the_batch_and_records_nothing(prefect_harness, tmp_path: Path) -> None:
     """The batch checks the model's card and checksum up front and loads it in the tasks: a model that
     passes the checksum but cannot be loaded (a type skops does not trust) stops the batch with that

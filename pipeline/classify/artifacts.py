@@ -161,13 +161,16 @@ def resolve_artifact_dir(location: Path, version: str | None = None) -> Path:
         if version is None:
             raise ModelArtifactError(
                 f"No model selected in {location}: {location / POINTER_NAME} is missing.",
-                "Run `callcycle train --promote`, or pass --model with an artifact directory.",
+                "Run `callcycle train --promote`, or pass --models an artifact directory (a folder holding card.json).",
             )
     path = location / version
     if not (path / "card.json").is_file():
-        raise ModelArtifactError(f"Model version {version!r} not found in {location}.",
-                                 f"Available: {sorted(p.name for p in location.glob('*/card.json'))}"
-                                 if location.is_dir() else "Check the --model path.")
+        available = sorted(p.parent.name for p in location.glob("*/card.json")) if location.is_dir() else []
+        raise ModelArtifactError(
+            f"Model version {version!r} not found in {location}.",
+            f"Available: {', '.join(available)}." if available else
+            f"{location} holds no model versions: check the --models path, or train one with "
+            "`callcycle train --promote`.")
     return path
 
 
