@@ -81,8 +81,9 @@ def run(
                                   on_result=result, on_discovered=discovered)
         finally:
             progress.stop()
-    if show_summary:
-        render_summary(load_call_rows(out), con)
+    rows = load_call_rows(out) if show_summary else []
+    if rows:  # a run that scored nothing says so below, with its failures
+        render_summary(rows, con)
     extra = "".join(f", {summary.count(s)} {s}" for s in ("updated", "deferred") if summary.count(s))
     con.print(
         f"{summary.count('scored')} scored, {summary.count('skipped')} skipped (already done or duplicate)"

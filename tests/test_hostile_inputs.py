@@ -215,6 +215,15 @@ def test_empty_folder_is_a_clear_error_with_non_zero_exit(tmp_path: Path) -> Non
     assert "No audio or transcript files found" in " ".join(result.output.split())
 
 
+def test_a_run_that_scores_nothing_lists_its_failures_without_telling_to_run_first(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", str(tmp_path / "no-such.wav"), "--out", str(tmp_path / "out"),
+                                 "--models", str(MODELS)])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1
+    assert "0 scored" in text and "1 failed" in text and "No input matches" in text
+    assert "Run `callcycle run` first" not in text
+
+
 def test_summary_fits_80_columns() -> None:
     from rich.console import Console
 
