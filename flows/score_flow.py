@@ -36,7 +36,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import resources
 from pipeline import process
-from pipeline.classify.artifacts import check_artifact, resolve_artifact_dir
+from pipeline.classify.artifacts import resolve_artifact_dir
 from pipeline.config import PipelineConfig, RunConfig
 from pipeline.errors import FileTimeoutError, PipelineError
 from pipeline.ingest import discover as ingest
@@ -277,7 +277,10 @@ def run_scoring(inputs: list[str], *, out_dir: str = "out", models: str | None =
     :class:`~pipeline.errors.ModelArtifactError`, at once.
     """
     process.prepare_output(out_dir)
-    check_artifact(models_dir(models), model_version)
+    # resolved here (CURRENT read now) and checked once: score_calls gets the version's folder, whose
+    # check it then finds in resources' cache
+    models, model_version = str(resolve_artifact_dir(models_dir(models), model_version)), None
+    resources.artifact_card(models, model_version)
     cfg = config or PipelineConfig()
     local = dask_address is None and workers <= 1
     if not local:  # a Dask worker process takes one file at a time
