@@ -107,3 +107,8 @@ def quiet_prefect(verbose: bool = False) -> None:
     os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "false")
     # a busy machine (CI, a nightly batch beside other jobs) can take longer than Prefect's 20 s
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    if not verbose:
+        # the temporary API's database pool now and then logs a CancelledError traceback while it shuts
+        # down after a finished run (seen once in four `callcycle train` runs); the results are already
+        # written, so it is shutdown noise, not a failure the user can act on
+        logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -84,8 +85,11 @@ def train(
 
     The card gives results per source: written held-out, real-speech held-out conversations, shared text."""
     quiet_prefect()
+    from rich.markup import escape
+
     from flows.train_flow import train_classifiers
     from pipeline.classify.train import TrainConfig
+    from pipeline.display import printable
     from pipeline.paths import labels_data_dir, models_dir, taxonomy_path
 
     con = console()
@@ -100,10 +104,17 @@ def train(
     if alone_corpora is not None:
         cfg = dataclasses.replace(cfg, alone_corpora=tuple(c.strip() for c in alone_corpora.split(",")
                                                            if c.strip() and c.strip() != "none"))
-    with con.status("training (text level, out-of-fold probabilities, context level; several minutes)..."):
+    started = time.monotonic()
+    with con.status("training (text level, out-of-fold probabilities, context level; several minutes)...") as status:
+        def show(message: str) -> None:
+            # one line per step (in a terminal above the spinner, which shows the step now running)
+            line = f"[{time.monotonic() - started:4.0f} s] {printable(message)}"
+            con.print(line, markup=False, highlight=False)
+            status.update(f"training: {escape(printable(message))} ...")
+
         outcome = train_classifiers(str(taxonomy_path(taxonomy)), [str(f) for f in files], str(models_dir(models)),
                                     cfg, version, promote_model, force, [str(f) for f in ext],
-                                    str(shared) if shared.is_dir() else None)
+                                    str(shared), show)
     card = outcome.result.card
     con.print(f"[bold]artifact[/] {outcome.path}  (data hash {card['data']['hash'][:12]}, "
               f"{card['data']['rows_train']} train / {card['data']['rows_holdout']} held-out rows, "

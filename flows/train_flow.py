@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from prefect import flow, task
@@ -35,16 +36,23 @@ def load_task(taxonomy_path: str, data: list[str], external: list[str]) -> tuple
 
 @task(name="train", cache_policy=NO_CACHE)
 def train_task(rows: list[LabelledRow], taxonomy: Taxonomy, config: TrainConfig,
-               version: str | None, models_dir: str, realdata: str | None) -> TrainResult:
+               version: str | None, models_dir: str, realdata: str | None,
+               progress: Callable[[str], None] | None = None) -> TrainResult:
     from prefect.logging import get_run_logger
 
     from pipeline.classify.benchmark import realdata_sets
 
     logger = get_run_logger()
+
+    def say(message: str) -> None:
+        logger.info(message)
+        if progress is not None:
+            progress(message)
+
     extra, skipped = realdata_sets(Path(realdata) if realdata else None)
     for reason in skipped:
-        logger.info(reason)
-    return train_models(rows, taxonomy, config, version, progress=logger.info, models_root=Path(models_dir),
+        say(reason)
+    return train_models(rows, taxonomy, config, version, progress=say, models_root=Path(models_dir),
                         extra_sets=extra)
 
 
@@ -58,11 +66,12 @@ def save_task(result: TrainResult, models_dir: str) -> Path:
 def train_classifiers(taxonomy_path: str, data: list[str], models_dir: str = "models",
                       config: TrainConfig | None = None, version: str | None = None,
                       promote_model: bool = False, force: bool = False, external: list[str] | None = None,
-                      realdata: str | None = None) -> TrainOutcome:
+                      realdata: str | None = None, progress: Callable[[str], None] | None = None) -> TrainOutcome:
     """Train every task of the taxonomy on ``data`` (+ partially labelled ``external`` corpora)
-    and write a versioned artifact; ``realdata`` names the shared real-text folder evaluated in the card."""
+    and write a versioned artifact; ``realdata`` names the shared real-text folder evaluated in the card.
+    ``progress`` is called with each status message of the training (as well as Prefect's log)."""
     taxonomy, rows = load_task(taxonomy_path, data, external or [])
-    result = train_task(rows, taxonomy, config or TrainConfig(), version, models_dir, realdata)
+    result = train_task(rows, taxonomy, config or TrainConfig(), version, models_dir, realdata, progress)
     path = save_task(result, models_dir)
     decision = promote(Path(models_dir), path.name, result.holdout, force) if promote_model else None
     return TrainOutcome(path, result, decision)

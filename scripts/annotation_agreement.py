@@ -8,8 +8,12 @@
 - ``labels/external/ami-agreement/second-annotation-round5.jsonl``: 200 acts of round 5 (shards
   21-25, the acts the model of 2026-12-03 was least sure of), a random sample (seed 7) of the
   1,800.
+- ``labels/external/ami-agreement/second-annotation-disputed.jsonl``: 455 training-series acts whose
+  hand label the model of 2026-12-05 (001830Z) disputed most, reading every act of their meetings in
+  order: talk acts it read as action with probability above 0.65 (404) and action acts under 0.4
+  (51) (docs/REALDATA.md, "a second look at the hand labels the model disputes").
 
-Both were made without seeing the first labels. Prints raw agreement and Cohen's kappa per task.
+All were made without seeing the first labels. Prints raw agreement and Cohen's kappa per task.
 
 Usage: python scripts/annotation_agreement.py
 """
@@ -41,7 +45,8 @@ def main() -> None:
     folder = ROOT / "labels" / "external" / "ami-agreement"
     for name, title in (("second-annotation.jsonl", "round 1, random sample"),
                         ("second-annotation-round3.jsonl", "round 3, stratified by the first label"),
-                        ("second-annotation-round5.jsonl", "round 5, random sample of uncertain acts")):
+                        ("second-annotation-round5.jsonl", "round 5, random sample of uncertain acts"),
+                        ("second-annotation-disputed.jsonl", "acts whose hand label the model disputed")):
         path = folder / name
         if not path.is_file():
             continue

@@ -24,6 +24,13 @@ action probability lies nearest the decision line (0.5; the model's offsets are 
 probabilities) are shuffled with ``--seed`` and dealt round-robin into ``--batches`` batches, each
 batch in meeting order. Each act is shown with up to five acts before and two after (context).
 
+A second look at disputed labels (2026-12-05: ``--disputed 0.65 0.4 --batches 3 --first-shard 1
+--seed 20261205``, model 001830Z): the hand-labelled acts of the training series (rounds 1-3 and 5)
+that the model, reading every act in meeting order, calls action with probability above the first
+number though they are labelled talk, or below the second though they are labelled action; shown
+with the same context as above and without their labels, for a blind relabelling
+(``labels/external/ami-agreement/second-annotation-disputed.jsonl``).
+
 Usage: python scripts/make_annotation_batches.py --out /tmp/batches [--first-shard 15]
 """
 
@@ -58,6 +65,9 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=ROOT / "models", help="with --uncertain: the models folder")
     parser.add_argument("--exclude-hand", type=Path, action="append", default=[],
                         help="with --uncertain: a folder of hand-label shards whose acts are not drawn again")
+    parser.add_argument("--disputed", type=float, nargs=2, metavar=("TALK_ABOVE", "ACTION_BELOW"),
+                        help="draw the hand-labelled acts the model disputes: talk acts whose action "
+                             "probability is above TALK_ABOVE and action acts below ACTION_BELOW")
     args = parser.parse_args()
 
     with gzip.open(args.ami, "rt", encoding="utf-8") as fh:
@@ -67,6 +77,9 @@ def main() -> None:
         meetings[row["group"]].append(row)
     if args.uncertain:
         write_uncertain(rows, meetings, args)
+        return
+    if args.disputed:
+        write_disputed(rows, meetings, args)
         return
     hand = {r["id"] for r in rows if r["label_source"] == "hand"}
     length = args.length
@@ -122,37 +135,62 @@ def write_batch(out: Path, shard: int, lines: list[str], ids: list[str]) -> None
     print(f"batch {shard}: {len(ids)} acts to label")
 
 
-def write_uncertain(rows: list[dict], meetings: dict[str, list[dict]], args: argparse.Namespace) -> None:
-    """Round 5: the acts the model is least sure of, each with its context (see the module docstring)."""
-    from import_ami import read_hand_labels  # the one reader of annotation shards (scripts/)
-
+def score_training_acts(rows: list[dict], models: Path) -> list[tuple[dict, float, float]]:
+    """Every non-empty act of the training series, classified in meeting order by the model in
+    ``models`` (its ``CURRENT``) as the product reads a call: (act, action probability, ``other``
+    probability), the model's decision offsets inside the probabilities."""
     from pipeline.classify.artifacts import load_artifact
     from pipeline.classify.model import Utterances
     from pipeline.classify.train import embed_texts
 
-    hand = {r["id"] for r in rows if r["label_source"] == "hand"}
-    for folder in args.exclude_hand:
-        hand |= set(read_hand_labels(folder))
     acts = sorted((r for r in rows if r["text"].strip() and not is_holdout(split_key("ami", r["group"]))),
                   key=lambda r: (r["group"], r["index"]))
-    artifact = load_artifact(args.models)
+    artifact = load_artifact(models)
     texts = [r["text"] for r in acts]
     vectors = embed_texts(artifact.encoder, texts, progress=print) if artifact.encoder is not None else None
     utterances = Utterances(tuple(texts), tuple(r["group"] for r in acts), tuple(r["speaker"] for r in acts))
     proba = artifact.model.predict_proba(utterances, vectors)
     action = list(artifact.model.classes_["talk_action"]).index("action")
     other = list(artifact.model.classes_["stage"]).index("other")
-    pool = [(abs(float(ta[action]) - 0.5), r["id"])
-            for r, ta, st in zip(acts, proba["talk_action"], proba["stage"])
-            if r["id"] not in hand and float(st[other]) < 0.5]
+    return [(r, float(ta[action]), float(st[other]))
+            for r, ta, st in zip(acts, proba["talk_action"], proba["stage"])]
+
+
+def write_uncertain(rows: list[dict], meetings: dict[str, list[dict]], args: argparse.Namespace) -> None:
+    """Round 5: the acts the model is least sure of, each with its context (see the module docstring)."""
+    from import_ami import read_hand_labels  # the one reader of annotation shards (scripts/)
+
+    hand = {r["id"] for r in rows if r["label_source"] == "hand"}
+    for folder in args.exclude_hand:
+        hand |= set(read_hand_labels(folder))
+    pool = [(abs(p_action - 0.5), r["id"]) for r, p_action, p_other in score_training_acts(rows, args.models)
+            if r["id"] not in hand and p_other < 0.5]
     pool.sort(key=lambda item: item[0])
     chosen = [act_id for _distance, act_id in pool[: args.uncertain]]
     print(f"{len(pool)} unlabelled acts scored; drawing {len(chosen)} within "
           f"{pool[len(chosen) - 1][0]:.3f} of the decision line")
+    write_items(chosen, meetings, args)
+
+
+def write_disputed(rows: list[dict], meetings: dict[str, list[dict]], args: argparse.Namespace) -> None:
+    """A second look (2026-12-05): the hand-labelled acts whose label the model disputes most, shown
+    without their labels (see the module docstring)."""
+    talk_above, action_below = args.disputed
+    chosen = [r["id"] for r, p_action, _p_other in score_training_acts(rows, args.models)
+              if r["label_source"] == "hand" and ((r["talk_action"] == "talk" and p_action > talk_above)
+                                                   or (r["talk_action"] == "action" and p_action < action_below))]
+    print(f"{len(chosen)} hand-labelled acts disputed by the model")
+    write_items(chosen, meetings, args)
+
+
+def write_items(chosen: list[str], meetings: dict[str, list[dict]], args: argparse.Namespace) -> None:
+    """Deal the chosen acts, shuffled with ``--seed``, round-robin into ``--batches`` batches, each in
+    meeting order and each act shown with up to five acts before and two after."""
     position: dict[str, tuple[str, int]] = {}
     for group, meeting in meetings.items():
         meeting.sort(key=lambda r: r["index"])
         position.update({r["id"]: (group, i) for i, r in enumerate(meeting)})
+    chosen = list(chosen)
     random.Random(args.seed).shuffle(chosen)
     args.out.mkdir(parents=True, exist_ok=True)
     for b in range(args.batches):

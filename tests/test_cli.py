@@ -139,3 +139,22 @@ def test_compare_benchmark_with_an_unknown_model_says_which_exist() -> None:
     assert result.exit_code != 0
     assert "no-such-model" in result.output and "Available" in result.output
     assert current in " ".join(result.output.split()), result.output  # the versions by name, however wrapped
+
+
+def test_train_prints_each_step_with_the_seconds_since_it_started(tmp_path: Path) -> None:
+    """`callcycle train` runs for minutes on the real corpus; a log (CI, nohup, no terminal) must show
+    which step it is in, not stay silent until the end."""
+    partial = tmp_path / "ext.jsonl"
+    partial.write_text("".join(json.dumps({"id": f"p{i}", "text": t, "talk_action": ta, "group": "p", "source": "ext"})
+                               + "\n" for i, (t, ta) in enumerate([("we could maybe look at that", "talk"),
+                                                                   ("can you send the deck by friday", "action")])))
+    result = runner.invoke(app, ["train", str(ROOT / "tests" / "fixtures" / "mini_labels.jsonl"),
+                                 "--models", str(tmp_path / "models"), "--encoder", "none", "--folds", "2",
+                                 "--external", str(partial), "--realdata", str(tmp_path / "absent")])
+    assert result.exit_code == 0, result.output
+    steps = [line for line in result.output.splitlines() if line.startswith("[")]
+    assert any("text level fitted" in line for line in steps), result.output
+    assert any("context level fitted" in line for line in steps), result.output
+    seconds = [float(line[1:line.index(" s]")]) for line in steps]
+    assert seconds == sorted(seconds)
+    assert result.output.index("context level fitted") < result.output.index("artifact ")
