@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 import typer
 
-__all__ = ["app", "command", "console", "fail", "quiet_prefect"]
+__all__ = ["app", "command", "console", "fail", "quiet_prefect", "step_reporter"]
 
 app = typer.Typer(
     name="callcycle",
@@ -29,6 +30,24 @@ def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
     return Console(stderr=stderr, soft_wrap=True)
+
+
+def step_reporter(con: Any, status: Any, what: str) -> Callable[[str], None]:
+    """A progress callback for a long command: each step becomes one line, ``[  12 s] message``
+    (seconds since the command started), on ``con`` (use the stderr console where stdout carries
+    results, e.g. ``--json``), and the spinner ``status`` shows the step now running."""
+    from rich.markup import escape
+
+    from pipeline.display import printable
+
+    started = time.monotonic()
+
+    def show(message: str) -> None:
+        text = printable(message)
+        con.print(f"[{time.monotonic() - started:4.0f} s] {text}", markup=False, highlight=False)
+        status.update(f"{what}: {escape(text)} ...")
+
+    return show
 
 
 def fail(exc: BaseException | str, code: int = 2) -> NoReturn:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from cli.common import app, command, console, fail, quiet_prefect
+from cli.common import app, command, console, fail, quiet_prefect, step_reporter
 from pipeline.config import DEFAULT_ENCODER, DEFAULT_TRAIN_SEED
 
 MODELS_HELP = ("Models folder (uses its CURRENT pointer) or an artifact directory "
@@ -85,11 +84,8 @@ def train(
 
     The card gives results per source: written held-out, real-speech held-out conversations, shared text."""
     quiet_prefect()
-    from rich.markup import escape
-
     from flows.train_flow import train_classifiers
     from pipeline.classify.train import TrainConfig
-    from pipeline.display import printable
     from pipeline.paths import labels_data_dir, models_dir, taxonomy_path
 
     con = console()
@@ -104,17 +100,10 @@ def train(
     if alone_corpora is not None:
         cfg = dataclasses.replace(cfg, alone_corpora=tuple(c.strip() for c in alone_corpora.split(",")
                                                            if c.strip() and c.strip() != "none"))
-    started = time.monotonic()
     with con.status("training (text level, out-of-fold probabilities, context level; several minutes)...") as status:
-        def show(message: str) -> None:
-            # one line per step (in a terminal above the spinner, which shows the step now running)
-            line = f"[{time.monotonic() - started:4.0f} s] {printable(message)}"
-            con.print(line, markup=False, highlight=False)
-            status.update(f"training: {escape(printable(message))} ...")
-
         outcome = train_classifiers(str(taxonomy_path(taxonomy)), [str(f) for f in files], str(models_dir(models)),
                                     cfg, version, promote_model, force, [str(f) for f in ext],
-                                    str(shared), show)
+                                    str(shared), step_reporter(con, status, "training"))
     card = outcome.result.card
     con.print(f"[bold]artifact[/] {outcome.path}  (data hash {card['data']['hash'][:12]}, "
               f"{card['data']['rows_train']} train / {card['data']['rows_holdout']} held-out rows, "
@@ -156,9 +145,11 @@ def evaluate(
 
         artifact = load_artifact(models_dir(models), model_version)
         labels_root = labels_data_dir().parent
-        with con.status("evaluating every source (a few minutes)..."):
+        err = console(stderr=True)
+        with err.status("evaluating every source (a few minutes)...") as status:
             result = run_benchmark(artifact, labels_root / "data", labels_root / "external", realdata,
-                                   labels_root / "calls", build_sentencizer())
+                                   labels_root / "calls", build_sentencizer(),
+                                   progress=step_reporter(err, status, "evaluating"))
         if as_json:
             typer.echo(json.dumps(result, indent=2, default=str))
             return
@@ -283,8 +274,10 @@ def compare(
         first, second = load_version(models_dir(models), a), load_version(models_dir(models), b)
         labels_root = labels_data_dir().parent
         con = console()
-        with con.status("evaluating both classifiers on every source (a few minutes)..."):
-            compared = compare_benchmark(first, second, labels_root / "data", labels_root / "external", realdata)
+        err = console(stderr=True)
+        with err.status("evaluating both classifiers on every source (a few minutes)...") as status:
+            compared = compare_benchmark(first, second, labels_root / "data", labels_root / "external", realdata,
+                                         progress=step_reporter(err, status, "comparing"))
         if as_json:
             typer.echo(json.dumps(compared, indent=2, default=str))
             return

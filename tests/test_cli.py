@@ -158,3 +158,22 @@ def test_train_prints_each_step_with_the_seconds_since_it_started(tmp_path: Path
     seconds = [float(line[1:line.index(" s]")]) for line in steps]
     assert seconds == sorted(seconds)
     assert result.output.index("context level fitted") < result.output.index("artifact ")
+
+
+def test_compare_benchmark_reports_each_source_on_stderr_and_keeps_json_on_stdout(tmp_path: Path, monkeypatch) -> None:
+    """`compare --benchmark` takes minutes on the real corpora: each source is named on stderr as it is
+    scored, and stdout stays one JSON document."""
+    data = tmp_path / "labels" / "data"
+    data.mkdir(parents=True)
+    (data / "mini.jsonl").write_bytes((ROOT / "tests" / "fixtures" / "mini_labels.jsonl").read_bytes())
+    monkeypatch.setenv("CALLCYCLE_LABELS", str(data))
+    version = (MODELS / "CURRENT").read_text(encoding="utf-8").strip()
+    result = runner.invoke(app, ["compare", version, version, "--benchmark", "--json", "--models", str(MODELS),
+                                 "--realdata", str(tmp_path / "absent")])
+    assert result.exit_code == 0, result.output
+    compared = json.loads(result.stdout)
+    assert compared["sources"], "the written held-out split of the mini corpus is scored"
+    steps = [line for line in result.stderr.splitlines() if line.startswith("[")]
+    assert "reading the labelled corpora" in steps[0]
+    for source in compared["sources"]:
+        assert any(source in line for line in steps), (source, steps)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,16 +72,19 @@ def evaluate_artifact(artifact: Artifact, rows: Sequence[LabelledRow], in_contex
     return result
 
 
-def compare_on_sets(artifact: Artifact, other: Artifact, sets: Sequence[BenchmarkSet]) -> dict[str, Any]:
+def compare_on_sets(artifact: Artifact, other: Artifact, sets: Sequence[BenchmarkSet],
+                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Per source and task: both models' macro-F1 and a paired 95% interval of ``other - artifact``.
 
     The same rows, the same resampled conversations (:func:`pipeline.classify.train.paired_macro_f1_difference`).
+    ``progress`` is called with the name of each source before it is scored.
     """
     from pipeline.classify.train import paired_macro_f1_difference
 
     labels = {t.name: list(t.labels) for t in artifact.taxonomy.tasks}
     out: dict[str, Any] = {}
     for bench in sets:
+        _say(progress, f"{bench.name} ({len(bench.rows)} rows)")
         mine = _scored_predictions(artifact, bench.rows, bench.in_context, bench.scored)
         theirs = _scored_predictions(other, bench.rows, bench.in_context, bench.scored)
         out[bench.name] = {task: paired_macro_f1_difference(got.gold, got.predicted, theirs[task].predicted,
@@ -90,10 +93,20 @@ def compare_on_sets(artifact: Artifact, other: Artifact, sets: Sequence[Benchmar
     return out
 
 
-def evaluate_benchmark(artifact: Artifact, sets: Sequence[BenchmarkSet]) -> dict[str, Any]:
-    """Metrics per benchmark source (see :mod:`pipeline.classify.benchmark`)."""
-    return {bench.name: evaluate_artifact(artifact, bench.rows, bench.in_context, bench.scored)
-            for bench in sets}
+def evaluate_benchmark(artifact: Artifact, sets: Sequence[BenchmarkSet],
+                       progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Metrics per benchmark source (see :mod:`pipeline.classify.benchmark`); ``progress`` is called
+    with the name of each source before it is scored."""
+    out: dict[str, Any] = {}
+    for bench in sets:
+        _say(progress, f"{bench.name} ({len(bench.rows)} rows)")
+        out[bench.name] = evaluate_artifact(artifact, bench.rows, bench.in_context, bench.scored)
+    return out
+
+
+def _say(progress: Callable[[str], None] | None, message: str) -> None:
+    if progress is not None:
+        progress(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,13 +293,14 @@ def benchmark_sets(artifact: Artifact, written: Sequence[LabelledRow], external:
 
 
 def evaluate_sources(artifact: Artifact, written: Sequence[LabelledRow], external: Sequence[LabelledRow],
-                     realdata_dir: Path | None = None) -> tuple[dict[str, Any], list[str]]:
+                     realdata_dir: Path | None = None,
+                     progress: Callable[[str], None] | None = None) -> tuple[dict[str, Any], list[str]]:
     """The per-source benchmark (:func:`benchmark_sets`).
 
     Returns ``(source name -> task metrics, reasons for skipped sources)``.
     """
     sets, skipped = benchmark_sets(artifact, written, external, realdata_dir)
-    results = {name: m["tasks"] for name, m in evaluate_benchmark(artifact, sets).items()}
+    results = {name: m["tasks"] for name, m in evaluate_benchmark(artifact, sets, progress).items()}
     return results, skipped
 
 
@@ -302,17 +316,18 @@ def _benchmark_inputs(labels_dir: Path, external_dir: Path | None,
 
 
 def compare_benchmark(artifact: Artifact, other: Artifact, labels_dir: Path, external_dir: Path | None,
-                      realdata_dir: Path | None) -> dict[str, Any]:
+                      realdata_dir: Path | None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Two artifacts on the same benchmark rows (``artifact``'s held-out split), per source, with
-    paired intervals of the difference (:func:`compare_on_sets`)."""
+    paired intervals of the difference (:func:`compare_on_sets`); ``progress`` gets each step."""
+    _say(progress, "reading the labelled corpora")
     written, external, skipped = _benchmark_inputs(labels_dir, external_dir, artifact)
     sets, more = benchmark_sets(artifact, written, external, realdata_dir)
     return {"model_version": artifact.version, "other_version": other.version,
-            "sources": compare_on_sets(artifact, other, sets), "skipped": skipped + more}
+            "sources": compare_on_sets(artifact, other, sets, progress), "skipped": skipped + more}
 
 
 def run_benchmark(artifact: Artifact, labels_dir: Path, external_dir: Path | None, realdata_dir: Path | None,
-                  calls_dir: Path | None, nlp: Any) -> dict[str, Any]:
+                  calls_dir: Path | None, nlp: Any, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Everything the model card reports, recomputed for ``artifact``, per source.
 
     - per-source macro-F1 (:func:`evaluate_sources`): written held-out in context and one
@@ -321,11 +336,13 @@ def run_benchmark(artifact: Artifact, labels_dir: Path, external_dir: Path | Non
     - leave-one-writer-out, read from ``cross_writer.json`` beside the artifact (written by
       ``scripts/cross_writer.py``; retraining 15 times is too slow to repeat here).
     """
+    _say(progress, "reading the labelled corpora")
     written, external, skipped = _benchmark_inputs(labels_dir, external_dir, artifact)
-    sources, more = evaluate_sources(artifact, written, external, realdata_dir)
+    sources, more = evaluate_sources(artifact, written, external, realdata_dir, progress)
     skipped = more + skipped
     calls = None
     if calls_dir is not None and Path(calls_dir).is_dir():
+        _say(progress, f"labelled calls in {calls_dir}")
         calls = evaluate_calls(artifact, sorted(Path(calls_dir).glob("*.json")), nlp)
     lowo_path = artifact.path / "cross_writer.json"
     lowo = json.loads(lowo_path.read_text(encoding="utf-8")) if lowo_path.is_file() else None
