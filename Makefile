@@ -12,10 +12,10 @@ run: $(STAMP) ## Score the bundled sample calls in data/calls into $(OUT)/ and p
 	$(VENV)/bin/callcycle run data/calls --out $(OUT)
 
 test: $(DEVSTAMP) ## Run the default test suite (slow tests excluded)
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "not slow" -q --durations=10
 
 test-slow: $(DEVSTAMP) ## Run only the slow tests
-	$(PY) -m pytest -m slow -q || [ $$? -eq 5 ]
+	$(PY) -m pytest -m slow -q --durations=5 || [ $$? -eq 5 ]
 
 test-all: $(DEVSTAMP) ## Run every test
 	$(PY) -m pytest -q
