@@ -81,10 +81,11 @@ def compare_on_sets(artifact: Artifact, other: Artifact, sets: Sequence[Benchmar
     """
     from pipeline.classify.train import paired_macro_f1_difference
 
+    say = progress or (lambda _m: None)
     labels = {t.name: list(t.labels) for t in artifact.taxonomy.tasks}
     out: dict[str, Any] = {}
     for bench in sets:
-        _say(progress, f"{bench.name} ({len(bench.rows)} rows)")
+        say(f"{bench.name} ({len(bench.rows)} rows)")
         mine = _scored_predictions(artifact, bench.rows, bench.in_context, bench.scored)
         theirs = _scored_predictions(other, bench.rows, bench.in_context, bench.scored)
         out[bench.name] = {task: paired_macro_f1_difference(got.gold, got.predicted, theirs[task].predicted,
@@ -97,16 +98,12 @@ def evaluate_benchmark(artifact: Artifact, sets: Sequence[BenchmarkSet],
                        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Metrics per benchmark source (see :mod:`pipeline.classify.benchmark`); ``progress`` is called
     with the name of each source before it is scored."""
+    say = progress or (lambda _m: None)
     out: dict[str, Any] = {}
     for bench in sets:
-        _say(progress, f"{bench.name} ({len(bench.rows)} rows)")
+        say(f"{bench.name} ({len(bench.rows)} rows)")
         out[bench.name] = evaluate_artifact(artifact, bench.rows, bench.in_context, bench.scored)
     return out
-
-
-def _say(progress: Callable[[str], None] | None, message: str) -> None:
-    if progress is not None:
-        progress(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +316,8 @@ def compare_benchmark(artifact: Artifact, other: Artifact, labels_dir: Path, ext
                       realdata_dir: Path | None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Two artifacts on the same benchmark rows (``artifact``'s held-out split), per source, with
     paired intervals of the difference (:func:`compare_on_sets`); ``progress`` gets each step."""
-    _say(progress, "reading the labelled corpora")
+    say = progress or (lambda _m: None)
+    say("reading the labelled corpora")
     written, external, skipped = _benchmark_inputs(labels_dir, external_dir, artifact)
     sets, more = benchmark_sets(artifact, written, external, realdata_dir)
     return {"model_version": artifact.version, "other_version": other.version,
@@ -336,13 +334,14 @@ def run_benchmark(artifact: Artifact, labels_dir: Path, external_dir: Path | Non
     - leave-one-writer-out, read from ``cross_writer.json`` beside the artifact (written by
       ``scripts/cross_writer.py``; retraining 15 times is too slow to repeat here).
     """
-    _say(progress, "reading the labelled corpora")
+    say = progress or (lambda _m: None)
+    say("reading the labelled corpora")
     written, external, skipped = _benchmark_inputs(labels_dir, external_dir, artifact)
     sources, more = evaluate_sources(artifact, written, external, realdata_dir, progress)
     skipped = more + skipped
     calls = None
     if calls_dir is not None and Path(calls_dir).is_dir():
-        _say(progress, f"labelled calls in {calls_dir}")
+        say(f"labelled calls in {calls_dir}")
         calls = evaluate_calls(artifact, sorted(Path(calls_dir).glob("*.json")), nlp)
     lowo_path = artifact.path / "cross_writer.json"
     lowo = json.loads(lowo_path.read_text(encoding="utf-8")) if lowo_path.is_file() else None
