@@ -19,7 +19,7 @@ app = typer.Typer(
     "Quick start: `callcycle run data/calls` then `callcycle summary out`.",
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

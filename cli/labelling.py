@@ -11,7 +11,7 @@ from cli.common import app, command
 from cli.models import MODELS_HELP
 
 
-@app.command("export-uncertain")
+@app.command("export-uncertain", short_help="Export the segments the models are least sure of, to label.")
 @command
 def export_uncertain(
     out_dir: Annotated[str, typer.Argument(help="Output folder (or s3:// prefix) of `callcycle run` (its segments/ dataset).")],
@@ -30,7 +30,7 @@ def export_uncertain(
     typer.echo(f"{len(rows)} segments to label → {to}")
 
 
-@app.command("import-labels")
+@app.command("import-labels", short_help="Validate labelled rows and merge them into the corpus.")
 @command
 def import_labels_cmd(
     file: Annotated[Path, typer.Argument(help="Labelled rows: the exported CSV filled in, JSONL, or a Label Studio JSON export.")],

@@ -28,7 +28,7 @@ def _labelled_files(given: list[Path] | None) -> list[Path]:
     return files
 
 
-@app.command()
+@app.command(short_help="Classify texts from a JSONL or CSV file.")
 @command
 def classify(
     file: Annotated[Path, typer.Argument(help="JSONL or CSV with a 'text' column (other columns are kept).")],
@@ -59,7 +59,7 @@ def classify(
     typer.echo(f"{len(rows)} rows classified with {artifact.version} → {out}", err=True)
 
 
-@app.command()
+@app.command(short_help="Train the classifiers; write a versioned model.")
 @command
 def train(
     data: Annotated[Optional[list[Path]], typer.Argument(help="Labelled JSONL/CSV files. " + LABELS_HELP, show_default=False)] = None,
@@ -119,7 +119,7 @@ def train(
             raise typer.Exit(1)
 
 
-@app.command()
+@app.command(short_help="Score a model on held-out and real-speech data.")
 @command
 def evaluate(
     files: Annotated[Optional[list[Path]], typer.Argument(help="Labelled JSONL/CSV files with text and task columns (stage, talk_action). Without files: the whole benchmark per source — written held-out (in context and one sentence at a time), real-speech held-out conversations, shared real text, labelled calls, leave-one-writer-out.", show_default=False)] = None,
@@ -249,7 +249,7 @@ def _print_benchmark(con: Any, artifact: Any, result: dict[str, Any]) -> None:
         con.print("skipped: " + reason, markup=False)
 
 
-@app.command()
+@app.command(short_help="Compare two models on the same rows, with intervals.")
 @command
 def compare(
     a: Annotated[str, typer.Argument(help="First model version (in --models) or artifact directory.")],
@@ -306,7 +306,7 @@ def compare(
     console().print(table)
 
 
-@app.command("evaluate-calls")
+@app.command("evaluate-calls", short_help="Call-level accuracy on labelled calls.")
 @command
 def evaluate_calls_cmd(
     folder: Annotated[Path, typer.Argument(help="Folder of fully labelled calls (JSON transcripts whose turns carry stage and talk_action).")] = Path("labels/calls"),

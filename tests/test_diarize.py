@@ -266,18 +266,34 @@ def test_real_phone_call_turns_end_at_sentence_ends(realdata, asr_model, speaker
     assert any(t.rstrip().endswith("know you were there.") for t in texts), texts
 
 
-def test_the_shipped_speaker_models_match_their_card() -> None:
-    """The int8 model callcycle runs is the one the card describes, and close to its float source."""
+def test_the_shipped_speaker_models_match_their_card(mono_call, speaker_model) -> None:
+    """The int8 model callcycle runs is the one the card describes, and close to its float source.
+
+    Closeness is computed here, on this machine's onnxruntime (int8 kernels differ between CPUs),
+    from 1.5-s windows of a call the quantisation was not calibrated on. The card records a mean cosine
+    of 0.989 (minimum 0.969) on held-back windows of the calibration calls; on this call it measured
+    0.975 (minimum 0.947) on 2026-12-05, AMD EPYC.
+    """
     import hashlib
 
-    from pipeline.speech.diarize import SPEAKER_MODEL_FILE, default_model_path
+    from pipeline.speech.diarize import SPEAKER_MODEL_FILE, _embed, default_model_path, load_speaker_model
+    from pipeline.speech.fbank import compute_fbank
 
     card = json.loads((ROOT / "models" / "speaker" / "card.json").read_text())
     assert default_model_path().name == SPEAKER_MODEL_FILE == card["int8"]["file"]
     for entry in (card, card["int8"]):
         path = ROOT / "models" / "speaker" / entry["file"]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"], path.name
-    assert card["int8"]["cosine_to_float"]["mean"] >= 0.98
+    assert speaker_model.path.name == card["int8"]["file"]
+    float_model = load_speaker_model(ROOT / "models" / "speaker" / card["file"])
+    samples, _ = read_wav(mono_call[0])
+    x = samples[0].astype(np.float32) / 32768
+    step = int(0.75 * RATE)
+    windows = [compute_fbank(x[i : i + 2 * step]) for i in range(0, len(x) - 2 * step, step)]
+    windows = [w for w in windows if w.shape[0] == windows[0].shape[0]]
+    assert len(windows) >= 8
+    cosine = np.sum(_embed(speaker_model, windows, 16) * _embed(float_model, windows, 16), axis=1)
+    assert cosine.mean() >= 0.96 and cosine.min() >= 0.92, cosine.round(3)
 
 
 def test_fbank_frames_and_gain_invariance() -> None:

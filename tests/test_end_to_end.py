@@ -50,25 +50,38 @@ def test_stereo_samples_have_both_speakers(sample_run) -> None:
     for script in stereo:
         call = calls[script["call_id"]]
         assert {s["speaker"] for s in call["speakers"]} == {"rep", "customer"}
-        rep_words = sum(len(t["text"].split()) for t in script["turns"]
-                        if script["speakers"][t["speaker"]]["channel"] == 0)
-        total_words = sum(len(t["text"].split()) for t in script["turns"])
+        # the synthesiser's own timings: seconds the rep's channel spoke over all seconds spoken
+        # (measured 0.504 / 0.403 / 0.395 / 0.571 against 0.508 / 0.409 / 0.404 / 0.566 on 2026-12-05)
+        timing = json.loads((SCRIPTS / f"{script['call_id']}.timing.json").read_text())
+        rep_s = sum(t["end"] - t["start"] for t in timing if t["channel"] == 0)
+        total_s = sum(t["end"] - t["start"] for t in timing)
         rep_share = next(s["talk_share"] for s in call["speakers"] if s["speaker"] == "rep")
-        assert rep_share == pytest.approx(rep_words / total_words, abs=0.15)
+        assert rep_share == pytest.approx(rep_s / total_s, abs=0.04), script["call_id"]
 
 
 def test_scores_track_the_scripts_labels(sample_run) -> None:
-    """Predicted action share per call is close to the share from the scripts' gold labels."""
+    """Predicted action share per call is close to the scripts' gold share and ranks the calls as they do.
+
+    Guessing one share for every call cannot pass: the best constant is 0.125 from the gold shares
+    (0.0 to 0.66); the pipeline measured 0.024, with a rank correlation of 0.95 (2026-12-05).
+    """
+    from scipy.stats import spearmanr
+
     out, _ = sample_run
     calls = {c["call_id"]: c for c in ds.dataset(out / "calls").to_table().to_pylist()}
-    errors = []
+    gold_shares, predicted_shares = [], []
     for script in _scripts():
         turns = [t for t in script["turns"] if t["stage"] != "other"]
         words = lambda ts: sum(len(t["text"].split()) for t in ts)  # noqa: E731
         gold = words([t for t in turns if t["talk_action"] == "action"]) / max(1, words(turns))
         predicted = calls[script["call_id"]]["action_share"]
-        errors.append(abs(gold - (predicted or 0.0)))
-    assert sum(errors) / len(errors) < 0.15, errors
+        assert predicted is not None, f"{script['call_id']}: no action share"
+        gold_shares.append(gold)
+        predicted_shares.append(predicted)
+    errors = [abs(g - p) for g, p in zip(gold_shares, predicted_shares)]
+    assert len(errors) >= 8
+    assert sum(errors) / len(errors) < 0.08, errors
+    assert spearmanr(gold_shares, predicted_shares).statistic > 0.7, (gold_shares, predicted_shares)
 
 
 def test_sample_audio_word_error_rate(sample_run) -> None:

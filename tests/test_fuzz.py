@@ -131,6 +131,37 @@ def test_json_documents_parse_or_explain(doc: object) -> None:
         assert isinstance(doc, dict) and isinstance(doc.get("turns"), list)
 
 
+@FUZZ
+@given(doc=well_typed.filter(lambda d: any(t["text"].strip() for t in d["turns"])))
+def test_well_typed_json_documents_parse(doc: dict) -> None:
+    """A document of the documented shape with something said is read, not refused (the error path
+    above would otherwise pass a parser that refused everything)."""
+    parsed = parse_or_error(json.dumps(doc), "json")
+    assert parsed is not None, doc
+    assert [t.text for t in parsed.turns] and all(t.text.strip() for t in parsed.turns)
+
+
+spoken = st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyzABCDEZ0123456789 ,.'?!éß李"), min_size=1,
+                 max_size=60).filter(lambda w: w.strip())
+
+
+@FUZZ
+@given(data=st.data(), kind=st.sampled_from(["vtt", "srt"]))
+def test_well_formed_cue_files_parse(data, kind: str) -> None:
+    """Cue files whose every block has a valid timing line and a spoken line are read, not refused."""
+    sep = "," if kind == "srt" else "."
+    blocks = []
+    for index in range(data.draw(st.integers(1, 5))):
+        start = data.draw(st.floats(0, 36_000))
+        end = start + data.draw(st.floats(0.01, 30))
+        blocks.append(f"{index + 1}\n{clock(start, sep)} --> {clock(end, sep)}\n"
+                      + data.draw(spoken))
+    text = ("WEBVTT\n\n" if kind == "vtt" else "") + "\n\n".join(blocks) + "\n"
+    parsed = parse_or_error(text, kind)
+    assert parsed is not None, text
+    assert len(parsed.turns) >= 1
+
+
 @st.composite
 def mutated(draw, base: st.SearchStrategy[str]) -> str:
     """A document with a few random edits: cut, insert, duplicate or swap a slice."""

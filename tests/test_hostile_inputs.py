@@ -83,6 +83,23 @@ def test_symlink_leaving_the_input_folder_is_refused(tmp_path: Path) -> None:
     assert "refused" in error.message
 
 
+def test_a_symlink_loop_is_one_error_and_the_rest_of_the_folder_is_read(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _transcript(folder / "real.json")
+    (folder / "a.json").symlink_to(folder / "b.json")
+    (folder / "b.json").symlink_to(folder / "a.json")
+    sources, errors = discover_inputs([str(folder)])
+    assert [Path(s.path).name for s in sources] == ["real.json"]
+    assert sorted(Path(p).name for p, _ in errors) == ["a.json", "b.json"]
+    assert all("cannot follow the link" in e.message and "loop" in e.hint for _, e in errors)
+    # the same through the CLI: the good file is scored, the loop is a failed input, no traceback
+    result = runner.invoke(app, ["run", str(folder), "--out", str(tmp_path / "out"), "--models", str(MODELS),
+                                 "--no-report"])
+    assert result.exit_code == 1, result.output
+    assert "1 scored" in " ".join(result.output.split()) and "Traceback" not in result.output
+
+
 def test_unreadable_folder_becomes_an_error_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "in"
     (folder / "locked").mkdir(parents=True)

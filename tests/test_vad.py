@@ -57,8 +57,8 @@ def test_snap_moves_edges_outwards_onto_the_grid_without_overlap() -> None:
     assert snapped == [(2560, 9250), (9250, 20480), (38400, 46000)]  # the first two meet halfway
     for (a, b), (c, d) in zip(regions, snapped):
         assert c <= a and d >= b  # outwards only: no speech is cut
-    assert [e for r in snapped for e in r if e not in (9250, 46000)] == [2560, 20480, 38400]
-    assert all(e % grid == 0 for e in (2560, 20480, 38400))
+    # every edge is on the grid except where two regions met halfway and the end of the audio
+    assert all(e % grid == 0 for r in snapped for e in r if e not in (9250, 46000))
     assert all(snapped[i][1] <= snapped[i + 1][0] for i in range(len(snapped) - 1))
     assert vad.snap(regions, 0, 46000) == regions
     # edges that moved by one 32-ms VAD window land on the same grid points

@@ -376,17 +376,17 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
         fmt = file.suffix.lower().lstrip(".")
         if not explicit and fmt not in AUDIO_FORMATS | TRANSCRIPT_FORMATS:
             continue
-        outside = None if explicit else _escapes_root(file, root)
+        try:  # a symbolic link loop raises here (RuntimeError), for this file only
+            outside = None if explicit else _escapes_root(file, root)
+            resolved = file.resolve()
+        except (OSError, RuntimeError) as exc:
+            errors.append((str(file), InputError(f"{file.name}: cannot follow the link ({exc}).",
+                                                 "Remove the broken or looping link; the other files were read.")))
+            continue
         if outside is not None:
             errors.append((str(file), InputError(
                 f"{file.name} is a symbolic link to {outside}, outside the input folder {root}; refused.",
                 "Copy the file into the folder if it is a call; links may not lead out of the inputs.")))
-            continue
-        try:
-            resolved = file.resolve()
-        except (OSError, RuntimeError) as exc:  # symlink loop
-            errors.append((str(file), InputError(f"{file.name}: cannot follow the link ({exc}).",
-                                                 "Remove the broken link.")))
             continue
         if resolved in done:
             continue
