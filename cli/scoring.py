@@ -51,9 +51,14 @@ def run(
     from flows.score_flow import run_scoring
     from pipeline.config import load_config
     from pipeline.display import printable
+    from pipeline.ingest.discover import unmatched_inputs, unmatched_inputs_error
     from pipeline.report.terminal import load_call_rows, load_error_rows, render_errors, render_summary
     from pipeline.store.base import open_store
 
+    # a mistyped path stops here, before Prefect starts or anything is written (the flow checks too)
+    missing = unmatched_inputs(inputs or ["data/calls"])
+    if missing:
+        raise unmatched_inputs_error(missing, defaulted=not inputs)
     cfg = load_config(
         config,
         asr__model=asr_model, asr__batched=batched, asr__vad_filter=vad,

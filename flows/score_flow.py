@@ -169,6 +169,9 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str | None = No
     # run context (parameters included) with every Dask task, and a progress bar does not pickle.
     on_result, on_discovered = _current_callbacks() or (on_result, on_discovered)
     started = time.perf_counter()
+    missing = ingest.unmatched_inputs(inputs)
+    if missing:  # a mistyped path: a usage error before anything is written
+        raise ingest.unmatched_inputs_error(missing)
     process.prepare_output(out_dir)  # fail fast on a read-only, full or misnamed output folder or bucket
     # The model is resolved once per run (models/CURRENT is read now, so a long-lived process picks up a
     # newly promoted model on its next run) and every task gets that version's own folder: rows are

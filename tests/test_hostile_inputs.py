@@ -233,12 +233,36 @@ def test_empty_folder_is_a_clear_error_with_non_zero_exit(tmp_path: Path) -> Non
 
 
 def test_a_run_that_scores_nothing_lists_its_failures_without_telling_to_run_first(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["run", str(tmp_path / "no-such.wav"), "--out", str(tmp_path / "out"),
+    (tmp_path / "broken.json").write_text("{ not json")
+    result = runner.invoke(app, ["run", str(tmp_path / "broken.json"), "--out", str(tmp_path / "out"),
                                  "--models", str(MODELS)])
     text = " ".join(result.output.split())
     assert result.exit_code == 1
-    assert "0 scored" in text and "1 failed" in text and "No input matches" in text
+    assert "0 scored" in text and "1 failed" in text and "broken.json" in text
     assert "Run `callcycle run` first" not in text
+
+
+def test_a_mistyped_input_is_a_usage_error_that_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _transcript(tmp_path / "real.json")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(tmp_path / "real.json"), str(tmp_path / "no-such.wav"),
+                                 "--out", str(out), "--models", str(MODELS)])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2, text
+    assert "No input matches" in text and "no-such.wav" in text and "Check the path" in text
+    assert not out.exists(), "a usage error writes nothing (no errors/ row to haunt later runs)"
+    # the flow itself refuses it the same way, for callers of the Python API
+    from flows.score_flow import score_calls
+
+    with pytest.raises(InputError, match="No input matches"):
+        score_calls.fn([str(tmp_path / "nope-*.wav")], out_dir=str(out), models=str(MODELS))
+    assert not out.exists()
+    # no inputs and no ./data/calls where the command runs: say so, not "data/calls matches nothing"
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["run", "--out", str(out), "--models", str(MODELS)])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "No inputs were given" in text and "callcycle run recordings/" in text
+    assert not out.exists()
 
 
 def test_summary_fits_80_columns() -> None:

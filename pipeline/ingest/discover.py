@@ -36,6 +36,7 @@ __all__ = [
     "TRANSCRIPT_FORMATS",
     "SIDECAR_NAME",
     "discover_inputs",
+    "unmatched_inputs",
     "describe_source",
     "source_kind",
     "file_sha256",
@@ -319,6 +320,35 @@ def describe_source(path: Path, metadata: CallMetadata | None = None, *, source_
         source_id=meta.call_id or source_id or str(path),
         mtime_ns=after.st_mtime_ns,
     )
+
+
+def unmatched_inputs(inputs: list[str] | list[Path]) -> list[str]:
+    """The local input specs that name nothing: no such file or folder, and a glob that matches nothing.
+
+    A batch checks this before any work: a mistyped path is a usage error to fix and run again,
+    not a failed input to record (an ``errors/`` row keyed by a path that never existed would stay
+    there for good). ``s3://`` inputs are listed by the run itself.
+    """
+    missing = []
+    for spec in inputs:
+        if objectstore.is_uri(spec):
+            continue
+        path = Path(spec)
+        if path.exists() or path.is_symlink() or glob.glob(str(spec), recursive=True):
+            continue
+        missing.append(str(spec))
+    return missing
+
+
+def unmatched_inputs_error(missing: list[str], defaulted: bool = False) -> InputError:
+    """The usage error for :func:`unmatched_inputs`; ``defaulted``: no inputs were given, the default was tried."""
+    if defaulted:
+        return InputError(f"No inputs were given, and there is no {missing[0]} here to score by default.",
+                          "Pass audio files, transcripts, folders or a quoted glob, e.g. "
+                          "`callcycle run recordings/ --out out`.")
+    shown = ", ".join(repr(m) for m in missing[:3]) + (" ..." if len(missing) > 3 else "")
+    return InputError(f"No input matches {shown}; nothing was scored or recorded.",
+                      "Check the path (or quote a glob such as 'calls/**/*.wav') and run again.")
 
 
 def no_inputs_error(inputs: list[str] | list[Path]) -> InputError:
