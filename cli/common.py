@@ -25,6 +25,25 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"callcycle {version('callcycle')}")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            typer.echo("callcycle (not installed: run `pip install -e .`)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                      help="Print callcycle's version and exit."),
+) -> None:
+    """Options that come before the command."""
+
+
 def console(stderr: bool = False) -> Any:
     """A rich console that never wraps a plain line (tables still fit the terminal)."""
     from rich.console import Console
@@ -56,8 +75,7 @@ def fail(exc: BaseException | str, code: int = 2) -> NoReturn:
 
     from pipeline.display import printable
 
-    lines = str(exc).splitlines() or [""]
-    text = "\n".join(printable(line) for line in lines)
+    text = " ".join(printable(line) for line in str(exc).splitlines())  # a newline in a path stays on the line
     console(stderr=True).print(f"[bold red]error:[/] {escape(text)}")
     raise typer.Exit(code)
 
@@ -97,8 +115,30 @@ class _PrintableFilter(logging.Filter):
         return True
 
 
+def _rebind_closed_streams() -> None:
+    """Point log handlers whose stream was closed (Prefect's console handler keeps the stderr of the
+    first command run in the process) at the current stderr.
+
+    In one long-lived process that runs several commands with their own streams (a notebook, a test
+    runner), a handler writing to a closed stream fails, and logging's fallback then dumps the raw
+    record, file names with their control characters included, onto the terminal.
+    """
+    import sys
+
+    loggers = [logging.getLogger()] + [lg for lg in logging.Logger.manager.loggerDict.values()
+                                       if isinstance(lg, logging.Logger)]
+    for lg in loggers:
+        for handler in lg.handlers:
+            stream = getattr(handler, "stream", None)
+            if isinstance(handler, logging.StreamHandler) and getattr(stream, "closed", False):
+                handler.stream = sys.stderr  # not setStream(): it flushes the closed stream first
+                if hasattr(handler, "console"):  # Prefect's rich console handler holds its own reference
+                    handler.console.file = sys.stderr
+
+
 def setup_logging(level: int = logging.WARNING) -> None:
     """callcycle's warnings on stderr, one safe line each (idempotent)."""
+    _rebind_closed_streams()
     logger = logging.getLogger("callcycle")
     if any(isinstance(f, _PrintableFilter) for h in logger.handlers for f in h.filters):
         return

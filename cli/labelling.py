@@ -27,7 +27,9 @@ def export_uncertain(
     taxonomy = load_artifact(models_dir(models)).taxonomy
     rows = select_uncertain(out_dir, n)
     write_for_labelling(rows, to, taxonomy)
-    typer.echo(f"{len(rows)} segments to label → {to}")
+    from pipeline.display import printable
+
+    typer.echo(f"{len(rows)} segments to label → {printable(to)}")
 
 
 @app.command("import-labels", short_help="Validate labelled rows and merge them into the corpus.")
@@ -46,4 +48,6 @@ def import_labels_cmd(
     target = into or folder / "imported.jsonl"
     existing = sorted(folder.glob("*.jsonl")) + ([target] if target.exists() else [])
     merged = import_labels(file, load_taxonomy(taxonomy_path(taxonomy)), target, sorted(set(existing)))
-    typer.echo(f"{merged} labelled rows merged into {target}. Retrain with `callcycle train --promote`.")
+    from pipeline.display import printable
+
+    typer.echo(f"{merged} labelled rows merged into {printable(target)}. Retrain with `callcycle train --promote`.")

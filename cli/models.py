@@ -56,7 +56,9 @@ def classify(
         rows_to_jsonl(rows, sys.stdout)
         return
     write_rows(rows, out)
-    typer.echo(f"{len(rows)} rows classified with {artifact.version} → {out}", err=True)
+    from pipeline.display import printable
+
+    typer.echo(f"{len(rows)} rows classified with {artifact.version} → {printable(out)}", err=True)
 
 
 @app.command(short_help="Train the classifiers; write a versioned model.")

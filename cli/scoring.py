@@ -104,6 +104,17 @@ def run(
         raise typer.Exit(1)
 
 
+def _require_results(out_dir: str) -> None:
+    """Stop with a usable hint unless ``out_dir`` holds results of `callcycle run`."""
+    from pipeline import objectstore
+    from pipeline.store.base import open_store
+
+    if not objectstore.is_uri(out_dir) and Path(out_dir).exists() and not Path(out_dir).is_dir():
+        fail(f"{out_dir} is a file, not an output folder. Pass the folder given to `callcycle run --out`.")
+    if not open_store(out_dir).has_results():
+        fail(f"{out_dir}/calls not found. Run `callcycle run --out {out_dir}` first.")
+
+
 @app.command(short_help="Print the scored calls and failed inputs.")
 @command
 def summary(
@@ -111,10 +122,8 @@ def summary(
 ) -> None:
     """Print the table of scored calls (and any failed inputs) from the Parquet datasets."""
     from pipeline.report.terminal import load_call_rows, load_error_rows, render_errors, render_summary
-    from pipeline.store.base import open_store
 
-    if not open_store(out_dir).has_results():
-        fail(f"{out_dir}/calls not found. Run `callcycle run --out {out_dir}` first.")
+    _require_results(out_dir)
     con = console()
     render_summary(load_call_rows(out_dir), con)
     render_errors(load_error_rows(out_dir), con)
@@ -137,10 +146,8 @@ def report(
 
     from pipeline.display import printable
     from pipeline.report.html import write_report
-    from pipeline.store.base import open_store
 
-    if not open_store(out_dir).has_results():
-        fail(f"{out_dir}/calls not found. Run `callcycle run --out {out_dir}` first.")
+    _require_results(out_dir)
     path, n = write_report(out_dir, html, since=since.date() if since else None, rep=rep)
     con = console()
     if n == 0:
@@ -163,9 +170,12 @@ def sweep(
     """
     from rich.markup import escape
 
+    from pipeline import objectstore
     from pipeline.display import printable
     from pipeline.store.base import open_store
 
+    if not objectstore.is_uri(out_dir) and not Path(out_dir).is_dir():
+        fail(f"{out_dir} is not an output folder (no such folder). Pass the folder given to `callcycle run --out`.")
     store = open_store(out_dir)
     try:
         removed = store.sweep(older_than * 3600.0)

@@ -26,10 +26,9 @@ __all__ = ["read_table", "classify_rows", "holdout_rows", "load_evaluation_rows"
 def read_table(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSONL or CSV file (CSV cells that callcycle neutralised for spreadsheets restored)."""
     rows = read_rows(path)
-    for row in rows:
+    for i, row in enumerate(rows):
         row.pop("_line", None)
-        for key, value in row.items():
-            row[key] = unneutralise(value)
+        rows[i] = {unneutralise(key): unneutralise(value) for key, value in row.items()}
     return rows
 
 
@@ -47,11 +46,24 @@ def classify_rows(artifact: Artifact, rows: list[dict[str, Any]], source: str = 
     Raises:
         LabelDataError: rows without a ``text`` value, or a named column missing from a row.
     """
-    missing = [i for i, r in enumerate(rows) if not isinstance(r.get("text"), str)]
+    if not rows:
+        raise LabelDataError(f"{source} has no rows to classify.",
+                             "Check the file: JSON Lines with one object per line, or a CSV with a header row.")
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    for column, option in (("text", None), (conversation, "--conversation"), (speaker, "--speaker")):
+        if column is not None and column not in columns:
+            found = ", ".join(repr(c) for c in columns[:8]) + (" ..." if len(columns) > 8 else "")
+            hint = (f"Rename the column to {column!r}" if option is None
+                    else f"Pass the name of an existing column to {option}")
+            raise LabelDataError(f"{source} has no column {column!r} (found: {found}).",
+                                 hint + "; a CSV must be comma-separated with a header row.")
+    # row numbers count data rows from 1 (a CSV's header and a JSONL's blank lines not counted)
+    missing = [i + 1 for i, r in enumerate(rows) if not isinstance(r.get("text"), str) or not r["text"].strip()]
     if missing:
-        raise LabelDataError(f"{source}: rows {missing[:10]} have no 'text' value.", "Every row needs a text column.")
+        raise LabelDataError(f"{source}: rows {missing[:10]} have no text, or a text that is not a string.",
+                             "Give every row a non-empty 'text'.")
     for column in (conversation, speaker):
-        absent = [i for i, r in enumerate(rows) if column is not None and r.get(column) in (None, "")]
+        absent = [i + 1 for i, r in enumerate(rows) if column is not None and r.get(column) in (None, "")]
         if absent:
             raise LabelDataError(f"{source}: rows {absent[:10]} have no {column!r} value.",
                                  f"Give every row a {column!r} value, or leave out the option that names it.")

@@ -6,6 +6,7 @@ later run can tell a dead writer's leftovers from a live one's (see ``store.swee
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -32,7 +33,13 @@ def publish(tmp: Path, path: Path) -> None:
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that it appears complete or not at all."""
+    """Write ``data`` to ``path`` so that it appears complete or not at all.
+
+    Raises:
+        IsADirectoryError: ``path`` is a folder (named in the error, not the temporary file).
+    """
+    if Path(path).is_dir():
+        raise IsADirectoryError(errno.EISDIR, "Is a folder, not a file; pass a file name", str(path))
     tmp = temp_path(path)
     try:
         tmp.write_bytes(data)

@@ -43,7 +43,8 @@ def rows_to_csv(rows: Iterable[Mapping[str, Any]], fields: list[str] | None = No
     names = fields or list(dict.fromkeys(k for r in rows for k in r))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=names)
-    writer.writeheader()
+    # column names come from the user's data too (JSONL keys, CSV headers): neutralised like any cell
+    csv.writer(buf).writerow([spreadsheet_safe(name) for name in names])
     for row in rows:
         writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
     return buf.getvalue()

@@ -195,3 +195,69 @@ def test_compare_benchmark_reports_each_source_on_stderr_and_keeps_json_on_stdou
     assert "reading the labelled corpora" in steps[0]
     for source in compared["sources"]:
         assert any(source in line for line in steps), (source, steps)
+
+
+def test_classify_input_problems_say_what_to_fix(tmp_path: Path) -> None:
+    """Empty files, a missing text column, a BOM and formula-like column names, as users hand them over."""
+    def classify(path: Path, *extra: str):
+        return runner.invoke(app, ["classify", str(path), "--models", str(MODELS), *extra])
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    result = classify(empty)
+    assert result.exit_code == 2 and "has no rows to classify" in result.output
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("id,text\n")
+    assert classify(header_only).exit_code == 2
+    no_text = tmp_path / "notext.csv"
+    no_text.write_text("id,Text\n0,hello\n1,book it for Tuesday\n")
+    result = classify(no_text)
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2 and "no column 'text'" in message and "'Text'" in message
+    assert "rows [0" not in message
+    result = classify(tmp_path / "notext.csv", "--conversation", "callid")
+    assert result.exit_code == 2 and "no column 'text'" in " ".join(result.output.split())
+    # a UTF-8 byte-order mark and CRLF line ends, as Windows Notepad saves JSON Lines
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b'\xef\xbb\xbf{"text": "I will send the contract by Friday."}\r\n')
+    out = tmp_path / "bom.out.jsonl"
+    assert classify(bom, "-o", str(out)).exit_code == 0
+    assert json.loads(out.read_text())["talk_action"] in {"talk", "action"}
+    # column names come from the user's data: a formula-like one is neutralised in the CSV and restored on reading
+    keyed = tmp_path / "keyed.jsonl"
+    keyed.write_text(json.dumps({"text": "=1+2", "=x": "+y"}) + "\n")
+    out_csv = tmp_path / "keyed.csv"
+    assert classify(keyed, "-o", str(out_csv)).exit_code == 0
+    header = out_csv.read_text().splitlines()[0].split(",")
+    assert header[:2] == ["text", "'=x"]
+    again = tmp_path / "again.jsonl"
+    assert classify(out_csv, "-o", str(again)).exit_code == 0
+    row = json.loads(again.read_text())
+    assert row["=x"] == "+y" and row["text"] == "=1+2"
+
+
+def test_output_paths_and_folders_in_errors_are_the_users(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "Can you send the deck today?"}\n')
+    folder = tmp_path / "a folder"
+    folder.mkdir()
+    result = runner.invoke(app, ["classify", str(src), "-o", str(folder), "--models", str(MODELS)])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2 and str(folder) in message and ".tmp" not in message
+    assert list(folder.iterdir()) == []
+    # one line, whatever the path holds
+    result = runner.invoke(app, ["classify", str(tmp_path / "new\nmissing.jsonl"), "--models", str(MODELS)])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    # sweep, summary and report name a wrong folder instead of succeeding or giving advice that fails
+    result = runner.invoke(app, ["sweep", str(tmp_path / "nonexist")])
+    assert result.exit_code == 2 and "not an output folder" in result.output
+    for command in ("summary", "report"):
+        result = runner.invoke(app, [command, str(src)])
+        assert result.exit_code == 2 and "is a file, not an output folder" in " ".join(result.output.split())
+
+
+def test_version_is_the_installed_distributions() -> None:
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"callcycle {version('callcycle')}"

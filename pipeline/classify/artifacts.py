@@ -164,14 +164,26 @@ def resolve_artifact_dir(location: Path, version: str | None = None) -> Path:
                 "Run `callcycle train --promote`, or pass --models an artifact directory (a folder holding card.json).",
             )
     path = location / version
-    if not (path / "card.json").is_file():
-        available = sorted(p.parent.name for p in location.glob("*/card.json")) if location.is_dir() else []
+    if not (path / "card.json").is_file() or not _is_classifier(path):
+        # classifier versions only (models/ also holds the speaker model and the sentence encoders)
+        available = sorted(p.parent.name for p in location.glob("*/card.json")
+                           if _is_classifier(p.parent)) if location.is_dir() else []
         raise ModelArtifactError(
             f"Model version {version!r} not found in {location}.",
             f"Available: {', '.join(available)}." if available else
             f"{location} holds no model versions: check the --models path, or train one with "
             "`callcycle train --promote`.")
     return path
+
+
+def _is_classifier(path: Path) -> bool:
+    """Whether the folder is a classifier artifact: it holds the model file, or a card that says so."""
+    if (path / MODEL_FILE).is_file():
+        return True
+    try:
+        return json.loads((path / "card.json").read_text(encoding="utf-8")).get("format") == ARTIFACT_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _read_card(location: Path, version: str | None) -> ArtifactCard:

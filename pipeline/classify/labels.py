@@ -178,7 +178,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
                 rows = [dict(r) for r in csv.DictReader(handle)]
         else:
             opener = gzip.open if path.suffix.lower() == ".gz" else open
-            with opener(path, "rt", encoding="utf-8") as handle:
+            with opener(path, "rt", encoding="utf-8-sig") as handle:  # a BOM, as Notepad saves, is dropped
                 for line_no, line in enumerate(handle, start=1):
                     if not line.strip():
                         continue
@@ -193,7 +193,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
                     obj.setdefault("_line", line_no)
                     rows.append(obj)
     except FileNotFoundError as exc:
-        raise LabelDataError(f"Labelled file {path} not found.", "Check the path.") from exc
+        raise LabelDataError(f"File {path} not found.", "Check the path.") from exc
     except UnicodeDecodeError as exc:
         raise LabelDataError(f"{path}: not UTF-8.", "Re-save the file as UTF-8.") from exc
     return rows
