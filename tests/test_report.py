@@ -234,3 +234,19 @@ def test_a_rep_is_flagged_only_beyond_the_uncertainty_of_their_average() -> None
     assert any(f.startswith(below) for f in flagged["a"]) and not flagged["b"] and not flagged["c"]
     unsure = {r["rep"]: r["flags"] for r in rep_summaries(team + wide)}
     assert unsure["a"] == []
+
+
+def test_a_filtered_report_never_replaces_the_team_report(scored_out: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from pipeline.report.html import default_report_name, write_report
+
+    out = tmp_path / "out"
+    shutil.copytree(scored_out, out)
+    team, n_team = write_report(out)
+    assert Path(team).name == "report.html" and n_team == 3
+    before = Path(team).read_bytes()
+    filtered, n = write_report(out, rep="Dana", since=dt.date(2026, 11, 5))
+    assert Path(filtered).name == "report-rep-dana-since-2026-11-05.html" and n == 1
+    assert Path(team).read_bytes() == before
+    assert default_report_name(rep="../../x y") == "report-rep-x-y.html"  # a name, never a path

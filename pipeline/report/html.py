@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ from pipeline.store.base import OutputLocation, open_store
 
 __all__ = [
     # rendering (this module)
-    "MAX_TRANSCRIPT_ROWS", "MAX_COMMITMENT_ROWS", "CACHE_DIR", "render_report", "write_report",
+    "MAX_TRANSCRIPT_ROWS", "MAX_COMMITMENT_ROWS", "CACHE_DIR", "render_report", "write_report", "default_report_name",
     # re-exported for callers of the one-module report
     "Thresholds", "ReportData", "load_report_data", "call_flags", "rep_summaries", "team_glance",
     "talk_heavy_stretch", "rep_key", "rep_display_name",
@@ -145,24 +146,35 @@ def render_report(data: ReportData, th: Thresholds = Thresholds(), generated_at:
     )
 
 
+def default_report_name(since: dt.date | None = None, rep: str | None = None) -> str:
+    """``report.html``, or for a filtered report a name that says the filter
+    (``report-rep-dana-since-2026-11-01.html``), so a filtered report never replaces the team's."""
+    parts = ([f"rep-{rep}"] if rep else []) + ([f"since-{since.isoformat()}"] if since else [])
+    if not parts:
+        return "report.html"
+    slug = re.sub(r"[^a-z0-9]+", "-", "-".join(parts).lower()).strip("-")[:80] or "filtered"
+    return f"report-{slug}.html"
+
+
 def write_report(out_dir: OutputLocation, html_path: Path | None = None, since: dt.date | None = None,
                  rep: str | None = None, th: Thresholds = Thresholds(),
                  models: Path | None = None) -> tuple[Path | str, int]:
     """Render the report for ``out_dir`` and write it atomically; returns (where, number of calls).
 
-    The default path is ``<out_dir>/report.html`` (for an ``s3://`` output, an object there: the
-    URI is returned). Timelines of a folder output are cached under ``<out_dir>/.cache/report`` by
-    call version, so a rerun redraws only calls that changed.
+    The default path is ``<out_dir>/report.html``, or :func:`default_report_name` when filtered (for
+    an ``s3://`` output, an object there: the URI is returned). Timelines of a folder output are
+    cached under ``<out_dir>/.cache/report`` by call version, so a rerun redraws only calls that changed.
     """
     if objectstore.is_uri(out_dir):
         data = load_report_data(out_dir, since=since, rep=rep, models=models)
         html = render_report(data, th, cache_dir=None)
         if html_path is None:
-            return open_store(out_dir).write_bytes("report.html", html.encode("utf-8")), len(data.calls)
+            return (open_store(out_dir).write_bytes(default_report_name(since, rep), html.encode("utf-8")),
+                    len(data.calls))
     else:
         out_dir = Path(str(out_dir))
         data = load_report_data(out_dir, since=since, rep=rep, models=models)
         html = render_report(data, th, cache_dir=out_dir / CACHE_DIR)
-    path = Path(html_path) if html_path else Path(str(out_dir)) / "report.html"
+    path = Path(html_path) if html_path else Path(str(out_dir)) / default_report_name(since, rep)
     write_bytes_atomic(path, html.encode("utf-8"))
     return path, len(data.calls)
