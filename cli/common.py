@@ -70,12 +70,17 @@ def step_reporter(con: Any, status: Any, what: str) -> Callable[[str], None]:
 
 
 def fail(exc: BaseException | str, code: int = 2) -> NoReturn:
-    """Print ``error: <message>`` as one line on stderr (markup and control characters removed) and exit."""
+    """Print ``error: <message>`` on stderr (markup and control characters removed) and exit.
+
+    A message that lists problems keeps one per line; every line after the first is indented, so
+    a newline hidden in a file name cannot pass for a line of callcycle's own.
+    """
     from rich.markup import escape
 
     from pipeline.display import printable
 
-    text = " ".join(printable(line) for line in str(exc).splitlines())  # a newline in a path stays on the line
+    lines = [printable(line).strip() for line in str(exc).splitlines()] or [""]
+    text = "\n  ".join([lines[0], *(line for line in lines[1:] if line)])
     console(stderr=True).print(f"[bold red]error:[/] {escape(text)}")
     raise typer.Exit(code)
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.common import app, command
+from cli.common import app, command, fail
 from cli.models import MODELS_HELP
 
 
@@ -16,7 +16,7 @@ from cli.models import MODELS_HELP
 def export_uncertain(
     out_dir: Annotated[str, typer.Argument(help="Output folder (or s3:// prefix) of `callcycle run` (its segments/ dataset).")],
     to: Annotated[Path, typer.Option("--to", help="File to write: .csv (spreadsheet-safe), or .json for a Label Studio import (a .label_config.xml is written beside it).")],
-    n: Annotated[int, typer.Option("--n", help="How many segments to pick.")] = 200,
+    n: Annotated[int, typer.Option("--n", min=1, help="How many segments to pick.")] = 200,
     models: Annotated[Optional[str], typer.Option(help=MODELS_HELP + " Only its label set is used.", show_default=False)] = None,
 ) -> None:
     """Pick the segments the models are least sure about and write them ready to label."""
@@ -24,6 +24,8 @@ def export_uncertain(
     from pipeline.classify.artifacts import load_artifact
     from pipeline.paths import models_dir
 
+    if to.suffix.lower() not in {".csv", ".json"}:
+        fail(f"--to {to.name}: write a .csv (for a spreadsheet) or a .json (for Label Studio).")
     taxonomy = load_artifact(models_dir(models)).taxonomy
     rows = select_uncertain(out_dir, n)
     write_for_labelling(rows, to, taxonomy)
@@ -50,4 +52,7 @@ def import_labels_cmd(
     merged = import_labels(file, load_taxonomy(taxonomy_path(taxonomy)), target, sorted(set(existing)))
     from pipeline.display import printable
 
-    typer.echo(f"{merged} labelled rows merged into {printable(target)}. Retrain with `callcycle train --promote`.")
+    in_corpus = target.resolve().parent == folder.resolve()
+    retrain = ("`callcycle train` (it reads that folder), then `callcycle compare` before `--promote`" if in_corpus
+               else f"`callcycle train {printable(folder)}/*.jsonl {printable(target)}`, then `callcycle compare`")
+    typer.echo(f"{merged} labelled rows merged into {printable(target)}. Retrain with {retrain}.")

@@ -62,6 +62,8 @@ def test_export_label_import_round_trip(scored: Path, tmp_path: Path) -> None:
     assert import_labels(exported, TAXONOMY, target) == 3
     merged = [json.loads(line) for line in target.read_text().splitlines()]
     assert {m["stage"] for m in merged} == {"act"} and all(m["id"].startswith("al-") for m in merged)
+    # a segment's conversation group is its call, so held-out splits and context keep calls whole
+    assert all(m["group"] == f"call:{m['call_id']}" for m in merged)
     # importing the same rows again is a duplicate-id error and changes nothing
     before = target.read_text()
     with pytest.raises(LabelDataError, match="already in the labelled data"):
@@ -98,11 +100,30 @@ def test_bad_labels_merge_nothing(tmp_path: Path, rows: list[dict], fragment: st
     assert not target.exists()
 
 
+def test_import_refuses_other_and_action_and_points_at_spreadsheet_lines(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text("id,text,stage,talk_action\n"
+                   "1,Can you send it by Friday?,act,action\n"
+                   "2,The weather has been awful.,other,action\n")
+    target = tmp_path / "t.jsonl"
+    result = runner.invoke(app, ["import-labels", str(src), "--into", str(target)])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2 and f"{src}:3" in message and "'other' and 'action'" in message
+    assert not target.exists()
+    src.write_text("id,text,stage,talk_action\n1,Can you send it by Friday?,Act,action\n")
+    result = runner.invoke(app, ["import-labels", str(src), "--into", str(target)])
+    assert result.exit_code == 2 and f"{src}:2: unknown stage label 'Act'" in " ".join(result.output.split())
+
+
 def test_cli_export_uncertain(scored: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["export-uncertain", str(scored), "--to", str(tmp_path / "x.csv"), "--n", "2",
                                  "--models", str(MODELS)])
     assert result.exit_code == 0, result.output
     assert len(list(csv.DictReader((tmp_path / "x.csv").open()))) == 2
+    for bad in (["--n", "0"], ["--to", str(tmp_path / "x.xlsx")]):
+        args = ["export-uncertain", str(scored), "--to", str(tmp_path / "y.csv"), "--models", str(MODELS), *bad]
+        assert runner.invoke(app, args).exit_code == 2, bad
+    assert not (tmp_path / "x.xlsx").exists() and not (tmp_path / "y.csv").exists()
 
 
 def test_error_message_is_one_line_at_any_width(tmp_path: Path) -> None:

@@ -245,9 +245,10 @@ def test_output_paths_and_folders_in_errors_are_the_users(tmp_path: Path) -> Non
     message = " ".join(result.output.split())
     assert result.exit_code == 2 and str(folder) in message and ".tmp" not in message
     assert list(folder.iterdir()) == []
-    # one line, whatever the path holds
-    result = runner.invoke(app, ["classify", str(tmp_path / "new\nmissing.jsonl"), "--models", str(MODELS)])
-    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    # a newline hidden in a path cannot start a line that passes for callcycle's own
+    result = runner.invoke(app, ["classify", str(tmp_path / "new\nerror: forged.jsonl"), "--models", str(MODELS)])
+    assert result.exit_code == 2 and "\nerror: forged" not in result.output, result.output
+    assert result.output.startswith("error: ") and result.output.count("error:") == 2  # ours, and the forged text
     # sweep, summary and report name a wrong folder instead of succeeding or giving advice that fails
     result = runner.invoke(app, ["sweep", str(tmp_path / "nonexist")])
     assert result.exit_code == 2 and "not an output folder" in result.output

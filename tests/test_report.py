@@ -82,6 +82,16 @@ def test_flags_and_rep_summaries_follow_the_stored_scores(scored_out: Path) -> N
     assert load_report_data(scored_out, rep="DANA").calls and not load_report_data(scored_out, rep="nobody").calls
 
 
+def test_a_lopsided_interval_is_shown_as_its_range() -> None:
+    """Near 0% or 100% the interval is lopsided, and "± half its width" would misstate it."""
+    assert format_share({"action_share": 0.41, "action_share_low": 0.35, "action_share_high": 0.47}) == "41% ± 6"
+    assert format_share({"action_share": 0.0, "action_share_low": 0.0, "action_share_high": 0.068}) == "0% (0–7)"
+    assert format_share({"action_share": 0.56, "action_share_low": 0.17, "action_share_high": 1.0}) == "56% (17–100)"
+    # the terminal's narrow column keeps "± half its width", as its legend says
+    assert format_share({"action_share": 0.0, "action_share_low": 0.0, "action_share_high": 0.068},
+                        compact=True) == "0%±3"
+
+
 def test_talk_heavy_stretch_picks_longest_talk_run() -> None:
     segs = [{"talk_action": ta, "duration_s": d, "start_s": i * 10.0, "end_s": i * 10.0 + d, "speaker": sp, "text": str(i)}
             for i, (ta, d, sp) in enumerate([("talk", 3, "a"), ("action", 2, "b"), ("talk", 4, "a"), ("talk", 5, "b"), ("action", 1, "a")])]
@@ -147,8 +157,11 @@ def test_report_in_headless_chromium(scored_out: Path, tmp_path: Path) -> None:
 
             expect_share = "—" if c["action_share"] is None else f"{c['action_share']:.0%}"
             if c["action_share"] is not None and c.get("action_share_low") is not None:
-                half = (c["action_share_high"] - c["action_share_low"]) / 2
-                expect_share += f" ± {half * 100:.0f}"
+                low, high, share = c["action_share_low"], c["action_share_high"], c["action_share"]
+                if abs((share - low) - (high - share)) >= 0.02:  # lopsided: the range, not "± half"
+                    expect_share += f" ({low * 100:.0f}–{high * 100:.0f})"
+                else:
+                    expect_share += f" ± {(high - low) / 2 * 100:.0f}"
             assert field("action_share") == expect_share
             ratio = c["talk_action_ratio"]
             assert field("talk_action_ratio") == ("—" if ratio is None else f"{ratio:.1f}")
@@ -172,6 +185,12 @@ def test_report_in_headless_chromium(scored_out: Path, tmp_path: Path) -> None:
         ordered = page.locator("#call-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.callId)")
         by_share = sorted(calls, key=lambda k: -1 if calls[k]["action_share"] is None else calls[k]["action_share"])
         assert ordered == by_share
+        # and by date, which is text: twice gives newest first (a date once parsed as the number 2026)
+        for _ in range(2):
+            page.locator("#call-table th", has_text="date").first.click()
+        ordered = page.locator("#call-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.callId)")
+        by_date = sorted(calls, key=lambda k: (str(calls[k]["call_date"] or ""), k), reverse=True)
+        assert [str(calls[k]["call_date"]) for k in ordered] == [str(calls[k]["call_date"]) for k in by_date]
 
         shot = tmp_path / "report.png"
         page.screenshot(path=str(shot), full_page=True)

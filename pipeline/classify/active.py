@@ -103,7 +103,7 @@ def _from_label_studio(data: Any, source: Path) -> list[dict[str, Any]]:
     for i, task in enumerate(data):
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
             raise LabelDataError(f"{source}: task {i} has no 'data' object.", "Export as JSON from Label Studio.")
-        row = dict(task["data"])
+        row = {**task["data"], "_line": f"task {i + 1}"}  # where errors point: the task's place in the list
         annotations = [a for a in task.get("annotations", []) if not a.get("was_cancelled")]
         if annotations:
             for result in annotations[-1].get("result", []):
@@ -112,6 +112,20 @@ def _from_label_studio(data: Any, source: Path) -> list[dict[str, Any]]:
                     row[result["from_name"]] = choices[0]
         rows.append(row)
     return rows
+
+
+def _refuse_neutral_action(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: Path) -> None:
+    """The taxonomy's neutral stage (``other``) is never the positive talk/action label (``action``)."""
+    stage, ta = taxonomy.by_role("stage"), taxonomy.by_role("talk_action")
+    if stage.neutral is None or ta.positive is None:
+        return
+    bad = [f"{source}:{r.get('_line', n)}" for n, r in enumerate(raw, start=1)
+           if r.get(stage.name) == stage.neutral and r.get(ta.name) == ta.positive]
+    if bad:
+        raise LabelDataError(f"{len(bad)} row(s) labelled {stage.neutral!r} and {ta.positive!r}: "
+                             + ", ".join(bad[:20]) + ("" if len(bad) <= 20 else f" and {len(bad) - 20} more") + ".",
+                             f"A segment outside the cycle ({stage.neutral}) is never {ta.positive}; "
+                             "fix these rows, nothing was merged.")
 
 
 def import_labels(source: Path, taxonomy: Taxonomy, target: Path,
@@ -133,6 +147,11 @@ def import_labels(source: Path, taxonomy: Taxonomy, target: Path,
     missing_ids = [i + 1 for i, r in enumerate(raw) if not str(r.get("id") or "").strip()]
     if missing_ids:
         raise LabelDataError(f"{source}: rows {missing_ids[:10]} have no id.", "Keep the id column from the export.")
+    # a segment's conversation is its call: held-out splits and the context level group rows by it
+    for r in raw:
+        if not r.get("group") and r.get("call_id"):
+            r["group"] = f"call:{r['call_id']}"
+    _refuse_neutral_action(raw, taxonomy, source)
     rows = validate_rows(raw, taxonomy, str(source))
     known: set[str] = set()
     for path in existing or []:

@@ -164,6 +164,13 @@ def resolve_artifact_dir(location: Path, version: str | None = None) -> Path:
                 "Run `callcycle train --promote`, or pass --models an artifact directory (a folder holding card.json).",
             )
     path = location / version
+    if not (path / "card.json").is_file() and location.is_dir() and "/" not in version:
+        # a unique part of a version name, as the docs write them ("001830Z" for
+        # cycle-of-value-20261205T001830Z-5f8058b1)
+        matches = [d for d in location.iterdir() if version in d.name and (d / "card.json").is_file()
+                   and _is_classifier(d)]
+        if len(matches) == 1:
+            path = matches[0]
     if not (path / "card.json").is_file() or not _is_classifier(path):
         # classifier versions only (models/ also holds the speaker model and the sentence encoders)
         available = sorted(p.parent.name for p in location.glob("*/card.json")

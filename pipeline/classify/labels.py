@@ -175,7 +175,9 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     try:
         if path.suffix.lower() == ".csv":
             with open(path, newline="", encoding="utf-8-sig") as handle:
-                rows = [dict(r) for r in csv.DictReader(handle)]
+                reader = csv.DictReader(handle)
+                for record in reader:  # a row's file line, as a spreadsheet numbers it (header = 1)
+                    rows.append({**record, "_line": reader.line_num})
         else:
             opener = gzip.open if path.suffix.lower() == ".gz" else open
             with opener(path, "rt", encoding="utf-8-sig") as handle:  # a BOM, as Notepad saves, is dropped

@@ -66,7 +66,7 @@ document.querySelectorAll('table.sortable th').forEach(function (th) {
     var rows = Array.prototype.slice.call(body.rows);
     rows.sort(function (a, b) {
       var x = a.cells[col].dataset.sort, y = b.cells[col].dataset.sort;
-      var nx = parseFloat(x), ny = parseFloat(y);
+      var nx = x === "" ? NaN : Number(x), ny = y === "" ? NaN : Number(y);  /* a date is text, not 2026 */
       var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : String(x).localeCompare(String(y));
       return asc ? c : -c;
     });

@@ -89,7 +89,8 @@ def interval_half_width(call: dict[str, Any]) -> float | None:
 
 
 def format_share(call: dict[str, Any], compact: bool = False) -> str:
-    """A call's action share with its 90% interval as ``41% ± 6`` (points); plain when none is stored.
+    """A call's action share with its 90% interval as ``41% ± 6`` (points), or as its range when the
+    interval is lopsided (``0% (0–7)``); plain when none is stored.
 
     ``compact`` drops the spaces (``41%±6``), for the terminal table's narrow column.
     """
@@ -97,6 +98,11 @@ def format_share(call: dict[str, Any], compact: bool = False) -> str:
     half = interval_half_width(call)
     if share is None or half is None:
         return format_pct(share)
+    low, high = call["action_share_low"], call["action_share_high"]
+    if not compact and abs((share - low) - (high - share)) * 100 >= 2:
+        # lopsided (near 0% or 100%): "± half its width" would misstate where it lies; the terminal's
+        # narrow column keeps "± half", which its legend defines
+        return f"{share:.0%} ({low * 100:.0f}–{high * 100:.0f})"
     sep = "±" if compact else " ± "
     return f"{share:.0%}{sep}{half * 100:.0f}"
 
@@ -199,7 +205,8 @@ def rep_summaries(calls: list[dict[str, Any]], th: Thresholds = Thresholds(),
         # the uncertainty of a rep's average: calls' interval half-widths averaged, shrinking with sqrt(n)
         margin = statistics.fmean(halves) / len(halves) ** 0.5 if halves else 0.0
         if gap is not None and gap <= -max(th.rep_gap_below_median, margin):
-            flags.append(f"Average action share {avg:.0%} is {-gap:.0%} below the team median ({team_median:.0%}).")
+            flags.append(f"Average action share {avg:.0%} is {-gap * 100:.0f} points below the team median "
+                         f"({team_median:.0%}).")
         if avg is not None and avg + margin < th.low_action_share:
             flags.append(f"Calls are mostly talk: average action share {avg:.0%}.")
         if len(rows) >= th.min_calls_for_rep_flags:
