@@ -68,7 +68,7 @@ def train(
     taxonomy: Annotated[Optional[Path], typer.Option(help="Taxonomy TOML naming tasks and labels [default: $CALLCYCLE_TAXONOMY, else the shipped labels/taxonomy.toml].", show_default=False)] = None,
     models: Annotated[Optional[Path], typer.Option(help="Folder to write the versioned artifact into [default: as for run].", show_default=False)] = None,
     version: Annotated[Optional[str], typer.Option(help="Artifact version name (default: taxonomy-timestamp-datahash).")] = None,
-    external: Annotated[Optional[list[Path]], typer.Option(help="Partially labelled real-speech corpora (JSONL or .jsonl.gz); repeat for several. Default: labels/external/*.jsonl.gz next to the labelled data.", show_default=False)] = None,
+    external: Annotated[Optional[list[Path]], typer.Option(help="Partially labelled real-speech corpora (JSONL or .jsonl.gz); repeat for several, or 'none' for none. Default: every labels/external/*.jsonl.gz of the project (about 110,000 AMI acts), also when DATA files are given.", show_default=False)] = None,
     realdata: Annotated[Optional[Path], typer.Option(help="Shared real-text folder evaluated in the model card, never trained on. Default: ../shared/realdata/text when it exists.", show_default=False)] = None,
     encoder: Annotated[str, typer.Option(help="Sentence encoder folder under <models>/encoders/, or 'none' for TF-IDF and cues only.")] = DEFAULT_ENCODER,
     context: Annotated[bool, typer.Option("--context/--no-context", help="Read each segment with its neighbours (the context level).")] = True,
@@ -92,6 +92,8 @@ def train(
 
     con = console()
     files = _labelled_files(data)
+    if external is not None and [str(p) for p in external] == ["none"]:
+        external = []
     ext = external if external is not None else sorted((labels_data_dir().parent / "external").glob("*.jsonl.gz"))
     shared = realdata if realdata is not None else Path("../shared/realdata/text")
     cfg = TrainConfig(folds=folds, seed=seed, encoder=None if encoder == "none" else encoder, context=context)

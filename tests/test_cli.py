@@ -262,3 +262,12 @@ def test_version_is_the_installed_distributions() -> None:
 
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"callcycle {version('callcycle')}"
+
+
+def test_train_with_external_none_reads_no_real_speech_corpus(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", str(ROOT / "tests" / "fixtures" / "mini_labels.jsonl"),
+                                 "--models", str(tmp_path / "models"), "--encoder", "none", "--folds", "2",
+                                 "--external", "none", "--realdata", str(tmp_path / "absent")])
+    assert result.exit_code == 0, result.output
+    card = json.loads(next((tmp_path / "models").glob("*/card.json")).read_text())
+    assert set(card["data"]["corpora"]) == {"written"}, card["data"]["corpora"]
