@@ -191,8 +191,9 @@ def _print_comparison(con: Any, compared: dict[str, Any]) -> None:
     from rich.table import Table
 
     a, b = compared["model_version"], compared["other_version"]
-    table = Table(title=f"{b} against {a}: macro-F1 per source, paired 95% interval of the difference")
-    for col in ("source", "task", "rows", a, b, "difference"):
+    # versions share their long prefix, so the columns are "a" and "b" and the title says which is which
+    table = Table(title=f"b = {b} against a = {a}: macro-F1 per source, paired 95% interval of the difference")
+    for col in ("source", "task", "rows", "a", "b", "difference (b - a)"):
         table.add_column(col, justify="left" if col in {"source", "task"} else "right")
     for source, tasks in compared["sources"].items():
         for task, d in tasks.items():
@@ -292,10 +293,11 @@ def compare(
     if as_json:
         typer.echo(json.dumps({k: result[k] for k in ("holdout_rows", "a", "b")}, indent=2))
         return
-    table = Table(title=f"Held-out comparison ({result['holdout_rows']} rows)")
+    table = Table(title=f"Held-out comparison ({result['holdout_rows']} rows): a = {arts[0].version}, "
+                        f"b = {arts[1].version}")
     table.add_column("task / label")
-    for art in arts:
-        table.add_column(art.version, justify="right")
+    for name in ("a", "b"):
+        table.add_column(name, justify="right")
     table.add_column("Δ (b − a)", justify="right")
     for task in arts[0].taxonomy.tasks:
         ma, mb = result["a"]["tasks"].get(task.name), result["b"]["tasks"].get(task.name)
