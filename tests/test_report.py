@@ -167,6 +167,9 @@ def test_report_in_headless_chromium(scored_out: Path, tmp_path: Path) -> None:
             assert field("talk_action_ratio") == ("—" if ratio is None else f"{ratio:.1f}")
             assert field("rep") == c["rep"] and field("customer") == c["customer"]
             assert field("call_date") == str(c["call_date"])
+            key = field("timeline_key")  # the timeline's colours are named on the page
+            assert all(stage in key for stage in ("align", "act", "adjust", "other")), key
+            assert (card.locator("[data-field='one_voice']").count() == 1) == (c["n_speakers"] == 1)
             assert field("n_speakers") == str(c["n_speakers"])
             mix = dict(c["stage_shares"])
             assert field("stage_mix") == " · ".join(f"{s} {mix.get(s, 0):.0%}" for s in ("align", "act", "adjust", "other"))
@@ -268,4 +271,6 @@ def test_a_filtered_report_never_replaces_the_team_report(scored_out: Path, tmp_
     filtered, n = write_report(out, rep="Dana", since=dt.date(2026, 11, 5))
     assert Path(filtered).name == "report-rep-dana-since-2026-11-05.html" and n == 1
     assert Path(team).read_bytes() == before
+    page = Path(filtered).read_text()
+    assert "of the calls shown" in page and "vs median shown" in page and "vs team median" not in page
     assert default_report_name(rep="../../x y") == "report-rep-x-y.html"  # a name, never a path
