@@ -358,3 +358,23 @@ def test_the_encoder_computes_what_torch_computed() -> None:
     torch /= np.linalg.norm(torch, axis=1, keepdims=True)
     cosines = (here * torch).sum(axis=1)
     assert cosines.min() > 0.9999, cosines
+
+
+def test_a_unique_part_of_a_version_name_selects_it_and_other_models_are_not_offered(tmp_path: Path) -> None:
+    from pipeline.classify.artifacts import MODEL_FILE, resolve_artifact_dir
+    from pipeline.errors import ModelArtifactError
+
+    for name in ("cycle-of-value-20261205T001830Z-5f8058b1", "cycle-of-value-20261205T145912Z-5f8058b1"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "card.json").write_text("{}")
+        (tmp_path / name / MODEL_FILE).write_bytes(b"")
+    (tmp_path / "speaker").mkdir()  # a speaker model's card, not a classifier
+    (tmp_path / "speaker" / "card.json").write_text('{"name": "CAM++"}')
+    assert resolve_artifact_dir(tmp_path, "001830Z").name == "cycle-of-value-20261205T001830Z-5f8058b1"
+    with pytest.raises(ModelArtifactError) as ambiguous:  # a part both names share selects neither
+        resolve_artifact_dir(tmp_path, "5f8058b1")
+    assert "Available: cycle-of-value-20261205T001830Z-5f8058b1, cycle-of-value-20261205T145912Z-5f8058b1." in str(
+        ambiguous.value)
+    with pytest.raises(ModelArtifactError) as speaker:
+        resolve_artifact_dir(tmp_path, "speaker")
+    assert "speaker," not in str(speaker.value) and "speaker." not in str(speaker.value).split("Available:")[1]
