@@ -115,12 +115,11 @@ def _from_label_studio(data: Any, source: Path) -> list[dict[str, Any]]:
 
 
 def _refuse_neutral_action(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: Path) -> None:
-    """The taxonomy's neutral stage (``other``) is never the positive talk/action label (``action``)."""
+    """Rows that break :meth:`Taxonomy.talk_action_given_stage` (``other`` is never ``action``)."""
     stage, ta = taxonomy.by_role("stage"), taxonomy.by_role("talk_action")
-    if stage.neutral is None or ta.positive is None:
-        return
     bad = [f"{source}:{r.get('_line', n)}" for n, r in enumerate(raw, start=1)
-           if r.get(stage.name) == stage.neutral and r.get(ta.name) == ta.positive]
+           if isinstance(r.get(stage.name), str) and r.get(ta.name) in ta.labels  # unknown labels: validate_rows
+           and taxonomy.talk_action_given_stage(r[stage.name], r[ta.name]) != r[ta.name]]
     if bad:
         raise LabelDataError(f"{len(bad)} row(s) labelled {stage.neutral!r} and {ta.positive!r}: "
                              + ", ".join(bad[:20]) + ("" if len(bad) <= 20 else f" and {len(bad) - 20} more") + ".",
