@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from cli.common import app, command, console, fail, quiet_prefect, step_reporter
-from pipeline.config import DEFAULT_ENCODER, DEFAULT_TRAIN_SEED
+from pipeline.config import DEFAULT_ENCODER, DEFAULT_TEXT_COLUMN, DEFAULT_TRAIN_SEED
 
 MODELS_HELP = ("Models folder (uses its CURRENT pointer) or an artifact directory "
                "[default: $CALLCYCLE_MODELS, else the classifiers shipped with callcycle].")
@@ -28,22 +28,24 @@ def _labelled_files(given: list[Path] | None) -> list[Path]:
     return files
 
 
-@app.command(short_help="Classify texts from a JSONL or CSV file.")
+@app.command(short_help="Classify texts from a JSONL, CSV, TSV or text file.")
 @command
 def classify(
-    file: Annotated[Path, typer.Argument(help="JSONL or CSV with a 'text' column (other columns are kept).")],
+    file: Annotated[Path, typer.Argument(help="JSONL, CSV or TSV with a 'text' column (or the one --text names; other columns are kept), or a .txt file with one text per line. A CSV may be separated by commas, semicolons or tabs.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file; .jsonl gives JSON Lines, anything else CSV (spreadsheet-safe). Default: stdout as JSONL.")] = None,
     models: Annotated[Optional[str], typer.Option(help=MODELS_HELP, show_default=False)] = None,
     model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version.")] = None,
     conversation: Annotated[Optional[str], typer.Option(help="Column naming each row's conversation: consecutive rows with the same value are read together, in file order, each with its neighbours (\"yes, Tuesday works\" after a request is action). Default: every row is read on its own.", show_default=False)] = None,
     speaker: Annotated[Optional[str], typer.Option(help="With --conversation: column naming who said each row.", show_default=False)] = None,
+    text: Annotated[str, typer.Option("--text", help="Column holding the texts.")] = DEFAULT_TEXT_COLUMN,
 ) -> None:
     """Classify texts: adds stage, stage probabilities (p_<label>), talk_action and action_prob.
 
     Rows are read one at a time unless --conversation names the column that groups them into calls.
+    An input column with one of those names (your own 'stage' labels, say) is kept as <name>_input.
 
     In context the classifiers read real speech better (docs/REALDATA.md)."""
-    from pipeline.apply import classify_rows, read_table
+    from pipeline.apply import CLASH_SUFFIX, classify_rows, output_columns, read_table
     from pipeline.classify.artifacts import load_artifact
     from pipeline.paths import models_dir
     from pipeline.tables import rows_to_jsonl, write_rows
@@ -51,7 +53,12 @@ def classify(
     artifact = load_artifact(models_dir(models), model_version)
     if speaker is not None and conversation is None:
         fail("--speaker needs --conversation: name the column that groups the rows into conversations.")
-    rows = classify_rows(artifact, read_table(file), str(file), conversation, speaker)
+    table = read_table(file)
+    clashes = [c for c in output_columns(artifact) if any(c in row for row in table)]
+    rows = classify_rows(artifact, table, str(file), conversation, speaker, text)
+    if clashes:
+        typer.echo("note: the input's own " + ", ".join(f"{c!r}" for c in clashes) + " kept as "
+                   + ", ".join(f"{c + CLASH_SUFFIX!r}" for c in clashes) + ".", err=True)
     if out is None:
         rows_to_jsonl(rows, sys.stdout)
         return

@@ -16,15 +16,42 @@ from pipeline.classify.evaluate import evaluate_artifact
 from pipeline.classify.labels import LabelledRow, load_labelled, read_rows, validate_rows
 from pipeline.classify.model import Utterances
 from pipeline.classify.predict import predict_texts, predict_utterances
+from pipeline.config import DEFAULT_TEXT_COLUMN
 from pipeline.errors import LabelDataError
 from pipeline.tables import unneutralise
 
-__all__ = ["read_table", "classify_rows", "holdout_rows", "load_evaluation_rows", "evaluate_files",
+__all__ = ["TEXT_COLUMN", "CLASH_SUFFIX", "output_columns", "read_lines", "read_table",
+           "classify_rows", "holdout_rows", "load_evaluation_rows", "evaluate_files",
            "compare_versions", "load_version"]
 
 
+#: The column :func:`classify_rows` reads texts from unless told another.
+TEXT_COLUMN = DEFAULT_TEXT_COLUMN
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    """Rows of a plain-text file: one ``{"text": line}`` per non-blank line, in file order.
+
+    Raises:
+        LabelDataError: the file is missing or is not UTF-8.
+    """
+    try:
+        with open(path, encoding="utf-8-sig") as handle:  # a BOM, as Notepad saves, is dropped
+            return [{TEXT_COLUMN: line.strip()} for line in handle if line.strip()]
+    except FileNotFoundError as exc:
+        raise LabelDataError(f"File {path} not found.", "Check the path.") from exc
+    except UnicodeDecodeError as exc:
+        raise LabelDataError(f"{path}: not UTF-8.", "Re-save the file as UTF-8.") from exc
+
+
 def read_table(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL or CSV file (CSV cells that callcycle neutralised for spreadsheets restored)."""
+    """Rows of a JSONL, CSV, TSV or plain-text file.
+
+    A ``.txt`` file holds one text per line (blank lines skipped); CSV cells that callcycle
+    neutralised for spreadsheets are restored.
+    """
+    if Path(path).suffix.lower() == ".txt":
+        return read_lines(path)
     rows = read_rows(path)
     for i, row in enumerate(rows):
         row.pop("_line", None)
@@ -32,13 +59,29 @@ def read_table(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+#: Appended to an input column whose name :func:`classify_rows` writes (a file's own ``stage``
+#: labels, say), so the input's value is kept beside the prediction.
+CLASH_SUFFIX = "_input"
+
+
+def output_columns(artifact: Artifact) -> list[str]:
+    """The columns :func:`classify_rows` adds: stage, ``p_<label>`` per stage, talk/action, ``<positive>_prob``."""
+    stage_task = artifact.taxonomy.by_role("stage")
+    ta_task = artifact.taxonomy.by_role("talk_action")
+    return [stage_task.name, *(f"p_{label}" for label in stage_task.labels), ta_task.name,
+            f"{ta_task.positive}_prob"]
+
+
 def classify_rows(artifact: Artifact, rows: list[dict[str, Any]], source: str = "input",
-                  conversation: str | None = None, speaker: str | None = None) -> list[dict[str, Any]]:
+                  conversation: str | None = None, speaker: str | None = None,
+                  text: str = TEXT_COLUMN) -> list[dict[str, Any]]:
     """Add ``<stage task>``, ``p_<label>``, ``<talk/action task>`` and ``<positive>_prob`` to every row.
 
     Each row is read on its own, unless ``conversation`` names a column: then consecutive rows
     with the same value in it are read as one conversation, in file order, each with its
-    neighbours (and ``speaker``, if given, names the column that says who spoke).
+    neighbours (and ``speaker``, if given, names the column that says who spoke). ``text``
+    names the column holding the texts. An input column with the name of an added column is
+    kept, renamed with :data:`CLASH_SUFFIX` (``stage`` -> ``stage_input``).
 
     A row whose stage is the neutral label (``other``) is never action: it gets the
     non-positive talk/action label, as the scores assume.
@@ -50,24 +93,23 @@ def classify_rows(artifact: Artifact, rows: list[dict[str, Any]], source: str = 
         raise LabelDataError(f"{source} has no rows to classify.",
                              "Check the file: JSON Lines with one object per line, or a CSV with a header row.")
     columns = list(dict.fromkeys(k for r in rows for k in r))
-    for column, option in (("text", None), (conversation, "--conversation"), (speaker, "--speaker")):
+    for column, option in ((text, "--text"), (conversation, "--conversation"), (speaker, "--speaker")):
         if column is not None and column not in columns:
             found = ", ".join(repr(c) for c in columns[:8]) + (" ..." if len(columns) > 8 else "")
-            hint = (f"Rename the column to {column!r}" if option is None
-                    else f"Pass the name of an existing column to {option}")
+            hint = f"Pass the name of an existing column to {option}"
             raise LabelDataError(f"{source} has no column {column!r} (found: {found}).",
-                                 hint + "; a CSV must be comma-separated with a header row.")
+                                 hint + "; a CSV needs a header row (separated by commas, semicolons or tabs).")
     # row numbers count data rows from 1 (a CSV's header and a JSONL's blank lines not counted)
-    missing = [i + 1 for i, r in enumerate(rows) if not isinstance(r.get("text"), str) or not r["text"].strip()]
+    missing = [i + 1 for i, r in enumerate(rows) if not isinstance(r.get(text), str) or not r[text].strip()]
     if missing:
         raise LabelDataError(f"{source}: rows {missing[:10]} have no text, or a text that is not a string.",
-                             "Give every row a non-empty 'text'.")
+                             f"Give every row a non-empty {text!r}.")
     for column in (conversation, speaker):
         absent = [i + 1 for i, r in enumerate(rows) if column is not None and r.get(column) in (None, "")]
         if absent:
             raise LabelDataError(f"{source}: rows {absent[:10]} have no {column!r} value.",
                                  f"Give every row a {column!r} value, or leave out the option that names it.")
-    texts = [r["text"] for r in rows]
+    texts = [r[text] for r in rows]
     if conversation is None:
         preds = predict_texts(artifact, texts)
     else:
@@ -76,10 +118,11 @@ def classify_rows(artifact: Artifact, rows: list[dict[str, Any]], source: str = 
         preds = predict_utterances(artifact, utterances)
     stage_task = artifact.taxonomy.by_role("stage")
     ta_task = artifact.taxonomy.by_role("talk_action")
+    added = set(output_columns(artifact))
     out = []
     for i, row in enumerate(rows):
         sp, tp = preds[stage_task.name][i], preds[ta_task.name][i]
-        new = dict(row)
+        new = {(f"{key}{CLASH_SUFFIX}" if key in added else key): value for key, value in row.items()}
         new[stage_task.name] = sp.label
         for label in stage_task.labels:
             new[f"p_{label}"] = round(sp.probabilities.get(label, 0.0), 4)

@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_ASR_MODEL",
     "DEFAULT_ENCODER",
     "DEFAULT_TRAIN_SEED",
+    "DEFAULT_TEXT_COLUMN",
     "load_config",
 ]
 
@@ -36,6 +37,9 @@ DEFAULT_ENCODER = "minilm-l6-v2-ami-f32"
 #: with 14: with 13 the same data and recipe read a bare "yeah that works" after small talk as
 #: align and failed a behaviour test (docs/REALDATA.md, "Float32 encoder and round 5 shipped").
 DEFAULT_TRAIN_SEED = 14
+
+#: The column ``callcycle classify`` reads texts from unless ``--text`` names another.
+DEFAULT_TEXT_COLUMN = "text"
 
 
 @dataclass(frozen=True, slots=True)

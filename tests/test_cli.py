@@ -101,6 +101,41 @@ def test_classify_reads_rows_of_a_conversation_together(tmp_path: Path) -> None:
     assert lonely.exit_code != 0 and "--conversation" in lonely.output
 
 
+def test_classify_reads_text_files_semicolon_and_tab_tables_and_a_named_text_column(tmp_path: Path) -> None:
+    """A .txt file is one text per line; a .csv saved with semicolons (a spreadsheet where the comma
+    is the decimal mark) or a .tsv is read by its separator; --text names the text column; the input's
+    own 'stage' column is kept as 'stage_input' beside the prediction. Every way gives the same
+    predictions for the same sentences."""
+    sentences = ["Can you book the demo for Tuesday at ten?", "Last quarter; we missed the target, sadly."]
+    lines = tmp_path / "lines.txt"
+    lines.write_text("\ufeff" + sentences[0] + "\n\n  " + sentences[1] + "  \n", encoding="utf-8")
+    semi = tmp_path / "semi.csv"
+    semi.write_text("id;Utterance;stage\r\n1;" + sentences[0] + ";act\r\n2;\"" + sentences[1] + "\";align\r\n")
+    tabs = tmp_path / "tabs.tsv"
+    tabs.write_text("Utterance\tteam\n" + sentences[0] + "\teast\n" + sentences[1] + "\twest\n")
+
+    def classify(path: Path, *extra: str) -> list[dict]:
+        result = runner.invoke(app, ["classify", str(path), "--models", str(MODELS), *extra])
+        assert result.exit_code == 0, result.output
+        return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+    from_lines = classify(lines)
+    assert [r["text"] for r in from_lines] == sentences
+    from_semi = classify(semi, "--text", "Utterance")
+    assert [r["Utterance"] for r in from_semi] == sentences and [r["id"] for r in from_semi] == ["1", "2"]
+    assert [r["stage_input"] for r in from_semi] == ["act", "align"]
+    from_tabs = classify(tabs, "--text", "Utterance")
+    assert [r["team"] for r in from_tabs] == ["east", "west"]
+    for rows in (from_semi, from_tabs):
+        assert [(r["stage"], r["p_act"], r["action_prob"]) for r in rows] == \
+            [(r["stage"], r["p_act"], r["action_prob"]) for r in from_lines]
+    clash = runner.invoke(app, ["classify", str(semi), "--text", "Utterance", "--models", str(MODELS)])
+    assert "'stage' kept as 'stage_input'" in clash.stderr
+    wrong = runner.invoke(app, ["classify", str(semi), "--models", str(MODELS)])
+    assert wrong.exit_code == 2 and "no column 'text'" in wrong.output and "--text" in wrong.output
+    assert "'Utterance'" in wrong.output
+
+
 def test_classify_without_text_column_fails_clearly(tmp_path: Path) -> None:
     src = tmp_path / "in.jsonl"
     src.write_text('{"body": "hello"}\n')

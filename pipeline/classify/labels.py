@@ -27,6 +27,8 @@ __all__ = [
     "LabelledRow",
     "load_taxonomy",
     "read_rows",
+    "csv_delimiter",
+    "CSV_DELIMITERS",
     "load_labelled",
     "validate_rows",
     "data_hash",
@@ -168,14 +170,39 @@ class LabelledRow:
         return split_key(self.corpus, self.group)
 
 
+#: Field separators a spreadsheet may save a ``.csv`` with (commas; semicolons where the comma is the
+#: decimal mark; tabs), in the order a tie goes.
+CSV_DELIMITERS = (",", ";", "\t")
+
+
+def csv_delimiter(header: str) -> str:
+    """The separator of a CSV whose first line is ``header``: whichever of :data:`CSV_DELIMITERS`
+    occurs most often outside double quotes (a comma when none occurs)."""
+    outside, quoted = [], False
+    for char in header:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted:
+            outside.append(char)
+    counts = {d: outside.count(d) for d in CSV_DELIMITERS}
+    best = max(CSV_DELIMITERS, key=lambda d: (counts[d], -CSV_DELIMITERS.index(d)))
+    return best if counts[best] else ","
+
+
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Read a JSONL or CSV file into dicts, with line numbers in errors."""
+    """Read a JSONL, CSV or TSV file into dicts, with line numbers in errors.
+
+    A ``.csv`` may be separated by commas, semicolons or tabs (:func:`csv_delimiter` reads the
+    header line); a ``.tsv`` is tab-separated. Anything else is JSON Lines (``.gz`` compressed too).
+    """
     path = Path(path)
     rows: list[dict[str, Any]] = []
     try:
-        if path.suffix.lower() == ".csv":
+        if path.suffix.lower() in (".csv", ".tsv"):
             with open(path, newline="", encoding="utf-8-sig") as handle:
-                reader = csv.DictReader(handle)
+                delimiter = "\t" if path.suffix.lower() == ".tsv" else csv_delimiter(handle.readline())
+                handle.seek(0)
+                reader = csv.DictReader(handle, delimiter=delimiter)
                 for record in reader:  # a row's file line, as a spreadsheet numbers it (header = 1)
                     rows.append({**record, "_line": reader.line_num})
         else:
