@@ -99,15 +99,15 @@ def read_call_task(source: Source, config: PipelineConfig) -> CallInput:
 
 @task(name="score-file", cache_policy=NO_CACHE)
 def score_file(source: Source, config: PipelineConfig, models: str, model_version: str | None,
-               out_dir: str) -> Outcome:
-    """Score one file; failures are recorded and returned as outcomes.
+               out_dir: str, batch: str = "") -> Outcome:
+    """Score one file of ``batch``; failures are recorded and returned as outcomes.
 
     Raises only :class:`~pipeline.errors.OutputError` (the output folder cannot be written) and
     :class:`~pipeline.errors.ModelArtifactError` (the classifiers cannot be loaded), which stop the batch.
     """
     logger = get_run_logger()
     stamp = process.run_stamp(resources.artifact_card(models, model_version), config.asr.model)
-    done = process.check_done(source, stamp, out_dir, config.run.force)
+    done = process.check_done(source, stamp, out_dir, config.run.force, batch)
     if done is not None:
         logger.info("%s: already scored (key %s), %s", source.path, done.call_key, done.status)
         return done
@@ -122,7 +122,7 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
         # to the API per state change, which is the largest per-file cost after ASR (BENCHMARKS.md)
         scored = process.score_turns(call, artifact, resources.sentencizer(), config)
         key = process.commit_call(out_dir, source, call, scored, stamp, artifact.taxonomy,
-                                  time.perf_counter() - started, config.run.force)
+                                  time.perf_counter() - started, config.run.force, batch)
     except Exception as exc:
         logger.warning("%s failed: %s", source.path, exc)
         if isinstance(exc, TimeoutError):
@@ -133,7 +133,7 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
         if isinstance(exc, PipelineError):  # known-bad input is not retried (see _retry_unexpected)
             attempts = 1
         return process.record_failure(out_dir, source.path, source.sha256, exc, stamp, attempts,
-                                      source_id=store.source_identity(source))
+                                      source_id=store.source_identity(source), batch=batch)
     logger.info("%s: scored %d segments, action share %s", source.path, scored.score.n_segments,
                 scored.score.action_share)
     return Outcome(path=source.path, status="scored", call_id=scored.call_id, call_key=key,
@@ -173,6 +173,7 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str | None = No
     if missing:  # a mistyped path: a usage error before anything is written
         raise ingest.unmatched_inputs_error(missing)
     process.prepare_output(out_dir)  # fail fast on a read-only, full or misnamed output folder or bucket
+    batch = process.new_batch_id()  # an output fault stops this batch's files, in every worker, and no other
     # The model is resolved once per run (models/CURRENT is read now, so a long-lived process picks up a
     # newly promoted model on its next run) and every task gets that version's own folder: rows are
     # stamped with the version that scored them even if CURRENT moves during the run. Fail fast on a
@@ -193,7 +194,7 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str | None = No
 
     stamp = process.run_stamp(card, cfg.asr.model)
     for path, error in bad_inputs:
-        done(process.record_failure(out_dir, path, ingest.try_sha256(Path(path)), error, stamp))
+        done(process.record_failure(out_dir, path, ingest.try_sha256(Path(path)), error, stamp, batch=batch))
     first_of: dict[str, Source] = {}
     unique: list[Source] = []
     for source in sources:
@@ -208,7 +209,7 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str | None = No
     # first so that the last one does not run alone while the other threads idle.
     cfg = replace(cfg, run=replace(cfg.run, threads=cfg.run.threads_for(len(unique))))
     unique.sort(key=lambda s: -s.size_bytes)
-    futures = [score_file.submit(s, cfg, models, model_version, out_dir) for s in unique]
+    futures = [score_file.submit(s, cfg, models, model_version, out_dir, batch) for s in unique]
     for future in as_completed(futures):
         done(future.result())
     summary.wall_s = time.perf_counter() - started

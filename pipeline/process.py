@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -67,6 +68,7 @@ __all__ = [
     "commit_call",
     "check_unchanged",
     "prepare_output",
+    "new_batch_id",
     "process_source",
     "run_stamp",
 ]
@@ -211,11 +213,19 @@ def build_tables(source: Source, call: CallInput, scored: ScoredCall, stamp: sto
     return key, segments, calls
 
 
-# Outputs whose disk filled up (or became unwritable, or whose bucket went away) during this
-# process's run: every file still queued fails fast instead of being transcribed for nothing.
-# Keyed by Store.location; cleared by prepare_output.
-_BROKEN_OUTPUTS: dict[str, OutputError] = {}
+# Outputs whose disk filled up (or became unwritable, or whose bucket went away) during a batch:
+# every file of that batch still queued in this process fails fast instead of being transcribed for
+# nothing. Keyed by (Store.location, batch id), so a long-lived worker process (Dask, a deployment)
+# does not carry one batch's fault into the next batch, which gets a new id (new_batch_id).
+_BROKEN_OUTPUTS: dict[tuple[str, str], OutputError] = {}
 _LOCK = threading.Lock()
+#: Faults remembered per process at most (the oldest forgotten first).
+_MAX_BROKEN = 64
+
+
+def new_batch_id() -> str:
+    """A fresh id for one batch of files: an output fault met in one batch never fails another."""
+    return uuid.uuid4().hex
 
 
 def prepare_output(out_dir: OutputLocation) -> Store:
@@ -225,7 +235,8 @@ def prepare_output(out_dir: OutputLocation) -> Store:
     out = open_store(out_dir)
     out.check()
     with _LOCK:
-        _BROKEN_OUTPUTS.pop(out.location, None)
+        for entry in [k for k in _BROKEN_OUTPUTS if k[0] == out.location]:
+            del _BROKEN_OUTPUTS[entry]
     try:
         out.prepare()
     except OSError as exc:
@@ -233,10 +244,12 @@ def prepare_output(out_dir: OutputLocation) -> Store:
     return out
 
 
-def _output_failed(out: Store, exc: OSError, doing: str) -> OutputError:
+def _output_failed(out: Store, exc: OSError, doing: str, batch: str = "") -> OutputError:
     error = out.output_error(exc, doing)
     with _LOCK:
-        _BROKEN_OUTPUTS.setdefault(out.location, error)
+        _BROKEN_OUTPUTS.setdefault((out.location, batch), error)
+        while len(_BROKEN_OUTPUTS) > _MAX_BROKEN:
+            del _BROKEN_OUTPUTS[next(iter(_BROKEN_OUTPUTS))]
     return error
 
 
@@ -245,8 +258,10 @@ def _is_output_fault(exc: BaseException) -> bool:
 
 
 def record_failure(out_dir: OutputLocation, path: str, sha256: str | None, error: BaseException,
-                   stamp: store.RunStamp, attempts: int = 1, source_id: str = "") -> Outcome:
+                   stamp: store.RunStamp, attempts: int = 1, source_id: str = "", batch: str = "") -> Outcome:
     """Write an ``errors`` row for a failed input and return its outcome.
+
+    ``batch`` (:func:`new_batch_id`) scopes an output fault to the files of one batch.
 
     A file that is still being written is ``deferred`` (no error row); a version another attempt
     committed first is ``skipped``. An output fault (disk full, read-only) is not the input's
@@ -257,7 +272,7 @@ def record_failure(out_dir: OutputLocation, path: str, sha256: str | None, error
     if isinstance(error, (OutputError, ModelArtifactError)):
         raise error
     if _is_output_fault(error):
-        raise _output_failed(out, error, f"writing the results of {Path(path).name}")  # type: ignore[arg-type]
+        raise _output_failed(out, error, f"writing the results of {Path(path).name}", batch)  # type: ignore[arg-type]
     if isinstance(error, AlreadyCommittedError):
         return Outcome(path=path, status="skipped", call_key=error.call_key, message=str(error))
     if isinstance(error, InputChangingError):
@@ -273,7 +288,7 @@ def record_failure(out_dir: OutputLocation, path: str, sha256: str | None, error
     try:
         out.write_error(table)
     except OSError as exc:
-        raise _output_failed(out, exc, f"recording the failure of {Path(path).name}") from exc
+        raise _output_failed(out, exc, f"recording the failure of {Path(path).name}", batch) from exc
     return Outcome(path=path, status="failed", step=step, message=f"{message} {hint}".strip())
 
 
@@ -292,16 +307,17 @@ def check_unchanged(source: Source) -> None:
 
 
 def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
-               force: bool = False) -> Outcome | None:
+               force: bool = False, batch: str = "") -> Outcome | None:
     """The outcome for an input that needs no scoring, or ``None`` when it must be (re)scored.
 
-    Fails fast with :class:`OutputError` when the output folder already failed in this run.
+    Fails fast with :class:`OutputError` when the output already failed in this ``batch``
+    (:func:`new_batch_id`; the batch without an id lasts until :func:`prepare_output`).
     A call stored at the same version is ``skipped``; if its rep/customer/date/path changed
     (calls.csv corrected, file renamed inside its identity) the row is rewritten: ``updated``.
     """
     out = open_store(out_dir)
     with _LOCK:
-        broken = _BROKEN_OUTPUTS.get(out.location)
+        broken = _BROKEN_OUTPUTS.get((out.location, batch))
     if broken is not None:
         raise broken
     ident = store.source_identity(source)
@@ -311,7 +327,7 @@ def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
     try:
         stored = out.stored_call(ident, key)
     except OSError as exc:
-        raise _output_failed(out, exc, f"reading the stored results of {Path(source.path).name}") from exc
+        raise _output_failed(out, exc, f"reading the stored results of {Path(source.path).name}", batch) from exc
     if stored.state != "current" or stored.row is None:
         return None
     meta = source.metadata
@@ -322,21 +338,23 @@ def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
         try:
             out.update_call(ident, changes)
         except OSError as exc:
-            raise _output_failed(out, exc, f"updating {Path(source.path).name}") from exc
+            raise _output_failed(out, exc, f"updating {Path(source.path).name}", batch) from exc
         status = "updated"
     try:
         out.clear_error(ident)
     except OSError as exc:
-        raise _output_failed(out, exc, f"clearing the error record of {Path(source.path).name}") from exc
+        raise _output_failed(out, exc, f"clearing the error record of {Path(source.path).name}", batch) from exc
     return Outcome(path=source.path, status=status, call_id=stored.row["call_id"], call_key=key,
                    message=f"metadata re-applied: {', '.join(sorted(changes))}" if changes else None)
 
 
 def commit_call(out_dir: OutputLocation, source: Source, call: CallInput, scored: ScoredCall,
-                stamp: store.RunStamp, taxonomy: Taxonomy, processing_s: float, replace: bool = False) -> str:
+                stamp: store.RunStamp, taxonomy: Taxonomy, processing_s: float, replace: bool = False,
+                batch: str = "") -> str:
     """Write a scored call (replacing any older version of it) and clear its error; returns its key.
 
-    ``replace`` (``--force``) commits even over an already committed copy of the same version.
+    ``replace`` (``--force``) commits even over an already committed copy of the same version;
+    ``batch`` as for :func:`check_done`.
 
     Raises:
         InputChangingError: the file changed while it was processed (nothing is written).
@@ -351,7 +369,7 @@ def commit_call(out_dir: OutputLocation, source: Source, call: CallInput, scored
         committed = out.write_call(key, segments, calls, replace=replace)
         out.clear_error(store.source_identity(source))
     except OSError as exc:
-        raise _output_failed(out, exc, f"writing the results of {Path(source.path).name}") from exc
+        raise _output_failed(out, exc, f"writing the results of {Path(source.path).name}", batch) from exc
     if not committed:
         raise AlreadyCommittedError(key)
     return key
@@ -359,17 +377,17 @@ def commit_call(out_dir: OutputLocation, source: Source, call: CallInput, scored
 
 def process_source(source: Source, *, asr: AsrModel | None, artifact: Artifact, nlp: Any,
                    config: PipelineConfig, out_dir: OutputLocation,
-                   speaker_model: SpeakerModel | None = None) -> Outcome:
+                   speaker_model: SpeakerModel | None = None, batch: str = "") -> Outcome:
     """Score one source end to end and write its rows; failures become ``errors`` rows.
 
     Skips the source when its stored results are current (unless ``config.run.force``);
-    re-applies changed metadata without re-scoring.
+    re-applies changed metadata without re-scoring. ``batch`` as for :func:`check_done`.
 
     Raises:
         OutputError: the output folder cannot be written; the batch should stop.
     """
     stamp = run_stamp(artifact, asr.name if asr else None)
-    done = check_done(source, stamp, out_dir, config.run.force)
+    done = check_done(source, stamp, out_dir, config.run.force, batch)
     if done is not None:
         return done
     started = time.perf_counter()
@@ -377,9 +395,10 @@ def process_source(source: Source, *, asr: AsrModel | None, artifact: Artifact, 
         call = read_call(source, asr, config, speaker_model)
         scored = score_turns(call, artifact, nlp, config)
         key = commit_call(out_dir, source, call, scored, stamp, artifact.taxonomy, time.perf_counter() - started,
-                          replace=config.run.force)
+                          replace=config.run.force, batch=batch)
     except Exception as exc:  # recorded, never lost; the batch goes on
         logger.warning("%s failed: %s", source.path, exc)
-        return record_failure(out_dir, source.path, source.sha256, exc, stamp, source_id=store.source_identity(source))
+        return record_failure(out_dir, source.path, source.sha256, exc, stamp,
+                              source_id=store.source_identity(source), batch=batch)
     return Outcome(path=source.path, status="scored", call_id=scored.call_id, call_key=key,
                    action_share=scored.score.action_share, audio_s=call.audio_duration_s)

@@ -156,3 +156,27 @@ def test_real_full_disk_stops_cleanly_and_the_rerun_finishes(small_tmpfs: Path, 
     statuses = batch()
     assert statuses.count("scored") == 40 - stored and statuses.count("skipped") == stored
     assert store.read_dataset(out, "calls").num_rows == 40
+
+
+def test_an_output_fault_fails_only_its_own_batch_in_a_long_lived_process(tmp_path: Path, artifact, nlp) -> None:
+    """A worker process that lives on (Dask, a deployment) does not carry a full disk met by one batch into
+    the next: the queued files of the failed batch fail fast, the next batch (new id, no prepare_output in
+    this process, as in a Dask worker) scores normally once the disk has space again."""
+    from pipeline.config import PipelineConfig
+    from pipeline.ingest.discover import describe_source
+
+    folder, out = _folder(tmp_path, 2), tmp_path / "out"
+    out.mkdir()
+    config = PipelineConfig()
+    first, second = (describe_source(p) for p in sorted(folder.iterdir()))
+    stamp = process.run_stamp(artifact, None)
+    failed_batch, next_batch = process.new_batch_id(), process.new_batch_id()
+    full = OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(OutputError, match="is full"):
+        process.record_failure(str(out), first.path, first.sha256, full, stamp, batch=failed_batch)
+    with pytest.raises(OutputError, match="is full"):  # the rest of that batch fails fast, nothing is read
+        process.check_done(second, stamp, str(out), batch=failed_batch)
+    outcome = process.process_source(second, asr=None, artifact=artifact, nlp=nlp, config=config,
+                                     out_dir=str(out), batch=next_batch)
+    assert outcome.status == "scored"
+    assert store.read_dataset(out, "calls").num_rows == 1 and store.read_dataset(out, "errors").num_rows == 0
