@@ -152,7 +152,7 @@ def report(
     con = console()
     if n == 0:
         con.print("[yellow]No calls matched[/]: the report says so. Widen --since/--rep.")
-    con.print(f"Report with {n} calls written to [bold]{escape(printable(path))}[/]")
+    con.print(f"Report with {n} call{'' if n == 1 else 's'} written to [bold]{escape(printable(path))}[/]")
 
 
 @app.command(short_help="Delete what failed attempts left behind.")

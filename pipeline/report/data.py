@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.report.rules import COV_TAXONOMY, ReportTaxonomy, rep_key
+from pipeline.report.rules import COV_TAXONOMY, ReportTaxonomy, median_share, rep_key
 from pipeline.store.base import OutputLocation, open_store
 
 __all__ = ["ReportData", "load_call_rows", "load_error_rows", "load_report_data", "report_taxonomy"]
@@ -84,6 +84,9 @@ class ReportData:
     since: dt.date | None = None
     rep: str | None = None
     taxonomy: ReportTaxonomy = COV_TAXONOMY
+    team_median: float | None = None
+    """Median action share of every rep's calls in the period (``since``), before the ``rep`` filter:
+    what a rep is compared with, also in a report filtered to that rep."""
 
 
 def load_report_data(out_dir: OutputLocation, since: dt.date | None = None, rep: str | None = None,
@@ -97,6 +100,7 @@ def load_report_data(out_dir: OutputLocation, since: dt.date | None = None, rep:
     calls = load_call_rows(out)
     if since is not None:
         calls = [c for c in calls if c["call_date"] is not None and c["call_date"] >= since]
+    team_median = median_share(calls)
     if rep is not None:
         calls = [c for c in calls if rep_key(c["rep"]) == rep_key(rep)]
     keys = {c["call_key"] for c in calls}
@@ -112,6 +116,6 @@ def load_report_data(out_dir: OutputLocation, since: dt.date | None = None, rep:
     for rows in segments.values():
         rows.sort(key=lambda r: r["segment_index"])
     return ReportData(calls=calls, segments=dict(segments), since=since, rep=rep,
-                      taxonomy=report_taxonomy(calls, models))
+                      taxonomy=report_taxonomy(calls, models), team_median=team_median)
 
 

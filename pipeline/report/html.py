@@ -102,7 +102,7 @@ def _scorecard(call: dict[str, Any], segments: list[dict[str, Any]], th: Thresho
         "anchor": "call-" + call["call_key"][:12],
         "verdict": verdict(call["action_share"]),
         "ratio_text": "no action at all" if ratio is None else f"{ratio:.1f} s of talk per second of action",
-        "cycle": cycle_sentence(call, tax),
+        "cycle": cycle_sentence(call, tax, len(commitments)),
         "order": " → ".join(s.capitalize() for s in (call["stage_order"] or [])) or "—",
         "mix": dict(call["stage_shares"] or []),
         "flags": call_flags(call, th, tax),
@@ -122,8 +122,8 @@ def render_report(data: ReportData, th: Thresholds = Thresholds(), generated_at:
     """The report as one HTML string (inline CSS, SVG and a hashed inline script; no external resources)."""
     calls = data.calls
     tax = data.taxonomy
-    reps = rep_summaries(calls, th, tax)
-    glance = team_glance(calls, th)
+    reps = rep_summaries(calls, th, tax, data.team_median)
+    glance = team_glance(calls, th, tax)
     attention = [(c, f) for c in calls if (f := call_flags(c, th, tax))]
     cards = [_scorecard(c, data.segments.get(c["call_key"], []), th, data, cache_dir) for c in calls]
     team_mix = stage_mix_svg([(r["rep"], r["stage_mix"]) for r in reps], "Stage mix per rep", tax) if reps else None
@@ -138,6 +138,7 @@ def render_report(data: ReportData, th: Thresholds = Thresholds(), generated_at:
     return _template().render(
         calls=calls, reps=reps, cards=cards, attention=attention, th=th,
         team_median=glance["median_action_share"], complete=glance["complete"],
+        reps_median=data.team_median, since=data.since.isoformat() if data.since else None, rep=data.rep,
         total_minutes=sum((c["audio_duration_s"] or c["speech_s"] or 0) for c in calls) / 60,
         trend=trend_svg(reps, calls), team_mix=team_mix, call_mix=call_mix, colours=stage_colours(tax),
         cycle_arrow=tax.arrow(), filters=", ".join(filters), generated=generated.strftime("%Y-%m-%d %H:%M UTC"),

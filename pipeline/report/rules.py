@@ -17,7 +17,8 @@ from typing import Any
 __all__ = [
     "Thresholds", "ReportTaxonomy", "COV_TAXONOMY", "verdict", "format_pct", "format_share",
     "interval_half_width", "rep_key", "rep_display_name",
-    "call_flags", "rep_summaries", "team_glance", "talk_heavy_stretch", "cycle_sentence", "cycle_status", "iso_week",
+    "call_flags", "rep_summaries", "median_share", "team_glance", "talk_heavy_stretch", "cycle_sentence",
+    "cycle_status", "iso_week",
 ]
 
 
@@ -123,13 +124,22 @@ def cycle_status(call: dict[str, Any], tax: ReportTaxonomy = COV_TAXONOMY) -> st
     return "open loop" if tax.cycle and tax.cycle[-1] not in present else "partial"
 
 
-def cycle_sentence(call: dict[str, Any], tax: ReportTaxonomy = COV_TAXONOMY) -> str:
-    """The scorecard's sentence about the cycle."""
+def cycle_sentence(call: dict[str, Any], tax: ReportTaxonomy = COV_TAXONOMY,
+                   n_commitments: int | None = None) -> str:
+    """The scorecard's sentence about the cycle.
+
+    Stages count by their labels, so a call whose only Act is talk about next steps ("we should catch
+    up sometime") has a complete cycle; given ``n_commitments`` (segments labelled action) of 0, the
+    sentence says that nothing was committed.
+    """
     present = call["stages_present"] or []
     status = cycle_status(call, tax)
     if status == "complete":
-        return f"Complete cycle: {', '.join(s.capitalize() for s in tax.cycle[:-1])} and " \
-               f"{tax.cycle[-1].capitalize()} all happened." if len(tax.cycle) > 1 else "Complete cycle."
+        sentence = (f"Complete cycle: {', '.join(s.capitalize() for s in tax.cycle[:-1])} and "
+                    f"{tax.cycle[-1].capitalize()} all happened." if len(tax.cycle) > 1 else "Complete cycle.")
+        if n_commitments == 0 and "act" in tax.cycle:
+            sentence += " But Act was only talk about next steps: nothing was committed."
+        return sentence
     if status == "open loop":
         return _missing_sentence(tax.cycle[-1], tax)
     missing = ", ".join(s.capitalize() for s in tax.cycle if s not in present)
@@ -178,10 +188,14 @@ def rep_display_name(names: list[str | None]) -> str:
 
 
 def rep_summaries(calls: list[dict[str, Any]], th: Thresholds = Thresholds(),
-                  tax: ReportTaxonomy = COV_TAXONOMY) -> list[dict[str, Any]]:
-    """Per rep: calls, average action share, stage mix, weekly trend, gap to the team median, flags."""
-    shares = [c["action_share"] for c in calls if c["action_share"] is not None]
-    team_median = statistics.median(shares) if shares else None
+                  tax: ReportTaxonomy = COV_TAXONOMY, team_median: float | None = None) -> list[dict[str, Any]]:
+    """Per rep: calls, average action share, stage mix, weekly trend, gap to the team median, flags.
+
+    ``team_median`` is the median a rep is compared with; by default that of ``calls`` (a report
+    filtered to one rep passes the median of every rep's calls in its period instead).
+    """
+    if team_median is None:
+        team_median = median_share(calls)
     by_rep: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for c in calls:
         by_rep[rep_key(c["rep"])].append(c)
@@ -223,14 +237,20 @@ def rep_summaries(calls: list[dict[str, Any]], th: Thresholds = Thresholds(),
     return out
 
 
-def team_glance(calls: list[dict[str, Any]], th: Thresholds = Thresholds()) -> dict[str, Any]:
-    """The headline figures: calls, median action share, complete cycles, calls flagged."""
+def median_share(calls: list[dict[str, Any]]) -> float | None:
+    """The median action share of ``calls`` (calls with no work talk left out); ``None`` if none has one."""
     shares = [c["action_share"] for c in calls if c["action_share"] is not None]
+    return statistics.median(shares) if shares else None
+
+
+def team_glance(calls: list[dict[str, Any]], th: Thresholds = Thresholds(),
+                tax: ReportTaxonomy = COV_TAXONOMY) -> dict[str, Any]:
+    """The headline figures: calls, median action share, complete cycles, calls flagged."""
     return {
         "calls": len(calls),
-        "median_action_share": statistics.median(shares) if shares else None,
+        "median_action_share": median_share(calls),
         "complete": sum(bool(c["cycle_complete"]) for c in calls),
-        "flagged": sum(bool(call_flags(c, th)) for c in calls),
+        "flagged": sum(bool(call_flags(c, th, tax)) for c in calls),
     }
 
 

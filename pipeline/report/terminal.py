@@ -75,7 +75,7 @@ def render_summary(rows: list[dict[str, Any]], console: Any = None, tax: ReportT
 
 def headline(rows: list[dict[str, Any]], tax: ReportTaxonomy = COV_TAXONOMY) -> str:
     """The report's "team at a glance" figures as one line (same numbers as the HTML report)."""
-    g = team_glance(rows)
+    g = team_glance(rows, tax=tax)
     return (f"{g['calls']} calls · median action share {format_pct(g['median_action_share'])} · "
             f"{g['complete']}/{g['calls']} complete {tax.arrow()} cycles · {g['flagged']} flagged for "
             "attention (see the HTML report for why)")
