@@ -7,6 +7,7 @@ the same fields from a TOML file (sections ``[asr]``, ``[segmentation]``, ``[run
 from __future__ import annotations
 
 import tomllib
+import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -230,8 +231,39 @@ def _section(cls: type, data: dict[str, Any], name: str) -> Any:
             f"Known options: {sorted(known)}.",
             step="config",
         )
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    hints = typing.get_type_hints(cls)
+    values = {k: _checked(v, hints[k], f"[{name}] {k}") for k, v in data.items()}
     return cls(**values)
+
+
+def _type_words(kind: Any) -> str:
+    args = typing.get_args(kind)
+    if typing.get_origin(kind) is tuple:
+        return "a list of " + {str: "strings", int: "whole numbers", float: "numbers"}.get(args[0], str(args[0]))
+    if args:  # X | None: TOML has no null, so the option is simply left out to keep None
+        return " or ".join(_type_words(a) for a in args if a is not type(None))
+    return {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}.get(kind, str(kind))
+
+
+def _checked(value: Any, kind: Any, where: str) -> Any:
+    """``value`` as the option's declared type wants it (an int where a float is declared becomes a float,
+    a list a tuple), or a :class:`PipelineError` naming the option, the type it needs and what it got."""
+    options = [a for a in typing.get_args(kind) if a is not type(None)] if typing.get_origin(kind) is not tuple \
+        else [kind]
+    for option in options or [kind]:
+        if typing.get_origin(option) is tuple and isinstance(value, (list, tuple)):
+            (item,) = typing.get_args(option)[:1]
+            if all(isinstance(v, item) for v in value):
+                return tuple(value)
+        elif option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        elif option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        elif option in (bool, str) and isinstance(value, option):
+            return value
+    raise PipelineError(f"Config option {where} must be {_type_words(kind)}, not {value!r}.",
+                        "Fix the value in the --config file (TOML: numbers and true/false without quotes).",
+                        step="config")
 
 
 def load_config(path: Path | None = None, **overrides: Any) -> PipelineConfig:
@@ -264,6 +296,9 @@ def load_config(path: Path | None = None, **overrides: Any) -> PipelineConfig:
         if value is None:
             continue
         section, _, option = key.partition("__")
-        current = getattr(config, section)
+        current = getattr(config, section, None)
+        if current is None or option not in {f.name for f in fields(current)}:
+            raise PipelineError(f"Unknown option override {key!r}.",
+                                "Name it as section__option, e.g. asr__beam_size.", step="config")
         config = replace(config, **{section: replace(current, **{option: value})})
     return config

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from conftest import MODELS
 
 from flows import score_flow
 from flows.score_flow import run_scoring, score_calls
-from pipeline.config import PipelineConfig, load_config
+from pipeline.config import AsrConfig, PipelineConfig, RunConfig, load_config
+from pipeline.errors import PipelineError
 from pipeline.store import local as store
 
 
@@ -173,8 +175,23 @@ def test_each_run_scores_with_the_model_current_when_it_starts(prefect_harness, 
 def test_config_file_and_overrides(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text('[asr]\nbeam_size = 3\n[run]\nchannel_speakers = ["agent", "caller"]\n')
-    cfg = load_config(path, asr__batched=True, run__retries=None)
-    assert cfg.asr.beam_size == 3 and cfg.asr.batched and cfg.run.channel_speakers == ("agent", "caller")
+    assert RunConfig().retries != 0 and AsrConfig().batched  # so the overrides below are seen
+    cfg = load_config(path, asr__batched=False, run__retries=None, run__timeout_s=12.5)
+    assert cfg.asr.beam_size == 3 and cfg.run.channel_speakers == ("agent", "caller")
+    assert cfg.asr.batched is False and cfg.run.timeout_s == 12.5  # an override wins over the default
+    assert cfg.run.retries == RunConfig().retries  # None leaves the file's (here the default) value
     path.write_text('[asr]\nbeem_size = 3\n')
-    with pytest.raises(Exception, match="beem_size"):
+    with pytest.raises(PipelineError, match="beem_size"):
         load_config(path)
+    with pytest.raises(PipelineError, match="'asr__beem_size'"):
+        load_config(None, asr__beem_size=3)
+    # a value of the wrong type is one clear error naming the option, not a crash later in the run
+    for body, words in (('[run]\nthreads = "2"', "[run] threads must be a whole number, not '2'"),
+                        ("[asr]\nbeam_size = 5.5", "[asr] beam_size must be a whole number"),
+                        ("[diarize]\nsnap_to_sentences = 1", "must be true or false"),
+                        ('[run]\nchannel_speakers = ["agent", 2]', "must be a list of strings")):
+        path.write_text(body)
+        with pytest.raises(PipelineError, match=re.escape(words)):
+            load_config(path)
+    path.write_text("[run]\ntimeout_s = 30\n")
+    assert load_config(path).run.timeout_s == 30.0 and isinstance(load_config(path).run.timeout_s, float)

@@ -272,5 +272,33 @@ def test_a_filtered_report_never_replaces_the_team_report(scored_out: Path, tmp_
     assert Path(filtered).name == "report-rep-dana-since-2026-11-05.html" and n == 1
     assert Path(team).read_bytes() == before
     page = Path(filtered).read_text()
-    assert "of the calls shown" in page and "vs median shown" in page and "vs team median" not in page
+    assert "of the calls shown" in page and "vs team median" in page and "not only the calls of this report" in page
     assert default_report_name(rep="../../x y") == "report-rep-x-y.html"  # a name, never a path
+
+
+def test_a_report_filtered_to_one_rep_compares_them_with_every_rep(scored_out: Path) -> None:
+    """A rep's own report keeps the gap to the median of every rep's calls in the period, so a rep far
+    below the team is flagged on their own page too, not measured against themselves (+0 pts)."""
+    from pipeline.report.rules import median_share
+
+    everyone = load_report_data(scored_out)
+    dana = load_report_data(scored_out, rep="Dana")
+    assert dana.team_median == median_share(everyone.calls) == everyone.team_median
+    mine = [c["action_share"] for c in dana.calls]
+    assert median_share(dana.calls) == pytest.approx(sorted(mine)[0] / 2 + sorted(mine)[1] / 2)
+    alone = rep_summaries(dana.calls, team_median=dana.team_median)
+    assert [r["gap_to_median"] for r in alone] == pytest.approx([sum(mine) / 2 - everyone.team_median])
+    since = load_report_data(scored_out, since=dt.date(2026, 11, 5), rep="Ben")
+    assert since.calls == [] and since.team_median == median_share(load_report_data(
+        scored_out, since=dt.date(2026, 11, 5)).calls)
+
+
+def test_a_complete_cycle_without_a_commitment_says_so() -> None:
+    """Stages count by label, so vague talk about next steps is Act; the scorecard then says that nothing
+    was committed rather than only "all happened" beside "Commitments made (0)"."""
+    from pipeline.report.rules import cycle_sentence
+
+    call = _row("a", 0.02, 0.0, 0.07)
+    assert cycle_sentence(call) == "Complete cycle: Align, Act and Adjust all happened."
+    assert cycle_sentence(call, n_commitments=2) == cycle_sentence(call)
+    assert cycle_sentence(call, n_commitments=0).endswith("But Act was only talk about next steps: nothing was committed.")
