@@ -129,6 +129,10 @@ def test_promotion_guard(tmp_path: Path, taxonomy) -> None:
     assert current_version(tmp_path) == "good"
     forced = promote(tmp_path, "bad", rows, force=True)
     assert forced.promoted and current_version(tmp_path) == "bad"
+    # a current model that cannot be loaded does not block a candidate; the reason says why
+    (tmp_path / "bad" / "model.skops").write_bytes(b"damaged")
+    rescued = promote(tmp_path, "good", rows)
+    assert rescued.promoted and "cannot be loaded" in rescued.reason and rescued.incumbent is None
 
 
 def test_missing_pointer_is_explained(tmp_path: Path) -> None:

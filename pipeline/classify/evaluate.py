@@ -15,6 +15,7 @@ from pipeline.classify.benchmark import BenchmarkSet
 from pipeline.classify.labels import LabelledRow, drop_near_duplicates
 from pipeline.classify.predict import predict_utterances
 from pipeline.classify.train import classification_metrics, mean_interval
+from pipeline.errors import ModelArtifactError
 from pipeline.schema import Segment
 
 __all__ = ["evaluate_artifact", "evaluate_benchmark", "evaluate_sources", "benchmark_sets", "compare_on_sets",
@@ -128,14 +129,20 @@ def promote(models_root: Path, version: str, holdout: Sequence[LabelledRow], for
     incumbent_version = current_version(models_root)
     inc: dict[str, float] | None = None
     if incumbent_version and incumbent_version != version:
+        reason_broken = ""
         try:
-            incumbent = load_artifact(models_root, incumbent_version)
+            incumbent: Artifact | None = load_artifact(models_root, incumbent_version)
+        except ModelArtifactError as exc:  # a broken incumbent should not block a good candidate
+            incumbent, reason_broken = None, f"current model {incumbent_version} cannot be loaded ({exc.message})"
+        if incumbent is not None and incumbent.taxonomy != candidate.taxonomy:
+            if not force:
+                return PromotionDecision(
+                    False, f"current model {incumbent_version} has another taxonomy "
+                    f"({incumbent.taxonomy.name} v{incumbent.taxonomy.version}), so the held-out rows cannot "
+                    "compare the two; use --force to promote anyway", cand, None)
+            incumbent, reason_broken = None, "forced over a current model with another taxonomy"
+        if incumbent is not None:  # an error while scoring it is a real error, not a reason to skip the gate
             inc = {t: m["macro_f1"] for t, m in evaluate_artifact(incumbent, holdout)["tasks"].items()}
-        except Exception as exc:  # a broken incumbent should not block a good candidate
-            inc = None
-            reason_broken = f"current model {incumbent_version} cannot be loaded ({exc})"
-        else:
-            reason_broken = ""
         worse = {t: (cand.get(t, 0.0), v) for t, v in (inc or {}).items() if cand.get(t, 0.0) < v - 1e-9}
         if worse and not force:
             detail = ", ".join(f"{t}: {c:.3f} < {v:.3f}" for t, (c, v) in worse.items())
