@@ -306,10 +306,26 @@ def check_unchanged(source: Source) -> None:
                                  "It is scored by the next run, once it has stopped changing.")
 
 
+def _identity_clash(source: Source, ident: str, row: dict[str, Any]) -> InputError | None:
+    """An :class:`InputError` when the call stored under ``ident`` came from another file: other bytes
+    *and* another path (the same name under two input folders, e.g. one folder per night, scored into one
+    output). A file changed in place (same path) or moved unchanged (same bytes) is the same call."""
+    if row.get("source_sha256") == source.sha256 or row.get("source_path") == source.path:
+        return None
+    return InputError(
+        f"{Path(source.path).name}: the output already holds a different call under the same identity "
+        f"{ident!r}, scored from {row.get('source_path')!r}; it was kept and this file was not scored.",
+        "Identities are paths relative to the folder given to `callcycle run`: run on the parent folder "
+        "(e.g. `callcycle run nightly`, so each night's folder is part of the identity), score each folder "
+        "into its own --out, or pass --force to replace the stored call with this one.", step="discover")
+
+
 def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
                force: bool = False, batch: str = "") -> Outcome | None:
     """The outcome for an input that needs no scoring, or ``None`` when it must be (re)scored.
 
+    A different file (other bytes, other path) under an identity the output already holds is not
+    scored: its outcome is ``failed``, recorded in ``errors`` (``--force`` replaces the stored call).
     Fails fast with :class:`OutputError` when the output already failed in this ``batch``
     (:func:`new_batch_id`; the batch without an id lasts until :func:`prepare_output`).
     A call stored at the same version is ``skipped``; if its rep/customer/date/path changed
@@ -322,12 +338,16 @@ def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
         raise broken
     ident = store.source_identity(source)
     key = store.call_key(source.sha256, stamp, source.kind, ident)
-    if force:
-        return None
     try:
         stored = out.stored_call(ident, key)
     except OSError as exc:
         raise _output_failed(out, exc, f"reading the stored results of {Path(source.path).name}", batch) from exc
+    if not force and stored.state == "stale" and stored.row is not None:
+        clash = _identity_clash(source, ident, stored.row)
+        if clash is not None:  # recorded as this input's failure; the stored call stays as it was
+            return record_failure(out_dir, source.path, source.sha256, clash, stamp, source_id=ident, batch=batch)
+    if force:
+        return None
     if stored.state != "current" or stored.row is None:
         return None
     meta = source.metadata

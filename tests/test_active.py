@@ -64,6 +64,16 @@ def test_export_label_import_round_trip(scored: Path, tmp_path: Path) -> None:
     assert {m["stage"] for m in merged} == {"act"} and all(m["id"].startswith("al-") for m in merged)
     # a segment's conversation group is its call, so held-out splits and context keep calls whole
     assert all(m["group"] == f"call:{m['call_id']}" for m in merged)
+    # exported most uncertain first (segments 1, 3, 2), imported in call order with their positions, so
+    # training reads only truly consecutive segments as neighbours
+    assert [int(r["segment_index"]) for r in rows] == [1, 3, 2]
+    assert [m["index"] for m in merged] == [1, 2, 3]
+    from pipeline.classify.labels import load_labelled
+    from pipeline.classify.train import rows_to_utterances
+
+    utterances = rows_to_utterances(load_labelled([target], TAXONOMY))
+    assert utterances.texts == ("sentence number 1", "sentence number 2", "sentence number 3")
+    assert len(set(utterances.conversations)) == 1
     # importing the same rows again is a duplicate-id error and changes nothing
     before = target.read_text()
     with pytest.raises(LabelDataError, match="already in the labelled data"):

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import process
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, RunConfig
 from pipeline.errors import InputChangingError
 from pipeline.ingest.discover import discover_inputs
 from pipeline.report.terminal import load_call_rows
@@ -55,6 +55,31 @@ def test_changed_file_replaces_its_call(tmp_path: Path, artifact, nlp) -> None:
     assert set(segs.column("call_key").to_pylist()) == {rows[0]["call_key"]} and segs.num_rows == 3
     assert pq.read_table(out / "segments").num_rows == 3
     assert _run(folder, out, artifact, nlp) == {"a.json": "skipped"}
+
+
+def test_same_name_in_another_folder_never_replaces_a_stored_call(tmp_path: Path, artifact, nlp) -> None:
+    """One folder per night into one output, each with its call_0001.json: the second night's file (other
+    bytes, other path, same identity) is a failed input that says why, the first night's call is kept;
+    --force replaces it on purpose; the parent folder gives both their own identities."""
+    first, second, out = tmp_path / "nightly" / "d1", tmp_path / "nightly" / "d2", tmp_path / "out"
+    first.mkdir(parents=True)
+    second.mkdir()
+    _transcript(first / "call_0001.json", "How is the rollout going?", "It slipped a week.")
+    _transcript(second / "call_0001.json", "Can you send the quote by Friday?", "Yes, I will.")
+    assert _run(first, out, artifact, nlp) == {"call_0001.json": "scored"}
+    kept = load_call_rows(out)
+    assert _run(second, out, artifact, nlp) == {"call_0001.json": "failed"}
+    assert load_call_rows(out) == kept  # the first night's call, untouched
+    errors = store.read_dataset(out, "errors").to_pylist()
+    assert len(errors) == 1 and "different call under the same identity" in errors[0]["message"]
+    assert str(first / "call_0001.json") in errors[0]["message"] and "--force" in errors[0]["hint"]
+    assert _run(first, out, artifact, nlp) == {"call_0001.json": "skipped"}  # and the first night is still current
+    forced = _run(second, out, artifact, nlp, PipelineConfig(run=RunConfig(force=True)))
+    assert forced == {"call_0001.json": "scored"}
+    assert [r["source_path"] for r in load_call_rows(out)] == [str(second / "call_0001.json")]
+    both = tmp_path / "out-both"
+    _run(tmp_path / "nightly", both, artifact, nlp)  # its result is keyed by file name: both are call_0001.json
+    assert sorted(r["source_id"] for r in load_call_rows(both)) == ["d1/call_0001.json", "d2/call_0001.json"]
 
 
 def test_failure_clears_when_the_file_is_fixed(tmp_path: Path, artifact, nlp) -> None:

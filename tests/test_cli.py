@@ -131,6 +131,10 @@ def test_classify_reads_text_files_semicolon_and_tab_tables_and_a_named_text_col
             [(r["stage"], r["p_act"], r["action_prob"]) for r in from_lines]
     clash = runner.invoke(app, ["classify", str(semi), "--text", "Utterance", "--models", str(MODELS)])
     assert "'stage' kept as 'stage_input'" in clash.stderr
+    loose = tmp_path / "loose.csv"  # a text with an unquoted comma: an error, never a cut-off text
+    loose.write_text("id,text\n1,Sure, I will send it Friday\n")
+    cut = runner.invoke(app, ["classify", str(loose), "--models", str(MODELS)])
+    assert cut.exit_code == 2 and "loose.csv:2: 3 cells where the header has 2" in cut.output
     wrong = runner.invoke(app, ["classify", str(semi), "--models", str(MODELS)])
     assert wrong.exit_code == 2 and "no column 'text'" in wrong.output and "--text" in wrong.output
     assert "'Utterance'" in wrong.output

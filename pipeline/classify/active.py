@@ -44,7 +44,8 @@ def select_uncertain(out_dir: OutputLocation, n: int = 200) -> list[dict[str, An
         seen.add(key)
         uid = hashlib.sha256(f"{row['source_sha256']}:{row['segment_index']}".encode()).hexdigest()[:12]
         picked.append({"id": f"al-{uid}", "text": row["text"], "call_id": row["call_id"],
-                       "speaker": row["speaker"], "predicted_stage": row["stage"],
+                       "segment_index": row["segment_index"], "speaker": row["speaker"],
+                       "predicted_stage": row["stage"],
                        "predicted_talk_action": row["talk_action"], "uncertainty": round(uncertainty, 4)})
         if len(picked) >= n:
             break
@@ -146,10 +147,19 @@ def import_labels(source: Path, taxonomy: Taxonomy, target: Path,
     missing_ids = [i + 1 for i, r in enumerate(raw) if not str(r.get("id") or "").strip()]
     if missing_ids:
         raise LabelDataError(f"{source}: rows {missing_ids[:10]} have no id.", "Keep the id column from the export.")
-    # a segment's conversation is its call: held-out splits and the context level group rows by it
+    # a segment's conversation is its call: held-out splits and the context level group rows by it; its
+    # position in the call (segment_index, as exported) becomes the row's index, so that training reads
+    # only truly consecutive segments as neighbours (rows_to_utterances), and rows are written in call order
     for r in raw:
         if not r.get("group") and r.get("call_id"):
             r["group"] = f"call:{r['call_id']}"
+        position = str(r.pop("segment_index", "") if "index" not in r else "").strip()
+        if position:
+            if not position.isdigit():
+                raise LabelDataError(f"{source}: row {r.get('id')!r} has segment_index {position!r}, "
+                                     "not a whole number.", "Keep the segment_index column as exported.")
+            r["index"] = int(position)
+    raw.sort(key=lambda r: (str(r.get("group") or ""), r["index"] if isinstance(r.get("index"), int) else -1))
     _refuse_neutral_action(raw, taxonomy, source)
     rows = validate_rows(raw, taxonomy, str(source))
     known: set[str] = set()

@@ -204,6 +204,12 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
                 handle.seek(0)
                 reader = csv.DictReader(handle, delimiter=delimiter)
                 for record in reader:  # a row's file line, as a spreadsheet numbers it (header = 1)
+                    if None in record:  # more cells than the header names: a text with an unquoted separator
+                        name = "tab" if delimiter == "\t" else repr(delimiter)
+                        raise LabelDataError(
+                            f"{path}:{reader.line_num}: {len(reader.fieldnames or []) + len(record[None])} cells "
+                            f"where the header has {len(reader.fieldnames or [])}.",
+                            f"Put double quotes around a text that contains a {name}, as spreadsheets save it.")
                     rows.append({**record, "_line": reader.line_num})
         else:
             opener = gzip.open if path.suffix.lower() == ".gz" else open
