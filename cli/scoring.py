@@ -98,6 +98,9 @@ def run(
 
         path, _ = write_report(out)
         con.print(f"Report: [bold]{escape(printable(path))}[/] (open it in a browser)")
+    for outcome in (o for o in summary.outcomes if o.status == "deferred"):  # named, so a nightly log shows them
+        con.print(f"deferred: {escape(printable(outcome.path))}: {escape(printable(outcome.message or ''))}",
+                  soft_wrap=True)
     if summary.failed:
         failed_paths = {o.path for o in summary.failed}
         render_errors([r for r in load_error_rows(out) if r["source_path"] in failed_paths], con)

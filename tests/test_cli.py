@@ -310,3 +310,25 @@ def test_train_with_external_none_reads_no_real_speech_corpus(tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     card = json.loads(next((tmp_path / "models").glob("*/card.json")).read_text())
     assert set(card["data"]["corpora"]) == {"written"}, card["data"]["corpora"]
+
+
+def test_run_names_a_deferred_file_and_why(tmp_path: Path, prefect_harness) -> None:
+    """A WAV still being written is left for the next run: the run's output names it and says why, so a
+    nightly log shows which file waits (not only a count)."""
+    import wave
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    (folder / "a.json").write_text(json.dumps({"turns": [{"speaker": "A", "text": "Can you send it by Friday?"}]}))
+    with wave.open(str(folder / "growing.wav"), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(16000)
+        handle.writeframes(b"\0\0" * 16000)
+    data = (folder / "growing.wav").read_bytes()
+    (folder / "growing.wav").write_bytes(data[: len(data) // 2])  # the header promises twice what is there
+    result = runner.invoke(app, ["run", str(folder), "--out", str(out), "--models", str(MODELS), "--no-report"],
+                           env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "1 deferred" in result.output
+    assert "deferred: " in result.output and "growing.wav" in result.output and "header announces" in result.output
