@@ -125,14 +125,16 @@ def run_stamp(artifact: Artifact | ArtifactCard, asr_model_name: str | None) -> 
 
 def _audio_turns(path: Path, audio: TranscribedFile, config: PipelineConfig,
                  speaker_model: SpeakerModel | None) -> tuple[list[Turn], float | None]:
-    """Turns from word timings: channels interleaved by word time; mono audio diarized first."""
+    """Turns from word timings: channels interleaved by sentence; mono audio diarized first."""
     speakers = {ch: speaker_for_channel(ch, config.run.channel_speakers, audio.n_channels)
                 for ch in range(audio.n_channels)}
     gap_s = config.segmentation.max_turn_gap_s
     if not all(p.words for p in audio.pieces):  # no word timings: recogniser segments are all we have
         return pieces_to_turns(audio.pieces, speakers, gap_s), None
     words = channel_words(audio.pieces, speakers)
-    if audio.n_channels != 1 or not config.diarize.enabled or not words:
+    if audio.n_channels != 1:  # people on separate channels can speak at once: keep sentences whole
+        return words_to_turns(words, gap_s, by_sentence=True), None
+    if not config.diarize.enabled or not words:
         return words_to_turns(words, gap_s), None
     model = speaker_model or load_speaker_model(config.diarize.model_path)
     # the recogniser's VAD pass, reused where its settings allow

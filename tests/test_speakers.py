@@ -51,6 +51,38 @@ def test_crosstalk_words_are_kept_once_in_time_order() -> None:
     assert kept == Counter(["I", "think", "we", "should", "start", "mm-hm", "yes"])
 
 
+def test_on_separate_channels_a_sentence_is_never_cut_by_the_other_speaker() -> None:
+    """Stereo calls interleave by sentence: the customer's "Okay." said inside the rep's sentence, or a
+    reply that starts before the rep has finished, follows the rep's sentence instead of cutting it into
+    fragments that are classified on their own; every word is still kept once."""
+    rep = _piece(0, [("Hello,", 0.0, 0.3), ("this", 0.3, 0.5), ("is", 0.5, 0.6), ("Dana.", 0.6, 1.0),
+                     ("I", 1.1, 1.2), ("wanted", 1.2, 1.5), ("to", 1.5, 1.6), ("follow", 1.6, 1.9), ("up", 1.9, 2.0),
+                     ("on", 2.0, 2.1), ("the", 2.1, 2.2), ("proposal.", 2.2, 2.8)])
+    customer = _piece(1, [("Okay.", 1.15, 1.6), ("Sure,", 2.5, 3.0), ("send", 3.0, 3.2), ("it", 3.2, 3.3),
+                          ("over.", 3.3, 3.6)])
+    words = channel_words([rep, customer], {0: "rep", 1: "customer"})
+    by_word = words_to_turns(words, max_pause_s=1.0)
+    assert [t.text for t in by_word][:3] == ["Hello, this is Dana. I", "Okay.", "wanted to follow up on the proposal."]
+    turns = words_to_turns(words, max_pause_s=1.0, by_sentence=True)
+    assert [(t.speaker, t.text) for t in turns] == [
+        ("rep", "Hello, this is Dana. I wanted to follow up on the proposal."),
+        ("customer", "Okay. Sure, send it over."),
+    ]
+    assert turns[1].start_s == pytest.approx(1.15) and turns[0].end_s == pytest.approx(2.8)
+    assert Counter(w[0] for t in turns for w in t.words) == Counter(w[0] for t in by_word for w in t.words)
+    # a customer sentence said between two of the rep's sentences stays between them
+    between = channel_words([rep, _piece(1, [("Right.", 1.02, 1.08)])], {0: "rep", 1: "customer"})
+    assert [t.speaker for t in words_to_turns(between, max_pause_s=1.0, by_sentence=True)] == ["rep", "customer", "rep"]
+    # the issue's spanning case reads the same either way
+    customer = _piece(1, [("We", 52.9, 53.1), ("looked", 53.1, 53.5), ("at", 53.5, 53.6), ("it.", 53.6, 54.0),
+                          ("Sure,", 62.6, 63.0), ("maybe", 63.0, 63.3), ("after", 63.3, 63.5)])
+    rep = _piece(0, [("Can", 57.3, 57.5), ("we", 57.5, 57.6), ("meet", 57.6, 58.0), ("next", 58.0, 58.4),
+                     ("month?", 58.4, 62.3)])
+    spanning = channel_words([customer, rep], {0: "rep", 1: "customer"})
+    assert [t.text for t in words_to_turns(spanning, 1.0, by_sentence=True)] == \
+        [t.text for t in words_to_turns(spanning, 1.0)] == ["We looked at it.", "Can we meet next month?", "Sure, maybe after"]
+
+
 def test_long_pause_starts_a_new_turn() -> None:
     rep = _piece(0, [("Hello", 0.0, 0.4), ("there.", 0.4, 0.8), ("Anyway,", 3.0, 3.5), ("next.", 3.5, 3.9)])
     turns = words_to_turns(channel_words([rep], {0: "rep"}), max_pause_s=1.0)

@@ -117,7 +117,36 @@ def channel_words(pieces: Sequence[AsrPiece], speakers: dict[int, str]) -> list[
     return words
 
 
-def words_to_turns(words: Sequence[SpokenWord], max_pause_s: float = 1.0) -> list[Turn]:
+#: A word ending like this (closing quotes or brackets allowed) ends its speaker's sentence.
+_SENTENCE_END = re.compile(r"[.?!][\"')\]]*$")
+
+
+def _sentence_order(words: Sequence[SpokenWord], max_pause_s: float) -> list[SpokenWord]:
+    """``words`` in time order by whole sentences: each speaker's words are cut into sentences (at a
+    word ending in ``.``, ``?`` or ``!``, and at a pause longer than ``max_pause_s``) and the sentences
+    are ordered by their first word's start, so a sentence is never cut by the other channel."""
+    own: dict[str, list[SpokenWord]] = {}
+    for word in sorted(words, key=lambda w: (w.start_s, w.channel, w.end_s)):
+        own.setdefault(word.speaker, []).append(word)
+    sentences: list[list[SpokenWord]] = []
+    for spoken in own.values():
+        current: list[SpokenWord] = []
+        for word in spoken:
+            if current and word.start_s - current[-1].end_s > max_pause_s:
+                sentences.append(current)
+                current = []
+            current.append(word)
+            if _SENTENCE_END.search(word.word.strip()):
+                sentences.append(current)
+                current = []
+        if current:
+            sentences.append(current)
+    sentences.sort(key=lambda s: (s[0].start_s, s[0].channel, s[0].end_s))
+    return [word for sentence in sentences for word in sentence]
+
+
+def words_to_turns(words: Sequence[SpokenWord], max_pause_s: float = 1.0,
+                   by_sentence: bool = False) -> list[Turn]:
     """Build turns from time-ordered words: a new turn at every speaker change or long pause.
 
     Recogniser segments are ignored on purpose: on one channel of a stereo call a segment
@@ -125,11 +154,18 @@ def words_to_turns(words: Sequence[SpokenWord], max_pause_s: float = 1.0) -> lis
     hold two speakers. Ordering words by start time interleaves the channels, so no
     turn swallows another speaker's; every word is kept exactly once.
 
+    With ``by_sentence`` (channel audio, where two people can speak at once) the channels are
+    interleaved by whole sentences, not words: a customer's "okay." or a sentence said over
+    the rep's does not cut the rep's sentence into fragments ("... from Acme. I" | "Okay." |
+    "wanted to follow up ..."); the overlapping sentence follows the one it started inside.
+
     Args:
         words: words with speakers (:func:`channel_words`, or diarized words).
         max_pause_s: a silence longer than this inside one speaker's speech starts a new turn.
+        by_sentence: interleave speakers by sentence rather than by word.
     """
-    ordered = sorted(words, key=lambda w: (w.start_s, w.channel, w.end_s))
+    ordered = (_sentence_order(words, max_pause_s) if by_sentence
+               else sorted(words, key=lambda w: (w.start_s, w.channel, w.end_s)))
     turns: list[Turn] = []
     group: list[SpokenWord] = []
 
