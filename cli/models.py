@@ -138,6 +138,9 @@ def evaluate(
     model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version (default: CURRENT).")] = None,
     holdout: Annotated[bool, typer.Option("--holdout", help="Keep only the fixed held-out split, prepared as training does: `callcycle evaluate labels/data/*.jsonl --holdout` reproduces the model card's written held-out figures.")] = False,
     standalone: Annotated[bool, typer.Option("--standalone", help="Classify each row on its own instead of reading the rows of one group as a conversation.")] = False,
+    conversation: Annotated[Optional[str], typer.Option(help="Column naming each row's conversation [default: group]: its rows are read together, in file order, and intervals resample whole conversations.", show_default=False)] = None,
+    speaker: Annotated[Optional[str], typer.Option(help="Column naming who said each row [default: speaker].", show_default=False)] = None,
+    text: Annotated[str, typer.Option("--text", help="Column holding the texts.")] = DEFAULT_TEXT_COLUMN,
     realdata: Annotated[Path, typer.Option(help="Shared real-text folder for the benchmark (skipped with a reason when absent).")] = Path("../shared/realdata/text"),
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
@@ -169,10 +172,15 @@ def evaluate(
     from pipeline.classify.train import format_interval
 
     artifact, n_rows, metrics = evaluate_files(models_dir(models), model_version, files, holdout,
-                                               in_context=not standalone)
+                                               in_context=not standalone, conversation=conversation,
+                                               speaker=speaker, text=text)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
         return
+    groups = {m.get("interval_groups") for m in metrics["tasks"].values()}
+    if not standalone and n_rows > 1 and groups == {n_rows}:
+        console(stderr=True).print("note: every row is its own conversation (no 'group' column), so each was "
+                                   "read alone; name your conversation column with --conversation.", soft_wrap=True)
     where = ", ".join(str(f) for f in files) if len(files) < 4 else f"{len(files)} files"
     con.print(f"[bold]{artifact.version}[/] on {where} ({n_rows} rows)")
     for name, m in metrics["tasks"].items():

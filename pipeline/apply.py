@@ -144,11 +144,39 @@ def holdout_rows(artifact: Artifact, rows: Sequence[LabelledRow]) -> list[Labell
     return held
 
 
-def load_evaluation_rows(artifact: Artifact, files: Sequence[Path], holdout: bool = False) -> list[LabelledRow]:
-    """Validated rows of ``files`` for the tasks each file labels; optionally only the held-out split."""
+def _named_columns(raw: list[dict[str, Any]], source: str, columns: dict[str, str | None]) -> None:
+    """Copy each row's value of a user-named column into the field callcycle reads (``{"group": "call_id"}``),
+    or raise :class:`LabelDataError` when no row has that column."""
+    for field, column in columns.items():
+        if column is None or column == field:
+            continue
+        if not any(column in r for r in raw):
+            found = ", ".join(repr(c) for c in list(dict.fromkeys(k for r in raw for k in r if k != "_line"))[:8])
+            raise LabelDataError(f"{source} has no column {column!r} (found: {found}).",
+                                 "Pass the name of an existing column.")
+        for r in raw:
+            if column in r:
+                r[field] = r[column]
+
+
+def load_evaluation_rows(artifact: Artifact, files: Sequence[Path], holdout: bool = False,
+                         conversation: str | None = None, speaker: str | None = None,
+                         text: str = TEXT_COLUMN) -> list[LabelledRow]:
+    """Validated rows of ``files`` for the tasks each file labels; optionally only the held-out split.
+
+    ``conversation``, ``speaker`` and ``text`` name the columns holding each row's conversation
+    (default ``group``), speaker and text, for files that call them something else.
+
+    Raises:
+        LabelDataError: a file has no rows, or lacks a named column, or a row is invalid.
+    """
     rows: list[LabelledRow] = []
     for file in files:
         raw = read_rows(file)
+        if not raw:
+            raise LabelDataError(f"{file} has no rows to evaluate.",
+                                 "Check the file: JSON Lines with one object per line, or a CSV with a header row.")
+        _named_columns(raw, str(file), {"group": conversation, "speaker": speaker, "text": text})
         tasks = tuple(t.name for t in artifact.taxonomy.tasks if any(t.name in r for r in raw))
         rows.extend(validate_rows(raw, artifact.taxonomy, str(file), tasks or None,
                                   partial=str(file).endswith(".gz")))
@@ -156,12 +184,14 @@ def load_evaluation_rows(artifact: Artifact, files: Sequence[Path], holdout: boo
 
 
 def evaluate_files(models: Path, version: str | None, files: Sequence[Path],
-                   holdout: bool = False, in_context: bool = True) -> tuple[Artifact, int, dict[str, Any]]:
+                   holdout: bool = False, in_context: bool = True, conversation: str | None = None,
+                   speaker: str | None = None, text: str = TEXT_COLUMN) -> tuple[Artifact, int, dict[str, Any]]:
     """Load an artifact and evaluate it on labelled files: ``(artifact, rows used, metrics)``.
 
-    Rows of one group are read as a conversation (``in_context``) unless told otherwise."""
+    Rows of one group (the ``group`` column, or the one ``conversation`` names) are read as a
+    conversation (``in_context``) unless told otherwise; see :func:`load_evaluation_rows`."""
     artifact = load_artifact(models, version)
-    rows = load_evaluation_rows(artifact, files, holdout)
+    rows = load_evaluation_rows(artifact, files, holdout, conversation, speaker, text)
     return artifact, len(rows), evaluate_artifact(artifact, rows, in_context=in_context)
 
 

@@ -332,3 +332,32 @@ def test_run_names_a_deferred_file_and_why(tmp_path: Path, prefect_harness) -> N
     assert result.exit_code == 0, result.output
     assert "1 deferred" in result.output
     assert "deferred: " in result.output and "growing.wav" in result.output and "header announces" in result.output
+
+
+def test_evaluate_reads_a_conversation_column_by_any_name(tmp_path: Path) -> None:
+    """A file whose conversations are in 'call_id' (not 'group') gives the same figures with
+    --conversation call_id as the file with 'group'; without it a note says every row was read alone;
+    an empty file is exit 2."""
+    rows = [json.loads(line) for line in (ROOT / "labels" / "held-back" / "corpus_c15-demos.jsonl")
+            .read_text().splitlines()[:40]]
+    grouped, renamed = tmp_path / "grouped.jsonl", tmp_path / "renamed.jsonl"
+    grouped.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    renamed.write_text("".join(json.dumps({**{k: v for k, v in r.items() if k != "group"}, "call_id": r["group"]})
+                               + "\n" for r in rows))
+
+    def metrics(*args: str) -> tuple[dict, str]:
+        result = runner.invoke(app, ["evaluate", *args, "--json", "--models", str(MODELS)])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout), result.stderr
+
+    reference, _ = metrics(str(grouped))
+    named, _ = metrics(str(renamed), "--conversation", "call_id")
+    assert named == reference and len({r["group"] for r in rows}) >= 2
+    assert reference["tasks"]["stage"]["interval_groups"] == len({r["group"] for r in rows})
+    alone = runner.invoke(app, ["evaluate", str(renamed), "--models", str(MODELS)])
+    assert alone.exit_code == 0 and "--conversation" in alone.stderr
+    missing = runner.invoke(app, ["evaluate", str(renamed), "--conversation", "meeting", "--models", str(MODELS)])
+    assert missing.exit_code == 2 and "no column 'meeting'" in missing.output
+    (tmp_path / "empty.jsonl").write_text("")
+    empty = runner.invoke(app, ["evaluate", str(tmp_path / "empty.jsonl"), "--models", str(MODELS)])
+    assert empty.exit_code == 2 and "no rows to evaluate" in empty.output
