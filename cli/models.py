@@ -28,10 +28,10 @@ def _labelled_files(given: list[Path] | None) -> list[Path]:
     return files
 
 
-@app.command(short_help="Classify texts from a JSONL, CSV, TSV or text file.")
+@app.command(short_help="Classify texts from a JSONL, CSV, TSV, JSON or text file.")
 @command
 def classify(
-    file: Annotated[Path, typer.Argument(help="JSONL, CSV or TSV with a 'text' column (or the one --text names; other columns are kept), or a .txt file with one text per line. A CSV may be separated by commas, semicolons or tabs.")],
+    file: Annotated[Path, typer.Argument(help="JSONL, CSV, TSV or a .json array of objects with a 'text' column (or the one --text names; other columns are kept), or a .txt file with one text per line. A CSV may be separated by commas, semicolons or tabs.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file; .jsonl gives JSON Lines, anything else CSV (spreadsheet-safe). Default: stdout as JSONL.")] = None,
     models: Annotated[Optional[str], typer.Option(help=MODELS_HELP, show_default=False)] = None,
     model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version.")] = None,

@@ -124,9 +124,12 @@ def test_classify_reads_text_files_semicolon_and_tab_tables_and_a_named_text_col
     from_semi = classify(semi, "--text", "Utterance")
     assert [r["Utterance"] for r in from_semi] == sentences and [r["id"] for r in from_semi] == ["1", "2"]
     assert [r["stage_input"] for r in from_semi] == ["act", "align"]
+    array = tmp_path / "array.json"
+    array.write_text(json.dumps([{"text": t, "n": i} for i, t in enumerate(sentences)], indent=2))
+    assert [r["n"] for r in classify(array)] == [0, 1]
     from_tabs = classify(tabs, "--text", "Utterance")
     assert [r["team"] for r in from_tabs] == ["east", "west"]
-    for rows in (from_semi, from_tabs):
+    for rows in (from_semi, from_tabs, classify(array)):
         assert [(r["stage"], r["p_act"], r["action_prob"]) for r in rows] == \
             [(r["stage"], r["p_act"], r["action_prob"]) for r in from_lines]
     clash = runner.invoke(app, ["classify", str(semi), "--text", "Utterance", "--models", str(MODELS)])

@@ -190,10 +190,11 @@ def csv_delimiter(header: str) -> str:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Read a JSONL, CSV or TSV file into dicts, with line numbers in errors.
+    """Read a JSONL, CSV, TSV or JSON-array file into dicts, with line numbers in errors.
 
     A ``.csv`` may be separated by commas, semicolons or tabs (:func:`csv_delimiter` reads the
-    header line); a ``.tsv`` is tab-separated. Anything else is JSON Lines (``.gz`` compressed too).
+    header line); a ``.tsv`` is tab-separated; a ``.json`` file holds one array of objects (errors
+    then count its items). Anything else is JSON Lines (``.gz`` compressed too).
     """
     path = Path(path)
     rows: list[dict[str, Any]] = []
@@ -211,6 +212,18 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
                             f"where the header has {len(reader.fieldnames or [])}.",
                             f"Put double quotes around a text that contains a {name}, as spreadsheets save it.")
                     rows.append({**record, "_line": reader.line_num})
+        elif path.suffix.lower() == ".json":  # one JSON array of objects, as many tools export
+            try:
+                data = json.loads(path.read_text(encoding="utf-8-sig"))
+            except json.JSONDecodeError as exc:
+                raise LabelDataError(f"{path}: invalid JSON ({exc.msg}, line {exc.lineno}).",
+                                     "A .json file must hold one array of objects; use .jsonl for one object "
+                                     "per line.") from exc
+            if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+                raise LabelDataError(f"{path}: not an array of objects.",
+                                     "A .json file must hold one array of objects; use .jsonl for one object "
+                                     "per line.")
+            rows = [dict(item) for item in data]
         else:
             opener = gzip.open if path.suffix.lower() == ".gz" else open
             with opener(path, "rt", encoding="utf-8-sig") as handle:  # a BOM, as Notepad saves, is dropped
