@@ -98,6 +98,13 @@ def run(
 
         path, _ = write_report(out)
         con.print(f"Report: [bold]{escape(printable(path))}[/] (open it in a browser)")
+    for spec in summary.empty:
+        con.print(f"note: no audio or transcript files in {escape(printable(spec))}", soft_wrap=True)
+    if summary.ignored:
+        shown = ", ".join(printable(Path(p).name) for p in summary.ignored[:3])
+        more = f" and {len(summary.ignored) - 3} more" if len(summary.ignored) > 3 else ""
+        con.print(f"note: {len(summary.ignored)} file(s) of a type callcycle does not read were left alone: "
+                  f"{escape(shown)}{more}", soft_wrap=True)
     for outcome in (o for o in summary.outcomes if o.status == "deferred"):  # named, so a nightly log shows them
         con.print(f"deferred: {escape(printable(outcome.path))}: {escape(printable(outcome.message or ''))}",
                   soft_wrap=True)

@@ -65,6 +65,10 @@ class RunSummary:
     outcomes: list[Outcome] = field(default_factory=list)
     wall_s: float = 0.0
     out_dir: str = ""
+    ignored: list[str] = field(default_factory=list)
+    """Files of a type callcycle does not read, found in the input folders (not errors)."""
+    empty: list[str] = field(default_factory=list)
+    """Input folders and patterns that held no audio or transcript (not errors)."""
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -86,8 +90,11 @@ def _retry_unexpected(task: Any, task_run: Any, state: Any) -> bool:
 
 
 @task(name="discover", cache_policy=NO_CACHE)
-def discover_task(inputs: list[str]) -> tuple[list[Source], list[tuple[str, Exception]]]:
-    return ingest.discover_inputs(inputs)
+def discover_task(inputs: list[str]) -> tuple[list[Source], list[tuple[str, Exception]], ingest.DiscoveryNotes]:
+    """Sources, unusable inputs, and what discovery passed over (:class:`~pipeline.ingest.discover.DiscoveryNotes`)."""
+    notes = ingest.DiscoveryNotes()
+    sources, errors = ingest.discover_inputs(inputs, notes=notes)
+    return sources, errors, notes
 
 
 @task(name="transcribe-or-parse", cache_policy=NO_CACHE, retry_condition_fn=_retry_unexpected)
@@ -180,12 +187,12 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str | None = No
     # missing or tampered model; the tasks load it (in the worker processes, with Dask).
     models, model_version = str(resolve_artifact_dir(Path(models), model_version)), None
     card = resources.artifact_card(models, model_version)
-    sources, bad_inputs = discover_task(inputs)
+    sources, bad_inputs, notes = discover_task(inputs)
     if not sources and not bad_inputs:
         raise ingest.no_inputs_error(inputs)
-    summary = RunSummary(out_dir=str(out_dir))
+    summary = RunSummary(out_dir=str(out_dir), ignored=notes.ignored, empty=notes.empty)
     if on_discovered:
-        on_discovered(len(sources) + len(bad_inputs))
+        on_discovered(len(sources) + len(bad_inputs) + len(notes.aliases))
 
     def done(outcome: Outcome) -> None:
         summary.outcomes.append(outcome)
@@ -195,6 +202,8 @@ def score_calls(inputs: list[str], out_dir: str = "out", models: str | None = No
     stamp = process.run_stamp(card, cfg.asr.model)
     for path, error in bad_inputs:
         done(process.record_failure(out_dir, path, ingest.try_sha256(Path(path)), error, stamp, batch=batch))
+    for path, same in notes.aliases:
+        done(Outcome(path=path, status="skipped", message=f"the same file as {same}; scored once"))
     first_of: dict[str, Source] = {}
     unique: list[Source] = []
     for source in sources:

@@ -364,3 +364,25 @@ def test_evaluate_reads_a_conversation_column_by_any_name(tmp_path: Path) -> Non
     (tmp_path / "empty.jsonl").write_text("")
     empty = runner.invoke(app, ["evaluate", str(tmp_path / "empty.jsonl"), "--models", str(MODELS)])
     assert empty.exit_code == 2 and "no rows to evaluate" in empty.output
+
+
+def test_run_says_what_it_passed_over(tmp_path: Path, prefect_harness) -> None:
+    """Nothing is passed over silently: a link to a file that is also an input is a skipped outcome
+    naming that file, files of a type callcycle does not read and an input folder with nothing to
+    score are named in notes; none of them is a failure."""
+    folder, empty, out = tmp_path / "in", tmp_path / "empty", tmp_path / "out"
+    folder.mkdir()
+    empty.mkdir()
+    (folder / "a.json").write_text(json.dumps({"turns": [{"speaker": "A", "text": "Can you send it by Friday?"}]}))
+    (folder / "link.json").symlink_to(folder / "a.json")
+    (folder / "x.aiff").write_bytes(b"FORM")
+    result = runner.invoke(app, ["run", str(folder), str(empty), "--out", str(out), "--models", str(MODELS),
+                                 "--no-report"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "1 scored, 1 skipped" in text and "0 failed" in text
+    assert "1 file(s) of a type callcycle does not read were left alone: x.aiff" in text
+    assert "no audio or transcript files in" in text and str(empty.name) in text
+    from pipeline.report.terminal import load_call_rows
+
+    assert [r["source_id"] for r in load_call_rows(out)] == ["a.json"]

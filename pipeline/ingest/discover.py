@@ -24,6 +24,7 @@ import os
 import stat
 import struct
 import time
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -36,6 +37,7 @@ __all__ = [
     "TRANSCRIPT_FORMATS",
     "SIDECAR_NAME",
     "discover_inputs",
+    "DiscoveryNotes",
     "unmatched_inputs",
     "describe_source",
     "source_kind",
@@ -359,14 +361,31 @@ def no_inputs_error(inputs: list[str] | list[Path]) -> InputError:
                       f"({', '.join(sorted(TRANSCRIPT_FORMATS))}); check the folder and the extensions.")
 
 
+@dataclass(slots=True)
+class DiscoveryNotes:
+    """What discovery passed over without it being an error, so a run can say so.
+
+    Attributes:
+        aliases: ``(path, path of the same file already taken)`` for a link (or a second spelling)
+            to a file that is also an input: it is scored once, under the first path.
+        ignored: files of a type callcycle does not read, found while walking a folder.
+        empty: folders and patterns that held no audio or transcript at all.
+    """
+
+    aliases: list[tuple[str, str]] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)
+
+
 def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_S,
-                    ) -> tuple[list[Source], list[tuple[str, InputError]]]:
+                    notes: DiscoveryNotes | None = None) -> tuple[list[Source], list[tuple[str, InputError]]]:
     """Expand inputs into sources, skipping sidecars and files of unknown type quietly.
 
     Files given explicitly with an unsupported type are reported as errors; files of
     unknown type found while walking a folder (READMEs, scripts) are ignored. Unreadable
     folders, symlinks that point outside the input folder, special files with a known
     extension and files still being written (:class:`InputChangingError`) come back as errors.
+    What is passed over quietly is listed in ``notes`` when given (:class:`DiscoveryNotes`).
 
     Returns:
         ``(sources, errors)``: sources sorted by path, and ``(path, error)`` pairs for
@@ -377,6 +396,7 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
     errors: list[tuple[str, InputError]] = []
     seen: set[Path] = set()
     candidates: list[tuple[Path, Path, bool]] = []
+    notes = notes if notes is not None else DiscoveryNotes()
     for spec in inputs:
         if objectstore.is_uri(spec):
             from pipeline.ingest import remote
@@ -390,6 +410,9 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
             errors.append((str(spec), exc))
             continue
         explicit = spec_path.is_file() or (spec_path.exists() and not spec_path.is_dir())
+        if not explicit and not any(f.suffix.lower().lstrip(".") in AUDIO_FORMATS | TRANSCRIPT_FORMATS
+                                    and f.name != SIDECAR_NAME and not f.name.startswith(".") for f, _ in files):
+            notes.empty.append(str(spec))
         for file, root in files:
             candidates.append((file, root, explicit))
             sidecar = file.parent / SIDECAR_NAME
@@ -399,12 +422,13 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
                     sidecars.update(read_sidecar(sidecar))
                 except InputError as exc:
                     errors.append((str(sidecar), exc))
-    done: set[Path] = set()
+    done: dict[Path, str] = {}  # each file once, under the first path it was found by
     for file, root, explicit in candidates:
         if file.name == SIDECAR_NAME or file.name.startswith("."):
             continue
         fmt = file.suffix.lower().lstrip(".")
         if not explicit and fmt not in AUDIO_FORMATS | TRANSCRIPT_FORMATS:
+            notes.ignored.append(str(file))
             continue
         try:  # a symbolic link loop raises here (RuntimeError), for this file only
             outside = None if explicit else _escapes_root(file, root)
@@ -419,8 +443,10 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
                 "Copy the file into the folder if it is a call; links may not lead out of the inputs.")))
             continue
         if resolved in done:
+            if str(file) != done[resolved]:
+                notes.aliases.append((str(file), done[resolved]))
             continue
-        done.add(resolved)
+        done[resolved] = str(file)
         try:
             sources.append(describe_source(file, sidecars.get(resolved), source_id=_identity(file, root),
                                            settle_s=settle_s))
