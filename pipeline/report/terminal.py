@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,11 @@ def render_summary(rows: list[dict[str, Any]], console: Any = None, tax: ReportT
     stages = list(dict.fromkeys(k for r in rows for k, _ in (r["stage_shares"] or [])))
     mix_header = "/".join(s[:2] for s in stages) or "mix"
     table = Table(title=f"Scored calls ({len(rows)})", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
-                  caption=f"action: share of work talk that was action, ± half its 90% interval; green ≥35% moves "
-                          f"work forward, yellow some commitments, red mostly talk; "
-                          f"{mix_header} = % of speech per stage ({', '.join(stages)}).")
+                  caption=f"action: share of work talk that was action, ± half its 90% interval; + (green) ≥35% "
+                          f"moves work forward, ~ (yellow) some commitments, ! (red) mostly talk; t:a = seconds "
+                          f"of talk per second of action; {mix_header} = % of speech per stage "
+                          f"({', '.join(stages)}); cycle: complete, partial, or open loop (no "
+                          f"{tax.cycle[-1].capitalize() if tax.cycle else 'last stage'}).")
     table.add_column("call", overflow="fold", min_width=10, ratio=3)
     table.add_column("rep", overflow="fold", min_width=4, ratio=1)
     table.add_column("date", no_wrap=True, min_width=10)
@@ -57,16 +60,20 @@ def render_summary(rows: list[dict[str, Any]], console: Any = None, tax: ReportT
     table.add_column(mix_header, justify="right", no_wrap=True)
     table.add_column("cycle", overflow="fold", min_width=8)
     colours = {"moves work forward": "green", "some commitments": "yellow", "mostly talk": "red"}
+    marks = {"moves work forward": "+", "some commitments": "~", "mostly talk": "!"}  # the verdict without colour
+    # two calls of one name (a.wav and a.mp3, or the same name in two folders) are told apart by identity
+    counts = Counter(r["call_id"] for r in rows)
     for r in rows:
         shares = dict(r["stage_shares"] or [])
         ratio = r["talk_action_ratio"]
         cycle = cycle_status(r, tax)
         minutes = (r["audio_duration_s"] or r["speech_s"] or 0) / 60
         mix = "/".join(f"{100 * shares.get(s, 0.0):.0f}" for s in stages)
-        colour = colours.get(verdict(r["action_share"]), "dim")
+        said = verdict(r["action_share"])
+        share = f"[{colours.get(said, 'dim')}]{format_share(r, compact=True)}{marks.get(said, '')}[/]"
         table.add_row(
-            escape(printable(r["call_id"])), escape(printable(r["rep"] or "—")), str(r["call_date"] or "—"),
-            f"{minutes:.1f}", f"[{colour}]{format_share(r, compact=True)}[/]",
+            escape(printable(r["call_id"] if counts[r["call_id"]] == 1 else r["source_id"])),
+            escape(printable(r["rep"] or "—")), str(r["call_date"] or "—"), f"{minutes:.1f}", share,
             "—" if ratio is None else f"{ratio:.1f}", mix, cycle,
         )
     console.print(table)
