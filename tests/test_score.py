@@ -129,6 +129,23 @@ def test_interval_contains_share_and_narrows_with_confidence() -> None:
         score_call(unsure, TAXONOMY).action_share_low, score_call(unsure, TAXONOMY).action_share_high)
 
 
+def test_the_stored_interval_is_centred_on_the_reported_share() -> None:
+    """The draws centre on the expected share (raw probabilities); the reported share is tempered, which
+    sits further from 0.5. The stored interval keeps the draws' spread but around the reported share, so
+    "41% ± 6" is centred on the 41%, not stretched to reach it."""
+    from pipeline.score import action_share, action_share_interval
+
+    leaning = [pseg(i, i * 3, i * 3 + 3, 0.0, 0.7 if i % 4 else 0.2) for i in range(24)]
+    score = score_call(leaning, TAXONOMY)
+    expected, _ = action_share(leaning, TAXONOMY, "expected")
+    low, high = action_share_interval(leaning, TAXONOMY)
+    assert expected is not None and low is not None and high is not None
+    assert score.action_share - expected > 0.05  # tempered pulls a 0.7-leaning call away from the middle
+    assert score.action_share_low == pytest.approx(low + score.action_share - expected)
+    assert score.action_share_high == pytest.approx(high + score.action_share - expected)
+    assert (score.action_share_high - score.action_share_low) == pytest.approx(high - low)  # no stretch
+
+
 def test_stage_mix_counts_each_segment_by_its_sharpened_stage_probabilities() -> None:
     def stage_seg(i: int, start: float, end: float, probs: dict[str, float]) -> ClassifiedSegment:
         s = Segment("c", i, i, "rep", None, start, end, f"text {i}", None, False, False)
