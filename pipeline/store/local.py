@@ -216,6 +216,34 @@ def _read_files(files: list[Path], schema: pa.Schema) -> pa.Table:
     return pa.concat_tables(parts) if parts else schema.empty_table()
 
 
+def _on_current_layout(out_dir: Path) -> bool:
+    """Whether a run of this version has tidied ``out_dir`` (:func:`retire_old_layout`'s marker)."""
+    marker = out_dir / _LAYOUT_MARKER
+    try:
+        return marker.read_text(encoding="utf-8").strip() == SCHEMA_VERSION
+    except OSError:
+        return False
+
+
+def _current_files(files: list[Path]) -> list[Path]:
+    """``files`` written with the current schema; older ones are left out with a warning (reading them
+    against today's schema would give rows with empty columns)."""
+    kept: list[Path] = []
+    old: list[Path] = []
+    for path in files:
+        try:
+            version = (pq.read_schema(path).metadata or {}).get(b"callcycle.schema_version", b"").decode()
+        except (pa.ArrowException, OSError):
+            kept.append(path)  # unreadable: _read_files skips it with its own warning
+            continue
+        (kept if version == SCHEMA_VERSION else old).append(path)
+    if old:
+        logger.warning("%s: %d file(s) from an older callcycle (schema other than %s) left out; "
+                       "run `callcycle run` on this output to move them aside and score their calls again",
+                       old[0].parent.parent, len(old), SCHEMA_VERSION)
+    return kept
+
+
 def read_dataset(out_dir: Path, table: str) -> pa.Table:
     """Read one dataset (``segments``, ``calls`` or ``errors``) as a single Arrow table.
 
@@ -226,6 +254,8 @@ def read_dataset(out_dir: Path, table: str) -> pa.Table:
     schema = SCHEMAS[table]
     folder = Path(out_dir) / table
     files = _files(folder) if folder.is_dir() else []
+    if files and not _on_current_layout(Path(out_dir)):
+        files = _current_files(files)
     if not files:
         return schema.empty_table()
     result = _read_files(files, schema)
