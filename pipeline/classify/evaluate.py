@@ -264,7 +264,8 @@ def holdout_rows(artifact: Artifact, rows: Sequence[LabelledRow]) -> list[Labell
 
     training = artifact.card.get("training", {})
     defaults = TrainConfig()
-    percent = int(str(artifact.card["data"]["holdout_rule"]).split("<")[1])
+    # the percentage as trained (cards record their options); the rule's text only for cards without it
+    percent = int(training.get("holdout_percent", str(artifact.card["data"]["holdout_rule"]).split("<")[1]))
     written = [r for r in rows if r.corpus == "written"]
     external = prepare_external([r for r in rows if r.corpus != "written"],
                                 int(training.get("mapped_label_percent", defaults.mapped_label_percent)),

@@ -33,7 +33,14 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
 from pipeline.classify.benchmark import BenchmarkSet, ami_views
-from pipeline.classify.labels import LabelledRow, Taxonomy, data_hash, drop_near_duplicates, is_holdout
+from pipeline.classify.labels import (
+    HOLDOUT_PERCENT,
+    LabelledRow,
+    Taxonomy,
+    data_hash,
+    drop_near_duplicates,
+    is_holdout,
+)
 from pipeline.classify.model import CycleModel, Utterances
 from pipeline.config import DEFAULT_ENCODER, DEFAULT_TRAIN_SEED
 from pipeline.errors import LabelDataError
@@ -115,7 +122,7 @@ class TrainConfig:
 
     folds: int = 5
     seed: int = DEFAULT_TRAIN_SEED
-    holdout_percent: int = 20
+    holdout_percent: int = HOLDOUT_PERCENT
     dedupe_threshold: float = 0.92
     encoder: str | None = DEFAULT_ENCODER
     context: bool = True
