@@ -12,6 +12,7 @@ import typer
 
 from cli.common import app, command, console, fail, quiet_prefect, step_reporter
 from pipeline.config import DEFAULT_ENCODER, DEFAULT_TEXT_COLUMN, DEFAULT_TRAIN_SEED
+from pipeline.paths import DEFAULT_REALDATA
 
 MODELS_HELP = ("Models folder (uses its CURRENT pointer) or an artifact directory "
                "[default: $CALLCYCLE_MODELS, else the classifiers shipped with callcycle].")
@@ -78,8 +79,8 @@ def train(
     external: Annotated[Optional[list[Path]], typer.Option(help="Partially labelled real-speech corpora (JSONL or .jsonl.gz); repeat for several, or 'none' for none. Default: every labels/external/*.jsonl.gz of the project (about 110,000 AMI acts), also when DATA files are given.", show_default=False)] = None,
     realdata: Annotated[Optional[Path], typer.Option(help="Shared real-text folder evaluated in the model card, never trained on. Default: ../shared/realdata/text when it exists.", show_default=False)] = None,
     encoder: Annotated[str, typer.Option(help="Sentence encoder folder under <models>/encoders/, or 'none' for TF-IDF and cues only.")] = DEFAULT_ENCODER,
-    context: Annotated[bool, typer.Option("--context/--no-context", help="Read each segment with its neighbours (the context level).")] = True,
-    folds: Annotated[int, typer.Option(help="Grouped folds for the out-of-fold probabilities the context level learns from.")] = 5,
+    context: Annotated[Optional[bool], typer.Option("--context/--no-context", help="Read each segment with its neighbours (the context level) [default: on].", show_default=False)] = None,
+    folds: Annotated[Optional[int], typer.Option(min=2, help="Grouped folds for the out-of-fold probabilities the context level learns from [default: the training default, 5].", show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="Seed of the context level's trees (the shipped model's by default).")] = DEFAULT_TRAIN_SEED,
     speech_copies: Annotated[Optional[int], typer.Option(min=0, help="Transcript-like noised copies of each written training conversation (dropped and repeated words, fillers, moved punctuation, lower case), trained next to the originals (text level only); 0 = none. Default: the training default (one); docs/REALDATA.md has what 0, 1 and 2 measured.", show_default=False)] = None,
     context_bag: Annotated[Optional[int], typer.Option(min=1, help="Tree ensembles per task at the context level, seeded --seed, --seed+1, ...; their probabilities are averaged. Default: the training default (one); docs/REALDATA.md has what a bag of five measured.", show_default=False)] = None,
@@ -95,15 +96,17 @@ def train(
     quiet_prefect()
     from flows.train_flow import train_classifiers
     from pipeline.classify.train import TrainConfig
-    from pipeline.paths import labels_data_dir, models_dir, taxonomy_path
+    from pipeline.paths import models_dir, taxonomy_path
 
     con = console()
     files = _labelled_files(data)
     if external is not None and [str(p) for p in external] == ["none"]:
         external = []
-    ext = external if external is not None else sorted((labels_data_dir().parent / "external").glob("*.jsonl.gz"))
-    shared = realdata if realdata is not None else Path("../shared/realdata/text")
-    cfg = TrainConfig(folds=folds, seed=seed, encoder=None if encoder == "none" else encoder, context=context)
+    cfg = TrainConfig(seed=seed, encoder=None if encoder == "none" else encoder)
+    if folds is not None:
+        cfg = dataclasses.replace(cfg, folds=folds)
+    if context is not None:
+        cfg = dataclasses.replace(cfg, context=context)
     if speech_copies is not None:
         cfg = dataclasses.replace(cfg, speech_copies=speech_copies)
     if context_bag is not None:
@@ -113,8 +116,9 @@ def train(
                                                            if c.strip() and c.strip() != "none"))
     with con.status("training (text level, out-of-fold probabilities, context level; several minutes)...") as status:
         outcome = train_classifiers(str(taxonomy_path(taxonomy)), [str(f) for f in files], str(models_dir(models)),
-                                    cfg, version, promote_model, force, [str(f) for f in ext],
-                                    str(shared), step_reporter(con, status, "training"))
+                                    cfg, version, promote_model, force,
+                                    None if external is None else [str(f) for f in external],
+                                    None if realdata is None else str(realdata), step_reporter(con, status, "training"))
     card = outcome.result.card
     con.print(f"[bold]artifact[/] {outcome.path}  (data hash {card['data']['hash'][:12]}, "
               f"{card['data']['rows_train']} train / {card['data']['rows_holdout']} held-out rows, "
@@ -141,7 +145,7 @@ def evaluate(
     conversation: Annotated[Optional[str], typer.Option(help="Column naming each row's conversation [default: group]: its rows are read together, in file order, and intervals resample whole conversations.", show_default=False)] = None,
     speaker: Annotated[Optional[str], typer.Option(help="Column naming who said each row [default: speaker].", show_default=False)] = None,
     text: Annotated[str, typer.Option("--text", help="Column holding the texts.")] = DEFAULT_TEXT_COLUMN,
-    realdata: Annotated[Path, typer.Option(help="Shared real-text folder for the benchmark (skipped with a reason when absent).")] = Path("../shared/realdata/text"),
+    realdata: Annotated[Path, typer.Option(help="Shared real-text folder for the benchmark (skipped with a reason when absent).")] = DEFAULT_REALDATA,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Per-class precision, recall and F1, macro-F1 and confusion matrices — or, without files, the benchmark per source."""
@@ -278,7 +282,7 @@ def compare(
     data: Annotated[Optional[list[Path]], typer.Option(help="Labelled files whose held-out split is used. " + LABELS_HELP, show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
     benchmark: Annotated[bool, typer.Option("--benchmark", help="Compare on every source of the benchmark instead (written held-out, real-speech held-out conversations, shared real text), each with a paired 95% interval of the difference from resampling whole conversations: an interval that contains 0 means that source does not tell the two apart.")] = False,
-    realdata: Annotated[Path, typer.Option(help="Shared real-text folder for --benchmark (skipped with a reason when absent).")] = Path("../shared/realdata/text"),
+    realdata: Annotated[Path, typer.Option(help="Shared real-text folder for --benchmark (skipped with a reason when absent).")] = DEFAULT_REALDATA,
 ) -> None:
     """Compare two classifier versions on the same rows: the fixed held-out split (macro-F1 and per-class F1), or with --benchmark every source with paired intervals."""
     from rich.table import Table

@@ -12,6 +12,7 @@ from pipeline.classify.artifacts import save_artifact
 from pipeline.classify.evaluate import PromotionDecision, promote
 from pipeline.classify.labels import LabelledRow, Taxonomy, load_labelled, load_taxonomy
 from pipeline.classify.train import TrainConfig, TrainResult, train_models
+from pipeline.paths import DEFAULT_REALDATA, external_corpora
 
 __all__ = ["train_classifiers", "TrainOutcome"]
 
@@ -69,8 +70,16 @@ def train_classifiers(taxonomy_path: str, data: list[str], models_dir: str = "mo
                       realdata: str | None = None, progress: Callable[[str], None] | None = None) -> TrainOutcome:
     """Train every task of the taxonomy on ``data`` (+ partially labelled ``external`` corpora)
     and write a versioned artifact; ``realdata`` names the shared real-text folder evaluated in the card.
-    ``progress`` is called with each status message of the training (as well as Prefect's log)."""
-    taxonomy, rows = load_task(taxonomy_path, data, external or [])
+    ``progress`` is called with each status message of the training (as well as Prefect's log).
+
+    ``external`` ``None`` reads the project's real-speech corpora (:func:`pipeline.paths.external_corpora`;
+    ``[]`` for none) and ``realdata`` ``None`` the default folder (:data:`pipeline.paths.DEFAULT_REALDATA`),
+    as ``callcycle train`` does."""
+    if external is None:
+        external = [str(p) for p in external_corpora()]
+    if realdata is None:
+        realdata = str(DEFAULT_REALDATA)
+    taxonomy, rows = load_task(taxonomy_path, data, external)
     result = train_task(rows, taxonomy, config or TrainConfig(), version, models_dir, realdata, progress)
     path = save_task(result, models_dir)
     decision = promote(Path(models_dir), path.name, result.holdout, force) if promote_model else None

@@ -28,6 +28,8 @@ __all__ = [
     "models_dir",
     "taxonomy_path",
     "labels_data_dir",
+    "DEFAULT_REALDATA",
+    "external_corpora",
     "cache_dir",
 ]
 
@@ -37,6 +39,9 @@ PACKAGE_DATA = Path(__file__).resolve().parent / "_data"
 _CHECKOUT = Path(__file__).resolve().parent.parent
 #: Default output folder of ``callcycle run`` (relative to the current folder).
 DEFAULT_OUT = Path("out")
+#: The shared real-text folder evaluated in model cards and by the benchmark, never trained on
+#: (relative to the current folder; skipped with a reason where absent).
+DEFAULT_REALDATA = Path("../shared/realdata/text")
 
 
 def _first_existing(*candidates: Path) -> Path | None:
@@ -84,6 +89,12 @@ def labels_data_dir(explicit: str | Path | None = None) -> Path:
         return Path(os.environ["CALLCYCLE_LABELS"])
     checkout = _CHECKOUT / "labels" / "data"
     return checkout if checkout.is_dir() else Path("labels") / "data"
+
+
+def external_corpora(labels_dir: Path | None = None) -> list[Path]:
+    """The partially labelled real-speech corpora training reads by default: every
+    ``labels/external/*.jsonl.gz`` beside ``labels_dir`` (default :func:`labels_data_dir`)."""
+    return sorted(((labels_dir or labels_data_dir()).parent / "external").glob("*.jsonl.gz"))
 
 
 def cache_dir(kind: str) -> Path:
