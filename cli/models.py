@@ -280,6 +280,8 @@ def compare(
     b: Annotated[str, typer.Argument(help="Second model version or artifact directory.")],
     models: Annotated[Optional[Path], typer.Option(help="Models folder holding the versions [default: as for run].", show_default=False)] = None,
     data: Annotated[Optional[list[Path]], typer.Option(help="Labelled files whose held-out split is used. " + LABELS_HELP, show_default=False)] = None,
+    all_rows: Annotated[bool, typer.Option("--all-rows", help="Use every row of --data, not only its held-out split: for labelled data neither model was trained on.")] = False,
+    conversation: Annotated[Optional[str], typer.Option(help="Column naming each row's conversation in --data [default: group].", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
     benchmark: Annotated[bool, typer.Option("--benchmark", help="Compare on every source of the benchmark instead (written held-out, real-speech held-out conversations, shared real text), each with a paired 95% interval of the difference from resampling whole conversations: an interval that contains 0 means that source does not tell the two apart.")] = False,
     realdata: Annotated[Path, typer.Option(help="Shared real-text folder for --benchmark (skipped with a reason when absent).")] = DEFAULT_REALDATA,
@@ -307,28 +309,36 @@ def compare(
             return
         _print_comparison(con, compared)
         return
-    result = compare_versions(models_dir(models), a, b, _labelled_files(data))
+    result = compare_versions(models_dir(models), a, b, _labelled_files(data), all_rows, conversation)
     arts = result["artifacts"]
     if as_json:
-        typer.echo(json.dumps({k: result[k] for k in ("holdout_rows", "a", "b")}, indent=2))
+        typer.echo(json.dumps({k: result[k] for k in ("holdout_rows", "all_rows", "a", "b", "paired")}, indent=2))
         return
-    table = Table(title=f"Held-out comparison ({result['holdout_rows']} rows): a = {arts[0].version}, "
+    which = "All rows" if all_rows else "Held-out"
+    table = Table(title=f"{which} comparison ({result['holdout_rows']} rows): a = {arts[0].version}, "
                         f"b = {arts[1].version}")
     table.add_column("task / label")
     for name in ("a", "b"):
         table.add_column(name, justify="right")
-    table.add_column("Δ (b − a)", justify="right")
+    table.add_column("Δ (b − a) [paired 95% interval]", justify="right")
     for task in arts[0].taxonomy.tasks:
         ma, mb = result["a"]["tasks"].get(task.name), result["b"]["tasks"].get(task.name)
         if not ma or not mb:
             continue
+        interval = (result["paired"].get(task.name) or {}).get("interval")
+        spread = f" [{interval[0]:+.3f} to {interval[1]:+.3f}]" if interval else ""
         table.add_row(f"[bold]{task.name} macro-F1", f"{ma['macro_f1']:.3f}", f"{mb['macro_f1']:.3f}",
-                      f"{mb['macro_f1'] - ma['macro_f1']:+.3f}")
+                      f"{mb['macro_f1'] - ma['macro_f1']:+.3f}{spread}")
         for label in task.labels:
-            fa = ma["per_class"].get(label, {}).get("f1", 0.0)
-            fb = mb["per_class"].get(label, {}).get("f1", 0.0)
+            ca, cb = ma["per_class"].get(label), mb["per_class"].get(label)
+            if ca is None and cb is None:  # in neither the gold labels nor either model's predictions
+                table.add_row(f"  {label} F1", "—", "—", "—")
+                continue
+            fa, fb = (ca or {}).get("f1", 0.0), (cb or {}).get("f1", 0.0)
             table.add_row(f"  {label} F1", f"{fa:.3f}", f"{fb:.3f}", f"{fb - fa:+.3f}")
     console().print(table)
+    console().print("An interval that contains 0: these rows do not tell the two apart. Labels shown '—' occur "
+                    "in neither the gold labels nor either model's predictions.", markup=False)
 
 
 @app.command("evaluate-calls", short_help="Call-level accuracy on labelled calls.")

@@ -13,7 +13,7 @@ from typing import Any
 
 from pipeline.classify.artifacts import Artifact, load_artifact
 from pipeline.classify.evaluate import evaluate_artifact
-from pipeline.classify.labels import LabelledRow, load_labelled, read_rows, validate_rows
+from pipeline.classify.labels import LabelledRow, read_rows, validate_rows
 from pipeline.classify.model import Utterances
 from pipeline.classify.predict import predict_texts, predict_utterances
 from pipeline.config import DEFAULT_TEXT_COLUMN
@@ -201,10 +201,21 @@ def load_version(models: Path, version: str) -> Artifact:
     return load_artifact(path) if path.is_dir() and (path / "card.json").is_file() else load_artifact(models, version)
 
 
-def compare_versions(models: Path, a: str, b: str, files: Sequence[Path]) -> dict[str, Any]:
-    """Evaluate two versions (names in ``models`` or artifact directories) on the same held-out rows."""
+def compare_versions(models: Path, a: str, b: str, files: Sequence[Path], all_rows: bool = False,
+                     conversation: str | None = None) -> dict[str, Any]:
+    """Evaluate two versions (names in ``models`` or artifact directories) on the same rows.
+
+    The rows are the fixed held-out split of ``files`` (as :func:`load_evaluation_rows` with
+    ``holdout``), or with ``all_rows`` every row (data neither model was trained on). Besides each
+    version's metrics, ``paired`` holds per task the difference of macro-F1 (b - a) with a paired 95%
+    interval from resampling whole conversations (``conversation`` names their column; default ``group``).
+    """
+    from pipeline.classify.benchmark import BenchmarkSet
+    from pipeline.classify.evaluate import compare_on_sets
+
     arts = [load_version(models, a), load_version(models, b)]
-    rows = load_labelled(list(files), arts[0].taxonomy)
-    held = holdout_rows(arts[0], rows)
-    return {"artifacts": arts, "holdout_rows": len(held),
-            "a": evaluate_artifact(arts[0], held), "b": evaluate_artifact(arts[1], held)}
+    held = load_evaluation_rows(arts[0], files, holdout=not all_rows, conversation=conversation)
+    paired = compare_on_sets(arts[0], arts[1], [BenchmarkSet("rows", held, list(range(len(held))), True)])
+    return {"artifacts": arts, "holdout_rows": len(held), "all_rows": all_rows,
+            "a": evaluate_artifact(arts[0], held), "b": evaluate_artifact(arts[1], held),
+            "paired": paired["rows"]}

@@ -386,3 +386,26 @@ def test_run_says_what_it_passed_over(tmp_path: Path, prefect_harness) -> None:
     from pipeline.report.terminal import load_call_rows
 
     assert [r["source_id"] for r in load_call_rows(out)] == ["a.json"]
+
+
+def test_compare_on_your_own_rows_with_a_paired_interval(tmp_path: Path) -> None:
+    """compare --all-rows uses every row of --data (data neither model saw), accepts a file that labels
+    only one task, gives the paired interval of the difference, and marks labels that occur nowhere."""
+    version = (MODELS / "CURRENT").read_text().strip()
+    rows = [json.loads(line) for line in (ROOT / "labels" / "held-back" / "corpus_c15-demos.jsonl")
+            .read_text().splitlines()[:40]]
+    stage_only = tmp_path / "stage-only.jsonl"
+    stage_only.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "talk_action"}) + "\n"
+                                  for r in rows))
+    result = runner.invoke(app, ["compare", version, version, "--data", str(stage_only), "--all-rows", "--json",
+                                 "--models", str(MODELS)])
+    assert result.exit_code == 0, result.output
+    compared = json.loads(result.stdout)
+    assert compared["holdout_rows"] == 40 and compared["all_rows"] is True
+    assert set(compared["a"]["tasks"]) == {"stage"}
+    paired = compared["paired"]["stage"]
+    assert paired["difference"] == 0 and paired["interval"] == [0.0, 0.0]
+    table = runner.invoke(app, ["compare", version, version, "--data", str(stage_only), "--all-rows",
+                                "--models", str(MODELS)], env={"COLUMNS": "120"})
+    assert table.exit_code == 0 and "All rows comparison (40 rows)" in table.output
+    assert "[+0.000 to +0.000]" in table.output
