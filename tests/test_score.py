@@ -85,12 +85,14 @@ def test_tempered_action_share_by_hand() -> None:
     """Tempered: cycle seconds from the stage labels, action counted by p^k / (p^k + (1-p)^k)."""
     from pipeline.score import ACTION_SHARPNESS, tempered
 
-    k = ACTION_SHARPNESS
+    assert ACTION_SHARPNESS == 3  # the numbers below are worked out for k = 3
     assert tempered(0.5) == pytest.approx(0.5) and tempered(0.0) == 0.0 and tempered(1.0) == 1.0
-    assert tempered(0.9) == pytest.approx(0.9 ** k / (0.9 ** k + 0.1 ** k))
+    assert tempered(0.9) == pytest.approx(0.729 / 0.730)  # 0.9^3 / (0.9^3 + 0.1^3)
+    assert tempered(0.2) == pytest.approx(0.008 / 0.520)  # 0.2^3 / (0.2^3 + 0.8^3)
     segments = [pseg(0, 0, 4, 0.0, 0.9), pseg(1, 4, 10, 0.0, 0.2), pseg(2, 10, 12, 0.6, 0.6)]
-    # the third segment is "other" by its label, so it is out of the cycle whatever its probability
-    by_hand = (4 * tempered(0.9) + 6 * tempered(0.2)) / 10
+    # the third segment is "other" by its label, so it is out of the cycle whatever its probability:
+    # (4 s x 0.9986301 + 6 s x 0.0153846) / 10 s
+    by_hand = 0.4086828
     score = score_call(segments, TAXONOMY, method="tempered")
     assert score.action_share == pytest.approx(by_hand) and score.action_share_method == "tempered"
     # a borderline segment re-worded from p 0.55 to 0.45 flips its label: the label share jumps by its
