@@ -120,9 +120,19 @@ def test_import_refuses_other_and_action_and_points_at_spreadsheet_lines(tmp_pat
     message = " ".join(result.output.split())
     assert result.exit_code == 2 and f"{src}:3" in message and "'other' and 'action'" in message
     assert not target.exists()
-    src.write_text("id,text,stage,talk_action\n1,Can you send it by Friday?,Act,action\n")
+    src.write_text("id,text,stage,talk_action\n1,Can you send it by Friday?,Acted,action\n")
     result = runner.invoke(app, ["import-labels", str(src), "--into", str(target)])
-    assert result.exit_code == 2 and f"{src}:2: unknown stage label 'Act'" in " ".join(result.output.split())
+    assert result.exit_code == 2 and f"{src}:2: unknown stage label 'Acted'" in " ".join(result.output.split())
+    # the same label in another case or with spaces is that label, stored as the taxonomy spells it
+    src.write_text("id,text,stage,talk_action\n1,Can you send it by Friday?, Act ,ACTION\n")
+    result = runner.invoke(app, ["import-labels", str(src), "--into", str(target)])
+    assert result.exit_code == 0, result.output
+    stored = json.loads(target.read_text())
+    assert (stored["stage"], stored["talk_action"]) == ("act", "action")
+    # a spreadsheet saved in Windows-1252 is refused with the line and byte that are not UTF-8
+    src.write_bytes(b"id,text,stage,talk_action\n2,caf\xe9 talk,align,talk\n")
+    result = runner.invoke(app, ["import-labels", str(src), "--into", str(target)])
+    assert result.exit_code == 2 and "not UTF-8 (line 2, byte 0xe9)" in " ".join(result.output.split())
 
 
 def test_cli_export_uncertain(scored: Path, tmp_path: Path) -> None:

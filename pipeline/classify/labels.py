@@ -243,8 +243,23 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     except FileNotFoundError as exc:
         raise LabelDataError(f"File {path} not found.", "Check the path.") from exc
     except UnicodeDecodeError as exc:
-        raise LabelDataError(f"{path}: not UTF-8.", "Re-save the file as UTF-8.") from exc
+        raise LabelDataError(f"{path}: not UTF-8 ({_where_undecodable(path)}).",
+                             "Re-save the file as UTF-8 (a spreadsheet: 'CSV UTF-8'; or "
+                             "`iconv -f cp1252 -t utf-8`).") from exc
     return rows
+
+
+def _where_undecodable(path: Path) -> str:
+    """Line and value of the first byte of ``path`` that is not UTF-8, for the error message."""
+    try:
+        raw = path.read_bytes()
+        raw.decode("utf-8")
+    except OSError:
+        return "a byte that is not UTF-8"
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        return f"line {line}, byte 0x{raw[exc.start]:02x}"
+    return "a byte that is not UTF-8"
 
 
 def validate_rows(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: str,
@@ -253,6 +268,9 @@ def validate_rows(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: str,
 
     With ``partial``, a row may leave any task unlabelled (``null`` or absent): real corpora
     rarely annotate both dimensions, and an unlabelled row still gives its neighbours context.
+
+    A label written in another case or with spaces around it ("Action", " ACT ") is read as the
+    taxonomy's label it can only mean.
 
     Raises:
         LabelDataError: listing (up to 20) problems: missing or empty text, unknown labels,
@@ -282,9 +300,13 @@ def validate_rows(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: str,
             if value is None or value == "":
                 problems.append(f"{where}: missing label for {task_name!r}")
                 continue
-            if value not in task.labels:
-                problems.append(f"{where}: unknown {task_name} label {value!r} (allowed: {', '.join(task.labels)})")
-                continue
+            if value not in task.labels:  # "Action", " ACT ": the same label in another case or with spaces
+                folded = [label for label in task.labels if label.casefold() == str(value).strip().casefold()]
+                if len(folded) != 1:
+                    problems.append(f"{where}: unknown {task_name} label {value!r} "
+                                    f"(allowed: {', '.join(task.labels)})")
+                    continue
+                value = folded[0]
             labels[task_name] = str(value)
         meta = {k: v for k, v in obj.items() if k not in {"id", "text", "group", "_line", *wanted}}
         rows.append(LabelledRow(id=row_id, text=text.strip(), labels=labels,
