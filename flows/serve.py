@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 
 from flows.score_flow import score_calls
+from pipeline.paths import DEFAULT_INPUTS, DEFAULT_OUT
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--inputs", nargs="+", default=["data/calls"], help="Files, folders or globs to score.")
-    parser.add_argument("--out", default="out", help="Output folder.")
+    parser.add_argument("--inputs", nargs="+", default=[str(DEFAULT_INPUTS)], help="Files, folders or globs to score.")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="Output folder.")
     parser.add_argument("--models", default=None, help="Models folder (CURRENT); default: shipped.")
     parser.add_argument("--cron", default="0 2 * * *", help="Cron schedule (default: 02:00 every night).")
     parser.add_argument("--name", default="nightly-call-scoring", help="Deployment name.")

@@ -25,6 +25,7 @@ from pathlib import Path
 __all__ = [
     "PACKAGE_DATA",
     "DEFAULT_OUT",
+    "DEFAULT_INPUTS",
     "models_dir",
     "taxonomy_path",
     "labels_data_dir",
@@ -39,6 +40,8 @@ PACKAGE_DATA = Path(__file__).resolve().parent / "_data"
 _CHECKOUT = Path(__file__).resolve().parent.parent
 #: Default output folder of ``callcycle run`` (relative to the current folder).
 DEFAULT_OUT = Path("out")
+#: Default input of ``callcycle run`` when none is given (relative to the current folder).
+DEFAULT_INPUTS = Path("data") / "calls"
 #: The shared real-text folder evaluated in model cards and by the benchmark, never trained on
 #: (relative to the current folder; skipped with a reason where absent).
 DEFAULT_REALDATA = Path("../shared/realdata/text")
