@@ -159,10 +159,17 @@ def report(
     from pipeline.report.html import write_report
 
     _require_results(out_dir)
-    path, n = write_report(out_dir, html, since=since.date() if since else None, rep=rep)
+    try:
+        path, n = write_report(out_dir, html, since=since.date() if since else None, rep=rep)
+    except OSError as exc:
+        if html is not None:
+            raise
+        fail(f"Cannot write the report into {printable(out_dir)}: {exc.strerror or exc}. "
+             "Write it elsewhere with --html FILE (the output folder may be read-only).")
     con = console()
     if n == 0:
-        con.print("[yellow]No calls matched[/]: the report says so. Widen --since/--rep.")
+        con.print("[yellow]No calls matched[/]: the report says so. Widen --since/--rep." if since or rep else
+                  "[yellow]No scored calls[/] in this output yet (only failed inputs): the report says so.")
     con.print(f"Report with {n} call{'' if n == 1 else 's'} written to [bold]{escape(printable(path))}[/]")
 
 
