@@ -73,6 +73,12 @@ def test_on_separate_channels_a_sentence_is_never_cut_by_the_other_speaker() -> 
     # a customer sentence said between two of the rep's sentences stays between them
     between = channel_words([rep, _piece(1, [("Right.", 1.02, 1.08)])], {0: "rep", 1: "customer"})
     assert [t.speaker for t in words_to_turns(between, max_pause_s=1.0, by_sentence=True)] == ["rep", "customer", "rep"]
+    # without punctuation, the other speaker starting in a silence is turn-taking: the dialogue keeps its order
+    rep = _piece(0, [("can", 0.0, 0.3), ("we", 0.3, 0.5), ("meet", 0.5, 0.9), ("tuesday", 0.9, 1.5),
+                     ("great", 3.2, 3.6), ("i'll", 3.6, 3.8), ("send", 3.8, 4.1), ("it", 4.1, 4.3)])
+    customer = _piece(1, [("yes", 2.1, 2.3), ("works", 2.3, 2.6), ("fine", 4.9, 5.2)])
+    plain = words_to_turns(channel_words([rep, customer], {0: "rep", 1: "customer"}), 1.0, by_sentence=True)
+    assert [t.text for t in plain] == ["can we meet tuesday", "yes works", "great i'll send it", "fine"]
     # the spanning case reads the same either way
     customer = _piece(1, [("We", 52.9, 53.1), ("looked", 53.1, 53.5), ("at", 53.5, 53.6), ("it.", 53.6, 54.0),
                           ("Sure,", 62.6, 63.0), ("maybe", 63.0, 63.3), ("after", 63.3, 63.5)])

@@ -122,25 +122,27 @@ _SENTENCE_END = re.compile(r"[.?!][\"')\]]*$")
 
 
 def _sentence_order(words: Sequence[SpokenWord], max_pause_s: float) -> list[SpokenWord]:
-    """``words`` in time order by whole sentences: each speaker's words are cut into sentences (at a
-    word ending in ``.``, ``?`` or ``!``, and at a pause longer than ``max_pause_s``) and the sentences
-    are ordered by their first word's start, so a sentence is never cut by the other channel."""
-    own: dict[str, list[SpokenWord]] = {}
-    for word in sorted(words, key=lambda w: (w.start_s, w.channel, w.end_s)):
-        own.setdefault(word.speaker, []).append(word)
+    """``words`` in time order by whole sentences, so a sentence is not cut by words said over it.
+
+    One pass in time order keeps each speaker's current sentence open until it ends: at a word ending
+    in ``.``, ``?`` or ``!``, at a pause longer than ``max_pause_s``, or when another speaker starts a
+    word after this speaker's last word has ended (the other took the floor in a silence, which is
+    turn-taking: without punctuation a speaker's "sentence" would otherwise swallow the whole dialogue).
+    A word of another speaker that starts while this speaker's word is still sounding (a backchannel,
+    a reply started too early) does not cut it. Sentences are then ordered by their first word.
+    """
     sentences: list[list[SpokenWord]] = []
-    for spoken in own.values():
-        current: list[SpokenWord] = []
-        for word in spoken:
-            if current and word.start_s - current[-1].end_s > max_pause_s:
-                sentences.append(current)
-                current = []
-            current.append(word)
-            if _SENTENCE_END.search(word.word.strip()):
-                sentences.append(current)
-                current = []
-        if current:
-            sentences.append(current)
+    current: dict[str, list[SpokenWord]] = {}
+    for word in sorted(words, key=lambda w: (w.start_s, w.channel, w.end_s)):
+        for speaker in [s for s, run in current.items() if s != word.speaker and run[-1].end_s <= word.start_s]:
+            sentences.append(current.pop(speaker))
+        run = current.get(word.speaker)
+        if run is not None and word.start_s - run[-1].end_s > max_pause_s:
+            sentences.append(current.pop(word.speaker))
+        current.setdefault(word.speaker, []).append(word)
+        if _SENTENCE_END.search(word.word.strip()):
+            sentences.append(current.pop(word.speaker))
+    sentences.extend(current.values())
     sentences.sort(key=lambda s: (s[0].start_s, s[0].channel, s[0].end_s))
     return [word for sentence in sentences for word in sentence]
 
