@@ -116,7 +116,10 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
     stamp = process.run_stamp(resources.artifact_card(models, model_version), config.asr.model)
     done = process.check_done(source, stamp, out_dir, config.run.force, batch)
     if done is not None:
-        logger.info("%s: already scored (key %s), %s", source.path, done.call_key, done.status)
+        if done.status == "failed":
+            logger.warning("%s not scored: %s", source.path, done.message)
+        else:
+            logger.info("%s: already scored (key %s), %s", source.path, done.call_key, done.status)
         return done
     started = time.perf_counter()
     attempts = 1 + (config.run.retries if source.kind == "audio" else 0)

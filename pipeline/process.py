@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from pipeline import objectstore
 from pipeline.classify.artifacts import Artifact, ArtifactCard
 from pipeline.classify.labels import Taxonomy
 from pipeline.classify.predict import classify_segments
@@ -308,11 +309,21 @@ def check_unchanged(source: Source) -> None:
                                  "It is scored by the next run, once it has stopped changing.")
 
 
+def _same_place(stored: str, path: str) -> bool:
+    """Whether two spellings name the same input: equal, or (local files) the same file once resolved
+    against the current folder (``data/calls/a.json`` and ``/srv/x/data/calls/a.json``)."""
+    if stored == path:
+        return True
+    if objectstore.is_uri(stored) or objectstore.is_uri(path):
+        return False
+    return os.path.realpath(stored) == os.path.realpath(path)
+
+
 def _identity_clash(source: Source, ident: str, row: dict[str, Any]) -> InputError | None:
     """An :class:`InputError` when the call stored under ``ident`` came from another file: other bytes
     *and* another path (the same name under two input folders, e.g. one folder per night, scored into one
     output). A file changed in place (same path) or moved unchanged (same bytes) is the same call."""
-    if row.get("source_sha256") == source.sha256 or row.get("source_path") == source.path:
+    if row.get("source_sha256") == source.sha256 or _same_place(str(row.get("source_path") or ""), source.path):
         return None
     return InputError(
         f"{Path(source.path).name}: the output already holds a different call under the same identity "

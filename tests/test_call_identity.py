@@ -20,6 +20,8 @@ from pipeline.ingest.discover import discover_inputs
 from pipeline.report.terminal import load_call_rows
 from pipeline.store import local as store
 
+ROOT_DIR = Path.cwd()
+
 
 def _transcript(path: Path, *texts: str) -> Path:
     path.write_text(json.dumps({"turns": [{"speaker": f"S{i % 2}", "text": t} for i, t in enumerate(texts)]}))
@@ -74,6 +76,14 @@ def test_same_name_in_another_folder_never_replaces_a_stored_call(tmp_path: Path
     assert len(errors) == 1 and "different call under the same identity" in errors[0]["message"]
     assert str(first / "call_0001.json") in errors[0]["message"] and "--force" in errors[0]["hint"]
     assert _run(first, out, artifact, nlp) == {"call_0001.json": "skipped"}  # and the first night is still current
+    # the same folder spelled another way (relative, as a cron job may give it) is the same place: an
+    # edited transcript there replaces its call, it is not taken for another folder's file
+    _transcript(first / "call_0001.json", "How is the rollout going?", "It slipped a week, sadly.")
+    os.chdir(first.parent)
+    try:
+        assert _run(Path("d1"), out, artifact, nlp) == {"call_0001.json": "scored"}
+    finally:
+        os.chdir(ROOT_DIR)
     forced = _run(second, out, artifact, nlp, PipelineConfig(run=RunConfig(force=True)))
     assert forced == {"call_0001.json": "scored"}
     assert [r["source_path"] for r in load_call_rows(out)] == [str(second / "call_0001.json")]
