@@ -123,6 +123,11 @@ def test_import_refuses_other_and_action_and_points_at_spreadsheet_lines(tmp_pat
     src.write_text("id,text,stage,talk_action\n1,Can you send it by Friday?,Acted,action\n")
     result = runner.invoke(app, ["import-labels", str(src), "--into", str(target)])
     assert result.exit_code == 2 and f"{src}:2: unknown stage label 'Acted'" in " ".join(result.output.split())
+    # ... also written in capitals
+    src.write_text("id,text,stage,talk_action\n1,How are you,Other,Action\n")
+    result = runner.invoke(app, ["import-labels", str(src), "--into", str(target)])
+    assert result.exit_code == 2 and "'other' and 'action'" in " ".join(result.output.split())
+    assert not target.exists()
     # the same label in another case or with spaces is that label, stored as the taxonomy spells it
     src.write_text("id,text,stage,talk_action\n1,Can you send it by Friday?, Act ,ACTION\n")
     result = runner.invoke(app, ["import-labels", str(src), "--into", str(target)])

@@ -118,9 +118,13 @@ def _from_label_studio(data: Any, source: Path) -> list[dict[str, Any]]:
 def _refuse_neutral_action(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: Path) -> None:
     """Rows that break :meth:`Taxonomy.talk_action_given_stage` (``other`` is never ``action``)."""
     stage, ta = taxonomy.by_role("stage"), taxonomy.by_role("talk_action")
-    bad = [f"{source}:{r.get('_line', n)}" for n, r in enumerate(raw, start=1)
-           if isinstance(r.get(stage.name), str) and r.get(ta.name) in ta.labels  # unknown labels: validate_rows
-           and taxonomy.talk_action_given_stage(r[stage.name], r[ta.name]) != r[ta.name]]
+    bad = []
+    for n, r in enumerate(raw, start=1):
+        given_stage, given_ta = stage.label_for(r.get(stage.name)), ta.label_for(r.get(ta.name))
+        if given_stage is None or given_ta is None:  # unknown or missing labels: validate_rows says so
+            continue
+        if taxonomy.talk_action_given_stage(given_stage, given_ta) != given_ta:
+            bad.append(f"{source}:{r.get('_line', n)}")
     if bad:
         raise LabelDataError(f"{len(bad)} row(s) labelled {stage.neutral!r} and {ta.positive!r}: "
                              + ", ".join(bad[:20]) + ("" if len(bad) <= 20 else f" and {len(bad) - 20} more") + ".",

@@ -64,6 +64,14 @@ class Task:
     positive: str | None = None
     neutral: str | None = None
 
+    def label_for(self, value: Any) -> str | None:
+        """The label ``value`` means: itself, or the one label it matches in another case or with spaces
+        around it ("Action", " ACT "); ``None`` when it means none (or more than one)."""
+        if value in self.labels:
+            return str(value)
+        folded = [label for label in self.labels if label.casefold() == str(value).strip().casefold()]
+        return folded[0] if len(folded) == 1 else None
+
 
 @dataclass(frozen=True, slots=True)
 class Taxonomy:
@@ -300,14 +308,11 @@ def validate_rows(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: str,
             if value is None or value == "":
                 problems.append(f"{where}: missing label for {task_name!r}")
                 continue
-            if value not in task.labels:  # "Action", " ACT ": the same label in another case or with spaces
-                folded = [label for label in task.labels if label.casefold() == str(value).strip().casefold()]
-                if len(folded) != 1:
-                    problems.append(f"{where}: unknown {task_name} label {value!r} "
-                                    f"(allowed: {', '.join(task.labels)})")
-                    continue
-                value = folded[0]
-            labels[task_name] = str(value)
+            label = task.label_for(value)  # "Action", " ACT ": the same label in another case or with spaces
+            if label is None:
+                problems.append(f"{where}: unknown {task_name} label {value!r} (allowed: {', '.join(task.labels)})")
+                continue
+            labels[task_name] = label
         meta = {k: v for k, v in obj.items() if k not in {"id", "text", "group", "_line", *wanted}}
         rows.append(LabelledRow(id=row_id, text=text.strip(), labels=labels,
                                 group=str(obj.get("group") or row_id), source=source, meta=meta,
