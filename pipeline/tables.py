@@ -17,10 +17,30 @@ from typing import IO, Any
 
 from pipeline.atomic import write_bytes_atomic
 
-__all__ = ["FORMULA_PREFIXES", "spreadsheet_safe", "unneutralise", "rows_to_csv", "rows_to_jsonl", "write_rows"]
+__all__ = ["FORMULA_PREFIXES", "CSV_DELIMITERS", "csv_delimiter", "spreadsheet_safe", "unneutralise", "rows_to_csv",
+           "rows_to_jsonl", "write_rows"]
 
 #: First characters that make Excel, LibreOffice or Google Sheets treat a cell as a formula.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+#: Field separators a spreadsheet may save a ``.csv`` with (commas; semicolons where the comma is the
+#: decimal mark; tabs), in the order a tie goes.
+CSV_DELIMITERS = (",", ";", "\t")
+
+
+def csv_delimiter(header: str) -> str:
+    """The separator of a CSV whose first line is ``header``: whichever of :data:`CSV_DELIMITERS`
+    occurs most often outside double quotes (a comma when none occurs)."""
+    outside, quoted = [], False
+    for char in header:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted:
+            outside.append(char)
+    counts = {d: outside.count(d) for d in CSV_DELIMITERS}
+    best = max(CSV_DELIMITERS, key=lambda d: (counts[d], -CSV_DELIMITERS.index(d)))
+    return best if counts[best] else ","
 
 
 def spreadsheet_safe(value: Any) -> Any:

@@ -63,7 +63,7 @@ def test_export_label_import_round_trip(scored: Path, tmp_path: Path) -> None:
     merged = [json.loads(line) for line in target.read_text().splitlines()]
     assert {m["stage"] for m in merged} == {"act"} and all(m["id"].startswith("al-") for m in merged)
     # a segment's conversation group is its call, so held-out splits and context keep calls whole
-    assert all(m["group"] == f"call:{m['call_id']}" for m in merged)
+    assert all(m["group"] == f"call:{m['call_key']}" for m in merged) and merged[0]["call_id"] == "c1"
     # exported most uncertain first (segments 1, 3, 2), imported in call order with their positions, so
     # training reads only truly consecutive segments as neighbours
     assert [int(r["segment_index"]) for r in rows] == [1, 3, 2]
@@ -134,6 +134,12 @@ def test_import_refuses_other_and_action_and_points_at_spreadsheet_lines(tmp_pat
     assert result.exit_code == 0, result.output
     stored = json.loads(target.read_text())
     assert (stored["stage"], stored["talk_action"]) == ("act", "action")
+    # a plain JSON array of labelled rows is read as rows (a Label Studio export has tasks with 'data')
+    array = tmp_path / "rows.json"
+    array.write_text(json.dumps([{"id": "j1", "text": "Let's book Tuesday.", "stage": "act", "talk_action": "action"}]))
+    result = runner.invoke(app, ["import-labels", str(array), "--into", str(target)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(target.read_text().splitlines()[-1])["id"] == "j1"
     # a spreadsheet saved in Windows-1252 is refused with the line and byte that are not UTF-8
     src.write_bytes(b"id,text,stage,talk_action\n2,caf\xe9 talk,align,talk\n")
     result = runner.invoke(app, ["import-labels", str(src), "--into", str(target)])

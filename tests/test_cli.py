@@ -134,6 +134,9 @@ def test_classify_reads_text_files_semicolon_and_tab_tables_and_a_named_text_col
             [(r["stage"], r["p_act"], r["action_prob"]) for r in from_lines]
     clash = runner.invoke(app, ["classify", str(semi), "--text", "Utterance", "--models", str(MODELS)])
     assert "'stage' kept as 'stage_input'" in clash.stderr
+    trailing = tmp_path / "trailing.csv"  # an exporter that ends every row with a separator: read as is
+    trailing.write_text("id,text,\r\n1," + sentences[0] + ",\r\n")
+    assert [r["text"] for r in classify(trailing)] == [sentences[0]]
     loose = tmp_path / "loose.csv"  # a text with an unquoted comma: an error, never a cut-off text
     loose.write_text("id,text\n1,Sure, I will send it Friday\n")
     cut = runner.invoke(app, ["classify", str(loose), "--models", str(MODELS)])

@@ -30,7 +30,7 @@ def select_uncertain(out_dir: OutputLocation, n: int = 200) -> list[dict[str, An
     if table.num_rows == 0:
         raise LabelDataError(f"No scored segments in {out_dir}/segments.", "Run `callcycle run` first.")
     scored: list[tuple[float, dict[str, Any]]] = []
-    for row in table.select(["call_id", "segment_index", "speaker", "text", "stage", "stage_confidence",
+    for row in table.select(["call_key", "call_id", "segment_index", "speaker", "text", "stage", "stage_confidence",
                              "talk_action", "action_prob", "source_sha256"]).to_pylist():
         uncertainty = max(1.0 - row["stage_confidence"], 1.0 - 2.0 * abs(row["action_prob"] - 0.5))
         scored.append((uncertainty, row))
@@ -43,7 +43,7 @@ def select_uncertain(out_dir: OutputLocation, n: int = 200) -> list[dict[str, An
             continue
         seen.add(key)
         uid = hashlib.sha256(f"{row['source_sha256']}:{row['segment_index']}".encode()).hexdigest()[:12]
-        picked.append({"id": f"al-{uid}", "text": row["text"], "call_id": row["call_id"],
+        picked.append({"id": f"al-{uid}", "text": row["text"], "call_id": row["call_id"], "call_key": row["call_key"],
                        "segment_index": row["segment_index"], "speaker": row["speaker"],
                        "predicted_stage": row["stage"],
                        "predicted_talk_action": row["talk_action"], "uncertainty": round(uncertainty, 4)})
@@ -141,11 +141,19 @@ def import_labels(source: Path, taxonomy: Taxonomy, target: Path,
     :class:`LabelDataError` listing them, and nothing is written.
     """
     source = Path(source)
+    data: Any = None
     if source.suffix.lower() == ".json":
         try:
-            raw = _from_label_studio(json.loads(source.read_text(encoding="utf-8")), source)
+            data = json.loads(source.read_text(encoding="utf-8-sig"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise LabelDataError(f"{source}: not valid JSON ({exc}).", "Export as JSON from Label Studio.") from exc
+    if isinstance(data, list) and any(isinstance(task, dict) and "data" in task for task in data):
+        raw = _from_label_studio(data, source)  # a Label Studio export: tasks with data and annotations
+    elif isinstance(data, list):  # a plain array of labelled rows
+        raw = [{k: unneutralise(v) for k, v in r.items()} for r in read_rows(source)]
+    elif data is not None:
+        raise LabelDataError(f"{source}: a .json file must be a Label Studio export or an array of rows.",
+                             "Export as JSON from Label Studio, or give one labelled row per array item.")
     else:
         raw = [{k: unneutralise(v) for k, v in r.items()} for r in read_rows(source)]
     missing_ids = [i + 1 for i, r in enumerate(raw) if not str(r.get("id") or "").strip()]
@@ -155,14 +163,19 @@ def import_labels(source: Path, taxonomy: Taxonomy, target: Path,
     # position in the call (segment_index, as exported) becomes the row's index, so that training reads
     # only truly consecutive segments as neighbours (rows_to_utterances), and rows are written in call order
     for r in raw:
-        if not r.get("group") and r.get("call_id"):
-            r["group"] = f"call:{r['call_id']}"
-        position = str(r.pop("segment_index", "") if "index" not in r else "").strip()
-        if position:
-            if not position.isdigit():
+        if not r.get("group") and (r.get("call_key") or r.get("call_id")):
+            # the call's version key where exported (two calls may share a name), else its name
+            r["group"] = f"call:{r.get('call_key') or r['call_id']}"
+        position = r.pop("segment_index", None) if "index" not in r else None
+        if position is not None and str(position).strip():
+            try:
+                number = float(str(position).strip())
+            except ValueError:
+                number = -1.0
+            if number < 0 or number != int(number):
                 raise LabelDataError(f"{source}: row {r.get('id')!r} has segment_index {position!r}, "
                                      "not a whole number.", "Keep the segment_index column as exported.")
-            r["index"] = int(position)
+            r["index"] = int(number)
     raw.sort(key=lambda r: (str(r.get("group") or ""), r["index"] if isinstance(r.get("index"), int) else -1))
     _refuse_neutral_action(raw, taxonomy, source)
     rows = validate_rows(raw, taxonomy, str(source))

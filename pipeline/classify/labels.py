@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import LabelDataError, TaxonomyError
+from pipeline.tables import csv_delimiter
 
 __all__ = [
     "Task",
@@ -27,8 +28,6 @@ __all__ = [
     "LabelledRow",
     "load_taxonomy",
     "read_rows",
-    "csv_delimiter",
-    "CSV_DELIMITERS",
     "load_labelled",
     "validate_rows",
     "data_hash",
@@ -178,25 +177,6 @@ class LabelledRow:
         return split_key(self.corpus, self.group)
 
 
-#: Field separators a spreadsheet may save a ``.csv`` with (commas; semicolons where the comma is the
-#: decimal mark; tabs), in the order a tie goes.
-CSV_DELIMITERS = (",", ";", "\t")
-
-
-def csv_delimiter(header: str) -> str:
-    """The separator of a CSV whose first line is ``header``: whichever of :data:`CSV_DELIMITERS`
-    occurs most often outside double quotes (a comma when none occurs)."""
-    outside, quoted = [], False
-    for char in header:
-        if char == '"':
-            quoted = not quoted
-        elif not quoted:
-            outside.append(char)
-    counts = {d: outside.count(d) for d in CSV_DELIMITERS}
-    best = max(CSV_DELIMITERS, key=lambda d: (counts[d], -CSV_DELIMITERS.index(d)))
-    return best if counts[best] else ","
-
-
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """Read a JSONL, CSV, TSV or JSON-array file into dicts, with line numbers in errors.
 
@@ -213,10 +193,13 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
                 handle.seek(0)
                 reader = csv.DictReader(handle, delimiter=delimiter)
                 for record in reader:  # a row's file line, as a spreadsheet numbers it (header = 1)
-                    if None in record:  # more cells than the header names: a text with an unquoted separator
+                    extra = record.pop(None, None)  # type: ignore[call-overload]
+                    if extra and any(str(cell).strip() for cell in extra):
+                        # more cells than the header names: a text with an unquoted separator (empty trailing
+                        # cells, as some exporters end every row with a separator, are dropped)
                         name = "tab" if delimiter == "\t" else repr(delimiter)
                         raise LabelDataError(
-                            f"{path}:{reader.line_num}: {len(reader.fieldnames or []) + len(record[None])} cells "
+                            f"{path}:{reader.line_num}: {len(reader.fieldnames or []) + len(extra)} cells "
                             f"where the header has {len(reader.fieldnames or [])}.",
                             f"Put double quotes around a text that contains a {name}, as spreadsheets save it.")
                     rows.append({**record, "_line": reader.line_num})
@@ -260,9 +243,9 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 def _where_undecodable(path: Path) -> str:
     """Line and value of the first byte of ``path`` that is not UTF-8, for the error message."""
     try:
-        raw = path.read_bytes()
+        raw = gzip.decompress(path.read_bytes()) if path.suffix.lower() == ".gz" else path.read_bytes()
         raw.decode("utf-8")
-    except OSError:
+    except (OSError, EOFError, gzip.BadGzipFile):
         return "a byte that is not UTF-8"
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1

@@ -31,6 +31,7 @@ from pathlib import Path
 from pipeline import objectstore
 from pipeline.errors import InputChangingError, InputError
 from pipeline.schema import ROLES, CallMetadata, Source
+from pipeline.tables import csv_delimiter
 
 __all__ = [
     "AUDIO_FORMATS",
@@ -102,7 +103,9 @@ def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
     result: dict[Path, CallMetadata] = {}
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
+            delimiter = csv_delimiter(handle.readline())  # a spreadsheet may save with ; or tabs
+            handle.seek(0)
+            reader = csv.DictReader(handle, delimiter=delimiter)
             header = reader.fieldnames
             names = [str(name).strip().lower() for name in header] if header is not None else []
             reader.fieldnames = names
