@@ -54,6 +54,8 @@ def classify(
     artifact = load_artifact(models_dir(models), model_version)
     if speaker is not None and conversation is None:
         fail("--speaker needs --conversation: name the column that groups the rows into conversations.")
+    if file.suffix.lower() == ".txt" and text != DEFAULT_TEXT_COLUMN:
+        fail("--text names a column; a .txt file has no columns, only one text per line.")
     table = read_table(file)
     clashes = [c for c in output_columns(artifact) if any(c in row for row in table)]
     rows = classify_rows(artifact, table, str(file), conversation, speaker, text)
@@ -79,8 +81,8 @@ def train(
     external: Annotated[Optional[list[Path]], typer.Option(help="Partially labelled real-speech corpora (JSONL or .jsonl.gz); repeat for several, or 'none' for none. Default: every labels/external/*.jsonl.gz of the project (about 110,000 AMI acts), also when DATA files are given.", show_default=False)] = None,
     realdata: Annotated[Optional[Path], typer.Option(help="Shared real-text folder evaluated in the model card, never trained on. Default: ../shared/realdata/text when it exists.", show_default=False)] = None,
     encoder: Annotated[str, typer.Option(help="Sentence encoder folder under <models>/encoders/, or 'none' for TF-IDF and cues only.")] = DEFAULT_ENCODER,
-    context: Annotated[Optional[bool], typer.Option("--context/--no-context", help="Read each segment with its neighbours (the context level) [default: on].", show_default=False)] = None,
-    folds: Annotated[Optional[int], typer.Option(min=2, help="Grouped folds for the out-of-fold probabilities the context level learns from [default: the training default, 5].", show_default=False)] = None,
+    context: Annotated[Optional[bool], typer.Option("--context/--no-context", help="Read each segment with its neighbours (the context level) [default: the training default].", show_default=False)] = None,
+    folds: Annotated[Optional[int], typer.Option(min=2, help="Grouped folds for the out-of-fold probabilities the context level learns from [default: the training default].", show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="Seed of the context level's trees (the shipped model's by default).")] = DEFAULT_TRAIN_SEED,
     speech_copies: Annotated[Optional[int], typer.Option(min=0, help="Transcript-like noised copies of each written training conversation (dropped and repeated words, fillers, moved punctuation, lower case), trained next to the originals (text level only); 0 = none. Default: the training default (one); docs/REALDATA.md has what 0, 1 and 2 measured.", show_default=False)] = None,
     context_bag: Annotated[Optional[int], typer.Option(min=1, help="Tree ensembles per task at the context level, seeded --seed, --seed+1, ...; their probabilities are averaged. Default: the training default (one); docs/REALDATA.md has what a bag of five measured.", show_default=False)] = None,
@@ -292,6 +294,12 @@ def compare(
     from pipeline.apply import compare_versions
     from pipeline.paths import models_dir
 
+    if benchmark and (all_rows or conversation or data):
+        fail("--benchmark compares on the project's benchmark sources; --data, --all-rows and --conversation "
+             "are for comparing on your own rows (leave out --benchmark).")
+    if all_rows and not data:
+        fail("--all-rows needs --data: your own labelled rows. Without it the rows would be the training "
+             "corpus, which both models learned from.")
     if benchmark:
         from pipeline.apply import load_version
         from pipeline.classify.evaluate import compare_benchmark

@@ -162,8 +162,8 @@ def report(
     try:
         path, n = write_report(out_dir, html, since=since.date() if since else None, rep=rep)
     except OSError as exc:
-        if html is not None:
-            raise
+        if html is not None or not str(exc.filename or "").endswith((".tmp", ".html")):
+            raise  # a read failure, or --html given: the message says which file
         fail(f"Cannot write the report into {printable(out_dir)}: {exc.strerror or exc}. "
              "Write it elsewhere with --html FILE (the output folder may be read-only).")
     con = console()

@@ -280,7 +280,7 @@ def test_summary_fits_80_columns() -> None:
     text = console.export_text()
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "cycle" in text and "open loop" in text and "30/40/20/10" in text
-    assert "40%±15+" in text and "100%±50+" in text  # the verdict's mark, which survives without colour
+    assert "40%±15 +" in text and "100%±50 +" in text  # the verdict's mark, which survives without colour
     assert "+ (green) ≥35% moves work forward" in " ".join(text.split())
     # two calls of one name (a.wav and a.mp3) are told apart by their identities
     twins = [{**row, "call_id": "a", "source_id": "a.wav"}, {**row, "call_id": "a", "source_id": "a.mp3"}]

@@ -167,7 +167,7 @@ def evaluate_calls(artifact: Artifact, call_files: Sequence[Path], nlp: Any,
     from pipeline.classify.predict import classify_segments
     from pipeline.ingest.transcripts import parse_transcript_text
     from pipeline.schema import ClassifiedSegment, Prediction
-    from pipeline.score import ACTION_SHARE_METHODS, action_share_interval, score_call
+    from pipeline.score import ACTION_SHARE_METHODS, score_call
     from pipeline.speech.turns import segment_turns
 
     stage_task = artifact.taxonomy.by_role("stage")
@@ -196,7 +196,6 @@ def evaluate_calls(artifact: Artifact, call_files: Sequence[Path], nlp: Any,
         pred = score_call(predicted_segments, artifact.taxonomy)
         by_method = {m: score_call(predicted_segments, artifact.taxonomy, method=m).action_share
                      for m in ACTION_SHARE_METHODS}
-        wide = action_share_interval(predicted_segments, artifact.taxonomy, resample_segments=True)
         mix_error = float(np.mean([abs(gold.stage_shares[k] - pred.stage_shares.get(k, 0.0))
                                    for k in stage_task.labels]))
         per_call.append({
@@ -208,9 +207,6 @@ def evaluate_calls(artifact: Artifact, call_files: Sequence[Path], nlp: Any,
             "in_interval": (None if gold.action_share is None or pred.action_share_low is None
                             or pred.action_share_high is None
                             else pred.action_share_low - 1e-9 <= gold.action_share <= pred.action_share_high + 1e-9),
-            "in_interval_resampling_segments": (
-                None if gold.action_share is None or wide[0] is None or wide[1] is None
-                else wide[0] - 1e-9 <= gold.action_share <= wide[1] + 1e-9),
             "error_by_method": {m: (None if gold.action_share is None or v is None else abs(gold.action_share - v))
                                 for m, v in by_method.items()},
             "stage_mix_mean_abs_error": mix_error,
@@ -220,8 +216,6 @@ def evaluate_calls(artifact: Artifact, call_files: Sequence[Path], nlp: Any,
     by_method_errors = {m: [c["error_by_method"][m] for c in per_call if c["error_by_method"][m] is not None]
                         for m in ACTION_SHARE_METHODS}
     covered = [c["in_interval"] for c in per_call if c["in_interval"] is not None]
-    covered_wide = [c["in_interval_resampling_segments"] for c in per_call
-                    if c["in_interval_resampling_segments"] is not None]
     mixes = [c["stage_mix_mean_abs_error"] for c in per_call]
     turn_level: dict[str, dict[str, float]] = {}
     for view, ctx in (("in_context", True), ("one_turn_at_a_time", False)):
@@ -238,7 +232,6 @@ def evaluate_calls(artifact: Artifact, call_files: Sequence[Path], nlp: Any,
         "action_share_method": pred.action_share_method if per_call else None,
         "action_share_mae_by_method": {m: (float(np.mean(v)) if v else None) for m, v in by_method_errors.items()},
         "interval_coverage": float(np.mean(covered)) if covered else None,
-        "interval_coverage_resampling_segments": float(np.mean(covered_wide)) if covered_wide else None,
         "interval_mean_width": (float(np.mean([c["predicted_interval"][1] - c["predicted_interval"][0]
                                                for c in per_call if c["in_interval"] is not None]))
                                 if covered else None),

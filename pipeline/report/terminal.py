@@ -70,9 +70,9 @@ def render_summary(rows: list[dict[str, Any]], console: Any = None, tax: ReportT
         minutes = (r["audio_duration_s"] or r["speech_s"] or 0) / 60
         mix = "/".join(f"{100 * shares.get(s, 0.0):.0f}" for s in stages)
         said = verdict(r["action_share"])
-        share = f"[{colours.get(said, 'dim')}]{format_share(r, compact=True)}{marks.get(said, '')}[/]"
+        share = f"[{colours.get(said, 'dim')}]{format_share(r, compact=True)} {marks.get(said, ' ')}[/]"
         table.add_row(
-            escape(printable(r["call_id"] if counts[r["call_id"]] == 1 else r["source_id"])),
+            escape(printable(r["call_id"] if counts[r["call_id"]] == 1 else r["source_id"] or r["source_path"])),
             escape(printable(r["rep"] or "—")), str(r["call_date"] or "—"), f"{minutes:.1f}", share,
             "—" if ratio is None else f"{ratio:.1f}", mix, cycle,
         )

@@ -216,6 +216,14 @@ def _read_files(files: list[Path], schema: pa.Schema) -> pa.Table:
     return pa.concat_tables(parts) if parts else schema.empty_table()
 
 
+def _schema_version(path: Path) -> str | None:
+    """The callcycle schema version a Parquet file was written with ("" if none); ``None`` if unreadable."""
+    try:
+        return ((pq.read_schema(path).metadata or {}).get(b"callcycle.schema_version", b"")).decode()
+    except (pa.ArrowException, OSError, UnicodeDecodeError):
+        return None
+
+
 def _on_current_layout(out_dir: Path) -> bool:
     """Whether a run of this version has tidied ``out_dir`` (:func:`retire_old_layout`'s marker)."""
     marker = out_dir / _LAYOUT_MARKER
@@ -225,42 +233,42 @@ def _on_current_layout(out_dir: Path) -> bool:
         return False
 
 
-def _current_files(files: list[Path]) -> list[Path]:
-    """``files`` written with the current schema; older ones are left out with a warning (reading them
-    against today's schema would give rows with empty columns)."""
+def _current_files(files: list[Path], warn: bool = True) -> list[Path]:
+    """``files`` written with the current schema; older ones are left out, with a warning when ``warn``
+    (reading them against today's schema would give rows with empty columns)."""
     kept: list[Path] = []
     old: list[Path] = []
     for path in files:
-        try:
-            version = (pq.read_schema(path).metadata or {}).get(b"callcycle.schema_version", b"").decode()
-        except (pa.ArrowException, OSError):
-            kept.append(path)  # unreadable: _read_files skips it with its own warning
-            continue
-        (kept if version == SCHEMA_VERSION else old).append(path)
-    if old:
+        version = _schema_version(path)
+        (kept if version in (None, SCHEMA_VERSION) else old).append(path)  # unreadable: _read_files warns
+    if old and warn:
         logger.warning("%s: %d file(s) from an older callcycle (schema other than %s) left out; "
                        "run `callcycle run` on this output to move them aside and score their calls again",
                        old[0].parent.parent, len(old), SCHEMA_VERSION)
     return kept
 
 
-def read_dataset(out_dir: Path, table: str) -> pa.Table:
-    """Read one dataset (``segments``, ``calls`` or ``errors``) as a single Arrow table.
-
-    A dataset that does not exist yet reads as an empty table with the right schema; unreadable
-    files are skipped (and redone by the next run); segments are returned only when their
-    calls row, of the same version, is there.
-    """
+def _read_table(out_dir: Path, table: str, warn: bool = True) -> pa.Table:
+    """One dataset's current-schema files as one table (no filtering of uncommitted segments)."""
     schema = SCHEMAS[table]
     folder = Path(out_dir) / table
     files = _files(folder) if folder.is_dir() else []
     if files and not _on_current_layout(Path(out_dir)):
-        files = _current_files(files)
-    if not files:
-        return schema.empty_table()
-    result = _read_files(files, schema)
+        files = _current_files(files, warn)
+    return _read_files(files, schema) if files else schema.empty_table()
+
+
+def read_dataset(out_dir: Path, table: str) -> pa.Table:
+    """Read one dataset (``segments``, ``calls`` or ``errors``) as a single Arrow table.
+
+    A dataset that does not exist yet reads as an empty table with the right schema; unreadable
+    files are skipped (and redone by the next run); files of an older schema are left out until a
+    run tidies the folder; segments are returned only when their calls row, of the same version,
+    is there.
+    """
+    result = _read_table(Path(out_dir), table)
     if table == "segments":
-        committed = read_dataset(out_dir, "calls").column("call_key")
+        committed = _read_table(Path(out_dir), "calls", warn=False).column("call_key")
         result = result.filter(pc.is_in(result.column("call_key"), value_set=committed))
     return result
 
@@ -329,11 +337,8 @@ def retire_old_layout(out_dir: Path) -> int:
     for table in SCHEMAS:
         folder = out_dir / table
         for path in _files(folder) if folder.is_dir() else []:
-            try:
-                meta = pq.read_schema(path).metadata or {}
-            except (pa.ArrowException, OSError):
-                continue  # unreadable: stored_call/read_dataset deal with it
-            if meta.get(b"callcycle.schema_version", b"").decode() != SCHEMA_VERSION:
+            version = _schema_version(path)
+            if version is not None and version != SCHEMA_VERSION:  # unreadable: stored_call/read_dataset
                 target = out_dir / LEGACY / table / path.name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(path), target)
