@@ -107,3 +107,22 @@ def test_real_telephone_conversation(realdata: Path, asr_model, name: str) -> No
     audio = load_audio(realdata / "audio" / name)
     hypothesis = " ".join(p.text for p in transcribe_audio(asr_model, audio))
     assert word_error_rate(reference, hypothesis) < 0.25
+
+
+def test_real_overlapping_stereo_keeps_each_speakers_sentence_whole(realdata: Path, asr_model) -> None:
+    """pyannote's stereo test file: two people reading at the same time, one per channel. Interleaved by
+    word it came apart into 11 alternating fragments; the pipeline (by sentence) gives each speaker's
+    sentence whole, and every word once."""
+    from pipeline.speech.transcribe import transcribe_file
+    from pipeline.speech.turns import channel_words, words_to_turns
+
+    audio = transcribe_file(asr_model, realdata / "audio" / "stereo_diarization.wav")
+    words = channel_words(audio.pieces, {0: "left", 1: "right"})
+    by_word = words_to_turns(words, 1.0)
+    turns = words_to_turns(words, 1.0, by_sentence=True)
+    assert len(by_word) > 4, "the file's two readings overlap"
+    assert [t.speaker for t in turns] == ["left", "right"]
+    assert word_error_rate("He began a confused complaint against the wizard, who had vanished behind the curtain "
+                           "on the left.", turns[0].text) <= 0.2
+    assert word_error_rate("The horizon seems extremely distant.", turns[1].text) <= 0.2
+    assert sorted(w[0] for t in turns for w in t.words) == sorted(w[0] for t in by_word for w in t.words)
