@@ -317,7 +317,7 @@ class CycleModel(BaseEstimator):
             standalone_weight: float = 0.0,
             standalone_mask: np.ndarray | None = None, oof_out: dict[str, np.ndarray] | None = None,
             progress: Callable[[str], None] | None = None, context_mask: np.ndarray | None = None,
-            alone_mask: np.ndarray | None = None, offset_mask: np.ndarray | None = None) -> CycleModel:
+            alone_mask: np.ndarray | None = None) -> CycleModel:
         """Fit both levels.
 
         Args:
@@ -340,8 +340,6 @@ class CycleModel(BaseEstimator):
             alone_mask: if given, a second context level, with its own decision offsets, learns
                 from these rows shown with no neighbours, and reads every segment that has none
                 (a single sentence); the first then reads only segments in a conversation.
-            offset_mask: which rows the decision offsets are chosen on (default: every labelled
-                row); the levels still learn from all their rows.
         """
         say = progress or (lambda _m: None)
         if not self.tasks:
@@ -391,8 +389,7 @@ class CycleModel(BaseEstimator):
             mask = np.asarray([v is not None for v in y]) & in_context[row_index]
             gold = np.asarray(labels[task], dtype=object)
             # offsets from the original rows only (standalone copies, rows n and up, train only)
-            scored = np.flatnonzero(np.asarray([v is not None for v in gold]) & (weights[task] > 0) & in_context
-                                    & (np.ones(n, dtype=bool) if offset_mask is None else offset_mask))
+            scored = np.flatnonzero(np.asarray([v is not None for v in gold]) & (weights[task] > 0) & in_context)
             self.context_models_[task], self.offsets_[task] = self._fit_level(
                 task, z, y, weights[task][row_index] * copy_scale, mask, copy_groups, scored,
                 [balance[i] for i in scored], folds, "context level", say)
@@ -400,14 +397,13 @@ class CycleModel(BaseEstimator):
         self.alone_offsets_: dict[str, np.ndarray] = {}
         if alone_mask is not None and np.any(alone_mask):
             self._fit_alone(utterances, labels, weights, oof, cues, fold_groups, balance,
-                            np.flatnonzero(np.asarray(alone_mask, dtype=bool)), folds, say, offset_mask)
+                            np.flatnonzero(np.asarray(alone_mask, dtype=bool)), folds, say)
         say("context level fitted")
         return self
 
     def _fit_alone(self, utterances: Utterances, labels: dict[str, list[str | None]],
                    weights: dict[str, np.ndarray], oof: np.ndarray, cues: np.ndarray, fold_groups: np.ndarray,
-                   balance: list[str], chosen: np.ndarray, folds: GroupKFold, say: Callable[[str], None],
-                   offset_mask: np.ndarray | None = None) -> None:
+                   balance: list[str], chosen: np.ndarray, folds: GroupKFold, say: Callable[[str], None]) -> None:
         """The one-sentence context level: ``chosen`` rows with no neighbours (see :meth:`fit`)."""
         z = self._context_matrix(Utterances.standalone([utterances.texts[i] for i in chosen]),
                                  oof[chosen], cues[chosen])
@@ -415,7 +411,7 @@ class CycleModel(BaseEstimator):
             y = np.asarray(labels[task], dtype=object)[chosen]
             w = weights[task][chosen]
             mask = np.asarray([v is not None for v in y]) & (w > 0)
-            scored = np.flatnonzero(mask if offset_mask is None else mask & np.asarray(offset_mask)[chosen])
+            scored = np.flatnonzero(mask)
             self.alone_models_[task], self.alone_offsets_[task] = self._fit_level(
                 task, z, y, w, mask, fold_groups[chosen], scored, [balance[chosen[i]] for i in scored], folds,
                 "one-sentence context level", say)

@@ -118,10 +118,6 @@ class TrainConfig:
         speech_salt: varies the copies' noise (0: the draws documented in docs/REALDATA.md).
         context_bag: tree ensembles per task at the context level, seeded ``seed``,
             ``seed + 1``, ...; their probabilities are averaged (1: a single ensemble).
-        offsets_from_mapped: the decision offsets are chosen on every labelled row, tag-mapped
-            external rows included (the shipped recipe); off, only on rows a person labelled
-            (the written corpus and hand-labelled external rows), so the thinning of mapped rows
-            (``mapped_label_percent``) does not set the decision line (docs/REALDATA.md).
     """
 
     folds: int = 5
@@ -143,7 +139,6 @@ class TrainConfig:
     speech_copies_in_context: bool = False
     speech_salt: int = 0
     context_bag: int = 1
-    offsets_from_mapped: bool = True
 
 
 def speech_copies(rows: Sequence[LabelledRow], copies: int, salt: int = 0) -> list[LabelledRow]:
@@ -597,8 +592,6 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
               alone_mask=(np.asarray([r.corpus in cfg.alone_corpora for r in train_rows]) & ~is_copy
                           if cfg.alone_corpora else None),
               context_mask=None if cfg.speech_copies_in_context else ~is_copy,
-              offset_mask=None if cfg.offsets_from_mapped else np.asarray(
-                  [r.meta.get("label_source") != "mapped" for r in train_rows]),
               oof_out=oof, progress=say)
     cross_validated = (_metrics_for(train_rows[:n_original], {t: p[:n_original] for t, p in oof.items()}, model,
                                     taxonomy) if oof else {})
@@ -695,8 +688,7 @@ def _recipe(cfg: TrainConfig, with_encoder: bool) -> str:
         if cfg.context_bag > 1:
             text += f" (mean of {cfg.context_bag} ensembles seeded {cfg.seed}-{cfg.seed + cfg.context_bag - 1})"
         if cfg.tune_offsets:
-            text += " -> per-class prior offsets chosen on its out-of-fold probabilities (mean per-corpus macro-F1"
-            text += ")" if cfg.offsets_from_mapped else ", over rows a person labelled)"
+            text += " -> per-class prior offsets chosen on its out-of-fold probabilities (mean per-corpus macro-F1)"
         if cfg.alone_corpora:
             text += ("; a segment with no neighbours is read by a second context level (and offsets) trained on "
                      + ", ".join(cfg.alone_corpora) + " rows shown alone")
