@@ -27,6 +27,25 @@ def test_canonical_json_with_and_without_timings(tmp_path: Path) -> None:
     assert second.end_s - second.start_s == pytest.approx(4.8)
 
 
+def test_whisper_segments_and_a_bare_list_of_turns_are_read(tmp_path: Path) -> None:
+    """What other tools write: Whisper / faster-whisper / WhisperX JSON ({"segments": [...]}, a speaker
+    where diarized, extra fields ignored) and a bare list of turns, read like the canonical form."""
+    whisperx = {"language": "en", "segments": [
+        {"id": 0, "start": 0.0, "end": 2.4, "text": " Can you send the quote by Friday?", "speaker": "SPEAKER_00",
+         "words": [{"word": "Can", "start": 0.0, "end": 0.2}]},
+        {"id": 1, "start": 2.6, "end": 3.5, "text": " Yes, I will.", "speaker": "SPEAKER_01"}]}
+    path = tmp_path / "whisperx.json"
+    path.write_text(json.dumps(whisperx))
+    turns = parse_transcript(path).turns
+    assert [(t.speaker, t.text, t.start_s, t.end_s) for t in turns] == [
+        ("SPEAKER_00", "Can you send the quote by Friday?", 0.0, 2.4), ("SPEAKER_01", "Yes, I will.", 2.6, 3.5)]
+    plain_whisper = {"text": "Hello there.", "segments": [{"start": 0.0, "end": 1.0, "text": " Hello there."}]}
+    path.write_text(json.dumps(plain_whisper))
+    assert [(t.speaker, t.text) for t in parse_transcript(path).turns] == [("unknown", "Hello there.")]
+    path.write_text(json.dumps([{"speaker": "Dana", "text": "Shall we start?"}, {"speaker": "Tom", "text": "Yes."}]))
+    assert [t.speaker for t in parse_transcript(path).turns] == ["Dana", "Tom"]
+
+
 def test_webvtt_voice_tags_and_prefixes() -> None:
     text = ("WEBVTT\n\n1\n00:00:01.000 --> 00:00:03.500\n<v Dana Smith>Hi, <b>can</b> you hear me?</v>\n\n"
             "00:00:04.000 --> 00:01:06.250\nTom: I'll send the quote\nby Friday.\n")
@@ -58,7 +77,9 @@ def test_plain_text_speaker_lines_and_continuations() -> None:
     ('{"turns": [{"speaker": "a", "text": 3}]}', "no text string"),
     ('{"turns": [{"speaker": "a", "text": "hi", "start": "zero"}]}', "number of seconds"),
     ('{"turns": [{"speaker": "a", "text": "   "}]}', "no spoken text"),
-    ('[1, 2]', "not an object"),
+    ('[1, 2]', "turn 0 is a number, not an object"),
+    ('"just a string"', "the top level is a str"),
+    ('{"segments": [{"start": 0, "end": 1, "text": 5}]}', "no text string"),
 ])
 def test_bad_json_is_explained(content: str, fragment: str) -> None:
     with pytest.raises(TranscriptFormatError, match=fragment) as info:

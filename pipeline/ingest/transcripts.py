@@ -1,5 +1,9 @@
 """Parse text transcripts (canonical JSON, WebVTT, SRT, plain ``Name: text``) into turns.
 
+JSON is the canonical ``{"call_id", "turns": [{"speaker", "text", "start", "end"}]}``, a bare list of
+such turns, or what Whisper, faster-whisper and WhisperX write (``{"segments": [...]}``, with a
+``speaker`` per segment where diarized).
+
 Turns without timings get durations estimated from their word count (150 words per
 minute by default) and are flagged ``timing_estimated``.
 """
@@ -121,18 +125,23 @@ def _parse_json(name: str, text: str) -> tuple[str | None, list[Row]]:
     except ValueError as exc:  # an integer literal longer than Python's 4300-digit limit
         what = "a number is too long to read" if "digits" in str(exc) else str(exc)
         raise _fail(name, f"invalid JSON: {what}.", hint) from exc
+    if isinstance(data, list):  # a bare list of turns
+        data = {"turns": data}
     if not isinstance(data, dict):
         raise _fail(name, f"the top level is a {type(data).__name__}, not an object.", hint)
     call_id = data.get("call_id")
     if call_id is not None and (isinstance(call_id, bool) or not isinstance(call_id, (str, int))):
         raise _fail(name, f"'call_id' must be a string, not {_describe(call_id)}.", hint)
-    turns = data.get("turns")
+    # Whisper, faster-whisper and WhisperX write {"segments": [{"start", "end", "text", "speaker"?}]}
+    key = "turns" if "turns" in data or not isinstance(data.get("segments"), list) else "segments"
+    turns = data.get(key)
     if not isinstance(turns, list):
-        raise _fail(name, f"no 'turns' list ('turns' is {_describe(turns)}).", hint)
+        raise _fail(name, f"no 'turns' list ('turns' is {_describe(turns)}).",
+                    hint + ' A Whisper-style {"segments": [...]} or a bare list of turns is read too.')
     rows: list[Row] = []
     for i, turn in enumerate(turns):
         if not isinstance(turn, dict):
-            raise _fail(name, f"turn {i} is {_describe(turn)}, not an object.", hint)
+            raise _fail(name, f"{key[:-1]} {i} is {_describe(turn)}, not an object.", hint)
         speaker, body = turn.get("speaker"), turn.get("text")
         if not isinstance(body, str):
             raise _fail(name, f"turn {i} has no text string ('text' is {_describe(body)}).", hint)
