@@ -30,7 +30,10 @@ def _print_version(value: bool) -> None:
         from importlib.metadata import PackageNotFoundError, version
 
         try:
-            typer.echo(f"callcycle {version('callcycle')}")
+            from pipeline import PIPELINE_VERSION
+
+            typer.echo(f"callcycle {version('callcycle')} (pipeline {PIPELINE_VERSION}: stamped on every row it "
+                       "writes; a new one re-scores calls stored by an older one)")
         except PackageNotFoundError:  # run from a checkout that was never installed
             typer.echo("callcycle (not installed: run `pip install -e .`)")
         raise typer.Exit()
