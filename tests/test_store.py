@@ -62,6 +62,18 @@ def test_rows_are_checked_against_the_schema() -> None:
         store._table({"call_key": ["x"]}, store.CALLS_SCHEMA)
 
 
+def test_a_speakers_entry_with_missing_or_unknown_fields_is_refused(tmp_path: Path) -> None:
+    """Arrow would drop an unknown struct field and null a missing one without a word; check_table refuses."""
+    _write_call(tmp_path, "aa")
+    good = store.read_dataset(tmp_path, "calls").to_pydict()
+    assert store.check_table(good, store.CALLS_SCHEMA).num_rows == 1
+    first = good["speakers"][0][0]
+    for broken in ({k: v for k, v in first.items() if k != "talk_share"}, {**first, "mood": "happy"}):
+        rows = {**good, "speakers": [[broken, *good["speakers"][0][1:]]]}
+        with pytest.raises(ValueError, match="'speakers'"):
+            store.check_table(rows, store.CALLS_SCHEMA)
+
+
 def test_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:
     table = pa.table({"x": [1, 2, 3]})
     target = tmp_path / "errors" / "part-1.parquet"

@@ -184,7 +184,8 @@ def update_call(out_dir: Path, source_id: str, changes: dict[str, Any]) -> None:
     path = _path(out_dir, "calls", identity_key(source_id))
     row = _read_one(path).to_pylist()[0]
     row.update(changes)
-    write_table_atomic(pa.Table.from_pylist([row], schema=CALLS_SCHEMA), path)
+    write_table_atomic(check_table({name: [row.get(name)] for name in CALLS_SCHEMA.names} | {
+        k: [v] for k, v in changes.items()}, CALLS_SCHEMA), path)
 
 
 def write_error(out_dir: Path, table: pa.Table) -> None:

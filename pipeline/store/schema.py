@@ -277,9 +277,35 @@ def error_key(source_id: str, source_sha256: str | None, stamp: RunStamp) -> str
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
+def _struct_of(kind: pa.DataType) -> pa.StructType | None:
+    """The struct type of a struct column or of a list-of-structs column, else ``None``."""
+    if pa.types.is_struct(kind):
+        return kind
+    if pa.types.is_list(kind) and pa.types.is_struct(kind.value_type):
+        return kind.value_type
+    return None
+
+
 def check_table(rows: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:
+    """``rows`` (column -> values) as a table of ``schema``, refusing a missing or unknown column and a
+    struct value (e.g. a ``speakers`` entry) with missing or unknown fields: Arrow would silently drop
+    unknown fields and fill missing ones with nulls.
+
+    Raises:
+        ValueError: the columns or a struct's fields do not match the schema.
+    """
     if set(rows) != set(schema.names):
         raise ValueError(f"columns {sorted(set(rows) ^ set(schema.names))} do not match the schema")
+    for field in schema:
+        struct = _struct_of(field.type)
+        if struct is None:
+            continue
+        wanted = {struct.field(i).name for i in range(struct.num_fields)}
+        for value in rows[field.name]:
+            for item in ([] if value is None else value if pa.types.is_list(field.type) else [value]):
+                if isinstance(item, dict) and set(item) != wanted:
+                    raise ValueError(f"column {field.name!r}: fields {sorted(set(item) ^ wanted)} do not match "
+                                     "the schema")
     return pa.Table.from_pydict(rows, schema=schema)
 
 
