@@ -46,6 +46,37 @@ def test_whisper_segments_and_a_bare_list_of_turns_are_read(tmp_path: Path) -> N
     assert [t.speaker for t in parse_transcript(path).turns] == ["Dana", "Tom"]
 
 
+def test_a_cue_with_two_speakers_and_a_cue_that_continues_a_turn() -> None:
+    """Subtitle habits: two speakers in one cue (tags, prefixes or '- ' dialogue lines) each get their own
+    row, the cue's time shared by word count; a cue without a name continues the last named speaker."""
+    vtt = ("WEBVTT\n\n00:00:01.000 --> 00:00:04.000\n<v Dana>Can you send me the zip code list by Friday?</v>\n"
+           "<v Mark>Yeah, I'll send it Thursday.</v>\n\n00:00:04.500 --> 00:00:06.000\nAnd the notes too.\n")
+    rows = [(t.speaker, t.text, t.start_s, t.end_s) for t in parse_transcript_text(vtt, "vtt").turns]
+    assert rows[:2] == [("Dana", "Can you send me the zip code list by Friday?", 1.0, pytest.approx(1 + 3 * 10 / 15)),
+                        ("Mark", "Yeah, I'll send it Thursday.", pytest.approx(1 + 3 * 10 / 15), 4.0)]
+    assert rows[2][:2] == ("Mark", "And the notes too.")
+    srt = ("1\n00:00:01,000 --> 00:00:03,000\nSam: So the goal today is to agree on price.\n\n"
+           "2\n00:00:03,000 --> 00:00:05,000\nIs that still the plan on your side?\n\n"
+           "3\n00:00:05,000 --> 00:00:08,000\n- Could we move the demo to Tuesday?\n- No, Tuesday doesn't work.\n")
+    turns = parse_transcript_text(srt, "srt").turns
+    assert [(t.speaker, t.text) for t in turns] == [
+        ("Sam", "So the goal today is to agree on price."), ("Sam", "Is that still the plan on your side?"),
+        ("unknown", "Could we move the demo to Tuesday?"), ("unknown", "No, Tuesday doesn't work.")]
+
+
+def test_plain_text_with_time_stamps_and_roles_in_brackets() -> None:
+    """Exports that stamp each line ("[00:00:03] Jen: ...") give real start times, each turn lasting until
+    the next stamp; a role in brackets after the name is not part of the name; a time in the words is words."""
+    text = ("[00:00:03] Jen: Can you send the deck by Friday?\n"
+            "[00:00:07] Marcus: Sure, I'll send it Thursday.\n"
+            "Priya (AE, West): I'll take the Halcyon follow-up.\n"
+            "10:30 works for me too.\n")
+    turns = parse_transcript_text(text, "txt").turns
+    assert [(t.speaker, t.start_s) for t in turns[:2]] == [("Jen", 3.0), ("Marcus", 7.0)]
+    assert turns[0].end_s == 7.0 and not turns[0].timing_estimated
+    assert turns[2].speaker == "Priya" and turns[2].text == "I'll take the Halcyon follow-up. 10:30 works for me too."
+
+
 def test_webvtt_voice_tags_and_prefixes() -> None:
     text = ("WEBVTT\n\n1\n00:00:01.000 --> 00:00:03.500\n<v Dana Smith>Hi, <b>can</b> you hear me?</v>\n\n"
             "00:00:04.000 --> 00:01:06.250\nTom: I'll send the quote\nby Friday.\n")

@@ -31,7 +31,13 @@ _CUE_ID = re.compile(r"^\s*[0-9]+\s*$")
 _VTT_META_BLOCK = re.compile(r"^(?:NOTE|STYLE|REGION)(?:\s|$)")
 _VOICE = re.compile(r"<v(?:\.[^\s>]{0,100})?\s+([^>]{1,200})>")
 _TAG = re.compile(r"</?[^<>]{1,200}>")
-_PREFIX = re.compile(r"^\s*([A-Z][\w .'\-]{0,40}?|\[[^\]]{1,40}\]|[\w.\-]{1,40})\s*:\s+(.*)$")
+_PREFIX = re.compile(
+    r"^\s*([A-Z][\w .'\-]{0,40}?|\[[^\]]{1,40}\]|[\w.\-]{1,40})(?:\s*\([^()]{1,40}\))?\s*:\s+(.*)$")
+#: A plain-text line's leading time stamp: "[00:01:02] Dana: ...", "(1:02) Dana: ...", "00:01:02 - Dana: ...".
+_LEADING_TIME = re.compile(
+    r"^\s*[\[(]?((?:[0-9]{1,2}:)?[0-9]{1,2}:[0-9]{2}(?:[.,][0-9]{1,3})?)[\])]?\s*(?:[-–]\s*)?(?=\S)")
+#: A subtitle line that starts a new speaker's words without naming them ("- No, Tuesday doesn't work.").
+_DASH_LINE = re.compile(r"^\s*[-–—]\s+(?=\S)")
 UNKNOWN_SPEAKER = "unknown"
 #: A transcript longer than this is not one call (2 M characters is ~35 hours of speech).
 MAX_TRANSCRIPT_CHARS = 2_000_000
@@ -206,6 +212,9 @@ def _blocks(text: str) -> list[list[tuple[int, str]]]:
 def _parse_cues(name: str, text: str, kind: str) -> list[Row]:
     """Cues of a WebVTT or SRT file.
 
+    A cue's speaker comes from a ``<v Name>`` tag or a ``Name:`` prefix; a cue without one continues the
+    last named speaker (a long turn broken over several cues); a cue holding two speakers (two tags or
+    prefixes, or ``- `` dialogue lines) gives each its own row, the cue's time shared by word count.
     Overlapping cues (cross-talk) are kept and sorted by start time. A timing line that
     cannot be read, or cue text with no timing line above it, is an error naming the line:
     dropping that cue silently would change the call's scores.
@@ -215,11 +224,20 @@ def _parse_cues(name: str, text: str, kind: str) -> list[Row]:
     problem: TranscriptFormatError | None = None
     hint = _cue_hint(kind)
 
-    def flush(cue: tuple[float, float] | None, speaker: str, parts: list[str]) -> None:
-        body_text = " ".join(parts).strip()
-        if cue is not None and body_text:
-            rows.append((speaker, body_text, cue[0], cue[1]))
+    def flush(cue: tuple[float, float] | None, pieces: list[tuple[str, list[str]]]) -> None:
+        """One row per speaker's piece of the cue, the cue's time shared by word count."""
+        said = [(who, " ".join(parts).strip()) for who, parts in pieces]
+        said = [(who, body) for who, body in said if body]
+        if cue is None or not said:
+            return
+        words = [max(1, len(body.split())) for _who, body in said]
+        begin, span, done = cue[0], cue[1] - cue[0], 0
+        for (who, body), n in zip(said, words):
+            start = begin + span * done / sum(words)
+            done += n
+            rows.append((who, body, round(start, 3), round(begin + span * done / sum(words), 3)))
 
+    speaker = UNKNOWN_SPEAKER  # a cue without a name continues the last named speaker (subtitle line breaks)
     for block_index, block in enumerate(_blocks(text)):
         first = block[0][1].lstrip().lstrip("\ufeff")
         if kind == "WebVTT" and block_index == 0 and first.startswith("WEBVTT"):
@@ -231,8 +249,7 @@ def _parse_cues(name: str, text: str, kind: str) -> list[Row]:
         elif kind == "WebVTT" and _VTT_META_BLOCK.match(first):
             continue  # NOTE, STYLE and REGION blocks
         cue: tuple[float, float] | None = None
-        speaker = UNKNOWN_SPEAKER
-        parts: list[str] = []
+        pieces: list[tuple[str, list[str]]] = []  # (speaker, lines) in the cue, a new piece per speaker
         orphan: tuple[int, str] | None = None
         for pos, (number, line) in enumerate(block):
             match = _CUE_TIME.match(line)
@@ -251,11 +268,11 @@ def _parse_cues(name: str, text: str, kind: str) -> list[Row]:
                     problem = problem or _fail(
                         name, f"line {number}: a cue ends before it starts ({line.strip()[:80]}).",
                         "Fix the cue's timestamps (start --> end, end later than start).")
-                if parts and _CUE_ID.match(parts[-1]):
-                    parts.pop()  # the next cue's number, in a file without blank lines between cues
-                flush(cue, speaker, parts)
+                if pieces and pieces[-1][1] and _CUE_ID.match(pieces[-1][1][-1]):
+                    pieces[-1][1].pop()  # the next cue's number, in a file without blank lines between cues
+                flush(cue, pieces)
                 found_cue = True
-                cue, speaker, parts = (start, end), UNKNOWN_SPEAKER, []
+                cue, pieces = (start, end), []
                 continue
             if cue is None:
                 if pos == 0 and len(block) > 1:
@@ -263,9 +280,16 @@ def _parse_cues(name: str, text: str, kind: str) -> list[Row]:
                 if orphan is None and not _CUE_ID.match(line):
                     orphan = (number, line)
                 continue
+            dash = _DASH_LINE.match(line)  # "- No, it doesn't.": someone else's words, unnamed
+            if dash:
+                line, speaker = line[dash.end():], UNKNOWN_SPEAKER
+            before = speaker
             speaker, clean = _speaker_and_text(line, speaker)
             if clean:
-                parts.append(clean)
+                if dash or not pieces or speaker != before or speaker != pieces[-1][0]:
+                    pieces.append((speaker, [clean]))
+                else:
+                    pieces[-1][1].append(clean)
         if cue is None and orphan is None and len(block) > 1:
             orphan = block[1] if _CUE_ID.match(block[0][1]) else block[0]
         if orphan is not None:
@@ -276,7 +300,7 @@ def _parse_cues(name: str, text: str, kind: str) -> list[Row]:
                 what = (f"text {line.strip()[:60]!r} has no cue timing line above it "
                         "(the 'start --> end' line is missing or broken)")
             problem = problem or _fail(name, f"line {number}: {what}.", hint)
-        flush(cue, speaker, parts)
+        flush(cue, pieces)
     if not found_cue:
         raise _fail(name, f"no {kind} cues with timestamps (HH:MM:SS.mmm --> HH:MM:SS.mmm) found.",
                     f"Check that the file is a valid {kind} file.")
@@ -287,21 +311,34 @@ def _parse_cues(name: str, text: str, kind: str) -> list[Row]:
 
 
 def _parse_plain(text: str) -> list[Row]:
-    turns: list[tuple[str, list[str]]] = []
+    """``Name: text`` lines (a line without a name continues the current speaker's turn), each optionally
+    led by a time stamp (``[00:01:02] Name: text``); a stamped turn lasts until the next turn's stamp."""
+    turns: list[tuple[str, list[str], float | None]] = []
     speaker = UNKNOWN_SPEAKER
     for line in text.splitlines():
         if not line.strip():
             continue
+        stamp = None
+        timed = _LEADING_TIME.match(line)
+        if timed and _PREFIX.match(line[timed.end():]):  # a stamp only before a name ("10:30 works" is words)
+            *hours, minutes, seconds = timed.group(1).replace(",", ".").split(":")
+            stamp = int(hours[0] if hours else 0) * 3600 + int(minutes) * 60 + float(seconds)
+            line = line[timed.end():]
         match = _PREFIX.match(line)
         if match:
             speaker, body = match.group(1).strip("[] ") or UNKNOWN_SPEAKER, match.group(2).strip()
             if body:
-                turns.append((speaker, [body]))
-        elif turns and turns[-1][0] == speaker:
+                turns.append((speaker, [body], stamp))
+        elif turns and turns[-1][0] == speaker and stamp is None:
             turns[-1][1].append(line.strip())
         else:
-            turns.append((speaker, [line.strip()]))
-    return [(who, " ".join(parts), None, None) for who, parts in turns]
+            turns.append((speaker, [line.strip()], stamp))
+    rows: list[Row] = []
+    for i, (who, parts, start) in enumerate(turns):
+        following = turns[i + 1][2] if i + 1 < len(turns) else None  # the next turn's stamp ends this one
+        end = following if start is not None and following is not None and following >= start else None
+        rows.append((who, " ".join(parts), start, end))
+    return rows
 
 
 def _check_size(name: str, text: str) -> None:
