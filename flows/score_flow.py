@@ -38,7 +38,7 @@ from flows import resources
 from pipeline import process
 from pipeline.classify.artifacts import resolve_artifact_dir
 from pipeline.config import PipelineConfig, RunConfig
-from pipeline.errors import FileTimeoutError, PipelineError
+from pipeline.errors import FileTimeoutError, ModelArtifactError, OutputError, PipelineError, WorkerCrashError
 from pipeline.ingest import discover as ingest
 from pipeline.paths import DEFAULT_OUT, models_dir
 from pipeline.process import CallInput, Outcome
@@ -221,9 +221,22 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
     # first so that the last one does not run alone while the other threads idle.
     cfg = replace(cfg, run=replace(cfg.run, threads=cfg.run.threads_for(len(unique))))
     unique.sort(key=lambda s: -s.size_bytes)
-    futures = [score_file.submit(s, cfg, models, model_version, out_dir, batch) for s in unique]
-    for future in as_completed(futures):
-        done(future.result())
+    futures = {score_file.submit(s, cfg, models, model_version, out_dir, batch): s for s in unique}
+    for future in as_completed(list(futures)):
+        try:
+            outcome = future.result()
+        except (OutputError, ModelArtifactError):
+            raise  # every file would fail: the batch stops
+        except Exception as exc:  # noqa: BLE001 - e.g. Dask's KilledWorker: this file took its worker down
+            source = futures[future]
+            crash = WorkerCrashError(
+                f"{Path(source.path).name}: scoring it stopped its worker process ({type(exc).__name__}: "
+                f"{str(exc)[:200]}).",
+                "Check the file (a decoder crash or running out of memory kills the process); the other files "
+                "of the batch were scored.")
+            outcome = process.record_failure(out_dir, source.path, source.sha256, crash, stamp,
+                                             source_id=store.source_identity(source), batch=batch)
+        done(outcome)
     summary.wall_s = time.perf_counter() - started
     return summary
 

@@ -13,6 +13,7 @@ __all__ = [
     "LabelDataError",
     "TaxonomyError",
     "FileTimeoutError",
+    "WorkerCrashError",
     "OutputError",
     "InputChangingError",
     "AlreadyCommittedError",
@@ -93,6 +94,13 @@ class FileTimeoutError(PipelineError):
     """Reading or transcribing one file took longer than the per-file limit."""
 
     step = "transcribe"
+
+
+class WorkerCrashError(PipelineError):
+    """Scoring one file took its worker process down (a decoder crash, running out of memory): that file
+    fails, the batch goes on."""
+
+    step = "worker"
 
 
 class OutputError(PipelineError):

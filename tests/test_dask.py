@@ -146,3 +146,45 @@ def test_workers_option_starts_a_local_cluster_of_processes(prefect_harness, bat
     assert single.count("scored") == local.count("scored") == 3
     assert comparable_rows(tmp_path / "single", "calls") == comparable_rows(tmp_path / "local", "calls")
     assert comparable_rows(tmp_path / "single", "segments") == comparable_rows(tmp_path / "local", "segments")
+
+
+@pytest.mark.slow
+def test_a_file_that_kills_its_worker_fails_alone(prefect_harness, batch: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """One input whose processing kills its worker process (as a decoder crash or the OOM killer would)
+    is a failed input with an errors/ row; the other files of the batch are scored and the run returns."""
+    import dask
+    from prefect.settings import get_current_settings
+
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import os\n"
+        "if os.environ.get('CALLCYCLE_TEST_POISON'):\n"
+        "    import pipeline.process as p\n"
+        "    _real = p.read_call\n"
+        "    def read_call(source, *a, **k):\n"
+        "        if 'poison' in source.path:\n"
+        "            os._exit(139)\n"
+        "        return _real(source, *a, **k)\n"
+        "    p.read_call = read_call\n")
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("notes-0.json", "notes-1.json"):
+        shutil.copy(batch / name, inputs / name)
+    (inputs / "poison.json").write_text((batch / "notes-0.json").read_text().replace("batch 0", "batch 9"))
+    # set before the worker processes start, so their interpreters load the hook (this one already started)
+    monkeypatch.setenv("CALLCYCLE_TEST_POISON", "1")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(hook), str(Path.cwd()), os.environ.get("PYTHONPATH", "")]))
+    env = {"PREFECT_API_URL": str(get_current_settings().api.url), "PREFECT_LOGGING_LEVEL": "WARNING"}
+    out = tmp_path / "out"
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                     env=env) as local:
+        summary = run_scoring([str(inputs)], out_dir=str(out), models=str(MODELS), dask_address=local.scheduler_address)
+    status = {Path(o.path).name: o.status for o in summary.outcomes}
+    assert status == {"notes-0.json": "scored", "notes-1.json": "scored", "poison.json": "failed"}
+    errors = ds.dataset(out / "errors").to_table().to_pylist()
+    assert [(Path(e["source_path"]).name, e["step"]) for e in errors] == [("poison.json", "worker")]
+    assert "stopped its worker process" in errors[0]["message"]
+    assert len(ds.dataset(out / "calls").to_table()) == 2
