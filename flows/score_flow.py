@@ -35,10 +35,17 @@ from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import resources
-from pipeline import process
+from pipeline import objectstore, process
 from pipeline.classify.artifacts import resolve_artifact_dir
 from pipeline.config import PipelineConfig, RunConfig
-from pipeline.errors import FileTimeoutError, ModelArtifactError, OutputError, PipelineError, WorkerCrashError
+from pipeline.errors import (
+    FileTimeoutError,
+    ModelArtifactError,
+    OutputError,
+    PipelineError,
+    ServiceError,
+    WorkerCrashError,
+)
 from pipeline.ingest import discover as ingest
 from pipeline.paths import DEFAULT_OUT, models_dir
 from pipeline.process import CallInput, Outcome
@@ -293,6 +300,30 @@ def task_runner(workers: int = 1, dask_address: str | None = None, api_url: str 
                                           "dashboard_address": None, "env": env})
 
 
+def check_prefect_api(timeout_s: float = 5.0) -> None:
+    """Raise :class:`~pipeline.errors.ServiceError` when ``PREFECT_API_URL`` names a server that does
+    not answer its health check (nothing to do when none is configured: a temporary one starts)."""
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    if not url:
+        return
+    import httpx
+
+    try:
+        httpx.get(f"{str(url).rstrip('/')}/health", timeout=timeout_s).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise ServiceError(
+            f"The Prefect server at {url} (PREFECT_API_URL) does not answer ({type(exc).__name__}: {exc}).",
+            "Start it (`prefect server start`), fix PREFECT_API_URL, or unset it to let callcycle start a "
+            "temporary one; nothing was scored or written.") from exc
+
+
+def _absolute(location: str) -> str:
+    """A local path made absolute (a remote Dask worker has another working folder); URIs as they are."""
+    return location if objectstore.is_uri(location) else str(Path(location).absolute())
+
+
 def run_scoring(inputs: list[str], *, out_dir: str = str(DEFAULT_OUT), models: str | None = None,
                 model_version: str | None = None, config: PipelineConfig | None = None,
                 workers: int = 1, dask_address: str | None = None,
@@ -300,11 +331,18 @@ def run_scoring(inputs: list[str], *, out_dir: str = str(DEFAULT_OUT), models: s
                 on_discovered: Callable[[int], None] | None = None) -> RunSummary:
     """Run :func:`score_calls` with ``workers`` files in flight at once (see :func:`task_runner`).
 
-    The output folder and the model are checked first, before Prefect starts (whose temporary API
-    takes seconds), so a read-only, full or misnamed ``out_dir`` is one clear
+    A configured Prefect server that does not answer is one clear
+    :class:`~pipeline.errors.ServiceError` before any work. With ``dask_address`` local input and
+    output paths are made absolute (the cluster's workers have their own working folders; they must
+    see the same paths, e.g. a shared mount). The output folder and the model are checked first,
+    before Prefect starts (whose temporary API takes seconds), so a read-only, full or misnamed
+    ``out_dir`` is one clear
     :class:`~pipeline.errors.OutputError` and a missing, tampered or mis-pointed model one clear
     :class:`~pipeline.errors.ModelArtifactError`, at once.
     """
+    check_prefect_api()
+    if dask_address:  # the cluster's workers resolve paths in their own working folder
+        inputs, out_dir = [_absolute(i) for i in inputs], _absolute(out_dir)
     process.prepare_output(out_dir)
     # resolved here (CURRENT read now) and checked once: score_calls gets the version's folder, whose
     # check it then finds in resources' cache

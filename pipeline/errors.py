@@ -14,6 +14,7 @@ __all__ = [
     "TaxonomyError",
     "FileTimeoutError",
     "WorkerCrashError",
+    "ServiceError",
     "OutputError",
     "InputChangingError",
     "AlreadyCommittedError",
@@ -101,6 +102,14 @@ class WorkerCrashError(PipelineError):
     fails, the batch goes on."""
 
     step = "worker"
+
+
+class ServiceError(PipelineError):
+    """A service the run was told to use (the configured Prefect server) does not answer: nothing is
+    started and nothing written (exit status 2)."""
+
+    step = "orchestration"
+    exit_code = 2
 
 
 class OutputError(PipelineError):

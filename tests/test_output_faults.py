@@ -52,6 +52,25 @@ def test_out_that_is_a_file_is_one_clear_error(tmp_path: Path) -> None:
     assert "is a file, not a folder" in text and "Traceback" not in text
 
 
+def test_a_configured_prefect_server_that_does_not_answer_is_exit_2_before_work(tmp_path: Path) -> None:
+    """PREFECT_API_URL naming a dead server: one clear error and exit 2 (exit 1 means a failed input),
+    not a Prefect traceback; nothing is written."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder, out = _folder(tmp_path, 1), tmp_path / "out"
+    env = {**_user_env(), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+    result = subprocess.run([sys.executable, "-m", "cli", "run", str(folder), "--out", str(out), "--models",
+                             str(MODELS)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    text = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 2, text
+    assert f"The Prefect server at http://127.0.0.1:{port}/api (PREFECT_API_URL) does not answer" in text
+    assert "prefect server start" in text and "Traceback" not in text
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("code,fragment", [(errno.EROFS, "Cannot write to"), (errno.EACCES, "Cannot write to"),
                                            (errno.ENOSPC, "is full")])
 def test_unwritable_output_is_refused_before_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int,
