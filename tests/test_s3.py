@@ -258,6 +258,38 @@ def test_orphans_are_swept(s3_server, bucket: str, tmp_path: Path, artifact, nlp
     assert result.returncode == 0 and "Swept 0" in result.stdout, result.stdout + result.stderr
 
 
+def test_a_left_write_check_is_swept_and_a_commit_conflict_is_retried(s3_server, bucket: str, tmp_path: Path,
+                                                                        artifact, nlp, monkeypatch) -> None:
+    """A write-check object a crashed check left under the prefix is swept; AWS's 409
+    ConditionalRequestConflict to the create-only marker PUT (a race it asks to retry) is retried
+    instead of stopping the batch."""
+    from pipeline.store import s3 as s3mod
+
+    store = S3Store(f"s3://{bucket}/out")
+    _boto(s3_server).put_object(Bucket=bucket, Key="out/.callcycle-probe-0123abcd", Body=b"")
+    assert store.sweep(3600.0) == 0  # young: it could be a check in progress
+    assert store.sweep(3600.0, now=datetime.now(UTC) + timedelta(hours=2)) == 1
+    assert "out/.callcycle-probe-0123abcd" not in _keys(s3_server, bucket, "out/")
+
+    class Conflict(Exception):
+        response = {"Error": {"Code": "ConditionalRequestConflict"}, "ResponseMetadata": {"HTTPStatusCode": 409}}
+
+    real = store.fs.pipe_file
+    conflicts = {"left": 2}
+
+    def racing(path, data, mode="overwrite", **kwargs):
+        if mode == "create" and "/commits/" in path and conflicts["left"]:
+            conflicts["left"] -= 1
+            raise OSError(5, "ConditionalRequestConflict") from Conflict()
+        return real(path, data, mode=mode, **kwargs)
+
+    monkeypatch.setattr(store.fs, "pipe_file", racing)
+    monkeypatch.setattr(s3mod, "CONFLICT_PAUSE_S", 0.0)
+    v1 = _scored(artifact, nlp, tmp_path, "a.json", "How is the rollout going?", "It slipped a week.")
+    assert store.write_call(*v1) is True and conflicts["left"] == 0
+    assert [r["call_key"] for r in store.read_dataset("calls").to_pylist()] == [v1[0]]
+
+
 def test_versions_replace_revert_and_broken_commits(s3_server, bucket: str, tmp_path: Path, artifact, nlp) -> None:
     store = S3Store(f"s3://{bucket}/out")
     v1 = _scored(artifact, nlp, tmp_path, "a.json", "How is the rollout going?", "It slipped a week.")

@@ -32,7 +32,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -98,6 +100,22 @@ def _read_parquet(data: bytes, schema: pa.Schema | None = None) -> pa.Table:
     return table.select(schema.names).cast(schema) if schema is not None else table
 
 
+def _is_conflict(exc: BaseException) -> bool:
+    """A 409 ConditionalRequestConflict: AWS's answer when a create-only PUT races another conditional
+    write or a delete of the same key; AWS says to retry."""
+    cause = getattr(exc, "__cause__", None)
+    response = getattr(cause, "response", {}) if cause is not None else {}
+    return (response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 409
+            or response.get("Error", {}).get("Code") == "ConditionalRequestConflict"
+            or "ConditionalRequestConflict" in str(exc))
+
+
+#: Tries of a create-only PUT that AWS answers with 409 ConditionalRequestConflict, and the pause before
+#: the first retry (doubled each time, with jitter).
+CONFLICT_TRIES = 4
+CONFLICT_PAUSE_S = 0.2
+
+
 def _is_precondition_failed(exc: BaseException) -> bool:
     """A 412 to a create-only PUT (s3fs maps it to FileExistsError; older ones to a plain OSError)."""
     if isinstance(exc, FileExistsError):
@@ -153,13 +171,19 @@ class S3Store:
         return path[len(self.root) + 1:] if path.startswith(self.root + "/") else path
 
     def _put(self, rel: str, data: bytes, *, create: bool = False) -> None:
-        with objectstore.translate_errors():
-            try:
-                self.fs.pipe_file(self._path(rel), data, mode="create" if create else "overwrite")
-            except OSError as exc:
-                if create and _is_precondition_failed(exc) and not isinstance(exc, FileExistsError):
-                    raise FileExistsError(str(exc)) from exc
-                raise
+        """Write one object; ``create``: only if none exists (:class:`FileExistsError` if one does). A
+        409 ConditionalRequestConflict to a create is retried (:data:`CONFLICT_TRIES`) before it counts."""
+        for attempt in range(CONFLICT_TRIES):
+            with objectstore.translate_errors():
+                try:
+                    self.fs.pipe_file(self._path(rel), data, mode="create" if create else "overwrite")
+                    return
+                except OSError as exc:
+                    if create and _is_precondition_failed(exc) and not isinstance(exc, FileExistsError):
+                        raise FileExistsError(str(exc)) from exc
+                    if not (create and _is_conflict(exc)) or attempt == CONFLICT_TRIES - 1:
+                        raise
+            time.sleep(CONFLICT_PAUSE_S * 2 ** attempt * (1 + random.random()))
 
     def _get(self, rel: str) -> bytes:
         with objectstore.translate_errors():
@@ -182,6 +206,16 @@ class S3Store:
             except FileNotFoundError:
                 return {}
         return {path: info for path, info in found.items() if info.get("type", "file") == "file"}
+
+    def _probes(self) -> dict[str, dict[str, Any]]:
+        """The write-check objects (``.callcycle-probe-<hex>``, directly under the prefix) with their details."""
+        with objectstore.translate_errors():
+            try:
+                listed = self.fs.ls(self.root, detail=True, refresh=True)
+            except FileNotFoundError:
+                return {}
+        return {info["name"]: info for info in listed if info.get("type", "file") == "file"
+                and info["name"].rsplit("/", 1)[-1].startswith(".callcycle-probe-")}
 
     def _cat(self, paths: list[str]) -> dict[str, bytes | Exception]:
         """Many objects at once (s3fs fetches them concurrently); a failure is returned, not raised."""
@@ -441,7 +475,7 @@ class S3Store:
             for path, info in sorted(self._list(table).items()):
                 if path not in kept and _as_utc(info.get("LastModified")) <= cutoff:
                     removed += self._delete(path)
-        for path, info in self._list(".callcycle-probe").items():  # never left unless a check crashed
+        for path, info in self._probes().items():  # never left unless a check crashed
             if _as_utc(info.get("LastModified")) <= cutoff:
                 removed += self._delete(path)
         if removed:
