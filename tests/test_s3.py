@@ -137,6 +137,18 @@ def test_inputs_are_listed_from_s3_with_local_identities(s3_server, bucket: str,
     assert [s.source_id for s in single] == ["standup.json"]
     none, errors = discover_inputs([f"s3://{bucket}/nothing-here/"])
     assert none == [] and "No input matches" in str(errors[0][1])
+    # before any work a run refuses a mistyped prefix or bucket (exit 2, nothing recorded), as a local path
+    from pipeline.ingest.discover import unmatched_inputs
+
+    assert unmatched_inputs([uri, f"s3://{bucket}/incoming/calls/team/*.json"]) == []
+    typos = [f"s3://{bucket}/incoming/callz/", f"s3://{bucket}-nope/calls/", f"s3://{bucket}/incoming/calls/*.wav"]
+    assert unmatched_inputs(typos) == typos
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "cli", "run", uri, typos[0], "--out", str(out), "--models",
+                             str(MODELS)], cwd=ROOT, env={**os.environ}, capture_output=True, text=True, timeout=120)
+    text = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 2 and "No input matches" in text and "AWS_ENDPOINT_URL" in text, text
+    assert not out.exists()
 
 
 def test_run_writes_to_and_reads_from_s3(s3_server, bucket: str, tmp_path: Path, artifact, nlp) -> None:

@@ -332,11 +332,16 @@ def unmatched_inputs(inputs: list[str] | list[Path]) -> list[str]:
 
     A batch checks this before any work: a mistyped path is a usage error to fix and run again,
     not a failed input to record (an ``errors/`` row keyed by a path that never existed would stay
-    there for good). ``s3://`` inputs are listed by the run itself.
+    there for good). An ``s3://`` spec counts as unmatched when nothing is under it or it cannot be
+    listed (:func:`pipeline.ingest.remote.spec_matches`).
     """
     missing = []
     for spec in inputs:
         if objectstore.is_uri(spec):
+            from pipeline.ingest import remote
+
+            if not remote.spec_matches(str(spec)):
+                missing.append(str(spec))
             continue
         path = Path(spec)
         if path.exists() or path.is_symlink() or glob.glob(str(spec), recursive=True):
@@ -352,8 +357,10 @@ def unmatched_inputs_error(missing: list[str], defaulted: bool = False) -> Input
                           "Pass audio files, transcripts, folders or a quoted glob, e.g. "
                           "`callcycle run recordings/ --out out`.")
     shown = ", ".join(repr(m) for m in missing[:3]) + (" ..." if len(missing) > 3 else "")
+    remote = " For s3://, also check the bucket, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL." \
+        if any(objectstore.is_uri(m) for m in missing) else ""
     return InputError(f"No input matches {shown}; nothing was scored or recorded.",
-                      "Check the path (or quote a glob such as 'calls/**/*.wav') and run again.")
+                      "Check the path (or quote a glob such as 'calls/**/*.wav') and run again." + remote)
 
 
 def no_inputs_error(inputs: list[str] | list[Path]) -> InputError:

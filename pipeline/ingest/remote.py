@@ -116,6 +116,21 @@ def describe_object(fs: Any, path: str, info: dict[str, Any], metadata: CallMeta
     )
 
 
+def spec_matches(spec: str) -> bool:
+    """Whether an ``s3://`` spec names anything: an object, a prefix with objects under it, or a glob
+    that matches. ``False`` too when it cannot be listed (no such bucket, access denied, no endpoint)."""
+    fs = objectstore.filesystem()
+    bucket, key = objectstore.split_uri(spec)
+    base = f"{bucket}/{key}" if key else bucket
+    try:
+        with objectstore.translate_errors():
+            if glob.has_magic(key):
+                return bool(fs.glob(base))
+            return bool(fs.exists(base))
+    except (OSError, ValueError):
+        return False
+
+
 def discover_remote(spec: str, errors: list[tuple[str, InputError]]) -> list[Source]:
     """Sources under one ``s3://`` spec (see the module docstring); problems are appended to ``errors``.
 
