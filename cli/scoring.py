@@ -184,7 +184,8 @@ def sweep(
     Under an s3:// output: uncommitted data files and superseded commits older than --older-than
     hours; in a folder: temporary files of writers that are no longer running.
 
-    Readers never see these; sweeping only saves space. Safe while other runs write.
+    Readers never see these; sweeping only saves space. Safe while other runs write when --older-than
+    exceeds the longest time one file takes (the default, 24 h, does); 0 only when nothing writes.
     """
     from rich.markup import escape
 
