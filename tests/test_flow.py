@@ -76,10 +76,12 @@ def test_flow_scores_records_errors_and_reruns_idempotently(prefect_harness, inp
 
 
 def test_tasks_are_thin_wrappers(tmp_path: Path) -> None:
-    """The discover task called with .fn() is the library function."""
+    """The discover task called with .fn() is the library function (and its notes)."""
     (tmp_path / "a.vtt").write_text("WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nhi\n")
-    sources, errors = score_flow.discover_task.fn([str(tmp_path)])
+    (tmp_path / "notes.md").write_text("not a call")
+    sources, errors, notes = score_flow.discover_task.fn([str(tmp_path)])
     assert [s.fmt for s in sources] == ["vtt"] and errors == []
+    assert [Path(p).name for p in notes.ignored] == ["notes.md"] and notes.aliases == [] and notes.empty == []
 
 
 def test_missing_model_fails_fast(prefect_harness, tmp_path: Path) -> None:
