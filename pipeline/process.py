@@ -351,16 +351,16 @@ def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
         raise broken
     ident = store.source_identity(source)
     key = store.call_key(source.sha256, stamp, source.kind, ident)
+    if force:  # rescored and replaced whatever is stored: nothing to read
+        return None
     try:
         stored = out.stored_call(ident, key)
     except OSError as exc:
         raise _output_failed(out, exc, f"reading the stored results of {Path(source.path).name}", batch) from exc
-    if not force and stored.state == "stale" and stored.row is not None:
+    if stored.state == "stale" and stored.row is not None:
         clash = _identity_clash(source, ident, stored.row)
         if clash is not None:  # recorded as this input's failure; the stored call stays as it was
             return record_failure(out_dir, source.path, source.sha256, clash, stamp, source_id=ident, batch=batch)
-    if force:
-        return None
     if stored.state != "current" or stored.row is None:
         return None
     meta = source.metadata
