@@ -20,13 +20,9 @@ from pipeline.config import DEFAULT_TEXT_COLUMN
 from pipeline.errors import LabelDataError
 from pipeline.tables import unneutralise
 
-__all__ = ["TEXT_COLUMN", "CLASH_SUFFIX", "output_columns", "read_lines", "read_table",
+__all__ = ["CLASH_SUFFIX", "output_columns", "read_lines", "read_table",
            "classify_rows", "holdout_rows", "load_evaluation_rows", "evaluate_files",
            "compare_versions", "load_version"]
-
-
-#: The column :func:`classify_rows` reads texts from unless told another.
-TEXT_COLUMN = DEFAULT_TEXT_COLUMN
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
@@ -37,7 +33,7 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
     """
     try:
         with open(path, encoding="utf-8-sig") as handle:  # a BOM, as Notepad saves, is dropped
-            return [{TEXT_COLUMN: line.strip()} for line in handle if line.strip()]
+            return [{DEFAULT_TEXT_COLUMN: line.strip()} for line in handle if line.strip()]
     except FileNotFoundError as exc:
         raise LabelDataError(f"File {path} not found.", "Check the path.") from exc
     except UnicodeDecodeError as exc:
@@ -74,7 +70,7 @@ def output_columns(artifact: Artifact) -> list[str]:
 
 def classify_rows(artifact: Artifact, rows: list[dict[str, Any]], source: str = "input",
                   conversation: str | None = None, speaker: str | None = None,
-                  text: str = TEXT_COLUMN) -> list[dict[str, Any]]:
+                  text: str = DEFAULT_TEXT_COLUMN) -> list[dict[str, Any]]:
     """Add ``<stage task>``, ``p_<label>``, ``<talk/action task>`` and ``<positive>_prob`` to every row.
 
     Each row is read on its own, unless ``conversation`` names a column: then consecutive rows
@@ -161,7 +157,7 @@ def _named_columns(raw: list[dict[str, Any]], source: str, columns: dict[str, st
 
 def load_evaluation_rows(artifact: Artifact, files: Sequence[Path], holdout: bool = False,
                          conversation: str | None = None, speaker: str | None = None,
-                         text: str = TEXT_COLUMN) -> list[LabelledRow]:
+                         text: str = DEFAULT_TEXT_COLUMN) -> list[LabelledRow]:
     """Validated rows of ``files`` for the tasks each file labels; optionally only the held-out split.
 
     ``conversation``, ``speaker`` and ``text`` name the columns holding each row's conversation
@@ -185,7 +181,7 @@ def load_evaluation_rows(artifact: Artifact, files: Sequence[Path], holdout: boo
 
 def evaluate_files(models: Path, version: str | None, files: Sequence[Path],
                    holdout: bool = False, in_context: bool = True, conversation: str | None = None,
-                   speaker: str | None = None, text: str = TEXT_COLUMN) -> tuple[Artifact, int, dict[str, Any]]:
+                   speaker: str | None = None, text: str = DEFAULT_TEXT_COLUMN) -> tuple[Artifact, int, dict[str, Any]]:
     """Load an artifact and evaluate it on labelled files: ``(artifact, rows used, metrics)``.
 
     Rows of one group (the ``group`` column, or the one ``conversation`` names) are read as a
