@@ -100,11 +100,16 @@ def _read_parquet(data: bytes, schema: pa.Schema | None = None) -> pa.Table:
     return table.select(schema.names).cast(schema) if schema is not None else table
 
 
+def _response(exc: BaseException) -> dict[str, Any]:
+    """The S3 reply behind an error s3fs raised (botocore's ``response`` on its cause), or ``{}``."""
+    cause = getattr(exc, "__cause__", None)
+    return getattr(cause, "response", {}) if cause is not None else {}
+
+
 def _is_conflict(exc: BaseException) -> bool:
     """A 409 ConditionalRequestConflict: AWS's answer when a create-only PUT races another conditional
     write or a delete of the same key; AWS says to retry."""
-    cause = getattr(exc, "__cause__", None)
-    response = getattr(cause, "response", {}) if cause is not None else {}
+    response = _response(exc)
     return (response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 409
             or response.get("Error", {}).get("Code") == "ConditionalRequestConflict"
             or "ConditionalRequestConflict" in str(exc))
@@ -120,9 +125,7 @@ def _is_precondition_failed(exc: BaseException) -> bool:
     """A 412 to a create-only PUT (s3fs maps it to FileExistsError; older ones to a plain OSError)."""
     if isinstance(exc, FileExistsError):
         return True
-    cause = getattr(exc, "__cause__", None)
-    meta = getattr(cause, "response", {}).get("ResponseMetadata", {}) if cause is not None else {}
-    return isinstance(exc, OSError) and meta.get("HTTPStatusCode") == 412
+    return isinstance(exc, OSError) and _response(exc).get("ResponseMetadata", {}).get("HTTPStatusCode") == 412
 
 
 def _now() -> datetime:
