@@ -34,8 +34,7 @@ _TAG = re.compile(r"</?[^<>]{1,200}>")
 _PREFIX = re.compile(
     r"^\s*([A-Z][\w .'\-]{0,40}?|\[[^\]]{1,40}\]|[\w.\-]{1,40})(?:\s*\([^()]{1,40}\))?\s*:\s+(.*)$")
 #: A plain-text line's leading time stamp: "[00:01:02] Dana: ...", "(1:02) Dana: ...", "00:01:02 - Dana: ...".
-_LEADING_TIME = re.compile(
-    r"^\s*[\[(]?((?:[0-9]{1,2}:)?[0-9]{1,2}:[0-9]{2}(?:[.,][0-9]{1,3})?)[\])]?\s*(?:[-–]\s*)?(?=\S)")
+_LEADING_TIME = re.compile(rf"^\s*[\[(]?{_TS}[\])]?\s*(?:[-–]\s*)?(?=\S)")
 #: A subtitle line that starts a new speaker's words without naming them ("- No, Tuesday doesn't work.").
 _DASH_LINE = re.compile(r"^\s*[-–—]\s+(?=\S)")
 UNKNOWN_SPEAKER = "unknown"
@@ -283,10 +282,9 @@ def _parse_cues(name: str, text: str, kind: str) -> list[Row]:
             dash = _DASH_LINE.match(line)  # "- No, it doesn't.": someone else's words, unnamed
             if dash:
                 line, speaker = line[dash.end():], UNKNOWN_SPEAKER
-            before = speaker
             speaker, clean = _speaker_and_text(line, speaker)
             if clean:
-                if dash or not pieces or speaker != before or speaker != pieces[-1][0]:
+                if dash or not pieces or speaker != pieces[-1][0]:
                     pieces.append((speaker, [clean]))
                 else:
                     pieces[-1][1].append(clean)
@@ -321,8 +319,7 @@ def _parse_plain(text: str) -> list[Row]:
         stamp = None
         timed = _LEADING_TIME.match(line)
         if timed and _PREFIX.match(line[timed.end():]):  # a stamp only before a name ("10:30 works" is words)
-            *hours, minutes, seconds = timed.group(1).replace(",", ".").split(":")
-            stamp = int(hours[0] if hours else 0) * 3600 + int(minutes) * 60 + float(seconds)
+            stamp = _seconds(timed.groups())
             line = line[timed.end():]
         match = _PREFIX.match(line)
         if match:
