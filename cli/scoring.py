@@ -9,7 +9,11 @@ from typing import Annotated, Any, Optional
 import typer
 
 from cli.common import app, command, console, fail, quiet_prefect
+from pipeline.config import DEFAULT_ORPHAN_AGE_S, DiarizeOptions
 from pipeline.paths import DEFAULT_INPUTS, DEFAULT_OUT
+
+_MAX_SPEAKERS = DiarizeOptions().max_speakers
+_ORPHAN_AGE_H = DEFAULT_ORPHAN_AGE_S / 3600.0
 
 OUT_HELP = ("Output folder, or s3://bucket/prefix (endpoint and credentials from AWS_ENDPOINT_URL, "
             "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), for the segments/, calls/ and errors/ datasets [default: ./out].")
@@ -31,7 +35,7 @@ def run(
     batched: Annotated[Optional[bool], typer.Option("--batched/--no-batched", help="Use faster-whisper's BatchedInferencePipeline.")] = None,
     vad: Annotated[Optional[bool], typer.Option("--vad/--no-vad", help="Skip non-speech with Silero VAD.")] = None,
     diarize: Annotated[Optional[bool], typer.Option("--diarize/--no-diarize", help="Find the speakers of mono audio (default on); off: one speaker, 'mixed'.")] = None,
-    speakers: Annotated[Optional[int], typer.Option("--speakers", min=1, max=6, help="Number of speakers in mono audio. Default: estimated (1-6).")] = None,
+    speakers: Annotated[Optional[int], typer.Option("--speakers", min=1, max=_MAX_SPEAKERS, help=f"Number of speakers in mono audio. Default: estimated (1-{_MAX_SPEAKERS}).")] = None,
     max_duration: Annotated[Optional[float], typer.Option(help="Record longer recordings as errors (seconds).")] = None,
     timeout: Annotated[Optional[float], typer.Option(help="Per-file transcription time limit in seconds.")] = None,
     retries: Annotated[Optional[int], typer.Option(help="Retries for unexpected transcription failures.")] = None,
@@ -177,7 +181,7 @@ def report(
 @command
 def sweep(
     out_dir: Annotated[str, typer.Argument(help="Output folder or s3:// prefix of `callcycle run` [default: ./out].", show_default=False)] = str(DEFAULT_OUT),
-    older_than: Annotated[float, typer.Option("--older-than", min=0.0, help="S3: only delete leftovers older than this many hours (keeps attempts still in flight).")] = 24.0,
+    older_than: Annotated[float, typer.Option("--older-than", min=0.0, help="S3: only delete leftovers older than this many hours (keeps attempts still in flight).")] = _ORPHAN_AGE_H,
 ) -> None:
     """Delete what failed attempts left behind (uncommitted or superseded files, dead writers' temporaries).
 
@@ -185,7 +189,7 @@ def sweep(
     hours; in a folder: temporary files of writers that are no longer running.
 
     Readers never see these; sweeping only saves space. Safe while other runs write when --older-than
-    exceeds the longest time one file takes (the default, 24 h, does); 0 only when nothing writes.
+    exceeds the longest time one file takes (the default does); 0 only when nothing writes.
     """
     from rich.markup import escape
 

@@ -14,6 +14,10 @@ from typing import Any
 
 from pipeline.errors import PipelineError
 
+#: Age after which an unreferenced data file under an s3:// output counts as an orphan (``callcycle
+#: sweep`` default). Far above the seconds between an attempt's data files and its commit marker.
+DEFAULT_ORPHAN_AGE_S = 24 * 3600.0
+
 __all__ = [
     "AsrConfig",
     "SegmentationConfig",

@@ -331,6 +331,25 @@ def test_versions_replace_revert_and_broken_commits(s3_server, bucket: str, tmp_
     assert store.read_dataset("calls").to_pylist()[0]["rep"] == "dana"
 
 
+def test_readers_leave_out_files_of_an_older_schema(s3_server, bucket: str, tmp_path: Path, artifact, nlp,
+                                                   caplog) -> None:
+    """A call committed by an older callcycle (another schema version) is not read against today's
+    schema, as on a disk: it is left out, with a warning saying how to score it again."""
+    store = S3Store(f"s3://{bucket}/out")
+    current = _scored(artifact, nlp, tmp_path, "new.json", "Can you send it by Friday?", "Yes.")
+    store.write_call(*current)
+    key, segments, calls = _scored(artifact, nlp, tmp_path, "old.json", "How did the pilot go?", "It slipped.")
+
+    def aged(table):
+        return table.replace_schema_metadata({**table.schema.metadata, b"callcycle.schema_version": b"2"})
+
+    store.write_call(key, aged(segments), aged(calls))
+    with caplog.at_level(logging.WARNING, logger="callcycle.store"):
+        assert [r["source_id"] for r in store.read_dataset("calls").to_pylist()] == ["new.json"]
+        assert set(store.read_dataset("segments").column("call_key").to_pylist()) == {current[0]}
+    assert "older callcycle" in caplog.text and "callcycle run" in caplog.text
+
+
 def test_unusable_outputs_are_refused_before_work(s3_server, bucket: str) -> None:
     with pytest.raises(OutputError, match="not found"):
         process.prepare_output(f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/out")

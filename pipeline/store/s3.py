@@ -44,9 +44,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import objectstore
+from pipeline.config import DEFAULT_ORPHAN_AGE_S
 from pipeline.errors import OutputError
 from pipeline.store.base import StoredCall
-from pipeline.store.schema import CALLS_SCHEMA, SCHEMAS, identity_key
+from pipeline.store.schema import CALLS_SCHEMA, SCHEMA_VERSION, SCHEMAS, identity_key
 
 __all__ = ["S3Store", "Attempt", "Marker", "COMMITS", "QUARANTINE", "DEFAULT_ORPHAN_AGE_S", "committed_files"]
 
@@ -54,9 +55,6 @@ logger = logging.getLogger("callcycle.store")
 
 COMMITS = "commits"
 QUARANTINE = "quarantine"
-#: Age after which an unreferenced data file counts as an orphan (``callcycle sweep`` default).
-#: Far above the seconds between an attempt's data files and its marker.
-DEFAULT_ORPHAN_AGE_S = 24 * 3600.0
 _MARKER_FORMAT = 1
 
 
@@ -95,9 +93,13 @@ def _parquet_bytes(table: pa.Table) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
-def _read_parquet(data: bytes, schema: pa.Schema | None = None) -> pa.Table:
-    table = pq.read_table(pa.BufferReader(data))
-    return table.select(schema.names).cast(schema) if schema is not None else table
+def _read_parquet(data: bytes) -> pa.Table:
+    return pq.read_table(pa.BufferReader(data))
+
+
+def _schema_version(table: pa.Table) -> str:
+    """The callcycle schema version a table was written with ("" if none)."""
+    return ((table.schema.metadata or {}).get(b"callcycle.schema_version", b"")).decode("utf-8", "replace")
 
 
 def _response(exc: BaseException) -> dict[str, Any]:
@@ -423,16 +425,27 @@ class S3Store:
 
     def _read_files(self, paths: list[str], schema: pa.Schema) -> dict[str, pa.Table]:
         """Read many Parquet objects at once; one that does not read is left out with a warning
-        (the next run's :meth:`stored_call` quarantines its marker and redoes the call)."""
+        (the next run's :meth:`stored_call` quarantines its marker and redoes the call), and so is
+        one written with another schema version (read against today's schema its rows would have
+        empty or misread columns; the next run scores its call again, as on a disk)."""
         tables = {}
+        old: list[str] = []
         for path, body in self._cat(paths).items():
             try:
                 if isinstance(body, Exception):
                     raise body
-                tables[path] = _read_parquet(body, schema)
+                table = _read_parquet(body)
+                if _schema_version(table) != SCHEMA_VERSION:
+                    old.append(path)
+                    continue
+                tables[path] = table.select(schema.names).cast(schema)
             except (OSError, pa.ArrowException, KeyError) as exc:
                 logger.warning("%s does not read back (%s); skipped — the next run redoes its call",
                                objectstore.to_uri(path), exc)
+        if old:
+            logger.warning("%s: %d file(s) from an older callcycle (schema other than %s) left out; "
+                           "run `callcycle run` on this output to score their calls again",
+                           self.location, len(old), SCHEMA_VERSION)
         return tables
 
     def read_dataset(self, table: str) -> pa.Table:
