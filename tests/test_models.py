@@ -154,3 +154,55 @@ def test_evaluate_names_the_worst_writer(artifact) -> None:
     row = next(line for line in out.getvalue().splitlines() if "leave-one-writer-out, in context" in line)
     summary = lowo["summary"]["stage (in_context)"]
     assert f"{summary['mean']:.3f} / worst {summary['worst']:.3f} ({worst})" in row
+
+
+def test_two_writers_filling_the_embedding_cache_at_once_both_publish(tmp_path: Path, monkeypatch, caplog) -> None:
+    """Parallel leave-one-writer-out runs fill the sentence-vector cache at the same moment: each
+    writes under its own temporary name (they once shared one, and the later rename failed), and
+    the cache file left behind reads back with a whole writer's vectors."""
+    import threading
+
+    import numpy as np
+
+    from pipeline.classify import train
+    from pipeline.classify.train import embed_texts
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    both_encoding, both_written = threading.Barrier(2, timeout=30), threading.Barrier(2, timeout=30)
+    savez = np.savez
+
+    def savez_then_wait(*args, **kwargs):  # both temporaries written before either is renamed
+        savez(*args, **kwargs)
+        both_written.wait()
+
+    monkeypatch.setattr(train.np, "savez", savez_then_wait)
+
+    class Encoder:  # the attributes embed_texts reads from a loaded encoder
+        name, batch_size, dimension, info = "probe", 8, 4, {"files": {"model.onnx": "0" * 64}}
+
+        def encode(self, texts):
+            both_encoding.wait()  # neither has written the cache yet
+            return np.asarray([[len(t), 1.0, 2.0, 3.0] for t in texts], dtype=np.float32)
+
+    results: dict[str, np.ndarray] = {}
+    errors: list[BaseException] = []
+
+    def fill(name: str, texts: list[str]) -> None:
+        try:
+            results[name] = embed_texts(Encoder(), texts)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fill, args=("a", ["one", "three"])),
+               threading.Thread(target=fill, args=("b", ["seven", "eleven!"]))]
+    with caplog.at_level("WARNING", logger="callcycle"):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert "could not write the embedding cache" not in caplog.text
+    assert errors == [] and results["a"][:, 0].tolist() == [3, 5] and results["b"][:, 0].tolist() == [5, 7]
+    cache = list((tmp_path / "callcycle" / "embeddings").iterdir())
+    assert len(cache) == 1 and cache[0].suffix == ".npz"  # no temporary left behind
+    with np.load(cache[0]) as data:
+        assert data["vectors"].shape in {(2, 4)}

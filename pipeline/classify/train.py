@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import platform
 import time
 from collections import Counter
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
+from pipeline.atomic import publish, temp_path
 from pipeline.classify.benchmark import BenchmarkSet, ami_views
 from pipeline.classify.labels import (
     HOLDOUT_PERCENT,
@@ -270,11 +270,17 @@ def embed_texts(encoder: Any, texts: Sequence[str], cache: bool = True,
         out[i] = stored[known[k]] if k in known else new_vectors[fresh[k]]
     if cache and missing:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.stem + ".tmp.npz")
-            np.savez(tmp, keys=np.concatenate([stored_keys, np.asarray([k for k, _ in missing], dtype="<U40")]),
-                     vectors=np.vstack([stored, new_vectors]))
-            os.replace(tmp, path)
+            # a temporary name of this writer's own: two processes filling the cache at once (parallel
+            # leave-one-writer-out runs) each publish a whole file, the later one winning
+            tmp = temp_path(path)
+            try:
+                with open(tmp, "wb") as handle:
+                    np.savez(handle, keys=np.concatenate([stored_keys, np.asarray([k for k, _ in missing],
+                                                                                  dtype="<U40")]),
+                             vectors=np.vstack([stored, new_vectors]))
+                publish(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
         except OSError as exc:  # a cache is an optimisation; never fail training over it
             logger.warning("could not write the embedding cache %s: %s", path, exc)
     return out
