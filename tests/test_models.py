@@ -206,3 +206,33 @@ def test_two_writers_filling_the_embedding_cache_at_once_both_publish(tmp_path: 
     assert len(cache) == 1 and cache[0].suffix == ".npz"  # no temporary left behind
     with np.load(cache[0]) as data:
         assert data["vectors"].shape in {(2, 4)}
+
+
+def test_a_damaged_embedding_cache_is_encoded_again(tmp_path: Path, monkeypatch, caplog) -> None:
+    """A cache file whose bytes were damaged (a torn write once left one) costs an encode, not the training run."""
+    import numpy as np
+
+    from pipeline.classify.train import embed_texts
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+
+    class Encoder:
+        name, batch_size, dimension, info = "probe", 8, 2, {"files": {"model.onnx": "1" * 64}}
+        calls = 0
+
+        def encode(self, texts):
+            Encoder.calls += 1
+            return np.asarray([[len(t), 0.5] for t in texts], dtype=np.float32)
+
+    texts = [f"sentence number {i}" for i in range(500)]
+    first = embed_texts(Encoder(), texts)
+    cache = next((tmp_path / "callcycle" / "embeddings").iterdir())
+    data = bytearray(cache.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)  # inside the stored vectors: the zip's CRC check fails
+    cache.write_bytes(bytes(data))
+    with caplog.at_level("WARNING", logger="callcycle"):
+        again = embed_texts(Encoder(), texts)
+    assert "ignoring an unreadable embedding cache" in caplog.text and Encoder.calls == 2
+    assert np.array_equal(first, again)
+    assert np.array_equal(embed_texts(Encoder(), texts), first) and Encoder.calls == 2  # rewritten whole

@@ -21,6 +21,7 @@ import json
 import logging
 import platform
 import time
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -253,8 +254,9 @@ def embed_texts(encoder: Any, texts: Sequence[str], cache: bool = True,
             with np.load(path) as data:
                 stored_keys, stored = data["keys"], data["vectors"]
             known = {k: i for i, k in enumerate(stored_keys.tolist())}
-        except (OSError, ValueError, KeyError) as exc:
-            logger.warning("ignoring an unreadable embedding cache %s: %s", path, exc)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # e.g. a torn write
+            logger.warning("ignoring an unreadable embedding cache %s (%s); its texts are encoded again",
+                           path, exc)
     missing = sorted({k: i for i, k in enumerate(keys) if k not in known}.items(), key=lambda kv: kv[1])
     new_vectors = np.zeros((len(missing), encoder.dimension), dtype=np.float32)
     if missing:
