@@ -254,7 +254,10 @@ def _print_benchmark(con: Any, artifact: Any, result: dict[str, Any]) -> None:
                 who = f" ({min(scores, key=lambda w: scores[w])})" if scores else ""
                 cells.append(f"{s['mean']:.3f} / worst {s['worst']:.3f}{who}" if s else "-")
             scope = "text level only" if "text level" in str(lowo.get("scope", "")) else view.replace("_", " ")
-            table.add_row(f"leave-one-writer-out, {scope} (mean / worst writer)", *cells)
+            done = (f", {len(lowo.get('writers', {}))} of "
+                    f"{len(lowo.get('writers', {})) + len(lowo.get('writers_missing', []))} writers so far"
+                    if lowo.get("partial") else "")
+            table.add_row(f"leave-one-writer-out, {scope} (mean / worst writer{done})", *cells)
             if scope == "text level only":
                 break
     calls = result.get("calls")

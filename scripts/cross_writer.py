@@ -11,10 +11,12 @@ The result is written next to the current model (``models/<version>/cross_writer
 ``callcycle evaluate`` reports it beside the other sources, and the model's ``card.md`` is
 re-rendered with a leave-one-writer-out section (``card.json`` is left as trained).
 
-The results file (``--json``, and the model's ``cross_writer.json`` once every writer is in) is
-rewritten after each writer, so a run that stops part-way keeps what it finished; ``--resume
-FILE`` continues from such a file (or from a ``--writers`` run of the same model), skipping the
-writers it already holds — only when it was made with exactly the same recipe and model.
+The results file (``--json``, and the model's ``cross_writer.json``) is rewritten after each
+writer, so a run that stops part-way keeps what it finished. Until every writer is in, the model's
+file says so (``"partial": true``, ``writers_missing``; its summary covers the writers done), and so
+do the card and ``callcycle evaluate``. ``--resume FILE`` continues from such a file (the model's own
+``cross_writer.json`` included, or a ``--writers`` run of the same model), skipping the writers it
+already holds — only when it was made with exactly the same recipe and model.
 
 Usage: python scripts/cross_writer.py [--models models] [--writers c1,c2] [--json FILE] [--resume FILE]
 """
@@ -101,16 +103,44 @@ def main() -> None:
     everyone = not args.writers
     encoder = load_encoder(args.models / "encoders" / cfg.encoder) if cfg.encoder else None
 
+    model_file = args.models / version / "cross_writer.json"
+
+    def in_model_folder() -> dict[str, Any]:
+        """The model's cross_writer.json when it was made with this recipe ({} otherwise)."""
+        try:
+            held = json.loads(model_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        same = all(json.loads(json.dumps(results[k])) == held.get(k) for k in ("model_recipe_from", "options", "scope"))
+        return held if same else {}
+
     def save(final: bool) -> None:
         done = {w: results["writers"][w] for w in wanted if w in results["writers"]}  # the writers' order
         out = {**results, "writers": done, **({} if final else {"partial": True})}
         text = json.dumps(out, indent=2) + "\n"
-        if final and everyone:
-            write_bytes_atomic(args.models / version / "cross_writer.json", text.encode())
-            # The card shows it too; card.json (the training record) is not touched.
-            write_bytes_atomic(args.models / version / "card.md", render_card_markdown(card, out).encode("utf-8"))
         if args.json:
             write_bytes_atomic(args.json, text.encode())
+        earlier = in_model_folder()
+        if earlier and not earlier.get("partial") and not (final and everyone):
+            return  # a finished run of every writer is not replaced by a part of one
+        # every writer done so far, by this run and by earlier partial runs of the same recipe
+        known = {**(earlier.get("writers", {}) if earlier.get("partial") else {}), **results["writers"]}
+        held = {w: known[w] for w in rows if w in known}
+        missing = [w for w in rows if w not in held]
+        whole = {**results, "writers": held, "summary": summarise(held),
+                 **({"partial": True, "writers_missing": missing} if missing else {})}
+        write_bytes_atomic(model_file, (json.dumps(whole, indent=2) + "\n").encode())
+        # The card shows it too; card.json (the training record) is not touched.
+        write_bytes_atomic(args.models / version / "card.md", render_card_markdown(card, whole).encode("utf-8"))
+
+    def summarise(writers: dict[str, Any]) -> dict[str, dict[str, float]]:
+        summary: dict[str, dict[str, float]] = {}
+        for view in CROSS_WRITER_VIEWS:
+            for task in (t.name for t in taxonomy.tasks):
+                scores = [w[view][task] for w in writers.values()]
+                if scores:
+                    summary[f"{task} ({view})"] = {"mean": float(np.mean(scores)), "worst": float(min(scores))}
+        return summary
 
     for writer in wanted:
         if writer in results["writers"]:
@@ -131,13 +161,9 @@ def main() -> None:
                           for t, v in entry["in_context"].items())
               + " (in context / alone)", flush=True)
         save(final=False)
-    summary: dict[str, dict[str, float]] = {}
-    for view in CROSS_WRITER_VIEWS:
-        for task in (t.name for t in taxonomy.tasks):
-            scores = [w[view][task] for w in results["writers"].values()]
-            summary[f"{task} ({view})"] = {"mean": float(np.mean(scores)), "worst": float(min(scores))}
-            print(f"{task} {view}: mean {np.mean(scores):.3f}, worst {min(scores):.3f}")
-    results["summary"] = summary
+    results["summary"] = summarise(results["writers"])
+    for name, stats in results["summary"].items():
+        print(f"{name}: mean {stats['mean']:.3f}, worst {stats['worst']:.3f}")
     save(final=True)
 
 

@@ -236,3 +236,27 @@ def test_a_damaged_embedding_cache_is_encoded_again(tmp_path: Path, monkeypatch,
     assert "ignoring an unreadable embedding cache" in caplog.text and Encoder.calls == 2
     assert np.array_equal(first, again)
     assert np.array_equal(embed_texts(Encoder(), texts), first) and Encoder.calls == 2  # rewritten whole
+
+
+def test_a_partial_leave_one_writer_out_says_so(artifact) -> None:
+    """Until every writer is in, the card and `callcycle evaluate` say how many writers the figures cover
+    and which are still to run (scripts/cross_writer.py writes such a file after each writer)."""
+    import io
+
+    from rich.console import Console
+
+    from cli.models import _print_benchmark
+    from pipeline.classify.train import render_card_markdown
+
+    entry = {"rows": 10, "in_context": {"stage": 0.9, "talk_action": 0.95},
+             "one_sentence_at_a_time": {"stage": 0.85, "talk_action": 0.93}}
+    lowo = {"model_recipe_from": artifact.version, "scope": "the full recipe", "partial": True,
+            "writers": {"c2": entry}, "writers_missing": ["c7", "lead"],
+            "summary": {f"{t} ({v})": {"mean": entry[v][t], "worst": entry[v][t]}
+                        for t in ("stage", "talk_action") for v in ("in_context", "one_sentence_at_a_time")}}
+    out = io.StringIO()
+    _print_benchmark(Console(file=out, width=400, color_system=None), artifact,
+                     {"sources": {}, "leave_one_writer_out": lowo, "skipped": {}})
+    assert "1 of 3 writers so far" in out.getvalue() and "0.900 / worst 0.900 (c2)" in out.getvalue()
+    card = render_card_markdown(artifact.card, lowo)
+    assert "Partial: 1 writers done; not yet run: c7, lead" in card
