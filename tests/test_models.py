@@ -21,10 +21,12 @@ from pipeline.config import DEFAULT_ENCODER
 #: Regression bars for the shipped model: the measured figures less a margin. The issue's targets
 #: (real speech >= 0.80, call action-share error <= 0.04) are not met yet; see the model card.
 #: Measured when the bars were set (model of 2026-12-02T08:50): 0.738 / 0.791 and call MAE 0.043; the
-#: 050436Z: 0.752 / 0.813 and call MAE 0.043; the shipped 001830Z: 0.753 / 0.815 and 0.043.
+#: 050436Z: 0.752 / 0.813 and call MAE 0.043; 001830Z: 0.753 / 0.815 and 0.043; the shipped 230619Z:
+#: 0.738 / 0.790 and 0.037.
 REAL_SPEECH_BARS = {"AMI held-out: hand-labelled": 0.71, "AMI held-out: actions vs statements of 6+ words": 0.77,
                     # the same acts classified one at a time (a list of utterances with no conversation):
-                    # 0.727 / 0.783 for the shipped model (0.718 / 0.737 before it had a one-sentence level)
+                    # 0.733 / 0.790 for the shipped model (001830Z 0.727 / 0.783; 0.718 / 0.737 before the
+                    # one-sentence level)
                     "AMI held-out: hand-labelled (one act at a time)": 0.69,
                     "AMI held-out: actions vs statements of 6+ words (one act at a time)": 0.75}
 CALL_MAE_BAR = 0.055
@@ -87,7 +89,7 @@ def test_call_level_action_share_on_unseen_calls(artifact, nlp) -> None:
     assert result["action_share_mae"] <= CALL_MAE_BAR
     assert result["stage_mix_mae"] <= 0.15
     assert result["interval_coverage"] >= 0.8  # 0.96 measured
-    low, high = result["action_share_mae_interval"]  # resampling the calls: 0.026-0.057 measured
+    low, high = result["action_share_mae_interval"]  # resampling the calls: 0.024-0.052 measured (230619Z)
     assert low < result["action_share_mae"] < high
 
 
@@ -259,4 +261,4 @@ def test_a_partial_leave_one_writer_out_says_so(artifact) -> None:
                      {"sources": {}, "leave_one_writer_out": lowo, "skipped": {}})
     assert "1 of 3 writers so far" in out.getvalue() and "0.900 / worst 0.900 (c2)" in out.getvalue()
     card = render_card_markdown(artifact.card, lowo)
-    assert "Partial: 1 writers done; not yet run: c7, lead" in card
+    assert "Partial: 1 of 3 writers done; not yet run: c7, lead" in card

@@ -806,7 +806,8 @@ def _cross_writer_lines(results: dict[str, Any], tasks: list[str]) -> list[str]:
              "Each writer's corpus file held out in turn: the recipe above retrained on every other writer "
              "(real-speech corpora included) and scored on the unseen writer's conversations, macro-F1 "
              f"(`scripts/cross_writer.py`, `cross_writer.json`; {results.get('scope', 'the full recipe')}).", "",
-             *([f"**Partial: {len(results.get('writers', {}))} writers done; not yet run: "
+             *([f"**Partial: {len(results.get('writers', {}))} of "
+                f"{len(results.get('writers', {})) + len(results.get('writers_missing', []))} writers done; not yet run: "
                 f"{', '.join(results.get('writers_missing', [])) or 'unknown'}** (`python scripts/cross_writer.py "
                 f"--resume models/<version>/cross_writer.json` runs the rest). Mean and worst cover the writers "
                 "done.", ""] if results.get("partial") else []),
