@@ -14,9 +14,9 @@ re-rendered with a leave-one-writer-out section (``card.json`` is left as traine
 The results file (``--json``, and the model's ``cross_writer.json``) is rewritten after each
 writer, so a run that stops part-way keeps what it finished. Until every writer is in, the model's
 file says so (``"partial": true``, ``writers_missing``; its summary covers the writers done), and so
-do the card and ``callcycle evaluate``. ``--resume FILE`` continues from such a file (the model's own
-``cross_writer.json`` included, or a ``--writers`` run of the same model), skipping the writers it
-already holds — only when it was made with exactly the same recipe and model.
+do the card and ``callcycle evaluate``. A later run continues from the model's own partial file by
+itself; ``--resume FILE`` continues from another such file (e.g. a ``--writers`` run's ``--json``),
+skipping the writers it already holds — only when it was made with exactly the same recipe and model.
 
 Usage: python scripts/cross_writer.py [--models models] [--writers c1,c2] [--json FILE] [--resume FILE]
 """
@@ -113,6 +113,12 @@ def main() -> None:
             return {}
         same = all(json.loads(json.dumps(results[k])) == held.get(k) for k in ("model_recipe_from", "options", "scope"))
         return held if same else {}
+
+    earlier_here = in_model_folder()
+    if not args.resume and earlier_here.get("partial"):  # carry on where the last partial run stopped
+        results["writers"] = {w: e for w, e in earlier_here["writers"].items() if w in wanted}
+        print(f"continuing from {model_file}: {len(results['writers'])} writer(s) already done "
+              f"({', '.join(results['writers'])}); --resume FILE to start from another file")
 
     def save(final: bool) -> None:
         done = {w: results["writers"][w] for w in wanted if w in results["writers"]}  # the writers' order
