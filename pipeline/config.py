@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_ENCODER",
     "DEFAULT_TRAIN_SEED",
     "DEFAULT_TEXT_COLUMN",
+    "DEFAULT_ORPHAN_AGE_S",
     "load_config",
 ]
 

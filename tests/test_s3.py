@@ -348,6 +348,10 @@ def test_readers_leave_out_files_of_an_older_schema(s3_server, bucket: str, tmp_
         assert [r["source_id"] for r in store.read_dataset("calls").to_pylist()] == ["new.json"]
         assert set(store.read_dataset("segments").column("call_key").to_pylist()) == {current[0]}
     assert "older callcycle" in caplog.text and "callcycle run" in caplog.text
+    # ... and the next run scores it again (as the warning says): its marker is set aside, not current
+    assert store.stored_call("old.json", key).state == "broken"
+    assert store.write_call(key, segments, calls) is True
+    assert sorted(r["source_id"] for r in store.read_dataset("calls").to_pylist()) == ["new.json", "old.json"]
 
 
 def test_unusable_outputs_are_refused_before_work(s3_server, bucket: str) -> None:

@@ -318,8 +318,9 @@ class S3Store:
         """Check the current committed version of ``source_id`` against ``key``.
 
         ``current`` only when its calls file holds one row with ``call_key == key`` and its segments
-        file ``n_segments`` rows of that key; committed files that are missing or do not read back
-        have their marker quarantined (``broken``: the call is redone). Storage that cannot be
+        file ``n_segments`` rows of that key; committed files that are missing, do not read back or
+        were written with another schema version have their marker quarantined (``broken``: the call
+        is redone). Storage that cannot be
         reached raises :class:`OSError`.
         """
         markers = self._markers(identity_key(source_id), repair=True)
@@ -335,6 +336,12 @@ class S3Store:
                 raise ValueError("its calls row is of another version than its marker")
         except (FileNotFoundError, pa.ArrowException, ValueError) as exc:
             self._broken(markers, current, f"committed calls file does not read back ({exc})")
+            return StoredCall("broken")
+        if _schema_version(calls) != SCHEMA_VERSION:
+            # committed by a callcycle of another schema: readers leave it out, so its marker is set
+            # aside like a broken one's and the call is scored again (its version key may be the same)
+            self._broken(markers, current, f"committed with schema {_schema_version(calls) or 'unknown'}, "
+                         f"not {SCHEMA_VERSION}")
             return StoredCall("broken")
         if row["call_key"] != key:
             return StoredCall("stale", row)
@@ -444,7 +451,7 @@ class S3Store:
                                objectstore.to_uri(path), exc)
         if old:
             logger.warning("%s: %d file(s) from an older callcycle (schema other than %s) left out; "
-                           "run `callcycle run` on this output to score their calls again",
+                           "run `callcycle run` on the inputs with this output to score their calls again",
                            self.location, len(old), SCHEMA_VERSION)
         return tables
 
