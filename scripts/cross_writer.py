@@ -15,8 +15,10 @@ The results file (``--json``, and the model's ``cross_writer.json``) is rewritte
 writer, so a run that stops part-way keeps what it finished. Until every writer is in, the model's
 file says so (``"partial": true``, ``writers_missing``; its summary covers the writers done), and so
 do the card and ``callcycle evaluate``. A later run continues from the model's own partial file by
-itself; ``--resume FILE`` continues from another such file (e.g. a ``--writers`` run's ``--json``),
-skipping the writers it already holds — only when it was made with exactly the same recipe and model.
+itself (``make cross-writer``); ``--resume FILE`` adds the writers of another such file (e.g. a
+``--writers`` run's ``--json``). Writers are only carried over from runs of the same model, recipe
+and labelled data (``pipeline.classify.crosswriter``, which also keeps a file of every writer from
+being replaced by part of a run). A ``--text-level`` run writes its ``--json`` only.
 
 Usage: python scripts/cross_writer.py [--models models] [--writers c1,c2] [--json FILE] [--resume FILE]
 """
@@ -31,17 +33,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.atomic import write_bytes_atomic  # noqa: E402
 from pipeline.classify.artifacts import current_version  # noqa: E402
+from pipeline.classify.crosswriter import earlier_writers, is_complete, merged_results, same_run, summarise  # noqa: E402
 from pipeline.classify.encoder import load_encoder  # noqa: E402
-from pipeline.classify.labels import load_labelled, load_taxonomy  # noqa: E402
+from pipeline.classify.labels import data_hash, load_labelled, load_taxonomy  # noqa: E402
 from pipeline.classify.train import (  # noqa: E402
-    CROSS_WRITER_VIEWS,
     TrainConfig,
     embed_texts,
     evaluate_rows,
@@ -89,65 +89,55 @@ def main() -> None:
     unknown = sorted(set(wanted) - set(rows))
     if unknown:
         raise SystemExit(f"unknown writer(s) {', '.join(unknown)}; known: {', '.join(rows)}")
+    data = data_hash([r for rs in rows.values() for r in rs] + external)
     results: dict[str, Any] = {"model_recipe_from": version, "options": dataclasses.asdict(cfg),
                                "scope": "text level only (context level not fitted)" if args.text_level
-                               else "the full recipe", "writers": {}}
+                               else "the full recipe", "data": data, "writers": {}}
+    tasks = [t.name for t in taxonomy.tasks]
+    everyone = not args.writers
+    # only runs of the full recipe speak for the model: a text-level run writes its --json alone
+    model_file = None if args.text_level else args.models / version / "cross_writer.json"
+
+    def read(path: Path | None) -> dict[str, Any] | None:
+        try:
+            value = json.loads(path.read_text(encoding="utf-8")) if path is not None else None
+        except (OSError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    on_disk = read(model_file)
+    if everyone and not args.resume and is_complete(on_disk, rows) and same_run(on_disk, results):
+        raise SystemExit(f"{model_file} already holds every writer for this model and data; "
+                         "delete it to run them again")
     if args.resume:
-        earlier = json.loads(args.resume.read_text())
-        same = {k: earlier.get(k) for k in ("model_recipe_from", "options", "scope")}
-        mine = {k: results[k] for k in same}
-        if json.loads(json.dumps(mine)) != same:
-            raise SystemExit(f"{args.resume} was made with another model or recipe: delete it, or run without --resume")
+        earlier = read(args.resume)
+        if earlier is None or not same_run(earlier, results):
+            raise SystemExit(f"{args.resume} was made with another model, recipe or labelled data (or does not "
+                             "read): delete it, or run without --resume")
         results["writers"] = {w: e for w, e in earlier["writers"].items() if w in wanted}
         print(f"resumed {len(results['writers'])} writer(s) from {args.resume}: {', '.join(results['writers'])}")
-    everyone = not args.writers
+    if on_disk is not None and on_disk.get("partial"):  # carry on where the last partial run stopped
+        here = {w: e for w, e in earlier_writers(on_disk, results).items() if w in wanted}
+        if here:
+            results["writers"] = {**here, **results["writers"]}
+            print(f"continuing from {model_file}: writer(s) {', '.join(here)} already done")
     encoder = load_encoder(args.models / "encoders" / cfg.encoder) if cfg.encoder else None
-
-    model_file = args.models / version / "cross_writer.json"
-
-    def in_model_folder() -> dict[str, Any]:
-        """The model's cross_writer.json when it was made with this recipe ({} otherwise)."""
-        try:
-            held = json.loads(model_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        same = all(json.loads(json.dumps(results[k])) == held.get(k) for k in ("model_recipe_from", "options", "scope"))
-        return held if same else {}
-
-    earlier_here = in_model_folder()
-    if not args.resume and earlier_here.get("partial"):  # carry on where the last partial run stopped
-        results["writers"] = {w: e for w, e in earlier_here["writers"].items() if w in wanted}
-        print(f"continuing from {model_file}: {len(results['writers'])} writer(s) already done "
-              f"({', '.join(results['writers'])}); --resume FILE to start from another file")
 
     def save(final: bool) -> None:
         done = {w: results["writers"][w] for w in wanted if w in results["writers"]}  # the writers' order
         out = {**results, "writers": done, **({} if final else {"partial": True})}
-        text = json.dumps(out, indent=2) + "\n"
         if args.json:
-            write_bytes_atomic(args.json, text.encode())
-        earlier = in_model_folder()
-        if earlier and not earlier.get("partial") and not (final and everyone):
+            write_bytes_atomic(args.json, (json.dumps(out, indent=2) + "\n").encode())
+        whole = merged_results(read(model_file), results, list(rows), tasks, final and everyone)
+        if model_file is None or whole is None:
             return  # a finished run of every writer is not replaced by a part of one
-        # every writer done so far, by this run and by earlier partial runs of the same recipe
-        known = {**(earlier.get("writers", {}) if earlier.get("partial") else {}), **results["writers"]}
-        held = {w: known[w] for w in rows if w in known}
-        missing = [w for w in rows if w not in held]
-        whole = {**results, "writers": held, "summary": summarise(held),
-                 **({"partial": True, "writers_missing": missing} if missing else {})}
         write_bytes_atomic(model_file, (json.dumps(whole, indent=2) + "\n").encode())
         # The card shows it too; card.json (the training record) is not touched.
         write_bytes_atomic(args.models / version / "card.md", render_card_markdown(card, whole).encode("utf-8"))
 
-    def summarise(writers: dict[str, Any]) -> dict[str, dict[str, float]]:
-        summary: dict[str, dict[str, float]] = {}
-        for view in CROSS_WRITER_VIEWS:
-            for task in (t.name for t in taxonomy.tasks):
-                scores = [w[view][task] for w in writers.values()]
-                if scores:
-                    summary[f"{task} ({view})"] = {"mean": float(np.mean(scores)), "worst": float(min(scores))}
-        return summary
-
+    if model_file is not None and is_complete(on_disk, rows) and not everyone and not args.json:
+        print(f"note: {model_file} holds every writer and is kept; this run's figures are printed only "
+              "(pass --json FILE to keep them)")
     for writer in wanted:
         if writer in results["writers"]:
             continue
@@ -167,7 +157,7 @@ def main() -> None:
                           for t, v in entry["in_context"].items())
               + " (in context / alone)", flush=True)
         save(final=False)
-    results["summary"] = summarise(results["writers"])
+    results["summary"] = summarise(results["writers"], tasks)
     for name, stats in results["summary"].items():
         print(f"{name}: mean {stats['mean']:.3f}, worst {stats['worst']:.3f}")
     save(final=True)

@@ -34,6 +34,7 @@ from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_
 
 from pipeline.atomic import publish, temp_path
 from pipeline.classify.benchmark import BenchmarkSet, ami_views
+from pipeline.classify.crosswriter import VIEWS as CROSS_WRITER_VIEWS
 from pipeline.classify.labels import (
     HOLDOUT_PERCENT,
     LabelledRow,
@@ -69,9 +70,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("callcycle.train")
-
-#: How leave-one-writer-out reads the held-out writer (keys of ``cross_writer.json``'s entries and summary).
-CROSS_WRITER_VIEWS = ("in_context", "one_sentence_at_a_time")
 
 
 @dataclass(frozen=True, slots=True)
@@ -802,15 +800,14 @@ def render_card_markdown(card: dict[str, Any], cross_writer: dict[str, Any] | No
 def _cross_writer_lines(results: dict[str, Any], tasks: list[str]) -> list[str]:
     """The card's leave-one-writer-out section: macro-F1 per held-out writer, mean and worst."""
     views = [(view, view.replace("_", " ")) for view in CROSS_WRITER_VIEWS]
+    done, missing = len(results.get("writers", {})), list(results.get("writers_missing", []))
     lines = ["## Leave-one-writer-out", "",
              "Each writer's corpus file held out in turn: the recipe above retrained on every other writer "
              "(real-speech corpora included) and scored on the unseen writer's conversations, macro-F1 "
              f"(`scripts/cross_writer.py`, `cross_writer.json`; {results.get('scope', 'the full recipe')}).", "",
-             *([f"**Partial: {len(results.get('writers', {}))} of "
-                f"{len(results.get('writers', {})) + len(results.get('writers_missing', []))} writers done; not yet run: "
-                f"{', '.join(results.get('writers_missing', [])) or 'unknown'}** (`python scripts/cross_writer.py "
-                f"--resume models/<version>/cross_writer.json` runs the rest). Mean and worst cover the writers "
-                "done.", ""] if results.get("partial") else []),
+             *([f"**Partial: {done} of {done + len(missing)} writers done; not yet run: "
+                f"{', '.join(missing) or 'unknown'}** (`make cross-writer` runs the rest). Mean and worst cover "
+                "the writers done.", ""] if results.get("partial") else []),
              "| writer | rows | " + " | ".join(f"{t}, {label}" for _, label in views for t in tasks) + " |",
              "|---" * (2 + len(tasks) * len(views)) + "|"]
     for writer, entry in results.get("writers", {}).items():
