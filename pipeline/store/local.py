@@ -47,6 +47,7 @@ from pipeline.store.schema import (
     error_key,
     errors_table,
     identity_key,
+    schema_version_of,
     segments_table,
     source_identity,
 )
@@ -220,7 +221,7 @@ def _read_files(files: list[Path], schema: pa.Schema) -> pa.Table:
 def _schema_version(path: Path) -> str | None:
     """The callcycle schema version a Parquet file was written with ("" if none); ``None`` if unreadable."""
     try:
-        return ((pq.read_schema(path).metadata or {}).get(b"callcycle.schema_version", b"")).decode()
+        return schema_version_of(pq.read_schema(path))
     except (pa.ArrowException, OSError, UnicodeDecodeError):
         return None
 

@@ -47,7 +47,7 @@ from pipeline import objectstore
 from pipeline.config import DEFAULT_ORPHAN_AGE_S
 from pipeline.errors import OutputError
 from pipeline.store.base import StoredCall
-from pipeline.store.schema import CALLS_SCHEMA, SCHEMA_VERSION, SCHEMAS, identity_key
+from pipeline.store.schema import CALLS_SCHEMA, SCHEMA_VERSION, SCHEMAS, identity_key, schema_version_of
 
 __all__ = ["S3Store", "Attempt", "Marker", "COMMITS", "QUARANTINE", "DEFAULT_ORPHAN_AGE_S", "committed_files"]
 
@@ -95,11 +95,6 @@ def _parquet_bytes(table: pa.Table) -> bytes:
 
 def _read_parquet(data: bytes) -> pa.Table:
     return pq.read_table(pa.BufferReader(data))
-
-
-def _schema_version(table: pa.Table) -> str:
-    """The callcycle schema version a table was written with ("" if none)."""
-    return ((table.schema.metadata or {}).get(b"callcycle.schema_version", b"")).decode("utf-8", "replace")
 
 
 def _response(exc: BaseException) -> dict[str, Any]:
@@ -337,10 +332,10 @@ class S3Store:
         except (FileNotFoundError, pa.ArrowException, ValueError) as exc:
             self._broken(markers, current, f"committed calls file does not read back ({exc})")
             return StoredCall("broken")
-        if _schema_version(calls) != SCHEMA_VERSION:
+        if schema_version_of(calls.schema) != SCHEMA_VERSION:
             # committed by a callcycle of another schema: readers leave it out, so its marker is set
             # aside like a broken one's and the call is scored again (its version key may be the same)
-            self._broken(markers, current, f"committed with schema {_schema_version(calls) or 'unknown'}, "
+            self._broken(markers, current, f"committed with schema {schema_version_of(calls.schema) or 'unknown'}, "
                          f"not {SCHEMA_VERSION}")
             return StoredCall("broken")
         if row["call_key"] != key:
@@ -442,7 +437,7 @@ class S3Store:
                 if isinstance(body, Exception):
                     raise body
                 table = _read_parquet(body)
-                if _schema_version(table) != SCHEMA_VERSION:
+                if schema_version_of(table.schema) != SCHEMA_VERSION:
                     old.append(path)
                     continue
                 tables[path] = table.select(schema.names).cast(schema)

@@ -28,6 +28,7 @@ from pipeline.schema import CallScore, ClassifiedSegment, Source
 
 __all__ = [
     "SCHEMA_VERSION",
+    "schema_version_of",
     "SEGMENTS_SCHEMA",
     "CALLS_SCHEMA",
     "ERRORS_SCHEMA",
@@ -45,6 +46,12 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = "3"
+_VERSION_KEY = "callcycle.schema_version"
+
+
+def schema_version_of(schema: pa.Schema) -> str:
+    """The callcycle schema version a Parquet file's schema was written with ("" if none)."""
+    return (schema.metadata or {}).get(_VERSION_KEY.encode(), b"").decode("utf-8", "replace")
 
 COLUMN_DOCS: dict[str, dict[str, str]] = {
     "segments": {
@@ -162,7 +169,7 @@ def _schema(name: str, fields: list[pa.Field]) -> pa.Schema:
     assert not missing, f"undocumented or stale columns in {name}: {missing}"
     return pa.schema(
         [f.with_metadata({"description": docs[f.name]}) for f in fields],
-        metadata={"callcycle.schema_version": SCHEMA_VERSION, "callcycle.table": name},
+        metadata={_VERSION_KEY: SCHEMA_VERSION, "callcycle.table": name},
     )
 
 
