@@ -18,10 +18,11 @@ from typing import Any
 from pipeline.classify.artifacts import Artifact, ArtifactCard, check_artifact, load_artifact
 from pipeline.config import AsrConfig
 from pipeline.speech.diarize import SpeakerModel, load_speaker_model
+from pipeline.speech.rolemodel import RoleModel, load_role_model
 from pipeline.speech.transcribe import AsrModel, load_asr_model
 from pipeline.speech.turns import build_sentencizer
 
-__all__ = ["asr_model", "speaker_model", "artifact", "artifact_card", "sentencizer", "LOADS"]
+__all__ = ["asr_model", "speaker_model", "role_model", "artifact", "artifact_card", "sentencizer", "LOADS"]
 
 #: How many times each resource was loaded in this process (tests check "once per worker").
 LOADS: Counter[str] = Counter()
@@ -57,6 +58,14 @@ def asr_model(config: AsrConfig, parallel: int = 1) -> AsrModel:
 def speaker_model(path: str | None) -> SpeakerModel:
     """The speaker-embedding model used to diarize mono audio, loaded on first use."""
     return load_speaker_model(path)
+
+
+@_once
+@lru_cache(maxsize=2)
+def role_model(path: str | None) -> RoleModel:
+    """The role model (who is the rep) for speakers nothing else names, loaded on first use."""
+    LOADS["role_model"] += 1
+    return load_role_model(path)
 
 
 @_once

@@ -108,7 +108,8 @@ def discover_task(inputs: list[str]) -> tuple[list[Source], list[tuple[str, Exce
 def read_call_task(source: Source, config: PipelineConfig) -> CallInput:
     asr = resources.asr_model(config.asr, config.run.threads) if source.kind == "audio" else None
     speaker = resources.speaker_model(config.diarize.model_path) if asr and config.diarize.enabled else None
-    return process.read_call(source, asr, config, speaker)
+    # loaded once per worker, and only when a speaker has no role from the sidecar, channels or name
+    return process.read_call(source, asr, config, speaker, lambda: resources.role_model(config.roles.model_path))
 
 
 @task(name="score-file", cache_policy=NO_CACHE)

@@ -23,6 +23,7 @@ __all__ = [
     "SegmentationConfig",
     "RunConfig",
     "DiarizeOptions",
+    "RoleOptions",
     "PipelineConfig",
     "DEFAULT_ASR_MODEL",
     "DEFAULT_ENCODER",
@@ -218,6 +219,21 @@ class DiarizeOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class RoleOptions:
+    """Who is the rep, for speakers no sidecar, channel layout or speaker name gives a role
+    (``pipeline.speech.roles``).
+
+    Attributes:
+        model: read roles with the role model (``pipeline.speech.rolemodel``); off, the speaker who asks
+            the most questions is the rep.
+        model_path: the role model's folder; ``None`` uses the one shipped in ``models/roles/``.
+    """
+
+    model: bool = True
+    model_path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PipelineConfig:
     """All stage configurations together."""
 
@@ -225,6 +241,7 @@ class PipelineConfig:
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     run: RunConfig = field(default_factory=RunConfig)
     diarize: DiarizeOptions = field(default_factory=DiarizeOptions)
+    roles: RoleOptions = field(default_factory=RoleOptions)
 
 
 def _section(cls: type, data: dict[str, Any], name: str) -> Any:
@@ -275,7 +292,7 @@ def load_config(path: Path | None = None, **overrides: Any) -> PipelineConfig:
     """Read a TOML config file (optional) and apply keyword overrides.
 
     Args:
-        path: TOML file with ``[asr]``, ``[segmentation]``, ``[run]`` and ``[diarize]`` sections.
+        path: TOML file with ``[asr]``, ``[segmentation]``, ``[run]``, ``[diarize]`` and ``[roles]`` sections.
         **overrides: ``section__option=value`` pairs, e.g. ``asr__model="small.en"``;
             ``None`` values are ignored so CLI defaults do not mask the file.
 
@@ -296,6 +313,7 @@ def load_config(path: Path | None = None, **overrides: Any) -> PipelineConfig:
         segmentation=_section(SegmentationConfig, raw.get("segmentation", {}), "segmentation"),
         run=_section(RunConfig, raw.get("run", {}), "run"),
         diarize=_section(DiarizeOptions, raw.get("diarize", {}), "diarize"),
+        roles=_section(RoleOptions, raw.get("roles", {}), "roles"),
     )
     for key, value in overrides.items():
         if value is None:

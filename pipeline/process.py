@@ -18,6 +18,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +52,7 @@ from pipeline.speech.diarize import (
     reusable_speech,
     snap_to_sentences,
 )
+from pipeline.speech.rolemodel import RoleModel, load_role_model
 from pipeline.speech.roles import assign_roles
 from pipeline.speech.transcribe import AsrModel, TranscribedFile, transcribe_file
 from pipeline.speech.turns import channel_words, pieces_to_turns, segment_turns, speaker_for_channel, words_to_turns
@@ -150,7 +152,8 @@ def _audio_turns(path: Path, audio: TranscribedFile, config: PipelineConfig,
 
 
 def read_call(source: Source, asr: AsrModel | None, config: PipelineConfig,
-              speaker_model: SpeakerModel | None = None) -> CallInput:
+              speaker_model: SpeakerModel | None = None,
+              role_model: RoleModel | Callable[[], RoleModel] | None = None) -> CallInput:
     """Speaker turns of a source, each with a role: transcribe (and diarize mono) audio, or parse a transcript.
 
     Args:
@@ -158,6 +161,8 @@ def read_call(source: Source, asr: AsrModel | None, config: PipelineConfig,
         asr: the loaded recogniser (audio only).
         config: pipeline options; ``config.diarize`` decides whether mono audio is diarized.
         speaker_model: the loaded speaker-embedding model; loaded here when mono audio needs it.
+        role_model: the role model, or a function that returns it; with ``config.roles.model`` on it is
+            loaded here (from ``config.roles.model_path``) when a speaker needs it and none is given.
 
     Raises:
         PipelineError: the file cannot be decoded, parsed or transcribed, or holds no speech.
@@ -165,7 +170,7 @@ def read_call(source: Source, asr: AsrModel | None, config: PipelineConfig,
     check_unchanged(source)
     with local_copy(source) as path:  # an s3:// object is read from a checked temporary copy
         try:
-            return _read_call(source, path, asr, config, speaker_model)
+            return _read_call(source, path, asr, config, speaker_model, _role_reader(config, role_model))
         except OSError as exc:
             if not path.exists():
                 raise InputError(f"{path.name} disappeared while it was being read.",
@@ -174,18 +179,29 @@ def read_call(source: Source, asr: AsrModel | None, config: PipelineConfig,
                              "Check the file's permissions.") from exc
 
 
+def _role_reader(config: PipelineConfig, given: RoleModel | Callable[[], RoleModel] | None
+                 ) -> RoleModel | Callable[[], RoleModel] | None:
+    """What :func:`assign_roles` gets: nothing when the role model is off, else the given model or a loader."""
+    if not config.roles.model:
+        return None
+    if given is not None:
+        return given
+    return lambda: load_role_model(config.roles.model_path)
+
+
 def _read_call(source: Source, path: Path, asr: AsrModel | None, config: PipelineConfig,
-               speaker_model: SpeakerModel | None) -> CallInput:
+               speaker_model: SpeakerModel | None, role_model: RoleModel | Callable[[], RoleModel] | None
+               ) -> CallInput:
     if source.kind == "transcript":
         parsed = parse_transcript(path, words_per_minute=config.segmentation.words_per_minute)
         return CallInput(call_id=parsed.call_id or source.call_id,
-                         turns=assign_roles(parsed.turns, source.metadata), audio_duration_s=None)
+                         turns=assign_roles(parsed.turns, source.metadata, model=role_model), audio_duration_s=None)
     if asr is None:
         raise PipelineError(f"{path.name}: audio input but no speech model loaded.",
                             "Load one with pipeline.speech.transcribe.load_asr_model.", step="transcribe")
     audio = transcribe_file(asr, path, max_duration_s=config.run.max_duration_s)
     turns, diarize_s = _audio_turns(path, audio, config, speaker_model)
-    turns = assign_roles(turns, source.metadata, channel_layout=audio.n_channels > 1)
+    turns = assign_roles(turns, source.metadata, channel_layout=audio.n_channels > 1, model=role_model)
     if not turns:
         raise EmptyAudioError(f"{path.name}: no speech was recognised in {audio.duration_s:.1f} s of audio.",
                               "Check that the recording contains speech (not silence, music or tones).",
@@ -410,7 +426,8 @@ def commit_call(out_dir: OutputLocation, source: Source, call: CallInput, scored
 
 def process_source(source: Source, *, asr: AsrModel | None, artifact: Artifact, nlp: Any,
                    config: PipelineConfig, out_dir: OutputLocation,
-                   speaker_model: SpeakerModel | None = None, batch: str = "") -> Outcome:
+                   speaker_model: SpeakerModel | None = None, batch: str = "",
+                   role_model: RoleModel | None = None) -> Outcome:
     """Score one source end to end and write its rows; failures become ``errors`` rows.
 
     Skips the source when its stored results are current (unless ``config.run.force``);
@@ -425,7 +442,7 @@ def process_source(source: Source, *, asr: AsrModel | None, artifact: Artifact, 
         return done
     started = time.perf_counter()
     try:
-        call = read_call(source, asr, config, speaker_model)
+        call = read_call(source, asr, config, speaker_model, role_model)
         scored = score_turns(call, artifact, nlp, config)
         key = commit_call(out_dir, source, call, scored, stamp, artifact.taxonomy, time.perf_counter() - started,
                           replace=config.run.force, batch=batch)

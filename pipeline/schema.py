@@ -129,7 +129,7 @@ class Turn:
         timing_estimated: True when start/end were estimated from the word count.
         words: word timings, when known.
         role: ``rep``, ``customer``, ``manager`` or ``unknown`` (``None`` before roles are assigned).
-        role_source: where the role came from: ``sidecar``, ``channel``, ``name``, ``heuristic``.
+        role_source: where the role came from: ``sidecar``, ``channel``, ``name``, ``model``, ``heuristic``.
     """
 
     speaker: str

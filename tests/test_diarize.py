@@ -126,9 +126,9 @@ def test_mono_call_turns_match_the_script(mono_call, speaker_model, asr_model) -
     assert [t.speaker for t in call.turns] == ["S1", "S2", "S1", "S2", "S1", "S2"]
     for turn, (_, text) in zip(call.turns, SCRIPT):
         assert word_error_rate(text, turn.text) < 0.35, (text, turn.text)
-    # the heuristic role: one question each, and a tie goes to whoever spoke first
+    # roles read by the shipped role model from what each diarized speaker said
     roles = {t.speaker: (t.role, t.role_source) for t in call.turns}
-    assert roles["S1"] == ("rep", "heuristic") and roles["S2"] == ("customer", "heuristic")
+    assert roles["S1"] == ("rep", "model") and roles["S2"] == ("customer", "model")
 
 
 def test_the_diarizer_reuses_the_recognisers_vad_pass_and_finds_the_same_speakers(mono_call, speaker_model,

@@ -9,22 +9,32 @@ Roles are ``rep``, ``customer``, ``manager`` and ``unknown``. Sources, strongest
    ``rep,customer``) names each channel's role.
 3. ``name`` — a transcript speaker literally called rep/agent/seller, customer/client/caller/
    prospect, or manager.
-4. ``heuristic`` — for the rest (diarized mono audio, unnamed transcript speakers): the
-   speaker who asks the most questions is the rep (a tie goes to whoever spoke first —
-   reps open calls and ask the discovery questions); with two speakers the other is the
-   customer; anyone else is ``unknown``. A call with one speaker gets ``unknown``.
+4. ``model`` — for the rest (diarized mono audio, unnamed transcript speakers), when a role
+   model is given (:mod:`pipeline.speech.rolemodel`, shipped in ``models/roles/``): each
+   speaker's role as the model reads everything that speaker said. Several speakers may be
+   reps (a pipeline review), or none (a stand-up without one).
+5. ``heuristic`` — the same speakers when no role model is given: the speaker who asks the
+   most questions is the rep (a tie goes to whoever spoke first — reps open calls and ask the
+   discovery questions); with two speakers the other is the customer; anyone else is
+   ``unknown``. The rule misreads internal meetings, where the manager asks the questions.
+
+A call with one speaker (or diarization off: one ``mixed`` speaker) gets ``unknown`` for it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from pipeline.schema import ROLES, CallMetadata, Turn
 
+if TYPE_CHECKING:
+    from pipeline.speech.rolemodel import RoleModel
+
 __all__ = ["ROLES", "ROLE_SOURCES", "assign_roles"]
 
-ROLE_SOURCES = ("sidecar", "channel", "name", "heuristic")
+ROLE_SOURCES = ("sidecar", "channel", "name", "model", "heuristic")
 
 _NAME_ROLES = {
     "rep": "rep", "agent": "rep", "seller": "rep", "sales": "rep", "salesperson": "rep",
@@ -40,7 +50,8 @@ def _questions(turn: Turn) -> int:
 
 
 def assign_roles(turns: Sequence[Turn], metadata: CallMetadata | None = None, *,
-                 channel_layout: bool = False) -> list[Turn]:
+                 channel_layout: bool = False,
+                 model: RoleModel | Callable[[], RoleModel] | None = None) -> list[Turn]:
     """Return the turns with ``role`` and ``role_source`` set for every speaker.
 
     Args:
@@ -48,6 +59,8 @@ def assign_roles(turns: Sequence[Turn], metadata: CallMetadata | None = None, *,
         metadata: call metadata (sidecar speaker map, rep name).
         channel_layout: the speakers are channels of a multi-channel recording, named by the
             configured channel layout.
+        model: the role model for speakers no stronger source names, or a function that loads it (called
+            only when such a speaker exists); ``None`` uses the question rule.
     """
     meta = metadata or CallMetadata()
     order: list[str] = []
@@ -73,6 +86,11 @@ def assign_roles(turns: Sequence[Turn], metadata: CallMetadata | None = None, *,
         taken = {role for role, _ in roles.values()}
         if len(order) == 1:
             roles[rest[0]] = ("unknown", "heuristic")
+        elif model is not None:
+            reader = model if hasattr(model, "roles") else model()  # type: ignore[operator]
+            documents = {s: " ".join(t.text for t in turns if t.speaker == s) for s in rest}
+            for speaker, (role, _) in reader.roles(documents).items():
+                roles[speaker] = (role, "model")
         else:
             if "rep" not in taken:
                 asked = {s: sum(_questions(t) for t in turns if t.speaker == s) for s in rest}
