@@ -56,7 +56,7 @@ def run(
     from flows.score_flow import run_scoring
     from pipeline.config import load_config
     from pipeline.display import printable
-    from pipeline.ingest.discover import unmatched_inputs, unmatched_inputs_error
+    from pipeline.ingest.discover import holds_no_inputs, no_inputs_error, unmatched_inputs, unmatched_inputs_error
     from pipeline.report.terminal import load_call_rows, load_error_rows, render_errors, render_summary
     from pipeline.store.base import open_store
 
@@ -64,6 +64,8 @@ def run(
     missing = unmatched_inputs(inputs or [str(DEFAULT_INPUTS)])
     if missing:
         raise unmatched_inputs_error(missing, defaulted=not inputs)
+    if holds_no_inputs(inputs or [str(DEFAULT_INPUTS)]):  # an empty folder: say so before Prefect starts
+        raise no_inputs_error(inputs or [str(DEFAULT_INPUTS)])
     cfg = load_config(
         config,
         asr__model=asr_model, asr__batched=batched, asr__vad_filter=vad,

@@ -190,6 +190,8 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
     missing = ingest.unmatched_inputs(inputs)
     if missing:  # a mistyped path: a usage error before anything is written
         raise ingest.unmatched_inputs_error(missing)
+    if ingest.holds_no_inputs(inputs):  # e.g. an empty folder: nothing to score, so nothing is written
+        raise ingest.no_inputs_error(inputs)
     process.prepare_output(out_dir)  # fail fast on a read-only, full or misnamed output folder or bucket
     batch = process.new_batch_id()  # an output fault stops this batch's files, in every worker, and no other
     # The model is resolved once per run (models/CURRENT is read now, so a long-lived process picks up a

@@ -230,6 +230,27 @@ def test_empty_folder_is_a_clear_error_with_non_zero_exit(tmp_path: Path) -> Non
                                  "--models", str(MODELS)])
     assert result.exit_code == 2
     assert "No audio or transcript files found" in " ".join(result.output.split())
+    assert not (tmp_path / "out").exists()  # refused before Prefect starts or the output folder is made
+
+
+def test_holds_no_inputs_stops_at_the_first_readable_file_and_leaves_the_rest_to_discovery(tmp_path: Path) -> None:
+    """The cheap pre-check agrees with discovery: only inputs where a walk finds nothing readable count as empty."""
+    empty = tmp_path / "empty"
+    (empty / ".hidden").mkdir(parents=True)
+    (empty / ".hidden" / "a.wav").write_bytes(b"")  # hidden folders are not walked
+    (empty / ".b.wav").write_bytes(b"")  # nor hidden files
+    (empty / "calls.csv").write_text("path\n")  # the sidecar is not a call
+    (empty / "notes.md").write_text("x")
+    assert discover.holds_no_inputs([str(empty)])
+    assert discover_inputs([str(empty)])[0] == []
+    assert discover.holds_no_inputs([str(tmp_path / "empty" / "*.md")])
+    full = tmp_path / "full" / "deep"
+    full.mkdir(parents=True)
+    (full / "call.json").write_text("{}")
+    assert not discover.holds_no_inputs([str(empty), str(tmp_path / "full")])
+    assert not discover.holds_no_inputs([str(tmp_path / "full" / "**" / "*.json")])
+    assert not discover.holds_no_inputs([str(empty / "notes.md")])  # a file named outright: discovery judges it
+    assert not discover.holds_no_inputs(["s3://bucket/calls/"])  # remote: never judged here
 
 
 def test_a_run_that_scores_nothing_lists_its_failures_without_telling_to_run_first(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ __all__ = [
     "discover_inputs",
     "DiscoveryNotes",
     "unmatched_inputs",
+    "holds_no_inputs",
     "describe_source",
     "source_kind",
     "file_sha256",
@@ -363,6 +364,43 @@ def unmatched_inputs_error(missing: list[str], defaulted: bool = False) -> Input
                       "Check the path (or quote a glob such as 'calls/**/*.wav') and run again." + remote)
 
 
+def _readable_type(name: str) -> bool:
+    """A file name that a folder walk takes as a call: a supported type, not hidden, not the sidecar."""
+    return (Path(name).suffix.lower().lstrip(".") in AUDIO_FORMATS | TRANSCRIPT_FORMATS
+            and name != SIDECAR_NAME and not name.startswith("."))
+
+
+def holds_no_inputs(inputs: list[str] | list[Path]) -> bool:
+    """True when every input is a local folder or glob under which a walk finds no file it would read.
+
+    A cheap check before a batch starts anything (Prefect, the output folder): it stops at the first
+    file of a supported type. Anything it cannot judge cheaply counts as holding inputs: an
+    ``s3://`` spec, an explicitly named file, an unreadable folder (discovery records that as an
+    error) — so :func:`discover_inputs` stays the one judge of what is scored.
+    """
+    for spec in inputs:
+        if objectstore.is_uri(spec):
+            return False
+        path = Path(spec)
+        if path.is_dir():
+            if not os.access(path, os.R_OK | os.X_OK):
+                return False
+            unreadable: list[OSError] = []
+            for dirpath, dirnames, filenames in os.walk(path, onerror=unreadable.append, followlinks=False):
+                dirnames[:] = [d for d in dirnames if not d.startswith(".") and not Path(dirpath, d).is_symlink()]
+                if unreadable or any(_readable_type(name) for name in filenames):
+                    return False
+            if unreadable:
+                return False
+        elif path.exists() or path.is_symlink():
+            return False
+        else:
+            for match in glob.iglob(str(spec), recursive=True):
+                if not Path(match).is_dir() and _readable_type(Path(match).name):
+                    return False
+    return True
+
+
 def no_inputs_error(inputs: list[str] | list[Path]) -> InputError:
     """The error for a batch whose inputs hold no audio or transcript at all."""
     shown = ", ".join(str(i) for i in inputs[:3]) + (" ..." if len(inputs) > 3 else "")
@@ -420,8 +458,7 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
             errors.append((str(spec), exc))
             continue
         explicit = spec_path.is_file() or (spec_path.exists() and not spec_path.is_dir())
-        if not explicit and not any(f.suffix.lower().lstrip(".") in AUDIO_FORMATS | TRANSCRIPT_FORMATS
-                                    and f.name != SIDECAR_NAME and not f.name.startswith(".") for f, _ in files):
+        if not explicit and not any(_readable_type(f.name) for f, _ in files):
             notes.empty.append(str(spec))
         for file, root in files:
             candidates.append((file, root, explicit))
