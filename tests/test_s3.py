@@ -151,6 +151,23 @@ def test_inputs_are_listed_from_s3_with_local_identities(s3_server, bucket: str,
     assert not out.exists()
 
 
+def test_an_object_whose_key_holds_glob_characters_is_that_object(s3_server, bucket: str) -> None:
+    """``rep[1].json`` named outright is that object, not the glob ``rep1.json``; a real glob still globs."""
+    from pipeline.ingest.discover import unmatched_inputs
+
+    client = _boto(s3_server)
+    body = json.dumps({"turns": [{"speaker": "A", "text": "I will send the quote by Friday."}]})
+    for key in ("calls/rep[1].json", "calls/rep1.json", "calls/what?.json"):
+        client.put_object(Bucket=bucket, Key=key, Body=(body + key).encode())
+    literal, errors = discover_inputs([f"s3://{bucket}/calls/rep[1].json"])
+    assert errors == [] and [s.source_id for s in literal] == ["rep[1].json"]
+    question, _ = discover_inputs([f"s3://{bucket}/calls/what?.json"])
+    assert [s.source_id for s in question] == ["what?.json"]
+    globbed, _ = discover_inputs([f"s3://{bucket}/calls/rep[0-9].json"])
+    assert [s.source_id for s in globbed] == ["rep1.json"]
+    assert unmatched_inputs([f"s3://{bucket}/calls/rep[1].json", f"s3://{bucket}/calls/rep[0-9].json"]) == []
+
+
 def test_run_writes_to_and_reads_from_s3(s3_server, bucket: str, tmp_path: Path, artifact, nlp) -> None:
     local = _write_tree(tmp_path / "in")
     inputs = _upload(s3_server, local, bucket, "in")

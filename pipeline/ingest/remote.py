@@ -53,10 +53,10 @@ def _list(fs: Any, spec: str) -> tuple[dict[str, dict[str, Any]], str, bool]:
     """``(objects with details, root their identities are relative to, explicit)`` for one spec."""
     bucket, key = objectstore.split_uri(spec)
     base = f"{bucket}/{key}" if key else bucket
+    if key and fs.isfile(base):  # an object named outright, even one whose key holds glob characters
+        return {base: fs.info(base)}, posixpath.dirname(base), True
     if glob.has_magic(key):
         return dict(fs.glob(base, detail=True)), _glob_root(base), False
-    if key and fs.isfile(base):
-        return {base: fs.info(base)}, posixpath.dirname(base), True
     return dict(fs.find(base, detail=True)), base, False
 
 
@@ -124,9 +124,9 @@ def spec_matches(spec: str) -> bool:
     base = f"{bucket}/{key}" if key else bucket
     try:
         with objectstore.translate_errors():
-            if glob.has_magic(key):
-                return bool(fs.glob(base))
-            return bool(fs.exists(base))
+            if fs.exists(base):  # an object or prefix, even one whose key holds glob characters
+                return True
+            return glob.has_magic(key) and bool(fs.glob(base))
     except (OSError, ValueError):
         return False
 
