@@ -50,6 +50,7 @@ from pipeline.ingest import discover as ingest
 from pipeline.paths import DEFAULT_OUT, models_dir
 from pipeline.process import CallInput, Outcome
 from pipeline.schema import Source
+from pipeline.speech.rolemodel import check_role_model
 from pipeline.store import schema as store
 
 __all__ = ["RunSummary", "score_calls", "score_file", "run_scoring", "task_runner", "shared_api_url"]
@@ -200,6 +201,8 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
     # missing or tampered model; the tasks load it (in the worker processes, with Dask).
     models, model_version = str(resolve_artifact_dir(Path(models), model_version)), None
     card = resources.artifact_card(models, model_version)
+    if cfg.roles.model:  # a missing or damaged role model stops the batch now, not file by file
+        check_role_model(cfg.roles.model_path)
     sources, bad_inputs, notes = discover_task(inputs)
     if not sources and not bad_inputs:
         raise ingest.no_inputs_error(inputs)

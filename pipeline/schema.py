@@ -11,6 +11,8 @@ from datetime import date
 from typing import Literal
 
 __all__ = [
+    "ROLE_WORDS",
+    "role_word",
     "SourceKind",
     "ROLES",
     "Source",
@@ -29,6 +31,21 @@ SourceKind = Literal["audio", "transcript"]
 
 #: Speaker roles (see pipeline/speech/roles.py for how each is assigned).
 ROLES = ("rep", "customer", "manager", "unknown")
+
+#: Words people use for a role (a transcript speaker's name, a role written in the corpus or the labelled
+#: calls; lower case, spaces and hyphens as ``_``) -> the role. Any other word means ``unknown``.
+ROLE_WORDS: dict[str, str] = {
+    "rep": "rep", "agent": "rep", "seller": "rep", "sales": "rep", "salesperson": "rep",
+    "support_agent": "rep", "recruiter": "rep", "account_executive": "rep",
+    "customer": "customer", "client": "customer", "caller": "customer", "prospect": "customer",
+    "buyer": "customer", "partner": "customer",
+    "manager": "manager", "director": "manager", "exec": "manager", "sales_manager": "manager",
+}
+
+
+def role_word(name: str | None) -> str | None:
+    """The role a word names (:data:`ROLE_WORDS`), or ``None`` when it names none."""
+    return ROLE_WORDS.get((name or "").strip().lower().replace(" ", "_").replace("-", "_"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -239,10 +239,14 @@ def test_holds_no_inputs_stops_at_the_first_readable_file_and_leaves_the_rest_to
     (empty / ".hidden").mkdir(parents=True)
     (empty / ".hidden" / "a.wav").write_bytes(b"")  # hidden folders are not walked
     (empty / ".b.wav").write_bytes(b"")  # nor hidden files
-    (empty / "calls.csv").write_text("path\n")  # the sidecar is not a call
     (empty / "notes.md").write_text("x")
     assert discover.holds_no_inputs([str(empty)])
-    assert discover_inputs([str(empty)])[0] == []
+    assert discover_inputs([str(empty)]) == ([], [])
+    sidecar_only = tmp_path / "sidecar-only"
+    sidecar_only.mkdir()
+    (sidecar_only / "calls.csv").write_text("rep\ndana\n")  # no path column: discovery records an error
+    assert not discover.holds_no_inputs([str(sidecar_only)])
+    assert discover_inputs([str(sidecar_only)])[1] != []
     assert discover.holds_no_inputs([str(tmp_path / "empty" / "*.md")])
     full = tmp_path / "full" / "deep"
     full.mkdir(parents=True)

@@ -157,7 +157,7 @@ def test_an_object_whose_key_holds_glob_characters_is_that_object(s3_server, buc
 
     client = _boto(s3_server)
     body = json.dumps({"turns": [{"speaker": "A", "text": "I will send the quote by Friday."}]})
-    for key in ("calls/rep[1].json", "calls/rep1.json", "calls/what?.json"):
+    for key in ("calls/rep[1].json", "calls/rep1.json", "calls/what?.json", "team[2]/a.json", "team2/b.json"):
         client.put_object(Bucket=bucket, Key=key, Body=(body + key).encode())
     literal, errors = discover_inputs([f"s3://{bucket}/calls/rep[1].json"])
     assert errors == [] and [s.source_id for s in literal] == ["rep[1].json"]
@@ -166,6 +166,8 @@ def test_an_object_whose_key_holds_glob_characters_is_that_object(s3_server, buc
     globbed, _ = discover_inputs([f"s3://{bucket}/calls/rep[0-9].json"])
     assert [s.source_id for s in globbed] == ["rep1.json"]
     assert unmatched_inputs([f"s3://{bucket}/calls/rep[1].json", f"s3://{bucket}/calls/rep[0-9].json"]) == []
+    prefix, errors = discover_inputs([f"s3://{bucket}/team[2]/"])  # a prefix with glob characters is that prefix
+    assert errors == [] and [s.source_id for s in prefix] == ["a.json"]
 
 
 def test_run_writes_to_and_reads_from_s3(s3_server, bucket: str, tmp_path: Path, artifact, nlp) -> None:

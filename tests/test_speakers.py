@@ -271,7 +271,13 @@ def test_role_model_only_fills_in_speakers_without_a_stronger_source() -> None:
     mixed = [_turn("S1", "We need the contract signed by the end of the month."),
              _turn("S2", "Thanks for your time today, I'll send over the pricing and the order form this afternoon.")]
     result = [(t.speaker, t.role, t.role_source) for t in assign_roles(mixed, meta, model=loader)]
-    assert result[0] == ("S1", "customer", "sidecar") and result[1][2] == "model" and loads == [1]
+    assert result == [("S1", "customer", "sidecar"), ("S2", "rep", "model")] and loads == [1]
+    # the call's rep named in the sidecar stays its only rep: the other speaker is read as another role,
+    # even when their words sound like a rep's
+    named = [_turn("Alice", "How many seats do you need, and who signs off?"),
+             _turn("Bob", "Thanks for your time today, I'll send over the pricing and the order form this afternoon.")]
+    roles = {t.speaker: (t.role, t.role_source) for t in assign_roles(named, CallMetadata(rep="alice"), model=loader)}
+    assert roles["Alice"] == ("rep", "sidecar") and roles["Bob"][1] == "model" and roles["Bob"][0] != "rep"
     alone = assign_roles([_turn("mixed", "Hello there, how are you?")], model=loader)
     assert [(t.role, t.role_source) for t in alone] == [("unknown", "heuristic")]
 
@@ -289,8 +295,11 @@ def test_role_model_round_trips_as_json_with_a_checksum(tmp_path: Path) -> None:
     loaded = load_role_model(tmp_path / "roles")
     texts = ["we can send the demo", "the budget is tight for our team", "unrelated words"]
     assert np.allclose(fitted.probabilities(texts), loaded.probabilities(texts), atol=1e-6)
-    assert loaded.roles({"x": texts[0], "y": texts[1]}) == {"x": ("rep", pytest.approx(loaded.roles(
-        {"x": texts[0]})["x"][1])), "y": ("customer", pytest.approx(loaded.roles({"y": texts[1]})["y"][1]))}
+    assert np.array_equal(fitted.probabilities(texts), loaded.probabilities(texts))  # full precision on disk
+    both = loaded.roles({"x": texts[0], "y": texts[1]})
+    assert [both["x"][0], both["y"][0]] == ["rep", "customer"]
+    assert both["x"][1] == pytest.approx(float(fitted.probabilities([texts[0]])[0][list(fitted.classes).index("rep")]))
+    assert loaded.roles({"x": texts[0]}, exclude=("rep",))["x"][0] == "customer"
     raw = (tmp_path / "roles" / "roles.json").read_bytes()
     (tmp_path / "roles" / "roles.json").write_bytes(raw.replace(b'"rep"', b'"rap"', 1))
     with pytest.raises(PipelineError, match="checksum"):
@@ -319,3 +328,53 @@ def test_roles_section_of_the_config_turns_the_model_off(tmp_path: Path) -> None
     (tmp_path / "c.toml").write_text("[roles]\nmodel = false\n")
     assert load_config(tmp_path / "c.toml").roles.model is False
     assert load_config().roles.model is True and load_config().roles.model_path is None
+
+
+def test_read_call_uses_the_role_model_unless_the_config_turns_it_off(tmp_path: Path) -> None:
+    import json
+
+    from pipeline.config import PipelineConfig, RoleOptions
+    from pipeline.ingest.discover import describe_source
+    from pipeline.process import read_call
+
+    path = tmp_path / "coaching.json"
+    path.write_text(json.dumps({"turns": [
+        {"speaker": "A", "text": "So walk me through the Hartley deal, what did you put in your forecast?"},
+        {"speaker": "B", "text": "I have it as commit, I'll call their CFO tomorrow and ask for a decision."},
+        {"speaker": "A", "text": "What's your plan if it slips? Let's role-play the pricing objection first."}]}))
+    source = describe_source(path)
+    on = {t.speaker: (t.role, t.role_source) for t in read_call(source, None, PipelineConfig()).turns}
+    assert on == {"A": ("manager", "model"), "B": ("rep", "model")}
+    off = read_call(source, None, PipelineConfig(roles=RoleOptions(model=False))).turns
+    assert {t.speaker: (t.role, t.role_source) for t in off} == {"A": ("rep", "heuristic"),
+                                                                 "B": ("customer", "heuristic")}
+    broken = PipelineConfig(roles=RoleOptions(model_path=str(tmp_path / "no-such-model")))
+    from pipeline.errors import PipelineError
+
+    with pytest.raises(PipelineError, match="role model"):
+        read_call(source, None, broken)
+
+
+def test_a_run_with_a_damaged_role_model_stops_before_scoring(tmp_path: Path) -> None:
+    """The batch checks the role model's card and checksum up front, as it does the classifier's."""
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    models = Path(__file__).resolve().parents[1] / "models"
+    damaged = tmp_path / "roles"
+    shutil.copytree(models / "roles", damaged)
+    (damaged / "roles.json").write_bytes((damaged / "roles.json").read_bytes()[:-10] + b"0000000000")
+    (tmp_path / "c.toml").write_text(f"[roles]\nmodel_path = {json.dumps(str(damaged))}\n")
+    call = tmp_path / "in" / "a.json"
+    call.parent.mkdir()
+    call.write_text(json.dumps({"turns": [{"speaker": "A", "text": "I'll send the quote by Friday."},
+                                          {"speaker": "B", "text": "Great, thanks."}]}))
+    result = CliRunner().invoke(app, ["run", str(call.parent), "--out", str(tmp_path / "out"), "--models",
+                                      str(models), "--config", str(tmp_path / "c.toml")])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "checksum" in text and "[roles] model = false" in text, text
+    assert not list((tmp_path / "out").glob("calls/**/*.parquet"))

@@ -375,8 +375,9 @@ def holds_no_inputs(inputs: list[str] | list[Path]) -> bool:
 
     A cheap check before a batch starts anything (Prefect, the output folder): it stops at the first
     file of a supported type. Anything it cannot judge cheaply counts as holding inputs: an
-    ``s3://`` spec, an explicitly named file, an unreadable folder (discovery records that as an
-    error) — so :func:`discover_inputs` stays the one judge of what is scored.
+    ``s3://`` spec, an explicitly named file, an unreadable folder, a ``calls.csv`` sidecar (discovery
+    records a damaged one as an error) — so :func:`discover_inputs` stays the one judge of what is
+    scored and recorded.
     """
     for spec in inputs:
         if objectstore.is_uri(spec):
@@ -388,7 +389,7 @@ def holds_no_inputs(inputs: list[str] | list[Path]) -> bool:
             unreadable: list[OSError] = []
             for dirpath, dirnames, filenames in os.walk(path, onerror=unreadable.append, followlinks=False):
                 dirnames[:] = [d for d in dirnames if not d.startswith(".") and not Path(dirpath, d).is_symlink()]
-                if unreadable or any(_readable_type(name) for name in filenames):
+                if unreadable or any(_readable_type(name) or name == SIDECAR_NAME for name in filenames):
                     return False
             if unreadable:
                 return False
@@ -396,7 +397,7 @@ def holds_no_inputs(inputs: list[str] | list[Path]) -> bool:
             return False
         else:
             for match in glob.iglob(str(spec), recursive=True):
-                if not Path(match).is_dir() and _readable_type(Path(match).name):
+                if not Path(match).is_dir() and (_readable_type(Path(match).name) or Path(match).name == SIDECAR_NAME):
                     return False
     return True
 

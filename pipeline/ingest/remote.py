@@ -55,7 +55,7 @@ def _list(fs: Any, spec: str) -> tuple[dict[str, dict[str, Any]], str, bool]:
     base = f"{bucket}/{key}" if key else bucket
     if key and fs.isfile(base):  # an object named outright, even one whose key holds glob characters
         return {base: fs.info(base)}, posixpath.dirname(base), True
-    if glob.has_magic(key):
+    if glob.has_magic(key) and not fs.isdir(base):  # a prefix that exists is that prefix, as in spec_matches
         return dict(fs.glob(base, detail=True)), _glob_root(base), False
     return dict(fs.find(base, detail=True)), base, False
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import PipelineError
+from pipeline.schema import ROLE_WORDS, role_word
 
 __all__ = [
     "ROLE_MAP",
@@ -47,6 +47,7 @@ __all__ = [
     "fit_role_model",
     "save_role_model",
     "load_role_model",
+    "check_role_model",
     "default_role_model_dir",
     "LabelledCall",
     "read_labelled_calls",
@@ -61,20 +62,18 @@ FORMAT = "callcycle-role-model/1"
 MODEL_FILE = "roles.json"
 MODEL_ROLES = ("rep", "customer", "manager", "unknown")
 
-#: Role names written in the corpus and the labelled calls -> the pipeline's roles. Anything else is ``unknown``.
-ROLE_MAP: Mapping[str, str] = {
-    "rep": "rep", "seller": "rep", "agent": "rep", "support_agent": "rep", "recruiter": "rep",
-    "salesperson": "rep", "account_executive": "rep",
-    "customer": "customer", "buyer": "customer", "prospect": "customer", "partner": "customer",
-    "client": "customer", "caller": "customer",
-    "manager": "manager", "director": "manager", "exec": "manager", "sales_manager": "manager",
-}
+#: Role names written in the corpus and the labelled calls -> the pipeline's roles (one table with the
+#: speaker-name rule of :mod:`pipeline.speech.roles`). Anything else is ``unknown``.
+ROLE_MAP = ROLE_WORDS
+
+#: How a speaker's words become features; saved in the model file, so a file reads text the way it was trained.
+TEXT_SETTINGS: dict[str, Any] = {"lowercase": True, "token_pattern": r"(?u)\b\w\w+\b", "sublinear_tf": True,
+                                 "norm": "l2"}
 
 
 def map_role(name: str | None) -> str:
     """The pipeline role (:data:`MODEL_ROLES`) for a role name written by a person."""
-    key = (name or "").strip().lower().replace(" ", "_").replace("-", "_")
-    return ROLE_MAP.get(key, "unknown")
+    return role_word(name) or "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,17 +121,22 @@ class RoleModel:
     """
 
     def __init__(self, vocabulary: dict[str, int], idf: np.ndarray, coef: np.ndarray, intercept: np.ndarray,
-                 classes: Sequence[str], ngram_range: tuple[int, int], info: dict[str, Any] | None = None) -> None:
+                 classes: Sequence[str], ngram_range: tuple[int, int], info: dict[str, Any] | None = None,
+                 text_settings: Mapping[str, Any] | None = None) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        if coef.shape != (len(classes), len(vocabulary)) or idf.shape != (len(vocabulary),):
+        if coef.shape != (len(classes), len(vocabulary)) or idf.shape != (len(vocabulary),) \
+                or intercept.shape != (len(classes),):
             raise ValueError("role model weights do not match its vocabulary and classes")
+        if not (np.isfinite(coef).all() and np.isfinite(idf).all() and np.isfinite(intercept).all()):
+            raise ValueError("role model weights are not all finite numbers")
         self.classes = tuple(classes)
         self.coef = coef
         self.intercept = intercept
         self.ngram_range = ngram_range
+        self.text_settings = dict(text_settings or TEXT_SETTINGS)
         self.info = dict(info or {})
-        self._vectorizer = TfidfVectorizer(ngram_range=ngram_range, sublinear_tf=True, vocabulary=vocabulary)
+        self._vectorizer = TfidfVectorizer(ngram_range=ngram_range, vocabulary=vocabulary, **self.text_settings)
         self._vectorizer.idf_ = idf
 
     @property
@@ -148,11 +152,19 @@ class RoleModel:
         exp = np.exp(scores)
         return exp / exp.sum(axis=1, keepdims=True)
 
-    def roles(self, documents: Mapping[str, str]) -> dict[str, tuple[str, float]]:
-        """Speaker -> (most likely role, its probability) for each speaker's document."""
+    def roles(self, documents: Mapping[str, str], exclude: Sequence[str] = ()) -> dict[str, tuple[str, float]]:
+        """Speaker -> (most likely role, its probability) for each speaker's document.
+
+        ``exclude``: roles not to give (e.g. ``rep`` when the call's rep is already known).
+        """
         speakers = list(documents)
         probs = self.probabilities([documents[s] for s in speakers])
-        return {s: (self.classes[int(np.argmax(p))], float(np.max(p))) for s, p in zip(speakers, probs)}
+        allowed = np.array([c not in exclude for c in self.classes])
+        if not allowed.any():
+            raise ValueError(f"every role is excluded: {list(exclude)}")
+        masked = np.where(allowed, probs, -1.0)
+        return {s: (self.classes[int(np.argmax(m))], float(p[int(np.argmax(m))]))
+                for s, p, m in zip(speakers, probs, masked)}
 
 
 def fit_role_model(documents: Sequence[SpeakerDocument], *, c: float = 4.0, min_df: int = 2,
@@ -174,7 +186,7 @@ def fit_role_model(documents: Sequence[SpeakerDocument], *, c: float = 4.0, min_
     if len(set(labels)) < 2:
         raise PipelineError("The role model needs speakers of at least two roles to learn from.",
                             "Check that the corpus rows carry speaker_role.", step="train")
-    vectorizer = TfidfVectorizer(ngram_range=ngram_range, min_df=min_df, sublinear_tf=True)
+    vectorizer = TfidfVectorizer(ngram_range=ngram_range, min_df=min_df, **TEXT_SETTINGS)
     matrix = vectorizer.fit_transform([d.text for d in documents])
     clf = LogisticRegression(C=c, max_iter=5000, class_weight="balanced")
     clf.fit(matrix, labels)
@@ -187,7 +199,7 @@ def fit_role_model(documents: Sequence[SpeakerDocument], *, c: float = 4.0, min_
     return RoleModel(vocab, np.asarray(vectorizer.idf_, dtype=np.float64), np.asarray(coef, dtype=np.float64),
                      np.asarray(intercept, dtype=np.float64), classes, ngram_range,
                      {"c": c, "min_df": min_df, "documents": len(documents),
-                      "roles": dict(sorted(Counter(labels).items()))})
+                      "roles": dict(sorted(Counter(labels).items()))}, TEXT_SETTINGS)
 
 
 def _model_payload(model: RoleModel) -> dict[str, Any]:
@@ -195,10 +207,12 @@ def _model_payload(model: RoleModel) -> dict[str, Any]:
     terms = [""] * len(vocab)
     for term, index in vocab.items():
         terms[index] = term
+    # full float precision (JSON numbers round-trip exactly): the saved model reads text as the fitted one
     return {"format": FORMAT, "classes": list(model.classes), "ngram_range": list(model.ngram_range),
-            "terms": terms, "idf": [round(float(x), 7) for x in model._vectorizer.idf_],
-            "coef": [[round(float(x), 7) for x in row] for row in model.coef],
-            "intercept": [round(float(x), 7) for x in model.intercept]}
+            "text_settings": model.text_settings, "terms": terms,
+            "idf": [float(x) for x in model._vectorizer.idf_],
+            "coef": [[float(x) for x in row] for row in model.coef],
+            "intercept": [float(x) for x in model.intercept]}
 
 
 def save_role_model(model: RoleModel, directory: Path, card: dict[str, Any]) -> Path:
@@ -227,37 +241,55 @@ def default_role_model_dir() -> Path:
     return paths._CHECKOUT / "models" / "roles"
 
 
-def load_role_model(directory: str | Path | None = None) -> RoleModel:
-    """Read a role model written by :func:`save_role_model` (JSON only; nothing is executed).
+_HINT = ("Restore models/roles/ from the repository, retrain it (python scripts/train_roles.py), "
+         "or set [roles] model = false to fall back to the question-count rule.")
 
-    Raises:
-        PipelineError: the files are missing, damaged (checksum) or not a role model.
-    """
-    folder = Path(directory) if directory else default_role_model_dir()
-    hint = "Restore models/roles/ from the repository, retrain it (python scripts/train_roles.py), " \
-           "or set [roles] model = false to fall back to the question-count rule."
+
+def _checked_files(folder: Path) -> tuple[dict[str, Any], bytes]:
     try:
         card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
         raw = (folder / MODEL_FILE).read_bytes()
     except (OSError, ValueError) as exc:
-        raise PipelineError(f"Cannot read the role model in {folder}: {exc}.", hint, step="roles") from exc
-    if card.get("format") != FORMAT:
-        raise PipelineError(f"{folder} is not a role model (format {card.get('format')!r}, expected {FORMAT}).",
-                            hint, step="roles")
+        raise PipelineError(f"Cannot read the role model in {folder}: {exc}.", _HINT, step="roles") from exc
+    if not isinstance(card, dict) or card.get("format") != FORMAT:
+        found = card.get("format") if isinstance(card, dict) else type(card).__name__
+        raise PipelineError(f"{folder} is not a role model (format {found!r}, expected {FORMAT}).", _HINT,
+                            step="roles")
     if hashlib.sha256(raw).hexdigest() != card.get("sha256"):
-        raise PipelineError(f"The role model {folder / MODEL_FILE} does not match the checksum in its card.",
-                            hint, step="roles")
+        raise PipelineError(f"The role model {folder / MODEL_FILE} does not match the checksum in its card.", _HINT,
+                            step="roles")
+    return card, raw
+
+
+def check_role_model(directory: str | Path | None = None) -> dict[str, Any]:
+    """The role model's card, with its file's checksum checked; nothing is parsed or imported (milliseconds).
+
+    Raises:
+        PipelineError: the files are missing, not a role model, or damaged (checksum).
+    """
+    return _checked_files(Path(directory) if directory else default_role_model_dir())[0]
+
+
+def load_role_model(directory: str | Path | None = None) -> RoleModel:
+    """Read a role model written by :func:`save_role_model` (JSON only; nothing is executed).
+
+    Raises:
+        PipelineError: the files are missing, damaged (checksum, shape, non-finite weights) or not a role model.
+    """
+    folder = Path(directory) if directory else default_role_model_dir()
+    card, raw = _checked_files(folder)
     try:
         payload = json.loads(raw)
         terms = payload["terms"]
         model = RoleModel({str(t): i for i, t in enumerate(terms)}, np.asarray(payload["idf"], dtype=np.float64),
                           np.asarray(payload["coef"], dtype=np.float64),
                           np.asarray(payload["intercept"], dtype=np.float64), payload["classes"],
-                          (int(payload["ngram_range"][0]), int(payload["ngram_range"][1])), card)
+                          (int(payload["ngram_range"][0]), int(payload["ngram_range"][1])), card,
+                          payload["text_settings"])
     except (ValueError, KeyError, TypeError, IndexError) as exc:
-        raise PipelineError(f"The role model {folder / MODEL_FILE} is damaged: {exc}.", hint, step="roles") from exc
-    if not set(model.classes) <= set(MODEL_ROLES) or any(not math.isfinite(float(x)) for x in model.intercept):
-        raise PipelineError(f"The role model in {folder} has unexpected roles {model.classes}.", hint, step="roles")
+        raise PipelineError(f"The role model {folder / MODEL_FILE} is damaged: {exc}.", _HINT, step="roles") from exc
+    if not set(model.classes) <= set(MODEL_ROLES):
+        raise PipelineError(f"The role model in {folder} has unexpected roles {model.classes}.", _HINT, step="roles")
     return model
 
 

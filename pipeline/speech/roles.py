@@ -27,7 +27,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from pipeline.schema import ROLES, CallMetadata, Turn
+from pipeline.schema import ROLES, CallMetadata, Turn, role_word
 
 if TYPE_CHECKING:
     from pipeline.speech.rolemodel import RoleModel
@@ -35,12 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["ROLES", "ROLE_SOURCES", "assign_roles"]
 
 ROLE_SOURCES = ("sidecar", "channel", "name", "model", "heuristic")
-
-_NAME_ROLES = {
-    "rep": "rep", "agent": "rep", "seller": "rep", "sales": "rep", "salesperson": "rep",
-    "customer": "customer", "client": "customer", "caller": "customer", "prospect": "customer",
-    "buyer": "customer", "manager": "manager",
-}
 
 
 def _questions(turn: Turn) -> int:
@@ -75,21 +69,23 @@ def assign_roles(turns: Sequence[Turn], metadata: CallMetadata | None = None, *,
             roles[speaker] = (mapping[key], "sidecar")
         elif meta.rep and key == meta.rep.strip().lower():
             roles[speaker] = ("rep", "sidecar")
-        elif channel_layout and key in _NAME_ROLES:
-            roles[speaker] = (_NAME_ROLES[key], "channel")
         elif channel_layout:
-            roles[speaker] = ("unknown", "channel")
-        elif key in _NAME_ROLES:
-            roles[speaker] = (_NAME_ROLES[key], "name")
+            roles[speaker] = (role_word(key) or "unknown", "channel")
+        elif role_word(key):
+            roles[speaker] = (role_word(key) or "unknown", "name")
     rest = [s for s in order if s not in roles]
     if rest:
         taken = {role for role, _ in roles.values()}
         if len(order) == 1:
             roles[rest[0]] = ("unknown", "heuristic")
         elif model is not None:
+            from pipeline.speech.rolemodel import speaker_documents
+
             reader = model if hasattr(model, "roles") else model()  # type: ignore[operator]
-            documents = {s: " ".join(t.text for t in turns if t.speaker == s) for s in rest}
-            for speaker, (role, _) in reader.roles(documents).items():
+            documents = speaker_documents((t.speaker, t.text) for t in turns if t.speaker in rest)
+            # the call's rep named by the sidecar or a name is its rep: the others are read as the other roles
+            exclude = ("rep",) if "rep" in taken else ()
+            for speaker, (role, _) in reader.roles(documents, exclude=exclude).items():
                 roles[speaker] = (role, "model")
         else:
             if "rep" not in taken:
