@@ -7,12 +7,13 @@ Roles are ``rep``, ``customer``, ``manager`` and ``unknown``. Sources, strongest
    e.g. ``S1=rep;S2=customer``; a speaker named like the sidecar's ``rep`` is the rep.
 2. ``channel`` — multi-channel audio: the channel layout (``--channel-speakers``, default
    ``rep,customer``) names each channel's role.
-3. ``name`` — a transcript speaker literally called rep/agent/seller, customer/client/caller/
-   prospect, or manager.
+3. ``name`` — a transcript speaker called by a role word (rep, agent, customer, caller,
+   prospect, manager, director …: :data:`pipeline.schema.ROLE_WORDS`).
 4. ``model`` — for the rest (diarized mono audio, unnamed transcript speakers), when a role
    model is given (:mod:`pipeline.speech.rolemodel`, shipped in ``models/roles/``): each
    speaker's role as the model reads everything that speaker said. Several speakers may be
-   reps (a pipeline review), or none (a stand-up without one).
+   reps (a pipeline review), or none (a stand-up without one); when a stronger source already
+   names the call's rep, the model gives the others one of the other roles.
 5. ``heuristic`` — the same speakers when no role model is given: the speaker who asks the
    most questions is the rep (a tie goes to whoever spoke first — reps open calls and ask the
    discovery questions); with two speakers the other is the customer; anyone else is
