@@ -87,8 +87,10 @@ def test_tasks_are_thin_wrappers(tmp_path: Path) -> None:
 def test_missing_model_fails_fast(prefect_harness, tmp_path: Path) -> None:
     from pipeline.errors import ModelArtifactError
 
+    (tmp_path / "in").mkdir()  # an input with something to score: the model is what is missing
+    (tmp_path / "in" / "a.json").write_text(json.dumps({"turns": [{"speaker": "A", "text": "I'll send it."}]}))
     with pytest.raises(ModelArtifactError):
-        score_calls([str(tmp_path)], out_dir=str(tmp_path / "o"), models=str(tmp_path / "none"),
+        score_calls([str(tmp_path / "in")], out_dir=str(tmp_path / "o"), models=str(tmp_path / "none"),
                     config=PipelineConfig())
 
 
