@@ -7,11 +7,14 @@ later run can tell a dead writer's leftovers from a live one's (see ``store.swee
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["temp_path", "publish", "write_bytes_atomic"]
+__all__ = ["temp_path", "publish", "write_bytes_atomic", "exclusive_lock"]
 
 
 def temp_path(path: Path) -> Path:
@@ -47,3 +50,19 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (an empty file, created if missing) for the block.
+
+    Processes that take the same lock take turns, so a read-merge-write of a shared file done inside
+    it never loses another process's write. POSIX ``flock``: one machine's local filesystem.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -18,7 +18,10 @@ do the card and ``callcycle evaluate``. A later run continues from the model's o
 itself (``make cross-writer``); ``--resume FILE`` adds the writers of another such file (e.g. a
 ``--writers`` run's ``--json``). Writers are only carried over from runs of the same model, recipe
 and labelled data (``pipeline.classify.crosswriter``, which also keeps a file of every writer from
-being replaced by part of a run). A ``--text-level`` run writes its ``--json`` only.
+being replaced by part of a run). Two runs for one model at once (say ``--writers c1`` and
+``--writers c2``) each merge their save into the model's file under a lock
+(``$XDG_CACHE_HOME/callcycle/locks``), so neither drops the other's writers; on 2 cores they are
+no faster than one after the other. A ``--text-level`` run writes its ``--json`` only.
 
 Usage: python scripts/cross_writer.py [--models models] [--writers c1,c2] [--json FILE] [--resume FILE]
 """
@@ -36,7 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.atomic import write_bytes_atomic  # noqa: E402
+from pipeline.atomic import exclusive_lock, write_bytes_atomic  # noqa: E402
 from pipeline.classify.artifacts import current_version  # noqa: E402
 from pipeline.classify.crosswriter import earlier_writers, is_complete, merged_results, same_run, summarise  # noqa: E402
 from pipeline.classify.encoder import load_encoder  # noqa: E402
@@ -48,6 +51,7 @@ from pipeline.classify.train import (  # noqa: E402
     render_card_markdown,
     train_models,
 )
+from pipeline.paths import cache_dir  # noqa: E402
 
 
 def config_from_card(card: dict) -> TrainConfig:
@@ -128,12 +132,17 @@ def main() -> None:
         out = {**results, "writers": done, **({} if final else {"partial": True})}
         if args.json:
             write_bytes_atomic(args.json, (json.dumps(out, indent=2) + "\n").encode())
-        whole = merged_results(read(model_file), results, list(rows), tasks, final and everyone)
-        if model_file is None or whole is None:
-            return  # a finished run of every writer is not replaced by a part of one
-        write_bytes_atomic(model_file, (json.dumps(whole, indent=2) + "\n").encode())
-        # The card shows it too; card.json (the training record) is not touched.
-        write_bytes_atomic(args.models / version / "card.md", render_card_markdown(card, whole).encode("utf-8"))
+        if model_file is None:
+            return
+        # two runs for one model (e.g. different --writers) take turns to read, merge and write its file,
+        # so neither drops the writers the other saved in between
+        with exclusive_lock(cache_dir("locks") / f"cross-writer-{version}.lock"):
+            whole = merged_results(read(model_file), results, list(rows), tasks, final and everyone)
+            if whole is None:
+                return  # a finished run of every writer is not replaced by a part of one
+            write_bytes_atomic(model_file, (json.dumps(whole, indent=2) + "\n").encode())
+            # The card shows it too; card.json (the training record) is not touched.
+            write_bytes_atomic(args.models / version / "card.md", render_card_markdown(card, whole).encode("utf-8"))
 
     if model_file is not None and is_complete(on_disk, rows) and not everyone and not args.json:
         print(f"note: {model_file} holds every writer and is kept; this run's figures are printed only "
