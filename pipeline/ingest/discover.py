@@ -24,6 +24,7 @@ import os
 import stat
 import struct
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -193,17 +194,20 @@ def _unreadable_folder(folder: str, exc: OSError) -> InputError:
                       "Give callcycle read and execute permission on it, or leave it out of the inputs.")
 
 
+def _walk_folders(root: Path, onerror: Callable[[OSError], None]) -> Iterator[tuple[str, list[str]]]:
+    """``(folder, its file names)`` under ``root``, lazily: hidden folders skipped, symlinked folders not followed."""
+    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not Path(dirpath, d).is_symlink())
+        yield dirpath, sorted(filenames)
+
+
 def _walk(root: Path, errors: list[tuple[str, InputError]]) -> list[Path]:
-    """Every entry under ``root`` (hidden folders skipped, symlinked folders not followed)."""
-    found: list[Path] = []
+    """Every entry under ``root`` (:func:`_walk_folders`' rules)."""
 
     def onerror(exc: OSError) -> None:
         errors.append((str(exc.filename), _unreadable_folder(str(exc.filename), exc)))
 
-    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not Path(dirpath, d).is_symlink())
-        found.extend(Path(dirpath) / name for name in sorted(filenames))
-    return found
+    return [Path(dirpath) / name for dirpath, names in _walk_folders(root, onerror) for name in names]
 
 
 def _glob_root(spec: str) -> Path:
@@ -365,9 +369,13 @@ def unmatched_inputs_error(missing: list[str], defaulted: bool = False) -> Input
 
 
 def _readable_type(name: str) -> bool:
-    """A file name that a folder walk takes as a call: a supported type, not hidden, not the sidecar."""
-    return (Path(name).suffix.lower().lstrip(".") in AUDIO_FORMATS | TRANSCRIPT_FORMATS
-            and name != SIDECAR_NAME and not name.startswith("."))
+    """A file name that a folder walk takes as a call: a supported type, not hidden."""
+    return Path(name).suffix.lower().lstrip(".") in AUDIO_FORMATS | TRANSCRIPT_FORMATS and not name.startswith(".")
+
+
+def _discovery_reads(name: str) -> bool:
+    """A file name discovery reads from a walked folder or a glob: a call, or the ``calls.csv`` sidecar."""
+    return _readable_type(name) or name == SIDECAR_NAME
 
 
 def holds_no_inputs(inputs: list[str] | list[Path]) -> bool:
@@ -387,9 +395,8 @@ def holds_no_inputs(inputs: list[str] | list[Path]) -> bool:
             if not os.access(path, os.R_OK | os.X_OK):
                 return False
             unreadable: list[OSError] = []
-            for dirpath, dirnames, filenames in os.walk(path, onerror=unreadable.append, followlinks=False):
-                dirnames[:] = [d for d in dirnames if not d.startswith(".") and not Path(dirpath, d).is_symlink()]
-                if unreadable or any(_readable_type(name) or name == SIDECAR_NAME for name in filenames):
+            for _, names in _walk_folders(path, unreadable.append):
+                if unreadable or any(_discovery_reads(name) for name in names):
                     return False
             if unreadable:
                 return False
@@ -397,7 +404,7 @@ def holds_no_inputs(inputs: list[str] | list[Path]) -> bool:
             return False
         else:
             for match in glob.iglob(str(spec), recursive=True):
-                if not Path(match).is_dir() and (_readable_type(Path(match).name) or Path(match).name == SIDECAR_NAME):
+                if not Path(match).is_dir() and _discovery_reads(Path(match).name):
                     return False
     return True
 

@@ -383,10 +383,12 @@ def train_role_model(corpus_files: Sequence[Path], calls_dir: Path | None, *, c:
     held-out writer's conversations) and the labelled calls of ``calls_dir`` (never trained on),
     next to the question rule on the same calls.
     """
+    from pipeline.classify.labels import read_rows
+
     by_writer: dict[str, list[SpeakerDocument]] = {}
     for path in corpus_files:
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        by_writer[path.stem.removeprefix("corpus_")] = corpus_documents(rows, path.stem.removeprefix("corpus_"))
+        writer = path.stem.removeprefix("corpus_")
+        by_writer[writer] = corpus_documents(read_rows(path), writer)
     documents = [d for docs in by_writer.values() for d in docs]
     model = fit_role_model(documents, c=c, min_df=min_df)
     writers: dict[str, Any] = {}

@@ -332,11 +332,11 @@ class S3Store:
         except (FileNotFoundError, pa.ArrowException, ValueError) as exc:
             self._broken(markers, current, f"committed calls file does not read back ({exc})")
             return StoredCall("broken")
-        if schema_version_of(calls.schema) != SCHEMA_VERSION:
+        version = schema_version_of(calls.schema)
+        if version != SCHEMA_VERSION:
             # committed by a callcycle of another schema: readers leave it out, so its marker is set
             # aside like a broken one's and the call is scored again (its version key may be the same)
-            self._broken(markers, current, f"committed with schema {schema_version_of(calls.schema) or 'unknown'}, "
-                         f"not {SCHEMA_VERSION}")
+            self._broken(markers, current, f"committed with schema {version or 'unknown'}, not {SCHEMA_VERSION}")
             return StoredCall("broken")
         if row["call_key"] != key:
             return StoredCall("stale", row)
