@@ -40,6 +40,7 @@ def run(
     timeout: Annotated[Optional[float], typer.Option(help="Per-file transcription time limit in seconds.")] = None,
     retries: Annotated[Optional[int], typer.Option(help="Retries for unexpected transcription failures.")] = None,
     force: Annotated[bool, typer.Option(help="Redo calls that already have results.")] = False,
+    rehash: Annotated[bool, typer.Option(help="Read every input in full to fingerprint it, instead of trusting the sha256 remembered for a file whose inode, size and times (S3: size, ETag, LastModified) are unchanged since an earlier run ([run] reuse_fingerprints).")] = False,
     show_summary: Annotated[bool, typer.Option("--summary/--no-summary", help="Print the scored-calls table at the end.")] = True,
     write_html: Annotated[bool, typer.Option("--report/--no-report", help="Also write the managers' HTML report to OUT/report.html.")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show Prefect's task logs.")] = False,
@@ -71,7 +72,7 @@ def run(
         asr__model=asr_model, asr__batched=batched, asr__vad_filter=vad,
         run__channel_speakers=tuple(s.strip() for s in channel_speakers.split(",")) if channel_speakers else None,
         run__max_duration_s=max_duration, run__timeout_s=timeout, run__retries=retries,
-        run__force=force or None, run__threads=threads, diarize__enabled=diarize, diarize__n_speakers=speakers,
+        run__force=force or None, run__reuse_fingerprints=False if rehash else None, run__threads=threads, diarize__enabled=diarize, diarize__n_speakers=speakers,
     )
     con = console()
     marks = {"scored": "[green]✓", "skipped": "[dim]=", "updated": "[cyan]↻", "deferred": "[yellow]…",

@@ -47,6 +47,7 @@ from pipeline.errors import (
     WorkerCrashError,
 )
 from pipeline.ingest import discover as ingest
+from pipeline.ingest.fingerprints import fingerprints_for_run
 from pipeline.paths import DEFAULT_OUT, models_dir
 from pipeline.process import CallInput, Outcome
 from pipeline.schema import Source
@@ -98,10 +99,19 @@ def _retry_unexpected(task: Any, task_run: Any, state: Any) -> bool:
 
 
 @task(name="discover", cache_policy=NO_CACHE)
-def discover_task(inputs: list[str]) -> tuple[list[Source], list[tuple[str, Exception]], ingest.DiscoveryNotes]:
-    """Sources, unusable inputs, and what discovery passed over (:class:`~pipeline.ingest.discover.DiscoveryNotes`)."""
+def discover_task(inputs: list[str], run: RunConfig | None = None,
+                  ) -> tuple[list[Source], list[tuple[str, Exception]], ingest.DiscoveryNotes]:
+    """Sources, unusable inputs, and what discovery passed over (:class:`~pipeline.ingest.discover.DiscoveryNotes`).
+
+    Inputs unchanged since an earlier run keep their remembered sha256 unless ``run.reuse_fingerprints``
+    is off (:mod:`pipeline.ingest.fingerprints`)."""
+    run = run or RunConfig()
     notes = ingest.DiscoveryNotes()
-    sources, errors = ingest.discover_inputs(inputs, notes=notes)
+    with fingerprints_for_run(run.reuse_fingerprints, run.fingerprint_cache) as cache:
+        sources, errors = ingest.discover_inputs(inputs, notes=notes, fingerprints=cache)
+        if cache is not None:
+            get_run_logger().info("discovery: %d inputs hashed, %d unchanged since an earlier run (%s)",
+                                  cache.misses, cache.hits, cache.path)
     return sources, errors, notes
 
 
@@ -203,7 +213,7 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
     card = resources.artifact_card(models, model_version)
     if cfg.roles.model:  # a missing or damaged role model stops the batch now, not file by file
         check_role_model(cfg.roles.model_path)
-    sources, bad_inputs, notes = discover_task(inputs)
+    sources, bad_inputs, notes = discover_task(inputs, cfg.run)
     if not sources and not bad_inputs:
         raise ingest.no_inputs_error(inputs)
     summary = RunSummary(out_dir=str(out_dir), ignored=notes.ignored, empty=notes.empty)
@@ -232,6 +242,13 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
     # The speech model is loaded for as many threads as files can run at once here, never more
     # than there are files (one long file keeps all the cores for itself); the largest files go
     # first so that the last one does not run alone while the other threads idle.
+    # Calls already scored at this version are settled here, without a task run each (a nightly
+    # re-run of an archive is mostly these); score_file checks again, for runs that overlap.
+    unique, settled = process.sort_out_done(unique, stamp, out_dir, cfg.run.force, batch)
+    for outcome in settled:
+        if outcome.status == "failed":
+            get_run_logger().warning("%s not scored: %s", outcome.path, outcome.message)
+        done(outcome)
     cfg = replace(cfg, run=replace(cfg.run, threads=cfg.run.threads_for(len(unique))))
     unique.sort(key=lambda s: -s.size_bytes)
     futures = {score_file.submit(s, cfg, models, model_version, out_dir, batch): s for s in unique}

@@ -154,6 +154,12 @@ class RunConfig:
             Never more threads than files. Worker processes of a Dask cluster (``--workers``,
             ``--dask-address``) take one file at a time. ``timeout_s`` is wall time per file: with
             several files sharing the cores each takes longer.
+        reuse_fingerprints: take an input's sha256 from the fingerprint cache
+            (``pipeline.ingest.fingerprints``) when its inode, size and times (S3: size, ETag and
+            LastModified) are those it was hashed under, instead of reading every byte again; a
+            nightly run over an archive then reads only new and changed files. ``False`` hashes
+            everything (``callcycle run --rehash``).
+        fingerprint_cache: the cache file; ``None`` is ``$XDG_CACHE_HOME/callcycle/fingerprints/sha256.sqlite3``.
     """
 
     channel_speakers: tuple[str, ...] = ("rep", "customer")
@@ -162,6 +168,8 @@ class RunConfig:
     timeout_s: float = 0.0
     force: bool = False
     threads: int = 2
+    reuse_fingerprints: bool = True
+    fingerprint_cache: str | None = None
 
     def threads_for(self, n_files: int) -> int:
         """Files in flight at once for a batch of ``n_files``: ``threads``, never more than the files, at least 1."""

@@ -4,6 +4,7 @@ readers that see only committed files, and the orphan sweep (issue 10, item 5)."
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -168,6 +169,31 @@ def test_an_object_whose_key_holds_glob_characters_is_that_object(s3_server, buc
     assert unmatched_inputs([f"s3://{bucket}/calls/rep[1].json", f"s3://{bucket}/calls/rep[0-9].json"]) == []
     prefix, errors = discover_inputs([f"s3://{bucket}/team[2]/"])  # a prefix with glob characters is that prefix
     assert errors == [] and [s.source_id for s in prefix] == ["a.json"]
+
+
+def test_remembered_fingerprints_skip_downloads_until_an_object_is_replaced(s3_server, bucket: str,
+                                                                            tmp_path: Path) -> None:
+    """A nightly run over a bucket does not stream every object again: unchanged size, ETag and
+    LastModified keep the remembered sha256; an object uploaded again is read again."""
+    from pipeline.ingest.fingerprints import FingerprintCache
+
+    uri = _upload(s3_server, _write_tree(tmp_path / "in"), bucket, "nightly")
+    db = tmp_path / "sha256.sqlite3"
+    with FingerprintCache(db) as cache:
+        first, errors = discover_inputs([uri], fingerprints=cache)
+        assert errors == [] and (cache.hits, cache.misses) == (0, 3)
+    with FingerprintCache(db) as cache:
+        second, _ = discover_inputs([uri], fingerprints=cache)
+        assert (cache.hits, cache.misses) == (3, 0)
+    assert {s.path: s.sha256 for s in second} == {s.path: s.sha256 for s in first}
+    body = json.dumps({"turns": [{"speaker": "Ana", "text": "I'll own the rollout and send the plan Monday."}]})
+    _boto(s3_server).put_object(Bucket=bucket, Key="nightly/team/standup.json", Body=body.encode())
+    with FingerprintCache(db) as cache:
+        third, _ = discover_inputs([uri], fingerprints=cache)
+        assert (cache.hits, cache.misses) == (2, 1)
+    changed = {s.source_id: s.sha256 for s in third}
+    assert changed["team/standup.json"] == hashlib.sha256(body.encode()).hexdigest()
+    assert changed["team/standup.json"] != {s.source_id: s.sha256 for s in first}["team/standup.json"]
 
 
 def test_run_writes_to_and_reads_from_s3(s3_server, bucket: str, tmp_path: Path, artifact, nlp) -> None:

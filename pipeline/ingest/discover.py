@@ -31,6 +31,7 @@ from pathlib import Path
 
 from pipeline import objectstore
 from pipeline.errors import InputChangingError, InputError
+from pipeline.ingest.fingerprints import FingerprintCache, file_signature, settled
 from pipeline.schema import ROLES, CallMetadata, Source
 from pipeline.tables import csv_delimiter
 
@@ -289,8 +290,11 @@ def source_kind(name: str) -> tuple[str, str]:
 
 
 def describe_source(path: Path, metadata: CallMetadata | None = None, *, source_id: str = "",
-                    settle_s: float = SETTLE_S) -> Source:
+                    settle_s: float = SETTLE_S, fingerprints: FingerprintCache | None = None) -> Source:
     """Fingerprint one input file.
+
+    With ``fingerprints``, a file whose signature (inode, size, times) is the one its remembered
+    sha256 was taken under is not read again (:mod:`pipeline.ingest.fingerprints`).
 
     Raises:
         InputError: the file is unreadable, not a regular file, or its extension is not a
@@ -303,7 +307,12 @@ def describe_source(path: Path, metadata: CallMetadata | None = None, *, source_
         if not stat.S_ISREG(before.st_mode):  # a FIFO would block the hash read for ever
             raise InputError(f"{path.name}: not a regular file (a pipe, socket or device).",
                              "Copy the recording to a regular file and pass that.")
-        sha = file_sha256(path)
+        location = str(path.resolve())
+        signature = file_signature(before)
+        sha = fingerprints.lookup(location, signature) if fingerprints is not None else None
+        hashed_at = time.time()
+        if sha is None:
+            sha = file_sha256(path)
         after = path.stat()
     except FileNotFoundError as exc:
         raise InputError(f"{path.name} disappeared before it could be read.",
@@ -318,6 +327,8 @@ def describe_source(path: Path, metadata: CallMetadata | None = None, *, source_
         raise InputChangingError(f"{path.name} looks like it is still being written ({growing}).",
                                  f"It is scored by a later run; a file unchanged for {settle_s:.0f} s is scored "
                                  "as it is (a truncated recording keeps the audio that is there).")
+    if fingerprints is not None and file_signature(after) == signature and settled(after, hashed_at):
+        fingerprints.remember(location, signature, sha)
     meta = metadata or metadata_from_name(path)
     return Source(
         path=str(path),
@@ -434,7 +445,8 @@ class DiscoveryNotes:
 
 
 def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_S,
-                    notes: DiscoveryNotes | None = None) -> tuple[list[Source], list[tuple[str, InputError]]]:
+                    notes: DiscoveryNotes | None = None, fingerprints: FingerprintCache | None = None,
+                    ) -> tuple[list[Source], list[tuple[str, InputError]]]:
     """Expand inputs into sources, skipping sidecars and files of unknown type quietly.
 
     Files given explicitly with an unsupported type are reported as errors; files of
@@ -442,6 +454,8 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
     folders, symlinks that point outside the input folder, special files with a known
     extension and files still being written (:class:`InputChangingError`) come back as errors.
     What is passed over quietly is listed in ``notes`` when given (:class:`DiscoveryNotes`).
+    With ``fingerprints`` (:mod:`pipeline.ingest.fingerprints`), inputs unchanged since an earlier
+    run are not read again to be hashed; the digests taken here are written to it before returning.
 
     Returns:
         ``(sources, errors)``: sources sorted by path, and ``(path, error)`` pairs for
@@ -457,7 +471,7 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
         if objectstore.is_uri(spec):
             from pipeline.ingest import remote
 
-            sources.extend(remote.discover_remote(str(spec), errors))
+            sources.extend(remote.discover_remote(str(spec), errors, fingerprints))
             continue
         spec_path = Path(spec)
         try:
@@ -504,9 +518,11 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
         done[resolved] = str(file)
         try:
             sources.append(describe_source(file, sidecars.get(resolved), source_id=_identity(file, root),
-                                           settle_s=settle_s))
+                                           settle_s=settle_s, fingerprints=fingerprints))
         except InputError as exc:
             errors.append((str(file), exc))
+    if fingerprints is not None:
+        fingerprints.flush()
     sources = list({s.path: s for s in sources}.values())  # an object listed by two s3:// specs
     sources.sort(key=lambda s: s.path)
     return sources, errors

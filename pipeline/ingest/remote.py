@@ -33,6 +33,7 @@ from pipeline.ingest.discover import (
     read_sidecar,
     source_kind,
 )
+from pipeline.ingest.fingerprints import FingerprintCache, object_signature
 from pipeline.schema import CallMetadata, Source
 
 __all__ = ["discover_remote", "describe_object", "local_copy"]
@@ -77,8 +78,9 @@ def _sidecar(fs: Any, csv_path: str) -> dict[str, CallMetadata]:
 
 
 def describe_object(fs: Any, path: str, info: dict[str, Any], metadata: CallMetadata | None = None, *,
-                    source_id: str = "") -> Source:
-    """Fingerprint one object (``bucket/key``) by streaming its bytes.
+                    source_id: str = "", fingerprints: FingerprintCache | None = None) -> Source:
+    """Fingerprint one object (``bucket/key``) by streaming its bytes, or with ``fingerprints``, by
+    taking the sha256 remembered for the same size, ETag and LastModified (no download).
 
     Raises:
         InputError: unsupported extension, or the object cannot be read.
@@ -87,6 +89,10 @@ def describe_object(fs: Any, path: str, info: dict[str, Any], metadata: CallMeta
     name = posixpath.basename(path)
     kind, fmt = source_kind(name)
     uri = objectstore.to_uri(path)
+    signature = object_signature(info)
+    known = fingerprints.lookup(uri, signature) if fingerprints is not None else None
+    if known is not None:
+        return _object_source(uri, name, kind, fmt, known, info, metadata, source_id)
     digest = hashlib.sha256()
     try:
         with objectstore.translate_errors():
@@ -102,13 +108,20 @@ def describe_object(fs: Any, path: str, info: dict[str, Any], metadata: CallMeta
     if after.get("ETag") != info.get("ETag") or after.get("size") != info.get("size"):
         raise InputChangingError(f"{name} was replaced while it was read.",
                                  "It is scored by the next run.")
+    if fingerprints is not None:  # objects are replaced whole: no settling time to wait for
+        fingerprints.remember(uri, signature, digest.hexdigest())
+    return _object_source(uri, name, kind, fmt, digest.hexdigest(), after, metadata, source_id)
+
+
+def _object_source(uri: str, name: str, kind: str, fmt: str, sha256: str, info: dict[str, Any],
+                   metadata: CallMetadata | None, source_id: str) -> Source:
     meta = metadata or metadata_from_name(Path(name))
     return Source(
         path=uri,
         kind=kind,  # type: ignore[arg-type]
         fmt=fmt,
-        sha256=digest.hexdigest(),
-        size_bytes=int(after.get("size") or 0),
+        sha256=sha256,
+        size_bytes=int(info.get("size") or 0),
         call_id=meta.call_id or Path(name).stem,
         metadata=meta,
         source_id=meta.call_id or source_id or uri,
@@ -131,7 +144,8 @@ def spec_matches(spec: str) -> bool:
         return False
 
 
-def discover_remote(spec: str, errors: list[tuple[str, InputError]]) -> list[Source]:
+def discover_remote(spec: str, errors: list[tuple[str, InputError]],
+                    fingerprints: FingerprintCache | None = None) -> list[Source]:
     """Sources under one ``s3://`` spec (see the module docstring); problems are appended to ``errors``.
 
     As for folders on a disk: ``calls.csv`` sidecars are read, hidden objects and "folders" are
@@ -177,7 +191,8 @@ def discover_remote(spec: str, errors: list[tuple[str, InputError]]) -> list[Sou
         if not explicit and posixpath.splitext(name)[1].lower().lstrip(".") not in AUDIO_FORMATS | TRANSCRIPT_FORMATS:
             continue
         try:
-            sources.append(describe_object(fs, path, info, sidecars.get(path), source_id=rel))
+            sources.append(describe_object(fs, path, info, sidecars.get(path), source_id=rel,
+                                           fingerprints=fingerprints))
         except InputError as exc:
             errors.append((objectstore.to_uri(path), exc))
     return sources
