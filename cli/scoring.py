@@ -58,7 +58,7 @@ def run(
     from pipeline.config import load_config
     from pipeline.display import printable
     from pipeline.ingest.discover import holds_no_inputs, no_inputs_error, unmatched_inputs, unmatched_inputs_error
-    from pipeline.report.terminal import load_call_rows, load_error_rows, render_errors, render_summary
+    from pipeline.report.terminal import load_call_rows, load_error_rows, render_errors, render_run_summary
     from pipeline.store.base import open_store
 
     # a mistyped path stops here, before Prefect starts or anything is written (the flow checks too)
@@ -95,8 +95,9 @@ def run(
         finally:
             progress.stop()
     rows = load_call_rows(out) if show_summary else []
-    if rows:  # a run that scored nothing says so below, with its failures
-        render_summary(rows, con)
+    if rows:  # the calls this run scored or updated, and the headline over all stored calls
+        render_run_summary(rows, {o.call_key for o in summary.outcomes if o.status in ("scored", "updated")
+                                  and o.call_key}, out, con)
     extra = "".join(f", {summary.count(s)} {s}" for s in ("updated", "deferred") if summary.count(s))
     con.print(
         f"{summary.count('scored')} scored, {summary.count('skipped')} skipped (already done or duplicate)"

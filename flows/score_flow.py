@@ -109,9 +109,6 @@ def discover_task(inputs: list[str], run: RunConfig | None = None,
     notes = ingest.DiscoveryNotes()
     with fingerprints_for_run(run.reuse_fingerprints, run.fingerprint_cache) as cache:
         sources, errors = ingest.discover_inputs(inputs, notes=notes, fingerprints=cache)
-        if cache is not None:
-            get_run_logger().info("discovery: %d inputs hashed, %d unchanged since an earlier run (%s)",
-                                  cache.misses, cache.hits, cache.path)
     return sources, errors, notes
 
 

@@ -120,6 +120,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--baseline", type=Path, default=None, help="another checkout to run the no-op run with")
     args = parser.parse_args()
+    args.out, args.data = args.out.resolve(), args.data.resolve()  # the runs below start in other folders
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, object] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
 
@@ -154,7 +155,7 @@ def main() -> None:
     if args.baseline:
         checkouts[f"baseline {args.baseline.name}"] = (args.baseline.resolve(), [])
     first_line = run_cli(ROOT, [str(archive), "--out", str(out), "--no-summary", "--no-report"], env)[2]
-    print(f"archive: {n_calls} transcripts; first run: {first_line}")
+    print(f"archive: {n_calls} transcripts; first run (scores what is not stored yet): {first_line}")
     noop: dict[str, dict[str, object]] = {}
     for _ in range(args.repeats):  # interleaved, so a busy spell hits every variant alike
         for name, (checkout, extra) in checkouts.items():

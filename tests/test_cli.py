@@ -389,6 +389,12 @@ def test_run_says_what_it_passed_over(tmp_path: Path, prefect_harness) -> None:
     assert "1 scored, 1 skipped" in text and "0 failed" in text
     assert "1 file(s) of a type callcycle does not read were left alone: x.aiff" in text
     assert "no audio or transcript files in" in text and str(empty.name) in text
+    assert "Scored or updated in this run (1)" in text
+    again = runner.invoke(app, ["run", str(folder), "--out", str(out), "--models", str(MODELS), "--no-report"],
+                          env={"COLUMNS": "80"})
+    text = " ".join(again.output.split())  # nothing new: no table, only where to look and the headline
+    assert again.exit_code == 0 and "0 scored, 2 skipped" in text, again.output
+    assert "No call was scored or updated in this run" in text and "lists the 1 stored call." in text
     from pipeline.report.terminal import load_call_rows
 
     assert [r["source_id"] for r in load_call_rows(out)] == ["a.json"]

@@ -140,3 +140,19 @@ def test_calls_already_scored_are_settled_before_any_task(calls: Path, tmp_path:
     assert [Path(o.path).name for o in settled_] == ["b.json"]
     todo, settled_ = process.sort_out_done(sources, stamp, out, force=True)
     assert len(todo) == 3 and settled_ == []
+
+
+def test_entries_nobody_looks_up_are_forgotten(calls: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               no_racy_wait: None) -> None:
+    import sqlite3
+
+    db = tmp_path / "sha256.sqlite3"
+    with FingerprintCache(db) as cache:
+        discover_inputs([str(calls)], fingerprints=cache)
+    with sqlite3.connect(db) as raw:  # b.json last seen long ago (deleted, say); a.json just now
+        raw.execute("UPDATE fingerprints SET seen_at = 0 WHERE location LIKE '%b.json'")
+    with FingerprintCache(db) as cache:
+        assert cache.lookup(str((calls / "a.json").resolve()), file_signature((calls / "a.json").stat()))
+    with sqlite3.connect(db) as raw:
+        left = [row[0] for row in raw.execute("SELECT location FROM fingerprints")]
+    assert [Path(p).name for p in left] == ["a.json"]

@@ -302,3 +302,30 @@ def test_a_complete_cycle_without_a_commitment_says_so() -> None:
     assert cycle_sentence(call) == "Complete cycle: Align, Act and Adjust all happened."
     assert cycle_sentence(call, n_commitments=2) == cycle_sentence(call)
     assert cycle_sentence(call, n_commitments=0).endswith("But Act was only talk about next steps: nothing was committed.")
+
+
+def test_end_of_run_lists_only_what_the_run_did(scored_out: Path) -> None:
+    """``callcycle run`` lists the calls it scored or updated (at most ``limit``), not the whole archive;
+    its headline still covers every stored call, as the HTML report does."""
+    import io
+
+    from rich.console import Console
+
+    from pipeline.report.terminal import headline, render_run_summary
+
+    rows = load_call_rows(scored_out)
+
+    def shown(touched: set[str], limit: int = 50) -> str:
+        buffer = io.StringIO()
+        render_run_summary(rows, touched, "night out", Console(file=buffer, width=200), limit=limit)
+        return " ".join(buffer.getvalue().split())
+
+    everything = shown({r["call_key"] for r in rows})
+    assert "Scored or updated in this run (3)" in everything and headline(rows) in everything
+    one = shown({rows[0]["call_key"]})
+    assert "in this run (1)" in one and rows[0]["call_id"] in one and rows[1]["call_id"] not in one
+    assert headline(rows) in one
+    capped = shown({r["call_key"] for r in rows}, limit=2)
+    assert "in this run (3)" in capped and "… and 1 more; `callcycle summary 'night out'` lists every" in capped
+    nothing = shown(set())
+    assert "No call was scored or updated in this run; `callcycle summary 'night out'` lists the 3 stored" in nothing

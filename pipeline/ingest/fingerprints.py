@@ -19,7 +19,9 @@ rewritten within the second it was hashed in would otherwise keep its signature.
 
 The cache is one SQLite file (``$XDG_CACHE_HOME/callcycle/fingerprints/sha256.sqlite3`` by default,
 :func:`default_path`); it holds nothing that cannot be recomputed. If it cannot be opened or written
-(read-only home, damaged file) discovery hashes every input as before and says so in the log.
+(read-only home, damaged file) discovery hashes every input as before and says so in the log. An entry
+no run has looked up for :data:`FORGET_AFTER_S` (180 days) is dropped, so inputs deleted from the
+archive do not stay in the file for ever.
 """
 
 from __future__ import annotations
@@ -37,12 +39,16 @@ from typing import Any
 from pipeline.paths import cache_dir
 
 __all__ = ["FingerprintCache", "open_fingerprints", "fingerprints_for_run", "default_path", "file_signature",
-           "object_signature", "settled", "RACY_S"]
+           "object_signature", "settled", "RACY_S", "FORGET_AFTER_S"]
 
 logger = logging.getLogger("callcycle.ingest")
 
 #: A file modified less than this many seconds before it was hashed is hashed again next time.
 RACY_S = 3.0
+
+#: Entries no run has looked up or written for this long are dropped (files deleted or moved away),
+#: so the file does not grow for ever; a dropped entry costs one hash if its input comes back.
+FORGET_AFTER_S = 180 * 86400.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS fingerprints (
@@ -93,6 +99,7 @@ class FingerprintCache:
         self._db.execute(_SCHEMA)
         self._db.commit()
         self._pending: dict[str, tuple[str, str, float]] = {}
+        self._seen: list[str] = []
         self.hits = 0
         self.misses = 0
         self._broken = False
@@ -116,6 +123,7 @@ class FingerprintCache:
             row = None
         if row is not None and row[0] == signature:
             self.hits += 1
+            self._seen.append(location)
             return str(row[1])
         self.misses += 1
         return None
@@ -126,15 +134,20 @@ class FingerprintCache:
             self._pending[location] = (signature, sha256, time.time())
 
     def flush(self) -> None:
-        """Write the digests remembered since the last flush."""
-        if not self._pending or self._broken:
-            self._pending.clear()
-            return
+        """Write the digests remembered since the last flush, mark the ones looked up as seen, and drop
+        entries unseen for :data:`FORGET_AFTER_S`."""
+        now = time.time()
         rows = [(loc, sig, sha, at) for loc, (sig, sha, at) in self._pending.items()]
+        seen = [(now, loc) for loc in self._seen]
         self._pending.clear()
+        self._seen.clear()
+        if self._broken or not (rows or seen):
+            return
         try:
             with self._db:
                 self._db.executemany("INSERT OR REPLACE INTO fingerprints VALUES (?, ?, ?, ?)", rows)
+                self._db.executemany("UPDATE fingerprints SET seen_at = ? WHERE location = ?", seen)
+                self._db.execute("DELETE FROM fingerprints WHERE seen_at < ?", (now - FORGET_AFTER_S,))
         except sqlite3.Error as exc:
             self._give_up(exc)
 
@@ -161,6 +174,8 @@ def fingerprints_for_run(enabled: bool, path: str | Path | None = None) -> Itera
         yield cache
     finally:
         if cache is not None:
+            logger.info("discovery: %d inputs hashed, %d unchanged since an earlier run (%s)",
+                        cache.misses, cache.hits, cache.path)
             cache.close()
 
 

@@ -23,29 +23,69 @@ from pipeline.report.rules import (
 )
 
 __all__ = [
-    "load_call_rows", "load_error_rows", "verdict", "format_pct", "headline", "render_summary", "render_errors",
+    "load_call_rows", "load_error_rows", "verdict", "format_pct", "headline", "render_summary", "render_run_summary",
+    "render_errors", "RUN_TABLE_ROWS",
 ]
 
 
 def render_summary(rows: list[dict[str, Any]], console: Any = None, tax: ReportTaxonomy | None = None) -> None:
-    """Print the scored-calls table (rich); every column fits an 80-column terminal.
+    """Print the scored-calls table (rich) and the headline; every column fits an 80-column terminal.
 
     Names come from input files and are printed through :func:`~pipeline.display.printable`
     (no terminal escape sequences) and rich's markup escape.
     """
-    from rich import box
     from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
 
     console = console or Console()
     if not rows:
         console.print("[yellow]No scored calls found.[/] Run `callcycle run` first.")
         return
     tax = tax or report_taxonomy(rows)
+    console.print(_calls_table(rows, tax, f"Scored calls ({len(rows)})"))
+    console.print(headline(rows, tax))
+
+
+#: At most this many calls are listed at the end of ``callcycle run``; ``callcycle summary`` lists them all.
+RUN_TABLE_ROWS = 50
+
+
+def render_run_summary(rows: list[dict[str, Any]], touched: set[str], out: str, console: Any = None,
+                       limit: int = RUN_TABLE_ROWS) -> None:
+    """What ``callcycle run`` prints at its end: the calls this run scored or updated (``touched``:
+    their ``call_key``s; at most ``limit`` of them), then the headline over every stored call.
+
+    A nightly run over a large archive lists what it did that night, not the whole archive.
+    """
+    import shlex
+
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = console or Console()
+    if not rows:
+        return
+    tax = report_taxonomy(rows)
+    mine = [r for r in rows if r["call_key"] in touched]
+    look = f"`callcycle summary {escape(shlex.quote(printable(out)))}`"
+    if mine:
+        console.print(_calls_table(mine[:limit], tax, f"Scored or updated in this run ({len(mine)})"))
+        if len(mine) > limit:
+            console.print(f"… and {len(mine) - limit} more; {look} lists every stored call.", soft_wrap=True)
+    else:
+        stored = f"{len(rows)} stored call{'' if len(rows) == 1 else 's'}"
+        console.print(f"No call was scored or updated in this run; {look} lists the {stored}.", soft_wrap=True)
+    console.print(headline(rows, tax))
+
+
+def _calls_table(rows: list[dict[str, Any]], tax: ReportTaxonomy, title: str) -> Any:
+    """The scored-calls table of ``rows`` (a rich Table)."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
     stages = list(dict.fromkeys(k for r in rows for k, _ in (r["stage_shares"] or [])))
     mix_header = "/".join(s[:2] for s in stages) or "mix"
-    table = Table(title=f"Scored calls ({len(rows)})", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
+    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
                   caption=f"action: share of work talk that was action, ± half its 90% interval; + (green) ≥35% "
                           f"moves work forward, ~ (yellow) some commitments, ! (red) mostly talk; t:a = seconds "
                           f"of talk per second of action; {mix_header} = % of speech per stage "
@@ -76,8 +116,7 @@ def render_summary(rows: list[dict[str, Any]], console: Any = None, tax: ReportT
             escape(printable(r["rep"] or "—")), str(r["call_date"] or "—"), f"{minutes:.1f}", share,
             "—" if ratio is None else f"{ratio:.1f}", mix, cycle,
         )
-    console.print(table)
-    console.print(headline(rows, tax))
+    return table
 
 
 def headline(rows: list[dict[str, Any]], tax: ReportTaxonomy = COV_TAXONOMY) -> str:
