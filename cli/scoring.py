@@ -11,6 +11,7 @@ import typer
 from cli.common import app, command, console, fail, quiet_prefect
 from pipeline.config import DEFAULT_ORPHAN_AGE_S, DiarizeOptions
 from pipeline.paths import DEFAULT_INPUTS, DEFAULT_OUT
+from pipeline.report.rules import MAX_SCORECARDS
 
 _MAX_SPEAKERS = DiarizeOptions().max_speakers
 _ORPHAN_AGE_H = DEFAULT_ORPHAN_AGE_S / 3600.0
@@ -155,6 +156,7 @@ def report(
     html: Annotated[Optional[Path], typer.Option("--html", help="Where to write the HTML file [default: OUT_DIR/report.html; filtered: OUT_DIR/report-rep-NAME-since-DATE.html, so the team report stays].")] = None,
     since: Annotated[Optional[datetime], typer.Option("--since", formats=["%Y-%m-%d"], help="Only calls on or after this date (YYYY-MM-DD); calls without a date are left out.")] = None,
     rep: Annotated[Optional[str], typer.Option("--rep", help="Only this rep's calls (case-insensitive).")] = None,
+    scorecards: Annotated[int, typer.Option("--scorecards", min=0, help="Scorecards (timeline, commitments, transcript) for at most this many calls, the most recent; every call is still in the team figures and the calls table.")] = MAX_SCORECARDS,
 ) -> None:
     """Write the managers' report: a team view and a scorecard per call, in one offline HTML file.
 
@@ -168,7 +170,8 @@ def report(
 
     _require_results(out_dir)
     try:
-        path, n = write_report(out_dir, html, since=since.date() if since else None, rep=rep)
+        path, n = write_report(out_dir, html, since=since.date() if since else None, rep=rep,
+                               max_scorecards=scorecards)
     except OSError as exc:
         if html is not None or not str(exc.filename or "").endswith((".tmp", ".html")):
             raise  # a read failure, or --html given: the message says which file

@@ -329,3 +329,26 @@ def test_end_of_run_lists_only_what_the_run_did(scored_out: Path) -> None:
     assert "in this run (3)" in capped and "… and 1 more; `callcycle summary 'night out'` lists every" in capped
     nothing = shown(set())
     assert "No call was scored or updated in this run; `callcycle summary 'night out'` lists the 3 stored" in nothing
+
+
+def test_large_outputs_get_scorecards_for_the_most_recent_calls(scored_out: Path, tmp_path: Path) -> None:
+    """Every call stays in the figures and the calls table; only the newest get a scorecard (and the
+    segments read for it), and the page says so and how to see others."""
+    from pipeline.report.html import write_report
+    from pipeline.report.rules import most_recent
+
+    calls = load_call_rows(scored_out)
+    newest = most_recent(calls, 1)[0]
+    assert newest["call_date"] == max(c["call_date"] for c in calls)
+    path, n = write_report(scored_out, tmp_path / "capped.html", max_scorecards=1)
+    html = Path(path).read_text(encoding="utf-8")
+    assert n == 3 and html.count('<section class="scorecard"') == 1
+    assert f'<section class="scorecard" id="call-{newest["call_key"][:12]}"' in html
+    assert html.count("<tr data-call-id=") == 3 and html.count('href="#call-') >= 1
+    for call in calls:
+        linked = f'href="#call-{call["call_key"][:12]}"' in html
+        assert linked == (call["call_key"] == newest["call_key"]), call["call_id"]
+    assert "Scorecards below for the 1 most recent of 3 calls" in html and "--scorecards N" in html
+    full = Path(write_report(scored_out, tmp_path / "full.html")[0]).read_text(encoding="utf-8")
+    assert full.count('<section class="scorecard"') == 3 and "scorecards-note" not in full
+    assert '<b data-kpi="calls">3</b>' in html and '<b data-kpi="calls">3</b>' in full  # same team figures

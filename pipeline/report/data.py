@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.report.rules import COV_TAXONOMY, ReportTaxonomy, median_share, rep_key
+from pipeline.report.rules import COV_TAXONOMY, ReportTaxonomy, median_share, most_recent, rep_key
 from pipeline.store.base import OutputLocation, open_store
 
 __all__ = ["ReportData", "load_call_rows", "load_error_rows", "load_report_data", "report_taxonomy"]
@@ -90,11 +90,13 @@ class ReportData:
 
 
 def load_report_data(out_dir: OutputLocation, since: dt.date | None = None, rep: str | None = None,
-                     models: Path | None = None) -> ReportData:
+                     models: Path | None = None, scorecards: int | None = None) -> ReportData:
     """Read the stored calls and segments under ``out_dir`` (a folder or an ``s3://`` prefix).
 
     ``since`` keeps calls on or after that date (calls without a date are dropped when it is set);
-    ``rep`` keeps one rep's calls (case-insensitive). Segments are read only for the kept calls.
+    ``rep`` keeps one rep's calls (case-insensitive). Segments are kept only for the kept calls, and
+    with ``scorecards`` only for that many of them, the most recent (:func:`~pipeline.report.rules.most_recent`:
+    the calls the report gives a scorecard).
     """
     out = open_store(out_dir)
     calls = load_call_rows(out)
@@ -103,7 +105,7 @@ def load_report_data(out_dir: OutputLocation, since: dt.date | None = None, rep:
     team_median = median_share(calls)
     if rep is not None:
         calls = [c for c in calls if rep_key(c["rep"]) == rep_key(rep)]
-    keys = {c["call_key"] for c in calls}
+    keys = {c["call_key"] for c in (calls if scorecards is None else most_recent(calls, scorecards))}
     segments: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if keys:
         import pyarrow as pa

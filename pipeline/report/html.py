@@ -10,7 +10,9 @@ The package's modules, arrows one way: :mod:`~pipeline.report.rules` (what figur
 :mod:`~pipeline.report.data` (reading) ← :mod:`~pipeline.report.charts` (SVG) ←
 :mod:`~pipeline.report.terminal` and this module (rendering).
 Long calls are summarised: a scorecard lists at most :data:`MAX_TRANSCRIPT_ROWS` segments and
-:data:`MAX_COMMITMENT_ROWS` commitments, saying how many more are in the Parquet data.
+:data:`MAX_COMMITMENT_ROWS` commitments, saying how many more are in the Parquet data. Large outputs
+too: every call counts in the team figures and has a row in the calls table, but only the
+:data:`MAX_SCORECARDS` most recent calls get a scorecard, saying so.
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ from pipeline.atomic import write_bytes_atomic
 from pipeline.report.charts import cached_timeline_svg, mmss, stage_colours, stage_mix_svg, trend_svg
 from pipeline.report.data import ReportData, load_report_data
 from pipeline.report.rules import (
+    MAX_CHART_CALLS,
+    MAX_SCORECARDS,
     Thresholds,
     call_flags,
     cycle_sentence,
     format_pct,
     format_share,
+    most_recent,
     rep_display_name,
     rep_key,
     rep_summaries,
@@ -43,7 +48,7 @@ from pipeline.store.base import OutputLocation, open_store
 
 __all__ = [
     # rendering (this module)
-    "MAX_TRANSCRIPT_ROWS", "MAX_COMMITMENT_ROWS", "CACHE_DIR", "render_report", "write_report", "default_report_name",
+    "MAX_TRANSCRIPT_ROWS", "MAX_COMMITMENT_ROWS",  "CACHE_DIR", "render_report", "write_report", "default_report_name",
     # re-exported for callers of the one-module report
     "Thresholds", "ReportData", "load_report_data", "call_flags", "rep_summaries", "team_glance",
     "talk_heavy_stretch", "rep_key", "rep_display_name",
@@ -91,26 +96,33 @@ def _template():
     return env.get_template("report.html")
 
 
-def _scorecard(call: dict[str, Any], segments: list[dict[str, Any]], th: Thresholds, data: ReportData,
-               cache_dir: Path | None) -> dict[str, Any]:
-    tax = data.taxonomy
-    ratio = call["talk_action_ratio"]
-    commitments = [s for s in segments if s["talk_action"] == "action"]
-    duration = call["audio_duration_s"] or call["speech_s"]
+def _table_row(call: dict[str, Any], th: Thresholds, tax: Any) -> dict[str, Any]:
+    """What the calls table shows of one call (cheap: no segments)."""
     return {
         "call": call,
         "anchor": "call-" + call["call_key"][:12],
         "verdict": verdict(call["action_share"]),
+        "order": " → ".join(s.capitalize() for s in (call["stage_order"] or [])) or "—",
+        "flags": call_flags(call, th, tax),
+        "duration": call["audio_duration_s"] or call["speech_s"],
+    }
+
+
+def _scorecard(call: dict[str, Any], segments: list[dict[str, Any]], th: Thresholds, data: ReportData,
+               cache_dir: Path | None) -> dict[str, Any]:
+    tax = data.taxonomy
+    row = _table_row(call, th, tax)
+    ratio = call["talk_action_ratio"]
+    commitments = [s for s in segments if s["talk_action"] == "action"]
+    return {
+        **row,
         "ratio_text": "no action at all" if ratio is None else f"{ratio:.1f} s of talk per second of action",
         "cycle": cycle_sentence(call, tax, len(commitments)),
-        "order": " → ".join(s.capitalize() for s in (call["stage_order"] or [])) or "—",
         "mix": dict(call["stage_shares"] or []),
-        "flags": call_flags(call, th, tax),
         "commitments": commitments[:MAX_COMMITMENT_ROWS],
         "n_commitments": len(commitments),
         "stretch": talk_heavy_stretch(segments),
-        "timeline": cached_timeline_svg(cache_dir, call, segments, duration, tax),
-        "duration": duration,
+        "timeline": cached_timeline_svg(cache_dir, call, segments, row["duration"], tax),
         "speakers": sorted(call["speakers"] or [], key=lambda s: -(s["speech_s"] or 0)),
         "segments": segments[:MAX_TRANSCRIPT_ROWS],
         "n_segments": len(segments),
@@ -118,17 +130,27 @@ def _scorecard(call: dict[str, Any], segments: list[dict[str, Any]], th: Thresho
 
 
 def render_report(data: ReportData, th: Thresholds = Thresholds(), generated_at: dt.datetime | None = None,
-                  cache_dir: Path | None = None) -> str:
-    """The report as one HTML string (inline CSS, SVG and a hashed inline script; no external resources)."""
+                  cache_dir: Path | None = None, max_scorecards: int = MAX_SCORECARDS) -> str:
+    """The report as one HTML string (inline CSS, SVG and a hashed inline script; no external resources).
+
+    Every call is in the team figures and the calls table; the scorecards (timeline, commitments,
+    transcript) and the per-call stage chart cover the ``max_scorecards`` most recent calls (and at
+    most :data:`MAX_CHART_CALLS` bars), so the page stays readable and its size bounded as the archive grows.
+    """
     calls = data.calls
     tax = data.taxonomy
     reps = rep_summaries(calls, th, tax, data.team_median)
     glance = team_glance(calls, th, tax)
     attention = [(c, f) for c in calls if (f := call_flags(c, th, tax))]
-    cards = [_scorecard(c, data.segments.get(c["call_key"], []), th, data, cache_dir) for c in calls]
+    carded = {c["call_key"] for c in most_recent(calls, max_scorecards)}
+    rows = [_table_row(c, th, tax) for c in calls]
+    cards = [_scorecard(c, data.segments.get(c["call_key"], []), th, data, cache_dir)
+             for c in calls if c["call_key"] in carded]
     team_mix = stage_mix_svg([(r["rep"], r["stage_mix"]) for r in reps], "Stage mix per rep", tax) if reps else None
-    call_mix = stage_mix_svg([(c["call_id"], dict(c["stage_shares"] or [])) for c in calls],
-                             "Stage mix per call", tax) if calls else None
+    charted = most_recent(calls, MAX_CHART_CALLS)
+    call_mix = stage_mix_svg([(c["call_id"], dict(c["stage_shares"] or [])) for c in charted],
+                             "Stage mix per call" if len(charted) == len(calls) else
+                             f"Stage mix of the {len(charted)} most recent calls", tax) if calls else None
     filters = []
     if data.since:
         filters.append(f"calls since {data.since.isoformat()}")
@@ -136,7 +158,7 @@ def render_report(data: ReportData, th: Thresholds = Thresholds(), generated_at:
         filters.append(f"rep {data.rep}")
     generated = generated_at or dt.datetime.now(dt.UTC)
     return _template().render(
-        calls=calls, reps=reps, cards=cards, attention=attention, th=th,
+        calls=calls, reps=reps, rows=rows, cards=cards, carded=carded, attention=attention, th=th,
         team_median=glance["median_action_share"], complete=glance["complete"],
         reps_median=data.team_median, since=data.since.isoformat() if data.since else None, rep=data.rep,
         total_minutes=sum((c["audio_duration_s"] or c["speech_s"] or 0) for c in calls) / 60,
@@ -159,7 +181,7 @@ def default_report_name(since: dt.date | None = None, rep: str | None = None) ->
 
 def write_report(out_dir: OutputLocation, html_path: Path | None = None, since: dt.date | None = None,
                  rep: str | None = None, th: Thresholds = Thresholds(),
-                 models: Path | None = None) -> tuple[Path | str, int]:
+                 models: Path | None = None, max_scorecards: int = MAX_SCORECARDS) -> tuple[Path | str, int]:
     """Render the report for ``out_dir`` and write it atomically; returns (where, number of calls).
 
     The default path is ``<out_dir>/report.html``, or :func:`default_report_name` when filtered (for
@@ -167,15 +189,15 @@ def write_report(out_dir: OutputLocation, html_path: Path | None = None, since: 
     cached under ``<out_dir>/.cache/report`` by call version, so a rerun redraws only calls that changed.
     """
     if objectstore.is_uri(out_dir):
-        data = load_report_data(out_dir, since=since, rep=rep, models=models)
-        html = render_report(data, th, cache_dir=None)
+        data = load_report_data(out_dir, since=since, rep=rep, models=models, scorecards=max_scorecards)
+        html = render_report(data, th, cache_dir=None, max_scorecards=max_scorecards)
         if html_path is None:
             return (open_store(out_dir).write_bytes(default_report_name(since, rep), html.encode("utf-8")),
                     len(data.calls))
     else:
         out_dir = Path(str(out_dir))
-        data = load_report_data(out_dir, since=since, rep=rep, models=models)
-        html = render_report(data, th, cache_dir=out_dir / CACHE_DIR)
+        data = load_report_data(out_dir, since=since, rep=rep, models=models, scorecards=max_scorecards)
+        html = render_report(data, th, cache_dir=out_dir / CACHE_DIR, max_scorecards=max_scorecards)
     path = Path(html_path) if html_path else Path(str(out_dir)) / default_report_name(since, rep)
     write_bytes_atomic(path, html.encode("utf-8"))
     return path, len(data.calls)

@@ -18,8 +18,22 @@ __all__ = [
     "Thresholds", "ReportTaxonomy", "COV_TAXONOMY", "verdict", "format_pct", "format_share",
     "interval_half_width", "rep_key", "rep_display_name",
     "call_flags", "rep_summaries", "median_share", "team_glance", "talk_heavy_stretch", "cycle_sentence",
-    "cycle_status", "iso_week",
+    "cycle_status", "iso_week", "MAX_SCORECARDS", "MAX_CHART_CALLS", "most_recent",
 ]
+
+#: The report gives a scorecard to at most this many calls, the most recent (``callcycle report --scorecards``).
+MAX_SCORECARDS = 200
+#: At most this many bars in the report's per-call stage chart (the most recent calls).
+MAX_CHART_CALLS = 40
+
+
+def most_recent(calls: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """The ``n`` most recent calls, by call date and then by when they were scored (undated calls last)."""
+    def when(call: dict[str, Any]) -> tuple[dt.date, dt.datetime]:
+        return (call["call_date"] or dt.date.min,
+                call.get("processed_at") or dt.datetime.min.replace(tzinfo=dt.UTC))
+
+    return sorted(calls, key=when, reverse=True)[:max(0, n)]
 
 
 @dataclass(frozen=True, slots=True)
