@@ -158,7 +158,7 @@ def report(
     rep: Annotated[Optional[str], typer.Option("--rep", help="Only this rep's calls (case-insensitive).")] = None,
     scorecards: Annotated[int, typer.Option("--scorecards", min=0, help="Scorecards (timeline, commitments, transcript) for at most this many calls, the most recent; every call is still in the team figures and the calls table.")] = MAX_SCORECARDS,
 ) -> None:
-    """Write the managers' report: a team view and a scorecard per call, in one offline HTML file.
+    """Write the managers' report: a team view, every call in a table and scorecards for the most recent calls, in one offline HTML file.
 
     Reads the stored Parquet data (it never recomputes scores). Open the file in any browser;
     it loads nothing from the network.

@@ -406,16 +406,27 @@ def sort_out_done(sources: list[Source], stamp: store.RunStamp, out_dir: OutputL
     :func:`check_done` for every source, ``parallel`` at a time (the checks wait on the output's
     storage, not the CPU), before any file becomes a task: in a nightly run over an archive where
     nearly every call is already scored, the stored calls are checked without a task run each.
-    Order is kept. With ``force`` nothing is checked: everything is scored.
+    Order is kept. With ``force`` nothing is checked: everything is scored. A check that fails for
+    another reason than the output itself leaves its source to be scored: its task checks again and
+    records what goes wrong as that file's failure, as before this pass existed.
 
     Raises:
         OutputError: the output cannot be read (from the first check that hit it).
     """
     if force or not sources:
         return list(sources), []
+    def check(source: Source) -> Outcome | None:
+        try:
+            return check_done(source, stamp, out_dir, False, batch)
+        except OutputError:
+            raise  # the output cannot be read: every file would fail, the batch stops
+        except Exception:  # noqa: BLE001 - anything else belongs to this file: its task checks again
+            logger.warning("%s: checking its stored results failed; it is scored", source.path, exc_info=True)
+            return None
+
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(sources))),
                             thread_name_prefix="callcycle-done") as pool:
-        checked = list(pool.map(lambda s: check_done(s, stamp, out_dir, False, batch), sources))
+        checked = list(pool.map(check, sources))
     todo = [source for source, outcome in zip(sources, checked) if outcome is None]
     return todo, [outcome for outcome in checked if outcome is not None]
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
+import tempfile
 import wave
 from pathlib import Path
 
@@ -14,6 +16,11 @@ import pytest
 from pipeline.speech.metrics import word_error_rate  # noqa: F401  (re-exported for the tests)
 
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# Caches (remembered fingerprints, sentence vectors, joined speech models) live in one folder per test
+# session, never the user's: inherited by the CLI processes the tests start, removed at exit.
+_CACHE = tempfile.mkdtemp(prefix="callcycle-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
 

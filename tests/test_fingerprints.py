@@ -92,6 +92,7 @@ def test_files_modified_just_before_hashing_are_not_remembered(calls: Path, tmp_
     with FingerprintCache(db) as cache:
         discover_inputs([str(calls)], fingerprints=cache)
         assert cache.hits == 0 and cache.misses == 2
+    assert fingerprints.RACY_S >= 60  # also covers a file server whose clock is some seconds behind
 
 
 def test_a_damaged_cache_costs_only_time(calls: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
@@ -100,14 +101,108 @@ def test_a_damaged_cache_costs_only_time(calls: Path, tmp_path: Path, caplog: py
     db.write_bytes(b"this is not a database" * 100)
     expected = sorted(discover.file_sha256(p) for p in calls.iterdir())
     with caplog.at_level(logging.WARNING, logger="callcycle.ingest"):
-        cache = fingerprints.open_fingerprints(db)
-        if cache is not None:
-            with cache:
-                sources, errors = discover_inputs([str(calls)], fingerprints=cache)
-        else:
-            sources, errors = discover_inputs([str(calls)])
+        assert fingerprints.open_fingerprints(db) is None
+    assert "cannot be opened" in caplog.text and "hashed in full" in caplog.text
+    with fingerprints.fingerprints_for_run(True, db) as cache:
+        assert cache is None
+        sources, errors = discover_inputs([str(calls)], fingerprints=cache)
     assert errors == [] and sorted(s.sha256 for s in sources) == expected
-    assert "fingerprint cache" in caplog.text and "hashed in full" in caplog.text
+
+
+def test_a_cache_that_fails_after_opening_is_set_aside(calls: Path, tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture, no_racy_wait: None) -> None:
+    import sqlite3
+
+    db = tmp_path / "sha256.sqlite3"
+    expected = sorted(discover.file_sha256(p) for p in calls.iterdir())
+    with FingerprintCache(db) as cache, caplog.at_level(logging.WARNING, logger="callcycle.ingest"):
+        with sqlite3.connect(db) as other:  # the file is damaged under the open cache
+            other.execute("DROP TABLE digests")
+        sources, errors = discover_inputs([str(calls)], fingerprints=cache)
+        assert cache.hits == 0
+    assert errors == [] and sorted(s.sha256 for s in sources) == expected
+    assert caplog.text.count("cannot be used") == 1 and "hashed in full" in caplog.text
+
+
+def test_no_home_folder_means_no_cache_not_a_crash(monkeypatch: pytest.MonkeyPatch,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    with caplog.at_level(logging.WARNING, logger="callcycle.ingest"):
+        with fingerprints.fingerprints_for_run(True) as cache:
+            assert cache is None
+    assert "home directory" in caplog.text
+
+
+def test_remembered_digests_are_checked_again_after_a_while(calls: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            no_racy_wait: None) -> None:
+    """Writes that move no time (through a memory map; filesystems without a change time) are caught
+    by hashing every entry again after REVERIFY_S plus its share; a cache hit is not a new check."""
+    import sqlite3
+
+    db = tmp_path / "sha256.sqlite3"
+    with FingerprintCache(db) as cache:
+        discover_inputs([str(calls)], fingerprints=cache)
+    with sqlite3.connect(db) as raw:
+        hashed = dict(raw.execute("SELECT location, hashed_at FROM digests"))
+    with FingerprintCache(db) as cache:  # a hit leaves the time of the last real hash alone
+        discover_inputs([str(calls)], fingerprints=cache)
+        assert cache.hits == 2
+    with sqlite3.connect(db) as raw:
+        assert dict(raw.execute("SELECT location, hashed_at FROM digests")) == hashed
+    shares = {loc: fingerprints.trusted_until(loc, 0.0) / fingerprints.REVERIFY_S for loc in hashed}
+    assert all(1.0 <= share < 2.0 for share in shares.values()) and len(set(shares.values())) == 2
+    with sqlite3.connect(db) as raw:  # b.json was last hashed two REVERIFY_S ago: due
+        raw.execute("UPDATE digests SET hashed_at = ? WHERE location LIKE '%b.json'",
+                    (time.time() - 2 * fingerprints.REVERIFY_S,))
+    with FingerprintCache(db) as cache:
+        sources = discover_inputs([str(calls)], fingerprints=cache)[0]
+        assert (cache.hits, cache.misses, cache.rechecks) == (1, 1, 1)
+    with sqlite3.connect(db) as raw:
+        renewed = dict(raw.execute("SELECT location, hashed_at FROM digests"))
+    b = next(loc for loc in renewed if loc.endswith("b.json"))
+    assert renewed[b] > time.time() - 60 and {s.sha256 for s in sources} == set(
+        discover.file_sha256(p) for p in calls.iterdir())
+
+
+def test_rehash_switches_the_cache_off(calls: Path, tmp_path: Path, no_racy_wait: None) -> None:
+    """[run] reuse_fingerprints / --rehash reach discovery: off, the cache file is not even opened."""
+    from flows import score_flow
+    from pipeline.config import RunConfig, load_config
+
+    db = tmp_path / "cache" / "sha256.sqlite3"
+    score_flow.discover_task.fn([str(calls)], RunConfig(reuse_fingerprints=False, fingerprint_cache=str(db)))
+    assert not db.exists()
+    score_flow.discover_task.fn([str(calls)], RunConfig(fingerprint_cache=str(db)))
+    with FingerprintCache(db) as cache:
+        discover_inputs([str(calls)], fingerprints=cache)
+        assert cache.hits == 2
+    assert load_config(None, run__reuse_fingerprints=False).run.reuse_fingerprints is False
+
+
+def test_cli_rehash_option_reaches_the_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, calls: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cli import app
+    from flows import score_flow
+
+    seen = []
+
+    def fake_run(inputs, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        seen.append(kwargs["config"].run.reuse_fingerprints)
+        return score_flow.RunSummary(out_dir=str(tmp_path / "out"))
+
+    monkeypatch.setattr(score_flow, "run_scoring", fake_run)
+    runner = CliRunner()
+    for args, expected in ((["--rehash"], False), ([], True)):
+        result = runner.invoke(app, ["run", str(calls), "--out", str(tmp_path / "out"), "--no-report", *args])
+        assert result.exit_code == 0, result.output
+        assert seen[-1] is expected
 
 
 def test_signature_names_what_a_write_moves(calls: Path) -> None:
@@ -150,9 +245,9 @@ def test_entries_nobody_looks_up_are_forgotten(calls: Path, tmp_path: Path, monk
     with FingerprintCache(db) as cache:
         discover_inputs([str(calls)], fingerprints=cache)
     with sqlite3.connect(db) as raw:  # b.json last seen long ago (deleted, say); a.json just now
-        raw.execute("UPDATE fingerprints SET seen_at = 0 WHERE location LIKE '%b.json'")
+        raw.execute("UPDATE digests SET seen_at = 0 WHERE location LIKE '%b.json'")
     with FingerprintCache(db) as cache:
         assert cache.lookup(str((calls / "a.json").resolve()), file_signature((calls / "a.json").stat()))
     with sqlite3.connect(db) as raw:
-        left = [row[0] for row in raw.execute("SELECT location FROM fingerprints")]
+        left = [row[0] for row in raw.execute("SELECT location FROM digests")]
     assert [Path(p).name for p in left] == ["a.json"]

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from pipeline import objectstore
 from pipeline.errors import InputChangingError, InputError
-from pipeline.ingest.fingerprints import FingerprintCache, file_signature, settled
+from pipeline.ingest.fingerprints import FingerprintCache, file_signature, file_status, settled
 from pipeline.schema import ROLES, CallMetadata, Source
 from pipeline.tables import csv_delimiter
 
@@ -308,10 +308,11 @@ def describe_source(path: Path, metadata: CallMetadata | None = None, *, source_
             raise InputError(f"{path.name}: not a regular file (a pipe, socket or device).",
                              "Copy the recording to a regular file and pass that.")
         location = str(path.resolve())
-        signature = file_signature(before)
+        signature = file_signature(file_status(path)) if fingerprints is not None else None
         sha = fingerprints.lookup(location, signature) if fingerprints is not None else None
         hashed_at = time.time()
-        if sha is None:
+        hashed = sha is None
+        if hashed:
             sha = file_sha256(path)
         after = path.stat()
     except FileNotFoundError as exc:
@@ -327,8 +328,8 @@ def describe_source(path: Path, metadata: CallMetadata | None = None, *, source_
         raise InputChangingError(f"{path.name} looks like it is still being written ({growing}).",
                                  f"It is scored by a later run; a file unchanged for {settle_s:.0f} s is scored "
                                  "as it is (a truncated recording keeps the audio that is there).")
-    if fingerprints is not None and file_signature(after) == signature and settled(after, hashed_at):
-        fingerprints.remember(location, signature, sha)
+    if fingerprints is not None and hashed and file_signature(after) == signature and settled(after, hashed_at):
+        fingerprints.remember(location, signature, sha)  # a digest read from the cache is not a new check
     meta = metadata or metadata_from_name(path)
     return Source(
         path=str(path),

@@ -1,4 +1,5 @@
-"""The managers' report: one self-contained HTML file with a team view and a scorecard per call.
+"""The managers' report: one self-contained HTML file with a team view, a table of every call and
+scorecards for the most recent calls.
 
 It reads the ``calls`` and ``segments`` Parquet datasets written by ``callcycle run`` and
 never recomputes a score: every figure on the page is a stored column or a plain aggregate
