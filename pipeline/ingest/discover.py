@@ -309,11 +309,9 @@ def describe_source(path: Path, metadata: CallMetadata | None = None, *, source_
                              "Copy the recording to a regular file and pass that.")
         location = str(path.resolve())
         signature = file_signature(file_status(path)) if fingerprints is not None else None
-        sha = fingerprints.lookup(location, signature) if fingerprints is not None else None
+        known = fingerprints.lookup(location, signature) if fingerprints is not None else None
         hashed_at = time.time()
-        hashed = sha is None
-        if hashed:
-            sha = file_sha256(path)
+        sha = known if known is not None else file_sha256(path)
         after = path.stat()
     except FileNotFoundError as exc:
         raise InputError(f"{path.name} disappeared before it could be read.",
@@ -328,7 +326,7 @@ def describe_source(path: Path, metadata: CallMetadata | None = None, *, source_
         raise InputChangingError(f"{path.name} looks like it is still being written ({growing}).",
                                  f"It is scored by a later run; a file unchanged for {settle_s:.0f} s is scored "
                                  "as it is (a truncated recording keeps the audio that is there).")
-    if fingerprints is not None and hashed and file_signature(after) == signature and settled(after, hashed_at):
+    if fingerprints is not None and known is None and file_signature(after) == signature and settled(after, hashed_at):
         fingerprints.remember(location, signature, sha)  # a digest read from the cache is not a new check
     meta = metadata or metadata_from_name(path)
     return Source(
