@@ -136,7 +136,8 @@ def render_report(data: ReportData, th: Thresholds = Thresholds(), generated_at:
 
     Every call is in the team figures and the calls table; the scorecards (timeline, commitments,
     transcript) and the per-call stage chart cover the ``max_scorecards`` most recent calls (and at
-    most :data:`MAX_CHART_CALLS` bars), so the page stays readable and its size bounded as the archive grows.
+    most :data:`MAX_CHART_CALLS` bars), so the page stays readable: it grows by a table row (and any
+    flags) per call, not a scorecard.
     """
     calls = data.calls
     tax = data.taxonomy
