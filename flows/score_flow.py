@@ -236,9 +236,6 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
         else:
             done(Outcome(path=source.path, status="skipped", call_id=source.call_id,
                          message=f"same bytes as {original.path}; scored once"))
-    # The speech model is loaded for as many threads as files can run at once here, never more
-    # than there are files (one long file keeps all the cores for itself); the largest files go
-    # first so that the last one does not run alone while the other threads idle.
     # Calls already scored at this version are settled here, without a task run each (a nightly
     # re-run of an archive is mostly these); score_file checks again, for runs that overlap.
     unique, settled = process.sort_out_done(unique, stamp, out_dir, cfg.run.force, batch)
@@ -246,6 +243,9 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
         if outcome.status == "failed":
             get_run_logger().warning("%s not scored: %s", outcome.path, outcome.message)
         done(outcome)
+    # The speech model is loaded for as many threads as files can run at once here, never more
+    # than there are files (one long file keeps all the cores for itself); the largest files go
+    # first so that the last one does not run alone while the other threads idle.
     cfg = replace(cfg, run=replace(cfg.run, threads=cfg.run.threads_for(len(unique))))
     unique.sort(key=lambda s: -s.size_bytes)
     futures = {score_file.submit(s, cfg, models, model_version, out_dir, batch): s for s in unique}

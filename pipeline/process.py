@@ -415,6 +415,7 @@ def sort_out_done(sources: list[Source], stamp: store.RunStamp, out_dir: OutputL
     """
     if force or not sources:
         return list(sources), []
+
     def check(source: Source) -> Outcome | None:
         try:
             return check_done(source, stamp, out_dir, False, batch)

@@ -307,9 +307,11 @@ def describe_source(path: Path, metadata: CallMetadata | None = None, *, source_
         if not stat.S_ISREG(before.st_mode):  # a FIFO would block the hash read for ever
             raise InputError(f"{path.name}: not a regular file (a pipe, socket or device).",
                              "Copy the recording to a regular file and pass that.")
-        location = str(path.resolve())
-        signature = file_signature(file_status(path)) if fingerprints is not None else None
-        known = fingerprints.lookup(location, signature) if fingerprints is not None else None
+        location, signature, known = "", None, None
+        if fingerprints is not None:
+            location = str(path.resolve())
+            signature = file_signature(file_status(path))
+            known = fingerprints.lookup(location, signature)
         hashed_at = time.time()
         sha = known if known is not None else file_sha256(path)
         after = path.stat()

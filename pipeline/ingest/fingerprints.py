@@ -131,7 +131,7 @@ class FingerprintCache:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
+        self._db = sqlite3.connect(str(self.path), timeout=30.0)
         self._db.execute(_SCHEMA)
         self._db.commit()
         self._pending: dict[str, tuple[str, str, float]] = {}

@@ -49,7 +49,7 @@ from pipeline.store.base import OutputLocation, open_store
 
 __all__ = [
     # rendering (this module)
-    "MAX_TRANSCRIPT_ROWS", "MAX_COMMITMENT_ROWS",  "CACHE_DIR", "render_report", "write_report", "default_report_name",
+    "MAX_TRANSCRIPT_ROWS", "MAX_COMMITMENT_ROWS", "CACHE_DIR", "render_report", "write_report", "default_report_name",
     # re-exported for callers of the one-module report
     "Thresholds", "ReportData", "load_report_data", "call_flags", "rep_summaries", "team_glance",
     "talk_heavy_stretch", "rep_key", "rep_display_name",
@@ -109,10 +109,10 @@ def _table_row(call: dict[str, Any], th: Thresholds, tax: Any) -> dict[str, Any]
     }
 
 
-def _scorecard(call: dict[str, Any], segments: list[dict[str, Any]], th: Thresholds, data: ReportData,
+def _scorecard(row: dict[str, Any], segments: list[dict[str, Any]], data: ReportData,
                cache_dir: Path | None) -> dict[str, Any]:
-    tax = data.taxonomy
-    row = _table_row(call, th, tax)
+    """A call's table row (:func:`_table_row`) with what its scorecard adds from its segments."""
+    call, tax = row["call"], data.taxonomy
     ratio = call["talk_action_ratio"]
     commitments = [s for s in segments if s["talk_action"] == "action"]
     return {
@@ -143,11 +143,11 @@ def render_report(data: ReportData, th: Thresholds = Thresholds(), generated_at:
     tax = data.taxonomy
     reps = rep_summaries(calls, th, tax, data.team_median)
     glance = team_glance(calls, th, tax)
-    attention = [(c, f) for c in calls if (f := call_flags(c, th, tax))]
+    rows = [_table_row(c, th, tax) for c in calls]  # each call's flags, worked out once
+    attention = [(r["call"], r["flags"]) for r in rows if r["flags"]]
     carded = {c["call_key"] for c in most_recent(calls, max_scorecards)}
-    rows = [_table_row(c, th, tax) for c in calls]
-    cards = [_scorecard(c, data.segments.get(c["call_key"], []), th, data, cache_dir)
-             for c in calls if c["call_key"] in carded]
+    cards = [_scorecard(r, data.segments.get(r["call"]["call_key"], []), data, cache_dir)
+             for r in rows if r["call"]["call_key"] in carded]
     team_mix = stage_mix_svg([(r["rep"], r["stage_mix"]) for r in reps], "Stage mix per rep", tax) if reps else None
     charted = most_recent(calls, MAX_CHART_CALLS)
     call_mix = stage_mix_svg([(c["call_id"], dict(c["stage_shares"] or [])) for c in charted],
