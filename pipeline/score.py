@@ -16,7 +16,8 @@ call's share by its whole length; tempered moves it by a fraction (BENCHMARKS.md
 With model 001830Z the labels are a little closer on the labelled calls (0.040 against 0.043
 tempered, 0.053 expected) and far less steady under inaudible noise (largest spread over the
 four stability calls 14.1 points against 6.7; expected 4.4), so tempered stays the default; with
-model 230619Z the two are level there (0.036 labels, 0.037 tempered, 0.047 expected).
+model 230619Z the two are level there (0.036 labels, 0.037 tempered, 0.047 expected), and with
+081718Z tempered is closer again (0.035 tempered, 0.038 labels, 0.047 expected).
 The stage mix follows the same method: with ``tempered`` each segment counts towards every stage
 by its stage probabilities sharpened the same way, p_c^k / sum_j p_j^k (with ``labels``, wholly
 towards its label). On the 28 labelled calls (model 085038Z) that lowered the stage-mix error from

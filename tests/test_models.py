@@ -21,12 +21,12 @@ from pipeline.config import DEFAULT_ENCODER
 #: Regression bars for the shipped model: the measured figures less a margin. The issue's targets
 #: (real speech >= 0.80, call action-share error <= 0.04) are not met yet; see the model card.
 #: Measured when the bars were set (model of 2026-12-02T08:50): 0.738 / 0.791 and call MAE 0.043; the
-#: 050436Z: 0.752 / 0.813 and call MAE 0.043; 001830Z: 0.753 / 0.815 and 0.043; the shipped 230619Z:
-#: 0.738 / 0.790 and 0.037.
+#: 050436Z: 0.752 / 0.813 and call MAE 0.043; 001830Z: 0.753 / 0.815 and 0.043; 230619Z: 0.738 /
+#: 0.790 and 0.037; the shipped 081718Z: 0.750 / 0.807 and 0.035.
 REAL_SPEECH_BARS = {"AMI held-out: hand-labelled": 0.71, "AMI held-out: actions vs statements of 6+ words": 0.77,
                     # the same acts classified one at a time (a list of utterances with no conversation):
-                    # 0.733 / 0.790 for the shipped model (001830Z 0.727 / 0.783; 0.718 / 0.737 before the
-                    # one-sentence level)
+                    # 0.736 / 0.794 for the shipped model (230619Z 0.733 / 0.790, 001830Z 0.727 / 0.783;
+                    # 0.718 / 0.737 before the one-sentence level)
                     "AMI held-out: hand-labelled (one act at a time)": 0.69,
                     "AMI held-out: actions vs statements of 6+ words (one act at a time)": 0.75}
 CALL_MAE_BAR = 0.055
@@ -64,7 +64,7 @@ def test_holdout_quality(sources) -> None:
     """The bars from the real-speech issue: written held-out stage >= 0.90 and talk/action >= 0.95."""
     written = sources["written held-out (in context)"]
     assert written["stage"]["macro_f1"] >= 0.90
-    assert written["talk_action"]["macro_f1"] >= 0.94  # the issue asks 0.95; the shipped model has 0.952
+    assert written["talk_action"]["macro_f1"] >= 0.94  # the issue asks 0.95; the shipped model has 0.963
 
 
 def test_real_speech_dev(sources) -> None:
@@ -89,7 +89,7 @@ def test_call_level_action_share_on_unseen_calls(artifact, nlp) -> None:
     assert result["action_share_mae"] <= CALL_MAE_BAR
     assert result["stage_mix_mae"] <= 0.15
     assert result["interval_coverage"] >= 0.8  # 0.96 measured
-    low, high = result["action_share_mae_interval"]  # resampling the calls: 0.024-0.052 measured (230619Z)
+    low, high = result["action_share_mae_interval"]  # resampling the calls: 0.022-0.050 measured (081718Z)
     assert low < result["action_share_mae"] < high
 
 
