@@ -298,6 +298,9 @@ def test_orphans_are_swept(s3_server, bucket: str, tmp_path: Path, artifact, nlp
     assert store.write_call(*v2) is True  # a new version of the call supersedes v1
     rows = store.read_dataset("calls").to_pylist()
     assert [r["call_key"] for r in rows] == [v2[0]] and store.read_dataset("segments").num_rows == 3
+    only = store.read_segments([rows[0]["source_id"]])  # the current version's segments, nothing else
+    assert set(only.column("call_key").to_pylist()) == {v2[0]} and only.num_rows == 3
+    assert store.read_segments(["b.json"]).num_rows == 0
     before = _keys(s3_server, bucket, "out/")
     assert len(before) == 2 + 2 + 2 + 2  # v1, the crashed attempt, v2: 2 data files each; 2 markers
     assert store.sweep(3600.0) == 0  # everything is younger than an hour: in-flight attempts are safe

@@ -97,6 +97,71 @@ def test_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:
     assert list((tmp_path / "errors").iterdir()) == []
 
 
+def test_read_segments_reads_only_the_calls_asked_for(tmp_path: Path) -> None:
+    """A report's scorecards read their calls' segment files, not the archive's, and only committed rows."""
+    keys = {sha: _write_call(tmp_path, sha) for sha in ("aa", "bb", "cc")}
+    ids = {row["call_key"]: row["source_id"] for row in store.read_dataset(tmp_path, "calls").to_pylist()}
+    wanted = ids[keys["bb"]]
+    table = store.LocalStore(tmp_path).read_segments([wanted, wanted])
+    assert table.num_rows == 2 and set(table.column("call_key").to_pylist()) == {keys["bb"]}
+    assert table.schema.equals(store.SEGMENTS_SCHEMA)
+    assert store.read_segments(tmp_path, ["not a stored call"]).num_rows == 0
+    # a new version's segments written, its calls row not yet (the commit): nothing of it is read
+    segs = tmp_path / "segments" / f"part-{store.identity_key(ids[keys['cc']])}.parquet"
+    old = pq.read_table(segs)
+    pq.write_table(old.set_column(0, "call_key", pa.array(["next-version"] * old.num_rows)), segs)
+    assert store.read_segments(tmp_path, [ids[keys["cc"]], wanted]).column("call_key").to_pylist() == [keys["bb"]] * 2
+    # a segments file that does not read back is skipped, not a crash
+    segs.write_bytes(b"PAR1 not parquet")
+    assert store.read_segments(tmp_path, [ids[keys["cc"]]]).num_rows == 0
+
+
+def test_snapshot_opens_only_files_written_since_and_reads_the_same_rows(tmp_path: Path) -> None:
+    """A summary of an archive opens only the calls files that changed since the last read; the rows,
+    their order and what a rewrite, a deletion or a damaged file does are those of a full read."""
+    import time
+
+    from pipeline.store import snapshot
+
+    out = tmp_path / "out"
+    for sha in ("aa", "bb", "cc"):
+        _write_call(out, sha)
+    opened: list[str] = []
+
+    def reader(path: Path) -> pa.Table | None:
+        opened.append(path.name)
+        return store._read_single(path, store.CALLS_SCHEMA)
+
+    def read(now: float) -> pa.Table:
+        opened.clear()
+        files = sorted((out / "calls").glob("*.parquet"))
+        return snapshot.read_with_snapshot(files, store.CALLS_SCHEMA, reader, tmp_path / "snap.parquet", now=now)
+
+    later = time.time() + 2 * snapshot.RACY_S  # the files are settled by then
+    full = store.read_dataset(out, "calls")
+    assert read(later).equals(full) and len(opened) == 3
+    assert read(later).equals(full) and opened == []  # nothing changed: no file opened
+    assert store.LocalStore(out).read_dataset("calls").equals(full)  # the store's own snapshot, too
+
+    rewritten = _write_call(out, "bb2")  # another call, and a new version of an old one
+    ids = {r["call_key"]: r["source_id"] for r in full.to_pylist()}
+    target = next(k for k in ids if ids[k].endswith("bb.wav"))
+    (out / "calls" / f"part-{store.identity_key(ids[target])}.parquet").unlink()
+    got = read(later + 10)
+    assert got.equals(store.read_dataset(out, "calls")) and len(opened) == 1 and rewritten in got["call_key"].to_pylist()
+
+    broken = out / "calls" / f"part-{store.identity_key(next(iter(ids.values())))}.parquet"
+    broken.write_bytes(b"PAR1 not parquet")  # replaced by a damaged file: read, skipped, read again
+    assert read(later + 20).num_rows == 2 and broken.name in opened
+    assert read(later + 30).num_rows == 2 and opened == [broken.name]
+
+    (tmp_path / "snap.parquet").write_bytes(b"damaged")  # an unusable snapshot is a full read
+    assert read(later + 40).num_rows == 2 and len(opened) == 3
+    (tmp_path / "snap.parquet").unlink()  # files just written are never remembered (a rewrite in the same tick)
+    assert read(time.time()).num_rows == 2 and len(opened) == 3
+    assert read(time.time()).num_rows == 2 and len(opened) == 3
+
+
 def test_empty_dataset_reads_with_schema(tmp_path: Path) -> None:
     table = store.read_dataset(tmp_path, "errors")
     assert table.num_rows == 0 and table.schema.equals(store.ERRORS_SCHEMA)

@@ -111,7 +111,8 @@ def load_report_data(out_dir: OutputLocation, since: dt.date | None = None, rep:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        table = out.read_dataset("segments")
+        wanted = [c["source_id"] for c in calls if c["call_key"] in keys]
+        table = out.read_segments(wanted)  # only these calls' files, not the whole archive's
         table = table.filter(pc.is_in(table.column("call_key"), value_set=pa.array(sorted(keys))))
         for row in table.to_pylist():
             segments[row["call_key"]].append(row)

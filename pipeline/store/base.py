@@ -15,6 +15,7 @@ to a backend directly.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -84,6 +85,11 @@ class Store(Protocol):
 
     def read_dataset(self, table: str) -> pa.Table:
         """One dataset (``segments``, ``calls`` or ``errors``): committed, current rows only."""
+        ...
+
+    def read_segments(self, source_ids: Sequence[str]) -> pa.Table:
+        """The committed, current segments of these call identities only (none for an identity with
+        no readable calls row): what a report needs for a few calls, without reading the archive."""
         ...
 
     def has_results(self) -> bool:

@@ -21,6 +21,8 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,8 @@ from pipeline.store.schema import (
     segments_table,
     source_identity,
 )
+from pipeline.store.snapshot import default_path as snapshot_path
+from pipeline.store.snapshot import read_with_snapshot
 
 __all__ = [
     # re-exported from pipeline.store.schema so `from pipeline.store import local as store` has it all
@@ -58,7 +62,8 @@ __all__ = [
     "call_key", "error_key", "identity_key", "source_identity", "segments_table", "calls_table", "errors_table",
     # files
     "CallState", "StoredCall", "stored_call", "is_done", "write_call", "update_call", "write_error",
-    "clear_error", "read_dataset", "write_table_atomic", "sweep_stale_temp", "quarantine", "QUARANTINE",
+    "clear_error", "read_dataset", "read_segments", "write_table_atomic", "sweep_stale_temp", "quarantine",
+    "QUARANTINE",
     "check_output_dir", "output_error", "retire_old_layout", "LEGACY", "LocalStore",
 ]
 
@@ -255,29 +260,76 @@ def _current_files(files: list[Path], warn: bool = True) -> list[Path]:
     return kept
 
 
-def _read_table(out_dir: Path, table: str, warn: bool = True) -> pa.Table:
+def _read_single(path: Path, schema: pa.Schema) -> pa.Table | None:
+    """One file as a table of ``schema`` (``None``, with a warning, when it does not read back)."""
+    try:
+        return _read_one(path).select(schema.names).cast(schema)
+    except (pa.ArrowException, OSError, KeyError) as exc:
+        logger.warning("%s does not read back (%s); skipped — the next run redoes its call", path, exc)
+        return None
+
+
+#: Tables small enough per file to be remembered between reads (:mod:`pipeline.store.snapshot`).
+SNAPSHOT_TABLES = ("calls", "errors")
+
+
+def _read_table(out_dir: Path, table: str, warn: bool = True, snapshots: bool = False) -> pa.Table:
     """One dataset's current-schema files as one table (no filtering of uncommitted segments)."""
     schema = SCHEMAS[table]
     folder = Path(out_dir) / table
     files = _files(folder) if folder.is_dir() else []
     if files and not _on_current_layout(Path(out_dir)):
         files = _current_files(files, warn)
-    return _read_files(files, schema) if files else schema.empty_table()
+    if not files:
+        return schema.empty_table()
+    if snapshots and table in SNAPSHOT_TABLES:
+        try:
+            where = snapshot_path(Path(out_dir), table)
+        except RuntimeError:  # no home folder to keep it in
+            return _read_files(files, schema)
+        return read_with_snapshot(files, schema, lambda path: _read_single(path, schema), where)
+    return _read_files(files, schema)
 
 
-def read_dataset(out_dir: Path, table: str) -> pa.Table:
+def read_dataset(out_dir: Path, table: str, snapshots: bool = False) -> pa.Table:
     """Read one dataset (``segments``, ``calls`` or ``errors``) as a single Arrow table.
 
     A dataset that does not exist yet reads as an empty table with the right schema; unreadable
     files are skipped (and redone by the next run); files of an older schema are left out until a
     run tidies the folder; segments are returned only when their calls row, of the same version,
-    is there.
+    is there. With ``snapshots`` the ``calls`` and ``errors`` files read before and unchanged since
+    are not opened again (:mod:`pipeline.store.snapshot`); the rows are the same.
     """
-    result = _read_table(Path(out_dir), table)
+    result = _read_table(Path(out_dir), table, snapshots=snapshots)
     if table == "segments":
-        committed = _read_table(Path(out_dir), "calls", warn=False).column("call_key")
+        committed = _read_table(Path(out_dir), "calls", warn=False, snapshots=snapshots).column("call_key")
         result = result.filter(pc.is_in(result.column("call_key"), value_set=committed))
     return result
+
+
+def read_segments(out_dir: Path, source_ids: Sequence[str]) -> pa.Table:
+    """The segments of these call identities only, each kept only when its calls row reads back and
+    names the same version (as :func:`read_dataset` does for the whole dataset). Files of an older
+    schema or that do not read back are skipped with a warning; two files per call are opened (a few
+    at a time), so a report of the 200 most recent calls costs the same for an archive of a thousand
+    or a million."""
+    schema = SCHEMAS["segments"]
+    tidy = _on_current_layout(Path(out_dir))
+
+    def one(ident: str) -> pa.Table | None:
+        calls_path, segs_path = _path(out_dir, "calls", ident), _path(out_dir, "segments", ident)
+        if not segs_path.is_file() or not calls_path.is_file():
+            return None
+        if not tidy and len(_current_files([calls_path, segs_path], warn=False)) < 2:
+            return None
+        calls, table = _read_single(calls_path, CALLS_SCHEMA), _read_single(segs_path, schema)
+        if calls is None or table is None:
+            return None
+        return table.filter(pc.is_in(table.column("call_key"), value_set=calls.column("call_key")))
+
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:  # reads release the GIL
+        parts = [t for t in pool.map(one, sorted({identity_key(s) for s in source_ids})) if t is not None]
+    return pa.concat_tables(parts) if parts else schema.empty_table()
 
 
 def output_error(out_dir: Path, exc: OSError, doing: str) -> OutputError:
@@ -362,10 +414,14 @@ class LocalStore:
 
     Every write is a whole file replaced with ``os.replace``; the calls file is written last and
     is the commit. ``replace`` in :meth:`write_call` changes nothing here: a rename always replaces.
+    ``snapshots`` (on by default): :meth:`read_dataset` remembers the ``calls`` and ``errors`` rows
+    between reads, so a summary of a large archive opens only the files written since
+    (:mod:`pipeline.store.snapshot`).
     """
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, snapshots: bool = True) -> None:
         self.out_dir = Path(out_dir)
+        self.snapshots = snapshots
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.out_dir)!r})"
@@ -398,7 +454,10 @@ class LocalStore:
         clear_error(self.out_dir, source_id)
 
     def read_dataset(self, table: str) -> pa.Table:
-        return read_dataset(self.out_dir, table)
+        return read_dataset(self.out_dir, table, snapshots=self.snapshots)
+
+    def read_segments(self, source_ids: Sequence[str]) -> pa.Table:
+        return read_segments(self.out_dir, source_ids)
 
     def has_results(self) -> bool:
         return (self.out_dir / "calls").is_dir()

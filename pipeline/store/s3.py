@@ -36,6 +36,7 @@ import random
 import socket
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -469,6 +470,19 @@ class S3Store:
                         if self._path(m.files["calls"]) in calls}
             tables = {path: t for path, t in tables.items() if path in readable}
         parts = [tables[path] for path in (self._path(m.files[table]) for m in markers) if path in tables]
+        return pa.concat_tables(parts) if parts else schema.empty_table()
+
+    def read_segments(self, source_ids: Sequence[str]) -> pa.Table:
+        """The committed, current segments of these call identities only (their calls rows must read
+        back, as in :meth:`read_dataset`); only their files are fetched."""
+        schema = SCHEMAS["segments"]
+        wanted = {identity_key(s) for s in source_ids}
+        current = self._current(self._markers())
+        markers = [current[ident] for ident in sorted(wanted & set(current))]
+        calls = self._read_files([self._path(m.files["calls"]) for m in markers], CALLS_SCHEMA)
+        markers = [m for m in markers if self._path(m.files["calls"]) in calls]
+        tables = self._read_files([self._path(m.files["segments"]) for m in markers], schema)
+        parts = [tables[path] for path in (self._path(m.files["segments"]) for m in markers) if path in tables]
         return pa.concat_tables(parts) if parts else schema.empty_table()
 
     def has_results(self) -> bool:
