@@ -162,6 +162,27 @@ def test_snapshot_opens_only_files_written_since_and_reads_the_same_rows(tmp_pat
     assert read(time.time()).num_rows == 2 and len(opened) == 3
 
 
+def test_snapshot_reads_never_fail_where_a_full_read_would_not(tmp_path: Path, caplog) -> None:
+    """A link loop among the calls files, and snapshots of another shape, read as a full read does."""
+    from pipeline.store import snapshot
+
+    out = tmp_path / "out"
+    for sha in ("aa", "bb"):
+        _write_call(out, sha)
+    (out / "calls" / "part-zzloop.parquet").symlink_to(out / "calls" / "part-zzloop.parquet")
+    full = store.read_dataset(out, "calls")
+    assert full.num_rows == 2
+    assert store.LocalStore(out).read_dataset("calls").equals(full)
+    assert "part-zzloop.parquet does not read back" in caplog.text
+    where = snapshot.default_path(out, "calls")
+    assert not where.exists()  # the calls were just written: nothing settled to remember yet
+    where.parent.mkdir(parents=True, exist_ok=True)
+    odd = pa.table({"call_key": ["x"], "_snapshot_file": ["part-x.parquet"], "_snapshot_signature": ["s"]})
+    meta = {b"callcycle.snapshot": snapshot._fingerprint(store.CALLS_SCHEMA).encode()}
+    pq.write_table(odd.replace_schema_metadata(meta), where)  # right label, wrong columns
+    assert store.LocalStore(out).read_dataset("calls").equals(full)
+
+
 def test_empty_dataset_reads_with_schema(tmp_path: Path) -> None:
     table = store.read_dataset(tmp_path, "errors")
     assert table.num_rows == 0 and table.schema.equals(store.ERRORS_SCHEMA)

@@ -261,9 +261,13 @@ def _current_files(files: list[Path], warn: bool = True) -> list[Path]:
 
 
 def _read_single(path: Path, schema: pa.Schema) -> pa.Table | None:
-    """One file as a table of ``schema`` (``None``, with a warning, when it does not read back)."""
+    """One file as a table of ``schema`` (``None``, with a warning, when it does not read back); a
+    column the file lacks reads as nulls, as in :func:`_read_files`."""
     try:
-        return _read_one(path).select(schema.names).cast(schema)
+        table = _read_one(path)
+        if table.column_names != schema.names:
+            table = ds.dataset(str(path), format="parquet", schema=schema).to_table()
+        return table.cast(schema)
     except (pa.ArrowException, OSError, KeyError) as exc:
         logger.warning("%s does not read back (%s); skipped — the next run redoes its call", path, exc)
         return None
@@ -287,7 +291,10 @@ def _read_table(out_dir: Path, table: str, warn: bool = True, snapshots: bool = 
             where = snapshot_path(Path(out_dir), table)
         except RuntimeError:  # no home folder to keep it in
             return _read_files(files, schema)
-        return read_with_snapshot(files, schema, lambda path: _read_single(path, schema), where)
+        try:
+            return read_with_snapshot(files, schema, lambda path: _read_single(path, schema), where)
+        except (pa.ArrowException, KeyError, ValueError, TypeError) as exc:  # a snapshot that does not fit
+            logger.debug("snapshot %s not used (%s); %s read in full", where, exc, table)
     return _read_files(files, schema)
 
 
@@ -309,10 +316,10 @@ def read_dataset(out_dir: Path, table: str, snapshots: bool = False) -> pa.Table
 
 def read_segments(out_dir: Path, source_ids: Sequence[str]) -> pa.Table:
     """The segments of these call identities only, each kept only when its calls row reads back and
-    names the same version (as :func:`read_dataset` does for the whole dataset). Files of an older
-    schema or that do not read back are skipped with a warning; two files per call are opened (a few
-    at a time), so a report of the 200 most recent calls costs the same for an archive of a thousand
-    or a million."""
+    names the same version (as :func:`read_dataset` does for the whole dataset). Files that do not
+    read back are skipped with a warning, files of an older schema silently (reading the calls table
+    warns about those); two files per call are opened, a few at a time, so a report of the 200 most
+    recent calls costs the same for an archive of a thousand or a million."""
     schema = SCHEMAS["segments"]
     tidy = _on_current_layout(Path(out_dir))
 

@@ -474,7 +474,8 @@ class S3Store:
 
     def read_segments(self, source_ids: Sequence[str]) -> pa.Table:
         """The committed, current segments of these call identities only (their calls rows must read
-        back, as in :meth:`read_dataset`); only their files are fetched."""
+        back, as in :meth:`read_dataset`): the commit markers are listed, then only these calls'
+        files are fetched."""
         schema = SCHEMAS["segments"]
         wanted = {identity_key(s) for s in source_ids}
         current = self._current(self._markers())

@@ -14,11 +14,14 @@ changed file cannot keep its signature:
   so the calls a run has just written are read again by the next read, and remembered then;
 - a file that has gone is dropped from the snapshot; a file that no longer reads back is read (and
   skipped with a warning) every time, as without a snapshot;
-- the snapshot records the table's schema version and columns; another version is ignored.
+- the snapshot records the table's schema version and columns; another version is ignored;
+- a snapshot no read has rewritten for 180 days (``FORGET_AFTER_S``, a folder nobody reads any more)
+  is deleted by the next snapshot written.
 
 Snapshots live in ``$XDG_CACHE_HOME/callcycle/tables/`` (:func:`default_path`, one file per output
 folder and table), hold nothing that cannot be recomputed, and are written atomically. One that
-cannot be read or written is ignored (logged at debug level): the table is read in full, as before.
+cannot be read, does not fit or cannot be written is ignored (logged at debug level): the table is
+read in full, as before.
 S3 outputs are not covered (an object listing and a read per call, as before).
 """
 
@@ -38,7 +41,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.atomic import write_bytes_atomic
-from pipeline.ingest.fingerprints import RACY_S, file_signature
+from pipeline.ingest.fingerprints import FORGET_AFTER_S, RACY_S, file_signature
 from pipeline.paths import cache_dir
 
 __all__ = ["SNAPSHOT_FORMAT", "default_path", "read_with_snapshot"]
@@ -56,9 +59,10 @@ def default_path(out_dir: Path, table: str) -> Path:
 
 
 def _fingerprint(schema: pa.Schema) -> str:
-    """The table's schema version and columns: a snapshot of any other shape is not used."""
+    """The table's schema version and columns (names, types, nullability): a snapshot of any other
+    shape is not used."""
     version = (schema.metadata or {}).get(b"callcycle.schema_version", b"").decode()
-    columns = ",".join(f"{f.name}:{f.type}" for f in schema)
+    columns = str(schema.remove_metadata())
     return f"{SNAPSHOT_FORMAT}|{version}|{hashlib.sha256(columns.encode()).hexdigest()[:16]}"
 
 
@@ -72,7 +76,8 @@ def _load(path: Path, schema: pa.Schema) -> tuple[pa.Table, dict[str, tuple[str,
     except (OSError, pa.ArrowException) as exc:
         logger.debug("snapshot %s not used (%s)", path, exc)
         return empty
-    if (table.schema.metadata or {}).get(b"callcycle.snapshot") != _fingerprint(schema).encode():
+    if ((table.schema.metadata or {}).get(b"callcycle.snapshot") != _fingerprint(schema).encode()
+            or table.column_names != [*schema.names, _FILE, _SIGNATURE]):
         return empty
     index: dict[str, tuple[str, list[int]]] = {}
     for row, (name, signature) in enumerate(zip(table.column(_FILE).to_pylist(),
@@ -81,12 +86,25 @@ def _load(path: Path, schema: pa.Schema) -> tuple[pa.Table, dict[str, tuple[str,
     return table, index
 
 
+def _prune(folder: Path, keep: Path, now: float) -> None:
+    """Drop snapshots no read has rewritten for :data:`FORGET_AFTER_S` (folders nobody reads any more)
+    and temporary files a killed writer left more than a day ago."""
+    for entry in folder.iterdir():
+        try:
+            age = now - entry.stat().st_mtime
+            if entry != keep and (age > FORGET_AFTER_S or (entry.name.endswith(".tmp") and age > 86_400)):
+                entry.unlink()
+        except OSError:
+            continue
+
+
 def _save(path: Path, schema: pa.Schema, table: pa.Table) -> None:
     meta = dict(schema.metadata or {}) | {b"callcycle.snapshot": _fingerprint(schema).encode()}
     buffer = io.BytesIO()
     try:
         pq.write_table(table.replace_schema_metadata(meta), buffer, compression="zstd")
         write_bytes_atomic(path, buffer.getvalue())
+        _prune(path.parent, path, time.time())
     except (OSError, pa.ArrowException) as exc:
         logger.debug("snapshot %s not written (%s)", path, exc)
 
@@ -105,8 +123,9 @@ def read_with_snapshot(files: Sequence[Path], schema: pa.Schema, read_file: Call
     for path in files:
         try:
             st = os.stat(path)
-        except FileNotFoundError:
-            continue  # removed since the listing
+        except OSError:  # gone since the listing, a link loop, a stale NFS handle: read_file says so
+            to_read.append((path, ""))
+            continue
         signature = file_signature(st)
         known = index.get(path.name)
         if known is not None and known[0] == signature:
