@@ -53,8 +53,8 @@ from pipeline.store.schema import (
     segments_table,
     source_identity,
 )
+from pipeline.store.snapshot import READ_THREADS, read_with_snapshot
 from pipeline.store.snapshot import default_path as snapshot_path
-from pipeline.store.snapshot import read_with_snapshot
 
 __all__ = [
     # re-exported from pipeline.store.schema so `from pipeline.store import local as store` has it all
@@ -219,12 +219,7 @@ def _read_files(files: list[Path], schema: pa.Schema) -> pa.Table:
         return ds.dataset([str(f) for f in files], format="parquet", schema=schema).to_table()
     except (pa.ArrowException, OSError):
         pass
-    parts = []
-    for file in files:
-        try:
-            parts.append(ds.dataset(str(file), format="parquet", schema=schema).to_table())
-        except (pa.ArrowException, OSError) as exc:
-            logger.warning("%s does not read back (%s); skipped — the next run redoes its call", file, exc)
+    parts = [t for t in (_read_single(file, schema) for file in files) if t is not None]
     return pa.concat_tables(parts) if parts else schema.empty_table()
 
 
@@ -334,7 +329,7 @@ def read_segments(out_dir: Path, source_ids: Sequence[str]) -> pa.Table:
             return None
         return table.filter(pc.is_in(table.column("call_key"), value_set=calls.column("call_key")))
 
-    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:  # reads release the GIL
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:  # reads release the GIL
         parts = [t for t in pool.map(one, sorted({identity_key(s) for s in source_ids})) if t is not None]
     return pa.concat_tables(parts) if parts else schema.empty_table()
 

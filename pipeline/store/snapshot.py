@@ -44,11 +44,13 @@ from pipeline.atomic import write_bytes_atomic
 from pipeline.ingest.fingerprints import FORGET_AFTER_S, RACY_S, file_signature
 from pipeline.paths import cache_dir
 
-__all__ = ["SNAPSHOT_FORMAT", "default_path", "read_with_snapshot"]
+__all__ = ["SNAPSHOT_FORMAT", "READ_THREADS", "default_path", "read_with_snapshot"]
 
 logger = logging.getLogger("callcycle.store")
 
 SNAPSHOT_FORMAT = "callcycle-table-snapshot/1"
+#: Files read at once by a store's readers (Parquet reads release the GIL).
+READ_THREADS = max(1, min(8, os.cpu_count() or 1))
 _FILE, _SIGNATURE = "_snapshot_file", "_snapshot_signature"
 
 
@@ -132,7 +134,7 @@ def read_with_snapshot(files: Sequence[Path], schema: pa.Schema, read_file: Call
             keep.extend(known[1])
         else:
             to_read.append((path, signature if clock - max(st.st_mtime, st.st_ctime) >= RACY_S else ""))
-    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:  # reads release the GIL
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:  # reads release the GIL
         tables = list(pool.map(read_file, [path for path, _ in to_read]))
     fresh: list[pa.Table] = []
     settled_new = False
