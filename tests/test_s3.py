@@ -425,3 +425,54 @@ def test_unusable_outputs_are_refused_before_work(s3_server, bucket: str) -> Non
     assert isinstance(open_store(f"s3://{bucket}/out"), S3Store)
     process.prepare_output(f"s3://{bucket}/out")  # the real server honours them
     assert _keys(s3_server, bucket) == []  # the probe leaves nothing behind
+
+
+def test_readers_remember_markers_and_calls_rows_and_fetch_only_what_changed(
+        s3_server, bucket: str, tmp_path: Path, artifact, nlp, monkeypatch) -> None:
+    """A nightly summary over a bucket does not GET two objects per call again: a reader's snapshot
+    keeps the commit markers and the calls and errors rows by each object's size, ETag and
+    LastModified; only new or rewritten objects are fetched, and the rows are those of a full read."""
+    from pipeline.store.schema import RunStamp, errors_table
+
+    uri = f"s3://{bucket}/out"
+    writer = S3Store(uri)
+    for name in ("a.json", "b.json", "c.json"):
+        assert writer.write_call(*_scored(artifact, nlp, tmp_path, name, "Can you send the plan by Friday?", "Yes."))
+    writer.write_error(errors_table("e1", "bad.json", None, "read", "InputError", "not a transcript", "", 1,
+                                    RunStamp("test", "cycle-of-value/1", None), "bad.json"))
+    fetched: list[str] = []
+    real_cat = S3Store._cat
+
+    def counting_cat(self, paths):
+        fetched.extend(self._rel(p).split("/", 1)[0] for p in paths)
+        return real_cat(self, paths)
+
+    monkeypatch.setattr(S3Store, "_cat", counting_cat)
+
+    def read(table: str) -> tuple[list[dict], dict[str, int]]:
+        fetched.clear()
+        rows = S3Store(uri).read_dataset(table).to_pylist()
+        counts = {kind: fetched.count(kind) for kind in sorted(set(fetched))}
+        assert rows == S3Store(uri, snapshots=False).read_dataset(table).to_pylist()  # same rows as a full read
+        return rows, counts
+
+    def fetches(table: str) -> dict[str, int]:
+        return read(table)[1]
+
+    assert fetches("calls") == {"calls": 3, "commits": 3}  # first read: everything
+    assert fetches("calls") == {}  # nothing changed: the listing alone
+    assert fetches("errors") == {"errors": 1} and fetches("errors") == {}
+    writer.update_call("b.json", {"rep": "dana"})  # rewritten in place: a new ETag
+    assert fetches("calls") == {"calls": 1}
+    assert [r["rep"] for r in read("calls")[0] if r["source_id"] == "b.json"] == ["dana"]
+    assert writer.write_call(*_scored(artifact, nlp, tmp_path, "d.json", "I'll book the review for Monday."))
+    assert fetches("calls") == {"calls": 1, "commits": 1}
+    marker = _keys(s3_server, bucket, "out/commits/")[0]  # one call's marker retired: its row goes
+    retired = marker.rsplit("/", 1)[1].removesuffix(".json")  # the marker is named by the call key
+    before = {r["call_key"]: r["source_id"] for r in read("calls")[0]}
+    _boto(s3_server).delete_object(Bucket=bucket, Key=marker)
+    assert fetches("calls") == {}  # nothing is fetched
+    assert sorted(r["source_id"] for r in read("calls")[0]) == sorted(s for k, s in before.items() if k != retired)
+    assert len(before) == 4 and retired in before
+    # segments are not remembered (too large to keep twice): read as before
+    assert S3Store(uri).read_dataset("segments").num_rows == S3Store(uri, snapshots=False).read_dataset("segments").num_rows

@@ -25,6 +25,12 @@ Data files that no marker names — a crashed attempt's, a loser's that could no
 old version's — are invisible, and :meth:`S3Store.sweep` deletes them once older than a given
 age (``callcycle sweep s3://… --older-than 24``). A glob over ``calls/**/*.parquet`` by another
 tool would see them too: read the markers, or use :func:`committed_files`.
+
+**Readers remember** what they read (``snapshots``, on by default): the commit markers' bodies and the
+``calls`` and ``errors`` rows are kept in a local snapshot (:mod:`pipeline.store.snapshot`) keyed by
+each object's size, ETag and LastModified in the listing, so the next read lists ``commits/`` and
+``calls/`` and GETs only objects that are new or were rewritten — not two objects per call every
+night. Writers (``stored_call``, ``commit``) always read markers afresh.
 """
 
 from __future__ import annotations
@@ -36,9 +42,10 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -47,8 +54,11 @@ import pyarrow.parquet as pq
 from pipeline import objectstore
 from pipeline.config import DEFAULT_ORPHAN_AGE_S
 from pipeline.errors import OutputError
+from pipeline.ingest.fingerprints import object_signature
 from pipeline.store.base import StoredCall
 from pipeline.store.schema import CALLS_SCHEMA, SCHEMA_VERSION, SCHEMAS, identity_key, schema_version_of
+from pipeline.store.snapshot import default_path as snapshot_path
+from pipeline.store.snapshot import read_remembered
 
 __all__ = ["S3Store", "Attempt", "Marker", "COMMITS", "QUARANTINE", "DEFAULT_ORPHAN_AGE_S", "committed_files"]
 
@@ -57,6 +67,9 @@ logger = logging.getLogger("callcycle.store")
 COMMITS = "commits"
 QUARANTINE = "quarantine"
 _MARKER_FORMAT = 1
+#: A commit marker's bytes, as a reader's snapshot keeps them (one row per marker object).
+_MARKER_BODY = pa.schema([pa.field("body", pa.binary(), nullable=False)],
+                         metadata={b"callcycle.schema_version": f"commit-marker-{_MARKER_FORMAT}".encode()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,13 +155,19 @@ class S3Store:
     Args:
         uri: the output, ``s3://bucket`` or ``s3://bucket/some/prefix``.
         fs: an fsspec S3 filesystem; default :func:`pipeline.objectstore.filesystem` (environment).
+        snapshots: readers remember the commit markers and the ``calls`` and ``errors`` rows they
+            read, keyed by each object's size, ETag and LastModified from the listing
+            (:func:`pipeline.ingest.fingerprints.object_signature`), in a local snapshot
+            (:mod:`pipeline.store.snapshot`): a later read lists the prefix and fetches only the
+            objects that are new or changed, instead of two GETs per call. Writers never use them.
     """
 
-    def __init__(self, uri: str, fs: Any | None = None) -> None:
+    def __init__(self, uri: str, fs: Any | None = None, snapshots: bool = True) -> None:
         bucket, prefix = objectstore.split_uri(uri)
         self.bucket = bucket
         self.root = f"{bucket}/{prefix}" if prefix else bucket
         self._fs = fs
+        self.snapshots = snapshots
 
     def __repr__(self) -> str:
         return f"S3Store({self.location!r})"
@@ -233,8 +252,9 @@ class S3Store:
         with a warning, and with ``repair`` (writers only; readers never write) quarantined."""
         found = self._list(f"{COMMITS}/{identity}" if identity else COMMITS)
         paths = sorted(p for p in found if p.endswith(".json"))
+        bodies = self._cat(paths) if identity or repair else self._remembered_bodies(paths, found)
         markers = []
-        for path, body in self._cat(paths).items():
+        for path, body in bodies.items():
             if isinstance(body, FileNotFoundError):
                 continue  # superseded and retired meanwhile
             if isinstance(body, Exception):
@@ -251,6 +271,58 @@ class S3Store:
                 else:
                     logger.warning("%s: unreadable commit marker (%s); skipped", objectstore.to_uri(path), exc)
         return markers
+
+    def _snapshot(self, name: str) -> Path | None:
+        """Where this output's readers keep the snapshot ``name`` (``None``: snapshots off, or no home)."""
+        if not self.snapshots:
+            return None
+        try:
+            return snapshot_path(self.location, name)
+        except RuntimeError:
+            return None
+
+    def _remembered(self, name: str, paths: list[str], found: dict[str, dict[str, Any]], schema: pa.Schema,
+                    read_many: Callable[[list[str]], dict[str, pa.Table]]) -> dict[str, pa.Table]:
+        """``paths`` (object paths, with their listing details in ``found``) read as one table each;
+        through the snapshot ``name`` when snapshots are on, so that only new or changed objects are
+        fetched. A path ``read_many`` leaves out is left out (and fetched again next time)."""
+        where = self._snapshot(name)
+        if where is None:
+            return read_many(paths)
+        entries = [(path, object_signature(found.get(path, {})) or "") for path in paths]
+
+        def read_listed(names: list[str]) -> list[pa.Table | None]:
+            got = read_many(names)
+            return [got.get(name) for name in names]
+
+        table = read_remembered(entries, schema, read_listed, where, name_column="_object")
+        out: dict[str, pa.Table] = {}
+        names = table.column("_object").to_pylist()
+        rows = table.drop_columns(["_object"])
+        start = 0
+        for i in range(1, len(names) + 1):  # rows come grouped by object, in name order
+            if i == len(names) or names[i] != names[start]:
+                out[names[start]] = rows.slice(start, i - start)
+                start = i
+        return out
+
+    def _remembered_bodies(self, paths: list[str], found: dict[str, dict[str, Any]]) -> dict[str, bytes | Exception]:
+        """Marker bodies for a reader: :meth:`_cat`, through the ``markers`` snapshot when it is on."""
+        failed: dict[str, bytes | Exception] = {}
+
+        def read_many(names: list[str]) -> dict[str, pa.Table]:
+            got = {}
+            for path, body in self._cat(names).items():
+                if isinstance(body, Exception):
+                    failed[path] = body
+                else:
+                    got[path] = pa.table({"body": pa.array([bytes(body)], pa.binary())}, schema=_MARKER_BODY)
+            return got
+
+        tables = self._remembered("markers", paths, found, _MARKER_BODY, read_many)
+        bodies: dict[str, bytes | Exception] = {path: t.column("body")[0].as_py() for path, t in tables.items()}
+        return {path: bodies[path] if path in bodies else failed.get(path, FileNotFoundError(path))
+                for path in paths}
 
     @staticmethod
     def _current(markers: list[Marker]) -> dict[str, Marker]:
@@ -458,12 +530,19 @@ class S3Store:
         """
         schema = SCHEMAS[table]
         if table == "errors":
-            paths = sorted(p for p in self._list("errors") if p.endswith(".parquet"))
-            parts = list(self._read_files(paths, schema).values())
+            found = self._list("errors")
+            paths = sorted(p for p in found if p.endswith(".parquet"))
+            tables = self._remembered("errors", paths, found, schema, lambda ps: self._read_files(ps, schema))
+            parts = [tables[path] for path in paths if path in tables]
             return pa.concat_tables(parts) if parts else schema.empty_table()
         current = self._current(self._markers())
         markers = [current[ident] for ident in sorted(current)]
-        tables = self._read_files([self._path(m.files[table]) for m in markers], schema)
+        paths = [self._path(m.files[table]) for m in markers]
+        if table == "calls" and self._snapshot("calls") is not None:  # rewritten in place by update_call
+            tables = self._remembered("calls", paths, self._list("calls"), schema,
+                                      lambda ps: self._read_files(ps, schema))
+        else:
+            tables = self._read_files(paths, schema)
         if table == "segments":
             calls = self._read_files([self._path(m.files["calls"]) for m in markers], CALLS_SCHEMA)
             readable = {self._path(m.files["segments"]) for m in markers

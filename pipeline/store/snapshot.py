@@ -22,7 +22,12 @@ Snapshots live in ``$XDG_CACHE_HOME/callcycle/tables/`` (:func:`default_path`, o
 folder and table), hold nothing that cannot be recomputed, and are written atomically. One that
 cannot be read, does not fit or cannot be written is ignored (logged at debug level): the table is
 read in full, as before.
-S3 outputs are not covered (an object listing and a read per call, as before).
+S3 outputs use the same mechanism through :func:`read_remembered` (:class:`pipeline.store.s3.S3Store`):
+there an object's signature is its size, ETag and LastModified from the listing
+(:func:`pipeline.ingest.fingerprints.object_signature`), and a rewrite (``update_call`` replaces a
+calls object in place) gives it a new ETag and time, so no racy rule is needed; commit markers are
+remembered too, so a warm read of the calls table costs the listings of ``commits/`` and ``calls/``
+and no GET per call.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from pipeline.atomic import write_bytes_atomic
 from pipeline.ingest.fingerprints import FORGET_AFTER_S, RACY_S, file_signature
 from pipeline.paths import cache_dir
 
-__all__ = ["SNAPSHOT_FORMAT", "READ_THREADS", "default_path", "read_with_snapshot"]
+__all__ = ["SNAPSHOT_FORMAT", "READ_THREADS", "default_path", "read_remembered", "read_with_snapshot"]
 
 logger = logging.getLogger("callcycle.store")
 
@@ -54,9 +59,11 @@ READ_THREADS = max(1, min(8, os.cpu_count() or 1))
 _FILE, _SIGNATURE = "_snapshot_file", "_snapshot_signature"
 
 
-def default_path(out_dir: Path, table: str) -> Path:
-    """Where reads of ``out_dir``'s ``table`` keep their snapshot (keyed by the folder's real path)."""
-    digest = hashlib.sha256(str(Path(out_dir).resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+def default_path(out_dir: Path | str, table: str) -> Path:
+    """Where reads of ``out_dir``'s ``table`` keep their snapshot: keyed by the folder's real path, or
+    by an object store's URI (a ``str`` holding ``://``) as given."""
+    where = out_dir if isinstance(out_dir, str) and "://" in out_dir else str(Path(out_dir).resolve())
+    digest = hashlib.sha256(where.encode("utf-8", "surrogateescape")).hexdigest()[:32]
     return cache_dir("tables") / f"{digest}-{table}.parquet"
 
 
@@ -111,48 +118,74 @@ def _save(path: Path, schema: pa.Schema, table: pa.Table) -> None:
         logger.debug("snapshot %s not written (%s)", path, exc)
 
 
-def read_with_snapshot(files: Sequence[Path], schema: pa.Schema, read_file: Callable[[Path], pa.Table | None],
-                       snapshot: Path, now: float | None = None) -> pa.Table:
-    """``files`` (one folder, sorted) read as one table of ``schema``, in file order: rows of files
-    whose signature is unchanged come from ``snapshot``, the others from ``read_file`` (``None``: the
-    file does not read back; it is left out and read again next time). The snapshot is then rewritten
-    when it was missing anything that is settled (see the module docstring). ``now`` is for tests.
+def read_remembered(entries: Sequence[tuple[str, str]], schema: pa.Schema,
+                    read_many: Callable[[list[str]], Sequence[pa.Table | None]], snapshot: Path,
+                    name_column: str | None = None) -> pa.Table:
+    """The rows of the named objects ``entries`` (name, signature), as one table of ``schema`` in name
+    order: an object whose signature is the one remembered in ``snapshot`` is not read again, the
+    others are read by ``read_many`` (one table per name, in the order given; ``None``: it does not
+    read back — it is left out and read again next time). An empty signature means "read, never
+    remember" (a file too fresh to trust). The snapshot is rewritten when it was missing anything
+    settled or remembered objects that are no longer listed. Names must be unique. With
+    ``name_column`` the result has one more column, of that name, holding each row's object name.
     """
-    clock = time.time() if now is None else now
     remembered, index = _load(snapshot, schema)
     keep: list[int] = []
-    to_read: list[tuple[Path, str]] = []  # (file, signature or "" when too fresh to remember)
-    for path in files:
-        try:
-            st = os.stat(path)
-        except OSError:  # gone since the listing, a link loop, a stale NFS handle: read_file says so
-            to_read.append((path, ""))
-            continue
-        signature = file_signature(st)
-        known = index.get(path.name)
-        if known is not None and known[0] == signature:
+    to_read: list[tuple[str, str]] = []
+    for name, signature in entries:
+        known = index.get(name)
+        if known is not None and signature and known[0] == signature:
             keep.extend(known[1])
         else:
-            to_read.append((path, signature if clock - max(st.st_mtime, st.st_ctime) >= RACY_S else ""))
-    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:  # reads release the GIL
-        tables = list(pool.map(read_file, [path for path, _ in to_read]))
+            to_read.append((name, signature))
+    tables = list(read_many([name for name, _ in to_read])) if to_read else []
+    if len(tables) != len(to_read):
+        raise ValueError(f"read {len(tables)} tables for {len(to_read)} objects")
     fresh: list[pa.Table] = []
     settled_new = False
-    for (path, signature), table in zip(to_read, tables, strict=True):
+    for (name, signature), table in zip(to_read, tables, strict=True):
         if table is None:
             continue
         settled_new |= bool(signature)
-        fresh.append(table.append_column(_FILE, pa.array([path.name] * table.num_rows, pa.string()))
+        fresh.append(table.append_column(_FILE, pa.array([name] * table.num_rows, pa.string()))
                           .append_column(_SIGNATURE, pa.array([signature] * table.num_rows, pa.string())))
     parts = [remembered.take(pa.array(keep, pa.int64()))] if keep else []
     combined = pa.concat_tables(parts + fresh) if parts or fresh else None
     if combined is None:
-        result = schema.empty_table()
         if index:
             _save(snapshot, schema, remembered.slice(0, 0))
-        return result
+        empty = schema.empty_table()
+        return empty.append_column(name_column, pa.array([], pa.string())) if name_column else empty
     combined = combined.take(pc.sort_indices(combined, sort_keys=[(_FILE, "ascending")]))
-    if settled_new or len(keep) != remembered.num_rows:  # something to remember, or files gone
+    if settled_new or len(keep) != remembered.num_rows:  # something to remember, or objects gone
         stored = combined.filter(pc.not_equal(combined.column(_SIGNATURE), ""))
         _save(snapshot, schema, stored)
-    return combined.drop_columns([_FILE, _SIGNATURE]).cast(schema)
+    names = combined.column(_FILE)
+    result = combined.drop_columns([_FILE, _SIGNATURE]).cast(schema)
+    return result.append_column(name_column, names) if name_column else result
+
+
+def read_with_snapshot(files: Sequence[Path], schema: pa.Schema, read_file: Callable[[Path], pa.Table | None],
+                       snapshot: Path, now: float | None = None) -> pa.Table:
+    """``files`` (one folder, sorted) read as one table of ``schema``, in file order: rows of files
+    whose signature is unchanged come from ``snapshot``, the others from ``read_file`` (``None``: the
+    file does not read back; it is left out and read again next time), a few at a time. A file is
+    remembered only once it has settled (see the module docstring). ``now`` is for tests.
+    """
+    clock = time.time() if now is None else now
+    by_name = {path.name: path for path in files}
+    entries: list[tuple[str, str]] = []
+    for path in files:
+        try:
+            st = os.stat(path)
+        except OSError:  # gone since the listing, a link loop, a stale NFS handle: read_file says so
+            entries.append((path.name, ""))
+            continue
+        settled = clock - max(st.st_mtime, st.st_ctime) >= RACY_S
+        entries.append((path.name, file_signature(st) if settled else ""))
+
+    def read_many(names: list[str]) -> list[pa.Table | None]:
+        with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:  # reads release the GIL
+            return list(pool.map(read_file, [by_name[name] for name in names]))
+
+    return read_remembered(entries, schema, read_many, snapshot)
