@@ -276,8 +276,8 @@ class S3Store:
         """Where this output's readers keep the snapshot ``name`` (``None``: snapshots off, or no home)."""
         if not self.snapshots:
             return None
-        try:
-            return snapshot_path(self.location, name)
+        try:  # keyed by the endpoint too: the same bucket name on another server is another output
+            return snapshot_path(f"{objectstore.endpoint()} {self.location}", name)
         except RuntimeError:
             return None
 
