@@ -139,7 +139,7 @@ def train(
 @app.command(short_help="Score a model on held-out and real-speech data.")
 @command
 def evaluate(
-    files: Annotated[Optional[list[Path]], typer.Argument(help="Labelled JSONL/CSV files with text and task columns (stage, talk_action). Without files: the whole benchmark per source — written held-out (in context and one sentence at a time), real-speech held-out conversations, shared real text, labelled calls, leave-one-writer-out.", show_default=False)] = None,
+    files: Annotated[Optional[list[Path]], typer.Argument(help="Labelled JSONL/CSV files with text and task columns (stage, talk_action). Without files: the whole benchmark per source — written held-out (in context and one sentence at a time), real-speech held-out conversations, shared real text, the written files kept apart in labels/held-back (never trained on), labelled calls, leave-one-writer-out.", show_default=False)] = None,
     models: Annotated[Optional[str], typer.Option(help=MODELS_HELP, show_default=False)] = None,
     model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version (default: CURRENT).")] = None,
     holdout: Annotated[bool, typer.Option("--holdout", help="Keep only the fixed held-out split, prepared as training does: `callcycle evaluate labels/data/*.jsonl --holdout` reproduces the model card's written held-out figures.")] = False,
@@ -169,7 +169,8 @@ def evaluate(
         with err.status("evaluating every source (a few minutes)...") as status:
             result = run_benchmark(artifact, labels_root / "data", labels_root / "external", realdata,
                                    labels_root / "calls", build_sentencizer(),
-                                   progress=step_reporter(err, status, "evaluating"))
+                                   progress=step_reporter(err, status, "evaluating"),
+                                   held_back_dir=labels_root / "held-back")
         if as_json:
             typer.echo(json.dumps(result, indent=2, default=str))
             return
@@ -242,7 +243,7 @@ def _print_benchmark(con: Any, artifact: Any, result: dict[str, Any]) -> None:
     table.add_column("source")
     for t in tasks:
         table.add_column(t, justify="right")
-    for source, metrics in result["sources"].items():
+    for source, metrics in (result["sources"] | result.get("held_back", {})).items():
         table.add_row(source, *(format_macro_f1(metrics[t]) if t in metrics else "-" for t in tasks))
     lowo = result.get("leave_one_writer_out")
     if lowo:
@@ -288,7 +289,7 @@ def compare(
     all_rows: Annotated[bool, typer.Option("--all-rows", help="Use every row of --data, not only its held-out split: for labelled data neither model was trained on.")] = False,
     conversation: Annotated[Optional[str], typer.Option(help="Column naming each row's conversation in --data [default: group].", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
-    benchmark: Annotated[bool, typer.Option("--benchmark", help="Compare on every source of the benchmark instead (written held-out, real-speech held-out conversations, shared real text), each with a paired 95% interval of the difference from resampling whole conversations: an interval that contains 0 means that source does not tell the two apart.")] = False,
+    benchmark: Annotated[bool, typer.Option("--benchmark", help="Compare on every source of the benchmark instead (written held-out, real-speech held-out conversations, shared real text, the written files kept apart in labels/held-back), each with a paired 95% interval of the difference from resampling whole conversations: an interval that contains 0 means that source does not tell the two apart.")] = False,
     realdata: Annotated[Path, typer.Option(help="Shared real-text folder for --benchmark (skipped with a reason when absent).")] = DEFAULT_REALDATA,
 ) -> None:
     """Compare two classifier versions on the same rows: the fixed held-out split (macro-F1 and per-class F1), or with --benchmark every source with paired intervals."""
@@ -314,7 +315,8 @@ def compare(
         err = console(stderr=True)
         with err.status("evaluating both classifiers on every source (a few minutes)...") as status:
             compared = compare_benchmark(first, second, labels_root / "data", labels_root / "external", realdata,
-                                         progress=step_reporter(err, status, "comparing"))
+                                         progress=step_reporter(err, status, "comparing"),
+                                         held_back_dir=labels_root / "held-back")
         if as_json:
             typer.echo(json.dumps(compared, indent=2, default=str))
             return

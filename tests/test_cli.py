@@ -229,6 +229,9 @@ def test_compare_benchmark_reports_each_source_on_stderr_and_keeps_json_on_stdou
     data = tmp_path / "labels" / "data"
     data.mkdir(parents=True)
     (data / "mini.jsonl").write_bytes((ROOT / "tests" / "fixtures" / "mini_labels.jsonl").read_bytes())
+    kept_apart = tmp_path / "labels" / "held-back"  # written rows kept apart: a source of their own
+    kept_apart.mkdir()
+    (kept_apart / "meetings.jsonl").write_bytes((ROOT / "tests" / "fixtures" / "mini_labels.jsonl").read_bytes())
     monkeypatch.setenv("CALLCYCLE_LABELS", str(data))
     version = (MODELS / "CURRENT").read_text(encoding="utf-8").strip()
     result = runner.invoke(app, ["compare", version, version, "--benchmark", "--json", "--models", str(MODELS),
@@ -236,6 +239,8 @@ def test_compare_benchmark_reports_each_source_on_stderr_and_keeps_json_on_stdou
     assert result.exit_code == 0, result.output
     compared = json.loads(result.stdout)
     assert compared["sources"], "the written held-out split of the mini corpus is scored"
+    kept = compared["sources"]["kept apart, never trained on: meetings.jsonl"]
+    assert kept["talk_action"]["difference"] == 0 and kept["talk_action"]["n"] > 0  # every row, a model against itself
     steps = [line for line in result.stderr.splitlines() if line.startswith("[")]
     assert "reading the labelled corpora" in steps[0]
     for source in compared["sources"]:

@@ -296,3 +296,21 @@ def test_leave_one_writer_out_runs_add_up_without_losing_a_finished_run() -> Non
     # a partial file of other labelled data is not mixed into this run's
     other = merged_results(first, {**run, "data": "d2", "writers": {"c1": entry(0.6)}}, writers, tasks, False)
     assert list(other["writers"]) == ["c1"] and other["data"] == "d2"
+
+
+def test_written_rows_kept_apart_are_sources_of_the_benchmark(artifact) -> None:
+    """`callcycle evaluate` and `compare --benchmark` read each file of labels/held-back as a source of
+    its own (every row, in context): the blind meetings writer c18 gives the figures the README
+    reports for the shipped model (stage 0.736, talk/action 0.875)."""
+    from pipeline.classify.evaluate import evaluate_artifact, evaluate_benchmark, held_back_sets
+
+    sets = {s.name: s for s in held_back_sets(ROOT / "labels" / "held-back", artifact)}
+    meetings = sets["kept apart, never trained on: corpus_c18-meetings.jsonl"]
+    assert meetings.in_context and len(meetings.scored) == len(meetings.rows) == 611
+    got = evaluate_benchmark(artifact, [meetings])[meetings.name]["tasks"]
+    alone = evaluate_artifact(artifact, meetings.rows)["tasks"]
+    assert got["stage"]["macro_f1"] == alone["stage"]["macro_f1"]
+    if artifact.version == "cycle-of-value-20261206T081718Z-c02d4131":  # the README's figures are this model's
+        assert got["stage"]["macro_f1"] == pytest.approx(0.736, abs=0.0006)
+        assert got["talk_action"]["macro_f1"] == pytest.approx(0.875, abs=0.0006)
+    assert held_back_sets(ROOT / "no-such-folder", artifact) == []

@@ -19,7 +19,7 @@ from pipeline.errors import ModelArtifactError
 from pipeline.schema import Segment
 
 __all__ = ["evaluate_artifact", "evaluate_benchmark", "evaluate_sources", "benchmark_sets", "compare_on_sets",
-           "compare_benchmark", "holdout_rows", "run_benchmark",
+           "compare_benchmark", "holdout_rows", "run_benchmark", "held_back_sets", "HELD_BACK_SOURCE",
            "evaluate_calls", "PromotionDecision", "promote"]
 
 
@@ -290,6 +290,27 @@ def benchmark_sets(artifact: Artifact, written: Sequence[LabelledRow], external:
     return sets, skipped
 
 
+#: How a file of ``labels/held-back/`` is named among the benchmark's sources.
+HELD_BACK_SOURCE = "kept apart, never trained on: {name}"
+
+
+def held_back_sets(folder: Path | None, artifact: Artifact) -> list[BenchmarkSet]:
+    """Each ``*.jsonl`` file in ``folder`` (the written rows kept apart from training,
+    ``labels/held-back/``) as a source of its own: every row scored, read as conversations. Rows
+    of files written by other people, in situations our corpus is thin on, that no model was
+    trained on (``labels/held-back/README.md``); none when ``folder`` is missing."""
+    from pipeline.classify.labels import load_labelled
+
+    if folder is None or not Path(folder).is_dir():
+        return []
+    sets = []
+    for path in sorted(Path(folder).glob("*.jsonl")):
+        rows = load_labelled([path], artifact.taxonomy)
+        if rows:
+            sets.append(BenchmarkSet(HELD_BACK_SOURCE.format(name=path.name), rows, list(range(len(rows))), True))
+    return sets
+
+
 def evaluate_sources(artifact: Artifact, written: Sequence[LabelledRow], external: Sequence[LabelledRow],
                      realdata_dir: Path | None = None,
                      progress: Callable[[str], None] | None = None) -> tuple[dict[str, Any], list[str]]:
@@ -314,23 +335,29 @@ def _benchmark_inputs(labels_dir: Path, external_dir: Path | None,
 
 
 def compare_benchmark(artifact: Artifact, other: Artifact, labels_dir: Path, external_dir: Path | None,
-                      realdata_dir: Path | None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Two artifacts on the same benchmark rows (``artifact``'s held-out split), per source, with
-    paired intervals of the difference (:func:`compare_on_sets`); ``progress`` gets each step."""
+                      realdata_dir: Path | None, progress: Callable[[str], None] | None = None,
+                      held_back_dir: Path | None = None) -> dict[str, Any]:
+    """Two artifacts on the same benchmark rows (``artifact``'s held-out split, then the files of
+    ``held_back_dir``: :func:`held_back_sets`), per source, with paired intervals of the difference
+    (:func:`compare_on_sets`); ``progress`` gets each step."""
     say = progress or (lambda _m: None)
     say("reading the labelled corpora")
     written, external, skipped = _benchmark_inputs(labels_dir, external_dir, artifact)
     sets, more = benchmark_sets(artifact, written, external, realdata_dir)
+    sets += held_back_sets(held_back_dir, artifact)
     return {"model_version": artifact.version, "other_version": other.version,
             "sources": compare_on_sets(artifact, other, sets, progress), "skipped": skipped + more}
 
 
 def run_benchmark(artifact: Artifact, labels_dir: Path, external_dir: Path | None, realdata_dir: Path | None,
-                  calls_dir: Path | None, nlp: Any, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                  calls_dir: Path | None, nlp: Any, progress: Callable[[str], None] | None = None,
+                  held_back_dir: Path | None = None) -> dict[str, Any]:
     """Everything the model card reports, recomputed for ``artifact``, per source.
 
     - per-source macro-F1 (:func:`evaluate_sources`): written held-out in context and one
       sentence at a time, real-speech held-out conversations, shared real text;
+    - ``held_back``: the same for each file of ``held_back_dir`` (:func:`held_back_sets`; not in
+      the card, which only has what training measured);
     - call level on the fully labelled calls (:func:`evaluate_calls`);
     - leave-one-writer-out, read from ``cross_writer.json`` beside the artifact (written by
       ``scripts/cross_writer.py``; retraining 15 times is too slow to repeat here).
@@ -340,6 +367,8 @@ def run_benchmark(artifact: Artifact, labels_dir: Path, external_dir: Path | Non
     written, external, skipped = _benchmark_inputs(labels_dir, external_dir, artifact)
     sources, more = evaluate_sources(artifact, written, external, realdata_dir, progress)
     skipped = more + skipped
+    held_back = {name: m["tasks"] for name, m in
+                 evaluate_benchmark(artifact, held_back_sets(held_back_dir, artifact), progress).items()}
     calls = None
     if calls_dir is not None and Path(calls_dir).is_dir():
         say(f"labelled calls in {calls_dir}")
@@ -348,5 +377,5 @@ def run_benchmark(artifact: Artifact, labels_dir: Path, external_dir: Path | Non
     lowo = json.loads(lowo_path.read_text(encoding="utf-8")) if lowo_path.is_file() else None
     if lowo is None:
         skipped.append(f"{lowo_path} not found: run scripts/cross_writer.py for leave-one-writer-out figures")
-    return {"model_version": artifact.version, "sources": sources, "calls": calls,
+    return {"model_version": artifact.version, "sources": sources, "held_back": held_back, "calls": calls,
             "leave_one_writer_out": lowo, "skipped": skipped}
