@@ -275,6 +275,12 @@ def _print_benchmark(con: Any, artifact: Any, result: dict[str, Any]) -> None:
                   f"90% interval covers the gold share in {calls['interval_coverage']:.0%} of calls "
                   f"(mean width {calls['interval_mean_width']:.3f}); stage-mix error {calls['stage_mix_mae']:.3f}",
                   markup=False)
+    for folder, kept in result.get("held_back_calls", {}).items():
+        turns = ", ".join(f"{view.replace('_', ' ')} " + " / ".join(f"{t} {m[t]:.3f}" for t in tasks if t in m)
+                          for view, m in kept.get("turn_level_macro_f1", {}).items())
+        con.print(f"labelled calls kept apart, never trained on ({folder}, {kept['calls']}): action-share mean "
+                  f"absolute error {kept['action_share_mae']:.3f}"
+                  f"{format_interval(kept.get('action_share_mae_interval'))}; turn level {turns}", markup=False)
     for reason in result["skipped"]:
         con.print("skipped: " + reason, markup=False)
 

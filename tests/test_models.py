@@ -314,3 +314,24 @@ def test_written_rows_kept_apart_are_sources_of_the_benchmark(artifact) -> None:
         assert got["stage"]["macro_f1"] == pytest.approx(0.736, abs=0.0006)
         assert got["talk_action"]["macro_f1"] == pytest.approx(0.875, abs=0.0006)
     assert held_back_sets(ROOT / "no-such-folder", artifact) == []
+
+
+def test_labelled_calls_kept_apart_are_printed_with_the_benchmark(artifact, nlp) -> None:
+    """`callcycle evaluate` scores each folder of labelled calls in labels/held-back (the six outside
+    calls) and prints its action-share error: the README's 0.069 for the shipped model."""
+    import io
+
+    from rich.console import Console
+
+    from cli.models import _print_benchmark
+    from pipeline.classify.evaluate import evaluate_calls
+
+    kept = evaluate_calls(artifact, sorted((ROOT / "labels" / "held-back" / "outside-calls").glob("*.json")), nlp)
+    assert kept["calls"] == 6
+    if artifact.version == "cycle-of-value-20261206T081718Z-c02d4131":
+        assert kept["action_share_mae"] == pytest.approx(0.069, abs=0.0006)
+    out = io.StringIO()
+    _print_benchmark(Console(file=out, width=400, color_system=None), artifact,
+                     {"sources": {}, "held_back_calls": {"outside-calls": kept}, "skipped": []})
+    line = next(x for x in out.getvalue().splitlines() if "kept apart" in x)
+    assert "(outside-calls, 6)" in line and f"{kept['action_share_mae']:.3f}" in line and "in context" in line

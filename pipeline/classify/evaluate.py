@@ -357,7 +357,8 @@ def run_benchmark(artifact: Artifact, labels_dir: Path, external_dir: Path | Non
     - per-source macro-F1 (:func:`evaluate_sources`): written held-out in context and one
       sentence at a time, real-speech held-out conversations, shared real text;
     - ``held_back``: the same for each file of ``held_back_dir`` (:func:`held_back_sets`; not in
-      the card, which only has what training measured);
+      the card, which only has what training measured), and ``held_back_calls``: the call level
+      (:func:`evaluate_calls`) for each of its folders of labelled calls (``outside-calls/``);
     - call level on the fully labelled calls (:func:`evaluate_calls`);
     - leave-one-writer-out, read from ``cross_writer.json`` beside the artifact (written by
       ``scripts/cross_writer.py``; retraining 15 times is too slow to repeat here).
@@ -373,9 +374,15 @@ def run_benchmark(artifact: Artifact, labels_dir: Path, external_dir: Path | Non
     if calls_dir is not None and Path(calls_dir).is_dir():
         say(f"labelled calls in {calls_dir}")
         calls = evaluate_calls(artifact, sorted(Path(calls_dir).glob("*.json")), nlp)
+    held_back_calls = {}
+    for folder in sorted(Path(held_back_dir).iterdir()) if held_back_dir and Path(held_back_dir).is_dir() else []:
+        files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+        if files:
+            say(f"labelled calls kept apart in {folder}")
+            held_back_calls[folder.name] = evaluate_calls(artifact, files, nlp)
     lowo_path = artifact.path / "cross_writer.json"
     lowo = json.loads(lowo_path.read_text(encoding="utf-8")) if lowo_path.is_file() else None
     if lowo is None:
         skipped.append(f"{lowo_path} not found: run scripts/cross_writer.py for leave-one-writer-out figures")
     return {"model_version": artifact.version, "sources": sources, "held_back": held_back, "calls": calls,
-            "leave_one_writer_out": lowo, "skipped": skipped}
+            "held_back_calls": held_back_calls, "leave_one_writer_out": lowo, "skipped": skipped}
