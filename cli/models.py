@@ -160,7 +160,7 @@ def evaluate(
     if not files:
         from pipeline.classify.artifacts import load_artifact
         from pipeline.classify.evaluate import run_benchmark
-        from pipeline.paths import labels_data_dir
+        from pipeline.paths import held_back_dir, labels_data_dir
         from pipeline.speech.turns import build_sentencizer
 
         artifact = load_artifact(models_dir(models), model_version)
@@ -170,7 +170,7 @@ def evaluate(
             result = run_benchmark(artifact, labels_root / "data", labels_root / "external", realdata,
                                    labels_root / "calls", build_sentencizer(),
                                    progress=step_reporter(err, status, "evaluating"),
-                                   held_back_dir=labels_root / "held-back")
+                                   held_back_dir=held_back_dir())
         if as_json:
             typer.echo(json.dumps(result, indent=2, default=str))
             return
@@ -278,8 +278,9 @@ def _print_benchmark(con: Any, artifact: Any, result: dict[str, Any]) -> None:
     for folder, kept in result.get("held_back_calls", {}).items():
         turns = ", ".join(f"{view.replace('_', ' ')} " + " / ".join(f"{t} {m[t]:.3f}" for t in tasks if t in m)
                           for view, m in kept.get("turn_level_macro_f1", {}).items())
+        mae = kept.get("action_share_mae")
         con.print(f"labelled calls kept apart, never trained on ({folder}, {kept['calls']}): action-share mean "
-                  f"absolute error {kept['action_share_mae']:.3f}"
+                  f"absolute error {'-' if mae is None else f'{mae:.3f}'}"
                   f"{format_interval(kept.get('action_share_mae_interval'))}; turn level {turns}", markup=False)
     for reason in result["skipped"]:
         con.print("skipped: " + reason, markup=False)
@@ -313,7 +314,7 @@ def compare(
     if benchmark:
         from pipeline.apply import load_version
         from pipeline.classify.evaluate import compare_benchmark
-        from pipeline.paths import labels_data_dir
+        from pipeline.paths import held_back_dir, labels_data_dir
 
         first, second = load_version(models_dir(models), a), load_version(models_dir(models), b)
         labels_root = labels_data_dir().parent
@@ -322,7 +323,7 @@ def compare(
         with err.status("evaluating both classifiers on every source (a few minutes)...") as status:
             compared = compare_benchmark(first, second, labels_root / "data", labels_root / "external", realdata,
                                          progress=step_reporter(err, status, "comparing"),
-                                         held_back_dir=labels_root / "held-back")
+                                         held_back_dir=held_back_dir())
         if as_json:
             typer.echo(json.dumps(compared, indent=2, default=str))
             return

@@ -29,6 +29,7 @@ __all__ = [
     "models_dir",
     "taxonomy_path",
     "labels_data_dir",
+    "held_back_dir",
     "DEFAULT_REALDATA",
     "external_corpora",
     "cache_dir",
@@ -92,6 +93,12 @@ def labels_data_dir(explicit: str | Path | None = None) -> Path:
         return Path(os.environ["CALLCYCLE_LABELS"])
     checkout = _CHECKOUT / "labels" / "data"
     return checkout if checkout.is_dir() else Path("labels") / "data"
+
+
+def held_back_dir(labels_dir: Path | None = None) -> Path:
+    """The written rows and labelled calls kept apart from training: ``labels/held-back`` beside
+    ``labels_dir`` (default :func:`labels_data_dir`); benchmark sources, never training data."""
+    return (labels_dir or labels_data_dir()).parent / "held-back"
 
 
 def external_corpora(labels_dir: Path | None = None) -> list[Path]:

@@ -231,7 +231,9 @@ def test_compare_benchmark_reports_each_source_on_stderr_and_keeps_json_on_stdou
     (data / "mini.jsonl").write_bytes((ROOT / "tests" / "fixtures" / "mini_labels.jsonl").read_bytes())
     kept_apart = tmp_path / "labels" / "held-back"  # written rows kept apart: a source of their own
     kept_apart.mkdir()
-    (kept_apart / "meetings.jsonl").write_bytes((ROOT / "tests" / "fixtures" / "mini_labels.jsonl").read_bytes())
+    meetings = (ROOT / "labels" / "held-back" / "corpus_c18-meetings.jsonl").read_text(encoding="utf-8")
+    (kept_apart / "meetings.jsonl").write_text("".join(meetings.splitlines(keepends=True)[:48]), encoding="utf-8")
+    (kept_apart / "copied.jsonl").write_bytes((data / "mini.jsonl").read_bytes())  # also trained on: not kept apart
     monkeypatch.setenv("CALLCYCLE_LABELS", str(data))
     version = (MODELS / "CURRENT").read_text(encoding="utf-8").strip()
     result = runner.invoke(app, ["compare", version, version, "--benchmark", "--json", "--models", str(MODELS),
@@ -240,7 +242,9 @@ def test_compare_benchmark_reports_each_source_on_stderr_and_keeps_json_on_stdou
     compared = json.loads(result.stdout)
     assert compared["sources"], "the written held-out split of the mini corpus is scored"
     kept = compared["sources"]["kept apart, never trained on: meetings.jsonl"]
-    assert kept["talk_action"]["difference"] == 0 and kept["talk_action"]["n"] > 0  # every row, a model against itself
+    assert kept["talk_action"]["difference"] == 0 and kept["talk_action"]["n"] == 48  # every row; a model against itself
+    assert not any("copied.jsonl" in source for source in compared["sources"])
+    assert any("copied.jsonl" in reason and "not kept apart" in reason for reason in compared["skipped"])
     steps = [line for line in result.stderr.splitlines() if line.startswith("[")]
     assert "reading the labelled corpora" in steps[0]
     for source in compared["sources"]:

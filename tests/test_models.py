@@ -304,7 +304,9 @@ def test_written_rows_kept_apart_are_sources_of_the_benchmark(artifact) -> None:
     reports for the shipped model (stage 0.736, talk/action 0.875)."""
     from pipeline.classify.evaluate import evaluate_artifact, evaluate_benchmark, held_back_sets
 
-    sets = {s.name: s for s in held_back_sets(ROOT / "labels" / "held-back", artifact)}
+    found, skipped = held_back_sets(ROOT / "labels" / "held-back", artifact)
+    sets = {s.name: s for s in found}
+    assert skipped == []
     meetings = sets["kept apart, never trained on: corpus_c18-meetings.jsonl"]
     assert meetings.in_context and len(meetings.scored) == len(meetings.rows) == 611
     got = evaluate_benchmark(artifact, [meetings])[meetings.name]["tasks"]
@@ -313,7 +315,10 @@ def test_written_rows_kept_apart_are_sources_of_the_benchmark(artifact) -> None:
     if artifact.version == "cycle-of-value-20261206T081718Z-c02d4131":  # the README's figures are this model's
         assert got["stage"]["macro_f1"] == pytest.approx(0.736, abs=0.0006)
         assert got["talk_action"]["macro_f1"] == pytest.approx(0.875, abs=0.0006)
-    assert held_back_sets(ROOT / "no-such-folder", artifact) == []
+    assert held_back_sets(ROOT / "no-such-folder", artifact) == ([], [])
+    # copied into the training corpus (as the folder's README says how to), a file is no longer kept apart
+    found, skipped = held_back_sets(ROOT / "labels" / "held-back", artifact, meetings.rows[:3])
+    assert meetings.name not in {s.name for s in found} and "corpus_c18-meetings.jsonl" in skipped[0]
 
 
 def test_labelled_calls_kept_apart_are_printed_with_the_benchmark(artifact, nlp) -> None:

@@ -183,6 +183,35 @@ def test_snapshot_reads_never_fail_where_a_full_read_would_not(tmp_path: Path, c
     assert store.LocalStore(out).read_dataset("calls").equals(full)
 
 
+def test_a_snapshot_whose_rows_do_not_fit_is_read_past_and_rewritten(tmp_path: Path) -> None:
+    """Right label and column names, a column of another type (a snapshot from a damaged or foreign
+    writer): the rows are read in full and the snapshot written afresh, for local folders and S3 alike
+    (the rule is in ``snapshot.read_remembered``)."""
+    import time
+
+    from pipeline.store import snapshot
+
+    out = tmp_path / "out"
+    for sha in ("aa", "bb"):
+        _write_call(out, sha)
+    files = sorted((out / "calls").glob("*.parquet"))
+    where = tmp_path / "calls-snapshot.parquet"
+    later = time.time() + 2 * snapshot.RACY_S  # the files count as settled
+
+    def read() -> pa.Table:
+        return snapshot.read_with_snapshot(files, store.CALLS_SCHEMA,
+                                           lambda p: store._read_single(p, store.CALLS_SCHEMA), where, now=later)
+
+    full = store.read_dataset(out, "calls")
+    assert read().equals(full) and where.is_file()
+    kept = pq.read_table(where)
+    column = kept.schema.get_field_index("n_segments")
+    damaged = kept.set_column(column, "n_segments", pa.array(["many"] * kept.num_rows))
+    pq.write_table(damaged.replace_schema_metadata(kept.schema.metadata), where)
+    assert read().equals(full)  # read past
+    assert pq.read_table(where).schema.field("n_segments").type == pa.int32()  # and rewritten
+
+
 def test_empty_dataset_reads_with_schema(tmp_path: Path) -> None:
     table = store.read_dataset(tmp_path, "errors")
     assert table.num_rows == 0 and table.schema.equals(store.ERRORS_SCHEMA)

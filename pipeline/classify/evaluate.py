@@ -15,7 +15,7 @@ from pipeline.classify.benchmark import BenchmarkSet
 from pipeline.classify.labels import LabelledRow, drop_near_duplicates
 from pipeline.classify.predict import predict_utterances
 from pipeline.classify.train import classification_metrics, mean_interval
-from pipeline.errors import ModelArtifactError
+from pipeline.errors import ModelArtifactError, PipelineError
 from pipeline.schema import Segment
 
 __all__ = ["evaluate_artifact", "evaluate_benchmark", "evaluate_sources", "benchmark_sets", "compare_on_sets",
@@ -294,21 +294,29 @@ def benchmark_sets(artifact: Artifact, written: Sequence[LabelledRow], external:
 HELD_BACK_SOURCE = "kept apart, never trained on: {name}"
 
 
-def held_back_sets(folder: Path | None, artifact: Artifact) -> list[BenchmarkSet]:
+def held_back_sets(folder: Path | None, artifact: Artifact,
+                   training: Sequence[LabelledRow] = ()) -> tuple[list[BenchmarkSet], list[str]]:
     """Each ``*.jsonl`` file in ``folder`` (the written rows kept apart from training,
     ``labels/held-back/``) as a source of its own: every row scored, read as conversations. Rows
     of files written by other people, in situations our corpus is thin on, that no model was
-    trained on (``labels/held-back/README.md``); none when ``folder`` is missing."""
+    trained on (``labels/held-back/README.md``); none when ``folder`` is missing. A file sharing a
+    row id with ``training`` (the labelled corpus, which a model may have learned it from: the
+    README says how to copy one in) is no longer kept apart and is skipped, with the reason.
+    Returns ``(sets, reasons for skipped files)``.
+    """
     from pipeline.classify.labels import load_labelled
 
     if folder is None or not Path(folder).is_dir():
-        return []
-    sets = []
+        return [], []
+    trained = {r.id for r in training}
+    sets, skipped = [], []
     for path in sorted(Path(folder).glob("*.jsonl")):
         rows = load_labelled([path], artifact.taxonomy)
-        if rows:
+        if trained.intersection(r.id for r in rows):
+            skipped.append(f"{path}: its rows are also in the labelled corpus (trained on), so it is not kept apart")
+        elif rows:
             sets.append(BenchmarkSet(HELD_BACK_SOURCE.format(name=path.name), rows, list(range(len(rows))), True))
-    return sets
+    return sets, skipped
 
 
 def evaluate_sources(artifact: Artifact, written: Sequence[LabelledRow], external: Sequence[LabelledRow],
@@ -344,7 +352,9 @@ def compare_benchmark(artifact: Artifact, other: Artifact, labels_dir: Path, ext
     say("reading the labelled corpora")
     written, external, skipped = _benchmark_inputs(labels_dir, external_dir, artifact)
     sets, more = benchmark_sets(artifact, written, external, realdata_dir)
-    sets += held_back_sets(held_back_dir, artifact)
+    kept_apart, not_kept = held_back_sets(held_back_dir, artifact, written)
+    sets += kept_apart
+    more += not_kept
     return {"model_version": artifact.version, "other_version": other.version,
             "sources": compare_on_sets(artifact, other, sets, progress), "skipped": skipped + more}
 
@@ -368,18 +378,22 @@ def run_benchmark(artifact: Artifact, labels_dir: Path, external_dir: Path | Non
     written, external, skipped = _benchmark_inputs(labels_dir, external_dir, artifact)
     sources, more = evaluate_sources(artifact, written, external, realdata_dir, progress)
     skipped = more + skipped
-    held_back = {name: m["tasks"] for name, m in
-                 evaluate_benchmark(artifact, held_back_sets(held_back_dir, artifact), progress).items()}
+    kept_apart, not_kept = held_back_sets(held_back_dir, artifact, written)
+    skipped += not_kept
+    held_back = {name: m["tasks"] for name, m in evaluate_benchmark(artifact, kept_apart, progress).items()}
     calls = None
     if calls_dir is not None and Path(calls_dir).is_dir():
         say(f"labelled calls in {calls_dir}")
         calls = evaluate_calls(artifact, sorted(Path(calls_dir).glob("*.json")), nlp)
     held_back_calls = {}
     for folder in sorted(Path(held_back_dir).iterdir()) if held_back_dir and Path(held_back_dir).is_dir() else []:
-        files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+        files = sorted(folder.glob("*.json")) if folder.is_dir() and not folder.name.startswith(".") else []
         if files:
             say(f"labelled calls kept apart in {folder}")
-            held_back_calls[folder.name] = evaluate_calls(artifact, files, nlp)
+            try:
+                held_back_calls[folder.name] = evaluate_calls(artifact, files, nlp)
+            except (PipelineError, KeyError, TypeError, ValueError, OSError) as exc:  # not labelled calls
+                skipped.append(f"{folder}: not read as labelled calls ({type(exc).__name__}: {exc})")
     lowo_path = artifact.path / "cross_writer.json"
     lowo = json.loads(lowo_path.read_text(encoding="utf-8")) if lowo_path.is_file() else None
     if lowo is None:

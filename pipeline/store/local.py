@@ -286,10 +286,7 @@ def _read_table(out_dir: Path, table: str, warn: bool = True, snapshots: bool = 
             where = snapshot_path(Path(out_dir), table)
         except RuntimeError:  # no home folder to keep it in
             return _read_files(files, schema)
-        try:
-            return read_with_snapshot(files, schema, lambda path: _read_single(path, schema), where)
-        except (pa.ArrowException, KeyError, ValueError, TypeError) as exc:  # a snapshot that does not fit
-            logger.debug("snapshot %s not used (%s); %s read in full", where, exc, table)
+        return read_with_snapshot(files, schema, lambda path: _read_single(path, schema), where)
     return _read_files(files, schema)
 
 

@@ -30,7 +30,8 @@ tool would see them too: read the markers, or use :func:`committed_files`.
 ``calls`` and ``errors`` rows are kept in a local snapshot (:mod:`pipeline.store.snapshot`) keyed by
 each object's size, ETag and LastModified in the listing, so the next read lists ``commits/`` and
 ``calls/`` and GETs only objects that are new or were rewritten — not two objects per call every
-night. Writers (``stored_call``, ``commit``) always read markers afresh.
+night. An object written less than a minute before is read but not remembered (the racy rule of
+local files). Writers (``stored_call``, ``commit``) always read markers afresh.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ import pyarrow.parquet as pq
 from pipeline import objectstore
 from pipeline.config import DEFAULT_ORPHAN_AGE_S
 from pipeline.errors import OutputError
-from pipeline.ingest.fingerprints import object_signature
+from pipeline.ingest.fingerprints import RACY_S, object_signature
 from pipeline.store.base import StoredCall
 from pipeline.store.schema import CALLS_SCHEMA, SCHEMA_VERSION, SCHEMAS, identity_key, schema_version_of
 from pipeline.store.snapshot import default_path as snapshot_path
@@ -289,7 +290,18 @@ class S3Store:
         where = self._snapshot(name)
         if where is None:
             return read_many(paths)
-        entries = [(path, object_signature(found.get(path, {})) or "") for path in paths]
+        now = _now()
+
+        def signature(info: dict[str, Any]) -> str:
+            """Its listing's signature; "" (read, never remember) while it is younger than RACY_S: a
+            rewrite within LastModified's second, or a store whose listing runs ahead of its reads."""
+            try:
+                settled = (now - _as_utc(info["LastModified"])).total_seconds() >= RACY_S
+            except (KeyError, TypeError, ValueError):
+                return ""
+            return (object_signature(info) or "") if settled else ""
+
+        entries = [(path, signature(found.get(path, {}))) for path in paths]
 
         def read_listed(names: list[str]) -> list[pa.Table | None]:
             got = read_many(names)
@@ -538,9 +550,14 @@ class S3Store:
         current = self._current(self._markers())
         markers = [current[ident] for ident in sorted(current)]
         paths = [self._path(m.files[table]) for m in markers]
+        listed = None
         if table == "calls" and self._snapshot("calls") is not None:  # rewritten in place by update_call
-            tables = self._remembered("calls", paths, self._list("calls"), schema,
-                                      lambda ps: self._read_files(ps, schema))
+            try:
+                listed = self._list("calls")
+            except PermissionError:  # a reader allowed to list commits/ only: read as without a snapshot
+                listed = None
+        if listed is not None:
+            tables = self._remembered("calls", paths, listed, schema, lambda ps: self._read_files(ps, schema))
         else:
             tables = self._read_files(paths, schema)
         if table == "segments":

@@ -24,10 +24,11 @@ cannot be read, does not fit or cannot be written is ignored (logged at debug le
 read in full, as before.
 S3 outputs use the same mechanism through :func:`read_remembered` (:class:`pipeline.store.s3.S3Store`):
 there an object's signature is its size, ETag and LastModified from the listing
-(:func:`pipeline.ingest.fingerprints.object_signature`), and a rewrite (``update_call`` replaces a
-calls object in place) gives it a new ETag and time, so no racy rule is needed; commit markers are
-remembered too, so a warm read of the calls table costs the listings of ``commits/`` and ``calls/``
-and no GET per call.
+(:func:`pipeline.ingest.fingerprints.object_signature`); a rewrite (``update_call`` replaces a
+calls object in place) gives it a new ETag, and objects younger than ``RACY_S`` are read but not
+remembered, as files are (LastModified counts whole seconds; some stores list ahead of their reads).
+Commit markers are remembered too, so a warm read of the calls table costs the listings of
+``commits/`` and ``calls/`` and no GET per call.
 """
 
 from __future__ import annotations
@@ -128,8 +129,23 @@ def read_remembered(entries: Sequence[tuple[str, str]], schema: pa.Schema,
     remember" (a file too fresh to trust). The snapshot is rewritten when it was missing anything
     settled or remembered objects that are no longer listed. Names must be unique. With
     ``name_column`` the result has one more column, of that name, holding each row's object name.
+    A snapshot whose rows do not fit (a column of another type under the same names) is not used:
+    everything is read, and the snapshot written afresh.
     """
     remembered, index = _load(snapshot, schema)
+    if not index:
+        return _merge(entries, schema, read_many, snapshot, name_column, remembered, index)
+    try:
+        return _merge(entries, schema, read_many, snapshot, name_column, remembered, index)
+    except (pa.ArrowException, KeyError, ValueError, TypeError) as exc:
+        logger.debug("snapshot %s not used (%s); read in full", snapshot, exc)
+        return _merge(entries, schema, read_many, snapshot, name_column, schema.empty_table(), {})
+
+
+def _merge(entries: Sequence[tuple[str, str]], schema: pa.Schema,
+           read_many: Callable[[list[str]], Sequence[pa.Table | None]], snapshot: Path, name_column: str | None,
+           remembered: pa.Table, index: dict[str, tuple[str, list[int]]]) -> pa.Table:
+    """:func:`read_remembered` with the snapshot's rows and index already loaded."""
     keep: list[int] = []
     to_read: list[tuple[str, str]] = []
     for name, signature in entries:
