@@ -353,7 +353,7 @@ def test_a_left_write_check_is_swept_and_a_commit_conflict_is_retried(s3_server,
 def test_versions_replace_revert_and_broken_commits(s3_server, bucket: str, tmp_path: Path, artifact, nlp,
                                                    monkeypatch) -> None:
     # objects count as settled at once, so the readers below serve remembered rows where they can
-    monkeypatch.setattr("pipeline.store.s3.RACY_S", 0)
+    monkeypatch.setattr("pipeline.store.snapshot.RACY_S", 0)
     store = S3Store(f"s3://{bucket}/out")
     v1 = _scored(artifact, nlp, tmp_path, "a.json", "How is the rollout going?", "It slipped a week.")
     v2 = _scored(artifact, nlp, tmp_path, "a.json", "How is the rollout going?", "It slipped a week.", "Fixed.")
@@ -465,7 +465,7 @@ def test_readers_remember_markers_and_calls_rows_and_fetch_only_what_changed(
     assert fetches("calls") == {"calls": 3, "commits": 3}  # first read: everything
     # objects younger than a minute are not remembered (a rewrite within LastModified's second) ...
     assert fetches("calls") == {"calls": 3, "commits": 3}
-    monkeypatch.setattr("pipeline.store.s3.RACY_S", 0)  # ... and are once they have settled
+    monkeypatch.setattr("pipeline.store.snapshot.RACY_S", 0)  # ... and are once they have settled
     assert fetches("calls") == {"calls": 3, "commits": 3}
     assert fetches("calls") == {}  # nothing changed: the listing alone
     assert fetches("errors") == {"errors": 1} and fetches("errors") == {}

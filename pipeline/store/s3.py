@@ -31,7 +31,8 @@ tool would see them too: read the markers, or use :func:`committed_files`.
 each object's size, ETag and LastModified in the listing, so the next read lists ``commits/`` and
 ``calls/`` and GETs only objects that are new or were rewritten — not two objects per call every
 night. An object written less than a minute before is read but not remembered (the racy rule of
-local files). Writers (``stored_call``, ``commit``) always read markers afresh.
+local files, in :func:`pipeline.store.snapshot.read_remembered`). Writers (``stored_call``,
+``commit``) always read markers afresh.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ import pyarrow.parquet as pq
 from pipeline import objectstore
 from pipeline.config import DEFAULT_ORPHAN_AGE_S
 from pipeline.errors import OutputError
-from pipeline.ingest.fingerprints import RACY_S, object_signature
+from pipeline.ingest.fingerprints import object_signature
 from pipeline.store.base import StoredCall
 from pipeline.store.schema import CALLS_SCHEMA, SCHEMA_VERSION, SCHEMAS, identity_key, schema_version_of
 from pipeline.store.snapshot import default_path as snapshot_path
@@ -292,16 +293,14 @@ class S3Store:
             return read_many(paths)
         now = _now()
 
-        def signature(info: dict[str, Any]) -> str:
-            """Its listing's signature; "" (read, never remember) while it is younger than RACY_S: a
-            rewrite within LastModified's second, or a store whose listing runs ahead of its reads."""
+        def age(info: dict[str, Any]) -> float | None:
+            """Seconds since LastModified (whole seconds in listings; ``None`` when unknown)."""
             try:
-                settled = (now - _as_utc(info["LastModified"])).total_seconds() >= RACY_S
+                return (now - _as_utc(info["LastModified"])).total_seconds()
             except (KeyError, TypeError, ValueError):
-                return ""
-            return (object_signature(info) or "") if settled else ""
+                return None
 
-        entries = [(path, signature(found.get(path, {}))) for path in paths]
+        entries = [(path, object_signature(found.get(path, {})) or "", age(found.get(path, {}))) for path in paths]
 
         def read_listed(names: list[str]) -> list[pa.Table | None]:
             got = read_many(names)
@@ -551,11 +550,11 @@ class S3Store:
         markers = [current[ident] for ident in sorted(current)]
         paths = [self._path(m.files[table]) for m in markers]
         listed = None
-        if table == "calls" and self._snapshot("calls") is not None:  # rewritten in place by update_call
+        if table == "calls" and self.snapshots:  # calls objects are rewritten in place by update_call
             try:
                 listed = self._list("calls")
             except PermissionError:  # a reader allowed to list commits/ only: read as without a snapshot
-                listed = None
+                pass
         if listed is not None:
             tables = self._remembered("calls", paths, listed, schema, lambda ps: self._read_files(ps, schema))
         else:

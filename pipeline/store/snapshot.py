@@ -119,27 +119,29 @@ def _save(path: Path, schema: pa.Schema, table: pa.Table) -> None:
         logger.debug("snapshot %s not written (%s)", path, exc)
 
 
-def read_remembered(entries: Sequence[tuple[str, str]], schema: pa.Schema,
+def read_remembered(entries: Sequence[tuple[str, str, float | None]], schema: pa.Schema,
                     read_many: Callable[[list[str]], Sequence[pa.Table | None]], snapshot: Path,
                     name_column: str | None = None) -> pa.Table:
-    """The rows of the named objects ``entries`` (name, signature), as one table of ``schema`` in name
-    order: an object whose signature is the one remembered in ``snapshot`` is not read again, the
-    others are read by ``read_many`` (one table per name, in the order given; ``None``: it does not
-    read back — it is left out and read again next time). An empty signature means "read, never
-    remember" (a file too fresh to trust). The snapshot is rewritten when it was missing anything
-    settled or remembered objects that are no longer listed. Names must be unique. With
-    ``name_column`` the result has one more column, of that name, holding each row's object name.
-    A snapshot whose rows do not fit (a column of another type under the same names) is not used:
-    everything is read, and the snapshot written afresh.
+    """The rows of the named objects ``entries`` (name, signature, seconds since it last changed), as
+    one table of ``schema`` in name order: an object whose signature is the one remembered in
+    ``snapshot`` is not read again, the others are read by ``read_many`` (one table per name, in the
+    order given; ``None``: it does not read back — it is left out and read again next time). An
+    object younger than :data:`RACY_S`, of unknown age or with an empty signature is read and never
+    remembered (a rewrite within the clock's tick could keep its signature). The snapshot is
+    rewritten when it was missing anything settled or remembered objects that are no longer listed.
+    Names must be unique. With ``name_column`` the result has one more column, of that name, holding
+    each row's object name. A snapshot whose rows do not fit (a column of another type under the
+    same names) is not used: everything is read, and the snapshot written afresh.
     """
+    settled = [(name, signature if age is not None and age >= RACY_S else "") for name, signature, age in entries]
     remembered, index = _load(snapshot, schema)
-    if not index:
-        return _merge(entries, schema, read_many, snapshot, name_column, remembered, index)
     try:
-        return _merge(entries, schema, read_many, snapshot, name_column, remembered, index)
+        return _merge(settled, schema, read_many, snapshot, name_column, remembered, index)
     except (pa.ArrowException, KeyError, ValueError, TypeError) as exc:
+        if not index:
+            raise
         logger.debug("snapshot %s not used (%s); read in full", snapshot, exc)
-        return _merge(entries, schema, read_many, snapshot, name_column, schema.empty_table(), {})
+        return _merge(settled, schema, read_many, snapshot, name_column, schema.empty_table(), {})
 
 
 def _merge(entries: Sequence[tuple[str, str]], schema: pa.Schema,
@@ -190,15 +192,14 @@ def read_with_snapshot(files: Sequence[Path], schema: pa.Schema, read_file: Call
     """
     clock = time.time() if now is None else now
     by_name = {path.name: path for path in files}
-    entries: list[tuple[str, str]] = []
+    entries: list[tuple[str, str, float | None]] = []
     for path in files:
         try:
             st = os.stat(path)
         except OSError:  # gone since the listing, a link loop, a stale NFS handle: read_file says so
-            entries.append((path.name, ""))
+            entries.append((path.name, "", None))
             continue
-        settled = clock - max(st.st_mtime, st.st_ctime) >= RACY_S
-        entries.append((path.name, file_signature(st) if settled else ""))
+        entries.append((path.name, file_signature(st), clock - max(st.st_mtime, st.st_ctime)))
 
     def read_many(names: list[str]) -> list[pa.Table | None]:
         with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:  # reads release the GIL
