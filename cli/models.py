@@ -33,7 +33,7 @@ def _labelled_files(given: list[Path] | None) -> list[Path]:
 @command
 def classify(
     file: Annotated[Path, typer.Argument(help="JSONL, CSV, TSV or a .json array of objects with a 'text' column (or the one --text names; other columns are kept), or a .txt file with one text per line. A CSV may be separated by commas, semicolons or tabs.")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file; .jsonl gives JSON Lines, anything else CSV (spreadsheet-safe). Default: stdout as JSONL.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file, in the format its name says: .jsonl JSON Lines, .json one JSON array, .tsv tab-separated, anything else CSV (CSV and TSV spreadsheet-safe). '-' or no --out: JSON Lines on stdout.")] = None,
     models: Annotated[Optional[str], typer.Option(help=MODELS_HELP, show_default=False)] = None,
     model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version.")] = None,
     conversation: Annotated[Optional[str], typer.Option(help="Column naming each row's conversation: consecutive rows with the same value are read together, in file order, each with its neighbours (\"yes, Tuesday works\" after a request is action). Default: every row is read on its own.", show_default=False)] = None,
@@ -56,19 +56,24 @@ def classify(
         fail("--speaker needs --conversation: name the column that groups the rows into conversations.")
     if file.suffix.lower() == ".txt" and text != DEFAULT_TEXT_COLUMN:
         fail("--text names a column; a .txt file has no columns, only one text per line.")
+    to_stdout = out is None or str(out) == "-"
+    if not to_stdout and out is not None and out.resolve() == file.resolve():
+        fail(f"--out {out} is the input file; classifying would overwrite it. "
+             "Write the results to another file (e.g. add '-classified' to the name).")
     table = read_table(file)
     clashes = [c for c in output_columns(artifact) if any(c in row for row in table)]
     rows = classify_rows(artifact, table, str(file), conversation, speaker, text)
     if clashes:
         typer.echo("note: the input's own " + ", ".join(f"{c!r}" for c in clashes) + " kept as "
                    + ", ".join(f"{c + CLASH_SUFFIX!r}" for c in clashes) + ".", err=True)
-    if out is None:
+    if to_stdout or out is None:
         rows_to_jsonl(rows, sys.stdout)
         return
     write_rows(rows, out)
     from pipeline.display import printable
 
-    typer.echo(f"{len(rows)} rows classified with {artifact.version} → {printable(out)}", err=True)
+    noun = "row" if len(rows) == 1 else "rows"
+    typer.echo(f"{len(rows):,} {noun} classified with {artifact.version} → {printable(out)}", err=True)
 
 
 @app.command(short_help="Train the classifiers; write a versioned model.")

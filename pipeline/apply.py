@@ -18,6 +18,7 @@ from pipeline.classify.model import Utterances
 from pipeline.classify.predict import predict_texts, predict_utterances
 from pipeline.config import DEFAULT_TEXT_COLUMN
 from pipeline.errors import LabelDataError
+from pipeline.ingest.transcripts import MAX_TURN_CHARS
 from pipeline.tables import unneutralise
 
 __all__ = ["CLASH_SUFFIX", "output_columns", "read_lines", "read_table",
@@ -98,8 +99,15 @@ def classify_rows(artifact: Artifact, rows: list[dict[str, Any]], source: str = 
     # row numbers count data rows from 1 (a CSV's header and a JSONL's blank lines not counted)
     missing = [i + 1 for i, r in enumerate(rows) if not isinstance(r.get(text), str) or not r[text].strip()]
     if missing:
-        raise LabelDataError(f"{source}: rows {missing[:10]} have no text, or a text that is not a string.",
+        more = f" and {len(missing) - 10:,} more" if len(missing) > 10 else ""
+        raise LabelDataError(f"{source}: rows {missing[:10]}{more} have no text, or a text that is not a string.",
                              f"Give every row a non-empty {text!r}.")
+    too_long = [i + 1 for i, r in enumerate(rows) if len(r[text]) > MAX_TURN_CHARS]
+    if too_long:
+        raise LabelDataError(f"{source}: row {too_long[0]} has a text of {len(rows[too_long[0] - 1][text]):,} "
+                             f"characters (the limit is {MAX_TURN_CHARS:,})"
+                             + (f"; {len(too_long) - 1} more rows too" if len(too_long) > 1 else "") + ".",
+                             "Give one utterance per row; a file that lost its line breaks needs them back.")
     for column in (conversation, speaker):
         absent = [i + 1 for i, r in enumerate(rows) if column is not None and r.get(column) in (None, "")]
         if absent:

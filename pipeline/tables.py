@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -43,11 +44,26 @@ def csv_delimiter(header: str) -> str:
     return best if counts[best] else ","
 
 
+#: A plain number ("-5", "+3", "-1.5e3"): a spreadsheet reads it as that number, not as a formula.
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
 def spreadsheet_safe(value: Any) -> Any:
-    """``value`` unchanged unless it is text a spreadsheet would evaluate; then prefixed with ``'``."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+    """``value`` unchanged unless it is text a spreadsheet would evaluate; then prefixed with ``'``.
+
+    A plain signed number ("-5", "+3.5") is left as it is: a spreadsheet reads it as the number.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) and not _PLAIN_NUMBER.fullmatch(value):
         return "'" + value
     return value
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell for ``value``: JSON values that are not text or numbers (true, null, objects, lists)
+    are written as JSON, not in Python's notation, then made spreadsheet-safe."""
+    if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
+        value = "" if value is None else json.dumps(value, ensure_ascii=False)
+    return spreadsheet_safe(value)
 
 
 def unneutralise(value: Any) -> Any:
@@ -57,16 +73,16 @@ def unneutralise(value: Any) -> Any:
     return value
 
 
-def rows_to_csv(rows: Iterable[Mapping[str, Any]], fields: list[str] | None = None) -> str:
-    """CSV text with a header, every cell spreadsheet-safe."""
+def rows_to_csv(rows: Iterable[Mapping[str, Any]], fields: list[str] | None = None, delimiter: str = ",") -> str:
+    """CSV text with a header, every cell spreadsheet-safe (``delimiter="\t"`` for TSV)."""
     rows = list(rows)
     names = fields or list(dict.fromkeys(k for r in rows for k in r))
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=names)
+    writer = csv.DictWriter(buf, fieldnames=names, delimiter=delimiter)
     # column names come from the user's data too (JSONL keys, CSV headers): neutralised like any cell
-    csv.writer(buf).writerow([spreadsheet_safe(name) for name in names])
+    csv.writer(buf, delimiter=delimiter).writerow([spreadsheet_safe(name) for name in names])
     for row in rows:
-        writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
+        writer.writerow({k: _cell(v) for k, v in row.items()})
     return buf.getvalue()
 
 
@@ -77,13 +93,17 @@ def rows_to_jsonl(rows: Iterable[Mapping[str, Any]], handle: IO[str]) -> None:
 
 
 def write_rows(rows: list[dict[str, Any]], path: Path) -> Path:
-    """Write rows atomically: ``.jsonl`` as JSON Lines, anything else as spreadsheet-safe CSV."""
+    """Write rows atomically, in the format the file name says: ``.jsonl`` JSON Lines, ``.json`` one
+    JSON array, ``.tsv`` tab-separated, anything else comma-separated; CSV and TSV spreadsheet-safe."""
     path = Path(path)
-    if path.suffix.lower() == ".jsonl":
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
         buf = io.StringIO()
         rows_to_jsonl(rows, buf)
         text = buf.getvalue()
+    elif suffix == ".json":
+        text = json.dumps(rows, ensure_ascii=False, indent=1) + "\n"
     else:
-        text = rows_to_csv(rows)
+        text = rows_to_csv(rows, delimiter="\t" if suffix == ".tsv" else ",")
     write_bytes_atomic(path, text.encode("utf-8"))
     return path

@@ -82,9 +82,9 @@ EXPECTED: dict[str, Expect] = {
     "t06_turns_is_a_string.json": Expect("failed", "parse", "TranscriptFormatError",
                                          ("no 'turns' list", "'turns' is a string"), ('"turns": [{',)),
     "t07_text_is_a_number.json": Expect("failed", "parse", "TranscriptFormatError",
-                                        ("turn 1", "no text string", "'text' is a number"), ('"text": "..."',)),
+                                        ("turn 2", "no text string", "'text' is a number"), ('"text": "..."',)),
     "t08_start_is_abc.json": Expect("failed", "parse", "TranscriptFormatError",
-                                    ("turn 0", "'start' must be a number of seconds", '"abc"'), ('"start": 0.0',)),
+                                    ("turn 1", "'start' must be a number of seconds", '"abc"'), ('"start": 0.0',)),
     # --- plain text ----------------------------------------------------------------------------
     "t09_latin1.txt": Expect("failed", "parse", "TranscriptFormatError",
                              ("not utf-8", "0xe9", "line 2, column 23", "latin-1"),

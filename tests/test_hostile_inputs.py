@@ -120,14 +120,17 @@ def test_unreadable_folder_becomes_an_error_row(tmp_path: Path, monkeypatch: pyt
 
 
 def test_formula_cells_are_neutralised_in_every_csv(tmp_path: Path) -> None:
-    rows = [{"id": "al-1", "text": '=HYPERLINK("http://evil","x")', "call_id": "+1", "speaker": "@me",
+    rows = [{"id": "al-1", "text": '=HYPERLINK("http://evil","x")', "call_id": "+A1", "speaker": "@me",
              "predicted_stage": "act", "predicted_talk_action": "action", "uncertainty": -0.5}]
     path = write_for_labelling(rows, tmp_path / "todo.csv", TAXONOMY)
     cells = next(csv.DictReader(path.open()))
-    assert cells["text"].startswith("'=") and cells["call_id"] == "'+1" and cells["speaker"] == "'@me"
+    assert cells["text"].startswith("'=") and cells["call_id"] == "'+A1" and cells["speaker"] == "'@me"
     assert cells["uncertainty"] == "-0.5"  # numbers stay numbers
     assert unneutralise(cells["text"]) == rows[0]["text"]
     assert rows_to_csv([{"a": "-x", "b": "\tcmd"}]).splitlines()[1] == "'-x,'\tcmd"
+    # plain signed numbers stay numbers; "-1+1" is a formula; JSON values are written as JSON
+    assert rows_to_csv([{"a": "-5", "b": "+3.5", "c": "-1+1", "d": "-1.5e3"}]).splitlines()[1] == "-5,+3.5,'-1+1,-1.5e3"
+    assert rows_to_csv([{"a": True, "b": None, "c": {"k": 1}, "d": ["=x"]}]).splitlines()[1] == 'true,,"{""k"": 1}","[""=x""]"'
 
 
 def test_classify_csv_output_is_spreadsheet_safe(tmp_path: Path) -> None:
@@ -338,3 +341,35 @@ def test_max_duration_is_checked_from_the_header_before_decoding(tmp_path: Path,
     monkeypatch.setattr(av, "AudioResampler", no_decoding)
     with pytest.raises(EmptyAudioError, match="longer than the limit"):
         load_audio(path, max_duration_s=1.0)
+
+
+def test_classify_refuses_what_it_cannot_read_safely_and_writes_the_format_the_name_says(tmp_path: Path) -> None:
+    """A text past the per-utterance limit, an unclosed CSV quote (it would swallow every later row),
+    a header that names a column twice and an output that is the input are refused with a clear
+    error (exit 2, no traceback); .json / .tsv / '-' outputs are written as their names say."""
+    def invoke(*args: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(app, ["classify", *args, "--models", str(MODELS)])
+
+    big = tmp_path / "big.txt"
+    big.write_text("x" * 600_000 + "\n")
+    quote = tmp_path / "quote.csv"
+    quote.write_text('id,text\n1,"we will ship\n2,ok\n')
+    doubled = tmp_path / "doubled.csv"
+    doubled.write_text("text,text\na,b\n")
+    same = tmp_path / "same.txt"
+    same.write_text("We will ship it by Friday.\n")
+    for args, says in (([str(big)], "600,000 characters"), ([str(quote)], "never closed"),
+                       ([str(doubled)], "'text' more than once"), ([str(same), "-o", str(same)], "is the input file")):
+        result = invoke(*args)
+        assert result.exit_code == 2 and says in result.output and "Traceback" not in result.output, result.output
+    assert same.read_text() == "We will ship it by Friday.\n"
+    to_json, to_tsv = tmp_path / "o.json", tmp_path / "o.tsv"
+    assert invoke(str(same), "-o", str(to_json)).exit_code == 0
+    assert invoke(str(same), "-o", str(to_tsv)).exit_code == 0
+    rows = json.loads(to_json.read_text())
+    assert rows[0]["text"] == "We will ship it by Friday." and rows[0]["stage"] in ("align", "act", "adjust", "other")
+    header, cells = [line.split("\t") for line in to_tsv.read_text().splitlines()]
+    assert dict(zip(header, cells))["stage"] == rows[0]["stage"]
+    dash = invoke(str(same), "-o", "-")
+    assert dash.exit_code == 0 and json.loads(dash.stdout.splitlines()[0])["stage"] == rows[0]["stage"]
+    assert not (Path.cwd() / "-").exists()

@@ -108,7 +108,8 @@ def test_plain_text_speaker_lines_and_continuations() -> None:
     ('{"turns": [{"speaker": "a", "text": 3}]}', "no text string"),
     ('{"turns": [{"speaker": "a", "text": "hi", "start": "zero"}]}', "number of seconds"),
     ('{"turns": [{"speaker": "a", "text": "   "}]}', "no spoken text"),
-    ('[1, 2]', "turn 0 is a number, not an object"),
+    ('[1, 2]', "turn 1 is a number, not an object"),
+    ('{"turns": [{"speaker": "a", "text": "hi", "start": 5, "end": 2}]}', "turn 1 ends before it starts"),
     ('"just a string"', "the top level is a str"),
     ('{"segments": [{"start": 0, "end": 1, "text": 5}]}', "no text string"),
 ])
@@ -130,3 +131,12 @@ def test_non_utf8_file(tmp_path: Path) -> None:
     path.write_bytes("Dana: café crème\n".encode("latin-1"))
     with pytest.raises(TranscriptFormatError, match="not UTF-8"):
         parse_transcript(path)
+
+
+def test_plain_text_time_stamps_out_of_range_are_refused_with_the_line() -> None:
+    with pytest.raises(TranscriptFormatError, match=r"line 2: minutes and seconds must be below 60") as info:
+        parse_transcript_text("[00:00:01] Dana: hello\n[99:99:99] Tom: bad stamp\n", "txt", name="t.txt")
+    assert "[HH:MM:SS]" in info.value.hint
+    # minutes past 59 are fine in a two-part stamp (75:30 = 75 min 30 s into a long call)
+    turns = parse_transcript_text("[75:30] Dana: still here\n", "txt").turns
+    assert turns[0].start_s == 75 * 60 + 30

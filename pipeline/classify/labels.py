@@ -186,12 +186,19 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     """
     path = Path(path)
     rows: list[dict[str, Any]] = []
+    reader: csv.DictReader[str] | None = None
     try:
         if path.suffix.lower() in (".csv", ".tsv"):
             with open(path, newline="", encoding="utf-8-sig") as handle:
                 delimiter = "\t" if path.suffix.lower() == ".tsv" else csv_delimiter(handle.readline())
                 handle.seek(0)
-                reader = csv.DictReader(handle, delimiter=delimiter)
+                reader = csv.DictReader(handle, delimiter=delimiter, strict=True)
+                names = [n for n in (reader.fieldnames or []) if n]
+                doubled = sorted({n for n in names if names.count(n) > 1})
+                if doubled:
+                    raise LabelDataError(f"{path}:1: the header names {', '.join(repr(n) for n in doubled)} "
+                                         "more than once; only one of those columns could be read.",
+                                         "Rename or delete the repeated column, then run again.")
                 for record in reader:  # a row's file line, as a spreadsheet numbers it (header = 1)
                     extra = record.pop(None, None)  # type: ignore[call-overload]
                     if extra and any(str(cell).strip() for cell in extra):
@@ -224,7 +231,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
                     try:
                         obj = json.loads(line)
                     except json.JSONDecodeError as exc:
-                        raise LabelDataError(f"{path}:{line_no}: invalid JSON ({exc.msg}).",
+                        raise LabelDataError(f"{path}:{line_no}: invalid JSON ({exc.msg}, column {exc.colno}).",
                                              "Each line must be one JSON object.") from exc
                     if not isinstance(obj, dict):
                         raise LabelDataError(f"{path}:{line_no}: not a JSON object.",
@@ -233,6 +240,11 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
                     rows.append(obj)
     except FileNotFoundError as exc:
         raise LabelDataError(f"File {path} not found.", "Check the path.") from exc
+    except csv.Error as exc:  # e.g. a quote that is never closed would swallow every row after it
+        line = reader.line_num if reader is not None else 0
+        raise LabelDataError(f"{path}: cannot read the CSV after line {line} ({exc}); a double quote there is "
+                             "probably never closed.", "Close the quote, or double a quote inside a quoted text (\"\"), "
+                             "as spreadsheets save it.") from exc
     except UnicodeDecodeError as exc:
         raise LabelDataError(f"{path}: not UTF-8 ({_where_undecodable(path)}).",
                              "Re-save the file as UTF-8 (a spreadsheet: 'CSV UTF-8'; or "

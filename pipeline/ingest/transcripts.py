@@ -146,19 +146,19 @@ def _parse_json(name: str, text: str) -> tuple[str | None, list[Row]]:
     rows: list[Row] = []
     for i, turn in enumerate(turns):
         if not isinstance(turn, dict):
-            raise _fail(name, f"{key[:-1]} {i} is {_describe(turn)}, not an object.", hint)
+            raise _fail(name, f"{key[:-1]} {i + 1} is {_describe(turn)}, not an object.", hint)
         speaker, body = turn.get("speaker"), turn.get("text")
         if not isinstance(body, str):
-            raise _fail(name, f"turn {i} has no text string ('text' is {_describe(body)}).", hint)
+            raise _fail(name, f"turn {i + 1} has no text string ('text' is {_describe(body)}).", hint)
         if speaker is None:
             speaker = UNKNOWN_SPEAKER
         if not isinstance(speaker, (str, int)) or isinstance(speaker, bool):
-            raise _fail(name, f"turn {i}: 'speaker' must be a string, not {_describe(speaker)}.", hint)
+            raise _fail(name, f"turn {i + 1}: 'speaker' must be a string, not {_describe(speaker)}.", hint)
         times: list[float | None] = []
         for key in ("start", "end"):
             value = turn.get(key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise _fail(name, f"turn {i}: '{key}' must be a number of seconds, not {_describe(value)} "
+                raise _fail(name, f"turn {i + 1}: '{key}' must be a number of seconds, not {_describe(value)} "
                                   f"({json.dumps(value)[:40]}).", hint)
             if value is not None:
                 try:
@@ -166,10 +166,14 @@ def _parse_json(name: str, text: str) -> tuple[str | None, list[Row]]:
                 except OverflowError:  # an integer too large for a float
                     seconds = float("inf")
                 if not math.isfinite(seconds) or seconds < 0:
-                    raise _fail(name, f"turn {i}: '{key}' must be a finite, non-negative number of seconds.",
+                    raise _fail(name, f"turn {i + 1}: '{key}' must be a finite, non-negative number of seconds.",
                                 hint)
                 value = seconds
             times.append(value)
+        if times[0] is not None and times[1] is not None and times[1] < times[0]:
+            raise _fail(name, f"turn {i + 1} ends before it starts (start {times[0]:g} s, end {times[1]:g} s).",
+                        "Fix the turn's times (seconds from the start of the call, end later than start), "
+                        "or leave them out to have them estimated.")
         if body.strip():
             rows.append((_clean(str(speaker)).strip() or UNKNOWN_SPEAKER, _clean(body.strip()), times[0], times[1]))
     return (None if call_id is None else _clean(str(call_id))), rows
@@ -308,18 +312,23 @@ def _parse_cues(name: str, text: str, kind: str) -> list[Row]:
     return rows
 
 
-def _parse_plain(text: str) -> list[Row]:
+def _parse_plain(name: str, text: str) -> list[Row]:
     """``Name: text`` lines (a line without a name continues the current speaker's turn), each optionally
     led by a time stamp (``[00:01:02] Name: text``); a stamped turn lasts until the next turn's stamp."""
     turns: list[tuple[str, list[str], float | None]] = []
     speaker = UNKNOWN_SPEAKER
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         stamp = None
         timed = _LEADING_TIME.match(line)
         if timed and _PREFIX.match(line[timed.end():]):  # a stamp only before a name ("10:30 works" is words)
-            stamp = _seconds(timed.groups())
+            groups = timed.groups()
+            if (groups[0] is not None and int(groups[1]) >= 60) or int(groups[2]) >= 60:
+                raise _fail(name, f"line {number}: minutes and seconds must be below 60 in the time stamp "
+                                  f"{line[:timed.end()].strip()[:40]!r}.",
+                            "Write stamps as [HH:MM:SS] or [MM:SS], e.g. [00:01:02] Dana: ..., then run again.")
+            stamp = _seconds(groups)
             line = line[timed.end():]
         match = _PREFIX.match(line)
         if match:
@@ -372,7 +381,7 @@ def parse_transcript_text(
     elif fmt == "srt":
         rows = _parse_cues(name, text, "SRT")
     elif fmt == "txt":
-        rows = _parse_plain(text)
+        rows = _parse_plain(name, text)
     else:
         raise _fail(name, f"unknown transcript format {fmt!r}.", "Use json, vtt, srt or txt.")
     if not rows:
@@ -380,7 +389,7 @@ def parse_transcript_text(
                     "Check the export: every turn is empty or missing.")
     for i, (speaker, body, _start, _end) in enumerate(rows):
         if len(body) > MAX_TURN_CHARS:
-            raise _fail(name, f"turn {i} ({speaker!r}) is {len(body):,} characters long without a speaker change "
+            raise _fail(name, f"turn {i + 1} ({speaker!r}) is {len(body):,} characters long without a speaker change "
                               f"(the limit is {MAX_TURN_CHARS:,}).",
                         "Put each speaker turn on its own line ('Name: text'), or one entry per turn in JSON.")
     return ParsedTranscript(call_id=call_id, turns=estimate_timings(rows, words_per_minute))
