@@ -115,6 +115,17 @@ def run(
         more = f" and {len(summary.ignored) - 3} more" if len(summary.ignored) > 3 else ""
         con.print(f"note: {len(summary.ignored)} file(s) of a type callcycle does not read were left alone: "
                   f"{escape(shown)}{more}", soft_wrap=True)
+    if summary.hidden:
+        shown = ", ".join(printable(Path(p).name) for p in summary.hidden[:3])
+        more = f" and {len(summary.hidden) - 3} more" if len(summary.hidden) > 3 else ""
+        con.print(f"note: {len(summary.hidden)} hidden file(s) (names starting with '.') were left alone: "
+                  f"{escape(shown)}{more}; name one as an input to score it", soft_wrap=True)
+    noted = [o for o in summary.outcomes if o.status == "skipped" and o.message]  # duplicates, links
+    for outcome in noted[:10]:
+        con.print(f"skipped: {escape(printable(outcome.path))}: {escape(printable(outcome.message or ''))}",
+                  soft_wrap=True)
+    if len(noted) > 10:
+        con.print(f"skipped: {len(noted) - 10} more duplicate(s) or link(s), each scored once", soft_wrap=True)
     for outcome in (o for o in summary.outcomes if o.status == "deferred"):  # named, so a nightly log shows them
         con.print(f"deferred: {escape(printable(outcome.path))}: {escape(printable(outcome.message or ''))}",
                   soft_wrap=True)
@@ -145,8 +156,9 @@ def summary(
 
     _require_results(out_dir)
     con = console()
-    render_summary(load_call_rows(out_dir), con)
-    render_errors(load_error_rows(out_dir), con)
+    errors = load_error_rows(out_dir)
+    render_summary(load_call_rows(out_dir), con, failed=len(errors))
+    render_errors(errors, con)
 
 
 @app.command(short_help="Write the managers' offline HTML report.")

@@ -78,6 +78,8 @@ class RunSummary:
     """Files of a type callcycle does not read, found in the input folders (not errors)."""
     empty: list[str] = field(default_factory=list)
     """Input folders and patterns that held no audio or transcript (not errors)."""
+    hidden: list[str] = field(default_factory=list)
+    """Files whose names start with '.', found in the input folders and left alone (not errors)."""
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -99,16 +101,17 @@ def _retry_unexpected(task: Any, task_run: Any, state: Any) -> bool:
 
 
 @task(name="discover", cache_policy=NO_CACHE)
-def discover_task(inputs: list[str], run: RunConfig | None = None,
+def discover_task(inputs: list[str], run: RunConfig | None = None, out_dir: str | None = None,
                   ) -> tuple[list[Source], list[tuple[str, Exception]], ingest.DiscoveryNotes]:
     """Sources, unusable inputs, and what discovery passed over (:class:`~pipeline.ingest.discover.DiscoveryNotes`).
 
     Inputs unchanged since an earlier run keep their remembered sha256 unless ``run.reuse_fingerprints``
-    is off (:mod:`pipeline.ingest.fingerprints`)."""
+    is off (:mod:`pipeline.ingest.fingerprints`). A local ``out_dir`` inside an input folder is not read."""
     run = run or RunConfig()
     notes = ingest.DiscoveryNotes()
+    exclude = Path(out_dir) if out_dir is not None and not objectstore.is_uri(out_dir) else None
     with fingerprints_for_run(run.reuse_fingerprints, run.fingerprint_cache) as cache:
-        sources, errors = ingest.discover_inputs(inputs, notes=notes, fingerprints=cache)
+        sources, errors = ingest.discover_inputs(inputs, notes=notes, fingerprints=cache, exclude=exclude)
     return sources, errors, notes
 
 
@@ -210,10 +213,10 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
     card = resources.artifact_card(models, model_version)
     if cfg.roles.model:  # a missing or damaged role model stops the batch now, not file by file
         check_role_model(cfg.roles.model_path)
-    sources, bad_inputs, notes = discover_task(inputs, cfg.run)
+    sources, bad_inputs, notes = discover_task(inputs, cfg.run, str(out_dir))
     if not sources and not bad_inputs:
         raise ingest.no_inputs_error(inputs)
-    summary = RunSummary(out_dir=str(out_dir), ignored=notes.ignored, empty=notes.empty)
+    summary = RunSummary(out_dir=str(out_dir), ignored=notes.ignored, empty=notes.empty, hidden=notes.hidden)
     if on_discovered:
         on_discovered(len(sources) + len(bad_inputs) + len(notes.aliases))
 
@@ -224,8 +227,10 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
 
     stamp = process.run_stamp(card, cfg.asr.model)
     for path, error in bad_inputs:
-        done(process.record_failure(out_dir, path, ingest.try_sha256(Path(path)), error, stamp, batch=batch))
+        done(process.record_failure(out_dir, path, ingest.try_sha256(Path(path)), error, stamp, batch=batch,
+                                    source_id=notes.identities.get(path, "")))
     for path, same in notes.aliases:
+        process.clear_failure(out_dir, notes.identities.get(path, path), path, batch)
         done(Outcome(path=path, status="skipped", message=f"the same file as {same}; scored once"))
     first_of: dict[str, Source] = {}
     unique: list[Source] = []
@@ -234,6 +239,7 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
         if original is source:
             unique.append(source)
         else:
+            process.clear_failure(out_dir, store.source_identity(source), source.path, batch)
             done(Outcome(path=source.path, status="skipped", call_id=source.call_id,
                          message=f"same bytes as {original.path}; scored once"))
     # Calls already scored at this version are settled here, without a task run each (a nightly

@@ -313,6 +313,16 @@ def record_failure(out_dir: OutputLocation, path: str, sha256: str | None, error
     return Outcome(path=path, status="failed", step=step, message=f"{message} {hint}".strip())
 
 
+def clear_failure(out_dir: OutputLocation, source_id: str, path: str, batch: str = "") -> None:
+    """Remove the ``errors`` row of an input that no longer fails on its own: a link to, or a copy of,
+    a file that is scored under another path. A fixed input's row goes when its call is written."""
+    out = open_store(out_dir)
+    try:
+        out.clear_error(source_id)
+    except OSError as exc:
+        raise _output_failed(out, exc, f"clearing the old failure of {Path(path).name}", batch) from exc
+
+
 def check_unchanged(source: Source) -> None:
     """Raise :class:`InputChangingError` when the file changed since it was fingerprinted."""
     if source.mtime_ns is None:

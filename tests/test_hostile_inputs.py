@@ -14,6 +14,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from conftest import MODELS
 from typer.testing import CliRunner
@@ -76,8 +77,7 @@ def test_symlink_leaving_the_input_folder_is_refused(tmp_path: Path) -> None:
     _transcript(folder / "real.json")
     (folder / "inside.json").symlink_to(folder / "real.json")  # a link inside the folder is fine
     sources, errors = discover_inputs([str(folder)])
-    assert [Path(s.path).name for s in sources] == ["inside.json"] or [Path(s.path).name for s in sources] == [
-        "real.json"]
+    assert [Path(s.path).name for s in sources] == ["real.json"]  # the file's own path, never the link's
     (path, error), = errors
     assert Path(path).name == "passwd.txt" and "outside the input folder" in error.message
     assert "refused" in error.message
@@ -373,3 +373,41 @@ def test_classify_refuses_what_it_cannot_read_safely_and_writes_the_format_the_n
     dash = invoke(str(same), "-o", "-")
     assert dash.exit_code == 0 and json.loads(dash.stdout.splitlines()[0])["stage"] == rows[0]["stage"]
     assert not (Path.cwd() / "-").exists()
+
+
+def test_links_copies_hidden_files_and_an_output_inside_the_inputs_are_named_and_fixed_errors_go(
+        tmp_path: Path) -> None:
+    """A link to a file in the folder is skipped (the file is scored under its own path, whichever the
+    walk meets first) and said so, as is a copy; a hidden file is left alone with a note; the run's own
+    output folder inside the inputs is not read; a dangling link fails with what is wrong, and its
+    errors/ row goes once the link leads to a file."""
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    _transcript(folder / "sub" / "target.json", "We will send the contract on Monday.")
+    (folder / "alink.json").symlink_to(Path("sub") / "target.json")  # walked before sub/
+    _transcript(folder / "copy.json")
+    _transcript(folder / "copy2.json")
+    (folder / "dangling.json").symlink_to("later.json")
+    _transcript(folder / ".hidden.json")
+    out = folder / "out"
+
+    def run() -> str:
+        result = runner.invoke(app, ["run", str(folder), "--out", str(out), "--models", str(MODELS)],
+                               env={"COLUMNS": "200"})
+        return " ".join(result.output.split())
+
+    first = run()
+    assert "dangling.json is a symbolic link to later.json, which does not exist" in first
+    assert "skipped: " + str(folder / "alink.json") + ": the same file as " + str(folder / "sub" / "target.json") in first
+    assert "same bytes as" in first and "1 hidden file(s)" in first and ".hidden.json" in first
+    calls = pq.read_table(out / "calls").column("source_id").to_pylist()
+    assert sorted(calls) == ["copy.json", "sub/target.json"]
+    assert len(list((out / "errors").glob("*.parquet"))) == 1
+    assert "1 input could not be scored" in (out / "report.html").read_text()  # the manager sees it too
+    _transcript(folder / "later.json", "Please book the follow-up for Tuesday.")
+    second = run()
+    assert "left alone: report.html" not in second and "part-" not in second  # its own output is not an input
+    assert "0 failed" in second and not list((out / "errors").glob("*.parquet"))
+    summary = runner.invoke(app, ["summary", str(out)])
+    assert "Failed inputs" not in summary.output
+    assert "could not be scored" not in (out / "report.html").read_text()

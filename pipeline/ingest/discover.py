@@ -316,6 +316,9 @@ def describe_source(path: Path, metadata: CallMetadata | None = None, *, source_
         sha = known if known is not None else file_sha256(path)
         after = path.stat()
     except FileNotFoundError as exc:
+        if path.is_symlink():
+            raise InputError(f"{path.name} is a symbolic link to {os.readlink(path)}, which does not exist.",
+                             "Point the link at the recording, or delete it.") from exc
         raise InputError(f"{path.name} disappeared before it could be read.",
                          "Nothing was recorded for it; run again once the file is back.") from exc
     except OSError as exc:
@@ -435,19 +438,28 @@ class DiscoveryNotes:
 
     Attributes:
         aliases: ``(path, path of the same file already taken)`` for a link (or a second spelling)
-            to a file that is also an input: it is scored once, under the first path.
+            to a file that is also an input: it is scored once, under the file's own path (a
+            link's path is taken only when the file itself is not an input).
         ignored: files of a type callcycle does not read, found while walking a folder.
+        hidden: files whose names start with ``.`` found while walking a folder (editor and
+            system files such as macOS's ``._call.wav``); left alone. A hidden file named as an
+            input is read.
         empty: folders and patterns that held no audio or transcript at all.
+        identities: the identity (``source_id``) of each failed or aliased input's path, relative
+            to the folder it was found in as a call's is, so the error row a failure writes is the
+            one the call replaces once the file is fixed (or that goes once it is only an alias).
     """
 
     aliases: list[tuple[str, str]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    hidden: list[str] = field(default_factory=list)
     empty: list[str] = field(default_factory=list)
+    identities: dict[str, str] = field(default_factory=dict)
 
 
 def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_S,
                     notes: DiscoveryNotes | None = None, fingerprints: FingerprintCache | None = None,
-                    ) -> tuple[list[Source], list[tuple[str, InputError]]]:
+                    exclude: Path | None = None) -> tuple[list[Source], list[tuple[str, InputError]]]:
     """Expand inputs into sources, skipping sidecars and files of unknown type quietly.
 
     Files given explicitly with an unsupported type are reported as errors; files of
@@ -457,6 +469,8 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
     What is passed over quietly is listed in ``notes`` when given (:class:`DiscoveryNotes`).
     With ``fingerprints`` (:mod:`pipeline.ingest.fingerprints`), inputs unchanged since an earlier
     run are not read again to be hashed; the digests taken here are written to it before returning.
+    Files under ``exclude`` (the run's own output folder, when it lies inside an input folder) are
+    not inputs and are passed over without a note.
 
     Returns:
         ``(sources, errors)``: sources sorted by path, and ``(path, error)`` pairs for
@@ -493,8 +507,21 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
                 except InputError as exc:
                     errors.append((str(sidecar), exc))
     done: dict[Path, str] = {}  # each file once, under the first path it was found by
-    for file, root, explicit in candidates:
-        if file.name == SIDECAR_NAME or file.name.startswith("."):
+    excluded = exclude.absolute() if exclude is not None else None
+
+    def failed(file: Path, root: Path, error: InputError) -> None:
+        errors.append((str(file), error))
+        notes.identities[str(file)] = _identity(file, root)
+
+    # a file's own path before any link to it (stable otherwise): which path names a call must not
+    # depend on the order a folder is walked in
+    for file, root, explicit in sorted(candidates, key=lambda c: c[0].is_symlink()):
+        if file.name == SIDECAR_NAME:
+            continue
+        if excluded is not None and file.absolute().is_relative_to(excluded):
+            continue
+        if file.name.startswith(".") and not explicit:
+            notes.hidden.append(str(file))
             continue
         fmt = file.suffix.lower().lstrip(".")
         if not explicit and fmt not in AUDIO_FORMATS | TRANSCRIPT_FORMATS:
@@ -504,24 +531,25 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
             outside = None if explicit else _escapes_root(file, root)
             resolved = file.resolve()
         except (OSError, RuntimeError) as exc:
-            errors.append((str(file), InputError(f"{file.name}: cannot follow the link ({exc}).",
-                                                 "Remove the broken or looping link; the other files were read.")))
+            failed(file, root, InputError(f"{file.name}: cannot follow the link ({exc}).",
+                                          "Remove the broken or looping link; the other files were read."))
             continue
         if outside is not None:
-            errors.append((str(file), InputError(
+            failed(file, root, InputError(
                 f"{file.name} is a symbolic link to {outside}, outside the input folder {root}; refused.",
-                "Copy the file into the folder if it is a call; links may not lead out of the inputs.")))
+                "Copy the file into the folder if it is a call; links may not lead out of the inputs."))
             continue
         if resolved in done:
             if str(file) != done[resolved]:
                 notes.aliases.append((str(file), done[resolved]))
+                notes.identities[str(file)] = _identity(file, root)
             continue
         done[resolved] = str(file)
         try:
             sources.append(describe_source(file, sidecars.get(resolved), source_id=_identity(file, root),
                                            settle_s=settle_s, fingerprints=fingerprints))
         except InputError as exc:
-            errors.append((str(file), exc))
+            failed(file, root, exc)
     if fingerprints is not None:
         fingerprints.flush()
     sources = list({s.path: s for s in sources}.values())  # an object listed by two s3:// specs

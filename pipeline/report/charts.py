@@ -18,6 +18,7 @@ from typing import Any
 
 from pipeline import PIPELINE_VERSION
 from pipeline.atomic import write_bytes_atomic
+from pipeline.display import printable
 from pipeline.report.rules import COV_TAXONOMY, ReportTaxonomy, iso_week
 
 __all__ = ["PALETTE", "stage_colours", "timeline_svg", "cached_timeline_svg", "stage_mix_svg", "trend_svg", "mmss"]
@@ -60,8 +61,9 @@ def _mpl():
 
 
 def _safe_label(text: str) -> str:
-    """Chart labels come from data: escape matplotlib's mathtext dollar signs."""
-    return str(text).replace("$", r"\$")
+    """Chart labels come from data: control characters dropped (no font has a glyph for them, and
+    matplotlib's warning would print them on the terminal), mathtext dollar signs escaped."""
+    return printable(str(text)).replace("$", r"\$")
 
 
 def _svg(fig) -> str:
@@ -145,7 +147,7 @@ def stage_mix_svg(mixes: list[tuple[str, dict[str, float]]], title: str,
     left = [0.0] * len(mixes)
     for stage, colour in stage_colours(tax).items():
         values = [m.get(stage, 0.0) for _, m in mixes]
-        ax.barh(names, values, left=left, color=colour, label=stage, height=0.66)
+        ax.barh(names, values, left=left, color=colour, label=_safe_label(stage), height=0.66)
         left = [a + b for a, b in zip(left, values)]
     ax.set_xlim(0, 1)
     ax.xaxis.set_major_formatter(lambda x, _: f"{x:.0%}")

@@ -87,6 +87,9 @@ class ReportData:
     team_median: float | None = None
     """Median action share of every rep's calls in the period (``since``), before the ``rep`` filter:
     what a rep is compared with, also in a report filtered to that rep."""
+    failed_inputs: int = 0
+    """Inputs that could not be scored (rows of ``errors``, whatever the filters): the report says how
+    many, so a manager knows some recordings are missing from the figures."""
 
 
 def load_report_data(out_dir: OutputLocation, since: dt.date | None = None, rep: str | None = None,
@@ -119,6 +122,7 @@ def load_report_data(out_dir: OutputLocation, since: dt.date | None = None, rep:
     for rows in segments.values():
         rows.sort(key=lambda r: r["segment_index"])
     return ReportData(calls=calls, segments=dict(segments), since=since, rep=rep,
-                      taxonomy=report_taxonomy(calls, models), team_median=team_median)
+                      taxonomy=report_taxonomy(calls, models), team_median=team_median,
+                      failed_inputs=out.read_dataset("errors").num_rows)
 
 

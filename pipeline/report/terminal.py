@@ -28,9 +28,11 @@ __all__ = [
 ]
 
 
-def render_summary(rows: list[dict[str, Any]], console: Any = None, tax: ReportTaxonomy | None = None) -> None:
+def render_summary(rows: list[dict[str, Any]], console: Any = None, tax: ReportTaxonomy | None = None,
+                   failed: int = 0) -> None:
     """Print the scored-calls table (rich) and the headline; every column fits an 80-column terminal.
 
+    ``failed`` (rows of ``errors``) only changes what is said when no call is scored yet.
     Names come from input files and are printed through :func:`~pipeline.display.printable`
     (no terminal escape sequences) and rich's markup escape.
     """
@@ -38,7 +40,8 @@ def render_summary(rows: list[dict[str, Any]], console: Any = None, tax: ReportT
 
     console = console or Console()
     if not rows:
-        console.print("[yellow]No scored calls found.[/] Run `callcycle run` first.")
+        console.print(f"[yellow]No scored calls yet[/]: {failed} input(s) failed (below)." if failed else
+                      "[yellow]No scored calls found.[/] Run `callcycle run` first.")
         return
     tax = tax or report_taxonomy(rows)
     console.print(_calls_table(rows, tax, f"Scored calls ({len(rows)})"))
@@ -86,7 +89,8 @@ def _calls_table(rows: list[dict[str, Any]], tax: ReportTaxonomy, title: str) ->
     stages = list(dict.fromkeys(k for r in rows for k, _ in (r["stage_shares"] or [])))
     mix_header = "/".join(s[:2] for s in stages) or "mix"
     table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
-                  caption=f"action: share of work talk that was action, ± half its 90% interval; + (green) ≥35% "
+                  caption=f"action: share of work talk that was action, ± half its 90% interval (cut at 0% and 100%; "
+                          f"the HTML report gives the range); + (green) ≥35% "
                           f"moves work forward, ~ (yellow) some commitments, ! (red) mostly talk; t:a = seconds "
                           f"of talk per second of action; {mix_header} = % of speech per stage "
                           f"({', '.join(stages)}); cycle: complete, partial, or open loop (no "
