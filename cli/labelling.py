@@ -14,7 +14,7 @@ from cli.models import MODELS_HELP
 @app.command("export-uncertain", short_help="Export the segments the models are least sure of, to label.")
 @command
 def export_uncertain(
-    out_dir: Annotated[str, typer.Argument(help="Output folder (or s3:// prefix) of `callcycle run` (its segments/ dataset).")],
+    out_dir: Annotated[str, typer.Argument(metavar="OUT_DIR", help="Output folder (or s3:// prefix) of `callcycle run` (its segments/ dataset).")],
     to: Annotated[Path, typer.Option("--to", help="File to write: .csv (spreadsheet-safe), or .json for a Label Studio import (a .label_config.xml is written beside it).")],
     n: Annotated[int, typer.Option("--n", min=1, help="How many segments to pick.")] = 200,
     models: Annotated[Optional[str], typer.Option(help=MODELS_HELP + " Only its label set is used.", show_default=False)] = None,
@@ -37,7 +37,7 @@ def export_uncertain(
 @app.command("import-labels", short_help="Validate labelled rows and merge them into the corpus.")
 @command
 def import_labels_cmd(
-    file: Annotated[Path, typer.Argument(help="Labelled rows: the exported CSV filled in, JSONL, or a Label Studio JSON export.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Labelled rows: the exported CSV filled in, JSONL, or a Label Studio JSON export.")],
     into: Annotated[Optional[Path], typer.Option(help="Labelled-data file to append to [default: imported.jsonl in the labelled-data folder].", show_default=False)] = None,
     taxonomy: Annotated[Optional[Path], typer.Option(help="Taxonomy the labels must follow [default: $CALLCYCLE_TAXONOMY, else the shipped one].", show_default=False)] = None,
 ) -> None:

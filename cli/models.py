@@ -32,7 +32,7 @@ def _labelled_files(given: list[Path] | None) -> list[Path]:
 @app.command(short_help="Classify texts from a JSONL, CSV, TSV, JSON or text file.")
 @command
 def classify(
-    file: Annotated[Path, typer.Argument(help="JSONL, CSV, TSV or a .json array of objects with a 'text' column (or the one --text names; other columns are kept), or a .txt file with one text per line. A CSV may be separated by commas, semicolons or tabs.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="JSONL, CSV, TSV or a .json array of objects with a 'text' column (or the one --text names; other columns are kept), or a .txt file with one text per line. A CSV may be separated by commas, semicolons or tabs.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file, in the format its name says: .jsonl JSON Lines, .json one JSON array, .tsv tab-separated, anything else CSV (CSV and TSV spreadsheet-safe). '-' or no --out: JSON Lines on stdout.")] = None,
     models: Annotated[Optional[str], typer.Option(help=MODELS_HELP, show_default=False)] = None,
     model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version.")] = None,
@@ -79,11 +79,11 @@ def classify(
 @app.command(short_help="Train the classifiers; write a versioned model.")
 @command
 def train(
-    data: Annotated[Optional[list[Path]], typer.Argument(help="Labelled JSONL/CSV files. " + LABELS_HELP, show_default=False)] = None,
+    data: Annotated[Optional[list[Path]], typer.Argument(metavar="DATA", help="Labelled JSONL/CSV files. " + LABELS_HELP, show_default=False)] = None,
     taxonomy: Annotated[Optional[Path], typer.Option(help="Taxonomy TOML naming tasks and labels [default: $CALLCYCLE_TAXONOMY, else the shipped labels/taxonomy.toml].", show_default=False)] = None,
     models: Annotated[Optional[Path], typer.Option(help="Folder to write the versioned artifact into [default: as for run].", show_default=False)] = None,
     version: Annotated[Optional[str], typer.Option(help="Artifact version name (default: taxonomy-timestamp-datahash).")] = None,
-    external: Annotated[Optional[list[Path]], typer.Option(help="Partially labelled real-speech corpora (JSONL or .jsonl.gz); repeat for several, or 'none' for none. Default: every labels/external/*.jsonl.gz of the project (about 110,000 AMI acts), also when DATA files are given.", show_default=False)] = None,
+    external: Annotated[Optional[list[Path]], typer.Option(metavar="FILE", help="Partially labelled real-speech corpora (JSONL or .jsonl.gz); repeat for several, or 'none' for none. Default: every labels/external/*.jsonl.gz of the project (about 110,000 AMI acts), also when DATA files are given.", show_default=False)] = None,
     realdata: Annotated[Optional[Path], typer.Option(help="Shared real-text folder evaluated in the model card, never trained on. Default: ../shared/realdata/text when it exists.", show_default=False)] = None,
     encoder: Annotated[str, typer.Option(help="Sentence encoder folder under <models>/encoders/, or 'none' for TF-IDF and cues only.")] = DEFAULT_ENCODER,
     context: Annotated[Optional[bool], typer.Option("--context/--no-context", help="Read each segment with its neighbours (the context level) [default: the training default].", show_default=False)] = None,
@@ -144,7 +144,7 @@ def train(
 @app.command(short_help="Score a model on held-out and real-speech data.")
 @command
 def evaluate(
-    files: Annotated[Optional[list[Path]], typer.Argument(help="Labelled JSONL/CSV files with text and task columns (stage, talk_action). Without files: the whole benchmark per source — written held-out (in context and one sentence at a time), real-speech held-out conversations, shared real text, the written files kept apart in labels/held-back (never trained on), labelled calls, leave-one-writer-out.", show_default=False)] = None,
+    files: Annotated[Optional[list[Path]], typer.Argument(metavar="FILES", help="Labelled JSONL/CSV files with text and task columns (stage, talk_action). Without files: the whole benchmark per source — written held-out (in context and one sentence at a time), real-speech held-out conversations, shared real text, the written files kept apart in labels/held-back (never trained on), labelled calls, leave-one-writer-out.", show_default=False)] = None,
     models: Annotated[Optional[str], typer.Option(help=MODELS_HELP, show_default=False)] = None,
     model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version (default: CURRENT).")] = None,
     holdout: Annotated[bool, typer.Option("--holdout", help="Keep only the fixed held-out split, prepared as training does: `callcycle evaluate labels/data/*.jsonl --holdout` reproduces the model card's written held-out figures.")] = False,
@@ -294,10 +294,10 @@ def _print_benchmark(con: Any, artifact: Any, result: dict[str, Any]) -> None:
 @app.command(short_help="Compare two models on the same rows, with intervals.")
 @command
 def compare(
-    a: Annotated[str, typer.Argument(help="First model version (in --models) or artifact directory.")],
-    b: Annotated[str, typer.Argument(help="Second model version or artifact directory.")],
+    a: Annotated[str, typer.Argument(metavar="A", help="First model version (in --models) or artifact directory.")],
+    b: Annotated[str, typer.Argument(metavar="B", help="Second model version or artifact directory.")],
     models: Annotated[Optional[Path], typer.Option(help="Models folder holding the versions [default: as for run].", show_default=False)] = None,
-    data: Annotated[Optional[list[Path]], typer.Option(help="Labelled files whose held-out split is used. " + LABELS_HELP, show_default=False)] = None,
+    data: Annotated[Optional[list[Path]], typer.Option(metavar="FILE", help="Labelled files whose held-out split is used. " + LABELS_HELP, show_default=False)] = None,
     all_rows: Annotated[bool, typer.Option("--all-rows", help="Use every row of --data, not only its held-out split: for labelled data neither model was trained on.")] = False,
     conversation: Annotated[Optional[str], typer.Option(help="Column naming each row's conversation in --data [default: group].", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
@@ -369,7 +369,7 @@ def compare(
 @app.command("evaluate-calls", short_help="Call-level accuracy on labelled calls.")
 @command
 def evaluate_calls_cmd(
-    folder: Annotated[Path, typer.Argument(help="Folder of fully labelled calls (JSON transcripts whose turns carry stage and talk_action).")] = Path("labels/calls"),
+    folder: Annotated[Path, typer.Argument(metavar="FOLDER", help="Folder of fully labelled calls (JSON transcripts whose turns carry stage and talk_action).")] = Path("labels/calls"),
     models: Annotated[Optional[str], typer.Option(help=MODELS_HELP, show_default=False)] = None,
     model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version (default: CURRENT).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -23,7 +24,7 @@ OUT_HELP = ("Output folder, or s3://bucket/prefix (endpoint and credentials from
 @app.command(short_help="Score recorded calls or transcripts into Parquet.")
 @command
 def run(
-    inputs: Annotated[Optional[list[str]], typer.Argument(help="Audio files, transcripts, folders or quoted globs, on disk or s3://bucket/prefix. Default: ./data/calls")] = None,
+    inputs: Annotated[Optional[list[str]], typer.Argument(metavar="INPUTS", help="Audio files, transcripts, folders or quoted globs, on disk or s3://bucket/prefix. Default: ./data/calls")] = None,
     out: Annotated[str, typer.Option("--out", "-o", help=OUT_HELP, show_default=False)] = str(DEFAULT_OUT),
     models: Annotated[Optional[str], typer.Option(help="Models folder (uses its CURRENT pointer) or an artifact directory [default: $CALLCYCLE_MODELS, else the classifiers shipped with callcycle].", show_default=False)] = None,
     model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version inside --models.")] = None,
@@ -89,6 +90,7 @@ def run(
             name = escape(printable(Path(outcome.path).name))
             progress.update(bar, advance=1, description=f"{marks.get(outcome.status, '')} {name}[/]")
 
+        started = time.perf_counter()  # the whole run as the user waits for it, Prefect's start-up included
         try:
             summary = run_scoring(inputs or [str(DEFAULT_INPUTS)], out_dir=out, models=models,
                                   model_version=model_version, config=cfg, workers=workers, dask_address=dask_address,
@@ -102,7 +104,7 @@ def run(
     extra = "".join(f", {summary.count(s)} {s}" for s in ("updated", "deferred") if summary.count(s))
     con.print(
         f"{summary.count('scored')} scored, {summary.count('skipped')} skipped (already done or duplicate)"
-        f"{extra}, {summary.count('failed')} failed in {summary.wall_s:.1f} s → {escape(printable(out.rstrip('/')))}/")
+        f"{extra}, {summary.count('failed')} failed in {time.perf_counter() - started:.1f} s → {escape(printable(out.rstrip('/')))}/")
     if write_html and open_store(out).has_results():
         from pipeline.report.html import write_report
 
@@ -149,7 +151,7 @@ def _require_results(out_dir: str) -> None:
 @app.command(short_help="Print the scored calls and failed inputs.")
 @command
 def summary(
-    out_dir: Annotated[str, typer.Argument(help="Output folder (or s3:// prefix) of `callcycle run` [default: ./out].", show_default=False)] = str(DEFAULT_OUT),
+    out_dir: Annotated[str, typer.Argument(metavar="OUT_DIR", help="Output folder (or s3:// prefix) of `callcycle run` [default: ./out].", show_default=False)] = str(DEFAULT_OUT),
 ) -> None:
     """Print the table of scored calls (and any failed inputs) from the Parquet datasets."""
     from pipeline.report.terminal import load_call_rows, load_error_rows, render_errors, render_summary
@@ -164,7 +166,7 @@ def summary(
 @app.command(short_help="Write the managers' offline HTML report.")
 @command
 def report(
-    out_dir: Annotated[str, typer.Argument(help="Output folder (or s3:// prefix) of `callcycle run` (holds calls/ and segments/) [default: ./out].", show_default=False)] = str(DEFAULT_OUT),
+    out_dir: Annotated[str, typer.Argument(metavar="OUT_DIR", help="Output folder (or s3:// prefix) of `callcycle run` (holds calls/ and segments/) [default: ./out].", show_default=False)] = str(DEFAULT_OUT),
     html: Annotated[Optional[Path], typer.Option("--html", help="Where to write the HTML file [default: OUT_DIR/report.html; filtered: OUT_DIR/report-rep-NAME-since-DATE.html, so the team report stays].")] = None,
     since: Annotated[Optional[datetime], typer.Option("--since", formats=["%Y-%m-%d"], help="Only calls on or after this date (YYYY-MM-DD); calls without a date are left out.")] = None,
     rep: Annotated[Optional[str], typer.Option("--rep", help="Only this rep's calls (case-insensitive).")] = None,
@@ -199,7 +201,7 @@ def report(
 @app.command(short_help="Delete what failed attempts left behind.")
 @command
 def sweep(
-    out_dir: Annotated[str, typer.Argument(help="Output folder or s3:// prefix of `callcycle run` [default: ./out].", show_default=False)] = str(DEFAULT_OUT),
+    out_dir: Annotated[str, typer.Argument(metavar="OUT_DIR", help="Output folder or s3:// prefix of `callcycle run` [default: ./out].", show_default=False)] = str(DEFAULT_OUT),
     older_than: Annotated[float, typer.Option("--older-than", min=0.0, help="S3: only delete leftovers older than this many hours (keeps attempts still in flight).")] = _ORPHAN_AGE_H,
 ) -> None:
     """Delete what failed attempts left behind (uncommitted or superseded files, dead writers' temporaries).

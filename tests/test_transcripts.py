@@ -140,3 +140,11 @@ def test_plain_text_time_stamps_out_of_range_are_refused_with_the_line() -> None
     # minutes past 59 are fine in a two-part stamp (75:30 = 75 min 30 s into a long call)
     turns = parse_transcript_text("[75:30] Dana: still here\n", "txt").turns
     assert turns[0].start_s == 75 * 60 + 30
+
+
+def test_a_recording_named_as_a_transcript_is_called_a_recording(tmp_path: Path) -> None:
+    wav = tmp_path / "call.json"
+    wav.write_bytes(b"RIFF\x24\x08\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x80\xbb\x00\x00" + bytes(range(256)))
+    with pytest.raises(TranscriptFormatError, match="audio or video recording, not a transcript") as info:
+        parse_transcript(wav)
+    assert ".wav" in info.value.hint

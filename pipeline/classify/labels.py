@@ -241,10 +241,11 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     except FileNotFoundError as exc:
         raise LabelDataError(f"File {path} not found.", "Check the path.") from exc
     except csv.Error as exc:  # e.g. a quote that is never closed would swallow every row after it
-        line = reader.line_num if reader is not None else 0
-        raise LabelDataError(f"{path}: cannot read the CSV after line {line} ({exc}); a double quote there is "
-                             "probably never closed.", "Close the quote, or double a quote inside a quoted text (\"\"), "
-                             "as spreadsheets save it.") from exc
+        last = reader.line_num if reader is not None else 0
+        raise LabelDataError(f"{path}: cannot read the CSV after line {last} ({exc}); a double quote there is "
+                             "probably never closed.",
+                             "Close the quote, or double a quote inside a quoted text (\"\"), as spreadsheets save it."
+                             ) from exc
     except UnicodeDecodeError as exc:
         raise LabelDataError(f"{path}: not UTF-8 ({_where_undecodable(path)}).",
                              "Re-save the file as UTF-8 (a spreadsheet: 'CSV UTF-8'; or "

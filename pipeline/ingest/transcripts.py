@@ -395,6 +395,23 @@ def parse_transcript_text(
     return ParsedTranscript(call_id=call_id, turns=estimate_timings(rows, words_per_minute))
 
 
+#: How common audio and video containers begin (``RIFF....WAVE``, MP3 with or without an ID3 tag,
+#: Ogg, FLAC, MP4/MOV, Matroska/WebM), with the extension such a file should have.
+_AUDIO_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
+    (b"RIFF", 0, ".wav"), (b"ID3", 0, ".mp3"), (b"\xff\xfb", 0, ".mp3"), (b"\xff\xf3", 0, ".mp3"),
+    (b"\xff\xf2", 0, ".mp3"), (b"OggS", 0, ".ogg"), (b"fLaC", 0, ".flac"), (b"ftyp", 4, ".m4a or .mp4"),
+    (b"\x1aE\xdf\xa3", 0, ".webm or .mkv"),
+)
+
+
+def _audio_extension(raw: bytes) -> str | None:
+    """The extension of the audio or video container ``raw`` starts like, if any."""
+    for magic, offset, extension in _AUDIO_SIGNATURES:
+        if raw[offset:offset + len(magic)] == magic:
+            return extension
+    return None
+
+
 def _encoding_guess(raw: bytes) -> tuple[str, str]:
     """``(description, iconv name)`` of the encoding a non-UTF-8 file most likely uses."""
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or raw[:200].count(b"\x00") > 20:
@@ -424,6 +441,11 @@ def parse_transcript(path: Path, *, words_per_minute: float = 150.0) -> ParsedTr
         else:
             text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        audio = _audio_extension(raw)
+        if audio is not None:
+            raise TranscriptFormatError(
+                f"{name}: this is an audio or video recording, not a transcript (it starts like a {audio} file).",
+                f"Rename it with the extension {audio} so callcycle transcribes it, then run again.") from exc
         offset = min(exc.start + (3 if raw.startswith(codecs.BOM_UTF8) else 0), len(raw) - 1)
         line = raw.count(b"\n", 0, offset) + 1
         column = offset - (raw.rfind(b"\n", 0, offset) + 1) + 1

@@ -166,7 +166,8 @@ def render_report(data: ReportData, th: Thresholds = Thresholds(), generated_at:
         total_minutes=sum((c["audio_duration_s"] or c["speech_s"] or 0) for c in calls) / 60,
         trend=trend_svg(reps, calls), team_mix=team_mix, call_mix=call_mix, colours=stage_colours(tax),
         cycle_arrow=tax.arrow(), filters=", ".join(filters), generated=generated.strftime("%Y-%m-%d %H:%M UTC"),
-        version=f"{__version__} (pipeline {PIPELINE_VERSION})", script=_SORT_SCRIPT, script_hash=_script_hash(_SORT_SCRIPT),
+        version=f"{__version__} (pipeline {PIPELINE_VERSION})", script=_SORT_SCRIPT,
+        script_hash=_script_hash(_SORT_SCRIPT),
         flagged_reps=[r for r in reps if r["flags"]], verdict=verdict, failed_inputs=data.failed_inputs,
     )
 
