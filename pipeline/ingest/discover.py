@@ -100,7 +100,7 @@ def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
 
     Header names are matched without regard to case or surrounding spaces (``Path, Rep``
     as written by spreadsheets works). Rows with a missing path are skipped with a
-    warning; an unparseable date becomes ``None`` (with a warning). A file that is not a
+    warning; a row naming a file that does not exist is kept, with a warning; an unparseable date becomes ``None`` (with a warning). A file that is not a
     readable CSV, or a path cell holding a NUL character, raises :class:`InputError`.
     """
     result: dict[Path, CallMetadata] = {}
@@ -143,6 +143,9 @@ def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
                     logger.warning("%s line %d: %r is outside the sidecar's folder; a calls.csv describes only "
                                    "files under its own folder, row ignored", csv_path, line_no, rel[:80])
                     continue
+                if not os.path.lexists(target):  # a typo, or a recording not delivered yet
+                    logger.warning("%s line %d: no file %r next to the sidecar; row kept for when it arrives "
+                                   "(check the spelling)", csv_path, line_no, rel[:80])
                 meta = CallMetadata(
                     rep=_cell(row.get("rep")) or None,
                     customer=_cell(row.get("customer")) or None,
