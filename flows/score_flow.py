@@ -326,6 +326,25 @@ def task_runner(workers: int = 1, dask_address: str | None = None, api_url: str 
                                           "dashboard_address": None, "env": env})
 
 
+def check_dask_client(dask_address: str | None) -> None:
+    """Raise :class:`~pipeline.errors.ServiceError` when this process already has a current Dask client
+    for another scheduler: prefect-dask's task runner sends the files to that client's cluster whatever
+    address or worker count it is given (a notebook with a ``Client`` open, say)."""
+    try:
+        from distributed.client import default_client
+
+        client = default_client()
+    except (ImportError, ValueError):  # no Dask, or no current client
+        return
+    address = getattr(client.scheduler, "address", None)
+    if dask_address and address == dask_address:
+        return
+    target = f"the cluster at {dask_address}" if dask_address else "a local cluster"
+    raise ServiceError(f"This process already has a Dask client connected to {address or 'a scheduler'}; "
+                       f"prefect-dask would send the files there, not to {target}.",
+                       "Close that client first (client.close()), or pass its address as the Dask address.")
+
+
 def check_prefect_api(timeout_s: float = 5.0) -> None:
     """Raise :class:`~pipeline.errors.ServiceError` when ``PREFECT_API_URL`` names a server that does
     not answer its health check (nothing to do when none is configured: a temporary one starts)."""
@@ -367,6 +386,8 @@ def run_scoring(inputs: list[str], *, out_dir: str = str(DEFAULT_OUT), models: s
     :class:`~pipeline.errors.ModelArtifactError`, at once.
     """
     check_prefect_api()
+    if dask_address or workers > 1:
+        check_dask_client(dask_address)
     if dask_address:  # the cluster's workers resolve paths in their own working folder
         inputs, out_dir = [_absolute(i) for i in inputs], _absolute(out_dir)
     process.prepare_output(out_dir)

@@ -24,6 +24,7 @@ pytest.importorskip("prefect_dask")
 from flows import resources  # noqa: E402
 from flows.score_flow import run_scoring, score_file  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
+from pipeline.errors import ServiceError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +42,10 @@ def batch(tmp_path_factory, two_speaker_stereo) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def cluster(prefect_harness):
-    """Two worker processes, one thread each, reporting to the test's Prefect API."""
+    """Two worker processes, one thread each, reporting to the test's Prefect API. Closed after its
+    test: a client left current would capture every later Dask run in this process."""
     from prefect.settings import get_current_settings
 
     api = str(get_current_settings().api.url)
@@ -70,6 +72,9 @@ def test_dask_cluster_gives_the_single_process_result_and_loads_models_once_per_
         assert a == b, {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
     assert comparable_rows(single, "segments") == comparable_rows(multi, "segments")
 
+    # while this test's client is current, a run aimed elsewhere is refused instead of being sent here
+    with pytest.raises(ServiceError, match="already has a Dask client"):
+        run_scoring([str(batch)], out_dir=str(tmp_path / "elsewhere"), models=str(MODELS), workers=2)
     loads = client.run(lambda: dict(resources.LOADS))  # {worker address: counts in that process}
     assert len(loads) == 2
     worked = [counts for counts in loads.values() if counts]
