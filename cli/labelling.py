@@ -18,19 +18,26 @@ def export_uncertain(
     to: Annotated[Path, typer.Option("--to", help="File to write: .csv (spreadsheet-safe), or .json for a Label Studio import (a .label_config.xml is written beside it).")],
     n: Annotated[int, typer.Option("--n", min=1, help="How many segments to pick.")] = 200,
     models: Annotated[Optional[str], typer.Option(help=MODELS_HELP + " Only its label set is used.", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --to if it exists (labels filled in there are lost).")] = False,
 ) -> None:
-    """Pick the segments the models are least sure about and write them ready to label."""
-    from pipeline.classify.active import select_uncertain, write_for_labelling
+    """Pick the segments the models are least sure about and write them ready to label.
+
+    Each comes with the two segments before it and the one after (context_before, context_after):
+    the guidelines label by context. Segments already in the labelled data (imported in an earlier
+    round) are not exported again."""
+    from pipeline.classify.active import labelled_ids, select_uncertain, write_for_labelling
     from pipeline.classify.artifacts import load_artifact
-    from pipeline.paths import models_dir
+    from pipeline.display import printable
+    from pipeline.paths import labels_data_dir, models_dir
 
     if to.suffix.lower() not in {".csv", ".json"}:
         fail(f"--to {to.name}: write a .csv (for a spreadsheet) or a .json (for Label Studio).")
-    taxonomy = load_artifact(models_dir(models)).taxonomy
-    rows = select_uncertain(out_dir, n)
-    write_for_labelling(rows, to, taxonomy)
-    from pipeline.display import printable
-
+    if to.exists() and not force:
+        fail(f"--to {printable(to)} exists (it may hold labels already filled in). "
+             "Write to another file, or pass --force to overwrite it.")
+    artifact = load_artifact(models_dir(models))
+    rows = select_uncertain(out_dir, n, labelled_ids(sorted(labels_data_dir().glob("*.jsonl"))))
+    write_for_labelling(rows, to, artifact.taxonomy, model_version=artifact.version)
     typer.echo(f"{len(rows)} segments to label → {printable(to)}")
 
 
@@ -48,6 +55,8 @@ def import_labels_cmd(
 
     folder = labels_data_dir()
     target = into or folder / "imported.jsonl"
+    if target.suffix.lower() != ".jsonl":
+        fail(f"--into {target.name}: labelled data is JSON Lines; name a .jsonl file.")
     existing = sorted(folder.glob("*.jsonl")) + ([target] if target.exists() else [])
     merged = import_labels(file, load_taxonomy(taxonomy_path(taxonomy)), target, sorted(set(existing)))
     from pipeline.display import printable

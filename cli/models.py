@@ -395,8 +395,10 @@ def evaluate_calls_cmd(
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    table = Table(title=f"{artifact.version} on {len(files)} labelled calls: action-share MAE "
-                        f"{result['action_share_mae']:.3f}{format_interval(result.get('action_share_mae_interval'))}, "
+    mae = result["action_share_mae"]
+    shown = ("n/a (no call has work talk in its gold labels)" if mae is None
+             else f"{mae:.3f}{format_interval(result.get('action_share_mae_interval'))}")
+    table = Table(title=f"{artifact.version} on {len(files)} labelled calls: action-share MAE {shown}, "
                         f"stage-mix MAE {result['stage_mix_mae']:.3f}")
     for col in ("call", "turns", "gold action", "predicted", "error", "stage-mix error"):
         table.add_column(col, justify="left" if col == "call" else "right")

@@ -171,3 +171,62 @@ def test_error_message_is_one_line_at_any_width(tmp_path: Path) -> None:
                                env={"COLUMNS": columns})
         assert result.exit_code == 2
         assert "empty or missing 'text'" in result.output and f"{src}:1" in result.output
+
+
+def test_export_shows_context_skips_what_was_labelled_and_keeps_a_filled_in_file(scored: Path, tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each exported segment comes with its neighbours (the guidelines label by context), which are
+    not stored with the labels; a second round leaves out segments imported in the first; an
+    existing --to is refused unless --force."""
+    rows = select_uncertain(scored, 4)
+    by_index = {r["segment_index"]: r for r in rows}
+    assert by_index[3]["context_before"] == "rep: sentence number 1 / rep: sentence number 2"
+    assert by_index[3]["context_after"] == "" and by_index[0]["context_before"] == ""
+    assert by_index[1]["context_after"] == "rep: sentence number 2"
+    first = write_for_labelling(rows[:2], tmp_path / "round1.csv", TAXONOMY)
+    filled = list(csv.DictReader(first.open()))
+    for row in filled:
+        row["stage"], row["talk_action"] = "act", "action"
+    with first.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(filled[0]))
+        writer.writeheader()
+        writer.writerows(filled)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    assert import_labels(first, TAXONOMY, labels / "imported.jsonl") == 2
+    stored = [json.loads(line) for line in (labels / "imported.jsonl").read_text().splitlines()]
+    assert not any("context_before" in r or "context_after" in r for r in stored)
+    monkeypatch.setenv("CALLCYCLE_LABELS", str(labels))
+    again = tmp_path / "round2.csv"
+    result = runner.invoke(app, ["export-uncertain", str(scored), "--to", str(again), "--models", str(MODELS)])
+    assert result.exit_code == 0, result.output
+    second = {r["id"] for r in csv.DictReader(again.open())}
+    assert second and not second & {r["id"] for r in stored}
+    again.write_text("labels a person filled in\n")
+    result = runner.invoke(app, ["export-uncertain", str(scored), "--to", str(again), "--models", str(MODELS)])
+    assert result.exit_code == 2 and "--force" in result.output
+    assert again.read_text() == "labels a person filled in\n"
+    assert runner.invoke(app, ["export-uncertain", str(scored), "--to", str(again), "--models", str(MODELS),
+                               "--force"]).exit_code == 0
+    result = runner.invoke(app, ["import-labels", str(first), "--into", str(tmp_path / "x.csv")])
+    assert result.exit_code == 2 and ".jsonl" in result.output and not (tmp_path / "x.csv").exists()
+
+
+def test_label_studio_tasks_annotators_disagree_on_are_refused_and_unlabelled_ones_left_out(
+        scored: Path, tmp_path: Path) -> None:
+    path = write_for_labelling(select_uncertain(scored, 3), tmp_path / "ls.json", TAXONOMY)
+    assert "$context_before" in (tmp_path / "ls.label_config.xml").read_text()
+
+    def said(stage: str, ta: str) -> dict:
+        return {"result": [{"from_name": "stage", "value": {"choices": [stage]}},
+                           {"from_name": "talk_action", "value": {"choices": [ta]}}]}
+
+    tasks = json.loads(path.read_text())
+    tasks[0]["annotations"] = [said("act", "action"), said("align", "talk")]
+    tasks[1]["annotations"] = [said("adjust", "talk"), said("adjust", "talk")]  # two who agree
+    path.write_text(json.dumps(tasks))
+    with pytest.raises(LabelDataError, match=r"annotators disagree on 1 task\(s\): task 1 \(act/action vs align/talk\)"):
+        import_labels(path, TAXONOMY, tmp_path / "t.jsonl")
+    tasks[0]["annotations"] = [said("act", "action")]
+    path.write_text(json.dumps(tasks))
+    assert import_labels(path, TAXONOMY, tmp_path / "t.jsonl") == 2  # task 3 has no annotation yet

@@ -173,6 +173,35 @@ def test_evaluate_rejects_unknown_labels(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "greeting" in result.output
 
 
+def test_evaluate_counts_rows_with_one_label_and_refuses_labels_against_the_taxonomy(tmp_path: Path) -> None:
+    """A row may carry one label only, in a plain file as in a .gz (it counts for that task); gold
+    'other' + 'action' breaks the taxonomy's rule and is refused, in a file and in a labelled call."""
+    rows = [json.loads(line) for line in (ROOT / "tests" / "fixtures" / "mini_labels.jsonl").read_text().splitlines()]
+    rows[0].pop("talk_action")
+    src = tmp_path / "partial.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    result = runner.invoke(app, ["evaluate", str(src), "--json", "--models", str(MODELS)])
+    assert result.exit_code == 0, result.output
+    tasks = json.loads(result.output)["tasks"]
+    assert tasks["stage"]["n"] == len(rows) and tasks["talk_action"]["n"] == len(rows) - 1
+    rows[0].update(stage="other", talk_action="action")
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    result = runner.invoke(app, ["evaluate", str(src), "--models", str(MODELS)])
+    assert result.exit_code == 2 and "never action" in " ".join(result.output.split())
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    call = json.loads(next((ROOT / "labels" / "calls").glob("*.json")).read_text())
+    call["turns"][1]["stage"] = "commit"
+    (calls / "c.json").write_text(json.dumps(call))
+    result = runner.invoke(app, ["evaluate-calls", str(calls), "--models", str(MODELS)])
+    assert result.exit_code == 2 and "turn 2: unknown stage label 'commit'" in " ".join(result.output.split())
+    for turn in call["turns"]:  # no work talk at all: no action share to compare, said so, no traceback
+        turn.update(stage="other", talk_action="talk")
+    (calls / "c.json").write_text(json.dumps(call))
+    result = runner.invoke(app, ["evaluate-calls", str(calls), "--models", str(MODELS)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "MAE n/a" in result.output, result.output
+
+
 def test_summary_without_output_explains(tmp_path: Path) -> None:
     result = runner.invoke(app, ["summary", str(tmp_path)])
     assert result.exit_code == 2 and "callcycle run" in result.output

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -21,19 +22,42 @@ from pipeline.errors import LabelDataError
 from pipeline.store.base import OutputLocation, open_store
 from pipeline.tables import rows_to_csv, unneutralise
 
-__all__ = ["select_uncertain", "write_for_labelling", "label_studio_config", "import_labels"]
+logger = logging.getLogger("callcycle.active")
+
+__all__ = ["CONTEXT_COLUMNS", "select_uncertain", "write_for_labelling", "label_studio_config", "import_labels",
+           "labelled_ids"]
 
 
-def select_uncertain(out_dir: OutputLocation, n: int = 200) -> list[dict[str, Any]]:
-    """The ``n`` least confident segments (distinct texts), most uncertain first."""
+#: Segments shown before and after the one to label (the guidelines label by context: "Go for it." is
+#: an acceptance after an offer, floor management after "mind if I share my screen?").
+CONTEXT_BEFORE, CONTEXT_AFTER = 2, 1
+#: Columns of an export that only help the labeller; they are not kept in the labelled data.
+CONTEXT_COLUMNS = ("context_before", "context_after")
+
+
+def _said(row: dict[str, Any]) -> str:
+    return f"{row['speaker']}: {row['text']}" if row.get("speaker") else str(row["text"])
+
+
+def select_uncertain(out_dir: OutputLocation, n: int = 200, labelled_ids: set[str] | None = None,
+                     ) -> list[dict[str, Any]]:
+    """The ``n`` least confident segments (distinct texts), most uncertain first.
+
+    Each comes with the segments around it in its call (``context_before``: the
+    :data:`CONTEXT_BEFORE` previous ones, ``context_after``: the next, as ``speaker: text``
+    joined by `` / ``). Segments whose export id is in ``labelled_ids`` (labelled in an earlier
+    round) are passed over.
+    """
     table = open_store(out_dir).read_dataset("segments")
     if table.num_rows == 0:
         raise LabelDataError(f"No scored segments in {out_dir}/segments.", "Run `callcycle run` first.")
     scored: list[tuple[float, dict[str, Any]]] = []
+    by_call: dict[str, dict[int, dict[str, Any]]] = {}
     for row in table.select(["call_key", "call_id", "segment_index", "speaker", "text", "stage", "stage_confidence",
                              "talk_action", "action_prob", "source_sha256"]).to_pylist():
         uncertainty = max(1.0 - row["stage_confidence"], 1.0 - 2.0 * abs(row["action_prob"] - 0.5))
         scored.append((uncertainty, row))
+        by_call.setdefault(row["call_key"], {})[row["segment_index"]] = row
     scored.sort(key=lambda item: (-item[0], item[1]["call_id"], item[1]["segment_index"]))
     picked: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -41,15 +65,31 @@ def select_uncertain(out_dir: OutputLocation, n: int = 200) -> list[dict[str, An
         key = " ".join(row["text"].lower().split())
         if key in seen:
             continue
-        seen.add(key)
-        uid = hashlib.sha256(f"{row['source_sha256']}:{row['segment_index']}".encode()).hexdigest()[:12]
-        picked.append({"id": f"al-{uid}", "text": row["text"], "call_id": row["call_id"], "call_key": row["call_key"],
+        seen.add(key)  # a text labelled before is not exported again, under another segment either
+        digest = hashlib.sha256(f"{row['source_sha256']}:{row['segment_index']}".encode()).hexdigest()
+        uid = f"al-{digest[:12]}"
+        if labelled_ids and uid in labelled_ids:
+            continue
+        call, at = by_call[row["call_key"]], row["segment_index"]
+        before = [call[i] for i in range(at - CONTEXT_BEFORE, at) if i in call]
+        after = [call[i] for i in range(at + 1, at + 1 + CONTEXT_AFTER) if i in call]
+        picked.append({"id": uid, "text": row["text"], "call_id": row["call_id"], "call_key": row["call_key"],
                        "segment_index": row["segment_index"], "speaker": row["speaker"],
+                       "context_before": " / ".join(_said(r) for r in before),
+                       "context_after": " / ".join(_said(r) for r in after),
                        "predicted_stage": row["stage"],
                        "predicted_talk_action": row["talk_action"], "uncertainty": round(uncertainty, 4)})
         if len(picked) >= n:
             break
     return picked
+
+
+def labelled_ids(files: list[Path]) -> set[str]:
+    """Ids of the rows in labelled-data files (unreadable files are the caller's to report)."""
+    ids: set[str] = set()
+    for path in files:
+        ids.update(str(r.get("id")) for r in read_rows(path) if r.get("id") is not None)
+    return ids
 
 
 def label_studio_config(taxonomy: Taxonomy) -> str:
@@ -59,7 +99,12 @@ def label_studio_config(taxonomy: Taxonomy) -> str:
         choices = "".join(f'<Choice value="{label}"/>' for label in task.labels)
         blocks.append(f'  <Header value="{task.name}"/>\n  <Choices name="{task.name}" toName="text" '
                       f'choice="single" required="true">{choices}</Choices>')
-    return "<View>\n  <Text name=\"text\" value=\"$text\"/>\n" + "\n".join(blocks) + "\n</View>\n"
+    context = ('  <Header value="before (context)" size="6"/>\n'
+               '  <Text name="context_before" value="$context_before"/>\n'
+               '  <Header value="to label" size="5"/>\n  <Text name="text" value="$text"/>\n'
+               '  <Header value="after (context)" size="6"/>\n'
+               '  <Text name="context_after" value="$context_after"/>\n')
+    return "<View>\n" + context + "\n".join(blocks) + "\n</View>\n"
 
 
 def _atomic_text(path: Path, text: str) -> None:
@@ -70,7 +115,8 @@ def _atomic_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_for_labelling(rows: list[dict[str, Any]], path: Path, taxonomy: Taxonomy) -> Path:
+def write_for_labelling(rows: list[dict[str, Any]], path: Path, taxonomy: Taxonomy,
+                        model_version: str = "callcycle") -> Path:
     """Write rows to label: ``.json`` = Label Studio import (plus ``<name>.label_config.xml``), else CSV.
 
     CSV rows carry empty columns named after each task for the labeller to fill in.
@@ -81,7 +127,7 @@ def write_for_labelling(rows: list[dict[str, Any]], path: Path, taxonomy: Taxono
         stage, ta = taxonomy.by_role("stage"), taxonomy.by_role("talk_action")
         tasks = [{
             "data": {k: v for k, v in row.items()},
-            "predictions": [{"model_version": "callcycle", "score": 1 - row["uncertainty"], "result": [
+            "predictions": [{"model_version": model_version, "score": 1 - row["uncertainty"], "result": [
                 {"from_name": stage.name, "to_name": "text", "type": "choices",
                  "value": {"choices": [row["predicted_stage"]]}},
                 {"from_name": ta.name, "to_name": "text", "type": "choices",
@@ -100,36 +146,39 @@ def write_for_labelling(rows: list[dict[str, Any]], path: Path, taxonomy: Taxono
 def _from_label_studio(data: Any, source: Path) -> list[dict[str, Any]]:
     if not isinstance(data, list):
         raise LabelDataError(f"{source}: a Label Studio export is a JSON list of tasks.", "Export as JSON.")
-    rows = []
+    rows, unannotated, disagreements = [], 0, []
     for i, task in enumerate(data):
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
-            raise LabelDataError(f"{source}: task {i} has no 'data' object.", "Export as JSON from Label Studio.")
+            raise LabelDataError(f"{source}: task {i + 1} has no 'data' object.", "Export as JSON from Label Studio.")
         row = {**task["data"], "_line": f"task {i + 1}"}  # where errors point: the task's place in the list
         annotations = [a for a in task.get("annotations", []) if not a.get("was_cancelled")]
-        if annotations:
-            for result in annotations[-1].get("result", []):
+        if not annotations:  # not labelled yet in Label Studio: nothing to import from it
+            unannotated += 1
+            continue
+        choices_by_annotator = []
+        for annotation in annotations:
+            picked = {}
+            for result in annotation.get("result", []):
                 choices = result.get("value", {}).get("choices", [])
                 if result.get("from_name") and choices:
-                    row[result["from_name"]] = choices[0]
-        rows.append(row)
-    return rows
-
-
-def _refuse_neutral_action(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: Path) -> None:
-    """Rows that break :meth:`Taxonomy.talk_action_given_stage` (``other`` is never ``action``)."""
-    stage, ta = taxonomy.by_role("stage"), taxonomy.by_role("talk_action")
-    bad = []
-    for n, r in enumerate(raw, start=1):
-        given_stage, given_ta = stage.label_for(r.get(stage.name)), ta.label_for(r.get(ta.name))
-        if given_stage is None or given_ta is None:  # unknown or missing labels: validate_rows says so
+                    picked[result["from_name"]] = choices[0]
+            choices_by_annotator.append(picked)
+        if any(c != choices_by_annotator[0] for c in choices_by_annotator[1:]):
+            disagreements.append(f"task {i + 1} (" + " vs ".join("/".join(c.values()) for c in choices_by_annotator)
+                                 + ")")
             continue
-        if taxonomy.talk_action_given_stage(given_stage, given_ta) != given_ta:
-            bad.append(f"{source}:{r.get('_line', n)}")
-    if bad:
-        raise LabelDataError(f"{len(bad)} row(s) labelled {stage.neutral!r} and {ta.positive!r}: "
-                             + ", ".join(bad[:20]) + ("" if len(bad) <= 20 else f" and {len(bad) - 20} more") + ".",
-                             f"A segment outside the cycle ({stage.neutral}) is never {ta.positive}; "
-                             "fix these rows, nothing was merged.")
+        rows.append({**row, **choices_by_annotator[0]})
+    if disagreements:
+        raise LabelDataError(f"{source}: annotators disagree on {len(disagreements)} task(s): "
+                             + ", ".join(disagreements[:10]) + ("" if len(disagreements) <= 10 else " ..."),
+                             "Settle each in Label Studio (keep one annotation, or cancel the others), export "
+                             "again; nothing was merged.")
+    if unannotated:
+        logger.warning("%s: %d task(s) without annotations left out (label them in Label Studio to import them)",
+                       source, unannotated)
+    if not rows:
+        raise LabelDataError(f"{source}: no task has an annotation.", "Label the tasks in Label Studio, then export.")
+    return rows
 
 
 def import_labels(source: Path, taxonomy: Taxonomy, target: Path,
@@ -177,11 +226,8 @@ def import_labels(source: Path, taxonomy: Taxonomy, target: Path,
                                      "not a whole number.", "Keep the segment_index column as exported.")
             r["index"] = int(number)
     raw.sort(key=lambda r: (str(r.get("group") or ""), r["index"] if isinstance(r.get("index"), int) else -1))
-    _refuse_neutral_action(raw, taxonomy, source)
     rows = validate_rows(raw, taxonomy, str(source))
-    known: set[str] = set()
-    for path in existing or []:
-        known.update(str(r.get("id")) for r in read_rows(path))
+    known = labelled_ids(list(existing or []))
     clashes = sorted({r.id for r in rows} & known)
     if clashes:
         raise LabelDataError(f"{len(clashes)} id(s) already in the labelled data: {clashes[:10]}.",
@@ -191,7 +237,8 @@ def import_labels(source: Path, taxonomy: Taxonomy, target: Path,
     for row in rows:
         record = {"id": row.id, "text": row.text, **row.labels, "group": row.group,
                   **{k: v for k, v in row.meta.items() if k not in {"uncertainty", "predicted_stage",
-                                                                     "predicted_talk_action", *task_names}},
+                                                                     "predicted_talk_action", *CONTEXT_COLUMNS,
+                                                                     *task_names}},
                   "origin": "active-learning import"}
         lines.append(json.dumps(record, ensure_ascii=False))
     target = Path(target)

@@ -12,10 +12,10 @@ import numpy as np
 
 from pipeline.classify.artifacts import Artifact, current_version, load_artifact, set_current
 from pipeline.classify.benchmark import BenchmarkSet
-from pipeline.classify.labels import LabelledRow, drop_near_duplicates
+from pipeline.classify.labels import LabelledRow, drop_near_duplicates, validate_rows
 from pipeline.classify.predict import predict_utterances
 from pipeline.classify.train import classification_metrics, mean_interval
-from pipeline.errors import ModelArtifactError, PipelineError
+from pipeline.errors import LabelDataError, ModelArtifactError, PipelineError
 from pipeline.schema import Segment
 
 __all__ = ["evaluate_artifact", "evaluate_benchmark", "evaluate_sources", "benchmark_sets", "compare_on_sets",
@@ -175,22 +175,33 @@ def evaluate_calls(artifact: Artifact, call_files: Sequence[Path], nlp: Any,
     per_call: list[dict[str, Any]] = []
     turn_rows: list[LabelledRow] = []
     for path in call_files:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        for i, t in enumerate(data["turns"]):
-            if t["text"].strip():
-                turn_rows.append(LabelledRow(
-                    id=f"{Path(path).stem}#{i}", text=t["text"].strip(),
-                    labels={stage_task.name: t[stage_task.name], ta_task.name: t[ta_task.name]},
-                    group=Path(path).stem, source=str(path), speaker=str(t.get("speaker", "")), corpus="calls"))
-        parsed = parse_transcript_text(json.dumps({"turns": data["turns"]}), "json", name=Path(path).name,
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise LabelDataError(f"{path}: cannot read the labelled call ({exc}).",
+                                 "Each file is a JSON transcript whose turns carry stage and talk_action.") from exc
+        turns = data.get("turns") if isinstance(data, dict) else None
+        if not isinstance(turns, list) or not all(isinstance(t, dict) for t in turns):
+            raise LabelDataError(f"{path}: no 'turns' list of objects.",
+                                 "Each file is a JSON transcript whose turns carry stage and talk_action.")
+        spoken = [(i, t) for i, t in enumerate(turns) if isinstance(t.get("text"), str) and t["text"].strip()]
+        # gold labels checked as any labelled data is: unknown labels refused, case and spaces normalised,
+        # "other" never "action"
+        gold_rows = validate_rows([{"id": f"{Path(path).stem}#{i}", "text": t["text"], "_line": f"turn {i + 1}",
+                                    stage_task.name: t.get(stage_task.name), ta_task.name: t.get(ta_task.name)}
+                                   for i, t in spoken], artifact.taxonomy, str(path))
+        for row, (_, t) in zip(gold_rows, spoken):
+            turn_rows.append(LabelledRow(id=row.id, text=row.text, labels=row.labels, group=Path(path).stem,
+                                         source=str(path), speaker=str(t.get("speaker", "")), corpus="calls"))
+        parsed = parse_transcript_text(json.dumps({"turns": turns}), "json", name=Path(path).name,
                                        words_per_minute=words_per_minute)
         gold_segments = []
-        for i, (turn, raw) in enumerate(zip(parsed.turns, [t for t in data["turns"] if t["text"].strip()])):
+        for i, (turn, row) in enumerate(zip(parsed.turns, gold_rows)):
             seg = Segment(call_id=data.get("call_id", Path(path).stem), index=i, turn_index=i,
                           speaker=turn.speaker, channel=None, start_s=turn.start_s, end_s=turn.end_s,
                           text=turn.text, confidence=None, timing_estimated=True, is_question=False)
-            gold_segments.append(ClassifiedSegment(seg, Prediction(raw[stage_task.name], {}),
-                                                   Prediction(raw[ta_task.name], {})))
+            gold_segments.append(ClassifiedSegment(seg, Prediction(row.labels[stage_task.name], {}),
+                                                   Prediction(row.labels[ta_task.name], {})))
         gold = score_call(gold_segments, artifact.taxonomy, method="labels")
         predicted_segments = classify_segments(artifact, segment_turns(parsed.turns, "eval", nlp))
         pred = score_call(predicted_segments, artifact.taxonomy)

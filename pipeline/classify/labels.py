@@ -221,7 +221,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
                 raise LabelDataError(f"{path}: not an array of objects.",
                                      "A .json file must hold one array of objects; use .jsonl for one object "
                                      "per line.")
-            rows = [dict(item) for item in data]
+            rows = [{**item, "_line": f"item {i}"} for i, item in enumerate(data, start=1)]  # where errors point
         else:
             opener = gzip.open if path.suffix.lower() == ".gz" else open
             with opener(path, "rt", encoding="utf-8-sig") as handle:  # a BOM, as Notepad saves, is dropped
@@ -264,6 +264,20 @@ def _where_undecodable(path: Path) -> str:
         line = raw.count(b"\n", 0, exc.start) + 1
         return f"line {line}, byte 0x{raw[exc.start]:02x}"
     return "a byte that is not UTF-8"
+
+
+def _neutral_and_positive(taxonomy: Taxonomy, labels: dict[str, str]) -> tuple[str, str] | None:
+    """``(stage, talk/action)`` when ``labels`` break :meth:`Taxonomy.talk_action_given_stage`."""
+    try:
+        stage, ta = taxonomy.by_role("stage"), taxonomy.by_role("talk_action")
+    except TaxonomyError:  # a taxonomy without the two roles has no such rule
+        return None
+    given_stage, given_ta = labels.get(stage.name), labels.get(ta.name)
+    if given_stage is None or given_ta is None:
+        return None
+    if taxonomy.talk_action_given_stage(given_stage, given_ta) != given_ta:
+        return given_stage, given_ta
+    return None
 
 
 def validate_rows(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: str,
@@ -309,6 +323,11 @@ def validate_rows(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: str,
                 problems.append(f"{where}: unknown {task_name} label {value!r} (allowed: {', '.join(task.labels)})")
                 continue
             labels[task_name] = label
+        broken = _neutral_and_positive(taxonomy, labels)
+        if broken:
+            problems.append(f"{where}: labelled {broken[0]!r} and {broken[1]!r}, but a segment outside the cycle "
+                            f"({broken[0]}) is never {broken[1]}")
+            continue
         meta = {k: v for k, v in obj.items() if k not in {"id", "text", "group", "_line", *wanted}}
         rows.append(LabelledRow(id=row_id, text=text.strip(), labels=labels,
                                 group=str(obj.get("group") or row_id), source=source, meta=meta,

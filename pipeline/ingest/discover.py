@@ -100,8 +100,9 @@ def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
 
     Header names are matched without regard to case or surrounding spaces (``Path, Rep``
     as written by spreadsheets works). Rows with a missing path are skipped with a
-    warning; a row naming a file that does not exist is kept, with a warning; an unparseable date becomes ``None`` (with a warning). A file that is not a
-    readable CSV, or a path cell holding a NUL character, raises :class:`InputError`.
+    warning; a row naming a file that does not exist is kept, with a warning; an unparseable
+    date becomes ``None`` (with a warning). A file that is not a readable CSV, or a path cell
+    holding a NUL character, raises :class:`InputError`.
     """
     result: dict[Path, CallMetadata] = {}
     try:
