@@ -182,6 +182,8 @@ def report(
     from pipeline.display import printable
     from pipeline.report.html import write_report
 
+    if rep is not None and not rep.strip():
+        fail("--rep needs a rep's name (it was empty); leave the option out for the whole team's report.")
     _require_results(out_dir)
     try:
         path, n = write_report(out_dir, html, since=since.date() if since else None, rep=rep,

@@ -119,7 +119,9 @@ documents = st.fixed_dictionaries({}, optional={"call_id": st.one_of(st.text(max
                                                 "turns": st.one_of(turns, json_trees), "meta": json_trees})
 well_typed = st.fixed_dictionaries(
     {"turns": st.lists(st.fixed_dictionaries({"text": words}, optional={
-        "speaker": names, "start": st.floats(0, 1e4), "end": st.floats(0, 1e4), "extra": json_trees}), max_size=5)},
+        "speaker": names, "start": st.floats(0, 1e4), "end": st.floats(0, 1e4), "extra": json_trees}).filter(
+            lambda t: "start" not in t or "end" not in t or t["end"] >= t["start"]),  # ending before it starts is refused
+        max_size=5)},
     optional={"call_id": st.one_of(st.text(max_size=10), st.integers())})
 
 

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 from conftest import MODELS, ROOT, require_tool
+from typer.testing import CliRunner
 
+from cli import app
 from flows.score_flow import run_scoring
 from pipeline.report.html import call_flags, load_report_data, rep_summaries, talk_heavy_stretch
 from pipeline.report.rules import format_share
@@ -72,7 +74,7 @@ def test_flags_and_rep_summaries_follow_the_stored_scores(scored_out: Path) -> N
     reps = {r["rep"]: r for r in rep_summaries(calls)}
     assert reps["dana"]["n_calls"] == 2 and reps["<b>Ben</b>"]["n_calls"] == 1
     dana_shares = [c["action_share"] for c in calls if c["rep"] == "dana"]
-    assert reps["dana"]["avg_action_share"] == pytest.approx(sum(dana_shares) / 2)
+    assert reps["dana"]["median_action_share"] == pytest.approx(sum(dana_shares) / 2)  # the median of two
     assert set(reps["dana"]["trend"]) == {"2026-W45", "2026-W46"}
     for c in calls:
         flags = call_flags(c)
@@ -251,7 +253,7 @@ def test_a_rep_is_flagged_only_beyond_the_uncertainty_of_their_average() -> None
     tight = [_row("a", 0.25, 0.20, 0.30, day) for day in (2, 3, 4, 5)]
     # half-width 0.5 per call; over four calls the average's margin is 0.5 / 2 = 0.25 > the 0.20 gap
     wide = [_row("a", 0.25, 0.0, 1.0, day) for day in (2, 3, 4, 5)]
-    below = "Average action share"
+    below = "Median action share"
     flagged = {r["rep"]: r["flags"] for r in rep_summaries(team + tight)}
     assert any(f.startswith(below) for f in flagged["a"]) and not flagged["b"] and not flagged["c"]
     unsure = {r["rep"]: r["flags"] for r in rep_summaries(team + wide)}
@@ -274,6 +276,23 @@ def test_a_filtered_report_never_replaces_the_team_report(scored_out: Path, tmp_
     page = Path(filtered).read_text()
     assert "of the calls shown" in page and "vs team median" in page and "not only the calls of this report" in page
     assert default_report_name(rep="../../x y") == "report-rep-x-y.html"  # a name, never a path
+    # letters of any script stay, so two reps never share a file; spelling variants of one rep do
+    assert default_report_name(rep="张伟") != default_report_name(rep="李娜")
+    assert default_report_name(rep="José Núñez") == "report-rep-josé-núñez.html" == default_report_name(rep=" JOSÉ núñez")
+    result = CliRunner().invoke(app, ["report", str(out), "--rep", " "])
+    assert result.exit_code == 2 and "--rep needs" in result.output and Path(team).read_bytes() == before
+
+
+def test_reps_are_compared_median_to_median_and_unsure_verdicts_are_marked() -> None:
+    """A rep who is the whole team is not below it (a mean against the median put them there when
+    calls score near 0%); a verdict whose interval reaches another one is marked as unsure."""
+    from pipeline.report.rules import verdict_unsure
+
+    shares = (0.0, 0.02, 0.65, 0.7, 0.9)
+    alone = rep_summaries([_row("dana", v, max(0.0, v - 0.05), min(1.0, v + 0.05), 2 + i) for i, v in enumerate(shares)])
+    assert alone[0]["gap_to_median"] == 0 and alone[0]["flags"] == []
+    assert verdict_unsure(_row("a", 0.04, 0.0, 0.31)) and not verdict_unsure(_row("a", 0.04, 0.0, 0.10))
+    assert not verdict_unsure({**_row("a", 0.04, 0.0, 0.31), "action_share": None})
 
 
 def test_a_report_filtered_to_one_rep_compares_them_with_every_rep(scored_out: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import statistics
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 from pipeline import PIPELINE_VERSION
 from pipeline.atomic import write_bytes_atomic
 from pipeline.display import printable
-from pipeline.report.rules import COV_TAXONOMY, ReportTaxonomy, iso_week
+from pipeline.report.rules import COV_TAXONOMY, ReportTaxonomy
 
 __all__ = ["PALETTE", "stage_colours", "timeline_svg", "cached_timeline_svg", "stage_mix_svg", "trend_svg", "mmss"]
 
@@ -55,8 +55,11 @@ def _mpl():
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    # text stays text: the reader's browser draws it with its own fonts, so names in scripts the
+    # bundled font lacks (Chinese, say) are legible, not baked in as empty boxes
     plt.rcParams.update({"svg.hashsalt": "callcycle", "font.size": 9, "axes.spines.top": False,
-                         "axes.spines.right": False, "svg.fonttype": "path"})
+                         "axes.spines.right": False, "svg.fonttype": "none",
+                         "font.family": ["DejaVu Sans", "sans-serif"]})
     return plt
 
 
@@ -69,7 +72,9 @@ def _safe_label(text: str) -> str:
 def _svg(fig) -> str:
     buf = io.StringIO()
     no_metadata = {"Date": None, "Creator": None, "Format": None, "Type": None}
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata=no_metadata)
+    with warnings.catch_warnings():  # a glyph the layout font lacks is the browser's to draw (text stays text)
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata=no_metadata)
     _mpl().close(fig)
     text = buf.getvalue()
     return text[text.index("<svg"):]
@@ -157,8 +162,9 @@ def stage_mix_svg(mixes: list[tuple[str, dict[str, float]]], title: str,
     return _svg(fig)
 
 
-def trend_svg(reps: list[dict[str, Any]], calls: list[dict[str, Any]]) -> str | None:
-    """Weekly average action share per rep, with the team's weekly median dashed."""
+def trend_svg(reps: list[dict[str, Any]], team_trend: dict[str, float]) -> str | None:
+    """Weekly median action share per rep, with the team's weekly median (``team_trend``, every
+    rep's calls, also in a report filtered to one rep) dashed."""
     weeks = sorted({w for r in reps for w in r["trend"]})
     if not weeks:
         return None
@@ -167,11 +173,7 @@ def trend_svg(reps: list[dict[str, Any]], calls: list[dict[str, Any]]) -> str | 
     for r in reps:
         xs = [weeks.index(w) for w in r["trend"]]
         ax.plot(xs, list(r["trend"].values()), marker="o", label=_safe_label(r["rep"]))
-    team: dict[str, list[float]] = defaultdict(list)
-    for c in calls:
-        if c["call_date"] is not None and c["action_share"] is not None:
-            team[iso_week(c["call_date"])].append(c["action_share"])
-    ax.plot(range(len(weeks)), [statistics.median(team[w]) if team[w] else float("nan") for w in weeks],
+    ax.plot(range(len(weeks)), [team_trend.get(w, float("nan")) for w in weeks],
             linestyle="--", color="#444", label="team median")
     ax.set_xticks(range(len(weeks)), weeks)
     ax.set_ylim(0, 1)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.report.rules import COV_TAXONOMY, ReportTaxonomy, median_share, most_recent, rep_key
+from pipeline.display import printable
+from pipeline.report.rules import COV_TAXONOMY, ReportTaxonomy, median_share, most_recent, rep_key, weekly_medians
 from pipeline.store.base import OutputLocation, open_store
 
 __all__ = ["ReportData", "load_call_rows", "load_error_rows", "load_report_data", "report_taxonomy"]
@@ -30,6 +31,10 @@ def load_call_rows(out_dir: OutputLocation) -> list[dict[str, Any]]:
         key = row["source_id"] or row["source_path"]
         if key not in newest or row["processed_at"] > newest[key]["processed_at"]:
             newest[key] = row
+    for row in newest.values():  # names come from files: shown without control or bidi characters anywhere
+        for name in ("call_id", "rep", "customer"):
+            if isinstance(row.get(name), str):
+                row[name] = printable(row[name])
     return sorted(newest.values(), key=lambda r: (str(r["call_date"] or ""), r["call_id"]))
 
 
@@ -87,6 +92,8 @@ class ReportData:
     team_median: float | None = None
     """Median action share of every rep's calls in the period (``since``), before the ``rep`` filter:
     what a rep is compared with, also in a report filtered to that rep."""
+    team_trend: dict[str, float] = field(default_factory=dict)
+    """Weekly median action share of every rep's calls in the period, before the ``rep`` filter."""
     failed_inputs: int = 0
     """Inputs that could not be scored (rows of ``errors``, whatever the filters): the report says how
     many, so a manager knows some recordings are missing from the figures."""
@@ -105,7 +112,7 @@ def load_report_data(out_dir: OutputLocation, since: dt.date | None = None, rep:
     calls = load_call_rows(out)
     if since is not None:
         calls = [c for c in calls if c["call_date"] is not None and c["call_date"] >= since]
-    team_median = median_share(calls)
+    team_median, team_trend = median_share(calls), weekly_medians(calls)
     if rep is not None:
         calls = [c for c in calls if rep_key(c["rep"]) == rep_key(rep)]
     keys = {c["call_key"] for c in (calls if scorecards is None else most_recent(calls, scorecards))}
@@ -122,7 +129,7 @@ def load_report_data(out_dir: OutputLocation, since: dt.date | None = None, rep:
     for rows in segments.values():
         rows.sort(key=lambda r: r["segment_index"])
     return ReportData(calls=calls, segments=dict(segments), since=since, rep=rep,
-                      taxonomy=report_taxonomy(calls, models), team_median=team_median,
+                      taxonomy=report_taxonomy(calls, models), team_median=team_median, team_trend=team_trend,
                       failed_inputs=out.read_dataset("errors").num_rows)
 
 

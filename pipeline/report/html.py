@@ -44,6 +44,8 @@ from pipeline.report.rules import (
     talk_heavy_stretch,
     team_glance,
     verdict,
+    verdict_unsure,
+    weekly_medians,
 )
 from pipeline.store.base import OutputLocation, open_store
 
@@ -103,6 +105,7 @@ def _table_row(call: dict[str, Any], th: Thresholds, tax: Any) -> dict[str, Any]
         "call": call,
         "anchor": "call-" + call["call_key"][:12],
         "verdict": verdict(call["action_share"]),
+        "unsure": verdict_unsure(call),
         "order": " → ".join(s.capitalize() for s in (call["stage_order"] or [])) or "—",
         "flags": call_flags(call, th, tax),
         "duration": call["audio_duration_s"] or call["speech_s"],
@@ -157,14 +160,15 @@ def render_report(data: ReportData, th: Thresholds = Thresholds(), generated_at:
     if data.since:
         filters.append(f"calls since {data.since.isoformat()}")
     if data.rep:
-        filters.append(f"rep {data.rep}")
+        filters.append(f"rep {' '.join(data.rep.split())}")
     generated = generated_at or dt.datetime.now(dt.UTC)
     return _template().render(
         calls=calls, reps=reps, rows=rows, cards=cards, carded=carded, attention=attention, th=th,
         team_median=glance["median_action_share"], complete=glance["complete"],
         reps_median=data.team_median, since=data.since.isoformat() if data.since else None, rep=data.rep,
         total_minutes=sum((c["audio_duration_s"] or c["speech_s"] or 0) for c in calls) / 60,
-        trend=trend_svg(reps, calls), team_mix=team_mix, call_mix=call_mix, colours=stage_colours(tax),
+        trend=trend_svg(reps, data.team_trend or weekly_medians(calls)), team_mix=team_mix, call_mix=call_mix,
+        colours=stage_colours(tax),
         cycle_arrow=tax.arrow(), filters=", ".join(filters), generated=generated.strftime("%Y-%m-%d %H:%M UTC"),
         version=f"{__version__} (pipeline {PIPELINE_VERSION})", script=_SORT_SCRIPT,
         script_hash=_script_hash(_SORT_SCRIPT),
@@ -175,10 +179,11 @@ def render_report(data: ReportData, th: Thresholds = Thresholds(), generated_at:
 def default_report_name(since: dt.date | None = None, rep: str | None = None) -> str:
     """``report.html``, or for a filtered report a name that says the filter
     (``report-rep-dana-since-2026-11-01.html``), so a filtered report never replaces the team's."""
-    parts = ([f"rep-{rep}"] if rep else []) + ([f"since-{since.isoformat()}"] if since else [])
+    parts = ([f"rep-{rep_key(rep)}"] if rep else []) + ([f"since-{since.isoformat()}"] if since else [])
     if not parts:
         return "report.html"
-    slug = re.sub(r"[^a-z0-9]+", "-", "-".join(parts).lower()).strip("-")[:80] or "filtered"
+    # letters of any script stay ("张伟", "josé"): two reps never share a file name by losing them
+    slug = re.sub(r"[\W_]+", "-", "-".join(parts)).strip("-")[:80] or "filtered"
     return f"report-{slug}.html"
 
 

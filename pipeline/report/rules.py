@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "Thresholds", "ReportTaxonomy", "COV_TAXONOMY", "verdict", "format_pct", "format_share",
+    "Thresholds", "ReportTaxonomy", "COV_TAXONOMY", "verdict", "verdict_unsure", "format_pct", "format_share",
     "interval_half_width", "rep_key", "rep_display_name",
     "call_flags", "rep_summaries", "median_share", "team_glance", "talk_heavy_stretch", "cycle_sentence",
     "cycle_status", "iso_week", "MAX_SCORECARDS", "MAX_CHART_CALLS", "most_recent",
@@ -70,7 +70,7 @@ class Thresholds:
     low_action_share: float = 0.15
     """A call whose action share is below this is "mostly talk"."""
     rep_gap_below_median: float = 0.15
-    """A rep whose average action share is this far below the team median is flagged."""
+    """A rep whose median action share is this far below the team median is flagged."""
     min_calls_for_rep_flags: int = 3
     """Rep-level pattern flags (no Align / no Adjust across calls) need at least this many calls."""
     pattern_share: float = 0.66
@@ -88,6 +88,15 @@ def verdict(action_share: float | None) -> str:
     if action_share >= 0.15:
         return "some commitments"
     return "mostly talk"
+
+
+def verdict_unsure(call: dict[str, Any]) -> bool:
+    """True when the call's 90% action-share interval reaches another verdict than its share's (the
+    report marks the verdict with "?", and flags a call "mostly talk" only when the whole interval is)."""
+    low, high = call.get("action_share_low"), call.get("action_share_high")
+    if call.get("action_share") is None or low is None or high is None:
+        return False
+    return verdict(low) != verdict(high)
 
 
 def format_pct(value: float | None) -> str:
@@ -203,7 +212,10 @@ def rep_display_name(names: list[str | None]) -> str:
 
 def rep_summaries(calls: list[dict[str, Any]], th: Thresholds = Thresholds(),
                   tax: ReportTaxonomy = COV_TAXONOMY, team_median: float | None = None) -> list[dict[str, Any]]:
-    """Per rep: calls, average action share, stage mix, weekly trend, gap to the team median, flags.
+    """Per rep: calls, median action share, stage mix, weekly trend, gap to the team median, flags.
+
+    A rep's calls are summarised as the team's are, by their median: a mean against a median would
+    put every rep below the team when many calls score near 0%, even a rep who is the whole team.
 
     ``team_median`` is the median a rep is compared with; by default that of ``calls`` (a report
     filtered to one rep passes the median of every rep's calls in its period instead).
@@ -217,26 +229,23 @@ def rep_summaries(calls: list[dict[str, Any]], th: Thresholds = Thresholds(),
     for _key, rows in sorted(by_rep.items()):
         rep = rep_display_name([c["rep"] for c in rows])
         rep_shares = [c["action_share"] for c in rows if c["action_share"] is not None]
-        avg = statistics.fmean(rep_shares) if rep_shares else None
+        med = statistics.median(rep_shares) if rep_shares else None
         mix: dict[str, float] = defaultdict(float)
         for c in rows:
             for k, v in (c["stage_shares"] or []):
                 mix[k] += v / len(rows)
-        weekly: dict[str, list[float]] = defaultdict(list)
-        for c in rows:
-            if c["call_date"] is not None and c["action_share"] is not None:
-                weekly[iso_week(c["call_date"])].append(c["action_share"])
-        trend = {w: statistics.fmean(v) for w, v in sorted(weekly.items())}
+        trend = weekly_medians(rows)
         flags = []
-        gap = None if avg is None or team_median is None else avg - team_median
+        gap = None if med is None or team_median is None else med - team_median
         halves = [h for h in (interval_half_width(c) for c in rows) if h is not None]
-        # the uncertainty of a rep's average: calls' interval half-widths averaged, shrinking with sqrt(n)
+        # the uncertainty of a rep's figure: calls' interval half-widths averaged, shrinking with sqrt(n)
         margin = statistics.fmean(halves) / len(halves) ** 0.5 if halves else 0.0
         if gap is not None and gap <= -max(th.rep_gap_below_median, margin):
-            flags.append(f"Average action share {avg:.0%} is {-gap * 100:.0f} points below the team median "
+            flags.append(f"Median action share {med:.0%} is {-gap * 100:.0f} points below the team median "
                          f"({team_median:.0%}).")
-        if avg is not None and avg + margin < th.low_action_share:
-            flags.append(f"Calls are mostly talk: average action share {avg:.0%}.")
+        if med is not None and med + margin < th.low_action_share:
+            flags.append(f"Calls are mostly talk: median action share {med:.0%}." if len(rep_shares) > 1 else
+                         f"Their one call is mostly talk: action share {med:.0%}.")
         if len(rows) >= th.min_calls_for_rep_flags:
             ends = dict.fromkeys((tax.cycle[0], tax.cycle[-1])) if tax.cycle else {}
             for stage, text in ((s, f"No {s.capitalize()}") for s in ends):
@@ -244,11 +253,20 @@ def rep_summaries(calls: list[dict[str, Any]], th: Thresholds = Thresholds(),
                 if missing / len(rows) >= th.pattern_share:
                     flags.append(f"{text} in {missing} of {len(rows)} calls.")
         out.append({
-            "rep": rep, "n_calls": len(rows), "avg_action_share": avg, "gap_to_median": gap,
+            "rep": rep, "n_calls": len(rows), "median_action_share": med, "gap_to_median": gap,
             "stage_mix": dict(mix), "trend": trend, "flags": flags,
             "complete_cycles": sum(bool(c["cycle_complete"]) for c in rows),
         })
     return out
+
+
+def weekly_medians(calls: list[dict[str, Any]]) -> dict[str, float]:
+    """``{ISO week: median action share}`` of the dated calls that have a share, weeks in order."""
+    weekly: dict[str, list[float]] = defaultdict(list)
+    for c in calls:
+        if c["call_date"] is not None and c["action_share"] is not None:
+            weekly[iso_week(c["call_date"])].append(c["action_share"])
+    return {w: statistics.median(v) for w, v in sorted(weekly.items())}
 
 
 def median_share(calls: list[dict[str, Any]]) -> float | None:

@@ -20,6 +20,7 @@ from pipeline.report.rules import (
     format_share,
     team_glance,
     verdict,
+    verdict_unsure,
 )
 
 __all__ = [
@@ -90,7 +91,8 @@ def _calls_table(rows: list[dict[str, Any]], tax: ReportTaxonomy, title: str) ->
     mix_header = "/".join(s[:2] for s in stages) or "mix"
     table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
                   caption=f"action: share of work talk that was action, ± half its 90% interval (cut at 0% and 100%; "
-                          f"the HTML report gives the range); + (green) ≥35% "
+                          f"the HTML report gives the range), ? when that interval reaches another verdict; "
+                          f"+ (green) ≥35% "
                           f"moves work forward, ~ (yellow) some commitments, ! (red) mostly talk; t:a = seconds "
                           f"of talk per second of action; {mix_header} = % of speech per stage "
                           f"({', '.join(stages)}); cycle: complete, partial, or open loop (no "
@@ -114,7 +116,8 @@ def _calls_table(rows: list[dict[str, Any]], tax: ReportTaxonomy, title: str) ->
         minutes = (r["audio_duration_s"] or r["speech_s"] or 0) / 60
         mix = "/".join(f"{100 * shares.get(s, 0.0):.0f}" for s in stages)
         said = verdict(r["action_share"])
-        share = f"[{colours.get(said, 'dim')}]{format_share(r, compact=True)} {marks.get(said, ' ')}[/]"
+        unsure = "?" if verdict_unsure(r) else " "  # the interval reaches another verdict
+        share = f"[{colours.get(said, 'dim')}]{format_share(r, compact=True)} {marks.get(said, ' ')}{unsure}[/]"
         table.add_row(
             escape(printable(r["call_id"] if counts[r["call_id"]] == 1 else r["source_id"] or r["source_path"])),
             escape(printable(r["rep"] or "—")), str(r["call_date"] or "—"), f"{minutes:.1f}", share,
