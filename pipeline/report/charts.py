@@ -9,6 +9,7 @@ Timelines are cached on disk by call version, so ``run`` redraws only calls that
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import warnings
@@ -168,14 +169,26 @@ def trend_svg(reps: list[dict[str, Any]], team_trend: dict[str, float]) -> str |
     weeks = sorted({w for r in reps for w in r["trend"]})
     if not weeks:
         return None
+
+    def monday(week: str) -> dt.date:
+        year, number = week.split("-W")
+        return dt.date.fromisocalendar(int(year), int(number), 1)
+
+    # weeks placed by the calendar: a week without calls is a gap on the axis, not a step skipped
+    first = monday(weeks[0])
+
+    def x(week: str) -> int:
+        return (monday(week) - first).days // 7
+
     plt = _mpl()
     fig, ax = plt.subplots(figsize=(6.5, 2.6))
     for r in reps:
-        xs = [weeks.index(w) for w in r["trend"]]
-        ax.plot(xs, list(r["trend"].values()), marker="o", label=_safe_label(r["rep"]))
-    ax.plot(range(len(weeks)), [team_trend.get(w, float("nan")) for w in weeks],
-            linestyle="--", color="#444", label="team median")
-    ax.set_xticks(range(len(weeks)), weeks)
+        ax.plot([x(w) for w in r["trend"]], list(r["trend"].values()), marker="o", label=_safe_label(r["rep"]))
+    shown = [w for w in sorted(team_trend) if weeks[0] <= w <= weeks[-1]]
+    ax.plot([x(w) for w in shown], [team_trend[w] for w in shown], linestyle="--", color="#444",
+            label="team median")
+    step = max(1, len(weeks) // 12)  # at most about a dozen labels
+    ax.set_xticks([x(w) for w in weeks[::step]], weeks[::step])
     ax.set_ylim(0, 1)
     ax.yaxis.set_major_formatter(lambda y, _: f"{y:.0%}")
     ax.set_ylabel("action share")

@@ -107,7 +107,7 @@ def format_pct(value: float | None) -> str:
 def interval_half_width(call: dict[str, Any]) -> float | None:
     """Half the width of a call's 90% action-share interval; ``None`` when not stored."""
     low, high = call.get("action_share_low"), call.get("action_share_high")
-    if low is None or high is None:
+    if low is None or high is None or call.get("action_share") is None:  # no share, nothing to be unsure of
         return None
     return max(0.0, (high - low) / 2.0)
 
@@ -180,11 +180,12 @@ def call_flags(call: dict[str, Any], th: Thresholds = Thresholds(), tax: ReportT
     if share is not None and share < th.low_action_share and (high is None or high < th.low_action_share):
         flags.append(f"Mostly talk: only {format_share(call)} of work talk was action "
                      f"(flag below {th.low_action_share:.0%}).")
-    if share is None:
+    if share is None:  # the missing stages follow from it: one reason, not four
         flags.append("No work was discussed: every segment was small talk or filler.")
-    for stage in tax.cycle:
-        if stage not in present:
-            flags.append(_missing_sentence(stage, tax))
+    else:
+        for stage in tax.cycle:
+            if stage not in present:
+                flags.append(_missing_sentence(stage, tax))
     for sp in call["speakers"] or []:
         if (sp["longest_monologue_s"] or 0) > th.long_monologue_s:
             flags.append(f"{sp['speaker']} spoke for {sp['longest_monologue_s']:.0f} s without a break.")
@@ -246,12 +247,13 @@ def rep_summaries(calls: list[dict[str, Any]], th: Thresholds = Thresholds(),
         if med is not None and med + margin < th.low_action_share:
             flags.append(f"Calls are mostly talk: median action share {med:.0%}." if len(rep_shares) > 1 else
                          f"Their one call is mostly talk: action share {med:.0%}.")
-        if len(rows) >= th.min_calls_for_rep_flags:
+        worked = [c for c in rows if c["action_share"] is not None]  # small-talk-only calls miss every stage
+        if len(worked) >= th.min_calls_for_rep_flags:
             ends = dict.fromkeys((tax.cycle[0], tax.cycle[-1])) if tax.cycle else {}
             for stage, text in ((s, f"No {s.capitalize()}") for s in ends):
-                missing = sum(stage not in (c["stages_present"] or []) for c in rows)
-                if missing / len(rows) >= th.pattern_share:
-                    flags.append(f"{text} in {missing} of {len(rows)} calls.")
+                missing = sum(stage not in (c["stages_present"] or []) for c in worked)
+                if missing / len(worked) >= th.pattern_share:
+                    flags.append(f"{text} in {missing} of {len(worked)} calls with work talk.")
         out.append({
             "rep": rep, "n_calls": len(rows), "median_action_share": med, "gap_to_median": gap,
             "stage_mix": dict(mix), "trend": trend, "flags": flags,
