@@ -193,6 +193,17 @@ def evaluate(
     if not standalone and n_rows > 1 and groups == {n_rows}:
         console(stderr=True).print("note: every row is its own conversation (no 'group' column), so each was "
                                    "read alone; name your conversation column with --conversation.", soft_wrap=True)
+    few = sorted(g for g in groups if isinstance(g, int) and 1 < g < MIN_INTERVAL_GROUPS)
+    if few and groups != {n_rows}:
+        console(stderr=True).print(f"note: the intervals resample only {few[0]} conversations; with fewer than "
+                                   f"{MIN_INTERVAL_GROUPS} they say little. Label more conversations for a firm "
+                                   "figure.", soft_wrap=True)
+    for name, m in metrics["tasks"].items():
+        present = [label for label, c in m["per_class"].items() if c["support"]]
+        if len(present) == 1:
+            console(stderr=True).print(f"note: every gold {name} label in these rows is {present[0]!r}; macro-F1 "
+                                       "averages over the classes the model predicted too, so one wrong guess "
+                                       "halves it. Read the accuracy and the confusion table.", soft_wrap=True)
     where = ", ".join(str(f) for f in files) if len(files) < 4 else f"{len(files)} files"
     con.print(f"[bold]{artifact.version}[/] on {where} ({n_rows} rows)")
     for name, m in metrics["tasks"].items():
@@ -211,6 +222,10 @@ def evaluate(
         for label, row in zip(m["labels"], m["confusion"]):
             conf.add_row(label, *(str(v) for v in row))
         con.print(conf)
+
+
+#: Below this many conversations, `evaluate FILE` says its resampled intervals are not worth much.
+MIN_INTERVAL_GROUPS = 5
 
 
 def _print_comparison(con: Any, compared: dict[str, Any]) -> None:

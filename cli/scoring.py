@@ -127,7 +127,7 @@ def run(
         con.print(f"skipped: {escape(printable(outcome.path))}: {escape(printable(outcome.message or ''))}",
                   soft_wrap=True)
     if len(noted) > 10:
-        con.print(f"skipped: {len(noted) - 10} more duplicate(s) or link(s), each scored once", soft_wrap=True)
+        con.print(f"skipped: {len(noted) - 10} more duplicate(s) or link(s), each read once under another path", soft_wrap=True)
     for outcome in (o for o in summary.outcomes if o.status == "deferred"):  # named, so a nightly log shows them
         con.print(f"deferred: {escape(printable(outcome.path))}: {escape(printable(outcome.message or ''))}",
                   soft_wrap=True)

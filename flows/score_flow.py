@@ -231,7 +231,7 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
                                     source_id=notes.identities.get(path, "")))
     for path, same in notes.aliases:
         process.clear_failure(out_dir, notes.identities.get(path, path), path, batch)
-        done(Outcome(path=path, status="skipped", message=f"the same file as {same}; scored once"))
+        done(Outcome(path=path, status="skipped", message=f"the same file as {same}; read once, under that path"))
     first_of: dict[str, Source] = {}
     unique: list[Source] = []
     for source in sources:
@@ -241,7 +241,7 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
         else:
             process.clear_failure(out_dir, store.source_identity(source), source.path, batch)
             done(Outcome(path=source.path, status="skipped", call_id=source.call_id,
-                         message=f"same bytes as {original.path}; scored once"))
+                         message=f"same bytes as {original.path}; read once, under that path"))
     # Calls already scored at this version are settled here, without a task run each (a nightly
     # re-run of an archive is mostly these); score_file checks again, for runs that overlap.
     unique, settled = process.sort_out_done(unique, stamp, out_dir, cfg.run.force, batch)

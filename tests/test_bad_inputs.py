@@ -274,7 +274,7 @@ def test_odd_but_usable_inputs_are_scored_correctly(batch) -> None:
 
 def test_duplicate_is_skipped_naming_the_original(batch) -> None:
     outcome = _outcomes(batch)["zz_copy_of_reunion.json"]
-    assert outcome.message == f"same bytes as {batch.folder / REUNION}; scored once"
+    assert outcome.message == f"same bytes as {batch.folder / REUNION}; read once, under that path"
 
 
 def test_cli_exits_1_and_names_every_failed_file(batch) -> None:

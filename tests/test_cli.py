@@ -184,6 +184,11 @@ def test_evaluate_counts_rows_with_one_label_and_refuses_labels_against_the_taxo
     assert result.exit_code == 0, result.output
     tasks = json.loads(result.output)["tasks"]
     assert tasks["stage"]["n"] == len(rows) and tasks["talk_action"]["n"] == len(rows) - 1
+    talk = [r for r in rows[1:] if r.get("talk_action") == "talk"]
+    few = tmp_path / "few.jsonl"  # two conversations, every gold talk/action 'talk': both are said
+    few.write_text("\n".join(json.dumps({**r, "group": f"g{i % 2}"}) for i, r in enumerate(talk[:6])) + "\n")
+    said = " ".join(runner.invoke(app, ["evaluate", str(few), "--models", str(MODELS)]).output.split())
+    assert "resample only 2 conversations" in said and "every gold talk_action label in these rows is 'talk'" in said
     rows[0].update(stage="other", talk_action="action")
     src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     result = runner.invoke(app, ["evaluate", str(src), "--models", str(MODELS)])
