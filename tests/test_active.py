@@ -43,6 +43,18 @@ def scored(tmp_path: Path) -> Path:
     return out
 
 
+def _label_every_row(exported: Path, stage: str, talk_action: str) -> list[dict[str, str]]:
+    """Fill in an exported CSV as a labeller would (every row the same labels); returns its rows."""
+    rows = list(csv.DictReader(exported.open()))
+    for row in rows:
+        row["stage"], row["talk_action"] = stage, talk_action
+    with exported.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
 def test_least_confident_first(scored: Path) -> None:
     rows = select_uncertain(scored, n=2)
     assert [r["text"] for r in rows] == ["sentence number 1", "sentence number 3"]
@@ -51,13 +63,7 @@ def test_least_confident_first(scored: Path) -> None:
 
 def test_export_label_import_round_trip(scored: Path, tmp_path: Path) -> None:
     exported = write_for_labelling(select_uncertain(scored, 3), tmp_path / "todo.csv", TAXONOMY)
-    rows = list(csv.DictReader(exported.open()))
-    for row in rows:
-        row["stage"], row["talk_action"] = "act", "action"
-    with exported.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    rows = _label_every_row(exported, "act", "action")
     target = tmp_path / "imported.jsonl"
     assert import_labels(exported, TAXONOMY, target) == 3
     merged = [json.loads(line) for line in target.read_text().splitlines()]
@@ -184,13 +190,7 @@ def test_export_shows_context_skips_what_was_labelled_and_keeps_a_filled_in_file
     assert by_index[3]["context_after"] == "" and by_index[0]["context_before"] == ""
     assert by_index[1]["context_after"] == "rep: sentence number 2"
     first = write_for_labelling(rows[:2], tmp_path / "round1.csv", TAXONOMY)
-    filled = list(csv.DictReader(first.open()))
-    for row in filled:
-        row["stage"], row["talk_action"] = "act", "action"
-    with first.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(filled[0]))
-        writer.writeheader()
-        writer.writerows(filled)
+    _label_every_row(first, "act", "action")
     labels = tmp_path / "labels"
     labels.mkdir()
     assert import_labels(first, TAXONOMY, labels / "imported.jsonl") == 2
