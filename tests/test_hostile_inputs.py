@@ -411,3 +411,21 @@ def test_links_copies_hidden_files_and_an_output_inside_the_inputs_are_named_and
     summary = runner.invoke(app, ["summary", str(out)])
     assert "Failed inputs" not in summary.output
     assert "could not be scored" not in (out / "report.html").read_text()
+
+
+def test_two_inputs_with_one_identity_in_one_run_score_one_and_record_the_other(tmp_path: Path) -> None:
+    """nightly/d1/call.json and nightly/d2/call.json given as two folders share the identity 'call.json':
+    one is scored, the other is a failed input with its own errors/ row, on every run (two files at once
+    used to score both and keep one call's rows beside the other's)."""
+    for night, text in (("d1", "I will send the plan by Friday."), ("d2", "The weather was awful last week.")):
+        (tmp_path / "nightly" / night).mkdir(parents=True)
+        _transcript(tmp_path / "nightly" / night / "call.json", text)
+    out = tmp_path / "out"
+    for _ in range(2):
+        result = runner.invoke(app, ["run", str(tmp_path / "nightly" / "d1"), str(tmp_path / "nightly" / "d2"),
+                                     "--out", str(out), "--models", str(MODELS), "--no-report"],
+                               env={"COLUMNS": "200"})
+        assert result.exit_code == 1 and "1 failed" in result.output, result.output
+        assert "another input of this run" in " ".join(result.output.split())
+        assert pq.read_table(out / "calls").num_rows == 1
+        assert [Path(p).parent.name for p in pq.read_table(out / "errors").column("source_path").to_pylist()] == ["d2"]

@@ -136,6 +136,9 @@ def test_inputs_are_listed_from_s3_with_local_identities(s3_server, bucket: str,
     assert sorted(s.source_id for s in globbed) == ["renewal-harbor", "standup.json"]
     single, _ = discover_inputs([f"s3://{bucket}/incoming/calls/team/standup.json"])
     assert [s.source_id for s in single] == ["standup.json"]
+    # the run's own output inside the input prefix is not an input (its commit markers are .json)
+    inside, _ = discover_inputs([uri + "/"], exclude=f"{uri}/team")
+    assert sorted(s.source_id for s in inside) == ["2026-11-02__dana__acme__discovery.json"]
     none, errors = discover_inputs([f"s3://{bucket}/nothing-here/"])
     assert none == [] and "No input matches" in str(errors[0][1])
     # before any work a run refuses a mistyped prefix or bucket (exit 2, nothing recorded), as a local path
@@ -316,6 +319,11 @@ def test_orphans_are_swept(s3_server, bucket: str, tmp_path: Path, artifact, nlp
     result = subprocess.run([sys.executable, "-m", "cli", "sweep", store.location, "--older-than", "0"], cwd=ROOT,
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "Swept 0" in result.stdout, result.stdout + result.stderr
+    # a bucket that does not exist is said to, not "swept 0"
+    result = subprocess.run([sys.executable, "-m", "cli", "sweep", "s3://no-such-bucket-here/x", "--older-than", "0"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    text = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 2 and "Swept" not in text and "no-such-bucket-here" in text, text
 
 
 def test_a_left_write_check_is_swept_and_a_commit_conflict_is_retried(s3_server, bucket: str, tmp_path: Path,

@@ -463,7 +463,7 @@ class DiscoveryNotes:
 
 def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_S,
                     notes: DiscoveryNotes | None = None, fingerprints: FingerprintCache | None = None,
-                    exclude: Path | None = None) -> tuple[list[Source], list[tuple[str, InputError]]]:
+                    exclude: str | Path | None = None) -> tuple[list[Source], list[tuple[str, InputError]]]:
     """Expand inputs into sources, skipping sidecars and files of unknown type quietly.
 
     Files given explicitly with an unsupported type are reported as errors; files of
@@ -473,8 +473,8 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
     What is passed over quietly is listed in ``notes`` when given (:class:`DiscoveryNotes`).
     With ``fingerprints`` (:mod:`pipeline.ingest.fingerprints`), inputs unchanged since an earlier
     run are not read again to be hashed; the digests taken here are written to it before returning.
-    Files under ``exclude`` (the run's own output folder, when it lies inside an input folder) are
-    not inputs and are passed over without a note.
+    Files under ``exclude`` (the run's own output folder or ``s3://`` prefix, when it lies inside an
+    input) are not inputs and are passed over without a note.
 
     Returns:
         ``(sources, errors)``: sources sorted by path, and ``(path, error)`` pairs for
@@ -490,7 +490,8 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
         if objectstore.is_uri(spec):
             from pipeline.ingest import remote
 
-            sources.extend(remote.discover_remote(str(spec), errors, fingerprints))
+            sources.extend(remote.discover_remote(str(spec), errors, fingerprints,
+                                                  exclude=str(exclude) if objectstore.is_uri(exclude) else None))
             continue
         spec_path = Path(spec)
         try:
@@ -511,7 +512,7 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
                 except InputError as exc:
                     errors.append((str(sidecar), exc))
     done: dict[Path, str] = {}  # each file once, under the first path it was found by
-    excluded = exclude.absolute() if exclude is not None else None
+    excluded = Path(exclude).absolute() if exclude is not None and not objectstore.is_uri(exclude) else None
 
     def failed(file: Path, root: Path, error: InputError) -> None:
         errors.append((str(file), error))

@@ -145,12 +145,18 @@ def spec_matches(spec: str) -> bool:
 
 
 def discover_remote(spec: str, errors: list[tuple[str, InputError]],
-                    fingerprints: FingerprintCache | None = None) -> list[Source]:
+                    fingerprints: FingerprintCache | None = None, exclude: str | None = None) -> list[Source]:
     """Sources under one ``s3://`` spec (see the module docstring); problems are appended to ``errors``.
 
     As for folders on a disk: ``calls.csv`` sidecars are read, hidden objects and "folders" are
-    skipped, and objects of unknown type are ignored unless named explicitly.
+    skipped, and objects of unknown type are ignored unless named explicitly. Objects under
+    ``exclude`` (the run's own ``s3://`` output, when it lies inside the input prefix) are not inputs.
     """
+    if exclude is not None:
+        bucket, key = objectstore.split_uri(exclude)
+        skipped = f"{bucket}/{key.strip('/')}/" if key.strip("/") else f"{bucket}/"
+    else:
+        skipped = None
     fs = objectstore.filesystem()
     try:
         with objectstore.translate_errors():
@@ -158,7 +164,8 @@ def discover_remote(spec: str, errors: list[tuple[str, InputError]],
     except (OSError, ValueError) as exc:
         errors.append((spec, InputError(f"Cannot list {spec}: {exc}.", _ACCESS_HINT)))
         return []
-    files = {p: i for p, i in found.items() if i.get("type", "file") != "directory"}
+    files = {p: i for p, i in found.items() if i.get("type", "file") != "directory"
+             and not (skipped is not None and p.startswith(skipped))}
     if not files:
         errors.append((spec, InputError(f"No input matches {spec!r}.",
                                         "Pass an s3:// prefix holding audio or transcripts, one object, or a "
