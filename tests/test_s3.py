@@ -21,7 +21,7 @@ from conftest import MODELS, ROOT
 
 from pipeline import process
 from pipeline.config import PipelineConfig
-from pipeline.errors import AlreadyCommittedError, OutputError
+from pipeline.errors import AlreadyCommittedError, InputError, OutputError
 from pipeline.ingest.discover import describe_source, discover_inputs
 from pipeline.report.data import load_call_rows, load_report_data
 from pipeline.store.base import open_store
@@ -411,6 +411,17 @@ def test_readers_leave_out_files_of_an_older_schema(s3_server, bucket: str, tmp_
     assert store.stored_call("old.json", key).state == "broken"
     assert store.write_call(key, segments, calls) is True
     assert sorted(r["source_id"] for r in store.read_dataset("calls").to_pylist()) == ["new.json", "old.json"]
+
+
+def test_an_unreachable_endpoint_is_said_for_inputs_too(monkeypatch) -> None:
+    """An input prefix on an endpoint that does not answer is not "no input matches": it says why."""
+    from pipeline.ingest.discover import unmatched_inputs
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
+    with pytest.raises(InputError, match="cannot reach"):
+        unmatched_inputs(["s3://calls/nov/"])
 
 
 def test_unusable_outputs_are_refused_before_work(s3_server, bucket: str) -> None:

@@ -131,7 +131,11 @@ def _object_source(uri: str, name: str, kind: str, fmt: str, sha256: str, info: 
 
 def spec_matches(spec: str) -> bool:
     """Whether an ``s3://`` spec names anything: an object, a prefix with objects under it, or a glob
-    that matches. ``False`` too when it cannot be listed (no such bucket, access denied, no endpoint)."""
+    that matches; ``False`` too for a bucket that does not exist.
+
+    Raises:
+        InputError: the endpoint cannot be reached or the credentials may not list the bucket.
+    """
     fs = objectstore.filesystem()
     bucket, key = objectstore.split_uri(spec)
     base = f"{bucket}/{key}" if key else bucket
@@ -140,6 +144,8 @@ def spec_matches(spec: str) -> bool:
             if fs.exists(base):  # an object or prefix, even one whose key holds glob characters
                 return True
             return glob.has_magic(key) and bool(fs.glob(base))
+    except (ConnectionError, PermissionError) as exc:  # not "nothing there": say what is wrong
+        raise InputError(f"Cannot list {spec}: {exc}.", _ACCESS_HINT) from exc
     except (OSError, ValueError):
         return False
 
