@@ -165,9 +165,14 @@ def quiet_prefect(verbose: bool = False) -> None:
     """Keep Prefect's ephemeral-server chatter out of the user's terminal.
 
     callcycle reports progress and failures itself; ``--verbose`` (or setting
-    ``PREFECT_LOGGING_LEVEL``) shows Prefect's own task logs as well. Telemetry is off:
-    the tool runs offline.
+    ``PREFECT_LOGGING_LEVEL``) shows Prefect's own task logs as well. With a Prefect server
+    configured (``PREFECT_API_URL``) the runs' logs go to the server and not to the terminal.
+    Telemetry is off: the tool runs offline.
     """
+    if os.environ.get("PREFECT_API_URL") and not verbose:
+        # a Prefect server keeps run history and logs: send it the runs' logs, keep them off the terminal
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "CRITICAL")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING" if verbose else "CRITICAL")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -21,8 +21,8 @@ from flows.local_server import local_prefect_server
 pytestmark = pytest.mark.slow
 
 
-def _flow_runs(api: str) -> list[dict]:
-    request = urllib.request.Request(f"{api}/flow_runs/filter", data=json.dumps({"limit": 50}).encode(),
+def _flow_runs(api: str, what: str = "flow_runs") -> list[dict]:
+    request = urllib.request.Request(f"{api}/{what}/filter", data=json.dumps({"limit": 50}).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(request, timeout=10) as reply:
         return json.loads(reply.read())
@@ -54,6 +54,7 @@ def test_run_reports_to_a_real_server_and_starts_no_temporary_api(tmp_path: Path
         {"speaker": "Priya", "text": "Okay. I'll send you a pilot plan by Thursday."}]}))
     with local_prefect_server(home) as api:
         env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "client-home")}
+        env.pop("PREFECT_LOGGING_LEVEL", None)  # the CLI's own choice, as a user gets it (conftest sets one)
         cmd = [sys.executable, "-m", "cli", "run", str(transcript), "--out", str(tmp_path / "out"),
                "--models", str(MODELS), "--no-report", "--no-summary"]
         started = time.monotonic()
@@ -67,6 +68,10 @@ def test_run_reports_to_a_real_server_and_starts_no_temporary_api(tmp_path: Path
         assert proc.returncode == 0, output
         assert not spawned, spawned
         runs = _flow_runs(api)
+        logs = [entry["message"] for entry in _flow_runs(api, "logs")]
     assert [r["state_type"] for r in runs if r["name"] and r["flow_id"]] == ["COMPLETED"], runs
     assert "1 scored" in output
+    # the server keeps the run's logs (the terminal does not show them)
+    assert any("notes.json: scored" in message for message in logs), logs
+    assert "Beginning flow run" not in output and "Finished in state" not in output, output
     print(f"callcycle run against a server: {wall:.1f} s")
