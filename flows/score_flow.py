@@ -348,6 +348,25 @@ def check_dask_client(dask_address: str | None) -> None:
                        "Close that client first (client.close()), or pass its address as the Dask address.")
 
 
+def check_dask_scheduler(dask_address: str, timeout_s: float = 10.0) -> None:
+    """Raise :class:`~pipeline.errors.ServiceError` before any work when no Dask scheduler answers at
+    ``dask_address`` (prefect-dask would try for 30 s and leave an output folder behind) or when it has
+    no workers (the files would wait for ever)."""
+    from distributed import Client
+
+    try:
+        with Client(dask_address, timeout=timeout_s, set_as_default=False) as client:
+            workers = client.scheduler_info().get("workers", {})
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ServiceError(f"No Dask scheduler answers at {dask_address} ({exc}).",
+                           "Start it (`dask scheduler`, then `dask worker ADDRESS` on each machine), or check "
+                           "the address and port.") from exc
+    if not workers:
+        raise ServiceError(f"The Dask scheduler at {dask_address} has no workers: the files would wait for ever.",
+                           "Start workers (`dask worker ADDRESS`; they need PREFECT_API_URL set to a Prefect "
+                           "server), then run again.")
+
+
 def check_prefect_api(timeout_s: float = 5.0) -> None:
     """Raise :class:`~pipeline.errors.ServiceError` when ``PREFECT_API_URL`` names a server that does
     not answer its health check (nothing to do when none is configured: a temporary one starts)."""
@@ -391,6 +410,8 @@ def run_scoring(inputs: list[str], *, out_dir: str = str(DEFAULT_OUT), models: s
     check_prefect_api()
     if dask_address or workers > 1:
         check_dask_client(dask_address)
+    if dask_address:
+        check_dask_scheduler(dask_address)
     if dask_address:  # the cluster's workers resolve paths in their own working folder
         inputs, out_dir = [_absolute(i) for i in inputs], _absolute(out_dir)
     process.prepare_output(out_dir)

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 from pathlib import Path
 
 import pyarrow.dataset as ds
@@ -193,3 +194,21 @@ def test_a_file_that_kills_its_worker_fails_alone(prefect_harness, batch: Path, 
     assert [(Path(e["source_path"]).name, e["step"]) for e in errors] == [("poison.json", "worker")]
     assert "stopped its worker process" in errors[0]["message"]
     assert len(ds.dataset(out / "calls").to_table()) == 2
+
+
+def test_a_scheduler_that_is_not_there_or_has_no_workers_is_refused_before_work(prefect_harness, batch: Path,
+                                                                                 tmp_path: Path) -> None:
+    """No scheduler at the address, or one without workers (the files would wait for ever): a clear
+    error before anything is written."""
+    from flows.score_flow import check_dask_scheduler
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        free = sock.getsockname()[1]
+    with pytest.raises(ServiceError, match="No Dask scheduler answers"):
+        check_dask_scheduler(f"tcp://127.0.0.1:{free}", timeout_s=2)
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as empty:
+        with pytest.raises(ServiceError, match="has no workers"):
+            run_scoring([str(batch)], out_dir=str(tmp_path / "out"), models=str(MODELS),
+                        dask_address=empty.scheduler_address)
+    assert not (tmp_path / "out").exists()
