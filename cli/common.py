@@ -5,8 +5,12 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -184,3 +188,39 @@ def quiet_prefect(verbose: bool = False) -> None:
         # down after a finished run (seen once in four `callcycle train` runs); the results are already
         # written, so it is shutdown noise, not a failure the user can act on
         logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
+
+
+def _stop_at_once(signum: int, _frame: object) -> None:
+    """Stop a run on Ctrl-C or SIGTERM within a second, without a traceback.
+
+    Prefect's engine would otherwise spend a minute or more reporting the cancellation to a temporary
+    API that got the same signal. Nothing is lost: every call is written whole (temporary file, then
+    rename or commit marker), the next run scores what is missing, and a dead writer's temporary files
+    are cleared by the next run.
+    """
+    try:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        for server in list(SubprocessASGIServer._instances.values()):  # the temporary API, if this run started one
+            server.stop()
+    except Exception:  # noqa: BLE001 - best effort: the process exits either way
+        pass
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    sys.stderr.write(f"\ninterrupted ({name}): the calls written so far are kept; run the same command again "
+                     "to score the rest.\n")
+    sys.stderr.flush()
+    os._exit(130 if signum == signal.SIGINT else 128 + signum)
+
+
+@contextmanager
+def stop_at_once_on_interrupt() -> Iterator[None]:
+    """Within the block, Ctrl-C and SIGTERM end the process at once (see :func:`_stop_at_once`)."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        yield
+        return
+    previous = {sig: signal.signal(sig, _stop_at_once) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from cli.common import app, command, console, fail, quiet_prefect
+from cli.common import app, command, console, fail, quiet_prefect, stop_at_once_on_interrupt
 from pipeline.config import DEFAULT_ORPHAN_AGE_S, DiarizeOptions
 from pipeline.paths import DEFAULT_INPUTS, DEFAULT_OUT
 from pipeline.report.rules import MAX_SCORECARDS
@@ -97,9 +97,10 @@ def run(
 
         started = time.perf_counter()  # the whole run as the user waits for it, Prefect's start-up included
         try:
-            summary = run_scoring(inputs or [str(DEFAULT_INPUTS)], out_dir=out, models=models,
-                                  model_version=model_version, config=cfg, workers=workers, dask_address=dask_address,
-                                  on_result=result, on_discovered=discovered)
+            with stop_at_once_on_interrupt():
+                summary = run_scoring(inputs or [str(DEFAULT_INPUTS)], out_dir=out, models=models,
+                                      model_version=model_version, config=cfg, workers=workers,
+                                      dask_address=dask_address, on_result=result, on_discovered=discovered)
         finally:
             progress.stop()
     rows = load_call_rows(out) if show_summary else []

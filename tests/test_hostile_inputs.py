@@ -429,3 +429,47 @@ def test_two_inputs_with_one_identity_in_one_run_score_one_and_record_the_other(
         assert "another input of this run" in " ".join(result.output.split())
         assert pq.read_table(out / "calls").num_rows == 1
         assert [Path(p).parent.name for p in pq.read_table(out / "errors").column("source_path").to_pylist()] == ["d2"]
+
+
+def test_ctrl_c_stops_a_run_at_once_and_keeps_what_was_written(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT) mid-run ends the process within seconds with one line saying what to do, no
+    traceback and no temporary Prefect API left running (it took over a minute and printed ~400 lines)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):  # audio, so the run is still transcribing when the signal comes
+        (folder / f"call-{i}.wav").write_bytes((ROOT / "data" / "calls" / "discovery-northwind.wav").read_bytes()
+                                                + bytes([i]) * 2)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "run", str(folder), "--out", str(out), "--models",
+                             str(MODELS), "--threads", "1"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "100"})
+    def servers() -> list[int]:  # the run's temporary Prefect API (a child process running uvicorn)
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == proc.pid and ("uvicorn" in cmdline or "prefect" in cmdline):
+                found.append(int(entry.name))
+        return found
+
+    deadline = time.monotonic() + 120
+    while not servers() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    started = servers()
+    assert started, "the run started no temporary API"
+    time.sleep(2.0)  # transcribing now
+    interrupted = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=60)[0].decode()
+    assert time.monotonic() - interrupted < 15, output
+    assert proc.returncode == 130 and "interrupted (Ctrl-C)" in output and "Traceback" not in output, output
+    time.sleep(1.0)
+    assert not [pid for pid in started if Path(f"/proc/{pid}").exists()], "the temporary API was left running"
