@@ -417,8 +417,10 @@ def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
     if stored.state != "current" or stored.row is None:
         return None
     meta = source.metadata
-    changes = {k: v for k, v in (("rep", meta.rep), ("customer", meta.customer), ("call_date", meta.call_date),
-                                 ("source_path", source.path)) if stored.row.get(k) != v}
+    changes = {k: v for k, v in (("rep", meta.rep), ("customer", meta.customer), ("call_date", meta.call_date))
+               if stored.row.get(k) != v}
+    if not _same_place(str(stored.row.get("source_path") or ""), source.path):  # "calls/a.json" = "./calls/a.json"
+        changes["source_path"] = source.path
     status: Literal["skipped", "updated"] = "skipped"
     if changes:
         try:

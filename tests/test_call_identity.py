@@ -40,7 +40,7 @@ def _run(folder: Path, out: Path, artifact, nlp, config: PipelineConfig | None =
     return {Path(o.path).name: o.status for o in outcomes}
 
 
-def test_changed_file_replaces_its_call(tmp_path: Path, artifact, nlp) -> None:
+def test_changed_file_replaces_its_call(tmp_path: Path, artifact, nlp, monkeypatch: pytest.MonkeyPatch) -> None:
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
     _transcript(folder / "a.json", "How is the rollout going?", "It slipped a week.")
@@ -57,6 +57,10 @@ def test_changed_file_replaces_its_call(tmp_path: Path, artifact, nlp) -> None:
     assert set(segs.column("call_key").to_pylist()) == {rows[0]["call_key"]} and segs.num_rows == 3
     assert pq.read_table(out / "segments").num_rows == 3
     assert _run(folder, out, artifact, nlp) == {"a.json": "skipped"}
+    # the same folder written another way ("in/", an absolute path) is the same input: nothing rewritten
+    assert _run(Path(f"{folder}/"), out, artifact, nlp) == {"a.json": "skipped"}
+    monkeypatch.chdir(tmp_path)
+    assert _run(Path("in"), out, artifact, nlp) == {"a.json": "skipped"}
 
 
 def test_same_name_in_another_folder_never_replaces_a_stored_call(tmp_path: Path, artifact, nlp) -> None:
