@@ -118,16 +118,16 @@ def run(
         con.print(f"Report: [bold]{escape(printable(path))}[/] (open it in a browser)")
     for spec in summary.empty:
         con.print(f"note: no audio or transcript files in {escape(printable(spec))}", soft_wrap=True)
+    def names(paths: list[str]) -> str:  # the first three file names, safe to print, and how many more
+        shown = escape(", ".join(printable(Path(p).name) for p in paths[:3]))
+        return shown + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+
     if summary.ignored:
-        shown = ", ".join(printable(Path(p).name) for p in summary.ignored[:3])
-        more = f" and {len(summary.ignored) - 3} more" if len(summary.ignored) > 3 else ""
         con.print(f"note: {len(summary.ignored)} file(s) of a type callcycle does not read were left alone: "
-                  f"{escape(shown)}{more}", soft_wrap=True)
+                  f"{names(summary.ignored)}", soft_wrap=True)
     if summary.hidden:
-        shown = ", ".join(printable(Path(p).name) for p in summary.hidden[:3])
-        more = f" and {len(summary.hidden) - 3} more" if len(summary.hidden) > 3 else ""
         con.print(f"note: {len(summary.hidden)} hidden file(s) (names starting with '.') were left alone: "
-                  f"{escape(shown)}{more}; name one as an input to score it", soft_wrap=True)
+                  f"{names(summary.hidden)}; name one as an input to score it", soft_wrap=True)
     noted = [o for o in summary.outcomes if o.status == "skipped" and o.message]  # duplicates, links
     for outcome in noted[:10]:
         con.print(f"skipped: {escape(printable(outcome.path))}: {escape(printable(outcome.message or ''))}",
