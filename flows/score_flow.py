@@ -32,6 +32,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.logging import get_run_logger
+from prefect.states import Completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import resources
@@ -274,7 +275,24 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
                                              source_id=store.source_identity(source), batch=batch)
         done(outcome)
     summary.wall_s = time.perf_counter() - started
-    return summary
+    return _final_state(summary, out_dir)
+
+
+#: The name of a finished flow run in which some inputs failed (its type stays COMPLETED).
+COMPLETED_WITH_FAILURES = "Completed with failures"
+
+
+def _final_state(summary: RunSummary, out_dir: str) -> Any:
+    """The run's result; where inputs failed, as a ``Completed with failures`` state whose message
+    counts them, so a Prefect server's UI and automations see more than a plain "Completed" (the
+    run's type stays COMPLETED: the other files were scored and the caller still gets the summary)."""
+    failed = summary.count("failed")
+    if not failed:
+        return summary
+    message = (f"{failed} of {len(summary.outcomes)} inputs failed; `callcycle summary {out_dir}` lists why "
+               f"and what to do")
+    get_run_logger().warning(message)
+    return Completed(name=COMPLETED_WITH_FAILURES, message=message, data=summary)
 
 
 @contextmanager

@@ -34,6 +34,23 @@ def inputs(tmp_path: Path, two_speaker_stereo) -> Path:
     return folder
 
 
+def test_a_run_with_failed_inputs_finishes_in_a_state_that_says_so(prefect_harness, tmp_path: Path) -> None:
+    """A flow run in which inputs failed is "Completed with failures", with a count, on the Prefect API
+    (not a plain "Completed" that hides them); the caller still gets the summary; a clean run is plain."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "ok.json").write_text(json.dumps({"turns": [{"speaker": "a", "text": "I'll send the plan by Friday."}]}))
+    (folder / "broken.json").write_text("{ nope")
+    state = score_calls([str(folder)], out_dir=str(tmp_path / "o"), models=str(MODELS), return_state=True)
+    assert state.is_completed() and state.name == score_flow.COMPLETED_WITH_FAILURES
+    assert state.message.startswith("1 of 2 inputs failed; `callcycle summary ")
+    summary = state.result()
+    assert summary.count("failed") == 1 and summary.count("scored") == 1
+    (folder / "broken.json").unlink()
+    clean = score_calls([str(folder)], out_dir=str(tmp_path / "o"), models=str(MODELS), return_state=True)
+    assert clean.is_completed() and clean.name == "Completed" and clean.result().count("skipped") == 1
+
+
 def test_flow_scores_records_errors_and_reruns_idempotently(prefect_harness, inputs: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     seen = []

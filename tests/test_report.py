@@ -295,6 +295,36 @@ def test_reps_are_compared_median_to_median_and_unsure_verdicts_are_marked() -> 
     assert not verdict_unsure({**_row("a", 0.04, 0.0, 0.31), "action_share": None})
 
 
+def test_a_call_of_one_or_two_segments_gets_no_interval_verdict_or_mostly_talk_flag() -> None:
+    """A one-sentence call's interval has nothing to resample ("100% ± 0"): it shows how little was
+    said instead, its verdict is marked unsure, and it is flagged as too short rather than as talk."""
+    from pipeline.report.rules import verdict_unsure
+
+    one = {**_row("a", 1.0, 1.0, 1.0), "n_segments": 1}
+    assert format_share(one) == "100% (only 1 segment)" and format_share(one, compact=True) == "100% n=1"
+    assert verdict_unsure(one)
+    quiet = {**_row("a", 0.0, 0.0, 0.0), "n_segments": 2}
+    flags = call_flags(quiet)
+    assert flags == ["Too short to judge: only 2 segments of speech (a voicemail, a dropped line or a failed "
+                     "recording?)."]
+    three = {**_row("a", 0.0, 0.0, 0.0), "n_segments": 3}
+    assert format_share(three) == "0% ± 0" and any(f.startswith("Mostly talk") for f in call_flags(three))
+
+
+def test_a_rep_is_not_flagged_on_one_or_two_calls() -> None:
+    """Rep-level flags need three calls with work talk: one call far below the team is that call's flag."""
+    team = [_row(name, 0.45, 0.40, 0.50, day) for name in ("b", "c") for day in (2, 3, 4, 5)]
+    for n in (1, 2, 3):
+        low = [_row("a", 0.05, 0.03, 0.07, day) for day in range(2, 2 + n)]
+        flags = {r["rep"]: r["flags"] for r in rep_summaries(team + low)}["a"]
+        if n < 3:
+            assert flags == [], n
+        else:
+            assert any(f.startswith("Median action share 5% is 40 points below") for f in flags)
+            assert "Calls are mostly talk: median action share 5%." in flags
+    assert all(call_flags(c) for c in low)  # each call still says why
+
+
 def test_a_report_filtered_to_one_rep_compares_them_with_every_rep(scored_out: Path) -> None:
     """A rep's own report keeps the gap to the median of every rep's calls in the period, so a rep far
     below the team is flagged on their own page too, not measured against themselves (+0 pts)."""

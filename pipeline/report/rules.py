@@ -19,12 +19,23 @@ __all__ = [
     "interval_half_width", "rep_key", "rep_display_name",
     "call_flags", "rep_summaries", "median_share", "team_glance", "talk_heavy_stretch", "cycle_sentence",
     "cycle_status", "iso_week", "MAX_SCORECARDS", "MAX_CHART_CALLS", "most_recent",
+    "MIN_SEGMENTS_TO_JUDGE", "too_short_to_judge",
 ]
 
 #: The report gives a scorecard to at most this many calls, the most recent (``callcycle report --scorecards``).
 MAX_SCORECARDS = 200
 #: At most this many bars in the report's per-call stage chart (the most recent calls).
 MAX_CHART_CALLS = 40
+#: A call with fewer segments than this gets no verdict, interval or "mostly talk" flag: its stored
+#: interval covers what the classifiers are unsure of and which of its segments were said, and with one
+#: or two segments that resampling has nothing to draw from (a one-sentence call reads "100% ± 0").
+MIN_SEGMENTS_TO_JUDGE = 3
+
+
+def too_short_to_judge(call: dict[str, Any]) -> bool:
+    """True when a call has a share but fewer than :data:`MIN_SEGMENTS_TO_JUDGE` segments."""
+    n = call.get("n_segments")
+    return call.get("action_share") is not None and n is not None and n < MIN_SEGMENTS_TO_JUDGE
 
 
 def most_recent(calls: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
@@ -72,7 +83,8 @@ class Thresholds:
     rep_gap_below_median: float = 0.15
     """A rep whose median action share is this far below the team median is flagged."""
     min_calls_for_rep_flags: int = 3
-    """Rep-level pattern flags (no Align / no Adjust across calls) need at least this many calls."""
+    """Every rep-level flag (below the team median, mostly talk, no Align / no Adjust across calls) needs
+    at least this many of the rep's calls with work talk; fewer are flagged call by call only."""
     pattern_share: float = 0.66
     """Share of a rep's calls missing a stage before the rep is flagged for it."""
     long_monologue_s: float = 90.0
@@ -92,7 +104,10 @@ def verdict(action_share: float | None) -> str:
 
 def verdict_unsure(call: dict[str, Any]) -> bool:
     """True when the call's 90% action-share interval reaches another verdict than its share's (the
-    report marks the verdict with "?", and flags a call "mostly talk" only when the whole interval is)."""
+    report marks the verdict with "?", and flags a call "mostly talk" only when the whole interval is),
+    or when the call is :func:`too_short_to_judge`."""
+    if too_short_to_judge(call):
+        return True
     low, high = call.get("action_share_low"), call.get("action_share_high")
     if call.get("action_share") is None or low is None or high is None:
         return False
@@ -116,10 +131,16 @@ def format_share(call: dict[str, Any], compact: bool = False) -> str:
     """A call's action share with its 90% interval as ``41% ± 6`` (points), or as its range when the
     interval is lopsided (``0% (0–7)``); plain when none is stored.
 
-    ``compact`` drops the spaces (``41%±6``), for the terminal table's narrow column.
+    ``compact`` drops the spaces (``41%±6``), for the terminal table's narrow column. A call
+    :func:`too_short_to_judge` shows its number of segments instead of an interval (``100% (only 1
+    segment)``, compact ``100% n=1``).
     """
     share = call.get("action_share")
     half = interval_half_width(call)
+    if too_short_to_judge(call):
+        n = call["n_segments"]
+        return f"{format_pct(share)} n={n}" if compact else \
+            f"{format_pct(share)} (only {n} segment{'s' if n != 1 else ''})"
     if share is None or half is None:
         return format_pct(share)
     low, high = call["action_share_low"], call["action_share_high"]
@@ -177,7 +198,11 @@ def call_flags(call: dict[str, Any], th: Thresholds = Thresholds(), tax: ReportT
     high = call.get("action_share_high")
     # flag only when even the top of the 90% interval is below the line: never on a difference the
     # score cannot tell apart
-    if share is not None and share < th.low_action_share and (high is None or high < th.low_action_share):
+    if too_short_to_judge(call):
+        n = call["n_segments"]
+        flags.append(f"Too short to judge: only {n} segment{'s' if n != 1 else ''} of speech "
+                     f"(a voicemail, a dropped line or a failed recording?).")
+    elif share is not None and share < th.low_action_share and (high is None or high < th.low_action_share):
         flags.append(f"Mostly talk: only {format_share(call)} of work talk was action "
                      f"(flag below {th.low_action_share:.0%}).")
     if share is None:  # the missing stages follow from it: one reason, not four
@@ -241,14 +266,14 @@ def rep_summaries(calls: list[dict[str, Any]], th: Thresholds = Thresholds(),
         halves = [h for h in (interval_half_width(c) for c in rows) if h is not None]
         # the uncertainty of a rep's figure: calls' interval half-widths averaged, shrinking with sqrt(n)
         margin = statistics.fmean(halves) / len(halves) ** 0.5 if halves else 0.0
-        if gap is not None and gap <= -max(th.rep_gap_below_median, margin):
+        worked = [c for c in rows if c["action_share"] is not None]  # small-talk-only calls miss every stage
+        enough = len(worked) >= th.min_calls_for_rep_flags  # one or two calls say nothing about a rep
+        if enough and gap is not None and gap <= -max(th.rep_gap_below_median, margin):
             flags.append(f"Median action share {med:.0%} is {-gap * 100:.0f} points below the team median "
                          f"({team_median:.0%}).")
-        if med is not None and med + margin < th.low_action_share:
-            flags.append(f"Calls are mostly talk: median action share {med:.0%}." if len(rep_shares) > 1 else
-                         f"Their one call is mostly talk: action share {med:.0%}.")
-        worked = [c for c in rows if c["action_share"] is not None]  # small-talk-only calls miss every stage
-        if len(worked) >= th.min_calls_for_rep_flags:
+        if enough and med is not None and med + margin < th.low_action_share:
+            flags.append(f"Calls are mostly talk: median action share {med:.0%}.")
+        if enough:
             ends = dict.fromkeys((tax.cycle[0], tax.cycle[-1])) if tax.cycle else {}
             for stage, text in ((s, f"No {s.capitalize()}") for s in ends):
                 missing = sum(stage not in (c["stages_present"] or []) for c in worked)

@@ -91,7 +91,8 @@ def _calls_table(rows: list[dict[str, Any]], tax: ReportTaxonomy, title: str) ->
     mix_header = "/".join(s[:2] for s in stages) or "mix"
     table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
                   caption=f"action: share of work talk that was action, ± half its 90% interval (cut at 0% and 100%; "
-                          f"the HTML report gives the range), ? when that interval reaches another verdict; "
+                          f"the HTML report gives the range), ? when that interval reaches another verdict; n=N: only "
+                          f"N segments, too short to judge; "
                           f"+ (green) ≥35% "
                           f"moves work forward, ~ (yellow) some commitments, ! (red) mostly talk; t:a = seconds "
                           f"of talk per second of action; {mix_header} = % of speech per stage "
