@@ -174,6 +174,27 @@ def test_an_object_whose_key_holds_glob_characters_is_that_object(s3_server, buc
     assert errors == [] and [s.source_id for s in prefix] == ["a.json"]
 
 
+def test_keys_that_read_as_another_path_are_refused_and_hidden_objects_noted(s3_server, bucket: str) -> None:
+    """S3 keys are names: ``calls//x.json``, ``calls/./x.json`` and ``calls/sub/../x.json`` are objects of
+    their own, which read as paths would all be the call ``x.json``; each is an input error, never merged
+    into (or in place of) ``calls/x.json``. A hidden object under a prefix is noted, as in a folder."""
+    from pipeline.ingest.discover import DiscoveryNotes
+
+    client = _boto(s3_server)
+    body = json.dumps({"turns": [{"speaker": "A", "text": "I will send the quote by Friday."}]})
+    odd = ("calls//x.json", "calls/./x.json", "calls/sub/../x.json")
+    for key in ("calls/x.json", *odd, "calls/.x.json", "calls/.git/y.json"):
+        client.put_object(Bucket=bucket, Key=key, Body=(body + key).encode())
+    notes = DiscoveryNotes()
+    sources, errors = discover_inputs([f"s3://{bucket}/calls"], notes=notes)
+    assert [(s.path, s.source_id) for s in sources] == [(f"s3://{bucket}/calls/x.json", "x.json")]
+    assert sorted(path for path, _ in errors) == sorted(f"s3://{bucket}/{key}" for key in odd)
+    assert all("'..' part" in str(error) and "Copy the object" in str(error) for _, error in errors)
+    assert notes.hidden == [f"s3://{bucket}/calls/.x.json"]
+    named, errors = discover_inputs([f"s3://{bucket}/calls/.x.json"])  # named outright: read, as on a disk
+    assert errors == [] and [s.source_id for s in named] == [".x.json"]
+
+
 def test_remembered_fingerprints_skip_downloads_until_an_object_is_replaced(s3_server, bucket: str,
                                                                             tmp_path: Path) -> None:
     """A nightly run over a bucket does not stream every object again: unchanged size, ETag and

@@ -491,7 +491,8 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
             from pipeline.ingest import remote
 
             sources.extend(remote.discover_remote(str(spec), errors, fingerprints,
-                                                  exclude=str(exclude) if objectstore.is_uri(exclude) else None))
+                                                  exclude=str(exclude) if objectstore.is_uri(exclude) else None,
+                                                  hidden=notes.hidden))
             continue
         spec_path = Path(spec)
         try:

@@ -150,13 +150,25 @@ def spec_matches(spec: str) -> bool:
         return False
 
 
+def _key_below(path: str, root: str) -> str:
+    """``path`` relative to ``root`` as written: S3 keys are names, not paths, so ``a/../b.json``,
+    ``a//b.json`` and ``b.json`` are three objects and are never normalised into one."""
+    prefix = root.rstrip("/") + "/" if root else ""
+    return path[len(prefix):] if prefix and path.startswith(prefix) else path
+
+
 def discover_remote(spec: str, errors: list[tuple[str, InputError]],
-                    fingerprints: FingerprintCache | None = None, exclude: str | None = None) -> list[Source]:
+                    fingerprints: FingerprintCache | None = None, exclude: str | None = None,
+                    hidden: list[str] | None = None) -> list[Source]:
     """Sources under one ``s3://`` spec (see the module docstring); problems are appended to ``errors``.
 
     As for folders on a disk: ``calls.csv`` sidecars are read, hidden objects and "folders" are
-    skipped, and objects of unknown type are ignored unless named explicitly. Objects under
-    ``exclude`` (the run's own ``s3://`` output, when it lies inside the input prefix) are not inputs.
+    skipped (hidden objects found under a prefix are appended to ``hidden``, as a folder walk
+    notes hidden files; one named outright is read), and objects of unknown type are ignored unless
+    named explicitly. An object whose key has an empty, ``.`` or ``..`` part below the prefix
+    (``calls//a.json``, ``calls/x/../a.json``) is an error: read as a path it would be another
+    object's call. Objects under ``exclude`` (the run's own ``s3://`` output, when it lies inside the
+    input prefix) are not inputs.
     """
     if exclude is not None:
         bucket, key = objectstore.split_uri(exclude)
@@ -197,9 +209,23 @@ def discover_remote(spec: str, errors: list[tuple[str, InputError]],
             errors.append((objectstore.to_uri(csv_path), error))
     sources = []
     for path, info in sorted(files.items()):
-        rel = posixpath.relpath(path, root) if root else path
+        rel = _key_below(path, root)
         name = posixpath.basename(path)
-        if name == SIDECAR_NAME or any(part.startswith(".") for part in rel.split("/")):
+        parts = rel.split("/")
+        if any(part in ("", ".", "..") for part in parts):
+            errors.append((objectstore.to_uri(path), InputError(
+                f"{objectstore.to_uri(path)}: the key has an empty, '.' or '..' part, so as a path it would "
+                f"name another object's call; not read.",
+                "Copy the object to a key without '//', '/./' or '/../' (and delete this one); the other "
+                "objects were read.")))
+            continue
+        if name == SIDECAR_NAME:
+            continue
+        if any(part.startswith(".") for part in parts[:-1]):  # in a hidden "folder", as a walk skips one
+            continue
+        if name.startswith(".") and not explicit:
+            if hidden is not None:
+                hidden.append(objectstore.to_uri(path))
             continue
         if not explicit and posixpath.splitext(name)[1].lower().lstrip(".") not in AUDIO_FORMATS | TRANSCRIPT_FORMATS:
             continue
