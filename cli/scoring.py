@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -151,6 +151,9 @@ def _require_results(out_dir: str) -> None:
     if not objectstore.is_uri(out_dir) and Path(out_dir).exists() and not Path(out_dir).is_dir():
         fail(f"{out_dir} is a file, not an output folder. Pass the folder given to `callcycle run --out`.")
     if not open_store(out_dir).has_results():
+        if not objectstore.is_uri(out_dir) and (Path(out_dir) / "calls").is_dir():
+            fail(f"{out_dir} holds no results of `callcycle run` ({out_dir}/calls is not a calls dataset: an "
+                 f"input folder?). Pass the folder given to `callcycle run --out` (default ./out).")
         fail(f"{out_dir}/calls not found. Run `callcycle run --out {out_dir}` first.")
 
 
@@ -169,12 +172,21 @@ def summary(
     render_errors(errors, con)
 
 
+def _calendar_date(text: str) -> date:
+    """``--since``: a calendar date written YYYY-MM-DD, with the reason when it is not one."""
+    try:
+        return date.fromisoformat(text.strip()) if len(text.strip()) == 10 else date.fromisoformat("")
+    except ValueError as exc:
+        reason = str(exc) if len(text.strip()) == 10 else "not written YYYY-MM-DD"
+        raise typer.BadParameter(f"{text!r} is not a date ({reason}); write it YYYY-MM-DD, e.g. 2026-11-01.") from None
+
+
 @app.command(short_help="Write the managers' offline HTML report.")
 @command
 def report(
     out_dir: Annotated[str, typer.Argument(metavar="OUT_DIR", help="Output folder (or s3:// prefix) of `callcycle run` (holds calls/ and segments/) [default: ./out].", show_default=False)] = str(DEFAULT_OUT),
     html: Annotated[Optional[Path], typer.Option("--html", help="Where to write the HTML file [default: OUT_DIR/report.html; filtered: OUT_DIR/report-rep-NAME-since-DATE.html, so the team report stays].")] = None,
-    since: Annotated[Optional[datetime], typer.Option("--since", formats=["%Y-%m-%d"], help="Only calls on or after this date (YYYY-MM-DD); calls without a date are left out.")] = None,
+    since: Annotated[Optional[date], typer.Option("--since", metavar="YYYY-MM-DD", parser=_calendar_date, help="Only calls on or after this date (YYYY-MM-DD); calls without a date are left out.")] = None,
     rep: Annotated[Optional[str], typer.Option("--rep", help="Only this rep's calls (case-insensitive).")] = None,
     scorecards: Annotated[int, typer.Option("--scorecards", min=0, help="Scorecards (timeline, commitments, transcript) for at most this many calls, the most recent; every call is still in the team figures and the calls table.")] = MAX_SCORECARDS,
 ) -> None:
@@ -192,7 +204,7 @@ def report(
         fail("--rep needs a rep's name (it was empty); leave the option out for the whole team's report.")
     _require_results(out_dir)
     try:
-        path, n = write_report(out_dir, html, since=since.date() if since else None, rep=rep,
+        path, n = write_report(out_dir, html, since=since, rep=rep,
                                max_scorecards=scorecards)
     except OSError as exc:
         if html is not None or not str(exc.filename or "").endswith((".tmp", ".html")):

@@ -210,6 +210,23 @@ def test_evaluate_counts_rows_with_one_label_and_refuses_labels_against_the_taxo
 def test_summary_without_output_explains(tmp_path: Path) -> None:
     result = runner.invoke(app, ["summary", str(tmp_path)])
     assert result.exit_code == 2 and "callcycle run" in result.output
+    # an input folder with a calls/ of recordings (as ./data) is not an output: refused, nothing written
+    (tmp_path / "calls").mkdir()
+    (tmp_path / "calls" / "a.wav").write_bytes(b"RIFF")
+    for command in ("summary", "report"):
+        result = runner.invoke(app, [command, str(tmp_path)], env={"COLUMNS": "200"})
+        assert result.exit_code == 2 and "is not a calls dataset: an input folder?" in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calls"]
+
+
+def test_report_since_says_why_a_date_is_not_one(tmp_path: Path) -> None:
+    """``--since`` names what is wrong with the date (no Click "Value error, ... formats" wording)."""
+    for value, reason in (("2026-13-01", "month must be in 1..12"), ("2026-02-30", "day is out of range"),
+                          ("yesterday", "not written YYYY-MM-DD")):
+        result = runner.invoke(app, ["report", str(tmp_path), "--since", value], env={"COLUMNS": "200"})
+        text = " ".join(result.output.split())
+        assert result.exit_code == 2 and f"'{value}' is not a date ({reason}" in text, text
+        assert "Value error" not in text and "write it YYYY-MM-DD" in text
 
 
 def test_evaluate_holdout_reproduces_the_model_card() -> None:

@@ -459,7 +459,11 @@ class LocalStore:
         return read_segments(self.out_dir, source_ids)
 
     def has_results(self) -> bool:
-        return (self.out_dir / "calls").is_dir()
+        # a run leaves its layout marker (older versions: Parquet files); a calls/ folder alone may be
+        # an input folder (./data/calls holds the sample recordings)
+        if (self.out_dir / _LAYOUT_MARKER).is_file():
+            return True
+        return any(_files(self.out_dir / table) for table in ("calls", "errors") if (self.out_dir / table).is_dir())
 
     def sweep(self, older_than_s: float) -> int:
         """Dead writers' temporary files (any age: a live writer's are recognised by its process id)."""
