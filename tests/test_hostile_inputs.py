@@ -310,6 +310,16 @@ def test_summary_fits_80_columns() -> None:
     assert "cycle" in text and "open loop" in text and "30/40/20/10" in text
     assert "40%±15 +" in text and "100%±50 +" in text  # the verdict's mark, which survives without colour
     assert "+ (green) ≥35% moves work forward" in " ".join(text.split())
+    # at 80 columns rep and date go under the call, so an id of 25 characters is never folded
+    console = Console(width=80, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    render_summary([{**row, "call_id": "support-escalation-outage"}], console)
+    text = console.export_text()
+    assert "support-escalation-outage" in text and "Dana · 2026-11-02" in text and "call · rep · date" in text
+    console = Console(width=140, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    render_summary([row], console)
+    wide = console.export_text().splitlines()
+    assert any(line.split()[:3] == ["call", "rep", "date"] for line in wide)
+    assert any(row["call_id"] in line and "Dana" in line and "2026-11-02" in line for line in wide)
     # two calls of one name (a.wav and a.mp3) are told apart by their identities
     twins = [{**row, "call_id": "a", "source_id": "a.wav"}, {**row, "call_id": "a", "source_id": "a.mp3"}]
     console = Console(width=80, record=True, file=open(os.devnull, "w"))  # noqa: SIM115

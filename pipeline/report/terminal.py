@@ -45,7 +45,7 @@ def render_summary(rows: list[dict[str, Any]], console: Any = None, tax: ReportT
                       "[yellow]No scored calls found.[/] Run `callcycle run` first.")
         return
     tax = tax or report_taxonomy(rows)
-    console.print(_calls_table(rows, tax, f"Scored calls ({len(rows)})"))
+    console.print(_calls_table(rows, tax, f"Scored calls ({len(rows)})", console.width))
     console.print(headline(rows, tax))
 
 
@@ -72,7 +72,7 @@ def render_run_summary(rows: list[dict[str, Any]], touched: set[str], out: str, 
     mine = [r for r in rows if r["call_key"] in touched]
     look = f"`callcycle summary {escape(shlex.quote(printable(out)))}`"
     if mine:
-        console.print(_calls_table(mine[:limit], tax, f"Scored or updated in this run ({len(mine)})"))
+        console.print(_calls_table(mine[:limit], tax, f"Scored or updated in this run ({len(mine)})", console.width))
         if len(mine) > limit:
             console.print(f"… and {len(mine) - limit} more; {look} lists every stored call.", soft_wrap=True)
     else:
@@ -81,8 +81,13 @@ def render_run_summary(rows: list[dict[str, Any]], touched: set[str], out: str, 
     console.print(headline(rows, tax))
 
 
-def _calls_table(rows: list[dict[str, Any]], tax: ReportTaxonomy, title: str) -> Any:
-    """The scored-calls table of ``rows`` (a rich Table)."""
+#: Below this many columns the call's rep and date go under its name, which gets their width (at 80
+#: columns a call id was folded every 10 characters).
+STACKED_BELOW = 110
+
+
+def _calls_table(rows: list[dict[str, Any]], tax: ReportTaxonomy, title: str, width: int = 80) -> Any:
+    """The scored-calls table of ``rows`` (a rich Table) for a terminal ``width`` columns wide."""
     from rich import box
     from rich.markup import escape
     from rich.table import Table
@@ -98,9 +103,13 @@ def _calls_table(rows: list[dict[str, Any]], tax: ReportTaxonomy, title: str) ->
                           f"of talk per second of action; {mix_header} = % of speech per stage "
                           f"({', '.join(stages)}); cycle: complete, partial, or open loop (no "
                           f"{tax.cycle[-1].capitalize() if tax.cycle else 'last stage'}).")
-    table.add_column("call", overflow="fold", min_width=10, ratio=3)
-    table.add_column("rep", overflow="fold", min_width=4, ratio=1)
-    table.add_column("date", no_wrap=True, min_width=10)
+    stacked = width < STACKED_BELOW
+    if stacked:
+        table.add_column("call · rep · date", overflow="fold", min_width=10, ratio=1)
+    else:
+        table.add_column("call", overflow="fold", min_width=10, ratio=3)
+        table.add_column("rep", overflow="fold", min_width=4, ratio=1)
+        table.add_column("date", no_wrap=True, min_width=10)
     table.add_column("min", justify="right", no_wrap=True)
     table.add_column("action", justify="right", no_wrap=True)
     table.add_column("t:a", justify="right", no_wrap=True)
@@ -119,11 +128,10 @@ def _calls_table(rows: list[dict[str, Any]], tax: ReportTaxonomy, title: str) ->
         said = verdict(r["action_share"])
         unsure = "?" if verdict_unsure(r) else " "  # the interval reaches another verdict
         share = f"[{colours.get(said, 'dim')}]{format_share(r, compact=True)} {marks.get(said, ' ')}{unsure}[/]"
-        table.add_row(
-            escape(printable(r["call_id"] if counts[r["call_id"]] == 1 else r["source_id"] or r["source_path"])),
-            escape(printable(r["rep"] or "—")), str(r["call_date"] or "—"), f"{minutes:.1f}", share,
-            "—" if ratio is None else f"{ratio:.1f}", mix, cycle,
-        )
+        name = escape(printable(r["call_id"] if counts[r["call_id"]] == 1 else r["source_id"] or r["source_path"]))
+        rep, day = escape(printable(r["rep"] or "—")), str(r["call_date"] or "—")
+        who = [f"{name}\n[dim]{rep} · {day}[/]"] if stacked else [name, rep, day]
+        table.add_row(*who, f"{minutes:.1f}", share, "—" if ratio is None else f"{ratio:.1f}", mix, cycle)
     return table
 
 
