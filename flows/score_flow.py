@@ -53,6 +53,7 @@ from pipeline.paths import DEFAULT_OUT, models_dir
 from pipeline.process import CallInput, Outcome
 from pipeline.schema import Source
 from pipeline.speech.rolemodel import check_role_model
+from pipeline.speech.transcribe import check_asr_model
 from pipeline.store import schema as store
 
 __all__ = ["RunSummary", "score_calls", "score_file", "run_scoring", "task_runner", "shared_api_url"]
@@ -213,6 +214,7 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
     card = resources.artifact_card(models, model_version)
     if cfg.roles.model:  # a missing or damaged role model stops the batch now, not file by file
         check_role_model(cfg.roles.model_path)
+    check_asr_model(cfg.asr.model)  # so does a speech model that cannot be found (deployments come here)
     sources, bad_inputs, notes = discover_task(inputs, cfg.run, str(out_dir))
     if not sources and not bad_inputs:
         raise ingest.no_inputs_error(inputs)
@@ -432,12 +434,14 @@ def run_scoring(inputs: list[str], *, out_dir: str = str(DEFAULT_OUT), models: s
         check_dask_scheduler(dask_address)
     if dask_address:  # the cluster's workers resolve paths in their own working folder
         inputs, out_dir = [_absolute(i) for i in inputs], _absolute(out_dir)
-    process.prepare_output(out_dir)
-    # resolved here (CURRENT read now) and checked once: score_calls gets the version's folder, whose
-    # check it then finds in resources' cache
+    # the models first, so a mistyped one leaves no output folder behind: resolved here (CURRENT read
+    # now) and checked once (score_calls gets the version's folder, whose check it finds in resources'
+    # cache); a speech model that cannot be found would fail every audio file
     models, model_version = str(resolve_artifact_dir(models_dir(models), model_version)), None
     resources.artifact_card(models, model_version)
     cfg = config or PipelineConfig()
+    check_asr_model(cfg.asr.model)
+    process.prepare_output(out_dir)
     local = dask_address is None and workers <= 1
     if not local:  # a Dask worker process takes one file at a time
         cfg = replace(cfg, run=replace(cfg.run, threads=1))

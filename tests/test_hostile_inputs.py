@@ -270,6 +270,26 @@ def test_a_run_that_scores_nothing_lists_its_failures_without_telling_to_run_fir
     assert "Run `callcycle run` first" not in text
 
 
+def test_a_speech_or_classifier_model_that_cannot_be_found_is_refused_before_any_output(tmp_path: Path) -> None:
+    """A mistyped --asr-model failed every audio file, one error row each (exit 1, a report written);
+    a mistyped --models created the output folders. Both are usage errors now: exit 2, nothing written."""
+    _transcript(tmp_path / "real.json")
+    out = tmp_path / "out"
+    not_a_model = tmp_path / "not-a-model"
+    not_a_model.mkdir()
+    for option, value, said in (("--asr-model", "nosuchmodel", "Unknown speech model 'nosuchmodel'"),
+                                ("--asr-model", "someone/whisper-x", "not in the local Hugging Face cache"),
+                                ("--asr-model", str(not_a_model), "has no model.bin"),
+                                ("--asr-model", str(tmp_path / "real.json"), "is a file"),
+                                ("--models", str(tmp_path / "no-models"), "no-models")):
+        args = ["run", str(tmp_path / "real.json"), "--out", str(out), option, value]
+        result = runner.invoke(app, args if option == "--models" else [*args, "--models", str(MODELS)],
+                               env={"COLUMNS": "200"})
+        text = " ".join(result.output.split())
+        assert result.exit_code == 2 and said in text, text
+        assert not out.exists(), option
+
+
 def test_a_mistyped_input_is_a_usage_error_that_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _transcript(tmp_path / "real.json")
     out = tmp_path / "out"

@@ -27,6 +27,7 @@ __all__ = [
     "AsrModel",
     "bundled_model_path",
     "resolve_model_path",
+    "check_asr_model",
     "load_asr_model",
     "transcribe_audio",
     "transcribe_file",
@@ -101,6 +102,39 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
+_ASR_MODEL_HINT = ("Pass --asr-model with a local CTranslate2 Whisper directory, or a model name already in the "
+                   "local Hugging Face cache; omit it to use the bundled tiny.en model.")
+
+
+def check_asr_model(name: str) -> None:
+    """Refuse, before any work, a speech model that cannot be found; nothing is loaded.
+
+    A mistyped ``--asr-model`` would otherwise fail every audio file of a run, one error row each.
+
+    Raises:
+        TranscriptionError: ``name`` is not a CTranslate2 Whisper folder, an installed packaged
+            model, or a model in the local Hugging Face cache.
+    """
+    target = resolve_model_path(name)  # a packaged name that is not installed raises here
+    path = Path(target)
+    if path.is_dir():
+        if not (path / "model.bin").is_file():
+            raise TranscriptionError(f"Speech model {name!r}: {target} is not a CTranslate2 Whisper model "
+                                     f"(it has no model.bin).", _ASR_MODEL_HINT)
+        return
+    if path.exists():
+        raise TranscriptionError(f"Speech model {name!r} is a file, not a CTranslate2 Whisper folder.", _ASR_MODEL_HINT)
+    from faster_whisper.utils import download_model
+
+    try:
+        download_model(target, local_files_only=True)
+    except ValueError as exc:  # not a Whisper size, nor an org/name
+        raise TranscriptionError(f"Unknown speech model {name!r}: {exc}.", _ASR_MODEL_HINT) from None
+    except Exception:  # noqa: BLE001 - huggingface_hub's "not cached" errors vary by version
+        raise TranscriptionError(f"Speech model {name!r} is not a folder here and not in the local Hugging Face "
+                                 f"cache (callcycle never downloads weights).", _ASR_MODEL_HINT) from None
+
+
 def decode_threads(cpu_threads: int, parallel: int) -> int:
     """CTranslate2 threads per decode when ``parallel`` decodes share this process's cores.
 
@@ -149,11 +183,7 @@ def load_asr_model(config: AsrConfig, parallel: int = 1) -> AsrModel:
             local_files_only=not local,
         )
     except Exception as exc:  # faster-whisper raises many types here
-        raise TranscriptionError(
-            f"Cannot load speech model {config.model!r}: {exc}.",
-            "Pass --asr-model with a local CTranslate2 Whisper directory, or a model name already in "
-            "the local Hugging Face cache; omit it to use the bundled tiny.en model.",
-        ) from exc
+        raise TranscriptionError(f"Cannot load speech model {config.model!r}: {exc}.", _ASR_MODEL_HINT) from exc
     return AsrModel(name=config.model, whisper=whisper, batched=config.batched, config=config, parallel=parallel)
 
 
