@@ -148,6 +148,23 @@ def holdout_rows(artifact: Artifact, rows: Sequence[LabelledRow]) -> list[Labell
     return held
 
 
+def _refuse_predictions(raw: list[dict[str, Any]], file: Path, artifact: Artifact) -> None:
+    """Raise :class:`LabelDataError` for the output of ``callcycle classify`` (every column it adds is
+    there): its label columns are a model's own predictions, and scoring them would report ~1.0."""
+    columns = set().union(*(r.keys() for r in raw[:50]))
+    if not set(output_columns(artifact)) <= columns:
+        return
+    tasks = [t.name for t in artifact.taxonomy.tasks]
+    kept = [f"{name}{CLASH_SUFFIX}" for name in tasks if f"{name}{CLASH_SUFFIX}" in columns]
+    where = (f"; the labels your input had are in {' and '.join(kept)}: rename those columns to "
+             f"{' and '.join(k[: -len(CLASH_SUFFIX)] for k in kept)} (and drop the model's) to evaluate them"
+             if kept else "")
+    raise LabelDataError(
+        f"{file} is the output of `callcycle classify` (it has the columns {', '.join(output_columns(artifact))}): "
+        f"its labels are a model's own predictions, and scoring a model against them says nothing{where}.",
+        "Evaluate a file of labels people gave (text plus stage and/or talk_action).")
+
+
 def _named_columns(raw: list[dict[str, Any]], source: str, columns: dict[str, str | None]) -> None:
     """Copy each row's value of a user-named column into the field callcycle reads (``{"group": "call_id"}``),
     or raise :class:`LabelDataError` when no row has that column."""
@@ -180,6 +197,7 @@ def load_evaluation_rows(artifact: Artifact, files: Sequence[Path], holdout: boo
         if not raw:
             raise LabelDataError(f"{file} has no rows to evaluate.",
                                  "Check the file: JSON Lines with one object per line, or a CSV with a header row.")
+        _refuse_predictions(raw, file, artifact)
         _named_columns(raw, str(file), {"group": conversation, "speaker": speaker, "text": text})
         tasks = tuple(t.name for t in artifact.taxonomy.tasks if any(t.name in r for r in raw))
         # a row may carry one label only (real corpora rarely annotate both): it counts for that task

@@ -229,6 +229,21 @@ def test_report_since_says_why_a_date_is_not_one(tmp_path: Path) -> None:
         assert "Value error" not in text and "write it YYYY-MM-DD" in text
 
 
+def test_evaluate_refuses_the_output_of_classify(tmp_path: Path) -> None:
+    """Chaining classify into evaluate scored the model against its own predictions (macro-F1 1.000);
+    it is refused, naming the columns that hold the labels the input had."""
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text('{"text": "I will send it Friday.", "stage": "act", "talk_action": "action"}\n'
+                    '{"text": "We had issues last year.", "stage": "adjust", "talk_action": "talk"}\n')
+    out = tmp_path / "classified.jsonl"
+    assert runner.invoke(app, ["classify", str(mine), "-o", str(out), "--models", str(MODELS)]).exit_code == 0
+    result = runner.invoke(app, ["evaluate", str(out), "--models", str(MODELS)], env={"COLUMNS": "200"})
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "is the output of `callcycle classify`" in text, text
+    assert "in stage_input and talk_action_input" in text
+    assert runner.invoke(app, ["evaluate", str(mine), "--models", str(MODELS)]).exit_code == 0
+
+
 def test_evaluate_holdout_reproduces_the_model_card() -> None:
     from conftest import ROOT
 
