@@ -96,7 +96,7 @@ def main() -> None:
     out = args.out / "scored"
     build(out, args.calls)
     # a snapshot remembers only files whose times are 60 s old (the racy rule): wait for the newest
-    newest = max(max(p.stat().st_mtime, p.stat().st_ctime) for p in (out / "calls").glob("*.parquet"))
+    newest = max(max(p.stat().st_mtime, p.stat().st_ctime) for p in (out / "calls").glob("part-*.parquet"))
     wait = newest + RACY_S + 1 - time.time()
     if wait > 0:
         print(f"  waiting {wait:.0f} s until the newest calls file is settled", flush=True)

@@ -173,7 +173,7 @@ def test_truncated_parquet_is_quarantined_and_redone(tmp_path: Path, artifact, n
     _transcript(folder / "e.json", "We agreed to start the pilot on Monday.")
     _transcript(folder / "f.json", "How was the conference?")
     _run(folder, out, artifact, nlp)
-    victim = next((out / "calls").glob("*.parquet"))
+    victim = next((out / "calls").glob("part-*.parquet"))
     victim.write_bytes(victim.read_bytes()[:100])  # cut through the footer
     assert len(load_call_rows(out)) == 1  # readers skip it instead of crashing
     statuses = _run(folder, out, artifact, nlp)
@@ -187,7 +187,7 @@ def test_segments_count_must_match_and_orphans_stay_hidden(tmp_path: Path, artif
     folder.mkdir()
     _transcript(folder / "g.json", "I'll send the contract today.", "Great, thanks.")
     _run(folder, out, artifact, nlp)
-    segs = next((out / "segments").glob("*.parquet"))
+    segs = next((out / "segments").glob("part-*.parquet"))
     table = pq.read_table(segs)
     pq.write_table(table.slice(0, 1), segs)  # a segments part that lost rows
     assert _run(folder, out, artifact, nlp) == {"g.json": "scored"}
@@ -203,7 +203,7 @@ def test_files_of_the_old_layout_are_retired_once(tmp_path: Path, artifact, nlp)
     folder.mkdir()
     _transcript(folder / "h.json", "Let's review what went wrong last sprint.")
     _run(folder, out, artifact, nlp)
-    current = next((out / "calls").glob("*.parquet"))
+    current = next((out / "calls").glob("part-*.parquet"))
     old = pq.read_table(current).drop_columns(["source_id"])  # schema 1 had no identity column
     old = old.replace_schema_metadata({**old.schema.metadata, b"callcycle.schema_version": b"1"})
     pq.write_table(old, out / "calls" / "part-0123old.parquet")

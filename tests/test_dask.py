@@ -103,8 +103,8 @@ def test_rerun_of_a_finished_task_does_not_duplicate_a_call(prefect_harness, bat
     assert rerun(True) == ["scored", "scored"]  # even forced: same file names, replaced atomically
     assert rerun(False) == ["skipped", "skipped"]  # not forced: a finished call is not redone
     assert comparable_rows(out, "calls") == before
-    assert len(list((out / "calls").glob("*.parquet"))) == 2
-    assert len(list((out / "segments").glob("*.parquet"))) == 2
+    assert len(list((out / "calls").glob("part-*.parquet"))) == 2
+    assert len(list((out / "segments").glob("part-*.parquet"))) == 2
 
 
 @pytest.mark.slow
@@ -138,7 +138,7 @@ def test_worker_killed_mid_run_leaves_each_call_once(prefect_harness, batch: Pat
     expected = len({p.read_bytes() for p in many.iterdir()})  # identical copies are scored once
     scored = [o for o in summary.outcomes if o.status == "scored"]
     # every call is committed exactly once, whether or not its task ran twice
-    keys = [p.stem for p in (out / "calls").glob("*.parquet")]
+    keys = [p.stem for p in (out / "calls").glob("part-*.parquet")]
     assert len(keys) == len(set(keys)) == expected, (len(keys), expected, summary.outcomes)
     assert len(ds.dataset(out / "calls").to_table()) == expected
     assert len(scored) + summary.count("skipped") >= expected - summary.count("failed")

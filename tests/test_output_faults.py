@@ -94,6 +94,8 @@ def test_full_disk_stops_the_batch_and_the_rerun_finishes_it(prefect_harness, tm
     writes = {"n": 0}
 
     def fill_up(table, where, **kwargs):
+        if store.SCHEMA_FILE in str(where):  # the row-less schema files, written before any call
+            return real_write(table, where, **kwargs)
         writes["n"] += 1
         if writes["n"] > 2:  # the first call's segments and calls files fit, then the disk is full
             real_write(table, where, **kwargs)  # a partial file is left behind, as on a real full disk

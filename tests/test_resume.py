@@ -77,7 +77,7 @@ def reference(batch: Path, tmp_path_factory) -> dict:
 
 
 def _calls_written(out: Path) -> int:
-    return len(list((out / "calls").glob("*.parquet"))) if (out / "calls").is_dir() else 0
+    return len(list((out / "calls").glob("part-*.parquet"))) if (out / "calls").is_dir() else 0
 
 
 def _temp_exists(out: Path) -> bool:

@@ -377,4 +377,4 @@ def test_a_run_with_a_damaged_role_model_stops_before_scoring(tmp_path: Path) ->
                                       str(models), "--config", str(tmp_path / "c.toml")])
     text = " ".join(result.output.split())
     assert result.exit_code == 2 and "checksum" in text and "[roles] model = false" in text, text
-    assert not list((tmp_path / "out").glob("calls/**/*.parquet"))
+    assert not list((tmp_path / "out").glob("calls/**/part-*.parquet"))

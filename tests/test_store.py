@@ -36,7 +36,7 @@ def test_round_trip_pyarrow_duckdb_polars(tmp_path: Path) -> None:
     assert sorted(calls["call_key"].to_pylist()) == sorted(keys)
     assert calls.schema.metadata[b"callcycle.schema_version"] == store.SCHEMA_VERSION.encode()
     assert calls.schema.field("action_share").metadata[b"description"].startswith(b"Action seconds")
-    seg_file = next((tmp_path / "segments").glob("*.parquet"))
+    seg_file = next((tmp_path / "segments").glob("part-*.parquet"))
     written = pq.read_schema(seg_file)
     assert [(f.name, f.type, f.nullable) for f in written] == [
         (f.name, f.type, f.nullable) for f in store.SEGMENTS_SCHEMA]
@@ -134,7 +134,7 @@ def test_snapshot_opens_only_files_written_since_and_reads_the_same_rows(tmp_pat
 
     def read(now: float) -> pa.Table:
         opened.clear()
-        files = sorted((out / "calls").glob("*.parquet"))
+        files = sorted((out / "calls").glob("part-*.parquet"))
         return snapshot.read_with_snapshot(files, store.CALLS_SCHEMA, reader, tmp_path / "snap.parquet", now=now)
 
     later = time.time() + 2 * snapshot.RACY_S  # the files are settled by then
@@ -194,7 +194,7 @@ def test_a_snapshot_whose_rows_do_not_fit_is_read_past_and_rewritten(tmp_path: P
     out = tmp_path / "out"
     for sha in ("aa", "bb"):
         _write_call(out, sha)
-    files = sorted((out / "calls").glob("*.parquet"))
+    files = sorted((out / "calls").glob("part-*.parquet"))
     where = tmp_path / "calls-snapshot.parquet"
     later = time.time() + 2 * snapshot.RACY_S  # the files count as settled
 
@@ -215,6 +215,27 @@ def test_a_snapshot_whose_rows_do_not_fit_is_read_past_and_rewritten(tmp_path: P
 def test_empty_dataset_reads_with_schema(tmp_path: Path) -> None:
     table = store.read_dataset(tmp_path, "errors")
     assert table.num_rows == 0 and table.schema.equals(store.ERRORS_SCHEMA)
+
+
+def test_a_glob_over_a_table_with_no_rows_yet_reads_zero_rows(tmp_path: Path) -> None:
+    """After a night with no failures errors/ held no file, and DuckDB's or Polars' glob failed ("No files
+    found"); each table folder holds a row-less file of its schema, which our readers leave out."""
+    duckdb = pytest.importorskip("duckdb")
+    pl = pytest.importorskip("polars")
+    from pipeline import process
+
+    process.prepare_output(str(tmp_path))
+    _write_call(tmp_path, "aa")
+    con = duckdb.connect()
+    assert con.sql(f"select count(*) from read_parquet('{tmp_path}/errors/*.parquet')").fetchall() == [(0,)]
+    failures = con.sql(f"select source_path, step from read_parquet('{tmp_path}/errors/*.parquet')")
+    assert failures.columns == ["source_path", "step"] and failures.fetchall() == []
+    assert pl.read_parquet(str(tmp_path / "errors" / "*.parquet")).height == 0
+    assert con.sql(f"select count(*) from read_parquet('{tmp_path}/calls/*.parquet')").fetchall() == [(1,)]
+    assert store.read_dataset(tmp_path, "calls").num_rows == 1
+    assert ds.dataset(tmp_path / "calls", format="parquet").to_table().num_rows == 1
+    schema_file = tmp_path / "errors" / "_schema.parquet"
+    assert pq.read_schema(schema_file).metadata[b"callcycle.schema_version"] == store.SCHEMA_VERSION.encode()
 
 
 def test_call_key_depends_on_versions() -> None:

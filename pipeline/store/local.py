@@ -5,6 +5,8 @@ Layout under the output folder (readers ignore dot files and ``quarantine/``)::
     calls/part-<identity>.parquet      one row: the call's current results (written last: the commit)
     segments/part-<identity>.parquet   its segments, carrying the same call_key
     errors/part-<identity>.parquet     one row while the input fails; removed once it succeeds
+    <table>/_schema.parquet            no rows, the table's schema: a glob (DuckDB, Polars) matches a file
+                                       even on a night with no failures (pyarrow.dataset skips ``_`` files)
     quarantine/<table>/...             files that did not read back (truncated, corrupt), moved aside
 
 ``<identity>`` hashes the call's ``source_id`` (see :mod:`pipeline.store.schema`), so a new
@@ -376,6 +378,23 @@ def check_output_dir(out_dir: Path) -> None:
 
 
 LEGACY = "legacy"
+#: In each table's folder: no rows, the current schema (see the module docstring).
+SCHEMA_FILE = "_schema.parquet"
+
+
+def write_schema_files(out_dir: Path) -> None:
+    """Give every table folder a row-less ``_schema.parquet`` of the current schema (kept if it is one).
+
+    ``read_parquet('out/errors/*.parquet')`` in DuckDB or Polars fails on a folder with no file ("No
+    files found") — the errors table after a night without failures; with this file it gives zero
+    rows of the right columns. Our readers and pyarrow.dataset skip names starting with ``_``.
+    """
+    for table, schema in SCHEMAS.items():
+        path = Path(out_dir) / table / SCHEMA_FILE
+        if _schema_version(path) == SCHEMA_VERSION:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_table_atomic(schema.empty_table(), path)
 _LAYOUT_MARKER = ".layout"
 
 
@@ -435,6 +454,7 @@ class LocalStore:
     def prepare(self) -> None:
         sweep_stale_temp(self.out_dir)
         retire_old_layout(self.out_dir)
+        write_schema_files(self.out_dir)
 
     def stored_call(self, source_id: str, key: str) -> StoredCall:
         return stored_call(self.out_dir, source_id, key)
