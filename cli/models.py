@@ -165,15 +165,15 @@ def evaluate(
     if not files:
         from pipeline.classify.artifacts import load_artifact
         from pipeline.classify.evaluate import run_benchmark
-        from pipeline.paths import held_back_dir, labels_data_dir
+        from pipeline.paths import held_back_dir, labelled_calls_dir, labels_data_dir
         from pipeline.speech.turns import build_sentencizer
 
         artifact = load_artifact(models_dir(models), model_version)
         labels_root = labels_data_dir().parent
         err = console(stderr=True)
         with err.status("evaluating every source (a few minutes)...") as status:
-            result = run_benchmark(artifact, labels_root / "data", labels_root / "external", realdata,
-                                   labels_root / "calls", build_sentencizer(),
+            result = run_benchmark(artifact, labels_data_dir(), labels_root / "external", realdata,
+                                   labelled_calls_dir(), build_sentencizer(),
                                    progress=step_reporter(err, status, "evaluating"),
                                    held_back_dir=held_back_dir())
         if as_json:
@@ -384,7 +384,7 @@ def compare(
 @app.command("evaluate-calls", short_help="Call-level accuracy on labelled calls.")
 @command
 def evaluate_calls_cmd(
-    folder: Annotated[Path, typer.Argument(metavar="FOLDER", help="Folder of fully labelled calls (JSON transcripts whose turns carry stage and talk_action).")] = Path("labels/calls"),
+    folder: Annotated[Optional[Path], typer.Argument(metavar="FOLDER", help="Folder of fully labelled calls (JSON transcripts whose turns carry stage and talk_action) [default: the checkout's labels/calls, or $CALLCYCLE_LABELS/../calls].", show_default=False)] = None,
     models: Annotated[Optional[str], typer.Option(help=MODELS_HELP, show_default=False)] = None,
     model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version (default: CURRENT).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
@@ -396,9 +396,10 @@ def evaluate_calls_cmd(
     from pipeline.classify.evaluate import evaluate_calls
     from pipeline.classify.train import format_interval
     from pipeline.errors import LabelDataError
-    from pipeline.paths import models_dir
+    from pipeline.paths import labelled_calls_dir, models_dir
     from pipeline.speech.turns import build_sentencizer
 
+    folder = folder or labelled_calls_dir()
     files = sorted(folder.glob("*.json"))
     if not files:
         fail(f"No labelled calls (*.json) in {folder}.")

@@ -95,6 +95,12 @@ def labels_data_dir(explicit: str | Path | None = None) -> Path:
     return checkout if checkout.is_dir() else Path("labels") / "data"
 
 
+def labelled_calls_dir(labels_dir: Path | None = None) -> Path:
+    """The fully labelled calls ``evaluate-calls`` reads by default: ``labels/calls`` beside
+    ``labels_dir`` (default :func:`labels_data_dir`, so the checkout's wherever the command runs)."""
+    return (labels_dir or labels_data_dir()).parent / "calls"
+
+
 def held_back_dir(labels_dir: Path | None = None) -> Path:
     """The written rows and labelled calls kept apart from training: ``labels/held-back`` beside
     ``labels_dir`` (default :func:`labels_data_dir`); benchmark sources, never training data."""

@@ -229,6 +229,17 @@ def test_report_since_says_why_a_date_is_not_one(tmp_path: Path) -> None:
         assert "Value error" not in text and "write it YYYY-MM-DD" in text
 
 
+def test_evaluate_calls_finds_the_checkouts_labelled_calls_from_any_folder(tmp_path: Path, monkeypatch) -> None:
+    """Its default was ./labels/calls, so it failed anywhere but the checkout's root."""
+    from conftest import ROOT
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CALLCYCLE_LABELS", raising=False)
+    result = runner.invoke(app, ["evaluate-calls", "--json", "--models", str(MODELS)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["calls"] == len(list((ROOT / "labels" / "calls").glob("*.json")))
+
+
 def test_evaluate_refuses_the_output_of_classify(tmp_path: Path) -> None:
     """Chaining classify into evaluate scored the model against its own predictions (macro-F1 1.000);
     it is refused, naming the columns that hold the labels the input had."""
