@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from datetime import date
 from pathlib import Path
 
@@ -150,6 +151,38 @@ def test_import_refuses_other_and_action_and_points_at_spreadsheet_lines(tmp_pat
     src.write_bytes(b"id,text,stage,talk_action\n2,caf\xe9 talk,align,talk\n")
     result = runner.invoke(app, ["import-labels", str(src), "--into", str(target)])
     assert result.exit_code == 2 and "not UTF-8 (line 2, byte 0xe9)" in " ".join(result.output.split())
+
+
+def test_a_spreadsheet_labelled_part_way_imports_its_labelled_rows(scored: Path, tmp_path: Path, caplog) -> None:
+    """Rows left blank (exported, not labelled yet) are left out with a warning, as unannotated Label
+    Studio tasks are (the whole file was refused); a row labelled for one task only is still an error,
+    and problems are listed in file order."""
+    import csv
+
+    exported = write_for_labelling(select_uncertain(scored, 3), tmp_path / "todo.csv", TAXONOMY)
+    with exported.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    rows[0].update(stage="act", talk_action="action")
+    with exported.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    target = tmp_path / "t.jsonl"
+    with caplog.at_level("WARNING"):
+        assert import_labels(exported, TAXONOMY, target) == 1
+    assert "2 row(s) with no label yet left out" in caplog.text
+    assert [json.loads(x)["id"] for x in target.read_text().splitlines()] == [rows[0]["id"]]
+    blank = tmp_path / "blank.csv"
+    blank.write_text("id,text,stage,talk_action\n1,Can you send it?,,\n")
+    with pytest.raises(LabelDataError, match="no row has a label yet"):
+        import_labels(blank, TAXONOMY, tmp_path / "none.jsonl")
+    half = tmp_path / "half.csv"
+    half.write_text("id,text,stage,talk_action,group\n" + "".join(
+        f"{i},Text {i},{'act' if i % 2 else ''},{'' if i % 2 else 'talk'},g{25 - i}\n" for i in range(1, 25)))
+    with pytest.raises(LabelDataError) as caught:
+        import_labels(half, TAXONOMY, tmp_path / "none.jsonl")
+    lines = [int(m) for m in re.findall(rf"{re.escape(str(half))}:(\d+):", str(caught.value))]
+    assert lines == sorted(lines) and len(lines) == 20 and "... and 4 more. Fix these rows" in str(caught.value)
 
 
 def test_cli_export_uncertain(scored: Path, tmp_path: Path) -> None:

@@ -143,6 +143,20 @@ def write_for_labelling(rows: list[dict[str, Any]], path: Path, taxonomy: Taxono
     return path
 
 
+def _labelled_only(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: Path) -> list[dict[str, Any]]:
+    """Leave out rows whose every task column is blank (exported, not labelled yet), with a warning,
+    as tasks nobody annotated in Label Studio are; a row labelled for one task only stays (an error)."""
+    tasks = [t.name for t in taxonomy.tasks]
+    kept = [r for r in raw if any(str(r.get(t) or "").strip() for t in tasks)]
+    if len(kept) < len(raw):
+        if not kept:
+            raise LabelDataError(f"{source}: no row has a label yet ({', '.join(tasks)} are blank in every row).",
+                                 "Fill in the label columns, then import.")
+        logger.warning("%s: %d row(s) with no label yet left out (label them to import them)",
+                       source, len(raw) - len(kept))
+    return kept
+
+
 def _from_label_studio(data: Any, source: Path) -> list[dict[str, Any]]:
     if not isinstance(data, list):
         raise LabelDataError(f"{source}: a Label Studio export is a JSON list of tasks.", "Export as JSON.")
@@ -205,6 +219,7 @@ def import_labels(source: Path, taxonomy: Taxonomy, target: Path,
                              "Export as JSON from Label Studio, or give one labelled row per array item.")
     else:
         raw = [{k: unneutralise(v) for k, v in r.items()} for r in read_rows(source)]
+    raw = _labelled_only(raw, taxonomy, source)
     missing_ids = [i + 1 for i, r in enumerate(raw) if not str(r.get("id") or "").strip()]
     if missing_ids:
         raise LabelDataError(f"{source}: rows {missing_ids[:10]} have no id.", "Keep the id column from the export.")

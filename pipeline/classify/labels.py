@@ -334,11 +334,18 @@ def validate_rows(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: str,
                                 speaker=str(obj.get("speaker") or obj.get("speaker_role") or ""),
                                 corpus=str(obj.get("source") or "written")))
     if problems:
+        problems.sort(key=_line_order)  # rows may have been put in call order: report them in file order
         shown = "\n  ".join(problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        more = f"\n  ... and {len(problems) - 20} more." if len(problems) > 20 else ""
         raise LabelDataError(f"{len(problems)} problem(s) in labelled data:\n  {shown}{more}",
                              "Fix these rows; nothing was loaded.")
     return rows
+
+
+def _line_order(problem: str) -> tuple[int, str]:
+    """Sort key of a problem ``"<source>:<line>: ..."``: its line number where it has one."""
+    match = re.match(r".*?:(\d+): ", problem)
+    return (int(match.group(1)) if match else 0, problem)
 
 
 def load_labelled(paths: list[Path], taxonomy: Taxonomy, partial: bool = False) -> list[LabelledRow]:
