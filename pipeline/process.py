@@ -199,7 +199,8 @@ def _read_call(source: Source, path: Path, asr: AsrModel | None, config: Pipelin
     if source.kind == "transcript":
         parsed = parse_transcript(path, words_per_minute=config.segmentation.words_per_minute)
         return CallInput(call_id=parsed.call_id or source.call_id,
-                         turns=assign_roles(parsed.turns, source.metadata, model=role_model), audio_duration_s=None)
+                         turns=assign_roles(parsed.turns, source.metadata, model=role_model, declared=parsed.roles),
+                         audio_duration_s=None)
     if asr is None:
         raise PipelineError(f"{path.name}: audio input but no speech model loaded.",
                             "Load one with pipeline.speech.transcribe.load_asr_model.", step="transcribe")

@@ -142,6 +142,14 @@ def test_roles_from_transcript_speaker_names() -> None:
     turns = [_turn("Agent", "Hi."), _turn("Caller", "Hello."), _turn("Manager", "Go ahead.")]
     assert [(t.role, t.role_source) for t in assign_roles(turns)] == [
         ("rep", "name"), ("customer", "name"), ("manager", "name")]
+    # a role the transcript gives ("Lee (customer): ...") is a name's role; the sidecar's map wins over it
+    named = [_turn("Dana", "Hi."), _turn("Lee", "Hello.")]
+    declared = {"Lee": "customer", "Dana": "manager"}
+    assert [(t.role, t.role_source) for t in assign_roles(named, declared=declared)] == [
+        ("manager", "name"), ("customer", "name")]
+    sidecar = CallMetadata(speaker_roles=(("dana", "rep"),))
+    assert [(t.role, t.role_source) for t in assign_roles(named, sidecar, declared=declared)] == [
+        ("rep", "sidecar"), ("customer", "name")]
 
 
 def test_role_heuristic_most_questions_is_the_rep() -> None:

@@ -75,6 +75,11 @@ def test_plain_text_with_time_stamps_and_roles_in_brackets() -> None:
     assert [(t.speaker, t.start_s) for t in turns[:2]] == [("Jen", 3.0), ("Marcus", 7.0)]
     assert turns[0].end_s == 7.0 and not turns[0].timing_estimated
     assert turns[2].speaker == "Priya" and turns[2].text == "I'll take the Halcyon follow-up. 10:30 works for me too."
+    # a role word in the brackets is the speaker's role (it was read and thrown away); other words are not
+    parsed = parse_transcript_text("Lee (customer): We need it Friday.\nDana (AE, West): Fine.\n"
+                                   "Lee: Thanks.\nKim (Manager): Good.\n", "txt")
+    assert parsed.roles == {"Lee": "customer", "Kim": "manager"}
+    assert [t.speaker for t in parsed.turns] == ["Lee", "Dana", "Lee", "Kim"]
 
 
 def test_webvtt_voice_tags_and_prefixes() -> None:

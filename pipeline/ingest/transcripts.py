@@ -14,12 +14,12 @@ import codecs
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import TranscriptFormatError
-from pipeline.schema import Turn
+from pipeline.schema import Turn, role_word
 
 __all__ = ["ParsedTranscript", "parse_transcript", "parse_transcript_text", "estimate_timings"]
 
@@ -32,7 +32,7 @@ _VTT_META_BLOCK = re.compile(r"^(?:NOTE|STYLE|REGION)(?:\s|$)")
 _VOICE = re.compile(r"<v(?:\.[^\s>]{0,100})?\s+([^>]{1,200})>")
 _TAG = re.compile(r"</?[^<>]{1,200}>")
 _PREFIX = re.compile(
-    r"^\s*([A-Z][\w .'\-]{0,40}?|\[[^\]]{1,40}\]|[\w.\-]{1,40})(?:\s*\([^()]{1,40}\))?\s*:\s+(.*)$")
+    r"^\s*([A-Z][\w .'\-]{0,40}?|\[[^\]]{1,40}\]|[\w.\-]{1,40})(?:\s*\(([^()]{1,40})\))?\s*:\s+(.*)$")
 #: A plain-text line's leading time stamp: "[00:01:02] Dana: ...", "(1:02) Dana: ...", "00:01:02 - Dana: ...".
 _LEADING_TIME = re.compile(rf"^\s*[\[(]?{_TS}[\])]?\s*(?:[-–]\s*)?(?=\S)")
 #: A subtitle line that starts a new speaker's words without naming them ("- No, Tuesday doesn't work.").
@@ -46,10 +46,12 @@ MAX_TURN_CHARS = 500_000
 
 @dataclass(frozen=True, slots=True)
 class ParsedTranscript:
-    """A transcript's call id (when the file names one) and its turns."""
+    """A transcript's call id (when the file names one), its turns, and the roles it gives speakers
+    (``{"Lee": "customer"}`` from ``Lee (customer): ...`` lines)."""
 
     call_id: str | None
     turns: list[Turn]
+    roles: dict[str, str] = field(default_factory=dict)
 
 
 def _seconds(groups: tuple[str | None, ...]) -> float:
@@ -187,7 +189,7 @@ def _speaker_and_text(line: str, current: str) -> tuple[str, str]:
     clean = _TAG.sub("", line).strip()
     prefix = _PREFIX.match(clean)
     if prefix:
-        return prefix.group(1).strip("[] ") or current, prefix.group(2).strip()
+        return prefix.group(1).strip("[] ") or current, prefix.group(3).strip()
     return current, clean
 
 
@@ -312,9 +314,12 @@ def _parse_cues(name: str, text: str, kind: str) -> list[Row]:
     return rows
 
 
-def _parse_plain(name: str, text: str) -> list[Row]:
+def _parse_plain(name: str, text: str, roles: dict[str, str] | None = None) -> list[Row]:
     """``Name: text`` lines (a line without a name continues the current speaker's turn), each optionally
-    led by a time stamp (``[00:01:02] Name: text``); a stamped turn lasts until the next turn's stamp."""
+    led by a time stamp (``[00:01:02] Name: text``); a stamped turn lasts until the next turn's stamp.
+
+    A role word in brackets after a name (``Lee (customer): ...``) is added to ``roles`` (the first
+    one said for a speaker), where given."""
     turns: list[tuple[str, list[str], float | None]] = []
     speaker = UNKNOWN_SPEAKER
     for number, line in enumerate(text.splitlines(), start=1):
@@ -332,7 +337,10 @@ def _parse_plain(name: str, text: str) -> list[Row]:
             line = line[timed.end():]
         match = _PREFIX.match(line)
         if match:
-            speaker, body = match.group(1).strip("[] ") or UNKNOWN_SPEAKER, match.group(2).strip()
+            speaker, body = match.group(1).strip("[] ") or UNKNOWN_SPEAKER, match.group(3).strip()
+            declared = role_word(match.group(2))  # "Lee (customer): ..." names Lee's role
+            if declared and roles is not None:
+                roles.setdefault(speaker, declared)
             if body:
                 turns.append((speaker, [body], stamp))
         elif turns and turns[-1][0] == speaker and stamp is None:
@@ -372,6 +380,7 @@ def parse_transcript_text(
     _check_size(name, text)
     text = _clean(text)
     call_id: str | None = None
+    roles: dict[str, str] = {}
     if fmt == "json":
         call_id, rows = _parse_json(name, text)
     elif fmt == "vtt":
@@ -381,7 +390,7 @@ def parse_transcript_text(
     elif fmt == "srt":
         rows = _parse_cues(name, text, "SRT")
     elif fmt == "txt":
-        rows = _parse_plain(name, text)
+        rows = _parse_plain(name, text, roles)
     else:
         raise _fail(name, f"unknown transcript format {fmt!r}.", "Use json, vtt, srt or txt.")
     if not rows:
@@ -392,7 +401,7 @@ def parse_transcript_text(
             raise _fail(name, f"turn {i + 1} ({speaker!r}) is {len(body):,} characters long without a speaker change "
                               f"(the limit is {MAX_TURN_CHARS:,}).",
                         "Put each speaker turn on its own line ('Name: text'), or one entry per turn in JSON.")
-    return ParsedTranscript(call_id=call_id, turns=estimate_timings(rows, words_per_minute))
+    return ParsedTranscript(call_id=call_id, turns=estimate_timings(rows, words_per_minute), roles=roles)
 
 
 #: How common audio and video containers begin (``RIFF....WAVE``, MP3 with or without an ID3 tag,

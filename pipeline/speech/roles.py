@@ -46,7 +46,8 @@ def _questions(turn: Turn) -> int:
 
 def assign_roles(turns: Sequence[Turn], metadata: CallMetadata | None = None, *,
                  channel_layout: bool = False,
-                 model: RoleModel | Callable[[], RoleModel] | None = None) -> list[Turn]:
+                 model: RoleModel | Callable[[], RoleModel] | None = None,
+                 declared: dict[str, str] | None = None) -> list[Turn]:
     """Return the turns with ``role`` and ``role_source`` set for every speaker.
 
     Args:
@@ -54,6 +55,8 @@ def assign_roles(turns: Sequence[Turn], metadata: CallMetadata | None = None, *,
         metadata: call metadata (sidecar speaker map, rep name).
         channel_layout: the speakers are channels of a multi-channel recording, named by the
             configured channel layout.
+        declared: roles the transcript gives its speakers (``Lee (customer): ...``), source
+            ``name``; the sidecar's map and rep name win over them.
         model: the role model for speakers no stronger source names, or a function that loads it (called
             only when such a speaker exists); ``None`` uses the question rule.
     """
@@ -72,6 +75,8 @@ def assign_roles(turns: Sequence[Turn], metadata: CallMetadata | None = None, *,
             roles[speaker] = ("rep", "sidecar")
         elif channel_layout:
             roles[speaker] = (role_word(key) or "unknown", "channel")
+        elif declared and speaker in declared:
+            roles[speaker] = (declared[speaker], "name")
         elif role_word(key):
             roles[speaker] = (role_word(key) or "unknown", "name")
     rest = [s for s in order if s not in roles]

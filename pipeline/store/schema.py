@@ -78,7 +78,7 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "action_prob": "Probability that the segment is action, from the talk/action model.",
         "role": "Speaker's role: rep, customer, manager or unknown.",
         "role_source": "Where the role came from: sidecar (calls.csv speakers map or rep name), channel (channel "
-                       "layout), name (transcript speaker called rep/customer/...), model (the role model, "
+                       "layout), name (transcript speaker called rep/customer/..., or 'Lee (customer):'), model (the role model, "
                        "models/roles/, read from what the speaker said), heuristic (most questions = rep; "
                        "when the role model is off, and for a lone speaker).",
         "source_sha256": "sha256 of the input file's bytes.",
@@ -134,7 +134,8 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
                      "the file is fixed.",
         "source_path": "Input file path as given.",
         "source_sha256": "sha256 of the file's bytes; null when it could not be read.",
-        "step": "Pipeline step that failed: ingest, decode, parse, transcribe, classify, store.",
+        "step": ("Pipeline step that failed: discover, ingest, decode, parse, transcribe, diarize, segment, roles, "
+                 "classify, store, or worker (scoring the file took its worker process down)."),
         "error_type": "Error class name.",
         "message": "What went wrong.",
         "hint": "What to do about it.",
