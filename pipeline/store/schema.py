@@ -78,8 +78,9 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "action_prob": "Probability that the segment is action, from the talk/action model.",
         "role": "Speaker's role: rep, customer, manager or unknown.",
         "role_source": "Where the role came from: sidecar (calls.csv speakers map or rep name), channel (channel "
-                       "layout), name (transcript speaker called rep/customer/..., or 'Lee (customer):'), model (the role model, "
-                       "models/roles/, read from what the speaker said), heuristic (most questions = rep; "
+                       "layout), name (transcript speaker called rep/customer/..., or 'Lee (customer):'), "
+                       "model (the role model, models/roles/, read from what the speaker said), heuristic (most "
+                       "questions = rep; "
                        "when the role model is off, and for a lone speaker).",
         "source_sha256": "sha256 of the input file's bytes.",
     },
