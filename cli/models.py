@@ -158,7 +158,7 @@ def evaluate(
     """Per-class precision, recall and F1, macro-F1 and confusion matrices — or, without files, the benchmark per source."""
     from rich.table import Table
 
-    from pipeline.apply import evaluate_files
+    from pipeline.apply import evaluate_files, training_files
     from pipeline.paths import models_dir
 
     con = console()
@@ -198,6 +198,12 @@ def evaluate(
         console(stderr=True).print(f"note: the intervals resample only {few[0]} conversations; with fewer than "
                                    f"{MIN_INTERVAL_GROUPS} they say little. Label more conversations for a firm "
                                    "figure.", soft_wrap=True)
+    trained = [] if holdout else training_files(artifact, files)
+    if trained:
+        console(stderr=True).print(f"note: {', '.join(f.name for f in trained[:3])}{' ...' if len(trained) > 3 else ''} "
+                                   f"{'is' if len(trained) == 1 else 'are'} training data of {artifact.version}: "
+                                   "most of its rows were learned, so these figures flatter the model. Add "
+                                   "--holdout for the held-out split (the card's figures).", soft_wrap=True)
     for name, m in metrics["tasks"].items():
         present = [label for label, c in m["per_class"].items() if c["support"]]
         if len(present) == 1:

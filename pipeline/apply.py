@@ -22,7 +22,7 @@ from pipeline.ingest.transcripts import MAX_TURN_CHARS
 from pipeline.tables import unneutralise
 
 __all__ = ["CLASH_SUFFIX", "output_columns", "read_lines", "read_table",
-           "classify_rows", "holdout_rows", "load_evaluation_rows", "evaluate_files",
+           "classify_rows", "holdout_rows", "load_evaluation_rows", "evaluate_files", "training_files",
            "compare_versions", "load_version"]
 
 
@@ -146,6 +146,13 @@ def holdout_rows(artifact: Artifact, rows: Sequence[LabelledRow]) -> list[Labell
         raise LabelDataError("No rows fall in the held-out split of these files.",
                              "Pass the labelled files the model was trained from (labels/data/*.jsonl).")
     return held
+
+
+def training_files(artifact: Artifact, files: Sequence[Path]) -> list[Path]:
+    """Those of ``files`` that the artifact was trained from, by file name (the card lists its training
+    files, ``data.sources``): evaluated whole, they score the model on rows it learned."""
+    trained = {Path(str(source)).name for source in artifact.card.get("data", {}).get("sources", {})}
+    return [f for f in files if Path(f).name in trained]
 
 
 def _refuse_predictions(raw: list[dict[str, Any]], file: Path, artifact: Artifact) -> None:

@@ -253,6 +253,16 @@ def test_evaluate_refuses_the_output_of_classify(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "is the output of `callcycle classify`" in text, text
     assert "in stage_input and talk_action_input" in text
     assert runner.invoke(app, ["evaluate", str(mine), "--models", str(MODELS)]).exit_code == 0
+    # the model's own training file, evaluated whole, is said to flatter it (the card names its files)
+    from conftest import ROOT
+
+    trained = tmp_path / "corpus_c1.jsonl"
+    trained.write_text("".join((ROOT / "labels" / "data" / "corpus_c1.jsonl").read_text().splitlines(True)[:40]))
+    result = runner.invoke(app, ["evaluate", str(trained), "--models", str(MODELS)], env={"COLUMNS": "200"})
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0 and "corpus_c1.jsonl is training data of" in text and "--holdout" in text
+    result = runner.invoke(app, ["evaluate", str(mine), "--models", str(MODELS)], env={"COLUMNS": "200"})
+    assert "training data" not in result.output
 
 
 def test_evaluate_holdout_reproduces_the_model_card() -> None:
