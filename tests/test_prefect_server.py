@@ -69,6 +69,13 @@ def test_run_reports_to_a_real_server_and_starts_no_temporary_api(tmp_path: Path
         assert not spawned, spawned
         runs = _flow_runs(api)
         logs = [entry["message"] for entry in _flow_runs(api, "logs")]
+        # a run in which an input failed says so on the server ("Completed with failures", with a count)
+        (transcript.parent / "broken.json").write_text("{ nope")
+        failing = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert failing.returncode == 1, failing.stdout + failing.stderr
+        after = [r for r in _flow_runs(api) if r["name"] and r["flow_id"] and r["id"] not in {x["id"] for x in runs}]
+    assert [(r["state_type"], r["state_name"]) for r in after] == [("COMPLETED", "Completed with failures")], after
+    assert after[0]["state"]["message"].startswith("1 of 2 inputs failed"), after
     assert [r["state_type"] for r in runs if r["name"] and r["flow_id"]] == ["COMPLETED"], runs
     assert "1 scored" in output
     # the server keeps the run's logs (the terminal does not show them)
