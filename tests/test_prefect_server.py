@@ -70,8 +70,10 @@ def test_run_reports_to_a_real_server_and_starts_no_temporary_api(tmp_path: Path
         runs = _flow_runs(api)
         logs = [entry["message"] for entry in _flow_runs(api, "logs")]
         # a run in which an input failed says so on the server ("Completed with failures", with a count)
-        (transcript.parent / "broken.json").write_text("{ nope")
-        failing = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        broken = transcript.parent / "broken.json"
+        broken.write_text("{ nope")
+        failing = subprocess.run([*cmd[:5], str(broken), *cmd[5:]], cwd=ROOT, env=env, capture_output=True,
+                                 text=True, timeout=300)
         assert failing.returncode == 1, failing.stdout + failing.stderr
         after = [r for r in _flow_runs(api) if r["name"] and r["flow_id"] and r["id"] not in {x["id"] for x in runs}]
     assert [(r["state_type"], r["state_name"]) for r in after] == [("COMPLETED", "Completed with failures")], after
