@@ -197,6 +197,56 @@ def test_segments_count_must_match_and_orphans_stay_hidden(tmp_path: Path, artif
     assert store.read_dataset(out, "segments").num_rows == 0
 
 
+def test_a_run_killed_between_a_replacements_two_writes_leaves_no_call_without_segments(
+        tmp_path: Path, artifact, nlp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replacing a call writes its segments, then its calls row. Killed in between, the old calls row used
+    to stay beside the new segments (another key): a call with no segments in every reader, DuckDB's
+    glob included. The old row is withdrawn first: the call is absent until the next run redoes it."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    path = _transcript(folder / "k.json", "I'll send the contract today.", "Great, thanks.")
+    _transcript(folder / "other.json", "How was the conference?")
+    _run(folder, out, artifact, nlp)
+    _transcript(path, "We agreed on Tuesday.", "Let's review the pilot on Friday.", "Sounds good.")
+    real = store.write_table_atomic
+
+    def killed(table, where):
+        if Path(where).parent.name == "calls":
+            raise KeyboardInterrupt  # the process dies after the segments file was replaced
+        return real(table, where)
+
+    monkeypatch.setattr(store, "write_table_atomic", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _run(folder, out, artifact, nlp)
+    monkeypatch.setattr(store, "write_table_atomic", real)
+    calls = pq.ParquetDataset(sorted(str(p) for p in (out / "calls").glob("part-*.parquet"))).read()
+    segments = pq.ParquetDataset(sorted(str(p) for p in (out / "segments").glob("part-*.parquet"))).read()
+    keys_with_segments = set(segments.column("call_key").to_pylist())
+    # raw readers (a glob over the files) see no calls row without its segments
+    assert calls.column("source_id").to_pylist() == ["other.json"]
+    assert set(calls.column("call_key").to_pylist()) <= keys_with_segments
+    assert [r["source_id"] for r in load_call_rows(out)] == ["other.json"]
+    assert _run(folder, out, artifact, nlp) == {"k.json": "scored", "other.json": "skipped"}
+    assert sorted(r["source_id"] for r in load_call_rows(out)) == ["k.json", "other.json"]
+
+
+def test_an_input_that_fails_after_being_scored_is_in_no_figure(tmp_path: Path, artifact, nlp) -> None:
+    """A scored file replaced by one that does not read keeps its last calls row on disk (nothing is
+    deleted), but summary and report leave it out and list the failure: what is current is the failure."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    path = _transcript(folder / "a.json", "I'll send the contract today.")
+    _transcript(folder / "b.json", "How was the conference?")
+    _run(folder, out, artifact, nlp)
+    path.write_text("not json")
+    assert _run(folder, out, artifact, nlp) == {"a.json": "failed", "b.json": "skipped"}
+    assert [r["source_id"] for r in load_call_rows(out)] == ["b.json"]
+    assert store.read_dataset(out, "calls").num_rows == 2  # the last good row stays on disk
+    _transcript(path, "We agreed on Tuesday.")
+    assert _run(folder, out, artifact, nlp)["a.json"] == "scored"
+    assert sorted(r["source_id"] for r in load_call_rows(out)) == ["a.json", "b.json"]
+
+
 def test_files_of_the_old_layout_are_retired_once(tmp_path: Path, artifact, nlp) -> None:
     """Schema-1 folders held one file per content hash (a call could have two rows): moved aside, rescored."""
     folder, out = tmp_path / "in", tmp_path / "out"

@@ -23,9 +23,17 @@ def load_call_rows(out_dir: OutputLocation) -> list[dict[str, Any]]:
     """Rows of the ``calls`` dataset as dicts, sorted by date then call id.
 
     One row per call identity (``source_id``); should an output folder written by an older
-    callcycle hold several, only the newest is kept.
+    callcycle hold several, only the newest is kept. A call whose input now fails (an ``errors`` row
+    of the same identity and the same file: it was scored, then replaced by one that does not read) is
+    left out: its stored row scores bytes that are no longer the input, and the failure is what is
+    current. (Another file failing under a stored call's identity leaves that call in.)
     """
-    rows = open_store(out_dir).read_dataset("calls").to_pylist()
+    store = open_store(out_dir)
+    failing: dict[str, set[str]] = defaultdict(set)
+    for e in store.read_dataset("errors").select(["source_id", "source_path"]).to_pylist():
+        failing[e["source_id"]].add(_same_file(e["source_path"]))
+    rows = [r for r in store.read_dataset("calls").to_pylist()
+            if r["source_id"] not in failing or _same_file(r["source_path"]) not in failing[r["source_id"]]]
     newest: dict[str, dict[str, Any]] = {}
     for row in rows:
         key = row["source_id"] or row["source_path"]
@@ -36,6 +44,19 @@ def load_call_rows(out_dir: OutputLocation) -> list[dict[str, Any]]:
             if isinstance(row.get(name), str):
                 row[name] = printable(row[name])
     return sorted(newest.values(), key=lambda r: (str(r["call_date"] or ""), r["call_id"]))
+
+
+def _same_file(path: str) -> str:
+    """A stored path in one spelling: a local path made absolute and resolved (runs may name the same
+    folder relatively or absolutely), an ``s3://`` URI as it is."""
+    from pipeline import objectstore
+
+    if objectstore.is_uri(path):
+        return path
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):
+        return path
 
 
 def load_error_rows(out_dir: OutputLocation) -> list[dict[str, Any]]:

@@ -183,11 +183,19 @@ def is_done(out_dir: Path, key: str, source_id: str) -> bool:
 
 
 def write_call(out_dir: Path, key: str, segments: pa.Table, calls: pa.Table) -> None:
-    """Replace a call's segments, then its calls row (the commit: readers join on call_key)."""
+    """Withdraw a call's stored calls row, replace its segments, then write its calls row (the commit:
+    readers join on call_key).
+
+    Two files cannot be replaced at once. With the old row withdrawn first, a run killed between the
+    writes leaves the call absent until the next run redoes it, never an old calls row whose segments
+    were already replaced (a call with no segments, in every reader); a reader during a replacement
+    sees the call missing for that moment, not inconsistent.
+    """
     source_id = calls.column("source_id")[0].as_py()
     if calls.column("call_key")[0].as_py() != key:
         raise ValueError("calls row and key disagree")
     ident = identity_key(source_id)
+    _path(out_dir, "calls", ident).unlink(missing_ok=True)
     write_table_atomic(segments, _path(out_dir, "segments", ident))
     write_table_atomic(calls, _path(out_dir, "calls", ident))
 
