@@ -270,6 +270,8 @@ def prepare_output(out_dir: OutputLocation) -> Store:
 
 def _output_failed(out: Store, exc: OSError, doing: str, batch: str = "") -> OutputError:
     error = out.output_error(exc, doing)
+    if not batch:  # a caller outside a batch (the library, one file at a time) gets the error, no memory
+        return error
     with _LOCK:
         _BROKEN_OUTPUTS.setdefault((out.location, batch), error)
         while len(_BROKEN_OUTPUTS) > _MAX_BROKEN:
@@ -508,7 +510,13 @@ def process_source(source: Source, *, asr: AsrModel | None, artifact: Artifact, 
 
     Raises:
         OutputError: the output folder cannot be written; the batch should stop.
+        ValueError: an audio source without ``asr``, or no ``nlp`` (a mistake in the call, raised
+            rather than recorded as the input's failure).
     """
+    if source.kind == "audio" and asr is None:
+        raise ValueError(f"{source.path} is audio: pass asr=pipeline.speech.transcribe.load_asr_model(config.asr)")
+    if nlp is None:
+        raise ValueError("nlp is required: pass pipeline.speech.turns.build_sentencizer()")
     stamp = run_stamp(artifact, asr.name if asr else None)
     done = check_done(source, stamp, out_dir, config.run.force, batch)
     if done is not None:

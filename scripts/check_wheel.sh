@@ -12,6 +12,8 @@ trap 'rm -rf "$WORK"' EXIT
 wheel=$(ls "$WORK"/dist/callcycle-*.whl)
 size=$(du -k "$wheel" | cut -f1)
 echo "wheel: $(basename "$wheel") (${size} KiB)"
+# PEP 561: type checkers see the installed library's annotations
+"$PYTHON" -c "import sys, zipfile; sys.exit('pipeline/py.typed missing from the wheel' if 'pipeline/py.typed' not in zipfile.ZipFile(sys.argv[1]).namelist() else 0)" "$wheel"
 "$PYTHON" -m venv "$WORK/venv"
 # dependencies come from the same index as the development venv
 "$WORK/venv/bin/pip" install -q "$wheel"
@@ -19,6 +21,6 @@ mkdir -p "$WORK/calls" "$WORK/elsewhere"
 cp "$ROOT"/data/calls/*.json "$WORK/calls/" 2>/dev/null || cp "$(ls "$ROOT"/data/calls/* | grep -E '\.(vtt|srt|txt)$' | head -1)" "$WORK/calls/"
 cd "$WORK/elsewhere"
 PREFECT_HOME="$WORK/prefect" "$WORK/venv/bin/callcycle" run "$WORK/calls" --out "$WORK/out" --no-summary
-test -n "$(ls "$WORK"/out/calls/*.parquet)"
+test -n "$(ls "$WORK"/out/calls/part-*.parquet)"
 "$WORK/venv/bin/callcycle" summary "$WORK/out" >/dev/null
-echo "wheel install: scored $(ls "$WORK"/out/calls/*.parquet | wc -l) call(s) from $(pwd)"
+echo "wheel install: scored $(ls "$WORK"/out/calls/part-*.parquet | wc -l) call(s) from $(pwd)"

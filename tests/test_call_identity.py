@@ -247,6 +247,68 @@ def test_an_input_that_fails_after_being_scored_is_in_no_figure(tmp_path: Path, 
     assert sorted(r["source_id"] for r in load_call_rows(out)) == ["a.json", "b.json"]
 
 
+def test_a_passing_output_fault_is_not_remembered_outside_a_batch(tmp_path: Path, artifact, nlp,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch remembers a full disk so its queued files fail fast; a library caller scoring files one by
+    one (no batch id) was refused for the rest of the process after one ENOSPC, even once space was back."""
+    import errno
+
+    from pipeline.errors import OutputError
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    _transcript(folder / "a.json", "I'll send the contract today.")
+    _transcript(folder / "b.json", "How was the conference?")
+    process.prepare_output(out)
+    (a, b), _ = discover_inputs([str(folder)])
+    real = store.write_table_atomic
+
+    def full(table, where):
+        raise OSError(errno.ENOSPC, "No space left on device", str(where))
+
+    monkeypatch.setattr(store, "write_table_atomic", full)
+    with pytest.raises(OutputError, match="full"):
+        process.process_source(a, asr=None, artifact=artifact, nlp=nlp, config=PipelineConfig(), out_dir=out)
+    monkeypatch.setattr(store, "write_table_atomic", real)
+    for source in (a, b):
+        outcome = process.process_source(source, asr=None, artifact=artifact, nlp=nlp, config=PipelineConfig(),
+                                         out_dir=out)
+        assert outcome.status == "scored", outcome
+
+
+def test_calling_the_library_without_a_model_it_needs_raises_and_records_nothing(tmp_path: Path, artifact,
+                                                                                  nlp) -> None:
+    """An audio source without asr, or no nlp, is a mistake in the call: it used to be written to errors/ as
+    the input's failure ("audio input but no speech model loaded", or a TypeError "bug in callcycle")."""
+    import shutil
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    shutil.copy(ROOT_DIR / "data" / "calls" / "discovery-northwind.wav", folder / "a.wav")
+    _transcript(folder / "b.json", "I'll send the contract today.")
+    process.prepare_output(out)
+    (audio, text), _ = discover_inputs([str(folder)])
+    with pytest.raises(ValueError, match="is audio: pass asr="):
+        process.process_source(audio, asr=None, artifact=artifact, nlp=nlp, config=PipelineConfig(), out_dir=out)
+    with pytest.raises(ValueError, match="nlp is required"):
+        process.process_source(text, asr=None, artifact=artifact, nlp=None, config=PipelineConfig(), out_dir=out)
+    assert store.read_dataset(out, "errors").num_rows == 0 and store.read_dataset(out, "calls").num_rows == 0
+
+
+def test_one_string_where_a_list_is_expected_is_refused(artifact) -> None:
+    """predict_texts("abc") classified three characters; discover_inputs("in") looked for 'i' and 'n'."""
+    from pipeline.classify.predict import predict_texts
+
+    with pytest.raises(TypeError, match="one string"):
+        predict_texts(artifact, "I'll send it Friday.")
+    with pytest.raises(TypeError, match="must be a string, not NoneType"):
+        predict_texts(artifact, ["fine", None])  # type: ignore[list-item]
+    for one in ("in", Path("in")):
+        with pytest.raises(TypeError, match="one path"):
+            discover_inputs(one)  # type: ignore[arg-type]
+    assert len(predict_texts(artifact, ["I'll send it Friday."])["stage"]) == 1
+
+
 def test_files_of_the_old_layout_are_retired_once(tmp_path: Path, artifact, nlp) -> None:
     """Schema-1 folders held one file per content hash (a call could have two rows): moved aside, rescored."""
     folder, out = tmp_path / "in", tmp_path / "out"

@@ -53,8 +53,18 @@ def predict_utterances(artifact: Artifact, utterances: Utterances,
 
 
 def predict_texts(artifact: Artifact, texts: Sequence[str]) -> dict[str, list[Prediction]]:
-    """Predict every task for each text on its own (no neighbours)."""
-    return predict_utterances(artifact, Utterances.standalone(list(texts)))
+    """Predict every task for each text on its own (no neighbours).
+
+    Raises:
+        TypeError: ``texts`` is one string (it would be read a character at a time) or holds a non-string.
+    """
+    if isinstance(texts, str):
+        raise TypeError("texts is one string: pass a list of texts, e.g. [text]")
+    texts = list(texts)
+    bad = [t for t in texts if not isinstance(t, str)]
+    if bad:
+        raise TypeError(f"every text must be a string, not {type(bad[0]).__name__}")
+    return predict_utterances(artifact, Utterances.standalone(texts))
 
 
 def classify_segments(artifact: Artifact, segments: Sequence[Segment]) -> list[ClassifiedSegment]:

@@ -479,7 +479,12 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
     Returns:
         ``(sources, errors)``: sources sorted by path, and ``(path, error)`` pairs for
         inputs that could not be used. Duplicate paths appear once.
+
+    Raises:
+        TypeError: ``inputs`` is one path rather than a list of them.
     """
+    if isinstance(inputs, (str, Path)):
+        raise TypeError(f"inputs is one path: pass a list, e.g. [{str(inputs)!r}]")
     sidecars: dict[Path, CallMetadata] = {}
     sources: list[Source] = []
     errors: list[tuple[str, InputError]] = []
