@@ -228,29 +228,10 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
             on_result(outcome)
 
     stamp = process.run_stamp(card, cfg.asr.model)
-    for path, error in bad_inputs:
-        done(process.record_failure(out_dir, path, ingest.try_sha256(Path(path)), error, stamp, batch=batch,
-                                    source_id=notes.identities.get(path, "")))
-    for path, same in notes.aliases:
-        process.clear_failure(out_dir, notes.identities.get(path, path), path, batch)
-        done(Outcome(path=path, status="skipped", message=f"the same file as {same}; read once, under that path"))
-    first_of: dict[str, Source] = {}
-    unique: list[Source] = []
-    for source in sources:
-        original = first_of.setdefault(source.sha256, source)
-        if original is source:
-            unique.append(source)
-        else:
-            process.clear_failure(out_dir, store.source_identity(source), source.path, batch)
-            done(Outcome(path=source.path, status="skipped", call_id=source.call_id,
-                         message=f"same bytes as {original.path}; read once, under that path"))
-    unique, clashes = process.identity_clashes(unique)
-    for source, clash in clashes:
-        done(process.record_failure(out_dir, source.path, source.sha256, clash, stamp, source_id=source.path,
-                                    batch=batch))
-    # Calls already scored at this version are settled here, without a task run each (a nightly
-    # re-run of an archive is mostly these); score_file checks again, for runs that overlap.
-    unique, settled = process.sort_out_done(unique, stamp, out_dir, cfg.run.force, batch)
+    # refused inputs, links, copies, identity clashes and calls already stored at this version are
+    # settled here, without a task run each (a nightly re-run of an archive is mostly these);
+    # score_file checks again, for runs that overlap
+    unique, settled = process.plan_batch(out_dir, sources, bad_inputs, notes, stamp, cfg.run.force, batch)
     for outcome in settled:
         if outcome.status == "failed":
             get_run_logger().warning("%s not scored: %s", outcome.path, outcome.message)

@@ -41,6 +41,7 @@ from pipeline.errors import (
     PipelineError,
     TranscriptFormatError,
 )
+from pipeline.ingest.discover import DiscoveryNotes, try_sha256
 from pipeline.ingest.remote import local_copy
 from pipeline.ingest.transcripts import parse_transcript
 from pipeline.schema import CallScore, ClassifiedSegment, Source, Turn
@@ -72,6 +73,7 @@ __all__ = [
     "identity_clashes",
     "check_done",
     "sort_out_done",
+    "plan_batch",
     "commit_call",
     "check_unchanged",
     "prepare_output",
@@ -470,6 +472,44 @@ def sort_out_done(sources: list[Source], stamp: store.RunStamp, out_dir: OutputL
         checked = list(pool.map(check, sources))
     todo = [source for source, outcome in zip(sources, checked) if outcome is None]
     return todo, [outcome for outcome in checked if outcome is not None]
+
+
+def plan_batch(out_dir: OutputLocation, sources: list[Source], bad_inputs: list[tuple[str, InputError]],
+               notes: DiscoveryNotes, stamp: store.RunStamp, force: bool = False,
+               batch: str = "") -> tuple[list[Source], list[Outcome]]:
+    """Everything about a batch that is settled before any file is scored; ``(sources to score, outcomes)``.
+
+    What discovery returned (:func:`pipeline.ingest.discover.discover_inputs` with ``notes``) becomes:
+    an ``errors`` row for each input it refused; a skip for each link to (or second spelling of) a file
+    already taken, and for each file with the same bytes as an earlier one (read once, under the first
+    path), clearing their earlier error rows; an ``errors`` row for each input whose identity an earlier
+    input of the batch has (:func:`identity_clashes`); and the outcome of each call already stored at
+    this version (:func:`sort_out_done`). The same rules for ``callcycle run`` and a library caller.
+    """
+    outcomes: list[Outcome] = []
+    for path, error in bad_inputs:
+        outcomes.append(record_failure(out_dir, path, None if objectstore.is_uri(path) else try_sha256(Path(path)),
+                                       error, stamp, batch=batch, source_id=notes.identities.get(path, "")))
+    for path, same in notes.aliases:
+        clear_failure(out_dir, notes.identities.get(path, path), path, batch)
+        outcomes.append(Outcome(path=path, status="skipped",
+                                message=f"the same file as {same}; read once, under that path"))
+    first_of: dict[str, Source] = {}
+    unique: list[Source] = []
+    for source in sources:
+        original = first_of.setdefault(source.sha256, source)
+        if original is source:
+            unique.append(source)
+            continue
+        clear_failure(out_dir, store.source_identity(source), source.path, batch)
+        outcomes.append(Outcome(path=source.path, status="skipped", call_id=source.call_id,
+                                message=f"same bytes as {original.path}; read once, under that path"))
+    unique, clashes = identity_clashes(unique)
+    for source, clash in clashes:
+        outcomes.append(record_failure(out_dir, source.path, source.sha256, clash, stamp, source_id=source.path,
+                                       batch=batch))
+    unique, settled = sort_out_done(unique, stamp, out_dir, force, batch)
+    return unique, outcomes + settled
 
 
 def commit_call(out_dir: OutputLocation, source: Source, call: CallInput, scored: ScoredCall,

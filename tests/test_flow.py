@@ -34,6 +34,37 @@ def inputs(tmp_path: Path, two_speaker_stereo) -> Path:
     return folder
 
 
+def test_the_readmes_library_snippet_stores_what_the_flow_stores(prefect_harness, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's Prefect-free loop, run as written on a folder with a copy, a link out of the folder and
+    a broken file, stores the same calls and errors rows as the flow (it used to keep both copies and drop
+    the refusals)."""
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Using the library without Prefect"):]
+    code = section[section.index("```python") + len("```python"):section.index("```", section.index("```python") + 9)]
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    turns = {"turns": [{"speaker": "Priya", "text": "Okay. I'll send you a pilot plan by Thursday."},
+                       {"speaker": "Tom", "text": "Great, thanks."}]}
+    (folder / "a.json").write_text(json.dumps(turns))
+    (folder / "a-copy.json").write_text(json.dumps(turns))
+    (folder / "broken.json").write_text("{ nope")
+    (folder / "evil.txt").symlink_to("/etc/hostname")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code.replace('"data/calls"', '"calls"'), "README snippet", "exec"), {})  # noqa: S102
+    run_scoring(["calls"], out_dir=str(tmp_path / "flow-out"), models=str(MODELS))
+
+    def stored(out: Path) -> tuple[list, list]:
+        calls = sorted((r["source_id"], r["call_key"]) for r in store.read_dataset(out, "calls").to_pylist())
+        errors = sorted((r["source_id"], r["step"]) for r in store.read_dataset(out, "errors").to_pylist())
+        return calls, errors
+
+    snippet, flow_rows = stored(tmp_path / "out"), stored(tmp_path / "flow-out")
+    assert snippet == flow_rows and len(snippet[0]) == 1 and len(snippet[1]) == 2, (snippet, flow_rows)
+
+
 def test_a_run_with_failed_inputs_finishes_in_a_state_that_says_so(prefect_harness, tmp_path: Path) -> None:
     """A flow run in which inputs failed is "Completed with failures", with a count, on the Prefect API
     (not a plain "Completed" that hides them); the caller still gets the summary; a clean run is plain."""
