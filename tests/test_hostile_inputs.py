@@ -32,6 +32,7 @@ from pipeline.ingest.discover import discover_inputs
 from pipeline.report.html import rep_summaries
 from pipeline.report.terminal import render_summary
 from pipeline.schema import CallMetadata
+from pipeline.store import local as store
 from pipeline.tables import rows_to_csv, unneutralise
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -268,6 +269,25 @@ def test_a_run_that_scores_nothing_lists_its_failures_without_telling_to_run_fir
     assert result.exit_code == 1
     assert "0 scored" in text and "1 failed" in text and "broken.json" in text
     assert "Run `callcycle run` first" not in text
+
+
+def test_a_file_name_that_is_not_utf8_is_one_failed_input(tmp_path: Path) -> None:
+    """A name from a Windows zip (cp1252 bytes) crashed the whole run with a traceback (the fingerprint
+    lookup and the Parquet rows need text); it is one failed input that says to rename it."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _transcript(folder / "ok.json")
+    os.close(os.open(os.path.join(os.fsencode(folder), b"caf\xe9.json"), os.O_CREAT | os.O_WRONLY))
+    _transcript(Path(os.fsdecode(os.path.join(os.fsencode(folder), b"caf\xe9.json"))), "Let's book Tuesday.")
+    os.close(os.open(os.path.join(os.fsencode(folder), b"notes-\xff.md"), os.O_CREAT | os.O_WRONLY))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(folder), "--out", str(out), "--models", str(MODELS)],
+                           env={"COLUMNS": "200"})
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1 and "1 scored" in text and "1 failed" in text, text
+    errors = store.read_dataset(out, "errors").to_pylist()
+    assert [Path(e["source_path"]).name for e in errors] == ["caf\\xe9.json"]
+    assert "not valid UTF-8" in errors[0]["message"] and "Rename the file" in errors[0]["hint"]
 
 
 def test_a_speech_or_classifier_model_that_cannot_be_found_is_refused_before_any_output(tmp_path: Path) -> None:

@@ -72,6 +72,12 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def utf8_name(name: str) -> str:
+    """``name`` as valid UTF-8 text: bytes of a file name that did not decode (held by Python as lone
+    surrogates) are written ``\\xNN``; any other name is returned unchanged."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def try_sha256(path: Path) -> str | None:
     """sha256 of a file's bytes, or ``None`` when it is not a readable regular file."""
     try:
@@ -530,6 +536,21 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
         if file.name == SIDECAR_NAME:
             continue
         if excluded is not None and file.absolute().is_relative_to(excluded):
+            continue
+        shown = utf8_name(str(file))
+        if shown != str(file):  # a name that is not UTF-8 (a Windows zip): stored rows are UTF-8 text
+            fmt = file.suffix.lower().lstrip(".")
+            if file.name.startswith(".") and not explicit:
+                notes.hidden.append(shown)
+            elif not explicit and fmt not in AUDIO_FORMATS | TRANSCRIPT_FORMATS:
+                notes.ignored.append(shown)
+            else:
+                errors.append((shown, InputError(
+                    f"{utf8_name(file.name)}: the file name is not valid UTF-8 (its odd bytes are shown as "
+                    f"\\xNN); callcycle stores names as text, so the file was not read.",
+                    "Rename the file to a UTF-8 name (e.g. `convmv -f cp1252 -t utf-8 --notest FILE`); the "
+                    "other files were read.")))
+                notes.identities[shown] = utf8_name(_identity(file, root))
             continue
         if file.name.startswith(".") and not explicit:
             notes.hidden.append(str(file))
