@@ -57,6 +57,10 @@ def classify(
     if file.suffix.lower() == ".txt" and text != DEFAULT_TEXT_COLUMN:
         fail("--text names a column; a .txt file has no columns, only one text per line.")
     to_stdout = out is None or str(out) == "-"
+    if not to_stdout and out is not None:
+        from pipeline.atomic import check_replaceable
+
+        check_replaceable(out)  # a link, device or folder is not replaced by a plain file
     if not to_stdout and out is not None and out.resolve() == file.resolve():
         fail(f"--out {out} is the input file; classifying would overwrite it. "
              "Write the results to another file (e.g. add '-classified' to the name).")

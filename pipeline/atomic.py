@@ -14,7 +14,31 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["temp_path", "publish", "write_bytes_atomic", "exclusive_lock"]
+__all__ = ["temp_path", "publish", "write_bytes_atomic", "exclusive_lock", "check_replaceable"]
+
+
+def check_replaceable(path: Path, looks_like: bytes | None = None) -> None:
+    """Refuse to replace ``path`` with a new file unless it is missing or a regular file (no link, device,
+    pipe or folder: a rename would swap a link or ``/dev/...`` for a plain file); with ``looks_like``,
+    an existing file must also hold those bytes in its first 4 KiB (a report, not someone's input).
+
+    Raises:
+        OutputError: what is there, and what to do.
+    """
+    from pipeline.errors import OutputError
+
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        kind = ("a link" if path.is_symlink() else "a folder" if path.is_dir()
+                else "not a regular file (a device or pipe)")
+        raise OutputError(f"{path} is {kind}; callcycle writes a new file in its place only over a regular file.",
+                          "Pass another file name.")
+    if looks_like is not None and path.is_file():
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+        if looks_like not in head:
+            raise OutputError(f"{path} exists and is not a file callcycle wrote; it was not overwritten.",
+                              "Pass a new file name, or delete the file first if it may go.")
 
 
 def temp_path(path: Path) -> Path:

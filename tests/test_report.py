@@ -283,6 +283,25 @@ def test_a_filtered_report_never_replaces_the_team_report(scored_out: Path, tmp_
     assert result.exit_code == 2 and "--rep needs" in result.output and Path(team).read_bytes() == before
 
 
+def test_report_html_never_replaces_an_input_a_link_or_a_device(scored_out: Path, tmp_path: Path) -> None:
+    """--html replaced whatever its path named: an input transcript, a link (by a file), even /dev/full.
+    It replaces only a report; anything else is refused before work, and left as it was."""
+    transcript = tmp_path / "call.json"
+    transcript.write_text('{"turns": []}')
+    link = tmp_path / "link.html"
+    link.symlink_to(transcript)
+    for target, said in ((transcript, "is not a file callcycle wrote"), (link, "is a link"),
+                         (Path("/dev/null"), "not a regular file"), (tmp_path, "is a folder")):
+        result = CliRunner().invoke(app, ["report", str(scored_out), "--html", str(target)], env={"COLUMNS": "200"})
+        assert result.exit_code == 2 and said in " ".join(result.output.split()), result.output
+    assert transcript.read_text() == '{"turns": []}' and link.is_symlink() and Path("/dev/null").is_char_device()
+    mine = tmp_path / "mine.html"
+    for _ in range(2):  # a report is replaced by the next one
+        assert CliRunner().invoke(app, ["report", str(scored_out), "--html", str(mine)]).exit_code == 0
+    result = CliRunner().invoke(app, ["classify", str(transcript), "-o", str(link)], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "is a link" in result.output and link.is_symlink()
+
+
 def test_reps_are_compared_median_to_median_and_unsure_verdicts_are_marked() -> None:
     """A rep who is the whole team is not below it (a mean against the median put them there when
     calls score near 0%); a verdict whose interval reaches another one is marked as unsure."""

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import PIPELINE_VERSION, __version__, objectstore
-from pipeline.atomic import write_bytes_atomic
+from pipeline.atomic import check_replaceable, write_bytes_atomic
 from pipeline.report.charts import cached_timeline_svg, mmss, stage_colours, stage_mix_svg, trend_svg
 from pipeline.report.data import ReportData, load_report_data
 from pipeline.report.rules import (
@@ -187,6 +187,10 @@ def default_report_name(since: dt.date | None = None, rep: str | None = None) ->
     return f"report-{slug}.html"
 
 
+#: What every report starts with (its title), so ``--html`` replaces a report and never another file.
+REPORT_SIGNATURE = b"<title>callcycle report"
+
+
 def write_report(out_dir: OutputLocation, html_path: Path | None = None, since: dt.date | None = None,
                  rep: str | None = None, th: Thresholds = Thresholds(),
                  models: Path | None = None, max_scorecards: int = MAX_SCORECARDS) -> tuple[Path | str, int]:
@@ -196,6 +200,9 @@ def write_report(out_dir: OutputLocation, html_path: Path | None = None, since: 
     an ``s3://`` output, an object there: the URI is returned). Timelines of a folder output are
     cached under ``<out_dir>/.cache/report`` by call version, so a rerun redraws only calls that changed.
     """
+    if html_path is not None or not objectstore.is_uri(out_dir):  # before any work; never over an input
+        check_replaceable(Path(html_path) if html_path else Path(str(out_dir)) / default_report_name(since, rep),
+                          looks_like=REPORT_SIGNATURE)
     if objectstore.is_uri(out_dir):
         data = load_report_data(out_dir, since=since, rep=rep, models=models, scorecards=max_scorecards)
         html = render_report(data, th, cache_dir=None, max_scorecards=max_scorecards)
