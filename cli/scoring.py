@@ -59,7 +59,13 @@ def run(
     from flows.score_flow import run_scoring
     from pipeline.config import load_config
     from pipeline.display import printable
-    from pipeline.ingest.discover import holds_no_inputs, no_inputs_error, unmatched_inputs, unmatched_inputs_error
+    from pipeline.ingest.discover import (
+        holds_no_inputs,
+        no_inputs_error,
+        output_over_inputs,
+        unmatched_inputs,
+        unmatched_inputs_error,
+    )
     from pipeline.report.terminal import load_call_rows, load_error_rows, render_errors, render_run_summary
     from pipeline.store.base import open_store
 
@@ -72,6 +78,9 @@ def run(
     missing = unmatched_inputs(inputs or [str(DEFAULT_INPUTS)])
     if missing:
         raise unmatched_inputs_error(missing, defaulted=not inputs)
+    overlap = output_over_inputs(inputs or [str(DEFAULT_INPUTS)], out)
+    if overlap is not None:  # --out is an input folder, or holds one
+        raise overlap
     if holds_no_inputs(inputs or [str(DEFAULT_INPUTS)]):  # an empty folder: say so before Prefect starts
         raise no_inputs_error(inputs or [str(DEFAULT_INPUTS)])
     cfg = load_config(

@@ -202,6 +202,9 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
     missing = ingest.unmatched_inputs(inputs)
     if missing:  # a mistyped path: a usage error before anything is written
         raise ingest.unmatched_inputs_error(missing)
+    overlap = ingest.output_over_inputs(inputs, out_dir)
+    if overlap is not None:  # the output is an input folder or holds one
+        raise overlap
     if ingest.holds_no_inputs(inputs):  # e.g. an empty folder: nothing to score, so nothing is written
         raise ingest.no_inputs_error(inputs)
     process.prepare_output(out_dir)  # fail fast on a read-only, full or misnamed output folder or bucket

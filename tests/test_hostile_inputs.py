@@ -290,6 +290,25 @@ def test_a_file_name_that_is_not_utf8_is_one_failed_input(tmp_path: Path) -> Non
     assert "not valid UTF-8" in errors[0]["message"] and "Rename the file" in errors[0]["hint"]
 
 
+def test_an_output_folder_that_is_or_holds_an_input_is_refused_before_anything_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run in --out in` said "no audio or transcript files found" and `run data/calls --out data` wrote
+    calls/, segments/ and errors/ among the recordings; both are usage errors now. An output inside an
+    input still works (it is left out of the inputs)."""
+    folder = tmp_path / "in" / "calls"
+    folder.mkdir(parents=True)
+    _transcript(folder / "a.json")
+    monkeypatch.chdir(tmp_path)
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    for inputs, out in ((["in"], "in"), (["in/calls"], "in"), (["in"], "."), ([str(folder / "a.json")], "in")):
+        result = runner.invoke(app, ["run", *inputs, "--out", out, "--models", str(MODELS)], env={"COLUMNS": "200"})
+        text = " ".join(result.output.split())
+        assert result.exit_code == 2 and "or holds it" in text and "nothing was written" in text, (inputs, out, text)
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+    result = runner.invoke(app, ["run", "in", "--out", "in/scored", "--models", str(MODELS)])
+    assert result.exit_code == 0 and "1 scored" in result.output, result.output
+
+
 def test_a_speech_or_classifier_model_that_cannot_be_found_is_refused_before_any_output(tmp_path: Path) -> None:
     """A mistyped --asr-model failed every audio file, one error row each (exit 1, a report written);
     a mistyped --models created the output folders. Both are usage errors now: exit 2, nothing written."""

@@ -42,6 +42,7 @@ __all__ = [
     "discover_inputs",
     "DiscoveryNotes",
     "unmatched_inputs",
+    "output_over_inputs",
     "holds_no_inputs",
     "describe_source",
     "source_kind",
@@ -432,6 +433,28 @@ def holds_no_inputs(inputs: list[str] | list[Path]) -> bool:
                 if not Path(match).is_dir() and _discovery_reads(Path(match).name):
                     return False
     return True
+
+
+def output_over_inputs(inputs: list[str] | list[Path], out: str | Path) -> InputError | None:
+    """The usage error when the output folder is an input folder or holds one: ``run in --out in`` or
+    ``run in --out .`` (everything under the output is left out of the inputs, so nothing would be
+    read), ``run data/calls --out data`` (Parquet written among the recordings). An output beside or
+    *inside* an input is fine (inside, it is left out of the inputs). ``None`` when they do not clash."""
+    def place(spec: str | Path) -> str:
+        text = str(spec)
+        if objectstore.is_uri(text):
+            return text.rstrip("/") + "/"
+        root = Path(_glob_root(text)) if glob.has_magic(text) else Path(text)
+        return str(root.absolute().resolve()).rstrip("/") + "/"
+
+    target = place(out)
+    for spec in inputs:
+        if place(spec).startswith(target):
+            return InputError(f"The output {out} is the input {spec} or holds it: the inputs would be left out as "
+                              f"output, or results written among them; nothing was written.",
+                              "Pass an --out folder beside the inputs (or inside one: it is then left out of "
+                              "them), e.g. --out scored.")
+    return None
 
 
 def no_inputs_error(inputs: list[str] | list[Path]) -> InputError:
