@@ -136,6 +136,15 @@ def test_non_utf8_file(tmp_path: Path) -> None:
     path.write_bytes("Dana: café crème\n".encode("latin-1"))
     with pytest.raises(TranscriptFormatError, match="not UTF-8"):
         parse_transcript(path)
+    # the iconv command in the hint quotes the file's whole path: pasted, a name cannot run commands
+    hostile = tmp_path / "x';touch PWNED;'.txt"
+    hostile.write_bytes(path.read_bytes())
+    with pytest.raises(TranscriptFormatError) as info:
+        parse_transcript(hostile)
+    import shlex
+
+    assert f"iconv -f CP1252 -t UTF-8 {shlex.quote(str(hostile))} > fixed.txt" in info.value.hint
+    assert shlex.split(info.value.hint.split("`")[1])[5] == str(hostile)
 
 
 def test_plain_text_time_stamps_out_of_range_are_refused_with_the_line() -> None:

@@ -14,6 +14,7 @@ import codecs
 import json
 import math
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -463,6 +464,7 @@ def parse_transcript(path: Path, *, words_per_minute: float = 150.0) -> ParsedTr
             f"{name}: not UTF-8 text (byte 0x{raw[offset]:02X} at line {line}, column {column} is invalid; "
             f"the file looks like {described}).",
             f"Re-save the transcript as UTF-8 (Save As -> Encoding: UTF-8), or convert it with "
-            f"`iconv -f {iconv} -t UTF-8 '{name}' > fixed{Path(path).suffix}`, then run again.",
+            f"`iconv -f {iconv} -t UTF-8 {shlex.quote(str(path))} > {shlex.quote('fixed' + Path(path).suffix)}`, "
+            f"then run again.",
         ) from exc
     return parse_transcript_text(text, Path(path).suffix.lstrip("."), name=name, words_per_minute=words_per_minute)
