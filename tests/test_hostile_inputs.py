@@ -309,6 +309,22 @@ def test_an_output_folder_that_is_or_holds_an_input_is_refused_before_anything_i
     assert result.exit_code == 0 and "1 scored" in result.output, result.output
 
 
+def test_the_html_report_shows_file_and_speaker_names_without_control_or_bidi_characters(tmp_path: Path) -> None:
+    """The scorecard's "source ..." line and speaker names kept raw ESC and U+202E (which reverses the
+    rest of the line on screen); escaping stops markup, not these."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    name = "call\u202egnp.\x1b[31m.json"
+    (folder / name).write_text(json.dumps({"turns": [{"speaker": "Dana\u202e\x07", "text": "I will send it Friday."},
+                                                     {"speaker": "Lee", "text": "Great, thanks."}]}))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(folder), "--out", str(out), "--models", str(MODELS)])
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text()
+    assert "\u202e" not in page and "\x1b" not in page and "\x07" not in page
+    assert "source " in page and "Dana" in page
+
+
 def test_a_speech_or_classifier_model_that_cannot_be_found_is_refused_before_any_output(tmp_path: Path) -> None:
     """A mistyped --asr-model failed every audio file, one error row each (exit 1, a report written);
     a mistyped --models created the output folders. Both are usage errors now: exit 2, nothing written."""

@@ -27,6 +27,7 @@ from typing import Any
 
 from pipeline import PIPELINE_VERSION, __version__, objectstore
 from pipeline.atomic import check_replaceable, write_bytes_atomic
+from pipeline.display import printable
 from pipeline.report.charts import cached_timeline_svg, mmss, stage_colours, stage_mix_svg, trend_svg
 from pipeline.report.data import ReportData, load_report_data
 from pipeline.report.rules import (
@@ -96,6 +97,7 @@ def _template():
     env.filters["pct"] = format_pct
     env.filters["share"] = format_share
     env.filters["mmss"] = mmss
+    env.filters["printable"] = printable  # names from files: no control or bidi characters (escaping is not enough)
     return env.get_template("report.html")
 
 
