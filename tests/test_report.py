@@ -330,6 +330,19 @@ def test_a_call_of_one_or_two_segments_gets_no_interval_verdict_or_mostly_talk_f
     assert format_share(three) == "0% ± 0" and any(f.startswith("Mostly talk") for f in call_flags(three))
 
 
+def test_one_rep_written_in_two_unicode_forms_is_one_rep() -> None:
+    """"José" with a combined accent and with a separate one, or a name with a zero-width space, looked the
+    same in the report and were two reps (each maybe under the three calls rep flags need)."""
+    from pipeline.report.rules import rep_key
+
+    assert rep_key("Jos\u00e9") == rep_key("Jose\u0301") == rep_key(" JOSE\u0301 ")
+    assert rep_key("Da\u200bna") == rep_key("dana")
+    calls = [_row("Jos\u00e9", 0.4, 0.35, 0.45, 2), _row("Jose\u0301", 0.4, 0.35, 0.45, 3),
+             _row("Jos\u00e9\u200b", 0.4, 0.35, 0.45, 4)]
+    reps = rep_summaries(calls)
+    assert [(r["rep"], r["n_calls"]) for r in reps] == [("Jos\u00e9", 3)]
+
+
 def test_a_rep_is_not_flagged_on_one_or_two_calls() -> None:
     """Rep-level flags need three calls with work talk: one call far below the team is that call's flag."""
     team = [_row(name, 0.45, 0.40, 0.50, day) for name in ("b", "c") for day in (2, 3, 4, 5)]

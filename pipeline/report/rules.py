@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
+import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -222,14 +223,22 @@ def iso_week(day: dt.date) -> str:
     return f"{year}-W{week:02d}"
 
 
+def _normal(name: str | None) -> str:
+    """A name in one Unicode form (NFC: "José" typed with a combined or a separate accent is one
+    spelling), without invisible format characters (zero-width spaces, bidi marks), spaces collapsed."""
+    text = unicodedata.normalize("NFC", name or "")
+    return " ".join("".join(ch for ch in text if unicodedata.category(ch) != "Cf").split())
+
+
 def rep_key(name: str | None) -> str:
-    """Grouping key of a rep's name: "Dana", "dana " and "DANA" are one rep."""
-    return " ".join((name or "").split()).casefold()
+    """Grouping key of a rep's name: "Dana", "dana " and "DANA" are one rep, as are "José" written with
+    a combined or a separate accent, and a name with a zero-width space in it."""
+    return _normal(name).casefold()
 
 
 def rep_display_name(names: list[str | None]) -> str:
     """How to show a rep written several ways: the most common spelling (ties: the first in sort order)."""
-    cleaned = [" ".join(n.split()) for n in names if n and n.strip()]
+    cleaned = [_normal(n) for n in names if _normal(n)]
     if not cleaned:
         return "(unknown rep)"
     counts = Counter(cleaned)
