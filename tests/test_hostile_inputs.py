@@ -403,6 +403,20 @@ def test_summary_fits_80_columns() -> None:
     assert "a.wav" in text and "a.mp3" in text
 
 
+def test_failed_inputs_of_one_name_are_told_apart_by_path() -> None:
+    from rich.console import Console
+
+    from pipeline.report.terminal import render_errors
+
+    rows = [{"source_path": f"nightly/d{i}/call_0001.json", "step": "parse", "message": "invalid JSON", "hint": "fix"}
+            for i in (1, 2)] + [{"source_path": "nightly/d1/other.json", "step": "parse", "message": "x", "hint": ""}]
+    console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    render_errors(rows, console)
+    text = console.export_text()
+    assert "nightly/d1/call_0001.json" in text and "nightly/d2/call_0001.json" in text
+    assert "other.json" in text and "nightly/d1/other.json" not in text
+
+
 def test_help_keeps_square_brackets() -> None:
     result = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"})
     assert "[asr]" in result.output and "[segmentation]" in result.output

@@ -155,7 +155,11 @@ def render_errors(rows: list[dict[str, Any]], console: Any = None) -> None:
     table = Table(title=f"Failed inputs ({len(rows)})", header_style="bold red", show_lines=False)
     for col in ("file", "step", "error", "what to do"):
         table.add_column(col, overflow="fold")
+    # a file by its name, or by its path as given where two failed files share a name
+    # (nightly/d1/call_0001.json and nightly/d2/call_0001.json are two inputs)
+    names = Counter(Path(r["source_path"]).name for r in rows)
     for r in rows:
-        table.add_row(escape(printable(Path(r["source_path"]).name)), r["step"], escape(printable(r["message"])),
-                      escape(printable(r["hint"] or "")))
+        name = Path(r["source_path"]).name
+        table.add_row(escape(printable(name if names[name] == 1 else r["source_path"])), r["step"],
+                      escape(printable(r["message"])), escape(printable(r["hint"] or "")))
     console.print(table)
