@@ -82,6 +82,15 @@ def test_plain_text_with_time_stamps_and_roles_in_brackets() -> None:
     assert [t.speaker for t in parsed.turns] == ["Lee", "Dana", "Lee", "Kim"]
 
 
+def test_plain_text_names_of_any_script_start_turns() -> None:
+    """"Émile Zola:" and "Łukasz Nowak:" were merged into the previous speaker's turn (names had to start
+    with A-Z); a sentence with a colon still is not a speaker."""
+    turns = parse_transcript_text("Émile Zola: Can you send it?\nŁukasz Nowak: Yes, I will send it Friday.\n"
+                                  "so the plan is: we wait\nDana: ok\n", "txt").turns
+    assert [t.speaker for t in turns] == ["Émile Zola", "Łukasz Nowak", "Dana"]
+    assert turns[1].text == "Yes, I will send it Friday. so the plan is: we wait"
+
+
 def test_webvtt_voice_tags_and_prefixes() -> None:
     text = ("WEBVTT\n\n1\n00:00:01.000 --> 00:00:03.500\n<v Dana Smith>Hi, <b>can</b> you hear me?</v>\n\n"
             "00:00:04.000 --> 00:01:06.250\nTom: I'll send the quote\nby Friday.\n")

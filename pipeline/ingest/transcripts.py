@@ -33,7 +33,20 @@ _VTT_META_BLOCK = re.compile(r"^(?:NOTE|STYLE|REGION)(?:\s|$)")
 _VOICE = re.compile(r"<v(?:\.[^\s>]{0,100})?\s+([^>]{1,200})>")
 _TAG = re.compile(r"</?[^<>]{1,200}>")
 _PREFIX = re.compile(
-    r"^\s*([A-Z][\w .'\-]{0,40}?|\[[^\]]{1,40}\]|[\w.\-]{1,40})(?:\s*\(([^()]{1,40})\))?\s*:\s+(.*)$")
+    r"^\s*([^\W\d_][\w .'\-]{0,40}?|\[[^\]]{1,40}\]|[\w.\-]{1,40})(?:\s*\(([^()]{1,40})\))?\s*:\s+(.*)$")
+
+
+def _prefix(line: str) -> re.Match[str] | None:
+    """A ``Name: text`` line's match (groups: name, bracketed role, text), or ``None``. A name of several
+    words starts with a capital of any script ("Émile Zola:", "Łukasz Nowak:"), so an ordinary
+    sentence with a colon in it ("so the plan is: ...") is not taken for a speaker."""
+    match = _PREFIX.match(line)
+    if match is None:
+        return None
+    name = match.group(1)
+    if " " in name.strip() and not name.startswith("[") and not name.lstrip()[0].isupper():
+        return None
+    return match
 #: A plain-text line's leading time stamp: "[00:01:02] Dana: ...", "(1:02) Dana: ...", "00:01:02 - Dana: ...".
 _LEADING_TIME = re.compile(rf"^\s*[\[(]?{_TS}[\])]?\s*(?:[-–]\s*)?(?=\S)")
 #: A subtitle line that starts a new speaker's words without naming them ("- No, Tuesday doesn't work.").
@@ -188,7 +201,7 @@ def _speaker_and_text(line: str, current: str) -> tuple[str, str]:
         speaker = voice.group(1).strip() or current
         return speaker, _TAG.sub("", line).strip()
     clean = _TAG.sub("", line).strip()
-    prefix = _PREFIX.match(clean)
+    prefix = _prefix(clean)
     if prefix:
         return prefix.group(1).strip("[] ") or current, prefix.group(3).strip()
     return current, clean
@@ -328,7 +341,7 @@ def _parse_plain(name: str, text: str, roles: dict[str, str] | None = None) -> l
             continue
         stamp = None
         timed = _LEADING_TIME.match(line)
-        if timed and _PREFIX.match(line[timed.end():]):  # a stamp only before a name ("10:30 works" is words)
+        if timed and _prefix(line[timed.end():]):  # a stamp only before a name ("10:30 works" is words)
             groups = timed.groups()
             if (groups[0] is not None and int(groups[1]) >= 60) or int(groups[2]) >= 60:
                 raise _fail(name, f"line {number}: minutes and seconds must be below 60 in the time stamp "
@@ -336,7 +349,7 @@ def _parse_plain(name: str, text: str, roles: dict[str, str] | None = None) -> l
                             "Write stamps as [HH:MM:SS] or [MM:SS], e.g. [00:01:02] Dana: ..., then run again.")
             stamp = _seconds(groups)
             line = line[timed.end():]
-        match = _PREFIX.match(line)
+        match = _prefix(line)
         if match:
             speaker, body = match.group(1).strip("[] ") or UNKNOWN_SPEAKER, match.group(3).strip()
             declared = role_word(match.group(2))  # "Lee (customer): ..." names Lee's role
