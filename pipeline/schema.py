@@ -36,7 +36,8 @@ ROLES = ("rep", "customer", "manager", "unknown")
 #: calls; lower case, spaces and hyphens as ``_``) -> the role. Any other word means ``unknown``.
 ROLE_WORDS: dict[str, str] = {
     "rep": "rep", "agent": "rep", "seller": "rep", "sales": "rep", "salesperson": "rep",
-    "support_agent": "rep", "recruiter": "rep", "account_executive": "rep",
+    "support_agent": "rep", "recruiter": "rep", "account_executive": "rep", "sales_rep": "rep",
+    "sales_representative": "rep", "account_manager": "rep", "ae": "rep", "sdr": "rep", "bdr": "rep",
     "customer": "customer", "client": "customer", "caller": "customer", "prospect": "customer",
     "buyer": "customer", "partner": "customer",
     "manager": "manager", "director": "manager", "exec": "manager", "sales_manager": "manager",
