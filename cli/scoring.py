@@ -137,6 +137,9 @@ def run(
     if summary.hidden:
         con.print(f"note: {len(summary.hidden)} hidden file(s) (names starting with '.') were left alone: "
                   f"{names(summary.hidden)}; name one as an input to score it", soft_wrap=True)
+    if summary.folders:
+        con.print(f"note: {len(summary.folders)} sub-folder(s) not entered (hidden, or a symbolic link to a "
+                  f"folder): {names(summary.folders)}; name one as an input to read it", soft_wrap=True)
     noted = [o for o in summary.outcomes if o.status == "skipped" and o.message]  # duplicates, links
     for outcome in noted[:10]:
         con.print(f"skipped: {escape(printable(outcome.path))}: {escape(printable(outcome.message or ''))}",

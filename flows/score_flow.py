@@ -82,6 +82,8 @@ class RunSummary:
     """Input folders and patterns that held no audio or transcript (not errors)."""
     hidden: list[str] = field(default_factory=list)
     """Files whose names start with '.', found in the input folders and left alone (not errors)."""
+    folders: list[str] = field(default_factory=list)
+    """Hidden sub-folders and symbolic links to folders that the folder walk did not enter (not errors)."""
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -221,7 +223,8 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
     sources, bad_inputs, notes = discover_task(inputs, cfg.run, str(out_dir))
     if not sources and not bad_inputs:
         raise ingest.no_inputs_error(inputs)
-    summary = RunSummary(out_dir=str(out_dir), ignored=notes.ignored, empty=notes.empty, hidden=notes.hidden)
+    summary = RunSummary(out_dir=str(out_dir), ignored=notes.ignored, empty=notes.empty, hidden=notes.hidden,
+                         folders=notes.folders)
     if on_discovered:
         on_discovered(len(sources) + len(bad_inputs) + len(notes.aliases))
 

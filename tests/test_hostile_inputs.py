@@ -417,6 +417,29 @@ def test_failed_inputs_of_one_name_are_told_apart_by_path() -> None:
     assert "other.json" in text and "nightly/d1/other.json" not in text
 
 
+def test_sub_folders_not_entered_are_noted(tmp_path: Path) -> None:
+    """A symlinked or hidden sub-folder was skipped with no word (hidden files got a note)."""
+    folder, elsewhere = tmp_path / "in", tmp_path / "elsewhere"
+    (folder / ".git").mkdir(parents=True)
+    elsewhere.mkdir()
+    _transcript(folder / "a.json")
+    _transcript(elsewhere / "b.json", "Let's book Tuesday.")
+    (folder / "linked").symlink_to(elsewhere)
+    out = folder / "scored"  # the run's own output inside the input: never noted
+    result = runner.invoke(app, ["run", str(folder), "--out", str(out), "--models", str(MODELS)], env={"COLUMNS": "200"})
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0 and "1 scored" in text, text
+    assert "note: 2 sub-folder(s) not entered (hidden, or a symbolic link to a folder): .git, linked" in text
+    again = runner.invoke(app, ["run", str(folder), "--out", str(out), "--models", str(MODELS)], env={"COLUMNS": "200"})
+    assert "note: 2 sub-folder(s)" in " ".join(again.output.split())  # out/.cache is the run's own: not noted
+    only_linked = tmp_path / "only"
+    only_linked.mkdir()
+    (only_linked / "linked").symlink_to(elsewhere)
+    result = runner.invoke(app, ["run", str(only_linked), "--out", str(tmp_path / "o2"), "--models", str(MODELS)],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "symbolic links to folders are not entered" in " ".join(result.output.split())
+
+
 def test_help_keeps_square_brackets() -> None:
     result = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"})
     assert "[asr]" in result.output and "[segmentation]" in result.output

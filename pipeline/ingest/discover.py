@@ -206,20 +206,25 @@ def _unreadable_folder(folder: str, exc: OSError) -> InputError:
                       "Give callcycle read and execute permission on it, or leave it out of the inputs.")
 
 
-def _walk_folders(root: Path, onerror: Callable[[OSError], None]) -> Iterator[tuple[str, list[str]]]:
-    """``(folder, its file names)`` under ``root``, lazily: hidden folders skipped, symlinked folders not followed."""
+def _walk_folders(root: Path, onerror: Callable[[OSError], None],
+                  passed: list[str] | None = None) -> Iterator[tuple[str, list[str]]]:
+    """``(folder, its file names)`` under ``root``, lazily: hidden folders skipped, symlinked folders not
+    followed (each appended to ``passed`` where given)."""
     for dirpath, dirnames, filenames in os.walk(root, onerror=onerror, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not Path(dirpath, d).is_symlink())
+        kept = sorted(d for d in dirnames if not d.startswith(".") and not Path(dirpath, d).is_symlink())
+        if passed is not None:
+            passed.extend(str(Path(dirpath, d)) for d in sorted(set(dirnames) - set(kept)))
+        dirnames[:] = kept
         yield dirpath, sorted(filenames)
 
 
-def _walk(root: Path, errors: list[tuple[str, InputError]]) -> list[Path]:
+def _walk(root: Path, errors: list[tuple[str, InputError]], passed: list[str] | None = None) -> list[Path]:
     """Every entry under ``root`` (:func:`_walk_folders`' rules)."""
 
     def onerror(exc: OSError) -> None:
         errors.append((str(exc.filename), _unreadable_folder(str(exc.filename), exc)))
 
-    return [Path(dirpath) / name for dirpath, names in _walk_folders(root, onerror) for name in names]
+    return [Path(dirpath) / name for dirpath, names in _walk_folders(root, onerror, passed) for name in names]
 
 
 def _glob_root(spec: str) -> Path:
@@ -229,15 +234,17 @@ def _glob_root(spec: str) -> Path:
     return Path(*fixed) if fixed else Path(".")
 
 
-def _expand(spec: str, errors: list[tuple[str, InputError]] | None = None) -> list[tuple[Path, Path]]:
-    """``(file, root)`` pairs for one input spec; ``root`` is what the file's identity is relative to."""
+def _expand(spec: str, errors: list[tuple[str, InputError]] | None = None,
+            passed: list[str] | None = None) -> list[tuple[Path, Path]]:
+    """``(file, root)`` pairs for one input spec; ``root`` is what the file's identity is relative to
+    (hidden and symlinked sub-folders not entered are appended to ``passed``)."""
     errors = errors if errors is not None else []
     path = Path(spec)
     if path.is_dir():
         if not os.access(path, os.R_OK | os.X_OK):
             errors.append((str(path), _unreadable_folder(str(path), PermissionError(13, "Permission denied"))))
             return []
-        return [(p, path) for p in _walk(path, errors)]
+        return [(p, path) for p in _walk(path, errors, passed)]
     if path.exists() or path.is_symlink():
         return [(path, path.parent)]
     matches = sorted(Path(p) for p in glob.glob(spec, recursive=True))
@@ -462,7 +469,9 @@ def no_inputs_error(inputs: list[str] | list[Path]) -> InputError:
     shown = ", ".join(str(i) for i in inputs[:3]) + (" ..." if len(inputs) > 3 else "")
     return InputError(f"No audio or transcript files found in {shown}.",
                       f"callcycle reads audio ({', '.join(sorted(AUDIO_FORMATS))}) and transcripts "
-                      f"({', '.join(sorted(TRANSCRIPT_FORMATS))}); check the folder and the extensions.")
+                      f"({', '.join(sorted(TRANSCRIPT_FORMATS))}); check the folder and the extensions. "
+                      f"Hidden sub-folders and symbolic links to folders are not entered: name such a folder "
+                      f"as an input to read it.")
 
 
 @dataclass(slots=True)
@@ -478,6 +487,8 @@ class DiscoveryNotes:
             system files such as macOS's ``._call.wav``); left alone. A hidden file named as an
             input is read.
         empty: folders and patterns that held no audio or transcript at all.
+        folders: sub-folders a folder walk did not enter: hidden ones (``.git``) and symbolic links to
+            folders (name one as an input to read it).
         identities: the identity (``source_id``) of each failed or aliased input's path, relative
             to the folder it was found in as a call's is, so the error row a failure writes is the
             one the call replaces once the file is fixed (or that goes once it is only an alias).
@@ -488,6 +499,7 @@ class DiscoveryNotes:
     hidden: list[str] = field(default_factory=list)
     empty: list[str] = field(default_factory=list)
     identities: dict[str, str] = field(default_factory=dict)
+    folders: list[str] = field(default_factory=list)
 
 
 def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_S,
@@ -530,7 +542,7 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
             continue
         spec_path = Path(spec)
         try:
-            files = _expand(str(spec), errors)
+            files = _expand(str(spec), errors, notes.folders)
         except InputError as exc:
             errors.append((str(spec), exc))
             continue
@@ -607,6 +619,8 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
             failed(file, root, exc)
     if fingerprints is not None:
         fingerprints.flush()
+    notes.folders[:] = [utf8_name(f) for f in dict.fromkeys(notes.folders)  # not the run's own output's
+                        if excluded is None or not Path(f).absolute().is_relative_to(excluded)]
     sources = list({s.path: s for s in sources}.values())  # an object listed by two s3:// specs
     sources.sort(key=lambda s: s.path)
     return sources, errors
