@@ -440,6 +440,20 @@ def test_sub_folders_not_entered_are_noted(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "symbolic links to folders are not entered" in " ".join(result.output.split())
 
 
+def test_a_bad_date_in_a_name_and_a_repeated_sidecar_row_are_warned_about(tmp_path: Path, caplog) -> None:
+    from pipeline.ingest.discover import metadata_from_name, read_sidecar
+
+    with caplog.at_level("WARNING"):
+        assert metadata_from_name(Path("2026-13-02__dana__acme__x.json")) == CallMetadata()
+    assert "'2026-13-02' in the name is not a calendar date" in caplog.text
+    (tmp_path / "a.json").write_text("{}")
+    (tmp_path / "calls.csv").write_text("path,rep\na.json,Dana\na.json,Lee\n")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        meta = read_sidecar(tmp_path / "calls.csv")
+    assert meta[(tmp_path / "a.json").resolve()].rep == "Lee" and "a second row for 'a.json'" in caplog.text
+
+
 def test_help_keeps_square_brackets() -> None:
     result = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"})
     assert "[asr]" in result.output and "[segmentation]" in result.output

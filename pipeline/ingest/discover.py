@@ -21,6 +21,7 @@ import glob
 import hashlib
 import logging
 import os
+import re
 import stat
 import struct
 import time
@@ -161,6 +162,9 @@ def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
                     speaker_roles=speaker_roles,
                     call_id=_cell(row.get("call_id")) or None,
                 )
+                if target in result and result[target] != meta:
+                    logger.warning("%s line %d: a second row for %r; this one is used (the earlier row is "
+                                   "ignored; keep one row per file)", csv_path, line_no, rel[:80])
                 result[target] = meta
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(
@@ -198,6 +202,9 @@ def metadata_from_name(path: Path) -> CallMetadata:
         call_date = _parse_date(parts[0])
         if call_date is not None:
             return CallMetadata(rep=parts[1] or None, customer=parts[2] or None, call_date=call_date)
+        if re.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}", parts[0].strip()):  # meant as the convention, with a bad date
+            logger.warning("%s: %r in the name is not a calendar date, so its rep, customer and date are not "
+                           "read from the name (rename it, or give them in calls.csv)", path.name, parts[0][:20])
     return CallMetadata()
 
 
