@@ -86,10 +86,19 @@ def rows_to_csv(rows: Iterable[Mapping[str, Any]], fields: list[str] | None = No
     return buf.getvalue()
 
 
+#: Characters a terminal may act on (C1 controls such as U+009B, bidi overrides and isolates) that
+#: ``json.dumps(ensure_ascii=False)`` leaves raw; JSON output writes them as ``\\uXXXX`` (the same data).
+_RAW_UNSAFE = re.compile("[\u0080-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def _json(value: Any, **kwargs: Any) -> str:
+    return _RAW_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False, **kwargs))
+
+
 def rows_to_jsonl(rows: Iterable[Mapping[str, Any]], handle: IO[str]) -> None:
-    """JSON Lines (UTF-8, one object per line)."""
+    """JSON Lines (UTF-8, one object per line; characters a terminal would act on written escaped)."""
     for row in rows:
-        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        handle.write(_json(row) + "\n")
 
 
 def write_rows(rows: list[dict[str, Any]], path: Path) -> Path:
@@ -102,7 +111,7 @@ def write_rows(rows: list[dict[str, Any]], path: Path) -> Path:
         rows_to_jsonl(rows, buf)
         text = buf.getvalue()
     elif suffix == ".json":
-        text = json.dumps(rows, ensure_ascii=False, indent=1) + "\n"
+        text = _json(rows, indent=1) + "\n"
     else:
         text = rows_to_csv(rows, delimiter="\t" if suffix == ".tsv" else ",")
     write_bytes_atomic(path, text.encode("utf-8"))

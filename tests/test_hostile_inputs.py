@@ -454,6 +454,21 @@ def test_a_bad_date_in_a_name_and_a_repeated_sidecar_row_are_warned_about(tmp_pa
     assert meta[(tmp_path / "a.json").resolve()].rep == "Lee" and "a second row for 'a.json'" in caplog.text
 
 
+def test_json_output_escapes_what_a_terminal_would_act_on() -> None:
+    """`classify` writing JSON Lines to a terminal passed C1 controls (U+009B starts an escape sequence on
+    some terminals) and bidi overrides raw; they are written as \\uXXXX, the same JSON value."""
+    import io
+
+    from pipeline.tables import rows_to_jsonl
+
+    buf = io.StringIO()
+    row = {"text": "a\u009b31mb \u202eevil caf\u00e9", "n": 1}
+    rows_to_jsonl([row], buf)
+    line = buf.getvalue()
+    assert "\u009b" not in line and "\u202e" not in line and "caf\u00e9" in line
+    assert json.loads(line) == row
+
+
 def test_help_keeps_square_brackets() -> None:
     result = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"})
     assert "[asr]" in result.output and "[segmentation]" in result.output
