@@ -42,6 +42,7 @@ def run(
     timeout: Annotated[Optional[float], typer.Option(help="Per-file transcription time limit in seconds.")] = None,
     retries: Annotated[Optional[int], typer.Option(help="Retries for unexpected transcription failures.")] = None,
     force: Annotated[bool, typer.Option(help="Redo calls that already have results.")] = False,
+    prune: Annotated[bool, typer.Option("--prune", help="Move the stored rows of calls whose file is gone from the input folders (deleted or renamed) to OUT/retired/, so the figures cover the archive as it is now ([run] prune). Without it a run only counts them.")] = False,
     rehash: Annotated[bool, typer.Option(help="Read every input in full to fingerprint it, instead of trusting the sha256 remembered for a file whose inode, size and times (S3: size, ETag, LastModified) are unchanged since an earlier run ([run] reuse_fingerprints).")] = False,
     show_summary: Annotated[bool, typer.Option("--summary/--no-summary", help="Print the scored-calls table at the end.")] = True,
     write_html: Annotated[bool, typer.Option("--report/--no-report", help="Also write the managers' HTML report to OUT/report.html.")] = True,
@@ -88,7 +89,7 @@ def run(
         asr__model=asr_model, asr__batched=batched, asr__vad_filter=vad,
         run__channel_speakers=tuple(s.strip() for s in channel_speakers.split(",")) if channel_speakers else None,
         run__max_duration_s=max_duration, run__timeout_s=timeout, run__retries=retries,
-        run__force=force or None, run__reuse_fingerprints=False if rehash else None, run__threads=threads, diarize__enabled=diarize, diarize__n_speakers=speakers,
+        run__force=force or None, run__prune=prune or None, run__reuse_fingerprints=False if rehash else None, run__threads=threads, diarize__enabled=diarize, diarize__n_speakers=speakers,
     )
     con = console()
     marks = {"scored": "[green]✓", "skipped": "[dim]=", "updated": "[cyan]↻", "deferred": "[yellow]…",
@@ -137,6 +138,14 @@ def run(
     if summary.hidden:
         con.print(f"note: {len(summary.hidden)} hidden file(s) (names starting with '.') were left alone: "
                   f"{names(summary.hidden)}; name one as an input to score it", soft_wrap=True)
+    if summary.retired:
+        con.print(f"retired {summary.retired} stored call(s) whose input file is gone (deleted or renamed): "
+                  f"{names([v.source_path for v in summary.vanished])}; their rows are in "
+                  f"{escape(printable(out.rstrip('/')))}/retired/", soft_wrap=True)
+    elif summary.vanished:
+        con.print(f"note: {len(summary.vanished)} stored call(s) of these folders have no input file any more "
+                  f"(deleted or renamed): {names([v.source_path for v in summary.vanished])}; they still count "
+                  f"in the figures. Run with --prune to move their rows to OUT/retired/.", soft_wrap=True)
     if summary.folders:
         con.print(f"note: {len(summary.folders)} sub-folder(s) not entered (hidden, or a symbolic link to a "
                   f"folder): {names(summary.folders)}; name one as an input to read it", soft_wrap=True)

@@ -55,6 +55,7 @@ from pipeline.schema import Source
 from pipeline.speech.rolemodel import check_role_model
 from pipeline.speech.transcribe import check_asr_model
 from pipeline.store import schema as store
+from pipeline.store.prune import VanishedInput, retire, vanished_inputs
 
 __all__ = ["RunSummary", "score_calls", "score_file", "run_scoring", "task_runner", "shared_api_url"]
 
@@ -84,6 +85,10 @@ class RunSummary:
     """Files whose names start with '.', found in the input folders and left alone (not errors)."""
     folders: list[str] = field(default_factory=list)
     """Hidden sub-folders and symbolic links to folders that the folder walk did not enter (not errors)."""
+    vanished: list[VanishedInput] = field(default_factory=list)
+    """Stored calls (or failures) of the input folders whose file is gone (deleted or renamed)."""
+    retired: int = 0
+    """How many of ``vanished`` were moved to ``<out>/retired/`` (``[run] prune``)."""
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -263,6 +268,12 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
             outcome = process.record_failure(out_dir, source.path, source.sha256, crash, stamp,
                                              source_id=store.source_identity(source), batch=batch)
         done(outcome)
+    # stored calls whose input file is gone from these folders (deleted or renamed): counted, and with
+    # [run] prune moved aside, so the figures cover the archive as it is now
+    found = {store.source_identity(s) for s in sources} | set(notes.identities.values())
+    summary.vanished = vanished_inputs(Path(out_dir), inputs, found) if not objectstore.is_uri(out_dir) else []
+    if cfg.run.prune and summary.vanished:
+        summary.retired = retire(Path(out_dir), summary.vanished)
     summary.wall_s = time.perf_counter() - started
     return _final_state(summary, out_dir)
 

@@ -143,6 +143,9 @@ class RunConfig:
         retries: how many times a failing file is retried before it is recorded as an error.
         timeout_s: per-file time limit for transcription; 0 means none.
         force: redo inputs whose results already exist.
+        prune: after the run, move the stored rows of calls whose input file is gone from the run's
+            input folders (deleted or renamed) to ``<out>/retired/`` (``pipeline.store.prune``); without
+            it a run only counts them. Local output folders only.
         threads: files in flight at once inside one process, each on its own thread; the speech
             model is loaded once for them all, with as many CTranslate2 workers, each on an even
             share of the cores (``pipeline.speech.transcribe.decode_threads``). 2 by measurement: on
@@ -167,6 +170,7 @@ class RunConfig:
     retries: int = 1
     timeout_s: float = 0.0
     force: bool = False
+    prune: bool = False
     threads: int = 2
     reuse_fingerprints: bool = True
     fingerprint_cache: str | None = None

@@ -469,6 +469,45 @@ def test_json_output_escapes_what_a_terminal_would_act_on() -> None:
     assert json.loads(line) == row
 
 
+def test_calls_whose_file_is_gone_are_counted_and_retired_with_prune(tmp_path: Path, monkeypatch) -> None:
+    """A deleted or renamed input kept its rows for good (a renamed file counted twice, a deleted failure
+    kept "1 input could not be scored"); a run names them, and --prune moves their rows to retired/."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    for name, text in (("a", "I will send the plan by Friday."), ("b", "Let's book Tuesday."),
+                       ("c", "Can you confirm the budget?")):
+        _transcript(folder / f"{name}.json", text)
+    (folder / "broken.json").write_text("{ nope")
+    args = ["run", str(folder), "--out", str(out), "--models", str(MODELS)]
+    assert runner.invoke(app, args).exit_code == 1
+    (folder / "b.json").unlink()
+    (folder / "broken.json").unlink()
+    (folder / "c.json").rename(folder / "c2.json")
+    result = runner.invoke(app, args, env={"COLUMNS": "300"})
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, text
+    assert "note: 3 stored call(s) of these folders have no input file any more (deleted or renamed): " in text
+    from pipeline.report.data import load_call_rows, load_error_rows
+
+    assert len(load_call_rows(out)) == 4 and len(load_error_rows(out)) == 1  # counted, not yet moved
+    # a run from another working folder, naming the same folder another way, still finds them (nothing else)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["run", "in", "--out", "out", "--models", str(MODELS), "--prune"],
+                           env={"COLUMNS": "300"})
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0 and "retired 3 stored call(s)" in text, text
+    assert sorted(r["source_id"] for r in load_call_rows(out)) == ["a.json", "c2.json"]
+    assert load_error_rows(out) == []
+    assert len(list((out / "retired" / "calls").glob("part-*.parquet"))) == 2
+    # another input folder's calls in the same output are never touched
+    other = tmp_path / "other"
+    other.mkdir()
+    _transcript(other / "x.json")
+    assert runner.invoke(app, ["run", "other", "--out", "out", "--models", str(MODELS)]).exit_code == 0
+    result = runner.invoke(app, ["run", "in", "--out", "out", "--models", str(MODELS), "--prune"])
+    assert "retired" not in result.output and len(load_call_rows(out)) == 3
+
+
 def test_help_keeps_square_brackets() -> None:
     result = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"})
     assert "[asr]" in result.output and "[segmentation]" in result.output
