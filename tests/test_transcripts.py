@@ -91,6 +91,13 @@ def test_plain_text_names_of_any_script_start_turns() -> None:
     assert turns[1].text == "Yes, I will send it Friday. so the plan is: we wait"
 
 
+def test_a_blank_call_id_names_nothing() -> None:
+    """A call_id of spaces showed as a blank name in the terminal and the report."""
+    turns = [{"speaker": "A", "text": "I will send it."}]
+    assert parse_transcript_text(json.dumps({"call_id": "   ", "turns": turns}), "json").call_id is None
+    assert parse_transcript_text(json.dumps({"call_id": " c-1 ", "turns": turns}), "json").call_id == "c-1"
+
+
 def test_webvtt_voice_tags_and_prefixes() -> None:
     text = ("WEBVTT\n\n1\n00:00:01.000 --> 00:00:03.500\n<v Dana Smith>Hi, <b>can</b> you hear me?</v>\n\n"
             "00:00:04.000 --> 00:01:06.250\nTom: I'll send the quote\nby Friday.\n")

@@ -192,7 +192,8 @@ def _parse_json(name: str, text: str) -> tuple[str | None, list[Row]]:
                         "or leave them out to have them estimated.")
         if body.strip():
             rows.append((_clean(str(speaker)).strip() or UNKNOWN_SPEAKER, _clean(body.strip()), times[0], times[1]))
-    return (None if call_id is None else _clean(str(call_id))), rows
+    # a blank call_id ("   ") names nothing: the call keeps the name from its file, not an empty one
+    return (None if call_id is None or not _clean(str(call_id)).strip() else _clean(str(call_id)).strip()), rows
 
 
 def _speaker_and_text(line: str, current: str) -> tuple[str, str]:
