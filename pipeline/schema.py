@@ -37,7 +37,7 @@ ROLES = ("rep", "customer", "manager", "unknown")
 ROLE_WORDS: dict[str, str] = {
     "rep": "rep", "agent": "rep", "seller": "rep", "sales": "rep", "salesperson": "rep",
     "support_agent": "rep", "recruiter": "rep", "account_executive": "rep", "sales_rep": "rep",
-    "sales_representative": "rep", "account_manager": "rep", "ae": "rep", "sdr": "rep", "bdr": "rep",
+    "sales_representative": "rep", "ae": "rep", "sdr": "rep", "bdr": "rep",  # not "account manager": either side
     "customer": "customer", "client": "customer", "caller": "customer", "prospect": "customer",
     "buyer": "customer", "partner": "customer",
     "manager": "manager", "director": "manager", "exec": "manager", "sales_manager": "manager",

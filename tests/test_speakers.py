@@ -144,7 +144,7 @@ def test_roles_from_transcript_speaker_names() -> None:
         ("rep", "name"), ("customer", "name"), ("manager", "name")]
     from pipeline.schema import role_word
 
-    assert [role_word(w) for w in ("Sales Rep", "account-manager", "AE", "SDR")] == ["rep"] * 4
+    assert [role_word(w) for w in ("Sales Rep", "sales-representative", "AE", "SDR")] == ["rep"] * 4
     # a role the transcript gives ("Lee (customer): ...") is a name's role; the sidecar's map wins over it
     named = [_turn("Dana", "Hi."), _turn("Lee", "Hello.")]
     declared = {"Lee": "customer", "Dana": "manager"}
