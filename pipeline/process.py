@@ -509,7 +509,35 @@ def plan_batch(out_dir: OutputLocation, sources: list[Source], bad_inputs: list[
         outcomes.append(record_failure(out_dir, source.path, source.sha256, clash, stamp, source_id=source.path,
                                        batch=batch))
     unique, settled = sort_out_done(unique, stamp, out_dir, force, batch)
-    return unique, outcomes + settled
+    unique, elsewhere = _stored_elsewhere(out_dir, unique, force)
+    return unique, outcomes + settled + elsewhere
+
+
+def _stored_elsewhere(out_dir: OutputLocation, sources: list[Source],
+                      force: bool) -> tuple[list[Source], list[Outcome]]:
+    """Leave out sources whose bytes are already stored as *another* identity's call whose file is still
+    there: the same recording reached from another input folder (``run in`` one night, ``run in/sub``
+    the next, so ``sub/h.json`` and ``h.json``) would be transcribed again and counted twice. A stored
+    call whose file is gone (a rename) does not hold the new name back; ``force`` scores everything."""
+    if force or not sources:
+        return sources, []
+    rows = open_store(out_dir).read_dataset("calls").select(["source_id", "source_sha256", "source_path"]).to_pylist()
+    by_bytes: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        by_bytes.setdefault(row["source_sha256"], row)
+    keep: list[Source] = []
+    skipped: list[Outcome] = []
+    for source in sources:
+        stored = by_bytes.get(source.sha256)
+        there = stored is not None and (objectstore.is_uri(stored["source_path"])
+                                        or os.path.lexists(stored["source_path"]))
+        if stored is None or stored["source_id"] == store.source_identity(source) or not there:
+            keep.append(source)
+            continue
+        skipped.append(Outcome(path=source.path, status="skipped", call_id=source.call_id, message=(
+            f"same bytes as the stored call {stored['source_id']} ({stored['source_path']}), scored from another "
+            f"input folder; not scored again (--force scores it under this name too)")))
+    return keep, skipped
 
 
 def commit_call(out_dir: OutputLocation, source: Source, call: CallInput, scored: ScoredCall,

@@ -502,10 +502,32 @@ def test_calls_whose_file_is_gone_are_counted_and_retired_with_prune(tmp_path: P
     # another input folder's calls in the same output are never touched
     other = tmp_path / "other"
     other.mkdir()
-    _transcript(other / "x.json")
+    _transcript(other / "x.json", "We agreed to start the pilot on Monday.")
     assert runner.invoke(app, ["run", "other", "--out", "out", "--models", str(MODELS)]).exit_code == 0
     result = runner.invoke(app, ["run", "in", "--out", "out", "--models", str(MODELS), "--prune"])
     assert "retired" not in result.output and len(load_call_rows(out)) == 3
+
+
+def test_the_same_recording_reached_from_another_input_folder_is_not_scored_twice(tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    """`run in` one night and `run in/sub` the next stored sub/h.json and h.json: one recording transcribed
+    twice and counted twice. The second is skipped, naming the stored call; --force scores it anyway; a
+    stored call whose file is gone (a rename) does not hold the new name back."""
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    _transcript(tmp_path / "in" / "sub" / "h.json")
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(app, ["run", "in", "--out", "out", "--models", str(MODELS)]).exit_code == 0
+    result = runner.invoke(app, ["run", "in/sub", "--out", "out", "--models", str(MODELS)], env={"COLUMNS": "300"})
+    text = " ".join(result.output.split())
+    assert "0 scored, 1 skipped" in text and "same bytes as the stored call sub/h.json" in text, text
+    from pipeline.report.data import load_call_rows
+
+    assert [r["source_id"] for r in load_call_rows("out")] == ["sub/h.json"]
+    forced = runner.invoke(app, ["run", "in/sub", "--out", "out", "--models", str(MODELS), "--force"])
+    assert "1 scored" in forced.output and len(load_call_rows("out")) == 2
+    (tmp_path / "in" / "sub" / "h.json").rename(tmp_path / "in" / "h2.json")
+    renamed = runner.invoke(app, ["run", "in", "--out", "out", "--models", str(MODELS)])
+    assert "1 scored" in renamed.output, renamed.output
 
 
 def test_help_keeps_square_brackets() -> None:
