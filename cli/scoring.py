@@ -146,6 +146,11 @@ def run(
         con.print(f"note: {len(summary.vanished)} stored call(s) of these folders have no input file any more "
                   f"(deleted or renamed): {names([v.source_path for v in summary.vanished])}; they still count "
                   f"in the figures. Run with --prune to move their rows to OUT/retired/.", soft_wrap=True)
+    if summary.formats:
+        shown = "; ".join(names(group) for group in summary.formats[:3])
+        con.print(f"note: {len(summary.formats)} name(s) come in several formats ({shown}"
+                  f"{' ...' if len(summary.formats) > 3 else ''}): each file is scored as a call of its own, so "
+                  f"one conversation may count twice; keep one format per call in the inputs", soft_wrap=True)
     if summary.folders:
         con.print(f"note: {len(summary.folders)} sub-folder(s) not entered (hidden, or a symbolic link to a "
                   f"folder): {names(summary.folders)}; name one as an input to read it", soft_wrap=True)

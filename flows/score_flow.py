@@ -85,6 +85,8 @@ class RunSummary:
     """Files whose names start with '.', found in the input folders and left alone (not errors)."""
     folders: list[str] = field(default_factory=list)
     """Hidden sub-folders and symbolic links to folders that the folder walk did not enter (not errors)."""
+    formats: list[list[str]] = field(default_factory=list)
+    """Inputs of one name in several formats in one folder (each scored as its own call)."""
     vanished: list[VanishedInput] = field(default_factory=list)
     """Stored calls (or failures) of the input folders whose file is gone (deleted or renamed)."""
     retired: int = 0
@@ -229,7 +231,7 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
     if not sources and not bad_inputs:
         raise ingest.no_inputs_error(inputs)
     summary = RunSummary(out_dir=str(out_dir), ignored=notes.ignored, empty=notes.empty, hidden=notes.hidden,
-                         folders=notes.folders)
+                         folders=notes.folders, formats=notes.formats)
     if on_discovered:
         on_discovered(len(sources) + len(bad_inputs) + len(notes.aliases))
 

@@ -530,6 +530,20 @@ def test_the_same_recording_reached_from_another_input_folder_is_not_scored_twic
     assert "1 scored" in renamed.output, renamed.output
 
 
+def test_one_call_in_two_formats_is_noted(tmp_path: Path) -> None:
+    """call.json and call.TXT in one folder are two calls (perhaps one conversation): a run says so."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _transcript(folder / "call.json")
+    (folder / "call.TXT").write_text("Dana: Let's book Tuesday.\nLee: Tuesday works.\n")
+    _transcript(folder / "other.json", "How was the conference?")
+    result = runner.invoke(app, ["run", str(folder), "--out", str(tmp_path / "out"), "--models", str(MODELS)],
+                           env={"COLUMNS": "300"})
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0 and "3 scored" in text, text
+    assert "note: 1 name(s) come in several formats (call.TXT, call.json)" in text
+
+
 def test_help_keeps_square_brackets() -> None:
     result = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"})
     assert "[asr]" in result.output and "[segmentation]" in result.output

@@ -496,6 +496,8 @@ class DiscoveryNotes:
         empty: folders and patterns that held no audio or transcript at all.
         folders: sub-folders a folder walk did not enter: hidden ones (``.git``) and symbolic links to
             folders (name one as an input to read it).
+        formats: groups of inputs in one folder with one name in several formats (``call.wav``,
+            ``call.vtt``): each is scored as a call of its own, so one conversation may count twice.
         identities: the identity (``source_id``) of each failed or aliased input's path, relative
             to the folder it was found in as a call's is, so the error row a failure writes is the
             one the call replaces once the file is fixed (or that goes once it is only an alias).
@@ -507,6 +509,7 @@ class DiscoveryNotes:
     empty: list[str] = field(default_factory=list)
     identities: dict[str, str] = field(default_factory=dict)
     folders: list[str] = field(default_factory=list)
+    formats: list[list[str]] = field(default_factory=list)
 
 
 def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_S,
@@ -630,4 +633,10 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
                         if excluded is None or not Path(f).absolute().is_relative_to(excluded)]
     sources = list({s.path: s for s in sources}.values())  # an object listed by two s3:// specs
     sources.sort(key=lambda s: s.path)
+    by_name: dict[tuple[str, str], list[str]] = {}
+    for source in sources:  # one name, several formats: a recording and its transcript, say
+        where = source.path.rsplit("/", 1)
+        folder, name = (where[0], where[1]) if len(where) == 2 else ("", where[0])
+        by_name.setdefault((folder, name.rsplit(".", 1)[0].casefold()), []).append(source.path)
+    notes.formats[:] = [paths for paths in by_name.values() if len(paths) > 1]
     return sources, errors
