@@ -544,6 +544,21 @@ def test_one_call_in_two_formats_is_noted(tmp_path: Path) -> None:
     assert "note: 1 name(s) come in several formats (call.TXT, call.json)" in text
 
 
+def test_a_stored_rep_emptied_by_a_missing_sidecar_row_is_said(tmp_path: Path) -> None:
+    """A calls.csv removed or truncated stripped rep, customer and date from stored calls ("1 updated") with
+    no warning."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _transcript(folder / "a.json")
+    (folder / "calls.csv").write_text("path,rep,customer,date\na.json,Dana,Acme,2026-11-02\n")
+    args = ["run", str(folder), "--out", str(tmp_path / "out"), "--models", str(MODELS)]
+    assert runner.invoke(app, args).exit_code == 0
+    (folder / "calls.csv").unlink()
+    result = runner.invoke(app, args, env={"COLUMNS": "300"})
+    text = " ".join(result.output.split())
+    assert "1 updated" in text and "note: 1 stored call(s) lost their rep, customer or date" in text, text
+
+
 def test_help_keeps_square_brackets() -> None:
     result = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"})
     assert "[asr]" in result.output and "[segmentation]" in result.output
