@@ -533,13 +533,14 @@ def _stored_elsewhere(out_dir: OutputLocation, sources: list[Source],
     by_bytes: dict[str, dict[str, Any]] = {}
     for row in rows:
         by_bytes.setdefault(row["source_sha256"], row)
+    stored_ids = {row["source_id"] for row in rows}  # an identity with a stored call of its own is rescored
     keep: list[Source] = []
     skipped: list[Outcome] = []
     for source in sources:
         stored = by_bytes.get(source.sha256)
         there = stored is not None and (objectstore.is_uri(stored["source_path"])
                                         or os.path.lexists(stored["source_path"]))
-        if stored is None or stored["source_id"] == store.source_identity(source) or not there:
+        if stored is None or store.source_identity(source) in stored_ids or not there:
             keep.append(source)
             continue
         skipped.append(Outcome(path=source.path, status="skipped", call_id=source.call_id, message=(

@@ -309,6 +309,33 @@ def test_one_string_where_a_list_is_expected_is_refused(artifact) -> None:
     assert len(predict_texts(artifact, ["I'll send it Friday."])["stage"]) == 1
 
 
+def test_a_recording_stored_under_two_names_is_rescored_under_both_when_versions_change(
+        tmp_path: Path, artifact, nlp) -> None:
+    """plan_batch skips a recording stored under another name, but never one whose own identity has a
+    stored call (stored twice on purpose with --force): at a new classifier version both are rescored."""
+    import dataclasses
+
+    from pipeline.ingest.discover import DiscoveryNotes
+
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    _transcript(tmp_path / "in" / "sub" / "h.json", "I'll send the contract today.")
+    out = tmp_path / "out"
+    _run(tmp_path / "in", out, artifact, nlp)
+    _run(tmp_path / "in" / "sub", out, artifact, nlp, PipelineConfig(run=RunConfig(force=True)))
+    stamp = process.run_stamp(artifact, None)
+
+    def plan(folder: Path, version: str) -> tuple[list, list]:
+        notes = DiscoveryNotes()
+        sources, bad = discover_inputs([str(folder)], notes=notes)
+        return process.plan_batch(out, sources, bad, notes, dataclasses.replace(stamp, classifier_version=version))
+
+    for folder in (tmp_path / "in", tmp_path / "in" / "sub"):
+        todo, settled = plan(folder, stamp.classifier_version)
+        assert todo == [] and [o.status for o in settled] == ["skipped"]
+        todo, settled = plan(folder, "a-newer-classifier")
+        assert [store.source_identity(s) for s in todo] == ["sub/h.json" if folder.name == "in" else "h.json"]
+
+
 def test_files_of_the_old_layout_are_retired_once(tmp_path: Path, artifact, nlp) -> None:
     """Schema-1 folders held one file per content hash (a call could have two rows): moved aside, rescored."""
     folder, out = tmp_path / "in", tmp_path / "out"
