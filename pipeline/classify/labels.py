@@ -295,18 +295,19 @@ def validate_rows(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: str,
             duplicate ids.
     """
     wanted = tasks or tuple(t.name for t in taxonomy.tasks)
-    problems: list[str] = []
+    problems: list[tuple[int, str]] = []  # (line in the file, what is wrong)
     rows: list[LabelledRow] = []
     seen: set[str] = set()
     for n, obj in enumerate(raw, start=1):
-        where = f"{source}:{obj.get('_line', n)}"
+        line = obj.get("_line", n)
+        where, at = f"{source}:{line}", line if isinstance(line, int) else 0  # rows may be in call order
         text = obj.get("text")
         if not isinstance(text, str) or not text.strip():
-            problems.append(f"{where}: empty or missing 'text'")
+            problems.append((at, f"{where}: empty or missing 'text'"))
             continue
         row_id = str(obj.get("id") or f"{Path(source).stem}-{n}")
         if row_id in seen:
-            problems.append(f"{where}: duplicate id {row_id!r}")
+            problems.append((at, f"{where}: duplicate id {row_id!r}"))
             continue
         seen.add(row_id)
         labels: dict[str, str] = {}
@@ -316,17 +317,18 @@ def validate_rows(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: str,
             if (value is None or value == "") and partial:
                 continue
             if value is None or value == "":
-                problems.append(f"{where}: missing label for {task_name!r}")
+                problems.append((at, f"{where}: missing label for {task_name!r}"))
                 continue
             label = task.label_for(value)  # "Action", " ACT ": the same label in another case or with spaces
             if label is None:
-                problems.append(f"{where}: unknown {task_name} label {value!r} (allowed: {', '.join(task.labels)})")
+                problems.append((at, f"{where}: unknown {task_name} label {value!r} "
+                                     f"(allowed: {', '.join(task.labels)})"))
                 continue
             labels[task_name] = label
         broken = _neutral_and_positive(taxonomy, labels)
         if broken:
-            problems.append(f"{where}: labelled {broken[0]!r} and {broken[1]!r}, but a segment outside the cycle "
-                            f"({broken[0]}) is never {broken[1]}")
+            problems.append((at, f"{where}: labelled {broken[0]!r} and {broken[1]!r}, but a segment outside the "
+                                 f"cycle ({broken[0]}) is never {broken[1]}"))
             continue
         meta = {k: v for k, v in obj.items() if k not in {"id", "text", "group", "_line", *wanted}}
         rows.append(LabelledRow(id=row_id, text=text.strip(), labels=labels,
@@ -334,18 +336,12 @@ def validate_rows(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: str,
                                 speaker=str(obj.get("speaker") or obj.get("speaker_role") or ""),
                                 corpus=str(obj.get("source") or "written")))
     if problems:
-        problems.sort(key=_line_order)  # rows may have been put in call order: report them in file order
-        shown = "\n  ".join(problems[:20])
+        problems.sort(key=lambda p: p[0])  # in file order (stable: several problems of a line stay in order)
+        shown = "\n  ".join(message for _, message in problems[:20])
         more = f"\n  ... and {len(problems) - 20} more." if len(problems) > 20 else ""
         raise LabelDataError(f"{len(problems)} problem(s) in labelled data:\n  {shown}{more}",
                              "Fix these rows; nothing was loaded.")
     return rows
-
-
-def _line_order(problem: str) -> tuple[int, str]:
-    """Sort key of a problem ``"<source>:<line>: ..."``: its line number where it has one."""
-    match = re.match(r".*?:(\d+): ", problem)
-    return (int(match.group(1)) if match else 0, problem)
 
 
 def load_labelled(paths: list[Path], taxonomy: Taxonomy, partial: bool = False) -> list[LabelledRow]:
