@@ -146,9 +146,7 @@ def run(
         con.print(f"note: {len(summary.vanished)} stored call(s) of these folders have no input file any more "
                   f"(deleted or renamed): {names([v.source_path for v in summary.vanished])}; they still count "
                   f"in the figures. Run with --prune to move their rows to OUT/retired/.", soft_wrap=True)
-    from pipeline.process import CLEARED_NOTE
-
-    emptied = [o for o in summary.outcomes if o.status == "updated" and CLEARED_NOTE in (o.message or "")]
+    emptied = [o for o in summary.outcomes if o.cleared]
     if emptied:
         con.print(f"note: {len(emptied)} stored call(s) lost their rep, customer or date because no calls.csv "
                   f"row or file name gives them any more: {names([o.path for o in emptied])}; check calls.csv "

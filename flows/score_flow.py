@@ -273,7 +273,7 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
     # stored calls whose input file is gone from these folders (deleted or renamed): counted, and with
     # [run] prune moved aside, so the figures cover the archive as it is now
     found = {store.source_identity(s) for s in sources} | set(notes.identities.values())
-    summary.vanished = vanished_inputs(Path(out_dir), inputs, found) if not objectstore.is_uri(out_dir) else []
+    summary.vanished = vanished_inputs(out_dir, inputs, found)  # [] for an s3:// output
     if cfg.run.prune and summary.vanished:
         summary.retired = retire(Path(out_dir), summary.vanished)
     summary.wall_s = time.perf_counter() - started
@@ -430,9 +430,8 @@ def run_scoring(inputs: list[str], *, out_dir: str = str(DEFAULT_OUT), models: s
     check_prefect_api()
     if dask_address or workers > 1:
         check_dask_client(dask_address)
-    if dask_address:
-        check_dask_scheduler(dask_address)
     if dask_address:  # the cluster's workers resolve paths in their own working folder
+        check_dask_scheduler(dask_address)
         inputs, out_dir = [_absolute(i) for i in inputs], _absolute(out_dir)
     # the models first, so a mistyped one leaves no output folder behind: resolved here (CURRENT read
     # now) and checked once (score_calls gets the version's folder, whose check it finds in resources'

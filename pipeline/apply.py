@@ -158,8 +158,8 @@ def training_files(artifact: Artifact, files: Sequence[Path]) -> list[Path]:
 def _refuse_predictions(raw: list[dict[str, Any]], file: Path, artifact: Artifact) -> None:
     """Raise :class:`LabelDataError` for the output of ``callcycle classify`` (every column it adds is
     there): its label columns are a model's own predictions, and scoring them would report ~1.0."""
-    columns = set().union(*(r.keys() for r in raw[:50]))
-    if not set(output_columns(artifact)) <= columns:
+    columns, added = set().union(*(r.keys() for r in raw[:50])), output_columns(artifact)
+    if not set(added) <= columns:
         return
     tasks = [t.name for t in artifact.taxonomy.tasks]
     kept = [f"{name}{CLASH_SUFFIX}" for name in tasks if f"{name}{CLASH_SUFFIX}" in columns]
@@ -167,7 +167,7 @@ def _refuse_predictions(raw: list[dict[str, Any]], file: Path, artifact: Artifac
              f"{' and '.join(k[: -len(CLASH_SUFFIX)] for k in kept)} (and drop the model's) to evaluate them"
              if kept else "")
     raise LabelDataError(
-        f"{file} is the output of `callcycle classify` (it has the columns {', '.join(output_columns(artifact))}): "
+        f"{file} is the output of `callcycle classify` (it has the columns {', '.join(added)}): "
         f"its labels are a model's own predictions, and scoring a model against them says nothing{where}.",
         "Evaluate a file of labels people gave (text plus stage and/or talk_action).")
 

@@ -123,6 +123,8 @@ class Outcome:
     message: str | None = None
     action_share: float | None = None
     audio_s: float | None = None
+    cleared: tuple[str, ...] = ()
+    """For ``updated``: the stored fields (rep, customer, call_date) emptied because nothing gives them any more."""
 
 
 def run_stamp(artifact: Artifact | ArtifactCard, asr_model_name: str | None) -> store.RunStamp:
@@ -438,15 +440,12 @@ def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
     except OSError as exc:
         raise _output_failed(out, exc, f"clearing the error record of {Path(source.path).name}", batch) from exc
     # a value that goes away (a calls.csv moved, truncated or missing a row) is said, not only re-applied
-    cleared = sorted(k for k, v in changes.items() if v is None and k != "source_path")
+    cleared = tuple(sorted(k for k, v in changes.items() if v is None and k != "source_path"))
     message = f"metadata re-applied: {', '.join(sorted(changes))}" if changes else None
     if cleared:
-        message = (f"{message}; {', '.join(cleared)} {CLEARED_NOTE}")
-    return Outcome(path=source.path, status=status, call_id=stored.row["call_id"], call_key=key, message=message)
-
-
-#: How an ``updated`` outcome says a stored rep, customer or date was emptied.
-CLEARED_NOTE = "removed (no calls.csv row or file name gives them any more)"
+        message = f"{message}; {', '.join(cleared)} removed (no calls.csv row or file name gives them any more)"
+    return Outcome(path=source.path, status=status, call_id=stored.row["call_id"], call_key=key, message=message,
+                   cleared=cleared)
 
 
 def sort_out_done(sources: list[Source], stamp: store.RunStamp, out_dir: OutputLocation, force: bool = False,

@@ -458,7 +458,7 @@ def output_over_inputs(inputs: list[str] | list[Path], out: str | Path) -> Input
         text = str(spec)
         if objectstore.is_uri(text):
             return text.rstrip("/") + "/"
-        root = Path(_glob_root(text)) if glob.has_magic(text) else Path(text)
+        root = _glob_root(text) if glob.has_magic(text) else Path(text)
         return str(root.absolute().resolve()).rstrip("/") + "/"
 
     target = place(out)
@@ -582,27 +582,21 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
             continue
         if excluded is not None and file.absolute().is_relative_to(excluded):
             continue
-        shown = utf8_name(str(file))
-        if shown != str(file):  # a name that is not UTF-8 (a Windows zip): stored rows are UTF-8 text
-            fmt = file.suffix.lower().lstrip(".")
-            if file.name.startswith(".") and not explicit:
-                notes.hidden.append(shown)
-            elif not explicit and fmt not in AUDIO_FORMATS | TRANSCRIPT_FORMATS:
-                notes.ignored.append(shown)
-            else:
-                errors.append((shown, InputError(
-                    f"{utf8_name(file.name)}: the file name is not valid UTF-8 (its odd bytes are shown as "
-                    f"\\xNN); callcycle stores names as text, so the file was not read.",
-                    "Rename the file to a UTF-8 name (e.g. `convmv -f cp1252 -t utf-8 --notest FILE`); the "
-                    "other files were read.")))
-                notes.identities[shown] = utf8_name(_identity(file, root))
-            continue
+        shown = utf8_name(str(file))  # the name itself, unless it is not UTF-8 (then with \\xNN)
         if file.name.startswith(".") and not explicit:
-            notes.hidden.append(str(file))
+            notes.hidden.append(shown)
             continue
         fmt = file.suffix.lower().lstrip(".")
         if not explicit and fmt not in AUDIO_FORMATS | TRANSCRIPT_FORMATS:
-            notes.ignored.append(str(file))
+            notes.ignored.append(shown)
+            continue
+        if shown != str(file):  # a name that is not UTF-8 (a Windows zip): stored rows are UTF-8 text
+            errors.append((shown, InputError(
+                f"{utf8_name(file.name)}: the file name is not valid UTF-8 (its odd bytes are shown as "
+                f"\\xNN); callcycle stores names as text, so the file was not read.",
+                "Rename the file to a UTF-8 name (e.g. `convmv -f cp1252 -t utf-8 --notest FILE`); the "
+                "other files were read.")))
+            notes.identities[shown] = utf8_name(_identity(file, root))
             continue
         try:  # a symbolic link loop raises here (RuntimeError), for this file only
             outside = None if explicit else _escapes_root(file, root)

@@ -35,18 +35,6 @@ _TAG = re.compile(r"</?[^<>]{1,200}>")
 _PREFIX = re.compile(
     r"^\s*([^\W\d_][\w .'\-]{0,40}?|\[[^\]]{1,40}\]|[\w.\-]{1,40})(?:\s*\(([^()]{1,40})\))?\s*:\s+(.*)$")
 
-
-def _prefix(line: str) -> re.Match[str] | None:
-    """A ``Name: text`` line's match (groups: name, bracketed role, text), or ``None``. A name of several
-    words starts with a capital of any script ("Émile Zola:", "Łukasz Nowak:"), so an ordinary
-    sentence with a colon in it ("so the plan is: ...") is not taken for a speaker."""
-    match = _PREFIX.match(line)
-    if match is None:
-        return None
-    name = match.group(1)
-    if " " in name.strip() and not name.startswith("[") and not name.lstrip()[0].isupper():
-        return None
-    return match
 #: A plain-text line's leading time stamp: "[00:01:02] Dana: ...", "(1:02) Dana: ...", "00:01:02 - Dana: ...".
 _LEADING_TIME = re.compile(rf"^\s*[\[(]?{_TS}[\])]?\s*(?:[-–]\s*)?(?=\S)")
 #: A subtitle line that starts a new speaker's words without naming them ("- No, Tuesday doesn't work.").
@@ -56,6 +44,19 @@ UNKNOWN_SPEAKER = "unknown"
 MAX_TRANSCRIPT_CHARS = 2_000_000
 #: One turn longer than this cannot be split into sentences (spaCy's limit is 1 M characters).
 MAX_TURN_CHARS = 500_000
+
+
+def _prefix(line: str) -> re.Match[str] | None:
+    """A ``Name: text`` line's match (groups: name, bracketed role, text), or ``None``. A name of several
+    words starts with a capital of any script ("Émile Zola:", "Łukasz Nowak:"), so an ordinary
+    sentence with a colon in it ("so the plan is: ...") is not taken for a speaker."""
+    match = _PREFIX.match(line)
+    if match is None:
+        return None
+    name = match.group(1).rstrip()
+    if " " in name and not name.startswith("[") and not name[0].isupper():
+        return None
+    return match
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +194,8 @@ def _parse_json(name: str, text: str) -> tuple[str | None, list[Row]]:
         if body.strip():
             rows.append((_clean(str(speaker)).strip() or UNKNOWN_SPEAKER, _clean(body.strip()), times[0], times[1]))
     # a blank call_id ("   ") names nothing: the call keeps the name from its file, not an empty one
-    return (None if call_id is None or not _clean(str(call_id)).strip() else _clean(str(call_id)).strip()), rows
+    named = _clean(str(call_id)).strip() if call_id is not None else ""
+    return named or None, rows
 
 
 def _speaker_and_text(line: str, current: str) -> tuple[str, str]:

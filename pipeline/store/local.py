@@ -386,6 +386,8 @@ def check_output_dir(out_dir: Path) -> None:
 
 
 LEGACY = "legacy"
+_LAYOUT_MARKER = ".layout"
+
 #: In each table's folder: no rows, the current schema (see the module docstring).
 SCHEMA_FILE = "_schema.parquet"
 
@@ -403,7 +405,6 @@ def write_schema_files(out_dir: Path) -> None:
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         write_table_atomic(schema.empty_table(), path)
-_LAYOUT_MARKER = ".layout"
 
 
 def retire_old_layout(out_dir: Path) -> int:

@@ -36,12 +36,11 @@ RETIRED = "retired"
 
 @dataclass(frozen=True, slots=True)
 class VanishedInput:
-    """A stored identity whose file is gone: its identity, the path it was scored from, and whether it
-    has a ``calls`` row (else only an ``errors`` row)."""
+    """A stored identity (a call, or only a failure) whose file is gone: its identity and the path it was
+    read from."""
 
     source_id: str
     source_path: str
-    scored: bool
 
 
 def _absolute(path: str) -> Path | None:
@@ -51,10 +50,10 @@ def _absolute(path: str) -> Path | None:
         return None
 
 
-def vanished_inputs(out_dir: Path, inputs: Iterable[str], found: set[str]) -> list[VanishedInput]:
+def vanished_inputs(out_dir: str | Path, inputs: Iterable[str], found: set[str]) -> list[VanishedInput]:
     """Stored identities under the local input folders of ``inputs`` whose files no longer exist and that
     this run did not find (``found``: the identities it saw); ``[]`` for an ``s3://`` output."""
-    if objectstore.is_uri(out_dir):
+    if objectstore.is_uri(str(out_dir)):
         return []
     roots = [root for spec in inputs if not objectstore.is_uri(spec) and Path(spec).is_dir()
              for root in [_absolute(str(spec))] if root is not None]
@@ -72,7 +71,7 @@ def vanished_inputs(out_dir: Path, inputs: Iterable[str], found: set[str]) -> li
                 continue
             if os.path.lexists(where):
                 continue
-            result[ident] = VanishedInput(ident, path, scored=table == "calls")
+            result[ident] = VanishedInput(ident, path)
     return sorted(result.values(), key=lambda v: v.source_path)
 
 
