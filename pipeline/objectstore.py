@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["SCHEME", "is_uri", "split_uri", "to_uri", "filesystem", "translate_errors", "endpoint"]
+__all__ = ["SCHEME", "is_uri", "same_location", "split_uri", "to_uri", "filesystem", "translate_errors", "endpoint"]
 
 SCHEME = "s3://"
 
@@ -27,6 +27,16 @@ SCHEME = "s3://"
 def is_uri(location: object) -> bool:
     """True for an ``s3://bucket/...`` location (a plain path or ``Path`` is never one)."""
     return isinstance(location, str) and location.startswith(SCHEME)
+
+
+def same_location(stored: str, path: str) -> bool:
+    """Whether two spellings name the same input: equal, or (local files) the same file once resolved
+    against the current folder (``data/calls/a.json`` and ``/srv/x/data/calls/a.json``)."""
+    if stored == path:
+        return True
+    if is_uri(stored) or is_uri(path):
+        return False
+    return os.path.realpath(stored) == os.path.realpath(path)
 
 
 def split_uri(uri: str) -> tuple[str, str]:

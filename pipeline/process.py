@@ -346,21 +346,12 @@ def check_unchanged(source: Source) -> None:
                                  "It is scored by the next run, once it has stopped changing.")
 
 
-def _same_place(stored: str, path: str) -> bool:
-    """Whether two spellings name the same input: equal, or (local files) the same file once resolved
-    against the current folder (``data/calls/a.json`` and ``/srv/x/data/calls/a.json``)."""
-    if stored == path:
-        return True
-    if objectstore.is_uri(stored) or objectstore.is_uri(path):
-        return False
-    return os.path.realpath(stored) == os.path.realpath(path)
-
-
 def _identity_clash(source: Source, ident: str, row: dict[str, Any]) -> InputError | None:
     """An :class:`InputError` when the call stored under ``ident`` came from another file: other bytes
     *and* another path (the same name under two input folders, e.g. one folder per night, scored into one
     output). A file changed in place (same path) or moved unchanged (same bytes) is the same call."""
-    if row.get("source_sha256") == source.sha256 or _same_place(str(row.get("source_path") or ""), source.path):
+    stored_path = str(row.get("source_path") or "")
+    if row.get("source_sha256") == source.sha256 or objectstore.same_location(stored_path, source.path):
         return None
     return InputError(
         f"{Path(source.path).name}: the output already holds a different call under the same identity "
@@ -426,7 +417,8 @@ def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
     meta = source.metadata
     changes = {k: v for k, v in (("rep", meta.rep), ("customer", meta.customer), ("call_date", meta.call_date))
                if stored.row.get(k) != v}
-    if not _same_place(str(stored.row.get("source_path") or ""), source.path):  # "calls/a.json" = "./calls/a.json"
+    # "calls/a.json" = "./calls/a.json"
+    if not objectstore.same_location(str(stored.row.get("source_path") or ""), source.path):
         changes["source_path"] = source.path
     status: Literal["skipped", "updated"] = "skipped"
     if changes:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.display import printable
+from pipeline.objectstore import same_location
 from pipeline.report.rules import COV_TAXONOMY, ReportTaxonomy, median_share, most_recent, rep_key, weekly_medians
 from pipeline.store.base import OutputLocation, open_store
 
@@ -29,11 +30,11 @@ def load_call_rows(out_dir: OutputLocation) -> list[dict[str, Any]]:
     current. (Another file failing under a stored call's identity leaves that call in.)
     """
     store = open_store(out_dir)
-    failing: dict[str, set[str]] = defaultdict(set)
+    failing: dict[str, list[str]] = defaultdict(list)
     for e in store.read_dataset("errors").select(["source_id", "source_path"]).to_pylist():
-        failing[e["source_id"]].add(_same_file(e["source_path"]))
+        failing[e["source_id"]].append(e["source_path"])
     rows = [r for r in store.read_dataset("calls").to_pylist()
-            if r["source_id"] not in failing or _same_file(r["source_path"]) not in failing[r["source_id"]]]
+            if not any(same_location(r["source_path"], path) for path in failing.get(r["source_id"], ()))]
     newest: dict[str, dict[str, Any]] = {}
     for row in rows:
         key = row["source_id"] or row["source_path"]
@@ -44,19 +45,6 @@ def load_call_rows(out_dir: OutputLocation) -> list[dict[str, Any]]:
             if isinstance(row.get(name), str):
                 row[name] = printable(row[name])
     return sorted(newest.values(), key=lambda r: (str(r["call_date"] or ""), r["call_id"]))
-
-
-def _same_file(path: str) -> str:
-    """A stored path in one spelling: a local path made absolute and resolved (runs may name the same
-    folder relatively or absolutely), an ``s3://`` URI as it is."""
-    from pipeline import objectstore
-
-    if objectstore.is_uri(path):
-        return path
-    try:
-        return str(Path(path).resolve())
-    except (OSError, RuntimeError):
-        return path
 
 
 def load_error_rows(out_dir: OutputLocation) -> list[dict[str, Any]]:
