@@ -264,6 +264,10 @@ def score_call(segments: Sequence[ClassifiedSegment], taxonomy: Taxonomy,
         if centre is not None:
             low, high = max(0.0, low - centre + share), min(1.0, high - centre + share)
         low, high = min(low, share), max(high, share)
+    elif share is None:
+        # no cycle speech by the labels: no share, so no interval (the draws, which use the stage
+        # probabilities, could still find a sliver of work talk and store 0-0 or 0-1 beside a blank share)
+        low = high = None
     order: list[str] = []
     for seg in ordered:
         if seg.stage.label in cycle and seg.stage.label not in order:

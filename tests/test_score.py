@@ -184,3 +184,15 @@ def test_talk_action_ratio_is_undefined_when_only_slivers_of_action_remain() -> 
     # one real second of action brings the ratio back
     score = score_call([pseg_ta(0, 0, 30, 0.05), pseg_ta(1, 30, 31, 0.99)], TAXONOMY)
     assert score.talk_action_ratio is not None and score.talk_action_ratio == pytest.approx(30 / 1.0, rel=0.05)
+
+
+def test_a_call_with_no_share_stores_no_interval() -> None:
+    """Small talk by its labels has no action share; the draws (which use the stage probabilities) still
+    find a sliver of work talk, and used to store an interval such as 0-0 beside the blank share."""
+    chat = [pseg(i, i * 3, i * 3 + 3, 0.7, 0.4) for i in range(6)]
+    from pipeline.score import action_share_interval
+
+    assert action_share_interval(chat, TAXONOMY) != (None, None)  # the draws alone do give one
+    score = score_call(chat, TAXONOMY)
+    assert score.action_share is None
+    assert score.action_share_low is None and score.action_share_high is None
