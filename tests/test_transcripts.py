@@ -178,3 +178,138 @@ def test_a_recording_named_as_a_transcript_is_called_a_recording(tmp_path: Path)
     with pytest.raises(TranscriptFormatError, match="audio or video recording, not a transcript") as info:
         parse_transcript(wav)
     assert ".wav" in info.value.hint
+
+
+def _who(text: str, fmt: str = "txt") -> list[tuple[str, str]]:
+    return [(t.speaker, t.text) for t in parse_transcript_text(text, fmt).turns]
+
+
+def test_words_with_a_colon_are_not_speakers() -> None:
+    """'Note:', 'Option 2:', 'Q3:', 'Sure. Quick question:' became speakers, each given a role and a share of
+    the talk; they stay the words of whoever is speaking."""
+    text = ("Dana Whitfield: Thanks for joining.\n"
+            "Sure. Quick question: who signs off on budget?\n"
+            "Note: this transcript was edited.\n"
+            "Option 2: we could start smaller.\n"
+            "Q3: that's when the budget lands.\n"
+            "Marcus Lee: That would be our CFO.\n"
+            "Bottom line: we save 20%.\n")
+    assert _who(text) == [
+        ("Dana Whitfield", "Thanks for joining. Sure. Quick question: who signs off on budget? Note: this transcript "
+                           "was edited. Option 2: we could start smaller. Q3: that's when the budget lands."),
+        ("Marcus Lee", "That would be our CFO. Bottom line: we save 20%.")]
+    # in subtitles too: "Step 1:" continues the speaker of the cue before
+    vtt = ("WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nDana: Here's the plan.\n\n"
+           "00:00:03.000 --> 00:00:05.000\nStep 1: we review your process.\n")
+    assert _who(vtt, "vtt") == [("Dana", "Here's the plan."), ("Dana", "Step 1: we review your process.")]
+
+
+def test_names_in_any_script_with_commas_phones_devices_and_a_full_width_colon() -> None:
+    """Names in scripts without capitals (Arabic, Devanagari, Chinese), '王小明：' with the full-width colon,
+    'Whitfield, Dana:', Zoom's dial-in '+1 415-555-0100:' and device 'iPhone de Marcus:' were merged into the
+    previous speaker's turn; a lower-case name with a time stamp or a role in brackets is a speaker too."""
+    text = ("Dana Whitfield: Welcome.\nمحمد علي: مرحبا\nराहुल शर्मा: नमस्ते\n王小明：你好\nWhitfield, Dana: Shall we?\n"
+            "+1 415-555-0100: Sorry, phone line.\niPhone de Marcus: Can you hear me?\n")
+    assert [who for who, _ in _who(text)] == [
+        "Dana Whitfield", "محمد علي", "राहुल शर्मा", "王小明", "Whitfield, Dana", "+1 415-555-0100", "iPhone de Marcus"]
+    stamped = "[00:00:00] Anna Berg (customer): We start next month.\n[00:00:06] zoë müller (rep): I'll send it Friday.\n"
+    parsed = parse_transcript_text(stamped, "txt")
+    assert [(t.speaker, t.start_s) for t in parsed.turns] == [("Anna Berg", 0.0), ("zoë müller", 6.0)]
+    assert parsed.roles == {"Anna Berg": "customer", "zoë müller": "rep"}
+    # a name used as a label more than once is a speaker however it is written
+    assert [who for who, _ in _who("dana: hi\nmarcus: hello\ndana: shall we start?\nmarcus: yes\n")] == [
+        "dana", "marcus", "dana", "marcus"]
+
+
+@pytest.mark.parametrize("export", [
+    # Otter: name and time on a line, the words below
+    "Dana Whitfield  0:02\nHi Marcus, thanks for joining.\n\nMarcus Lee  0:07\nGlad to be here.\n",
+    # Rev: "Speaker (time):" on its own line
+    "Dana Whitfield (00:02):\nHi Marcus, thanks for joining.\n\nMarcus Lee (00:07):\nGlad to be here.\n",
+    # Fireflies
+    "Dana Whitfield - 00:02\nHi Marcus, thanks for joining.\nMarcus Lee - 00:07\nGlad to be here.\n",
+    # Zoom's saved captions (clock time, so the times are checked as differences)
+    "[Dana Whitfield] 00:00:02\nHi Marcus, thanks for joining.\n[Marcus Lee] 00:00:07\nGlad to be here.\n",
+    # a label alone on its line
+    "Dana Whitfield:\nHi Marcus, thanks for joining.\n\nMarcus Lee:\nGlad to be here.\n",
+])
+def test_exports_that_put_the_name_above_the_words(export: str) -> None:
+    """Rev, Otter, Fireflies and Zoom exports were read as one 'unknown' turn holding every label."""
+    turns = parse_transcript_text(export, "txt").turns
+    assert [(t.speaker, t.text) for t in turns] == [
+        ("Dana Whitfield", "Hi Marcus, thanks for joining."), ("Marcus Lee", "Glad to be here.")]
+    if "0:0" in export:
+        assert (turns[0].start_s, turns[0].end_s, turns[1].start_s) == (2.0, 7.0, 7.0)
+
+
+def test_google_meet_export_header_stamps_and_footer() -> None:
+    """The title and attendee list became an 'unknown' turn scored as speech, and time lines were glued to
+    the words."""
+    text = ("Acme <> Northwind sync - Transcript\nAttendees\nDana Whitfield, Marcus Lee\nTranscript\n00:00:00\n"
+            "Dana Whitfield: Hi all.\nMarcus Lee: Happy to be here.\n00:05:00\nDana Whitfield: The price is fixed.\n"
+            "Meeting ended after 00:12:41 👋\n")
+    turns = parse_transcript_text(text, "txt").turns
+    assert [(t.speaker, t.text) for t in turns] == [
+        ("Dana Whitfield", "Hi all."), ("Marcus Lee", "Happy to be here."), ("Dana Whitfield", "The price is fixed.")]
+    assert turns[0].start_s == 0.0 and turns[2].start_s == 300.0
+    # a bracketed stamp before words with no name starts a new paragraph of the same speaker
+    descript = "[00:00:00] Dana: Hi Marcus.\n[00:00:20] So let me walk you through it.\n[00:00:45] Marcus: Good.\n"
+    turns = parse_transcript_text(descript, "txt").turns
+    assert [(t.speaker, t.text, t.start_s) for t in turns] == [
+        ("Dana", "Hi Marcus.", 0.0), ("Dana", "So let me walk you through it.", 20.0), ("Marcus", "Good.", 45.0)]
+
+
+def test_caption_markup_rolling_captions_and_speaker_change_marks() -> None:
+    """'{\\an8}' hid the speaker; YouTube's rolling captions tripled every line, and its line of one space
+    inside a cue was taken for the end of the cue; '>>' marks a new speaker."""
+    srt = ("1\n00:00:01,000 --> 00:00:04,000\n{\\an8}<i>Dana:</i> Welcome to the call.\n\n"
+           "2\n00:00:04,500 --> 00:00:08,000\n{\\an8}Marcus: We use spreadsheets.\n\n"
+           "3\n00:00:08,000 --> 00:00:10,000\n-Wednesday then?\n-Wednesday is fine.\n")
+    assert _who(srt, "srt") == [("Dana", "Welcome to the call."), ("Marcus", "We use spreadsheets."),
+                                ("unknown", "Wednesday then?"), ("unknown", "Wednesday is fine.")]
+    youtube = ("WEBVTT\nKind: captions\nLanguage: en\n\n"
+               "00:00:00.320 --> 00:00:02.870 align:start position:0%\n \n"
+               "hi<00:00:00.640><c> Marcus</c><00:00:01.040><c> thanks</c><00:00:01.360><c> for</c><c> joining</c>\n\n"
+               "00:00:02.870 --> 00:00:02.880 align:start position:0%\nhi Marcus thanks for joining\n \n\n"
+               "00:00:02.880 --> 00:00:05.510 align:start position:0%\nhi Marcus thanks for joining\n"
+               "&gt;&gt;<00:00:03.120><c> DANA:</c><c> how</c><c> is</c><c> dispatch</c><c> going</c>\n\n"
+               "00:00:05.510 --> 00:00:05.520 align:start position:0%\n&gt;&gt; DANA: how is dispatch going\n \n")
+    turns = parse_transcript_text(youtube, "vtt").turns
+    assert [(t.speaker, t.text) for t in turns] == [
+        ("unknown", "hi Marcus thanks for joining"), ("DANA", "how is dispatch going")]
+    # "Yes." said twice is two answers, not a rolling caption
+    twice = "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nYes.\n\n00:00:02.000 --> 00:00:03.000\nYes.\n"
+    assert len(parse_transcript_text(twice, "vtt").turns) == 2
+
+
+def test_roles_and_companies_in_brackets_after_names_in_captions() -> None:
+    """'<v Marcus (customer)>' kept the bracket in the name, and Teams' '(Contoso)' suffix stopped calls.csv
+    names from matching; 'Dana (rep):' in a cue lost its role."""
+    vtt = ("WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nDana (rep): Welcome.\n\n"
+           "00:00:03.000 --> 00:00:05.000\n<v Marcus (customer)>Thanks.</v>\n\n"
+           "00:00:05.000 --> 00:00:07.000\n<v Priya Raman (Contoso)>Hello.</v>\n")
+    parsed = parse_transcript_text(vtt, "vtt")
+    assert [t.speaker for t in parsed.turns] == ["Dana", "Marcus", "Priya Raman"]
+    assert parsed.roles == {"Dana": "rep", "Marcus": "customer"}
+
+
+def test_editorial_notes_are_not_speech() -> None:
+    """'[laughs]' split a sentence in two ('works. [' + 'laughs] We ...') and a turn of only '[inaudible]'
+    was scored as speech."""
+    text = ("Dana: So the pilot would start [inaudible 00:00:09] in March.\n"
+            "Marcus: [crosstalk] Yes, March works. [laughs] We can do that.\nDana: [inaudible]\n"
+            "Marcus: (laughs) Sure.\n")
+    assert _who(text) == [("Dana", "So the pilot would start in March."),
+                          ("Marcus", "Yes, March works. We can do that."), ("Marcus", "Sure.")]
+    with pytest.raises(TranscriptFormatError, match="no spoken text"):
+        parse_transcript_text("Dana: [Music]\n", "txt")
+
+
+def test_json_turns_from_other_tools_and_out_of_order() -> None:
+    """Other tools' key names ('speaker_name', 'speakerName', 'start_time', 'start_ms') were ignored: every
+    speaker 'unknown', times estimated; turns out of order stayed so."""
+    turns = [{"speaker_name": "Marcus", "sentence": "Glad to be here.", "start_time": 4.0, "end_time": 6.0},
+             {"speakerName": "Dana", "text": "Hi Marcus.", "start_ms": 500, "end_ms": 3000}]
+    parsed = parse_transcript_text(json.dumps(turns), "json")
+    assert [(t.speaker, t.text, t.start_s, t.end_s) for t in parsed.turns] == [
+        ("Dana", "Hi Marcus.", 0.5, 3.0), ("Marcus", "Glad to be here.", 4.0, 6.0)]

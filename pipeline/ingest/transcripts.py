@@ -11,52 +11,54 @@ minute by default) and are flagged ``timing_estimated``.
 from __future__ import annotations
 
 import codecs
+import html
 import json
 import math
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import TranscriptFormatError
+from pipeline.ingest.speaker_labels import TIME_STAMP, Label, read_label, read_stamp_line, speakers
 from pipeline.schema import Turn, role_word
 
 __all__ = ["ParsedTranscript", "parse_transcript", "parse_transcript_text", "estimate_timings"]
 
-# hours (optional), minutes, seconds, milliseconds (optional: "00:01:02 --> 00:01:05" is accepted too)
-_TS = r"(?:([0-9]{1,5}):)?([0-9]{1,2}):([0-9]{2})(?:[.,]([0-9]{1,3}))?"
+_TS = TIME_STAMP
 _CUE_TIME = re.compile(rf"^\s*{_TS}\s*-->\s*{_TS}(?=\s|$)")
 _LOOKS_TIMED = re.compile(r"[0-9]{1,2}:[0-9]{2}[.,:]?[0-9]{0,6}\s{0,3}-{0,3}>|-{0,3}>\s{0,3}[0-9]{1,2}:[0-9]{2}")
 _CUE_ID = re.compile(r"^\s*[0-9]+\s*$")
 _VTT_META_BLOCK = re.compile(r"^(?:NOTE|STYLE|REGION)(?:\s|$)")
 _VOICE = re.compile(r"<v(?:\.[^\s>]{0,100})?\s+([^>]{1,200})>")
-_TAG = re.compile(r"</?[^<>]{1,200}>")
-_PREFIX = re.compile(
-    r"^\s*([^\W\d_][\w .'\-]{0,40}?|\[[^\]]{1,40}\]|[\w.\-]{1,40})(?:\s*\(([^()]{1,40})\))?\s*:\s+(.*)$")
+#: Markup in cue text: HTML-like tags (<i>, <c>, <00:00:01.200>) and ASS/SSA overrides ({\an8}).
+_TAG = re.compile(r"</?[^<>]{1,200}>|\{\\[^{}]{0,200}\}")
+#: A name's bracketed suffix: a role, pronouns or a company ("Marcus Lee (Contoso)").
+_NAME_BRACKET = re.compile(r"^(.*?\S)\s*\(([^()]{1,40})\)\s*$")
 
 #: A plain-text line's leading time stamp: "[00:01:02] Dana: ...", "(1:02) Dana: ...", "00:01:02 - Dana: ...".
 _LEADING_TIME = re.compile(rf"^\s*[\[(]?{_TS}[\])]?\s*(?:[-–]\s*)?(?=\S)")
-#: A subtitle line that starts a new speaker's words without naming them ("- No, Tuesday doesn't work.").
+#: A subtitle line that starts a new speaker's words without naming them ("- No, Tuesday doesn't work.");
+#: without the space ("-Wednesday?") only where the cue has two such lines.
 _DASH_LINE = re.compile(r"^\s*[-–—]\s+(?=\S)")
+_TIGHT_DASH_LINE = re.compile(r"^\s*[-–—](?=[^\W\d_])")
+#: The speaker-change mark of broadcast captions and YouTube (">> DANA: ...", ">> it's fine").
+_CHEVRONS = re.compile(r"^\s*>>\s*")
+#: Editorial notes in transcripts, not speech: "[inaudible 00:00:09]", "[crosstalk]", "[Music]", and
+#: sounds in round brackets ("(laughs)").
+_ANNOTATION = re.compile(
+    r"\[[^\[\]\n]{1,60}\]|\((?:laughs?|laughter|laughing|inaudible|unintelligible|indiscernible|crosstalk|"
+    r"coughs?|coughing|sighs?|music|silence|pause|applause|background noise|noise|overlapping|overtalk|"
+    r"phone rings?|beep|static)\)", re.IGNORECASE)
+#: Lines of a Google Meet transcript export around the speech.
+_MEET_HEADINGS = frozenset({"transcript", "attendees"})
+_MEET_END = re.compile(r"^\s*Meeting ended after [0-9:]+")
 UNKNOWN_SPEAKER = "unknown"
 #: A transcript longer than this is not one call (2 M characters is ~35 hours of speech).
 MAX_TRANSCRIPT_CHARS = 2_000_000
 #: One turn longer than this cannot be split into sentences (spaCy's limit is 1 M characters).
 MAX_TURN_CHARS = 500_000
-
-
-def _prefix(line: str) -> re.Match[str] | None:
-    """A ``Name: text`` line's match (groups: name, bracketed role, text), or ``None``. A name of several
-    words starts with a capital of any script ("Émile Zola:", "Łukasz Nowak:"), so an ordinary
-    sentence with a colon in it ("so the plan is: ...") is not taken for a speaker."""
-    match = _PREFIX.match(line)
-    if match is None:
-        return None
-    name = match.group(1).rstrip()
-    if " " in name and not name.startswith("[") and not name[0].isupper():
-        return None
-    return match
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,23 @@ def _fail(name: str, what: str, hint: str) -> TranscriptFormatError:
 Row = tuple[str, str, float | None, float | None]
 
 
+#: What other tools call a turn's fields (Fireflies, Gong-like exports, AssemblyAI utterances), first match wins.
+_SPEAKER_KEYS = ("speaker", "speaker_name", "speakerName", "speaker_label", "speakerLabel", "name")
+_TEXT_KEYS = ("text", "sentence", "content", "transcript")
+_START_KEYS = ("start", "start_time", "startTime", "start_s")
+_END_KEYS = ("end", "end_time", "endTime", "end_s")
+_START_MS_KEYS = ("start_ms", "startMs")
+_END_MS_KEYS = ("end_ms", "endMs")
+
+
+def _first(turn: dict[str, Any], keys: tuple[str, ...], named: bool = False) -> Any:
+    """The value of the first of ``keys`` that ``turn`` holds (``(value, key)`` with ``named``), else ``None``."""
+    for key in keys:
+        if key in turn and turn[key] is not None:
+            return (turn[key], key) if named else turn[key]
+    return None
+
+
 def _parse_json(name: str, text: str) -> tuple[str | None, list[Row]]:
     hint = 'Expected {"call_id": "...", "turns": [{"speaker": "...", "text": "...", "start": 0.0, "end": 2.5}]}.'
     try:
@@ -164,7 +183,7 @@ def _parse_json(name: str, text: str) -> tuple[str | None, list[Row]]:
     for i, turn in enumerate(turns):
         if not isinstance(turn, dict):
             raise _fail(name, f"{key[:-1]} {i + 1} is {_describe(turn)}, not an object.", hint)
-        speaker, body = turn.get("speaker"), turn.get("text")
+        speaker, body = _first(turn, _SPEAKER_KEYS), _first(turn, _TEXT_KEYS)
         if not isinstance(body, str):
             raise _fail(name, f"turn {i + 1} has no text string ('text' is {_describe(body)}).", hint)
         if speaker is None:
@@ -172,8 +191,8 @@ def _parse_json(name: str, text: str) -> tuple[str | None, list[Row]]:
         if not isinstance(speaker, (str, int)) or isinstance(speaker, bool):
             raise _fail(name, f"turn {i + 1}: 'speaker' must be a string, not {_describe(speaker)}.", hint)
         times: list[float | None] = []
-        for key in ("start", "end"):
-            value = turn.get(key)
+        for key, aliases, millis in (("start", _START_KEYS, _START_MS_KEYS), ("end", _END_KEYS, _END_MS_KEYS)):
+            value, key = _first(turn, aliases, named=True) or _first(turn, millis, named=True) or (None, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise _fail(name, f"turn {i + 1}: '{key}' must be a number of seconds, not {_describe(value)} "
                                   f"({json.dumps(value)[:40]}).", hint)
@@ -182,6 +201,8 @@ def _parse_json(name: str, text: str) -> tuple[str | None, list[Row]]:
                     seconds = float(value)
                 except OverflowError:  # an integer too large for a float
                     seconds = float("inf")
+                if key in millis:
+                    seconds /= 1000.0
                 if not math.isfinite(seconds) or seconds < 0:
                     raise _fail(name, f"turn {i + 1}: '{key}' must be a finite, non-negative number of seconds.",
                                 hint)
@@ -193,21 +214,45 @@ def _parse_json(name: str, text: str) -> tuple[str | None, list[Row]]:
                         "or leave them out to have them estimated.")
         if body.strip():
             rows.append((_clean(str(speaker)).strip() or UNKNOWN_SPEAKER, _clean(body.strip()), times[0], times[1]))
+    if rows and all(row[2] is not None for row in rows):
+        rows.sort(key=lambda row: row[2] or 0.0)  # by start, as cues are; a stable sort keeps ties in file order
     # a blank call_id ("   ") names nothing: the call keeps the name from its file, not an empty one
     named = _clean(str(call_id)).strip() if call_id is not None else ""
     return named or None, rows
 
 
-def _speaker_and_text(line: str, current: str) -> tuple[str, str]:
-    voice = _VOICE.search(line)
-    if voice:
-        speaker = voice.group(1).strip() or current
-        return speaker, _TAG.sub("", line).strip()
-    clean = _TAG.sub("", line).strip()
-    prefix = _prefix(clean)
-    if prefix:
-        return prefix.group(1).strip("[] ") or current, prefix.group(3).strip()
-    return current, clean
+def _strip_markup(line: str) -> str:
+    """Cue text without tags or overrides, HTML entities read (``&gt;&gt;`` is ``>>``)."""
+    return html.unescape(_TAG.sub("", line)).replace("\\N", " ").strip()
+
+
+def _split_name(name: str) -> tuple[str, str | None]:
+    """``("Marcus Lee", "Contoso")`` from ``"Marcus Lee (Contoso)"``: a bracketed suffix is not part of a name."""
+    match = _NAME_BRACKET.match(name.strip())
+    return (match.group(1), match.group(2)) if match else (name.strip(), None)
+
+
+def _note_role(roles: dict[str, str] | None, speaker: str, bracket: str | None) -> None:
+    """Record the role a bracket names (``Lee (customer): ...``), the first one said for a speaker."""
+    declared = role_word(bracket)
+    if declared and roles is not None:
+        roles.setdefault(speaker, declared)
+
+
+def _cue_speaker(voice: str | None, line: str, current: str, accepted: set[str],
+                 roles: dict[str, str] | None) -> tuple[str, str]:
+    """The speaker and the words of one cue line (``line`` without its markup; ``voice`` the name in its
+    ``<v Name>`` tag, if any): the tag or an accepted ``Name:`` label names the speaker; otherwise the line
+    continues ``current``."""
+    if voice is not None:
+        speaker, bracket = _split_name(voice)
+        _note_role(roles, speaker, bracket)
+        return speaker or current, line
+    label = read_label(line)
+    if label is not None and label.shape != "timed" and label.name in accepted:
+        _note_role(roles, label.name, label.bracket)
+        return label.name, label.text
+    return current, line
 
 
 def _cue_hint(kind: str) -> str:
@@ -217,13 +262,14 @@ def _cue_hint(kind: str) -> str:
 
 
 def _blocks(text: str) -> list[list[tuple[int, str]]]:
-    """Blank-line separated blocks of ``(line number, line)``."""
+    """Blocks of ``(line number, line)`` separated by empty lines. A line of spaces does not end a cue (WebVTT
+    ends one at an empty line; YouTube puts a line of one space inside its cues): it is left out."""
     blocks: list[list[tuple[int, str]]] = []
     current: list[tuple[int, str]] = []
     for number, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
         if line.strip():
             current.append((number, line))
-        elif current:
+        elif not line and current:
             blocks.append(current)
             current = []
     if current:
@@ -231,35 +277,19 @@ def _blocks(text: str) -> list[list[tuple[int, str]]]:
     return blocks
 
 
-def _parse_cues(name: str, text: str, kind: str) -> list[Row]:
-    """Cues of a WebVTT or SRT file.
+Cue = tuple[tuple[float, float], list[str]]
 
-    A cue's speaker comes from a ``<v Name>`` tag or a ``Name:`` prefix; a cue without one continues the
-    last named speaker (a long turn broken over several cues); a cue holding two speakers (two tags or
-    prefixes, or ``- `` dialogue lines) gives each its own row, the cue's time shared by word count.
-    Overlapping cues (cross-talk) are kept and sorted by start time. A timing line that
-    cannot be read, or cue text with no timing line above it, is an error naming the line:
-    dropping that cue silently would change the call's scores.
+
+def _cues(name: str, text: str, kind: str) -> list[Cue]:
+    """The cues of a WebVTT or SRT file: each one's ``(start, end)`` and its text lines as written.
+
+    A timing line that cannot be read, or cue text with no timing line above it, is an error naming the
+    line: dropping that cue silently would change the call's scores.
     """
-    rows: list[Row] = []
+    cues: list[Cue] = []
     found_cue = False
     problem: TranscriptFormatError | None = None
     hint = _cue_hint(kind)
-
-    def flush(cue: tuple[float, float] | None, pieces: list[tuple[str, list[str]]]) -> None:
-        """One row per speaker's piece of the cue, the cue's time shared by word count."""
-        said = [(who, " ".join(parts).strip()) for who, parts in pieces]
-        said = [(who, body) for who, body in said if body]
-        if cue is None or not said:
-            return
-        words = [max(1, len(body.split())) for _who, body in said]
-        begin, span, done = cue[0], cue[1] - cue[0], 0
-        for (who, body), n in zip(said, words):
-            start = begin + span * done / sum(words)
-            done += n
-            rows.append((who, body, round(start, 3), round(begin + span * done / sum(words), 3)))
-
-    speaker = UNKNOWN_SPEAKER  # a cue without a name continues the last named speaker (subtitle line breaks)
     for block_index, block in enumerate(_blocks(text)):
         first = block[0][1].lstrip().lstrip("\ufeff")
         if kind == "WebVTT" and block_index == 0 and first.startswith("WEBVTT"):
@@ -271,7 +301,7 @@ def _parse_cues(name: str, text: str, kind: str) -> list[Row]:
         elif kind == "WebVTT" and _VTT_META_BLOCK.match(first):
             continue  # NOTE, STYLE and REGION blocks
         cue: tuple[float, float] | None = None
-        pieces: list[tuple[str, list[str]]] = []  # (speaker, lines) in the cue, a new piece per speaker
+        lines: list[str] = []
         orphan: tuple[int, str] | None = None
         for pos, (number, line) in enumerate(block):
             match = _CUE_TIME.match(line)
@@ -290,11 +320,12 @@ def _parse_cues(name: str, text: str, kind: str) -> list[Row]:
                     problem = problem or _fail(
                         name, f"line {number}: a cue ends before it starts ({line.strip()[:80]}).",
                         "Fix the cue's timestamps (start --> end, end later than start).")
-                if pieces and pieces[-1][1] and _CUE_ID.match(pieces[-1][1][-1]):
-                    pieces[-1][1].pop()  # the next cue's number, in a file without blank lines between cues
-                flush(cue, pieces)
+                if lines and _CUE_ID.match(lines[-1]):
+                    lines.pop()  # the next cue's number, in a file without blank lines between cues
+                if cue is not None:
+                    cues.append((cue, lines))
                 found_cue = True
-                cue, pieces = (start, end), []
+                cue, lines = (start, end), []
                 continue
             if cue is None:
                 if pos == 0 and len(block) > 1:
@@ -302,68 +333,203 @@ def _parse_cues(name: str, text: str, kind: str) -> list[Row]:
                 if orphan is None and not _CUE_ID.match(line):
                     orphan = (number, line)
                 continue
-            dash = _DASH_LINE.match(line)  # "- No, it doesn't.": someone else's words, unnamed
-            if dash:
-                line, speaker = line[dash.end():], UNKNOWN_SPEAKER
-            speaker, clean = _speaker_and_text(line, speaker)
-            if clean:
-                if dash or not pieces or speaker != pieces[-1][0]:
-                    pieces.append((speaker, [clean]))
-                else:
-                    pieces[-1][1].append(clean)
+            lines.append(line)
         if cue is None and orphan is None and len(block) > 1:
             orphan = block[1] if _CUE_ID.match(block[0][1]) else block[0]
         if orphan is not None:
             number, line = orphan
-            if _LOOKS_TIMED.search(line):
+            if _LOOKS_TIMED.search(_TAG.sub("", line)):
                 what = f"cannot read the cue times in {line.strip()[:80]!r}"
             else:
                 what = (f"text {line.strip()[:60]!r} has no cue timing line above it "
                         "(the 'start --> end' line is missing or broken)")
             problem = problem or _fail(name, f"line {number}: {what}.", hint)
-        flush(cue, pieces)
+        if cue is not None:
+            cues.append((cue, lines))
     if not found_cue:
         raise _fail(name, f"no {kind} cues with timestamps (HH:MM:SS.mmm --> HH:MM:SS.mmm) found.",
                     f"Check that the file is a valid {kind} file.")
     if problem is not None:
         raise problem
+    return cues
+
+
+#: A caption that repeats the previous one's last lines (YouTube's rolling captions) repeats at least this
+#: many words before they are dropped as an echo: "Yes." said twice is two answers.
+ROLLING_ECHO_WORDS = 3
+
+
+def _without_echo(previous: list[str], lines: list[str]) -> list[str]:
+    """``lines`` less the leading lines that repeat the end of the previous cue (rolling captions show each
+    line twice, and a 10 ms cue repeats the last line once more)."""
+    for k in range(min(len(previous), len(lines)), 0, -1):
+        if lines[:k] == previous[-k:] and sum(len(line.split()) for line in lines[:k]) >= ROLLING_ECHO_WORDS:
+            return lines[k:]
+    return lines
+
+
+def _parse_cues(name: str, text: str, kind: str, roles: dict[str, str] | None = None) -> list[Row]:
+    """Cues of a WebVTT or SRT file.
+
+    A cue's speaker comes from a ``<v Name>`` tag or a ``Name:`` label (:mod:`speaker_labels` decides which
+    labels are names); a cue without one continues the last named speaker (a long turn broken over several
+    cues); a cue holding two speakers (two tags or labels, ``- `` dialogue lines, or ``>>`` marks) gives
+    each its own row, the cue's time shared by word count. Lines that repeat the previous cue (rolling
+    captions) are read once. Overlapping cues (cross-talk) are kept and sorted by start time.
+    """
+    cues = _cues(name, text, kind)
+    shown: list[list[tuple[str | None, str]]] = []  # per cue: (voice tag's name, words) of each line shown
+    previous: list[str] = []
+    for _time, raw in cues:
+        lines: list[tuple[str | None, str]] = []
+        for line in raw:
+            voice = _VOICE.search(line)
+            clean = _strip_markup(line)
+            if clean:
+                lines.append((voice.group(1) if voice else None, clean))
+        texts = [clean for _voice, clean in lines]
+        kept = len(_without_echo(previous, texts))
+        shown.append(lines[len(lines) - kept:])
+        previous = texts
+    candidates = []
+    for lines in shown:
+        for _name, line in lines:
+            label = read_label(_DASH_LINE.sub("", _CHEVRONS.sub("", line)))
+            if label is not None:
+                candidates.append(label)
+    accepted = speakers(candidates)
+    rows: list[Row] = []
+    speaker = UNKNOWN_SPEAKER  # a cue without a name continues the last named speaker (subtitle line breaks)
+    for (cue, _raw), lines in zip(cues, shown):
+        pieces: list[tuple[str, list[str]]] = []  # (speaker, lines) in the cue, a new piece per speaker
+        dashes = sum(1 for _name, line in lines if _TIGHT_DASH_LINE.match(line) or _DASH_LINE.match(line))
+        for tagged, line in lines:
+            mark = _CHEVRONS.match(line) or _DASH_LINE.match(line) or (
+                _TIGHT_DASH_LINE.match(line) if dashes >= 2 else None)
+            if mark:  # "- No, it doesn't." / ">> it's fine": someone else's words, unnamed unless labelled
+                line, speaker = line[mark.end():], UNKNOWN_SPEAKER
+            speaker, words = _cue_speaker(tagged, line, speaker, accepted, roles)
+            if words:
+                if mark or not pieces or speaker != pieces[-1][0]:
+                    pieces.append((speaker, [words]))
+                else:
+                    pieces[-1][1].append(words)
+        said = [(who, " ".join(parts).strip()) for who, parts in pieces]
+        said = [(who, body) for who, body in said if body]
+        if not said:
+            continue
+        words_in = [max(1, len(body.split())) for _who, body in said]
+        begin, span, done = cue[0], cue[1] - cue[0], 0
+        for (who, body), n in zip(said, words_in):
+            start = begin + span * done / sum(words_in)
+            done += n
+            rows.append((who, body, round(start, 3), round(begin + span * done / sum(words_in), 3)))
     rows.sort(key=lambda r: (r[2] or 0.0))
     return rows
 
 
+@dataclass(slots=True)
+class _Line:
+    """A non-empty line of a plain-text transcript, read in the first pass."""
+
+    number: int
+    text: str
+    stamp: tuple[str | None, ...] | None = None  # a time stamp in front of the line (groups of TIME_STAMP)
+    bracketed: bool = False  # the stamp is in brackets ("[00:00:20] words"): a time even without a name
+    label: Label | None = None
+    only_stamp: bool = False  # the line is nothing but a time ("00:05:00" in a Google Meet export)
+    change: bool = False  # ">>": another speaker starts
+
+
+def _stamp_seconds(name: str, number: int, groups: tuple[str | None, ...], written: str) -> float:
+    if (groups[0] is not None and int(groups[1] or 0) >= 60) or int(groups[2] or 0) >= 60:
+        raise _fail(name, f"line {number}: minutes and seconds must be below 60 in the time stamp "
+                          f"{written.strip()[:40]!r}.",
+                    "Write stamps as [HH:MM:SS] or [MM:SS], e.g. [00:01:02] Dana: ..., then run again.")
+    return _seconds(groups)
+
+
+_STAMP_GROUPS = re.compile(_TS)
+
+
+def _read_plain_lines(text: str) -> list[_Line]:
+    lines: list[_Line] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip().lstrip("\ufeff")
+        if not line:
+            continue
+        only = read_stamp_line(line)
+        if only is not None:
+            match = _STAMP_GROUPS.search(only)
+            lines.append(_Line(number, line, match.groups() if match else None, True, only_stamp=True))
+            continue
+        entry = _Line(number, line)
+        chevrons = _CHEVRONS.match(line)
+        if chevrons:
+            entry.change, line = True, line[chevrons.end():]
+            entry.text = line
+        timed = _LEADING_TIME.match(line)
+        if timed:
+            entry.stamp = timed.groups()
+            entry.bracketed = line.lstrip()[:1] in "[("
+            label = read_label(line[timed.end():])
+            entry.label = replace(label, stamped=True) if label is not None else None
+        else:
+            entry.label = read_label(line)
+        lines.append(entry)
+    return lines
+
+
 def _parse_plain(name: str, text: str, roles: dict[str, str] | None = None) -> list[Row]:
-    """``Name: text`` lines (a line without a name continues the current speaker's turn), each optionally
-    led by a time stamp (``[00:01:02] Name: text``); a stamped turn lasts until the next turn's stamp.
+    """Plain-text transcripts: ``Name: text`` lines (a line without a name continues the current speaker's
+    turn), a label alone on its line with the words below it (``Name:``, Rev's ``Speaker 1 (00:01):``,
+    Otter's ``Name  0:02``, Fireflies' ``Name - 00:04``, Zoom's ``[Name] 14:23:05``), each optionally led by
+    a time stamp (``[00:01:02] Name: text``); a stamped turn lasts until the next turn's stamp. A line of
+    only a time (Google Meet) stamps the turn after it; a bracketed stamp before words without a name starts
+    a new paragraph of the current speaker. Which labels are names is decided over the whole file
+    (:func:`~pipeline.ingest.speaker_labels.speakers`).
 
     A role word in brackets after a name (``Lee (customer): ...``) is added to ``roles`` (the first
     one said for a speaker), where given."""
+    lines = _read_plain_lines(text)
+    accepted = speakers(line.label for line in lines if line.label is not None)
+    named = [i for i, line in enumerate(lines) if line.label is not None and line.label.name in accepted]
+    if named and any(line.text.casefold() in _MEET_HEADINGS for line in lines[:named[0]]):
+        lines = lines[named[0]:]  # a Google Meet export's title and attendee list, above the first speaker
     turns: list[tuple[str, list[str], float | None]] = []
     speaker = UNKNOWN_SPEAKER
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    pending: float | None = None  # a time on a line of its own, for the turn that follows
+    for line in lines:
+        if _MEET_END.match(line.text):
+            continue
+        label = line.label if line.label is not None and line.label.name in accepted else None
+        if line.only_stamp:
+            if line.stamp is not None:
+                pending = _stamp_seconds(name, line.number, line.stamp, line.text)
             continue
         stamp = None
-        timed = _LEADING_TIME.match(line)
-        if timed and _prefix(line[timed.end():]):  # a stamp only before a name ("10:30 works" is words)
-            groups = timed.groups()
-            if (groups[0] is not None and int(groups[1]) >= 60) or int(groups[2]) >= 60:
-                raise _fail(name, f"line {number}: minutes and seconds must be below 60 in the time stamp "
-                                  f"{line[:timed.end()].strip()[:40]!r}.",
-                            "Write stamps as [HH:MM:SS] or [MM:SS], e.g. [00:01:02] Dana: ..., then run again.")
-            stamp = _seconds(groups)
-            line = line[timed.end():]
-        match = _prefix(line)
-        if match:
-            speaker, body = match.group(1).strip("[] ") or UNKNOWN_SPEAKER, match.group(3).strip()
-            declared = role_word(match.group(2))  # "Lee (customer): ..." names Lee's role
-            if declared and roles is not None:
-                roles.setdefault(speaker, declared)
-            if body:
-                turns.append((speaker, [body], stamp))
-        elif turns and turns[-1][0] == speaker and stamp is None:
-            turns[-1][1].append(line.strip())
+        body = line.text
+        if line.stamp is not None and (label is not None or line.bracketed):
+            stamp = _stamp_seconds(name, line.number, line.stamp, line.text)
+            body = _LEADING_TIME.sub("", line.text, count=1)
+        if label is not None:
+            speaker, body = label.name, label.text
+            _note_role(roles, speaker, label.bracket)
+            if stamp is None and label.time is not None:
+                match = _STAMP_GROUPS.search(label.time)
+                if match is not None:
+                    stamp = _stamp_seconds(name, line.number, match.groups(), label.time)
+        elif line.change:
+            speaker = UNKNOWN_SPEAKER
+        if stamp is None and pending is not None:
+            stamp, pending = pending, None
+        if label is not None or line.change or stamp is not None:
+            turns.append((speaker, [body] if body else [], stamp))
+        elif turns and turns[-1][0] == speaker:
+            turns[-1][1].append(body)
         else:
-            turns.append((speaker, [line.strip()], stamp))
+            turns.append((speaker, [body], None))
+    turns = [turn for turn in turns if turn[1]]
     rows: list[Row] = []
     for i, (who, parts, start) in enumerate(turns):
         following = turns[i + 1][2] if i + 1 < len(turns) else None  # the next turn's stamp ends this one
@@ -385,6 +551,17 @@ def _check_size(name: str, text: str) -> None:
         "from the inputs if it is not a call transcript (a log, a data dump or a file that lost its line breaks).")
 
 
+def _without_annotations(row: Row) -> Row:
+    """A row's words without editorial notes ("[inaudible 00:00:09]", "[laughs]", "(crosstalk)"): they are not
+    speech, and the sentence splitter cut "works. [laughs] We" into "works. [" and "laughs] We"."""
+    speaker, body, start, end = row
+    if "[" in body or "(" in body:
+        stripped = _ANNOTATION.sub(" ", body)
+        if stripped != body:
+            body = " ".join(stripped.split())
+    return speaker, body, start, end
+
+
 def parse_transcript_text(
     text: str, fmt: str, *, name: str = "transcript", words_per_minute: float = 150.0
 ) -> ParsedTranscript:
@@ -403,16 +580,17 @@ def parse_transcript_text(
     elif fmt == "vtt":
         if not text.lstrip("\ufeff").lstrip().startswith("WEBVTT"):
             raise _fail(name, "a WebVTT file must start with 'WEBVTT'.", "Check the file is WebVTT.")
-        rows = _parse_cues(name, text, "WebVTT")
+        rows = _parse_cues(name, text, "WebVTT", roles)
     elif fmt == "srt":
-        rows = _parse_cues(name, text, "SRT")
+        rows = _parse_cues(name, text, "SRT", roles)
     elif fmt == "txt":
         rows = _parse_plain(name, text, roles)
     else:
         raise _fail(name, f"unknown transcript format {fmt!r}.", "Use json, vtt, srt or txt.")
+    rows = [row for row in (_without_annotations(row) for row in rows) if row[1]]
     if not rows:
         raise _fail(name, "the transcript contains no spoken text.",
-                    "Check the export: every turn is empty or missing.")
+                    "Check the export: every turn is empty, missing or only notes such as [inaudible].")
     for i, (speaker, body, _start, _end) in enumerate(rows):
         if len(body) > MAX_TURN_CHARS:
             raise _fail(name, f"turn {i + 1} ({speaker!r}) is {len(body):,} characters long without a speaker change "

@@ -103,8 +103,8 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "timing_estimated": "True when any segment's timing was estimated.",
         "action_share": "Action seconds / (talk + action seconds) over non-'other' segments; null without such speech.",
         "action_share_low": ("Lower end of the 90% interval of action_share (Monte Carlo over the segments' label "
-                             "probabilities); null when action_share is (rows from callcycle before 2026-12-07 may hold 0 there, "
-                             "which readers ignore)."),
+                             "probabilities); null when action_share is (rows from callcycle before 2026-12-07 may "
+                             "hold 0 there, which readers ignore)."),
         "action_share_high": "Upper end of the 90% interval of action_share; null when action_share is.",
         "action_share_method": ("How action_share was computed: 'expected' (probability-weighted seconds), "
                                 "'labels' (most probable labels) or 'tempered' (label seconds, action weighted by "
