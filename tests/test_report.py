@@ -433,3 +433,36 @@ def test_large_outputs_get_scorecards_for_the_most_recent_calls(scored_out: Path
     full = Path(write_report(scored_out, tmp_path / "full.html")[0]).read_text(encoding="utf-8")
     assert full.count('<section class="scorecard"') == 3 and "scorecards-note" not in full
     assert '<b data-kpi="calls">3</b>' in html and '<b data-kpi="calls">3</b>' in full  # same team figures
+
+
+def test_a_call_resting_on_one_sentence_of_work_is_too_short_to_judge() -> None:
+    """Four segments of which three were greetings showed "100% ± 2 +" with no doubt: the share rests on
+    about one sentence of work talk, so it is too short to judge like a one-segment call."""
+    from pipeline.report.rules import verdict_unsure, work_segments
+
+    chat = {**_row("a", 1.0, 1.0, 1.0), "n_segments": 4,
+            "stage_shares": [("align", 0.0), ("act", 0.3), ("adjust", 0.0), ("other", 0.7)]}
+    assert work_segments(chat) == pytest.approx(1.2)
+    assert format_share(chat) == "100% (only 1 segment of work talk)" and format_share(chat, compact=True) == "100% n=1"
+    assert verdict_unsure(chat)
+    assert call_flags(chat)[0] == "Too little work talk to judge: only about 1 segment of work talk; the rest was small talk."
+    worked = {**chat, "n_segments": 12}  # 12 x 0.3 = 3.6 segments of work talk: judged
+    assert format_share(worked) == "100% ± 0" and not verdict_unsure(worked)
+
+
+def test_verdicts_follow_the_number_shown_and_small_talk_is_no_open_loop() -> None:
+    """0.3494 printed "35%" beside "some commitments" while the legend says 35% moves work forward; a
+    voicemail was an "open loop"; a rep's stage mix averaged an 8-second call with an 8-minute one."""
+    from pipeline.report.rules import cycle_sentence, cycle_status, verdict
+
+    assert verdict(0.3494) == "moves work forward" and verdict(0.3449) == "some commitments"
+    assert verdict(0.1449) == "mostly talk" and verdict(0.1451) == "some commitments"
+    voicemail = {**_row("a", 0.0, 0.0, 0.0), "action_share": None, "stages_present": [], "cycle_complete": False}
+    assert cycle_status(voicemail) == "no work" and cycle_sentence(voicemail) == "No cycle: no work was discussed."
+    open_loop = {**_row("a", 0.3, 0.2, 0.4), "stages_present": ["align", "act"], "cycle_complete": False}
+    assert cycle_status(open_loop) == "open loop"
+    assert cycle_sentence(open_loop) == "Open loop: Align and Act, but no Adjust."
+    short = {**_row("d", 0.2, 0.1, 0.3, 2), "speech_s": 8.0, "stage_shares": [("align", 0.0), ("other", 1.0)]}
+    long = {**_row("d", 0.2, 0.1, 0.3, 3), "speech_s": 504.0, "stage_shares": [("align", 0.7), ("other", 0.3)]}
+    mix = rep_summaries([short, long])[0]["stage_mix"]
+    assert mix["align"] == pytest.approx(0.7 * 504 / 512) and mix["other"] == pytest.approx((8 + 0.3 * 504) / 512)

@@ -21,7 +21,7 @@ __all__ = ["ReportData", "load_call_rows", "load_error_rows", "load_report_data"
 
 
 def load_call_rows(out_dir: OutputLocation) -> list[dict[str, Any]]:
-    """Rows of the ``calls`` dataset as dicts, sorted by date then call id.
+    """Rows of the ``calls`` dataset as dicts, sorted by date (undated calls last) then call id.
 
     One row per call identity (``source_id``); should an output folder written by an older
     callcycle hold several, only the newest is kept. A call whose input now fails (an ``errors`` row
@@ -44,7 +44,7 @@ def load_call_rows(out_dir: OutputLocation) -> list[dict[str, Any]]:
         for name in ("call_id", "rep", "customer"):
             if isinstance(row.get(name), str):
                 row[name] = printable(row[name])
-    return sorted(newest.values(), key=lambda r: (str(r["call_date"] or ""), r["call_id"]))
+    return sorted(newest.values(), key=lambda r: (r["call_date"] is None, str(r["call_date"] or ""), r["call_id"]))
 
 
 def load_error_rows(out_dir: OutputLocation) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ __all__ = [
     "interval_half_width", "rep_key", "rep_display_name",
     "call_flags", "rep_summaries", "median_share", "team_glance", "talk_heavy_stretch", "cycle_sentence",
     "cycle_status", "iso_week", "MAX_SCORECARDS", "MAX_CHART_CALLS", "most_recent",
-    "MIN_SEGMENTS_TO_JUDGE", "too_short_to_judge",
+    "MIN_SEGMENTS_TO_JUDGE", "too_short_to_judge", "work_segments",
 ]
 
 #: The report gives a scorecard to at most this many calls, the most recent (``callcycle report --scorecards``).
@@ -33,10 +33,41 @@ MAX_CHART_CALLS = 40
 MIN_SEGMENTS_TO_JUDGE = 3
 
 
-def too_short_to_judge(call: dict[str, Any]) -> bool:
-    """True when a call has a share but fewer than :data:`MIN_SEGMENTS_TO_JUDGE` segments."""
+def work_segments(call: dict[str, Any], neutral: str | None = "other") -> float | None:
+    """About how many of a call's segments were work talk: its segments times the share of its speech that
+    was not small talk (``neutral``), as the calls table stores no count by stage. ``None`` when not stored."""
     n = call.get("n_segments")
-    return call.get("action_share") is not None and n is not None and n < MIN_SEGMENTS_TO_JUDGE
+    if n is None:
+        return None
+    shares = dict(call.get("stage_shares") or [])
+    if neutral is None or neutral not in shares:
+        return float(n)
+    return n * max(0.0, 1.0 - float(shares[neutral] or 0.0))
+
+
+def too_short_to_judge(call: dict[str, Any]) -> bool:
+    """True when a call has a share but fewer than :data:`MIN_SEGMENTS_TO_JUDGE` segments, or about that few
+    segments of work talk (:func:`work_segments`): four segments of which three are greetings rest the share
+    on one sentence, and resampling one sentence cannot say how sure it is."""
+    n, work = call.get("n_segments"), work_segments(call)
+    if call.get("action_share") is None or n is None:
+        return False
+    return n < MIN_SEGMENTS_TO_JUDGE or (work is not None and round(work) < MIN_SEGMENTS_TO_JUDGE)
+
+
+def _judged_on(call: dict[str, Any]) -> str:
+    """What a call too short to judge has: "1 segment" or "1 segment of work talk" (rounded)."""
+    n = call["n_segments"]
+    if n < MIN_SEGMENTS_TO_JUDGE:
+        return f"{n} segment{'s' if n != 1 else ''}"
+    work = round(work_segments(call) or 0)
+    return f"{work} segment{'s' if work != 1 else ''} of work talk"
+
+
+def _as_shown(share: float) -> float:
+    """A share as the report prints it (whole percent), so a verdict never contradicts the number beside
+    it (0.3494 prints "35%" and must read "moves work forward", as the legend says of 35%)."""
+    return int(f"{share:.0%}".rstrip("%")) / 100
 
 
 def most_recent(calls: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
@@ -96,6 +127,7 @@ def verdict(action_share: float | None) -> str:
     """Plain-language reading of a call's action share."""
     if action_share is None:
         return "no work discussed"
+    action_share = _as_shown(action_share)
     if action_share >= 0.35:
         return "moves work forward"
     if action_share >= 0.15:
@@ -139,9 +171,8 @@ def format_share(call: dict[str, Any], compact: bool = False) -> str:
     share = call.get("action_share")
     half = interval_half_width(call)
     if too_short_to_judge(call):
-        n = call["n_segments"]
-        return f"{format_pct(share)} n={n}" if compact else \
-            f"{format_pct(share)} (only {n} segment{'s' if n != 1 else ''})"
+        n = call["n_segments"] if call["n_segments"] < MIN_SEGMENTS_TO_JUDGE else round(work_segments(call) or 0)
+        return f"{format_pct(share)} n={n}" if compact else f"{format_pct(share)} (only {_judged_on(call)})"
     if share is None or half is None:
         return format_pct(share)
     low, high = call["action_share_low"], call["action_share_high"]
@@ -162,8 +193,11 @@ def _missing_sentence(stage: str, tax: ReportTaxonomy) -> str:
 
 
 def cycle_status(call: dict[str, Any], tax: ReportTaxonomy = COV_TAXONOMY) -> str:
-    """``complete``, ``open loop`` (the cycle's last stage is missing) or ``partial``."""
+    """``complete``, ``open loop`` (the cycle's last stage is missing), ``partial``, or ``no work`` (no stage
+    of the cycle at all: a voicemail or small talk is not a loop left open)."""
     present = call["stages_present"] or []
+    if not present and call.get("action_share") is None:
+        return "no work"
     if call["cycle_complete"]:
         return "complete"
     return "open loop" if tax.cycle and tax.cycle[-1] not in present else "partial"
@@ -185,8 +219,12 @@ def cycle_sentence(call: dict[str, Any], tax: ReportTaxonomy = COV_TAXONOMY,
         if n_commitments == 0 and "act" in tax.cycle:
             sentence += " But Act was only talk about next steps: nothing was committed."
         return sentence
+    if status == "no work":
+        return "No cycle: no work was discussed."
     if status == "open loop":
-        return _missing_sentence(tax.cycle[-1], tax)
+        happened = [s.capitalize() for s in tax.cycle if s in present]
+        return (f"Open loop: {' and '.join(happened)}, but no {tax.cycle[-1].capitalize()}." if happened
+                else _missing_sentence(tax.cycle[-1], tax))
     missing = ", ".join(s.capitalize() for s in tax.cycle if s not in present)
     return f"Partial cycle: no {missing}."
 
@@ -199,11 +237,13 @@ def call_flags(call: dict[str, Any], th: Thresholds = Thresholds(), tax: ReportT
     high = call.get("action_share_high")
     # flag only when even the top of the 90% interval is below the line: never on a difference the
     # score cannot tell apart
-    if too_short_to_judge(call):
-        n = call["n_segments"]
-        flags.append(f"Too short to judge: only {n} segment{'s' if n != 1 else ''} of speech "
+    if too_short_to_judge(call) and call["n_segments"] < MIN_SEGMENTS_TO_JUDGE:
+        flags.append(f"Too short to judge: only {_judged_on(call)} of speech "
                      f"(a voicemail, a dropped line or a failed recording?).")
-    elif share is not None and share < th.low_action_share and (high is None or high < th.low_action_share):
+    elif too_short_to_judge(call):
+        flags.append(f"Too little work talk to judge: only about {_judged_on(call)}; the rest was small talk.")
+    elif share is not None and _as_shown(share) < th.low_action_share and (
+            high is None or _as_shown(high) < th.low_action_share):
         flags.append(f"Mostly talk: only {format_share(call)} of work talk was action "
                      f"(flag below {th.low_action_share:.0%}).")
     if share is None:  # the missing stages follow from it: one reason, not four
@@ -265,10 +305,12 @@ def rep_summaries(calls: list[dict[str, Any]], th: Thresholds = Thresholds(),
         rep = rep_display_name([c["rep"] for c in rows])
         rep_shares = [c["action_share"] for c in rows if c["action_share"] is not None]
         med = statistics.median(rep_shares) if rep_shares else None
-        mix: dict[str, float] = defaultdict(float)
+        mix: dict[str, float] = defaultdict(float)  # share of the rep's speech seconds, as a call's mix is
+        seconds = sum(float(c.get("speech_s") or 0.0) for c in rows)
         for c in rows:
+            weight = float(c.get("speech_s") or 0.0) / seconds if seconds > 0 else 1.0 / len(rows)
             for k, v in (c["stage_shares"] or []):
-                mix[k] += v / len(rows)
+                mix[k] += v * weight
         trend = weekly_medians(rows)
         flags = []
         gap = None if med is None or team_median is None else med - team_median

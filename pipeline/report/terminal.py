@@ -97,12 +97,13 @@ def _calls_table(rows: list[dict[str, Any]], tax: ReportTaxonomy, title: str, wi
     table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
                   caption=f"action: share of work talk that was action, ± half its 90% interval (cut at 0% and 100%; "
                           f"the HTML report gives the range), ? when that interval reaches another verdict; n=N: only "
-                          f"N segments, too short to judge; "
+                          f"N segments (or about N of work talk), too short to judge; "
                           f"+ (green) ≥35% "
                           f"moves work forward, ~ (yellow) some commitments, ! (red) mostly talk; t:a = seconds "
                           f"of talk per second of action; {mix_header} = % of speech per stage "
-                          f"({', '.join(stages)}); cycle: complete, partial, or open loop (no "
-                          f"{tax.cycle[-1].capitalize() if tax.cycle else 'last stage'}).")
+                          f"({', '.join(stages)}); cycle: complete, partial, open loop (no "
+                          f"{tax.cycle[-1].capitalize() if tax.cycle else 'last stage'}), or no work (no stage of the "
+                          f"cycle at all).")
     stacked = width < STACKED_BELOW
     if stacked:
         table.add_column("call · rep · date", overflow="fold", min_width=10, ratio=1)
@@ -138,7 +139,7 @@ def _calls_table(rows: list[dict[str, Any]], tax: ReportTaxonomy, title: str, wi
 def headline(rows: list[dict[str, Any]], tax: ReportTaxonomy = COV_TAXONOMY) -> str:
     """The report's "team at a glance" figures as one line (same numbers as the HTML report)."""
     g = team_glance(rows, tax=tax)
-    return (f"{g['calls']} calls · median action share {format_pct(g['median_action_share'])} · "
+    return (f"{g['calls']} call{'s' if g['calls'] != 1 else ''} · median action share {format_pct(g['median_action_share'])} · "
             f"{g['complete']}/{g['calls']} complete {tax.arrow()} cycles · {g['flagged']} flagged for "
             "attention (see the HTML report for why)")
 
