@@ -218,7 +218,7 @@ def report(
     out_dir: Annotated[str, typer.Argument(metavar="OUT_DIR", help="Output folder (or s3:// prefix) of `callcycle run` (holds calls/ and segments/) [default: ./out].", show_default=False)] = str(DEFAULT_OUT),
     html: Annotated[Optional[Path], typer.Option("--html", help="Where to write the HTML file [default: OUT_DIR/report.html; filtered: OUT_DIR/report-rep-NAME-since-DATE.html, so the team report stays]. An existing file is replaced only if it is a callcycle report (never a link, device or other file).")] = None,
     since: Annotated[Optional[date], typer.Option("--since", metavar="YYYY-MM-DD", parser=_calendar_date, help="Only calls on or after this date (YYYY-MM-DD); calls without a date are left out.")] = None,
-    rep: Annotated[Optional[str], typer.Option("--rep", help="Only this rep's calls (case-insensitive).")] = None,
+    rep: Annotated[Optional[str], typer.Option("--rep", help="Only this rep's calls: the full name (case-insensitive) or a first or last name only one rep has; a name no rep has is refused with the list of reps.")] = None,
     scorecards: Annotated[int, typer.Option("--scorecards", min=0, help="Scorecards (timeline, commitments, transcript) for at most this many calls, the most recent; every call is still in the team figures and the calls table.")] = MAX_SCORECARDS,
 ) -> None:
     """Write the managers' report: a team view, every call in a table and scorecards for the most recent calls, in one offline HTML file.

@@ -44,7 +44,7 @@ from pipeline.errors import (
 from pipeline.ingest.discover import DiscoveryNotes, try_sha256
 from pipeline.ingest.remote import local_copy
 from pipeline.ingest.transcripts import parse_transcript
-from pipeline.schema import CallScore, ClassifiedSegment, Source, Turn
+from pipeline.schema import CallMetadata, CallScore, ClassifiedSegment, Source, Turn
 from pipeline.score import score_call
 from pipeline.speech.diarize import (
     SpeakerModel,
@@ -55,7 +55,7 @@ from pipeline.speech.diarize import (
     snap_to_sentences,
 )
 from pipeline.speech.rolemodel import RoleModel, load_role_model
-from pipeline.speech.roles import assign_roles
+from pipeline.speech.roles import assign_roles, sidecar_roles
 from pipeline.speech.transcribe import AsrModel, TranscribedFile, transcribe_file
 from pipeline.speech.turns import channel_words, pieces_to_turns, segment_turns, speaker_for_channel, words_to_turns
 from pipeline.store import schema as store
@@ -384,6 +384,14 @@ def identity_clashes(sources: list[Source]) -> tuple[list[Source], list[tuple[So
     return kept, clashes
 
 
+def _sidecar_roles_changed(row: dict[str, Any], meta: CallMetadata) -> bool:
+    """Whether ``calls.csv`` now gives the stored call's speakers other roles than it did (a ``speakers``
+    column added or corrected, the rep renamed) — roles that only a rescore can change."""
+    stored = [sp for sp in (row.get("speakers") or []) if sp.get("speaker") is not None]
+    before = {sp["speaker"]: sp.get("role") for sp in stored if sp.get("role_source") == "sidecar"}
+    return before != sidecar_roles([sp["speaker"] for sp in stored], meta)
+
+
 def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
                force: bool = False, batch: str = "") -> Outcome | None:
     """The outcome for an input that needs no scoring, or ``None`` when it must be (re)scored.
@@ -415,6 +423,8 @@ def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
     if stored.state != "current" or stored.row is None:
         return None
     meta = source.metadata
+    if _sidecar_roles_changed(stored.row, meta):
+        return None  # speaker roles are in every segment row and in the scores per speaker: scored again
     changes = {k: v for k, v in (("rep", meta.rep), ("customer", meta.customer), ("call_date", meta.call_date))
                if stored.row.get(k) != v}
     # "calls/a.json" = "./calls/a.json"

@@ -714,3 +714,23 @@ def test_ctrl_c_stops_a_run_at_once_and_keeps_what_was_written(tmp_path: Path) -
     assert proc.returncode == 130 and "interrupted (Ctrl-C)" in output and "Traceback" not in output, output
     time.sleep(1.0)
     assert not [pid for pid in started if Path(f"/proc/{pid}").exists()], "the temporary API was left running"
+
+
+def test_a_corrected_speakers_column_rescores_the_call(tmp_path: Path) -> None:
+    """A 'speakers' column added to calls.csv after a call was scored was ignored ("1 skipped"): the roles
+    live in every segment row and the per-speaker scores, so the call is scored again with them."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _transcript(folder / "a.json")
+    (folder / "calls.csv").write_text("path,rep\na.json,Nobody\n")
+    out = tmp_path / "out"
+    args = ["run", str(folder), "--out", str(out), "--models", str(MODELS)]
+    assert runner.invoke(app, args).exit_code == 0
+    speakers = sorted({r["speaker"] for r in store.read_dataset(out, "segments").to_pylist()})
+    (folder / "calls.csv").write_text(f"path,rep,speakers\na.json,Nobody,{speakers[0]}=manager\n")
+    result = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert "1 scored" in " ".join(result.output.split()), result.output
+    rows = store.read_dataset(out, "segments").to_pylist()
+    assert {(r["role"], r["role_source"]) for r in rows if r["speaker"] == speakers[0]} == {("manager", "sidecar")}
+    again = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert "1 skipped" in " ".join(again.output.split())  # unchanged since: nothing to redo

@@ -369,7 +369,7 @@ def test_a_report_filtered_to_one_rep_compares_them_with_every_rep(scored_out: P
     assert median_share(dana.calls) == pytest.approx(sorted(mine)[0] / 2 + sorted(mine)[1] / 2)
     alone = rep_summaries(dana.calls, team_median=dana.team_median)
     assert [r["gap_to_median"] for r in alone] == pytest.approx([sum(mine) / 2 - everyone.team_median])
-    since = load_report_data(scored_out, since=dt.date(2026, 11, 5), rep="Ben")
+    since = load_report_data(scored_out, since=dt.date(2026, 11, 5), rep="<b>Ben</b>")
     assert since.calls == [] and since.team_median == median_share(load_report_data(
         scored_out, since=dt.date(2026, 11, 5)).calls)
 
@@ -466,3 +466,27 @@ def test_verdicts_follow_the_number_shown_and_small_talk_is_no_open_loop() -> No
     long = {**_row("d", 0.2, 0.1, 0.3, 3), "speech_s": 504.0, "stage_shares": [("align", 0.7), ("other", 0.3)]}
     mix = rep_summaries([short, long])[0]["stage_mix"]
     assert mix["align"] == pytest.approx(0.7 * 504 / 512) and mix["other"] == pytest.approx((8 + 0.3 * 504) / 512)
+
+
+def test_rep_filter_takes_a_first_name_and_lists_the_reps_when_none_matches() -> None:
+    """`--rep dana` found nothing for "Dana Kowalski", exited 0 and wrote an empty report; an unknown
+    name now lists the output's reps, and a first name shared by two reps names both."""
+    from pipeline.errors import InputError
+    from pipeline.report.data import resolve_rep
+
+    calls = [_row("Dana Kowalski", 0.3, 0.2, 0.4), _row("dana kowalski ", 0.4, 0.3, 0.5, 3), _row("Ben Okafor", 0.2, 0.1, 0.3)]
+    assert resolve_rep(calls, "DANA KOWALSKI") == resolve_rep(calls, "dana") == "dana kowalski"
+    assert resolve_rep(calls, "Okafor") == "ben okafor"
+    with pytest.raises(InputError, match="No rep named 'Zed' in this output; its reps are 'Ben Okafor', 'Dana Kowalski'"):
+        resolve_rep(calls, "Zed")
+    with pytest.raises(InputError, match="could be any of 2 reps: 'Ben Adams', 'Ben Okafor'"):
+        resolve_rep([*calls, _row("Ben Adams", 0.2, 0.1, 0.3)], "ben")
+
+
+def test_report_for_an_unknown_rep_is_refused(scored_out: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["report", str(scored_out), "--rep", "Nobody", "--html", str(tmp_path / "r.html")],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "No rep named 'Nobody'" in result.output, result.output
+    assert not (tmp_path / "r.html").exists()
+    dana = load_report_data(scored_out, rep="dana")
+    assert dana.calls and dana.rep == "dana"  # the name as the output spells it

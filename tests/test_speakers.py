@@ -132,6 +132,36 @@ def test_rep_name_from_the_sidecar_marks_the_rep() -> None:
     assert [(t.role, t.role_source) for t in result] == [("rep", "sidecar"), ("customer", "heuristic")]
 
 
+def test_the_rep_named_by_calls_csv_or_the_file_name_is_found_by_first_or_full_name() -> None:
+    """"Ben Okafor" in calls.csv did not match the transcript's "Ben", so the role model decided (and made the
+    customer the rep); accents and case aside, a first or last name matches, unless two speakers do."""
+    from pipeline.speech.roles import names_match
+
+    assert names_match("Zoë Müller", "zoe muller") == 2 and names_match("Ben", "Ben Okafor") == 1
+    assert names_match("Okafor", "Ben Okafor") == 1 and names_match("Ben Smith", "Ben Okafor") == 0
+    turns = [_turn("Carla", "Thanks for having me."), _turn("Ben", "So how has the quarter gone?")]
+    result = {t.speaker: (t.role, t.role_source) for t in assign_roles(turns, CallMetadata(rep="Ben Okafor"))}
+    assert result["Ben"] == ("rep", "sidecar")
+    both = [_turn("Ben", "Hi."), _turn("Ben Okafor", "Hello."), _turn("Lee", "Hey.")]
+    result = {t.speaker: t.role_source for t in assign_roles(both, CallMetadata(rep="ben okafor"))}
+    assert result["Ben Okafor"] == "sidecar" and result["Ben"] != "sidecar"  # the full name matches better
+    tie = [_turn("Ben Okafor", "Hi."), _turn("Ben Adams", "Hello.")]
+    assert all(t.role_source != "sidecar" for t in assign_roles(tie, CallMetadata(rep="Ben")))
+
+
+def test_of_two_unnamed_speakers_the_model_makes_exactly_one_the_rep() -> None:
+    """Both speakers of a two-person call came out as reps; one is, the likelier by the model."""
+    from pipeline.speech.rolemodel import load_role_model
+
+    turns = [_turn("S1", "Thanks for making time, I'll send the proposal and the pricing today."),
+             _turn("S2", "Great, and I'll send over the order form and the pricing sheet this afternoon.")]
+    model = load_role_model()
+    alone = model.roles({"S1": turns[0].text, "S2": turns[1].text})
+    assert [role for role, _ in alone.values()] == ["rep", "rep"]  # each read on its own sounds like a rep
+    roles = [t.role for t in assign_roles(turns, model=model)]
+    assert roles.count("rep") == 1
+
+
 def test_roles_from_the_channel_layout() -> None:
     turns = [_turn("rep", "Hi."), _turn("customer", "Why?"), _turn("channel_2", "Hm.")]
     assert [(t.role, t.role_source) for t in assign_roles(turns, channel_layout=True)] == [

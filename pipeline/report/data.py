@@ -14,10 +14,18 @@ from typing import Any
 
 from pipeline.display import printable
 from pipeline.objectstore import same_location
-from pipeline.report.rules import COV_TAXONOMY, ReportTaxonomy, median_share, most_recent, rep_key, weekly_medians
+from pipeline.report.rules import (
+    COV_TAXONOMY,
+    ReportTaxonomy,
+    median_share,
+    most_recent,
+    rep_display_name,
+    rep_key,
+    weekly_medians,
+)
 from pipeline.store.base import OutputLocation, open_store
 
-__all__ = ["ReportData", "load_call_rows", "load_error_rows", "load_report_data", "report_taxonomy"]
+__all__ = ["ReportData", "load_call_rows", "load_error_rows", "load_report_data", "report_taxonomy", "resolve_rep"]
 
 
 def load_call_rows(out_dir: OutputLocation) -> list[dict[str, Any]]:
@@ -45,6 +53,37 @@ def load_call_rows(out_dir: OutputLocation) -> list[dict[str, Any]]:
             if isinstance(row.get(name), str):
                 row[name] = printable(row[name])
     return sorted(newest.values(), key=lambda r: (r["call_date"] is None, str(r["call_date"] or ""), r["call_id"]))
+
+
+def resolve_rep(calls: list[dict[str, Any]], rep: str) -> str:
+    """The :func:`~pipeline.report.rules.rep_key` of the rep ``rep`` names among ``calls``: the same name
+    (case, spacing and accent encoding aside), else the one rep whose first or last name it is ("dana" for
+    "Dana Kowalski", :func:`~pipeline.speech.roles.names_match`).
+
+    Raises:
+        InputError: no rep of that name, or several reps it could be (both listed).
+    """
+    from pipeline.errors import InputError
+    from pipeline.speech.roles import names_match
+
+    names: dict[str, list[str | None]] = defaultdict(list)
+    for call in calls:
+        if call.get("rep"):
+            names[rep_key(call["rep"])].append(call["rep"])
+    if rep_key(rep) in names:
+        return rep_key(rep)
+    close = sorted(key for key, spelled in names.items() if names_match(rep, rep_display_name(spelled)))
+    if len(close) == 1:
+        return close[0]
+    shown = [rep_display_name(names[key]) for key in (close or sorted(names))]
+    listing = ", ".join(repr(name) for name in shown[:20]) + (f" and {len(shown) - 20} more" if len(shown) > 20 else "")
+    if close:
+        raise InputError(f"--rep {rep!r} could be any of {len(close)} reps: {listing}.",
+                         "Give the rep's full name as the report's Reps table shows it.")
+    raise InputError(f"No rep named {rep!r} in this output" + (f"; its reps are {listing}." if shown else
+                                                                  " (no call in it has a rep)."),
+                     "Give a rep's name as the report's Reps table shows it (case does not matter), or leave "
+                     "--rep out for the whole team.")
 
 
 def load_error_rows(out_dir: OutputLocation) -> list[dict[str, Any]]:
@@ -118,12 +157,14 @@ def load_report_data(out_dir: OutputLocation, since: dt.date | None = None, rep:
     the calls the report gives a scorecard).
     """
     out = open_store(out_dir)
-    calls = load_call_rows(out)
+    calls = every = load_call_rows(out)
     if since is not None:
         calls = [c for c in calls if c["call_date"] is not None and c["call_date"] >= since]
     team_median, team_trend = median_share(calls), weekly_medians(calls)
     if rep is not None:
-        calls = [c for c in calls if rep_key(c["rep"]) == rep_key(rep)]
+        wanted_rep = resolve_rep(every, rep)  # any rep of the output, so "no such rep" is not "no calls since"
+        calls = [c for c in calls if rep_key(c["rep"]) == wanted_rep]
+        rep = rep_display_name([c["rep"] for c in every if rep_key(c["rep"]) == wanted_rep])
     keys = {c["call_key"] for c in (calls if scorecards is None else most_recent(calls, scorecards))}
     segments: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if keys:

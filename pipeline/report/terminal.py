@@ -139,7 +139,8 @@ def _calls_table(rows: list[dict[str, Any]], tax: ReportTaxonomy, title: str, wi
 def headline(rows: list[dict[str, Any]], tax: ReportTaxonomy = COV_TAXONOMY) -> str:
     """The report's "team at a glance" figures as one line (same numbers as the HTML report)."""
     g = team_glance(rows, tax=tax)
-    return (f"{g['calls']} call{'s' if g['calls'] != 1 else ''} · median action share {format_pct(g['median_action_share'])} · "
+    calls = f"{g['calls']} call{'s' if g['calls'] != 1 else ''}"
+    return (f"{calls} · median action share {format_pct(g['median_action_share'])} · "
             f"{g['complete']}/{g['calls']} complete {tax.arrow()} cycles · {g['flagged']} flagged for "
             "attention (see the HTML report for why)")
 

@@ -4,7 +4,9 @@ Roles are ``rep``, ``customer``, ``manager`` and ``unknown``. Sources, strongest
 
 1. ``sidecar`` — the ``speakers`` column of ``calls.csv`` maps speaker names (diarized
    ``S1``/``S2`` in order of first speech, transcript names, channel names) to roles,
-   e.g. ``S1=rep;S2=customer``; a speaker named like the sidecar's ``rep`` is the rep.
+   e.g. ``S1=rep;S2=customer``; a speaker named like the sidecar's or the file name's ``rep`` is the
+   rep (:func:`names_match`: "Ben" in the transcript is "Ben Okafor" in ``calls.csv``, and the other way
+   round, when no other speaker matches as well).
 2. ``channel`` — multi-channel audio: the channel layout (``--channel-speakers``, default
    ``rep,customer``) names each channel's role.
 3. ``name`` — a transcript speaker called by a role word (rep, agent, customer, caller,
@@ -13,7 +15,9 @@ Roles are ``rep``, ``customer``, ``manager`` and ``unknown``. Sources, strongest
    model is given (:mod:`pipeline.speech.rolemodel`, shipped in ``models/roles/``): each
    speaker's role as the model reads everything that speaker said. Several speakers may be
    reps (a pipeline review), or none (a stand-up without one); when a stronger source already
-   names the call's rep, the model gives the others one of the other roles.
+   names the call's rep, the model gives the others one of the other roles. Of two speakers exactly
+   one is the rep (the one the model finds likelier to be): a call between two reps or between two
+   customers is not a sales call.
 5. ``heuristic`` — the same speakers when no role model is given: the speaker who asks the
    most questions is the rep (a tie goes to whoever spoke first — reps open calls and ask the
    discovery questions); with two speakers the other is the customer; anyone else is
@@ -26,22 +30,67 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
+
+import numpy as np
 
 from pipeline.schema import ROLES, CallMetadata, Turn, role_word
 
 if TYPE_CHECKING:
     from pipeline.speech.rolemodel import RoleModel
 
-__all__ = ["ROLES", "ROLE_SOURCES", "assign_roles"]
+__all__ = ["ROLES", "ROLE_SOURCES", "assign_roles", "names_match", "sidecar_roles"]
 
 ROLE_SOURCES = ("sidecar", "channel", "name", "model", "heuristic")
+
+
+def _name_words(name: str) -> list[str]:
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKD", name.casefold())
+    plain = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    return "".join(ch if ch.isalnum() else " " for ch in plain).split()
+
+
+def names_match(speaker: str, rep: str) -> int:
+    """How well a transcript speaker's name matches the call's rep: 2 the same name (case, accents,
+    punctuation aside: "Zoë Müller" is "zoe muller"), 1 one of them is a single word that is the other's
+    first or last name ("Ben" and "Ben Okafor"), 0 no match."""
+    a, b = _name_words(speaker), _name_words(rep)
+    if not a or not b:
+        return 0
+    if a == b:
+        return 2
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return 1 if len(short) == 1 and short[0] in (long[0], long[-1]) else 0
+
+
+def _rep_speaker(order: Sequence[str], rep: str | None) -> str | None:
+    """The one speaker that best matches ``rep`` by :func:`names_match`; ``None`` when none or a tie."""
+    if not rep or not rep.strip():
+        return None
+    scored = [(names_match(speaker, rep), speaker) for speaker in order]
+    best = max((score for score, _ in scored), default=0)
+    winners = [speaker for score, speaker in scored if score == best]
+    return winners[0] if best > 0 and len(winners) == 1 else None
 
 
 def _questions(turn: Turn) -> int:
     from pipeline.speech.turns import looks_like_question
 
     return turn.text.count("?") or int(looks_like_question(turn.text))
+
+
+def sidecar_roles(speakers: Sequence[str], metadata: CallMetadata | None) -> dict[str, str]:
+    """The roles ``calls.csv`` (or the file name's rep) gives a call's ``speakers``: its ``speakers`` map
+    (case aside), then the rep's name (:func:`names_match`) among the speakers the map leaves out."""
+    meta = metadata or CallMetadata()
+    mapping = {k.lower(): v for k, v in meta.speaker_roles}
+    given = {speaker: mapping[speaker.lower()] for speaker in speakers if speaker.lower() in mapping}
+    rep = _rep_speaker([speaker for speaker in speakers if speaker not in given], meta.rep)
+    if rep is not None:
+        given[rep] = "rep"
+    return given
 
 
 def assign_roles(turns: Sequence[Turn], metadata: CallMetadata | None = None, *,
@@ -65,14 +114,12 @@ def assign_roles(turns: Sequence[Turn], metadata: CallMetadata | None = None, *,
     for turn in turns:
         if turn.speaker not in order:
             order.append(turn.speaker)
-    mapping = {k.lower(): v for k, v in meta.speaker_roles}
+    given_by_sidecar = sidecar_roles(order, meta)
     roles: dict[str, tuple[str, str]] = {}
     for speaker in order:
         key = speaker.lower()
-        if key in mapping:
-            roles[speaker] = (mapping[key], "sidecar")
-        elif meta.rep and key == meta.rep.strip().lower():
-            roles[speaker] = ("rep", "sidecar")
+        if speaker in given_by_sidecar:
+            roles[speaker] = (given_by_sidecar[speaker], "sidecar")
         elif channel_layout:
             roles[speaker] = (role_word(key) or "unknown", "channel")
         elif declared and speaker in declared:
@@ -87,11 +134,18 @@ def assign_roles(turns: Sequence[Turn], metadata: CallMetadata | None = None, *,
         elif model is not None:
             from pipeline.speech.rolemodel import speaker_documents
 
-            reader = model if hasattr(model, "roles") else model()  # type: ignore[operator]
+            reader = cast("RoleModel", model if hasattr(model, "roles") else model())  # type: ignore[operator]
             documents = speaker_documents((t.speaker, t.text) for t in turns if t.speaker in rest)
             # the call's rep named by the sidecar or a name is its rep: the others are read as the other roles
             exclude = ("rep",) if "rep" in taken else ()
-            for speaker, (role, _) in reader.roles(documents, exclude=exclude).items():
+            given = reader.roles(documents, exclude=exclude)
+            if len(order) == 2 and len(rest) == 2 and "rep" in reader.classes:  # neither named: one is the rep
+                probabilities = np.asarray(reader.probabilities([documents[s] for s in rest]))
+                likelier = probabilities[:, list(reader.classes).index("rep")]
+                rep = rest[int(likelier.argmax())]
+                other = reader.roles({s: documents[s] for s in rest if s != rep}, exclude=("rep",))
+                given = {rep: ("rep", float(likelier.max())), **other}
+            for speaker, (role, _) in given.items():
                 roles[speaker] = (role, "model")
         else:
             if "rep" not in taken:
