@@ -490,3 +490,14 @@ def test_report_for_an_unknown_rep_is_refused(scored_out: Path, tmp_path: Path) 
     assert not (tmp_path / "r.html").exists()
     dana = load_report_data(scored_out, rep="dana")
     assert dana.calls and dana.rep == "dana"  # the name as the output spells it
+
+
+def test_the_report_names_the_classifiers_that_scored_its_calls() -> None:
+    """The model version was only in each scorecard's footer: calls past the 200 scorecards showed none, and
+    a report mixing models did not say so."""
+    from pipeline.report.html import _classifiers
+
+    one = [{"classifier_version": "m1"}, {"classifier_version": "m1"}]
+    assert _classifiers(one) == "classifier m1"
+    mixed = _classifiers([*one, {"classifier_version": "m0"}])
+    assert mixed.startswith("2 classifiers — m1 (2 calls), m0 (1 call)") and "not strictly comparable" in mixed
