@@ -313,3 +313,15 @@ def test_json_turns_from_other_tools_and_out_of_order() -> None:
     parsed = parse_transcript_text(json.dumps(turns), "json")
     assert [(t.speaker, t.text, t.start_s, t.end_s) for t in parsed.turns] == [
         ("Dana", "Hi Marcus.", 0.5, 3.0), ("Marcus", "Glad to be here.", 4.0, 6.0)]
+
+
+def test_json_times_in_milliseconds_under_a_seconds_name_are_refused() -> None:
+    """A Gong-style export with milliseconds under "start"/"end" was read as seconds: a two-minute call
+    became hours long. Named start_ms/end_ms they are read; under "start" they are refused with that fix."""
+    turns = [{"speaker": "Dana", "text": "Hi Marcus, thanks for joining.", "start": 460, "end": 3370},
+             {"speaker": "Marcus", "text": "Busy but good, thanks.", "start": 5600, "end": 7800}]
+    with pytest.raises(TranscriptFormatError, match="look like milliseconds") as info:
+        parse_transcript_text(json.dumps(turns), "json", name="gong.json")
+    assert "start_ms" in info.value.hint
+    renamed = [{"speaker": t["speaker"], "text": t["text"], "start_ms": t["start"], "end_ms": t["end"]} for t in turns]
+    assert [t.end_s for t in parse_transcript_text(json.dumps(renamed), "json").turns] == [3.37, 7.8]

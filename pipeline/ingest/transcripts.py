@@ -155,6 +155,23 @@ def _first(turn: dict[str, Any], keys: tuple[str, ...], named: bool = False) -> 
     return None
 
 
+#: Turns timed slower than this many words per minute (the median turn) have times in milliseconds, not
+#: seconds: people speak 100-200 words a minute, and "Hi Marcus, thanks for joining" over 2,910 s is 0.1.
+MIN_PLAUSIBLE_WPM = 3.0
+
+
+def _check_time_unit(name: str, rows: list[Row], hint: str) -> None:
+    """Refuse JSON times that can only be milliseconds (Gong-style exports), rather than score an hour-long
+    call from a two-minute one."""
+    rates = sorted(len(body.split()) * 60.0 / (end - start) for _speaker, body, start, end in rows
+                   if start is not None and end is not None and end - start > 0)
+    if len(rates) >= 2 and rates[len(rates) // 2] < MIN_PLAUSIBLE_WPM:
+        raise _fail(name, f"the turns' times look like milliseconds, not seconds (the median turn would be spoken "
+                          f"at {rates[len(rates) // 2]:.2f} words a minute).",
+                    "Name the fields start_ms and end_ms (callcycle reads them as milliseconds), or divide the "
+                    "times by 1000. " + hint)
+
+
 def _parse_json(name: str, text: str) -> tuple[str | None, list[Row]]:
     hint = 'Expected {"call_id": "...", "turns": [{"speaker": "...", "text": "...", "start": 0.0, "end": 2.5}]}.'
     try:
@@ -214,6 +231,7 @@ def _parse_json(name: str, text: str) -> tuple[str | None, list[Row]]:
                         "or leave them out to have them estimated.")
         if body.strip():
             rows.append((_clean(str(speaker)).strip() or UNKNOWN_SPEAKER, _clean(body.strip()), times[0], times[1]))
+    _check_time_unit(name, rows, hint)
     if rows and all(row[2] is not None for row in rows):
         rows.sort(key=lambda row: row[2] or 0.0)  # by start, as cues are; a stable sort keeps ties in file order
     # a blank call_id ("   ") names nothing: the call keeps the name from its file, not an empty one
