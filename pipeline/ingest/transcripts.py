@@ -608,7 +608,7 @@ def parse_transcript_text(
     rows = [row for row in (_without_annotations(row) for row in rows) if row[1]]
     if not rows:
         raise _fail(name, "the transcript contains no spoken text.",
-                    "Check the export: every turn is empty, missing or only notes such as [inaudible].")
+                    "Check the export: every turn is empty or missing, or holds only notes such as [inaudible].")
     for i, (speaker, body, _start, _end) in enumerate(rows):
         if len(body) > MAX_TURN_CHARS:
             raise _fail(name, f"turn {i + 1} ({speaker!r}) is {len(body):,} characters long without a speaker change "
