@@ -203,6 +203,12 @@ def evaluate(
                                    f"{MIN_INTERVAL_GROUPS} they say little. Label more conversations for a firm "
                                    "figure.", soft_wrap=True)
     trained = [] if holdout else training_files(artifact, files)
+    learned = metrics.get("learned_rows")
+    if learned and not trained:
+        console(stderr=True).print(f"note: {learned} of {n_rows} rows have texts {artifact.version} was trained on "
+                                   "(found by text in its training files, under whatever file or conversation "
+                                   "name): these figures flatter the model. Evaluate rows it never saw.",
+                                   soft_wrap=True)
     if trained:
         console(stderr=True).print(f"note: {', '.join(f.name for f in trained[:3])}{' ...' if len(trained) > 3 else ''} "
                                    f"{'is' if len(trained) == 1 else 'are'} training data of {artifact.version}: "
@@ -362,8 +368,14 @@ def compare(
     result = compare_versions(models_dir(models), a, b, _labelled_files(data), all_rows, conversation)
     arts = result["artifacts"]
     if as_json:
-        typer.echo(json.dumps({k: result[k] for k in ("holdout_rows", "all_rows", "a", "b", "paired")}, indent=2))
+        typer.echo(json.dumps({k: result[k] for k in ("holdout_rows", "all_rows", "learned_rows", "a", "b", "paired")},
+                              indent=2))
         return
+    for version, learned in result["learned_rows"].items():
+        if learned:
+            console(stderr=True).print(f"note: {learned} of {result['holdout_rows']} rows have texts {version} was "
+                                       "trained on (found by text in its training files): the comparison favours "
+                                       "it. Compare on rows neither model saw.", soft_wrap=True)
     which = "All rows" if all_rows else "Held-out"
     table = Table(title=f"{which} comparison ({result['holdout_rows']} rows): a = {arts[0].version}, "
                         f"b = {arts[1].version}")

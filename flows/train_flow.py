@@ -8,7 +8,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from pipeline.classify.artifacts import save_artifact
+from pipeline.classify.artifacts import check_destination, save_artifact
 from pipeline.classify.evaluate import PromotionDecision, promote
 from pipeline.classify.labels import LabelledRow, Taxonomy, load_labelled, load_taxonomy
 from pipeline.classify.train import TrainConfig, TrainResult, train_models
@@ -29,7 +29,7 @@ class TrainOutcome:
 @task(name="load-labels", cache_policy=NO_CACHE)
 def load_task(taxonomy_path: str, data: list[str], external: list[str]) -> tuple[Taxonomy, list[LabelledRow]]:
     taxonomy = load_taxonomy(Path(taxonomy_path))
-    rows = load_labelled([Path(p) for p in data], taxonomy)
+    rows = load_labelled([Path(p) for p in data], taxonomy, partial=True, at_least_one=True)  # one label will do
     if external:
         rows += load_labelled([Path(p) for p in external], taxonomy, partial=True)
     return taxonomy, rows
@@ -79,6 +79,7 @@ def train_classifiers(taxonomy_path: str, data: list[str], models_dir: str = "mo
         external = [str(p) for p in external_corpora()]
     if realdata is None:
         realdata = str(DEFAULT_REALDATA)
+    check_destination(Path(models_dir), version)  # before minutes of training, not after
     taxonomy, rows = load_task(taxonomy_path, data, external)
     result = train_task(rows, taxonomy, config or TrainConfig(), version, models_dir, realdata, progress)
     path = save_task(result, models_dir)

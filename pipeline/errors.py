@@ -40,7 +40,9 @@ class PipelineError(Exception):
             self.step = step
 
     def __str__(self) -> str:
-        return f"{self.message} {self.hint}".strip() if self.hint else self.message
+        # a message listing problems line by line gets its hint on a line of its own, not glued to the last one
+        sep = "\n" if "\n" in self.message else " "
+        return f"{self.message}{sep}{self.hint}".strip() if self.hint else self.message
 
 
 class InputError(PipelineError):

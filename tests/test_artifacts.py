@@ -395,3 +395,95 @@ def test_a_unique_part_of_a_version_name_selects_it_and_other_models_are_not_off
     with pytest.raises(ModelArtifactError) as speaker:
         resolve_artifact_dir(tmp_path, "speaker")
     assert "speaker," not in str(speaker.value) and "speaker." not in str(speaker.value).split("Available:")[1]
+
+
+def test_promotion_needs_held_out_rows_of_every_corpus_the_current_model_knew(mini_artifact: Path, tmp_path: Path,
+                                                                             taxonomy) -> None:
+    """A 41-row retrain with no held-out rows was promoted ("did not drop": nothing to compare), and so was a
+    retrain without real speech, judged only on the written rows it had."""
+    for name in ("cur", "cand"):
+        shutil.copytree(mini_artifact, tmp_path / name)
+    set_current(tmp_path, "cur")
+    rows = load_labelled([MINI], taxonomy)
+    empty = promote(tmp_path, "cand", [])
+    assert not empty.promoted and "no held-out rows" in empty.reason and current_version(tmp_path) == "cur"
+    card = json.loads((tmp_path / "cur" / "card.json").read_text())
+    card["data"]["corpora"] = {"written": {"rows": 1}, "ami": {"rows": 1}}
+    (tmp_path / "cur" / "card.json").write_text(json.dumps(card))
+    no_speech = promote(tmp_path, "cand", rows)
+    assert not no_speech.promoted and "hold no ami rows" in no_speech.reason and current_version(tmp_path) == "cur"
+    assert promote(tmp_path, "cand", rows, force=True).promoted and current_version(tmp_path) == "cand"
+
+
+def test_the_models_folder_and_version_are_checked_before_training(tmp_path: Path) -> None:
+    """A models 'folder' that is a file, or a version that exists, failed only after minutes of training."""
+    from pipeline.classify.artifacts import check_destination
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ModelArtifactError, match="Cannot save a model into"):
+        check_destination(tmp_path / "file")
+    (tmp_path / "models" / "v1").mkdir(parents=True)
+    (tmp_path / "models" / "v1" / "card.json").write_text("{}")
+    with pytest.raises(ModelArtifactError, match="'v1' already exists"):
+        check_destination(tmp_path / "models", "v1")
+    check_destination(tmp_path / "models", "v2")
+    check_destination(tmp_path / "new" / "models")  # created
+    assert (tmp_path / "new" / "models").is_dir() and not list((tmp_path / "new" / "models").iterdir())
+
+
+def test_rows_may_carry_one_label_but_not_none(tmp_path: Path, taxonomy) -> None:
+    """The README says training rows may carry one label; `train` refused them ("missing label")."""
+    raw = [{"text": "I'll send it Friday.", "talk_action": "action"}, {"text": "Hi there.", "stage": "other"},
+           {"text": "Forgotten row."}]
+    with pytest.raises(LabelDataError, match=r"3: no label at all \(give 'stage' or 'talk_action'\)"):
+        validate_rows(raw, taxonomy, "mine.jsonl", partial=True, at_least_one=True)
+    rows = validate_rows(raw[:2], taxonomy, "mine.jsonl", partial=True, at_least_one=True)
+    assert [r.labels for r in rows] == [{"talk_action": "action"}, {"stage": "other"}]
+
+
+def test_learned_rows_are_found_by_text_and_held_back_files_trained_on_are_not_kept_apart(
+        mini_artifact: Path, tmp_path: Path, taxonomy) -> None:
+    """Rows imported under another file and conversation name were scored as unseen (1.000, no warning),
+    and a held-back file a model was trained on was still called 'never trained on'."""
+    from pipeline.apply import learned_rows
+    from pipeline.classify.evaluate import held_back_sets
+
+    artifact = load_artifact(mini_artifact)
+    copied = [dataclasses.replace(r, id=f"x{i}", group=f"other-{i}", source="renamed.jsonl")
+              for i, r in enumerate(load_labelled([MINI], taxonomy))]
+    assert learned_rows(artifact, copied) == len(copied)  # holdout_percent 0: every row was trained on
+    unseen = [dataclasses.replace(copied[0], text="A sentence nobody wrote into the mini corpus.")]
+    assert learned_rows(artifact, unseen) == 0
+    data = {**artifact.card["data"], "sources": {"/gone/mini_labels.jsonl": 1}}
+    moved = dataclasses.replace(artifact, card={**artifact.card, "data": data})
+    assert learned_rows(moved, copied) is None and learned_rows(moved, copied, [MINI.parent]) == len(copied)
+    held = tmp_path / "held-back"
+    held.mkdir()
+    shutil.copy(MINI, held / "mini_labels.jsonl")
+    sets, skipped = held_back_sets(held, artifact)
+    assert sets == [] and "was trained on it" in skipped[0]
+
+
+def test_a_label_only_one_conversation_has_is_a_clear_error_not_a_crash(taxonomy) -> None:
+    """Forty rows where one conversation held every 'other' crashed with "ValueError: 'other' is not in list"
+    in the fold that lacked it."""
+    rows = load_labelled([MINI], taxonomy)
+    others = [r for r in rows if r.labels.get("stage") == "other"]
+    rest = [r for r in rows if r.labels.get("stage") != "other"]
+    lumped = rest + [dataclasses.replace(r, group="one-call") for r in others]
+    with pytest.raises(LabelDataError, match="no training conversation has the label"):
+        train_models(lumped, taxonomy, FAST, version="lumped")
+
+
+def test_near_duplicates_labelled_differently_are_reported(taxonomy) -> None:
+    """"Sure, send it over." labelled act/action in one file and align/talk in another: one was dropped as a
+    near-duplicate and the card only counted it."""
+    from pipeline.classify.labels import near_duplicates_dropped
+
+    raw = [{"text": "Sure, send it over.", "stage": "act", "talk_action": "action", "group": "a"},
+           {"text": "Sure, send it over!", "stage": "align", "talk_action": "talk", "group": "b"},
+           {"text": "We closed two depots last quarter.", "stage": "align", "talk_action": "talk", "group": "c"},
+           {"text": "We closed two depots last quarter", "stage": "align", "talk_action": "talk", "group": "d"}]
+    rows = validate_rows(raw, taxonomy, "x.jsonl")
+    kept, dropped, conflicts = near_duplicates_dropped(rows, 0.92)
+    assert dropped == 2 and [(a.group, b.group) for a, b in conflicts] == [("a", "b")]

@@ -254,7 +254,7 @@ def import_labels(source: Path, taxonomy: Taxonomy, target: Path,
                   **{k: v for k, v in row.meta.items() if k not in {"uncertainty", "predicted_stage",
                                                                      "predicted_talk_action", *CONTEXT_COLUMNS,
                                                                      *task_names}},
-                  "origin": "active-learning import"}
+                  "origin": row.meta.get("origin") or "active-learning import"}
         lines.append(json.dumps(record, ensure_ascii=False))
     target = Path(target)
     previous = target.read_text(encoding="utf-8") if target.exists() else ""

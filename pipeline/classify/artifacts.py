@@ -110,6 +110,28 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def check_destination(models_root: Path, version: str | None = None) -> None:
+    """Fail before training, not after it, when its artifact could not be saved: ``models_root`` is not a
+    folder or cannot be written, or ``version`` already names an artifact there.
+
+    Raises:
+        ModelArtifactError: with what to do.
+    """
+    import tempfile
+
+    root = Path(models_root)
+    if version is not None and (root / version / "card.json").exists():
+        raise ModelArtifactError(f"An artifact {version!r} already exists in {root}.",
+                                 "Choose a new --version (artifacts are immutable), or leave it out for a dated one.")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise ModelArtifactError(f"Cannot save a model into {root}: {exc.strerror or exc}.",
+                                 "Give --models a folder you can write to (it is created if missing).") from exc
+
+
 def save_artifact(directory: Path, model: Any, card: dict[str, Any], card_markdown: str) -> Path:
     """Write the model and card into ``directory`` (created; must not already hold a card).
 

@@ -122,7 +122,9 @@ def load_encoder(directory: Path, options: EncoderOptions | None = None) -> Sent
         info = json.loads(info_path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ModelArtifactError(f"Sentence encoder {directory} has no encoder.json.",
-                                 "Restore models/encoders/ from the repository, or retrain without --encoder.") from exc
+                                 "A models folder needs the sentence encoders beside its models: copy or link the "
+                                 "checkout's models/encoders/ into it (cp -r models/encoders FOLDER/), or train "
+                                 "without an encoder (--encoder none).") from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelArtifactError(f"Cannot read {info_path}: {exc}.", "Restore the file from the repository.") from exc
     if info.get("format") != ENCODER_FORMAT:

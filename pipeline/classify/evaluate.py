@@ -117,12 +117,29 @@ class PromotionDecision:
     incumbent: dict[str, float] | None
 
 
+def _unmeasured_corpora(incumbent: Artifact, holdout: Sequence[LabelledRow]) -> str:
+    """Why the held-out rows cannot compare a candidate with ``incumbent`` ("" when they can): there are none,
+    or they lack a corpus the incumbent's card says it was trained on."""
+    if not holdout:
+        return ("the candidate has no held-out rows to compare it with the current model on (too little data, "
+                "or every group fell in training); train on more data, or use --force to promote anyway")
+    trained_on = set((incumbent.card.get("data") or {}).get("corpora") or {})
+    missing = sorted(trained_on - {row.corpus for row in holdout})
+    if not missing:
+        return ""
+    return (f"the candidate's held-out rows hold no {', '.join(missing)} rows, on which the current model was "
+            f"trained and measured (real speech left out of the retrain?); train with the same corpora (the "
+            f"default --external), or use --force to promote anyway")
+
+
 def promote(models_root: Path, version: str, holdout: Sequence[LabelledRow], force: bool = False) -> PromotionDecision:
     """Point ``models/CURRENT`` at ``version`` unless held-out macro-F1 drops.
 
     Both the candidate and the current model are scored on the same held-out rows; the
     pointer moves only when no task's macro-F1 is lower than the current model's (or with
-    ``force``, or when nothing is promoted yet).
+    ``force``, or when nothing is promoted yet). Without held-out rows, or when the candidate's
+    held-out rows lack a corpus the current model was trained and measured on (real speech left out of
+    the retrain), nothing can show the candidate is no worse: it is not promoted without ``force``.
     """
     candidate = load_artifact(models_root, version)
     cand = {t: m["macro_f1"] for t, m in evaluate_artifact(candidate, holdout)["tasks"].items()}
@@ -141,6 +158,10 @@ def promote(models_root: Path, version: str, holdout: Sequence[LabelledRow], for
                     f"({incumbent.taxonomy.name} v{incumbent.taxonomy.version}), so the held-out rows cannot "
                     "compare the two; use --force to promote anyway", cand, None)
             incumbent, reason_broken = None, "forced over a current model with another taxonomy"
+        if incumbent is not None and not force:
+            unmeasured = _unmeasured_corpora(incumbent, holdout)
+            if unmeasured:
+                return PromotionDecision(False, unmeasured, cand, None)
         if incumbent is not None:  # an error while scoring it is a real error, not a reason to skip the gate
             inc = {t: m["macro_f1"] for t, m in evaluate_artifact(incumbent, holdout)["tasks"].items()}
         worse = {t: (cand.get(t, 0.0), v) for t, v in (inc or {}).items() if cand.get(t, 0.0) < v - 1e-9}
@@ -320,8 +341,13 @@ def held_back_sets(folder: Path | None, artifact: Artifact,
     if folder is None or not Path(folder).is_dir():
         return [], []
     trained = {r.id for r in training}
+    trained_files = {Path(str(source)).name for source in artifact.card.get("data", {}).get("sources", {})}
     sets, skipped = [], []
     for path in sorted(Path(folder).glob("*.jsonl")):
+        if path.name in trained_files:
+            skipped.append(f"{path}: {artifact.version} was trained on it (its card lists the file), so it is not "
+                           "kept apart for this model")
+            continue
         rows = load_labelled([path], artifact.taxonomy)
         if trained.intersection(r.id for r in rows):
             skipped.append(f"{path}: its rows are also in the labelled corpus (trained on), so it is not kept apart")

@@ -36,6 +36,7 @@ __all__ = [
     "normalise_text",
     "find_near_duplicates",
     "drop_near_duplicates",
+    "near_duplicates_dropped",
     "HOLDOUT_PERCENT",
 ]
 
@@ -281,11 +282,14 @@ def _neutral_and_positive(taxonomy: Taxonomy, labels: dict[str, str]) -> tuple[s
 
 
 def validate_rows(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: str,
-                  tasks: tuple[str, ...] | None = None, partial: bool = False) -> list[LabelledRow]:
+                  tasks: tuple[str, ...] | None = None, partial: bool = False,
+                  at_least_one: bool = False) -> list[LabelledRow]:
     """Check raw rows against the taxonomy; collect every problem before failing.
 
     With ``partial``, a row may leave any task unlabelled (``null`` or absent): real corpora
     rarely annotate both dimensions, and an unlabelled row still gives its neighbours context.
+    With ``at_least_one`` too, a row must carry one label at least (hand-labelled files: a row with
+    none is a row someone forgot).
 
     A label written in another case or with spaces around it ("Action", " ACT ") is read as the
     taxonomy's label it can only mean.
@@ -311,6 +315,7 @@ def validate_rows(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: str,
             continue
         seen.add(row_id)
         labels: dict[str, str] = {}
+        before = len(problems)
         for task_name in wanted:
             task = taxonomy.task(task_name)
             value = obj.get(task_name)
@@ -325,6 +330,9 @@ def validate_rows(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: str,
                                      f"(allowed: {', '.join(task.labels)})"))
                 continue
             labels[task_name] = label
+        if at_least_one and not labels and len(problems) == before:
+            problems.append((at, f"{where}: no label at all (give {' or '.join(repr(t) for t in wanted)})"))
+            continue
         broken = _neutral_and_positive(taxonomy, labels)
         if broken:
             problems.append((at, f"{where}: labelled {broken[0]!r} and {broken[1]!r}, but a segment outside the "
@@ -344,14 +352,16 @@ def validate_rows(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: str,
     return rows
 
 
-def load_labelled(paths: list[Path], taxonomy: Taxonomy, partial: bool = False) -> list[LabelledRow]:
+def load_labelled(paths: list[Path], taxonomy: Taxonomy, partial: bool = False,
+                  at_least_one: bool = False) -> list[LabelledRow]:
     """Load and validate labelled files (JSONL, JSONL.gz or CSV); ids must be unique across files.
 
-    ``partial`` accepts rows that leave tasks unlabelled (see :func:`validate_rows`).
+    ``partial`` accepts rows that leave tasks unlabelled, ``at_least_one`` only those that carry one label
+    (see :func:`validate_rows`).
     """
     rows: list[LabelledRow] = []
     for path in paths:
-        rows.extend(validate_rows(read_rows(path), taxonomy, str(path), partial=partial))
+        rows.extend(validate_rows(read_rows(path), taxonomy, str(path), partial=partial, at_least_one=at_least_one))
     ids = [r.id for r in rows]
     if len(ids) != len(set(ids)):
         dupes = sorted({i for i in ids if ids.count(i) > 1})[:10]
@@ -425,5 +435,17 @@ def find_near_duplicates(rows: list[LabelledRow], threshold: float = 0.9) -> lis
 
 def drop_near_duplicates(rows: list[LabelledRow], threshold: float = 0.9) -> tuple[list[LabelledRow], int]:
     """``(rows without the later row of each near-duplicate pair, how many were dropped)``."""
-    dropped = {b for _a, b, _s in find_near_duplicates(rows, threshold)}
-    return [r for i, r in enumerate(rows) if i not in dropped], len(dropped)
+    kept, dropped, _conflicts = near_duplicates_dropped(rows, threshold)
+    return kept, dropped
+
+
+def near_duplicates_dropped(rows: list[LabelledRow], threshold: float = 0.9
+                            ) -> tuple[list[LabelledRow], int, list[tuple[LabelledRow, LabelledRow]]]:
+    """:func:`drop_near_duplicates`, and the pairs whose dropped row was labelled otherwise than the row kept
+    ("Sure, send it over." act/action in one file, align/talk in another): the kept row's labels win, and
+    the conflict is reported rather than resolved in silence."""
+    pairs = find_near_duplicates(rows, threshold)
+    dropped = {b for _a, b, _s in pairs}
+    conflicts = [(rows[a], rows[b]) for a, b, _s in pairs
+                 if any(rows[a].labels.get(t) not in (None, v) for t, v in rows[b].labels.items())]
+    return [r for i, r in enumerate(rows) if i not in dropped], len(dropped), conflicts

@@ -277,6 +277,21 @@ class CycleModel(BaseEstimator):
                 x[rows[mask]], y[mask].astype(str), sample_weight=weights[task][rows[mask]])
         return models
 
+    def _check_fold(self, labels: dict[str, list[str | None]], rows: np.ndarray, fold: int) -> None:
+        """Every label must be in the training part of every fold, or the fold's model cannot give it a
+        probability (the crash was "ValueError: 'other' is not in list")."""
+        from pipeline.errors import LabelDataError
+
+        for task in self.tasks_:
+            present = {labels[task][i] for i in rows} - {None}
+            missing = [label for label in self.classes_[task] if label not in present]
+            if missing:
+                raise LabelDataError(
+                    f"Task {task!r}: in cross-validation fold {fold + 1} of {self.context_folds}, no training "
+                    f"conversation has the label(s) {missing}: too few conversations carry them.",
+                    "Label more conversations with them (rows of one conversation stay in one fold), or lower "
+                    "--folds.")
+
     def _text_proba(self, models: dict[str, LogisticRegression], x: sparse.csr_matrix) -> np.ndarray:
         """Text-level probabilities of every task, in ``classes_`` order, side by side."""
         cols = []
@@ -362,6 +377,7 @@ class CycleModel(BaseEstimator):
         oof = np.zeros((n, sum(len(c) for c in self.classes_.values())))
         folds = GroupKFold(n_splits=self.context_folds)
         for fold, (train_idx, test_idx) in enumerate(folds.split(np.zeros(n), groups=fold_groups)):
+            self._check_fold(labels, train_idx, fold)
             models = self._fit_text_models(x, labels, weights, train_idx)
             oof[test_idx] = self._text_proba(models, x[test_idx])
             say(f"context level: out-of-fold probabilities {fold + 1}/{self.context_folds}")

@@ -40,8 +40,8 @@ from pipeline.classify.labels import (
     LabelledRow,
     Taxonomy,
     data_hash,
-    drop_near_duplicates,
     is_holdout,
+    near_duplicates_dropped,
 )
 from pipeline.classify.model import CycleModel, Utterances
 from pipeline.config import DEFAULT_ENCODER, DEFAULT_TRAIN_SEED
@@ -458,6 +458,20 @@ def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels:
     return result
 
 
+def _thread_settings() -> dict[str, Any]:
+    """The CPU threads training could use (a retrain with another count gives slightly different figures)."""
+    import os
+
+    return {"cpus": os.cpu_count(), **{name: os.environ[name] for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                                              "OPENBLAS_NUM_THREADS")
+                                       if os.environ.get(name)}}
+
+
+def _threads_text(threads: dict[str, Any]) -> str:
+    extra = ", ".join(f"{k}={v}" for k, v in threads.items() if k != "cpus")
+    return f"{threads.get('cpus')} CPUs" + (f", {extra}" if extra else "")
+
+
 def _library_versions() -> dict[str, str]:
     import importlib.metadata as md
 
@@ -550,7 +564,12 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
     written = [r for r in rows if r.corpus == "written"]
     external = prepare_external([r for r in rows if r.corpus != "written"], cfg.mapped_label_percent,
                                 cfg.context_radius)
-    kept_written, n_dropped = drop_near_duplicates(written, cfg.dedupe_threshold)
+    kept_written, n_dropped, conflicts = near_duplicates_dropped(written, cfg.dedupe_threshold)
+    for kept_row, dropped_row in conflicts[:5]:
+        say(f"near-duplicates labelled differently: {dropped_row.text[:60]!r} ({dropped_row.source}, "
+            f"{dropped_row.labels}) dropped, {kept_row.source}'s {kept_row.labels} kept")
+    if len(conflicts) > 5:
+        say(f"... and {len(conflicts) - 5} more near-duplicate pairs labelled differently (card: data)")
     kept = kept_written + external
     train_rows, holdout_rows = split_rows(kept, cfg.holdout_percent)
     say(f"{len(rows)} rows, {n_dropped} near-duplicates dropped, {len(train_rows)} train, "
@@ -663,6 +682,7 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
             "hash": d_hash,
             "rows_total": len(rows),
             "near_duplicates_dropped": n_dropped,
+            "near_duplicates_labelled_differently": len(conflicts),
             "near_duplicate_rule": (f"written rows: cosine of char 3-5-gram TF-IDF of normalised text "
                                     f">= {cfg.dedupe_threshold}"),
             "rows_train": n_original,
@@ -677,7 +697,7 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
                         for c, n in Counter(r.corpus for r in kept).items()},
         },
         "training": {**{k: v for k, v in asdict(cfg).items()}, "recipe": _recipe(cfg, encoder is not None),
-                     "seconds": round(time.perf_counter() - started, 1)},
+                     "seconds": round(time.perf_counter() - started, 1), "threads": _thread_settings()},
         "evaluation": evaluation,
         "tasks": tasks_card,
         "libraries": _library_versions(),
@@ -741,7 +761,9 @@ def render_card_markdown(card: dict[str, Any], cross_writer: dict[str, Any] | No
              "## Data", "",
              f"- data hash `{data['hash']}`",
              f"- {data['rows_total']} labelled rows; {data['near_duplicates_dropped']} near-duplicates dropped "
-             f"({data['near_duplicate_rule']})",
+             f"({data['near_duplicate_rule']})"
+             + (f", {data['near_duplicates_labelled_differently']} of them labelled otherwise than the row kept"
+                if data.get("near_duplicates_labelled_differently") else ""),
              f"- {data['rows_train']} training rows, {data['rows_holdout']} held-out rows ({data['holdout_rule']}; "
              f"split group: {data.get('split_group', 'conversation group')})", ""]
     if data.get("corpora"):
@@ -760,7 +782,10 @@ def render_card_markdown(card: dict[str, Any], cross_writer: dict[str, Any] | No
     # As JSON holds them (tuples become lists), so a card re-rendered from card.json reads the same.
     options = json.loads(json.dumps({k: v for k, v in training.items() if k not in {"recipe", "seconds"}}))
     lines += ["- options: " + ", ".join(f"{k}={v}" for k, v in options.items()),
-              f"- training time {training['seconds']} s", ""]
+              f"- training time {training['seconds']} s"
+              + (f" ({_threads_text(training['threads'])}: the boosted trees and the encoder sum in another order "
+                 "with another thread count, so a retrain elsewhere can differ in the third decimal)"
+                 if training.get("threads") else ""), ""]
     evaluation = card.get("evaluation", {})
     if evaluation:
         tasks = list(card["tasks"])
