@@ -487,3 +487,14 @@ def test_near_duplicates_labelled_differently_are_reported(taxonomy) -> None:
     rows = validate_rows(raw, taxonomy, "x.jsonl")
     kept, dropped, conflicts = near_duplicates_dropped(rows, 0.92)
     assert dropped == 2 and [(a.group, b.group) for a, b in conflicts] == [("a", "b")]
+
+
+def test_a_version_part_that_names_several_models_is_ambiguous(mini_artifact: Path, tmp_path: Path) -> None:
+    from pipeline.classify.artifacts import resolve_artifact_dir
+
+    for name in ("quick-1", "quick-2"):
+        shutil.copytree(mini_artifact, tmp_path / name)
+    assert resolve_artifact_dir(tmp_path, "ck-1") == tmp_path / "quick-1"
+    with pytest.raises(ModelArtifactError, match="'quick' is part of 2 version names") as info:
+        resolve_artifact_dir(tmp_path, "quick")
+    assert "Give more of the name" in info.value.hint

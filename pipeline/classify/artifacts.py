@@ -193,6 +193,10 @@ def resolve_artifact_dir(location: Path, version: str | None = None) -> Path:
                    and _is_classifier(d)]
         if len(matches) == 1:
             path = matches[0]
+        elif len(matches) > 1:
+            names = sorted(d.name for d in matches)
+            raise ModelArtifactError(f"Model version {version!r} is part of {len(names)} version names in {location}: "
+                                     f"{', '.join(names)}.", "Give more of the name, so that only one matches.")
     if not (path / "card.json").is_file() or not _is_classifier(path):
         # classifier versions only (models/ also holds the speaker model and the sentence encoders)
         available = sorted(p.parent.name for p in location.glob("*/card.json")
