@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from cli import app
 from flows.score_flow import run_scoring
 from pipeline.report.html import call_flags, load_report_data, rep_summaries, talk_heavy_stretch
+from pipeline.errors import InputError
 from pipeline.report.rules import format_share
 from pipeline.report.terminal import load_call_rows
 from pipeline.store import local as store
@@ -81,7 +82,9 @@ def test_flags_and_rep_summaries_follow_the_stored_scores(scored_out: Path) -> N
         assert ("Open loop: nothing was reviewed or adjusted." in flags) == ("adjust" not in c["stages_present"])
     data = load_report_data(scored_out, since=dt.date(2026, 11, 5))
     assert [c["call_id"] for c in data.calls] == ["2026-11-10__dana__harbor__renewal"]
-    assert load_report_data(scored_out, rep="DANA").calls and not load_report_data(scored_out, rep="nobody").calls
+    assert load_report_data(scored_out, rep="DANA").calls
+    with pytest.raises(InputError, match="No rep named 'nobody'"):  # not an empty report
+        load_report_data(scored_out, rep="nobody")
 
 
 def test_a_lopsided_interval_is_shown_as_its_range() -> None:

@@ -161,8 +161,8 @@ MIN_PLAUSIBLE_WPM = 3.0
 
 
 def _check_time_unit(name: str, rows: list[Row], hint: str) -> None:
-    """Refuse JSON times that can only be milliseconds (Gong-style exports), rather than score an hour-long
-    call from a two-minute one."""
+    """Refuse JSON times that can only be milliseconds (Gong-style exports: whole numbers, the median turn
+    spoken at under :data:`MIN_PLAUSIBLE_WPM`), rather than score an hour-long call from a two-minute one."""
     rates = sorted(len(body.split()) * 60.0 / (end - start) for _speaker, body, start, end in rows
                    if start is not None and end is not None and end - start > 0)
     if len(rates) >= 2 and rates[len(rates) // 2] < MIN_PLAUSIBLE_WPM:
@@ -197,6 +197,7 @@ def _parse_json(name: str, text: str) -> tuple[str | None, list[Row]]:
         raise _fail(name, f"no 'turns' list ('turns' is {_describe(turns)}).",
                     hint + ' A Whisper-style {"segments": [...]} or a bare list of turns is read too.')
     rows: list[Row] = []
+    whole = True  # every time a whole number, as milliseconds are written (seconds rarely are, to the second)
     for i, turn in enumerate(turns):
         if not isinstance(turn, dict):
             raise _fail(name, f"{key[:-1]} {i + 1} is {_describe(turn)}, not an object.", hint)
@@ -214,6 +215,7 @@ def _parse_json(name: str, text: str) -> tuple[str | None, list[Row]]:
                 raise _fail(name, f"turn {i + 1}: '{key}' must be a number of seconds, not {_describe(value)} "
                                   f"({json.dumps(value)[:40]}).", hint)
             if value is not None:
+                whole = whole and isinstance(value, int) and key not in millis
                 try:
                     seconds = float(value)
                 except OverflowError:  # an integer too large for a float
@@ -231,7 +233,8 @@ def _parse_json(name: str, text: str) -> tuple[str | None, list[Row]]:
                         "or leave them out to have them estimated.")
         if body.strip():
             rows.append((_clean(str(speaker)).strip() or UNKNOWN_SPEAKER, _clean(body.strip()), times[0], times[1]))
-    _check_time_unit(name, rows, hint)
+    if whole:
+        _check_time_unit(name, rows, hint)
     if rows and all(row[2] is not None for row in rows):
         rows.sort(key=lambda row: row[2] or 0.0)  # by start, as cues are; a stable sort keeps ties in file order
     # a blank call_id ("   ") names nothing: the call keeps the name from its file, not an empty one
