@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 
 from cli import app
 from flows.score_flow import run_scoring
-from pipeline.report.html import call_flags, load_report_data, rep_summaries, talk_heavy_stretch
 from pipeline.errors import InputError
+from pipeline.report.html import call_flags, load_report_data, rep_summaries, talk_heavy_stretch
 from pipeline.report.rules import format_share
 from pipeline.report.terminal import load_call_rows
 from pipeline.store import local as store
