@@ -137,7 +137,9 @@ def test_the_rep_named_by_calls_csv_or_the_file_name_is_found_by_first_or_full_n
     customer the rep); accents and case aside, a first or last name matches, unless two speakers do."""
     from pipeline.speech.roles import names_match
 
-    assert names_match("Zoë Müller", "zoe muller") == 2 and names_match("Ben", "Ben Okafor") == 1
+    assert names_match("Zoë Müller", "zoe muller") == 3 and names_match("Ben", "Ben Okafor") == 1
+    assert names_match("Whitfield, Dana", "Dana Whitfield") == 3 == names_match("Dr. Dana Whitfield", "Dana Whitfield")
+    assert names_match("王 小明", "王小明") == 3 and names_match("Dana W.", "Dana Whitfield") == 2
     assert names_match("Okafor", "Ben Okafor") == 1 and names_match("Ben Smith", "Ben Okafor") == 0
     turns = [_turn("Carla", "Thanks for having me."), _turn("Ben", "So how has the quarter gone?")]
     result = {t.speaker: (t.role, t.role_source) for t in assign_roles(turns, CallMetadata(rep="Ben Okafor"))}

@@ -325,3 +325,60 @@ def test_json_times_in_milliseconds_under_a_seconds_name_are_refused() -> None:
     assert "start_ms" in info.value.hint
     renamed = [{"speaker": t["speaker"], "text": t["text"], "start_ms": t["start"], "end_ms": t["end"]} for t in turns]
     assert [t.end_s for t in parse_transcript_text(json.dumps(renamed), "json").turns] == [3.37, 7.8]
+
+
+def test_times_and_headings_said_as_words_stay_words() -> None:
+    """A time on its own line ("Tuesday" / "2:30"), options with times ("Tuesday 2:30" / "Thursday 4:00") and
+    an agenda ("Demo - 10:15") were taken for stamps or Otter headings: words lost, times made up."""
+    assert _who("Dana: When works?\nMarcus: Tuesday\n2:30\nDana: Great.\n") == [
+        ("Dana", "When works?"), ("Marcus", "Tuesday 2:30"), ("Dana", "Great.")]
+    options = ("Dana: When can you do?\nMarcus: I have two openings\nTuesday 2:30\nThursday 4:00\n"
+               "whichever suits you better.\nDana: Tuesday works.\n")
+    assert _who(options) == [("Dana", "When can you do?"), ("Marcus", "I have two openings Tuesday 2:30 Thursday 4:00 "
+                                                                   "whichever suits you better."),
+                             ("Dana", "Tuesday works.")]
+    agenda = "Dana: The plan:\nIntroductions - 10:00\nDemo - 10:15\nDana: Questions?\n"
+    assert _who(agenda)[0] == ("Dana", "The plan: Introductions - 10:00 Demo - 10:15")
+    stamped = "[00:00:01] Dana: The meeting is at\n(10:30) in the big room.\n[00:00:09] Marcus: Ok.\n"
+    turns = parse_transcript_text(stamped, "txt").turns
+    assert [(t.speaker, t.text, t.start_s) for t in turns] == [
+        ("Dana", "The meeting is at (10:30) in the big room.", 1.0), ("Marcus", "Ok.", 9.0)]
+
+
+def test_repeats_by_named_speakers_or_after_a_pause_are_kept() -> None:
+    """The rolling-caption rule deleted Marcus's "Thanks so much, bye." after Dana's, and a question asked
+    again three seconds later."""
+    vtt = ("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n<v Dana>Thanks so much, bye.\n\n"
+           "00:00:02.000 --> 00:00:03.000\n<v Marcus>Thanks so much, bye.\n\n"
+           "00:00:06.000 --> 00:00:07.000\n<v Dana>Can you hear me?\n\n"
+           "00:00:09.000 --> 00:00:10.000\n<v Dana>Can you hear me?\n")
+    assert [t.speaker for t in parse_transcript_text(vtt, "vtt").turns] == ["Dana", "Marcus", "Dana", "Dana"]
+    # a <v> tag speaks for its whole cue, list lines and dashes included
+    voiced = "WEBVTT\n\n00:00:01.000 --> 00:00:04.000\n<v Dana>We offer three tiers:\n- basic\n- pro\n"
+    assert _who(voiced, "vtt") == [("Dana", "We offer three tiers: - basic - pro")]
+
+
+def test_speaker_names_the_first_rules_missed_and_words_they_took() -> None:
+    """'An Nguyen' (an opener first), 'A.J. Smith' (initials), Otter names with a company in brackets and
+    Markdown labels were missed; 'Wait:', 'Acme Corp: they ...', 'Basic: $10' and '- Pro: $20' were taken."""
+    assert [w for w, _ in _who("Dana: Hi An.\nAn Nguyen: Hi Dana.\nDana: How are you?\nAn Nguyen: Good.\n")] == [
+        "Dana", "An Nguyen", "Dana", "An Nguyen"]
+    assert [w for w, _ in _who("Dana: Hi.\nA.J. Smith: Hello.\nDana: Shall we?\nA.J. Smith: Sure.\n")] == [
+        "Dana", "A.J. Smith", "Dana", "A.J. Smith"]
+    otter = "Dana Whitfield (Acme)  0:02\nHi Marcus.\n\nMarcus Lee (Northwind)  0:07\nHi.\n"
+    assert _who(otter) == [("Dana Whitfield", "Hi Marcus."), ("Marcus Lee", "Hi.")]
+    assert _who("**Dana:** Hi.\n**Marcus**: Hello.\n") == [("Dana", "Hi."), ("Marcus", "Hello.")]
+    text = ("Dana: Wait: one more thing. Our biggest client is\nAcme Corp: they run on SAP.\nThe tiers are\n"
+            "Basic: $10\n- Pro: $20\nMarcus: Got it.\nWait: what about support?\n")
+    assert [w for w, _ in _who(text)] == ["Dana", "Marcus"]
+
+
+def test_bracketed_words_that_are_speech_are_kept() -> None:
+    text = "Dana: We use [Salesforce] and the [redacted] account, \"fine\" [sic]. [inaudible 00:01:02] Right [laughs].\n"
+    assert _who(text) == [("Dana", "We use [Salesforce] and the [redacted] account, \"fine\" [sic]. Right.")]
+
+
+def test_json_speaker_names_win_over_ids_and_blanks() -> None:
+    turns = [{"speaker": 0, "speaker_name": "Dana", "text": "Hi."}, {"speaker": "", "name": "Marcus", "text": "Hey."},
+             {"speaker_id": 7, "text": "Hello."}]
+    assert [t.speaker for t in parse_transcript_text(json.dumps(turns), "json").turns] == ["Dana", "Marcus", "7"]

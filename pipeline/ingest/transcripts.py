@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import TranscriptFormatError
-from pipeline.ingest.speaker_labels import TIME_STAMP, Label, read_label, read_stamp_line, speakers
+from pipeline.ingest.speaker_labels import TIME_STAMP, Label, capitalised, read_label, read_stamp_line, speakers
 from pipeline.schema import Turn, role_word
 
 __all__ = ["ParsedTranscript", "parse_transcript", "parse_transcript_text", "estimate_timings"]
@@ -45,15 +45,21 @@ _DASH_LINE = re.compile(r"^\s*[-–—]\s+(?=\S)")
 _TIGHT_DASH_LINE = re.compile(r"^\s*[-–—](?=[^\W\d_])")
 #: The speaker-change mark of broadcast captions and YouTube (">> DANA: ...", ">> it's fine").
 _CHEVRONS = re.compile(r"^\s*>>\s*")
-#: Editorial notes in transcripts, not speech: "[inaudible 00:00:09]", "[crosstalk]", "[Music]", and
-#: sounds in round brackets ("(laughs)").
+#: Editorial notes in transcripts, not speech: "[inaudible 00:00:09]", "[crosstalk]", "[Music]", "(laughs)",
+#: a bare time in square brackets; other bracketed words ("the [redacted] account", "[sic]") are kept.
+_NOTE_WORDS = (r"(?:laughs?|laughter|laughing|chuckles?|inaudible|unintelligible|indiscernible|crosstalk|cross-talk|"
+               r"coughs?|coughing|sighs?|music|silence|pause|applause|background noise|noise|overlapping|overtalk|"
+               r"phone rings?|phone ringing|beep|static|blank_audio|no audio|foreign|foreign language|"
+               r"audio cuts? out|technical difficulties|muffled|distortion)")
 _ANNOTATION = re.compile(
-    r"\[[^\[\]\n]{1,60}\]|\((?:laughs?|laughter|laughing|inaudible|unintelligible|indiscernible|crosstalk|"
-    r"coughs?|coughing|sighs?|music|silence|pause|applause|background noise|noise|overlapping|overtalk|"
-    r"phone rings?|beep|static)\)", re.IGNORECASE)
+    rf"\[{_NOTE_WORDS}(?:[\s,:;-]+[0-9:.,]+)?\]|\[[0-9:.,\s-]{{4,30}}\]|\({_NOTE_WORDS}(?:[\s,:;-]+[0-9:.,]+)?\)",
+    re.IGNORECASE)
+_SPACE_BEFORE_STOP = re.compile(r"\s+([.,!?;:])")
 #: Lines of a Google Meet transcript export around the speech.
 _MEET_HEADINGS = frozenset({"transcript", "attendees"})
-_MEET_END = re.compile(r"^\s*Meeting ended after [0-9:]+")
+_MEET_END = re.compile(r"^\s*Meeting ended after [0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?\b")
+#: A speaker label in Markdown bold or italics ("**Dana:** Hi.", "__Dana__: Hi.").
+_MARKDOWN_LABEL = re.compile(r"^(\*\*|__|\*)(.{1,80}?)\1")
 UNKNOWN_SPEAKER = "unknown"
 #: A transcript longer than this is not one call (2 M characters is ~35 hours of speech).
 MAX_TRANSCRIPT_CHARS = 2_000_000
@@ -147,6 +153,16 @@ _START_MS_KEYS = ("start_ms", "startMs")
 _END_MS_KEYS = ("end_ms", "endMs")
 
 
+def _speaker_of(turn: dict[str, Any]) -> Any:
+    """A turn's speaker: the first non-blank name among :data:`_SPEAKER_KEYS`, else an id (a number, or
+    ``speaker_id``), else ``None`` ({"speaker": 0, "speaker_name": "Dana"} is Dana)."""
+    values = [turn.get(key) for key in (*_SPEAKER_KEYS, "speaker_id", "speakerId")]
+    named = [v for v in values if isinstance(v, str) and v.strip()]
+    if named:
+        return named[0]
+    return next((v for v in values if v is not None and not (isinstance(v, str) and not v.strip())), None)
+
+
 def _first(turn: dict[str, Any], keys: tuple[str, ...], named: bool = False) -> Any:
     """The value of the first of ``keys`` that ``turn`` holds (``(value, key)`` with ``named``), else ``None``."""
     for key in keys:
@@ -201,7 +217,7 @@ def _parse_json(name: str, text: str) -> tuple[str | None, list[Row]]:
     for i, turn in enumerate(turns):
         if not isinstance(turn, dict):
             raise _fail(name, f"{key[:-1]} {i + 1} is {_describe(turn)}, not an object.", hint)
-        speaker, body = _first(turn, _SPEAKER_KEYS), _first(turn, _TEXT_KEYS)
+        speaker, body = _speaker_of(turn), _first(turn, _TEXT_KEYS)
         if not isinstance(body, str):
             raise _fail(name, f"turn {i + 1} has no text string ('text' is {_describe(body)}).", hint)
         if speaker is None:
@@ -378,6 +394,8 @@ def _cues(name: str, text: str, kind: str) -> list[Cue]:
 #: A caption that repeats the previous one's last lines (YouTube's rolling captions) repeats at least this
 #: many words before they are dropped as an echo: "Yes." said twice is two answers.
 ROLLING_ECHO_WORDS = 3
+#: ... and starts within this many seconds of the previous cue's end (rolling captions follow on).
+ROLLING_GAP_S = 0.05
 
 
 def _without_echo(previous: list[str], lines: list[str]) -> list[str]:
@@ -401,7 +419,8 @@ def _parse_cues(name: str, text: str, kind: str, roles: dict[str, str] | None = 
     cues = _cues(name, text, kind)
     shown: list[list[tuple[str | None, str]]] = []  # per cue: (voice tag's name, words) of each line shown
     previous: list[str] = []
-    for _time, raw in cues:
+    previous_end: float | None = None
+    for (start, end), raw in cues:
         lines: list[tuple[str | None, str]] = []
         for line in raw:
             voice = _VOICE.search(line)
@@ -409,22 +428,37 @@ def _parse_cues(name: str, text: str, kind: str, roles: dict[str, str] | None = 
             if clean:
                 lines.append((voice.group(1) if voice else None, clean))
         texts = [clean for _voice, clean in lines]
-        kept = len(_without_echo(previous, texts))
+        # rolling captions follow on without a gap and name nobody; a repeat after a pause, or by a named
+        # speaker, was said again
+        rolling = previous_end is not None and abs(start - previous_end) <= ROLLING_GAP_S and not any(
+            voice for voice, _clean in lines)
+        kept = len(_without_echo(previous, texts)) if rolling else len(texts)
         shown.append(lines[len(lines) - kept:])
-        previous = texts
-    candidates = []
+        previous, previous_end = texts, end
+    candidates, texts = [], []
     for lines in shown:
         for _name, line in lines:
             label = read_label(_DASH_LINE.sub("", _CHEVRONS.sub("", line)))
             if label is not None:
                 candidates.append(label)
-    accepted = speakers(candidates)
+            texts.append(label.text if label is not None else line)
+    accepted = speakers(candidates, capitalised(texts))
     rows: list[Row] = []
     speaker = UNKNOWN_SPEAKER  # a cue without a name continues the last named speaker (subtitle line breaks)
     for (cue, _raw), lines in zip(cues, shown):
         pieces: list[tuple[str, list[str]]] = []  # (speaker, lines) in the cue, a new piece per speaker
         dashes = sum(1 for _name, line in lines if _TIGHT_DASH_LINE.match(line) or _DASH_LINE.match(line))
+        voiced: str | None = None  # a <v Name> tag speaks for the rest of its cue (WebVTT), list lines included
         for tagged, line in lines:
+            voiced = tagged or voiced
+            if voiced is not None:
+                speaker, words = _cue_speaker(voiced, line, speaker, accepted, roles)
+                if words:
+                    if not pieces or speaker != pieces[-1][0]:
+                        pieces.append((speaker, [words]))
+                    else:
+                        pieces[-1][1].append(words)
+                continue
             mark = _CHEVRONS.match(line) or _DASH_LINE.match(line) or (
                 _TIGHT_DASH_LINE.match(line) if dashes >= 2 else None)
             if mark:  # "- No, it doesn't." / ">> it's fine": someone else's words, unnamed unless labelled
@@ -476,7 +510,7 @@ _STAMP_GROUPS = re.compile(_TS)
 def _read_plain_lines(text: str) -> list[_Line]:
     lines: list[_Line] = []
     for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip().lstrip("\ufeff")
+        line = _MARKDOWN_LABEL.sub(r"\2", raw.strip().lstrip("\ufeff"))  # "**Dana:** Hi." is "Dana: Hi."
         if not line:
             continue
         only = read_stamp_line(line)
@@ -498,40 +532,96 @@ def _read_plain_lines(text: str) -> list[_Line]:
         else:
             entry.label = read_label(line)
         lines.append(entry)
+    _drop_untimely_labels(lines)
     return lines
+
+
+def _plain_seconds(groups: tuple[str | None, ...] | None) -> float | None:
+    """A stamp's seconds, or ``None`` when it cannot be a time (``99:99:99``)."""
+    if groups is None or (groups[0] is not None and int(groups[1] or 0) >= 60) or int(groups[2] or 0) >= 60:
+        return None
+    return _seconds(groups)
+
+
+def _label_seconds(label: Label) -> float | None:
+    match = _STAMP_GROUPS.search(label.time or "")
+    return _plain_seconds(match.groups()) if match else None
+
+
+def _drop_untimely_labels(lines: list[_Line]) -> None:
+    """A name-and-time line (Otter, Fireflies) is a speaker's heading only when words follow it and its time
+    does not go back: "Tuesday 2:30" / "Thursday 4:00" in a list of options, or an agenda ("Demo - 10:15"),
+    are words."""
+    last = -1.0
+    for i, line in enumerate(lines):
+        if line.label is None or line.label.shape != "timed":
+            continue
+        after = lines[i + 1] if i + 1 < len(lines) else None
+        seconds = _label_seconds(line.label)
+        followed = after is not None and not after.only_stamp and (after.label is None or after.label.shape != "timed")
+        if not followed or seconds is None or seconds < last:
+            line.label = None
+            continue
+        last = seconds
 
 
 def _parse_plain(name: str, text: str, roles: dict[str, str] | None = None) -> list[Row]:
     """Plain-text transcripts: ``Name: text`` lines (a line without a name continues the current speaker's
     turn), a label alone on its line with the words below it (``Name:``, Rev's ``Speaker 1 (00:01):``,
     Otter's ``Name  0:02``, Fireflies' ``Name - 00:04``, Zoom's ``[Name] 14:23:05``), each optionally led by
-    a time stamp (``[00:01:02] Name: text``); a stamped turn lasts until the next turn's stamp. A line of
-    only a time (Google Meet) stamps the turn after it; a bracketed stamp before words without a name starts
-    a new paragraph of the current speaker. Which labels are names is decided over the whole file
-    (:func:`~pipeline.ingest.speaker_labels.speakers`).
+    a time stamp (``[00:01:02] Name: text``); a stamped turn lasts until the next turn's stamp. Which labels
+    are names is decided over the whole file (:func:`~pipeline.ingest.speaker_labels.speakers`).
+
+    In a stamped export (two stamps or more), a line of only a time (Google Meet) stamps the turn after it,
+    and a bracketed stamp before words without a name starts a new paragraph of the current speaker, as
+    long as the time fits between the stamps around it; otherwise such a line is words ("Tuesday" /
+    "2:30").
 
     A role word in brackets after a name (``Lee (customer): ...``) is added to ``roles`` (the first
     one said for a speaker), where given."""
     lines = _read_plain_lines(text)
-    accepted = speakers(line.label for line in lines if line.label is not None)
+    typed = capitalised(line.label.text if line.label is not None else line.text for line in lines)
+    accepted = speakers((line.label for line in lines if line.label is not None), typed)
     named = [i for i, line in enumerate(lines) if line.label is not None and line.label.name in accepted]
-    if named and any(line.text.casefold() in _MEET_HEADINGS for line in lines[:named[0]]):
-        lines = lines[named[0]:]  # a Google Meet export's title and attendee list, above the first speaker
+    headings = [i for i, line in enumerate(lines[:named[0]] if named else []) if line.text.casefold() in _MEET_HEADINGS]
+    if headings:
+        lines = lines[headings[-1] + 1:]  # a Google Meet export's title and attendee list, above the first speaker
+    if lines and _MEET_END.match(lines[-1].text):
+        lines = lines[:-1]  # "Meeting ended after 00:12:41", the last line of a Google Meet export
+    labels = [line.label if line.label is not None and line.label.name in accepted else None for line in lines]
+    # the stamp each speaker line carries, and the next one after each line (a nameless stamp must fit before it)
+    spoken_at = [(_plain_seconds(line.stamp) if line.stamp is not None else None) if label is not None else None
+                 for line, label in zip(lines, labels)]
+    spoken_at = [at if at is not None or label is None else _label_seconds(label)
+                 for at, label in zip(spoken_at, labels)]
+    nameless = sum(1 for line, label in zip(lines, labels) if label is None and (line.only_stamp or line.bracketed))
+    stamped_file = nameless + sum(at is not None for at in spoken_at) >= 2
+    upcoming: list[float | None] = [None] * len(lines)
+    for i in range(len(lines) - 2, -1, -1):
+        upcoming[i] = spoken_at[i + 1] if spoken_at[i + 1] is not None else upcoming[i + 1]
     turns: list[tuple[str, list[str], float | None]] = []
     speaker = UNKNOWN_SPEAKER
     pending: float | None = None  # a time on a line of its own, for the turn that follows
-    for line in lines:
-        if _MEET_END.match(line.text):
-            continue
-        label = line.label if line.label is not None and line.label.name in accepted else None
-        if line.only_stamp:
-            if line.stamp is not None:
-                pending = _stamp_seconds(name, line.number, line.stamp, line.text)
-            continue
+    clock = 0.0  # the latest stamp used: a nameless one may not go back before it
+
+    def fits(seconds: float | None, i: int) -> bool:
+        return (stamped_file and seconds is not None and seconds >= clock
+                and (upcoming[i] is None or seconds <= (upcoming[i] or 0.0)))
+
+    for i, (line, label) in enumerate(zip(lines, labels)):
         stamp = None
         body = line.text
-        if line.stamp is not None and (label is not None or line.bracketed):
+        if line.only_stamp and label is None:
+            seconds = _plain_seconds(line.stamp)
+            if fits(seconds, i):
+                pending = seconds
+                continue
+            line = replace(line, stamp=None, only_stamp=False)  # a time said on its own line: words
+        if line.stamp is not None and label is not None:
             stamp = _stamp_seconds(name, line.number, line.stamp, line.text)
+            body = _LEADING_TIME.sub("", line.text, count=1)
+        elif line.stamp is not None and line.bracketed and fits(_plain_seconds(line.stamp), i):
+            stamp = _plain_seconds(line.stamp)
             body = _LEADING_TIME.sub("", line.text, count=1)
         if label is not None:
             speaker, body = label.name, label.text
@@ -542,8 +632,10 @@ def _parse_plain(name: str, text: str, roles: dict[str, str] | None = None) -> l
                     stamp = _stamp_seconds(name, line.number, match.groups(), label.time)
         elif line.change:
             speaker = UNKNOWN_SPEAKER
-        if stamp is None and pending is not None:
+        if stamp is None and pending is not None and (label is not None or line.change):
             stamp, pending = pending, None
+        if stamp is not None:
+            clock = max(clock, stamp)
         if label is not None or line.change or stamp is not None:
             turns.append((speaker, [body] if body else [], stamp))
         elif turns and turns[-1][0] == speaker:
@@ -579,7 +671,7 @@ def _without_annotations(row: Row) -> Row:
     if "[" in body or "(" in body:
         stripped = _ANNOTATION.sub(" ", body)
         if stripped != body:
-            body = " ".join(stripped.split())
+            body = _SPACE_BEFORE_STOP.sub(r"\1", " ".join(stripped.split()))
     return speaker, body, start, end
 
 

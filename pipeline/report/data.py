@@ -72,7 +72,9 @@ def resolve_rep(calls: list[dict[str, Any]], rep: str) -> str:
             names[rep_key(call["rep"])].append(call["rep"])
     if rep_key(rep) in names:
         return rep_key(rep)
-    close = sorted(key for key, spelled in names.items() if names_match(rep, rep_display_name(spelled)))
+    score = {key: names_match(rep, rep_display_name(spelled)) for key, spelled in names.items()}
+    best = max(score.values(), default=0)
+    close = sorted(key for key, value in score.items() if value == best and best > 0)
     if len(close) == 1:
         return close[0]
     shown = [rep_display_name(names[key]) for key in (close or sorted(names))]

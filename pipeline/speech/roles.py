@@ -44,22 +44,35 @@ __all__ = ["ROLES", "ROLE_SOURCES", "assign_roles", "names_match", "sidecar_role
 ROLE_SOURCES = ("sidecar", "channel", "name", "model", "heuristic")
 
 
+#: Titles dropped before names are compared ("Dr. Dana Whitfield" is "Dana Whitfield").
+_TITLES = frozenset("dr mr mrs ms mx prof sir dame".split())
+
+
 def _name_words(name: str) -> list[str]:
+    """A name's words, case, accents and punctuation aside, titles dropped, "Last, First" turned round."""
     import unicodedata
 
+    if name.count(",") == 1:  # "Whitfield, Dana"
+        last, first = name.split(",")
+        if last.strip() and first.strip() and " " not in last.strip():
+            name = f"{first} {last}"
     folded = unicodedata.normalize("NFKD", name.casefold())
     plain = "".join(ch for ch in folded if not unicodedata.combining(ch))
-    return "".join(ch if ch.isalnum() else " " for ch in plain).split()
+    words = "".join(ch if ch.isalnum() else " " for ch in plain).split()
+    return [w for w in words if w not in _TITLES] or words
 
 
 def names_match(speaker: str, rep: str) -> int:
-    """How well a transcript speaker's name matches the call's rep: 2 the same name (case, accents,
-    punctuation aside: "Zoë Müller" is "zoe muller"), 1 one of them is a single word that is the other's
-    first or last name ("Ben" and "Ben Okafor"), 0 no match."""
+    """How well a transcript speaker's name matches the call's rep, case, accents, punctuation, titles and
+    "Last, First" order aside: 3 the same name ("Zoë Müller" is "zoe muller", "王 小明" is "王小明"), 2 the same
+    words where one gives an initial ("Dana W." and "Dana Whitfield"), 1 one of them is a single word that is
+    the other's first or last name ("Ben" and "Ben Okafor"), 0 no match."""
     a, b = _name_words(speaker), _name_words(rep)
     if not a or not b:
         return 0
-    if a == b:
+    if a == b or "".join(a) == "".join(b):
+        return 3
+    if len(a) == len(b) and all(x == y or (min(len(x), len(y)) == 1 and x[0] == y[0]) for x, y in zip(a, b)):
         return 2
     short, long = (a, b) if len(a) < len(b) else (b, a)
     return 1 if len(short) == 1 and short[0] in (long[0], long[-1]) else 0
