@@ -182,7 +182,7 @@ def test_a_spreadsheet_labelled_part_way_imports_its_labelled_rows(scored: Path,
     with pytest.raises(LabelDataError) as caught:
         import_labels(half, TAXONOMY, tmp_path / "none.jsonl")
     lines = [int(m) for m in re.findall(rf"{re.escape(str(half))}:(\d+):", str(caught.value))]
-    assert lines == sorted(lines) and len(lines) == 20 and "... and 4 more. Fix these rows" in str(caught.value)
+    assert lines == sorted(lines) and len(lines) == 20 and "... and 4 more.\nFix these rows" in str(caught.value)
 
 
 def test_cli_export_uncertain(scored: Path, tmp_path: Path) -> None:
