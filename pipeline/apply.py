@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.classify.artifacts import Artifact, load_artifact
-from pipeline.classify.evaluate import evaluate_artifact
+from pipeline.classify.evaluate import evaluate_artifact, learned_rows, training_folders
 from pipeline.classify.labels import LabelledRow, read_rows, validate_rows
 from pipeline.classify.model import Utterances
 from pipeline.classify.predict import predict_texts, predict_utterances
@@ -155,38 +155,6 @@ def training_files(artifact: Artifact, files: Sequence[Path]) -> list[Path]:
     return [f for f in files if Path(f).name in trained]
 
 
-def _normal_text(text: str) -> str:
-    return " ".join(text.casefold().split())
-
-
-def learned_rows(artifact: Artifact, rows: Sequence[LabelledRow], search: Sequence[Path] = ()) -> int | None:
-    """How many of ``rows`` have a text (case and spacing aside) that ``artifact`` was trained on: the rows of
-    its training files (the card's ``data.sources``, found where the card says or by name in ``search``
-    folders) outside its held-out split. A file renamed, re-imported or copied under other conversation
-    names is caught by its texts, not its name. ``None`` when none of the training files can be found.
-    """
-    from pipeline.classify.evaluate import holdout_rows as card_holdout
-    from pipeline.classify.labels import load_labelled
-
-    trained: set[str] = set()
-    found = False
-    for source in artifact.card.get("data", {}).get("sources", {}):
-        where = [Path(str(source)), *(Path(folder) / Path(str(source)).name for folder in search)]
-        path = next((p for p in where if p.is_file()), None)
-        if path is None:
-            continue
-        try:
-            loaded = load_labelled([path], artifact.taxonomy, partial=True)
-        except (LabelDataError, OSError, ValueError):
-            continue
-        found = True
-        held = {row.id for row in card_holdout(artifact, loaded)}
-        trained.update(_normal_text(row.text) for row in loaded if row.id not in held and row.labels)
-    if not found:
-        return None
-    return sum(_normal_text(row.text) in trained for row in rows)
-
-
 def _refuse_predictions(raw: list[dict[str, Any]], file: Path, artifact: Artifact) -> None:
     """Raise :class:`LabelDataError` for the output of ``callcycle classify`` (every column it adds is
     there): its label columns are a model's own predictions, and scoring them would report ~1.0."""
@@ -244,14 +212,6 @@ def load_evaluation_rows(artifact: Artifact, files: Sequence[Path], holdout: boo
     return holdout_rows(artifact, rows) if holdout else rows
 
 
-def _training_folders() -> list[Path]:
-    """Where a model's training files are looked for by name when not where its card says."""
-    from pipeline.paths import labels_data_dir
-
-    data = labels_data_dir()
-    return [data, data.parent / "external"]
-
-
 def evaluate_files(models: Path, version: str | None, files: Sequence[Path],
                    holdout: bool = False, in_context: bool = True, conversation: str | None = None,
                    speaker: str | None = None, text: str = DEFAULT_TEXT_COLUMN) -> tuple[Artifact, int, dict[str, Any]]:
@@ -262,7 +222,7 @@ def evaluate_files(models: Path, version: str | None, files: Sequence[Path],
     artifact = load_artifact(models, version)
     rows = load_evaluation_rows(artifact, files, holdout, conversation, speaker, text)
     metrics = evaluate_artifact(artifact, rows, in_context=in_context)
-    metrics["learned_rows"] = learned_rows(artifact, rows, _training_folders())
+    metrics["learned_rows"] = learned_rows(artifact, rows, training_folders())
     return artifact, len(rows), metrics
 
 
@@ -288,6 +248,6 @@ def compare_versions(models: Path, a: str, b: str, files: Sequence[Path], all_ro
     held = load_evaluation_rows(arts[0], files, holdout=not all_rows, conversation=conversation)
     paired = compare_on_sets(arts[0], arts[1], [BenchmarkSet("rows", held, list(range(len(held))), True)])
     return {"artifacts": arts, "holdout_rows": len(held), "all_rows": all_rows,
-            "learned_rows": {art.version: learned_rows(art, held, _training_folders()) for art in arts},
+            "learned_rows": {art.version: learned_rows(art, held, training_folders()) for art in arts},
             "a": evaluate_artifact(arts[0], held), "b": evaluate_artifact(arts[1], held),
             "paired": paired["rows"]}

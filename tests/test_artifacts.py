@@ -414,6 +414,9 @@ def test_promotion_needs_held_out_rows_of_every_corpus_the_current_model_knew(mi
     no_speech = promote(tmp_path, "cand", rows)
     assert not no_speech.promoted and "hold no ami rows" in no_speech.reason and current_version(tmp_path) == "cur"
     assert promote(tmp_path, "cand", rows, force=True).promoted and current_version(tmp_path) == "cand"
+    set_current(tmp_path, "cur")
+    forced = promote(tmp_path, "cand", [], force=True)
+    assert forced.promoted and forced.reason == "forced, with no held-out rows to compare on"
 
 
 def test_the_models_folder_and_version_are_checked_before_training(tmp_path: Path) -> None:
@@ -463,6 +466,10 @@ def test_learned_rows_are_found_by_text_and_held_back_files_trained_on_are_not_k
     shutil.copy(MINI, held / "mini_labels.jsonl")
     sets, skipped = held_back_sets(held, artifact)
     assert sets == [] and "was trained on it" in skipped[0]
+    (held / "mini_labels.jsonl").rename(held / "copy.jsonl")  # the same rows under another name
+    sets, skipped = held_back_sets(held, dataclasses.replace(artifact, card={**artifact.card, "data": {
+        **artifact.card["data"], "sources": {str(MINI): 1}}}))
+    assert sets == [] and "rows are texts mini-1 was trained on" in skipped[0]
 
 
 def test_a_label_only_one_conversation_has_is_a_clear_error_not_a_crash(taxonomy) -> None:

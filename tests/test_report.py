@@ -448,9 +448,16 @@ def test_a_call_resting_on_one_sentence_of_work_is_too_short_to_judge() -> None:
     assert work_segments(chat) == pytest.approx(1.2)
     assert format_share(chat) == "100% (only 1 segment of work talk)" and format_share(chat, compact=True) == "100% n=1"
     assert verdict_unsure(chat)
+    from pipeline.report.rules import call_verdict
+
+    assert call_verdict(chat) == "too short to judge"  # not "moves work forward?" beside "n=1"
     assert call_flags(chat)[0] == "Too little work talk to judge: only about 1 segment of work talk; the rest was small talk."
     worked = {**chat, "n_segments": 12}  # 12 x 0.3 = 3.6 segments of work talk: judged
     assert format_share(worked) == "100% ± 0" and not verdict_unsure(worked)
+    assert call_verdict(worked) == "moves work forward"
+    # a share always rests on some work talk: "only 0 segments" (one long segment among many) reads 1
+    lopsided = {**chat, "n_segments": 9, "stage_shares": [("align", 0.02), ("other", 0.98)]}
+    assert format_share(lopsided) == "100% (only 1 segment of work talk)"
 
 
 def test_verdicts_follow_the_number_shown_and_small_talk_is_no_open_loop() -> None:

@@ -169,7 +169,13 @@ def promote(models_root: Path, version: str, holdout: Sequence[LabelledRow], for
             detail = ", ".join(f"{t}: {c:.3f} < {v:.3f}" for t, (c, v) in worse.items())
             return PromotionDecision(False, f"held-out macro-F1 dropped ({detail}); use --force to promote anyway",
                                      cand, inc)
-        reason = "forced" if worse else (reason_broken or "held-out macro-F1 did not drop")
+        if worse:
+            reason = "forced"
+        elif not holdout:  # nothing was measured: say so rather than "did not drop"
+            reason = "forced, with no held-out rows to compare on" if force else (
+                reason_broken or "no held-out rows to compare on")
+        else:
+            reason = reason_broken or "held-out macro-F1 did not drop"
     else:
         reason = "no current model" if not incumbent_version else "already current"
     set_current(models_root, version)
@@ -326,6 +332,52 @@ def benchmark_sets(artifact: Artifact, written: Sequence[LabelledRow], external:
 HELD_BACK_SOURCE = "kept apart, never trained on: {name}"
 
 
+def _normal_text(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def trained_texts(artifact: Artifact, search: Sequence[Path] = ()) -> set[str] | None:
+    """The texts (case and spacing aside) ``artifact`` was trained on: the rows of its training files (the
+    card's ``data.sources``, found where the card says or by name in ``search`` folders) outside its
+    held-out split. ``None`` when none of the training files can be found."""
+    from pipeline.classify.labels import load_labelled
+
+    trained: set[str] = set()
+    found = False
+    for source in artifact.card.get("data", {}).get("sources", {}):
+        where = [Path(str(source)), *(Path(folder) / Path(str(source)).name for folder in search)]
+        path = next((p for p in where if p.is_file()), None)
+        if path is None:
+            continue
+        try:
+            loaded = load_labelled([path], artifact.taxonomy, partial=True)
+        except (LabelDataError, OSError, ValueError):
+            continue
+        found = True
+        held = {row.id for row in holdout_rows(artifact, loaded)}
+        trained.update(_normal_text(row.text) for row in loaded if row.id not in held and row.labels)
+    return trained if found else None
+
+
+def learned_rows(artifact: Artifact, rows: Sequence[LabelledRow], search: Sequence[Path] = (),
+                 trained: set[str] | None = None) -> int | None:
+    """How many of ``rows`` have a text ``artifact`` was trained on (:func:`trained_texts`, or ``trained``
+    when already read): a file renamed, re-imported or copied under other conversation names is caught by
+    its texts, not its name. ``None`` when none of the training files can be found."""
+    texts = trained if trained is not None else trained_texts(artifact, search)
+    if texts is None:
+        return None
+    return sum(_normal_text(row.text) in texts for row in rows)
+
+
+def training_folders() -> list[Path]:
+    """Where a model's training files are looked for by name when not where its card says."""
+    from pipeline.paths import labels_data_dir
+
+    data = labels_data_dir()
+    return [data, data.parent / "external"]
+
+
 def held_back_sets(folder: Path | None, artifact: Artifact,
                    training: Sequence[LabelledRow] = ()) -> tuple[list[BenchmarkSet], list[str]]:
     """Each ``*.jsonl`` file in ``folder`` (the written rows kept apart from training,
@@ -342,6 +394,7 @@ def held_back_sets(folder: Path | None, artifact: Artifact,
         return [], []
     trained = {r.id for r in training}
     trained_files = {Path(str(source)).name for source in artifact.card.get("data", {}).get("sources", {})}
+    texts: set[str] | None = None
     sets, skipped = [], []
     for path in sorted(Path(folder).glob("*.jsonl")):
         if path.name in trained_files:
@@ -349,6 +402,13 @@ def held_back_sets(folder: Path | None, artifact: Artifact,
                            "kept apart for this model")
             continue
         rows = load_labelled([path], artifact.taxonomy)
+        if texts is None:
+            texts = trained_texts(artifact, training_folders()) or set()
+        learned = learned_rows(artifact, rows, trained=texts)
+        if learned:  # a copy under another name: caught by its texts
+            skipped.append(f"{path}: {learned} of its {len(rows)} rows are texts {artifact.version} was trained on, "
+                           "so it is not kept apart for this model")
+            continue
         if trained.intersection(r.id for r in rows):
             skipped.append(f"{path}: its rows are also in the labelled corpus (trained on), so it is not kept apart")
         elif rows:

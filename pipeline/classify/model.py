@@ -289,8 +289,8 @@ class CycleModel(BaseEstimator):
                 raise LabelDataError(
                     f"Task {task!r}: in cross-validation fold {fold + 1} of {self.context_folds}, no training "
                     f"conversation has the label(s) {missing}: too few conversations carry them.",
-                    "Label more conversations with them (rows of one conversation stay in one fold), or lower "
-                    "--folds.")
+                    "Label more conversations with them (rows of one conversation stay in one fold)"
+                    + (", or lower --folds." if self.context_folds > 2 else "; --folds is already at its minimum."))
 
     def _text_proba(self, models: dict[str, LogisticRegression], x: sparse.csr_matrix) -> np.ndarray:
         """Text-level probabilities of every task, in ``classes_`` order, side by side."""

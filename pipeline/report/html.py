@@ -36,6 +36,7 @@ from pipeline.report.rules import (
     MAX_SCORECARDS,
     Thresholds,
     call_flags,
+    call_verdict,
     cycle_sentence,
     format_pct,
     format_share,
@@ -45,6 +46,7 @@ from pipeline.report.rules import (
     rep_summaries,
     talk_heavy_stretch,
     team_glance,
+    too_short_to_judge,
     verdict,
     verdict_unsure,
     weekly_medians,
@@ -107,8 +109,8 @@ def _table_row(call: dict[str, Any], th: Thresholds, tax: Any) -> dict[str, Any]
     return {
         "call": call,
         "anchor": "call-" + call["call_key"][:12],
-        "verdict": verdict(call["action_share"]),
-        "unsure": verdict_unsure(call),
+        "verdict": call_verdict(call),
+        "unsure": verdict_unsure(call) and not too_short_to_judge(call),  # "too short to judge" says it
         "order": " → ".join(s.capitalize() for s in (call["stage_order"] or [])) or "—",
         "flags": call_flags(call, th, tax),
         "duration": call["audio_duration_s"] or call["speech_s"],

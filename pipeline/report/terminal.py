@@ -15,10 +15,12 @@ from pipeline.report.data import load_call_rows, load_error_rows, report_taxonom
 from pipeline.report.rules import (
     COV_TAXONOMY,
     ReportTaxonomy,
+    call_verdict,
     cycle_status,
     format_pct,
     format_share,
     team_glance,
+    too_short_to_judge,
     verdict,
     verdict_unsure,
 )
@@ -126,8 +128,8 @@ def _calls_table(rows: list[dict[str, Any]], tax: ReportTaxonomy, title: str, wi
         cycle = cycle_status(r, tax)
         minutes = (r["audio_duration_s"] or r["speech_s"] or 0) / 60
         mix = "/".join(f"{100 * shares.get(s, 0.0):.0f}" for s in stages)
-        said = verdict(r["action_share"])
-        unsure = "?" if verdict_unsure(r) else " "  # the interval reaches another verdict
+        said = call_verdict(r)  # "too short to judge" gets no mark: a verdict it cannot carry
+        unsure = "?" if verdict_unsure(r) and not too_short_to_judge(r) else " "  # interval reaches another verdict
         share = f"[{colours.get(said, 'dim')}]{format_share(r, compact=True)} {marks.get(said, ' ')}{unsure}[/]"
         name = escape(printable(r["call_id"] if counts[r["call_id"]] == 1 else r["source_id"] or r["source_path"]))
         rep, day = escape(printable(r["rep"] or "—")), str(r["call_date"] or "—")
