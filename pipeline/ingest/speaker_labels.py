@@ -88,6 +88,8 @@ class Label:
             a time on their own line).
         stamped: the line starts with a time stamp (``[00:00:06] zoë müller: ...``), which only speaker
             lines carry.
+        clock: the time is a time of day, not time into the call (Zoom's saved captions,
+            ``[Dana Whitfield] 14:23:05``).
     """
 
     name: str
@@ -96,6 +98,7 @@ class Label:
     time: str | None
     shape: str
     stamped: bool = False
+    clock: bool = False
 
 
 def read_label(line: str) -> Label | None:
@@ -105,7 +108,10 @@ def read_label(line: str) -> Label | None:
         if match is not None:
             name = match.group("name").strip().strip("[]").strip()
             bracket = match.groupdict().get("bracket")
-            return Label(name, bracket.strip() if bracket else None, "", match.group("time"), "timed") if name else None
+            if not name:
+                return None
+            return Label(name, bracket.strip() if bracket else None, "", match.group("time"), "timed",
+                         clock=pattern is _CAPTION)
     match = _INLINE.match(line)
     if match is None:
         return None

@@ -643,6 +643,10 @@ def _parse_plain(name: str, text: str, roles: dict[str, str] | None = None) -> l
         else:
             turns.append((speaker, [body], None))
     turns = [turn for turn in turns if turn[1]]
+    clocked = [label for label in labels if label is not None and label.time is not None]
+    if clocked and all(label.clock for label in clocked):  # times of day (Zoom's saved captions): from 0
+        first = min((start for _who, _parts, start in turns if start is not None), default=0.0)
+        turns = [(who, parts, None if start is None else start - first) for who, parts, start in turns]
     rows: list[Row] = []
     for i, (who, parts, start) in enumerate(turns):
         following = turns[i + 1][2] if i + 1 < len(turns) else None  # the next turn's stamp ends this one
