@@ -205,7 +205,7 @@ def evaluate(
     trained = [] if holdout else training_files(artifact, files)
     learned = metrics.get("learned_rows")
     if learned and not trained:
-        console(stderr=True).print(f"note: {learned} of {n_rows} rows have texts {artifact.version} was trained on "
+        console(stderr=True).print(f"note: {learned} of {n_rows} rows have texts (of 4 words or more) {artifact.version} was trained on "
                                    "(found by text in its training files, under whatever file or conversation "
                                    "name): these figures flatter the model. Evaluate rows it never saw.",
                                    soft_wrap=True)

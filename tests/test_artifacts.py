@@ -455,12 +455,14 @@ def test_learned_rows_are_found_by_text_and_held_back_files_trained_on_are_not_k
     artifact = load_artifact(mini_artifact)
     copied = [dataclasses.replace(r, id=f"x{i}", group=f"other-{i}", source="renamed.jsonl")
               for i, r in enumerate(load_labelled([MINI], taxonomy))]
-    assert learned_rows(artifact, copied) == len(copied)  # holdout_percent 0: every row was trained on
+    long = [r for r in copied if len(r.text.split()) >= 4]  # "Sounds good." is said everywhere: not counted
+    assert 0 < len(long) < len(copied)
+    assert learned_rows(artifact, copied) == len(long)  # holdout_percent 0: every row was trained on
     unseen = [dataclasses.replace(copied[0], text="A sentence nobody wrote into the mini corpus.")]
     assert learned_rows(artifact, unseen) == 0
     data = {**artifact.card["data"], "sources": {"/gone/mini_labels.jsonl": 1}}
     moved = dataclasses.replace(artifact, card={**artifact.card, "data": data})
-    assert learned_rows(moved, copied) is None and learned_rows(moved, copied, [MINI.parent]) == len(copied)
+    assert learned_rows(moved, copied) is None and learned_rows(moved, copied, [MINI.parent]) == len(long)
     held = tmp_path / "held-back"
     held.mkdir()
     shutil.copy(MINI, held / "mini_labels.jsonl")

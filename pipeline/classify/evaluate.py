@@ -359,15 +359,21 @@ def trained_texts(artifact: Artifact, search: Sequence[Path] = ()) -> set[str] |
     return trained if found else None
 
 
+#: Shorter texts ("yeah", "okay, thanks") are said in every conversation: one in both the training data and
+#: other rows is no sign those rows were trained on.
+LEARNED_MIN_WORDS = 4
+
+
 def learned_rows(artifact: Artifact, rows: Sequence[LabelledRow], search: Sequence[Path] = (),
                  trained: set[str] | None = None) -> int | None:
     """How many of ``rows`` have a text ``artifact`` was trained on (:func:`trained_texts`, or ``trained``
-    when already read): a file renamed, re-imported or copied under other conversation names is caught by
-    its texts, not its name. ``None`` when none of the training files can be found."""
+    when already read; texts of :data:`LEARNED_MIN_WORDS` words or more): a file renamed, re-imported or
+    copied under other conversation names is caught by its texts, not its name. ``None`` when none of the
+    training files can be found."""
     texts = trained if trained is not None else trained_texts(artifact, search)
     if texts is None:
         return None
-    return sum(_normal_text(row.text) in texts for row in rows)
+    return sum(len(row.text.split()) >= LEARNED_MIN_WORDS and _normal_text(row.text) in texts for row in rows)
 
 
 def training_folders() -> list[Path]:
@@ -404,8 +410,8 @@ def held_back_sets(folder: Path | None, artifact: Artifact,
         rows = load_labelled([path], artifact.taxonomy)
         if texts is None:
             texts = trained_texts(artifact, training_folders()) or set()
-        learned = learned_rows(artifact, rows, trained=texts)
-        if learned:  # a copy under another name: caught by its texts
+        learned = learned_rows(artifact, rows, trained=texts) or 0
+        if learned >= len(rows) / 2:  # a copy under another name, caught by its texts
             skipped.append(f"{path}: {learned} of its {len(rows)} rows are texts {artifact.version} was trained on, "
                            "so it is not kept apart for this model")
             continue
