@@ -451,19 +451,11 @@ def _parse_cues(name: str, text: str, kind: str, roles: dict[str, str] | None = 
         voiced: str | None = None  # a <v Name> tag speaks for the rest of its cue (WebVTT), list lines included
         for tagged, line in lines:
             voiced = tagged or voiced
-            if voiced is not None:
-                speaker, words = _cue_speaker(voiced, line, speaker, accepted, roles)
-                if words:
-                    if not pieces or speaker != pieces[-1][0]:
-                        pieces.append((speaker, [words]))
-                    else:
-                        pieces[-1][1].append(words)
-                continue
-            mark = _CHEVRONS.match(line) or _DASH_LINE.match(line) or (
-                _TIGHT_DASH_LINE.match(line) if dashes >= 2 else None)
+            mark = None if voiced is not None else (_CHEVRONS.match(line) or _DASH_LINE.match(line) or (
+                _TIGHT_DASH_LINE.match(line) if dashes >= 2 else None))
             if mark:  # "- No, it doesn't." / ">> it's fine": someone else's words, unnamed unless labelled
                 line, speaker = line[mark.end():], UNKNOWN_SPEAKER
-            speaker, words = _cue_speaker(tagged, line, speaker, accepted, roles)
+            speaker, words = _cue_speaker(voiced, line, speaker, accepted, roles)
             if words:
                 if mark or not pieces or speaker != pieces[-1][0]:
                     pieces.append((speaker, [words]))
@@ -497,11 +489,13 @@ class _Line:
 
 
 def _stamp_seconds(name: str, number: int, groups: tuple[str | None, ...], written: str) -> float:
-    if (groups[0] is not None and int(groups[1] or 0) >= 60) or int(groups[2] or 0) >= 60:
+    """A speaker line's stamp in seconds; a stamp that cannot be a time is an error naming the line."""
+    seconds = _plain_seconds(groups)
+    if seconds is None:
         raise _fail(name, f"line {number}: minutes and seconds must be below 60 in the time stamp "
                           f"{written.strip()[:40]!r}.",
                     "Write stamps as [HH:MM:SS] or [MM:SS], e.g. [00:01:02] Dana: ..., then run again.")
-    return _seconds(groups)
+    return seconds
 
 
 _STAMP_GROUPS = re.compile(_TS)
@@ -590,10 +584,8 @@ def _parse_plain(name: str, text: str, roles: dict[str, str] | None = None) -> l
         lines = lines[:-1]  # "Meeting ended after 00:12:41", the last line of a Google Meet export
     labels = [line.label if line.label is not None and line.label.name in accepted else None for line in lines]
     # the stamp each speaker line carries, and the next one after each line (a nameless stamp must fit before it)
-    spoken_at = [(_plain_seconds(line.stamp) if line.stamp is not None else None) if label is not None else None
-                 for line, label in zip(lines, labels)]
-    spoken_at = [at if at is not None or label is None else _label_seconds(label)
-                 for at, label in zip(spoken_at, labels)]
+    spoken_at = [None if label is None else _plain_seconds(line.stamp) if line.stamp is not None
+                 else _label_seconds(label) for line, label in zip(lines, labels)]
     nameless = sum(1 for line, label in zip(lines, labels) if label is None and (line.only_stamp or line.bracketed))
     stamped_file = nameless + sum(at is not None for at in spoken_at) >= 2
     upcoming: list[float | None] = [None] * len(lines)
@@ -611,25 +603,23 @@ def _parse_plain(name: str, text: str, roles: dict[str, str] | None = None) -> l
     for i, (line, label) in enumerate(zip(lines, labels)):
         stamp = None
         body = line.text
-        if line.only_stamp and label is None:
-            seconds = _plain_seconds(line.stamp)
-            if fits(seconds, i):
-                pending = seconds
-                continue
-            line = replace(line, stamp=None, only_stamp=False)  # a time said on its own line: words
         if line.stamp is not None and label is not None:
             stamp = _stamp_seconds(name, line.number, line.stamp, line.text)
             body = _LEADING_TIME.sub("", line.text, count=1)
-        elif line.stamp is not None and line.bracketed and fits(_plain_seconds(line.stamp), i):
-            stamp = _plain_seconds(line.stamp)
-            body = _LEADING_TIME.sub("", line.text, count=1)
+        elif line.stamp is not None and (line.bracketed or line.only_stamp):
+            seconds = _plain_seconds(line.stamp)
+            if fits(seconds, i):
+                if line.only_stamp:
+                    pending = seconds
+                    continue
+                stamp, body = seconds, _LEADING_TIME.sub("", line.text, count=1)
+            # otherwise a time said as words ("Tuesday" / "2:30"), kept as the line's text
         if label is not None:
             speaker, body = label.name, label.text
             _note_role(roles, speaker, label.bracket)
-            if stamp is None and label.time is not None:
-                match = _STAMP_GROUPS.search(label.time)
-                if match is not None:
-                    stamp = _stamp_seconds(name, line.number, match.groups(), label.time)
+            match = _STAMP_GROUPS.search(label.time or "")
+            if stamp is None and match is not None:
+                stamp = _stamp_seconds(name, line.number, match.groups(), label.time or "")
         elif line.change:
             speaker = UNKNOWN_SPEAKER
         if stamp is None and pending is not None and (label is not None or line.change):

@@ -40,15 +40,14 @@ from pipeline.report.rules import (
     cycle_sentence,
     format_pct,
     format_share,
+    marked_unsure,
     most_recent,
     rep_display_name,
     rep_key,
     rep_summaries,
     talk_heavy_stretch,
     team_glance,
-    too_short_to_judge,
     verdict,
-    verdict_unsure,
     weekly_medians,
 )
 from pipeline.store.base import OutputLocation, open_store
@@ -110,7 +109,7 @@ def _table_row(call: dict[str, Any], th: Thresholds, tax: Any) -> dict[str, Any]
         "call": call,
         "anchor": "call-" + call["call_key"][:12],
         "verdict": call_verdict(call),
-        "unsure": verdict_unsure(call) and not too_short_to_judge(call),  # "too short to judge" says it
+        "unsure": marked_unsure(call),
         "order": " → ".join(s.capitalize() for s in (call["stage_order"] or [])) or "—",
         "flags": call_flags(call, th, tax),
         "duration": call["audio_duration_s"] or call["speech_s"],

@@ -20,7 +20,7 @@ __all__ = [
     "interval_half_width", "rep_key", "rep_display_name",
     "call_flags", "rep_summaries", "median_share", "team_glance", "talk_heavy_stretch", "cycle_sentence",
     "cycle_status", "iso_week", "MAX_SCORECARDS", "MAX_CHART_CALLS", "most_recent",
-    "MIN_SEGMENTS_TO_JUDGE", "too_short_to_judge", "work_segments", "call_verdict",
+    "MIN_SEGMENTS_TO_JUDGE", "too_short_to_judge", "work_segments", "call_verdict", "marked_unsure",
 ]
 
 #: The report gives a scorecard to at most this many calls, the most recent (``callcycle report --scorecards``).
@@ -55,23 +55,31 @@ def too_short_to_judge(call: dict[str, Any]) -> bool:
     return n < MIN_SEGMENTS_TO_JUDGE or (work is not None and round(work) < MIN_SEGMENTS_TO_JUDGE)
 
 
-def _work_count(call: dict[str, Any]) -> int:
-    """:func:`work_segments` as a whole number, at least 1 for a call with a share (it has some work talk)."""
-    return max(1, round(work_segments(call) or 0))
+def _judged_count(call: dict[str, Any]) -> tuple[int, bool]:
+    """What a call too short to judge rests on: ``(its segments, False)`` when fewer than
+    :data:`MIN_SEGMENTS_TO_JUDGE`, else ``(its segments of work talk, True)`` — :func:`work_segments` as a
+    whole number, at least 1 for a call with a share (it has some work talk)."""
+    n = call["n_segments"]
+    if n < MIN_SEGMENTS_TO_JUDGE:
+        return n, False
+    return max(1, round(work_segments(call) or 0)), True
 
 
 def _judged_on(call: dict[str, Any]) -> str:
     """What a call too short to judge has: "1 segment" or "1 segment of work talk" (an estimate)."""
-    n = call["n_segments"]
-    if n < MIN_SEGMENTS_TO_JUDGE:
-        return f"{n} segment{'s' if n != 1 else ''}"
-    work = _work_count(call)
-    return f"{work} segment{'s' if work != 1 else ''} of work talk"
+    n, of_work = _judged_count(call)
+    return f"{n} segment{'s' if n != 1 else ''}" + (" of work talk" if of_work else "")
 
 
 def call_verdict(call: dict[str, Any]) -> str:
     """The verdict a call is shown with: :func:`verdict` of its share, or "too short to judge"."""
     return "too short to judge" if too_short_to_judge(call) else verdict(call.get("action_share"))
+
+
+def marked_unsure(call: dict[str, Any]) -> bool:
+    """Whether the shown verdict gets its "?": :func:`verdict_unsure`, except for a call whose verdict is
+    already "too short to judge"."""
+    return verdict_unsure(call) and not too_short_to_judge(call)
 
 
 def _as_shown(share: float) -> float:
@@ -181,7 +189,7 @@ def format_share(call: dict[str, Any], compact: bool = False) -> str:
     share = call.get("action_share")
     half = interval_half_width(call)
     if too_short_to_judge(call):
-        n = call["n_segments"] if call["n_segments"] < MIN_SEGMENTS_TO_JUDGE else _work_count(call)
+        n, _of_work = _judged_count(call)
         return f"{format_pct(share)} n={n}" if compact else f"{format_pct(share)} (only {_judged_on(call)})"
     if share is None or half is None:
         return format_pct(share)

@@ -19,10 +19,9 @@ from pipeline.report.rules import (
     cycle_status,
     format_pct,
     format_share,
+    marked_unsure,
     team_glance,
-    too_short_to_judge,
     verdict,
-    verdict_unsure,
 )
 
 __all__ = [
@@ -129,7 +128,7 @@ def _calls_table(rows: list[dict[str, Any]], tax: ReportTaxonomy, title: str, wi
         minutes = (r["audio_duration_s"] or r["speech_s"] or 0) / 60
         mix = "/".join(f"{100 * shares.get(s, 0.0):.0f}" for s in stages)
         said = call_verdict(r)  # "too short to judge" gets no mark: a verdict it cannot carry
-        unsure = "?" if verdict_unsure(r) and not too_short_to_judge(r) else " "  # interval reaches another verdict
+        unsure = "?" if marked_unsure(r) else " "  # the interval reaches another verdict
         share = f"[{colours.get(said, 'dim')}]{format_share(r, compact=True)} {marks.get(said, ' ')}{unsure}[/]"
         name = escape(printable(r["call_id"] if counts[r["call_id"]] == 1 else r["source_id"] or r["source_path"]))
         rep, day = escape(printable(r["rep"] or "—")), str(r["call_date"] or "—")
