@@ -58,13 +58,13 @@ def load_call_rows(out_dir: OutputLocation) -> list[dict[str, Any]]:
 def resolve_rep(calls: list[dict[str, Any]], rep: str) -> str:
     """The :func:`~pipeline.report.rules.rep_key` of the rep ``rep`` names among ``calls``: the same name
     (case, spacing and accent encoding aside), else the one rep whose first or last name it is ("dana" for
-    "Dana Kowalski", :func:`~pipeline.speech.roles.names_match`).
+    "Dana Kowalski", :func:`~pipeline.speech.roles.best_matches`).
 
     Raises:
         InputError: no rep of that name, or several reps it could be (both listed).
     """
     from pipeline.errors import InputError
-    from pipeline.speech.roles import names_match
+    from pipeline.speech.roles import best_matches
 
     names: dict[str, list[str | None]] = defaultdict(list)
     for call in calls:
@@ -72,9 +72,8 @@ def resolve_rep(calls: list[dict[str, Any]], rep: str) -> str:
             names[rep_key(call["rep"])].append(call["rep"])
     if rep_key(rep) in names:
         return rep_key(rep)
-    score = {key: names_match(rep, rep_display_name(spelled)) for key, spelled in names.items()}
-    best = max(score.values(), default=0)
-    close = sorted(key for key, value in score.items() if value == best and best > 0)
+    shown_as = {rep_display_name(spelled): key for key, spelled in names.items()}
+    close = sorted(shown_as[name] for name in best_matches(rep, list(shown_as)))
     if len(close) == 1:
         return close[0]
     shown = [rep_display_name(names[key]) for key in (close or sorted(names))]

@@ -39,7 +39,7 @@ from pipeline.schema import ROLES, CallMetadata, Turn, role_word
 if TYPE_CHECKING:
     from pipeline.speech.rolemodel import RoleModel
 
-__all__ = ["ROLES", "ROLE_SOURCES", "assign_roles", "names_match", "sidecar_roles"]
+__all__ = ["ROLES", "ROLE_SOURCES", "assign_roles", "best_matches", "names_match", "sidecar_roles"]
 
 ROLE_SOURCES = ("sidecar", "channel", "name", "model", "heuristic")
 
@@ -78,14 +78,18 @@ def names_match(speaker: str, rep: str) -> int:
     return 1 if len(short) == 1 and short[0] in (long[0], long[-1]) else 0
 
 
-def _rep_speaker(order: Sequence[str], rep: str | None) -> str | None:
-    """The one speaker that best matches ``rep`` by :func:`names_match`; ``None`` when none or a tie."""
-    if not rep or not rep.strip():
-        return None
-    scored = [(names_match(speaker, rep), speaker) for speaker in order]
+def best_matches(name: str, candidates: Sequence[str]) -> list[str]:
+    """The ``candidates`` that match ``name`` best by :func:`names_match` (none when none matches at all;
+    several on a tie), in the order given."""
+    scored = [(names_match(candidate, name), candidate) for candidate in candidates]
     best = max((score for score, _ in scored), default=0)
-    winners = [speaker for score, speaker in scored if score == best]
-    return winners[0] if best > 0 and len(winners) == 1 else None
+    return [candidate for score, candidate in scored if score == best and best > 0]
+
+
+def _rep_speaker(order: Sequence[str], rep: str | None) -> str | None:
+    """The one speaker that best matches ``rep`` (:func:`best_matches`); ``None`` when none or a tie."""
+    winners = best_matches(rep, order) if rep and rep.strip() else []
+    return winners[0] if len(winners) == 1 else None
 
 
 def _questions(turn: Turn) -> int:
