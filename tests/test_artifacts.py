@@ -52,6 +52,39 @@ def test_artifact_round_trip_and_card(mini_artifact: Path) -> None:
     assert sum(preds["stage"][0].probabilities.values()) == pytest.approx(1.0)
 
 
+def test_the_same_model_saves_the_same_bytes(mini_artifact: Path, tmp_path: Path) -> None:
+    """skops names objects by memory address and stamps the time; the saved file must depend on neither, so
+    two trainings that learn the same model give the same sha256 in their cards."""
+    import zipfile
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    texts, labels = ["i will send it", "we talked about it", "book it for monday", "it was fine"], [1, 0, 1, 0]
+
+    def fitted() -> dict:
+        vectoriser = TfidfVectorizer().fit(texts)
+        shared = np.arange(3.0)
+        return {"vectoriser": vectoriser, "head": LogisticRegression().fit(vectoriser.transform(texts), labels),
+                "a": shared, "b": shared}
+
+    first, second = fitted(), fitted()  # both alive: every object at another address
+    assert id(first["a"]) != id(second["a"])
+    card = json.loads((mini_artifact / "card.json").read_text())
+    one = save_artifact(tmp_path / "one", first, card, "# one\n") / "model.skops"
+    two = save_artifact(tmp_path / "two", second, card, "# two\n") / "model.skops"
+    assert one.read_bytes() == two.read_bytes()
+    with zipfile.ZipFile(mini_artifact / "model.skops") as archive:  # what training saved
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        assert all(name == "schema.json" or int(name.removesuffix(".npy")) < 100_000 for name in archive.namelist())
+    import skops.io as sio
+
+    loaded = sio.loads(one.read_bytes(), trusted=[TfidfVectorizer, LogisticRegression])
+    assert loaded["a"] is loaded["b"]  # shared objects stay shared
+    assert (loaded["head"].predict_proba(loaded["vectoriser"].transform(texts))
+            == first["head"].predict_proba(first["vectoriser"].transform(texts))).all()
+
+
 def test_card_renders_again_from_card_json_and_shows_leave_one_writer_out(mini_artifact: Path) -> None:
     """card.md can be rebuilt from card.json alone (what scripts/cross_writer.py does) and then
     carries the leave-one-writer-out table: every writer, and the mean and worst per view."""

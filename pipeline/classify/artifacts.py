@@ -14,6 +14,7 @@ runs code from the artifact.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import zipfile
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ __all__ = [
 
 ARTIFACT_FORMAT = "callcycle-model/2"
 MODEL_FILE = "model.skops"
+#: The member of a skops file that describes the object tree.
+_SCHEMA_MEMBER = "schema.json"
 ENCODERS_DIR = "encoders"
 POINTER_NAME = "CURRENT"
 #: Types outside skops' default trusted set that a callcycle artifact may contain.
@@ -132,6 +135,75 @@ def check_destination(models_root: Path, version: str | None = None) -> None:
                                  "Give --models a folder you can write to (it is created if missing).") from exc
 
 
+#: Fitted attributes that hold a memory address of the saving process (scikit-learn's vectorisers remember
+#: ``id(stop_words)`` only to skip re-checking them; after loading the address means nothing, and a missing
+#: value just lets the check run again).
+_ADDRESS_ATTRIBUTES = frozenset({"_stop_words_id"})
+
+#: The time stamp every member of a saved model file carries (the earliest a zip can hold).
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def canonical_skops(data: bytes) -> bytes:
+    """The same model file with what skops takes from the saving process made canonical, so that two
+    trainings that learned the same model save the same bytes (and the card the same sha256).
+
+    skops names each object by its memory address (``__id__`` in ``schema.json``, and the ``<id>.npy``
+    member holding an array) and stamps every zip member with the time of saving. Here the addresses are
+    renumbered 1, 2, … in the order the schema first names them (objects shared in the model stay shared),
+    array members are named after their new number, every member gets one fixed time, and fitted
+    attributes that store an address (:data:`_ADDRESS_ATTRIBUTES`) are stored empty. Nothing else changes:
+    skops loads the file (and audits its types) exactly as before. Measured: the test corpus trained in two
+    processes with different ``PYTHONHASHSEED`` saves byte-identical files.
+    """
+    source = zipfile.ZipFile(io.BytesIO(data))
+    schema = json.loads(source.read(_SCHEMA_MEMBER))
+    numbers: dict[int, int] = {}
+
+    def number(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "__id__" and isinstance(value, int):
+                    numbers.setdefault(value, len(numbers) + 1)
+                number(value)
+        elif isinstance(node, list):
+            for value in node:
+                number(value)
+
+    number(schema)
+    renamed: dict[str, str] = {}
+    for name in source.namelist():
+        stem = name.removesuffix(".npy")
+        if name != _SCHEMA_MEMBER and stem.isdigit() and int(stem) in numbers:
+            renamed[name] = f"{numbers[int(stem)]}.npy"
+    if len(set(renamed.values())) != len(renamed):  # two members for one object: leave the file as skops wrote it
+        return data
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {key: numbers[value] if key == "__id__" and isinstance(value, int)
+                    else renamed.get(value, value) if key == "file" and isinstance(value, str)
+                    else {**rewrite(value), "content": "null"} if key in _ADDRESS_ATTRIBUTES and isinstance(value, dict)
+                    and value.get("__loader__") == "JsonNode"
+                    else rewrite(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [rewrite(value) for value in node]
+        return node
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            if info.filename == _SCHEMA_MEMBER:
+                name, payload = info.filename, json.dumps(rewrite(schema), indent=2).encode("utf-8")
+            else:
+                name, payload = renamed.get(info.filename, info.filename), source.read(info.filename)
+            member = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
+            member.compress_type = info.compress_type
+            member.external_attr = 0o644 << 16
+            target.writestr(member, payload, compresslevel=6 if info.compress_type == zipfile.ZIP_DEFLATED else None)
+    return out.getvalue()
+
+
 def save_artifact(directory: Path, model: Any, card: dict[str, Any], card_markdown: str) -> Path:
     """Write the model and card into ``directory`` (created; must not already hold a card).
 
@@ -145,7 +217,7 @@ def save_artifact(directory: Path, model: Any, card: dict[str, Any], card_markdo
                                  "Choose a new version name; artifacts are immutable.")
     directory.mkdir(parents=True, exist_ok=True)
     # deflate: TF-IDF vocabularies compress about 5x
-    data = sio.dumps(model, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
+    data = canonical_skops(sio.dumps(model, compression=zipfile.ZIP_DEFLATED, compresslevel=6))
     write_bytes_atomic(directory / MODEL_FILE, data)
     full = {**card, "format": ARTIFACT_FORMAT, "files": {MODEL_FILE: hashlib.sha256(data).hexdigest()}}
     write_bytes_atomic(directory / "card.md", card_markdown.encode("utf-8"))
