@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 OUT    ?= out
 
-.PHONY: run test test-slow test-all bench train train-roles cross-writer samples lint typecheck wheel-check clean help
+.PHONY: run test test-slow test-all bench train train-boundaries train-roles cross-writer samples lint typecheck wheel-check clean help
 
 run: $(STAMP) ## Score the bundled sample calls in data/calls into $(OUT)/ and print the summary
 	$(VENV)/bin/callcycle run data/calls --out $(OUT)
@@ -28,6 +28,9 @@ train: $(STAMP) ## Retrain the classifiers from labels/ and promote if held-out 
 
 cross-writer: $(STAMP) ## Leave-one-writer-out for the current model: retrains its recipe once per writer (about 2 h on 2 cores); writes models/<version>/cross_writer.json (partial until every writer is in; a rerun continues) and the card's section
 	$(PY) scripts/cross_writer.py
+
+train-boundaries: $(STAMP) ## Retrain the sentence-boundary model for unpunctuated turns into models/boundaries/ and print its card (about half a minute)
+	$(PY) scripts/train_boundaries.py
 
 train-roles: $(STAMP) ## Retrain the role model (who is the rep) into models/roles/ and print its card (about a minute)
 	$(PY) scripts/train_roles.py

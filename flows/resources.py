@@ -1,6 +1,6 @@
 """Heavy objects loaded once per worker process and shared by every task in it.
 
-The speech model, the classifier artifact and the spaCy sentencizer take seconds to
+The speech model, the classifier artifact and the sentence splitter take seconds to
 load; tasks fetch them here instead of loading them per file. A task loads the classifier
 artifact (scikit-learn, skops, the sentence encoder: about 3 s) only once its file is read, so
 the first files' transcription does not wait for it; a batch checks the artifact's card and
@@ -20,7 +20,7 @@ from pipeline.config import AsrConfig
 from pipeline.speech.diarize import SpeakerModel, load_speaker_model
 from pipeline.speech.rolemodel import RoleModel, load_role_model
 from pipeline.speech.transcribe import AsrModel, load_asr_model
-from pipeline.speech.turns import build_sentencizer
+from pipeline.speech.turns import Sentencizer, build_sentencizer
 
 __all__ = ["asr_model", "speaker_model", "role_model", "artifact", "artifact_card", "sentencizer", "LOADS"]
 
@@ -84,7 +84,7 @@ def artifact_card(location: str, version: str | None) -> ArtifactCard:
 
 @_once
 @lru_cache(maxsize=1)
-def sentencizer() -> Any:
-    """The spaCy sentencizer pipeline."""
+def sentencizer(unpunctuated_model: bool = True) -> Sentencizer:
+    """The sentence splitter (spaCy's sentencizer, and the boundary model for unpunctuated turns)."""
     LOADS["sentencizer"] += 1
-    return build_sentencizer()
+    return build_sentencizer(unpunctuated_model)

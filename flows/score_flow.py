@@ -52,6 +52,7 @@ from pipeline.ingest.fingerprints import fingerprints_for_run
 from pipeline.paths import DEFAULT_OUT, models_dir
 from pipeline.process import CallInput, Outcome
 from pipeline.schema import Source
+from pipeline.speech.boundaries import check_boundary_model
 from pipeline.speech.rolemodel import check_role_model
 from pipeline.speech.transcribe import check_asr_model
 from pipeline.store import schema as store
@@ -159,7 +160,8 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
         artifact = resources.artifact(models, model_version)  # loaded once per process, after the first read
         # scoring and the commit run inside this task: each Prefect task run costs a round trip
         # to the API per state change, which is the largest per-file cost after ASR (BENCHMARKS.md)
-        scored = process.score_turns(call, artifact, resources.sentencizer(), config)
+        splitter = resources.sentencizer(config.segmentation.unpunctuated_model)
+        scored = process.score_turns(call, artifact, splitter, config)
         key = process.commit_call(out_dir, source, call, scored, stamp, artifact.taxonomy,
                                   time.perf_counter() - started, config.run.force, batch)
     except Exception as exc:
@@ -226,6 +228,8 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
     card = resources.artifact_card(models, model_version)
     if cfg.roles.model:  # a missing or damaged role model stops the batch now, not file by file
         check_role_model(cfg.roles.model_path)
+    if cfg.segmentation.unpunctuated_model:  # so does a damaged sentence-boundary model
+        check_boundary_model()
     check_asr_model(cfg.asr.model)  # so does a speech model that cannot be found (deployments come here)
     sources, bad_inputs, notes = discover_task(inputs, cfg.run, str(out_dir))
     if not sources and not bad_inputs:

@@ -125,11 +125,15 @@ class SegmentationConfig:
         max_turn_gap_s: consecutive ASR pieces of one speaker closer than this join one turn.
         min_segment_words: sentences shorter than this merge into a neighbour.
         words_per_minute: speaking rate used to estimate timings that a transcript lacks.
+        unpunctuated_model: split a turn that has no sentence punctuation at all (lower-case word
+            streams from recognisers and caption tracks) into sentences with the learned boundary model
+            (``models/boundaries``, :mod:`pipeline.speech.boundaries`); ``false`` keeps such a turn whole.
     """
 
     max_turn_gap_s: float = 1.0
     min_segment_words: int = 3
     words_per_minute: float = 150.0
+    unpunctuated_model: bool = True
 
 
 @dataclass(frozen=True, slots=True)

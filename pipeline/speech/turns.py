@@ -1,7 +1,8 @@
 """Merge channel transcripts into speaker turns and split turns into segments.
 
-A segment is one sentence of a turn (found by a ``spacy.blank("en")`` sentencizer, and
-at long pauses between words when the recogniser gave no punctuation); fragments
+A segment is one sentence of a turn (found by a ``spacy.blank("en")`` sentencizer at punctuation; in a
+turn with no punctuation at all by the learned sentence-boundary model of
+:mod:`pipeline.speech.boundaries`; and at long pauses between words); fragments
 shorter than ``min_segment_words`` are merged into a neighbour so a lone "okay." does
 not become a row of its own unless it is a whole turn.
 """
@@ -10,12 +11,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.config import SegmentationConfig
 from pipeline.schema import AsrPiece, Segment, SpokenWord, Turn
+from pipeline.speech.boundaries import BoundaryModel, is_unpunctuated, load_boundary_model
 
 __all__ = [
+    "Sentencizer",
     "build_sentencizer",
     "pieces_to_turns",
     "channel_words",
@@ -35,13 +39,43 @@ _QUESTION_START = re.compile(
 _PAUSE_SPLIT_S = 0.8
 
 
-def build_sentencizer() -> Any:
-    """A blank English spaCy pipeline with a rule-based sentencizer (no downloads)."""
+@dataclass(frozen=True)
+class Sentencizer:
+    """Splits a turn's text into sentences: spaCy's rule-based sentencizer at punctuation, and, for a turn
+    with no sentence punctuation at all (recognisers and caption tracks that give lower-case word
+    streams), the learned sentence-boundary model (:mod:`pipeline.speech.boundaries`) when one is given.
+
+    Attributes:
+        nlp: a blank English spaCy pipeline with its ``sentencizer``.
+        boundaries: the boundary model for unpunctuated turns; ``None`` keeps such a turn whole.
+    """
+
+    nlp: Any
+    boundaries: BoundaryModel | None = None
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """``text``'s sentences as (start, end) character spans."""
+        if self.boundaries is not None and is_unpunctuated(text):
+            return self.boundaries.sentence_spans(text)
+        doc = self.nlp(text)
+        return [(s.start_char, s.end_char) for s in doc.sents if s.text.strip()]
+
+
+def build_sentencizer(unpunctuated_model: bool = True) -> Sentencizer:
+    """The sentence splitter a run uses, built once per process (no downloads).
+
+    Args:
+        unpunctuated_model: load the shipped sentence-boundary model for turns without punctuation
+            (``[segmentation] unpunctuated_model``); ``False`` keeps such turns whole, as before.
+
+    Raises:
+        PipelineError: the boundary model's files are missing or damaged.
+    """
     import spacy
 
     nlp = spacy.blank("en")
     nlp.add_pipe("sentencizer")
-    return nlp
+    return Sentencizer(nlp, load_boundary_model() if unpunctuated_model else None)
 
 
 def looks_like_question(text: str) -> bool:
@@ -206,9 +240,8 @@ def _word_char_spans(words: Sequence[tuple[str, float, float, float]]) -> tuple[
     return " ".join(parts), offsets
 
 
-def _split_points(text: str, nlp: Any) -> list[tuple[int, int]]:
-    doc = nlp(text)
-    return [(s.start_char, s.end_char) for s in doc.sents if s.text.strip()]
+def _split_points(text: str, nlp: Sentencizer) -> list[tuple[int, int]]:
+    return nlp.spans(text)
 
 
 def _pause_splits(words: Sequence[tuple[str, float, float, float]], offsets: list[int],
@@ -236,7 +269,7 @@ def _merge_short(spans: list[tuple[int, int]], text: str, min_words: int) -> lis
     return merged
 
 
-def segment_turns(turns: Sequence[Turn], call_id: str, nlp: Any,
+def segment_turns(turns: Sequence[Turn], call_id: str, nlp: Sentencizer,
                   config: SegmentationConfig | None = None) -> list[Segment]:
     """Split each turn into sentence segments with their own timings.
 
@@ -246,7 +279,7 @@ def segment_turns(turns: Sequence[Turn], call_id: str, nlp: Any,
     Args:
         turns: speaker turns in time order.
         call_id: stamped on every segment.
-        nlp: a pipeline from :func:`build_sentencizer` (built once, reused).
+        nlp: the splitter from :func:`build_sentencizer` (built once, reused).
         config: segmentation options.
     """
     cfg = config or SegmentationConfig()
