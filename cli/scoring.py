@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from cli.common import app, command, console, fail, quiet_prefect, stop_at_once_on_interrupt
+from pipeline import objectstore
 from pipeline.config import DEFAULT_ORPHAN_AGE_S, DiarizeOptions
 from pipeline.paths import DEFAULT_INPUTS, DEFAULT_OUT
 from pipeline.report.rules import MAX_SCORECARDS
@@ -125,7 +126,11 @@ def run(
         from pipeline.report.html import write_report
 
         path, _ = write_report(out)
-        con.print(f"Report: [bold]{escape(printable(path))}[/] (open it in a browser)")
+        if objectstore.is_uri(str(path)):  # a browser cannot open an s3:// address
+            con.print(f"Report: [bold]{escape(printable(path))}[/] (download it, or write a local copy with "
+                      f"callcycle report {escape(printable(out))} --html report.html)", soft_wrap=True)
+        else:
+            con.print(f"Report: [bold]{escape(printable(path))}[/] (open it in a browser)")
     for spec in summary.empty:
         con.print(f"note: no audio or transcript files in {escape(printable(spec))}", soft_wrap=True)
     def names(paths: list[str]) -> str:  # the first three file names, safe to print, and how many more
@@ -149,8 +154,8 @@ def run(
     emptied = [o for o in summary.outcomes if o.cleared]
     if emptied:
         con.print(f"note: {len(emptied)} stored call(s) lost their rep, customer or date because no calls.csv "
-                  f"row or file name gives them any more: {names([o.path for o in emptied])}; check calls.csv "
-                  f"if that was not meant", soft_wrap=True)
+                  f"row or file name gives them any more, or the value in calls.csv was refused (see the warnings "
+                  f"above): {names([o.path for o in emptied])}; check calls.csv if that was not meant", soft_wrap=True)
     if summary.formats:
         shown = "; ".join(names(group) for group in summary.formats[:3])
         con.print(f"note: {len(summary.formats)} name(s) come in several formats ({shown}"
@@ -176,7 +181,6 @@ def run(
 
 def _require_results(out_dir: str) -> None:
     """Stop with a usable hint unless ``out_dir`` holds results of `callcycle run`."""
-    from pipeline import objectstore
     from pipeline.store.base import open_store
 
     if not objectstore.is_uri(out_dir) and Path(out_dir).exists() and not Path(out_dir).is_dir():

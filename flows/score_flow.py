@@ -36,6 +36,7 @@ from prefect.states import Completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import resources
+from flows.server_watchdog import guard
 from pipeline import objectstore, process
 from pipeline.classify.artifacts import resolve_artifact_dir
 from pipeline.config import PipelineConfig, RunConfig
@@ -277,9 +278,9 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
     # stored calls whose input file is gone from these folders (deleted or renamed): counted, and with
     # [run] prune moved aside, so the figures cover the archive as it is now
     found = {store.source_identity(s) for s in sources} | set(notes.identities.values())
-    summary.vanished = vanished_inputs(out_dir, inputs, found)  # [] for an s3:// output
+    summary.vanished = vanished_inputs(out_dir, inputs, found)
     if cfg.run.prune and summary.vanished:
-        summary.retired = retire(Path(out_dir), summary.vanished)
+        summary.retired = retire(out_dir, summary.vanished)
     summary.wall_s = time.perf_counter() - started
     return _final_state(summary, out_dir)
 
@@ -308,7 +309,8 @@ def shared_api_url() -> Iterator[str]:
     With ``PREFECT_API_URL`` set (a ``prefect server start`` or Prefect Cloud) that server is used
     and nothing starts. Otherwise one temporary API server is started here, in the parent, and
     exported in ``PREFECT_API_URL`` for the duration, so Dask worker processes spawned meanwhile
-    report to it instead of each starting its own (~8-10 s each).
+    report to it instead of each starting its own (~8-10 s each). A watchdog process
+    (:mod:`flows.server_watchdog`) stops that server if this process is killed before it can.
     """
     from prefect.settings import get_current_settings
 
@@ -320,6 +322,8 @@ def shared_api_url() -> Iterator[str]:
 
     server = SubprocessASGIServer()
     server.start()
+    if server.server_process is not None:  # a run killed outright must not leave the server running
+        guard(server.server_process.pid)
     previous = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = server.api_url
     try:
@@ -452,9 +456,8 @@ def run_scoring(inputs: list[str], *, out_dir: str = str(DEFAULT_OUT), models: s
               "config": cfg}
     token = _CALLBACKS.set((on_result, on_discovered))
     try:
-        if local:
-            return score_calls.with_options(task_runner=task_runner(1, threads=cfg.run.threads))(**kwargs)
         with shared_api_url() as api_url:
-            return score_calls.with_options(task_runner=task_runner(workers, dask_address, api_url))(**kwargs)
+            runner = task_runner(1, threads=cfg.run.threads) if local else task_runner(workers, dask_address, api_url)
+            return score_calls.with_options(task_runner=runner)(**kwargs)
     finally:
         _CALLBACKS.reset(token)

@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["SCHEME", "is_uri", "same_location", "split_uri", "to_uri", "filesystem", "translate_errors", "endpoint"]
+__all__ = ["SCHEME", "is_uri", "same_location", "split_uri", "to_uri", "filesystem", "exists", "translate_errors",
+           "endpoint"]
 
 SCHEME = "s3://"
 
@@ -74,6 +75,17 @@ def filesystem() -> Any:
     if region:
         client_kwargs["region_name"] = region
     return s3fs.S3FileSystem(client_kwargs=client_kwargs, use_listings_cache=False)
+
+
+def exists(uri: str) -> bool:
+    """Whether the object ``uri`` is there (one HEAD request). Where the store cannot be asked (no
+    credentials, unreachable), it counts as there: callers use this to let a vanished object go, and
+    a store that cannot answer must not make a present one look gone."""
+    try:
+        with translate_errors():
+            return bool(filesystem().exists(uri[len(SCHEME):]))
+    except OSError:
+        return True
 
 
 @contextmanager

@@ -506,6 +506,16 @@ def test_calls_whose_file_is_gone_are_counted_and_retired_with_prune(tmp_path: P
     assert runner.invoke(app, ["run", "other", "--out", "out", "--models", str(MODELS)]).exit_code == 0
     result = runner.invoke(app, ["run", "in", "--out", "out", "--models", str(MODELS), "--prune"])
     assert "retired" not in result.output and len(load_call_rows(out)) == 3
+    # a name used again (recorders reuse call_0001.wav) is retired next to its earlier copy, not over it
+    _transcript(folder / "b.json", "A different call that happens to get the same name.")
+    assert runner.invoke(app, ["run", "in", "--out", "out", "--models", str(MODELS)]).exit_code == 0
+    (folder / "b.json").unlink()
+    result = runner.invoke(app, ["run", "in", "--out", "out", "--models", str(MODELS), "--prune"])
+    assert "retired 1 stored call(s)" in " ".join(result.output.split()), result.output
+    files = sorted((out / "retired" / "calls").glob("part-*.parquet"))
+    retired = [row for file in files for row in pq.read_table(file).to_pylist()]
+    b_rows = [r for r in retired if r["source_id"] == "b.json"]
+    assert len(retired) == 3 and len({r["source_sha256"] for r in b_rows}) == 2
 
 
 def test_the_same_recording_reached_from_another_input_folder_is_not_scored_twice(tmp_path: Path,

@@ -233,6 +233,7 @@ def test_run_writes_to_and_reads_from_s3(s3_server, bucket: str, tmp_path: Path,
     result = cli("run", inputs, "--out", out, "--models", str(MODELS), "--no-summary")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 scored, 0 skipped" in result.stdout and f"{out}/report.html" in result.stdout
+    assert "--html report.html" in " ".join(result.stdout.split())  # a browser cannot open s3://
 
     # the same inputs scored on a local disk, without Prefect: the S3 rows are the same rows
     reference = tmp_path / "reference"
@@ -523,3 +524,73 @@ def test_readers_remember_markers_and_calls_rows_and_fetch_only_what_changed(
     assert len(before) == 4 and retired in before
     # segments are not remembered (too large to keep twice): read as before
     assert S3Store(uri).read_dataset("segments").num_rows == S3Store(uri, snapshots=False).read_dataset("segments").num_rows
+
+
+def test_a_renamed_object_is_scored_under_its_new_name(s3_server, bucket: str, tmp_path: Path, artifact, nlp) -> None:
+    """A stored call whose object is gone does not hold a renamed copy back (S3 has no rename: a copy
+    and a delete); while the first object is there, the copy is the same call and is skipped."""
+    from pipeline.ingest.discover import DiscoveryNotes
+
+    inputs = _upload(s3_server, _write_tree(tmp_path / "in"), bucket, "in")
+    out = tmp_path / "out"
+    process.prepare_output(out)
+    stamp = process.run_stamp(artifact, None)
+    sources, _ = discover_inputs([inputs])
+    for source in sources:
+        process.process_source(source, asr=None, artifact=artifact, nlp=nlp, config=PipelineConfig(), out_dir=out)
+    client = _boto(s3_server)
+    client.copy_object(Bucket=bucket, Key="in/team/standup-copy.json",
+                       CopySource={"Bucket": bucket, "Key": "in/team/standup.json"})
+
+    def plan() -> tuple[list[str], list[str]]:
+        notes = DiscoveryNotes()
+        found, refused = discover_inputs([inputs], notes=notes)
+        to_score, outcomes = process.plan_batch(out, found, refused, notes, stamp)
+        return [s.path for s in to_score], [o.message or "" for o in outcomes if o.status == "skipped"]
+
+    to_score, skipped = plan()  # both objects there: the copy is the stored call, reached again
+    assert to_score == [] and any("same bytes as the stored call" in m for m in skipped), skipped
+    client.delete_object(Bucket=bucket, Key="in/team/standup.json")
+    to_score, skipped = plan()  # the first is gone: a rename, scored under its new name
+    assert to_score == [f"{inputs}/team/standup-copy.json"] and not any("same bytes" in m for m in skipped), skipped
+
+
+def test_calls_whose_object_is_gone_are_found_and_pruned_in_a_bucket(s3_server, bucket: str, tmp_path: Path,
+                                                                     artifact, nlp) -> None:
+    """An input object deleted from its prefix is named after a run and, with --prune, taken out of the
+    readers' view of an s3:// output, its rows kept under retired/ (a name used again keeps both copies)."""
+    from pipeline.store import schema as store_schema
+    from pipeline.store.prune import retire, vanished_inputs
+
+    inputs = _upload(s3_server, _write_tree(tmp_path / "in"), bucket, "in")
+    out = f"s3://{bucket}/scored"
+    process.prepare_output(out)
+
+    def run() -> set[str]:
+        sources, _ = discover_inputs([inputs])
+        for source in sources:
+            process.process_source(source, asr=None, artifact=artifact, nlp=nlp, config=PipelineConfig(), out_dir=out)
+        return {store_schema.source_identity(s) for s in sources}
+
+    found = run()
+    assert vanished_inputs(out, [inputs], found) == []
+    client = _boto(s3_server)
+    client.delete_object(Bucket=bucket, Key="in/team/standup.json")
+    found = run()
+    gone = vanished_inputs(out, [inputs], found)
+    assert [v.source_path for v in gone] == [f"{inputs}/team/standup.json"]
+    assert vanished_inputs(out, [f"s3://{bucket}/elsewhere"], found) == []  # another prefix's run touches nothing
+    assert retire(out, gone) == 1
+    assert sorted(r["source_id"] for r in load_call_rows(out)) == sorted(found)
+    assert len(_keys(s3_server, bucket, "scored/retired/calls/")) == 1
+    assert len(_keys(s3_server, bucket, "scored/retired/commits/")) == 1
+    # the name comes back with other words, is scored, goes again: both retired copies are kept
+    client.put_object(Bucket=bucket, Key="in/team/standup.json",
+                      Body=json.dumps({"turns": [{"speaker": "Ana", "text": "We should book the review."}]}).encode())
+    found = run()
+    assert "team/standup.json" in {r["source_id"] for r in load_call_rows(out)}
+    client.delete_object(Bucket=bucket, Key="in/team/standup.json")
+    assert retire(out, vanished_inputs(out, [inputs], run())) == 1
+    assert len(_keys(s3_server, bucket, "scored/retired/calls/")) == 2
+    assert len(_keys(s3_server, bucket, "scored/retired/segments/")) == 2
+    assert "team/standup.json" not in {r["source_id"] for r in load_call_rows(out)}

@@ -68,6 +68,8 @@ logger = logging.getLogger("callcycle.store")
 
 COMMITS = "commits"
 QUARANTINE = "quarantine"
+#: Where ``--prune`` moves the rows of calls whose input is gone (copies of their files; readers never look).
+RETIRED = "retired"
 _MARKER_FORMAT = 1
 #: A commit marker's bytes, as a reader's snapshot keeps them (one row per marker object).
 _MARKER_BODY = pa.schema([pa.field("body", pa.binary(), nullable=False)],
@@ -609,6 +611,37 @@ class S3Store:
         if removed:
             logger.info("%s: swept %d orphaned or superseded objects", self.location, removed)
         return removed
+
+    def retire(self, source_id: str) -> bool:
+        """Take a call whose input is gone out of the readers' view, keeping its rows (``--prune``).
+
+        Its current data files, its commit marker and its error file are copied under ``retired/``
+        (names made unique by the time, so a call name used again keeps both copies), then its markers and
+        error file are deleted: readers stop counting it, and :meth:`sweep` later removes the data files
+        the deleted markers named (the copies stay). Returns whether anything was retired.
+        """
+        ident = identity_key(source_id)
+        stamp = _now().strftime("%Y%m%dT%H%M%S%f")
+        markers = self._markers(ident)
+        current = self._current(markers).get(ident)
+        error = f"errors/part-{ident}.parquet"
+        with objectstore.translate_errors():
+            has_error = self.fs.exists(self._path(error))
+            if current is None and not has_error:
+                return False
+            copies = [(rel, f"{RETIRED}/{table}/{Path(rel).stem}.{stamp}.parquet")
+                      for table, rel in sorted(current.files.items())] if current else []
+            if current is not None:
+                copies.append((self._rel(current.path), f"{RETIRED}/{self._rel(current.path)}.{stamp}"))
+            if has_error:
+                copies.append((error, f"{RETIRED}/errors/part-{ident}.{stamp}.parquet"))
+            for source, target in copies:  # every copy first: a crash in between leaves the call as it was
+                self.fs.copy(self._path(source), self._path(target))
+        for marker in markers:
+            self._delete(marker.path)
+        if has_error:
+            self._delete(self._path(error))
+        return True
 
     def write_bytes(self, name: str, data: bytes) -> str:
         self._put(name, data)
