@@ -5,10 +5,11 @@ process) and stops it at exit. A run killed outright (``kill -9``, the out-of-me
 scheduler's hard timeout) never reaches its exit handlers, and the server, about 230 MB, is left
 running with no parent; a nightly job that is killed every night leaks one each time.
 
-:func:`guard` starts this module as a small separate process (standard library only, so it starts in
-milliseconds). It checks every half second whether the run's process is still there; once it is gone,
-it sends the server SIGTERM (SIGKILL after 5 s if it does not stop), but only if that process id still
-runs the Prefect server, so a reused process id is never touched. When the run stops the server
+:func:`guard` starts this module as a small separate process (it imports only the standard library
+and ``pipeline.atomic``, so it starts in milliseconds). It checks every half second whether the run's
+process is still there; once it is gone, it sends the server SIGTERM (SIGKILL after 5 s if it does not
+stop), but only if that process id still runs the Prefect server, so a reused process id is never
+touched. When the run stops the server
 itself, the watchdog finds nothing to do and exits.
 
 Usage (internal): ``python -m flows.server_watchdog RUN_PID SERVER_PID``
@@ -23,24 +24,12 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline.atomic import pid_alive
+
 __all__ = ["guard", "is_prefect_server", "watch"]
 
 #: What the temporary server's command line holds (``uvicorn … prefect.server.api.server:create_app``).
 _SERVER_MARK = b"prefect.server.api.server"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    state = Path(f"/proc/{pid}/stat")
-    try:  # a zombie has exited: only its parent has not collected it yet
-        return state.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def is_prefect_server(pid: int) -> bool:
@@ -56,17 +45,17 @@ def watch(run_pid: int, server_pid: int, poll_s: float = 0.5, grace_s: float = 5
 
     Returns True when it had to stop the server.
     """
-    while _alive(run_pid):
-        if not _alive(server_pid):
+    while pid_alive(run_pid):
+        if not pid_alive(server_pid):
             return False  # the run stopped its server itself
         time.sleep(poll_s)
-    if not (_alive(server_pid) and is_prefect_server(server_pid)):
+    if not (pid_alive(server_pid) and is_prefect_server(server_pid)):
         return False
     os.kill(server_pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while _alive(server_pid) and time.monotonic() < deadline:
+    while pid_alive(server_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if _alive(server_pid) and is_prefect_server(server_pid):
+    if pid_alive(server_pid) and is_prefect_server(server_pid):
         os.kill(server_pid, signal.SIGKILL)
     return True
 

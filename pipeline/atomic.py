@@ -90,3 +90,19 @@ def exclusive_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs on this machine (a zombie, exited but not yet collected by its
+    parent, does not): used to tell a writer's leftovers, or a run that is gone, from a live one."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc to ask: it answered the signal
+    return state != "Z"

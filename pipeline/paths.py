@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_OUT",
     "DEFAULT_INPUTS",
     "models_dir",
+    "shipped_model_dir",
     "taxonomy_path",
     "labels_data_dir",
     "held_back_dir",
@@ -69,6 +70,14 @@ def models_dir(explicit: str | Path | None = None) -> Path:
         return Path(os.environ["CALLCYCLE_MODELS"])
     found = _first_existing(PACKAGE_DATA / "models" / "CURRENT", _CHECKOUT / "models" / "CURRENT")
     return found.parent if found else PACKAGE_DATA / "models"
+
+
+def shipped_model_dir(name: str, model_file: str) -> Path:
+    """A shared model shipped beside the classifiers (``roles/``, ``boundaries/``): the packaged copy or the
+    checkout's ``models/<name>/``, whichever holds ``model_file``; the checkout's path when neither does,
+    so the error that follows names a place."""
+    found = _first_existing(PACKAGE_DATA / "models" / name / model_file, _CHECKOUT / "models" / name / model_file)
+    return found.parent if found else _CHECKOUT / "models" / name
 
 
 def taxonomy_path(explicit: str | Path | None = None) -> Path:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
+from pipeline.modelfiles import checked_model_files
 
 __all__ = [
     "BoundaryModel",
@@ -291,12 +292,9 @@ def save_boundary_model(model: BoundaryModel, directory: Path, card: dict[str, A
 
 def default_boundary_model_dir() -> Path:
     """The shipped boundary model: ``boundaries/`` in the packaged models or the checkout's ``models/``."""
-    from pipeline import paths
+    from pipeline.paths import shipped_model_dir
 
-    for root in (paths.PACKAGE_DATA / "models", paths._CHECKOUT / "models"):
-        if (root / "boundaries" / MODEL_FILE).is_file():
-            return root / "boundaries"
-    return paths._CHECKOUT / "models" / "boundaries"
+    return shipped_model_dir("boundaries", MODEL_FILE)
 
 
 _HINT = ("Restore models/boundaries/ from the repository or retrain it (python scripts/train_boundaries.py); "
@@ -304,20 +302,7 @@ _HINT = ("Restore models/boundaries/ from the repository or retrain it (python s
 
 
 def _checked_files(folder: Path) -> tuple[dict[str, Any], bytes]:
-    try:
-        card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
-        raw = (folder / MODEL_FILE).read_bytes()
-    except (OSError, ValueError) as exc:
-        raise PipelineError(f"Cannot read the sentence-boundary model in {folder}: {exc}.", _HINT,
-                            step="segment") from exc
-    if not isinstance(card, dict) or card.get("format") != FORMAT:
-        found = card.get("format") if isinstance(card, dict) else type(card).__name__
-        raise PipelineError(f"{folder} is not a sentence-boundary model (format {found!r}, expected {FORMAT}).",
-                            _HINT, step="segment")
-    if hashlib.sha256(raw).hexdigest() != card.get("sha256"):
-        raise PipelineError(f"The sentence-boundary model {folder / MODEL_FILE} does not match the checksum in "
-                            "its card.", _HINT, step="segment")
-    return card, raw
+    return checked_model_files(folder, MODEL_FILE, FORMAT, "sentence-boundary model", _HINT, "segment")
 
 
 def check_boundary_model(directory: str | Path | None = None) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import PipelineError
+from pipeline.modelfiles import checked_model_files
 from pipeline.schema import ROLE_WORDS, role_word
 
 __all__ = [
@@ -233,12 +234,9 @@ def save_role_model(model: RoleModel, directory: Path, card: dict[str, Any]) -> 
 
 def default_role_model_dir() -> Path:
     """The shipped role model: ``roles/`` in the packaged models or the checkout's ``models/``."""
-    from pipeline import paths
+    from pipeline.paths import shipped_model_dir
 
-    for root in (paths.PACKAGE_DATA / "models", paths._CHECKOUT / "models"):
-        if (root / "roles" / MODEL_FILE).is_file():
-            return root / "roles"
-    return paths._CHECKOUT / "models" / "roles"
+    return shipped_model_dir("roles", MODEL_FILE)
 
 
 _HINT = ("Restore models/roles/ from the repository, retrain it (python scripts/train_roles.py), "
@@ -246,19 +244,7 @@ _HINT = ("Restore models/roles/ from the repository, retrain it (python scripts/
 
 
 def _checked_files(folder: Path) -> tuple[dict[str, Any], bytes]:
-    try:
-        card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
-        raw = (folder / MODEL_FILE).read_bytes()
-    except (OSError, ValueError) as exc:
-        raise PipelineError(f"Cannot read the role model in {folder}: {exc}.", _HINT, step="roles") from exc
-    if not isinstance(card, dict) or card.get("format") != FORMAT:
-        found = card.get("format") if isinstance(card, dict) else type(card).__name__
-        raise PipelineError(f"{folder} is not a role model (format {found!r}, expected {FORMAT}).", _HINT,
-                            step="roles")
-    if hashlib.sha256(raw).hexdigest() != card.get("sha256"):
-        raise PipelineError(f"The role model {folder / MODEL_FILE} does not match the checksum in its card.", _HINT,
-                            step="roles")
-    return card, raw
+    return checked_model_files(folder, MODEL_FILE, FORMAT, "role model", _HINT, "roles")
 
 
 def check_role_model(directory: str | Path | None = None) -> dict[str, Any]:

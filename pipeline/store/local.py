@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from pipeline.atomic import publish, temp_path, write_bytes_atomic
+from pipeline.atomic import pid_alive, publish, temp_path, write_bytes_atomic
 from pipeline.errors import OutputError
 from pipeline.store.base import CallState, StoredCall
 from pipeline.store.schema import (
@@ -90,16 +90,6 @@ def write_table_atomic(table: pa.Table, path: Path) -> None:
         raise
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_stale_temp(out_dir: Path) -> int:
     """Delete temporary files left by writers that died (SIGKILL, power loss); returns how many.
 
@@ -114,7 +104,7 @@ def sweep_stale_temp(out_dir: Path) -> int:
             continue
         for tmp in folder.glob(".*.tmp"):
             match = re.search(r"\.pid(\d+)\.", tmp.name)
-            if match and _pid_alive(int(match.group(1))):
+            if match and pid_alive(int(match.group(1))):
                 continue
             tmp.unlink(missing_ok=True)
             removed += 1

@@ -1,0 +1,47 @@
+"""Small models shipped as data beside the classifiers (``models/roles/``, ``models/boundaries/``): reading
+their card and model file, with the file's checksum checked against the card, before anything is parsed.
+
+Each such folder holds ``card.json`` (a ``format`` string and the model file's ``sha256``) and one model
+file of plain JSON. A missing folder, another model's card or a damaged file is one clear
+:class:`~pipeline.errors.PipelineError` with what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import PipelineError
+
+__all__ = ["checked_model_files"]
+
+
+def checked_model_files(folder: Path, model_file: str, fmt: str, what: str, hint: str,
+                        step: str) -> tuple[dict[str, Any], bytes]:
+    """``(card, model file bytes)`` of the model in ``folder``, the bytes matching the card's sha256.
+
+    Args:
+        folder: the model's folder.
+        model_file: the model file's name in it.
+        fmt: the ``format`` its card must carry.
+        what: the model's name in messages ("role model").
+        hint: what to do, for every error.
+        step: the pipeline step the error belongs to.
+
+    Raises:
+        PipelineError: the files are missing or unreadable, the card is another format, or the checksum differs.
+    """
+    try:
+        card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+        raw = (folder / model_file).read_bytes()
+    except (OSError, ValueError) as exc:
+        raise PipelineError(f"Cannot read the {what} in {folder}: {exc}.", hint, step=step) from exc
+    if not isinstance(card, dict) or card.get("format") != fmt:
+        found = card.get("format") if isinstance(card, dict) else type(card).__name__
+        raise PipelineError(f"{folder} is not a {what} (format {found!r}, expected {fmt}).", hint, step=step)
+    if hashlib.sha256(raw).hexdigest() != card.get("sha256"):
+        raise PipelineError(f"The {what} {folder / model_file} does not match the checksum in its card.", hint,
+                            step=step)
+    return card, raw
