@@ -6,6 +6,7 @@ import functools
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -204,7 +205,13 @@ def _stop_at_once(signum: int, _frame: object) -> None:
         from prefect.server.api.server import SubprocessASGIServer
 
         for server in list(SubprocessASGIServer._instances.values()):  # the temporary API, if this run started one
-            server.stop()
+            process = server.server_process
+            if process is not None:  # Prefect's own stop() waits up to 5 s for open connections (Dask workers)
+                process.terminate()
+                try:
+                    process.wait(timeout=0.8)
+                except subprocess.TimeoutExpired:
+                    process.kill()
     except Exception:  # noqa: BLE001 - best effort: the process exits either way
         pass
     name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
