@@ -48,20 +48,28 @@ def test_whisper_segments_and_a_bare_list_of_turns_are_read(tmp_path: Path) -> N
 
 def test_a_cue_with_two_speakers_and_a_cue_that_continues_a_turn() -> None:
     """Subtitle habits: two speakers in one cue (tags, prefixes or '- ' dialogue lines) each get their own
-    row, the cue's time shared by word count; a cue without a name continues the last named speaker."""
+    row, the cue's time shared by word count; a cue without a name continues the last named speaker, and a
+    speaker's cues that follow on are one turn (cue edges are where the screen ran out, not sentence ends)."""
     vtt = ("WEBVTT\n\n00:00:01.000 --> 00:00:04.000\n<v Dana>Can you send me the zip code list by Friday?</v>\n"
            "<v Mark>Yeah, I'll send it Thursday.</v>\n\n00:00:04.500 --> 00:00:06.000\nAnd the notes too.\n")
     rows = [(t.speaker, t.text, t.start_s, t.end_s) for t in parse_transcript_text(vtt, "vtt").turns]
     assert rows[:2] == [("Dana", "Can you send me the zip code list by Friday?", 1.0, pytest.approx(1 + 3 * 10 / 15)),
-                        ("Mark", "Yeah, I'll send it Thursday.", pytest.approx(1 + 3 * 10 / 15), 4.0)]
-    assert rows[2][:2] == ("Mark", "And the notes too.")
+                        ("Mark", "Yeah, I'll send it Thursday. And the notes too.", pytest.approx(1 + 3 * 10 / 15),
+                         6.0)]
+    assert len(rows) == 2
     srt = ("1\n00:00:01,000 --> 00:00:03,000\nSam: So the goal today is to agree on price.\n\n"
            "2\n00:00:03,000 --> 00:00:05,000\nIs that still the plan on your side?\n\n"
            "3\n00:00:05,000 --> 00:00:08,000\n- Could we move the demo to Tuesday?\n- No, Tuesday doesn't work.\n")
     turns = parse_transcript_text(srt, "srt").turns
     assert [(t.speaker, t.text) for t in turns] == [
-        ("Sam", "So the goal today is to agree on price."), ("Sam", "Is that still the plan on your side?"),
+        ("Sam", "So the goal today is to agree on price. Is that still the plan on your side?"),
         ("unknown", "Could we move the demo to Tuesday?"), ("unknown", "No, Tuesday doesn't work.")]
+    # a sentence broken over cues is one sentence again; a gap over a second, or a '>>', starts a new turn
+    split = ("WEBVTT\n\n00:00:01.000 --> 00:00:02.500\nso i'll send you\n\n00:00:02.500 --> 00:00:04.000\n"
+             "the quote by friday\n\n00:00:06.000 --> 00:00:07.000\nthanks\n\n00:00:07.000 --> 00:00:08.000\n"
+             "&gt;&gt; sounds good\n")
+    assert [(t.text, t.start_s, t.end_s) for t in parse_transcript_text(split, "vtt").turns] == [
+        ("so i'll send you the quote by friday", 1.0, 4.0), ("thanks", 6.0, 7.0), ("sounds good", 7.0, 8.0)]
 
 
 def test_plain_text_with_time_stamps_and_roles_in_brackets() -> None:
@@ -198,10 +206,10 @@ def test_words_with_a_colon_are_not_speakers() -> None:
         ("Dana Whitfield", "Thanks for joining. Sure. Quick question: who signs off on budget? Note: this transcript "
                            "was edited. Option 2: we could start smaller. Q3: that's when the budget lands."),
         ("Marcus Lee", "That would be our CFO. Bottom line: we save 20%.")]
-    # in subtitles too: "Step 1:" continues the speaker of the cue before
+    # in subtitles too: "Step 1:" continues the speaker of the cue before (one turn with it)
     vtt = ("WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nDana: Here's the plan.\n\n"
            "00:00:03.000 --> 00:00:05.000\nStep 1: we review your process.\n")
-    assert _who(vtt, "vtt") == [("Dana", "Here's the plan."), ("Dana", "Step 1: we review your process.")]
+    assert _who(vtt, "vtt") == [("Dana", "Here's the plan. Step 1: we review your process.")]
 
 
 def test_names_in_any_script_with_commas_phones_devices_and_a_full_width_colon() -> None:
@@ -279,9 +287,9 @@ def test_caption_markup_rolling_captions_and_speaker_change_marks() -> None:
     turns = parse_transcript_text(youtube, "vtt").turns
     assert [(t.speaker, t.text) for t in turns] == [
         ("unknown", "hi Marcus thanks for joining"), ("DANA", "how is dispatch going")]
-    # "Yes." said twice is two answers, not a rolling caption
+    # "Yes." said twice is two answers, not a rolling caption: both are kept (in one turn of the speaker)
     twice = "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nYes.\n\n00:00:02.000 --> 00:00:03.000\nYes.\n"
-    assert len(parse_transcript_text(twice, "vtt").turns) == 2
+    assert [t.text for t in parse_transcript_text(twice, "vtt").turns] == ["Yes. Yes."]
 
 
 def test_roles_and_companies_in_brackets_after_names_in_captions() -> None:

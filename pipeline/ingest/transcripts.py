@@ -444,9 +444,10 @@ def _parse_cues(name: str, text: str, kind: str, roles: dict[str, str] | None = 
             texts.append(label.text if label is not None else line)
     accepted = speakers(candidates, capitalised(texts))
     rows: list[Row] = []
+    starts_turn: list[bool] = []  # per row: a speaker-change mark, or one of several speakers in its cue
     speaker = UNKNOWN_SPEAKER  # a cue without a name continues the last named speaker (subtitle line breaks)
     for (cue, _raw), lines in zip(cues, shown):
-        pieces: list[tuple[str, list[str]]] = []  # (speaker, lines) in the cue, a new piece per speaker
+        pieces: list[tuple[str, list[str], bool]] = []  # (speaker, lines, after a change mark) per speaker
         dashes = sum(1 for _name, line in lines if _TIGHT_DASH_LINE.match(line) or _DASH_LINE.match(line))
         voiced: str | None = None  # a <v Name> tag speaks for the rest of its cue (WebVTT), list lines included
         for tagged, line in lines:
@@ -458,21 +459,47 @@ def _parse_cues(name: str, text: str, kind: str, roles: dict[str, str] | None = 
             speaker, words = _cue_speaker(voiced, line, speaker, accepted, roles)
             if words:
                 if mark or not pieces or speaker != pieces[-1][0]:
-                    pieces.append((speaker, [words]))
+                    pieces.append((speaker, [words], bool(mark)))
                 else:
                     pieces[-1][1].append(words)
-        said = [(who, " ".join(parts).strip()) for who, parts in pieces]
-        said = [(who, body) for who, body in said if body]
+        said = [(who, " ".join(parts).strip(), changed) for who, parts, changed in pieces]
+        said = [(who, body, changed) for who, body, changed in said if body]
         if not said:
             continue
-        words_in = [max(1, len(body.split())) for _who, body in said]
+        words_in = [max(1, len(body.split())) for _who, body, _changed in said]
         begin, span, done = cue[0], cue[1] - cue[0], 0
-        for (who, body), n in zip(said, words_in):
+        for (who, body, changed), n in zip(said, words_in):
             start = begin + span * done / sum(words_in)
             done += n
             rows.append((who, body, round(start, 3), round(begin + span * done / sum(words_in), 3)))
-    rows.sort(key=lambda r: (r[2] or 0.0))
-    return rows
+            starts_turn.append(changed or len(said) > 1)
+    order = sorted(range(len(rows)), key=lambda i: rows[i][2] or 0.0)
+    return _joined_cues([rows[i] for i in order], [starts_turn[i] for i in order])
+
+
+#: Consecutive cues of one speaker that follow on within this many seconds are one turn.
+CUE_JOIN_GAP_S = 1.0
+
+
+def _joined_cues(rows: list[Row], starts_turn: list[bool]) -> list[Row]:
+    """One turn per stretch of one speaker's cues that follow on (within :data:`CUE_JOIN_GAP_S`).
+
+    A caption track breaks speech where the screen runs out, not where sentences end: "so i'll send" /
+    "the quote by friday" are two cues of one sentence. Joined, the turn is split into sentences at its
+    punctuation, or by the boundary model when it has none (auto-captions), instead of at cue edges.
+    A row marked as a change of speaker (``>>``, a ``- `` dialogue line, a cue shared by two speakers)
+    always starts a turn, even when both speakers are unnamed.
+    """
+    joined: list[Row] = []
+    for (who, body, start, end), fresh in zip(rows, starts_turn):
+        if joined and not fresh:
+            last_who, last_body, last_start, last_end = joined[-1]
+            if (who == last_who and start is not None and last_end is not None
+                    and 0.0 <= start - last_end <= CUE_JOIN_GAP_S):
+                joined[-1] = (who, f"{last_body} {body}", last_start, max(end or start, last_end))
+                continue
+        joined.append((who, body, start, end))
+    return joined
 
 
 @dataclass(slots=True)
