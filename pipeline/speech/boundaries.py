@@ -285,7 +285,8 @@ def save_boundary_model(model: BoundaryModel, directory: Path, card: dict[str, A
     data = json.dumps(payload, separators=(",", ":")).encode("utf-8")
     path = directory / MODEL_FILE
     write_bytes_atomic(path, data)
-    full = {"format": FORMAT, "file": MODEL_FILE, "sha256": hashlib.sha256(data).hexdigest(), **model.info, **card}
+    full = {"format": FORMAT, "file": MODEL_FILE, "sha256": hashlib.sha256(data).hexdigest(), **model.info, **card,
+            "threshold": model.threshold}
     write_bytes_atomic(directory / "card.json", (json.dumps(full, indent=2) + "\n").encode("utf-8"))
     return path
 
@@ -386,7 +387,14 @@ def card_markdown(card: Mapping[str, Any]) -> str:
              f"C = {card.get('c')}; trained on {card.get('gaps')} gaps between words, "
              f"{card.get('sentence_ends')} of them sentence ends",
              f"- data: {', '.join(card.get('data', {}).get('files', []))} (hash `{card.get('data', {}).get('hash')}`)",
+             f"- a sentence starts after a gap whose probability reaches {card.get('threshold')}; only turns with "
+             "no `.`, `?` or `!` at all are read",
              "", "## Held-out conversations (never trained on)", "",
+             "Rows: `ami`, a speaker's consecutive AMI acts as one turn, every act end a sentence end; `written`, "
+             "runs of one to four rows of the written corpus; `written (as turns)`, the corpus's own turns, mostly "
+             "one sentence each, where the precision says how many of the model's cuts fall inside a sentence "
+             "(both halves of a sentence cut in two usually keep its labels; a missed cut merges two sentences "
+             "under one label).", "",
              "| source | turns | sentence ends | precision | recall | F1 | turns cut exactly |",
              "|---|---|---|---|---|---|---|"]
     for source, m in sorted(card.get("held_out", {}).items()):
