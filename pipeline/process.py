@@ -60,6 +60,7 @@ from pipeline.speech.transcribe import AsrModel, TranscribedFile, transcribe_fil
 from pipeline.speech.turns import channel_words, pieces_to_turns, segment_turns, speaker_for_channel, words_to_turns
 from pipeline.store import schema as store
 from pipeline.store.base import OutputLocation, Store, open_store
+from pipeline.store.prune import input_exists
 
 __all__ = [
     "CallInput",
@@ -522,11 +523,6 @@ def plan_batch(out_dir: OutputLocation, sources: list[Source], bad_inputs: list[
     return unique, outcomes + settled + elsewhere
 
 
-def _still_there(path: str) -> bool:
-    """Whether a stored call's input still exists: a local file (or link), or an object (asked of the store)."""
-    return objectstore.exists(path) if objectstore.is_uri(path) else os.path.lexists(path)
-
-
 def _stored_elsewhere(out_dir: OutputLocation, sources: list[Source],
                       force: bool) -> tuple[list[Source], list[Outcome]]:
     """Leave out sources whose bytes are already stored as *another* identity's call whose file is still
@@ -544,7 +540,7 @@ def _stored_elsewhere(out_dir: OutputLocation, sources: list[Source],
     skipped: list[Outcome] = []
     for source in sources:
         stored = by_bytes.get(source.sha256)
-        if stored is None or store.source_identity(source) in stored_ids or not _still_there(stored["source_path"]):
+        if stored is None or store.source_identity(source) in stored_ids or not input_exists(stored["source_path"]):
             keep.append(source)
             continue
         skipped.append(Outcome(path=source.path, status="skipped", call_id=source.call_id, message=(

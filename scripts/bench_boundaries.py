@@ -19,30 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from eval_unpunctuated import read_calls, words  # noqa: E402
+from eval_unpunctuated import read_calls, unpunctuated_turns  # noqa: E402
 
 from pipeline.classify.artifacts import load_artifact  # noqa: E402
 from pipeline.classify.predict import classify_segments  # noqa: E402
 from pipeline.paths import models_dir  # noqa: E402
-from pipeline.schema import Turn  # noqa: E402
 from pipeline.speech.boundaries import load_boundary_model  # noqa: E402
 from pipeline.speech.turns import build_sentencizer, segment_turns  # noqa: E402
-
-
-def unpunctuated_turns(sentences: list[dict]) -> list[Turn]:
-    turns: list[Turn] = []
-    start = 0.0
-    for sentence in sentences:
-        text = " ".join(words(sentence["text"]))
-        if turns and turns[-1].speaker == sentence["speaker"]:
-            last = turns.pop()
-            text = f"{last.text} {text}"
-            start = last.start_s
-        duration = len(text.split()) / 2.5
-        turns.append(Turn(speaker=sentence["speaker"], channel=None, start_s=start, end_s=start + duration,
-                          text=text, confidence=None, timing_estimated=True))
-        start += duration + 0.3
-    return turns
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import itertools
 import json
 import re
 import sys
@@ -51,26 +52,26 @@ def read_calls(folder: Path) -> list[tuple[str, list[dict[str, Any]]]]:
     return calls
 
 
-def score_call(artifact: Any, splitter: Sentencizer, sentences: list[dict[str, Any]], ceiling: bool) -> dict[str, Any]:
-    """Gold and predicted labels per sentence of one call, and its gold and predicted action share."""
-    groups: list[tuple[str, list[dict[str, Any]]]] = []
-    for sentence in sentences:
-        if groups and groups[-1][0] == sentence["speaker"]:
-            groups[-1][1].append(sentence)
-        else:
-            groups.append((sentence["speaker"], [sentence]))
-    turns, start = [], 0.0
-    for speaker, members in groups:
-        parts = [" ".join(words(s["text"])) for s in members]
+def unpunctuated_turns(sentences: list[dict[str, Any]], ceiling: bool = False) -> list[Turn]:
+    """A call's gold sentences as an unpunctuated export gives them: lower case, no punctuation, a speaker's
+    consecutive sentences one turn (with ``ceiling``, a full stop at each gold sentence end)."""
+    turns: list[Turn] = []
+    start = 0.0
+    for speaker, run in itertools.groupby(sentences, key=lambda sentence: sentence["speaker"]):
+        parts = [" ".join(words(s["text"])) for s in run]
         text = ". ".join(parts) + "." if ceiling else " ".join(parts)
         duration = len(text.split()) / 2.5
         turns.append(Turn(speaker=speaker, channel=None, start_s=start, end_s=start + duration, text=text,
                           confidence=None, timing_estimated=True))
         start += duration + 0.3
-    classified = classify_segments(artifact, segment_turns(turns, "call", splitter))
-    gold = [s for _, members in groups for s in members]
+    return turns
+
+
+def score_call(artifact: Any, splitter: Sentencizer, sentences: list[dict[str, Any]], ceiling: bool) -> dict[str, Any]:
+    """Gold and predicted labels per sentence of one call, and its gold and predicted action share."""
+    classified = classify_segments(artifact, segment_turns(unpunctuated_turns(sentences, ceiling), "call", splitter))
     gold_words, gold_of = [], []
-    for i, sentence in enumerate(gold):
+    for i, sentence in enumerate(sentences):
         found = words(sentence["text"])
         gold_words += found
         gold_of += [i] * len(found)
@@ -84,7 +85,7 @@ def score_call(artifact: Any, splitter: Sentencizer, sentences: list[dict[str, A
         for k in range(n):
             matched[a + k] = seg_of[b + k]
     rows = []
-    for i, sentence in enumerate(gold):
+    for i, sentence in enumerate(sentences):
         held = Counter(m for k, m in enumerate(matched) if gold_of[k] == i and m is not None)
         item = classified[held.most_common(1)[0][0]]
         rows.append((sentence, item.stage.label, item.talk_action.label))
@@ -93,7 +94,7 @@ def score_call(artifact: Any, splitter: Sentencizer, sentences: list[dict[str, A
         total = sum(n for n, _ in pairs)
         return sum(n for n, action in pairs if action) / total if total else 0.0
 
-    gold_share = share([(len(words(s["text"])), s.get("talk_action") == "action") for s in gold
+    gold_share = share([(len(words(s["text"])), s.get("talk_action") == "action") for s in sentences
                         if s.get("stage") != "other" and s.get("talk_action")])
     predicted = share([(len(words(c.segment.text)), c.talk_action.label == "action") for c in classified
                        if c.stage.label != "other"])

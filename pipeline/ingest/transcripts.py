@@ -443,8 +443,7 @@ def _parse_cues(name: str, text: str, kind: str, roles: dict[str, str] | None = 
                 candidates.append(label)
             texts.append(label.text if label is not None else line)
     accepted = speakers(candidates, capitalised(texts))
-    rows: list[Row] = []
-    starts_turn: list[bool] = []  # per row: a speaker-change mark, or one of several speakers in its cue
+    rows: list[tuple[Row, bool]] = []  # each with: it starts a turn (a change mark, or a cue of several speakers)
     speaker = UNKNOWN_SPEAKER  # a cue without a name continues the last named speaker (subtitle line breaks)
     for (cue, _raw), lines in zip(cues, shown):
         pieces: list[tuple[str, list[str], bool]] = []  # (speaker, lines, after a change mark) per speaker
@@ -471,17 +470,17 @@ def _parse_cues(name: str, text: str, kind: str, roles: dict[str, str] | None = 
         for (who, body, changed), n in zip(said, words_in):
             start = begin + span * done / sum(words_in)
             done += n
-            rows.append((who, body, round(start, 3), round(begin + span * done / sum(words_in), 3)))
-            starts_turn.append(changed or len(said) > 1)
-    order = sorted(range(len(rows)), key=lambda i: rows[i][2] or 0.0)
-    return _joined_cues([rows[i] for i in order], [starts_turn[i] for i in order])
+            rows.append(((who, body, round(start, 3), round(begin + span * done / sum(words_in), 3)),
+                         changed or len(said) > 1))
+    rows.sort(key=lambda flagged: flagged[0][2] or 0.0)
+    return _joined_cues(rows)
 
 
 #: Consecutive cues of one speaker that follow on within this many seconds are one turn.
 CUE_JOIN_GAP_S = 1.0
 
 
-def _joined_cues(rows: list[Row], starts_turn: list[bool]) -> list[Row]:
+def _joined_cues(rows: list[tuple[Row, bool]]) -> list[Row]:
     """One turn per stretch of one speaker's cues that follow on (within :data:`CUE_JOIN_GAP_S`).
 
     A caption track breaks speech where the screen runs out, not where sentences end: "so i'll send" /
@@ -491,7 +490,7 @@ def _joined_cues(rows: list[Row], starts_turn: list[bool]) -> list[Row]:
     always starts a turn, even when both speakers are unnamed.
     """
     joined: list[Row] = []
-    for (who, body, start, end), fresh in zip(rows, starts_turn):
+    for (who, body, start, end), fresh in rows:
         if joined and not fresh:
             last_who, last_body, last_start, last_end = joined[-1]
             if (who == last_who and start is not None and last_end is not None

@@ -23,13 +23,13 @@ read with :mod:`json`; ``card.json`` its checksum, training data hash and measur
 
 from __future__ import annotations
 
-import gzip
 import hashlib
+import itertools
 import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,24 +130,20 @@ def _sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE_END.split(text.strip()) if s.strip()]
 
 
+def _speaker_runs(rows: Iterable[Mapping[str, Any]], speaker: Callable[[Mapping[str, Any]], str],
+                  sentences: Callable[[Mapping[str, Any]], list[str]], source: str) -> Iterator[Turn]:
+    """One turn per run of consecutive rows with the same group and speaker, its sentences joined."""
+    for (group, _who), run in itertools.groupby(rows, key=lambda row: (str(row.get("group", "")), speaker(row))):
+        turn = _turn([sentence for row in run for sentence in sentences(row)], group, source)
+        if turn:
+            yield turn
+
+
 def corpus_turns(rows: Iterable[Mapping[str, Any]], source: str) -> Iterator[Turn]:
     """Turns of a written corpus as its speakers took them: a speaker's consecutive rows of one group
     joined, each row split into sentences at its punctuation."""
-    current: list[str] = []
-    key: tuple[str, str] | None = None
-    for row in rows:
-        here = (str(row.get("group", "")), str(row.get("speaker") or row.get("speaker_role") or ""))
-        if key is not None and here != key and current:
-            turn = _turn(current, key[0], source)
-            if turn:
-                yield turn
-            current = []
-        key = here
-        current.extend(_sentences(str(row.get("text", ""))))
-    if key is not None and current:
-        turn = _turn(current, key[0], source)
-        if turn:
-            yield turn
+    return _speaker_runs(rows, lambda row: str(row.get("speaker") or row.get("speaker_role") or ""),
+                         lambda row: _sentences(str(row.get("text", ""))), source)
 
 
 #: A written conversation is read in stretches of this many consecutive rows (chosen per stretch by a hash).
@@ -180,21 +176,8 @@ def corpus_chunks(rows: Iterable[Mapping[str, Any]], source: str) -> Iterator[Tu
 def ami_turns(rows: Iterable[Mapping[str, Any]]) -> Iterator[Turn]:
     """Turns of the AMI dialogue acts: a speaker's consecutive acts (in meeting order) joined, every act's
     end a sentence end."""
-    current: list[str] = []
-    key: tuple[str, str] | None = None
-    for row in rows:
-        here = (str(row["group"]), str(row.get("speaker", "")))
-        if key is not None and here != key and current:
-            turn = _turn(current, key[0], "ami")
-            if turn:
-                yield turn
-            current = []
-        key = here
-        current.append(str(row.get("text", "")))
-    if key is not None and current:
-        turn = _turn(current, key[0], "ami")
-        if turn:
-            yield turn
+    return _speaker_runs(rows, lambda row: str(row.get("speaker", "")), lambda row: [str(row.get("text", ""))],
+                         "ami")
 
 
 @dataclass(frozen=True)
@@ -231,22 +214,19 @@ def fit_boundary_model(turns: Sequence[Turn], *, c: float = 1.0, min_count: int 
     from scipy.sparse import csr_matrix
     from sklearn.linear_model import LogisticRegression
 
-    counts: Counter[str] = Counter()
-    for turn in turns:
-        for gap in range(len(turn.words) - 1):
-            counts.update(gap_features(turn.words, gap))
+    gaps = [(gap_features(turn.words, gap), int(gap in turn.ends)) for turn in turns
+            for gap in range(len(turn.words) - 1)]
+    counts = Counter(f for features, _end in gaps for f in features)
     names = sorted(f for f, k in counts.items() if k >= min_count)
     index = {f: i for i, f in enumerate(names)}
     rows: list[int] = []
     cols: list[int] = []
-    labels: list[int] = []
-    for turn in turns:
-        for gap in range(len(turn.words) - 1):
-            for f in gap_features(turn.words, gap):
-                if f in index:
-                    rows.append(len(labels))
-                    cols.append(index[f])
-            labels.append(int(gap in turn.ends))
+    for row, (features, _end) in enumerate(gaps):
+        for f in features:
+            if f in index:
+                rows.append(row)
+                cols.append(index[f])
+    labels = [end for _features, end in gaps]
     x = csr_matrix((np.ones(len(rows), dtype=np.float64), (rows, cols)), shape=(len(labels), len(names)))
     head = LogisticRegression(C=c, solver="liblinear", fit_intercept=False, max_iter=1000, random_state=0)
     head.fit(x, labels)
@@ -338,28 +318,22 @@ def load_boundary_model(directory: str | Path | None = None) -> BoundaryModel:
     return BoundaryModel(weights, threshold, card)
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:  # type: ignore[operator]
-        return [json.loads(line) for line in handle if line.strip()]
-
-
 def train_boundary_model(corpus_files: Sequence[Path], ami_file: Path | None, *,
                          c: float = 1.0) -> tuple[BoundaryModel, dict[str, Any]]:
     """Fit on the training conversations of ``corpus_files`` (written corpus JSONL) and ``ami_file``
     (AMI acts, JSONL.gz) and measure on their held-out conversations; returns the model and its card."""
-    from pipeline.classify.labels import is_holdout, split_key
+    from pipeline.classify.labels import is_holdout, read_rows, split_key
 
     turns: list[Turn] = []
     digest = hashlib.sha256()
     written: list[Turn] = []
     for path in corpus_files:
-        rows = _read_jsonl(path)
+        rows = read_rows(path)
         digest.update(json.dumps([[r.get("id"), r.get("text"), r.get("group")] for r in rows]).encode("utf-8"))
         turns.extend(corpus_chunks(rows, "written"))
         written.extend(corpus_turns(rows, "written"))
     if ami_file is not None:
-        rows = sorted(_read_jsonl(ami_file), key=lambda r: (str(r["group"]), int(r.get("index", 0))))
+        rows = sorted(read_rows(ami_file), key=lambda r: (str(r["group"]), int(r.get("index", 0))))
         digest.update(json.dumps([[r.get("id"), r.get("text")] for r in rows]).encode("utf-8"))
         turns.extend(ami_turns(rows))
 

@@ -240,10 +240,6 @@ def _word_char_spans(words: Sequence[tuple[str, float, float, float]]) -> tuple[
     return " ".join(parts), offsets
 
 
-def _split_points(text: str, nlp: Sentencizer) -> list[tuple[int, int]]:
-    return nlp.spans(text)
-
-
 def _pause_splits(words: Sequence[tuple[str, float, float, float]], offsets: list[int],
                   spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Further split sentence spans at long pauses between words."""
@@ -287,10 +283,10 @@ def segment_turns(turns: Sequence[Turn], call_id: str, nlp: Sentencizer,
     for turn_index, turn in enumerate(turns):
         if turn.words:
             text, offsets = _word_char_spans(turn.words)
-            spans = _pause_splits(turn.words, offsets, _split_points(text, nlp))
+            spans = _pause_splits(turn.words, offsets, nlp.spans(text))
         else:
             text, offsets = turn.text, []
-            spans = _split_points(text, nlp)
+            spans = nlp.spans(text)
         spans = _merge_short(spans, text, cfg.min_segment_words) or [(0, len(text))]
         for start_char, end_char in spans:
             piece = text[start_char:end_char].strip()

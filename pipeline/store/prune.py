@@ -18,6 +18,7 @@ folder, of another input folder, or of a file that is only unreadable tonight is
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 from collections.abc import Iterable
@@ -29,7 +30,7 @@ from pipeline.store.base import open_store
 from pipeline.store.local import _path, read_dataset
 from pipeline.store.schema import identity_key
 
-__all__ = ["RETIRED", "VanishedInput", "vanished_inputs", "retire"]
+__all__ = ["RETIRED", "VanishedInput", "vanished_inputs", "retire", "input_exists"]
 
 #: Folder under the output where retired calls' files go, per table.
 RETIRED = "retired"
@@ -51,6 +52,12 @@ def _absolute(path: str) -> Path | None:
         return None
 
 
+def input_exists(path: str) -> bool:
+    """Whether a stored call's input is still there: a local file (or link, even broken), or an object (asked
+    of the store, which counts as there when it cannot answer: see :func:`pipeline.objectstore.exists`)."""
+    return objectstore.exists(path) if objectstore.is_uri(path) else os.path.lexists(path)
+
+
 def _roots(inputs: Iterable[str]) -> tuple[list[Path], list[str]]:
     """The run's local input folders (absolute) and ``s3://`` input prefixes (globs left out: what a
     pattern did not match may still be there)."""
@@ -58,7 +65,7 @@ def _roots(inputs: Iterable[str]) -> tuple[list[Path], list[str]]:
     remote: list[str] = []
     for spec in inputs:
         if objectstore.is_uri(spec):
-            if not any(ch in spec for ch in "*?["):
+            if not glob.has_magic(spec):
                 remote.append(spec.rstrip("/") + "/")
         elif Path(spec).is_dir() and (root := _absolute(str(spec))) is not None:
             local.append(root)
@@ -82,14 +89,12 @@ def vanished_inputs(out_dir: str | Path, inputs: Iterable[str], found: set[str])
             if ident in found or ident in result:
                 continue
             if objectstore.is_uri(path):
-                if not any(path.startswith(root) for root in remote_roots) or objectstore.exists(path):
+                if not any(path.startswith(root) for root in remote_roots):
                     continue
-            else:
-                where = _absolute(path)
-                if where is None or not any(where.is_relative_to(root) for root in local_roots):
-                    continue
-                if os.path.lexists(where):
-                    continue
+            elif (where := _absolute(path)) is None or not any(where.is_relative_to(root) for root in local_roots):
+                continue
+            if input_exists(path):
+                continue
             result[ident] = VanishedInput(ident, path)
     return sorted(result.values(), key=lambda v: v.source_path)
 
