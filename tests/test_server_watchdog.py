@@ -26,10 +26,27 @@ def _gone(process: subprocess.Popen, within_s: float) -> bool:
     return True
 
 
+def _started(process: subprocess.Popen, within_s: float = 30.0) -> subprocess.Popen:
+    """Wait until the child has replaced the forked copy of pytest with its own command line.
+
+    Right after ``Popen`` returns, ``/proc/<pid>/cmdline`` may still show the parent's, so a check made at once
+    races the child's exec (seen on a loaded CI machine).
+    """
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            if _SLEEPER.encode() in Path(f"/proc/{process.pid}/cmdline").read_bytes():
+                return process
+        except OSError:
+            pass
+        time.sleep(0.01)
+    raise AssertionError(f"process {process.pid} did not start within {within_s} s")
+
+
 def test_the_watchdog_stops_the_server_of_a_dead_run_and_nothing_else() -> None:
-    run = subprocess.Popen([sys.executable, "-c", _SLEEPER])
-    server = subprocess.Popen([sys.executable, "-c", _SLEEPER, "prefect.server.api.server:create_app"])
-    bystander = subprocess.Popen([sys.executable, "-c", _SLEEPER])
+    run = _started(subprocess.Popen([sys.executable, "-c", _SLEEPER]))
+    server = _started(subprocess.Popen([sys.executable, "-c", _SLEEPER, "prefect.server.api.server:create_app"]))
+    bystander = _started(subprocess.Popen([sys.executable, "-c", _SLEEPER]))
     try:
         assert is_prefect_server(server.pid) and not is_prefect_server(bystander.pid)
         outcome: list[bool] = []
