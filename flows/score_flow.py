@@ -144,7 +144,7 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
     :class:`~pipeline.errors.ModelArtifactError` (the classifiers cannot be loaded), which stop the batch.
     """
     logger = get_run_logger()
-    stamp = process.run_stamp(resources.artifact_card(models, model_version), config.asr.model)
+    stamp = process.run_stamp(resources.artifact_card(models, model_version), config.asr.model, config)
     done = process.check_done(source, stamp, out_dir, config.run.force, batch)
     if done is not None:
         if done.status == "failed":
@@ -245,7 +245,7 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
         if on_result:
             on_result(outcome)
 
-    stamp = process.run_stamp(card, cfg.asr.model)
+    stamp = process.run_stamp(card, cfg.asr.model, cfg)
     # refused inputs, links, copies, identity clashes and calls already stored at this version are
     # settled here, without a task run each (a nightly re-run of an archive is mostly these);
     # score_file checks again, for runs that overlap

@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline.errors import PipelineError
 
-__all__ = ["checked_model_files"]
+__all__ = ["checked_model_files", "card_checksum"]
 
 
 def checked_model_files(folder: Path, model_file: str, fmt: str, what: str, hint: str,
@@ -45,3 +45,17 @@ def checked_model_files(folder: Path, model_file: str, fmt: str, what: str, hint
         raise PipelineError(f"The {what} {folder / model_file} does not match the checksum in its card.", hint,
                             step=step)
     return card, raw
+
+
+def card_checksum(folder: Path) -> str:
+    """The model file's sha256 as its card records it (the card is read; the model file is not hashed).
+
+    What a call's version key uses to tell one trained model from another: cheap enough for every file of a
+    batch, since :func:`checked_model_files` has already checked the file against this card at the start.
+    A missing or unreadable card gives ``"missing"``; loading the model then fails with its own message.
+    """
+    try:
+        card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "missing"
+    return str(card.get("sha256", "missing")) if isinstance(card, dict) else "missing"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import hashlib
 import logging
 import os
 import threading
@@ -128,11 +129,34 @@ class Outcome:
     """For ``updated``: the stored fields (rep, customer, call_date) emptied because nothing gives them any more."""
 
 
-def run_stamp(artifact: Artifact | ArtifactCard, asr_model_name: str | None) -> store.RunStamp:
-    """Versions to stamp on rows written with this artifact (loaded, or only its card) and ASR model."""
+def row_settings(config: PipelineConfig) -> str:
+    """A short digest of what, besides the classifier and the speech model, shapes a call's rows.
+
+    That is the ``[segmentation]`` options and the models chosen by them and by ``[roles]``: the
+    sentence-boundary model's and the role model's checksums (as their cards record them), or that they are
+    off. It is part of every call's version key, so a retrained boundary or role model, or a changed
+    segmentation option, re-scores stored calls on the next run instead of leaving rows made the old way.
+    Options that only change speed (threads, workers, batch sizes) are not in it.
+    """
+    from pipeline.modelfiles import card_checksum
+    from pipeline.speech.boundaries import default_boundary_model_dir
+    from pipeline.speech.rolemodel import default_role_model_dir
+
+    seg, roles = config.segmentation, config.roles
+    parts = [f"segmentation={seg.max_turn_gap_s!r},{seg.min_segment_words},{seg.words_per_minute!r}",
+             "boundaries=" + (card_checksum(default_boundary_model_dir()) if seg.unpunctuated_model else "off"),
+             "roles=" + (card_checksum(Path(roles.model_path) if roles.model_path else default_role_model_dir())
+                         if roles.model else "question-rule")]
+    return hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
+def run_stamp(artifact: Artifact | ArtifactCard, asr_model_name: str | None,
+              config: PipelineConfig | None = None) -> store.RunStamp:
+    """Versions to stamp on rows written with this artifact (loaded, or only its card) and ASR model, and
+    the digest of the other settings that shape them (:func:`row_settings`; ``None``: the defaults)."""
     tax = artifact.taxonomy
     return store.RunStamp(classifier_version=artifact.version, taxonomy=f"{tax.name}/{tax.version}",
-                          asr_model=asr_model_name)
+                          asr_model=asr_model_name, settings=row_settings(config or PipelineConfig()))
 
 
 def _audio_turns(path: Path, audio: TranscribedFile, config: PipelineConfig,
@@ -587,14 +611,19 @@ def process_source(source: Source, *, asr: AsrModel | None, artifact: Artifact, 
 
     Raises:
         OutputError: the output folder cannot be written; the batch should stop.
-        ValueError: an audio source without ``asr``, or no ``nlp`` (a mistake in the call, raised
-            rather than recorded as the input's failure).
+        ValueError: an audio source without ``asr``, no ``nlp``, or an ``nlp`` built with the boundary
+            model switched the other way than ``config`` (a mistake in the call, raised rather than
+            recorded as the input's failure).
     """
     if source.kind == "audio" and asr is None:
         raise ValueError(f"{source.path} is audio: pass asr=pipeline.speech.transcribe.load_asr_model(config.asr)")
     if nlp is None:
         raise ValueError("nlp is required: pass pipeline.speech.turns.build_sentencizer()")
-    stamp = run_stamp(artifact, asr.name if asr else None)
+    if (getattr(nlp, "boundaries", None) is not None) != config.segmentation.unpunctuated_model:
+        # the call's version says which way unpunctuated turns were cut: the splitter must cut them that way
+        raise ValueError("nlp does not match config.segmentation.unpunctuated_model: pass "
+                         "build_sentencizer(config.segmentation.unpunctuated_model)")
+    stamp = run_stamp(artifact, asr.name if asr else None, config)
     done = check_done(source, stamp, out_dir, config.run.force, batch)
     if done is not None:
         return done

@@ -31,7 +31,7 @@ def _transcript(path: Path, *texts: str) -> Path:
 def _run(folder: Path, out: Path, artifact, nlp, config: PipelineConfig | None = None) -> dict[str, str]:
     """Discover and process a folder without Prefect; ``{file name: status}``."""
     config = config or PipelineConfig()
-    stamp = process.run_stamp(artifact, None)
+    stamp = process.run_stamp(artifact, None, config)
     process.prepare_output(out)
     sources, bad = discover_inputs([str(folder)])
     outcomes = [process.record_failure(out, p, None, e, stamp) for p, e in bad]
@@ -353,3 +353,46 @@ def test_files_of_the_old_layout_are_retired_once(tmp_path: Path, artifact, nlp)
     assert len(rows) == 1 and rows[0]["source_id"] == "h.json"
     assert _run(folder, out, artifact, nlp) == {"h.json": "skipped"}
     assert len(load_call_rows(out)) == 1 and (out / store.LEGACY / "calls" / "part-0123old.parquet").is_file()
+
+
+def test_settings_that_shape_rows_are_part_of_the_version(tmp_path: Path, artifact, nlp) -> None:
+    """A retrained role or boundary model, or a changed segmentation option, re-scores stored calls on the next
+    run (rows made the old way are not kept as current); options that only change speed do not."""
+    import dataclasses
+    import hashlib
+    import shutil
+
+    from pipeline.speech.rolemodel import default_role_model_dir
+    from pipeline.speech.turns import build_sentencizer
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    _transcript(folder / "a.json", "so the rollout slipped a week because nobody owned it can you send me the new plan "
+                "by friday", "sure i will send it thursday")
+    assert _run(folder, out, artifact, nlp) == {"a.json": "scored"}
+    assert _run(folder, out, artifact, nlp) == {"a.json": "skipped"}
+    whole_turns = PipelineConfig()
+    whole_turns = dataclasses.replace(whole_turns, segmentation=dataclasses.replace(whole_turns.segmentation,
+                                                                                   unpunctuated_model=False))
+    cut = load_call_rows(out)[0]["n_segments"]
+    assert _run(folder, out, artifact, build_sentencizer(False), whole_turns) == {"a.json": "scored"}
+    assert load_call_rows(out)[0]["n_segments"] == 2 < cut  # each turn kept whole now
+    with pytest.raises(ValueError, match="unpunctuated_model"):  # a splitter that does not match the config
+        _run(folder, out, artifact, nlp, whole_turns)
+    # a role model retrained (here: the same weights written with other bytes, so another checksum)
+    roles = tmp_path / "roles"
+    shutil.copytree(default_role_model_dir(), roles)
+    (roles / "roles.json").write_bytes((roles / "roles.json").read_bytes() + b"\n")
+    card = json.loads((roles / "card.json").read_text())
+    card["sha256"] = hashlib.sha256((roles / "roles.json").read_bytes()).hexdigest()
+    (roles / "card.json").write_text(json.dumps(card))
+    retrained = dataclasses.replace(PipelineConfig(), roles=dataclasses.replace(PipelineConfig().roles,
+                                                                                model_path=str(roles)))
+    assert _run(folder, out, artifact, nlp) == {"a.json": "scored"}
+    assert _run(folder, out, artifact, nlp, retrained) == {"a.json": "scored"}
+    assert _run(folder, out, artifact, nlp, retrained) == {"a.json": "skipped"}
+    # speed options are not part of it
+    faster = dataclasses.replace(retrained, run=dataclasses.replace(retrained.run, threads=1, retries=3),
+                                 asr=dataclasses.replace(retrained.asr, batch_size=4, cpu_threads=1))
+    assert process.row_settings(faster) == process.row_settings(retrained) != process.row_settings(PipelineConfig())
+    assert _run(folder, out, artifact, nlp, faster) == {"a.json": "skipped"}

@@ -6,7 +6,8 @@ Keys (see the README, "Call identity"):
   was found under, or a ``call_id`` given in ``calls.csv``. Results are stored per identity, so a
   fixed or re-exported file *replaces* its call instead of adding a second one;
 - ``call_key`` is the version of that call's results: a hash of the identity, the content's
-  sha256 and the pipeline, ASR and classifier versions. Same identity + same key = nothing to do;
+  sha256, the pipeline, ASR and classifier versions and the settings digest (segmentation options,
+  sentence-boundary and role models). Same identity + same key = nothing to do;
 - ``error_key`` names one failing input under one set of versions.
 
 Column meanings are in :data:`COLUMN_DOCS`, rendered to docs/SCHEMA.md.
@@ -56,7 +57,8 @@ def schema_version_of(schema: pa.Schema) -> str:
 COLUMN_DOCS: dict[str, dict[str, str]] = {
     "segments": {
         "call_key": "Version of the call's results: hash of its identity (source_id), source sha256, pipeline, "
-                    "ASR and classifier versions; joins segments to their calls row.",
+                    "ASR and classifier versions and the settings that shape rows (segmentation options, "
+                    "sentence-boundary and role models); joins segments to their calls row.",
         "call_id": "Human-readable call id (file stem or the transcript's call_id).",
         "segment_index": "Position of the segment in the call, from 0, in time order.",
         "turn_index": "Index of the speaker turn the segment belongs to.",
@@ -262,6 +264,9 @@ class RunStamp:
     taxonomy: str
     asr_model: str | None
     pipeline_version: str = PIPELINE_VERSION
+    settings: str = ""
+    """Digest of what else shapes a call's rows: the segmentation options and the sentence-boundary and role
+    models in use (:func:`pipeline.process.row_settings`). Part of the version key, not a column."""
 
 
 def source_identity(source: Source) -> str:
@@ -275,9 +280,9 @@ def identity_key(source_id: str) -> str:
 
 
 def call_key(source_sha256: str, stamp: RunStamp, kind: str, source_id: str = "") -> str:
-    """Version key of one call's results: same identity + same bytes + same versions = same key."""
+    """Version key of one call's results: same identity + same bytes + same versions and settings = same key."""
     asr = stamp.asr_model if kind == "audio" else "-"
-    raw = f"{source_sha256}|{stamp.pipeline_version}|{asr}|{stamp.classifier_version}"
+    raw = f"{source_sha256}|{stamp.pipeline_version}|{asr}|{stamp.classifier_version}|{stamp.settings}"
     if source_id:
         raw = f"{source_id}|{raw}"
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
@@ -285,7 +290,8 @@ def call_key(source_sha256: str, stamp: RunStamp, kind: str, source_id: str = ""
 
 def error_key(source_id: str, source_sha256: str | None, stamp: RunStamp) -> str:
     """Key of one failing input under one set of versions."""
-    raw = f"{source_id}|{source_sha256 or '-'}|{stamp.pipeline_version}|{stamp.asr_model}|{stamp.classifier_version}"
+    raw = (f"{source_id}|{source_sha256 or '-'}|{stamp.pipeline_version}|{stamp.asr_model}|"
+           f"{stamp.classifier_version}|{stamp.settings}")
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
