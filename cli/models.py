@@ -193,6 +193,13 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
         return
+    from pipeline.display import printable
+
+    options = {"group": ("conversation", "--conversation"), "speaker": ("speaker", "--speaker"), "text": ("text", "--text")}
+    for field, column in metrics.get("columns_read", {}).items():
+        what, option = options[field]
+        console(stderr=True).print(f"note: read column {printable(repr(column))} as each row's {what} (no {field!r} "
+                                   f"column); {option} names another.", soft_wrap=True, markup=False)
     groups = {m.get("interval_groups") for m in metrics["tasks"].values()}
     if not standalone and n_rows > 1 and groups == {n_rows}:
         console(stderr=True).print("note: every row is its own conversation (no 'group' column), so each was "

@@ -53,8 +53,8 @@ from pipeline.ingest.fingerprints import fingerprints_for_run
 from pipeline.paths import DEFAULT_OUT, models_dir
 from pipeline.process import CallInput, Outcome
 from pipeline.schema import Source
-from pipeline.speech.boundaries import check_boundary_model
-from pipeline.speech.rolemodel import check_role_model
+from pipeline.speech.boundaries import load_boundary_model
+from pipeline.speech.rolemodel import load_role_model
 from pipeline.speech.transcribe import check_asr_model
 from pipeline.store import schema as store
 from pipeline.store.prune import VanishedInput, retire, vanished_inputs
@@ -227,10 +227,13 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
     # missing or tampered model; the tasks load it (in the worker processes, with Dask).
     models, model_version = str(resolve_artifact_dir(Path(models), model_version)), None
     card = resources.artifact_card(models, model_version)
-    if cfg.roles.model:  # a missing or damaged role model stops the batch now, not file by file
-        check_role_model(cfg.roles.model_path)
-    if cfg.segmentation.unpunctuated_model:  # so does a damaged sentence-boundary model
-        check_boundary_model()
+    # a missing or damaged role or sentence-boundary model stops the batch now, not file by file: each is
+    # read whole (its checksum, then its weights), since a file edited together with its card's checksum
+    # still fails to load
+    if cfg.roles.model:
+        load_role_model(cfg.roles.model_path)
+    if cfg.segmentation.unpunctuated_model:
+        load_boundary_model()
     check_asr_model(cfg.asr.model)  # so does a speech model that cannot be found (deployments come here)
     sources, bad_inputs, notes = discover_task(inputs, cfg.run, str(out_dir))
     if not sources and not bad_inputs:

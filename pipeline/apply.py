@@ -21,7 +21,7 @@ from pipeline.errors import LabelDataError
 from pipeline.ingest.transcripts import MAX_TURN_CHARS
 from pipeline.tables import unneutralise
 
-__all__ = ["CLASH_SUFFIX", "output_columns", "read_lines", "read_table",
+__all__ = ["CLASH_SUFFIX", "USUAL_COLUMNS", "usual_columns", "output_columns", "read_lines", "read_table",
            "classify_rows", "holdout_rows", "load_evaluation_rows", "evaluate_files", "training_files", "learned_rows",
            "compare_versions", "load_version"]
 
@@ -187,16 +187,42 @@ def _named_columns(raw: list[dict[str, Any]], source: str, columns: dict[str, st
                 r[field] = r[column]
 
 
+#: Column names other corpora and tools use for what callcycle reads as ``group``, ``speaker`` and ``text``;
+#: one of them stands in when a file lacks callcycle's own name and nobody named a column.
+USUAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "group": ("conversation", "conversation_id", "conv_id", "dialogue_id", "dialog_id", "call_id", "meeting_id",
+              "session_id", "transcript_id"),
+    "speaker": ("speaker_id", "speaker_name", "participant", "participant_id"),
+    "text": ("utterance", "sentence", "segment", "transcript", "content", "message"),
+}
+
+
+def usual_columns(raw: list[dict[str, Any]], named: dict[str, str | None]) -> dict[str, str]:
+    """``{field: column}`` for each field (``group``, ``speaker``, ``text``) that no one named, that no row
+    has under callcycle's name, and that exactly one usual name (:data:`USUAL_COLUMNS`, any case) holds."""
+    present = list(dict.fromkeys(k for r in raw for k in r if k != "_line"))
+    chosen: dict[str, str] = {}
+    for field, names in USUAL_COLUMNS.items():
+        if named.get(field) not in (None, field) or field in present:
+            continue
+        matches = [c for c in present if c.lower() in names]
+        if len(matches) == 1:
+            chosen[field] = matches[0]
+    return chosen
+
+
 def load_evaluation_rows(artifact: Artifact, files: Sequence[Path], holdout: bool = False,
                          conversation: str | None = None, speaker: str | None = None,
-                         text: str = DEFAULT_TEXT_COLUMN) -> list[LabelledRow]:
+                         text: str = DEFAULT_TEXT_COLUMN, guessed: dict[str, str] | None = None) -> list[LabelledRow]:
     """Validated rows of ``files`` for the tasks each file labels; optionally only the held-out split.
 
     ``conversation``, ``speaker`` and ``text`` name the columns holding each row's conversation
-    (default ``group``), speaker and text, for files that call them something else.
+    (default ``group``), speaker and text, for files that call them something else. A file that has none
+    of callcycle's names and nobody named has its usual name read instead (``conversation_id``,
+    ``utterance``…: :func:`usual_columns`); ``guessed``, when given, receives ``{field: column}`` for those.
 
     Raises:
-        LabelDataError: a file has no rows, or lacks a named column, or a row is invalid.
+        LabelDataError: a file has no rows, or lacks a named column or a text column, or a row is invalid.
     """
     rows: list[LabelledRow] = []
     for file in files:
@@ -205,7 +231,16 @@ def load_evaluation_rows(artifact: Artifact, files: Sequence[Path], holdout: boo
             raise LabelDataError(f"{file} has no rows to evaluate.",
                                  "Check the file: JSON Lines with one object per line, or a CSV with a header row.")
         _refuse_predictions(raw, file, artifact)
-        _named_columns(raw, str(file), {"group": conversation, "speaker": speaker, "text": text})
+        named: dict[str, str | None] = {"group": conversation, "speaker": speaker, "text": text}
+        usual = usual_columns(raw, named)
+        if guessed is not None:
+            guessed.update(usual)
+        named.update(usual)
+        found = ", ".join(repr(c) for c in list(dict.fromkeys(k for r in raw for k in r if k != "_line"))[:8])
+        _named_columns(raw, str(file), named)
+        if not any("text" in r for r in raw):
+            raise LabelDataError(f"{file} has no 'text' column (found: {found}).",
+                                 "Name the column that holds the texts with --text.")
         tasks = tuple(t.name for t in artifact.taxonomy.tasks if any(t.name in r for r in raw))
         # a row may carry one label only (real corpora rarely annotate both): it counts for that task
         rows.extend(validate_rows(raw, artifact.taxonomy, str(file), tasks or None, partial=True))
@@ -218,11 +253,15 @@ def evaluate_files(models: Path, version: str | None, files: Sequence[Path],
     """Load an artifact and evaluate it on labelled files: ``(artifact, rows used, metrics)``.
 
     Rows of one group (the ``group`` column, or the one ``conversation`` names) are read as a
-    conversation (``in_context``) unless told otherwise; see :func:`load_evaluation_rows`."""
+    conversation (``in_context``) unless told otherwise; see :func:`load_evaluation_rows`. ``metrics``
+    has ``columns_read``: ``{field: column}`` for columns read under their usual name (``conversation_id``…).
+    """
     artifact = load_artifact(models, version)
-    rows = load_evaluation_rows(artifact, files, holdout, conversation, speaker, text)
+    guessed: dict[str, str] = {}
+    rows = load_evaluation_rows(artifact, files, holdout, conversation, speaker, text, guessed)
     metrics = evaluate_artifact(artifact, rows, in_context=in_context)
     metrics["learned_rows"] = learned_rows(artifact, rows, training_folders())
+    metrics["columns_read"] = guessed
     return artifact, len(rows), metrics
 
 

@@ -98,3 +98,53 @@ def test_a_damaged_or_foreign_model_is_refused_with_what_to_do(tmp_path: Path) -
     (folder / "card.json").unlink()
     with pytest.raises(PipelineError, match="Cannot read"):
         load_boundary_model(folder)
+
+
+def test_full_stops_inside_tokens_and_other_scripts_marks(splitter) -> None:
+    """A price, a version, a web address or "p.m." in a run-on turn is no sentence punctuation (the model still
+    cuts the turn); the sentence marks of other scripts are (spaCy splits those turns, as before the model);
+    the model never starts a sentence inside a token ("okay-okay", "yes/no")."""
+    for run_on in ("we upgraded to version 2.5 last week and since then the export fails every night could you "
+                   "look at the logs and call me back", "see acme.com and dana@example.com", "call me at 3 p.m. ok"):
+        assert is_unpunctuated(run_on), run_on
+    assert len(splitter.spans("we upgraded to version 2.5 last week and since then the export fails every night "
+                              "could you look at the logs and call me back")) == 2
+    for punctuated in ("Okay. Could you?", "wait.", "so…yeah", "好的。我会发送", "كيف حالك؟ نعم",
+                       "میں ٹھیک ہوں۔ آپ کیسے ہیں", "नमस्ते, मैं दाना बोल रही हूँ। क्या आप सुन सकते हैं। मैं भेज दूँगी।"):
+        assert not is_unpunctuated(punctuated), punctuated
+    hindi = "नमस्ते, मैं दाना बोल रही हूँ। क्या आप सुन सकते हैं। मैं शुक्रवार तक कोटेशन भेज दूँगी।"
+    assert splitter.spans(hindi) == build_sentencizer(False).spans(hindi) and len(splitter.spans(hindi)) == 3
+    for text in ("we talked about it last week okay-okay i'll send it today to your team",
+                 "so i looked at the account yes/no okay so let me check the billing page",
+                 "yeah that works for us, can you send the contract over by friday, thanks so much for your help"):
+        spans = splitter.spans(text)
+        assert all(text[start - 1].isspace() for start, _end in spans[1:]), [text[a:b] for a, b in spans]
+    assert len(splitter.spans("we talked about it last week okay-okay i'll send it today to your team")) == 2
+
+
+def test_a_model_damaged_behind_a_matching_checksum_stops_the_batch_before_any_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_harness) -> None:
+    """The card's checksum is rewritten with the file, so only reading the weights finds the damage: the run
+    stops up front (as for a checksum mismatch) instead of failing every file at its segment step."""
+    import hashlib
+
+    from conftest import MODELS
+
+    import pipeline.speech.boundaries as boundaries
+    from flows.score_flow import run_scoring
+
+    folder = tmp_path / "boundaries"
+    shutil.copytree(default_boundary_model_dir(), folder)
+    payload = json.loads((folder / "boundaries.json").read_text())
+    payload["weights"]["bias"] = "abc"
+    (folder / "boundaries.json").write_text(json.dumps(payload))
+    card = json.loads((folder / "card.json").read_text())
+    card["sha256"] = hashlib.sha256((folder / "boundaries.json").read_bytes()).hexdigest()
+    (folder / "card.json").write_text(json.dumps(card))
+    monkeypatch.setattr(boundaries, "default_boundary_model_dir", lambda: folder)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.json").write_text(json.dumps({"turns": [{"speaker": "A", "text": "Can you send it?"}]}))
+    with pytest.raises(PipelineError, match="damaged"):
+        run_scoring([str(tmp_path / "in")], out_dir=str(tmp_path / "out"), models=str(MODELS))
+    written = [p.name for p in (tmp_path / "out").rglob("*.parquet") if not p.name.startswith("_")]
+    assert written == []  # no file was scored or recorded as failed

@@ -440,15 +440,19 @@ def test_run_names_a_deferred_file_and_why(tmp_path: Path, prefect_harness) -> N
 
 
 def test_evaluate_reads_a_conversation_column_by_any_name(tmp_path: Path) -> None:
-    """A file whose conversations are in 'call_id' (not 'group') gives the same figures with
-    --conversation call_id as the file with 'group'; without it a note says every row was read alone;
-    an empty file is exit 2."""
+    """A file whose conversations are in 'deal' (not 'group') gives the same figures with
+    --conversation deal as the file with 'group'; without it a note says every row was read alone;
+    usual names of other corpora ('conversation_id', 'utterance') are read without being named, with a
+    note; a file with no text column says which columns it has; an empty file is exit 2."""
     rows = [json.loads(line) for line in (ROOT / "labels" / "held-back" / "corpus_c15-demos.jsonl")
             .read_text().splitlines()[:40]]
-    grouped, renamed = tmp_path / "grouped.jsonl", tmp_path / "renamed.jsonl"
+    grouped, renamed, usual = tmp_path / "grouped.jsonl", tmp_path / "renamed.jsonl", tmp_path / "usual.jsonl"
     grouped.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    renamed.write_text("".join(json.dumps({**{k: v for k, v in r.items() if k != "group"}, "call_id": r["group"]})
+    renamed.write_text("".join(json.dumps({**{k: v for k, v in r.items() if k != "group"}, "deal": r["group"]})
                                + "\n" for r in rows))
+    usual.write_text("".join(json.dumps({"conversation_id": r["group"], "Utterance": r["text"], "stage": r["stage"],
+                                         "talk_action": r["talk_action"], "speaker": r.get("speaker_role")})
+                             + "\n" for r in rows))
 
     def metrics(*args: str) -> tuple[dict, str]:
         result = runner.invoke(app, ["evaluate", *args, "--json", "--models", str(MODELS)])
@@ -456,11 +460,20 @@ def test_evaluate_reads_a_conversation_column_by_any_name(tmp_path: Path) -> Non
         return json.loads(result.stdout), result.stderr
 
     reference, _ = metrics(str(grouped))
-    named, _ = metrics(str(renamed), "--conversation", "call_id")
+    named, _ = metrics(str(renamed), "--conversation", "deal")
     assert named == reference and len({r["group"] for r in rows}) >= 2
     assert reference["tasks"]["stage"]["interval_groups"] == len({r["group"] for r in rows})
     alone = runner.invoke(app, ["evaluate", str(renamed), "--models", str(MODELS)])
-    assert alone.exit_code == 0 and "--conversation" in alone.stderr
+    assert alone.exit_code == 0 and "every row is its own conversation" in alone.stderr
+    found, _ = metrics(str(usual))
+    assert found["columns_read"] == {"group": "conversation_id", "text": "Utterance"}
+    assert found["tasks"] == metrics(str(usual), "--conversation", "conversation_id", "--text", "Utterance")[0]["tasks"]
+    assert found["tasks"]["stage"]["interval_groups"] == len({r["group"] for r in rows})
+    noted = runner.invoke(app, ["evaluate", str(usual), "--models", str(MODELS)])
+    assert "read column 'conversation_id' as each row's conversation" in noted.stderr
+    (tmp_path / "words.jsonl").write_text(json.dumps({"words": "Send it by Friday.", "talk_action": "action"}) + "\n")
+    no_text = runner.invoke(app, ["evaluate", str(tmp_path / "words.jsonl"), "--models", str(MODELS)])
+    assert no_text.exit_code == 2 and "no 'text' column (found: 'words', 'talk_action')" in no_text.output
     missing = runner.invoke(app, ["evaluate", str(renamed), "--conversation", "meeting", "--models", str(MODELS)])
     assert missing.exit_code == 2 and "no column 'meeting'" in missing.output
     (tmp_path / "empty.jsonl").write_text("")

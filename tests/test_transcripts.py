@@ -392,3 +392,21 @@ def test_json_speaker_names_win_over_ids_and_blanks() -> None:
     turns = [{"speaker": 0, "speaker_name": "Dana", "text": "Hi."}, {"speaker": "", "name": "Marcus", "text": "Hey."},
              {"speaker_id": 7, "text": "Hello."}]
     assert [t.speaker for t in parse_transcript_text(json.dumps(turns), "json").turns] == ["Dana", "Marcus", "7"]
+
+
+def test_cues_exactly_a_second_apart_are_one_turn_whatever_the_clock() -> None:
+    """The join rule is 'within a second': a gap of exactly 1.000 s joins at any time of the call (float
+    subtraction of millisecond times once gave 1.0000000000000x and split one of 3,609 such pairs)."""
+    for start in ("00:00:01.000", "00:08:29.575", "01:59:59.999"):  # the second gives 512.575 - 511.575
+        h, m, s = start.split(":")
+        first_end = int(h) * 3600 + int(m) * 60 + float(s) + 2.0
+        second_start = round(first_end + 1.0, 3)
+
+        def clock(t: float) -> str:
+            ms = round(t * 1000)
+            return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+        vtt = (f"WEBVTT\n\n{start} --> {clock(first_end)}\n<v Dana>so i'll send you the quote\n\n"
+               f"{clock(second_start)} --> {clock(second_start + 2)}\nby friday at the latest\n")
+        turns = parse_transcript_text(vtt, "vtt").turns
+        assert [(t.speaker, t.text) for t in turns] == [("Dana", "so i'll send you the quote by friday at the latest")]

@@ -494,7 +494,7 @@ def _joined_cues(rows: list[tuple[Row, bool]]) -> list[Row]:
         if joined and not fresh:
             last_who, last_body, last_start, last_end = joined[-1]
             if (who == last_who and start is not None and last_end is not None
-                    and 0.0 <= start - last_end <= CUE_JOIN_GAP_S):
+                    and -1e-6 <= start - last_end <= CUE_JOIN_GAP_S + 1e-6):  # times are rounded to ms
                 joined[-1] = (who, f"{last_body} {body}", last_start, max(end or start, last_end))
                 continue
         joined.append((who, body, start, end))

@@ -62,7 +62,11 @@ FORMAT = "callcycle-boundary-model/1"
 MODEL_FILE = "boundaries.json"
 
 #: Characters that end a sentence; a turn with none of them is read by the boundary model.
-SENTENCE_PUNCTUATION = frozenset(".?!…。？！")
+#: Marks that end a sentence, in Latin and other scripts (Devanagari danda, Arabic and Urdu question mark and
+#: full stop, Armenian, Ethiopic, CJK full-width forms…): a turn holding one is split at its punctuation.
+SENTENCE_PUNCTUATION = frozenset(".?!…‼‽⁇⁈⁉。？！．｡।॥؟۔։።፧܀܁܂߹၊။᙮᠃᠉⸮⸼﹒﹖﹗")
+#: Letters with full stops that end no sentence: "p.m.", "e.g.", "u.s.".
+_LETTER_ABBREVIATION = re.compile(r"(?<![^\W_])(?:[^\W\d_]\.){2,}", re.UNICODE)
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 _DIGITS = re.compile(r"\d")
 #: Distances from the turn's start and end are bucketed up to this many words.
@@ -73,8 +77,17 @@ THRESHOLD = 0.4
 
 
 def is_unpunctuated(text: str) -> bool:
-    """True when ``text`` has no sentence-ending punctuation at all (the boundary model's input)."""
-    return not any(ch in SENTENCE_PUNCTUATION for ch in text)
+    """True when ``text`` has no sentence-ending punctuation at all (the boundary model's input).
+
+    A full stop inside a token ("version 2.5", "acme.com", "dana@example.com") or in letters such as
+    "p.m." ends no sentence, so it does not count: a run-on recogniser turn that mentions a price or a
+    web address is still cut by the model.
+    """
+    text = _LETTER_ABBREVIATION.sub(" ", text)
+    for i, ch in enumerate(text):
+        if ch in SENTENCE_PUNCTUATION and not (ch == "." and text[i + 1:i + 2].isalnum()):
+            return False
+    return True
 
 
 def word_spans(text: str) -> list[tuple[int, int]]:
@@ -204,7 +217,9 @@ class BoundaryModel:
         if len(spans) < 2:
             return [(0, len(text))] if text.strip() else []
         probs = self.probabilities([text[a:b] for a, b in spans])
-        starts = [0] + [spans[g + 1][0] for g, p in enumerate(probs) if p >= self.threshold]
+        # a sentence starts only after a space: never inside "okay-okay", "yes/no" or "2.5"
+        starts = [0] + [spans[g + 1][0] for g, p in enumerate(probs)
+                        if p >= self.threshold and any(c.isspace() for c in text[spans[g][1]:spans[g + 1][0]])]
         return [(a, b) for a, b in zip(starts, [*starts[1:], len(text)]) if text[a:b].strip()]
 
 
