@@ -410,3 +410,14 @@ def test_cues_exactly_a_second_apart_are_one_turn_whatever_the_clock() -> None:
                f"{clock(second_start)} --> {clock(second_start + 2)}\nby friday at the latest\n")
         turns = parse_transcript_text(vtt, "vtt").turns
         assert [(t.speaker, t.text) for t in turns] == [("Dana", "so i'll send you the quote by friday at the latest")]
+
+
+def test_a_cue_shared_with_the_next_speaker_can_finish_the_previous_speakers_sentence() -> None:
+    srt = ("1\n00:00:01,000 --> 00:00:03,000\nDana: so i'll send you the quote\n\n"
+           "2\n00:00:03,100 --> 00:00:05,000\nby friday at the latest\nMarcus: okay great thanks\n")
+    turns = parse_transcript_text(srt, "srt").turns
+    assert [(t.speaker, t.text) for t in turns] == [("Dana", "so i'll send you the quote by friday at the latest"),
+                                                   ("Marcus", "okay great thanks")]
+    # a dialogue dash still starts a turn, even for the first line of a shared cue
+    dashed = srt.replace("by friday at the latest\nMarcus:", "- by friday at the latest\n- Marcus:")
+    assert len(parse_transcript_text(dashed, "srt").turns) == 3

@@ -467,11 +467,13 @@ def _parse_cues(name: str, text: str, kind: str, roles: dict[str, str] | None = 
             continue
         words_in = [max(1, len(body.split())) for _who, body, _changed in said]
         begin, span, done = cue[0], cue[1] - cue[0], 0
-        for (who, body, changed), n in zip(said, words_in):
+        for i, ((who, body, changed), n) in enumerate(zip(said, words_in)):
             start = begin + span * done / sum(words_in)
             done += n
+            # in a cue shared by two speakers each later speaker starts a turn; its first words may finish
+            # the sentence of the speaker before the cue ("by friday at the latest" / "Marcus: okay great")
             rows.append(((who, body, round(start, 3), round(begin + span * done / sum(words_in), 3)),
-                         changed or len(said) > 1))
+                         changed or (len(said) > 1 and i > 0)))
     rows.sort(key=lambda flagged: flagged[0][2] or 0.0)
     return _joined_cues(rows)
 
