@@ -148,6 +148,8 @@ class Turn:
         words: word timings, when known.
         role: ``rep``, ``customer``, ``manager`` or ``unknown`` (``None`` before roles are assigned).
         role_source: where the role came from: ``sidecar``, ``channel``, ``name``, ``model``, ``heuristic``.
+        pieces: for a turn joined from timed pieces (a speaker's subtitle cues): each piece's first character
+            in ``text`` and its start and end, so a sentence takes its time from the cues it was shown in.
     """
 
     speaker: str
@@ -160,6 +162,7 @@ class Turn:
     words: tuple[tuple[str, float, float, float], ...] = ()
     role: str | None = None
     role_source: str | None = None
+    pieces: tuple[tuple[int, float, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

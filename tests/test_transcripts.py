@@ -421,3 +421,26 @@ def test_a_cue_shared_with_the_next_speaker_can_finish_the_previous_speakers_sen
     # a dialogue dash still starts a turn, even for the first line of a shared cue
     dashed = srt.replace("by friday at the latest\nMarcus:", "- by friday at the latest\n- Marcus:")
     assert len(parse_transcript_text(dashed, "srt").turns) == 3
+
+
+def test_sentences_of_joined_cues_keep_their_cues_times(nlp) -> None:
+    """Cues joined into one turn are cut into sentences again; each sentence takes its time from the cues it
+    was shown in, not from an even share of the whole turn (a cue held on screen through a pause moved the
+    next sentence 28 s early and changed the call's stage mix by seconds)."""
+    from pipeline.speech.turns import segment_turns
+
+    vtt = ("WEBVTT\n\n00:00:00.000 --> 00:00:03.000\n<v Dana>hi everyone thanks for joining\n\n"
+           "00:00:03.000 --> 00:00:45.000\nlet me share my screen\n\n"
+           "00:00:45.000 --> 00:00:48.000\nokay so here is the pricing page for the enterprise plan\n\n"
+           "00:00:48.000 --> 00:00:51.000\ncould you send me the signed contract by friday\n")
+    turns = parse_transcript_text(vtt, "vtt").turns
+    assert len(turns) == 1 and turns[0].pieces == ((0, 0.0, 3.0), (31, 3.0, 45.0), (54, 45.0, 48.0), (111, 48.0, 51.0))
+    segments = segment_turns(turns, "c", nlp)
+    assert [(s.start_s, s.end_s) for s in segments] == [(0.0, 3.0), (3.0, 45.0), (45.0, 48.0), (48.0, 51.0)]
+    assert not any(s.timing_estimated for s in segments)
+    # a sentence that runs over a cue edge spans both cues' times; punctuated captions read the same way
+    srt = ("1\n00:00:10,000 --> 00:00:12,000\nDana: So I'll send you the quote\n\n"
+           "2\n00:00:12,500 --> 00:00:14,000\nby Friday. Does that work?\n")
+    spans = [(s.text, s.start_s, s.end_s) for s in segment_turns(parse_transcript_text(srt, "srt").turns, "c", nlp)]
+    assert spans[0][0] == "So I'll send you the quote by Friday." and spans[0][1] == 10.0
+    assert 12.5 < spans[0][2] <= spans[1][1] < spans[1][2] == 14.0

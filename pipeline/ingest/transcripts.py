@@ -114,16 +114,17 @@ def _word_seconds(text: str, words_per_minute: float) -> float:
 
 
 def estimate_timings(
-    rows: list[tuple[str, str, float | None, float | None]], words_per_minute: float = 150.0
+    rows: list[tuple[str, str, float | None, float | None]], words_per_minute: float = 150.0,
+    pieces: list[tuple[tuple[int, float, float], ...]] | None = None,
 ) -> list[Turn]:
     """Build turns from ``(speaker, text, start, end)``, estimating missing times.
 
     A turn without a start begins where the previous one ended; a turn without an
-    end lasts ``words / words_per_minute``.
+    end lasts ``words / words_per_minute``. ``pieces``, one entry per row, become ``Turn.pieces``.
     """
     turns: list[Turn] = []
     clock = 0.0
-    for speaker, text, start, end in rows:
+    for i, (speaker, text, start, end) in enumerate(rows):
         estimated = start is None or end is None
         begin = clock if start is None else float(start)
         finish = begin + _word_seconds(text, words_per_minute) if end is None else float(end)
@@ -131,7 +132,7 @@ def estimate_timings(
             finish = begin
         turns.append(
             Turn(speaker=speaker, channel=None, start_s=begin, end_s=finish, text=text,
-                 timing_estimated=estimated)
+                 timing_estimated=estimated, pieces=pieces[i] if pieces and not estimated else ())
         )
         clock = max(clock, finish)
     return turns
@@ -407,7 +408,7 @@ def _without_echo(previous: list[str], lines: list[str]) -> list[str]:
     return lines
 
 
-def _parse_cues(name: str, text: str, kind: str, roles: dict[str, str] | None = None) -> list[Row]:
+def _parse_cues(name: str, text: str, kind: str, roles: dict[str, str] | None = None) -> list[tuple[Row, Pieces]]:
     """Cues of a WebVTT or SRT file.
 
     A cue's speaker comes from a ``<v Name>`` tag or a ``Name:`` label (:mod:`speaker_labels` decides which
@@ -475,31 +476,40 @@ def _parse_cues(name: str, text: str, kind: str, roles: dict[str, str] | None = 
             rows.append(((who, body, round(start, 3), round(begin + span * done / sum(words_in), 3)),
                          changed or (len(said) > 1 and i > 0)))
     rows.sort(key=lambda flagged: flagged[0][2] or 0.0)
-    return _joined_cues(rows)
+    # editorial notes go before cues are joined, so each cue's place in its turn's text stays known
+    cleaned = [(_without_annotations(row), fresh) for row, fresh in rows]
+    return _joined_cues([(row, fresh) for row, fresh in cleaned if row[1]])
 
 
 #: Consecutive cues of one speaker that follow on within this many seconds are one turn.
 CUE_JOIN_GAP_S = 1.0
 
 
-def _joined_cues(rows: list[tuple[Row, bool]]) -> list[Row]:
+#: Where each joined cue begins in its turn's text, and its start and end (``Turn.pieces``).
+Pieces = tuple[tuple[int, float, float], ...]
+
+
+def _joined_cues(rows: list[tuple[Row, bool]]) -> list[tuple[Row, Pieces]]:
     """One turn per stretch of one speaker's cues that follow on (within :data:`CUE_JOIN_GAP_S`).
 
     A caption track breaks speech where the screen runs out, not where sentences end: "so i'll send" /
     "the quote by friday" are two cues of one sentence. Joined, the turn is split into sentences at its
     punctuation, or by the boundary model when it has none (auto-captions), instead of at cue edges.
     A row marked as a change of speaker (``>>``, a ``- `` dialogue line, a cue shared by two speakers)
-    always starts a turn, even when both speakers are unnamed.
+    always starts a turn, even when both speakers are unnamed. Each turn comes with its cues' places and
+    times (none for a turn of one cue), so its sentences keep the times of the cues that showed them.
     """
-    joined: list[Row] = []
+    joined: list[tuple[Row, Pieces]] = []
     for (who, body, start, end), fresh in rows:
         if joined and not fresh:
-            last_who, last_body, last_start, last_end = joined[-1]
-            if (who == last_who and start is not None and last_end is not None
+            (last_who, last_body, last_start, last_end), pieces = joined[-1]
+            if (who == last_who and start is not None and last_end is not None and last_start is not None
                     and -1e-6 <= start - last_end <= CUE_JOIN_GAP_S + 1e-6):  # times are rounded to ms
-                joined[-1] = (who, f"{last_body} {body}", last_start, max(end or start, last_end))
+                pieces = pieces or ((0, last_start, last_end),)
+                joined[-1] = ((who, f"{last_body} {body}", last_start, max(end or start, last_end)),
+                              (*pieces, (len(last_body) + 1, start, end if end is not None else start)))
                 continue
-        joined.append((who, body, start, end))
+        joined.append(((who, body, start, end), ()))
     return joined
 
 
@@ -710,19 +720,26 @@ def parse_transcript_text(
     text = _clean(text)
     call_id: str | None = None
     roles: dict[str, str] = {}
+    cues: list[tuple[Row, Pieces]] | None = None
     if fmt == "json":
         call_id, rows = _parse_json(name, text)
     elif fmt == "vtt":
         if not text.lstrip("\ufeff").lstrip().startswith("WEBVTT"):
             raise _fail(name, "a WebVTT file must start with 'WEBVTT'.", "Check the file is WebVTT.")
-        rows = _parse_cues(name, text, "WebVTT", roles)
+        cues = _parse_cues(name, text, "WebVTT", roles)
     elif fmt == "srt":
-        rows = _parse_cues(name, text, "SRT", roles)
+        cues = _parse_cues(name, text, "SRT", roles)
     elif fmt == "txt":
         rows = _parse_plain(name, text, roles)
     else:
         raise _fail(name, f"unknown transcript format {fmt!r}.", "Use json, vtt, srt or txt.")
-    rows = [row for row in (_without_annotations(row) for row in rows) if row[1]]
+    if cues is None:
+        cues = [(row, ()) for row in rows]
+    # a note left in a joined turn (one cut by a cue edge) changes its text: its cues' places no longer hold
+    cleaned = [(clean, pieces if clean == row else ()) for clean, row, pieces in
+               ((_without_annotations(row), row, pieces) for row, pieces in cues)]
+    cleaned = [(row, pieces) for row, pieces in cleaned if row[1]]
+    rows = [row for row, _pieces in cleaned]
     if not rows:
         raise _fail(name, "the transcript contains no spoken text.",
                     "Check the export: every turn is empty or missing, or holds only notes such as [inaudible].")
@@ -731,7 +748,9 @@ def parse_transcript_text(
             raise _fail(name, f"turn {i + 1} ({speaker!r}) is {len(body):,} characters long without a speaker change "
                               f"(the limit is {MAX_TURN_CHARS:,}).",
                         "Put each speaker turn on its own line ('Name: text'), or one entry per turn in JSON.")
-    return ParsedTranscript(call_id=call_id, turns=estimate_timings(rows, words_per_minute), roles=roles)
+    return ParsedTranscript(call_id=call_id, turns=estimate_timings(rows, words_per_minute,
+                                                                    [pieces for _row, pieces in cleaned]),
+                            roles=roles)
 
 
 #: How common audio and video containers begin (``RIFF....WAVE``, MP3 with or without an ID3 tag,

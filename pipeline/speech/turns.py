@@ -265,12 +265,23 @@ def _merge_short(spans: list[tuple[int, int]], text: str, min_words: int) -> lis
     return merged
 
 
+def _piece_time(turn: Turn, char: int, is_end: bool) -> float:
+    """The time at character ``char`` of a turn joined from timed pieces: within the piece that holds it, shared
+    out by characters. A segment ending where a piece ends takes that piece's end, not the next one's start."""
+    bounds = [offset for offset, _start, _end in turn.pieces] + [len(turn.text)]
+    k = max((i for i, offset in enumerate(bounds[:-1]) if (offset < char if is_end else offset <= char)), default=0)
+    _offset, start, end = turn.pieces[k]
+    length = max(bounds[k + 1] - bounds[k], 1)
+    return start + max(end - start, 0.0) * min(max(char - bounds[k], 0), length) / length
+
+
 def segment_turns(turns: Sequence[Turn], call_id: str, nlp: Sentencizer,
                   config: SegmentationConfig | None = None) -> list[Segment]:
     """Split each turn into sentence segments with their own timings.
 
     With word timestamps, a segment spans its first word's start to its last word's
-    end; otherwise the turn's time is shared out by character count.
+    end; in a turn joined from subtitle cues (``turn.pieces``) each cue's time is shared out over its own
+    characters; otherwise the turn's time is shared out by character count.
 
     Args:
         turns: speaker turns in time order.
@@ -298,6 +309,9 @@ def segment_turns(turns: Sequence[Turn], call_id: str, nlp: Sentencizer,
                 end_s = turn.words[idx[-1]][2] if idx else turn.end_s
                 probs = [turn.words[i][3] for i in idx]
                 confidence = sum(probs) / len(probs) if probs else turn.confidence
+            elif turn.pieces:
+                start_s, end_s = _piece_time(turn, start_char, False), _piece_time(turn, end_char, True)
+                confidence = turn.confidence
             else:
                 span = max(turn.end_s - turn.start_s, 0.0)
                 length = max(len(text), 1)
