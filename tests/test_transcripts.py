@@ -444,3 +444,10 @@ def test_sentences_of_joined_cues_keep_their_cues_times(nlp) -> None:
     spans = [(s.text, s.start_s, s.end_s) for s in segment_turns(parse_transcript_text(srt, "srt").turns, "c", nlp)]
     assert spans[0][0] == "So I'll send you the quote by Friday." and spans[0][1] == 10.0
     assert 12.5 < spans[0][2] <= spans[1][1] < spans[1][2] == 14.0
+
+
+def test_a_voice_tag_in_the_middle_of_a_line_speaks_from_there_on() -> None:
+    vtt = ("WEBVTT\n\n00:00:01.000 --> 00:00:03.000\n<v Dana>so i'll send you the quote\n\n"
+           "00:00:03.100 --> 00:00:05.000\nby friday at the latest <v Marcus>okay great\n")
+    assert [(t.speaker, t.text) for t in parse_transcript_text(vtt, "vtt").turns] == [
+        ("Dana", "so i'll send you the quote by friday at the latest"), ("Marcus", "okay great")]

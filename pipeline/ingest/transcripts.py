@@ -32,6 +32,8 @@ _LOOKS_TIMED = re.compile(r"[0-9]{1,2}:[0-9]{2}[.,:]?[0-9]{0,6}\s{0,3}-{0,3}>|-{
 _CUE_ID = re.compile(r"^\s*[0-9]+\s*$")
 _VTT_META_BLOCK = re.compile(r"^(?:NOTE|STYLE|REGION)(?:\s|$)")
 _VOICE = re.compile(r"<v(?:\.[^\s>]{0,100})?\s+([^>]{1,200})>")
+#: Where a voice tag starts, for cutting a line at one that follows other words.
+_VOICE_START = re.compile(r"(?<=\S)\s*(?=<v(?:\.[^\s>]{0,100})?\s+[^>]{1,200}>)")
 #: Markup in cue text: HTML-like tags (<i>, <c>, <00:00:01.200>) and ASS/SSA overrides ({\an8}).
 _TAG = re.compile(r"</?[^<>]{1,200}>|\{\\[^{}]{0,200}\}")
 #: A name's bracketed suffix: a role, pronouns or a company ("Marcus Lee (Contoso)").
@@ -423,7 +425,8 @@ def _parse_cues(name: str, text: str, kind: str, roles: dict[str, str] | None = 
     previous_end: float | None = None
     for (start, end), raw in cues:
         lines: list[tuple[str | None, str]] = []
-        for line in raw:
+        # a <v Name> tag in the middle of a line speaks from there on: the words before it are the speaker's before
+        for line in (part for whole in raw for part in _VOICE_START.split(whole)):
             voice = _VOICE.search(line)
             clean = _strip_markup(line)
             if clean:
