@@ -1,11 +1,12 @@
 """Train the role model (who is the rep) and write it to ``models/roles/``.
 
 Fits :mod:`pipeline.speech.rolemodel` on every ``labels/data/corpus_*.jsonl`` file, measures it
-leave-one-writer-out and on the labelled calls (``labels/calls``, never trained on) next to the
-question rule it replaces, and writes ``roles.json``, ``card.json`` and ``card.md``. Takes about a
-minute on 2 cores.
+leave-one-writer-out, on the labelled calls (``labels/calls``) and on outside transcripts
+(``labels/held-back/roles-outside``), neither ever trained on, next to the question rule it replaces,
+and writes ``roles.json``, ``card.json`` and ``card.md``. Takes about a minute on 2 cores.
 
 Usage: python scripts/train_roles.py [--out models/roles] [--labels labels/data] [--calls labels/calls]
+       [--outside labels/held-back/roles-outside]
 """
 
 from __future__ import annotations
@@ -28,12 +29,15 @@ def main() -> None:
     parser.add_argument("--labels", type=Path, default=ROOT / "labels" / "data", help="the written corpus files")
     parser.add_argument("--calls", type=Path, default=ROOT / "labels" / "calls",
                         help="labelled calls to measure on (never trained on)")
+    parser.add_argument("--outside", type=Path, default=ROOT / "labels" / "held-back" / "roles-outside",
+                        help="transcripts with a truth.json role key, written blind, to measure on (never trained on)")
     args = parser.parse_args()
     files = sorted(args.labels.glob("corpus_*.jsonl"))
     if not files:
         raise SystemExit(f"no corpus_*.jsonl files in {args.labels}")
     started = time.perf_counter()
-    model, card = train_role_model(files, args.calls if args.calls.is_dir() else None)
+    model, card = train_role_model(files, args.calls if args.calls.is_dir() else None,
+                                   outside_dir=args.outside if (args.outside / "truth.json").is_file() else None)
     card["training_s"] = round(time.perf_counter() - started, 1)
     save_role_model(model, args.out, card)
     saved = load_role_model(args.out)  # what a run will read, checksum included

@@ -365,6 +365,30 @@ def test_shipped_role_model_card_beats_the_question_rule_on_the_labelled_calls()
         "role_accuracy"]
 
 
+def test_shipped_role_model_is_the_one_its_corpus_gives_and_reads_outside_transcripts() -> None:
+    """The shipped model was trained on today's corpus (a writer added since would make `make train-roles`
+    give another model than the one shipped), and its card's outside figures (transcripts written and keyed
+    blind, read as `callcycle run` reads them) come out again."""
+    from pipeline.classify.labels import read_rows
+    from pipeline.speech.rolemodel import (
+        corpus_documents,
+        documents_hash,
+        evaluate_calls,
+        load_role_model,
+        read_transcript_calls,
+    )
+
+    root = Path(__file__).resolve().parents[1]
+    model = load_role_model()
+    files = sorted((root / "labels" / "data").glob("corpus_*.jsonl"))
+    documents = [d for path in files for d in corpus_documents(read_rows(path), path.stem.removeprefix("corpus_"))]
+    assert documents_hash(documents) == model.info["data_hash"]
+    assert model.info["corpus_files"] == [p.name for p in files]
+    outside = read_transcript_calls(root / "labels" / "held-back" / "roles-outside")
+    assert len(outside) == 16 and evaluate_calls(outside, model) == model.info["outside_calls"]["model"]
+    assert evaluate_calls(outside, None) == model.info["outside_calls"]["question_rule"]
+
+
 def test_roles_section_of_the_config_turns_the_model_off(tmp_path: Path) -> None:
     from pipeline.config import load_config
 

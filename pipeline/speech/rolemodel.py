@@ -52,6 +52,7 @@ __all__ = [
     "default_role_model_dir",
     "LabelledCall",
     "read_labelled_calls",
+    "read_transcript_calls",
     "role_agreement",
     "evaluate_calls",
     "evaluate_documents",
@@ -304,6 +305,20 @@ def read_labelled_calls(folder: Path) -> list[LabelledCall]:
     return calls
 
 
+def read_transcript_calls(folder: Path) -> list[LabelledCall]:
+    """Calls given as transcripts with a role key: ``folder/truth.json`` maps each file of ``folder/calls`` to
+    ``{speaker: role}``; the files are read as ``callcycle run`` reads them (:func:`parse_transcript`)."""
+    from pipeline.ingest.transcripts import parse_transcript
+
+    truth = json.loads((folder / "truth.json").read_text(encoding="utf-8"))
+    calls: list[LabelledCall] = []
+    for name, roles in sorted(truth.items()):
+        parsed = parse_transcript(folder / "calls" / name)
+        calls.append(LabelledCall(Path(name).stem, tuple((t.speaker, t.text) for t in parsed.turns),
+                                  {str(s): map_role(r) for s, r in roles.items()}))
+    return calls
+
+
 def role_agreement(predicted: Mapping[str, str], truth: Mapping[str, str]) -> Counter[str]:
     """Counts for one call: ``speakers``, ``role_right`` (all four roles), ``rep_right`` (rep or not),
     ``calls`` and ``reps_exact`` (the call's set of reps exactly right)."""
@@ -362,12 +377,12 @@ def documents_hash(documents: Sequence[SpeakerDocument]) -> str:
 
 
 def train_role_model(corpus_files: Sequence[Path], calls_dir: Path | None, *, c: float = 4.0,
-                     min_df: int = 2) -> tuple[RoleModel, dict[str, Any]]:
+                     min_df: int = 2, outside_dir: Path | None = None) -> tuple[RoleModel, dict[str, Any]]:
     """Fit the role model on every corpus file and measure it; returns the model and its card.
 
     Measured: leave-one-writer-out (each corpus file is one writer: fit on the others, read the
-    held-out writer's conversations) and the labelled calls of ``calls_dir`` (never trained on),
-    next to the question rule on the same calls.
+    held-out writer's conversations), the labelled calls of ``calls_dir`` and the transcripts of
+    ``outside_dir`` (:func:`read_transcript_calls`), neither ever trained on, each next to the question rule.
     """
     from pipeline.classify.labels import read_rows
 
@@ -394,6 +409,10 @@ def train_role_model(corpus_files: Sequence[Path], calls_dir: Path | None, *, c:
         calls = read_labelled_calls(calls_dir)
         card["labelled_calls"] = {"folder": calls_dir.name, "model": evaluate_calls(calls, model),
                                   "question_rule": evaluate_calls(calls, None)}
+    if outside_dir is not None:
+        outside = read_transcript_calls(outside_dir)
+        card["outside_calls"] = {"folder": outside_dir.name, "model": evaluate_calls(outside, model),
+                                 "question_rule": evaluate_calls(outside, None)}
     return model, card
 
 
@@ -407,9 +426,14 @@ def card_markdown(card: Mapping[str, Any]) -> str:
              f"written corpus files; roles {card.get('roles')}",
              f"- data hash `{card.get('data_hash')}`; C={card.get('c')}, min_df={card.get('min_df')}",
              f"- model file `{card.get('file')}`, sha256 `{card.get('sha256')}`", ""]
-    calls = card.get("labelled_calls")
-    if calls:
-        lines += [f"## Labelled calls (`labels/{calls['folder']}`, never trained on; speakers renamed S1, S2, ...)", "",
+    titles = {"labelled_calls": "Labelled calls (`labels/{folder}`, never trained on; speakers renamed S1, S2, ...)",
+              "outside_calls": "Outside calls (`labels/held-back/{folder}`: transcripts written and keyed blind by a "
+                               "project helper who had not read the corpus; never trained on; speakers renamed)"}
+    for section, title in titles.items():
+        calls = card.get(section)
+        if not calls:
+            continue
+        lines += [f"## {title.format(folder=calls['folder'])}", "",
                   "| | speakers | role right | rep-or-not right | calls with exactly the right reps |",
                   "|---|---|---|---|---|"]
         for name, key in (("role model", "model"), ("question rule (before)", "question_rule")):
