@@ -451,3 +451,29 @@ def test_a_voice_tag_in_the_middle_of_a_line_speaks_from_there_on() -> None:
            "00:00:03.100 --> 00:00:05.000\nby friday at the latest <v Marcus>okay great\n")
     assert [(t.speaker, t.text) for t in parse_transcript_text(vtt, "vtt").turns] == [
         ("Dana", "so i'll send you the quote by friday at the latest"), ("Marcus", "okay great")]
+
+
+def test_a_voice_tag_with_no_words_after_it_speaks_for_the_next_line() -> None:
+    vtt = ("WEBVTT\n\n00:00:01.000 --> 00:00:03.000\n<v Dana>so i will send the quote\n\n"
+           "00:00:03.100 --> 00:00:05.000\nby friday <v Marcus>\nsure thing thanks\n\n"
+           "00:00:06.000 --> 00:00:08.000\n<v Dana>great\n\n"
+           "00:00:08.100 --> 00:00:09.000\n<v Marcus>\nbye now\n")
+    assert [(t.speaker, t.text) for t in parse_transcript_text(vtt, "vtt").turns] == [
+        ("Dana", "so i will send the quote by friday"), ("Marcus", "sure thing thanks"), ("Dana", "great"),
+        ("Marcus", "bye now")]
+
+
+def test_a_long_run_of_joined_cues_keeps_every_cues_time(nlp) -> None:
+    """Thousands of one-second cues of one speaker, one sentence each: every sentence gets its own cue's time."""
+    from pipeline.speech.turns import segment_turns
+
+    n = 3000
+    cues = [f"{i + 1}\n{_srt_clock(i)} --> {_srt_clock(i + 1)}\nDana: we will ship part {i}.\n" for i in range(n)]
+    turns = parse_transcript_text("\n".join(cues), "srt").turns
+    assert len(turns) == 1 and len(turns[0].pieces) == n
+    segments = segment_turns(turns, "c", nlp)
+    assert [(s.start_s, s.end_s) for s in segments] == [(float(i), float(i + 1)) for i in range(n)]
+
+
+def _srt_clock(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d},000"

@@ -425,12 +425,18 @@ def _parse_cues(name: str, text: str, kind: str, roles: dict[str, str] | None = 
     previous_end: float | None = None
     for (start, end), raw in cues:
         lines: list[tuple[str | None, str]] = []
-        # a <v Name> tag in the middle of a line speaks from there on: the words before it are the speaker's before
+        # a <v Name> tag in the middle of a line speaks from there on: the words before it are the speaker's before;
+        # a tag with no words after it on its line (at a line's end, or alone) speaks for the next line
+        pending: str | None = None
         for line in (part for whole in raw for part in _VOICE_START.split(whole)):
             voice = _VOICE.search(line)
             clean = _strip_markup(line)
+            named = voice.group(1) if voice else pending
             if clean:
-                lines.append((voice.group(1) if voice else None, clean))
+                lines.append((named, clean))
+                pending = None
+            else:
+                pending = named
         texts = [clean for _voice, clean in lines]
         # rolling captions follow on without a gap and name nobody; a repeat after a pause, or by a named
         # speaker, was said again
@@ -502,18 +508,24 @@ def _joined_cues(rows: list[tuple[Row, bool]]) -> list[tuple[Row, Pieces]]:
     always starts a turn, even when both speakers are unnamed. Each turn comes with its cues' places and
     times (none for a turn of one cue), so its sentences keep the times of the cues that showed them.
     """
-    joined: list[tuple[Row, Pieces]] = []
+    # per turn: speaker, its cues' texts, first start, last end, and each cue's (offset, start, end)
+    turns: list[tuple[str, list[str], float | None, float | None, list[tuple[int, float, float]]]] = []
+    length = 0  # characters of the last turn's text so far (its cues joined by single spaces)
     for (who, body, start, end), fresh in rows:
-        if joined and not fresh:
-            (last_who, last_body, last_start, last_end), pieces = joined[-1]
+        if turns and not fresh:
+            last_who, bodies, last_start, last_end, pieces = turns[-1]
             if (who == last_who and start is not None and last_end is not None and last_start is not None
                     and -1e-6 <= start - last_end <= CUE_JOIN_GAP_S + 1e-6):  # times are rounded to ms
-                pieces = pieces or ((0, last_start, last_end),)
-                joined[-1] = ((who, f"{last_body} {body}", last_start, max(end or start, last_end)),
-                              (*pieces, (len(last_body) + 1, start, end if end is not None else start)))
+                if not pieces:
+                    pieces.append((0, last_start, last_end))
+                pieces.append((length + 1, start, end if end is not None else start))
+                bodies.append(body)
+                length += 1 + len(body)
+                turns[-1] = (who, bodies, last_start, max(end or start, last_end), pieces)
                 continue
-        joined.append(((who, body, start, end), ()))
-    return joined
+        turns.append((who, [body], start, end, []))
+        length = len(body)
+    return [((who, " ".join(bodies), start, end), tuple(pieces)) for who, bodies, start, end, pieces in turns]
 
 
 @dataclass(slots=True)

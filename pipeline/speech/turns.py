@@ -9,6 +9,7 @@ not become a row of its own unless it is a whole turn.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -265,13 +266,16 @@ def _merge_short(spans: list[tuple[int, int]], text: str, min_words: int) -> lis
     return merged
 
 
-def _piece_time(turn: Turn, char: int, is_end: bool) -> float:
+def _piece_time(turn: Turn, bounds: list[int], char: int, is_end: bool) -> float:
     """The time at character ``char`` of a turn joined from timed pieces: within the piece that holds it, shared
-    out by characters. A segment ending where a piece ends takes that piece's end, not the next one's start."""
-    bounds = [offset for offset, _start, _end in turn.pieces] + [len(turn.text)]
-    k = max((i for i, offset in enumerate(bounds[:-1]) if (offset < char if is_end else offset <= char)), default=0)
+    out by characters. A segment ending where a piece ends takes that piece's end, not the next one's start.
+
+    ``bounds``: each piece's first character, then the text's length (a binary search, so a turn of many
+    thousand cues costs no more per sentence than one of a few)."""
+    k = (bisect.bisect_left if is_end else bisect.bisect_right)(bounds, char, 0, len(turn.pieces)) - 1
+    k = min(max(k, 0), len(turn.pieces) - 1)
     _offset, start, end = turn.pieces[k]
-    length = max(bounds[k + 1] - bounds[k], 1)
+    length = max(bounds[k + 1] - bounds[k] - (k + 1 < len(turn.pieces)), 1)  # the joining space is no piece's
     return start + max(end - start, 0.0) * min(max(char - bounds[k], 0), length) / length
 
 
@@ -298,6 +302,7 @@ def segment_turns(turns: Sequence[Turn], call_id: str, nlp: Sentencizer,
         else:
             text, offsets = turn.text, []
             spans = nlp.spans(text)
+        bounds = [offset for offset, _start, _end in turn.pieces] + [len(turn.text)]  # where each cue begins
         spans = _merge_short(spans, text, cfg.min_segment_words) or [(0, len(text))]
         for start_char, end_char in spans:
             piece = text[start_char:end_char].strip()
@@ -310,7 +315,7 @@ def segment_turns(turns: Sequence[Turn], call_id: str, nlp: Sentencizer,
                 probs = [turn.words[i][3] for i in idx]
                 confidence = sum(probs) / len(probs) if probs else turn.confidence
             elif turn.pieces:
-                start_s, end_s = _piece_time(turn, start_char, False), _piece_time(turn, end_char, True)
+                start_s, end_s = _piece_time(turn, bounds, start_char, False), _piece_time(turn, bounds, end_char, True)
                 confidence = turn.confidence
             else:
                 span = max(turn.end_s - turn.start_s, 0.0)
