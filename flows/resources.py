@@ -84,7 +84,7 @@ def artifact_card(location: str, version: str | None) -> ArtifactCard:
 
 @_once
 @lru_cache(maxsize=1)
-def sentencizer(unpunctuated_model: bool = True) -> Sentencizer:
+def sentencizer(unpunctuated_model: bool = True, model_path: str | None = None) -> Sentencizer:
     """The sentence splitter (spaCy's sentencizer, and the boundary model for unpunctuated turns)."""
     LOADS["sentencizer"] += 1
-    return build_sentencizer(unpunctuated_model)
+    return build_sentencizer(unpunctuated_model, model_path)

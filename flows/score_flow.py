@@ -161,7 +161,8 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
         artifact = resources.artifact(models, model_version)  # loaded once per process, after the first read
         # scoring and the commit run inside this task: each Prefect task run costs a round trip
         # to the API per state change, which is the largest per-file cost after ASR (BENCHMARKS.md)
-        splitter = resources.sentencizer(config.segmentation.unpunctuated_model)
+        splitter = resources.sentencizer(config.segmentation.unpunctuated_model,
+                                         config.segmentation.unpunctuated_model_path)
         scored = process.score_turns(call, artifact, splitter, config)
         key = process.commit_call(out_dir, source, call, scored, stamp, artifact.taxonomy,
                                   time.perf_counter() - started, config.run.force, batch)
@@ -233,7 +234,7 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
     if cfg.roles.model:
         load_role_model(cfg.roles.model_path)
     if cfg.segmentation.unpunctuated_model:
-        load_boundary_model()
+        load_boundary_model(cfg.segmentation.unpunctuated_model_path)
     check_asr_model(cfg.asr.model)  # so does a speech model that cannot be found (deployments come here)
     sources, bad_inputs, notes = discover_task(inputs, cfg.run, str(out_dir))
     if not sources and not bad_inputs:

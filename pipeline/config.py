@@ -128,12 +128,15 @@ class SegmentationConfig:
         unpunctuated_model: split a turn that has no sentence punctuation at all (lower-case word
             streams from recognisers and caption tracks) into sentences with the learned boundary model
             (``models/boundaries``, :mod:`pipeline.speech.boundaries`); ``false`` keeps such a turn whole.
+        unpunctuated_model_path: the boundary model's folder (one written by ``scripts/train_boundaries.py
+            --out``); ``None`` uses the shipped one.
     """
 
     max_turn_gap_s: float = 1.0
     min_segment_words: int = 3
     words_per_minute: float = 150.0
     unpunctuated_model: bool = True
+    unpunctuated_model_path: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

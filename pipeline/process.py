@@ -143,8 +143,9 @@ def row_settings(config: PipelineConfig) -> str:
     from pipeline.speech.rolemodel import default_role_model_dir
 
     seg, roles = config.segmentation, config.roles
+    boundaries = Path(seg.unpunctuated_model_path) if seg.unpunctuated_model_path else default_boundary_model_dir()
     parts = [f"segmentation={seg.max_turn_gap_s!r},{seg.min_segment_words},{seg.words_per_minute!r}",
-             "boundaries=" + (card_checksum(default_boundary_model_dir()) if seg.unpunctuated_model else "off"),
+             "boundaries=" + (card_checksum(boundaries) if seg.unpunctuated_model else "off"),
              "roles=" + (card_checksum(Path(roles.model_path) if roles.model_path else default_role_model_dir())
                          if roles.model else "question-rule")]
     return hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()[:16]
@@ -621,8 +622,8 @@ def process_source(source: Source, *, asr: AsrModel | None, artifact: Artifact, 
         raise ValueError("nlp is required: pass pipeline.speech.turns.build_sentencizer()")
     if (getattr(nlp, "boundaries", None) is not None) != config.segmentation.unpunctuated_model:
         # the call's version says which way unpunctuated turns were cut: the splitter must cut them that way
-        raise ValueError("nlp does not match config.segmentation.unpunctuated_model: pass "
-                         "build_sentencizer(config.segmentation.unpunctuated_model)")
+        raise ValueError("nlp does not match config.segmentation.unpunctuated_model: pass build_sentencizer("
+                         "config.segmentation.unpunctuated_model, config.segmentation.unpunctuated_model_path)")
     stamp = run_stamp(artifact, asr.name if asr else None, config)
     done = check_done(source, stamp, out_dir, config.run.force, batch)
     if done is not None:

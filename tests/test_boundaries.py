@@ -123,15 +123,17 @@ def test_full_stops_inside_tokens_and_other_scripts_marks(splitter) -> None:
 
 
 def test_a_model_damaged_behind_a_matching_checksum_stops_the_batch_before_any_file(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_harness) -> None:
+        tmp_path: Path, prefect_harness) -> None:
     """The card's checksum is rewritten with the file, so only reading the weights finds the damage: the run
-    stops up front (as for a checksum mismatch) instead of failing every file at its segment step."""
+    stops up front (as for a checksum mismatch) instead of failing every file at its segment step. The model
+    is chosen with ``[segmentation] unpunctuated_model_path``; an intact copy there scores the file."""
+    import dataclasses
     import hashlib
 
     from conftest import MODELS
 
-    import pipeline.speech.boundaries as boundaries
     from flows.score_flow import run_scoring
+    from pipeline.config import PipelineConfig
 
     folder = tmp_path / "boundaries"
     shutil.copytree(default_boundary_model_dir(), folder)
@@ -141,10 +143,18 @@ def test_a_model_damaged_behind_a_matching_checksum_stops_the_batch_before_any_f
     card = json.loads((folder / "card.json").read_text())
     card["sha256"] = hashlib.sha256((folder / "boundaries.json").read_bytes()).hexdigest()
     (folder / "card.json").write_text(json.dumps(card))
-    monkeypatch.setattr(boundaries, "default_boundary_model_dir", lambda: folder)
+    base = PipelineConfig()
+    damaged = dataclasses.replace(base, segmentation=dataclasses.replace(base.segmentation,
+                                                                         unpunctuated_model_path=str(folder)))
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.json").write_text(json.dumps({"turns": [{"speaker": "A", "text": "Can you send it?"}]}))
     with pytest.raises(PipelineError, match="damaged"):
-        run_scoring([str(tmp_path / "in")], out_dir=str(tmp_path / "out"), models=str(MODELS))
+        run_scoring([str(tmp_path / "in")], out_dir=str(tmp_path / "out"), models=str(MODELS), config=damaged)
     written = [p.name for p in (tmp_path / "out").rglob("*.parquet") if not p.name.startswith("_")]
     assert written == []  # no file was scored or recorded as failed
+    intact = tmp_path / "intact"
+    shutil.copytree(default_boundary_model_dir(), intact)
+    chosen = dataclasses.replace(base, segmentation=dataclasses.replace(base.segmentation,
+                                                                        unpunctuated_model_path=str(intact)))
+    summary = run_scoring([str(tmp_path / "in")], out_dir=str(tmp_path / "out"), models=str(MODELS), config=chosen)
+    assert [o.status for o in summary.outcomes] == ["scored"]

@@ -13,6 +13,7 @@ import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pipeline.config import SegmentationConfig
@@ -62,12 +63,13 @@ class Sentencizer:
         return [(s.start_char, s.end_char) for s in doc.sents if s.text.strip()]
 
 
-def build_sentencizer(unpunctuated_model: bool = True) -> Sentencizer:
+def build_sentencizer(unpunctuated_model: bool = True, model_path: str | Path | None = None) -> Sentencizer:
     """The sentence splitter a run uses, built once per process (no downloads).
 
     Args:
-        unpunctuated_model: load the shipped sentence-boundary model for turns without punctuation
+        unpunctuated_model: load the sentence-boundary model for turns without punctuation
             (``[segmentation] unpunctuated_model``); ``False`` keeps such turns whole, as before.
+        model_path: that model's folder (``[segmentation] unpunctuated_model_path``); ``None``: the shipped one.
 
     Raises:
         PipelineError: the boundary model's files are missing or damaged.
@@ -76,7 +78,7 @@ def build_sentencizer(unpunctuated_model: bool = True) -> Sentencizer:
 
     nlp = spacy.blank("en")
     nlp.add_pipe("sentencizer")
-    return Sentencizer(nlp, load_boundary_model() if unpunctuated_model else None)
+    return Sentencizer(nlp, load_boundary_model(model_path) if unpunctuated_model else None)
 
 
 def looks_like_question(text: str) -> bool:
