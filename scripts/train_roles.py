@@ -30,14 +30,14 @@ def main() -> None:
     parser.add_argument("--calls", type=Path, default=ROOT / "labels" / "calls",
                         help="labelled calls to measure on (never trained on)")
     parser.add_argument("--outside", type=Path, default=ROOT / "labels" / "held-back" / "roles-outside",
-                        help="transcripts with a truth.json role key, written blind, to measure on (never trained on)")
+                        help="transcripts (calls/) with a role key (key/truth.json), written blind, to measure on")
     args = parser.parse_args()
     files = sorted(args.labels.glob("corpus_*.jsonl"))
     if not files:
         raise SystemExit(f"no corpus_*.jsonl files in {args.labels}")
     started = time.perf_counter()
-    model, card = train_role_model(files, args.calls if args.calls.is_dir() else None,
-                                   outside_dir=args.outside if (args.outside / "truth.json").is_file() else None)
+    outside = args.outside if (args.outside / "key" / "truth.json").is_file() else None
+    model, card = train_role_model(files, args.calls if args.calls.is_dir() else None, outside_dir=outside)
     card["training_s"] = round(time.perf_counter() - started, 1)
     save_role_model(model, args.out, card)
     saved = load_role_model(args.out)  # what a run will read, checksum included

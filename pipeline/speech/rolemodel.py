@@ -306,11 +306,13 @@ def read_labelled_calls(folder: Path) -> list[LabelledCall]:
 
 
 def read_transcript_calls(folder: Path) -> list[LabelledCall]:
-    """Calls given as transcripts with a role key: ``folder/truth.json`` maps each file of ``folder/calls`` to
-    ``{speaker: role}``; the files are read as ``callcycle run`` reads them (:func:`parse_transcript`)."""
+    """Calls given as transcripts with a role key: ``folder/key/truth.json`` maps each file of ``folder/calls``
+    to ``{speaker: role}``; the files are read as ``callcycle run`` reads them (:func:`parse_transcript`). (The
+    key sits in a folder of its own, so the benchmark's search for labelled calls, ``*.json`` in each
+    held-back folder, passes it by.)"""
     from pipeline.ingest.transcripts import parse_transcript
 
-    truth = json.loads((folder / "truth.json").read_text(encoding="utf-8"))
+    truth = json.loads((folder / "key" / "truth.json").read_text(encoding="utf-8"))
     calls: list[LabelledCall] = []
     for name, roles in sorted(truth.items()):
         parsed = parse_transcript(folder / "calls" / name)
