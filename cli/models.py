@@ -32,7 +32,7 @@ def _labelled_files(given: list[Path] | None) -> list[Path]:
 @app.command(short_help="Classify texts from a JSONL, CSV, TSV, JSON or text file.")
 @command
 def classify(
-    file: Annotated[Path, typer.Argument(metavar="FILE", help="JSONL, CSV, TSV or a .json array of objects with a 'text' column (or the one --text names; other columns are kept), or a .txt file with one text per line. A CSV may be separated by commas, semicolons or tabs.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="JSONL, CSV, TSV or a .json array of objects with a 'text' column (or the one --text names, or else one usual name such as 'utterance' or 'sentence'; other columns are kept), or a .txt file with one text per line. A CSV may be separated by commas, semicolons or tabs.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file, in the format its name says: .jsonl JSON Lines, .json one JSON array, .tsv tab-separated, anything else CSV (CSV and TSV spreadsheet-safe). '-' or no --out: JSON Lines on stdout.")] = None,
     models: Annotated[Optional[str], typer.Option(help=MODELS_HELP, show_default=False)] = None,
     model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version.")] = None,
@@ -46,7 +46,7 @@ def classify(
     An input column with one of those names (your own 'stage' labels, say) is kept as <name>_input.
 
     In context the classifiers read real speech better (docs/REALDATA.md)."""
-    from pipeline.apply import CLASH_SUFFIX, classify_rows, output_columns, read_table
+    from pipeline.apply import CLASH_SUFFIX, classify_rows, output_columns, read_table, usual_columns
     from pipeline.classify.artifacts import load_artifact
     from pipeline.paths import models_dir
     from pipeline.tables import rows_to_jsonl, write_rows
@@ -66,6 +66,13 @@ def classify(
              "Write the results to another file (e.g. add '-classified' to the name).")
     table = read_table(file)
     clashes = [c for c in output_columns(artifact) if any(c in row for row in table)]
+    usual = usual_columns(table, {"text": text, "group": "group", "speaker": "speaker"}).get("text")
+    if usual is not None:  # no 'text' column, and one usual name (utterance, sentence...) holds the texts
+        from pipeline.display import printable
+
+        typer.echo(f"note: read column {printable(repr(usual))} as the text (no 'text' column); --text names another.",
+                   err=True)
+        text = usual
     rows = classify_rows(artifact, table, str(file), conversation, speaker, text)
     if clashes:
         typer.echo("note: the input's own " + ", ".join(f"{c!r}" for c in clashes) + " kept as "

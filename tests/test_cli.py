@@ -141,9 +141,12 @@ def test_classify_reads_text_files_semicolon_and_tab_tables_and_a_named_text_col
     loose.write_text("id,text\n1,Sure, I will send it Friday\n")
     cut = runner.invoke(app, ["classify", str(loose), "--models", str(MODELS)])
     assert cut.exit_code == 2 and "loose.csv:2: 3 cells where the header has 2" in cut.output
-    wrong = runner.invoke(app, ["classify", str(semi), "--models", str(MODELS)])
+    assert classify(semi) == from_semi  # 'Utterance' is a usual name for the texts: read without --text
+    odd = tmp_path / "odd.csv"
+    odd.write_text(semi.read_text().replace("Utterance", "Words"))
+    wrong = runner.invoke(app, ["classify", str(odd), "--models", str(MODELS)])
     assert wrong.exit_code == 2 and "no column 'text'" in wrong.output and "--text" in wrong.output
-    assert "'Utterance'" in wrong.output
+    assert "'Words'" in wrong.output
 
 
 def test_classify_without_text_column_fails_clearly(tmp_path: Path) -> None:
@@ -151,6 +154,13 @@ def test_classify_without_text_column_fails_clearly(tmp_path: Path) -> None:
     src.write_text('{"body": "hello"}\n')
     result = runner.invoke(app, ["classify", str(src), "--models", str(MODELS)])
     assert result.exit_code == 2 and "text" in result.output
+    # a usual name of other corpora is read, with a note, and gives what --text names
+    (tmp_path / "usual.jsonl").write_text('{"Utterance": "Can you send the quote by Friday?"}\n')
+    usual = runner.invoke(app, ["classify", str(tmp_path / "usual.jsonl"), "--models", str(MODELS)])
+    named = runner.invoke(app, ["classify", str(tmp_path / "usual.jsonl"), "--text", "Utterance", "--models",
+                                str(MODELS)])
+    assert usual.exit_code == 0 and "read column 'Utterance' as the text" in usual.stderr
+    assert usual.stdout == named.stdout and json.loads(usual.stdout)["talk_action"] == "action"
 
 
 def test_evaluate_json_matches_labels(tmp_path: Path) -> None:
