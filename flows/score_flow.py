@@ -137,14 +137,16 @@ def read_call_task(source: Source, config: PipelineConfig) -> CallInput:
 
 @task(name="score-file", cache_policy=NO_CACHE)
 def score_file(source: Source, config: PipelineConfig, models: str, model_version: str | None,
-               out_dir: str, batch: str = "") -> Outcome:
+               out_dir: str, batch: str = "", stamp: store.RunStamp | None = None) -> Outcome:
     """Score one file of ``batch``; failures are recorded and returned as outcomes.
+
+    ``stamp``: the run's versions and settings digest, computed once by the flow (``None``: computed here).
 
     Raises only :class:`~pipeline.errors.OutputError` (the output folder cannot be written) and
     :class:`~pipeline.errors.ModelArtifactError` (the classifiers cannot be loaded), which stop the batch.
     """
     logger = get_run_logger()
-    stamp = process.run_stamp(resources.artifact_card(models, model_version), config.asr.model, config)
+    stamp = stamp or process.run_stamp(resources.artifact_card(models, model_version), config.asr.model, config)
     done = process.check_done(source, stamp, out_dir, config.run.force, batch)
     if done is not None:
         if done.status == "failed":
@@ -263,7 +265,7 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
     # first so that the last one does not run alone while the other threads idle.
     cfg = replace(cfg, run=replace(cfg.run, threads=cfg.run.threads_for(len(unique))))
     unique.sort(key=lambda s: -s.size_bytes)
-    futures = {score_file.submit(s, cfg, models, model_version, out_dir, batch): s for s in unique}
+    futures = {score_file.submit(s, cfg, models, model_version, out_dir, batch, stamp): s for s in unique}
     for future in as_completed(list(futures)):
         try:
             outcome = future.result()

@@ -172,6 +172,16 @@ def _refuse_predictions(raw: list[dict[str, Any]], file: Path, artifact: Artifac
         "Evaluate a file of labels people gave (text plus stage and/or talk_action).")
 
 
+def _columns(raw: list[dict[str, Any]]) -> list[str]:
+    """The rows' column names, in order of first appearance."""
+    return list(dict.fromkeys(k for r in raw for k in r if k != "_line"))
+
+
+def _columns_found(raw: list[dict[str, Any]]) -> str:
+    """The first columns of ``raw``, quoted, for an error that says what a file has."""
+    return ", ".join(repr(c) for c in _columns(raw)[:8])
+
+
 def _named_columns(raw: list[dict[str, Any]], source: str, columns: dict[str, str | None]) -> None:
     """Copy each row's value of a user-named column into the field callcycle reads (``{"group": "call_id"}``),
     or raise :class:`LabelDataError` when no row has that column."""
@@ -179,8 +189,7 @@ def _named_columns(raw: list[dict[str, Any]], source: str, columns: dict[str, st
         if column is None or column == field:
             continue
         if not any(column in r for r in raw):
-            found = ", ".join(repr(c) for c in list(dict.fromkeys(k for r in raw for k in r if k != "_line"))[:8])
-            raise LabelDataError(f"{source} has no column {column!r} (found: {found}).",
+            raise LabelDataError(f"{source} has no column {column!r} (found: {_columns_found(raw)}).",
                                  "Pass the name of an existing column.")
         for r in raw:
             if column in r:
@@ -200,7 +209,7 @@ USUAL_COLUMNS: dict[str, tuple[str, ...]] = {
 def usual_columns(raw: list[dict[str, Any]], named: dict[str, str | None]) -> dict[str, str]:
     """``{field: column}`` for each field (``group``, ``speaker``, ``text``) that no one named, that no row
     has under callcycle's name, and that exactly one usual name (:data:`USUAL_COLUMNS`, any case) holds."""
-    present = list(dict.fromkeys(k for r in raw for k in r if k != "_line"))
+    present = _columns(raw)
     chosen: dict[str, str] = {}
     for field, names in USUAL_COLUMNS.items():
         if named.get(field) not in (None, field) or field in present:
@@ -236,7 +245,7 @@ def load_evaluation_rows(artifact: Artifact, files: Sequence[Path], holdout: boo
         if guessed is not None:
             guessed.update(usual)
         named.update(usual)
-        found = ", ".join(repr(c) for c in list(dict.fromkeys(k for r in raw for k in r if k != "_line"))[:8])
+        found = _columns_found(raw)  # before the named columns are copied under callcycle's names
         _named_columns(raw, str(file), named)
         if not any("text" in r for r in raw):
             raise LabelDataError(f"{file} has no 'text' column (found: {found}).",

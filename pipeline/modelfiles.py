@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline.errors import PipelineError
 
-__all__ = ["checked_model_files", "card_checksum"]
+__all__ = ["checked_model_files", "card_checksum", "write_model_files"]
 
 
 def checked_model_files(folder: Path, model_file: str, fmt: str, what: str, hint: str,
@@ -45,6 +45,22 @@ def checked_model_files(folder: Path, model_file: str, fmt: str, what: str, hint
         raise PipelineError(f"The {what} {folder / model_file} does not match the checksum in its card.", hint,
                             step=step)
     return card, raw
+
+
+def write_model_files(directory: Path, model_file: str, fmt: str, data: bytes, card: dict[str, Any]) -> Path:
+    """Write ``data`` as ``directory/model_file`` and ``card.json`` beside it (``card`` with the format, the file's
+    name and its sha256 first), each atomically; the counterpart of :func:`checked_model_files`.
+
+    Returns the model file's path.
+    """
+    from pipeline.atomic import write_bytes_atomic
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / model_file
+    write_bytes_atomic(path, data)
+    full = {"format": fmt, "file": model_file, "sha256": hashlib.sha256(data).hexdigest(), **card}
+    write_bytes_atomic(directory / "card.json", (json.dumps(full, indent=2) + "\n").encode("utf-8"))
+    return path
 
 
 def card_checksum(folder: Path) -> str:

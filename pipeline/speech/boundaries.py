@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
-from pipeline.modelfiles import checked_model_files
+from pipeline.modelfiles import checked_model_files, write_model_files
 
 __all__ = [
     "BoundaryModel",
@@ -272,18 +272,10 @@ def score_boundaries(model: BoundaryModel, turns: Iterable[Turn]) -> dict[str, A
 
 def save_boundary_model(model: BoundaryModel, directory: Path, card: dict[str, Any]) -> Path:
     """Write ``boundaries.json`` and ``card.json`` (with the model file's sha256) into ``directory``."""
-    from pipeline.atomic import write_bytes_atomic
-
-    directory.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "threshold": model.threshold, "far": _FAR,
                "weights": dict(sorted(model.weights.items()))}
     data = json.dumps(payload, separators=(",", ":")).encode("utf-8")
-    path = directory / MODEL_FILE
-    write_bytes_atomic(path, data)
-    full = {"format": FORMAT, "file": MODEL_FILE, "sha256": hashlib.sha256(data).hexdigest(), **model.info, **card,
-            "threshold": model.threshold}
-    write_bytes_atomic(directory / "card.json", (json.dumps(full, indent=2) + "\n").encode("utf-8"))
-    return path
+    return write_model_files(directory, MODEL_FILE, FORMAT, data, {**model.info, **card, "threshold": model.threshold})
 
 
 def default_boundary_model_dir() -> Path:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import PipelineError
-from pipeline.modelfiles import checked_model_files
+from pipeline.modelfiles import checked_model_files, write_model_files
 from pipeline.schema import ROLE_WORDS, role_word
 
 __all__ = [
@@ -48,7 +48,6 @@ __all__ = [
     "fit_role_model",
     "save_role_model",
     "load_role_model",
-    "check_role_model",
     "default_role_model_dir",
     "LabelledCall",
     "read_labelled_calls",
@@ -222,15 +221,8 @@ def save_role_model(model: RoleModel, directory: Path, card: dict[str, Any]) -> 
 
     Returns the model file's path. ``card`` carries the training data hash and measured results.
     """
-    from pipeline.atomic import write_bytes_atomic
-
-    directory.mkdir(parents=True, exist_ok=True)
     data = json.dumps(_model_payload(model), separators=(",", ":")).encode("utf-8")
-    path = directory / MODEL_FILE
-    write_bytes_atomic(path, data)
-    full = {"format": FORMAT, "file": MODEL_FILE, "sha256": hashlib.sha256(data).hexdigest(), **model.info, **card}
-    write_bytes_atomic(directory / "card.json", (json.dumps(full, indent=2) + "\n").encode("utf-8"))
-    return path
+    return write_model_files(directory, MODEL_FILE, FORMAT, data, {**model.info, **card})
 
 
 def default_role_model_dir() -> Path:
@@ -246,15 +238,6 @@ _HINT = ("Restore models/roles/ from the repository, retrain it (python scripts/
 
 def _checked_files(folder: Path) -> tuple[dict[str, Any], bytes]:
     return checked_model_files(folder, MODEL_FILE, FORMAT, "role model", _HINT, "roles")
-
-
-def check_role_model(directory: str | Path | None = None) -> dict[str, Any]:
-    """The role model's card, with its file's checksum checked; nothing is parsed or imported (milliseconds).
-
-    Raises:
-        PipelineError: the files are missing, not a role model, or damaged (checksum).
-    """
-    return _checked_files(Path(directory) if directory else default_role_model_dir())[0]
 
 
 def load_role_model(directory: str | Path | None = None) -> RoleModel:

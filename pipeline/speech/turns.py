@@ -304,7 +304,7 @@ def segment_turns(turns: Sequence[Turn], call_id: str, nlp: Sentencizer,
         else:
             text, offsets = turn.text, []
             spans = nlp.spans(text)
-        bounds = [offset for offset, _start, _end in turn.pieces] + [len(turn.text)]  # where each cue begins
+        bounds = [offset for offset, _start, _end in turn.pieces] + [len(turn.text)] if turn.pieces else []
         spans = _merge_short(spans, text, cfg.min_segment_words) or [(0, len(text))]
         for start_char, end_char in spans:
             piece = text[start_char:end_char].strip()
