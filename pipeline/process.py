@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import hashlib
 import logging
 import os
@@ -50,6 +51,7 @@ from pipeline.score import score_call
 from pipeline.speech.diarize import (
     SpeakerModel,
     assign_words,
+    default_model_path,
     diarize_file,
     load_speaker_model,
     reusable_speech,
@@ -151,13 +153,59 @@ def row_settings(config: PipelineConfig) -> str:
     return hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()[:16]
 
 
+#: ``[asr]`` and ``[diarize]`` options that change only speed or where the work runs, not words or speakers.
+_SPEED_ONLY_ASR = frozenset({"device", "cpu_threads", "batch_size"})
+_SPEED_ONLY_DIARIZE = frozenset({"batch_size", "model_path"})  # the model counts by its bytes, not its path
+
+
+def speech_settings(config: PipelineConfig) -> str:
+    """A short digest of what, besides the ASR model's name, shapes an audio call's words and speakers.
+
+    That is every ``[asr]`` option except those that only change speed (device, threads, batch size),
+    ``[run] channel_speakers``, the ``[diarize]`` options and the speaker model in use (the sha256 of its
+    file), or that diarization is off. It is part of an audio call's version key (a transcript's key
+    leaves it out), so re-running a folder with another beam size, VAD setting or speaker model
+    transcribes its recordings again instead of skipping them as done.
+    """
+    asr = {k: v for k, v in dataclasses.asdict(config.asr).items() if k not in _SPEED_ONLY_ASR}
+    diarize: dict[str, Any] | str = "off"
+    if config.diarize.enabled:
+        diarize = {k: v for k, v in dataclasses.asdict(config.diarize).items() if k not in _SPEED_ONLY_DIARIZE}
+        model = Path(config.diarize.model_path) if config.diarize.model_path else default_model_path()
+        diarize["model_sha256"] = _file_sha256(model)
+    parts = [f"asr={sorted(asr.items())!r}", f"channels={list(config.run.channel_speakers)!r}",
+             f"diarize={sorted(diarize.items()) if isinstance(diarize, dict) else diarize!r}"]
+    return hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
+def _file_sha256(path: Path) -> str:
+    """The file's sha256, remembered per (path, size, modification time): a run stamps every file."""
+    try:
+        info = path.stat()
+    except OSError:
+        return "missing"  # loading the model fails with its own message
+    return _sha256_of(str(path.resolve()), info.st_size, info.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of ``path``; ``size`` and ``mtime_ns`` only key the cache (a changed file is hashed again)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def run_stamp(artifact: Artifact | ArtifactCard, asr_model_name: str | None,
               config: PipelineConfig | None = None) -> store.RunStamp:
     """Versions to stamp on rows written with this artifact (loaded, or only its card) and ASR model, and
-    the digest of the other settings that shape them (:func:`row_settings`; ``None``: the defaults)."""
+    the digests of the other settings that shape them (:func:`row_settings`, :func:`speech_settings`;
+    ``None``: the defaults)."""
     tax = artifact.taxonomy
+    cfg = config or PipelineConfig()
     return store.RunStamp(classifier_version=artifact.version, taxonomy=f"{tax.name}/{tax.version}",
-                          asr_model=asr_model_name, settings=row_settings(config or PipelineConfig()))
+                          asr_model=asr_model_name, settings=row_settings(cfg), speech=speech_settings(cfg))
 
 
 def _audio_turns(path: Path, audio: TranscribedFile, config: PipelineConfig,

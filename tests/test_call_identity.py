@@ -396,3 +396,52 @@ def test_settings_that_shape_rows_are_part_of_the_version(tmp_path: Path, artifa
                                  asr=dataclasses.replace(retrained.asr, batch_size=4, cpu_threads=1))
     assert process.row_settings(faster) == process.row_settings(retrained) != process.row_settings(PipelineConfig())
     assert _run(folder, out, artifact, nlp, faster) == {"a.json": "skipped"}
+
+
+def test_recognition_and_speaker_settings_are_part_of_an_audio_calls_version(tmp_path: Path, artifact, nlp,
+                                                                             asr_model, two_speaker_stereo) -> None:
+    """Another beam size, VAD setting, channel roles or speaker model re-transcribes a stored recording; options
+    that only change speed do not, and a transcript's version ignores all of them."""
+    import dataclasses
+    import shutil
+
+    from pipeline.speech.diarize import default_model_path
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    shutil.copy(two_speaker_stereo[0], folder / "call.wav")
+    _transcript(folder / "notes.json", "Can you send me the plan by Friday?", "Sure, I will.")
+    base = PipelineConfig()
+
+    def run(config: PipelineConfig) -> dict[str, str]:
+        process.prepare_output(out)
+        sources, bad = discover_inputs([str(folder)])
+        assert bad == []
+        return {Path(o.path).name: o.status
+                for o in (process.process_source(s, asr=asr_model, artifact=artifact, nlp=nlp, config=config,
+                                                 out_dir=out) for s in sources)}
+
+    assert run(base) == {"call.wav": "scored", "notes.json": "scored"}
+    assert run(base) == {"call.wav": "skipped", "notes.json": "skipped"}
+    faster = dataclasses.replace(base, asr=dataclasses.replace(base.asr, cpu_threads=1, batch_size=2),
+                                 diarize=dataclasses.replace(base.diarize, batch_size=4))
+    assert process.speech_settings(faster) == process.speech_settings(base)
+    assert run(faster) == {"call.wav": "skipped", "notes.json": "skipped"}
+    greedy = dataclasses.replace(base, asr=dataclasses.replace(base.asr, beam_size=1))
+    assert run(greedy) == {"call.wav": "scored", "notes.json": "skipped"}
+    assert run(greedy) == {"call.wav": "skipped", "notes.json": "skipped"}
+    rows = load_call_rows(out)
+    assert sorted(r["source_id"] for r in rows) == ["call.wav", "notes.json"]  # replaced, not added
+    swapped = dataclasses.replace(greedy, run=dataclasses.replace(greedy.run, channel_speakers=("customer", "rep")))
+    vad = dataclasses.replace(greedy, asr=dataclasses.replace(greedy.asr, vad_speech_pad_ms=200))
+    no_diarize = dataclasses.replace(greedy, diarize=dataclasses.replace(greedy.diarize, enabled=False))
+    speaker = tmp_path / "speaker.onnx"
+    speaker.write_bytes(default_model_path().read_bytes())
+    same_speaker = dataclasses.replace(greedy, diarize=dataclasses.replace(greedy.diarize, model_path=str(speaker)))
+    other = tmp_path / "other.onnx"
+    other.write_bytes(default_model_path().read_bytes() + b"\0")
+    other_speaker = dataclasses.replace(greedy, diarize=dataclasses.replace(greedy.diarize, model_path=str(other)))
+    digests = [process.speech_settings(c) for c in (greedy, swapped, vad, no_diarize, other_speaker)]
+    assert len(set(digests)) == len(digests)
+    assert process.speech_settings(same_speaker) == process.speech_settings(greedy)  # the same bytes elsewhere
+    assert run(swapped) == {"call.wav": "scored", "notes.json": "skipped"}

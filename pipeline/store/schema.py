@@ -6,8 +6,9 @@ Keys (see the README, "Call identity"):
   was found under, or a ``call_id`` given in ``calls.csv``. Results are stored per identity, so a
   fixed or re-exported file *replaces* its call instead of adding a second one;
 - ``call_key`` is the version of that call's results: a hash of the identity, the content's
-  sha256, the pipeline, ASR and classifier versions and the settings digest (segmentation options,
-  sentence-boundary and role models). Same identity + same key = nothing to do;
+  sha256, the pipeline, ASR and classifier versions and the settings digests (segmentation options,
+  sentence-boundary and role models; for audio also the ASR and diarization options and the speaker
+  model). Same identity + same key = nothing to do;
 - ``error_key`` names one failing input under one set of versions.
 
 Column meanings are in :data:`COLUMN_DOCS`, rendered to docs/SCHEMA.md.
@@ -267,6 +268,10 @@ class RunStamp:
     settings: str = ""
     """Digest of what else shapes a call's rows: the segmentation options and the sentence-boundary and role
     models in use (:func:`pipeline.process.row_settings`). Part of the version key, not a column."""
+    speech: str = ""
+    """Digest of what shapes an audio call's words and speakers besides the ASR model's name: the ASR and
+    diarization options, the channel roles and the speaker model (:func:`pipeline.process.speech_settings`).
+    Part of an audio call's version key (not of a transcript's), not a column."""
 
 
 def source_identity(source: Source) -> str:
@@ -281,7 +286,7 @@ def identity_key(source_id: str) -> str:
 
 def call_key(source_sha256: str, stamp: RunStamp, kind: str, source_id: str = "") -> str:
     """Version key of one call's results: same identity + same bytes + same versions and settings = same key."""
-    asr = stamp.asr_model if kind == "audio" else "-"
+    asr = f"{stamp.asr_model}|{stamp.speech}" if kind == "audio" else "-"
     raw = f"{source_sha256}|{stamp.pipeline_version}|{asr}|{stamp.classifier_version}|{stamp.settings}"
     if source_id:
         raw = f"{source_id}|{raw}"
@@ -290,7 +295,7 @@ def call_key(source_sha256: str, stamp: RunStamp, kind: str, source_id: str = ""
 
 def error_key(source_id: str, source_sha256: str | None, stamp: RunStamp) -> str:
     """Key of one failing input under one set of versions."""
-    raw = (f"{source_id}|{source_sha256 or '-'}|{stamp.pipeline_version}|{stamp.asr_model}|"
+    raw = (f"{source_id}|{source_sha256 or '-'}|{stamp.pipeline_version}|{stamp.asr_model}|{stamp.speech}|"
            f"{stamp.classifier_version}|{stamp.settings}")
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
