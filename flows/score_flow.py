@@ -147,42 +147,45 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
     """
     logger = get_run_logger()
     stamp = stamp or process.run_stamp(resources.artifact_card(models, model_version), config.asr.model, config)
-    done = process.check_done(source, stamp, out_dir, config.run.force, batch)
-    if done is not None:
-        if done.status == "failed":
-            logger.warning("%s not scored: %s", source.path, done.message)
-        else:
-            logger.info("%s: already scored (key %s), %s", source.path, done.call_key, done.status)
-        return done
-    started = time.perf_counter()
-    attempts = 1 + (config.run.retries if source.kind == "audio" else 0)
-    try:
-        reader = read_call_task.with_options(retries=config.run.retries,
-                                             timeout_seconds=config.run.timeout_s or None)
-        call = reader(source, config)
-        artifact = resources.artifact(models, model_version)  # loaded once per process, after the first read
-        # scoring and the commit run inside this task: each Prefect task run costs a round trip
-        # to the API per state change, which is the largest per-file cost after ASR (BENCHMARKS.md)
-        splitter = resources.sentencizer(config.segmentation.unpunctuated_model,
-                                         config.segmentation.unpunctuated_model_path)
-        scored = process.score_turns(call, artifact, splitter, config)
-        key = process.commit_call(out_dir, source, call, scored, stamp, artifact.taxonomy,
-                                  time.perf_counter() - started, config.run.force, batch)
-    except Exception as exc:
-        logger.warning("%s failed: %s", source.path, exc)
-        if isinstance(exc, TimeoutError):
-            exc = FileTimeoutError(
-                f"{Path(source.path).name}: reading and transcribing took longer than the per-file limit "
-                f"of {config.run.timeout_s:g} s.",
-                "Raise --timeout (or [run] timeout_s), or split the recording; check the machine is not overloaded.")
-        if isinstance(exc, PipelineError):  # known-bad input is not retried (see _retry_unexpected)
-            attempts = 1
-        return process.record_failure(out_dir, source.path, source.sha256, exc, stamp, attempts,
-                                      source_id=store.source_identity(source), batch=batch)
-    logger.info("%s: scored %d segments, action share %s", source.path, scored.score.n_segments,
-                scored.score.action_share)
-    return Outcome(path=source.path, status="scored", call_id=scored.call_id, call_key=key,
-                   action_share=scored.score.action_share, audio_s=call.audio_duration_s)
+    with process.scoring_claim(source, stamp, out_dir, config.run.force, batch) as done:
+        if done is not None:
+            if done.status == "failed":
+                logger.warning("%s not scored: %s", source.path, done.message)
+            elif done.status == "deferred":
+                logger.info("%s", done.message)
+            else:
+                logger.info("%s: already scored (key %s), %s", source.path, done.call_key, done.status)
+            return done
+        started = time.perf_counter()
+        attempts = 1 + (config.run.retries if source.kind == "audio" else 0)
+        try:
+            reader = read_call_task.with_options(retries=config.run.retries,
+                                                 timeout_seconds=config.run.timeout_s or None)
+            call = reader(source, config)
+            artifact = resources.artifact(models, model_version)  # loaded once per process, after the first read
+            # scoring and the commit run inside this task: each Prefect task run costs a round trip
+            # to the API per state change, which is the largest per-file cost after ASR (BENCHMARKS.md)
+            splitter = resources.sentencizer(config.segmentation.unpunctuated_model,
+                                             config.segmentation.unpunctuated_model_path)
+            scored = process.score_turns(call, artifact, splitter, config)
+            key = process.commit_call(out_dir, source, call, scored, stamp, artifact.taxonomy,
+                                      time.perf_counter() - started, config.run.force, batch)
+        except Exception as exc:
+            logger.warning("%s failed: %s", source.path, exc)
+            if isinstance(exc, TimeoutError):
+                exc = FileTimeoutError(
+                    f"{Path(source.path).name}: reading and transcribing took longer than the per-file limit "
+                    f"of {config.run.timeout_s:g} s.",
+                    "Raise --timeout (or [run] timeout_s), or split the recording; check the machine is not "
+                    "overloaded.")
+            if isinstance(exc, PipelineError):  # known-bad input is not retried (see _retry_unexpected)
+                attempts = 1
+            return process.record_failure(out_dir, source.path, source.sha256, exc, stamp, attempts,
+                                          source_id=store.source_identity(source), batch=batch)
+        logger.info("%s: scored %d segments, action share %s", source.path, scored.score.n_segments,
+                    scored.score.action_share)
+        return Outcome(path=source.path, status="scored", call_id=scored.call_id, call_key=key,
+                       action_share=scored.score.action_share, audio_s=call.audio_duration_s)
 
 
 # Deployments (flows/serve.py) run the flow with this runner: [run] threads' default number of files at

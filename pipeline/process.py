@@ -11,6 +11,7 @@ function taking ``out_dir`` accepts either (or a store).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import functools
@@ -20,8 +21,9 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -649,6 +651,41 @@ def commit_call(out_dir: OutputLocation, source: Source, call: CallInput, scored
     return key
 
 
+@contextmanager
+def scoring_claim(source: Source, stamp: store.RunStamp, out_dir: OutputLocation, force: bool = False,
+                  batch: str = "") -> Iterator[Outcome | None]:
+    """Decide whether ``source`` is to be scored, and hold it for this process while it is.
+
+    Yields the outcome when there is nothing to score: :func:`check_done`'s (``skipped``, ``updated``,
+    ``failed``), or ``deferred`` when another live run on the same output holds the call's claim
+    (:mod:`pipeline.store.claims`; a later run scores it if that run does not). Yields ``None`` while this
+    process holds the claim: the caller scores and commits the call inside the block; the claim is released
+    when the block ends.
+
+    Raises:
+        OutputError: the output cannot be read or the claim cannot be written.
+    """
+    done = check_done(source, stamp, out_dir, force, batch)
+    if done is not None:
+        yield done
+        return
+    out = open_store(out_dir)
+    name = Path(source.path).name
+    with contextlib.ExitStack() as stack:
+        try:
+            holder = stack.enter_context(out.claim(store.source_identity(source)))
+        except OSError as exc:
+            raise _output_failed(out, exc, f"claiming {name}", batch) from exc
+        if holder is not None:
+            logger.info("%s: left to %s, which is scoring it", source.path, holder.describe())
+            yield Outcome(path=source.path, status="deferred", step="claim",
+                          message=f"{name}: another run ({holder.describe()}) is scoring this call; a later run "
+                                  "scores it if that one does not")
+            return
+        # the claim's last holder may have committed the call between check_done and now
+        yield check_done(source, stamp, out_dir, force, batch)
+
+
 def process_source(source: Source, *, asr: AsrModel | None, artifact: Artifact, nlp: Any,
                    config: PipelineConfig, out_dir: OutputLocation,
                    speaker_model: SpeakerModel | None = None, batch: str = "",
@@ -673,18 +710,18 @@ def process_source(source: Source, *, asr: AsrModel | None, artifact: Artifact, 
         raise ValueError("nlp does not match config.segmentation.unpunctuated_model: pass build_sentencizer("
                          "config.segmentation.unpunctuated_model, config.segmentation.unpunctuated_model_path)")
     stamp = run_stamp(artifact, asr.name if asr else None, config)
-    done = check_done(source, stamp, out_dir, config.run.force, batch)
-    if done is not None:
-        return done
-    started = time.perf_counter()
-    try:
-        call = read_call(source, asr, config, speaker_model, role_model)
-        scored = score_turns(call, artifact, nlp, config)
-        key = commit_call(out_dir, source, call, scored, stamp, artifact.taxonomy, time.perf_counter() - started,
-                          replace=config.run.force, batch=batch)
-    except Exception as exc:  # recorded, never lost; the batch goes on
-        logger.warning("%s failed: %s", source.path, exc)
-        return record_failure(out_dir, source.path, source.sha256, exc, stamp,
-                              source_id=store.source_identity(source), batch=batch)
+    with scoring_claim(source, stamp, out_dir, config.run.force, batch) as done:
+        if done is not None:
+            return done
+        started = time.perf_counter()
+        try:
+            call = read_call(source, asr, config, speaker_model, role_model)
+            scored = score_turns(call, artifact, nlp, config)
+            key = commit_call(out_dir, source, call, scored, stamp, artifact.taxonomy, time.perf_counter() - started,
+                              replace=config.run.force, batch=batch)
+        except Exception as exc:  # recorded, never lost; the batch goes on
+            logger.warning("%s failed: %s", source.path, exc)
+            return record_failure(out_dir, source.path, source.sha256, exc, stamp,
+                                  source_id=store.source_identity(source), batch=batch)
     return Outcome(path=source.path, status="scored", call_id=scored.call_id, call_key=key,
                    action_share=scored.score.action_share, audio_s=call.audio_duration_s)

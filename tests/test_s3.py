@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -594,3 +595,34 @@ def test_calls_whose_object_is_gone_are_found_and_pruned_in_a_bucket(s3_server, 
     assert len(_keys(s3_server, bucket, "scored/retired/calls/")) == 2
     assert len(_keys(s3_server, bucket, "scored/retired/segments/")) == 2
     assert "team/standup.json" not in {r["source_id"] for r in load_call_rows(out)}
+
+
+@pytest.mark.parametrize("reason", ["live", "dead"])
+def test_a_call_another_run_is_scoring_is_left_to_it_under_an_s3_output(reason: str, s3_server, bucket: str,
+                                                                         tmp_path: Path, artifact, nlp) -> None:
+    """The claims of tests/test_claims.py as create-only objects under an ``s3://`` output: another machine's
+    young claim keeps its call; one older than REMOTE_STALE_S is taken over; ours are removed once done."""
+    from pipeline.store import claims
+    from pipeline.store.schema import identity_key
+
+    folder, out = tmp_path / "in", f"s3://{bucket}/out"
+    folder.mkdir()
+    for i in range(2):
+        (folder / f"call-{i:02d}.json").write_text(json.dumps({"turns": [
+            {"speaker": "rep", "text": f"Call {i}: can you send me the numbers by Friday?"},
+            {"speaker": "customer", "text": "Sure, I will send them on Thursday."}]}))
+    client = _boto(s3_server)
+    since = time.time() - (claims.REMOTE_STALE_S + 60 if reason == "dead" else 60)
+    key = f"out/{claims.CLAIMS}/{identity_key('call-00.json')}"
+    client.put_object(Bucket=bucket, Key=key, Body=json.dumps({"host": "another-host", "pid": 7, "started": "",
+                                                               "since": since}).encode())
+    expected = "scored" if reason == "dead" else "deferred"
+    process.prepare_output(out)
+    sources, _ = discover_inputs([str(folder)])
+    outcomes = {Path(s.path).name: process.process_source(s, asr=None, artifact=artifact, nlp=nlp,
+                                                          config=PipelineConfig(), out_dir=out).status
+                for s in sources}
+    assert outcomes == {"call-00.json": expected, "call-01.json": "scored"}
+    left = sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=f"out/{claims.CLAIMS}/")
+                  .get("Contents", []))
+    assert left == ([] if reason == "dead" else [key])

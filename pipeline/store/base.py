@@ -16,6 +16,7 @@ to a backend directly.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -23,6 +24,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import pyarrow as pa
 
 from pipeline.errors import OutputError
+from pipeline.store.claims import Holder
 
 __all__ = ["CallState", "StoredCall", "Store", "OutputLocation", "open_store"]
 
@@ -73,6 +75,12 @@ class Store(Protocol):
 
     def update_call(self, source_id: str, changes: dict[str, Any]) -> None:
         """Rewrite the stored calls row with some columns changed (metadata; no re-scoring)."""
+        ...
+
+    def claim(self, source_id: str) -> AbstractContextManager[Holder | None]:
+        """Hold ``source_id`` for this process while it is scored, so another run on the same output leaves
+        it alone (:mod:`pipeline.store.claims`). The context yields ``None`` when this process holds it, or
+        the live :class:`~pipeline.store.claims.Holder` of another run's claim."""
         ...
 
     def write_error(self, table: pa.Table) -> None:

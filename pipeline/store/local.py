@@ -25,6 +25,7 @@ import re
 import shutil
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,9 @@ import pyarrow.parquet as pq
 
 from pipeline.atomic import pid_alive, publish, temp_path, write_bytes_atomic
 from pipeline.errors import OutputError
+from pipeline.store import claims
 from pipeline.store.base import CallState, StoredCall
+from pipeline.store.claims import Holder
 from pipeline.store.schema import (
     CALLS_SCHEMA,
     COLUMN_DOCS,
@@ -464,6 +467,9 @@ class LocalStore:
 
     def update_call(self, source_id: str, changes: dict[str, Any]) -> None:
         update_call(self.out_dir, source_id, changes)
+
+    def claim(self, source_id: str) -> AbstractContextManager[Holder | None]:
+        return claims.claim(self.out_dir, identity_key(source_id))
 
     def write_error(self, table: pa.Table) -> None:
         write_error(self.out_dir, table)

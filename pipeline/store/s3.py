@@ -45,6 +45,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,6 +58,7 @@ from pipeline import objectstore
 from pipeline.config import DEFAULT_ORPHAN_AGE_S
 from pipeline.errors import OutputError
 from pipeline.ingest.fingerprints import object_signature
+from pipeline.store import claims
 from pipeline.store.base import StoredCall
 from pipeline.store.schema import CALLS_SCHEMA, SCHEMA_VERSION, SCHEMAS, identity_key, schema_version_of
 from pipeline.store.snapshot import default_path as snapshot_path
@@ -490,6 +492,11 @@ class S3Store:
     def write_call(self, key: str, segments: pa.Table, calls: pa.Table, *, replace: bool = False) -> bool:
         return self.commit(self.stage(key, segments, calls), replace=replace)
 
+    def claim(self, source_id: str) -> AbstractContextManager[claims.Holder | None]:
+        """Claim the call with a create-only object ``.claims/<identity key>`` (:mod:`pipeline.store.claims`):
+        the commit marker already keeps one result per version; the claim saves a second run the work."""
+        return claims.hold(_S3ClaimFile(self, f"{claims.CLAIMS}/{identity_key(source_id)}"))
+
     def update_call(self, source_id: str, changes: dict[str, Any]) -> None:
         """Rewrite the committed calls file in place (one PUT replaces it whole; same key and rows)."""
         ident = identity_key(source_id)
@@ -667,3 +674,32 @@ def committed_files(uri: str, table: str) -> list[str]:
     """The ``s3://`` files holding the current rows of ``calls`` or ``segments`` under ``uri`` —
     for DuckDB (``read_parquet([...])``) or Polars, which would otherwise also see uncommitted files."""
     return S3Store(uri).committed_files(table)
+
+
+@dataclass(frozen=True, slots=True)
+class _S3ClaimFile:
+    """A claim as an object, created with ``If-None-Match: *`` (:class:`pipeline.store.claims.ClaimFile`)."""
+
+    store: S3Store
+    rel: str
+
+    def create(self, data: bytes) -> bool:
+        try:
+            self.store._put(self.rel, data, create=True)
+        except FileExistsError:
+            return False
+        return True
+
+    def read(self) -> tuple[bytes, float] | None:
+        path = self.store._path(self.rel)
+        with objectstore.translate_errors():
+            self.store.fs.invalidate_cache(path)
+            try:
+                info = self.store.fs.info(path)
+                data = bytes(self.store.fs.cat_file(path))
+            except FileNotFoundError:
+                return None
+        return data, (_now() - _as_utc(info.get("LastModified"))).total_seconds()
+
+    def delete(self) -> None:
+        self.store._delete(self.store._path(self.rel))

@@ -1,0 +1,180 @@
+"""Claims: two runs on one output folder do not score the same call at the same time.
+
+Results are idempotent without claims (a call's files are replaced atomically, the calls row last), but
+two runs on one output would each do all the work: a nightly run that starts while last night's is still
+going works through the same pending calls in the same order, transcribing every one twice. So before a
+run scores a call it creates ``<out>/.claims/<identity key>`` with ``O_EXCL`` (under an ``s3://`` output, an
+object created with ``If-None-Match: *``), holding who claims it (host, process id, the process's start
+time, when). A run that finds a live claim leaves that call to its holder:
+the input is ``deferred``, and a later run scores it if the holder did not. The claim is removed when the
+call is committed or recorded as failed.
+
+A claim is stale, and the next run takes it over, when its holder is gone: on this machine, no process
+with that id and start time (so a reused process id does not keep a dead run's claims alive); from
+another machine sharing the folder, when it is older than :data:`REMOTE_STALE_S`. A claim that
+cannot be read (a crash between creating and writing it) is stale once it is a minute old.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from pipeline.atomic import pid_alive
+
+__all__ = ["CLAIMS", "REMOTE_STALE_S", "ClaimFile", "Holder", "LocalClaimFile", "claim", "hold"]
+
+logger = logging.getLogger(__name__)
+
+#: Folder of the claims inside an output folder (a dot folder: readers and globs never see it).
+CLAIMS = ".claims"
+#: A claim made on another machine counts as abandoned after this long (six hours).
+REMOTE_STALE_S = 6 * 3600.0
+#: A claim file that does not parse (its writer died between creating and writing it) after this long.
+_UNREADABLE_STALE_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """Who holds a claim."""
+
+    host: str
+    pid: int
+    started: str
+    """The process's start time as the kernel counts it (``/proc/<pid>/stat``), empty where unknown."""
+    since: float
+    """When the claim was made (seconds since the epoch)."""
+
+    def describe(self) -> str:
+        """For messages: ``process 1234 on host-a since 2026-12-07 03:40:12 UTC``."""
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.since))
+        return f"process {self.pid} on {self.host} since {when}"
+
+
+def _process_started(pid: int) -> str:
+    """The start time of process ``pid`` in clock ticks after boot, or ``""`` where /proc cannot say."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _me() -> Holder:
+    return Holder(socket.gethostname(), os.getpid(), _process_started(os.getpid()), time.time())
+
+
+def _alive(holder: Holder, now: float) -> bool:
+    if holder.host != socket.gethostname():
+        return now - holder.since < REMOTE_STALE_S
+    if not pid_alive(holder.pid):
+        return False
+    started = _process_started(holder.pid)
+    return not (started and holder.started and started != holder.started)  # the id now names another process
+
+
+class ClaimFile(Protocol):
+    """Where one claim lives: a file in an output folder, or an object under an ``s3://`` output."""
+
+    def create(self, data: bytes) -> bool:
+        """Write ``data`` only if there is no claim yet; ``False`` when there is one."""
+        ...
+
+    def read(self) -> tuple[bytes, float] | None:
+        """The claim's bytes and its age in seconds, or ``None`` when there is none."""
+        ...
+
+    def delete(self) -> None:
+        """Remove the claim (nothing happens when it is gone)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LocalClaimFile:
+    """A claim as a file, created with ``O_EXCL``."""
+
+    path: Path
+
+    def create(self, data: bytes) -> bool:
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        return True
+
+    def read(self) -> tuple[bytes, float] | None:
+        try:
+            return self.path.read_bytes(), time.time() - self.path.stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+    def delete(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _parse(data: bytes) -> Holder | None:
+    try:
+        raw = json.loads(data.decode("utf-8"))
+        return Holder(str(raw["host"]), int(raw["pid"]), str(raw.get("started", "")), float(raw["since"]))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _take(file: ClaimFile, me: Holder) -> Holder | None:
+    """Create the claim; ``None`` when it is ours now, else the live holder."""
+    data = json.dumps({"host": me.host, "pid": me.pid, "started": me.started, "since": me.since}).encode("utf-8")
+    for _ in range(3):
+        if file.create(data):
+            return None
+        found = file.read()
+        if found is None:
+            continue  # released meanwhile: try again
+        holder, age = _parse(found[0]), found[1]
+        now = time.time()
+        if holder is None and age < _UNREADABLE_STALE_S:
+            return Holder("?", 0, "", now - age)  # being written right now
+        if holder is not None and _alive(holder, now):
+            return holder
+        logger.info("taking over a claim left by %s", holder.describe() if holder else "an unfinished write")
+        file.delete()
+    found = file.read()
+    return (_parse(found[0]) if found else None) or Holder("?", 0, "", time.time())
+
+
+@contextmanager
+def hold(file: ClaimFile) -> Iterator[Holder | None]:
+    """Claim ``file`` for this process while the block runs.
+
+    Yields ``None`` when this process holds the claim (removed when the block ends, however it ends), or
+    the :class:`Holder` of a live claim, in which case the caller must leave the call alone.
+
+    Raises:
+        OSError: the claim cannot be written (the output is not writable).
+    """
+    me = _me()
+    holder = _take(file, me)
+    if holder is not None:
+        yield holder
+        return
+    try:
+        yield None
+    finally:
+        found = file.read()
+        if found is not None and _parse(found[0]) == me:  # not taken over meanwhile
+            file.delete()
+
+
+def claim(out_dir: Path, name: str) -> AbstractContextManager[Holder | None]:
+    """:func:`hold` the claim on call ``name`` (its identity key) in output folder ``out_dir``."""
+    folder = Path(out_dir) / CLAIMS
+    folder.mkdir(exist_ok=True)
+    return hold(LocalClaimFile(folder / name))

@@ -1,0 +1,144 @@
+"""Two runs on one output do not score the same call at once: a call another live run is scoring is left to
+it (``deferred``), a dead run's claim is taken over, and every call ends up scored once."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import ROOT
+
+from pipeline import process
+from pipeline.config import PipelineConfig
+from pipeline.ingest.discover import discover_inputs
+from pipeline.report.terminal import load_call_rows
+from pipeline.store import claims
+from pipeline.store.schema import identity_key
+
+
+def _transcripts(folder: Path, n: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        turns = [{"speaker": "rep", "text": f"Call {i}: can you send me the numbers by Friday?"},
+                 {"speaker": "customer", "text": f"Sure, I will send them for account {i} on Thursday."}]
+        (folder / f"call-{i:02d}.json").write_text(json.dumps({"turns": turns}))
+    return folder
+
+
+def _run(folder: Path, out: Path, artifact, nlp) -> dict[str, str]:
+    process.prepare_output(out)
+    sources, bad = discover_inputs([str(folder)])
+    assert bad == []
+    return {Path(s.path).name: process.process_source(s, asr=None, artifact=artifact, nlp=nlp,
+                                                      config=PipelineConfig(), out_dir=out).status
+            for s in sources}
+
+
+def _claim_file(out: Path, name: str) -> Path:
+    return out / claims.CLAIMS / identity_key(name)
+
+
+def _write_claim(path: Path, **fields) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": "", "since": time.time(),
+                                **fields}))
+
+
+_HOLDER = """
+import sys, time
+from pathlib import Path
+from pipeline.store import claims
+with claims.claim(Path(sys.argv[1]), sys.argv[2]) as holder:
+    assert holder is None
+    print("holding", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_call_another_live_run_is_scoring_is_left_to_it_and_taken_over_when_that_run_dies(
+        tmp_path: Path, artifact, nlp) -> None:
+    folder, out = _transcripts(tmp_path / "in", 2), tmp_path / "out"
+    process.prepare_output(out)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(out), identity_key("call-00.json")], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        assert _run(folder, out, artifact, nlp) == {"call-00.json": "deferred", "call-01.json": "scored"}
+        sources, _ = discover_inputs([str(folder)])
+        outcome = process.process_source(sources[0], asr=None, artifact=artifact, nlp=nlp, config=PipelineConfig(),
+                                         out_dir=out)
+        assert outcome.status == "deferred" and f"process {holder.pid} on {socket.gethostname()}" in outcome.message
+        assert [r["source_id"] for r in load_call_rows(out)] == ["call-01.json"]
+        assert not _claim_file(out, "call-01.json").exists()  # released once committed
+    finally:
+        holder.send_signal(signal.SIGKILL)  # dies holding its claim: nothing releases it
+        holder.wait()
+    assert _claim_file(out, "call-00.json").exists()
+    assert _run(folder, out, artifact, nlp) == {"call-00.json": "scored", "call-01.json": "skipped"}
+    assert sorted(r["source_id"] for r in load_call_rows(out)) == ["call-00.json", "call-01.json"]
+    assert list((out / claims.CLAIMS).iterdir()) == []
+
+
+def test_stale_claims_are_taken_over_and_live_ones_kept(tmp_path: Path, artifact, nlp) -> None:
+    folder, out = _transcripts(tmp_path / "in", 5), tmp_path / "out"
+    process.prepare_output(out)
+    parent = os.getppid()
+    started = Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    # a live process on this machine (the test runner's parent): kept
+    _write_claim(_claim_file(out, "call-00.json"), pid=parent, started=started)
+    # its process id, but another start time: the id was reused by a new process, the claim's run is gone
+    _write_claim(_claim_file(out, "call-01.json"), pid=parent, started=str(int(started) + 1))
+    # another machine's claims: young ones kept, ones older than REMOTE_STALE_S taken over
+    _write_claim(_claim_file(out, "call-02.json"), host="another-host", pid=1, since=time.time() - 60)
+    _write_claim(_claim_file(out, "call-03.json"), host="another-host", pid=1,
+                 since=time.time() - claims.REMOTE_STALE_S - 60)
+    # half written (its writer died between creating and writing it): kept for a minute, then taken over
+    broken = _claim_file(out, "call-04.json")
+    broken.write_text('{"host": ')
+    assert _run(folder, out, artifact, nlp) == {"call-00.json": "deferred", "call-01.json": "scored",
+                                                "call-02.json": "deferred", "call-03.json": "scored",
+                                                "call-04.json": "deferred"}
+    old = time.time() - 120
+    os.utime(broken, (old, old))
+    assert _run(folder, out, artifact, nlp)["call-04.json"] == "scored"
+    assert sorted(p.name for p in (out / claims.CLAIMS).iterdir()) == sorted(
+        identity_key(n) for n in ("call-00.json", "call-02.json"))  # other runs' live claims are not touched
+
+
+def test_a_failed_call_releases_its_claim(tmp_path: Path, artifact, nlp) -> None:
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    (folder / "broken.json").write_text("{not json")
+    assert _run(folder, out, artifact, nlp) == {"broken.json": "failed"}
+    assert list((out / claims.CLAIMS).iterdir()) == []
+
+
+def _score_all(args: tuple[str, str]) -> dict[str, str]:
+    from conftest import MODELS
+
+    from pipeline.classify.artifacts import load_artifact
+    from pipeline.speech.turns import build_sentencizer
+
+    folder, out = args
+    return _run(Path(folder), Path(out), load_artifact(MODELS), build_sentencizer())
+
+
+def test_two_runs_at_once_score_every_call_once(tmp_path: Path) -> None:
+    """Two processes over the same 24 calls and output: between them every call is scored once, each call by
+    one of them (the other skips it, or leaves it to the run holding it), and no claim is left."""
+    folder, out = _transcripts(tmp_path / "in", 24), tmp_path / "out"
+    process.prepare_output(out)
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        first, second = pool.map(_score_all, [(str(folder), str(out))] * 2)
+    for name in first:
+        assert sorted([first[name], second[name]]) in (["deferred", "scored"], ["scored", "skipped"]), name
+    assert sum(s == "scored" for s in [*first.values(), *second.values()]) == 24
+    assert len(load_call_rows(out)) == 24
+    assert list((out / claims.CLAIMS).iterdir()) == []
