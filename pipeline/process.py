@@ -673,7 +673,7 @@ def scoring_claim(source: Source, stamp: store.RunStamp, out_dir: OutputLocation
     name = Path(source.path).name
     with contextlib.ExitStack() as stack:
         try:
-            holder = stack.enter_context(out.claim(store.source_identity(source)))
+            holder = stack.enter_context(out.claim(store.source_identity(source), batch))
         except OSError as exc:
             raise _output_failed(out, exc, f"claiming {name}", batch) from exc
         if holder is not None:

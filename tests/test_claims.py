@@ -142,3 +142,17 @@ def test_two_runs_at_once_score_every_call_once(tmp_path: Path) -> None:
     assert sum(s == "scored" for s in [*first.values(), *second.values()]) == 24
     assert len(load_call_rows(out)) == 24
     assert list((out / claims.CLAIMS).iterdir()) == []
+
+
+def test_a_claim_of_the_same_run_is_taken_over_from_any_machine(tmp_path: Path, artifact, nlp) -> None:
+    """A task the scheduler gives again (its Dask worker died, prefect#15442) finds its first attempt's claim:
+    made by the same batch, so it is taken over at once even from another machine; another batch's is kept."""
+    folder, out = _transcripts(tmp_path / "in", 2), tmp_path / "out"
+    process.prepare_output(out)
+    batch = process.new_batch_id()
+    for name, made_by in (("call-00.json", batch), ("call-01.json", "another-batch")):
+        _write_claim(_claim_file(out, name), host="dead-worker-host", pid=1, batch=made_by)
+    sources, _ = discover_inputs([str(folder)])
+    outcomes = [process.process_source(s, asr=None, artifact=artifact, nlp=nlp, config=PipelineConfig(), out_dir=out,
+                                       batch=batch).status for s in sources]
+    assert outcomes == ["scored", "deferred"]

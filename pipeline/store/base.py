@@ -77,10 +77,10 @@ class Store(Protocol):
         """Rewrite the stored calls row with some columns changed (metadata; no re-scoring)."""
         ...
 
-    def claim(self, source_id: str) -> AbstractContextManager[Holder | None]:
-        """Hold ``source_id`` for this process while it is scored, so another run on the same output leaves
-        it alone (:mod:`pipeline.store.claims`). The context yields ``None`` when this process holds it, or
-        the live :class:`~pipeline.store.claims.Holder` of another run's claim."""
+    def claim(self, source_id: str, batch: str = "") -> AbstractContextManager[Holder | None]:
+        """Hold ``source_id`` for this process (in run ``batch``) while it is scored, so another run on the
+        same output leaves it alone (:mod:`pipeline.store.claims`). The context yields ``None`` when this
+        process holds it, or the live :class:`~pipeline.store.claims.Holder` of another run's claim."""
         ...
 
     def write_error(self, table: pa.Table) -> None:

@@ -11,8 +11,10 @@ call is committed or recorded as failed.
 
 A claim is stale, and the next run takes it over, when its holder is gone: on this machine, no process
 with that id and start time (so a reused process id does not keep a dead run's claims alive); from
-another machine sharing the folder, when it is older than :data:`REMOTE_STALE_S`. A claim that
-cannot be read (a crash between creating and writing it) is stale once it is a minute old.
+another machine sharing the folder, when it is older than :data:`REMOTE_STALE_S`. A claim made by the
+same run (batch id) is taken over at once: the task was given again because its first attempt was lost
+(a Dask worker that died, prefect#15442). A claim that cannot be read (a crash between creating and
+writing it) is stale once it is a minute old.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class Holder:
     """The process's start time as the kernel counts it (``/proc/<pid>/stat``), empty where unknown."""
     since: float
     """When the claim was made (seconds since the epoch)."""
+    batch: str = ""
+    """The run (batch id) that made it, empty outside a batch."""
 
     def describe(self) -> str:
         """For messages: ``process 1234 on host-a since 2026-12-07 03:40:12 UTC``."""
@@ -67,8 +71,8 @@ def _process_started(pid: int) -> str:
         return ""
 
 
-def _me() -> Holder:
-    return Holder(socket.gethostname(), os.getpid(), _process_started(os.getpid()), time.time())
+def _me(batch: str) -> Holder:
+    return Holder(socket.gethostname(), os.getpid(), _process_started(os.getpid()), time.time(), batch)
 
 
 def _alive(holder: Holder, now: float) -> bool:
@@ -124,14 +128,16 @@ class LocalClaimFile:
 def _parse(data: bytes) -> Holder | None:
     try:
         raw = json.loads(data.decode("utf-8"))
-        return Holder(str(raw["host"]), int(raw["pid"]), str(raw.get("started", "")), float(raw["since"]))
+        return Holder(str(raw["host"]), int(raw["pid"]), str(raw.get("started", "")), float(raw["since"]),
+                      str(raw.get("batch", "")))
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
 def _take(file: ClaimFile, me: Holder) -> Holder | None:
     """Create the claim; ``None`` when it is ours now, else the live holder."""
-    data = json.dumps({"host": me.host, "pid": me.pid, "started": me.started, "since": me.since}).encode("utf-8")
+    data = json.dumps({"host": me.host, "pid": me.pid, "started": me.started, "since": me.since,
+                       "batch": me.batch}).encode("utf-8")
     for _ in range(3):
         if file.create(data):
             return None
@@ -142,7 +148,10 @@ def _take(file: ClaimFile, me: Holder) -> Holder | None:
         now = time.time()
         if holder is None and age < _UNREADABLE_STALE_S:
             return Holder("?", 0, "", now - age)  # being written right now
-        if holder is not None and _alive(holder, now):
+        # the same batch claimed it before: the scheduler gave this task again because that attempt was lost
+        # (a Dask worker that died, prefect#15442), so the claim is ours to take over, from any machine
+        rerun = holder is not None and bool(me.batch) and holder.batch == me.batch
+        if holder is not None and not rerun and _alive(holder, now):
             return holder
         logger.info("taking over a claim left by %s", holder.describe() if holder else "an unfinished write")
         file.delete()
@@ -151,8 +160,8 @@ def _take(file: ClaimFile, me: Holder) -> Holder | None:
 
 
 @contextmanager
-def hold(file: ClaimFile) -> Iterator[Holder | None]:
-    """Claim ``file`` for this process while the block runs.
+def hold(file: ClaimFile, batch: str = "") -> Iterator[Holder | None]:
+    """Claim ``file`` for this process (in run ``batch``) while the block runs.
 
     Yields ``None`` when this process holds the claim (removed when the block ends, however it ends), or
     the :class:`Holder` of a live claim, in which case the caller must leave the call alone.
@@ -160,7 +169,7 @@ def hold(file: ClaimFile) -> Iterator[Holder | None]:
     Raises:
         OSError: the claim cannot be written (the output is not writable).
     """
-    me = _me()
+    me = _me(batch)
     holder = _take(file, me)
     if holder is not None:
         yield holder
@@ -173,8 +182,8 @@ def hold(file: ClaimFile) -> Iterator[Holder | None]:
             file.delete()
 
 
-def claim(out_dir: Path, name: str) -> AbstractContextManager[Holder | None]:
+def claim(out_dir: Path, name: str, batch: str = "") -> AbstractContextManager[Holder | None]:
     """:func:`hold` the claim on call ``name`` (its identity key) in output folder ``out_dir``."""
     folder = Path(out_dir) / CLAIMS
     folder.mkdir(exist_ok=True)
-    return hold(LocalClaimFile(folder / name))
+    return hold(LocalClaimFile(folder / name), batch)

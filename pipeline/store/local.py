@@ -468,8 +468,8 @@ class LocalStore:
     def update_call(self, source_id: str, changes: dict[str, Any]) -> None:
         update_call(self.out_dir, source_id, changes)
 
-    def claim(self, source_id: str) -> AbstractContextManager[Holder | None]:
-        return claims.claim(self.out_dir, identity_key(source_id))
+    def claim(self, source_id: str, batch: str = "") -> AbstractContextManager[Holder | None]:
+        return claims.claim(self.out_dir, identity_key(source_id), batch)
 
     def write_error(self, table: pa.Table) -> None:
         write_error(self.out_dir, table)

@@ -492,10 +492,10 @@ class S3Store:
     def write_call(self, key: str, segments: pa.Table, calls: pa.Table, *, replace: bool = False) -> bool:
         return self.commit(self.stage(key, segments, calls), replace=replace)
 
-    def claim(self, source_id: str) -> AbstractContextManager[claims.Holder | None]:
+    def claim(self, source_id: str, batch: str = "") -> AbstractContextManager[claims.Holder | None]:
         """Claim the call with a create-only object ``.claims/<identity key>`` (:mod:`pipeline.store.claims`):
         the commit marker already keeps one result per version; the claim saves a second run the work."""
-        return claims.hold(_S3ClaimFile(self, f"{claims.CLAIMS}/{identity_key(source_id)}"))
+        return claims.hold(_S3ClaimFile(self, f"{claims.CLAIMS}/{identity_key(source_id)}"), batch)
 
     def update_call(self, source_id: str, changes: dict[str, Any]) -> None:
         """Rewrite the committed calls file in place (one PUT replaces it whole; same key and rows)."""
