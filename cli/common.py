@@ -93,6 +93,23 @@ def fail(exc: BaseException | str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _exit_now(exc: Exception, code: int) -> None:
+    """Say what went wrong and end the process at once, without the exit handlers (see
+    :class:`pipeline.errors.OrchestratorLostError`: Prefect would spend seconds per queued event trying to
+    reach an API that is gone, which for a large batch is hours). Results are already committed on disk or
+    in the bucket; nothing of callcycle's waits on exit handlers."""
+    try:
+        fail(exc, code)
+    except typer.Exit:
+        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 def command(func: F) -> F:
     """Run a command, turning callcycle's own errors (and OS errors on the user's paths) into exit 2.
 
@@ -108,6 +125,8 @@ def command(func: F) -> F:
         except typer.Exit:
             raise
         except PipelineError as exc:
+            if getattr(exc, "exit_now", False):
+                _exit_now(exc, getattr(exc, "exit_code", 2))
             fail(exc, getattr(exc, "exit_code", 2))
         except OSError as exc:
             where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
@@ -164,6 +183,27 @@ def setup_logging(level: int = logging.WARNING) -> None:
     # Prefect's task and flow loggers repeat file names too (shown with --verbose)
     for name in ("prefect.task_runs", "prefect.flow_runs"):
         logging.getLogger(name).addFilter(_PrintableFilter())
+    logging.getLogger("prefect._internal.concurrency").addFilter(_UndeliveredEventsFilter())
+
+
+class _UndeliveredEventsFilter(logging.Filter):
+    """When the Prefect API goes away mid-run, Prefect logs every event it cannot deliver, each a screenful
+    repeating the run's parameters, seconds apart: one short line instead, then nothing more."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "failed to process item" not in str(record.msg):  # Prefect's "Service %r failed to process item %r"
+            return True
+        if self.said:
+            return False
+        self.said = True
+        record.msg, record.args, record.exc_info = (
+            "Prefect cannot deliver this run's events to its API: is the Prefect server still up? (further "
+            "such errors are not shown)", None, None)
+        return True
 
 
 def quiet_prefect(verbose: bool = False) -> None:

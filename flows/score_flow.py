@@ -43,6 +43,7 @@ from pipeline.config import PipelineConfig, RunConfig
 from pipeline.errors import (
     FileTimeoutError,
     ModelArtifactError,
+    OrchestratorLostError,
     OutputError,
     PipelineError,
     ServiceError,
@@ -276,6 +277,13 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
             raise  # every file would fail: the batch stops
         except Exception as exc:  # noqa: BLE001 - e.g. Dask's KilledWorker: this file took its worker down
             source = futures[future]
+            if _cluster_lost(exc):  # not this file's fault, and the same for every file left: the batch stops
+                done_count = sum(o.status == "scored" for o in summary.outcomes)
+                raise ServiceError(
+                    f"The Dask cluster stopped answering during the run ({_first_line(exc)}); {done_count} "
+                    "call(s) were scored and committed before that and are kept.",
+                    "Restart the scheduler and its workers (or run without --dask-address) and run the same "
+                    "command again: finished calls are skipped.") from exc
             crash = WorkerCrashError(
                 f"{Path(source.path).name}: scoring it stopped its worker process ({type(exc).__name__}: "
                 f"{str(exc)[:200]}).",
@@ -463,10 +471,55 @@ def run_scoring(inputs: list[str], *, out_dir: str = str(DEFAULT_OUT), models: s
         cfg = replace(cfg, run=replace(cfg.run, threads=1))
     kwargs = {"inputs": inputs, "out_dir": out_dir, "models": models, "model_version": model_version,
               "config": cfg}
-    token = _CALLBACKS.set((on_result, on_discovered))
+    settled: list[Outcome] = []
+
+    def collect(outcome: Outcome) -> None:
+        settled.append(outcome)
+        if on_result:
+            on_result(outcome)
+
+    token = _CALLBACKS.set((collect, on_discovered))
     try:
         with shared_api_url() as api_url:
             runner = task_runner(1, threads=cfg.run.threads) if local else task_runner(workers, dask_address, api_url)
-            return score_calls.with_options(task_runner=runner)(**kwargs)
+            try:
+                return score_calls.with_options(task_runner=runner)(**kwargs)
+            except Exception as exc:
+                if not _api_unreachable(exc):
+                    raise
+                scored = sum(o.status == "scored" for o in settled)
+                raise OrchestratorLostError(
+                    f"The Prefect API at {api_url} stopped answering during the run ({_first_line(exc)}); "
+                    f"{len(settled)} input(s) were settled before that, {scored} of them scored and committed, "
+                    "and everything committed is kept. The run's record on that server is incomplete.",
+                    "Run the same command again once the server answers (`prefect server start`, or unset "
+                    "PREFECT_API_URL): finished calls are skipped.") from exc
     finally:
         _CALLBACKS.reset(token)
+
+
+def _cluster_lost(exc: BaseException) -> bool:
+    """Whether a file's future failed because the Dask cluster went away (its scheduler died or the connection
+    to it broke: every future left is cancelled), not because the file took its worker down (KilledWorker)."""
+    import concurrent.futures
+
+    return isinstance(exc, concurrent.futures.CancelledError) or type(exc).__name__ == "CommClosedError"
+
+
+def _api_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a failure to reach an HTTP server: the Prefect API."""
+    import httpx
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, httpx.TransportError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

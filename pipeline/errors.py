@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "PipelineError",
+    "OrchestratorLostError",
     "InputError",
     "AudioDecodeError",
     "EmptyAudioError",
@@ -107,11 +108,20 @@ class WorkerCrashError(PipelineError):
 
 
 class ServiceError(PipelineError):
-    """A service the run was told to use (the configured Prefect server) does not answer: nothing is
-    started and nothing written (exit status 2)."""
+    """A service the run depends on (the configured Prefect server, the Dask cluster) does not answer:
+    before a run nothing is started or written; during one the batch stops, and the calls committed so
+    far are kept (exit status 2)."""
 
     step = "orchestration"
     exit_code = 2
+
+
+class OrchestratorLostError(ServiceError):
+    """The Prefect API stopped answering during a run. What was committed is kept. Prefect still holds the
+    run's state changes and events for that API, and would try to deliver each of them, seconds apiece,
+    before the process could end: a command that gets this error should exit without waiting for them."""
+
+    exit_now = True
 
 
 class OutputError(PipelineError):

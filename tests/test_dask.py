@@ -212,3 +212,65 @@ def test_a_scheduler_that_is_not_there_or_has_no_workers_is_refused_before_work(
             run_scoring([str(batch)], out_dir=str(tmp_path / "out"), models=str(MODELS),
                         dask_address=empty.scheduler_address)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_scheduler_that_dies_mid_run_stops_the_batch_and_blames_no_file(prefect_harness, tmp_path: Path) -> None:
+    """The cluster is lost (its scheduler killed) once calls are committed: the batch stops with one
+    ServiceError, no input gets an errors row (each used to be recorded as a file that killed its worker,
+    which also hid the calls already committed), and the committed calls stay readable."""
+    import subprocess
+    import sys
+    import time
+
+    from prefect.settings import get_current_settings
+
+    from pipeline.report.terminal import load_call_rows
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    for i in range(80):
+        (folder / f"call-{i:02d}.json").write_text(json.dumps({"turns": [
+            {"speaker": "rep", "text": f"Call {i}: can you send me the signed order by Friday?"},
+            {"speaker": "customer", "text": "Sure, I will send it on Thursday."}]}))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dask = str(Path(sys.executable).with_name("dask"))
+    env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url), "PREFECT_LOGGING_LEVEL": "WARNING"}
+    scheduler = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = subprocess.Popen([dask, "worker", f"tcp://127.0.0.1:{port}", "--nthreads", "1", "--nworkers", "2",
+                                "--host", "127.0.0.1", "--no-dashboard"], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        address = f"tcp://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:  # both workers up
+            try:
+                with distributed.Client(address, timeout=5) as client:
+                    if len(client.scheduler_info()["workers"]) == 2:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the test cluster did not start"
+            time.sleep(0.5)
+        settled = []
+
+        def kill_scheduler(outcome) -> None:
+            settled.append(outcome)
+            if len(settled) == 3:
+                scheduler.kill()
+
+        with pytest.raises(ServiceError, match="Dask cluster stopped answering") as caught:
+            run_scoring([str(folder)], out_dir=str(out), models=str(MODELS), dask_address=address,
+                        on_result=kill_scheduler)
+    finally:
+        scheduler.kill()
+        os.killpg(workers.pid, signal.SIGKILL)
+        scheduler.wait()
+        workers.wait()
+    assert "kept" in str(caught.value)
+    assert not list((out / "errors").glob("part-*.parquet"))  # no file is blamed
+    rows = load_call_rows(out)
+    assert len(rows) >= 3 and len(rows) == len(list((out / "calls").glob("part-*.parquet")))

@@ -84,3 +84,66 @@ def test_run_reports_to_a_real_server_and_starts_no_temporary_api(tmp_path: Path
     assert any("notes.json: scored" in message for message in logs), logs
     assert "Beginning flow run" not in output and "Finished in state" not in output, output
     print(f"callcycle run against a server: {wall:.1f} s")
+
+
+def _server_pids(port: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if entry.name.isdigit() and "server start" in cmdline and f"--port {port}" in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_a_server_that_dies_mid_run_stops_it_with_a_clear_error_and_keeps_what_was_committed(tmp_path: Path) -> None:
+    """The configured server is killed once the run has committed calls: the run ends promptly with exit 2 and
+    one message (not a traceback after minutes of Prefect retrying every queued event), every call it
+    committed stays, and a later run finishes the batch."""
+    import signal
+    import threading
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    for i in range(40):
+        (folder / f"call-{i:02d}.json").write_text(json.dumps({"turns": [
+            {"speaker": "rep", "text": f"Call {i}: can you send me the signed order by Friday?"},
+            {"speaker": "customer", "text": "Sure, I will send it on Thursday."}]}))
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    with local_prefect_server(home) as api:
+        env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "client-home"),
+               "PREFECT_CLIENT_MAX_RETRIES": "1"}  # Prefect's own back-off is not what this test measures
+        cmd = [sys.executable, "-m", "cli", "run", str(folder), "--out", str(out), "--models", str(MODELS),
+               "--no-report", "--no-summary"]
+        port = int(api.rsplit(":", 1)[1].split("/")[0])
+        killed: list[float] = []
+
+        def kill_when_calls_are_committed() -> None:
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                if (out / "calls").is_dir() and len(list((out / "calls").glob("part-*.parquet"))) >= 5:
+                    break
+                time.sleep(0.05)
+            for pid in _server_pids(port):
+                os.killpg(pid, signal.SIGKILL)
+            killed.append(time.monotonic())
+
+        killer = threading.Thread(target=kill_when_calls_are_committed)
+        killer.start()
+        result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+        ended = time.monotonic()
+        killer.join()
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 2, output
+    assert "stopped answering during the run" in output and "everything committed is kept" in output, output
+    assert "Traceback" not in output and output.count("cannot deliver this run's events") <= 1, output
+    assert killed and ended - killed[0] < 120, ended - killed[0]
+    committed = len(list((out / "calls").glob("part-*.parquet")))
+    assert committed >= 5
+    rerun = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400,
+                           env={k: v for k, v in env.items() if k != "PREFECT_API_URL"})
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert f"{40 - committed} scored, {committed} skipped" in " ".join(rerun.stdout.split()), rerun.stdout
