@@ -19,6 +19,7 @@ write a call twice.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -398,10 +399,22 @@ def check_dask_scheduler(dask_address: str, timeout_s: float = 10.0) -> None:
     ``dask_address`` (prefect-dask would try for 30 s and leave an output folder behind) or when it has
     no workers (the files would wait for ever)."""
     from distributed import Client
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import backends
 
+    try:  # a malformed address is refused here: a Client built on one waits 20 s in its finaliser
+        scheme, location = parse_address(dask_address)
+        if scheme not in backends:
+            raise ValueError(f"{scheme}:// is not a Dask protocol; use one of {', '.join(sorted(backends))}")
+        if scheme in ("tcp", "tls", "ws", "wss"):  # network addresses (inproc:// ones are not host:port)
+            parse_host_port(location)
+    except ValueError as exc:
+        raise ServiceError(f"{dask_address!r} is not a Dask scheduler address ({exc}).",
+                           "Pass the address the scheduler prints, such as tcp://10.0.0.5:8786.") from exc
     try:
         with Client(dask_address, timeout=timeout_s, set_as_default=False) as client:
             workers = client.scheduler_info().get("workers", {})
+            apis = client.run(os.getenv, "PREFECT_API_URL") if workers else {}
     except (OSError, TimeoutError, ValueError) as exc:
         raise ServiceError(f"No Dask scheduler answers at {dask_address} ({exc}).",
                            "Start it (`dask scheduler`, then `dask worker ADDRESS` on each machine), or check "
@@ -410,6 +423,12 @@ def check_dask_scheduler(dask_address: str, timeout_s: float = 10.0) -> None:
         raise ServiceError(f"The Dask scheduler at {dask_address} has no workers: the files would wait for ever.",
                            "Start workers (`dask worker ADDRESS`; they need PREFECT_API_URL set to a Prefect "
                            "server), then run again.")
+    unset = sorted(worker for worker, url in apis.items() if not url)
+    if unset:  # works, but each such worker process starts a Prefect API of its own and keeps it
+        logging.getLogger("callcycle").warning(
+            "%d of the %d Dask worker processes at %s have no PREFECT_API_URL: each starts a temporary Prefect API "
+            "of its own (about 220 MB, living as long as the worker) and this run's task logs are not kept; start "
+            "the workers with PREFECT_API_URL set to your Prefect server", len(unset), len(apis), dask_address)
 
 
 def check_prefect_api(timeout_s: float = 5.0) -> None:

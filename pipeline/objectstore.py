@@ -15,12 +15,16 @@ and buckets alike.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-__all__ = ["SCHEME", "is_uri", "same_location", "split_uri", "to_uri", "filesystem", "exists", "translate_errors",
-           "endpoint"]
+from pipeline.errors import InputError
+
+__all__ = ["SCHEME", "is_uri", "same_location", "split_uri", "to_uri", "unreadable_scheme", "filesystem", "exists",
+           "translate_errors", "endpoint"]
 
 SCHEME = "s3://"
 
@@ -41,13 +45,31 @@ def same_location(stored: str, path: str) -> bool:
 
 
 def split_uri(uri: str) -> tuple[str, str]:
-    """``("bucket", "key/prefix")`` of ``s3://bucket/key/prefix`` (the key without slashes at its ends)."""
+    """``("bucket", "key/prefix")`` of ``s3://bucket/key/prefix`` (the key without slashes at its ends).
+
+    Raises:
+        ValueError: ``uri`` is not an ``s3://`` URI (a mistake in the call).
+        InputError: it names no bucket (``s3://``, ``s3:///key``): what a user typed.
+    """
     if not is_uri(uri):
         raise ValueError(f"not an s3:// URI: {uri!r}")
     bucket, _, key = uri[len(SCHEME):].partition("/")
     if not bucket:
-        raise ValueError(f"no bucket in {uri!r}")
+        raise InputError(f"{uri!r} names no bucket.", "Write s3://BUCKET or s3://BUCKET/PREFIX.")
     return bucket, key.strip("/")
+
+
+_SCHEME_LIKE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):/")
+
+
+def unreadable_scheme(location: str | Path) -> str | None:
+    """The scheme of a URL-like location callcycle cannot read (``S3://``, ``gs://``, ``https://``, ``s3:/x``),
+    or ``None`` for a plain path or a well-formed ``s3://`` URI. Left alone, such a location would be taken
+    for a local folder named ``S3:`` (an output written to the local disk while the user meant a bucket)."""
+    if not isinstance(location, str) or is_uri(location):
+        return None
+    match = _SCHEME_LIKE.match(location)
+    return match.group(1) if match and len(match.group(1)) > 1 else None  # "C:/..." is a Windows drive
 
 
 def to_uri(path: str) -> str:
@@ -93,7 +115,7 @@ def translate_errors() -> Iterator[None]:
     """Re-raise the client's own exceptions (botocore, aiohttp) as :class:`OSError` subclasses."""
     try:
         yield
-    except OSError:
+    except (OSError, InputError):  # InputError: a URI the user typed that names no bucket (split_uri)
         raise
     except Exception as exc:  # noqa: BLE001 - the client's exception classes, mapped below
         name = type(exc).__name__

@@ -212,6 +212,33 @@ def test_a_scheduler_that_is_not_there_or_has_no_workers_is_refused_before_work(
             run_scoring([str(batch)], out_dir=str(tmp_path / "out"), models=str(MODELS),
                         dask_address=empty.scheduler_address)
     assert not (tmp_path / "out").exists()
+    for malformed, why in (("notanaddress", "missing port"), ("http://127.0.0.1:8787", "not a Dask protocol")):
+        with pytest.raises(ServiceError, match=why):  # at once, not after the client's 20 s finaliser
+            check_dask_scheduler(malformed)
+
+
+def test_workers_without_a_prefect_server_are_named_in_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers started without PREFECT_API_URL each start a Prefect API of their own and keep it: the run
+    still works, and the check before it says so."""
+    import logging
+
+    from flows.score_flow import check_dask_scheduler
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)  # the in-process workers read this environment
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("callcycle")
+    logger.addHandler(handler)
+    try:
+        with distributed.LocalCluster(n_workers=2, processes=False, dashboard_address=None) as local:
+            check_dask_scheduler(local.scheduler_address)
+    finally:
+        logger.removeHandler(handler)
+    assert [r.getMessage() for r in records if "PREFECT_API_URL" in r.getMessage()] == [
+        f"2 of the 2 Dask worker processes at {local.scheduler_address} have no PREFECT_API_URL: each starts a "
+        "temporary Prefect API of its own (about 220 MB, living as long as the worker) and this run's task logs "
+        "are not kept; start the workers with PREFECT_API_URL set to your Prefect server"]
 
 
 @pytest.mark.slow

@@ -470,6 +470,35 @@ def test_unusable_outputs_are_refused_before_work(s3_server, bucket: str) -> Non
     assert isinstance(open_store(f"s3://{bucket}/out"), S3Store)
     process.prepare_output(f"s3://{bucket}/out")  # the real server honours them
     assert _keys(s3_server, bucket) == []  # the probe leaves nothing behind
+    # an address written another way is refused, not taken for a local folder named "S3:" (nothing is created)
+    for typo in (f"S3://{bucket}/out", f"s3:/{bucket}/out", "gs://bucket/out"):
+        with pytest.raises(OutputError, match="cannot write to"):
+            process.prepare_output(typo)
+        assert not Path(typo.split("/")[0]).exists()
+    with pytest.raises(InputError, match="names no bucket"):
+        process.prepare_output("s3://")
+    _, errors = discover_inputs(["s3://"])
+    assert [str(e) for _, e in errors] == ["'s3://' names no bucket. Write s3://BUCKET or s3://BUCKET/PREFIX."]
+
+
+def test_keys_the_client_reads_as_a_version_are_refused_and_long_keys_read(s3_server, bucket: str, tmp_path: Path,
+                                                                          artifact, nlp) -> None:
+    """``call?versionId=1.json`` would be read by the S3 client as version "1.json" of the object ``call`` (and
+    deferred for ever as "changed"): refused with a message. A key whose name is longer than a local file
+    name may be is scored (its temporary copy gets a short name)."""
+    client = _boto(s3_server)
+    body = json.dumps({"turns": [{"speaker": "A", "text": "Can you send me the quote by Friday?"},
+                                 {"speaker": "B", "text": "Sure, I will send it on Thursday."}]})
+    long_name = "call-" + "x" * 300 + ".json"
+    for key in ("in/call?versionId=1.json", "in/call", f"in/{long_name}"):
+        client.put_object(Bucket=bucket, Key=key, Body=(body if key.endswith(".json") else "other").encode())
+    sources, errors = discover_inputs([f"s3://{bucket}/in"])
+    assert [s.source_id for s in sources] == [long_name]
+    assert [(path, "'?versionId='" in str(e)) for path, e in errors] == [(f"s3://{bucket}/in/call?versionId=1.json",
+                                                                         True)]
+    outcome = process.process_source(sources[0], asr=None, artifact=artifact, nlp=nlp, config=PipelineConfig(),
+                                     out_dir=tmp_path / "out")
+    assert outcome.status == "scored", outcome.message
 
 
 def test_readers_remember_markers_and_calls_rows_and_fetch_only_what_changed(

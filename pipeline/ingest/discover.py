@@ -404,6 +404,10 @@ def unmatched_inputs_error(missing: list[str], defaulted: bool = False) -> Input
     shown = ", ".join(repr(m) for m in missing[:3]) + (" ..." if len(missing) > 3 else "")
     remote = " For s3://, also check the bucket, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL." \
         if any(objectstore.is_uri(m) for m in missing) else ""
+    schemes = sorted({s for s in map(objectstore.unreadable_scheme, missing) if s})
+    if schemes:
+        remote += (f" callcycle reads local paths and s3:// URIs (in lower case), not {', '.join(schemes)}:// "
+                   "addresses.")
     return InputError(f"No input matches {shown}; nothing was scored or recorded.",
                       "Check the path (or quote a glob such as 'calls/**/*.wav') and run again." + remote)
 

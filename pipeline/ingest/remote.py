@@ -179,6 +179,9 @@ def discover_remote(spec: str, errors: list[tuple[str, InputError]],
     try:
         with objectstore.translate_errors():
             found, root, explicit = _list(fs, spec)
+    except InputError as exc:  # the spec itself is unusable (s3:// with no bucket)
+        errors.append((spec, exc))
+        return []
     except (OSError, ValueError) as exc:
         errors.append((spec, InputError(f"Cannot list {spec}: {exc}.", _ACCESS_HINT)))
         return []
@@ -219,6 +222,13 @@ def discover_remote(spec: str, errors: list[tuple[str, InputError]],
                 "Copy the object to a key without '//', '/./' or '/../' (and delete this one); the other "
                 "objects were read.")))
             continue
+        if "?versionId=" in path:  # the S3 client reads "key?versionId=x" as version x of the object "key"
+            errors.append((objectstore.to_uri(path), InputError(
+                f"{objectstore.to_uri(path)}: the key holds '?versionId=', which the S3 client reads as a version "
+                "of another object; not read.",
+                "Copy the object to a key without '?versionId=' (and delete this one); the other objects were "
+                "read.")))
+            continue
         if name == SIDECAR_NAME:
             continue
         if any(part.startswith(".") for part in parts[:-1]):  # in a hidden "folder", as a walk skips one
@@ -237,6 +247,13 @@ def discover_remote(spec: str, errors: list[tuple[str, InputError]],
     return sources
 
 
+def _short_name(name: str) -> str:
+    """A file name of at most 80 bytes standing for ``name``: its sha256 and its (short) suffix."""
+    suffix = posixpath.splitext(name)[1]
+    suffix = suffix if len(suffix.encode("utf-8")) <= 16 else ""
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()[:32] + suffix
+
+
 @contextmanager
 def local_copy(source: Source) -> Iterator[Path]:
     """A plain file holding the source's bytes: the file itself on a disk, a checked temporary
@@ -253,13 +270,15 @@ def local_copy(source: Source) -> Iterator[Path]:
     name = posixpath.basename(key)
     folder = tempfile.mkdtemp(prefix="callcycle-input-")
     try:
-        local = Path(folder) / name
+        # the copy keeps the object's name (readers go by its suffix), shortened where the local file system
+        # could not hold it: keys may be 1,024 bytes long, file names 255
+        local = Path(folder) / (name if len(name.encode("utf-8")) <= 200 else _short_name(name))
         try:
             with objectstore.translate_errors():
                 objectstore.filesystem().get_file(f"{bucket}/{key}", str(local))
         except FileNotFoundError as exc:
             raise InputError(f"{name} disappeared before it could be read.",
-                             "Nothing was recorded for it; run again once the object is back.") from exc
+                             "Run again once the object is back (its errors row goes once it is scored).") from exc
         except OSError as exc:
             raise InputError(f"Cannot read {source.path}: {exc}.", _ACCESS_HINT) from exc
         if file_sha256(local) != source.sha256:

@@ -126,6 +126,10 @@ def open_store(out: OutputLocation) -> Store:
     from pipeline import objectstore
 
     if isinstance(out, (str, Path)):
+        scheme = objectstore.unreadable_scheme(out)
+        if scheme is not None:  # else taken for a local folder named "S3:", while the user meant a bucket
+            raise OutputError(f"The output {out!r} is an address callcycle cannot write to ({scheme}://).",
+                              "Pass a local folder or an s3:// URI, written in lower case: s3://BUCKET/PREFIX.")
         if objectstore.is_uri(out):
             from pipeline.store.s3 import S3Store
 

@@ -185,5 +185,5 @@ def hold(file: ClaimFile, batch: str = "") -> Iterator[Holder | None]:
 def claim(out_dir: Path, name: str, batch: str = "") -> AbstractContextManager[Holder | None]:
     """:func:`hold` the claim on call ``name`` (its identity key) in output folder ``out_dir``."""
     folder = Path(out_dir) / CLAIMS
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     return hold(LocalClaimFile(folder / name), batch)

@@ -656,6 +656,10 @@ class S3Store:
 
     def output_error(self, exc: OSError, doing: str) -> OutputError:
         where, endpoint = self.location, objectstore.endpoint()
+        if isinstance(exc, PermissionError) and "no S3 credentials" in str(exc):
+            return OutputError(f"No S3 credentials were found for {where} ({doing}).",
+                               "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL for a server "
+                               "other than AWS).")
         if isinstance(exc, PermissionError):
             return OutputError(f"Access to {where} was denied ({doing}).",
                                "Check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and that they may list, read, "
