@@ -231,6 +231,9 @@ def quiet_prefect(verbose: bool = False) -> None:
         # down after a finished run (seen once in four `callcycle train` runs); the results are already
         # written, so it is shutdown noise, not a failure the user can act on
         logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
+        # a Dask scheduler that goes away makes the client log its broken connections as tracebacks; the
+        # run itself says what happened and what to do (ServiceError)
+        logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
 
 
 def _stop_at_once(signum: int, _frame: object) -> None:

@@ -279,10 +279,10 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
         except Exception as exc:  # noqa: BLE001 - e.g. Dask's KilledWorker: this file took its worker down
             source = futures[future]
             if _cluster_lost(exc):  # not this file's fault, and the same for every file left: the batch stops
-                done_count = sum(o.status == "scored" for o in summary.outcomes)
+                # (no count: calls committed by the workers may not have reported back before the loss)
                 raise ServiceError(
-                    f"The Dask cluster stopped answering during the run ({_first_line(exc)}); {done_count} "
-                    "call(s) were scored and committed before that and are kept.",
+                    f"The Dask cluster stopped answering during the run ({_first_line(exc)}); the calls the workers "
+                    "committed before that are kept.",
                     "Restart the scheduler and its workers (or run without --dask-address) and run the same "
                     "command again: finished calls are skipped.") from exc
             crash = WorkerCrashError(

@@ -102,7 +102,10 @@ def filesystem() -> Any:
 def exists(uri: str) -> bool:
     """Whether the object ``uri`` is there (one HEAD request). Where the store cannot be asked (no
     credentials, unreachable), it counts as there: callers use this to let a vanished object go, and
-    a store that cannot answer must not make a present one look gone."""
+    a store that cannot answer must not make a present one look gone. A key holding ``?versionId=`` cannot
+    be asked about (the client reads it as a version of another object): it counts as there too."""
+    if "?versionId=" in uri:
+        return True
     try:
         with translate_errors():
             return bool(filesystem().exists(uri[len(SCHEME):]))

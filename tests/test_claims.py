@@ -156,3 +156,29 @@ def test_a_claim_of_the_same_run_is_taken_over_from_any_machine(tmp_path: Path, 
     outcomes = [process.process_source(s, asr=None, artifact=artifact, nlp=nlp, config=PipelineConfig(), out_dir=out,
                                        batch=batch).status for s in sources]
     assert outcomes == ["scored", "deferred"]
+
+
+def test_claims_left_on_done_calls_are_swept_and_odd_claims_never_block_for_ever(tmp_path: Path, artifact,
+                                                                                nlp) -> None:
+    """A run killed after committing a call but before releasing its claim leaves a claim no later run looks at
+    (the call is done): the next batch sweeps it. Claims this module did not write (a folder, a dangling link,
+    a process id no system uses, init's pid 1, a time that is not a number) hold nothing once a minute old."""
+    folder, out = _transcripts(tmp_path / "in", 6), tmp_path / "out"
+    assert set(_run(folder, out, artifact, nlp).values()) == {"scored"}
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    _write_claim(_claim_file(out, "call-00.json"), pid=int(dead.stdout))  # its process has exited
+    (folder / "call-01.json").write_text((folder / "call-01.json").read_text().replace("Friday", "Monday"))
+    odd = {"call-01.json": None, "call-02.json": None, "call-03.json": {"pid": 99999999999999},
+           "call-04.json": {"pid": 1}, "call-05.json": {"since": "NaN"}}
+    _claim_file(out, "call-01.json").mkdir()
+    _claim_file(out, "call-02.json").symlink_to(tmp_path / "nowhere")
+    for name, fields in odd.items():
+        if fields is not None:
+            _write_claim(_claim_file(out, name), **fields)
+    old = time.time() - 120
+    for name in odd:
+        os.utime(_claim_file(out, name), (old, old), follow_symlinks=False)
+    assert _run(folder, out, artifact, nlp) == {"call-00.json": "skipped", "call-01.json": "scored",
+                                                "call-02.json": "skipped", "call-03.json": "skipped",
+                                                "call-04.json": "skipped", "call-05.json": "skipped"}
+    assert list((out / claims.CLAIMS).iterdir()) == []

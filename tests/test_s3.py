@@ -496,9 +496,16 @@ def test_keys_the_client_reads_as_a_version_are_refused_and_long_keys_read(s3_se
     assert [s.source_id for s in sources] == [long_name]
     assert [(path, "'?versionId='" in str(e)) for path, e in errors] == [(f"s3://{bucket}/in/call?versionId=1.json",
                                                                          True)]
+    out = tmp_path / "out"
     outcome = process.process_source(sources[0], asr=None, artifact=artifact, nlp=nlp, config=PipelineConfig(),
-                                     out_dir=tmp_path / "out")
+                                     out_dir=out)
     assert outcome.status == "scored", outcome.message
+    # the refused key's errors row is not taken for an input that is gone (the client cannot be asked about it)
+    from pipeline.store.prune import vanished_inputs
+
+    for path, error in errors:
+        process.record_failure(out, path, None, error, process.run_stamp(artifact, None))
+    assert vanished_inputs(out, [f"s3://{bucket}/in"], {long_name}) == []
 
 
 def test_readers_remember_markers_and_calls_rows_and_fetch_only_what_changed(

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import shutil
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +34,8 @@ from typing import Protocol
 
 from pipeline.atomic import pid_alive
 
-__all__ = ["CLAIMS", "REMOTE_STALE_S", "ClaimFile", "Holder", "LocalClaimFile", "claim", "hold"]
+__all__ = ["CLAIMS", "REMOTE_STALE_S", "ClaimFile", "Holder", "LocalClaimFile", "claim", "hold", "sweep",
+           "sweep_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +62,8 @@ class Holder:
 
     def describe(self) -> str:
         """For messages: ``process 1234 on host-a since 2026-12-07 03:40:12 UTC``."""
+        if not self.pid:
+            return "a run that is writing its claim right now"
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.since))
         return f"process {self.pid} on {self.host} since {when}"
 
@@ -78,7 +83,7 @@ def _me(batch: str) -> Holder:
 def _alive(holder: Holder, now: float) -> bool:
     if holder.host != socket.gethostname():
         return now - holder.since < REMOTE_STALE_S
-    if not pid_alive(holder.pid):
+    if holder.pid == 1 or not pid_alive(holder.pid):  # pid 1 is init, never a run
         return False
     started = _process_started(holder.pid)
     return not (started and holder.started and started != holder.started)  # the id now names another process
@@ -117,21 +122,32 @@ class LocalClaimFile:
 
     def read(self) -> tuple[bytes, float] | None:
         try:
-            return self.path.read_bytes(), time.time() - self.path.stat().st_mtime
+            if self.path.is_symlink() or not self.path.is_file():  # not a claim this module wrote
+                return b"", _UNREADABLE_STALE_S + time.time() - self.path.lstat().st_mtime
+            with open(self.path, "rb") as handle:
+                return handle.read(4096), time.time() - self.path.stat().st_mtime
         except FileNotFoundError:
             return None
 
     def delete(self) -> None:
-        self.path.unlink(missing_ok=True)
+        if self.path.is_dir() and not self.path.is_symlink():
+            shutil.rmtree(self.path, ignore_errors=True)
+        else:
+            self.path.unlink(missing_ok=True)
 
 
 def _parse(data: bytes) -> Holder | None:
+    """The holder a claim names, or ``None`` for anything that is not a claim this module wrote (garbage, a
+    process id no system uses, a time that is not a number): such a claim counts as unreadable."""
     try:
         raw = json.loads(data.decode("utf-8"))
-        return Holder(str(raw["host"]), int(raw["pid"]), str(raw.get("started", "")), float(raw["since"]),
-                      str(raw.get("batch", "")))
-    except (ValueError, KeyError, TypeError, AttributeError):
+        holder = Holder(str(raw["host"]), int(raw["pid"]), str(raw.get("started", "")), float(raw["since"]),
+                        str(raw.get("batch", "")))
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
         return None
+    if not 0 < holder.pid < 2**22 or not math.isfinite(holder.since):  # Linux process ids stay below 2**22
+        return None
+    return holder
 
 
 def _take(file: ClaimFile, me: Holder) -> Holder | None:
@@ -180,6 +196,31 @@ def hold(file: ClaimFile, batch: str = "") -> Iterator[Holder | None]:
         found = file.read()
         if found is not None and _parse(found[0]) == me:  # not taken over meanwhile
             file.delete()
+
+
+def sweep(files: Iterable[ClaimFile]) -> int:
+    """Remove the claims among ``files`` whose holders are gone (the rules of the module docstring); returns
+    how many. Run before a batch: a run killed after committing a call but before releasing its claim leaves
+    a claim that no later run looks at (the call is already done)."""
+    removed = 0
+    now = time.time()
+    for file in files:
+        found = file.read()
+        if found is None:
+            continue
+        holder = _parse(found[0])
+        if (holder is None and found[1] >= _UNREADABLE_STALE_S) or (holder is not None and not _alive(holder, now)):
+            file.delete()
+            removed += 1
+    return removed
+
+
+def sweep_folder(out_dir: Path) -> int:
+    """:func:`sweep` over the claims of output folder ``out_dir``."""
+    folder = Path(out_dir) / CLAIMS
+    if not folder.is_dir():
+        return 0
+    return sweep(LocalClaimFile(path) for path in sorted(folder.iterdir()))
 
 
 def claim(out_dir: Path, name: str, batch: str = "") -> AbstractContextManager[Holder | None]:

@@ -455,6 +455,7 @@ class LocalStore:
 
     def prepare(self) -> None:
         sweep_stale_temp(self.out_dir)
+        claims.sweep_folder(self.out_dir)
         retire_old_layout(self.out_dir)
         write_schema_files(self.out_dir)
 

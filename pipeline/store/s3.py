@@ -395,7 +395,11 @@ class S3Store:
                 "Use AWS S3 or an S3-compatible server that supports conditional writes.")
 
     def prepare(self) -> None:
-        """Nothing to do before a batch: orphans are swept on request (:meth:`sweep`)."""
+        """Before a batch: remove claims whose holders are gone (one listing of ``.claims/``, usually empty);
+        orphaned data files are swept on request (:meth:`sweep`)."""
+        with objectstore.translate_errors():
+            found = self._list(claims.CLAIMS)
+        claims.sweep(_S3ClaimFile(self, self._rel(path)) for path in sorted(found))
 
     def stored_call(self, source_id: str, key: str) -> StoredCall:
         """Check the current committed version of ``source_id`` against ``key``.
