@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["temp_path", "publish", "write_bytes_atomic", "exclusive_lock", "check_replaceable"]
+__all__ = ["temp_path", "publish", "write_bytes_atomic", "exclusive_lock", "check_replaceable", "pid_alive",
+           "process_started"]
 
 
 def check_replaceable(path: Path, looks_like: bytes | None = None) -> None:
@@ -92,6 +93,14 @@ def exclusive_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+def _stat_fields(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first), ``[]`` where /proc cannot say."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
 def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` still runs on this machine (a zombie, exited but not yet collected by its
     parent, does not): used to tell a writer's leftovers, or a run that is gone, from a live one."""
@@ -101,8 +110,12 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True  # no /proc to ask: it answered the signal
-    return state != "Z"
+    fields = _stat_fields(pid)
+    return not fields or fields[0] != "Z"  # no /proc to ask: it answered the signal
+
+
+def process_started(pid: int) -> str:
+    """When process ``pid`` started, in clock ticks after boot (``""`` where /proc cannot say): with the id,
+    it names one process, where an id alone may be reused by a later one."""
+    fields = _stat_fields(pid)
+    return fields[19] if len(fields) > 19 else ""

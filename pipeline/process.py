@@ -45,7 +45,7 @@ from pipeline.errors import (
     PipelineError,
     TranscriptFormatError,
 )
-from pipeline.ingest.discover import DiscoveryNotes, try_sha256
+from pipeline.ingest.discover import DiscoveryNotes, file_sha256, try_sha256
 from pipeline.ingest.remote import local_copy
 from pipeline.ingest.transcripts import parse_transcript
 from pipeline.schema import CallMetadata, CallScore, ClassifiedSegment, Source, Turn
@@ -192,11 +192,7 @@ def _file_sha256(path: Path) -> str:
 @functools.lru_cache(maxsize=8)
 def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
     """sha256 of ``path``; ``size`` and ``mtime_ns`` only key the cache (a changed file is hashed again)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(Path(path))
 
 
 def run_stamp(artifact: Artifact | ArtifactCard, asr_model_name: str | None,

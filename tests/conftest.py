@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import subprocess
@@ -59,6 +60,16 @@ def require_tool(name: str, install_hint: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return found
+
+
+def numbered_transcripts(folder: Path, n: int) -> Path:
+    """``call-00.json`` … : ``n`` short two-speaker JSON transcripts with distinct bytes, in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        turns = [{"speaker": "rep", "text": f"Call {i}: can you send me the numbers by Friday?"},
+                 {"speaker": "customer", "text": f"Sure, I will send them for account {i} on Thursday."}]
+        (folder / f"call-{i:02d}.json").write_text(json.dumps({"turns": turns}))
+    return folder
 
 
 def espeak_wav(text: str, path: Path, voice: str = "en-us", speed: int = 150) -> Path:

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import ROOT
+from conftest import ROOT, numbered_transcripts
 
 from pipeline import process
 from pipeline.config import PipelineConfig
@@ -21,15 +21,6 @@ from pipeline.ingest.discover import discover_inputs
 from pipeline.report.terminal import load_call_rows
 from pipeline.store import claims
 from pipeline.store.schema import identity_key
-
-
-def _transcripts(folder: Path, n: int) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        turns = [{"speaker": "rep", "text": f"Call {i}: can you send me the numbers by Friday?"},
-                 {"speaker": "customer", "text": f"Sure, I will send them for account {i} on Thursday."}]
-        (folder / f"call-{i:02d}.json").write_text(json.dumps({"turns": turns}))
-    return folder
 
 
 def _run(folder: Path, out: Path, artifact, nlp) -> dict[str, str]:
@@ -64,7 +55,7 @@ with claims.claim(Path(sys.argv[1]), sys.argv[2]) as holder:
 
 def test_a_call_another_live_run_is_scoring_is_left_to_it_and_taken_over_when_that_run_dies(
         tmp_path: Path, artifact, nlp) -> None:
-    folder, out = _transcripts(tmp_path / "in", 2), tmp_path / "out"
+    folder, out = numbered_transcripts(tmp_path / "in", 2), tmp_path / "out"
     process.prepare_output(out)
     holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(out), identity_key("call-00.json")], cwd=ROOT,
                               stdout=subprocess.PIPE, text=True)
@@ -87,7 +78,7 @@ def test_a_call_another_live_run_is_scoring_is_left_to_it_and_taken_over_when_th
 
 
 def test_stale_claims_are_taken_over_and_live_ones_kept(tmp_path: Path, artifact, nlp) -> None:
-    folder, out = _transcripts(tmp_path / "in", 5), tmp_path / "out"
+    folder, out = numbered_transcripts(tmp_path / "in", 5), tmp_path / "out"
     process.prepare_output(out)
     parent = os.getppid()
     started = Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()[19]
@@ -133,7 +124,7 @@ def _score_all(args: tuple[str, str]) -> dict[str, str]:
 def test_two_runs_at_once_score_every_call_once(tmp_path: Path) -> None:
     """Two processes over the same 24 calls and output: between them every call is scored once, each call by
     one of them (the other skips it, or leaves it to the run holding it), and no claim is left."""
-    folder, out = _transcripts(tmp_path / "in", 24), tmp_path / "out"
+    folder, out = numbered_transcripts(tmp_path / "in", 24), tmp_path / "out"
     process.prepare_output(out)
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         first, second = pool.map(_score_all, [(str(folder), str(out))] * 2)
@@ -147,7 +138,7 @@ def test_two_runs_at_once_score_every_call_once(tmp_path: Path) -> None:
 def test_a_claim_of_the_same_run_is_taken_over_from_any_machine(tmp_path: Path, artifact, nlp) -> None:
     """A task the scheduler gives again (its Dask worker died, prefect#15442) finds its first attempt's claim:
     made by the same batch, so it is taken over at once even from another machine; another batch's is kept."""
-    folder, out = _transcripts(tmp_path / "in", 2), tmp_path / "out"
+    folder, out = numbered_transcripts(tmp_path / "in", 2), tmp_path / "out"
     process.prepare_output(out)
     batch = process.new_batch_id()
     for name, made_by in (("call-00.json", batch), ("call-01.json", "another-batch")):
@@ -163,7 +154,7 @@ def test_claims_left_on_done_calls_are_swept_and_odd_claims_never_block_for_ever
     """A run killed after committing a call but before releasing its claim leaves a claim no later run looks at
     (the call is done): the next batch sweeps it. Claims this module did not write (a folder, a dangling link,
     a process id no system uses, init's pid 1, a time that is not a number) hold nothing once a minute old."""
-    folder, out = _transcripts(tmp_path / "in", 6), tmp_path / "out"
+    folder, out = numbered_transcripts(tmp_path / "in", 6), tmp_path / "out"
     assert set(_run(folder, out, artifact, nlp).values()) == {"scored"}
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     _write_claim(_claim_file(out, "call-00.json"), pid=int(dead.stdout))  # its process has exited

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 import pytest
-from conftest import MODELS, comparable_rows
+from conftest import MODELS, comparable_rows, numbered_transcripts
 from prefect import flow
 
 distributed = pytest.importorskip("distributed")
@@ -254,12 +254,7 @@ def test_a_scheduler_that_dies_mid_run_stops_the_batch_and_blames_no_file(prefec
 
     from pipeline.report.terminal import load_call_rows
 
-    folder, out = tmp_path / "in", tmp_path / "out"
-    folder.mkdir()
-    for i in range(80):
-        (folder / f"call-{i:02d}.json").write_text(json.dumps({"turns": [
-            {"speaker": "rep", "text": f"Call {i}: can you send me the signed order by Friday?"},
-            {"speaker": "customer", "text": "Sure, I will send it on Thursday."}]}))
+    folder, out = numbered_transcripts(tmp_path / "in", 80), tmp_path / "out"
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

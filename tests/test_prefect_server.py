@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import MODELS, ROOT
+from conftest import MODELS, ROOT, numbered_transcripts
 
 from flows.local_server import local_prefect_server
 
@@ -105,12 +105,7 @@ def test_a_server_that_dies_mid_run_stops_it_with_a_clear_error_and_keeps_what_w
     import signal
     import threading
 
-    folder, out = tmp_path / "in", tmp_path / "out"
-    folder.mkdir()
-    for i in range(40):
-        (folder / f"call-{i:02d}.json").write_text(json.dumps({"turns": [
-            {"speaker": "rep", "text": f"Call {i}: can you send me the signed order by Friday?"},
-            {"speaker": "customer", "text": "Sure, I will send it on Thursday."}]}))
+    folder, out = numbered_transcripts(tmp_path / "in", 40), tmp_path / "out"
     home = tmp_path / "prefect-home"
     home.mkdir()
     with local_prefect_server(home) as api:

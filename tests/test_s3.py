@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import MODELS, ROOT
+from conftest import MODELS, ROOT, numbered_transcripts
 
 from pipeline import process
 from pipeline.config import PipelineConfig
@@ -641,12 +641,7 @@ def test_a_call_another_run_is_scoring_is_left_to_it_under_an_s3_output(reason: 
     from pipeline.store import claims
     from pipeline.store.schema import identity_key
 
-    folder, out = tmp_path / "in", f"s3://{bucket}/out"
-    folder.mkdir()
-    for i in range(2):
-        (folder / f"call-{i:02d}.json").write_text(json.dumps({"turns": [
-            {"speaker": "rep", "text": f"Call {i}: can you send me the numbers by Friday?"},
-            {"speaker": "customer", "text": "Sure, I will send them on Thursday."}]}))
+    folder, out = numbered_transcripts(tmp_path / "in", 2), f"s3://{bucket}/out"
     client = _boto(s3_server)
     since = time.time() - (claims.REMOTE_STALE_S + 60 if reason == "dead" else 60)
     key = f"out/{claims.CLAIMS}/{identity_key('call-00.json')}"

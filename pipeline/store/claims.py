@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from pipeline.atomic import pid_alive
+from pipeline.atomic import pid_alive, process_started
 
 __all__ = ["CLAIMS", "REMOTE_STALE_S", "ClaimFile", "Holder", "LocalClaimFile", "claim", "hold", "sweep",
            "sweep_folder"]
@@ -68,16 +68,8 @@ class Holder:
         return f"process {self.pid} on {self.host} since {when}"
 
 
-def _process_started(pid: int) -> str:
-    """The start time of process ``pid`` in clock ticks after boot, or ``""`` where /proc cannot say."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
 def _me(batch: str) -> Holder:
-    return Holder(socket.gethostname(), os.getpid(), _process_started(os.getpid()), time.time(), batch)
+    return Holder(socket.gethostname(), os.getpid(), process_started(os.getpid()), time.time(), batch)
 
 
 def _alive(holder: Holder, now: float) -> bool:
@@ -85,7 +77,7 @@ def _alive(holder: Holder, now: float) -> bool:
         return now - holder.since < REMOTE_STALE_S
     if holder.pid == 1 or not pid_alive(holder.pid):  # pid 1 is init, never a run
         return False
-    started = _process_started(holder.pid)
+    started = process_started(holder.pid)
     return not (started and holder.started and started != holder.started)  # the id now names another process
 
 
@@ -123,7 +115,7 @@ class LocalClaimFile:
     def read(self) -> tuple[bytes, float] | None:
         try:
             if self.path.is_symlink() or not self.path.is_file():  # not a claim this module wrote
-                return b"", _UNREADABLE_STALE_S + time.time() - self.path.lstat().st_mtime
+                return b"", math.inf
             with open(self.path, "rb") as handle:
                 return handle.read(4096), time.time() - self.path.stat().st_mtime
         except FileNotFoundError:
