@@ -80,12 +80,21 @@ def test_a_call_another_live_run_is_scoring_is_left_to_it_and_taken_over_when_th
 def test_stale_claims_are_taken_over_and_live_ones_kept(tmp_path: Path, artifact, nlp) -> None:
     folder, out = numbered_transcripts(tmp_path / "in", 5), tmp_path / "out"
     process.prepare_output(out)
-    parent = os.getppid()
-    started = Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    # a live process on this machine (the test runner's parent): kept
-    _write_claim(_claim_file(out, "call-00.json"), pid=parent, started=started)
+    # a live process on this machine, started here (the test runner's parent is no such thing when the
+    # runner was started in the background: then it is process 1, which no run's claim may name)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        _stale_claims_are_taken_over_and_live_ones_kept(folder, out, live.pid, artifact, nlp)
+    finally:
+        live.kill()
+        live.wait()
+
+
+def _stale_claims_are_taken_over_and_live_ones_kept(folder: Path, out: Path, live: int, artifact, nlp) -> None:
+    started = Path(f"/proc/{live}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    _write_claim(_claim_file(out, "call-00.json"), pid=live, started=started)  # kept
     # its process id, but another start time: the id was reused by a new process, the claim's run is gone
-    _write_claim(_claim_file(out, "call-01.json"), pid=parent, started=str(int(started) + 1))
+    _write_claim(_claim_file(out, "call-01.json"), pid=live, started=str(int(started) + 1))
     # another machine's claims: young ones kept, ones older than REMOTE_STALE_S taken over
     _write_claim(_claim_file(out, "call-02.json"), host="another-host", pid=1, since=time.time() - 60)
     _write_claim(_claim_file(out, "call-03.json"), host="another-host", pid=1,
