@@ -71,7 +71,10 @@ class AsrConfig:
             decoded on its own, so a score moves less with imperceptible noise than with
             sequential 30 s windows that shift with the VAD (BENCHMARKS.md, stability). A chunk in which a
             stretch of speech got no word is decoded again region by region (``pipeline.speech.transcribe``).
-        batch_size: batch size when ``batched`` is on.
+        batch_size: the most chunks decoded in one call when ``batched`` is on; a window's chunks are
+            split into at least two batches of even size (``pipeline.speech.transcribe._batches``) so
+            that two decoders can share a file. Which chunks go together moves word probabilities
+            slightly, so it is part of an audio call's version key.
         without_timestamps: batched decoding without Whisper's timestamp tokens (faster-whisper's
             batched default). Keep it on: with timestamp tokens the batched decoder drops the
             speech after the last timestamp of each ~30 s chunk (no seek as in sequential
@@ -155,7 +158,10 @@ class RunConfig:
             it a run only counts them. Local output folders only.
         threads: files in flight at once inside one process, each on its own thread; the speech
             model is loaded once for them all, with as many CTranslate2 workers, each on an even
-            share of the cores (``pipeline.speech.transcribe.decode_threads``). 2 by measurement: on
+            share of the cores (``pipeline.speech.transcribe.decode_threads``), and as many decoder
+            threads that take the chunks of every file in flight a batch at a time (so the run's last
+            file is split between the workers instead of leaving all but one idle; BENCHMARKS.md,
+            "Decoders shared by the files in flight"). 2 by measurement: on
             2 cores the recogniser took 8-23% less wall time than one file at a time on the benchmark
             calls, with identical words, timings and probabilities (BENCHMARKS.md, "Why concurrent decodes differed").
             (Before 2026-12-05 concurrent files could come out slightly different: numpy's BLAS,

@@ -156,14 +156,16 @@ def row_settings(config: PipelineConfig) -> str:
 
 
 #: ``[asr]`` and ``[diarize]`` options that change only speed or where the work runs, not words or speakers.
-_SPEED_ONLY_ASR = frozenset({"device", "cpu_threads", "batch_size"})
+# ``[asr] batch_size`` is not among them: the chunks batched together move word probabilities (in the
+# seventh decimal on a test call), and so may move a word
+_SPEED_ONLY_ASR = frozenset({"device", "cpu_threads"})
 _SPEED_ONLY_DIARIZE = frozenset({"batch_size", "model_path"})  # the model counts by its bytes, not its path
 
 
 def speech_settings(config: PipelineConfig) -> str:
     """A short digest of what, besides the ASR model's name, shapes an audio call's words and speakers.
 
-    That is every ``[asr]`` option except those that only change speed (device, threads, batch size),
+    That is every ``[asr]`` option except those that only change speed (device, threads),
     ``[run] channel_speakers``, the ``[diarize]`` options and the speaker model in use (the sha256 of its
     file), or that diarization is off. It is part of an audio call's version key (a transcript's key
     leaves it out), so re-running a folder with another beam size, VAD setting or speaker model

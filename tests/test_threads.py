@@ -85,11 +85,15 @@ def test_decode_threads_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None
     assert decode_threads(0, 2) >= 1
 
 
-def test_one_core_per_decode_reads_as_two_cores(tmp_path: Path, asr_model) -> None:
-    """Two files at once give each decode one core instead of two: the words and their timings must
-    not depend on that (CTranslate2's threads split the work, not the arithmetic)."""
+def test_one_file_on_two_decoders_reads_as_one_decode(tmp_path: Path, asr_model,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model loaded for two threads gives each decode one core instead of two, and splits one file's
+    chunks between its two decoders (so the last file of a run does not leave a core idle): the words
+    and their timings must not depend on either (CTranslate2's threads split the work, not the
+    arithmetic; a chunk is decoded alone within its batch)."""
     from conftest import espeak_wav, read_wav, write_wav
 
+    from pipeline.speech import transcribe
     from pipeline.speech.transcribe import load_asr_model, transcribe_file
 
     lines = ["Thanks for joining, let's look at the renewal terms first.",
@@ -111,9 +115,24 @@ def test_one_core_per_decode_reads_as_two_cores(tmp_path: Path, asr_model) -> No
     path = write_wav(tmp_path / "long.wav", np.concatenate(parts)[None, :], rate)
 
     two_cores = transcribe_file(asr_model, path)  # one decode, CTranslate2 chooses its threads
+    batches: list[tuple[str, float, float, int]] = []
+    real_batch = transcribe._decode_batch
+
+    def timed_batch(model, samples, chunks, kwargs):  # the real function, with its thread and time
+        start = time.perf_counter()
+        try:
+            return real_batch(model, samples, chunks, kwargs)
+        finally:
+            batches.append((threading.current_thread().name, start, time.perf_counter(), len(chunks)))
+
+    monkeypatch.setattr(transcribe, "_decode_batch", timed_batch)
     one_core = transcribe_file(load_asr_model(AsrConfig(cpu_threads=1), 2), path)
     assert two_cores.duration_s > 45 and sum(len(p.text.split()) for p in two_cores.pieces) > 100  # 2+ chunks
     assert [(p.text, p.words) for p in two_cores.pieces] == [(p.text, p.words) for p in one_core.pieces]
+    # the file's chunks went to both decoders, which worked at the same time
+    assert len({name for name, *_ in batches}) == 2 and sum(n for *_, n in batches) >= 2, batches
+    assert any(a[0] != b[0] and a[1] < b[2] and b[1] < a[2] for i, a in enumerate(batches) for b in batches[i + 1:]), \
+        batches
 
 
 def test_one_blas_thread_holds_on_every_thread_until_the_last_one_leaves() -> None:
