@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,7 +65,7 @@ from pipeline.speech.roles import assign_roles, sidecar_roles
 from pipeline.speech.transcribe import AsrModel, TranscribedFile, transcribe_file
 from pipeline.speech.turns import channel_words, pieces_to_turns, segment_turns, speaker_for_channel, words_to_turns
 from pipeline.store import schema as store
-from pipeline.store.base import OutputLocation, Store, open_store
+from pipeline.store.base import OutputLocation, Store, StoredCall, open_store
 from pipeline.store.prune import input_exists
 
 __all__ = [
@@ -205,7 +206,8 @@ def run_stamp(artifact: Artifact | ArtifactCard, asr_model_name: str | None,
     tax = artifact.taxonomy
     cfg = config or PipelineConfig()
     return store.RunStamp(classifier_version=artifact.version, taxonomy=f"{tax.name}/{tax.version}",
-                          asr_model=asr_model_name, settings=row_settings(cfg), speech=speech_settings(cfg))
+                          asr_model=asr_model_name, settings=row_settings(cfg), speech=speech_settings(cfg),
+                          started_at=time.time())
 
 
 def _audio_turns(path: Path, audio: TranscribedFile, config: PipelineConfig,
@@ -476,6 +478,9 @@ def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
     (:func:`new_batch_id`; the batch without an id lasts until :func:`prepare_output`).
     A call stored at the same version is ``skipped``; if its rep/customer/date/path changed
     (calls.csv corrected, file renamed inside its identity) the row is rewritten: ``updated``.
+    With ``force`` every call is scored again except one whose current rows were committed since the
+    run began (``stamp.started_at``): another run did it meanwhile (two ``--force`` runs on one output
+    share the work, as other runs do), and it is ``skipped``.
     """
     out = open_store(out_dir)
     with _LOCK:
@@ -484,12 +489,14 @@ def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
         raise broken
     ident = store.source_identity(source)
     key = store.call_key(source.sha256, stamp, source.kind, ident)
-    if force:  # rescored and replaced whatever is stored: nothing to read
+    if force and stamp.started_at <= 0:  # rescored and replaced whatever is stored: nothing to read
         return None
     try:
         stored = out.stored_call(ident, key)
     except OSError as exc:
         raise _output_failed(out, exc, f"reading the stored results of {Path(source.path).name}", batch) from exc
+    if force:
+        return _committed_since(source, stored, key, stamp.started_at)
     if stored.state == "stale" and stored.row is not None:
         clash = _identity_clash(source, ident, stored.row)
         if clash is not None:  # recorded as this input's failure; the stored call stays as it was
@@ -522,6 +529,18 @@ def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
         message = f"{message}; {', '.join(cleared)} removed (no calls.csv row or file name gives them any more)"
     return Outcome(path=source.path, status=status, call_id=stored.row["call_id"], call_key=key, message=message,
                    cleared=cleared)
+
+
+def _committed_since(source: Source, stored: StoredCall, key: str, started_at: float) -> Outcome | None:
+    """Under ``--force``: ``skipped`` when the call's current rows were committed at or after ``started_at``."""
+    if stored.state != "current" or stored.row is None:
+        return None
+    committed = stored.row.get("processed_at")
+    if not isinstance(committed, datetime) or committed.timestamp() < started_at:
+        return None
+    return Outcome(path=source.path, status="skipped", call_id=stored.row["call_id"], call_key=key,
+                   message="scored by another run while this one ran (--force redoes the calls scored before it "
+                           "began)")
 
 
 def sort_out_done(sources: list[Source], stamp: store.RunStamp, out_dir: OutputLocation, force: bool = False,

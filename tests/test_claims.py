@@ -182,3 +182,26 @@ def test_claims_left_on_done_calls_are_swept_and_odd_claims_never_block_for_ever
                                                 "call-02.json": "skipped", "call-03.json": "skipped",
                                                 "call-04.json": "skipped", "call-05.json": "skipped"}
     assert list((out / claims.CLAIMS).iterdir()) == []
+
+
+def test_a_forced_run_leaves_a_call_another_run_committed_while_it_ran(tmp_path: Path, artifact, nlp) -> None:
+    """Two ``--force`` runs on one output share the work like other runs: the claim keeps them off a call the
+    other is scoring, and a call the other committed after this run began is not scored again; a call
+    committed before it began is (that is what --force is for)."""
+    import dataclasses
+
+    folder, out = numbered_transcripts(tmp_path / "in", 1), tmp_path / "out"
+    forced = dataclasses.replace(PipelineConfig(), run=dataclasses.replace(PipelineConfig().run, force=True))
+    began = process.run_stamp(artifact, None, forced)  # a forced run starts ...
+    assert began.started_at > 0 and dataclasses.replace(began, started_at=1.0) == began  # not part of a stamp's identity
+    assert _run(folder, out, artifact, nlp) == {"call-00.json": "scored"}  # ... another run commits the call
+    source = discover_inputs([str(folder)])[0][0]
+    with process.scoring_claim(source, began, out, force=True) as done:
+        assert done is not None and done.status == "skipped" and "while this one ran" in (done.message or "")
+    later = process.run_stamp(artifact, None, forced)  # a forced run that began after the commit redoes it
+    with process.scoring_claim(source, later, out, force=True) as done:
+        assert done is None
+    unknown = dataclasses.replace(began, started_at=0.0)  # no start time: --force redoes everything, reads nothing
+    with process.scoring_claim(source, unknown, out, force=True) as done:
+        assert done is None
+    assert list((out / claims.CLAIMS).iterdir()) == []

@@ -16,6 +16,7 @@ Column meanings are in :data:`COLUMN_DOCS`, rendered to docs/SCHEMA.md.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -272,6 +273,10 @@ class RunStamp:
     """Digest of what shapes an audio call's words and speakers besides the ASR model's name: the ASR and
     diarization options, the channel roles and the speaker model (:func:`pipeline.process.speech_settings`).
     Part of an audio call's version key (not of a transcript's), not a column."""
+    started_at: float = dataclasses.field(default=0.0, compare=False)
+    """When the run began, in seconds since the epoch (``0``: not known). Under ``--force`` a call whose current
+    rows were committed at or after it was scored while this run ran (by another run on the same output, or by
+    an earlier attempt of one of this run's tasks) and is not scored again. Neither key nor column."""
 
 
 def source_identity(source: Source) -> str:
