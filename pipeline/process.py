@@ -157,8 +157,8 @@ def row_settings(config: PipelineConfig) -> str:
 
 
 #: ``[asr]`` and ``[diarize]`` options that change only speed or where the work runs, not words or speakers.
-# ``[asr] batch_size`` is not among them: the chunks batched together move word probabilities (in the
-# seventh decimal on a test call), and so may move a word
+# ``[asr] batch_size`` is not among them when ``batched`` is on: the chunks batched together move word
+# probabilities (in the seventh decimal on a test call), and so may move a word; off, it is unused
 _SPEED_ONLY_ASR = frozenset({"device", "cpu_threads"})
 _SPEED_ONLY_DIARIZE = frozenset({"batch_size", "model_path"})  # the model counts by its bytes, not its path
 
@@ -172,7 +172,8 @@ def speech_settings(config: PipelineConfig) -> str:
     leaves it out), so re-running a folder with another beam size, VAD setting or speaker model
     transcribes its recordings again instead of skipping them as done.
     """
-    asr = {k: v for k, v in dataclasses.asdict(config.asr).items() if k not in _SPEED_ONLY_ASR}
+    asr = {k: v for k, v in dataclasses.asdict(config.asr).items()
+           if k not in _SPEED_ONLY_ASR and (k != "batch_size" or config.asr.batched)}
     diarize: dict[str, Any] | str = "off"
     if config.diarize.enabled:
         diarize = {k: v for k, v in dataclasses.asdict(config.diarize).items() if k not in _SPEED_ONLY_DIARIZE}
@@ -469,7 +470,7 @@ def _sidecar_roles_changed(row: dict[str, Any], meta: CallMetadata) -> bool:
 
 
 def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
-               force: bool = False, batch: str = "") -> Outcome | None:
+               force: bool = False, batch: str = "", *, claimed: bool = False) -> Outcome | None:
     """The outcome for an input that needs no scoring, or ``None`` when it must be (re)scored.
 
     A different file (other bytes, other path) under an identity the output already holds is not
@@ -478,9 +479,11 @@ def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
     (:func:`new_batch_id`; the batch without an id lasts until :func:`prepare_output`).
     A call stored at the same version is ``skipped``; if its rep/customer/date/path changed
     (calls.csv corrected, file renamed inside its identity) the row is rewritten: ``updated``.
-    With ``force`` every call is scored again except one whose current rows were committed since the
-    run began (``stamp.started_at``): another run did it meanwhile (two ``--force`` runs on one output
-    share the work, as other runs do), and it is ``skipped``.
+    With ``force`` every call is scored again, and nothing is read, except once this process holds the
+    call's claim (``claimed``): a call whose current rows were committed more than
+    ``FORCE_CLOCK_MARGIN_S`` after the run began (``stamp.started_at``) was scored by another run
+    meanwhile (two ``--force`` runs on one output share the work, as other runs do) and is settled as
+    without ``force`` (``skipped``, or ``updated`` with its metadata re-applied).
     """
     out = open_store(out_dir)
     with _LOCK:
@@ -489,14 +492,14 @@ def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
         raise broken
     ident = store.source_identity(source)
     key = store.call_key(source.sha256, stamp, source.kind, ident)
-    if force and stamp.started_at <= 0:  # rescored and replaced whatever is stored: nothing to read
+    if force and not (claimed and stamp.started_at > 0):  # rescored and replaced whatever is stored: nothing read
         return None
     try:
         stored = out.stored_call(ident, key)
     except OSError as exc:
         raise _output_failed(out, exc, f"reading the stored results of {Path(source.path).name}", batch) from exc
-    if force:
-        return _committed_since(source, stored, key, stamp.started_at)
+    if force and not _committed_during(stored, stamp.started_at):
+        return None
     if stored.state == "stale" and stored.row is not None:
         clash = _identity_clash(source, ident, stored.row)
         if clash is not None:  # recorded as this input's failure; the stored call stays as it was
@@ -527,20 +530,26 @@ def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
     message = f"metadata re-applied: {', '.join(sorted(changes))}" if changes else None
     if cleared:
         message = f"{message}; {', '.join(cleared)} removed (no calls.csv row or file name gives them any more)"
+    if force:
+        message = "; ".join(m for m in ("scored by another run while this one ran (--force redoes the calls "
+                                        "scored before it began)", message) if m)
     return Outcome(path=source.path, status=status, call_id=stored.row["call_id"], call_key=key, message=message,
                    cleared=cleared)
 
 
-def _committed_since(source: Source, stored: StoredCall, key: str, started_at: float) -> Outcome | None:
-    """Under ``--force``: ``skipped`` when the call's current rows were committed at or after ``started_at``."""
+#: Under ``--force`` a call counts as committed by another run during this one only when its rows are stamped
+#: this much after the run began: ``processed_at`` comes from the committing host's clock and ``started_at``
+#: from this one's, so a clock up to a minute ahead never makes a call committed before the run look like
+#: one committed during it (which would go unscored). Calls committed in the run's first minute are redone.
+FORCE_CLOCK_MARGIN_S = 60.0
+
+
+def _committed_during(stored: StoredCall, started_at: float) -> bool:
+    """Whether the call's current rows were committed more than :data:`FORCE_CLOCK_MARGIN_S` after ``started_at``."""
     if stored.state != "current" or stored.row is None:
-        return None
+        return False
     committed = stored.row.get("processed_at")
-    if not isinstance(committed, datetime) or committed.timestamp() < started_at:
-        return None
-    return Outcome(path=source.path, status="skipped", call_id=stored.row["call_id"], call_key=key,
-                   message="scored by another run while this one ran (--force redoes the calls scored before it "
-                           "began)")
+    return isinstance(committed, datetime) and committed.timestamp() >= started_at + FORCE_CLOCK_MARGIN_S
 
 
 def sort_out_done(sources: list[Source], stamp: store.RunStamp, out_dir: OutputLocation, force: bool = False,
@@ -700,7 +709,7 @@ def scoring_claim(source: Source, stamp: store.RunStamp, out_dir: OutputLocation
                                   "scores it if that one does not")
             return
         # the claim's last holder may have committed the call between check_done and now
-        yield check_done(source, stamp, out_dir, force, batch)
+        yield check_done(source, stamp, out_dir, force, batch, claimed=True)
 
 
 def process_source(source: Source, *, asr: AsrModel | None, artifact: Artifact, nlp: Any,

@@ -429,6 +429,9 @@ def test_recognition_and_speaker_settings_are_part_of_an_audio_calls_version(tmp
     # chunks batched otherwise can move a word's probability
     rebatched = dataclasses.replace(base, asr=dataclasses.replace(base.asr, batch_size=base.asr.batch_size + 1))
     assert process.speech_settings(rebatched) != process.speech_settings(base)
+    sequential = dataclasses.replace(base, asr=dataclasses.replace(base.asr, batched=False))  # batch_size unused
+    assert process.speech_settings(sequential) == process.speech_settings(
+        dataclasses.replace(sequential, asr=dataclasses.replace(sequential.asr, batch_size=3)))
     assert run(faster) == {"call.wav": "skipped", "notes.json": "skipped"}
     greedy = dataclasses.replace(base, asr=dataclasses.replace(base.asr, beam_size=1))
     assert run(greedy) == {"call.wav": "scored", "notes.json": "skipped"}

@@ -186,22 +186,27 @@ def test_claims_left_on_done_calls_are_swept_and_odd_claims_never_block_for_ever
 
 def test_a_forced_run_leaves_a_call_another_run_committed_while_it_ran(tmp_path: Path, artifact, nlp) -> None:
     """Two ``--force`` runs on one output share the work like other runs: the claim keeps them off a call the
-    other is scoring, and a call the other committed after this run began is not scored again; a call
-    committed before it began is (that is what --force is for)."""
+    other is scoring, and a call the other committed well after this run began is settled as without --force
+    (metadata re-applied); one committed before it began, or in its first minute (clocks of two hosts may
+    differ), is scored again (that is what --force is for)."""
     import dataclasses
 
     folder, out = numbered_transcripts(tmp_path / "in", 1), tmp_path / "out"
     forced = dataclasses.replace(PipelineConfig(), run=dataclasses.replace(PipelineConfig().run, force=True))
-    began = process.run_stamp(artifact, None, forced)  # a forced run starts ...
-    assert began.started_at > 0 and dataclasses.replace(began, started_at=1.0) == began  # not part of a stamp's identity
-    assert _run(folder, out, artifact, nlp) == {"call-00.json": "scored"}  # ... another run commits the call
+    now = process.run_stamp(artifact, None, forced)
+    assert now.started_at > 0 and dataclasses.replace(now, started_at=1.0) == now  # not part of a stamp's identity
+    began = dataclasses.replace(now, started_at=now.started_at - process.FORCE_CLOCK_MARGIN_S - 5)
+    assert _run(folder, out, artifact, nlp) == {"call-00.json": "scored"}  # another run commits the call
+    (folder / "calls.csv").write_text("path,rep\ncall-00.json,Priya\n")  # and its rep is named afterwards
     source = discover_inputs([str(folder)])[0][0]
+    assert process.check_done(source, began, out, force=True) is None  # not read before the claim
     with process.scoring_claim(source, began, out, force=True) as done:
-        assert done is not None and done.status == "skipped" and "while this one ran" in (done.message or "")
-    later = process.run_stamp(artifact, None, forced)  # a forced run that began after the commit redoes it
-    with process.scoring_claim(source, later, out, force=True) as done:
-        assert done is None
-    unknown = dataclasses.replace(began, started_at=0.0)  # no start time: --force redoes everything, reads nothing
-    with process.scoring_claim(source, unknown, out, force=True) as done:
-        assert done is None
+        assert done is not None and done.status == "updated", done
+        assert "while this one ran" in (done.message or "") and "rep" in (done.message or "")
+    assert [r["rep"] for r in load_call_rows(out)] == ["Priya"]
+    for stamp in (dataclasses.replace(now, started_at=now.started_at - 10),  # committed in the run's first minute
+                  process.run_stamp(artifact, None, forced),  # a run that began after the commit
+                  dataclasses.replace(began, started_at=0.0)):  # no start time known
+        with process.scoring_claim(source, stamp, out, force=True) as done:
+            assert done is None
     assert list((out / claims.CLAIMS).iterdir()) == []

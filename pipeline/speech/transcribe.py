@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -356,8 +356,10 @@ def _decode_spliced(model: AsrModel, samples: np.ndarray, chunks: list[list[tupl
     if model.decoders is None or len(batches) == 1:
         parts = [_decode_batch(model, samples, batch, kwargs) for batch in batches]
     else:
-        jobs = [model.decoders.submit(_decode_batch, model, samples, batch, kwargs) for batch in batches]
-        try:
+        jobs: list[Future[tuple[list[_Segment], list[int]]]] = []
+        try:  # submitted inside: an exception raised in this thread mid-way (a timeout) cancels what was queued
+            for batch in batches:
+                jobs.append(model.decoders.submit(_decode_batch, model, samples, batch, kwargs))
             parts = [job.result() for job in jobs]
         except BaseException:
             for job in jobs:  # this file has failed: its batches still queued are not decoded
@@ -370,7 +372,18 @@ def _decode_spliced(model: AsrModel, samples: np.ndarray, chunks: list[list[tupl
 
 def _decode_batch(model: AsrModel, samples: np.ndarray, chunks: list[list[tuple[int, int]]],
                   kwargs: dict[str, Any]) -> tuple[list[_Segment], list[int]]:
-    """One call of the batched pipeline over ``chunks``, a batch of :func:`_batches`."""
+    """One call of the batched pipeline over ``chunks``, a batch of :func:`_batches`.
+
+    Runs on a decoder thread as well as the caller's, so it counts itself inside the BLAS pin
+    (:func:`~pipeline.speech.blas.one_blas_thread`): a batch still running after its caller has left
+    (its file failed) keeps BLAS on one thread for the batches of the other files beside it.
+    """
+    with one_blas_thread():
+        return _decode_batch_pinned(model, samples, chunks, kwargs)
+
+
+def _decode_batch_pinned(model: AsrModel, samples: np.ndarray, chunks: list[list[tuple[int, int]]],
+                         kwargs: dict[str, Any]) -> tuple[list[_Segment], list[int]]:
     cfg = model.config
     spliced = _splice(samples, chunks)
     segments, _info = model.pipeline().transcribe(
