@@ -23,8 +23,8 @@ from typing import Any
 
 from pipeline.errors import InputError
 
-__all__ = ["SCHEME", "is_uri", "same_location", "split_uri", "to_uri", "unreadable_scheme", "filesystem", "exists",
-           "translate_errors", "endpoint"]
+__all__ = ["SCHEME", "is_uri", "same_location", "split_uri", "to_uri", "unreadable_scheme", "has_version_query",
+           "filesystem", "exists", "translate_errors", "endpoint"]
 
 SCHEME = "s3://"
 
@@ -72,6 +72,12 @@ def unreadable_scheme(location: str | Path) -> str | None:
     return match.group(1) if match and len(match.group(1)) > 1 else None  # "C:/..." is a Windows drive
 
 
+def has_version_query(key: str) -> bool:
+    """Whether ``key`` holds ``?versionId=``, which the S3 client reads as a version of another object (the key
+    before it), so that such an object cannot be addressed by its own name."""
+    return "?versionId=" in key
+
+
 def to_uri(path: str) -> str:
     """``s3://`` + an s3fs path (``bucket/key``)."""
     return path if is_uri(path) else SCHEME + path.lstrip("/")
@@ -104,7 +110,7 @@ def exists(uri: str) -> bool:
     credentials, unreachable), it counts as there: callers use this to let a vanished object go, and
     a store that cannot answer must not make a present one look gone. A key holding ``?versionId=`` cannot
     be asked about (the client reads it as a version of another object): it counts as there too."""
-    if "?versionId=" in uri:
+    if has_version_query(uri):
         return True
     try:
         with translate_errors():

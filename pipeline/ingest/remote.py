@@ -222,7 +222,7 @@ def discover_remote(spec: str, errors: list[tuple[str, InputError]],
                 "Copy the object to a key without '//', '/./' or '/../' (and delete this one); the other "
                 "objects were read.")))
             continue
-        if "?versionId=" in path:  # the S3 client reads "key?versionId=x" as version x of the object "key"
+        if objectstore.has_version_query(path):
             errors.append((objectstore.to_uri(path), InputError(
                 f"{objectstore.to_uri(path)}: the key holds '?versionId=', which the S3 client reads as a version "
                 "of another object; not read.",

@@ -142,6 +142,12 @@ def _parse(data: bytes) -> Holder | None:
     return holder
 
 
+def _gone(holder: Holder | None, age: float, now: float) -> bool:
+    """Whether a claim (its parsed holder, ``None`` when unreadable, and its age in seconds) holds nothing
+    any more: its holder is not alive, or it has been unreadable for :data:`_UNREADABLE_STALE_S`."""
+    return age >= _UNREADABLE_STALE_S if holder is None else not _alive(holder, now)
+
+
 def _take(file: ClaimFile, me: Holder) -> Holder | None:
     """Create the claim; ``None`` when it is ours now, else the live holder."""
     data = json.dumps({"host": me.host, "pid": me.pid, "started": me.started, "since": me.since,
@@ -154,13 +160,11 @@ def _take(file: ClaimFile, me: Holder) -> Holder | None:
             continue  # released meanwhile: try again
         holder, age = _parse(found[0]), found[1]
         now = time.time()
-        if holder is None and age < _UNREADABLE_STALE_S:
-            return Holder("?", 0, "", now - age)  # being written right now
         # the same batch claimed it before: the scheduler gave this task again because that attempt was lost
         # (a Dask worker that died, prefect#15442), so the claim is ours to take over, from any machine
         rerun = holder is not None and bool(me.batch) and holder.batch == me.batch
-        if holder is not None and not rerun and _alive(holder, now):
-            return holder
+        if not rerun and not _gone(holder, age, now):
+            return holder or Holder("?", 0, "", now - age)  # a claim being written right now
         logger.info("taking over a claim left by %s", holder.describe() if holder else "an unfinished write")
         file.delete()
     found = file.read()
@@ -200,8 +204,7 @@ def sweep(files: Iterable[ClaimFile]) -> int:
         found = file.read()
         if found is None:
             continue
-        holder = _parse(found[0])
-        if (holder is None and found[1] >= _UNREADABLE_STALE_S) or (holder is not None and not _alive(holder, now)):
+        if _gone(_parse(found[0]), found[1], now):
             file.delete()
             removed += 1
     return removed

@@ -275,8 +275,9 @@ class RunStamp:
     Part of an audio call's version key (not of a transcript's), not a column."""
     started_at: float = dataclasses.field(default=0.0, compare=False)
     """When the run began, in seconds since the epoch (``0``: not known). Under ``--force`` a call whose current
-    rows were committed at or after it was scored while this run ran (by another run on the same output, or by
-    an earlier attempt of one of this run's tasks) and is not scored again. Neither key nor column."""
+    rows were committed well after it (:data:`pipeline.process.FORCE_CLOCK_MARGIN_S`) was scored while this run
+    ran, by another run on the same output or an earlier attempt of one of this run's tasks, and is not scored
+    again (:func:`pipeline.process.check_done`). Neither key nor column."""
 
 
 def source_identity(source: Source) -> str:
