@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 OUT    ?= out
 
-.PHONY: run test test-slow test-all bench train train-boundaries train-roles cross-writer samples lint typecheck wheel-check clean help
+.PHONY: run test test-slow test-all bench spoken-calls train train-boundaries train-roles cross-writer samples lint typecheck wheel-check clean help
 
 run: $(STAMP) ## Score the bundled sample calls in data/calls into $(OUT)/ and print the summary
 	$(VENV)/bin/callcycle run data/calls --out $(OUT)
@@ -22,6 +22,9 @@ test-all: $(DEVSTAMP) ## Run every test
 
 bench: $(STAMP) ## Time the flow against plain and batched faster-whisper on the generated bench calls (needs espeak-ng)
 	$(PY) scripts/bench.py --out bench-out --prefect-server
+
+spoken-calls: $(STAMP) ## Score the 28 labelled calls spoken by espeak-ng and recognised, against their gold scores, with the current model (about 4 minutes; needs espeak-ng)
+	$(PY) scripts/eval_spoken_calls.py
 
 train: $(STAMP) ## Retrain the classifiers from labels/ and promote if held-out macro-F1 does not drop
 	$(VENV)/bin/callcycle train --promote
