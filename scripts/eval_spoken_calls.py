@@ -12,7 +12,9 @@ and scores the recognised turns with each model given, against the gold labels o
   non-`other` seconds (each turn's spoken duration; ``bench_stability.gold_action_share``); mean over the
   calls with a 95% interval from resampling them;
 - **stage-mix error**: the mean over the four stages of |share − gold share of speech seconds|;
-- **interval coverage**: how many calls' gold share lies inside the call's stored 90% interval.
+- **interval coverage**: how many calls' gold share lies inside the call's stored 90% interval;
+- the action-share error of each way of computing the share (``pipeline.score.ACTION_SHARE_METHODS``:
+  labels, expected, tempered; the default is what the first error uses).
 
 The models read the same recognised turns, so two models are compared like for like. Each model also
 scores the script's own words with the same speakers and seconds (``script text``: no recognition), so
@@ -103,7 +105,8 @@ def main() -> None:
             low, high = row["action_share_mae_interval"]
             print(f"{artifact.version}, {kind.replace('_', ' ')}: action-share MAE {row['action_share_mae']:.4f} "
                   f"[{low:.3f}-{high:.3f}], stage-mix MAE {row['stage_mix_mae']:.4f}, gold inside the 90% "
-                  f"interval on {row['interval_coverage']} of {len(recognised)} calls")
+                  f"interval on {row['interval_coverage']} of {len(recognised)} calls; action-share MAE by method: "
+                  + ", ".join(f"{m} {v:.4f}" for m, v in row["action_share_mae_by_method"].items()))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
 
@@ -126,10 +129,13 @@ def _script_call(script: dict, recognised: Any) -> Any:
 def _scored(calls: list[tuple[str, Any, dict]], artifact: Any, nlp: Any, config: Any) -> dict[str, Any]:
     from pipeline.classify.train import mean_interval
     from pipeline.process import score_turns
+    from pipeline.score import ACTION_SHARE_METHODS, action_share
 
     per_call, errors, stage_errors, covered = [], [], [], 0
+    by_method: dict[str, list[float]] = {m: [] for m in ACTION_SHARE_METHODS}
     for name, call, script in calls:
-        score = score_turns(call, artifact, nlp, config).score
+        scored = score_turns(call, artifact, nlp, config)
+        score = scored.score
         gold, mix = gold_action_share(script), gold_stage_mix(script)
         share = score.action_share
         error = None if gold is None or share is None else abs(share - gold)
@@ -139,6 +145,10 @@ def _scored(calls: list[tuple[str, Any, dict]], artifact: Any, nlp: Any, config:
         covered += inside
         if error is not None:
             errors.append(error)
+            for method, values in by_method.items():
+                other = action_share(scored.segments, artifact.taxonomy, method)[0]
+                if other is not None:
+                    values.append(abs(other - gold))
         stage_errors.append(stage_error)
         per_call.append({"call": name, "gold_action_share": gold, "action_share": share,
                          "interval": [score.action_share_low, score.action_share_high],
@@ -146,6 +156,7 @@ def _scored(calls: list[tuple[str, Any, dict]], artifact: Any, nlp: Any, config:
     low, high = mean_interval(errors) or (float("nan"), float("nan"))
     return {"action_share_mae": round(float(np.mean(errors)), 4), "action_share_mae_interval": [low, high],
             "stage_mix_mae": round(float(np.mean(stage_errors)), 4), "interval_coverage": covered,
+            "action_share_mae_by_method": {m: round(float(np.mean(v)), 4) for m, v in by_method.items() if v},
             "calls": per_call}
 
 
