@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from dataclasses import asdict
@@ -55,12 +56,20 @@ def gold_stage_mix(script: dict) -> dict[str, float]:
 
 
 def spoken_calls(out_dir: Path) -> list[Path]:
-    """The labelled calls as stereo WAV files (rendered when missing; needs espeak-ng)."""
+    """The labelled calls as stereo WAV files: rendered when missing, or again when the labelled call's turns
+    no longer match the rendered script (an edited call); needs espeak-ng then."""
     out_dir.mkdir(parents=True, exist_ok=True)
     wavs = []
     for path in sorted((ROOT / "labels" / "calls").glob("*.json")):
         wav = out_dir / f"{path.stem}.wav"
-        if not (wav.is_file() and wav.with_suffix(".script.json").is_file()):
+        wanted = [(t["text"], t["stage"], t["talk_action"]) for t in json.loads(path.read_text())["turns"]]
+        try:
+            rendered = [(t["text"], t["stage"], t["talk_action"]) for t in load_script(wav)["turns"]]
+        except (OSError, ValueError, KeyError):
+            rendered = None
+        if not wav.is_file() or rendered != wanted:
+            if shutil.which("espeak-ng") is None:
+                raise SystemExit("espeak-ng is not installed: run `apt-get install espeak-ng` and try again.")
             render_call(path.stem, (path.stem,), "stereo", out_dir)
         wavs.append(wav)
     return wavs
