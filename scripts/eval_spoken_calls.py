@@ -8,10 +8,12 @@ the rep on channel 0, everyone else on channel 1, seeded pauses; ``scripts/make_
 in ``bench-data/spoken-calls/``), runs the real pipeline once per call (decode, recognise, turns, segment)
 and scores the recognised turns with each model given, against the gold labels of the script:
 
-- **action-share error**: |score − gold| per call, where gold is the script's action seconds over its
-  non-`other` seconds (each turn's spoken duration; ``bench_stability.gold_action_share``); mean over the
-  calls with a 95% interval from resampling them;
-- **stage-mix error**: the mean over the four stages of |share − gold share of speech seconds|;
+- **action-share error**: |score − gold| per call, where gold is the script's turns with their gold labels
+  and spoken durations scored by ``pipeline.score.score_call`` (labels method, as ``callcycle
+  evaluate-calls`` scores its gold): action seconds over non-`other` seconds; mean over the calls with a
+  95% interval from resampling them;
+- **stage-mix error**: the mean over the taxonomy's stages of |share − gold share|, the gold share from
+  the same gold score;
 - **interval coverage**: how many calls' gold share lies inside the call's stored 90% interval;
 - the action-share error of each way of computing the share (``pipeline.score.ACTION_SHARE_METHODS``:
   labels, expected, tempered; the default is what the first error uses).
@@ -40,19 +42,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_stability import gold_action_share  # noqa: E402  (one definition of a script's gold share)
 from make_bench_calls import load_script, render_call  # noqa: E402
 
-STAGES = ("align", "act", "adjust", "other")
 
+def gold_score(script: dict, taxonomy: Any) -> Any:
+    """The script's score from its gold labels and spoken seconds, by the pipeline's own scoring rules."""
+    from pipeline.schema import ClassifiedSegment, Prediction, Segment
+    from pipeline.score import score_call
 
-def gold_stage_mix(script: dict) -> dict[str, float]:
-    """Each stage's share of the script's spoken seconds."""
-    seconds: dict[str, float] = {}
-    for turn in script["turns"]:
-        seconds[turn["stage"]] = seconds.get(turn["stage"], 0.0) + max(turn["end"] - turn["start"], 0.0)
-    total = sum(seconds.values()) or 1.0
-    return {s: seconds.get(s, 0.0) / total for s in STAGES}
+    stage, talk_action = taxonomy.by_role("stage").name, taxonomy.by_role("talk_action").name
+    segments = [ClassifiedSegment(Segment(call_id=script["call_id"], index=i, turn_index=i, speaker=t["speaker"],
+                                          channel=t["channel"], start_s=t["start"], end_s=t["end"], text=t["text"],
+                                          confidence=None, timing_estimated=False, is_question=False),
+                                  Prediction(t[stage], {}), Prediction(t[talk_action], {}))
+                for i, t in enumerate(script["turns"])]
+    return score_call(segments, taxonomy, method="labels")
 
 
 def spoken_calls(out_dir: Path) -> list[Path]:
@@ -140,26 +144,28 @@ def _scored(calls: list[tuple[str, Any, dict]], artifact: Any, nlp: Any, config:
     from pipeline.process import score_turns
     from pipeline.score import ACTION_SHARE_METHODS, action_share
 
+    stages = artifact.taxonomy.by_role("stage").labels
     per_call, errors, stage_errors, covered = [], [], [], 0
     by_method: dict[str, list[float]] = {m: [] for m in ACTION_SHARE_METHODS}
     for name, call, script in calls:
         scored = score_turns(call, artifact, nlp, config)
-        score = scored.score
-        gold, mix = gold_action_share(script), gold_stage_mix(script)
-        share = score.action_share
-        error = None if gold is None or share is None else abs(share - gold)
-        stage_error = float(np.mean([abs(score.stage_shares.get(s, 0.0) - mix[s]) for s in STAGES]))
-        inside = (gold is not None and score.action_share_low is not None and score.action_share_high is not None
-                  and score.action_share_low <= gold <= score.action_share_high)
+        score, gold = scored.score, gold_score(script, artifact.taxonomy)
+        share, gold_share = score.action_share, gold.action_share
+        error = None if gold_share is None or share is None else abs(share - gold_share)
+        stage_error = float(np.mean([abs(score.stage_shares.get(s, 0.0) - gold.stage_shares.get(s, 0.0))
+                                     for s in stages]))
+        inside = (gold_share is not None and score.action_share_low is not None
+                  and score.action_share_high is not None
+                  and score.action_share_low <= gold_share <= score.action_share_high)
         covered += inside
         if error is not None:
             errors.append(error)
             for method, values in by_method.items():
                 other = action_share(scored.segments, artifact.taxonomy, method)[0]
                 if other is not None:
-                    values.append(abs(other - gold))
+                    values.append(abs(other - gold_share))
         stage_errors.append(stage_error)
-        per_call.append({"call": name, "gold_action_share": gold, "action_share": share,
+        per_call.append({"call": name, "gold_action_share": gold_share, "action_share": share,
                          "interval": [score.action_share_low, score.action_share_high],
                          "stage_mix_error": round(stage_error, 4)})
     low, high = mean_interval(errors) or (float("nan"), float("nan"))
