@@ -103,6 +103,7 @@ def train(
     speech_copies: Annotated[Optional[int], typer.Option(min=0, help="Transcript-like noised copies of each written training conversation (dropped and repeated words, fillers, moved punctuation, lower case), trained next to the originals (text level only); 0 = none. Default: the training default (one); docs/REALDATA.md has what 0, 1 and 2 measured.", show_default=False)] = None,
     context_bag: Annotated[Optional[int], typer.Option(min=1, help="Tree ensembles per task at the context level, seeded --seed, --seed+1, ...; their probabilities are averaged. Default: the training default (one); docs/REALDATA.md has what a bag of five measured.", show_default=False)] = None,
     alone_corpora: Annotated[Optional[str], typer.Option(help="Comma-separated corpora (written, ami) whose training rows, shown with no neighbours, train a second context level for single sentences; 'none' for one context level for everything. Default: the training default.", show_default=False)] = None,
+    short_replies_in_context: Annotated[Optional[bool], typer.Option("--short-replies-in-context/--no-short-replies-in-context", help="De-duplicate a reply of four words or fewer (\"sure\", \"that works\") only against one that follows a near-identical turn, so the same words answering different turns stay as separate examples. Default: the training default (off: every repeat of the words is dropped); docs/REALDATA.md has what it measured.", show_default=False)] = None,
     promote_model: Annotated[bool, typer.Option("--promote", help="Point models/CURRENT at the new model if held-out macro-F1 does not drop.")] = False,
     force: Annotated[bool, typer.Option(help="With --promote: promote even if held-out macro-F1 drops.")] = False,
 ) -> None:
@@ -129,6 +130,8 @@ def train(
         cfg = dataclasses.replace(cfg, speech_copies=speech_copies)
     if context_bag is not None:
         cfg = dataclasses.replace(cfg, context_bag=context_bag)
+    if short_replies_in_context is not None:
+        cfg = dataclasses.replace(cfg, dedupe_short_in_context=short_replies_in_context)
     if alone_corpora is not None:
         cfg = dataclasses.replace(cfg, alone_corpora=tuple(c.strip() for c in alone_corpora.split(",")
                                                            if c.strip() and c.strip() != "none"))

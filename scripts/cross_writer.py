@@ -60,6 +60,7 @@ def config_from_card(card: dict) -> TrainConfig:
     values = {k: v for k, v in card.get("training", {}).items() if k in fields}
     values.setdefault("speech_copies", 0)  # cards from before the option trained without copies
     values.setdefault("alone_corpora", ())  # ... and with one context level for everything
+    values.setdefault("dedupe_short_in_context", False)  # ... and dropped every repeat of a short reply
     values["alone_corpora"] = tuple(values["alone_corpora"])
     if "corpus_weights" in values:
         values["corpus_weights"] = tuple(tuple(x) for x in values["corpus_weights"])

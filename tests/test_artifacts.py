@@ -532,6 +532,28 @@ def test_near_duplicates_labelled_differently_are_reported(taxonomy) -> None:
     assert dropped == 2 and [(a.group, b.group) for a, b in conflicts] == [("a", "b")]
 
 
+def test_a_short_reply_is_a_near_duplicate_only_after_the_same_turn(taxonomy) -> None:
+    """"That works." accepting a proposal (act/action) and "That works." after a status report (other/talk)
+    are two examples of what the turn before decides; only a repeat after the same turn is dropped. A
+    longer row is de-duplicated by its own words, as before."""
+    from pipeline.classify.labels import near_duplicates_dropped
+
+    raw = [{"text": "How about Tuesday at ten?", "stage": "act", "talk_action": "action", "group": "a"},
+           {"text": "That works.", "stage": "act", "talk_action": "action", "group": "a"},
+           {"text": "We moved the Leeds team onto the new dashboard last month.", "stage": "align",
+            "talk_action": "talk", "group": "b"},
+           {"text": "that works", "stage": "other", "talk_action": "talk", "group": "b"},
+           {"text": "How about Tuesday at ten", "stage": "act", "talk_action": "action", "group": "c"},
+           {"text": "Yeah, that works!", "stage": "act", "talk_action": "action", "group": "c"},
+           {"text": "That works.", "stage": "other", "talk_action": "talk", "group": "d"}]
+    rows = validate_rows(raw, taxonomy, "x.jsonl")
+    kept, dropped, conflicts = near_duplicates_dropped(rows, 0.92, short_in_context=True)
+    # dropped: group c's proposal (a repeat of a's) and its reply (the same reply to the same turn)
+    assert [r.group for r in kept] == ["a", "a", "b", "b", "d"] and dropped == 2 and conflicts == []
+    # the earlier rule kept one "that works" of four, whatever it answered
+    kept, dropped, conflicts = near_duplicates_dropped(rows, 0.92)
+    assert [r.text for r in kept].count("That works.") == 1 and dropped == 4 and len(conflicts) == 2
+
 def test_a_version_part_that_names_several_models_is_ambiguous(mini_artifact: Path, tmp_path: Path) -> None:
     from pipeline.classify.artifacts import resolve_artifact_dir
 

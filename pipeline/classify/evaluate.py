@@ -301,7 +301,9 @@ def holdout_rows(artifact: Artifact, rows: Sequence[LabelledRow]) -> list[Labell
     external = prepare_external([r for r in rows if r.corpus != "written"],
                                 int(training.get("mapped_label_percent", defaults.mapped_label_percent)),
                                 int(training.get("context_radius", defaults.context_radius)))
-    kept = drop_near_duplicates(written, float(training.get("dedupe_threshold", defaults.dedupe_threshold)))[0]
+    kept = drop_near_duplicates(written, float(training.get("dedupe_threshold", defaults.dedupe_threshold)),
+                                # cards from before the option were trained with it off
+                                bool(training.get("dedupe_short_in_context", False)))[0]
     return split_rows(kept + external, percent)[1]
 
 

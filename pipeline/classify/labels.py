@@ -34,6 +34,7 @@ __all__ = [
     "is_holdout",
     "split_key",
     "normalise_text",
+    "SHORT_REPLY_WORDS",
     "find_near_duplicates",
     "drop_near_duplicates",
     "near_duplicates_dropped",
@@ -407,17 +408,40 @@ def normalise_text(text: str) -> str:
     return " ".join(_FILLERS.sub(" ", lowered).split())
 
 
-def find_near_duplicates(rows: list[LabelledRow], threshold: float = 0.9) -> list[tuple[int, int, float]]:
+#: A written row of at most this many words (after :func:`normalise_text`) is a short reply ("sure", "that
+#: works", "fine by me"): what it does depends on the turn before it.
+SHORT_REPLY_WORDS = 4
+
+
+def _previous_in_conversation(rows: list[LabelledRow]) -> list[int]:
+    """Index of each row's previous row in the same file and conversation (``group``), ``-1`` where none."""
+    return [i - 1 if i > 0 and rows[i - 1].group == row.group and rows[i - 1].source == row.source else -1
+            for i, row in enumerate(rows)]
+
+
+def find_near_duplicates(rows: list[LabelledRow], threshold: float = 0.9,
+                         short_in_context: bool = False) -> list[tuple[int, int, float]]:
     """Pairs ``(kept, dropped, similarity)`` of rows whose normalised texts are near-identical.
 
     Similarity is the cosine of character 3–5-gram TF-IDF vectors of the normalised text;
     each row is compared with every earlier row and the later one of a pair is dropped.
+
+    With ``short_in_context``, a short reply (at most :data:`SHORT_REPLY_WORDS` words) is a
+    near-duplicate only of another short reply that follows a near-identical turn: "that works"
+    after a proposal and "that works" after a status report are different examples (act/action
+    and other/talk), and dropping every repeat of the words dropped the contrast the context
+    level learns from. Short replies and longer rows are then never paired.
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     if len(rows) < 2:
         return []
     texts = [normalise_text(r.text) or r.text.lower() for r in rows]
+    short = [short_in_context and len(text.split()) <= SHORT_REPLY_WORDS for text in texts]
+    if short_in_context:
+        previous = _previous_in_conversation(rows)
+        texts = [f"{texts[p] if p >= 0 else ''} | {text}" if is_short else text
+                 for text, is_short, p in zip(texts, short, previous)]
     matrix = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5)).fit_transform(texts)
     pairs: list[tuple[int, int, float]] = []
     dropped: set[int] = set()
@@ -427,24 +451,27 @@ def find_near_duplicates(rows: list[LabelledRow], threshold: float = 0.9) -> lis
         for i, j, value in zip(sims.row, sims.col, sims.data):
             a = begin + int(i)
             b = int(j)
-            if b < a and value >= threshold and a not in dropped and b not in dropped:
+            if (b < a and value >= threshold and a not in dropped and b not in dropped
+                    and short[a] == short[b]):
                 dropped.add(a)
                 pairs.append((b, a, float(value)))
     return pairs
 
 
-def drop_near_duplicates(rows: list[LabelledRow], threshold: float = 0.9) -> tuple[list[LabelledRow], int]:
-    """``(rows without the later row of each near-duplicate pair, how many were dropped)``."""
-    kept, dropped, _conflicts = near_duplicates_dropped(rows, threshold)
+def drop_near_duplicates(rows: list[LabelledRow], threshold: float = 0.9,
+                         short_in_context: bool = False) -> tuple[list[LabelledRow], int]:
+    """``(rows without the later row of each near-duplicate pair, how many were dropped)``
+    (:func:`find_near_duplicates`)."""
+    kept, dropped, _conflicts = near_duplicates_dropped(rows, threshold, short_in_context)
     return kept, dropped
 
 
-def near_duplicates_dropped(rows: list[LabelledRow], threshold: float = 0.9
+def near_duplicates_dropped(rows: list[LabelledRow], threshold: float = 0.9, short_in_context: bool = False
                             ) -> tuple[list[LabelledRow], int, list[tuple[LabelledRow, LabelledRow]]]:
     """:func:`drop_near_duplicates`, and the pairs whose dropped row was labelled otherwise than the row kept
     ("Sure, send it over." act/action in one file, align/talk in another): the kept row's labels win, and
     the conflict is reported rather than resolved in silence."""
-    pairs = find_near_duplicates(rows, threshold)
+    pairs = find_near_duplicates(rows, threshold, short_in_context)
     dropped = {b for _a, b, _s in pairs}
     conflicts = [(rows[a], rows[b]) for a, b, _s in pairs
                  if any(rows[a].labels.get(t) not in (None, v) for t, v in rows[b].labels.items())]

@@ -37,6 +37,7 @@ from pipeline.classify.benchmark import BenchmarkSet, ami_views
 from pipeline.classify.crosswriter import VIEWS as CROSS_WRITER_VIEWS
 from pipeline.classify.labels import (
     HOLDOUT_PERCENT,
+    SHORT_REPLY_WORDS,
     LabelledRow,
     Taxonomy,
     data_hash,
@@ -82,6 +83,11 @@ class TrainConfig:
         seed: random seed.
         holdout_percent: share of split groups in the fixed held-out split.
         dedupe_threshold: cosine similarity above which a written row is a near-duplicate.
+        dedupe_short_in_context: a short reply ("sure", "that works") is a near-duplicate only of
+            one that follows a near-identical turn (:func:`pipeline.classify.labels.find_near_duplicates`);
+            off (the shipped recipe), every repeat of its words after the first is dropped, whatever it
+            answered. Measured with and without a writer of such replies (docs/REALDATA.md, "A nineteenth
+            writer"): real speech moved within a seed's reach, so the shipped recipe keeps it off.
         encoder: sentence encoder folder name under ``<models>/encoders/``; ``None`` for
             TF-IDF and cues only.
         context: fit the context level (neighbouring segments).
@@ -123,6 +129,7 @@ class TrainConfig:
     seed: int = DEFAULT_TRAIN_SEED
     holdout_percent: int = HOLDOUT_PERCENT
     dedupe_threshold: float = 0.92
+    dedupe_short_in_context: bool = False
     encoder: str | None = DEFAULT_ENCODER
     context: bool = True
     text_c: float = 4.0
@@ -564,7 +571,8 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
     written = [r for r in rows if r.corpus == "written"]
     external = prepare_external([r for r in rows if r.corpus != "written"], cfg.mapped_label_percent,
                                 cfg.context_radius)
-    kept_written, n_dropped, conflicts = near_duplicates_dropped(written, cfg.dedupe_threshold)
+    kept_written, n_dropped, conflicts = near_duplicates_dropped(written, cfg.dedupe_threshold,
+                                                                  cfg.dedupe_short_in_context)
     for kept_row, dropped_row in conflicts[:5]:
         say(f"near-duplicates labelled differently: {dropped_row.text[:60]!r} ({dropped_row.source}, "
             f"{dropped_row.labels}) dropped, {kept_row.source}'s {kept_row.labels} kept")
@@ -684,7 +692,9 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
             "near_duplicates_dropped": n_dropped,
             "near_duplicates_labelled_differently": len(conflicts),
             "near_duplicate_rule": (f"written rows: cosine of char 3-5-gram TF-IDF of normalised text "
-                                    f">= {cfg.dedupe_threshold}"),
+                                    f">= {cfg.dedupe_threshold}"
+                                    + (f"; a reply of {SHORT_REPLY_WORDS} words or fewer is compared together with "
+                                       "the turn before it" if cfg.dedupe_short_in_context else "")),
             "rows_train": n_original,
             "rows_speech_copies": len(copies),
             "rows_holdout": len(holdout_rows),
