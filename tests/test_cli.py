@@ -427,6 +427,21 @@ def test_train_with_external_none_reads_no_real_speech_corpus(tmp_path: Path) ->
     assert set(card["data"]["corpora"]) == {"written"}, card["data"]["corpora"]
 
 
+def test_train_short_replies_in_context_is_recorded_in_the_card(tmp_path: Path) -> None:
+    """The option reaches training (the card's options and its near-duplicate rule say so), and a card
+    trained without it says nothing of short replies."""
+    for flag in ("--short-replies-in-context", "--no-short-replies-in-context"):
+        models = tmp_path / flag.strip("-")
+        result = runner.invoke(app, ["train", str(ROOT / "tests" / "fixtures" / "mini_labels.jsonl"),
+                                     "--models", str(models), "--encoder", "none", "--folds", "2",
+                                     "--external", "none", "--realdata", str(tmp_path / "absent"), flag])
+        assert result.exit_code == 0, result.output
+        card = json.loads(next(models.glob("*/card.json")).read_text())
+        on = flag == "--short-replies-in-context"
+        assert card["training"]["dedupe_short_in_context"] is on
+        assert ("compared together with the turn before it" in card["data"]["near_duplicate_rule"]) is on
+
+
 def test_run_names_a_deferred_file_and_why(tmp_path: Path, prefect_harness) -> None:
     """A WAV still being written is left for the next run: the run's output names it and says why, so a
     nightly log shows which file waits (not only a count)."""
