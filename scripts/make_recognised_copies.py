@@ -137,16 +137,17 @@ def main() -> None:
         return group, texts, samples.shape[1] / RATE
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for n, (group, texts, seconds) in enumerate(pool.map(one, names), 1):
+        for done, (group, texts, seconds) in enumerate(pool.map(one, names), 1):
             audio_s += seconds
             for row, text in zip(convs[group], texts):
-                wrong, n = word_errors(row["text"], text)  # row by row: one edit distance over the corpus is quadratic
+                # row by row: one edit distance over the whole corpus is quadratic
+                wrong, words = word_errors(row["text"], text)
                 errors += wrong
-                ref_words += n
+                ref_words += words
                 if text:
                     results[row["id"]] = (text_key(row["text"]), text)
-            if n % 25 == 0 or n == len(names):
-                print(f"{n}/{len(names)} conversations, {audio_s / 60:.0f} min of audio, "
+            if done % 25 == 0 or done == len(names):
+                print(f"{done}/{len(names)} conversations, {audio_s / 60:.0f} min of audio, "
                       f"{time.perf_counter() - started:.0f} s", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
