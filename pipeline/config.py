@@ -313,6 +313,44 @@ def _checked(value: Any, kind: Any, where: str) -> Any:
                         step="config")
 
 
+#: The range of each numeric option: ``(lowest, whether the lowest itself is allowed, highest or None)``.
+#: A value outside it (a negative time limit, zero threads, NaN) is refused when the configuration is
+#: loaded, naming the option, instead of failing later on every input of a run.
+BOUNDS: dict[tuple[str, str], tuple[float, bool, float | None]] = {
+    ("asr", "cpu_threads"): (0, True, None), ("asr", "beam_size"): (1, True, None),
+    ("asr", "batch_size"): (1, True, None), ("asr", "vad_min_silence_ms"): (0, True, None),
+    ("asr", "vad_speech_pad_ms"): (0, True, None), ("asr", "vad_grid_ms"): (0, True, None),
+    ("asr", "chunk_s"): (0, False, None),
+    ("segmentation", "max_turn_gap_s"): (0, True, None), ("segmentation", "min_segment_words"): (0, True, None),
+    ("segmentation", "words_per_minute"): (0, False, None),
+    ("run", "max_duration_s"): (0, False, None), ("run", "retries"): (0, True, None),
+    ("run", "timeout_s"): (0, True, None), ("run", "threads"): (1, True, None),
+    ("diarize", "n_speakers"): (1, True, None), ("diarize", "max_speakers"): (1, True, None),
+    ("diarize", "window_s"): (0, False, None), ("diarize", "hop_s"): (0, False, None),
+    ("diarize", "min_windows"): (1, True, None), ("diarize", "dense_speech_s"): (0, True, None),
+    ("diarize", "smooth_s"): (0, True, None), ("diarize", "reseg_iterations"): (0, True, None),
+    ("diarize", "vad_threshold"): (0, True, 1), ("diarize", "min_silence_ms"): (0, True, None),
+    ("diarize", "merge_threshold"): (-1, True, 1), ("diarize", "max_cluster_windows"): (1, True, None),
+    ("diarize", "block_s"): (0, False, None), ("diarize", "batch_size"): (1, True, None),
+}
+
+
+def _check_bounds(config: PipelineConfig) -> None:
+    """Raise a :class:`PipelineError` for the first option of ``config`` outside :data:`BOUNDS`."""
+    for (section, option), (low, low_ok, high) in BOUNDS.items():
+        value = getattr(getattr(config, section), option)
+        if value is None:
+            continue
+        above = value >= low if low_ok else value > low
+        if above and (high is None or value <= high):  # NaN is neither, so it is refused too
+            continue
+        wanted = (f"{'at least' if low_ok else 'more than'} {low:g}"
+                  + (f" and at most {high:g}" if high is not None else ""))
+        raise PipelineError(f"Option [{section}] {option} must be {wanted}, not {value!r}.",
+                            "Give a value in that range, on the command line (e.g. --timeout sets [run] "
+                            "timeout_s) or in the --config file.", step="config")
+
+
 def load_config(path: Path | None = None, **overrides: Any) -> PipelineConfig:
     """Read a TOML config file (optional) and apply keyword overrides.
 
@@ -349,4 +387,5 @@ def load_config(path: Path | None = None, **overrides: Any) -> PipelineConfig:
             raise PipelineError(f"Unknown option override {key!r}.",
                                 "Name it as section__option, e.g. asr__beam_size.", step="config")
         config = replace(config, **{section: replace(current, **{option: value})})
+    _check_bounds(config)
     return config

@@ -3,19 +3,30 @@
 A file name can hold terminal escape sequences (colours, window titles, OSC 8 links, cursor
 moves). Everything callcycle prints about an input goes through :func:`printable`, which
 drops C0/C1 control characters (keeping none: a name is one line) and bidi overrides.
+Text that may span lines (a transcript's sentences in a CSV or the HTML report) goes through
+:func:`safe_text`, which keeps tabs and line breaks.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["printable"]
+__all__ = ["printable", "safe_text"]
 
 _BIDI = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def printable(value: object) -> str:
     """``str(value)`` without control characters or bidirectional overrides (one safe line)."""
     text = _CONTROL.sub("", str(value))
+    return "".join(ch for ch in text if ch not in _BIDI)
+
+
+def safe_text(value: str) -> str:
+    """``value`` without control characters other than tab and line feed, and without bidirectional
+    overrides: what a terminal running ``cat`` on a CSV or an HTML file could act on (clear the screen,
+    recolour, retitle, reorder a line)."""
+    text = _CONTROL_IN_TEXT.sub("", value)
     return "".join(ch for ch in text if ch not in _BIDI)

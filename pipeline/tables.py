@@ -2,8 +2,10 @@
 
 One rule in one place: every CSV callcycle writes for a spreadsheet goes through
 :func:`write_rows`, which neutralises cells a spreadsheet would run as a formula (text
-starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading ``'``), and
-:func:`unneutralise` undoes that when such a file is read back.
+starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading ``'``) and drops the
+control characters a terminal would act on (:func:`pipeline.display.safe_text`: a CSV has no way to
+escape them, and people ``cat`` CSV files), and :func:`unneutralise` undoes the prefix when such a file
+is read back. JSON and JSON Lines keep every character, the unsafe ones written as ``\\uXXXX``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pipeline.atomic import write_bytes_atomic
+from pipeline.display import safe_text
 
 __all__ = ["FORMULA_PREFIXES", "CSV_DELIMITERS", "csv_delimiter", "spreadsheet_safe", "unneutralise", "rows_to_csv",
            "rows_to_jsonl", "write_rows"]
@@ -63,7 +66,7 @@ def _cell(value: Any) -> Any:
     are written as JSON, not in Python's notation, then made spreadsheet-safe."""
     if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
         value = "" if value is None else json.dumps(value, ensure_ascii=False)
-    return spreadsheet_safe(value)
+    return spreadsheet_safe(safe_text(value) if isinstance(value, str) else value)
 
 
 def unneutralise(value: Any) -> Any:
@@ -80,7 +83,7 @@ def rows_to_csv(rows: Iterable[Mapping[str, Any]], fields: list[str] | None = No
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=names, delimiter=delimiter)
     # column names come from the user's data too (JSONL keys, CSV headers): neutralised like any cell
-    csv.writer(buf, delimiter=delimiter).writerow([spreadsheet_safe(name) for name in names])
+    csv.writer(buf, delimiter=delimiter).writerow([spreadsheet_safe(safe_text(str(name))) for name in names])
     for row in rows:
         writer.writerow({k: _cell(v) for k, v in row.items()})
     return buf.getvalue()

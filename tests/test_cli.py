@@ -239,6 +239,33 @@ def test_report_since_says_why_a_date_is_not_one(tmp_path: Path) -> None:
         assert "Value error" not in text and "write it YYYY-MM-DD" in text
 
 
+@pytest.mark.parametrize("option, value, words", [("--timeout", "-1", "[run] timeout_s must be at least 0"),
+                                                   ("--max-duration", "-5", "[run] max_duration_s must be more than 0"),
+                                                   ("--max-duration", "nan", "[run] max_duration_s must be more than 0"),
+                                                   ("--retries", "-3", "[run] retries must be at least 0")])
+def test_run_refuses_an_option_out_of_range_before_any_work(tmp_path: Path, option: str, value: str,
+                                                            words: str) -> None:
+    """A negative time limit once failed every input as an internal error (or as too long); now the value
+    is refused at once with a usage error, nothing written and no input blamed."""
+    result = runner.invoke(app, ["run", str(ROOT / "data" / "calls"), "--out", str(tmp_path / "out"), option, value],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and words in " ".join(result.output.split()), result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_config_file_option_out_of_range_is_refused(tmp_path: Path) -> None:
+    from pipeline.config import load_config
+    from pipeline.errors import PipelineError
+
+    (tmp_path / "c.toml").write_text("[asr]\nbeam_size = 0\n", encoding="utf-8")
+    with pytest.raises(PipelineError, match=r"\[asr\] beam_size must be at least 1, not 0"):
+        load_config(tmp_path / "c.toml")
+    (tmp_path / "c.toml").write_text("[diarize]\nvad_threshold = 1.5\n", encoding="utf-8")
+    with pytest.raises(PipelineError, match="at least 0 and at most 1, not 1.5"):
+        load_config(tmp_path / "c.toml")
+    assert load_config(None, run__timeout_s=0.0).run.timeout_s == 0.0  # 0 = no limit stays valid
+
+
 def test_evaluate_calls_finds_the_checkouts_labelled_calls_from_any_folder(tmp_path: Path, monkeypatch) -> None:
     """Its default was ./labels/calls, so it failed anywhere but the checkout's root."""
     from conftest import ROOT

@@ -140,6 +140,13 @@ def test_classify_csv_output_is_spreadsheet_safe(tmp_path: Path) -> None:
     result = runner.invoke(app, ["classify", str(src), "-o", str(tmp_path / "o.csv"), "--models", str(MODELS)])
     assert result.exit_code == 0, result.output
     assert next(csv.DictReader((tmp_path / "o.csv").open()))["text"].startswith("'=")
+    # nor terminal-safe when it kept a transcript's escape sequences (a CSV cannot escape them)
+    src.write_text(json.dumps({"text": "\x1b[2J\x1b[31mI will sign it\u202e by Friday\x07", "\x1b[1mnote": "a\tb"}) + "\n")
+    result = runner.invoke(app, ["classify", str(src), "-o", str(tmp_path / "o.csv"), "--models", str(MODELS)])
+    assert result.exit_code == 0, result.output
+    written = (tmp_path / "o.csv").read_text()
+    assert not any(ch in written for ch in "\x1b\x07\u202e") and "[31mI will sign it by Friday" in written
+    assert next(csv.DictReader((tmp_path / "o.csv").open()))["[1mnote"] == "a\tb"
 
 
 def test_sidecar_describes_only_files_under_its_folder(tmp_path: Path) -> None:
@@ -316,13 +323,16 @@ def test_the_html_report_shows_file_and_speaker_names_without_control_or_bidi_ch
     folder.mkdir()
     name = "call\u202egnp.\x1b[31m.json"
     (folder / name).write_text(json.dumps({"turns": [{"speaker": "Dana\u202e\x07", "text": "I will send it Friday."},
-                                                     {"speaker": "Lee", "text": "Great, thanks."}]}))
+                                                     {"speaker": "Lee", "text": "Great, thanks."},
+                                                     # the transcript's own words, quoted in the scorecard
+                                                     {"speaker": "Lee\x1b[31m", "text": "\x1b[2JWe had a reorg "
+                                                      "in the summer so everybody is still figuring it out."}]}))
     out = tmp_path / "out"
     result = runner.invoke(app, ["run", str(folder), "--out", str(out), "--models", str(MODELS)])
     assert result.exit_code == 0, result.output
     page = (out / "report.html").read_text()
     assert "\u202e" not in page and "\x1b" not in page and "\x07" not in page
-    assert "source " in page and "Dana" in page
+    assert "source " in page and "Dana" in page and "[2JWe had a reorg" in page
 
 
 def test_a_speech_or_classifier_model_that_cannot_be_found_is_refused_before_any_output(tmp_path: Path) -> None:

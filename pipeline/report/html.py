@@ -28,7 +28,7 @@ from typing import Any
 
 from pipeline import PIPELINE_VERSION, __version__, objectstore
 from pipeline.atomic import check_replaceable, write_bytes_atomic
-from pipeline.display import printable
+from pipeline.display import printable, safe_text
 from pipeline.report.charts import cached_timeline_svg, mmss, stage_colours, stage_mix_svg, trend_svg
 from pipeline.report.data import ReportData, load_report_data
 from pipeline.report.rules import (
@@ -91,11 +91,22 @@ def _script_hash(script: str) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
 
 
+def _terminal_safe(value: Any) -> Any:
+    """A template value without terminal control characters (:func:`safe_text`); markup stays markup."""
+    from markupsafe import Markup
+
+    if isinstance(value, Markup):
+        return Markup(safe_text(str(value)))
+    return safe_text(value) if isinstance(value, str) else value
+
+
 def _template():
     from jinja2 import Environment, PackageLoader, select_autoescape
 
+    # every value written into the page loses the control characters a terminal would act on (the
+    # report is also read with cat and grep); escaping keeps it markup-safe, not terminal-safe
     env = Environment(loader=PackageLoader("pipeline.report", "templates"), autoescape=select_autoescape(["html"]),
-                      trim_blocks=True, lstrip_blocks=True)
+                      trim_blocks=True, lstrip_blocks=True, finalize=_terminal_safe)
     env.filters["pct"] = format_pct
     env.filters["share"] = format_share
     env.filters["mmss"] = mmss
