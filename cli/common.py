@@ -110,6 +110,50 @@ def _exit_now(exc: Exception, code: int) -> None:
     os._exit(code)
 
 
+class _ClosedPipeTolerant:
+    """Standard output that outlives its reader: after ``callcycle run ... | head`` closes the pipe, writes
+    go nowhere instead of raising ``BrokenPipeError`` in the middle of a batch (Click would end the
+    process with status 1 and no word, the report unwritten). The run goes on to its normal end and
+    status; one note on stderr says the output was cut."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.cut = False
+
+    def _gone(self) -> None:
+        if not self.cut:
+            self.cut = True
+            try:  # the interpreter flushes fd 1 at exit: point it at /dev/null so that flush succeeds too
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self._stream.fileno())
+                os.close(devnull)
+            except (OSError, ValueError, AttributeError):  # no real descriptor (a test runner's buffer)
+                pass
+            try:
+                sys.stderr.write("note: standard output was closed early (e.g. by | head); callcycle goes on "
+                                 "and writes its results as usual\n")
+            except (OSError, ValueError):
+                pass
+
+    def write(self, text: str) -> int:
+        if not self.cut:
+            try:
+                return int(self._stream.write(text))
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.cut:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding ... as the real stream has them
+        return getattr(self._stream, name)
+
+
 def command(func: F) -> F:
     """Run a command, turning callcycle's own errors (and OS errors on the user's paths) into exit 2.
 
@@ -120,6 +164,8 @@ def command(func: F) -> F:
         from pipeline.errors import PipelineError
 
         setup_logging()
+        real_stdout = sys.stdout
+        sys.stdout = _ClosedPipeTolerant(real_stdout)  # type: ignore[assignment]
         try:
             return func(*args, **kwargs)
         except typer.Exit:
@@ -133,6 +179,8 @@ def command(func: F) -> F:
             fail(f"{exc.strerror or exc}:{where}".rstrip(":"))
         except KeyboardInterrupt:
             fail("interrupted; finished calls are kept, rerun to finish the rest.", 130)
+        finally:
+            sys.stdout = real_stdout
 
     return wrapper  # type: ignore[return-value]
 

@@ -582,3 +582,21 @@ def test_compare_on_your_own_rows_with_a_paired_interval(tmp_path: Path) -> None
                                 "--models", str(MODELS)], env={"COLUMNS": "120"})
     assert table.exit_code == 0 and "All rows comparison (40 rows)" in table.output
     assert "[+0.000 to +0.000]" in table.output
+
+
+def test_a_reader_that_stops_early_does_not_stop_the_command(tmp_path: Path) -> None:
+    """``callcycle run ... | head`` once ended the run with status 1, no word and the report unwritten
+    (Click's handling of a broken pipe); now the command goes on to its normal end and says so once."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "in.txt"
+    src.write_text("I will send the revised quote by Friday afternoon.\n" * 2000, encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "classify", str(src), "-o", "-", "--models", str(MODELS)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.read(200)  # more than 64 KiB follow: the command is still writing when the reader goes
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 0, err
+    assert "standard output was closed early" in err and "Traceback" not in err
