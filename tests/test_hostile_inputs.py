@@ -462,6 +462,17 @@ def test_a_bad_date_in_a_name_and_a_repeated_sidecar_row_are_warned_about(tmp_pa
     with caplog.at_level("WARNING"):
         meta = read_sidecar(tmp_path / "calls.csv")
     assert meta[(tmp_path / "a.json").resolve()].rep == "Lee" and "a second row for 'a.json'" in caplog.text
+    # a date written right that does not exist is told from one written wrong
+    (tmp_path / "calls.csv").write_text("path,date\na.json,2026-02-30\n")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        read_sidecar(tmp_path / "calls.csv")
+    assert "date '2026-02-30' is not a calendar date, left empty" in caplog.text
+    (tmp_path / "calls.csv").write_text("path,date\na.json,30/02/2026\n")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        read_sidecar(tmp_path / "calls.csv")
+    assert "date '30/02/2026' is not YYYY-MM-DD, left empty" in caplog.text
 
 
 def test_json_output_escapes_what_a_terminal_would_act_on() -> None:

@@ -88,6 +88,10 @@ def try_sha256(path: Path) -> str | None:
         return None
 
 
+#: A date written YYYY-MM-DD, whether or not the day exists ("2026-02-30" is written right, not a date).
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def _parse_date(value: str) -> date | None:
     value = value.strip()
     if not value:
@@ -140,8 +144,8 @@ def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
                 raw_date = _cell(row.get("date"))
                 call_date = _parse_date(raw_date)
                 if raw_date and call_date is None:
-                    logger.warning("%s line %d: date %r is not YYYY-MM-DD, left empty", csv_path, line_no,
-                                   raw_date[:40])
+                    logger.warning("%s line %d: date %r is %s, left empty", csv_path, line_no, raw_date[:40],
+                                   "not a calendar date" if _ISO_DAY.fullmatch(raw_date[:10]) else "not YYYY-MM-DD")
                 try:
                     speaker_roles = parse_speaker_roles(_cell(row.get("speakers")))
                 except ValueError as exc:
