@@ -143,14 +143,23 @@ def run(
     if summary.hidden:
         con.print(f"note: {len(summary.hidden)} hidden file(s) (names starting with '.') were left alone: "
                   f"{names(summary.hidden)}; name one as an input to score it", soft_wrap=True)
+    calls = [v.source_path for v in summary.vanished if not v.failed_only]
+    failures = [v.source_path for v in summary.vanished if v.failed_only]
     if summary.retired:
-        con.print(f"retired {summary.retired} stored call(s) whose input file is gone (deleted or renamed): "
+        what = " and ".join(([f"{len(calls)} stored call(s)"] if calls else [])
+                            + ([f"{len(failures)} failed input(s)"] if failures else []))
+        con.print(f"retired {what} whose input file is gone (deleted or renamed): "
                   f"{names([v.source_path for v in summary.vanished])}; their rows are in "
                   f"{escape(printable(out.rstrip('/')))}/retired/", soft_wrap=True)
     elif summary.vanished:
-        con.print(f"note: {len(summary.vanished)} stored call(s) of these folders have no input file any more "
-                  f"(deleted or renamed): {names([v.source_path for v in summary.vanished])}; they still count "
-                  f"in the figures. Run with --prune to move their rows to OUT/retired/.", soft_wrap=True)
+        if calls:
+            con.print(f"note: {len(calls)} stored call(s) of these folders have no input file any more "
+                      f"(deleted or renamed): {names(calls)}; they still count in the figures. Run with --prune "
+                      "to move their rows to OUT/retired/.", soft_wrap=True)
+        if failures:
+            con.print(f"note: {len(failures)} failed input(s) of these folders are gone (deleted or renamed): "
+                      f"{names(failures)}; `callcycle summary` still lists their failures. Run with --prune to "
+                      "move those rows to OUT/retired/.", soft_wrap=True)
     emptied = [o for o in summary.outcomes if o.cleared]
     if emptied:
         con.print(f"note: {len(emptied)} stored call(s) lost their rep, customer or date because no calls.csv "

@@ -507,7 +507,9 @@ def test_calls_whose_file_is_gone_are_counted_and_retired_with_prune(tmp_path: P
     result = runner.invoke(app, args, env={"COLUMNS": "300"})
     text = " ".join(result.output.split())
     assert result.exit_code == 0, text
-    assert "note: 3 stored call(s) of these folders have no input file any more (deleted or renamed): " in text
+    assert "note: 2 stored call(s) of these folders have no input file any more (deleted or renamed): " in text
+    # a failure whose file is gone is not called a stored call
+    assert "note: 1 failed input(s) of these folders are gone (deleted or renamed): broken.json;" in text
     from pipeline.report.data import load_call_rows, load_error_rows
 
     assert len(load_call_rows(out)) == 4 and len(load_error_rows(out)) == 1  # counted, not yet moved
@@ -516,7 +518,7 @@ def test_calls_whose_file_is_gone_are_counted_and_retired_with_prune(tmp_path: P
     result = runner.invoke(app, ["run", "in", "--out", "out", "--models", str(MODELS), "--prune"],
                            env={"COLUMNS": "300"})
     text = " ".join(result.output.split())
-    assert result.exit_code == 0 and "retired 3 stored call(s)" in text, text
+    assert result.exit_code == 0 and "retired 2 stored call(s) and 1 failed input(s)" in text, text
     assert sorted(r["source_id"] for r in load_call_rows(out)) == ["a.json", "c2.json"]
     assert load_error_rows(out) == []
     assert len(list((out / "retired" / "calls").glob("part-*.parquet"))) == 2

@@ -43,6 +43,8 @@ class VanishedInput:
 
     source_id: str
     source_path: str
+    failed_only: bool = False
+    """True when only a failure is stored for it (an ``errors`` row, no scored call)."""
 
 
 def _absolute(path: str) -> Path | None:
@@ -95,7 +97,7 @@ def vanished_inputs(out_dir: str | Path, inputs: Iterable[str], found: set[str])
                 continue
             if input_exists(path):
                 continue
-            result[ident] = VanishedInput(ident, path)
+            result[ident] = VanishedInput(ident, path, failed_only=table == "errors")
     return sorted(result.values(), key=lambda v: v.source_path)
 
 
