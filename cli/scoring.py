@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -229,7 +230,7 @@ def _calendar_date(text: str) -> date:
 @command
 def report(
     out_dir: Annotated[str, typer.Argument(metavar="OUT_DIR", help="Output folder (or s3:// prefix) of `callcycle run` (holds calls/ and segments/) [default: ./out].", show_default=False)] = str(DEFAULT_OUT),
-    html: Annotated[Optional[Path], typer.Option("--html", help="Where to write the HTML file [default: OUT_DIR/report.html; filtered: OUT_DIR/report-rep-NAME-since-DATE.html, so the team report stays]. An existing file is replaced only if it is a callcycle report (never a link, device or other file).")] = None,
+    html: Annotated[Optional[Path], typer.Option("--html", help="Where to write the HTML file [default: OUT_DIR/report.html; filtered: OUT_DIR/report-rep-NAME-since-DATE.html, so the team report stays]; '-' writes it to standard output. An existing file is replaced only if it is a callcycle report (never a link, device or other file).")] = None,
     since: Annotated[Optional[date], typer.Option("--since", metavar="YYYY-MM-DD", parser=_calendar_date, help="Only calls on or after this date (YYYY-MM-DD); calls without a date are left out.")] = None,
     rep: Annotated[Optional[str], typer.Option("--rep", help="Only this rep's calls: the full name (case-insensitive) or a first or last name only one rep has; a name no rep has is refused with the list of reps.")] = None,
     scorecards: Annotated[int, typer.Option("--scorecards", min=0, help="Scorecards (timeline, commitments, transcript) for at most this many calls, the most recent; every call is still in the team figures and the calls table.")] = MAX_SCORECARDS,
@@ -242,11 +243,18 @@ def report(
     from rich.markup import escape
 
     from pipeline.display import printable
-    from pipeline.report.html import write_report
+    from pipeline.report.html import report_html, write_report
 
     if rep is not None and not rep.strip():
         fail("--rep needs a rep's name (it was empty); leave the option out for the whole team's report.")
     _require_results(out_dir)
+    if html is not None and str(html) == "-":  # to standard output, as `classify -o -`
+        page, n = report_html(out_dir, since=since, rep=rep, max_scorecards=scorecards)
+        sys.stdout.write(page)
+        sys.stdout.flush()
+        if n == 0:
+            console(stderr=True).print("[yellow]No calls matched[/]: the report says so.")
+        return
     try:
         path, n = write_report(out_dir, html, since=since, rep=rep,
                                max_scorecards=scorecards)

@@ -303,6 +303,11 @@ def test_report_html_never_replaces_an_input_a_link_or_a_device(scored_out: Path
         assert CliRunner().invoke(app, ["report", str(scored_out), "--html", str(mine)]).exit_code == 0
     result = CliRunner().invoke(app, ["classify", str(transcript), "-o", str(link)], env={"COLUMNS": "200"})
     assert result.exit_code == 2 and "is a link" in result.output and link.is_symlink()
+    # '-' is standard output (it once wrote a file named '-'); the page is the one a file would hold
+    result = CliRunner().invoke(app, ["report", str(scored_out), "--html", "-"])
+    assert result.exit_code == 0 and result.output.startswith("<!DOCTYPE html>"), result.output[:200]
+    assert result.output.strip().endswith("</html>") and not (Path.cwd() / "-").exists()
+    assert re.sub(r"generated [^<]*", "", result.output) == re.sub(r"generated [^<]*", "", mine.read_text())
 
 
 def test_reps_are_compared_median_to_median_and_unsure_verdicts_are_marked() -> None:

@@ -54,7 +54,8 @@ from pipeline.store.base import OutputLocation, open_store
 
 __all__ = [
     # rendering (this module)
-    "MAX_TRANSCRIPT_ROWS", "MAX_COMMITMENT_ROWS", "CACHE_DIR", "render_report", "write_report", "default_report_name",
+    "MAX_TRANSCRIPT_ROWS", "MAX_COMMITMENT_ROWS", "CACHE_DIR", "render_report", "report_html", "write_report",
+    "default_report_name",
     # re-exported for callers of the one-module report
     "Thresholds", "ReportData", "load_report_data", "call_flags", "rep_summaries", "team_glance",
     "talk_heavy_stretch", "rep_key", "rep_display_name",
@@ -230,16 +231,21 @@ def write_report(out_dir: OutputLocation, html_path: Path | None = None, since: 
     if html_path is not None or not objectstore.is_uri(out_dir):  # before any work; never over an input
         check_replaceable(Path(html_path) if html_path else Path(str(out_dir)) / default_report_name(since, rep),
                           looks_like=REPORT_SIGNATURE)
-    if objectstore.is_uri(out_dir):
-        data = load_report_data(out_dir, since=since, rep=rep, models=models, scorecards=max_scorecards)
-        html = render_report(data, th, cache_dir=None, max_scorecards=max_scorecards)
-        if html_path is None:
-            return (open_store(out_dir).write_bytes(default_report_name(since, rep), html.encode("utf-8")),
-                    len(data.calls))
-    else:
-        out_dir = Path(str(out_dir))
-        data = load_report_data(out_dir, since=since, rep=rep, models=models, scorecards=max_scorecards)
-        html = render_report(data, th, cache_dir=out_dir / CACHE_DIR, max_scorecards=max_scorecards)
+    html, n_calls = report_html(out_dir, since=since, rep=rep, th=th, models=models, max_scorecards=max_scorecards)
+    if objectstore.is_uri(out_dir) and html_path is None:
+        return open_store(out_dir).write_bytes(default_report_name(since, rep), html.encode("utf-8")), n_calls
     path = Path(html_path) if html_path else Path(str(out_dir)) / default_report_name(since, rep)
     write_bytes_atomic(path, html.encode("utf-8"))
-    return path, len(data.calls)
+    return path, n_calls
+
+
+def report_html(out_dir: OutputLocation, since: dt.date | None = None, rep: str | None = None,
+                th: Thresholds = Thresholds(), models: Path | None = None,
+                max_scorecards: int = MAX_SCORECARDS) -> tuple[str, int]:
+    """The report for ``out_dir`` as one HTML string, and how many calls it covers (nothing written but
+    a folder output's cached timelines, see :func:`write_report`)."""
+    remote = objectstore.is_uri(out_dir)
+    where = out_dir if remote else Path(str(out_dir))
+    data = load_report_data(where, since=since, rep=rep, models=models, scorecards=max_scorecards)
+    cache = None if remote else Path(str(out_dir)) / CACHE_DIR
+    return render_report(data, th, cache_dir=cache, max_scorecards=max_scorecards), len(data.calls)
