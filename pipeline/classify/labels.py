@@ -448,11 +448,13 @@ def find_near_duplicates(rows: list[LabelledRow], threshold: float = 0.9,
     block = 1024
     for begin in range(0, len(rows), block):
         sims = (matrix[begin : begin + block] @ matrix.T).tocoo()
-        for i, j, value in zip(sims.row, sims.col, sims.data):
+        # nearly every pair shares some 3-grams: pick the few similar enough, earlier row first, in one
+        # array step (the same pairs in the same order as testing each one: 17 s -> 3 s on 8,000 written rows)
+        close = (sims.data >= threshold) & (sims.col < sims.row + begin)
+        for i, j, value in zip(sims.row[close], sims.col[close], sims.data[close]):
             a = begin + int(i)
             b = int(j)
-            if (b < a and value >= threshold and a not in dropped and b not in dropped
-                    and short[a] == short[b]):
+            if a not in dropped and b not in dropped and short[a] == short[b]:
                 dropped.add(a)
                 pairs.append((b, a, float(value)))
     return pairs
