@@ -46,7 +46,7 @@ def classify(
     An input column with one of those names (your own 'stage' labels, say) is kept as <name>_input.
 
     In context the classifiers read real speech better (docs/REALDATA.md)."""
-    from pipeline.apply import CLASH_SUFFIX, classify_rows, output_columns, read_table, usual_columns
+    from pipeline.apply import clash_names, classify_rows, output_columns, read_table, usual_columns
     from pipeline.classify.artifacts import load_artifact
     from pipeline.paths import models_dir
     from pipeline.tables import rows_to_jsonl, write_rows
@@ -65,7 +65,7 @@ def classify(
         fail(f"--out {out} is the input file; classifying would overwrite it. "
              "Write the results to another file (e.g. add '-classified' to the name).")
     table = read_table(file)
-    clashes = [c for c in output_columns(artifact) if any(c in row for row in table)]
+    clashes = clash_names(list(dict.fromkeys(k for row in table for k in row)), output_columns(artifact))
     usual = usual_columns(table, {"text": text, "group": "group", "speaker": "speaker"}).get("text")
     if usual is not None:  # no 'text' column, and one usual name (utterance, sentence...) holds the texts
         from pipeline.display import printable
@@ -76,7 +76,7 @@ def classify(
     rows = classify_rows(artifact, table, str(file), conversation, speaker, text)
     if clashes:
         typer.echo("note: the input's own " + ", ".join(f"{c!r}" for c in clashes) + " kept as "
-                   + ", ".join(f"{c + CLASH_SUFFIX!r}" for c in clashes) + ".", err=True)
+                   + ", ".join(f"{name!r}" for name in clashes.values()) + ".", err=True)
     if to_stdout or out is None:
         rows_to_jsonl(rows, sys.stdout)
         return

@@ -21,9 +21,9 @@ from pipeline.errors import LabelDataError
 from pipeline.ingest.transcripts import MAX_TURN_CHARS
 from pipeline.tables import unneutralise
 
-__all__ = ["CLASH_SUFFIX", "USUAL_COLUMNS", "usual_columns", "output_columns", "read_lines", "read_table",
-           "classify_rows", "holdout_rows", "load_evaluation_rows", "evaluate_files", "training_files", "learned_rows",
-           "compare_versions", "load_version"]
+__all__ = ["CLASH_SUFFIX", "USUAL_COLUMNS", "usual_columns", "clash_names", "output_columns", "read_lines",
+           "read_table", "classify_rows", "holdout_rows", "load_evaluation_rows", "evaluate_files", "training_files",
+           "learned_rows", "compare_versions", "load_version"]
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
@@ -61,6 +61,22 @@ def read_table(path: Path) -> list[dict[str, Any]]:
 CLASH_SUFFIX = "_input"
 
 
+def clash_names(columns: Sequence[str], added: Sequence[str]) -> dict[str, str]:
+    """New names for the input ``columns`` that :func:`classify_rows` would overwrite (those in ``added``):
+    ``<name>_input``, or ``<name>_input_2``, ``_3`` ... when the input already has a column of that name
+    (a file with both ``stage`` and ``stage_input`` lost its ``stage`` values)."""
+    taken = set(columns) | set(added)
+    renamed: dict[str, str] = {}
+    for column in columns:
+        if column in added:
+            name, n = f"{column}{CLASH_SUFFIX}", 2
+            while name in taken:
+                name, n = f"{column}{CLASH_SUFFIX}_{n}", n + 1
+            taken.add(name)
+            renamed[column] = name
+    return renamed
+
+
 def output_columns(artifact: Artifact) -> list[str]:
     """The columns :func:`classify_rows` adds: stage, ``p_<label>`` per stage, talk/action, ``<positive>_prob``."""
     stage_task = artifact.taxonomy.by_role("stage")
@@ -78,7 +94,7 @@ def classify_rows(artifact: Artifact, rows: list[dict[str, Any]], source: str = 
     with the same value in it are read as one conversation, in file order, each with its
     neighbours (and ``speaker``, if given, names the column that says who spoke). ``text``
     names the column holding the texts. An input column with the name of an added column is
-    kept, renamed with :data:`CLASH_SUFFIX` (``stage`` -> ``stage_input``).
+    kept, renamed with :data:`CLASH_SUFFIX` (``stage`` -> ``stage_input``; :func:`clash_names`).
 
     A row whose stage is the neutral label (``other``) is never action: it gets the
     non-positive talk/action label, as the scores assume.
@@ -122,11 +138,11 @@ def classify_rows(artifact: Artifact, rows: list[dict[str, Any]], source: str = 
         preds = predict_utterances(artifact, utterances)
     stage_task = artifact.taxonomy.by_role("stage")
     ta_task = artifact.taxonomy.by_role("talk_action")
-    added = set(output_columns(artifact))
+    renamed = clash_names(columns, output_columns(artifact))
     out = []
     for i, row in enumerate(rows):
         sp, tp = preds[stage_task.name][i], preds[ta_task.name][i]
-        new = {(f"{key}{CLASH_SUFFIX}" if key in added else key): value for key, value in row.items()}
+        new = {renamed.get(key, key): value for key, value in row.items()}
         new[stage_task.name] = sp.label
         for label in stage_task.labels:
             new[f"p_{label}"] = round(sp.probabilities.get(label, 0.0), 4)

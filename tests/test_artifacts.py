@@ -526,6 +526,16 @@ def test_the_models_folder_and_version_are_checked_before_training(tmp_path: Pat
     check_destination(tmp_path / "models", "v2")
     check_destination(tmp_path / "new" / "models")  # created
     assert (tmp_path / "new" / "models").is_dir() and not list((tmp_path / "new" / "models").iterdir())
+    # a version is one plain name: a path left the models folder, "encoders" mixed a model into the
+    # sentence encoders, and "CURRENT" failed only after training
+    (tmp_path / "models" / "CURRENT").write_text("v1\n")
+    for bad in ("../escaped", "bad/name", "encoders", "Roles", "CURRENT", ".hidden", "", "a b"):
+        with pytest.raises(ModelArtifactError, match="cannot be a model version name"):
+            check_destination(tmp_path / "models", bad)
+    (tmp_path / "models" / "notes").mkdir()
+    with pytest.raises(ModelArtifactError, match="names something else"):
+        check_destination(tmp_path / "models", "notes")
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "models" / "bad").exists()
 
 
 def test_rows_may_carry_one_label_but_not_none(tmp_path: Path, taxonomy) -> None:

@@ -134,6 +134,13 @@ def test_classify_reads_text_files_semicolon_and_tab_tables_and_a_named_text_col
             [(r["stage"], r["p_act"], r["action_prob"]) for r in from_lines]
     clash = runner.invoke(app, ["classify", str(semi), "--text", "Utterance", "--models", str(MODELS)])
     assert "'stage' kept as 'stage_input'" in clash.stderr
+    # an input that already has a 'stage_input' column keeps both: its 'stage' moves to 'stage_input_2'
+    both = tmp_path / "both.tsv"
+    both.write_text("text\tstage\tstage_input\tp_act\nCan you send it by Friday?\tact\tmine\tx\n")
+    clash = runner.invoke(app, ["classify", str(both), "-o", "-", "--models", str(MODELS)])
+    row = json.loads(clash.stdout.splitlines()[0])
+    assert (row["stage_input"], row["stage_input_2"], row["p_act_input"]) == ("mine", "act", "x"), row
+    assert "'stage', 'p_act' kept as 'stage_input_2', 'p_act_input'" in clash.stderr
     trailing = tmp_path / "trailing.csv"  # an exporter that ends every row with a separator: read as is
     trailing.write_text("id,text,\r\n1," + sentences[0] + ",\r\n")
     assert [r["text"] for r in classify(trailing)] == [sentences[0]]

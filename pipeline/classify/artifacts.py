@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ __all__ = [
     "ARTIFACT_FORMAT",
     "TRUSTED_TYPES",
     "POINTER_NAME",
+    "RESERVED_NAMES",
+    "check_version_name",
     "Artifact",
     "ArtifactCard",
     "save_artifact",
@@ -113,6 +116,26 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+#: Names in a models folder that are not classifier versions: a version may never take one.
+RESERVED_NAMES = frozenset({ENCODERS_DIR, POINTER_NAME, "roles", "speaker", "boundaries"})
+_VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+def check_version_name(version: str) -> None:
+    """Refuse a version name that is not one plain folder name of the models folder: a path ("../x",
+    "a/b"), a hidden or empty name, or one of :data:`RESERVED_NAMES` (a model written into ``encoders/``
+    was mixed in with the sentence encoders).
+
+    Raises:
+        ModelArtifactError: naming what a version may be.
+    """
+    if not _VERSION_NAME.fullmatch(version) or version.casefold() in {n.casefold() for n in RESERVED_NAMES}:
+        raise ModelArtifactError(
+            f"{version!r} cannot be a model version name.",
+            "Use letters, digits, '.', '-' and '_' (starting with a letter or digit; not "
+            f"{', '.join(sorted(RESERVED_NAMES))}), or leave --version out for a dated one.")
+
+
 def check_destination(models_root: Path, version: str | None = None) -> None:
     """Fail before training, not after it, when its artifact could not be saved: ``models_root`` is not a
     folder or cannot be written, or ``version`` already names an artifact there.
@@ -123,6 +146,12 @@ def check_destination(models_root: Path, version: str | None = None) -> None:
     import tempfile
 
     root = Path(models_root)
+    if version is not None:
+        check_version_name(version)
+        taken = root / version
+        if (taken.exists() or taken.is_symlink()) and not (taken / "card.json").exists():
+            raise ModelArtifactError(f"--version {version!r} names something else in {root} (not a model version).",
+                                     "Choose another --version, or leave it out for a dated one.")
     if version is not None and (root / version / "card.json").exists():
         raise ModelArtifactError(f"An artifact {version!r} already exists in {root}.",
                                  "Choose a new --version (artifacts are immutable), or leave it out for a dated one.")
