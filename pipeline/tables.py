@@ -54,9 +54,12 @@ _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 def spreadsheet_safe(value: Any) -> Any:
     """``value`` unchanged unless it is text a spreadsheet would evaluate; then prefixed with ``'``.
 
-    A plain signed number ("-5", "+3.5") is left as it is: a spreadsheet reads it as the number.
+    A plain signed number ("-5", "+3.5") is left as it is: a spreadsheet reads it as the number. Text
+    that starts with ``'`` itself gets one more, so that :func:`unneutralise` gives it back whole (a
+    spreadsheet shows the cell as the text: it takes a leading ``'`` as "this is text").
     """
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) and not _PLAIN_NUMBER.fullmatch(value):
+    if isinstance(value, str) and (value.startswith("'") or value.startswith(FORMULA_PREFIXES)
+                                   and not _PLAIN_NUMBER.fullmatch(value)):
         return "'" + value
     return value
 
@@ -71,7 +74,7 @@ def _cell(value: Any) -> Any:
 
 def unneutralise(value: Any) -> Any:
     """Inverse of :func:`spreadsheet_safe` for a cell read back from a CSV callcycle wrote."""
-    if isinstance(value, str) and value.startswith("'") and value[1:2] and value[1:].startswith(FORMULA_PREFIXES):
+    if isinstance(value, str) and value.startswith("'") and value[1:].startswith(("'", *FORMULA_PREFIXES)):
         return value[1:]
     return value
 

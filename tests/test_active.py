@@ -105,6 +105,9 @@ def test_label_studio_export_is_understood(scored: Path, tmp_path: Path) -> None
 @pytest.mark.parametrize("rows,fragment", [
     ([{"id": "1", "text": "hi", "stage": "chit-chat", "talk_action": "talk"}], "unknown stage label"),
     ([{"id": "1", "text": "", "stage": "other", "talk_action": "talk"}], "empty or missing 'text'"),
+    # 1.5 million characters (a file that lost its line breaks) crashed training in spaCy with a traceback
+    ([{"id": "1", "text": "We will sign it. " * 90_000, "stage": "act", "talk_action": "action"}],
+     "a text of 1,530,000 characters (the limit is 500,000"),
     ([{"id": "1", "text": "a", "stage": "other", "talk_action": "talk"},
       {"id": "1", "text": "b", "stage": "other", "talk_action": "talk"}], "duplicate id"),
 ])
@@ -141,6 +144,11 @@ def test_import_refuses_other_and_action_and_points_at_spreadsheet_lines(tmp_pat
     assert result.exit_code == 0, result.output
     stored = json.loads(target.read_text())
     assert (stored["stage"], stored["talk_action"]) == ("act", "action")
+    # ... and so are column names retyped in another case ("no row has a label yet" said otherwise)
+    src.write_text("ID;Text;Stage;Talk_Action\nh1;We'll sign it Monday.;act;action\n")
+    result = runner.invoke(app, ["import-labels", str(src), "--into", str(target)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(target.read_text().splitlines()[-1])["stage"] == "act"
     # a plain JSON array of labelled rows is read as rows (a Label Studio export has tasks with 'data')
     array = tmp_path / "rows.json"
     array.write_text(json.dumps([{"id": "j1", "text": "Let's book Tuesday.", "stage": "act", "talk_action": "action"}]))

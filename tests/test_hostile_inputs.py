@@ -33,7 +33,7 @@ from pipeline.report.html import rep_summaries
 from pipeline.report.terminal import render_summary
 from pipeline.schema import CallMetadata
 from pipeline.store import local as store
-from pipeline.tables import rows_to_csv, unneutralise
+from pipeline.tables import rows_to_csv, spreadsheet_safe, unneutralise
 
 ROOT = Path(__file__).resolve().parents[1]
 TAXONOMY = load_taxonomy(ROOT / "labels" / "taxonomy.toml")
@@ -132,6 +132,10 @@ def test_formula_cells_are_neutralised_in_every_csv(tmp_path: Path) -> None:
     # plain signed numbers stay numbers; "-1+1" is a formula; JSON values are written as JSON
     assert rows_to_csv([{"a": "-5", "b": "+3.5", "c": "-1+1", "d": "-1.5e3"}]).splitlines()[1] == "-5,+3.5,'-1+1,-1.5e3"
     assert rows_to_csv([{"a": True, "b": None, "c": {"k": 1}, "d": ["=x"]}]).splitlines()[1] == 'true,,"{""k"": 1}","[""=x""]"'
+    # a text that itself starts with an apostrophe comes back whole (its "'" was taken for the prefix)
+    for text in ("'=not a formula' is what she wrote", "'Cause we said so", "'", "''=x"):
+        assert unneutralise(spreadsheet_safe(text)) == text
+    assert unneutralise("'Cause") == "'Cause"  # as files written before kept it
 
 
 def test_classify_csv_output_is_spreadsheet_safe(tmp_path: Path) -> None:

@@ -143,6 +143,25 @@ def write_for_labelling(rows: list[dict[str, Any]], path: Path, taxonomy: Taxono
     return path
 
 
+#: Columns of an export that import reads by name, besides the taxonomy's tasks.
+_READ_COLUMNS = ("id", "text", "group", "call_key", "call_id", "segment_index", "index", "speaker")
+
+
+def _canonical_columns(raw: list[dict[str, Any]], taxonomy: Taxonomy) -> list[dict[str, Any]]:
+    """Rows whose column names differ from the ones import reads only in case or spaces ("Stage",
+    " Talk_Action ", as a spreadsheet user may retype a header) renamed to them; a name the row already
+    has as written is left alone."""
+    known = {name.casefold(): name for name in (*(t.name for t in taxonomy.tasks), *_READ_COLUMNS)}
+    out = []
+    for row in raw:
+        renamed: dict[str, Any] = {}
+        for key, value in row.items():
+            name = known.get(str(key).strip().casefold(), key)
+            renamed[name if name == key or name not in row else key] = value
+        out.append(renamed)
+    return out
+
+
 def _labelled_only(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: Path) -> list[dict[str, Any]]:
     """Leave out rows whose every task column is blank (exported, not labelled yet), with a warning,
     as tasks nobody annotated in Label Studio are; a row labelled for one task only stays (an error)."""
@@ -219,7 +238,7 @@ def import_labels(source: Path, taxonomy: Taxonomy, target: Path,
                              "Export as JSON from Label Studio, or give one labelled row per array item.")
     else:
         raw = [{k: unneutralise(v) for k, v in r.items()} for r in read_rows(source)]
-    raw = _labelled_only(raw, taxonomy, source)
+    raw = _labelled_only(_canonical_columns(raw, taxonomy), taxonomy, source)
     missing_ids = [i + 1 for i, r in enumerate(raw) if not str(r.get("id") or "").strip()]
     if missing_ids:
         raise LabelDataError(f"{source}: rows {missing_ids[:10]} have no id.", "Keep the id column from the export.")

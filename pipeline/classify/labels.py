@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import LabelDataError, TaxonomyError
+from pipeline.ingest.transcripts import MAX_TURN_CHARS
 from pipeline.tables import csv_delimiter
 
 __all__ = [
@@ -309,6 +310,10 @@ def validate_rows(raw: list[dict[str, Any]], taxonomy: Taxonomy, source: str,
         text = obj.get("text")
         if not isinstance(text, str) or not text.strip():
             problems.append((at, f"{where}: empty or missing 'text'"))
+            continue
+        if len(text) > MAX_TURN_CHARS:  # the limit classify and transcripts have (spaCy stops at 1,000,000)
+            problems.append((at, f"{where}: a text of {len(text):,} characters (the limit is {MAX_TURN_CHARS:,}: "
+                                 "one utterance per row)"))
             continue
         row_id = str(obj.get("id") or f"{Path(source).stem}-{n}")
         if row_id in seen:
