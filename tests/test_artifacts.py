@@ -512,6 +512,16 @@ def test_promotion_needs_held_out_rows_of_every_corpus_the_current_model_knew(mi
     assert forced.promoted and forced.reason == "forced, with no held-out rows to compare on"
 
 
+def test_a_label_with_no_training_rows_is_not_told_to_lower_folds(taxonomy) -> None:
+    """Lowering --folds cannot help a label with no rows at all (and not below 2)."""
+    rows = [r for r in load_labelled([MINI], taxonomy) if r.labels.get("stage") != "adjust"]
+    with pytest.raises(LabelDataError) as caught:
+        train_models(rows, taxonomy, TrainConfig(folds=2, holdout_percent=0, context=False, encoder=None))
+    text = str(caught.value) + " " + str(getattr(caught.value, "hint", ""))
+    assert "['adjust'] have fewer than 2 training rows (adjust 0" in text, text
+    assert "lower --folds" not in text and "every label of the taxonomy needs some" in text
+
+
 def test_the_models_folder_and_version_are_checked_before_training(tmp_path: Path) -> None:
     """A models 'folder' that is a file, or a version that exists, failed only after minutes of training."""
     from pipeline.classify.artifacts import check_destination

@@ -586,9 +586,14 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
         counts = Counter(r.labels[task.name] for r in train_rows if task.name in r.labels)
         thin = [lbl for lbl in task.labels if counts.get(lbl, 0) < cfg.folds]
         if thin:
+            seen = ", ".join(f"{lbl} {counts.get(lbl, 0)}" for lbl in thin)
+            # lowering --folds helps only a label with rows, and only down to 2
+            lower = cfg.folds > 2 and all(counts.get(lbl, 0) >= 2 for lbl in thin)
             raise LabelDataError(
-                f"Task {task.name!r}: labels {thin} have fewer than {cfg.folds} training rows.",
-                "Add labelled examples for them, or lower --folds.")
+                f"Task {task.name!r}: labels {thin} have fewer than {cfg.folds} training rows ({seen}; "
+                "held-out conversations not counted).",
+                "Add labelled examples for them" + (", or lower --folds." if lower else
+                                                    " (every label of the taxonomy needs some)."))
     encoder = None
     if cfg.encoder:
         from pipeline.classify.encoder import load_encoder
