@@ -214,11 +214,8 @@ def evaluate(
     if not standalone and n_rows > 1 and groups == {n_rows}:
         console(stderr=True).print("note: every row is its own conversation (no 'group' column), so each was "
                                    "read alone; name your conversation column with --conversation.", soft_wrap=True)
-    few = sorted(g for g in groups if isinstance(g, int) and 1 < g < MIN_INTERVAL_GROUPS)
-    if few and groups != {n_rows}:
-        console(stderr=True).print(f"note: the intervals resample only {few[0]} conversations; with fewer than "
-                                   f"{MIN_INTERVAL_GROUPS} they say little. Label more conversations for a firm "
-                                   "figure.", soft_wrap=True)
+    if groups != {n_rows}:
+        _note_few_conversations(groups)
     trained = [] if holdout else training_files(artifact, files)
     learned = metrics.get("learned_rows")
     if learned and not trained:
@@ -257,8 +254,15 @@ def evaluate(
         con.print(conf)
 
 
-#: Below this many conversations, `evaluate FILE` says its resampled intervals are not worth much.
-MIN_INTERVAL_GROUPS = 5
+def _note_few_conversations(groups: set[Any]) -> None:
+    """Say on stderr when the resampled intervals rest on too few conversations to say much."""
+    from pipeline.classify.train import MIN_INTERVAL_GROUPS
+
+    few = sorted(g for g in groups if isinstance(g, int) and 1 < g < MIN_INTERVAL_GROUPS)
+    if few:
+        console(stderr=True).print(f"note: the intervals resample only {few[0]} conversations; with fewer than "
+                                   f"{MIN_INTERVAL_GROUPS} they say little. Label more conversations for a firm "
+                                   "figure.", soft_wrap=True)
 
 
 def _print_comparison(con: Any, compared: dict[str, Any]) -> None:
@@ -393,6 +397,7 @@ def compare(
             console(stderr=True).print(f"note: {learned} of {result['holdout_rows']} rows have texts {version} was "
                                        "trained on (found by text in its training files): the comparison favours "
                                        "it. Compare on rows neither model saw.", soft_wrap=True)
+    _note_few_conversations({m.get("interval_groups") for m in result["a"]["tasks"].values()})
     which = "All rows" if all_rows else "Held-out"
     table = Table(title=f"{which} comparison ({result['holdout_rows']} rows): a = {arts[0].version}, "
                         f"b = {arts[1].version}")

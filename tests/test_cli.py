@@ -589,6 +589,8 @@ def test_compare_on_your_own_rows_with_a_paired_interval(tmp_path: Path) -> None
                                 "--models", str(MODELS)], env={"COLUMNS": "120"})
     assert table.exit_code == 0 and "All rows comparison (40 rows)" in table.output
     assert "[+0.000 to +0.000]" in table.output
+    # 40 rows of two calls: the paired interval says little, and compare says so as evaluate does
+    assert "the intervals resample only 2 conversations" in " ".join(table.stderr.split())
 
 
 def test_a_reader_that_stops_early_does_not_stop_the_command(tmp_path: Path) -> None:

@@ -96,3 +96,14 @@ def test_mean_interval_over_calls() -> None:
     assert mean_interval(errors) == (low, high)
     assert mean_interval([0.03] * 10) == pytest.approx((0.03, 0.03))
     assert mean_interval([0.03]) is None
+
+
+def test_a_figure_on_few_conversations_says_how_few() -> None:
+    """A card promised "[95% interval ...]" and showed "0.642 (13)": no interval and no reason."""
+    assert format_macro_f1({"macro_f1": 0.757, "macro_f1_interval": [0.712, 0.801], "interval_groups": 16,
+                            "n": 1381}) == "0.757 [0.712-0.801] (1381)"
+    assert format_macro_f1({"macro_f1": 0.642, "macro_f1_interval": [0.5, 0.8], "interval_groups": 2,
+                            "n": 13}) == "0.642 [0.500-0.800; 2 conversations] (13)"
+    assert format_macro_f1({"macro_f1": 0.642, "macro_f1_interval": None, "interval_groups": 1,
+                            "n": 13}) == "0.642 [no interval: 1 conversation] (13)"
+    assert format_macro_f1({"macro_f1": 0.6, "n": 3}) == "0.600 (3)"  # metrics from before the count was kept

@@ -58,6 +58,7 @@ __all__ = [
     "paired_macro_f1_difference",
     "mean_interval",
     "format_macro_f1",
+    "MIN_INTERVAL_GROUPS",
     "format_interval",
     "expected_calibration_error",
     "rows_to_utterances",
@@ -418,9 +419,23 @@ def format_interval(interval: Sequence[float] | None) -> str:
     return f" [{interval[0]:.3f}-{interval[1]:.3f}]" if interval else ""
 
 
+#: Below this many conversations a resampled interval says little: `evaluate` and `compare` say so, and
+#: cards and tables show the count beside the figure.
+MIN_INTERVAL_GROUPS = 5
+
+
 def format_macro_f1(metrics: dict[str, Any]) -> str:
-    """``0.757 [0.712-0.801] (1381)``: macro-F1, its interval when known, and the rows scored."""
-    return f"{metrics['macro_f1']:.3f}{format_interval(metrics.get('macro_f1_interval'))} ({metrics['n']})"
+    """``0.757 [0.712-0.801] (1381)``: macro-F1, its interval when known, and the rows scored; where the
+    interval rests on fewer than :data:`MIN_INTERVAL_GROUPS` conversations, or none could be drawn, how many
+    there were (``0.642 [no interval: 1 conversation] (13)``)."""
+    interval, groups = metrics.get("macro_f1_interval"), metrics.get("interval_groups")
+    few = isinstance(groups, int) and groups < MIN_INTERVAL_GROUPS
+    count = f"{groups} conversation{'' if groups == 1 else 's'}" if few else ""
+    if interval:
+        shown = format_interval(interval)[:-1] + (f"; {count}]" if few else "]")
+    else:
+        shown = f" [no interval: {count}]" if few else ""
+    return f"{metrics['macro_f1']:.3f}{shown} ({metrics['n']})"
 
 
 def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str],
