@@ -38,7 +38,9 @@ def export_uncertain(
     artifact = load_artifact(models_dir(models))
     rows = select_uncertain(out_dir, n, labelled_ids(sorted(labels_data_dir().glob("*.jsonl"))))
     write_for_labelling(rows, to, artifact.taxonomy, model_version=artifact.version)
-    typer.echo(f"{len(rows)} segments to label → {printable(to)}")
+    short = (f" (only {len(rows)} of the {n} asked for: that is every segment of the output, less repeated texts "
+             "and segments labelled before)") if len(rows) < n else ""
+    typer.echo(f"{len(rows)} segments to label → {printable(to)}{short}")
 
 
 @app.command("import-labels", short_help="Validate labelled rows and merge them into the corpus.")

@@ -243,6 +243,8 @@ def test_export_shows_context_skips_what_was_labelled_and_keeps_a_filled_in_file
     assert result.exit_code == 0, result.output
     second = {r["id"] for r in csv.DictReader(again.open())}
     assert second and not second & {r["id"] for r in stored}
+    # fewer left than the 200 asked for: said, not left to guess
+    assert f"only {len(second)} of the 200 asked for" in " ".join(result.output.split())
     again.write_text("labels a person filled in\n")
     result = runner.invoke(app, ["export-uncertain", str(scored), "--to", str(again), "--models", str(MODELS)])
     assert result.exit_code == 2 and "--force" in result.output
