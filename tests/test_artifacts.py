@@ -47,6 +47,7 @@ def test_artifact_round_trip_and_card(mini_artifact: Path) -> None:
     assert "scikit-learn" in card["libraries"]
     assert "macro_f1" in card["tasks"]["talk_action"]["cross_validated"]
     assert (mini_artifact / "card.md").read_text().startswith("# Model card: mini-1")
+    assert "- files (rows kept): `mini_labels.jsonl` " in (mini_artifact / "card.md").read_text()  # by name
     preds = predict_texts(artifact, ["I'll send you the signed contract by Friday."])
     assert set(preds) == {"stage", "talk_action"}
     assert sum(preds["stage"][0].probabilities.values()) == pytest.approx(1.0)

@@ -795,7 +795,11 @@ def render_card_markdown(card: dict[str, Any], cross_writer: dict[str, Any] | No
              + (f", {data['near_duplicates_labelled_differently']} of them labelled otherwise than the row kept"
                 if data.get("near_duplicates_labelled_differently") else ""),
              f"- {data['rows_train']} training rows, {data['rows_holdout']} held-out rows ({data['holdout_rule']}; "
-             f"split group: {data.get('split_group', 'conversation group')})", ""]
+             f"split group: {data.get('split_group', 'conversation group')})"]
+    if data.get("sources"):  # which files, by name (card.json keeps the paths)
+        lines.append("- files (rows kept): " + ", ".join(f"`{Path(path).name}` {count}"
+                                                         for path, count in data["sources"].items()))
+    lines.append("")
     if data.get("corpora"):
         lines += ["| corpus | rows | labels |", "|---|---|---|"]
         for corpus, info in data["corpora"].items():
