@@ -439,19 +439,25 @@ def evaluate_calls_cmd(
     from pipeline.classify.artifacts import load_artifact
     from pipeline.classify.evaluate import evaluate_calls
     from pipeline.classify.train import format_interval
+    from pipeline.display import printable
     from pipeline.errors import LabelDataError
     from pipeline.paths import labelled_calls_dir, models_dir
     from pipeline.speech.turns import build_sentencizer
 
     folder = folder or labelled_calls_dir()
+    shape = ("A labelled call is a JSON transcript whose every turn carries its stage and talk_action "
+             '({"turns": [{"speaker": ..., "text": ..., "stage": "act", "talk_action": "action"}, ...]}, '
+             "as the files of labels/calls).")
+    if not folder.is_dir():
+        fail(f"{printable(folder)} is not a folder: evaluate-calls reads a folder of labelled calls. {shape}")
     files = sorted(folder.glob("*.json"))
     if not files:
-        fail(f"No labelled calls (*.json) in {folder}.")
+        fail(f"No labelled calls (*.json) in {printable(folder)}. {shape}")
     artifact = load_artifact(models_dir(models), model_version)
     try:
         result = evaluate_calls(artifact, files, build_sentencizer())
     except (KeyError, ValueError) as exc:
-        raise LabelDataError(f"{folder}: {exc}", "Each turn needs text, stage and talk_action.") from exc
+        raise LabelDataError(f"{folder}: {exc}", "Each turn needs text, stage and talk_action: " + shape) from exc
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return

@@ -609,3 +609,15 @@ def test_a_reader_that_stops_early_does_not_stop_the_command(tmp_path: Path) -> 
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=300) == 0, err
     assert "standard output was closed early" in err and "Traceback" not in err
+
+
+def test_evaluate_calls_given_a_file_or_an_empty_folder_says_what_a_labelled_call_is(tmp_path: Path) -> None:
+    """A file or a folder with no JSON gave "No labelled calls (*.json) in ..." and no word of what one is."""
+    call = tmp_path / "call.json"
+    call.write_text(json.dumps({"turns": [{"speaker": "rep", "text": "Hello."}]}))
+    (tmp_path / "empty").mkdir()
+    for target, said in ((call, "is not a folder"), (tmp_path / "nothing", "is not a folder"),
+                         (tmp_path / "empty", "No labelled calls (*.json) in")):
+        result = runner.invoke(app, ["evaluate-calls", str(target), "--models", str(MODELS)], env={"COLUMNS": "300"})
+        text = " ".join(result.output.split())
+        assert result.exit_code == 2 and said in text and "every turn carries its stage and talk_action" in text, text
