@@ -422,6 +422,21 @@ def test_short_replies_mid_call_are_read_by_the_turn_they_answer(artifact) -> No
     assert np.mean(ask_counted) > np.mean(chat_counted) + 0.25
 
 
+def test_training_a_file_without_conversations_is_warned_about(tmp_path: Path, taxonomy, caplog) -> None:
+    """Rows with no 'group' are each their own conversation: the context level learns nothing from them,
+    which a data scientist was not told (in-context and one-sentence figures came out identical)."""
+    lines = [json.loads(line) for line in MINI.read_text().splitlines()]
+    loose = tmp_path / "loose.jsonl"
+    loose.write_text("".join(json.dumps({**{k: v for k, v in r.items() if k != "group"}, "id": "x" + r["id"]}) + "\n"
+                             for r in lines))
+    cfg = TrainConfig(folds=2, holdout_percent=0, encoder=None)
+    with caplog.at_level("WARNING", logger="callcycle.train"):
+        train_models(load_labelled([MINI], taxonomy), taxonomy, cfg)
+        assert "no 'group' values" not in caplog.text
+        train_models(load_labelled([loose], taxonomy), taxonomy, cfg)
+    assert "loose.jsonl: no 'group' values, so every row is its own conversation" in caplog.text
+
+
 def test_encoder_is_verified_and_used(tmp_path: Path, taxonomy) -> None:
     """The shipped sentence encoder: a trained artifact pins its hashes, and a changed encoder is refused."""
     models = tmp_path / "models"

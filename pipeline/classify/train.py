@@ -594,6 +594,12 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
     if len(conflicts) > 5:
         say(f"... and {len(conflicts) - 5} more near-duplicate pairs labelled differently (card: data)")
     kept = kept_written + external
+    # a file with no conversation column: every row is read alone, in training and in its held-out figures
+    alone = sorted({r.source for r in kept_written} - {r.source for r in kept_written if r.group != r.id})
+    if alone and cfg.context:
+        logger.warning("%s: no 'group' values, so every row is its own conversation: the context level learns "
+                       "nothing from neighbours there, and in-context figures equal one-sentence ones. Give the rows "
+                       "of one conversation the same 'group'.", ", ".join(Path(s).name for s in alone))
     train_rows, holdout_rows = split_rows(kept, cfg.holdout_percent)
     say(f"{len(rows)} rows, {n_dropped} near-duplicates dropped, {len(train_rows)} train, "
         f"{len(holdout_rows)} held out")
