@@ -268,7 +268,12 @@ def test_label_studio_tasks_annotators_disagree_on_are_refused_and_unlabelled_on
     tasks[0]["annotations"] = [said("act", "action"), said("align", "talk")]
     tasks[1]["annotations"] = [said("adjust", "talk"), said("adjust", "talk")]  # two who agree
     path.write_text(json.dumps(tasks))
-    with pytest.raises(LabelDataError, match=r"annotators disagree on 1 task\(s\): task 1 \(act/action vs align/talk\)"):
+    with pytest.raises(LabelDataError,
+                       match=r"annotators disagree on 1 task\(s\): task 1 of the list \(act/action vs align/talk\)\."):
+        import_labels(path, TAXONOMY, tmp_path / "t.jsonl")
+    tasks[0]["id"] = 100  # as Label Studio exports them: the id its search finds, not the place in the list
+    path.write_text(json.dumps(tasks))
+    with pytest.raises(LabelDataError, match=r"disagree on 1 task\(s\): task 100 \(act/action vs align/talk\)\."):
         import_labels(path, TAXONOMY, tmp_path / "t.jsonl")
     tasks[0]["annotations"] = [said("act", "action")]
     path.write_text(json.dumps(tasks))

@@ -183,7 +183,10 @@ def _from_label_studio(data: Any, source: Path) -> list[dict[str, Any]]:
     for i, task in enumerate(data):
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
             raise LabelDataError(f"{source}: task {i + 1} has no 'data' object.", "Export as JSON from Label Studio.")
-        row = {**task["data"], "_line": f"task {i + 1}"}  # where errors point: the task's place in the list
+        # where errors point: the task's id in Label Studio (what its search finds), else its place in the list
+        name = f"task {task['id']}" if isinstance(task.get("id"), (int, str)) and str(task["id"]).strip() \
+            else f"task {i + 1} of the list"
+        row = {**task["data"], "_line": name}
         annotations = [a for a in task.get("annotations", []) if not a.get("was_cancelled")]
         if not annotations:  # not labelled yet in Label Studio: nothing to import from it
             unannotated += 1
@@ -197,13 +200,13 @@ def _from_label_studio(data: Any, source: Path) -> list[dict[str, Any]]:
                     picked[result["from_name"]] = choices[0]
             choices_by_annotator.append(picked)
         if any(c != choices_by_annotator[0] for c in choices_by_annotator[1:]):
-            disagreements.append(f"task {i + 1} (" + " vs ".join("/".join(c.values()) for c in choices_by_annotator)
+            disagreements.append(f"{name} (" + " vs ".join("/".join(c.values()) for c in choices_by_annotator)
                                  + ")")
             continue
         rows.append({**row, **choices_by_annotator[0]})
     if disagreements:
         raise LabelDataError(f"{source}: annotators disagree on {len(disagreements)} task(s): "
-                             + ", ".join(disagreements[:10]) + ("" if len(disagreements) <= 10 else " ..."),
+                             + ", ".join(disagreements[:10]) + ("." if len(disagreements) <= 10 else " ..."),
                              "Settle each in Label Studio (keep one annotation, or cancel the others), export "
                              "again; nothing was merged.")
     if unannotated:
