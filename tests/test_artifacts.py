@@ -163,6 +163,8 @@ def test_promotion_guard(tmp_path: Path, taxonomy) -> None:
     assert current_version(tmp_path) == "good"
     forced = promote(tmp_path, "bad", rows, force=True)
     assert forced.promoted and current_version(tmp_path) == "bad"
+    # what it replaced, and that held-out figures dropped ("forced" alone said neither)
+    assert forced.reason.startswith("forced over good, though held-out macro-F1 dropped (talk_action "), forced.reason
     # a current model that cannot be loaded does not block a candidate; the reason says why
     (tmp_path / "bad" / "model.skops").write_bytes(b"damaged")
     rescued = promote(tmp_path, "good", rows)

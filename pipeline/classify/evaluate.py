@@ -170,7 +170,8 @@ def promote(models_root: Path, version: str, holdout: Sequence[LabelledRow], for
             return PromotionDecision(False, f"held-out macro-F1 dropped ({detail}); use --force to promote anyway",
                                      cand, inc)
         if worse:
-            reason = "forced"
+            detail = ", ".join(f"{t} {c:.3f} against {v:.3f}" for t, (c, v) in worse.items())
+            reason = f"forced over {incumbent_version}, though held-out macro-F1 dropped ({detail})"
         elif not holdout:  # nothing was measured: say so rather than "did not drop"
             reason = "forced, with no held-out rows to compare on" if force else (
                 reason_broken or "no held-out rows to compare on")
