@@ -157,7 +157,7 @@ def _canonical_columns(raw: list[dict[str, Any]], taxonomy: Taxonomy) -> list[di
         renamed: dict[str, Any] = {}
         for key, value in row.items():
             name = known.get(str(key).strip().casefold(), key)
-            renamed[name if name == key or name not in row else key] = value
+            renamed[name if name == key or (name not in row and name not in renamed) else key] = value
         out.append(renamed)
     return out
 
