@@ -141,7 +141,8 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "source_path": "Input file path as given.",
         "source_sha256": "sha256 of the file's bytes; null when it could not be read.",
         "step": ("Pipeline step that failed: discover, ingest, decode, parse, transcribe, diarize, segment, roles, "
-                 "classify, store, or worker (scoring the file took its worker process down)."),
+                 "classify, store, worker (scoring the file took its worker process down), or internal (an "
+                 "unexpected error: a bug to report)."),
         "error_type": "Error class name.",
         "message": "What went wrong.",
         "hint": "What to do about it.",
