@@ -130,8 +130,8 @@ class _ClosedPipeTolerant:
             except (OSError, ValueError, AttributeError):  # no real descriptor (a test runner's buffer)
                 pass
             try:
-                sys.stderr.write("note: standard output was closed early (e.g. by | head); callcycle goes on "
-                                 "and writes its results as usual\n")
+                sys.stderr.write("note: standard output was closed early (e.g. by | head): the rest of it is not "
+                                 "shown, and callcycle finishes its work as usual\n")
             except (OSError, ValueError):
                 pass
 
