@@ -6,6 +6,7 @@ the same fields from a TOML file (sections ``[asr]``, ``[segmentation]``, ``[run
 
 from __future__ import annotations
 
+import os
 import tomllib
 import typing
 from dataclasses import dataclass, field, fields, replace
@@ -28,6 +29,7 @@ __all__ = [
     "DEFAULT_ASR_MODEL",
     "DEFAULT_ENCODER",
     "DEFAULT_TRAIN_SEED",
+    "usable_cpus",
     "DEFAULT_TEXT_COLUMN",
     "DEFAULT_ORPHAN_AGE_S",
     "load_config",
@@ -311,6 +313,14 @@ def _checked(value: Any, kind: Any, where: str) -> Any:
     raise PipelineError(f"Config option {where} must be {_type_words(kind)}, not {value!r}.",
                         "Fix the value in the --config file (TOML: numbers and true/false without quotes).",
                         step="config")
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity where the OS has one (a container's or ``taskset``'s
+    share), else every CPU; at least one."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 #: The range of each numeric option: ``(lowest, whether the lowest itself is allowed, highest or None)``.

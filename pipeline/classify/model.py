@@ -25,7 +25,6 @@ sentence vectors are computed outside and passed in.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,20 +37,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
 from pipeline.classify.features import CUE_NAMES, build_feature_union
+from pipeline.config import usable_cpus
 
 __all__ = ["Utterances", "CycleModel", "context_feature_names", "balanced_weights", "apply_offsets",
            "choose_offsets"]
 
 #: The grid of log-prior offsets :func:`choose_offsets` searches, per class.
 OFFSET_GRID = np.round(np.arange(-2.5, 1.01, 0.1), 2)
-
-
-def _cpus() -> int:
-    """CPUs this process may run on (its affinity where the OS has one, as in a container)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS and Windows have no affinity call
-        return max(1, os.cpu_count() or 1)
 
 
 def apply_offsets(proba: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -389,7 +381,7 @@ class CycleModel(BaseEstimator):
         # the final text level and every fold's, two tasks each: queued at once, in this order, on as
         # many threads as the process has CPUs (the same models; on 2 cores a retrain took 383 s instead
         # of 451 s, BENCHMARKS.md "Training")
-        pool = ThreadPoolExecutor(max_workers=_cpus())
+        pool = ThreadPoolExecutor(max_workers=usable_cpus())
         try:
             final = self._submit_text_models(pool, x, labels, weights, np.arange(n))
             per_fold = [self._submit_text_models(pool, x, labels, weights, train_idx) for train_idx, _ in splits]

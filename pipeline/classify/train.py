@@ -429,12 +429,12 @@ def format_macro_f1(metrics: dict[str, Any]) -> str:
     interval rests on fewer than :data:`MIN_INTERVAL_GROUPS` conversations, or none could be drawn, how many
     there were (``0.642 [no interval: 1 conversation] (13)``)."""
     interval, groups = metrics.get("macro_f1_interval"), metrics.get("interval_groups")
-    few = isinstance(groups, int) and groups < MIN_INTERVAL_GROUPS
-    count = f"{groups} conversation{'' if groups == 1 else 's'}" if few else ""
+    count = (f"{groups} conversation{'' if groups == 1 else 's'}"
+             if isinstance(groups, int) and groups < MIN_INTERVAL_GROUPS else "")
     if interval:
-        shown = format_interval(interval)[:-1] + (f"; {count}]" if few else "]")
+        shown = f" [{interval[0]:.3f}-{interval[1]:.3f}{'; ' + count if count else ''}]"
     else:
-        shown = f" [no interval: {count}]" if few else ""
+        shown = f" [no interval: {count}]" if count else ""
     return f"{metrics['macro_f1']:.3f}{shown} ({metrics['n']})"
 
 

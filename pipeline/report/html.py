@@ -93,12 +93,11 @@ def _script_hash(script: str) -> str:
 
 
 def _terminal_safe(value: Any) -> Any:
-    """A template value without terminal control characters (:func:`safe_text`); markup stays markup."""
-    from markupsafe import Markup
-
-    if isinstance(value, Markup):
-        return Markup(safe_text(str(value)))
-    return safe_text(value) if isinstance(value, str) else value
+    """A template value without terminal control characters (:func:`safe_text`); markup (a str with
+    ``__html__``, already escaped) stays markup."""
+    if not isinstance(value, str):
+        return value
+    return type(value)(safe_text(str(value))) if hasattr(value, "__html__") else safe_text(value)
 
 
 def _template():

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import DEFAULT_ASR_MODEL, AsrConfig
+from pipeline.config import DEFAULT_ASR_MODEL, AsrConfig, usable_cpus
 from pipeline.errors import TranscriptionError
 from pipeline.ingest.audio import SAMPLE_RATE, AudioData, channel_is_silent, check_audio_content, iter_audio_blocks
 from pipeline.schema import AsrPiece
@@ -154,7 +154,7 @@ def decode_threads(cpu_threads: int, parallel: int) -> int:
     except ValueError:
         cores = 0
     if cores <= 0:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = usable_cpus()
     return max(1, cores // parallel)
 
 
