@@ -530,6 +530,22 @@ def test_promotion_needs_held_out_rows_of_every_corpus_the_current_model_knew(mi
     assert forced.promoted and forced.reason == "forced, with no held-out rows to compare on"
 
 
+def test_the_text_level_fits_side_by_side_give_the_models_they_give_one_at_a_time(taxonomy, monkeypatch) -> None:
+    """The final text level and the folds' are fitted on a thread per CPU (CycleModel.fit); each fit must
+    come out exactly as it does alone, or a retrain would depend on the machine's core count."""
+    import pipeline.classify.model as model_module
+
+    rows = load_labelled([MINI], taxonomy)
+    utterances = Utterances(tuple(r.text for r in rows), tuple(r.group for r in rows), ("",) * len(rows))
+    probabilities = []
+    for cpus in (1, 4):
+        monkeypatch.setattr(model_module, "usable_cpus", lambda n=cpus: n)
+        model = train_models(rows, taxonomy, FAST, version=f"cpus-{cpus}").model
+        probabilities.append(model.predict_proba(utterances))
+    for task in probabilities[0]:
+        assert np.array_equal(probabilities[0][task], probabilities[1][task]), task
+
+
 def test_a_label_with_no_training_rows_is_not_told_to_lower_folds(taxonomy) -> None:
     """Lowering --folds cannot help a label with no rows at all (and not below 2)."""
     rows = [r for r in load_labelled([MINI], taxonomy) if r.labels.get("stage") != "adjust"]
