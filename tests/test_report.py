@@ -22,7 +22,7 @@ from cli import app
 from flows.score_flow import run_scoring
 from pipeline.errors import InputError
 from pipeline.report.html import call_flags, load_report_data, rep_summaries, talk_heavy_stretch
-from pipeline.report.rules import format_share
+from pipeline.report.rules import cycle_status, format_share
 from pipeline.report.terminal import load_call_rows
 from pipeline.store import local as store
 
@@ -79,7 +79,10 @@ def test_flags_and_rep_summaries_follow_the_stored_scores(scored_out: Path) -> N
     assert set(reps["dana"]["trend"]) == {"2026-W45", "2026-W46"}
     for c in calls:
         flags = call_flags(c)
-        assert ("Open loop: nothing was reviewed or adjusted." in flags) == ("adjust" not in c["stages_present"])
+        # an open loop is Align and Act with no Adjust (README); a call missing Align too is partial
+        open_loop = {"align", "act"} <= set(c["stages_present"]) and "adjust" not in c["stages_present"]
+        assert ("Open loop: nothing was reviewed or adjusted." in flags) == open_loop
+        assert cycle_status(c) == ("complete" if c["cycle_complete"] else "open loop" if open_loop else "partial")
     data = load_report_data(scored_out, since=dt.date(2026, 11, 5))
     assert [c["call_id"] for c in data.calls] == ["2026-11-10__dana__harbor__renewal"]
     assert load_report_data(scored_out, rep="DANA").calls
@@ -185,8 +188,10 @@ def test_report_in_headless_chromium(scored_out: Path, tmp_path: Path) -> None:
                 assert row.locator("td[data-field='role']").inner_text() == (sp.get("role") or "—")
             n_actions = sum(s["talk_action"] == "action" for s in segments if s["call_id"] == call_id)
             assert card.locator("table.commitments tbody tr").count() == n_actions
-            if not c["cycle_complete"] and "adjust" not in c["stages_present"]:
+            if cycle_status(c) == "open loop":
                 assert "Open loop" in field("cycle")
+            elif cycle_status(c) == "partial":
+                assert field("cycle").startswith("Partial cycle: no ")
 
         # the calls table sorts by action share when its header is clicked
         page.locator("#call-table th", has_text="action share").click()
@@ -516,3 +521,70 @@ def test_the_report_names_the_classifiers_that_scored_its_calls() -> None:
     assert _classifiers(one) == "classifier m1"
     mixed = _classifiers([*one, {"classifier_version": "m0"}])
     assert mixed.startswith("2 classifiers — m1 (2 calls), m0 (1 call)") and "not strictly comparable" in mixed
+
+
+def test_calls_too_short_to_judge_stay_out_of_medians_trends_and_rep_flags() -> None:
+    """A sales manager's find (stop 55): three voicemails, each "0% (only 2 segments) / too short to judge",
+    put a rep 64 points under the team median and "mostly talk", although her one real call scored 55%, and
+    dragged the team median and the weekly trend to 0%."""
+    from pipeline.report.rules import median_share, weekly_medians
+
+    team = [_row(name, 0.65, 0.60, 0.70, day) for name in ("b", "c") for day in (2, 3, 4, 5)]
+    voicemails = [{**_row("lena", 0.0, 0.0, 0.0, day), "n_segments": 2} for day in (9, 10, 11)]
+    lena = [*voicemails, {**_row("lena", 0.55, 0.50, 0.60, 12), "n_segments": 12}]
+    reps = {r["rep"]: r for r in rep_summaries(team + lena)}
+    assert reps["lena"]["median_action_share"] == pytest.approx(0.55) and reps["lena"]["flags"] == []
+    assert reps["lena"]["n_calls"] == 4 and reps["lena"]["calls_flagged"] == 3  # each voicemail says why
+    assert median_share(team + lena) == median_share(team + lena[-1:])
+    assert weekly_medians(voicemails) == {} and median_share(voicemails) is None
+    # with three judged calls that low, the rep is flagged as before
+    low = [{**_row("lena", 0.05, 0.03, 0.07, day), "n_segments": 12} for day in (13, 14, 15)]
+    assert any(f.startswith("Median action share") for f in {r["rep"]: r for r in rep_summaries(
+        team + lena + low)}["lena"]["flags"])
+
+
+def test_an_open_loop_is_align_and_act_without_adjust_and_only_it_is_flagged() -> None:
+    """The README's definition: Align and Act but no Adjust. A call of Align alone, or of Act alone, is a
+    partial cycle; a missing Align is a pattern for the rep flags, not a call for a manager to look at; a
+    call too short to judge gets no missing-stage flags (which stages two sentences touched says nothing)."""
+    from pipeline.report.rules import cycle_sentence
+
+    def call(*stages: str, n: int = 12) -> dict:
+        return {**_row("a", 0.5, 0.4, 0.6), "stages_present": list(stages), "cycle_complete": False, "n_segments": n}
+
+    assert cycle_status(call("align", "act")) == "open loop"
+    assert cycle_sentence(call("align", "act")) == "Open loop: Align and Act, but no Adjust."
+    assert call_flags(call("align", "act")) == ["Open loop: nothing was reviewed or adjusted."]
+    assert cycle_status(call("align")) == "partial" and cycle_sentence(call("align")) == "Partial cycle: no Act or Adjust."
+    assert call_flags(call("align")) == ["No Act: no request, offer, promise or next step was made."]
+    assert cycle_status(call("act")) == "partial" and call_flags(call("act")) == []
+    assert cycle_status(call("act", "adjust")) == "partial" and call_flags(call("act", "adjust")) == []
+    assert call_flags(call("align", n=2)) == ["Too short to judge: only 2 segments of speech (a voicemail, a "
+                                               "dropped line or a failed recording?)."]
+
+
+def test_the_gap_to_the_team_median_is_the_difference_of_the_numbers_shown() -> None:
+    """65% against a team median shown as 66% read "-0 pts"; the gap is now taken between the whole
+    percentages shown."""
+    from pipeline.report.rules import gap_points
+
+    assert gap_points(0.654, 0.656) == -1 and gap_points(0.6549, 0.6551) == -1
+    assert gap_points(0.652, 0.654) == 0 and gap_points(0.70, 0.55) == 15
+    team = [_row("b", 0.656, 0.60, 0.70, day) for day in (2, 3, 4)]
+    reps = {r["rep"]: r for r in rep_summaries(team + [_row("a", 0.654, 0.60, 0.70, 5)])}
+    assert reps["a"]["gap_points"] == -1 and reps["b"]["gap_points"] == 0
+
+
+def test_a_last_name_with_an_apostrophe_or_hyphen_names_its_rep() -> None:
+    """`--rep "O'Brien"` was refused while `--rep Whitfield` worked: the apostrophe split the name in two."""
+    from pipeline.report.data import resolve_rep
+    from pipeline.report.rules import rep_key
+    from pipeline.speech.roles import names_match
+
+    calls = [_row(name, 0.4, 0.3, 0.5) for name in ("Kim O'Brien", "Anna Smith-Jones", "Alex Kim")]
+    assert resolve_rep(calls, "O'Brien") == rep_key("Kim O'Brien")
+    assert resolve_rep(calls, "o\u2019brien") == rep_key("Kim O'Brien")  # a curly apostrophe
+    assert resolve_rep(calls, "Smith-Jones") == rep_key("Anna Smith-Jones")
+    with pytest.raises(InputError, match="could be any of 2 reps"):  # "Kim": a first name and a last name
+        resolve_rep(calls, "kim")
+    assert names_match("O'Brien", "Kim O'Brien") == 1 and names_match("Kim OBrien", "Kim O'Brien") == 3

@@ -25,13 +25,16 @@ from pipeline.report.rules import (
 )
 from pipeline.store.base import OutputLocation, open_store
 
-__all__ = ["ReportData", "load_call_rows", "load_error_rows", "load_report_data", "report_taxonomy", "resolve_rep"]
+__all__ = ["ReportData", "load_call_rows", "load_error_rows", "load_report_data", "report_taxonomy", "resolve_rep",
+           "rep_name"]
 
 
 def load_call_rows(out_dir: OutputLocation) -> list[dict[str, Any]]:
     """Rows of the ``calls`` dataset as dicts, sorted by date (undated calls last) then call id.
 
-    One row per call identity (``source_id``); should an output folder written by an older
+    A rep written several ways ("Dana Whitfield", "dana whitfield ") gets one name in every row, the
+    most common spelling (:func:`~pipeline.report.rules.rep_display_name`); the Parquet rows keep what
+    their input gave. One row per call identity (``source_id``); should an output folder written by an older
     callcycle hold several, only the newest is kept. A call whose input now fails (an ``errors`` row
     of the same identity and the same file: it was scored, then replaced by one that does not read) is
     left out: its stored row scores bytes that are no longer the input, and the failure is what is
@@ -52,6 +55,13 @@ def load_call_rows(out_dir: OutputLocation) -> list[dict[str, Any]]:
         for name in ("call_id", "rep", "customer"):
             if isinstance(row.get(name), str):
                 row[name] = printable(row[name])
+    spellings: dict[str, list[str | None]] = defaultdict(list)
+    for row in newest.values():
+        if row.get("rep"):
+            spellings[rep_key(row["rep"])].append(row["rep"])
+    for row in newest.values():  # one rep, one name: "dana whitfield " is shown as "Dana Whitfield" everywhere
+        if row.get("rep"):
+            row["rep"] = rep_display_name(spellings[rep_key(row["rep"])])
     return sorted(newest.values(), key=lambda r: (r["call_date"] is None, str(r["call_date"] or ""), r["call_id"]))
 
 
@@ -85,6 +95,17 @@ def resolve_rep(calls: list[dict[str, Any]], rep: str) -> str:
                                                                   " (no call in it has a rep)."),
                      "Give a rep's name as the report's Reps table shows it (case does not matter), or leave "
                      "--rep out for the whole team.")
+
+
+def rep_name(out_dir: OutputLocation, rep: str) -> str:
+    """The name the rep ``rep`` stands for (:func:`resolve_rep`) is shown with in ``out_dir``'s calls.
+
+    Raises:
+        InputError: as :func:`resolve_rep`.
+    """
+    calls = load_call_rows(out_dir)
+    wanted = resolve_rep(calls, rep)
+    return next(c["rep"] for c in calls if rep_key(c["rep"]) == wanted)
 
 
 def load_error_rows(out_dir: OutputLocation) -> list[dict[str, Any]]:
@@ -165,7 +186,7 @@ def load_report_data(out_dir: OutputLocation, since: dt.date | None = None, rep:
     if rep is not None:
         wanted_rep = resolve_rep(every, rep)  # any rep of the output, so "no such rep" is not "no calls since"
         calls = [c for c in calls if rep_key(c["rep"]) == wanted_rep]
-        rep = rep_display_name([c["rep"] for c in every if rep_key(c["rep"]) == wanted_rep])
+        rep = next(c["rep"] for c in every if rep_key(c["rep"]) == wanted_rep)  # one name per rep (above)
     keys = {c["call_key"] for c in (calls if scorecards is None else most_recent(calls, scorecards))}
     segments: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if keys:

@@ -30,10 +30,11 @@ from pipeline import PIPELINE_VERSION, __version__, objectstore
 from pipeline.atomic import check_replaceable, write_bytes_atomic
 from pipeline.display import printable, safe_text
 from pipeline.report.charts import cached_timeline_svg, mmss, stage_colours, stage_mix_svg, trend_svg
-from pipeline.report.data import ReportData, load_report_data
+from pipeline.report.data import ReportData, load_report_data, rep_name
 from pipeline.report.rules import (
     MAX_CHART_CALLS,
     MAX_SCORECARDS,
+    VERDICT_ORDER,
     Thresholds,
     call_flags,
     call_verdict,
@@ -120,6 +121,7 @@ def _table_row(call: dict[str, Any], th: Thresholds, tax: Any) -> dict[str, Any]
         "call": call,
         "anchor": "call-" + call["call_key"][:12],
         "verdict": call_verdict(call),
+        "verdict_rank": VERDICT_ORDER.index(call_verdict(call)),
         "unsure": marked_unsure(call),
         "order": " → ".join(s.capitalize() for s in (call["stage_order"] or [])) or "—",
         "flags": call_flags(call, th, tax),
@@ -135,7 +137,8 @@ def _scorecard(row: dict[str, Any], segments: list[dict[str, Any]], data: Report
     commitments = [s for s in segments if s["talk_action"] == "action"]
     return {
         **row,
-        "ratio_text": "no action at all" if ratio is None else f"{ratio:.1f} s of talk per second of action",
+        "ratio_text": ("no action at all" if ratio is None else "no talk: all the work talk was action" if ratio == 0
+                       else f"{ratio:.1f} s of talk per second of action"),
         "cycle": cycle_sentence(call, tax, len(commitments)),
         "mix": dict(call["stage_shares"] or []),
         "commitments": commitments[:MAX_COMMITMENT_ROWS],
@@ -227,6 +230,8 @@ def write_report(out_dir: OutputLocation, html_path: Path | None = None, since: 
     an ``s3://`` output, an object there: the URI is returned). Timelines of a folder output are
     cached under ``<out_dir>/.cache/report`` by call version, so a rerun redraws only calls that changed.
     """
+    if rep is not None and html_path is None:  # the file is named after the rep, not after what was typed
+        rep = rep_name(out_dir, rep)  # ("dana", "Whitfield" and "dana whitfield" write one file)
     if html_path is not None or not objectstore.is_uri(out_dir):  # before any work; never over an input
         check_replaceable(Path(html_path) if html_path else Path(str(out_dir)) / default_report_name(since, rep),
                           looks_like=REPORT_SIGNATURE)

@@ -21,6 +21,7 @@ __all__ = [
     "call_flags", "rep_summaries", "median_share", "team_glance", "talk_heavy_stretch", "cycle_sentence",
     "cycle_status", "iso_week", "MAX_SCORECARDS", "MAX_CHART_CALLS", "most_recent",
     "MIN_SEGMENTS_TO_JUDGE", "too_short_to_judge", "work_segments", "call_verdict", "marked_unsure",
+    "judged_share", "gap_points", "VERDICT_ORDER",
 ]
 
 #: The report gives a scorecard to at most this many calls, the most recent (``callcycle report --scorecards``).
@@ -53,6 +54,13 @@ def too_short_to_judge(call: dict[str, Any]) -> bool:
     if call.get("action_share") is None or n is None:
         return False
     return n < MIN_SEGMENTS_TO_JUDGE or (work is not None and round(work) < MIN_SEGMENTS_TO_JUDGE)
+
+
+def judged_share(call: dict[str, Any]) -> float | None:
+    """A call's action share as it counts in medians, weekly trends and rep flags: ``None`` for a call with
+    no work talk or one :func:`too_short_to_judge` (a voicemail's "0% (only 2 segments)" is no evidence
+    that a rep's calls are mostly talk, and the report itself gives it no verdict)."""
+    return None if too_short_to_judge(call) else call.get("action_share")
 
 
 def _judged_count(call: dict[str, Any]) -> tuple[int, bool]:
@@ -153,6 +161,10 @@ def verdict(action_share: float | None) -> str:
     return "mostly talk"
 
 
+#: Verdicts from worst to best: the calls table sorts its verdict column in this order, not alphabetically.
+VERDICT_ORDER = ("no work discussed", "too short to judge", "mostly talk", "some commitments", "moves work forward")
+
+
 def verdict_unsure(call: dict[str, Any]) -> bool:
     """True when the call's 90% action-share interval reaches another verdict than its share's (the
     report marks the verdict with "?", and flags a call "mostly talk" only when the whole interval is),
@@ -211,14 +223,22 @@ def _missing_sentence(stage: str, tax: ReportTaxonomy) -> str:
 
 
 def cycle_status(call: dict[str, Any], tax: ReportTaxonomy = COV_TAXONOMY) -> str:
-    """``complete``, ``open loop`` (the cycle's last stage is missing), ``partial``, or ``no work`` (no stage
-    of the cycle at all: a voicemail or small talk is not a loop left open)."""
+    """``complete``; ``open loop`` (every stage of the cycle but its last happened: Align and Act, but no
+    Adjust); ``partial`` (any other stage missing); or ``no work`` (no stage of the cycle at all: a voicemail
+    or small talk is not a loop left open)."""
     present = call["stages_present"] or []
     if not present and call.get("action_share") is None:
         return "no work"
     if call["cycle_complete"]:
         return "complete"
-    return "open loop" if tax.cycle and tax.cycle[-1] not in present else "partial"
+    if tax.cycle and tax.cycle[-1] not in present and all(s in present for s in tax.cycle[:-1]):
+        return "open loop"
+    return "partial"
+
+
+def _listed(words: list[str], last: str = "or") -> str:
+    """"Align", "Align or Act", "Align, Act or Adjust" (or with "and")."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {last} {words[-1]}"
 
 
 def cycle_sentence(call: dict[str, Any], tax: ReportTaxonomy = COV_TAXONOMY,
@@ -241,10 +261,9 @@ def cycle_sentence(call: dict[str, Any], tax: ReportTaxonomy = COV_TAXONOMY,
         return "No cycle: no work was discussed."
     if status == "open loop":
         happened = [s.capitalize() for s in tax.cycle if s in present]
-        return (f"Open loop: {' and '.join(happened)}, but no {tax.cycle[-1].capitalize()}." if happened
+        return (f"Open loop: {_listed(happened, 'and')}, but no {tax.cycle[-1].capitalize()}." if happened
                 else _missing_sentence(tax.cycle[-1], tax))
-    missing = ", ".join(s.capitalize() for s in tax.cycle if s not in present)
-    return f"Partial cycle: no {missing}."
+    return f"Partial cycle: no {_listed([s.capitalize() for s in tax.cycle if s not in present])}."
 
 
 def call_flags(call: dict[str, Any], th: Thresholds = Thresholds(), tax: ReportTaxonomy = COV_TAXONOMY) -> list[str]:
@@ -266,14 +285,25 @@ def call_flags(call: dict[str, Any], th: Thresholds = Thresholds(), tax: ReportT
                      f"(flag below {th.low_action_share:.0%}).")
     if share is None:  # the missing stages follow from it: one reason, not four
         flags.append("No work was discussed: every segment was small talk or filler.")
-    else:
-        for stage in tax.cycle:
+    elif not too_short_to_judge(call):  # which stages one or two sentences happened to touch says nothing
+        # the stages between the cycle's first and last (Act) are flagged when missing, and the last only as
+        # an open loop (all the others happened): a discovery call with no review, or a call that set no
+        # goals, is a pattern to see across a rep's calls (rep flags), not a call to look at
+        for stage in tax.cycle[1:-1]:
             if stage not in present:
                 flags.append(_missing_sentence(stage, tax))
-    for sp in call["speakers"] or []:
+        if cycle_status(call, tax) == "open loop":
+            flags.append(_missing_sentence(tax.cycle[-1], tax))
+    for sp in call.get("speakers") or []:
         if (sp["longest_monologue_s"] or 0) > th.long_monologue_s:
             flags.append(f"{sp['speaker']} spoke for {sp['longest_monologue_s']:.0f} s without a break.")
     return flags
+
+
+def gap_points(share: float, median: float) -> int:
+    """How many points ``share`` lies above (negative: below) ``median``, as the two whole percentages shown
+    beside it subtract: 65% against 66% is -1, never "-0"."""
+    return round(_as_shown(share) * 100) - round(_as_shown(median) * 100)
 
 
 def iso_week(day: dt.date) -> str:
@@ -321,8 +351,7 @@ def rep_summaries(calls: list[dict[str, Any]], th: Thresholds = Thresholds(),
     out = []
     for _key, rows in sorted(by_rep.items()):
         rep = rep_display_name([c["rep"] for c in rows])
-        rep_shares = [c["action_share"] for c in rows if c["action_share"] is not None]
-        med = statistics.median(rep_shares) if rep_shares else None
+        med = median_share(rows)
         mix: dict[str, float] = defaultdict(float)  # share of the rep's speech seconds, as a call's mix is
         seconds = sum(float(c.get("speech_s") or 0.0) for c in rows)
         for c in rows:
@@ -332,14 +361,15 @@ def rep_summaries(calls: list[dict[str, Any]], th: Thresholds = Thresholds(),
         trend = weekly_medians(rows)
         flags = []
         gap = None if med is None or team_median is None else med - team_median
-        halves = [h for h in (interval_half_width(c) for c in rows) if h is not None]
+        # small-talk-only calls miss every stage, and a voicemail's one or two sentences say nothing of a rep
+        worked = [c for c in rows if judged_share(c) is not None]
+        halves = [h for h in (interval_half_width(c) for c in worked) if h is not None]
         # the uncertainty of a rep's figure: calls' interval half-widths averaged, shrinking with sqrt(n)
         margin = statistics.fmean(halves) / len(halves) ** 0.5 if halves else 0.0
-        worked = [c for c in rows if c["action_share"] is not None]  # small-talk-only calls miss every stage
         enough = len(worked) >= th.min_calls_for_rep_flags  # one or two calls say nothing about a rep
         if enough and gap is not None and gap <= -max(th.rep_gap_below_median, margin):
-            flags.append(f"Median action share {med:.0%} is {-gap * 100:.0f} points below the team median "
-                         f"({team_median:.0%}).")
+            flags.append(f"Median action share {med:.0%} is {-gap_points(med, team_median)} points below the team "
+                         f"median ({team_median:.0%}).")
         if enough and med is not None and med + margin < th.low_action_share:
             flags.append(f"Calls are mostly talk: median action share {med:.0%}.")
         if enough:
@@ -350,24 +380,28 @@ def rep_summaries(calls: list[dict[str, Any]], th: Thresholds = Thresholds(),
                     flags.append(f"{text} in {missing} of {len(worked)} calls with work talk.")
         out.append({
             "rep": rep, "n_calls": len(rows), "median_action_share": med, "gap_to_median": gap,
+            "gap_points": None if med is None or team_median is None else gap_points(med, team_median),
             "stage_mix": dict(mix), "trend": trend, "flags": flags,
+            "calls_flagged": sum(bool(call_flags(c, th, tax)) for c in rows),
             "complete_cycles": sum(bool(c["cycle_complete"]) for c in rows),
         })
     return out
 
 
 def weekly_medians(calls: list[dict[str, Any]]) -> dict[str, float]:
-    """``{ISO week: median action share}`` of the dated calls that have a share, weeks in order."""
+    """``{ISO week: median action share}`` of the dated calls with a :func:`judged_share`, weeks in order."""
     weekly: dict[str, list[float]] = defaultdict(list)
     for c in calls:
-        if c["call_date"] is not None and c["action_share"] is not None:
-            weekly[iso_week(c["call_date"])].append(c["action_share"])
+        share = judged_share(c)
+        if c["call_date"] is not None and share is not None:
+            weekly[iso_week(c["call_date"])].append(share)
     return {w: statistics.median(v) for w, v in sorted(weekly.items())}
 
 
 def median_share(calls: list[dict[str, Any]]) -> float | None:
-    """The median action share of ``calls`` (calls with no work talk left out); ``None`` if none has one."""
-    shares = [c["action_share"] for c in calls if c["action_share"] is not None]
+    """The median action share of ``calls`` (calls with no work talk, or too short to judge, left out:
+    :func:`judged_share`); ``None`` if none has one."""
+    shares = [s for s in (judged_share(c) for c in calls) if s is not None]
     return statistics.median(shares) if shares else None
 
 

@@ -48,8 +48,13 @@ ROLE_SOURCES = ("sidecar", "channel", "name", "model", "heuristic")
 _TITLES = frozenset("dr mr mrs ms mx prof sir dame".split())
 
 
+#: Characters inside a name's word: apostrophes (straight, curly, modifier letter) and hyphens.
+_JOINERS = frozenset("'\u2019\u02bc-\u2010\u2011")
+
+
 def _name_words(name: str) -> list[str]:
-    """A name's words, case, accents and punctuation aside, titles dropped, "Last, First" turned round."""
+    """A name's words, case, accents and punctuation aside (apostrophes and hyphens join: :data:`_JOINERS`),
+    titles dropped, "Last, First" turned round."""
     import unicodedata
 
     if name.count(",") == 1:  # "Whitfield, Dana"
@@ -58,7 +63,9 @@ def _name_words(name: str) -> list[str]:
             name = f"{first} {last}"
     folded = unicodedata.normalize("NFKD", name.casefold())
     plain = "".join(ch for ch in folded if not unicodedata.combining(ch))
-    words = "".join(ch if ch.isalnum() else " " for ch in plain).split()
+    # an apostrophe or hyphen joins a name's parts ("O'Brien" is one word, "obrien", as "Smith-Jones" is), so
+    # "O'Brien" is Kim O'Brien's last name; other punctuation separates words
+    words = "".join(ch if ch.isalnum() else "" if ch in _JOINERS else " " for ch in plain).split()
     return [w for w in words if w not in _TITLES] or words
 
 
