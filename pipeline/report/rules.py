@@ -360,7 +360,9 @@ def rep_summaries(calls: list[dict[str, Any]], th: Thresholds = Thresholds(),
                 mix[k] += v * weight
         trend = weekly_medians(rows)
         flags = []
-        gap = None if med is None or team_median is None else med - team_median
+        gap = points = None
+        if med is not None and team_median is not None:
+            gap, points = med - team_median, gap_points(med, team_median)
         # small-talk-only calls miss every stage, and a voicemail's one or two sentences say nothing of a rep
         worked = [c for c in rows if judged_share(c) is not None]
         halves = [h for h in (interval_half_width(c) for c in worked) if h is not None]
@@ -368,7 +370,7 @@ def rep_summaries(calls: list[dict[str, Any]], th: Thresholds = Thresholds(),
         margin = statistics.fmean(halves) / len(halves) ** 0.5 if halves else 0.0
         enough = len(worked) >= th.min_calls_for_rep_flags  # one or two calls say nothing about a rep
         if enough and gap is not None and gap <= -max(th.rep_gap_below_median, margin):
-            flags.append(f"Median action share {med:.0%} is {-gap_points(med, team_median)} points below the team "
+            flags.append(f"Median action share {med:.0%} is {-(points or 0)} points below the team "
                          f"median ({team_median:.0%}).")
         if enough and med is not None and med + margin < th.low_action_share:
             flags.append(f"Calls are mostly talk: median action share {med:.0%}.")
@@ -380,7 +382,7 @@ def rep_summaries(calls: list[dict[str, Any]], th: Thresholds = Thresholds(),
                     flags.append(f"{text} in {missing} of {len(worked)} calls with work talk.")
         out.append({
             "rep": rep, "n_calls": len(rows), "median_action_share": med, "gap_to_median": gap,
-            "gap_points": None if med is None or team_median is None else gap_points(med, team_median),
+            "gap_points": points,
             "stage_mix": dict(mix), "trend": trend, "flags": flags,
             "calls_flagged": sum(bool(call_flags(c, th, tax)) for c in rows),
             "complete_cycles": sum(bool(c["cycle_complete"]) for c in rows),
