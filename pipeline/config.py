@@ -1,7 +1,8 @@
 """Frozen configuration records for each stage; no work happens at import time.
 
 Options live in one place, as dataclass fields with defaults. ``load_config`` reads
-the same fields from a TOML file (sections ``[asr]``, ``[segmentation]``, ``[run]``).
+the same fields from a TOML file (sections ``[asr]``, ``[segmentation]``, ``[run]``, ``[diarize]``,
+``[roles]``).
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ class RunConfig:
         force: redo inputs whose results already exist.
         prune: after the run, move the stored rows of calls whose input file is gone from the run's
             input folders (deleted or renamed) to ``<out>/retired/`` (``pipeline.store.prune``); without
-            it a run only counts them. Local output folders only.
+            it a run only counts them. Folders and ``s3://`` outputs alike.
         threads: files in flight at once inside one process, each on its own thread; the speech
             model is loaded once for them all, with as many CTranslate2 workers, each on an even
             share of the cores (``pipeline.speech.transcribe.decode_threads``), and as many decoder

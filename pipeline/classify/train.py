@@ -724,7 +724,7 @@ def train_models(rows: Sequence[LabelledRow], taxonomy: Taxonomy, config: TrainC
             "rows_train": n_original,
             "rows_speech_copies": len(copies),
             "rows_holdout": len(holdout_rows),
-            "holdout_rule": f"sha256(split group) % 100 < {cfg.holdout_percent}",
+            "holdout_rule": f"int(sha256(split group) first 8 hex digits, 16) % 100 < {cfg.holdout_percent}",
             "split_group": "the conversation group; for AMI, the meeting series (ES2002a-d -> ES2002)",
             "sources": dict(Counter(r.source for r in kept)),
             "corpora": {c: {"rows": n, **{t.name: dict(Counter(r.labels[t.name] for r in kept

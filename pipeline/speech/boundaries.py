@@ -369,7 +369,7 @@ def card_markdown(card: Mapping[str, Any]) -> str:
              f"{card.get('sentence_ends')} of them sentence ends",
              f"- data: {', '.join(card.get('data', {}).get('files', []))} (hash `{card.get('data', {}).get('hash')}`)",
              f"- a sentence starts after a gap whose probability reaches {card.get('threshold')}; only turns with "
-             "no `.`, `?` or `!` at all are read",
+             "no sentence punctuation at all (`.`, `?`, `!` and other scripts' sentence marks) are read",
              "", "## Held-out conversations (never trained on)", "",
              "Rows: `ami`, a speaker's consecutive AMI acts as one turn, every act end a sentence end; `written`, "
              "runs of one to four rows of the written corpus; `written (as turns)`, the corpus's own turns, mostly "
