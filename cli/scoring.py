@@ -242,6 +242,8 @@ def report(
     since: Annotated[Optional[date], typer.Option("--since", metavar="YYYY-MM-DD", parser=_calendar_date, help="Only calls on or after this date (YYYY-MM-DD); calls without a date are left out.")] = None,
     rep: Annotated[Optional[str], typer.Option("--rep", help="Only this rep's calls: the full name (case-insensitive) or a first or last name only one rep has; a name no rep has is refused with the list of reps.")] = None,
     scorecards: Annotated[int, typer.Option("--scorecards", min=0, help="Scorecards (timeline, commitments, transcript) for at most this many calls, the most recent; every call is still in the team figures and the calls table.")] = MAX_SCORECARDS,
+    teams: Annotated[Optional[Path], typer.Option("--teams", metavar="FILE", help="CSV with the columns rep,team: the report adds a Teams table and --team works [default: OUT_DIR/teams.csv when there is one].", show_default=False)] = None,
+    team: Annotated[Optional[str], typer.Option("--team", help="Only this team's calls (a team of the teams file, case-insensitive); its reps are compared with the team's median.")] = None,
 ) -> None:
     """Write the managers' report: a team view, every call in a table and scorecards for the most recent calls, in one offline HTML file.
 
@@ -255,17 +257,21 @@ def report(
 
     if rep is not None and not rep.strip():
         fail("--rep needs a rep's name (it was empty); leave the option out for the whole team's report.")
+    if team is not None and not team.strip():
+        fail("--team needs a team's name (it was empty); leave the option out for every team.")
+    if teams is not None and not teams.is_file():
+        fail(f"No teams file {printable(str(teams))}: give a CSV with the columns rep,team.")
     _require_results(out_dir)
     if html is not None and str(html) == "-":  # to standard output, as `classify -o -`
-        page, n = report_html(out_dir, since=since, rep=rep, max_scorecards=scorecards)
+        page, n = report_html(out_dir, since=since, rep=rep, max_scorecards=scorecards, team=team, teams=teams)
         sys.stdout.write(page)
         sys.stdout.flush()
         if n == 0:
             console(stderr=True).print("[yellow]No calls matched[/]: the report says so.")
         return
     try:
-        path, n = write_report(out_dir, html, since=since, rep=rep,
-                               max_scorecards=scorecards)
+        path, n = write_report(out_dir, html, since=since, rep=rep, max_scorecards=scorecards, team=team,
+                               teams=teams)
     except OSError as exc:
         if html is not None or not str(exc.filename or "").endswith((".tmp", ".html")):
             raise  # a read failure, or --html given: the message says which file
@@ -273,7 +279,7 @@ def report(
              "Write it elsewhere with --html FILE (the output folder may be read-only).")
     con = console()
     if n == 0:
-        con.print("[yellow]No calls matched[/]: the report says so. Widen --since/--rep." if since or rep else
+        con.print("[yellow]No calls matched[/]: the report says so. Widen --since/--rep/--team." if since or rep or team else
                   "[yellow]No scored calls[/] in this output yet (only failed inputs): the report says so.")
     con.print(f"Report with {n} call{'' if n == 1 else 's'} written to [bold]{escape(printable(path))}[/]")
 

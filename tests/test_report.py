@@ -588,3 +588,49 @@ def test_a_last_name_with_an_apostrophe_or_hyphen_names_its_rep() -> None:
     with pytest.raises(InputError, match="could be any of 2 reps"):  # "Kim": a first name and a last name
         resolve_rep(calls, "kim")
     assert names_match("O'Brien", "Kim O'Brien") == 1 and names_match("Kim OBrien", "Kim O'Brien") == 3
+
+
+def test_teams_from_a_rep_to_team_file(scored_out: Path, tmp_path: Path) -> None:
+    """Managers read figures per team (a sales manager's find, stop 55: no team anywhere). A team is a group
+    of reps (teams.csv: rep,team), so it needs no re-scoring: the report adds a Teams table, `--team` narrows
+    it and compares each rep with that team's median, and a filtered report's file says the team."""
+    from pipeline.report.data import read_teams
+    from pipeline.report.html import default_report_name, render_report
+    from pipeline.report.rules import team_summaries
+
+    teams = tmp_path / "teams.csv"
+    teams.write_text("\ufeffTeam;Rep\nEast;DANA\nWest;<b>Ben</b>\n;nobody\n", encoding="utf-8")  # BOM, ;, any order
+    assert read_teams(teams) == {"dana": "East", "<b>ben</b>": "West"}
+    data = load_report_data(scored_out, teams=teams)
+    assert {c["rep"]: c["team"] for c in data.calls} == {"dana": "East", "<b>Ben</b>": "West"}
+    summary = {t["team"]: t for t in team_summaries(data.calls)}
+    assert summary["East"]["n_calls"] == 2 and summary["East"]["n_reps"] == 1 and summary["West"]["n_calls"] == 1
+    html = render_report(data)
+    assert 'id="team-table"' in html and "<td data-sort=\"East\">East</td>" in html
+    east = load_report_data(scored_out, teams=teams, team="east")
+    assert east.team == "East" and {c["rep"] for c in east.calls} == {"dana"}
+    assert "East at a glance" in render_report(east)
+    with pytest.raises(InputError, match="No team named 'north'; the teams are 'East', 'West'"):
+        load_report_data(scored_out, teams=teams, team="north")
+    with pytest.raises(InputError, match="no teams file"):
+        load_report_data(scored_out, team="east")
+    assert "id=\"team-table\"" not in render_report(load_report_data(scored_out))  # no file, no table
+    assert default_report_name(rep="dana", team="East") == "report-team-east-rep-dana.html"
+    twice = tmp_path / "twice.csv"
+    twice.write_text("rep,team\nDana,East\ndana,West\n")
+    with pytest.raises(InputError, match="in two teams"):
+        read_teams(twice)
+    (tmp_path / "bad.csv").write_text("name,group\nDana,East\n")
+    with pytest.raises(InputError, match="no 'rep' and 'team' columns"):
+        read_teams(tmp_path / "bad.csv")
+
+
+def test_a_sidecar_column_callcycle_does_not_read_is_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """calls.csv's `team` column was dropped without a word; any column a sidecar does not read is said."""
+    from pipeline.ingest.discover import read_sidecar
+
+    (tmp_path / "calls.csv").write_text("path,rep,team,Custmer\na.json,Dana,East,Acme\n")
+    with caplog.at_level("WARNING"):
+        meta = read_sidecar(tmp_path / "calls.csv")
+    assert meta[(tmp_path / "a.json").resolve()].rep == "Dana"
+    assert "'team', 'custmer' are not read" in caplog.text and "teams.csv" in caplog.text

@@ -107,6 +107,10 @@ def _cell(value: object) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+#: The columns a ``calls.csv`` sidecar may have (``path`` is required).
+SIDECAR_COLUMNS = ("path", "rep", "customer", "date", "speakers", "call_id")
+
+
 def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
     """Read a ``calls.csv`` sidecar into ``{resolved file path: metadata}``.
 
@@ -130,6 +134,12 @@ def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
                     f"{csv_path} has no 'path' column.",
                     "A calls.csv sidecar needs the header: path,rep,customer,date",
                 )
+            unread = [name for name in names if name and name not in SIDECAR_COLUMNS]
+            if unread:  # a misspelt column would otherwise leave its field empty without a word
+                logger.warning("%s: column(s) %s are not read (a calls.csv reads %s)%s", csv_path,
+                               ", ".join(repr(n[:40]) for n in unread[:5]), ", ".join(SIDECAR_COLUMNS),
+                               "; a rep's team goes in teams.csv (rep,team) in the output folder, read by the "
+                               "report" if "team" in unread else "")
             for row in reader:
                 line_no = reader.line_num
                 rel = _cell(row.get("path"))

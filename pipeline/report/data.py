@@ -5,6 +5,7 @@ Reports read the Parquet datasets; they never recompute scores.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 from collections import defaultdict
@@ -26,7 +27,10 @@ from pipeline.report.rules import (
 from pipeline.store.base import OutputLocation, open_store
 
 __all__ = ["ReportData", "load_call_rows", "load_error_rows", "load_report_data", "report_taxonomy", "resolve_rep",
-           "rep_name"]
+           "rep_name", "read_teams", "default_teams", "resolve_team", "TEAMS_FILE"]
+
+#: The rep-to-team file a folder output's report reads when none is named (``OUT/teams.csv``).
+TEAMS_FILE = "teams.csv"
 
 
 def load_call_rows(out_dir: OutputLocation) -> list[dict[str, Any]]:
@@ -108,6 +112,71 @@ def rep_name(out_dir: OutputLocation, rep: str) -> str:
     return next(c["rep"] for c in calls if rep_key(c["rep"]) == wanted)
 
 
+def read_teams(path: Path) -> dict[str, str]:
+    """``{rep_key: team}`` from a CSV with the columns ``rep`` and ``team`` (any order, any case; comma,
+    semicolon or tab separated, as a spreadsheet saves it). A team is a group of reps, not of calls: a rep's
+    calls all count for the team the file names now. Rows with an empty rep or team are skipped.
+
+    Raises:
+        InputError: the file does not read as such a CSV, or names one rep in two teams.
+    """
+    from pipeline.errors import InputError
+    from pipeline.tables import csv_delimiter
+
+    hint = f"Save {path.name} as UTF-8 CSV with the header rep,team and one row per rep."
+    teams: dict[str, str] = {}
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            delimiter = csv_delimiter(handle.readline())
+            handle.seek(0)
+            reader = csv.DictReader(handle, delimiter=delimiter)
+            reader.fieldnames = [str(n).strip().lower() for n in reader.fieldnames or []]
+            if not {"rep", "team"} <= set(reader.fieldnames):
+                raise InputError(f"{printable(str(path))} has no 'rep' and 'team' columns.", hint)
+            for row in reader:
+                rep, team = (" ".join(str(row.get(k) or "").split()) for k in ("rep", "team"))
+                if not rep or not team:
+                    continue
+                key = rep_key(rep)
+                if teams.get(key, team) != team:
+                    raise InputError(f"{printable(str(path))} line {reader.line_num}: {printable(rep)!r} is in two "
+                                     f"teams, {printable(teams[key])!r} and {printable(team)!r}.",
+                                     "Keep one row per rep: the team they are in now.")
+                teams[key] = team
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"Cannot read the teams file {printable(str(path))}: {exc}.", hint) from exc
+    return teams
+
+
+def default_teams(out_dir: OutputLocation) -> Path | None:
+    """``OUT/teams.csv`` when ``out_dir`` is a folder that has one (an ``s3://`` output: name it with --teams)."""
+    from pipeline import objectstore
+
+    if objectstore.is_uri(str(out_dir)):
+        return None
+    path = Path(str(out_dir)) / TEAMS_FILE
+    return path if path.is_file() else None
+
+
+def resolve_team(teams: dict[str, str], team: str) -> str:
+    """The team of ``teams`` that ``team`` names (case and spacing aside).
+
+    Raises:
+        InputError: no such team (the teams are listed), or no teams file.
+    """
+    from pipeline.errors import InputError
+
+    names = sorted(set(teams.values()))
+    wanted = [name for name in names if rep_key(name) == rep_key(team)]
+    if wanted:
+        return wanted[0]
+    if not names:
+        raise InputError(f"--team {team!r}: there is no teams file, so no team is known.",
+                         f"Write {TEAMS_FILE} (columns rep,team) into the output folder, or name one with --teams.")
+    raise InputError(f"No team named {team!r}; the teams are " + ", ".join(repr(n) for n in names[:20]) + ".",
+                     "Give a team's name as the teams file writes it (case does not matter).")
+
+
 def load_error_rows(out_dir: OutputLocation) -> list[dict[str, Any]]:
     """Rows of the ``errors`` dataset, oldest first."""
     return sorted(open_store(out_dir).read_dataset("errors").to_pylist(), key=lambda r: r["occurred_at"])
@@ -158,6 +227,8 @@ class ReportData:
     segments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     since: dt.date | None = None
     rep: str | None = None
+    team: str | None = None
+    """The team the report is narrowed to (its name as the teams file writes it)."""
     taxonomy: ReportTaxonomy = COV_TAXONOMY
     team_median: float | None = None
     """Median action share of every rep's calls in the period (``since``), before the ``rep`` filter:
@@ -170,16 +241,26 @@ class ReportData:
 
 
 def load_report_data(out_dir: OutputLocation, since: dt.date | None = None, rep: str | None = None,
-                     models: Path | None = None, scorecards: int | None = None) -> ReportData:
+                     models: Path | None = None, scorecards: int | None = None, team: str | None = None,
+                     teams: Path | None = None) -> ReportData:
     """Read the stored calls and segments under ``out_dir`` (a folder or an ``s3://`` prefix).
 
     ``since`` keeps calls on or after that date (calls without a date are dropped when it is set);
     ``rep`` keeps one rep's calls (case-insensitive). Segments are kept only for the kept calls, and
     with ``scorecards`` only for that many of them, the most recent (:func:`~pipeline.report.rules.most_recent`:
-    the calls the report gives a scorecard).
+    the calls the report gives a scorecard). ``teams`` (default :func:`default_teams`) gives each call the
+    ``team`` of its rep (:func:`read_teams`; ``None`` for a rep it does not name), and ``team`` keeps one
+    team's calls: its reps are then compared with that team's median.
     """
     out = open_store(out_dir)
     calls = every = load_call_rows(out)
+    teams = teams if teams is not None else default_teams(out_dir)
+    members = read_teams(Path(teams)) if teams is not None else {}
+    for call in every:
+        call["team"] = members.get(rep_key(call["rep"])) if call.get("rep") else None
+    if team is not None:
+        team = resolve_team(members, team)
+        calls = [c for c in calls if c["team"] == team]
     if since is not None:
         calls = [c for c in calls if c["call_date"] is not None and c["call_date"] >= since]
     team_median, team_trend = median_share(calls), weekly_medians(calls)
@@ -200,7 +281,7 @@ def load_report_data(out_dir: OutputLocation, since: dt.date | None = None, rep:
             segments[row["call_key"]].append(row)
     for rows in segments.values():
         rows.sort(key=lambda r: r["segment_index"])
-    return ReportData(calls=calls, segments=dict(segments), since=since, rep=rep,
+    return ReportData(calls=calls, segments=dict(segments), since=since, rep=rep, team=team,
                       taxonomy=report_taxonomy(calls, models), team_median=team_median, team_trend=team_trend,
                       failed_inputs=out.read_dataset("errors").num_rows)
 

@@ -30,7 +30,7 @@ from pipeline import PIPELINE_VERSION, __version__, objectstore
 from pipeline.atomic import check_replaceable, write_bytes_atomic
 from pipeline.display import printable, safe_text
 from pipeline.report.charts import cached_timeline_svg, mmss, stage_colours, stage_mix_svg, trend_svg
-from pipeline.report.data import ReportData, load_report_data, rep_name
+from pipeline.report.data import ReportData, default_teams, load_report_data, read_teams, rep_name, resolve_team
 from pipeline.report.rules import (
     MAX_CHART_CALLS,
     MAX_SCORECARDS,
@@ -48,6 +48,7 @@ from pipeline.report.rules import (
     rep_summaries,
     talk_heavy_stretch,
     team_glance,
+    team_summaries,
     verdict,
     weekly_medians,
 )
@@ -177,11 +178,14 @@ def render_report(data: ReportData, th: Thresholds = Thresholds(), generated_at:
     filters = []
     if data.since:
         filters.append(f"calls since {data.since.isoformat()}")
+    if data.team:
+        filters.append(f"team {' '.join(data.team.split())}")
     if data.rep:
         filters.append(f"rep {' '.join(data.rep.split())}")
     generated = generated_at or dt.datetime.now(dt.UTC)
     return _template().render(
-        calls=calls, reps=reps, rows=rows, cards=cards, carded=carded, attention=attention, th=th,
+        calls=calls, reps=reps, teams=team_summaries(calls, th, tax), team=data.team, rows=rows, cards=cards,
+        carded=carded, attention=attention, th=th,
         team_median=glance["median_action_share"], complete=glance["complete"],
         reps_median=data.team_median, since=data.since.isoformat() if data.since else None, rep=data.rep,
         total_minutes=sum((c["audio_duration_s"] or c["speech_s"] or 0) for c in calls) / 60,
@@ -194,10 +198,11 @@ def render_report(data: ReportData, th: Thresholds = Thresholds(), generated_at:
     )
 
 
-def default_report_name(since: dt.date | None = None, rep: str | None = None) -> str:
+def default_report_name(since: dt.date | None = None, rep: str | None = None, team: str | None = None) -> str:
     """``report.html``, or for a filtered report a name that says the filter
-    (``report-rep-dana-since-2026-11-01.html``), so a filtered report never replaces the team's."""
-    parts = ([f"rep-{rep_key(rep)}"] if rep else []) + ([f"since-{since.isoformat()}"] if since else [])
+    (``report-team-east-rep-dana-since-2026-11-01.html``), so a filtered report never replaces the team's."""
+    parts = (([f"team-{rep_key(team)}"] if team else []) + ([f"rep-{rep_key(rep)}"] if rep else [])
+             + ([f"since-{since.isoformat()}"] if since else []))
     if not parts:
         return "report.html"
     # letters of any script stay ("张伟", "josé"): two reps never share a file name by losing them
@@ -223,7 +228,8 @@ def _classifiers(calls: list[dict[str, Any]]) -> str:
 
 def write_report(out_dir: OutputLocation, html_path: Path | None = None, since: dt.date | None = None,
                  rep: str | None = None, th: Thresholds = Thresholds(),
-                 models: Path | None = None, max_scorecards: int = MAX_SCORECARDS) -> tuple[Path | str, int]:
+                 models: Path | None = None, max_scorecards: int = MAX_SCORECARDS, team: str | None = None,
+                 teams: Path | None = None) -> tuple[Path | str, int]:
     """Render the report for ``out_dir`` and write it atomically; returns (where, number of calls).
 
     The default path is ``<out_dir>/report.html``, or :func:`default_report_name` when filtered (for
@@ -232,24 +238,30 @@ def write_report(out_dir: OutputLocation, html_path: Path | None = None, since: 
     """
     if rep is not None and html_path is None:  # the file is named after the rep, not after what was typed
         rep = rep_name(out_dir, rep)  # ("dana", "Whitfield" and "dana whitfield" write one file)
+    if team is not None and html_path is None:  # likewise the team ("east" for "East")
+        teams_file = teams if teams is not None else default_teams(out_dir)
+        team = resolve_team(read_teams(Path(teams_file)) if teams_file is not None else {}, team)
     if html_path is not None or not objectstore.is_uri(out_dir):  # before any work; never over an input
-        check_replaceable(Path(html_path) if html_path else Path(str(out_dir)) / default_report_name(since, rep),
+        check_replaceable(Path(html_path) if html_path else Path(str(out_dir)) / default_report_name(since, rep, team),
                           looks_like=REPORT_SIGNATURE)
-    html, n_calls = report_html(out_dir, since=since, rep=rep, th=th, models=models, max_scorecards=max_scorecards)
+    html, n_calls = report_html(out_dir, since=since, rep=rep, th=th, models=models, max_scorecards=max_scorecards,
+                                team=team, teams=teams)
     if objectstore.is_uri(out_dir) and html_path is None:
-        return open_store(out_dir).write_bytes(default_report_name(since, rep), html.encode("utf-8")), n_calls
-    path = Path(html_path) if html_path else Path(str(out_dir)) / default_report_name(since, rep)
+        return open_store(out_dir).write_bytes(default_report_name(since, rep, team), html.encode("utf-8")), n_calls
+    path = Path(html_path) if html_path else Path(str(out_dir)) / default_report_name(since, rep, team)
     write_bytes_atomic(path, html.encode("utf-8"))
     return path, n_calls
 
 
 def report_html(out_dir: OutputLocation, since: dt.date | None = None, rep: str | None = None,
                 th: Thresholds = Thresholds(), models: Path | None = None,
-                max_scorecards: int = MAX_SCORECARDS) -> tuple[str, int]:
+                max_scorecards: int = MAX_SCORECARDS, team: str | None = None,
+                teams: Path | None = None) -> tuple[str, int]:
     """The report for ``out_dir`` as one HTML string, and how many calls it covers (nothing written but
     a folder output's cached timelines, see :func:`write_report`)."""
     remote = objectstore.is_uri(out_dir)
     where = out_dir if remote else Path(str(out_dir))
-    data = load_report_data(where, since=since, rep=rep, models=models, scorecards=max_scorecards)
+    data = load_report_data(where, since=since, rep=rep, models=models, scorecards=max_scorecards, team=team,
+                            teams=teams)
     cache = None if remote else Path(str(out_dir)) / CACHE_DIR
     return render_report(data, th, cache_dir=cache, max_scorecards=max_scorecards), len(data.calls)

@@ -21,7 +21,7 @@ __all__ = [
     "call_flags", "rep_summaries", "median_share", "team_glance", "talk_heavy_stretch", "cycle_sentence",
     "cycle_status", "iso_week", "MAX_SCORECARDS", "MAX_CHART_CALLS", "most_recent",
     "MIN_SEGMENTS_TO_JUDGE", "too_short_to_judge", "work_segments", "call_verdict", "marked_unsure",
-    "judged_share", "gap_points", "VERDICT_ORDER",
+    "judged_share", "gap_points", "VERDICT_ORDER", "team_summaries", "NO_TEAM",
 ]
 
 #: The report gives a scorecard to at most this many calls, the most recent (``callcycle report --scorecards``).
@@ -388,6 +388,28 @@ def rep_summaries(calls: list[dict[str, Any]], th: Thresholds = Thresholds(),
             "complete_cycles": sum(bool(c["cycle_complete"]) for c in rows),
         })
     return out
+
+
+#: How the report names the team of calls whose rep the teams file does not list.
+NO_TEAM = "(no team)"
+
+
+def team_summaries(calls: list[dict[str, Any]], th: Thresholds = Thresholds(),
+                   tax: ReportTaxonomy = COV_TAXONOMY) -> list[dict[str, Any]]:
+    """Per team (each call's ``team``, set from a teams file): calls, reps, median action share (as
+    :func:`median_share`), complete cycles and calls flagged; teams by name, calls of no team last.
+    Empty when no call has a team (no teams file)."""
+    if not any(c.get("team") for c in calls):
+        return []
+    by_team: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for c in calls:
+        by_team[c.get("team") or NO_TEAM].append(c)
+    return [{
+        "team": team, "n_calls": len(rows), "n_reps": len({rep_key(c["rep"]) for c in rows if c.get("rep")}),
+        "median_action_share": median_share(rows),
+        "complete_cycles": sum(bool(c["cycle_complete"]) for c in rows),
+        "calls_flagged": sum(bool(call_flags(c, th, tax)) for c in rows),
+    } for team, rows in sorted(by_team.items(), key=lambda item: (item[0] == NO_TEAM, item[0].casefold()))]
 
 
 def weekly_medians(calls: list[dict[str, Any]]) -> dict[str, float]:
