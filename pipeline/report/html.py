@@ -185,6 +185,7 @@ def render_report(data: ReportData, th: Thresholds = Thresholds(), generated_at:
     generated = generated_at or dt.datetime.now(dt.UTC)
     return _template().render(
         calls=calls, reps=reps, teams=team_summaries(calls, th, tax), team=data.team, rows=rows, cards=cards,
+        undated=sum(c["call_date"] is None for c in calls),
         carded=carded, attention=attention, th=th,
         team_median=glance["median_action_share"], complete=glance["complete"],
         reps_median=data.team_median, since=data.since.isoformat() if data.since else None, rep=data.rep,
