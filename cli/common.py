@@ -98,7 +98,8 @@ def _exit_now(exc: Exception, code: int) -> None:
     :class:`pipeline.errors.OrchestratorLostError`: Prefect would spend seconds per queued event trying to
     reach an API that is gone, which for a large batch is hours). Results are already committed on disk or
     in the bucket; nothing of callcycle's waits on exit handlers."""
-    try:
+    try:  # on a line of its own: Prefect may have left one unfinished ("All connection attempts failed")
+        sys.stderr.write("\n")
         fail(exc, code)
     except typer.Exit:
         pass
@@ -185,16 +186,6 @@ def command(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-class _PrintableFilter(logging.Filter):
-    """Log lines name input files: drop control characters before they reach the terminal."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        from pipeline.display import printable
-
-        record.msg, record.args = printable(record.getMessage()), None
-        return True
-
-
 def _rebind_closed_streams() -> None:
     """Point log handlers whose stream was closed (Prefect's console handler keeps the stderr of the
     first command run in the process) at the current stderr.
@@ -218,19 +209,21 @@ def _rebind_closed_streams() -> None:
 
 def setup_logging(level: int = logging.WARNING) -> None:
     """callcycle's warnings on stderr, one safe line each (idempotent)."""
+    from flows import RUN_LOGGERS
+    from pipeline.display import PrintableLogFilter, printable_logging
+
     _rebind_closed_streams()
     logger = logging.getLogger("callcycle")
-    if any(isinstance(f, _PrintableFilter) for h in logger.handlers for f in h.filters):
+    if any(isinstance(f, PrintableLogFilter) for h in logger.handlers for f in h.filters):
         return
     handler = logging.StreamHandler()
-    handler.addFilter(_PrintableFilter())
+    handler.addFilter(PrintableLogFilter())
     handler.setFormatter(logging.Formatter("warning: %(message)s"))
     handler.setLevel(level)
     logger.addHandler(handler)
     logger.propagate = False
     # Prefect's task and flow loggers repeat file names too (shown with --verbose)
-    for name in ("prefect.task_runs", "prefect.flow_runs"):
-        logging.getLogger(name).addFilter(_PrintableFilter())
+    printable_logging(*RUN_LOGGERS)
     logging.getLogger("prefect._internal.concurrency").addFilter(_UndeliveredEventsFilter())
 
 
@@ -284,6 +277,38 @@ def quiet_prefect(verbose: bool = False) -> None:
         logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
 
 
+#: At most this long (seconds) is spent telling a Prefect server that an interrupted run is over.
+_MARK_TIMEOUT_S = 3.0
+
+
+def _mark_flow_run_interrupted(name: str) -> None:
+    """On a Prefect server that outlives this process (``PREFECT_API_URL``), set the interrupted flow run
+    Cancelled, so the server does not list it as running for ever; at most :data:`_MARK_TIMEOUT_S` seconds,
+    best effort (a server that does not answer leaves it as it was)."""
+    try:
+        from prefect.context import FlowRunContext
+        from prefect.settings import PREFECT_API_URL
+
+        context = FlowRunContext.get()
+        if context is None or context.flow_run is None or not PREFECT_API_URL.value():
+            return  # no run, or the temporary API, which ends with this process
+        run_id = context.flow_run.id
+
+        def mark() -> None:
+            from prefect.client.orchestration import get_client
+            from prefect.states import Cancelled
+
+            with get_client(sync_client=True) as client:
+                client.set_flow_run_state(run_id, Cancelled(message=f"interrupted ({name}); the calls written "
+                                                                    "before are kept"), force=True)
+
+        marker = threading.Thread(target=mark, daemon=True)
+        marker.start()
+        marker.join(_MARK_TIMEOUT_S)
+    except Exception:  # noqa: BLE001 - best effort: the process exits either way
+        pass
+
+
 def _stop_at_once(signum: int, _frame: object) -> None:
     """Stop a run on Ctrl-C or SIGTERM within a second, without a traceback.
 
@@ -306,6 +331,7 @@ def _stop_at_once(signum: int, _frame: object) -> None:
     except Exception:  # noqa: BLE001 - best effort: the process exits either way
         pass
     name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    _mark_flow_run_interrupted(name)
     sys.stderr.write(f"\ninterrupted ({name}): the calls written so far are kept; run the same command again "
                      "to score the rest.\n")
     sys.stderr.flush()

@@ -131,15 +131,20 @@ def run(
     con.print(
         f"{summary.count('scored')} scored, {summary.count('skipped')} skipped (already done or duplicate)"
         f"{extra}, {summary.count('failed')} failed in {time.perf_counter() - started:.1f} s → {escape(printable(out.rstrip('/')))}/")
+    report_failed: str | None = None
     if write_html and open_store(out).has_results():
+        from pipeline.errors import OutputError
         from pipeline.report.html import write_report
 
-        path, _ = write_report(out)
-        if objectstore.is_uri(str(path)):  # a browser cannot open an s3:// address
-            con.print(f"Report: [bold]{escape(printable(path))}[/] (download it, or write a local copy with "
-                      f"callcycle report {escape(printable(out))} --html report.html)", soft_wrap=True)
-        else:
-            con.print(f"Report: [bold]{escape(printable(path))}[/] (open it in a browser)")
+        try:
+            path, _ = write_report(out)
+            if objectstore.is_uri(str(path)):  # a browser cannot open an s3:// address
+                con.print(f"Report: [bold]{escape(printable(path))}[/] (download it, or write a local copy with "
+                          f"callcycle report {escape(printable(out))} --html report.html)", soft_wrap=True)
+            else:
+                con.print(f"Report: [bold]{escape(printable(path))}[/] (open it in a browser)")
+        except OutputError as exc:  # a full or read-only output: the scores are stored, only the page is missing
+            report_failed = str(exc)
     for spec in summary.empty:
         con.print(f"note: no audio or transcript files in {escape(printable(spec))}", soft_wrap=True)
     def names(paths: list[str]) -> str:  # the first three file names, safe to print, and how many more
@@ -189,11 +194,15 @@ def run(
     if len(noted) > 10:
         con.print(f"skipped: {len(noted) - 10} more duplicate(s) or link(s), each read once under another path", soft_wrap=True)
     for outcome in (o for o in summary.outcomes if o.status == "deferred"):  # named, so a nightly log shows them
-        con.print(f"deferred: {escape(printable(outcome.path))}: {escape(printable(outcome.message or ''))}",
-                  soft_wrap=True)
+        said = outcome.message or ""
+        said = said.removeprefix(f"{Path(outcome.path).name}: ")  # the path is said already
+        con.print(f"deferred: {escape(printable(outcome.path))}: {escape(printable(said))}", soft_wrap=True)
     if summary.failed:
         failed_paths = {o.path for o in summary.failed}
         render_errors([r for r in load_error_rows(out) if r["source_path"] in failed_paths], con)
+    if report_failed:  # last, where it is seen; an output-folder problem: status 2, as the help says
+        fail(report_failed)
+    if summary.failed:
         raise typer.Exit(1)
 
 
@@ -203,7 +212,12 @@ def _require_results(out_dir: str) -> None:
 
     if not objectstore.is_uri(out_dir) and Path(out_dir).exists() and not Path(out_dir).is_dir():
         fail(f"{out_dir} is a file, not an output folder. Pass the folder given to `callcycle run --out`.")
-    if not open_store(out_dir).has_results():
+    store = open_store(out_dir)
+    try:
+        found = store.has_results()
+    except OSError as exc:  # rejected credentials, a missing bucket: the message run and sweep give
+        raise store.output_error(exc, "reading the stored results") from exc
+    if not found:
         if not objectstore.is_uri(out_dir) and (Path(out_dir) / "calls").is_dir():
             fail(f"{out_dir} holds no results of `callcycle run` ({out_dir}/calls is not a calls dataset: an "
                  f"input folder?). Pass the folder given to `callcycle run --out` (default ./out).")
@@ -269,14 +283,7 @@ def report(
         if n == 0:
             console(stderr=True).print("[yellow]No calls matched[/]: the report says so.")
         return
-    try:
-        path, n = write_report(out_dir, html, since=since, rep=rep, max_scorecards=scorecards, team=team,
-                               teams=teams)
-    except OSError as exc:
-        if html is not None or not str(exc.filename or "").endswith((".tmp", ".html")):
-            raise  # a read failure, or --html given: the message says which file
-        fail(f"Cannot write the report into {printable(out_dir)}: {exc.strerror or exc}. "
-             "Write it elsewhere with --html FILE (the output folder may be read-only).")
+    path, n = write_report(out_dir, html, since=since, rep=rep, max_scorecards=scorecards, team=team, teams=teams)
     con = console()
     if n == 0:
         con.print("[yellow]No calls matched[/]: the report says so. Widen --since/--rep/--team." if since or rep or team else

@@ -36,11 +36,12 @@ from prefect.logging import get_run_logger
 from prefect.states import Completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import resources
+from flows import RUN_LOGGERS, resources
 from flows.server_watchdog import guard
 from pipeline import objectstore, process
 from pipeline.classify.artifacts import resolve_artifact_dir
 from pipeline.config import PipelineConfig, RunConfig
+from pipeline.display import printable_logging
 from pipeline.errors import (
     FileTimeoutError,
     ModelArtifactError,
@@ -147,6 +148,7 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
     Raises only :class:`~pipeline.errors.OutputError` (the output folder cannot be written) and
     :class:`~pipeline.errors.ModelArtifactError` (the classifiers cannot be loaded), which stop the batch.
     """
+    printable_logging(*RUN_LOGGERS)  # in a Dask worker too: the file names below reach its logs and Prefect's
     logger = get_run_logger()
     stamp = stamp or process.run_stamp(resources.artifact_card(models, model_version), config.asr.model, config)
     with process.scoring_claim(source, stamp, out_dir, config.run.force, batch) as done:

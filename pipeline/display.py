@@ -9,9 +9,10 @@ Text that may span lines (a transcript's sentences in a CSV or the HTML report) 
 
 from __future__ import annotations
 
+import logging
 import re
 
-__all__ = ["printable", "safe_text"]
+__all__ = ["printable", "safe_text", "PrintableLogFilter", "printable_logging"]
 
 _BIDI = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -30,3 +31,23 @@ def safe_text(value: str) -> str:
     recolour, retitle, reorder a line)."""
     text = _CONTROL_IN_TEXT.sub("", value)
     return "".join(ch for ch in text if ch not in _BIDI)
+
+
+class PrintableLogFilter(logging.Filter):
+    """Log lines name input files: their control characters go (:func:`printable`) before any handler
+    writes the line, so a file name cannot drive a terminal or fake a second log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = printable(record.getMessage()), None
+        return True
+
+
+def printable_logging(*loggers: str) -> None:
+    """Put a :class:`PrintableLogFilter` on the named loggers and on every handler of the root logger
+    (each once): what a process logs about its inputs (a Dask worker's log, Prefect's API logs) is as
+    safe to read as what the command line prints."""
+    targets: list[logging.Filterer] = [logging.getLogger(name) for name in loggers]
+    targets += logging.getLogger().handlers
+    for target in targets:
+        if not any(isinstance(f, PrintableLogFilter) for f in target.filters):
+            target.addFilter(PrintableLogFilter())

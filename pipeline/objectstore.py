@@ -88,11 +88,24 @@ def endpoint() -> str:
     return os.environ.get("AWS_ENDPOINT_URL") or "AWS S3"
 
 
+#: Seconds to wait for a connection to the S3 endpoint, and for each reply to go on: a store that stops
+#: answering (a wedged server, a network partition) fails the run in minutes — exit 2, committed calls kept —
+#: instead of hanging it without a word (botocore waits 60 s per read and tries 5 times, s3fs 5 more).
+S3_CONNECT_TIMEOUT_S = 10.0
+S3_READ_TIMEOUT_S = 20.0
+#: botocore's attempts per request ("standard" retries, with backoff; the standard ``AWS_MAX_ATTEMPTS`` and
+#: ``AWS_RETRY_MODE`` variables override), and s3fs's own attempts around them (1: botocore's are enough).
+S3_MAX_ATTEMPTS = 3
+S3FS_RETRIES = 1
+
+
 def filesystem() -> Any:
     """An s3fs filesystem configured from the environment (see the module docstring).
 
     Directory listings are not cached: another worker's commit must be visible to the next
-    listing. fsspec reuses one instance per set of arguments within a process.
+    listing. fsspec reuses one instance per set of arguments within a process. Every request has
+    the time limits above, so a store that stops answering raises a timeout (an :class:`OSError`
+    through :func:`translate_errors`) after about a minute (3 tries of 20 s, and botocore's backoff).
     """
     import s3fs
 
@@ -102,7 +115,30 @@ def filesystem() -> Any:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if region:
         client_kwargs["region_name"] = region
-    return s3fs.S3FileSystem(client_kwargs=client_kwargs, use_listings_cache=False)
+    try:
+        attempts = max(1, int(os.environ.get("AWS_MAX_ATTEMPTS") or S3_MAX_ATTEMPTS))
+    except ValueError:
+        attempts = S3_MAX_ATTEMPTS
+    config = {"connect_timeout": S3_CONNECT_TIMEOUT_S, "read_timeout": S3_READ_TIMEOUT_S,
+              "retries": {"max_attempts": attempts, "mode": os.environ.get("AWS_RETRY_MODE") or "standard"}}
+    fs = s3fs.S3FileSystem(client_kwargs=client_kwargs, config_kwargs=config, use_listings_cache=False)
+    fs.retries = S3FS_RETRIES  # s3fs's own loop around botocore's (its class default is 5)
+    _without_expect_continue(fs)
+    return fs
+
+
+def _without_expect_continue(fs: Any) -> None:
+    """Send uploads without ``Expect: 100-continue``: botocore adds it to every PUT, and the HTTP client then
+    waits for the server's "100 Continue" with no time limit, so a store that stops answering hung a run for
+    good whatever the timeouts above (measured: a frozen server, `kill -STOP`). The bodies callcycle sends
+    are small; the header only saves resending a large one that the server would refuse."""
+    from botocore.handlers import add_expect_header
+
+    try:
+        client = fs.connect()  # the client s3fs keeps (made here, no request sent)
+        client.meta.events.unregister("before-call.s3", add_expect_header)
+    except Exception:  # noqa: BLE001 - a client that cannot be made fails its first request with a clear error
+        pass
 
 
 def exists(uri: str) -> bool:

@@ -710,6 +710,10 @@ def scoring_claim(source: Source, stamp: store.RunStamp, out_dir: OutputLocation
             return
         # the claim's last holder may have committed the call between check_done and now
         yield check_done(source, stamp, out_dir, force, batch, claimed=True)
+        with _LOCK:
+            broken = _BROKEN_OUTPUTS.get((out.location, batch)) if batch else None
+        if broken is not None:  # the output stopped answering meanwhile (another file found out): releasing the
+            raise broken  # claim would wait on it too; the claim stays and the next run takes it over
 
 
 def process_source(source: Source, *, asr: AsrModel | None, artifact: Artifact, nlp: Any,

@@ -621,3 +621,20 @@ def test_evaluate_calls_given_a_file_or_an_empty_folder_says_what_a_labelled_cal
         result = runner.invoke(app, ["evaluate-calls", str(target), "--models", str(MODELS)], env={"COLUMNS": "300"})
         text = " ".join(result.output.split())
         assert result.exit_code == 2 and said in text and "every turn carries its stage and talk_action" in text, text
+
+
+def test_a_report_the_run_cannot_write_keeps_the_scores_and_says_so(tmp_path: Path) -> None:
+    """An operator's find (stop 55): when the report could not be written at the end of a run (a full disk),
+    the run said only "No space left on device", with no path or hint. Now every call is stored and listed,
+    the error names the report's path, and the exit status is 2 (an output problem)."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    (folder / "a.json").write_text(json.dumps({"turns": [{"speaker": "A", "text": "Can you send it by Friday?"},
+                                                         {"speaker": "B", "text": "Yes, I will send it Friday."}]}))
+    (out / "report.html").mkdir(parents=True)  # the report's place is taken: it cannot be written
+    result = runner.invoke(app, ["run", str(folder), "--out", str(out), "--models", str(MODELS)],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert "1 scored, 0 skipped" in said and "report.html is a folder" in said
+    assert len(list((out / "calls").glob("part-*.parquet"))) == 1

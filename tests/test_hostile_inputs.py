@@ -774,3 +774,30 @@ def test_a_corrected_speakers_column_rescores_the_call(tmp_path: Path) -> None:
     assert {(r["role"], r["role_source"]) for r in rows if r["speaker"] == speakers[0]} == {("manager", "sidecar")}
     again = runner.invoke(app, args, env={"COLUMNS": "300"})
     assert "1 skipped" in " ".join(again.output.split())  # unchanged since: nothing to redo
+
+
+def test_a_process_that_scores_files_logs_their_names_without_control_characters() -> None:
+    """An operator's find (stop 55): on Dask workers (`--workers`, `--dask-address`) file names reached the
+    worker's log, Prefect's API logs and `-v` output with escape sequences and newlines (a name with a
+    newline forged a log line): only the command line's own process filtered them. Every process that
+    scores files now filters Prefect's run loggers and the root logger's handlers (flows.score_flow)."""
+    import io
+    import logging
+
+    from flows import RUN_LOGGERS
+    from pipeline.display import printable_logging
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        printable_logging(*RUN_LOGGERS)
+        printable_logging(*RUN_LOGGERS)  # idempotent: one filter each
+        assert sum(type(f).__name__ == "PrintableLogFilter" for f in handler.filters) == 1
+        logging.getLogger("prefect.task_runs").warning("%s failed: %s", "new\nline\x1b[31m.json", "bad\x07")
+        logging.getLogger("a.library.on.a.worker").warning("%s", "esc\x1b]0;title\x07.wav")  # via the root handler
+    finally:
+        root.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and not any(ch in stream.getvalue() for ch in "\x1b\x07")

@@ -634,3 +634,16 @@ def test_a_sidecar_column_callcycle_does_not_read_is_named(tmp_path: Path, caplo
         meta = read_sidecar(tmp_path / "calls.csv")
     assert meta[(tmp_path / "a.json").resolve()].rep == "Dana"
     assert "'team', 'custmer' are not read" in caplog.text and "teams.csv" in caplog.text
+
+
+def test_a_report_that_cannot_be_written_says_where_and_that_the_scores_are_kept(scored_out: Path,
+                                                                                 tmp_path: Path) -> None:
+    """An operator's find (stop 55): a full disk while the report was written printed only
+    "error: No space left on device". Now the error names the file and says what to do."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    result = CliRunner().invoke(app, ["report", str(scored_out), "--html", str(blocker / "r.html")],
+                                env={"COLUMNS": "300"})
+    assert result.exit_code == 2
+    said = " ".join(result.output.split())
+    assert f"Cannot write the report to {blocker / 'r.html'}" in said and "The scores are stored" in said

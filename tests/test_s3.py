@@ -657,3 +657,52 @@ def test_a_call_another_run_is_scoring_is_left_to_it_under_an_s3_output(reason: 
     left = sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=f"out/{claims.CLAIMS}/")
                   .get("Contents", []))
     assert left == ([] if reason == "dead" else [key])
+
+
+def test_a_store_that_stops_answering_fails_the_request_instead_of_hanging(monkeypatch) -> None:
+    """An operator's find (stop 55): with the S3 server frozen (`kill -STOP`, a wedged server or a network
+    partition) `callcycle run` hung with no output and no end: botocore sends `Expect: 100-continue` with every
+    upload and the HTTP client waits for the "100 Continue" with no time limit, and no S3 request had a
+    timeout. Here a real socket accepts connections and never answers: an upload and a listing fail with a
+    timeout in seconds (the limits shortened for the test; the defaults fail a run within about two minutes)."""
+    import threading
+    import time
+
+    from pipeline import objectstore
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:  # take every connection, read nothing, answer nothing
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setattr(objectstore, "S3_READ_TIMEOUT_S", 1.0)
+    try:
+        fs = objectstore.filesystem()
+        assert fs.retries == objectstore.S3FS_RETRIES and fs.config_kwargs["read_timeout"] == 1.0
+        for request in (lambda: fs.pipe_file("bucket/key", b"data"), lambda: fs.ls("bucket/")):
+            started = time.monotonic()
+            with pytest.raises(OSError, match="[Tt]imeout"), objectstore.translate_errors():
+                request()
+            assert time.monotonic() - started < 20
+    finally:
+        stop.set()
+        thread.join(5)
+        for conn in held:
+            conn.close()
+        listener.close()

@@ -29,6 +29,7 @@ from typing import Any
 from pipeline import PIPELINE_VERSION, __version__, objectstore
 from pipeline.atomic import check_replaceable, write_bytes_atomic
 from pipeline.display import printable, safe_text
+from pipeline.errors import OutputError
 from pipeline.report.charts import cached_timeline_svg, mmss, stage_colours, stage_mix_svg, trend_svg
 from pipeline.report.data import ReportData, default_teams, load_report_data, read_teams, rep_name, resolve_team
 from pipeline.report.rules import (
@@ -247,10 +248,17 @@ def write_report(out_dir: OutputLocation, html_path: Path | None = None, since: 
                           looks_like=REPORT_SIGNATURE)
     html, n_calls = report_html(out_dir, since=since, rep=rep, th=th, models=models, max_scorecards=max_scorecards,
                                 team=team, teams=teams)
-    if objectstore.is_uri(out_dir) and html_path is None:
-        return open_store(out_dir).write_bytes(default_report_name(since, rep, team), html.encode("utf-8")), n_calls
-    path = Path(html_path) if html_path else Path(str(out_dir)) / default_report_name(since, rep, team)
-    write_bytes_atomic(path, html.encode("utf-8"))
+    name = default_report_name(since, rep, team)
+    where = str(html_path) if html_path else f"{str(out_dir).rstrip('/')}/{name}"
+    try:
+        if objectstore.is_uri(out_dir) and html_path is None:
+            return open_store(out_dir).write_bytes(name, html.encode("utf-8")), n_calls
+        path = Path(html_path) if html_path else Path(str(out_dir)) / name
+        write_bytes_atomic(path, html.encode("utf-8"))
+    except OSError as exc:  # a full disk or a read-only folder: say where, and that nothing scored is lost
+        raise OutputError(f"Cannot write the report to {where}: {exc.strerror or exc}.",
+                          "The scores are stored: free space in (or allow writing to) that folder and run "
+                          "`callcycle report` again, or write the report elsewhere with --html FILE.") from exc
     return path, n_calls
 
 

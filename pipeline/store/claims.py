@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pipeline.atomic import pid_alive, process_started
+from pipeline.errors import OutputError
 
 __all__ = ["CLAIMS", "REMOTE_STALE_S", "ClaimFile", "Holder", "LocalClaimFile", "claim", "hold", "sweep",
            "sweep_folder"]
@@ -175,7 +176,8 @@ def _take(file: ClaimFile, me: Holder) -> Holder | None:
 def hold(file: ClaimFile, batch: str = "") -> Iterator[Holder | None]:
     """Claim ``file`` for this process (in run ``batch``) while the block runs.
 
-    Yields ``None`` when this process holds the claim (removed when the block ends, however it ends), or
+    Yields ``None`` when this process holds the claim (removed when the block ends, unless it ends with an
+    :class:`~pipeline.errors.OutputError`: an output that failed is not asked again), or
     the :class:`Holder` of a live claim, in which case the caller must leave the call alone.
 
     Raises:
@@ -188,10 +190,19 @@ def hold(file: ClaimFile, batch: str = "") -> Iterator[Holder | None]:
         return
     try:
         yield None
-    finally:
-        found = file.read()
-        if found is not None and _parse(found[0]) == me:  # not taken over meanwhile
-            file.delete()
+    except OutputError:  # the output failed (full, or no longer answering): releasing would fail or wait on it
+        raise  # too; the claim stays, and the next run takes it over once this process is gone
+    except BaseException:
+        _release(file, me)
+        raise
+    _release(file, me)
+
+
+def _release(file: ClaimFile, me: Holder) -> None:
+    """Remove this process's claim, unless another run took it over meanwhile."""
+    found = file.read()
+    if found is not None and _parse(found[0]) == me:
+        file.delete()
 
 
 def sweep(files: Iterable[ClaimFile]) -> int:
