@@ -13,6 +13,6 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 #: Bumped whenever a change in ``pipeline/`` changes the rows written for the same input.
-PIPELINE_VERSION = "0.5.2"
+PIPELINE_VERSION = "0.5.3"
 
 __all__ = ["__version__", "PIPELINE_VERSION"]

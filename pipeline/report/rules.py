@@ -21,7 +21,7 @@ __all__ = [
     "call_flags", "rep_summaries", "median_share", "team_glance", "talk_heavy_stretch", "cycle_sentence",
     "cycle_status", "iso_week", "MAX_SCORECARDS", "MAX_CHART_CALLS", "most_recent",
     "MIN_SEGMENTS_TO_JUDGE", "too_short_to_judge", "work_segments", "call_verdict", "marked_unsure",
-    "judged_share", "gap_points", "VERDICT_ORDER", "team_summaries", "NO_TEAM",
+    "judged_share", "gap_points", "VERDICT_ORDER", "team_summaries", "NO_TEAM", "open_loop_meaning",
 ]
 
 #: The report gives a scorecard to at most this many calls, the most recent (``callcycle report --scorecards``).
@@ -239,6 +239,13 @@ def cycle_status(call: dict[str, Any], tax: ReportTaxonomy = COV_TAXONOMY) -> st
 def _listed(words: list[str], last: str = "or") -> str:
     """"Align", "Align or Act", "Align, Act or Adjust" (or with "and")."""
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {last} {words[-1]}"
+
+
+def open_loop_meaning(tax: ReportTaxonomy = COV_TAXONOMY) -> str:
+    """What :func:`cycle_status` calls an open loop, in words: "Align and Act, no Adjust"."""
+    if len(tax.cycle) < 2:
+        return "the last stage missing"
+    return f"{_listed([s.capitalize() for s in tax.cycle[:-1]], 'and')}, no {tax.cycle[-1].capitalize()}"
 
 
 def cycle_sentence(call: dict[str, Any], tax: ReportTaxonomy = COV_TAXONOMY,

@@ -20,6 +20,7 @@ from pipeline.report.rules import (
     format_pct,
     format_share,
     marked_unsure,
+    open_loop_meaning,
     team_glance,
     verdict,
 )
@@ -102,8 +103,8 @@ def _calls_table(rows: list[dict[str, Any]], tax: ReportTaxonomy, title: str, wi
                           f"+ (green) ≥35% "
                           f"moves work forward, ~ (yellow) some commitments, ! (red) mostly talk; t:a = seconds "
                           f"of talk per second of action; {mix_header} = % of speech per stage "
-                          f"({', '.join(stages)}); cycle: complete, open loop ({_open_loop(tax)}), partial (another "
-                          f"stage missing), or no work (no stage of the cycle at all).")
+                          f"({', '.join(stages)}); cycle: complete, open loop ({open_loop_meaning(tax)}), "
+                          f"partial (another stage missing), or no work (no stage of the cycle at all).")
     stacked = width < STACKED_BELOW
     if stacked:
         table.add_column("call · rep · date", overflow="fold", min_width=10, ratio=1)
@@ -134,15 +135,6 @@ def _calls_table(rows: list[dict[str, Any]], tax: ReportTaxonomy, title: str, wi
         who = [f"{name}\n[dim]{rep} · {day}[/]"] if stacked else [name, rep, day]
         table.add_row(*who, f"{minutes:.1f}", share, "—" if ratio is None else f"{ratio:.1f}", mix, cycle)
     return table
-
-
-def _open_loop(tax: ReportTaxonomy) -> str:
-    """What an open loop is in ``tax``: "Align and Act, no Adjust"."""
-    if len(tax.cycle) < 2:
-        return "the last stage missing"
-    done = [s.capitalize() for s in tax.cycle[:-1]]
-    return (f"{', '.join(done[:-1])} and {done[-1]}" if len(done) > 1 else "".join(done)) + \
-        f", no {tax.cycle[-1].capitalize()}"
 
 
 def headline(rows: list[dict[str, Any]], tax: ReportTaxonomy = COV_TAXONOMY) -> str:
