@@ -623,6 +623,15 @@ def test_teams_from_a_rep_to_team_file(scored_out: Path, tmp_path: Path) -> None
     (tmp_path / "bad.csv").write_text("name,group\nDana,East\n")
     with pytest.raises(InputError, match="no 'rep' and 'team' columns"):
         read_teams(tmp_path / "bad.csv")
+    # the command line: --teams and --team
+    page = tmp_path / "east.html"
+    result = CliRunner().invoke(app, ["report", str(scored_out), "--teams", str(teams), "--team", "EAST",
+                                      "--html", str(page)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "East at a glance" in page.read_text() and "Report with 2 calls" in result.output
+    missing = CliRunner().invoke(app, ["report", str(scored_out), "--teams", str(tmp_path / "none.csv")],
+                                 env={"COLUMNS": "200"})
+    assert missing.exit_code == 2 and "No teams file" in missing.output
 
 
 def test_a_sidecar_column_callcycle_does_not_read_is_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
