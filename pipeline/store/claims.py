@@ -177,7 +177,7 @@ def hold(file: ClaimFile, batch: str = "") -> Iterator[Holder | None]:
     """Claim ``file`` for this process (in run ``batch``) while the block runs.
 
     Yields ``None`` when this process holds the claim (removed when the block ends, unless it ends with an
-    :class:`~pipeline.errors.OutputError`: an output that failed is not asked again), or
+    :class:`~pipeline.errors.OutputError` on an object store: one that failed is not asked again), or
     the :class:`Holder` of a live claim, in which case the caller must leave the call alone.
 
     Raises:
@@ -190,8 +190,11 @@ def hold(file: ClaimFile, batch: str = "") -> Iterator[Holder | None]:
         return
     try:
         yield None
-    except OutputError:  # the output failed (full, or no longer answering): releasing would fail or wait on it
-        raise  # too; the claim stays, and the next run takes it over once this process is gone
+    except OutputError:
+        if not isinstance(file, LocalClaimFile):  # an object store that failed (or stopped answering): releasing
+            raise  # would wait on it too; the claim stays, and turns stale for the next run (REMOTE_STALE_S)
+        _release(file, me)  # a folder (a full disk): removing a file still works, and a long-lived process
+        raise  # (a deployment) must not find its own claim on its next run
     except BaseException:
         _release(file, me)
         raise
