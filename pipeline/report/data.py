@@ -27,7 +27,7 @@ from pipeline.report.rules import (
 from pipeline.store.base import OutputLocation, open_store
 
 __all__ = ["ReportData", "load_call_rows", "load_error_rows", "load_report_data", "report_taxonomy", "resolve_rep",
-           "rep_name", "read_teams", "default_teams", "resolve_team", "TEAMS_FILE"]
+           "rep_name", "read_teams", "default_teams", "team_members", "resolve_team", "TEAMS_FILE"]
 
 #: The rep-to-team file a folder output's report reads when none is named (``OUT/teams.csv``).
 TEAMS_FILE = "teams.csv"
@@ -158,6 +158,12 @@ def default_teams(out_dir: OutputLocation) -> Path | None:
     return path if path.is_file() else None
 
 
+def team_members(out_dir: OutputLocation, teams: Path | None = None) -> dict[str, str]:
+    """:func:`read_teams` of ``teams``, else of :func:`default_teams` (``{}`` when there is no teams file)."""
+    teams = teams if teams is not None else default_teams(out_dir)
+    return read_teams(Path(teams)) if teams is not None else {}
+
+
 def resolve_team(teams: dict[str, str], team: str) -> str:
     """The team of ``teams`` that ``team`` names (case and spacing aside).
 
@@ -254,8 +260,7 @@ def load_report_data(out_dir: OutputLocation, since: dt.date | None = None, rep:
     """
     out = open_store(out_dir)
     calls = every = load_call_rows(out)
-    teams = teams if teams is not None else default_teams(out_dir)
-    members = read_teams(Path(teams)) if teams is not None else {}
+    members = team_members(out_dir, teams)
     for call in every:
         call["team"] = members.get(rep_key(call["rep"])) if call.get("rep") else None
     if team is not None:

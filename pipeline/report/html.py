@@ -31,7 +31,7 @@ from pipeline.atomic import check_replaceable, write_bytes_atomic
 from pipeline.display import printable, safe_text
 from pipeline.errors import OutputError
 from pipeline.report.charts import cached_timeline_svg, mmss, stage_colours, stage_mix_svg, trend_svg
-from pipeline.report.data import ReportData, default_teams, load_report_data, read_teams, rep_name, resolve_team
+from pipeline.report.data import ReportData, load_report_data, rep_name, resolve_team, team_members
 from pipeline.report.rules import (
     MAX_CHART_CALLS,
     MAX_SCORECARDS,
@@ -241,8 +241,7 @@ def write_report(out_dir: OutputLocation, html_path: Path | None = None, since: 
     if rep is not None and html_path is None:  # the file is named after the rep, not after what was typed
         rep = rep_name(out_dir, rep)  # ("dana", "Whitfield" and "dana whitfield" write one file)
     if team is not None and html_path is None:  # likewise the team ("east" for "East")
-        teams_file = teams if teams is not None else default_teams(out_dir)
-        team = resolve_team(read_teams(Path(teams_file)) if teams_file is not None else {}, team)
+        team = resolve_team(team_members(out_dir, teams), team)
     if html_path is not None or not objectstore.is_uri(out_dir):  # before any work; never over an input
         check_replaceable(Path(html_path) if html_path else Path(str(out_dir)) / default_report_name(since, rep, team),
                           looks_like=REPORT_SIGNATURE)
