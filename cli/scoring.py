@@ -224,21 +224,6 @@ def _require_results(out_dir: str) -> None:
         fail(f"{out_dir}/calls not found. Run `callcycle run --out {out_dir}` first.")
 
 
-@app.command(short_help="Print the scored calls and failed inputs.")
-@command
-def summary(
-    out_dir: Annotated[str, typer.Argument(metavar="OUT_DIR", help="Output folder (or s3:// prefix) of `callcycle run` [default: ./out].", show_default=False)] = str(DEFAULT_OUT),
-) -> None:
-    """Print the table of scored calls (and any failed inputs) from the Parquet datasets."""
-    from pipeline.report.terminal import load_call_rows, load_error_rows, render_errors, render_summary
-
-    _require_results(out_dir)
-    con = console()
-    errors = load_error_rows(out_dir)
-    render_summary(load_call_rows(out_dir), con, failed=len(errors))
-    render_errors(errors, con)
-
-
 def _calendar_date(text: str) -> date:
     """``--since``: a calendar date written YYYY-MM-DD, with the reason when it is not one."""
     try:
@@ -246,6 +231,49 @@ def _calendar_date(text: str) -> date:
     except ValueError as exc:
         reason = str(exc) if len(text.strip()) == 10 else "not written YYYY-MM-DD"
         raise typer.BadParameter(f"{text!r} is not a date ({reason}); write it YYYY-MM-DD, e.g. 2026-11-01.") from None
+
+
+@app.command(short_help="Print the scored calls and failed inputs.")
+@command
+def summary(
+    out_dir: Annotated[str, typer.Argument(metavar="OUT_DIR", help="Output folder (or s3:// prefix) of `callcycle run` [default: ./out].", show_default=False)] = str(DEFAULT_OUT),
+    since: Annotated[Optional[date], typer.Option("--since", metavar="YYYY-MM-DD", parser=_calendar_date, help="Only calls on or after this date (YYYY-MM-DD); calls without a date are left out.")] = None,
+    rep: Annotated[Optional[str], typer.Option("--rep", help="Only this rep's calls (a name as `report --rep` takes it).")] = None,
+    teams: Annotated[Optional[Path], typer.Option("--teams", metavar="FILE", help="CSV with the columns rep,team, for --team [default: OUT_DIR/teams.csv when there is one].", show_default=False)] = None,
+    team: Annotated[Optional[str], typer.Option("--team", help="Only this team's calls (a team of the teams file, case-insensitive).")] = None,
+) -> None:
+    """Print the table of scored calls (and any failed inputs) from the Parquet datasets.
+
+    --since, --rep and --team narrow the table and its headline as they narrow `callcycle report`;
+    failed inputs are always listed (a file that failed has no rep or date to filter by).
+    """
+    from pipeline.report.data import load_error_rows, load_report_data
+    from pipeline.report.terminal import render_errors, render_summary
+
+    _check_filters(rep, team, teams)
+    _require_results(out_dir)
+    con = console()
+    errors = load_error_rows(out_dir)
+    if since is None and rep is None and team is None:
+        from pipeline.report.data import load_call_rows
+
+        render_summary(load_call_rows(out_dir), con, failed=len(errors))
+    else:
+        data = load_report_data(out_dir, since=since, rep=rep, scorecards=0, team=team, teams=teams)
+        render_summary(data.calls, con, failed=len(errors), narrowed_to=data.narrowed_to())
+    render_errors(errors, con)
+
+
+def _check_filters(rep: str | None, team: str | None, teams: Path | None) -> None:
+    """Refuse an empty --rep/--team, or a --teams file that is not there (summary and report alike)."""
+    from pipeline.display import printable
+
+    if rep is not None and not rep.strip():
+        fail("--rep needs a rep's name (it was empty); leave the option out for the whole team's calls.")
+    if team is not None and not team.strip():
+        fail("--team needs a team's name (it was empty); leave the option out for every team.")
+    if teams is not None and not teams.is_file():
+        fail(f"No teams file {printable(str(teams))}: give a CSV with the columns rep,team.")
 
 
 @app.command(short_help="Write the managers' offline HTML report.")
@@ -269,12 +297,7 @@ def report(
     from pipeline.display import printable
     from pipeline.report.html import report_html, write_report
 
-    if rep is not None and not rep.strip():
-        fail("--rep needs a rep's name (it was empty); leave the option out for the whole team's report.")
-    if team is not None and not team.strip():
-        fail("--team needs a team's name (it was empty); leave the option out for every team.")
-    if teams is not None and not teams.is_file():
-        fail(f"No teams file {printable(str(teams))}: give a CSV with the columns rep,team.")
+    _check_filters(rep, team, teams)
     _require_results(out_dir)
     if html is not None and str(html) == "-":  # to standard output, as `classify -o -`
         page, n = report_html(out_dir, since=since, rep=rep, max_scorecards=scorecards, team=team, teams=teams)

@@ -634,6 +634,29 @@ def test_teams_from_a_rep_to_team_file(scored_out: Path, tmp_path: Path) -> None
     assert missing.exit_code == 2 and "No teams file" in missing.output
 
 
+def test_summary_narrows_like_the_report(scored_out: Path, tmp_path: Path) -> None:
+    """`callcycle summary` takes --since/--rep/--team as the report does (a sales manager's find, stop 55: the
+    terminal had no per-team view); the title and headline say what was left out, a filter nothing passes is
+    "no calls matched" (not "run callcycle run first"), and a team no file names is refused."""
+    teams = tmp_path / "teams.csv"
+    teams.write_text("rep,team\ndana,East\n<b>Ben</b>,West\n", encoding="utf-8")
+    env = {"COLUMNS": "200"}
+    east = CliRunner().invoke(app, ["summary", str(scored_out), "--teams", str(teams), "--team", "east"], env=env)
+    assert east.exit_code == 0, east.output
+    assert "Scored calls (2) (team East)" in east.output and "Only team East: 2 calls" in east.output
+    assert "<b>Ben</b>" not in east.output
+    since = CliRunner().invoke(app, ["summary", str(scored_out), "--rep", "DANA", "--since", "2026-11-05"], env=env)
+    assert since.exit_code == 0, since.output
+    assert "(calls since 2026-11-05, rep dana)" in since.output and "2026-11-10__dana__harbor__renewal" in since.output
+    assert "Only calls since 2026-11-05, rep dana: 1 call " in since.output
+    none = CliRunner().invoke(app, ["summary", str(scored_out), "--since", "2030-01-01"], env=env)
+    assert none.exit_code == 0 and "No calls matched (calls since 2030-01-01)" in none.output
+    unknown = CliRunner().invoke(app, ["summary", str(scored_out), "--teams", str(teams), "--team", "north"], env=env)
+    assert unknown.exit_code == 2 and "No team named 'north'" in unknown.output
+    everyone = CliRunner().invoke(app, ["summary", str(scored_out)], env=env)
+    assert "Scored calls (3)" in everyone.output and "<b>Ben</b>" in everyone.output and "Only " not in everyone.output
+
+
 def test_a_sidecar_column_callcycle_does_not_read_is_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """calls.csv's `team` column was dropped without a word; any column a sidecar does not read is said."""
     from pipeline.ingest.discover import read_sidecar

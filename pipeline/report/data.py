@@ -245,6 +245,17 @@ class ReportData:
     """Inputs that could not be scored (rows of ``errors``, whatever the filters): the report says how
     many, so a manager knows some recordings are missing from the figures."""
 
+    def narrowed_to(self) -> str:
+        """The filters as words ("calls since 2026-11-01, team East, rep Dana Whitfield"; "" for none)."""
+        filters = []
+        if self.since:
+            filters.append(f"calls since {self.since.isoformat()}")
+        if self.team:
+            filters.append(f"team {' '.join(self.team.split())}")
+        if self.rep:
+            filters.append(f"rep {' '.join(self.rep.split())}")
+        return ", ".join(filters)
+
 
 def load_report_data(out_dir: OutputLocation, since: dt.date | None = None, rep: str | None = None,
                      models: Path | None = None, scorecards: int | None = None, team: str | None = None,

@@ -176,13 +176,6 @@ def render_report(data: ReportData, th: Thresholds = Thresholds(), generated_at:
     call_mix = stage_mix_svg([(c["call_id"], dict(c["stage_shares"] or [])) for c in charted],
                              "Stage mix per call" if len(charted) == len(calls) else
                              f"Stage mix of the {len(charted)} most recent calls", tax) if calls else None
-    filters = []
-    if data.since:
-        filters.append(f"calls since {data.since.isoformat()}")
-    if data.team:
-        filters.append(f"team {' '.join(data.team.split())}")
-    if data.rep:
-        filters.append(f"rep {' '.join(data.rep.split())}")
     generated = generated_at or dt.datetime.now(dt.UTC)
     return _template().render(
         calls=calls, reps=reps, teams=team_summaries(calls, th, tax), team=data.team, rows=rows, cards=cards,
@@ -193,7 +186,7 @@ def render_report(data: ReportData, th: Thresholds = Thresholds(), generated_at:
         total_minutes=sum((c["audio_duration_s"] or c["speech_s"] or 0) for c in calls) / 60,
         trend=trend_svg(reps, data.team_trend or weekly_medians(calls)), team_mix=team_mix, call_mix=call_mix,
         colours=stage_colours(tax),
-        cycle_arrow=tax.arrow(), filters=", ".join(filters), generated=generated.strftime("%Y-%m-%d %H:%M UTC"),
+        cycle_arrow=tax.arrow(), filters=data.narrowed_to(), generated=generated.strftime("%Y-%m-%d %H:%M UTC"),
         version=f"{__version__} (pipeline {PIPELINE_VERSION})", classifiers=_classifiers(calls), script=_SORT_SCRIPT,
         script_hash=_script_hash(_SORT_SCRIPT),
         flagged_reps=[r for r in reps if r["flags"]], verdict=verdict, failed_inputs=data.failed_inputs,

@@ -32,23 +32,30 @@ __all__ = [
 
 
 def render_summary(rows: list[dict[str, Any]], console: Any = None, tax: ReportTaxonomy | None = None,
-                   failed: int = 0) -> None:
+                   failed: int = 0, narrowed_to: str = "") -> None:
     """Print the scored-calls table (rich) and the headline; every column fits an 80-column terminal.
 
     ``failed`` (rows of ``errors``) only changes what is said when no call is scored yet.
+    ``narrowed_to`` names the filters that chose ``rows`` (:meth:`~pipeline.report.data.ReportData.narrowed_to`):
+    the title and the headline say so, and no rows is "no calls matched", not "none scored".
     Names come from input files and are printed through :func:`~pipeline.display.printable`
     (no terminal escape sequences) and rich's markup escape.
     """
     from rich.console import Console
+    from rich.markup import escape
 
     console = console or Console()
+    only = f" ({escape(printable(narrowed_to))})" if narrowed_to else ""
     if not rows:
-        console.print(f"[yellow]No scored calls yet[/]: {failed} input(s) failed (below)." if failed else
-                      "[yellow]No scored calls found.[/] Run `callcycle run` first.")
+        if narrowed_to:
+            console.print(f"[yellow]No calls matched[/]{only}. Widen --since/--rep/--team.", soft_wrap=True)
+        else:
+            console.print(f"[yellow]No scored calls yet[/]: {failed} input(s) failed (below)." if failed else
+                          "[yellow]No scored calls found.[/] Run `callcycle run` first.")
         return
     tax = tax or report_taxonomy(rows)
-    console.print(_calls_table(rows, tax, f"Scored calls ({len(rows)})", console.width))
-    console.print(headline(rows, tax))
+    console.print(_calls_table(rows, tax, f"Scored calls ({len(rows)}){only}", console.width))
+    console.print(("Only " + escape(printable(narrowed_to)) + ": " if narrowed_to else "") + headline(rows, tax))
 
 
 #: At most this many calls are listed at the end of ``callcycle run``; ``callcycle summary`` lists them all.
