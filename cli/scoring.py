@@ -70,6 +70,7 @@ def run(
     from flows.score_flow import run_scoring
     from pipeline.config import load_config
     from pipeline.display import printable
+    from pipeline.errors import OrchestratorLostError
     from pipeline.ingest.discover import (
         holds_no_inputs,
         no_inputs_error,
@@ -78,7 +79,6 @@ def run(
         unmatched_inputs_error,
     )
     from pipeline.report.terminal import load_call_rows, load_error_rows, render_errors, render_run_summary
-    from pipeline.store.base import open_store
 
     if dask_address and workers > 1:
         fail("--workers starts a local cluster and --dask-address uses an existing one: give one of them.")
@@ -121,6 +121,14 @@ def run(
                 summary = run_scoring(inputs or [str(DEFAULT_INPUTS)], out_dir=out, models=models,
                                       model_version=model_version, config=cfg, workers=workers,
                                       dask_address=dask_address, on_result=result, on_discovered=discovered)
+        except OrchestratorLostError:  # the calls committed before the server went are stored: the page shows them
+            progress.stop()
+            if write_html:
+                try:
+                    _report_after_run(out, con)
+                except Exception:  # noqa: BLE001 - the lost server is what the run ends with, not this
+                    pass
+            raise
         finally:
             progress.stop()
     rows = load_call_rows(out) if show_summary else []
@@ -131,20 +139,7 @@ def run(
     con.print(
         f"{summary.count('scored')} scored, {summary.count('skipped')} skipped (already done or duplicate)"
         f"{extra}, {summary.count('failed')} failed in {time.perf_counter() - started:.1f} s → {escape(printable(out.rstrip('/')))}/")
-    report_failed: str | None = None
-    if write_html and open_store(out).has_results():
-        from pipeline.errors import OutputError
-        from pipeline.report.html import write_report
-
-        try:
-            path, _ = write_report(out)
-            if objectstore.is_uri(str(path)):  # a browser cannot open an s3:// address
-                con.print(f"Report: [bold]{escape(printable(path))}[/] (download it, or write a local copy with "
-                          f"callcycle report {escape(printable(out))} --html report.html)", soft_wrap=True)
-            else:
-                con.print(f"Report: [bold]{escape(printable(path))}[/] (open it in a browser)")
-        except OutputError as exc:  # a full or read-only output: the scores are stored, only the page is missing
-            report_failed = str(exc)
+    report_failed = _report_after_run(out, con) if write_html else None
     for spec in summary.empty:
         con.print(f"note: no audio or transcript files in {escape(printable(spec))}", soft_wrap=True)
     def names(paths: list[str]) -> str:  # the first three file names, safe to print, and how many more
@@ -204,6 +199,33 @@ def run(
         fail(report_failed)
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _report_after_run(out: str, con: Any) -> str | None:
+    """Write ``out``'s HTML report at the end of a run when it holds results, and say where.
+
+    Returns the message of an :class:`~pipeline.errors.OutputError` (a full or read-only output: the
+    scores are stored, only the page is missing), for the run to end with status 2 after its summary.
+    """
+    from rich.markup import escape
+
+    from pipeline.display import printable
+    from pipeline.errors import OutputError
+    from pipeline.report.html import write_report
+    from pipeline.store.base import open_store
+
+    try:
+        if not open_store(out).has_results():
+            return None
+        path, _ = write_report(out)
+    except OutputError as exc:
+        return str(exc)
+    if objectstore.is_uri(str(path)):  # a browser cannot open an s3:// address
+        con.print(f"Report: [bold]{escape(printable(path))}[/] (download it, or write a local copy with "
+                  f"callcycle report {escape(printable(out))} --html report.html)", soft_wrap=True)
+    else:
+        con.print(f"Report: [bold]{escape(printable(path))}[/] (open it in a browser)")
+    return None
 
 
 def _require_results(out_dir: str) -> None:

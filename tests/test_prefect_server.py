@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -101,7 +102,8 @@ def _server_pids(port: int) -> list[int]:
 def test_a_server_that_dies_mid_run_stops_it_with_a_clear_error_and_keeps_what_was_committed(tmp_path: Path) -> None:
     """The configured server is killed once the run has committed calls: the run ends promptly with exit 2 and
     one message (not a traceback after minutes of Prefect retrying every queued event), every call it
-    committed stays, and a later run finishes the batch."""
+    committed stays and is in the report written on the way out (an operator's find, stop 55: no report at
+    all), and a later run finishes the batch."""
     import signal
     import threading
 
@@ -112,7 +114,7 @@ def test_a_server_that_dies_mid_run_stops_it_with_a_clear_error_and_keeps_what_w
         env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "client-home"),
                "PREFECT_CLIENT_MAX_RETRIES": "1"}  # Prefect's own back-off is not what this test measures
         cmd = [sys.executable, "-m", "cli", "run", str(folder), "--out", str(out), "--models", str(MODELS),
-               "--no-report", "--no-summary"]
+               "--no-summary"]
         port = int(api.rsplit(":", 1)[1].split("/")[0])
         killed: list[float] = []
 
@@ -138,6 +140,8 @@ def test_a_server_that_dies_mid_run_stops_it_with_a_clear_error_and_keeps_what_w
     assert killed and ended - killed[0] < 120, ended - killed[0]
     committed = len(list((out / "calls").glob("part-*.parquet")))
     assert committed >= 5
+    reported = re.search(r"<title>callcycle report — (\d+) calls</title>", (out / "report.html").read_text())
+    assert "Report:" in output and reported and 5 <= int(reported.group(1)) <= committed, output
     rerun = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400,
                            env={k: v for k, v in env.items() if k != "PREFECT_API_URL"})
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
