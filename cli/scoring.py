@@ -104,33 +104,36 @@ def run(
     con = console()
     marks = {"scored": "[green]✓", "skipped": "[dim]=", "updated": "[cyan]↻", "deferred": "[yellow]…",
              "failed": "[red]✗"}
-    with Progress(TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.description}"), console=con, transient=False) as progress:
-        bar = progress.add_task("", total=None)
+    # shown once the models and the output folder are checked (on_checked), so a setup error is not left
+    # under an empty bar
+    progress = Progress(TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("{task.description}"), console=con, transient=False)
+    bar = progress.add_task("", total=None)
 
-        def discovered(n: int) -> None:
-            progress.update(bar, total=n)
+    def discovered(n: int) -> None:
+        progress.update(bar, total=n)
 
-        def result(outcome: Any) -> None:
-            name = escape(printable(Path(outcome.path).name))
-            progress.update(bar, advance=1, description=f"{marks.get(outcome.status, '')} {name}[/]")
+    def result(outcome: Any) -> None:
+        name = escape(printable(Path(outcome.path).name))
+        progress.update(bar, advance=1, description=f"{marks.get(outcome.status, '')} {name}[/]")
 
-        started = time.perf_counter()  # the whole run as the user waits for it, Prefect's start-up included
-        try:
-            with stop_at_once_on_interrupt():
-                summary = run_scoring(inputs or [str(DEFAULT_INPUTS)], out_dir=out, models=models,
-                                      model_version=model_version, config=cfg, workers=workers,
-                                      dask_address=dask_address, on_result=result, on_discovered=discovered)
-        except OrchestratorLostError:  # the calls committed before the server went are stored: the page shows them
-            progress.stop()
-            if write_html:
-                try:
-                    _report_after_run(out, con)
-                except Exception:  # noqa: BLE001 - the lost server is what the run ends with, not this
-                    pass
-            raise
-        finally:
-            progress.stop()
+    started = time.perf_counter()  # the whole run as the user waits for it, Prefect's start-up included
+    try:
+        with stop_at_once_on_interrupt():
+            summary = run_scoring(inputs or [str(DEFAULT_INPUTS)], out_dir=out, models=models,
+                                  model_version=model_version, config=cfg, workers=workers,
+                                  dask_address=dask_address, on_result=result, on_discovered=discovered,
+                                  on_checked=progress.start)
+    except OrchestratorLostError:  # the calls committed before the server went are stored: the page shows them
+        _stop(progress)
+        if write_html:
+            try:
+                _report_after_run(out, con)
+            except Exception:  # noqa: BLE001 - the lost server is what the run ends with, not this
+                pass
+        raise
+    finally:
+        _stop(progress)
     rows = load_call_rows(out) if show_summary else []
     if rows:  # the calls this run scored or updated, and the headline over all stored calls
         render_run_summary(rows, {o.call_key for o in summary.outcomes if o.status in ("scored", "updated")
@@ -199,6 +202,12 @@ def run(
         fail(report_failed)
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _stop(progress: Any) -> None:
+    """Stop a rich progress display if it was started (a stopped one prints a blank line when not on a terminal)."""
+    if progress.live.is_started:
+        progress.stop()
 
 
 def _report_after_run(out: str, con: Any) -> str | None:

@@ -200,7 +200,8 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
 def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str | None = None,
                 model_version: str | None = None, config: PipelineConfig | None = None,
                 on_result: Callable[[Outcome], None] | None = None,
-                on_discovered: Callable[[int], None] | None = None) -> RunSummary:
+                on_discovered: Callable[[int], None] | None = None,
+                on_checked: Callable[[], None] | None = None) -> RunSummary:
     """Score every call in ``inputs`` into Parquet datasets under ``out_dir``.
 
     Args:
@@ -461,7 +462,8 @@ def run_scoring(inputs: list[str], *, out_dir: str = str(DEFAULT_OUT), models: s
                 model_version: str | None = None, config: PipelineConfig | None = None,
                 workers: int = 1, dask_address: str | None = None,
                 on_result: Callable[[Outcome], None] | None = None,
-                on_discovered: Callable[[int], None] | None = None) -> RunSummary:
+                on_discovered: Callable[[int], None] | None = None,
+                on_checked: Callable[[], None] | None = None) -> RunSummary:
     """Run :func:`score_calls` with ``workers`` files in flight at once (see :func:`task_runner`).
 
     A configured Prefect server that does not answer is one clear
@@ -471,7 +473,8 @@ def run_scoring(inputs: list[str], *, out_dir: str = str(DEFAULT_OUT), models: s
     before Prefect starts (whose temporary API takes seconds), so a read-only, full or misnamed
     ``out_dir`` is one clear
     :class:`~pipeline.errors.OutputError` and a missing, tampered or mis-pointed model one clear
-    :class:`~pipeline.errors.ModelArtifactError`, at once.
+    :class:`~pipeline.errors.ModelArtifactError`, at once. ``on_checked`` is called once those checks
+    pass, before Prefect starts: a progress display shown from then on is never left above a setup error.
     """
     check_prefect_api()
     if dask_address or workers > 1:
@@ -487,6 +490,8 @@ def run_scoring(inputs: list[str], *, out_dir: str = str(DEFAULT_OUT), models: s
     cfg = config or PipelineConfig()
     check_asr_model(cfg.asr.model)
     process.prepare_output(out_dir)
+    if on_checked:
+        on_checked()
     local = dask_address is None and workers <= 1
     if not local:  # a Dask worker process takes one file at a time
         cfg = replace(cfg, run=replace(cfg.run, threads=1))

@@ -341,7 +341,8 @@ def test_the_html_report_shows_file_and_speaker_names_without_control_or_bidi_ch
 
 def test_a_speech_or_classifier_model_that_cannot_be_found_is_refused_before_any_output(tmp_path: Path) -> None:
     """A mistyped --asr-model failed every audio file, one error row each (exit 1, a report written);
-    a mistyped --models created the output folders. Both are usage errors now: exit 2, nothing written."""
+    a mistyped --models created the output folders. Both are usage errors now: exit 2, nothing written,
+    and the progress bar is not drawn (an empty "scoring 0/?" bar stood above the error)."""
     _transcript(tmp_path / "real.json")
     out = tmp_path / "out"
     not_a_model = tmp_path / "not-a-model"
@@ -357,6 +358,7 @@ def test_a_speech_or_classifier_model_that_cannot_be_found_is_refused_before_any
         text = " ".join(result.output.split())
         assert result.exit_code == 2 and said in text, text
         assert not out.exists(), option
+        assert "scoring" not in text, "no empty progress bar above a setup error (stop 56)"
 
 
 def test_a_mistyped_input_is_a_usage_error_that_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
