@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
+from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -78,7 +80,13 @@ def run(
         unmatched_inputs,
         unmatched_inputs_error,
     )
-    from pipeline.report.terminal import load_call_rows, load_error_rows, render_errors, render_run_summary
+    from pipeline.report.terminal import (
+        RUN_TABLE_ROWS,
+        load_call_rows,
+        load_error_rows,
+        render_errors,
+        render_run_summary,
+    )
 
     if dask_address and workers > 1:
         fail("--workers starts a local cluster and --dask-address uses an existing one: give one of them.")
@@ -109,13 +117,27 @@ def run(
     progress = Progress(TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TextColumn("{task.description}"), console=con, transient=False)
     bar = progress.add_task("", total=None)
+    # a bar is drawn only on a terminal: a nightly log (cron, CI, `| tee`) gets a line now and then instead
+    every = None if con.is_terminal else PROGRESS_LOG_S
+    tally: Counter[str] = Counter()
+    total: list[int | None] = [None]
+    last = [time.monotonic()]
 
     def discovered(n: int) -> None:
         progress.update(bar, total=n)
+        total[0] = n
+        if every is not None:
+            con.print(f"scoring: {n} input{'' if n == 1 else 's'} found", soft_wrap=True)
 
     def result(outcome: Any) -> None:
         name = escape(printable(Path(outcome.path).name))
         progress.update(bar, advance=1, description=f"{marks.get(outcome.status, '')} {name}[/]")
+        tally[outcome.status] += 1
+        if every is not None and time.monotonic() - last[0] >= every:
+            last[0] = time.monotonic()
+            done = ", ".join(f"{n} {status}" for status, n in tally.most_common())
+            con.print(f"progress: {sum(tally.values())}/{total[0] or '?'} ({done}) after "
+                      f"{time.perf_counter() - started:.0f} s", soft_wrap=True)
 
     started = time.perf_counter()  # the whole run as the user waits for it, Prefect's start-up included
     try:
@@ -139,8 +161,10 @@ def run(
         render_run_summary(rows, {o.call_key for o in summary.outcomes if o.status in ("scored", "updated")
                                   and o.call_key}, out, con)
     extra = "".join(f", {summary.count(s)} {s}" for s in ("updated", "deferred") if summary.count(s))
+    restored = sum(o.restored for o in summary.outcomes)
+    again = f" ({restored} from their stored segments: new classifier, not transcribed again)" if restored else ""
     con.print(
-        f"{summary.count('scored')} scored, {summary.count('skipped')} skipped (already done or duplicate)"
+        f"{summary.count('scored')} scored{again}, {summary.count('skipped')} skipped (already done or duplicate)"
         f"{extra}, {summary.count('failed')} failed in {time.perf_counter() - started:.1f} s → {escape(printable(out.rstrip('/')))}/")
     report_failed = _report_after_run(out, con) if write_html else None
     for spec in summary.empty:
@@ -191,17 +215,28 @@ def run(
                   soft_wrap=True)
     if len(noted) > 10:
         con.print(f"skipped: {len(noted) - 10} more duplicate(s) or link(s), each read once under another path", soft_wrap=True)
-    for outcome in (o for o in summary.outcomes if o.status == "deferred"):  # named, so a nightly log shows them
+    deferred = [o for o in summary.outcomes if o.status == "deferred"]
+    for outcome in deferred[:10]:  # named, so a nightly log shows them
         said = outcome.message or ""
         said = said.removeprefix(f"{Path(outcome.path).name}: ")  # the path is said already
         con.print(f"deferred: {escape(printable(outcome.path))}: {escape(printable(said))}", soft_wrap=True)
+    if len(deferred) > 10:
+        con.print(f"deferred: {len(deferred) - 10} more, held by other runs; a later run scores them", soft_wrap=True)
     if summary.failed:
         failed_paths = {o.path for o in summary.failed}
-        render_errors([r for r in load_error_rows(out) if r["source_path"] in failed_paths], con)
+        failed_rows = [r for r in load_error_rows(out) if r["source_path"] in failed_paths]
+        render_errors(failed_rows[:RUN_TABLE_ROWS], con)
+        if len(failed_rows) > RUN_TABLE_ROWS:
+            con.print(f"… and {len(failed_rows) - RUN_TABLE_ROWS} more failed inputs; `callcycle summary "
+                      f"{escape(shlex.quote(printable(out)))}` lists every one, with what to do.", soft_wrap=True)
     if report_failed:  # last, where it is seen; an output-folder problem: status 2, as the help says
         fail(report_failed)
     if summary.failed:
         raise typer.Exit(1)
+
+
+#: Without a terminal, ``run`` prints a progress line at most this often (seconds) instead of a bar.
+PROGRESS_LOG_S = 60.0
 
 
 def _stop(progress: Any) -> None:
@@ -340,8 +375,12 @@ def report(
     path, n = write_report(out_dir, html, since=since, rep=rep, max_scorecards=scorecards, team=team, teams=teams)
     con = console()
     if n == 0:
+        from pipeline.report.data import load_error_rows
+
+        why = ("only failed inputs, listed by `callcycle summary`" if load_error_rows(out_dir) else
+               "only rows an older callcycle wrote, left out: see the warning above; `callcycle run` scores them again")
         con.print("[yellow]No calls matched[/]: the report says so. Widen --since/--rep/--team." if since or rep or team else
-                  "[yellow]No scored calls[/] in this output yet (only failed inputs): the report says so.")
+                  f"[yellow]No scored calls[/] in this output yet ({why}): the report says so.", soft_wrap=True)
     con.print(f"Report with {n} call{'' if n == 1 else 's'} written to [bold]{escape(printable(path))}[/]")
 
 

@@ -163,15 +163,20 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
         started = time.perf_counter()
         attempts = 1 + (config.run.retries if source.kind == "audio" else 0)
         try:
-            reader = read_call_task.with_options(retries=config.run.retries,
-                                                 timeout_seconds=config.run.timeout_s or None)
-            call = reader(source, config)
-            artifact = resources.artifact(models, model_version)  # loaded once per process, after the first read
-            # scoring and the commit run inside this task: each Prefect task run costs a round trip
-            # to the API per state change, which is the largest per-file cost after ASR (BENCHMARKS.md)
-            splitter = resources.sentencizer(config.segmentation.unpunctuated_model,
-                                             config.segmentation.unpunctuated_model_path)
-            scored = process.score_turns(call, artifact, splitter, config)
+            artifact = resources.artifact(models, model_version)  # loaded once per process
+            # only the classifier changed since the call was stored: its stored segments are classified again
+            again = process.rescore_stored(source, stamp, out_dir, artifact, config, batch)
+            if again is None:
+                reader = read_call_task.with_options(retries=config.run.retries,
+                                                     timeout_seconds=config.run.timeout_s or None)
+                call = reader(source, config)
+                # scoring and the commit run inside this task: each Prefect task run costs a round trip
+                # to the API per state change, which is the largest per-file cost after ASR (BENCHMARKS.md)
+                splitter = resources.sentencizer(config.segmentation.unpunctuated_model,
+                                                 config.segmentation.unpunctuated_model_path)
+                scored = process.score_turns(call, artifact, splitter, config)
+            else:
+                call, scored = again
             key = process.commit_call(out_dir, source, call, scored, stamp, artifact.taxonomy,
                                       time.perf_counter() - started, config.run.force, batch)
         except Exception as exc:
@@ -189,7 +194,8 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
         logger.info("%s: scored %d segments, action share %s", source.path, scored.score.n_segments,
                     scored.score.action_share)
         return Outcome(path=source.path, status="scored", call_id=scored.call_id, call_key=key,
-                       action_share=scored.score.action_share, audio_s=call.audio_duration_s)
+                       action_share=scored.score.action_share, audio_s=call.audio_duration_s,
+                       restored=again is not None)
 
 
 # Deployments (flows/serve.py) run the flow with this runner: [run] threads' default number of files at

@@ -49,7 +49,8 @@ from pipeline.errors import (
 from pipeline.ingest.discover import DiscoveryNotes, file_sha256, try_sha256
 from pipeline.ingest.remote import local_copy
 from pipeline.ingest.transcripts import parse_transcript
-from pipeline.schema import CallMetadata, CallScore, ClassifiedSegment, Source, Turn
+from pipeline.rescore import stored_segments
+from pipeline.schema import CallMetadata, CallScore, ClassifiedSegment, Segment, Source, Turn
 from pipeline.score import score_call
 from pipeline.speech.diarize import (
     SpeakerModel,
@@ -74,6 +75,8 @@ __all__ = [
     "Outcome",
     "read_call",
     "score_turns",
+    "score_segments",
+    "rescore_stored",
     "build_tables",
     "record_failure",
     "clear_failure",
@@ -132,6 +135,8 @@ class Outcome:
     audio_s: float | None = None
     cleared: tuple[str, ...] = ()
     """For ``updated``: the stored fields (rep, customer, call_date) emptied because nothing gives them any more."""
+    restored: bool = False
+    """For ``scored``: classified again from the stored segments (:func:`rescore_stored`), not read again."""
 
 
 def row_settings(config: PipelineConfig) -> str:
@@ -302,10 +307,38 @@ def score_turns(call: CallInput, artifact: Artifact, nlp: Any, config: PipelineC
     if not segments:
         raise TranscriptFormatError(f"{call.call_id}: no text to classify.",
                                     "The input's turns are empty.", step="segment")
+    return score_segments(call.call_id, segments, artifact)
+
+
+def score_segments(call_id: str, segments: list[Segment], artifact: Artifact) -> ScoredCall:
+    """Classify a call's segments and score the call."""
     classified = classify_segments(artifact, segments)
-    return ScoredCall(call_id=call.call_id, segments=classified,
-                      score=score_call(classified, artifact.taxonomy),
+    return ScoredCall(call_id=call_id, segments=classified, score=score_call(classified, artifact.taxonomy),
                       timing_estimated=any(s.timing_estimated for s in segments))
+
+
+def rescore_stored(source: Source, stamp: store.RunStamp, out_dir: OutputLocation, artifact: Artifact,
+                   config: PipelineConfig, batch: str = "") -> tuple[CallInput, ScoredCall] | None:
+    """``source``'s call scored again from its stored segments (:mod:`pipeline.rescore`: only the classifier
+    changed since it was stored), or ``None`` when it must be read again (always under ``--force``).
+
+    Raises:
+        OutputError: the output cannot be read.
+    """
+    if config.run.force:
+        return None
+    try:
+        stored = stored_segments(source, stamp, out_dir,
+                                 lambda row: _sidecar_roles_changed(row, source.metadata))
+    except OSError as exc:
+        out = open_store(out_dir)
+        raise _output_failed(out, exc, f"reading the stored segments of {Path(source.path).name}", batch) from exc
+    if stored is None:
+        return None
+    logger.info("%s: scored again from its stored segments (classifier %s, was %s); not read or transcribed again",
+                source.path, stamp.classifier_version, stored.classifier_version)
+    call = CallInput(call_id=stored.call_id, turns=[], audio_duration_s=stored.audio_duration_s)
+    return call, score_segments(stored.call_id, stored.segments, artifact)
 
 
 def build_tables(source: Source, call: CallInput, scored: ScoredCall, stamp: store.RunStamp,
@@ -453,9 +486,11 @@ def identity_clashes(sources: list[Source]) -> tuple[list[Source], list[tuple[So
         if first[ident] is source:
             kept.append(source)
             continue
+        by_csv = source.metadata.call_id is not None and source.metadata.call_id == ident
         clashes.append((source, InputError(
             f"{Path(source.path).name}: another input of this run, {first[ident].path!r}, has the same identity "
-            f"{ident!r}; that one was scored and this one was not.",
+            f"{ident!r}{' (its call_id in calls.csv)' if by_csv else ''}; that one was scored and this one was not.",
+            "Give each file its own call_id in calls.csv: a call_id names one call." if by_csv else
             "Identities are paths relative to the folder given to `callcycle run`: run on the parent folder "
             "(e.g. `callcycle run nightly`), or score each folder into its own --out.", step="discover")))
     return kept, clashes
@@ -591,7 +626,8 @@ def plan_batch(out_dir: OutputLocation, sources: list[Source], bad_inputs: list[
     """Everything about a batch that is settled before any file is scored; ``(sources to score, outcomes)``.
 
     What discovery returned (:func:`pipeline.ingest.discover.discover_inputs` with ``notes``) becomes:
-    an ``errors`` row for each input it refused; a skip for each link to (or second spelling of) a file
+    an ``errors`` row for each input it refused, and none any more for a ``calls.csv`` it read; a skip
+    for each link to (or second spelling of) a file
     already taken, and for each file with the same bytes as an earlier one (read once, under the first
     path), clearing their earlier error rows; an ``errors`` row for each input whose identity an earlier
     input of the batch has (:func:`identity_clashes`); and the outcome of each call already stored at
@@ -601,6 +637,8 @@ def plan_batch(out_dir: OutputLocation, sources: list[Source], bad_inputs: list[
     for path, error in bad_inputs:
         outcomes.append(record_failure(out_dir, path, None if objectstore.is_uri(path) else try_sha256(Path(path)),
                                        error, stamp, batch=batch, source_id=notes.identities.get(path, "")))
+    for path in notes.sidecars:  # a calls.csv that failed before and reads now: its failure is gone
+        clear_failure(out_dir, path, path, batch)
     for path, same in notes.aliases:
         clear_failure(out_dir, notes.identities.get(path, path), path, batch)
         outcomes.append(Outcome(path=path, status="skipped",
@@ -745,8 +783,12 @@ def process_source(source: Source, *, asr: AsrModel | None, artifact: Artifact, 
             return done
         started = time.perf_counter()
         try:
-            call = read_call(source, asr, config, speaker_model, role_model)
-            scored = score_turns(call, artifact, nlp, config)
+            again = rescore_stored(source, stamp, out_dir, artifact, config, batch)
+            if again is None:
+                call = read_call(source, asr, config, speaker_model, role_model)
+                scored = score_turns(call, artifact, nlp, config)
+            else:
+                call, scored = again
             key = commit_call(out_dir, source, call, scored, stamp, artifact.taxonomy, time.perf_counter() - started,
                               replace=config.run.force, batch=batch)
         except Exception as exc:  # recorded, never lost; the batch goes on
@@ -754,4 +796,4 @@ def process_source(source: Source, *, asr: AsrModel | None, artifact: Artifact, 
             return record_failure(out_dir, source.path, source.sha256, exc, stamp,
                                   source_id=store.source_identity(source), batch=batch)
     return Outcome(path=source.path, status="scored", call_id=scored.call_id, call_key=key,
-                   action_share=scored.score.action_share, audio_s=call.audio_duration_s)
+                   action_share=scored.score.action_share, audio_s=call.audio_duration_s, restored=again is not None)

@@ -507,6 +507,11 @@ def test_a_unique_part_of_a_version_name_selects_it_and_other_models_are_not_off
     with pytest.raises(ModelArtifactError) as speaker:
         resolve_artifact_dir(tmp_path, "speaker")
     assert "speaker," not in str(speaker.value) and "speaker." not in str(speaker.value).split("Available:")[1]
+    with pytest.raises(ModelArtifactError, match="CURRENT is missing"):
+        resolve_artifact_dir(tmp_path)
+    (tmp_path / "CURRENT").write_text("\n")  # an upgrade tester's find (stop 56): an empty file was "missing"
+    with pytest.raises(ModelArtifactError, match="CURRENT is empty"):
+        resolve_artifact_dir(tmp_path)
 
 
 def test_promotion_needs_held_out_rows_of_every_corpus_the_current_model_knew(mini_artifact: Path, tmp_path: Path,

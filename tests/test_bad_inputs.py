@@ -297,3 +297,38 @@ def test_text_named_as_audio_says_it_is_text(batch) -> None:
 
 def test_bad_audio_records_one_attempt(batch) -> None:
     assert batch.errors["a01_zero_bytes.wav"]["attempts"] == 1
+
+
+def test_a_large_nightly_batch_keeps_its_log_readable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scale tester's finds (stop 56), for a run whose output goes to a log, not a terminal: the log stayed
+    empty for the whole run (the bar is drawn only on a terminal), every failed input was listed at the end
+    (5,008 lines for 1,000), every calls.csv row naming a missing file was a warning each night, and a
+    call_id given to two files failed the second one with a hint about folders. Now: progress lines, the
+    first 50 failures and where the rest are, 10 row warnings and a count, and a call_id warning and hint."""
+    from typer.testing import CliRunner
+
+    import cli.scoring
+    from cli import app
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    for i in range(53):
+        (folder / f"broken-{i:02d}.json").write_text(f"{{not json {i}")  # distinct bytes: each one an input
+    for name in ("a", "b"):
+        (folder / f"{name}.json").write_text(json.dumps({"turns": [
+            {"speaker": "S1", "text": f"I'll send you the signed order form for {name} by Friday."}]}))
+    rows = [f"gone-{i:02d}.wav,Dana," for i in range(14)] + ["a.json,Dana,same-id", "b.json,Dana,same-id"]
+    (folder / "calls.csv").write_text("path,rep,call_id\n" + "\n".join(rows) + "\n")
+    monkeypatch.setattr(cli.scoring, "PROGRESS_LOG_S", 0.0)
+    result = CliRunner().invoke(app, ["run", str(folder), "--out", str(out), "--models", str(MODELS), "--no-report"],
+                                env={"COLUMNS": "200"})
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1, text
+    assert "scoring: 55 inputs found" in text and "progress: 1/55 (" in text and "progress: 55/55 (" in text
+    assert "… and 4 more failed inputs; `callcycle summary" in text and "lists every one" in text
+    assert "Failed inputs (50)" in text
+    assert text.count("no file 'gone-") == 10, text  # the log's warnings go to the command's output
+    assert "5 more rows with a warning like those above, not shown (15 in all)" in text
+    clash = [r for r in store.read_dataset(out, "errors").to_pylist() if r["source_path"].endswith("b.json")]
+    assert len(clash) == 1 and "its call_id in calls.csv" in clash[0]["message"]
+    assert "Give each file its own call_id" in clash[0]["hint"]

@@ -355,6 +355,40 @@ def test_files_of_the_old_layout_are_retired_once(tmp_path: Path, artifact, nlp)
     assert len(load_call_rows(out)) == 1 and (out / store.LEGACY / "calls" / "part-0123old.parquet").is_file()
 
 
+def test_an_older_release_writing_into_an_upgraded_folder_is_not_read_as_current(
+        tmp_path: Path, artifact, nlp, caplog: pytest.LogCaptureFixture) -> None:
+    """An upgrade tester's find (stop 56): a folder already tidied by this version (``.layout`` current) got
+    files from an older release still running elsewhere (a rollback, a second host), and the readers took
+    them as current rows with empty columns. Each calls/errors file's schema version is checked on every
+    read: an old one is left out with one warning that says what probably happened, and the summary says
+    when stored rows came from another pipeline version."""
+    import logging
+
+    from pipeline import PIPELINE_VERSION
+    from pipeline.report.rules import other_versions
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    _transcript(folder / "h.json", "Let's review what went wrong last sprint.")
+    _transcript(folder / "k.json", "I'll send you the signed order form by Friday.")
+    assert _run(folder, out, artifact, nlp) == {"h.json": "scored", "k.json": "scored"}
+    assert (out / ".layout").read_text().strip() == store.SCHEMA_VERSION
+    path = next(p for p in (out / "calls").glob("part-*.parquet") if "k.json" in str(pq.read_table(p)["source_id"][0]))
+    old = pq.read_table(path).drop_columns(["action_share_method"])
+    pq.write_table(old.replace_schema_metadata({**old.schema.metadata, b"callcycle.schema_version": b"2"}), path)
+    with caplog.at_level(logging.WARNING, logger="callcycle.store"):
+        rows = load_call_rows(out)
+    assert [r["source_id"] for r in rows] == ["h.json"]
+    assert "1 file(s) written by an older callcycle" in caplog.text and "still running" in caplog.text
+    assert _run(folder, out, artifact, nlp) == {"h.json": "skipped", "k.json": "scored"}  # its call scored again
+    assert sorted(r["source_id"] for r in load_call_rows(out)) == ["h.json", "k.json"]
+    # rows of another pipeline version (a partial run after an upgrade) are named, not mixed in silently
+    rows = [{**rows[0], "pipeline_version": "0.0.1"}, *load_call_rows(out)]
+    note = other_versions(rows, PIPELINE_VERSION)
+    assert note is not None and note.startswith("1 of 3 calls") and "0.0.1 (1 call)" in note
+    assert other_versions(load_call_rows(out), PIPELINE_VERSION) is None
+
+
 def test_settings_that_shape_rows_are_part_of_the_version(tmp_path: Path, artifact, nlp) -> None:
     """A retrained role or boundary model, or a changed segmentation option, re-scores stored calls on the next
     run (rows made the old way are not kept as current); options that only change speed do not."""
@@ -451,3 +485,81 @@ def test_recognition_and_speaker_settings_are_part_of_an_audio_calls_version(tmp
     assert len(set(digests)) == len(digests)
     assert process.speech_settings(same_speaker) == process.speech_settings(greedy)  # the same bytes elsewhere
     assert run(swapped) == {"call.wav": "scored", "notes.json": "skipped"}
+
+
+def test_a_new_classifier_scores_stored_calls_again_from_their_stored_segments(
+        tmp_path: Path, artifact, nlp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new classifier changes every call's version, and each call was read (for audio: transcribed) again:
+    an archive paid its whole recognition cost for each promoted model. When only the classifier differs from
+    the stored key, the stored segments are classified again instead, and the rows are those a fresh read
+    gives. Anything else that changed (the bytes, a setting, the speakers' roles in calls.csv), a stored call
+    that does not read back whole, and --force, read the call again."""
+    import dataclasses
+
+    from pipeline.config import RunConfig
+
+    folder, out, fresh = tmp_path / "in", tmp_path / "out", tmp_path / "fresh"
+    folder.mkdir()
+    _transcript(folder / "a.json", "so the rollout slipped a week because nobody owned it", "can you send me the new "
+                "plan by friday", "sure i will send it thursday")
+    _transcript(folder / "b.json", "How was the trip?", "Long, but the customer workshop went well.")
+    config = PipelineConfig()
+    assert _run(folder, out, artifact, nlp) == {"a.json": "scored", "b.json": "scored"}
+    newer = dataclasses.replace(artifact, version=artifact.version + "-newer")
+    reads: list[str] = []
+    real_read = process.read_call
+    monkeypatch.setattr(process, "read_call", lambda source, *a, **k: reads.append(source.path) or real_read(
+        source, *a, **k))
+    (folder / "calls.csv").write_text("path,speakers\nb.json,S0=rep;S1=customer\n")  # b's roles change
+    sources, _ = discover_inputs([str(folder)])
+    outcomes = {Path(s.path).name: process.process_source(s, asr=None, artifact=newer, nlp=nlp, config=config,
+                                                           out_dir=out) for s in sources}
+    assert {n: (o.status, o.restored) for n, o in outcomes.items()} == {"a.json": ("scored", True),
+                                                                         "b.json": ("scored", False)}
+    assert [Path(p).name for p in reads] == ["b.json"]
+    # the rows equal those of a fresh output scored by the newer classifier (bar the time it took)
+    for source in sources:
+        process.process_source(source, asr=None, artifact=newer, nlp=nlp, config=config, out_dir=fresh)
+    for table in ("calls", "segments"):
+        drop = ["processed_at", "processing_s"] if table == "calls" else []
+        got, want = (store.read_dataset(o, table).drop_columns(drop).sort_by("call_key") for o in (out, fresh))
+        assert got.equals(want), table
+    # --force reads everything again
+    reads.clear()
+    forced = dataclasses.replace(config, run=RunConfig(force=True))
+    again = dataclasses.replace(artifact, version=artifact.version + "-newest")
+    assert not process.process_source(sources[0], asr=None, artifact=again, nlp=nlp, config=forced,
+                                      out_dir=out).restored and len(reads) == 1
+    # segments that do not match their calls row are never scored from: the call is read again
+    for seg in (out / "segments").glob("part-*.parquet"):
+        table = pq.read_table(seg)
+        pq.write_table(table.slice(0, table.num_rows - 1), seg)
+    reads.clear()
+    fourth = dataclasses.replace(artifact, version=artifact.version + "-fourth")
+    outcomes = [process.process_source(s, asr=None, artifact=fourth, nlp=nlp, config=config, out_dir=out)
+                for s in sources]
+    assert [(o.status, o.restored) for o in outcomes] == [("scored", False)] * 2 and len(reads) == 2
+
+
+def test_a_fixed_calls_csv_loses_its_failure_row(tmp_path: Path, artifact, nlp) -> None:
+    """A scale tester's find (stop 56): a calls.csv saved as Latin-1 was recorded as a failed input; once
+    re-saved as UTF-8 the runs said "0 failed", yet its errors row stayed for good, so summary and the report
+    kept saying an input could not be scored. A sidecar that reads now clears its row, and the calls get the
+    metadata it gives."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    _transcript(folder / "a.json", "I'll send you the signed order form by Friday.")
+    (folder / "calls.csv").write_bytes("path,rep\na.json,José Peña\n".encode("latin-1"))
+    assert _run(folder, out, artifact, nlp) == {"calls.csv": "failed", "a.json": "scored"}
+    assert [Path(r["source_path"]).name for r in store.read_dataset(out, "errors").to_pylist()] == ["calls.csv"]
+    (folder / "calls.csv").write_text("path,rep\na.json,José Peña\n", encoding="utf-8")
+    config = PipelineConfig()
+    stamp = process.run_stamp(artifact, None, config)
+    from pipeline.ingest.discover import DiscoveryNotes
+
+    notes = DiscoveryNotes()
+    sources, bad = discover_inputs([str(folder)], notes=notes)
+    assert notes.sidecars == [str(folder / "calls.csv")] and not bad
+    todo, settled = process.plan_batch(out, sources, bad, notes, stamp)
+    assert todo == [] and [o.status for o in settled] == ["updated"]
+    assert store.read_dataset(out, "errors").num_rows == 0

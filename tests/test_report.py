@@ -679,3 +679,31 @@ def test_a_report_that_cannot_be_written_says_where_and_that_the_scores_are_kept
     assert result.exit_code == 2
     said = " ".join(result.output.split())
     assert f"Cannot write the report to {blocker / 'r.html'}" in said and "The scores are stored" in said
+
+
+def test_calls_of_another_pipeline_version_or_classifier_are_named_in_both_views(scored_out: Path) -> None:
+    """An upgrade tester's find (stop 56): after a partial run rows from two pipeline versions stood under one
+    headline, and the report's header named only the version that wrote the page; the terminal never
+    mentioned mixed classifiers. Both views now say which calls come from another version or classifier."""
+    import io
+
+    from rich.console import Console
+
+    from pipeline import PIPELINE_VERSION
+    from pipeline.report.html import render_report
+    from pipeline.report.terminal import render_summary
+
+    data = load_report_data(scored_out)
+    assert 'id="versions-note"' not in render_report(data)
+    older = dict(data.calls[0], pipeline_version="0.0.9", classifier_version="cycle-of-value-older")
+    data.calls = [older, *data.calls[1:]]
+    page = render_report(data)
+    assert f"1 of 3 calls scored by another callcycle pipeline than this one ({PIPELINE_VERSION}): 0.0.9 (1 call)" in page
+    assert "2 classifiers — " in page and "cycle-of-value-older (1 call)" in page
+    buffer = io.StringIO()
+    render_summary(data.calls, Console(file=buffer, width=80, force_terminal=False))
+    text = " ".join(buffer.getvalue().split())
+    assert "note: scored by 2 classifiers" in text and "0.0.9 (1 call); `callcycle run` over their inputs" in text
+    buffer = io.StringIO()
+    render_summary(load_call_rows(scored_out), Console(file=buffer, width=80, force_terminal=False))
+    assert "note:" not in buffer.getvalue()

@@ -282,8 +282,9 @@ def resolve_artifact_dir(location: Path, version: str | None = None) -> Path:
     if version is None:
         version = current_version(location)
         if version is None:
+            said = "is empty" if (location / POINTER_NAME).is_file() else "is missing"
             raise ModelArtifactError(
-                f"No model selected in {location}: {location / POINTER_NAME} is missing.",
+                f"No model selected in {location}: {location / POINTER_NAME} {said}.",
                 "Run `callcycle train --promote`, or pass --models an artifact directory (a folder holding card.json).",
             )
     path = location / version

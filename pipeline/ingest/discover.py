@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from pipeline import objectstore
 from pipeline.errors import InputChangingError, InputError
@@ -111,14 +112,19 @@ def _cell(value: object) -> str:
 SIDECAR_COLUMNS = ("path", "rep", "customer", "date", "speakers", "call_id")
 
 
+#: A ``calls.csv`` logs at most this many row warnings (a missing file, a bad date, ...), then how many more.
+MAX_ROW_WARNINGS = 10
+
+
 def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
     """Read a ``calls.csv`` sidecar into ``{resolved file path: metadata}``.
 
     Header names are matched without regard to case or surrounding spaces (``Path, Rep``
     as written by spreadsheets works). Rows with a missing path are skipped with a
     warning; a row naming a file that does not exist is kept, with a warning; an unparseable
-    date becomes ``None`` (with a warning). A file that is not a readable CSV, or a path cell
-    holding a NUL character, raises :class:`InputError`.
+    date becomes ``None`` (with a warning); a ``call_id`` given to two files is warned about (only one of
+    them can be scored). At most :data:`MAX_ROW_WARNINGS` row warnings are logged, then their number.
+    A file that is not a readable CSV, or a path cell holding a NUL character, raises :class:`InputError`.
     """
     result: dict[Path, CallMetadata] = {}
     try:
@@ -140,11 +146,19 @@ def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
                                ", ".join(repr(n[:40]) for n in unread[:5]), ", ".join(SIDECAR_COLUMNS),
                                "; a rep's team goes in teams.csv (rep,team) in the output folder, read by the "
                                "report" if "team" in unread else "")
+            warned = [0]
+            named: dict[str, tuple[int, Path]] = {}  # call_id -> (line, file)
+
+            def row_warning(message: str, *args: Any) -> None:  # a nightly log gets the first few, then a count
+                warned[0] += 1
+                if warned[0] <= MAX_ROW_WARNINGS:
+                    logger.warning(message, *args)
+
             for row in reader:
                 line_no = reader.line_num
                 rel = _cell(row.get("path"))
                 if not rel:
-                    logger.warning("%s line %d: empty path, row skipped", csv_path, line_no)
+                    row_warning("%s line %d: empty path, row skipped", csv_path, line_no)
                     continue
                 if "\x00" in rel:
                     raise InputError(
@@ -154,20 +168,20 @@ def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
                 raw_date = _cell(row.get("date"))
                 call_date = _parse_date(raw_date)
                 if raw_date and call_date is None:
-                    logger.warning("%s line %d: date %r is %s, left empty", csv_path, line_no, raw_date[:40],
+                    row_warning("%s line %d: date %r is %s, left empty", csv_path, line_no, raw_date[:40],
                                    "not a calendar date" if _ISO_DAY.fullmatch(raw_date[:10]) else "not YYYY-MM-DD")
                 try:
                     speaker_roles = parse_speaker_roles(_cell(row.get("speakers")))
                 except ValueError as exc:
-                    logger.warning("%s line %d: %s; speaker map ignored", csv_path, line_no, exc)
+                    row_warning("%s line %d: %s; speaker map ignored", csv_path, line_no, exc)
                     speaker_roles = ()
                 target = (csv_path.parent / rel).resolve()
                 if not target.is_relative_to(csv_path.parent.resolve()):
-                    logger.warning("%s line %d: %r is outside the sidecar's folder; a calls.csv describes only "
+                    row_warning("%s line %d: %r is outside the sidecar's folder; a calls.csv describes only "
                                    "files under its own folder, row ignored", csv_path, line_no, rel[:80])
                     continue
                 if not os.path.lexists(target):  # a typo, or a recording not delivered yet
-                    logger.warning("%s line %d: no file %r next to the sidecar; row kept for when it arrives "
+                    row_warning("%s line %d: no file %r next to the sidecar; row kept for when it arrives "
                                    "(check the spelling)", csv_path, line_no, rel[:80])
                 meta = CallMetadata(
                     rep=_cell(row.get("rep")) or None,
@@ -176,10 +190,18 @@ def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
                     speaker_roles=speaker_roles,
                     call_id=_cell(row.get("call_id")) or None,
                 )
+                first_with_id = named.setdefault(meta.call_id, (line_no, target)) if meta.call_id else None
+                if first_with_id is not None and first_with_id[1] != target:
+                    row_warning("%s line %d: call_id %r is on line %d too, for another file; a call_id names one "
+                                "call, so only one of the two files is scored (give each its own call_id)",
+                                csv_path, line_no, (meta.call_id or "")[:80], first_with_id[0])
                 if target in result and result[target] != meta:
-                    logger.warning("%s line %d: a second row for %r; this one is used (the earlier row is "
+                    row_warning("%s line %d: a second row for %r; this one is used (the earlier row is "
                                    "ignored; keep one row per file)", csv_path, line_no, rel[:80])
                 result[target] = meta
+            if warned[0] > MAX_ROW_WARNINGS:
+                logger.warning("%s: %d more rows with a warning like those above, not shown (%d in all)", csv_path,
+                               warned[0] - MAX_ROW_WARNINGS, warned[0])
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(
             f"Cannot read the metadata sidecar {csv_path}: {exc}.",
@@ -516,6 +538,8 @@ class DiscoveryNotes:
             folders (name one as an input to read it).
         formats: groups of inputs in one folder with one name in several formats (``call.wav``,
             ``call.vtt``): each is scored as a call of its own, so one conversation may count twice.
+        sidecars: the ``calls.csv`` files read without an error (as an error row names them), so a run
+            removes the error row an earlier run wrote for one that was broken then.
         identities: the identity (``source_id``) of each failed or aliased input's path, relative
             to the folder it was found in as a call's is, so the error row a failure writes is the
             one the call replaces once the file is fixed (or that goes once it is only an alias).
@@ -528,6 +552,7 @@ class DiscoveryNotes:
     identities: dict[str, str] = field(default_factory=dict)
     folders: list[str] = field(default_factory=list)
     formats: list[list[str]] = field(default_factory=list)
+    sidecars: list[str] = field(default_factory=list)
 
 
 def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_S,
@@ -566,7 +591,7 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
 
             sources.extend(remote.discover_remote(str(spec), errors, fingerprints,
                                                   exclude=str(exclude) if objectstore.is_uri(exclude) else None,
-                                                  hidden=notes.hidden))
+                                                  hidden=notes.hidden, sidecars=notes.sidecars))
             continue
         spec_path = Path(spec)
         try:
@@ -584,6 +609,7 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
                 seen.add(sidecar.resolve())
                 try:
                     sidecars.update(read_sidecar(sidecar))
+                    notes.sidecars.append(str(sidecar))
                 except InputError as exc:
                     errors.append((str(sidecar), exc))
     done: dict[Path, str] = {}  # each file once, under the first path it was found by

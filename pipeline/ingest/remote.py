@@ -159,12 +159,13 @@ def _key_below(path: str, root: str) -> str:
 
 def discover_remote(spec: str, errors: list[tuple[str, InputError]],
                     fingerprints: FingerprintCache | None = None, exclude: str | None = None,
-                    hidden: list[str] | None = None) -> list[Source]:
+                    hidden: list[str] | None = None, sidecars: list[str] | None = None) -> list[Source]:
     """Sources under one ``s3://`` spec (see the module docstring); problems are appended to ``errors``.
 
     As for folders on a disk: ``calls.csv`` sidecars are read, hidden objects and "folders" are
     skipped (hidden objects found under a prefix are appended to ``hidden``, as a folder walk
-    notes hidden files; one named outright is read), and objects of unknown type are ignored unless
+    notes hidden files; one named outright is read; the URIs of sidecars read without an error are
+    appended to ``sidecars``), and objects of unknown type are ignored unless
     named explicitly. An object whose key has an empty, ``.`` or ``..`` part below the prefix
     (``calls//a.json``, ``calls/x/../a.json``) is an error: read as a path it would be another
     object's call. Objects under ``exclude`` (the run's own ``s3://`` output, when it lies inside the
@@ -202,10 +203,12 @@ def discover_remote(spec: str, errors: list[tuple[str, InputError]],
                         csvs.add(beside)
             except OSError:
                 continue
-    sidecars: dict[str, CallMetadata] = {}
+    metadata: dict[str, CallMetadata] = {}
     for csv_path in sorted(csvs):
         try:
-            sidecars.update(_sidecar(fs, csv_path))
+            metadata.update(_sidecar(fs, csv_path))
+            if sidecars is not None:
+                sidecars.append(objectstore.to_uri(csv_path))
         except (InputError, OSError) as exc:
             error = exc if isinstance(exc, InputError) else InputError(
                 f"Cannot read the metadata sidecar {objectstore.to_uri(csv_path)}: {exc}.", _ACCESS_HINT)
@@ -240,7 +243,7 @@ def discover_remote(spec: str, errors: list[tuple[str, InputError]],
         if not explicit and posixpath.splitext(name)[1].lower().lstrip(".") not in AUDIO_FORMATS | TRANSCRIPT_FORMATS:
             continue
         try:
-            sources.append(describe_object(fs, path, info, sidecars.get(path), source_id=rel,
+            sources.append(describe_object(fs, path, info, metadata.get(path), source_id=rel,
                                            fingerprints=fingerprints))
         except InputError as exc:
             errors.append((objectstore.to_uri(path), exc))

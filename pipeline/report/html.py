@@ -22,7 +22,6 @@ import base64
 import datetime as dt
 import hashlib
 import re
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +43,11 @@ from pipeline.report.rules import (
     format_share,
     marked_unsure,
     most_recent,
+    other_versions,
     rep_display_name,
     rep_key,
     rep_summaries,
+    scored_by,
     talk_heavy_stretch,
     team_glance,
     team_summaries,
@@ -187,7 +188,8 @@ def render_report(data: ReportData, th: Thresholds = Thresholds(), generated_at:
         trend=trend_svg(reps, data.team_trend or weekly_medians(calls)), team_mix=team_mix, call_mix=call_mix,
         colours=stage_colours(tax),
         cycle_arrow=tax.arrow(), filters=data.narrowed_to(), generated=generated.strftime("%Y-%m-%d %H:%M UTC"),
-        version=f"{__version__} (pipeline {PIPELINE_VERSION})", classifiers=_classifiers(calls), script=_SORT_SCRIPT,
+        version=f"{__version__} (pipeline {PIPELINE_VERSION})", classifiers=scored_by(calls),
+        versions_note=other_versions(calls, PIPELINE_VERSION), script=_SORT_SCRIPT,
         script_hash=_script_hash(_SORT_SCRIPT),
         flagged_reps=[r for r in reps if r["flags"]], verdict=verdict, failed_inputs=data.failed_inputs,
     )
@@ -207,18 +209,6 @@ def default_report_name(since: dt.date | None = None, rep: str | None = None, te
 
 #: What every report starts with (its title), so ``--html`` replaces a report and never another file.
 REPORT_SIGNATURE = b"<title>callcycle report"
-
-
-def _classifiers(calls: list[dict[str, Any]]) -> str:
-    """Which classifier versions scored the report's calls: one named, or each with its number of calls (a
-    mix means some calls were scored by an older model and are not strictly comparable)."""
-    counts = Counter(str(c.get("classifier_version") or "unknown") for c in calls)
-    if not counts:
-        return "no classifier (no calls)"
-    if len(counts) == 1:
-        return f"classifier {next(iter(counts))}"
-    parts = ", ".join(f"{version} ({n} call{'s' if n != 1 else ''})" for version, n in counts.most_common())
-    return f"{len(counts)} classifiers — {parts}; calls scored by different models are not strictly comparable"
 
 
 def write_report(out_dir: OutputLocation, html_path: Path | None = None, since: dt.date | None = None,

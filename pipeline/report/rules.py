@@ -22,6 +22,7 @@ __all__ = [
     "cycle_status", "iso_week", "MAX_SCORECARDS", "MAX_CHART_CALLS", "most_recent",
     "MIN_SEGMENTS_TO_JUDGE", "too_short_to_judge", "work_segments", "call_verdict", "marked_unsure",
     "judged_share", "gap_points", "VERDICT_ORDER", "team_summaries", "NO_TEAM", "open_loop_meaning",
+    "scored_by", "other_versions",
 ]
 
 #: The report gives a scorecard to at most this many calls, the most recent (``callcycle report --scorecards``).
@@ -471,3 +472,35 @@ def talk_heavy_stretch(segments: list[dict[str, Any]]) -> dict[str, Any] | None:
     }
 
 
+
+
+def _counted(counts: Counter[str]) -> str:
+    return ", ".join(f"{name} ({n} call{'s' if n != 1 else ''})" for name, n in counts.most_common())
+
+
+def scored_by(calls: list[dict[str, Any]]) -> str:
+    """Which classifier versions scored ``calls``: one named, or each with its number of calls (a mix means
+    some calls were scored by an older model and are not strictly comparable)."""
+    counts = Counter(str(c.get("classifier_version") or "unknown") for c in calls)
+    if not counts:
+        return "no classifier (no calls)"
+    if len(counts) == 1:
+        return f"classifier {next(iter(counts))}"
+    return (f"{len(counts)} classifiers — {_counted(counts)}; calls scored by different models are not strictly "
+            "comparable")
+
+
+def other_versions(calls: list[dict[str, Any]], current: str) -> str | None:
+    """A warning when some of ``calls`` were scored by another pipeline version than ``current`` (the
+    stored ``pipeline_version``: a release that changes the rows written for the same input); ``None`` when
+    all were scored by ``current``. Such rows stay until a run over their inputs scores them again, and
+    figures mixing versions are not strictly comparable."""
+    counts = Counter(str(c.get("pipeline_version") or "unknown") for c in calls)
+    others = Counter({version: n for version, n in counts.items() if version != current})
+    if not others:
+        return None
+    n = sum(others.values())
+    share = "all" if n == len(calls) else f"{n} of {len(calls)}"
+    return (f"{share} call{'s' if len(calls) != 1 else ''} scored by another callcycle pipeline than this one "
+            f"({current}): {_counted(others)}; `callcycle run` over their inputs scores them again, and figures "
+            "that mix versions are not strictly comparable")

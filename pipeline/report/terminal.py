@@ -21,6 +21,8 @@ from pipeline.report.rules import (
     format_share,
     marked_unsure,
     open_loop_meaning,
+    other_versions,
+    scored_by,
     team_glance,
     verdict,
 )
@@ -56,6 +58,21 @@ def render_summary(rows: list[dict[str, Any]], console: Any = None, tax: ReportT
     tax = tax or report_taxonomy(rows)
     console.print(_calls_table(rows, tax, f"Scored calls ({len(rows)}){only}", console.width))
     console.print(("Only " + escape(printable(narrowed_to)) + ": " if narrowed_to else "") + headline(rows, tax))
+    _print_provenance(rows, console)
+
+
+def _print_provenance(rows: list[dict[str, Any]], console: Any) -> None:
+    """Say so under the headline when ``rows`` were scored by several classifiers or by another pipeline
+    version (the HTML report's header says the same)."""
+    from rich.markup import escape
+
+    from pipeline import PIPELINE_VERSION
+
+    if len({r.get("classifier_version") for r in rows}) > 1:
+        console.print(f"[yellow]note:[/] scored by {escape(scored_by(rows))}", soft_wrap=True)
+    versions = other_versions(rows, PIPELINE_VERSION)
+    if versions:
+        console.print(f"[yellow]note:[/] {escape(versions)}", soft_wrap=True)
 
 
 #: At most this many calls are listed at the end of ``callcycle run``; ``callcycle summary`` lists them all.
@@ -88,6 +105,7 @@ def render_run_summary(rows: list[dict[str, Any]], touched: set[str], out: str, 
         stored = f"{len(rows)} stored call{'' if len(rows) == 1 else 's'}"
         console.print(f"No call was scored or updated in this run; {look} lists the {stored}.", soft_wrap=True)
     console.print(headline(rows, tax))
+    _print_provenance(rows, console)
 
 
 #: Below this many columns the call's rep and date go under its name, which gets their width (at 80

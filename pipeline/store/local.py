@@ -141,7 +141,7 @@ def stored_call(out_dir: Path, source_id: str, key: str) -> StoredCall:
     Returns ``current`` only when the calls file reads back (footer and data), holds exactly one
     row with ``call_key == key``, and the segments file reads back with ``n_segments`` rows of
     that key. A file that does not read back is quarantined (state ``broken``); results of
-    another version are ``stale``; nothing stored is ``missing``.
+    another version (key or schema) are ``stale``; nothing stored is ``missing``.
     """
     ident = identity_key(source_id)
     calls_path, segs_path = _path(out_dir, "calls", ident), _path(out_dir, "segments", ident)
@@ -156,7 +156,7 @@ def stored_call(out_dir: Path, source_id: str, key: str) -> StoredCall:
         quarantine(out_dir, calls_path, f"unreadable calls file ({exc})")
         quarantine(out_dir, segs_path, "its calls file was unreadable")
         return StoredCall("broken")
-    if row["call_key"] != key:
+    if row["call_key"] != key or schema_version_of(calls.schema) != SCHEMA_VERSION:  # another version's rows
         return StoredCall("stale", row)
     try:
         segs = _read_one(segs_path)
@@ -258,11 +258,15 @@ def _current_files(files: list[Path], warn: bool = True) -> list[Path]:
     return kept
 
 
-def _read_single(path: Path, schema: pa.Schema) -> pa.Table | None:
+def _read_single(path: Path, schema: pa.Schema, old: list[Path] | None = None) -> pa.Table | None:
     """One file as a table of ``schema`` (``None``, with a warning, when it does not read back); a
-    column the file lacks reads as nulls, as in :func:`_read_files`."""
+    column the file lacks reads as nulls, as in :func:`_read_files`. With ``old``, a file written with
+    another schema version is ``None`` too and added to ``old`` (the caller warns once for all)."""
     try:
         table = _read_one(path)
+        if old is not None and schema_version_of(table.schema) != SCHEMA_VERSION:
+            old.append(path)
+            return None
         if table.column_names != schema.names:
             table = ds.dataset(str(path), format="parquet", schema=schema).to_table()
         return table.cast(schema)
@@ -284,13 +288,31 @@ def _read_table(out_dir: Path, table: str, warn: bool = True, snapshots: bool = 
         files = _current_files(files, warn)
     if not files:
         return schema.empty_table()
-    if snapshots and table in SNAPSHOT_TABLES:
-        try:
-            where = snapshot_path(Path(out_dir), table)
-        except RuntimeError:  # no home folder to keep it in
-            return _read_files(files, schema)
-        return read_with_snapshot(files, schema, lambda path: _read_single(path, schema), where)
-    return _read_files(files, schema)
+    if table not in SNAPSHOT_TABLES:  # segments: kept only where a current calls row names them
+        return _read_files(files, schema)
+    # each file's schema version is checked even in a folder on the current layout: an older release
+    # still running somewhere (a second host, a forgotten cron job) writes old files into it afterwards
+    old: list[Path] = []
+
+    def read(path: Path) -> pa.Table | None:
+        return _read_single(path, schema, old)
+
+    try:
+        where = snapshot_path(Path(out_dir), table) if snapshots else None
+    except RuntimeError:  # no home folder to keep it in
+        where = None
+    if where is not None:
+        result = read_with_snapshot(files, schema, read, where)
+    else:
+        with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:  # reads release the GIL
+            parts = [t for t in pool.map(read, files) if t is not None]
+        result = pa.concat_tables(parts) if parts else schema.empty_table()
+    if old and warn:
+        logger.warning("%s: %d file(s) written by an older callcycle (schema other than %s) after this folder was "
+                       "last tidied (is an older release still running on another host or in a scheduled job?) "
+                       "left out of the figures; `callcycle run` over their inputs scores those calls again",
+                       Path(out_dir), len(old), SCHEMA_VERSION)
+    return result
 
 
 def read_dataset(out_dir: Path, table: str, snapshots: bool = False) -> pa.Table:
@@ -412,7 +434,7 @@ def retire_old_layout(out_dir: Path) -> int:
     marker = out_dir / _LAYOUT_MARKER
     if marker.is_file() and marker.read_text(encoding="utf-8").strip() == SCHEMA_VERSION:
         return 0
-    moved = 0
+    moved = calls = 0
     for table in SCHEMAS:
         folder = out_dir / table
         for path in _files(folder) if folder.is_dir() else []:
@@ -422,9 +444,12 @@ def retire_old_layout(out_dir: Path) -> int:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(path), target)
                 moved += 1
-    if moved:
-        logger.warning("%s: %d files from an older callcycle moved to %s/; their calls are scored again",
-                       out_dir, moved, out_dir / LEGACY)
+                calls += table == "calls"
+    if moved:  # a call whose input is not among this run's inputs is out of the figures until one is
+        logger.warning("%s: %d files from an older callcycle (%d call(s)) moved to %s/; a call counts again once "
+                       "a run over its input scores it (this run does so for its own inputs; run `callcycle run` "
+                       "over the other folders with this output for the rest)", out_dir, moved, calls,
+                       out_dir / LEGACY)
     write_bytes_atomic(marker, f"{SCHEMA_VERSION}\n".encode())
     return moved
 

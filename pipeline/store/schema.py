@@ -131,7 +131,8 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "classifier_version": "Version of the classifier artifact.",
         "taxonomy": "Taxonomy name and version.",
         "pipeline_version": "callcycle pipeline version.",
-        "processing_s": "Wall seconds spent on this call.",
+        "processing_s": ("Wall seconds spent on this call (for a call classified again from its stored segments "
+                         "after a new classifier, only that)."),
         "processed_at": "When the row was written (UTC).",
     },
     "errors": {
