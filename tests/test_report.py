@@ -515,7 +515,7 @@ def test_report_for_an_unknown_rep_is_refused(scored_out: Path, tmp_path: Path) 
 def test_the_report_names_the_classifiers_that_scored_its_calls() -> None:
     """The model version was only in each scorecard's footer: calls past the 200 scorecards showed none, and
     a report mixing models did not say so."""
-    from pipeline.report.html import _classifiers
+    from pipeline.report.rules import scored_by as _classifiers
 
     one = [{"classifier_version": "m1"}, {"classifier_version": "m1"}]
     assert _classifiers(one) == "classifier m1"
@@ -707,3 +707,28 @@ def test_calls_of_another_pipeline_version_or_classifier_are_named_in_both_views
     buffer = io.StringIO()
     render_summary(load_call_rows(scored_out), Console(file=buffer, width=80, force_terminal=False))
     assert "note:" not in buffer.getvalue()
+
+
+def test_a_report_of_many_calls_and_reps_stays_readable(scored_out: Path) -> None:
+    """A scale tester's find (stop 56): with 2,010 calls and 300 reps "Needs your attention" listed all 764
+    flagged calls and the trend chart drew 300 lines with a 300-entry legend. The attention list spells out
+    the 50 most recent flagged calls (the figure still counts all of them) and the chart draws the 10 reps
+    with the most calls, saying so."""
+    from pipeline.report.charts import MAX_TREND_REPS
+    from pipeline.report.html import MAX_ATTENTION_CALLS, render_report
+
+    data = load_report_data(scored_out)
+    flagged = next(c for c in data.calls if call_flags(c))
+    many = []
+    for i in range(MAX_ATTENTION_CALLS + 10):
+        day = dt.date(2026, 1, 5) + dt.timedelta(days=i)
+        many.append(dict(flagged, call_key=f"{i:032x}", call_id=f"call-{i:03d}", source_id=f"call-{i:03d}.json",
+                         rep=f"Rep {i % (MAX_TREND_REPS + 5):02d}", call_date=day))
+    data.calls, data.segments = many, {}
+    page = render_report(data, max_scorecards=0)
+    assert f'data-kpi="attention">{len(many)}</b>' in page
+    assert page.count('<div class="call-flag">') == MAX_ATTENTION_CALLS
+    assert f"The {MAX_ATTENTION_CALLS} most recent of {len(many)} flagged calls are above" in page
+    assert "call-059" in page.split('id="attention"')[1].split("</section>")[0]  # the newest are the ones shown
+    assert "call-000" not in page.split('id="attention"')[1].split("</section>")[0]
+    assert f"the {MAX_TREND_REPS} of {MAX_TREND_REPS + 5} reps with the most calls" in page

@@ -163,9 +163,13 @@ def stage_mix_svg(mixes: list[tuple[str, dict[str, float]]], title: str,
     return _svg(fig)
 
 
+#: The trend chart draws at most this many reps (those with the most calls) beside the team median.
+MAX_TREND_REPS = 10
+
+
 def trend_svg(reps: list[dict[str, Any]], team_trend: dict[str, float]) -> str | None:
-    """Weekly median action share per rep, with the team's weekly median (``team_trend``, every
-    rep's calls, also in a report filtered to one rep) dashed."""
+    """Weekly median action share per rep (at most :data:`MAX_TREND_REPS`, those with the most calls), with
+    the team's weekly median (``team_trend``, every rep's calls, also in a report filtered to one rep) dashed."""
     weeks = sorted({w for r in reps for w in r["trend"]})
     if not weeks:
         return None
@@ -182,13 +186,20 @@ def trend_svg(reps: list[dict[str, Any]], team_trend: dict[str, float]) -> str |
 
     plt = _mpl()
     fig, ax = plt.subplots(figsize=(6.5, 2.6))
-    for r in reps:
+    # a line per rep stops being readable past a few (ten colours, a legend taller than the chart)
+    drawn = sorted(reps, key=lambda r: (-r["n_calls"], r["rep"]))[:MAX_TREND_REPS]
+    for r in sorted(drawn, key=lambda r: r["rep"]):
         ax.plot([x(w) for w in r["trend"]], list(r["trend"].values()), marker="o", label=_safe_label(r["rep"]))
+    if len(drawn) < len(reps):
+        ax.set_title(f"the {len(drawn)} of {len(reps)} reps with the most calls; the Reps table has every rep",
+                     fontsize=8, loc="left")
     shown = [w for w in sorted(team_trend) if weeks[0] <= w <= weeks[-1]]
     ax.plot([x(w) for w in shown], [team_trend[w] for w in shown], linestyle="--", color="#444",
             label="team median")
     step = max(1, len(weeks) // 12)  # at most about a dozen labels
     ax.set_xticks([x(w) for w in weeks[::step]], weeks[::step])
+    if len(weeks[::step]) > 6:  # "2026-W45" labels side by side overlap past about six
+        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
     ax.set_ylim(0, 1)
     ax.yaxis.set_major_formatter(lambda y, _: f"{y:.0%}")
     ax.set_ylabel("action share")

@@ -154,6 +154,10 @@ def _scorecard(row: dict[str, Any], segments: list[dict[str, Any]], data: Report
     }
 
 
+#: "Needs your attention" spells out the flags of at most this many calls, the most recent flagged ones.
+MAX_ATTENTION_CALLS = 50
+
+
 def render_report(data: ReportData, th: Thresholds = Thresholds(), generated_at: dt.datetime | None = None,
                   cache_dir: Path | None = None, max_scorecards: int = MAX_SCORECARDS) -> str:
     """The report as one HTML string (inline CSS, SVG and a hashed inline script; no external resources).
@@ -168,7 +172,10 @@ def render_report(data: ReportData, th: Thresholds = Thresholds(), generated_at:
     reps = rep_summaries(calls, th, tax, data.team_median)
     glance = team_glance(calls, th, tax)
     rows = [_table_row(c, th, tax) for c in calls]  # each call's flags, worked out once
-    attention = [(r["call"], r["flags"]) for r in rows if r["flags"]]
+    flagged = [(r["call"], r["flags"]) for r in rows if r["flags"]]
+    # the most recent flagged calls, spelt out; every one counts in the figure above and in the calls table
+    recent = {c["call_key"] for c in most_recent([c for c, _ in flagged], MAX_ATTENTION_CALLS)}
+    attention = [(c, flags) for c, flags in flagged if c["call_key"] in recent]
     carded = {c["call_key"] for c in most_recent(calls, max_scorecards)}
     cards = [_scorecard(r, data.segments.get(r["call"]["call_key"], []), data, cache_dir)
              for r in rows if r["call"]["call_key"] in carded]
@@ -181,7 +188,7 @@ def render_report(data: ReportData, th: Thresholds = Thresholds(), generated_at:
     return _template().render(
         calls=calls, reps=reps, teams=team_summaries(calls, th, tax), team=data.team, rows=rows, cards=cards,
         undated=sum(c["call_date"] is None for c in calls),
-        carded=carded, attention=attention, th=th,
+        carded=carded, attention=attention, flagged_calls=len(flagged), th=th,
         team_median=glance["median_action_share"], complete=glance["complete"],
         reps_median=data.team_median, since=data.since.isoformat() if data.since else None, rep=data.rep,
         total_minutes=sum((c["audio_duration_s"] or c["speech_s"] or 0) for c in calls) / 60,

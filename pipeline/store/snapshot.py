@@ -58,6 +58,8 @@ SNAPSHOT_FORMAT = "callcycle-table-snapshot/1"
 #: Files read at once by a store's readers (Parquet reads release the GIL).
 READ_THREADS = max(1, min(8, os.cpu_count() or 1))
 _FILE, _SIGNATURE = "_snapshot_file", "_snapshot_signature"
+#: Objects read, and their rows packed into one table, at a time (see :func:`read_remembered`).
+READ_CHUNK = 64
 
 
 def default_path(out_dir: Path | str, table: str) -> Path:
@@ -156,17 +158,25 @@ def _merge(entries: Sequence[tuple[str, str]], schema: pa.Schema,
             keep.extend(known[1])
         else:
             to_read.append((name, signature))
-    tables = list(read_many([name for name, _ in to_read])) if to_read else []
-    if len(tables) != len(to_read):
-        raise ValueError(f"read {len(tables)} tables for {len(to_read)} objects")
     fresh: list[pa.Table] = []
     settled_new = False
-    for (name, signature), table in zip(to_read, tables, strict=True):
-        if table is None:
-            continue
-        settled_new |= bool(signature)
-        fresh.append(table.append_column(_FILE, pa.array([name] * table.num_rows, pa.string()))
-                          .append_column(_SIGNATURE, pa.array([signature] * table.num_rows, pa.string())))
+    # read a chunk at a time and pack each chunk's rows into one table: thousands of one-row tables held at
+    # once cost ~40 KB each outside Arrow's buffers (3,000 calls: 128 MB, packed: 14 MB)
+    for start in range(0, len(to_read), READ_CHUNK):
+        chunk = to_read[start:start + READ_CHUNK]
+        tables = list(read_many([name for name, _ in chunk]))
+        if len(tables) != len(chunk):
+            raise ValueError(f"read {len(tables)} tables for {len(chunk)} objects")
+        part: list[pa.Table] = []
+        for (name, signature), table in zip(chunk, tables, strict=True):
+            if table is None:
+                continue
+            settled_new |= bool(signature)
+            part.append(table.append_column(_FILE, pa.array([name] * table.num_rows, pa.string()))
+                             .append_column(_SIGNATURE, pa.array([signature] * table.num_rows, pa.string())))
+        if part:
+            fresh.append(pa.concat_tables(part).combine_chunks())
+        del tables, part
     parts = [remembered.take(pa.array(keep, pa.int64()))] if keep else []
     combined = pa.concat_tables(parts + fresh) if parts or fresh else None
     if combined is None:
