@@ -496,6 +496,14 @@ def identity_clashes(sources: list[Source]) -> tuple[list[Source], list[tuple[So
     return kept, clashes
 
 
+def _version_tuple(version: Any) -> tuple[int, ...]:
+    """``"0.5.3"`` as ``(0, 5, 3)``; anything that is not dotted numbers as ``()`` (older than every version)."""
+    try:
+        return tuple(int(part) for part in str(version).split("."))
+    except ValueError:
+        return ()
+
+
 def _sidecar_roles_changed(row: dict[str, Any], meta: CallMetadata) -> bool:
     """Whether ``calls.csv`` now gives the stored call's speakers other roles than it did (a ``speakers``
     column added or corrected, the rep renamed) — roles that only a rescore can change."""
@@ -512,6 +520,8 @@ def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
     scored: its outcome is ``failed``, recorded in ``errors`` (``--force`` replaces the stored call).
     Fails fast with :class:`OutputError` when the output already failed in this ``batch``
     (:func:`new_batch_id`; the batch without an id lasts until :func:`prepare_output`).
+    A call stored by a newer pipeline version (an older release run over a newer one's output) is
+    ``skipped`` with a message, not scored back to the older version's rows.
     A call stored at the same version is ``skipped``; if its rep/customer/date/path changed
     (calls.csv corrected, file renamed inside its identity) the row is rewritten: ``updated``.
     With ``force`` every call is scored again, and nothing is read, except once this process holds the
@@ -539,6 +549,12 @@ def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
         clash = _identity_clash(source, ident, stored.row)
         if clash is not None:  # recorded as this input's failure; the stored call stays as it was
             return record_failure(out_dir, source.path, source.sha256, clash, stamp, source_id=ident, batch=batch)
+        newer = stored.row.get("pipeline_version")
+        if _version_tuple(newer) > _version_tuple(stamp.pipeline_version):  # a rollback, or a host not upgraded
+            return Outcome(path=source.path, status="skipped", call_id=stored.row.get("call_id"),
+                           call_key=stored.row.get("call_key"), message=(
+                               f"stored by a newer callcycle (pipeline {newer}); this one ({stamp.pipeline_version}) "
+                               "leaves it as it is: upgrade this installation, or --force to score it again"))
     if stored.state != "current" or stored.row is None:
         return None
     meta = source.metadata

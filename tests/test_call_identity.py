@@ -563,3 +563,22 @@ def test_a_fixed_calls_csv_loses_its_failure_row(tmp_path: Path, artifact, nlp) 
     todo, settled = process.plan_batch(out, sources, bad, notes, stamp)
     assert todo == [] and [o.status for o in settled] == ["updated"]
     assert store.read_dataset(out, "errors").num_rows == 0
+
+
+def test_an_older_release_leaves_calls_a_newer_one_stored(tmp_path: Path, artifact, nlp) -> None:
+    """An upgrade tester's find (stop 56): an older release run over a newer one's output (a rollback, a
+    second host not upgraded) scored every call back to its own rows, and two such hosts would redo each
+    other's calls every night. A call stored by a newer pipeline version is left as it is, saying why."""
+    import dataclasses
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    _transcript(folder / "a.json", "I'll send you the signed order form by Friday.")
+    assert _run(folder, out, artifact, nlp) == {"a.json": "scored"}
+    (source,), _ = discover_inputs([str(folder)])
+    older = dataclasses.replace(process.run_stamp(artifact, None), pipeline_version="0.0.1")
+    done = process.check_done(source, older, out)
+    assert done is not None and done.status == "skipped" and "stored by a newer callcycle" in (done.message or "")
+    assert process.check_done(source, older, out, force=True) is None  # --force scores it again
+    newer = dataclasses.replace(process.run_stamp(artifact, None), pipeline_version="99.0.0")
+    assert process.check_done(source, newer, out) is None  # a newer release rescores as before
