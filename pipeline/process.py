@@ -643,11 +643,10 @@ def plan_batch(out_dir: OutputLocation, sources: list[Source], bad_inputs: list[
 
     What discovery returned (:func:`pipeline.ingest.discover.discover_inputs` with ``notes``) becomes:
     an ``errors`` row for each input it refused, and none any more for a ``calls.csv`` it read; a skip
-    for each link to (or second spelling of) a file
-    already taken, and for each file with the same bytes as an earlier one (read once, under the first
-    path), clearing their earlier error rows; an ``errors`` row for each input whose identity an earlier
-    input of the batch has (:func:`identity_clashes`); and the outcome of each call already stored at
-    this version (:func:`sort_out_done`). The same rules for ``callcycle run`` and a library caller.
+    for each link to (or second spelling of) a file already taken, and for each file with the same bytes
+    as an earlier one (read once, under the first path), clearing their earlier error rows; an ``errors``
+    row for each input whose identity an earlier input of the batch has (:func:`identity_clashes`); and
+    the outcome of each call already stored at this version (:func:`sort_out_done`). The same rules for ``callcycle run`` and a library caller.
     """
     outcomes: list[Outcome] = []
     for path, error in bad_inputs:

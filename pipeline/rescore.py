@@ -14,6 +14,7 @@ CTranslate2 build it is), and classifying them again costs milliseconds where tr
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,7 @@ class StoredSegments:
 
 
 def stored_segments(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
-                    roles_changed: Any = None) -> StoredSegments | None:
+                    roles_changed: Callable[[dict[str, Any]], bool] | None = None) -> StoredSegments | None:
     """The stored segments of ``source``'s call when they can be classified again instead of read again.
 
     That is when the output holds a committed call under the same identity whose key is this run's key with
