@@ -646,7 +646,8 @@ def plan_batch(out_dir: OutputLocation, sources: list[Source], bad_inputs: list[
     for each link to (or second spelling of) a file already taken, and for each file with the same bytes
     as an earlier one (read once, under the first path), clearing their earlier error rows; an ``errors``
     row for each input whose identity an earlier input of the batch has (:func:`identity_clashes`); and
-    the outcome of each call already stored at this version (:func:`sort_out_done`). The same rules for ``callcycle run`` and a library caller.
+    the outcome of each call already stored at this version (:func:`sort_out_done`). The same rules for
+    ``callcycle run`` and a library caller.
     """
     outcomes: list[Outcome] = []
     for path, error in bad_inputs:
