@@ -494,8 +494,8 @@ def other_versions(calls: list[dict[str, Any]], current: str) -> str | None:
     """A warning when some of ``calls`` were scored by another pipeline version than ``current`` (the
     stored ``pipeline_version``: a release that changes the rows written for the same input); ``None`` when
     all were scored by ``current``. Such rows stay until a run over their inputs scores them again, and
-    figures mixing versions are not strictly comparable."""
-    counts = Counter(str(c.get("pipeline_version") or "unknown") for c in calls)
+    figures mixing versions are not strictly comparable. A row without the column counts for neither."""
+    counts = Counter(str(c["pipeline_version"]) for c in calls if c.get("pipeline_version"))
     others = Counter({version: n for version, n in counts.items() if version != current})
     if not others:
         return None

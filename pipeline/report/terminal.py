@@ -69,10 +69,10 @@ def _print_provenance(rows: list[dict[str, Any]], console: Any) -> None:
     from pipeline import PIPELINE_VERSION
 
     if len({r.get("classifier_version") for r in rows}) > 1:
-        console.print(f"[yellow]note:[/] scored by {escape(scored_by(rows))}", soft_wrap=True)
+        console.print(f"[yellow]note:[/] scored by {escape(scored_by(rows))}")
     versions = other_versions(rows, PIPELINE_VERSION)
     if versions:
-        console.print(f"[yellow]note:[/] {escape(versions)}", soft_wrap=True)
+        console.print(f"[yellow]note:[/] {escape(versions)}")
 
 
 #: At most this many calls are listed at the end of ``callcycle run``; ``callcycle summary`` lists them all.
