@@ -145,7 +145,7 @@ def run(
             summary = run_scoring(inputs or [str(DEFAULT_INPUTS)], out_dir=out, models=models,
                                   model_version=model_version, config=cfg, workers=workers,
                                   dask_address=dask_address, on_result=result, on_discovered=discovered,
-                                  on_checked=progress.start)
+                                  on_checked=progress.start if every is None else None)
     except OrchestratorLostError:  # the calls committed before the server went are stored: the page shows them
         _stop(progress)
         if write_html:
@@ -162,7 +162,7 @@ def run(
                                   and o.call_key}, out, con)
     extra = "".join(f", {summary.count(s)} {s}" for s in ("updated", "deferred") if summary.count(s))
     restored = sum(o.restored for o in summary.outcomes)
-    again = f" ({restored} from their stored segments: new classifier, not transcribed again)" if restored else ""
+    again = f" ({restored} from their stored segments: another classifier, not transcribed again)" if restored else ""
     con.print(
         f"{summary.count('scored')} scored{again}, {summary.count('skipped')} skipped (already done or duplicate)"
         f"{extra}, {summary.count('failed')} failed in {time.perf_counter() - started:.1f} s → {escape(printable(out.rstrip('/')))}/")
@@ -320,10 +320,11 @@ def summary(
     _require_results(out_dir)
     con = console()
     errors = load_error_rows(out_dir)
-    if since is None and rep is None and team is None:
-        from pipeline.report.data import load_call_rows
+    from pipeline.report.data import load_call_rows
 
-        render_summary(load_call_rows(out_dir), con, failed=len(errors))
+    every = load_call_rows(out_dir)
+    if not every or (since is None and rep is None and team is None):  # nothing scored: no filter can help
+        render_summary(every, con, failed=len(errors))
     else:
         data = load_report_data(out_dir, since=since, rep=rep, scorecards=0, team=team, teams=teams)
         render_summary(data.calls, con, failed=len(errors), narrowed_to=data.narrowed_to())

@@ -15,4 +15,13 @@ __version__ = "0.1.0"
 #: Bumped whenever a change in ``pipeline/`` changes the rows written for the same input.
 PIPELINE_VERSION = "0.5.3"
 
-__all__ = ["__version__", "PIPELINE_VERSION"]
+__all__ = ["__version__", "PIPELINE_VERSION", "version_order"]
+
+
+def version_order(version: object) -> tuple[int, ...]:
+    """A pipeline version as a sortable key: ``"0.5.3"`` -> ``(0, 5, 3)``; anything that is not dotted
+    numbers (missing, malformed) -> ``()``, older than every version."""
+    try:
+        return tuple(int(part) for part in str(version).split("."))
+    except ValueError:
+        return ()

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from pipeline import objectstore
+from pipeline import objectstore, version_order
 from pipeline.classify.artifacts import Artifact, ArtifactCard
 from pipeline.classify.labels import Taxonomy
 from pipeline.classify.predict import classify_segments
@@ -496,14 +496,6 @@ def identity_clashes(sources: list[Source]) -> tuple[list[Source], list[tuple[So
     return kept, clashes
 
 
-def _version_tuple(version: Any) -> tuple[int, ...]:
-    """``"0.5.3"`` as ``(0, 5, 3)``; anything that is not dotted numbers as ``()`` (older than every version)."""
-    try:
-        return tuple(int(part) for part in str(version).split("."))
-    except ValueError:
-        return ()
-
-
 def _sidecar_roles_changed(row: dict[str, Any], meta: CallMetadata) -> bool:
     """Whether ``calls.csv`` now gives the stored call's speakers other roles than it did (a ``speakers``
     column added or corrected, the rep renamed) — roles that only a rescore can change."""
@@ -550,7 +542,7 @@ def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
         if clash is not None:  # recorded as this input's failure; the stored call stays as it was
             return record_failure(out_dir, source.path, source.sha256, clash, stamp, source_id=ident, batch=batch)
         newer = stored.row.get("pipeline_version")
-        if _version_tuple(newer) > _version_tuple(stamp.pipeline_version):  # a rollback, or a host not upgraded
+        if version_order(newer) > version_order(stamp.pipeline_version):  # a rollback, or a host not upgraded
             return Outcome(path=source.path, status="skipped", call_id=stored.row.get("call_id"),
                            call_key=stored.row.get("call_key"), message=(
                                f"stored by a newer callcycle (pipeline {newer}); this one ({stamp.pipeline_version}) "

@@ -325,6 +325,7 @@ def test_a_large_nightly_batch_keeps_its_log_readable(tmp_path: Path, monkeypatc
     text = " ".join(result.output.split())
     assert result.exit_code == 1, text
     assert "scoring: 55 inputs found" in text and "progress: 1/55 (" in text and "progress: 55/55 (" in text
+    assert not re.search(r"scoring ━+ \d+/\d+", result.output)  # no bar's last frame in a log (stop 56)
     assert "… and 4 more failed inputs; `callcycle summary" in text and "lists every one" in text
     assert "Failed inputs (50)" in text
     assert text.count("no file 'gone-") == 10, text  # the log's warnings go to the command's output

@@ -385,8 +385,12 @@ def test_an_older_release_writing_into_an_upgraded_folder_is_not_read_as_current
     # rows of another pipeline version (a partial run after an upgrade) are named, not mixed in silently
     rows = [{**rows[0], "pipeline_version": "0.0.1"}, *load_call_rows(out)]
     note = other_versions(rows, PIPELINE_VERSION)
-    assert note is not None and note.startswith("1 of 3 calls") and "0.0.1 (1 call)" in note
+    assert note is not None and note.startswith("1 of 3 calls scored") and "0.0.1 (1 call)" in note
     assert other_versions(load_call_rows(out), PIPELINE_VERSION) is None
+    assert "scores the older ones again" in note and "upgrade" not in note
+    newer = other_versions([{**rows[1], "pipeline_version": "99.0.0"}], PIPELINE_VERSION)
+    assert newer is not None and newer.startswith("the only call scored") and "upgrade it" in newer
+    assert "scores the older ones again" not in newer
 
 
 def test_settings_that_shape_rows_are_part_of_the_version(tmp_path: Path, artifact, nlp) -> None:

@@ -655,6 +655,18 @@ def test_summary_narrows_like_the_report(scored_out: Path, tmp_path: Path) -> No
     assert unknown.exit_code == 2 and "No team named 'north'" in unknown.output
     everyone = CliRunner().invoke(app, ["summary", str(scored_out)], env=env)
     assert "Scored calls (3)" in everyone.output and "<b>Ben</b>" in everyone.output and "Only " not in everyone.output
+    # an output with failed inputs only: every filter says what the unfiltered summary says
+    from pipeline import process
+    from pipeline.classify.artifacts import load_artifact
+    from pipeline.errors import InputError as Refused
+
+    failed_only = tmp_path / "failed-only"
+    process.prepare_output(failed_only)
+    process.record_failure(failed_only, str(tmp_path / "x.json"), None, Refused("x.json: no turns.", "Fix it."),
+                           process.run_stamp(load_artifact(MODELS), None))
+    for option in (["--since", "2026-01-01"], ["--rep", "dana"], ["--teams", str(teams), "--team", "East"]):
+        said = CliRunner().invoke(app, ["summary", str(failed_only), *option], env=env)
+        assert said.exit_code == 0 and "No scored calls yet: 1 input(s) failed" in said.output, (option, said.output)
 
 
 def test_a_sidecar_column_callcycle_does_not_read_is_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -500,7 +500,16 @@ def other_versions(calls: list[dict[str, Any]], current: str) -> str | None:
     if not others:
         return None
     n = sum(others.values())
-    share = "all" if n == len(calls) else f"{n} of {len(calls)}"
-    return (f"{share} call{'s' if len(calls) != 1 else ''} scored by another callcycle pipeline than this one "
-            f"({current}): {_counted(others)}; `callcycle run` over their inputs scores them again, and figures "
-            "that mix versions are not strictly comparable")
+    share = ("the only call" if len(calls) == 1 else f"all {n} calls" if n == len(calls)
+             else f"{n} of {len(calls)} calls")
+    from pipeline import version_order
+
+    newer = [v for v in others if version_order(v) > version_order(current)]
+    what = []
+    if len(newer) < len(others):
+        what.append("`callcycle run` over their inputs scores the older ones again")
+    if newer:
+        what.append("the newer ones are left as they are by this release: upgrade it to score with theirs")
+    return (f"{share} scored by another callcycle pipeline than this one ({current}): {_counted(others)}; "
+            f"{'; '.join(what)}; figures that mix versions are not strictly comparable")
+

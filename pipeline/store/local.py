@@ -271,7 +271,7 @@ def _read_single(path: Path, schema: pa.Schema, old: list[Path] | None = None) -
             table = ds.dataset(str(path), format="parquet", schema=schema).to_table()
         return table.cast(schema)
     except (pa.ArrowException, OSError, KeyError) as exc:
-        logger.warning("%s does not read back (%s); skipped — the next run redoes its call", path, exc)
+        logger.warning("%s does not read back (%s); left out; a run over its input scores that call again", path, exc)
         return None
 
 

@@ -539,7 +539,7 @@ class S3Store:
                     continue
                 tables[path] = table.select(schema.names).cast(schema)
             except (OSError, pa.ArrowException, KeyError) as exc:
-                logger.warning("%s does not read back (%s); skipped — the next run redoes its call",
+                logger.warning("%s does not read back (%s); left out; a run over its input scores that call again",
                                objectstore.to_uri(path), exc)
         if old:
             logger.warning("%s: %d file(s) from an older callcycle (schema other than %s) left out; "
