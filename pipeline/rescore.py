@@ -56,11 +56,11 @@ def stored_segments(source: Source, stamp: store.RunStamp, out_dir: OutputLocati
     row = stored.row
     if stored.state != "stale" or row is None or not row.get("classifier_version"):
         return None
-    if row["classifier_version"] == stamp.classifier_version or row.get("source_sha256") != source.sha256:
+    if row["classifier_version"] == stamp.classifier_version:
         return None
     then = dataclasses.replace(stamp, classifier_version=row["classifier_version"])
     if store.call_key(source.sha256, then, source.kind, ident) != row["call_key"]:
-        return None  # something besides the classifier changed: the call is read again
+        return None  # something besides the classifier changed (the key holds the bytes' sha256 too): read again
     if roles_changed is not None and roles_changed(row):
         return None
     table = out.read_segments([ident])

@@ -15,6 +15,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline import version_order
+
 __all__ = [
     "Thresholds", "ReportTaxonomy", "COV_TAXONOMY", "verdict", "verdict_unsure", "format_pct", "format_share",
     "interval_half_width", "rep_key", "rep_display_name",
@@ -502,8 +504,6 @@ def other_versions(calls: list[dict[str, Any]], current: str) -> str | None:
     n = sum(others.values())
     share = ("the only call" if len(calls) == 1 else f"all {n} calls" if n == len(calls)
              else f"{n} of {len(calls)} calls")
-    from pipeline import version_order
-
     newer = [v for v in others if version_order(v) > version_order(current)]
     what = []
     if len(newer) < len(others):
