@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import wave
 from pathlib import Path
@@ -45,6 +46,30 @@ def comparable_rows(out: Path, table: str) -> list[dict]:
         for key in RUN_VOLATILE & set(row):
             row.pop(key)
     return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
+
+
+#: Starts one command (its output to stderr), waits for it and prints its exit code and peak RSS (KiB) as JSON.
+_PEAK_LAUNCHER = """
+import json, os, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:], stdout=sys.stderr)
+_, status, usage = os.wait4(proc.pid, 0)
+print(json.dumps({"exit": os.waitstatus_to_exitcode(status), "maxrss_kib": usage.ru_maxrss}))
+"""
+
+
+def run_measuring_peak_rss(args: list[str], log: Path, **popen) -> tuple[int, int]:
+    """Run ``args`` to the end, its output into ``log``; return (exit code, its peak RSS in bytes).
+
+    Linux carries a process's peak RSS across fork and exec, so a child started straight from
+    this test process (pytest, perhaps after other tests loaded models) would report this
+    process's peak instead of its own. A small launcher process starts the command, so what
+    it inherits is the launcher's few MiB, not pytest's.
+    """
+    with log.open("w") as handle:
+        launcher = subprocess.run([sys.executable, "-c", _PEAK_LAUNCHER, *args], stdout=subprocess.PIPE,
+                                  stderr=handle, text=True, check=True, **popen)
+    result = json.loads(launcher.stdout)
+    return int(result["exit"]), int(result["maxrss_kib"]) * 1024
 
 
 def require_tool(name: str, install_hint: str) -> str:

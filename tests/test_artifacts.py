@@ -259,6 +259,7 @@ def test_partial_labels_train_and_context_is_used(tmp_path: Path, taxonomy) -> N
     assert result.model.context_models_, "the context level was fitted"
 
 
+@pytest.mark.slow  # ~35 s: keeps `make test` under 15 minutes on 2 cores; CI runs it with the slow tests
 def test_a_bagged_context_level_averages_its_members_and_survives_the_artifact(tmp_path: Path, taxonomy) -> None:
     """``context_bag`` fits that many seeded tree ensembles per task and averages their probabilities."""
     rows = load_labelled([MINI], taxonomy)

@@ -498,6 +498,7 @@ def test_run_names_a_deferred_file_and_why(tmp_path: Path, prefect_harness) -> N
     assert "deferred: " in result.output and "growing.wav" in result.output and "header announces" in result.output
 
 
+@pytest.mark.slow  # ~35 s: keeps `make test` under 15 minutes on 2 cores; CI runs it with the slow tests
 def test_evaluate_reads_a_conversation_column_by_any_name(tmp_path: Path) -> None:
     """A file whose conversations are in 'deal' (not 'group') gives the same figures with
     --conversation deal as the file with 'group'; without it a note says every row was read alone;

@@ -7,7 +7,6 @@ tests skip with a reason where a synthesiser is missing (and fail under CALLCYCL
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -17,7 +16,15 @@ import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
-from tests.conftest import ROOT, espeak_wav, read_wav, require_tool, word_error_rate, write_wav
+from tests.conftest import (
+    ROOT,
+    espeak_wav,
+    read_wav,
+    require_tool,
+    run_measuring_peak_rss,
+    word_error_rate,
+    write_wav,
+)
 
 RATE = 16000
 GiB = 1024**3
@@ -392,14 +399,9 @@ def test_one_hour_mono_file_diarizes_within_1_gib(mono_call, tmp_path: Path) -> 
     reps = int(np.ceil(3600 / period_s))
     hour = write_wav(tmp_path / "hour.wav", np.tile(samples, reps)[:, : 3600 * RATE], RATE)
     report, log = tmp_path / "result.json", tmp_path / "child.log"
-    with log.open("w") as handle:
-        proc = subprocess.Popen([sys.executable, "-c", _MEMORY_CHILD, str(hour), str(report)], cwd=ROOT,
-                                stdout=handle, stderr=subprocess.STDOUT)
-        # wait4 gives this child's own resource usage (peak RSS in KiB on Linux)
-        _, status, usage = os.wait4(proc.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, log.read_text()[-2000:]
+    code, peak = run_measuring_peak_rss([sys.executable, "-c", _MEMORY_CHILD, str(hour), str(report)], log, cwd=ROOT)
+    assert code == 0, log.read_text()[-2000:]
     result = json.loads(report.read_text())
-    peak = usage.ru_maxrss * 1024
     print(json.dumps({k: v for k, v in result.items() if k != "segments"} | {"peak_rss_gib": round(peak / GiB, 3)}))
     assert result["duration_s"] == pytest.approx(3600, abs=1)
     assert result["segments"][-1][2] > 3500

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import MODELS, ROOT, require_tool
+from conftest import MODELS, ROOT, require_tool, run_measuring_peak_rss
 
 from pipeline.ingest.audio import SAMPLE_RATE, iter_audio_blocks
 from pipeline.store import local as store
@@ -49,15 +48,10 @@ def test_one_hour_call_peak_memory_under_2_gib(tmp_path: Path) -> None:
     path = make_long_call(tmp_path / "2026-11-20__dana__longco__one-hour.wav", minutes=60, every_s=60)
     out = tmp_path / "out"
     log = tmp_path / "run.log"
-    with log.open("w") as handle:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", "run", str(path), "--out", str(out), "--models", str(MODELS),
-             "--no-report"], cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
-            env={**os.environ, "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(tmp_path / "prefect"))})
-        # wait4 gives this child's own resource usage (peak RSS in KiB on Linux)
-        _, status, usage = os.wait4(proc.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, log.read_text()
-    peak = usage.ru_maxrss * 1024
+    code, peak = run_measuring_peak_rss(
+        [sys.executable, "-m", "cli", "run", str(path), "--out", str(out), "--models", str(MODELS), "--no-report"],
+        log, cwd=ROOT, env={**os.environ, "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(tmp_path / "prefect"))})
+    assert code == 0, log.read_text()
     call = store.read_dataset(out, "calls").to_pylist()[0]
     assert call["audio_duration_s"] == pytest.approx(3600, abs=1)
     segments = store.read_dataset(out, "segments").to_pylist()
@@ -68,3 +62,16 @@ def test_one_hour_call_peak_memory_under_2_gib(tmp_path: Path) -> None:
     assert len(minutes_with_speech) >= 50
     print(json.dumps({"peak_rss_gib": round(peak / GiB, 3), "segments": len(segments)}))
     assert peak < 2 * GiB, f"peak RSS {peak / GiB:.2f} GiB"
+
+
+def test_a_measured_peak_is_the_commands_own_not_this_process(tmp_path: Path) -> None:
+    """The memory tests above measure their command, even after this process has grown (other tests' models)."""
+    import numpy as np
+
+    ballast = np.ones(96 * 2**20 // 8 * 8)  # 768 MiB held here while the command runs
+    code, peak = run_measuring_peak_rss([sys.executable, "-c", "import time; time.sleep(0.1)"], tmp_path / "log")
+    assert code == 0 and ballast.nbytes > 700 * 2**20
+    assert peak < 100 * 2**20, f"{peak / 2**20:.0f} MiB"
+    code, peak = run_measuring_peak_rss([sys.executable, "-c", "import numpy; b = numpy.ones(2**25); exit(3)"],
+                                        tmp_path / "log")
+    assert code == 3 and 2**28 <= peak < 2**28 + 100 * 2**20  # its own 256 MiB array is counted
