@@ -38,7 +38,6 @@ import contextlib
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -341,7 +340,9 @@ def main() -> None:
             result = phase_flow(args.files, args.out / "flow", args.flow_config, args.workers)
         else:
             result = phase_text(args.out / "text")
-        result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        from peak_memory import peak_rss_mib
+
+        result["peak_rss_mib"] = peak_rss_mib()
         print(json.dumps(result))
         return
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import tempfile
 import time
@@ -20,6 +19,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from peak_memory import peak_rss_mib  # noqa: E402
 
 from pipeline.classify.labels import load_taxonomy  # noqa: E402
 from pipeline.paths import taxonomy_path  # noqa: E402
@@ -52,21 +54,6 @@ def write_long_call(out: Path, n: int) -> None:
     key = store.call_key(source.sha256, stamp, "transcript", "long.json")
     store.write_call(out, key, store.segments_table(key, source, "long", segments, taxonomy),
                      store.calls_table(key, source, "long", score_call(segments, taxonomy), stamp, None, True, 1.0))
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory, MiB.
-
-    Linux keeps ``ru_maxrss`` across fork and exec, so a script started by a big process (pytest
-    with models loaded) would report its parent's peak; ``VmHWM`` belongs to this address space.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
