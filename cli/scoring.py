@@ -313,20 +313,19 @@ def summary(
     --since, --rep and --team narrow the table and its headline as they narrow `callcycle report`;
     failed inputs are always listed (a file that failed has no rep or date to filter by).
     """
-    from pipeline.report.data import load_error_rows, load_report_data
+    from pipeline.report.data import load_call_rows, load_error_rows, load_report_data
     from pipeline.report.terminal import render_errors, render_summary
 
     _check_filters(rep, team, teams)
     _require_results(out_dir)
     con = console()
     errors = load_error_rows(out_dir)
-    from pipeline.report.data import load_call_rows
-
     every = load_call_rows(out_dir)
     if not every or (since is None and rep is None and team is None):  # nothing scored: no filter can help
         render_summary(every, con, failed=len(errors))
     else:
-        data = load_report_data(out_dir, since=since, rep=rep, scorecards=0, team=team, teams=teams)
+        data = load_report_data(out_dir, since=since, rep=rep, scorecards=0, team=team, teams=teams,
+                                call_rows=every)
         render_summary(data.calls, con, failed=len(errors), narrowed_to=data.narrowed_to())
     render_errors(errors, con)
 

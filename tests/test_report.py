@@ -649,12 +649,16 @@ def test_summary_narrows_like_the_report(scored_out: Path, tmp_path: Path) -> No
     assert since.exit_code == 0, since.output
     assert "(calls since 2026-11-05, rep dana)" in since.output and "2026-11-10__dana__harbor__renewal" in since.output
     assert "Only calls since 2026-11-05, rep dana: 1 call " in since.output
+    # the flags are explained by a report of the same calls, not by the default report of every call
+    assert "`callcycle report` with the same options" in " ".join(since.output.split())
+    assert "see the HTML report" not in since.output
     none = CliRunner().invoke(app, ["summary", str(scored_out), "--since", "2030-01-01"], env=env)
     assert none.exit_code == 0 and "No calls matched (calls since 2030-01-01)" in none.output
     unknown = CliRunner().invoke(app, ["summary", str(scored_out), "--teams", str(teams), "--team", "north"], env=env)
     assert unknown.exit_code == 2 and "No team named 'north'" in unknown.output
     everyone = CliRunner().invoke(app, ["summary", str(scored_out)], env=env)
     assert "Scored calls (3)" in everyone.output and "<b>Ben</b>" in everyone.output and "Only " not in everyone.output
+    assert "see the HTML report for why" in " ".join(everyone.output.split())
     # an output with failed inputs only: every filter says what the unfiltered summary says
     from pipeline import process
     from pipeline.classify.artifacts import load_artifact

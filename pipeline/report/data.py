@@ -259,7 +259,7 @@ class ReportData:
 
 def load_report_data(out_dir: OutputLocation, since: dt.date | None = None, rep: str | None = None,
                      models: Path | None = None, scorecards: int | None = None, team: str | None = None,
-                     teams: Path | None = None) -> ReportData:
+                     teams: Path | None = None, call_rows: list[dict[str, Any]] | None = None) -> ReportData:
     """Read the stored calls and segments under ``out_dir`` (a folder or an ``s3://`` prefix).
 
     ``since`` keeps calls on or after that date (calls without a date are dropped when it is set);
@@ -267,10 +267,11 @@ def load_report_data(out_dir: OutputLocation, since: dt.date | None = None, rep:
     with ``scorecards`` only for that many of them, the most recent (:func:`~pipeline.report.rules.most_recent`:
     the calls the report gives a scorecard). ``teams`` (default :func:`default_teams`) gives each call the
     ``team`` of its rep (:func:`read_teams`; ``None`` for a rep it does not name), and ``team`` keeps one
-    team's calls: its reps are then compared with that team's median.
+    team's calls: its reps are then compared with that team's median. ``call_rows``: the rows of
+    :func:`load_call_rows` for ``out_dir`` when the caller has them already (they are not read again).
     """
     out = open_store(out_dir)
-    calls = every = load_call_rows(out)
+    calls = every = load_call_rows(out) if call_rows is None else call_rows
     members = team_members(out_dir, teams)
     for call in every:
         call["team"] = members.get(rep_key(call["rep"])) if call.get("rep") else None

@@ -57,7 +57,8 @@ def render_summary(rows: list[dict[str, Any]], console: Any = None, tax: ReportT
         return
     tax = tax or report_taxonomy(rows)
     console.print(_calls_table(rows, tax, f"Scored calls ({len(rows)}){only}", console.width))
-    console.print(("Only " + escape(printable(narrowed_to)) + ": " if narrowed_to else "") + headline(rows, tax))
+    console.print(("Only " + escape(printable(narrowed_to)) + ": " if narrowed_to else "")
+                  + headline(rows, tax, narrowed=bool(narrowed_to)))
     _print_provenance(rows, console)
 
 
@@ -162,13 +163,18 @@ def _calls_table(rows: list[dict[str, Any]], tax: ReportTaxonomy, title: str, wi
     return table
 
 
-def headline(rows: list[dict[str, Any]], tax: ReportTaxonomy = COV_TAXONOMY) -> str:
-    """The report's "team at a glance" figures as one line (same numbers as the HTML report)."""
+def headline(rows: list[dict[str, Any]], tax: ReportTaxonomy = COV_TAXONOMY, narrowed: bool = False) -> str:
+    """The report's "team at a glance" figures as one line (same numbers as the HTML report).
+
+    ``narrowed``: ``rows`` were chosen by --since/--rep/--team, so the report that explains the flags
+    is one written with the same options (the default report covers every call).
+    """
     g = team_glance(rows, tax=tax)
     calls = f"{g['calls']} call{'s' if g['calls'] != 1 else ''}"
+    where = "`callcycle report` with the same options" if narrowed else "the HTML report"
     return (f"{calls} · median action share {format_pct(g['median_action_share'])} · "
             f"{g['complete']}/{g['calls']} complete {tax.arrow()} cycles · {g['flagged']} flagged for "
-            "attention (see the HTML report for why)")
+            f"attention (see {where} for why)")
 
 
 def render_errors(rows: list[dict[str, Any]], console: Any = None) -> None:
