@@ -307,11 +307,13 @@ def summary(
     rep: Annotated[Optional[str], typer.Option("--rep", help="Only this rep's calls (a name as `report --rep` takes it).")] = None,
     teams: Annotated[Optional[Path], typer.Option("--teams", metavar="FILE", help="CSV with the columns rep,team, for --team [default: OUT_DIR/teams.csv when there is one].", show_default=False)] = None,
     team: Annotated[Optional[str], typer.Option("--team", help="Only this team's calls (a team of the teams file, case-insensitive).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, metavar="N", help="List only the N most recent calls (by call date); the headline still counts every call. [default: all]", show_default=False)] = None,
 ) -> None:
     """Print the table of scored calls (and any failed inputs) from the Parquet datasets.
 
     --since, --rep and --team narrow the table and its headline as they narrow `callcycle report`;
     failed inputs are always listed (a file that failed has no rep or date to filter by).
+    --limit shortens the table of a large archive to its most recent calls.
     """
     from pipeline.report.data import load_call_rows, load_error_rows, load_report_data
     from pipeline.report.terminal import render_errors, render_summary
@@ -322,11 +324,11 @@ def summary(
     errors = load_error_rows(out_dir)
     every = load_call_rows(out_dir)
     if not every or (since is None and rep is None and team is None):  # nothing scored: no filter can help
-        render_summary(every, con, failed=len(errors))
+        render_summary(every, con, failed=len(errors), limit=limit)
     else:
         data = load_report_data(out_dir, since=since, rep=rep, scorecards=0, team=team, teams=teams,
                                 call_rows=every)
-        render_summary(data.calls, con, failed=len(errors), narrowed_to=data.narrowed_to())
+        render_summary(data.calls, con, failed=len(errors), narrowed_to=data.narrowed_to(), limit=limit)
     render_errors(errors, con)
 
 

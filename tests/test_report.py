@@ -673,6 +673,25 @@ def test_summary_narrows_like_the_report(scored_out: Path, tmp_path: Path) -> No
         assert said.exit_code == 0 and "No scored calls yet: 1 input(s) failed" in said.output, (option, said.output)
 
 
+def test_summary_limit_lists_the_most_recent_calls_and_counts_them_all(scored_out: Path) -> None:
+    """`callcycle summary --limit N` (an archive of 20,000 calls printed every row): the N most recent calls
+    in date order, a line saying how many were left out, and the headline over every call."""
+    env = {"COLUMNS": "200"}
+    two = CliRunner().invoke(app, ["summary", str(scored_out), "--limit", "2"], env=env)
+    assert two.exit_code == 0, two.output
+    assert "Scored calls (3), the 2 most recent" in two.output
+    assert "2026-11-10__dana__harbor__renewal" in two.output and "2026-11-03__ben" in two.output
+    assert "2026-11-02__dana__northwind" not in two.output
+    assert "1 older call(s) not listed (--limit 2)" in two.output and "3 calls · median" in two.output
+    every = CliRunner().invoke(app, ["summary", str(scored_out), "--limit", "3"], env=env)
+    assert "most recent" not in every.output and "not listed" not in every.output
+    assert "2026-11-02__dana__northwind" in every.output
+    narrowed = CliRunner().invoke(app, ["summary", str(scored_out), "--rep", "dana", "--limit", "1"], env=env)
+    assert "Scored calls (2) (rep dana), the 1 most recent" in narrowed.output, narrowed.output
+    refused = CliRunner().invoke(app, ["summary", str(scored_out), "--limit", "0"], env=env)
+    assert refused.exit_code == 2 and "--limit" in refused.output
+
+
 def test_a_sidecar_column_callcycle_does_not_read_is_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """calls.csv's `team` column was dropped without a word; any column a sidecar does not read is said."""
     from pipeline.ingest.discover import read_sidecar

@@ -20,6 +20,7 @@ from pipeline.report.rules import (
     format_pct,
     format_share,
     marked_unsure,
+    most_recent,
     open_loop_meaning,
     other_versions,
     scored_by,
@@ -34,8 +35,11 @@ __all__ = [
 
 
 def render_summary(rows: list[dict[str, Any]], console: Any = None, tax: ReportTaxonomy | None = None,
-                   failed: int = 0, narrowed_to: str = "") -> None:
+                   failed: int = 0, narrowed_to: str = "", limit: int | None = None) -> None:
     """Print the scored-calls table (rich) and the headline; every column fits an 80-column terminal.
+
+    ``limit``: the table lists only the ``limit`` most recent calls (:func:`~pipeline.report.rules.most_recent`,
+    kept in date order) and says how many it left out; the headline still covers every row.
 
     ``failed`` (rows of ``errors``) only changes what is said when no call is scored yet.
     ``narrowed_to`` names the filters that chose ``rows`` (:meth:`~pipeline.report.data.ReportData.narrowed_to`):
@@ -56,7 +60,15 @@ def render_summary(rows: list[dict[str, Any]], console: Any = None, tax: ReportT
                           "[yellow]No scored calls found.[/] Run `callcycle run` first.")
         return
     tax = tax or report_taxonomy(rows)
-    console.print(_calls_table(rows, tax, f"Scored calls ({len(rows)}){only}", console.width))
+    shown = rows
+    if limit is not None and len(rows) > limit:
+        recent = {id(r) for r in most_recent(rows, limit)}
+        shown = [r for r in rows if id(r) in recent]
+    title = f"Scored calls ({len(rows)}){only}" + (f", the {len(shown)} most recent" if len(shown) < len(rows) else "")
+    console.print(_calls_table(shown, tax, title, console.width))
+    if len(shown) < len(rows):
+        console.print(f"… {len(rows) - len(shown)} older call(s) not listed (--limit {limit}); the line below "
+                      f"covers all {len(rows)}.", soft_wrap=True)
     console.print(("Only " + escape(printable(narrowed_to)) + ": " if narrowed_to else "")
                   + headline(rows, tax, narrowed=bool(narrowed_to)))
     _print_provenance(rows, console)
