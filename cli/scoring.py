@@ -157,14 +157,17 @@ def run(
     finally:
         _stop(progress)
     rows = load_call_rows(out) if show_summary else []
-    if rows:  # the calls this run scored or updated, and the headline over all stored calls
-        render_run_summary(rows, {o.call_key for o in summary.outcomes if o.status in ("scored", "updated")
-                                  and o.call_key}, out, con)
+    if rows:  # the calls this run scored or updated (or saw scored while it ran), and the headline over all
+        render_run_summary(rows, {o.call_key for o in summary.outcomes if o.call_key and (
+            o.status in ("scored", "updated") or o.during_run)}, out, con)
     extra = "".join(f", {summary.count(s)} {s}" for s in ("updated", "deferred") if summary.count(s))
     restored = sum(o.restored for o in summary.outcomes)
     again = f" ({restored} from their stored segments: another classifier, not transcribed again)" if restored else ""
+    during = sum(o.during_run for o in summary.outcomes if o.status == "skipped")
+    meanwhile = f"; {during} of them scored while this run ran: a task run again, or another run" if during else ""
     con.print(
-        f"{summary.count('scored')} scored{again}, {summary.count('skipped')} skipped (already done or duplicate)"
+        f"{summary.count('scored')} scored{again}, {summary.count('skipped')} skipped (already done or duplicate"
+        f"{meanwhile})"
         f"{extra}, {summary.count('failed')} failed in {time.perf_counter() - started:.1f} s → {escape(printable(out.rstrip('/')))}/")
     report_failed = _report_after_run(out, con) if write_html else None
     for spec in summary.empty:

@@ -137,6 +137,10 @@ class Outcome:
     """For ``updated``: the stored fields (rep, customer, call_date) emptied because nothing gives them any more."""
     restored: bool = False
     """For ``scored``: classified again from the stored segments (:func:`rescore_stored`), not read again."""
+    during_run: bool = False
+    """For ``skipped``/``updated``: the stored rows were committed after this run began (by more than
+    :data:`FORCE_CLOCK_MARGIN_S`): a task run again (Dask re-runs a dead worker's finished tasks), or another
+    run on the same output, scored the call while this run ran."""
 
 
 def row_settings(config: PipelineConfig) -> str:
@@ -573,11 +577,15 @@ def check_done(source: Source, stamp: store.RunStamp, out_dir: OutputLocation,
     message = f"metadata re-applied: {', '.join(sorted(changes))}" if changes else None
     if cleared:
         message = f"{message}; {', '.join(cleared)} removed (no calls.csv row or file name gives them any more)"
+    during = stamp.started_at > 0 and _committed_during(stored, stamp.started_at)
     if force:
         message = "; ".join(m for m in ("scored by another run while this one ran (--force redoes the calls "
                                         "scored before it began)", message) if m)
+    elif during:
+        message = "; ".join(m for m in ("scored while this run ran (an earlier attempt of its task, or another run "
+                                        "on this output)", message) if m)
     return Outcome(path=source.path, status=status, call_id=stored.row["call_id"], call_key=key, message=message,
-                   cleared=cleared)
+                   cleared=cleared, during_run=during)
 
 
 #: Under ``--force`` a call counts as committed by another run during this one only when its rows are stamped

@@ -210,3 +210,21 @@ def test_a_forced_run_leaves_a_call_another_run_committed_while_it_ran(tmp_path:
         with process.scoring_claim(source, stamp, out, force=True) as done:
             assert done is None
     assert list((out / claims.CLAIMS).iterdir()) == []
+
+
+def test_a_call_committed_while_the_run_ran_is_said_so(tmp_path: Path, artifact, nlp) -> None:
+    """A task Dask runs again after a worker died finds its own call committed: it is ``skipped``, but the run
+    says it was scored while it ran (it was counted "already done" as if from an earlier night)."""
+    import dataclasses
+
+    folder, out = numbered_transcripts(tmp_path / "in", 1), tmp_path / "out"
+    now = process.run_stamp(artifact, None)
+    began = dataclasses.replace(now, started_at=now.started_at - process.FORCE_CLOCK_MARGIN_S - 5)
+    assert _run(folder, out, artifact, nlp) == {"call-00.json": "scored"}  # the task's first attempt commits
+    source = discover_inputs([str(folder)])[0][0]
+    again = process.check_done(source, began, out)
+    assert again is not None and again.status == "skipped" and again.during_run
+    assert "scored while this run ran" in (again.message or "")
+    for stamp in (now, dataclasses.replace(now, started_at=0.0)):  # a run that began in the same minute, or unknown
+        earlier = process.check_done(source, stamp, out)
+        assert earlier is not None and earlier.status == "skipped" and not earlier.during_run and not earlier.message
