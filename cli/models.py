@@ -179,14 +179,13 @@ def evaluate(
     if not files:
         from pipeline.classify.artifacts import load_artifact
         from pipeline.classify.evaluate import run_benchmark
-        from pipeline.paths import held_back_dir, labelled_calls_dir, labels_data_dir
+        from pipeline.paths import external_dir, held_back_dir, labelled_calls_dir, labels_data_dir
         from pipeline.speech.turns import build_sentencizer
 
         artifact = load_artifact(models_dir(models), model_version)
-        labels_root = labels_data_dir().parent
         err = console(stderr=True)
         with err.status("evaluating every source (a few minutes)...") as status:
-            result = run_benchmark(artifact, labels_data_dir(), labels_root / "external", realdata,
+            result = run_benchmark(artifact, labels_data_dir(), external_dir(), realdata,
                                    labelled_calls_dir(), build_sentencizer(),
                                    progress=step_reporter(err, status, "evaluating"),
                                    held_back_dir=held_back_dir())
@@ -371,14 +370,14 @@ def compare(
     if benchmark:
         from pipeline.apply import load_version
         from pipeline.classify.evaluate import compare_benchmark
-        from pipeline.paths import held_back_dir, labels_data_dir
+        from pipeline.paths import external_dir, held_back_dir, labels_data_dir
 
         first, second = load_version(models_dir(models), a), load_version(models_dir(models), b)
-        labels_root = labels_data_dir().parent
         con = console()
         err = console(stderr=True)
         with err.status("evaluating both classifiers on every source (a few minutes)...") as status:
-            compared = compare_benchmark(first, second, labels_root / "data", labels_root / "external", realdata,
+            # the same benchmark rows as `callcycle evaluate` ($CALLCYCLE_LABELS included)
+            compared = compare_benchmark(first, second, labels_data_dir(), external_dir(), realdata,
                                          progress=step_reporter(err, status, "comparing"),
                                          held_back_dir=held_back_dir())
         if as_json:

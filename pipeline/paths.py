@@ -116,10 +116,15 @@ def held_back_dir(labels_dir: Path | None = None) -> Path:
     return (labels_dir or labels_data_dir()).parent / "held-back"
 
 
+def external_dir(labels_dir: Path | None = None) -> Path:
+    """The folder of real-speech corpora (``labels/external``) beside ``labels_dir`` (default :func:`labels_data_dir`)."""
+    return (labels_dir or labels_data_dir()).parent / "external"
+
+
 def external_corpora(labels_dir: Path | None = None) -> list[Path]:
     """The partially labelled real-speech corpora training reads by default: every
-    ``labels/external/*.jsonl.gz`` beside ``labels_dir`` (default :func:`labels_data_dir`)."""
-    return sorted(((labels_dir or labels_data_dir()).parent / "external").glob("*.jsonl.gz"))
+    ``*.jsonl.gz`` of :func:`external_dir`."""
+    return sorted(external_dir(labels_dir).glob("*.jsonl.gz"))
 
 
 def cache_dir(kind: str) -> Path:

@@ -639,3 +639,29 @@ def test_a_report_the_run_cannot_write_keeps_the_scores_and_says_so(tmp_path: Pa
     said = " ".join(result.output.split())
     assert "1 scored, 0 skipped" in said and "report.html is a folder" in said
     assert len(list((out / "calls").glob("part-*.parquet"))) == 1
+
+
+def test_compare_benchmark_reads_the_labels_evaluate_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With $CALLCYCLE_LABELS set, `evaluate` read that folder while `compare --benchmark` read a `data` folder
+    beside it (a reviewer's find, stop 57): two models were compared on other rows than they were evaluated on."""
+    import pipeline.classify.evaluate as evaluate
+
+    mine = tmp_path / "my-labels"
+    mine.mkdir()
+    seen: dict[str, tuple[Path, Path | None, Path | None]] = {}
+
+    def record(name: str):
+        def fake(*args, **kwargs):
+            labels, external = (args[1], args[2]) if name == "evaluate" else (args[2], args[3])
+            seen[name] = (labels, external, kwargs.get("held_back_dir"))
+            raise SystemExit(0)
+        return fake
+
+    monkeypatch.setattr(evaluate, "run_benchmark", record("evaluate"))
+    monkeypatch.setattr(evaluate, "compare_benchmark", record("compare"))
+    env = {"CALLCYCLE_LABELS": str(mine)}
+    version = (MODELS / "CURRENT").read_text().strip()
+    runner = CliRunner()
+    runner.invoke(app, ["evaluate", "--models", str(MODELS)], env=env)
+    runner.invoke(app, ["compare", version, version, "--benchmark", "--models", str(MODELS)], env=env)
+    assert seen["evaluate"] == seen["compare"] == (mine, tmp_path / "external", tmp_path / "held-back"), seen

@@ -381,10 +381,9 @@ def learned_rows(artifact: Artifact, rows: Sequence[LabelledRow], search: Sequen
 
 def training_folders() -> list[Path]:
     """Where a model's training files are looked for by name when not where its card says."""
-    from pipeline.paths import labels_data_dir
+    from pipeline.paths import external_dir, labels_data_dir
 
-    data = labels_data_dir()
-    return [data, data.parent / "external"]
+    return [labels_data_dir(), external_dir()]
 
 
 def held_back_sets(folder: Path | None, artifact: Artifact,
