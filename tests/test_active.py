@@ -102,6 +102,34 @@ def test_label_studio_export_is_understood(scored: Path, tmp_path: Path) -> None
     assert {json.loads(x)["stage"] for x in target.read_text().splitlines()} == {"adjust"}
 
 
+def test_imports_at_once_keep_every_row_and_a_readable_file(tmp_path: Path) -> None:
+    """Two imports into one file at the same time each read the old file, and the later rename dropped the
+    other's rows; the file was also left owner-only (0600). A reviewer's find, stop 57."""
+    import os
+    import threading
+
+    target, sources = tmp_path / "t.jsonl", []
+    for k in range(6):
+        src = tmp_path / f"in-{k}.jsonl"
+        src.write_text("".join(json.dumps({"id": f"{k}-{i}", "text": f"We will ship batch {k}.{i} on Friday.",
+                                           "stage": "act", "talk_action": "action"}) + "\n" for i in range(40)))
+        sources.append(src)
+    threads = [threading.Thread(target=import_labels, args=(src, TAXONOMY, target)) for src in sources]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ids = [json.loads(line)["id"] for line in target.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 240
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+    with pytest.raises(LabelDataError, match="already in t.jsonl"):  # an import repeated is refused whole
+        import_labels(sources[0], TAXONOMY, target)
+    assert len(target.read_text().splitlines()) == 240
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
 @pytest.mark.parametrize("rows,fragment", [
     ([{"id": "1", "text": "hi", "stage": "chit-chat", "talk_action": "talk"}], "unknown stage label"),
     ([{"id": "1", "text": "", "stage": "other", "talk_action": "talk"}], "empty or missing 'text'"),

@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from pipeline.atomic import exclusive_lock, write_bytes_atomic
 from pipeline.classify.labels import Taxonomy, read_rows, validate_rows
 from pipeline.errors import LabelDataError
+from pipeline.paths import cache_dir
 from pipeline.store.base import OutputLocation, open_store
 from pipeline.tables import rows_to_csv, unneutralise
 
@@ -108,11 +108,8 @@ def label_studio_config(taxonomy: Taxonomy) -> str:
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    """Write ``text`` (UTF-8) to ``path`` complete or not at all (:func:`pipeline.atomic.write_bytes_atomic`)."""
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_for_labelling(rows: list[dict[str, Any]], path: Path, taxonomy: Taxonomy,
@@ -279,8 +276,15 @@ def import_labels(source: Path, taxonomy: Taxonomy, target: Path,
                   "origin": row.meta.get("origin") or "active-learning import"}
         lines.append(json.dumps(record, ensure_ascii=False))
     target = Path(target)
-    previous = target.read_text(encoding="utf-8") if target.exists() else ""
-    if previous and not previous.endswith("\n"):
-        previous += "\n"
-    _atomic_text(target, previous + "\n".join(lines) + "\n")
+    # two imports at once take turns: each appends to what the other wrote, and ids stay unique
+    lock = cache_dir("locks") / f"labels-{hashlib.sha256(str(target.resolve()).encode()).hexdigest()[:16]}.lock"
+    with exclusive_lock(lock):
+        previous = target.read_text(encoding="utf-8") if target.exists() else ""
+        clashes = sorted({r.id for r in rows} & labelled_ids([target])) if previous else []
+        if clashes:
+            raise LabelDataError(f"{len(clashes)} id(s) already in {target.name}: {clashes[:10]}.",
+                                 "Nothing was merged. Drop rows that were imported before, or give them new ids.")
+        if previous and not previous.endswith("\n"):
+            previous += "\n"
+        _atomic_text(target, previous + "\n".join(lines) + "\n")
     return len(rows)
