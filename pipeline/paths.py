@@ -117,7 +117,7 @@ def held_back_dir(labels_dir: Path | None = None) -> Path:
 
 
 def external_dir(labels_dir: Path | None = None) -> Path:
-    """The folder of real-speech corpora (``labels/external``) beside ``labels_dir`` (default :func:`labels_data_dir`)."""
+    """The folder of real-speech corpora (``labels/external``) beside ``labels_dir`` (:func:`labels_data_dir`)."""
     return (labels_dir or labels_data_dir()).parent / "external"
 
 
