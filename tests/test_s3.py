@@ -411,6 +411,10 @@ def test_versions_replace_revert_and_broken_commits(s3_server, bucket: str, tmp_
     # metadata re-applied in place
     store.update_call(source_id, {"rep": "dana"})
     assert store.read_dataset("calls").to_pylist()[0]["rep"] == "dana"
+    # a column the schema does not have is refused, as on a folder (Arrow would have dropped it silently)
+    with pytest.raises(ValueError, match="rpe"):
+        store.update_call(source_id, {"rpe": "ben"})
+    assert store.read_dataset("calls").to_pylist()[0]["rep"] == "dana"
 
 
 def test_readers_leave_out_files_of_an_older_schema(s3_server, bucket: str, tmp_path: Path, artifact, nlp,

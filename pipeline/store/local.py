@@ -57,6 +57,7 @@ from pipeline.store.schema import (
     schema_version_of,
     segments_table,
     source_identity,
+    updated_calls_row,
 )
 from pipeline.store.snapshot import READ_THREADS, read_with_snapshot
 from pipeline.store.snapshot import default_path as snapshot_path
@@ -196,10 +197,7 @@ def write_call(out_dir: Path, key: str, segments: pa.Table, calls: pa.Table) -> 
 def update_call(out_dir: Path, source_id: str, changes: dict[str, Any]) -> None:
     """Rewrite a stored calls row with some columns changed (metadata re-applied; no re-scoring)."""
     path = _path(out_dir, "calls", identity_key(source_id))
-    row = _read_one(path).to_pylist()[0]
-    row.update(changes)
-    write_table_atomic(check_table({name: [row.get(name)] for name in CALLS_SCHEMA.names} | {
-        k: [v] for k, v in changes.items()}, CALLS_SCHEMA), path)
+    write_table_atomic(updated_calls_row(_read_one(path).to_pylist()[0], changes), path)
 
 
 def write_error(out_dir: Path, table: pa.Table) -> None:

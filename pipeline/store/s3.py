@@ -60,7 +60,14 @@ from pipeline.errors import OutputError
 from pipeline.ingest.fingerprints import object_signature
 from pipeline.store import claims
 from pipeline.store.base import StoredCall
-from pipeline.store.schema import CALLS_SCHEMA, SCHEMA_VERSION, SCHEMAS, identity_key, schema_version_of
+from pipeline.store.schema import (
+    CALLS_SCHEMA,
+    SCHEMA_VERSION,
+    SCHEMAS,
+    identity_key,
+    schema_version_of,
+    updated_calls_row,
+)
 from pipeline.store.snapshot import default_path as snapshot_path
 from pipeline.store.snapshot import read_remembered
 
@@ -508,8 +515,7 @@ class S3Store:
         if current is None:
             raise FileNotFoundError(f"no committed results for {source_id}")
         row = _read_parquet(self._get(current.files["calls"])).to_pylist()[0]
-        row.update(changes)
-        self._put(current.files["calls"], _parquet_bytes(pa.Table.from_pylist([row], schema=CALLS_SCHEMA)))
+        self._put(current.files["calls"], _parquet_bytes(updated_calls_row(row, changes)))
 
     def write_error(self, table: pa.Table) -> None:
         self._put(f"errors/part-{identity_key(table.column('source_id')[0].as_py())}.parquet", _parquet_bytes(table))

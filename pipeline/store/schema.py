@@ -317,6 +317,13 @@ def _struct_of(kind: pa.DataType) -> pa.StructType | None:
     return None
 
 
+def updated_calls_row(row: dict[str, Any], changes: dict[str, Any]) -> pa.Table:
+    """A stored ``calls`` row with ``changes`` applied, as a one-row table of :data:`CALLS_SCHEMA`; a changed
+    column the schema does not have is refused (:func:`check_table`), on every backend alike."""
+    return check_table({name: [row.get(name)] for name in CALLS_SCHEMA.names} | {k: [v] for k, v in changes.items()},
+                       CALLS_SCHEMA)
+
+
 def check_table(rows: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:
     """``rows`` (column -> values) as a table of ``schema``, refusing a missing or unknown column and a
     struct value (e.g. a ``speakers`` entry) with missing or unknown fields: Arrow would silently drop
