@@ -75,8 +75,9 @@ A DA whose text is empty after dropping non-word elements (e.g. only a laugh) ke
 neighbours and indices stay intact) but gets null for both labels.
 
 Dev-benchmark split (not stored in the rows): a meeting series (ES2002a-d -> ES2002) is held out
-when ``int(sha256(series).hexdigest()[:8], 16) % 100 < 15``; see ``is_heldout_series``. With this
-release that holds out IS1008, TS3004, TS3005 and TS3006 (16 meetings, 17,370 DAs).
+by the project's one held-out rule, ``pipeline.classify.labels.is_holdout`` of ``split_key("ami", meeting)``
+(what training uses); see ``is_heldout_series``. With this release that holds out IS1008, TS3004, TS3005
+and TS3006 (16 meetings, 17,370 DAs).
 
 Reproduce the committed file (the mirror is a snapshot of github.com/Hasetomo2142/ami-corpus-preprocessing,
 whose folder ``ami_public_manual_1.6.2/`` holds the unchanged release)::
@@ -96,7 +97,6 @@ from __future__ import annotations
 import argparse
 import collections
 import gzip
-import hashlib
 import io
 import json
 import random
@@ -106,6 +106,9 @@ import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pipeline.classify.labels import is_holdout, split_key  # noqa: E402
 
 NITE = "{http://nite.sourceforge.net/}"
 ORIGIN_PREFIX = "ami-manual-1.6.2:"
@@ -131,11 +134,6 @@ MAPPING: dict[str, tuple[str | None, str | None]] = {
     "oth": (None, None),
     "": (None, None),
 }
-
-# Dev-benchmark split: a meeting series (ES2002a-d -> ES2002) is held out when
-# int(sha256(series).hexdigest()[:8], 16) % 100 < HELDOUT_PERCENT -- the same hash convention as
-# pipeline.classify.labels.is_holdout, applied to the series instead of the group.
-HELDOUT_PERCENT = 15
 
 _WORDS_FILE = re.compile(r"^(?P<meeting>[A-Z]{2}\d{4}[a-z]?)\.(?P<spk>[A-Z])\.words\.xml$")
 _DA_FILE = re.compile(r"^(?P<meeting>[A-Z]{2}\d{4}[a-z]?)\.(?P<spk>[A-Z])\.dialog-act\.xml$")
@@ -401,7 +399,8 @@ def series_of(meeting: str) -> str:
 
 
 def is_heldout_series(series: str) -> bool:
-    return int(hashlib.sha256(series.encode("utf-8")).hexdigest()[:8], 16) % 100 < HELDOUT_PERCENT
+    """Whether training holds this meeting series out (the project's rule, not a copy of it)."""
+    return is_holdout(split_key("ami", series))
 
 
 def summary(rows: list[dict]) -> str:
