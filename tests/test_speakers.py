@@ -278,6 +278,11 @@ def test_run_help_lists_the_diarization_options() -> None:
     result = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "--speakers" in result.output and "--no-diarize" in result.output
+    # a count above the estimate's default cap is the user's to give (a meeting of eight)
+    many = CliRunner().invoke(app, ["run", "no-such-folder", "--speakers", "8"], env={"COLUMNS": "200"})
+    assert many.exit_code == 2 and "no-such-folder" in many.output and "--speakers" not in many.output, many.output
+    none = CliRunner().invoke(app, ["run", "no-such-folder", "--speakers", "0"], env={"COLUMNS": "200"})
+    assert none.exit_code == 2 and "--speakers" in none.output
 
 
 # --- the role model (pipeline.speech.rolemodel)

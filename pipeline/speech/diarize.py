@@ -307,7 +307,7 @@ def _spectral_labels(x: np.ndarray, n_speakers: int | None, max_speakers: int, r
     np.fill_diagonal(affinity, 0.0)
     degree = affinity.sum(axis=1)
     laplacian = np.diag(degree) - affinity
-    top = min(n - 1, max_speakers + 1)
+    top = min(n - 1, max(max_speakers, n_speakers or 0) + 1)  # a fixed count above the estimate's cap gets its vectors
     values, vectors = eigh(laplacian, subset_by_index=[0, top])
     if n_speakers is None:
         gaps = np.diff(values[: max_speakers + 1])
