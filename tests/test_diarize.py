@@ -430,3 +430,27 @@ def test_a_fixed_speaker_count_above_the_estimates_cap_is_honoured() -> None:
     assert len(set(labels)) == 12
     # each true speaker is one cluster
     assert all(len(set(labels[i * 30:(i + 1) * 30])) == 1 for i in range(12))
+
+
+def test_a_speaker_model_that_does_not_match_its_card_is_refused(tmp_path: Path) -> None:
+    """The card records the speaker model's sha256, but nothing checked it: a damaged or swapped model was
+    used without a word (a reviewer's find, stop 57). A model of your own with no card loads, its embedding
+    width read from the model itself."""
+    import shutil
+
+    from pipeline.errors import PipelineError
+    from pipeline.speech.diarize import SPEAKER_MODEL_FILE, load_speaker_model
+
+    shipped = ROOT / "models" / "speaker"
+    copy = tmp_path / "speaker"
+    copy.mkdir()
+    shutil.copy(shipped / "card.json", copy / "card.json")
+    raw = bytearray((shipped / SPEAKER_MODEL_FILE).read_bytes())
+    raw[-100] ^= 0xFF  # one byte of a weight
+    (copy / SPEAKER_MODEL_FILE).write_bytes(bytes(raw))
+    with pytest.raises(PipelineError, match="does not match the checksum"):
+        load_speaker_model(copy / SPEAKER_MODEL_FILE)
+    own = tmp_path / "own" / "mine.onnx"
+    own.parent.mkdir()
+    shutil.copy(shipped / SPEAKER_MODEL_FILE, own)
+    assert load_speaker_model(own).dim == 192

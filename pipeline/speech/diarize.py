@@ -22,6 +22,7 @@ only 20 cepstra are kept, so memory stays bounded however long the call is.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -130,13 +131,9 @@ SPEAKER_MODEL_FILE = "campplus_cn_en_common.int8.onnx"
 def default_model_path() -> Path:
     """The shipped CAM++ ONNX model: ``speaker/campplus_cn_en_common.int8.onnx`` in the packaged models
     (``pipeline/_data/models``, copied there when a wheel is built) or the checkout's ``models/``."""
-    from pipeline import paths
+    from pipeline.paths import shipped_model_dir
 
-    name = Path("speaker") / SPEAKER_MODEL_FILE
-    for root in (paths.PACKAGE_DATA / "models", paths._CHECKOUT / "models"):
-        if (root / name).is_file():
-            return root / name
-    return paths.PACKAGE_DATA / "models" / name
+    return shipped_model_dir("speaker", SPEAKER_MODEL_FILE) / SPEAKER_MODEL_FILE
 
 
 def load_speaker_model(path: str | Path | None = None, *, threads: int = 1) -> SpeakerModel:
@@ -159,6 +156,16 @@ def load_speaker_model(path: str | Path | None = None, *, threads: int = 1) -> S
                             "Restore models/speaker/ from the repository, or run scripts/export_speaker_model.py "
                             "(see models/speaker/README.md); or turn diarization off with --no-diarize.",
                             step="diarize")
+    restore = "Restore the file from the repository (its sha256 is in models/speaker/card.json)."
+    try:
+        raw = model_path.read_bytes()
+    except OSError as exc:
+        raise PipelineError(f"Cannot read speaker model {model_path}: {exc}.", restore, step="diarize") from exc
+    card = _speaker_card(model_path)
+    expected = _card_sha256(card, model_path.name)
+    if expected is not None and hashlib.sha256(raw).hexdigest() != expected:
+        raise PipelineError(f"The speaker model {model_path} does not match the checksum in its card.", restore,
+                            step="diarize")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -166,14 +173,31 @@ def load_speaker_model(path: str | Path | None = None, *, threads: int = 1) -> S
     try:
         session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
-        raise PipelineError(f"Cannot load speaker model {model_path}: {exc}.",
-                            "Restore the file from the repository (its sha256 is in models/speaker/card.json).",
-                            step="diarize") from exc
-    dim = 192
-    card = model_path.with_name("card.json")
-    if card.is_file():
-        dim = int(json.loads(card.read_text(encoding="utf-8")).get("embedding_dim", dim))
+        raise PipelineError(f"Cannot load speaker model {model_path}: {exc}.", restore, step="diarize") from exc
+    width = session.get_outputs()[0].shape[-1]
+    dim = width if isinstance(width, int) else int(card.get("embedding_dim", 192))
     return SpeakerModel(path=model_path, session=session, dim=dim)
+
+
+def _speaker_card(model_path: Path) -> dict[str, Any]:
+    """The ``card.json`` beside a speaker model (``{}`` for a model of your own without one)."""
+    card = model_path.with_name("card.json")
+    if not card.is_file():
+        return {}
+    try:
+        found = json.loads(card.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PipelineError(f"Cannot read the speaker model's card {card}: {exc}.",
+                            "Restore models/speaker/ from the repository.", step="diarize") from exc
+    return found if isinstance(found, dict) else {}
+
+
+def _card_sha256(card: dict[str, Any], file_name: str) -> str | None:
+    """The sha256 the card records for ``file_name`` (the float model, or its ``int8`` copy); ``None`` if none."""
+    for entry in (card, card.get("int8")):
+        if isinstance(entry, dict) and entry.get("file") == file_name and isinstance(entry.get("sha256"), str):
+            return str(entry["sha256"])
+    return None
 
 
 #: Speech shorter than this (after joining across short pauses) is not a diarization region.
