@@ -426,6 +426,8 @@ def record_failure(out_dir: OutputLocation, path: str, sha256: str | None, error
     else:
         step, message = "internal", f"{type(error).__name__}: {error}"
         hint = "This is a bug in callcycle or a library it uses; please report it with the file if you can."
+        # the errors row keeps the message; the log keeps the traceback a bug report needs
+        logger.warning("%s: unexpected %s, traceback for a bug report:", path, type(error).__name__, exc_info=error)
     ident = source_id or path
     table = store.errors_table(store.error_key(ident, sha256, stamp), path, sha256, step,
                                type(error).__name__, message, hint, attempts, stamp, ident)

@@ -586,3 +586,22 @@ def test_an_older_release_leaves_calls_a_newer_one_stored(tmp_path: Path, artifa
     assert process.check_done(source, older, out, force=True) is None  # --force scores it again
     newer = dataclasses.replace(process.run_stamp(artifact, None), pipeline_version="99.0.0")
     assert process.check_done(source, newer, out) is None  # a newer release rescores as before
+
+
+def test_an_unexpected_error_keeps_its_traceback_in_the_log(tmp_path: Path, artifact, nlp, caplog,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug inside scoring is recorded as step 'internal' with 'please report it', but the traceback that
+    would identify it was lost (a reviewer's find, stop 57): the log now has it."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    _transcript(folder / "a.json", "How is the rollout going?", "It slipped a week.")
+
+    def broken(*args, **kwargs):
+        raise KeyError("speaker_role")
+
+    monkeypatch.setattr(process, "score_turns", broken)
+    with caplog.at_level("WARNING"):
+        assert _run(folder, out, artifact, nlp) == {"a.json": "failed"}
+    error = store.read_dataset(out, "errors").to_pylist()[0]
+    assert error["step"] == "internal" and "please report it" in error["hint"]
+    assert "Traceback" in caplog.text and "in broken" in caplog.text and "KeyError: 'speaker_role'" in caplog.text

@@ -118,3 +118,16 @@ def test_report_modules_import_one_way() -> None:
         imported = {n.module.rsplit(".", 1)[-1] for n in ast.walk(tree)
                     if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("pipeline.report.")}
         assert imported <= allowed[name], (name, imported - allowed[name])
+
+
+def test_a_broken_classifier_card_is_said_when_the_report_falls_back(tmp_path: Path, caplog) -> None:
+    """A card that cannot be read made the report infer its stage labels without a word (a reviewer's find)."""
+    from pipeline.report.data import report_taxonomy
+
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v1" / "card.json").write_text("{ not json")
+    calls = [{"taxonomy": "cycle-of-value/1", "classifier_version": "v1", "stage_shares": [("align", 1.0)],
+              "stage_order": ["align"]}]
+    with caplog.at_level("WARNING", logger="callcycle.report"):
+        tax = report_taxonomy(calls, tmp_path)
+    assert tax.name == "cycle-of-value" and "card of classifier v1" in caplog.text and "cannot be read" in caplog.text

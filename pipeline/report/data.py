@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ from pipeline.store.base import OutputLocation, open_store
 
 __all__ = ["ReportData", "load_call_rows", "load_error_rows", "load_report_data", "report_taxonomy", "resolve_rep",
            "rep_name", "read_teams", "default_teams", "team_members", "resolve_team", "TEAMS_FILE"]
+
+logger = logging.getLogger("callcycle.report")
 
 #: The rep-to-team file a folder output's report reads when none is named (``OUT/teams.csv``).
 TEAMS_FILE = "teams.csv"
@@ -206,8 +209,9 @@ def report_taxonomy(calls: list[dict[str, Any]], models: Path | None = None) -> 
                 tax = json.loads(card.read_text(encoding="utf-8"))["taxonomy"]
                 stage = next(t for t in tax["tasks"] if t["role"] == "stage")
                 return ReportTaxonomy(tax["name"], tuple(stage["labels"]), stage.get("neutral"))
-            except (OSError, ValueError, KeyError, StopIteration):
-                pass
+            except (OSError, ValueError, KeyError, TypeError, StopIteration) as exc:
+                logger.warning("the card of classifier %s (%s) cannot be read (%s); the report's stage labels come "
+                               "from the taxonomy file or the stored shares instead", version, card, exc)
     try:
         from pipeline.classify.labels import load_taxonomy
 
@@ -215,8 +219,9 @@ def report_taxonomy(calls: list[dict[str, Any]], models: Path | None = None) -> 
         if not names or names <= {f"{default.name}/{default.version}"}:
             stage_task = default.by_role("stage")
             return ReportTaxonomy(default.name, tuple(stage_task.labels), stage_task.neutral)
-    except Exception:  # noqa: BLE001 - a missing or broken default taxonomy: infer below
-        pass
+    except Exception as exc:  # noqa: BLE001 - a missing or broken default taxonomy: infer below
+        logger.warning("the taxonomy file cannot be read (%s); the report's stage labels are inferred from the "
+                       "stored shares", exc)
     labels = tuple(dict.fromkeys(k for c in calls for k, _ in (c["stage_shares"] or [])))
     if not labels:
         return COV_TAXONOMY
