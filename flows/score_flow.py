@@ -161,13 +161,15 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
                 logger.info("%s: already scored (key %s), %s", source.path, done.call_key, done.status)
             return done
         started = time.perf_counter()
-        attempts = 1 + (config.run.retries if source.kind == "audio" else 0)
+        # --retries is for transcription (a transcript that cannot be parsed fails the same way again)
+        retries = config.run.retries if source.kind == "audio" else 0
+        attempts = 1 + retries
         try:
             artifact = resources.artifact(models, model_version)  # loaded once per process
             # only the classifier changed since the call was stored: its stored segments are classified again
             again = process.rescore_stored(source, stamp, out_dir, artifact, config, batch)
             if again is None:
-                reader = read_call_task.with_options(retries=config.run.retries,
+                reader = read_call_task.with_options(retries=retries,
                                                      timeout_seconds=config.run.timeout_s or None)
                 call = reader(source, config)
                 # scoring and the commit run inside this task: each Prefect task run costs a round trip

@@ -780,6 +780,8 @@ def process_source(source: Source, *, asr: AsrModel | None, artifact: Artifact, 
 
     Skips the source when its stored results are current (unless ``config.run.force``);
     re-applies changed metadata without re-scoring. ``batch`` as for :func:`check_done`.
+    ``config.run.timeout_s`` and ``config.run.retries`` are not applied here: the scoring flow
+    (``flows.score_flow``) runs the read as a Prefect task with that time limit and those retries.
 
     Raises:
         OutputError: the output folder cannot be written; the batch should stop.
@@ -795,7 +797,8 @@ def process_source(source: Source, *, asr: AsrModel | None, artifact: Artifact, 
         # the call's version says which way unpunctuated turns were cut: the splitter must cut them that way
         raise ValueError("nlp does not match config.segmentation.unpunctuated_model: pass build_sentencizer("
                          "config.segmentation.unpunctuated_model, config.segmentation.unpunctuated_model_path)")
-    stamp = run_stamp(artifact, asr.name if asr else None, config)
+    # the speech model's name as the flow stamps it, for transcripts too (errors rows are keyed by it)
+    stamp = run_stamp(artifact, asr.name if asr else config.asr.model, config)
     with scoring_claim(source, stamp, out_dir, config.run.force, batch) as done:
         if done is not None:
             return done
