@@ -59,7 +59,7 @@ def test_round_trip_pyarrow_duckdb_polars(tmp_path: Path) -> None:
 
 def test_rows_are_checked_against_the_schema() -> None:
     with pytest.raises(ValueError, match="do not match"):
-        store._table({"call_key": ["x"]}, store.CALLS_SCHEMA)
+        store.check_table({"call_key": ["x"]}, store.CALLS_SCHEMA)
 
 
 def test_a_speakers_entry_with_missing_or_unknown_fields_is_refused(tmp_path: Path) -> None:

@@ -50,7 +50,6 @@ from pipeline.store.schema import (
     RunStamp,
     call_key,
     calls_table,
-    check_table,
     error_key,
     errors_table,
     identity_key,
@@ -67,7 +66,7 @@ __all__ = [
     "SCHEMA_VERSION", "SEGMENTS_SCHEMA", "CALLS_SCHEMA", "ERRORS_SCHEMA", "COLUMN_DOCS", "RunStamp",
     "call_key", "error_key", "identity_key", "source_identity", "segments_table", "calls_table", "errors_table",
     # files
-    "CallState", "StoredCall", "stored_call", "is_done", "write_call", "update_call", "write_error",
+    "CallState", "StoredCall", "stored_call", "write_call", "update_call", "write_error",
     "clear_error", "read_dataset", "read_segments", "write_table_atomic", "sweep_stale_temp", "quarantine",
     "QUARANTINE",
     "check_output_dir", "output_error", "retire_old_layout", "LEGACY", "LocalStore",
@@ -76,7 +75,6 @@ __all__ = [
 logger = logging.getLogger("callcycle.store")
 
 QUARANTINE = "quarantine"
-_table = check_table  # old private name, kept for callers of the single-module store
 
 
 def _path(out_dir: Path, table: str, ident: str) -> Path:
@@ -169,11 +167,6 @@ def stored_call(out_dir: Path, source_id: str, key: str) -> StoredCall:
         quarantine(out_dir, calls_path, "its segments file was unreadable")
         return StoredCall("broken")
     return StoredCall("current", row)
-
-
-def is_done(out_dir: Path, key: str, source_id: str) -> bool:
-    """True when ``source_id``'s stored results are version ``key`` and read back completely."""
-    return stored_call(out_dir, source_id, key).state == "current"
 
 
 def write_call(out_dir: Path, key: str, segments: pa.Table, calls: pa.Table) -> None:
@@ -486,6 +479,8 @@ class LocalStore:
         return stored_call(self.out_dir, source_id, key)
 
     def write_call(self, key: str, segments: pa.Table, calls: pa.Table, *, replace: bool = False) -> bool:
+        """Always True: a folder replaces the call's files atomically (one attempt at a time holds the call's
+        claim, and another attempt at the same version writes the same rows), so nothing is refused here."""
         write_call(self.out_dir, key, segments, calls)
         return True
 

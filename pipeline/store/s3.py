@@ -64,6 +64,7 @@ from pipeline.store.schema import (
     CALLS_SCHEMA,
     SCHEMA_VERSION,
     SCHEMAS,
+    VERSION_KEY,
     identity_key,
     schema_version_of,
     updated_calls_row,
@@ -82,7 +83,7 @@ RETIRED = "retired"
 _MARKER_FORMAT = 1
 #: A commit marker's bytes, as a reader's snapshot keeps them (one row per marker object).
 _MARKER_BODY = pa.schema([pa.field("body", pa.binary(), nullable=False)],
-                         metadata={b"callcycle.schema_version": f"commit-marker-{_MARKER_FORMAT}".encode()})
+                         metadata={VERSION_KEY: f"commit-marker-{_MARKER_FORMAT}"})
 
 
 @dataclass(frozen=True, slots=True)

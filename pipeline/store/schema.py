@@ -49,12 +49,13 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = "3"
-_VERSION_KEY = "callcycle.schema_version"
+#: The Parquet schema metadata key holding a file's callcycle schema version.
+VERSION_KEY = "callcycle.schema_version"
 
 
 def schema_version_of(schema: pa.Schema) -> str:
     """The callcycle schema version a Parquet file's schema was written with ("" if none)."""
-    return (schema.metadata or {}).get(_VERSION_KEY.encode(), b"").decode("utf-8", "replace")
+    return (schema.metadata or {}).get(VERSION_KEY.encode(), b"").decode("utf-8", "replace")
 
 COLUMN_DOCS: dict[str, dict[str, str]] = {
     "segments": {
@@ -177,10 +178,11 @@ _SPEAKER = pa.struct([
 def _schema(name: str, fields: list[pa.Field]) -> pa.Schema:
     docs = COLUMN_DOCS[name]
     missing = {f.name for f in fields} ^ set(docs)
-    assert not missing, f"undocumented or stale columns in {name}: {missing}"
+    if missing:  # a check of this module itself, kept under python -O
+        raise RuntimeError(f"undocumented or stale columns in {name}: {missing}")
     return pa.schema(
         [f.with_metadata({"description": docs[f.name]}) for f in fields],
-        metadata={_VERSION_KEY: SCHEMA_VERSION, "callcycle.table": name},
+        metadata={VERSION_KEY: SCHEMA_VERSION, "callcycle.table": name},
     )
 
 

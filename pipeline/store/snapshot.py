@@ -48,7 +48,9 @@ import pyarrow.parquet as pq
 
 from pipeline.atomic import write_bytes_atomic
 from pipeline.ingest.fingerprints import FORGET_AFTER_S, RACY_S, file_signature
+from pipeline.objectstore import is_uri
 from pipeline.paths import cache_dir
+from pipeline.store.schema import schema_version_of
 
 __all__ = ["SNAPSHOT_FORMAT", "READ_THREADS", "default_path", "read_remembered", "read_with_snapshot"]
 
@@ -65,7 +67,7 @@ READ_CHUNK = 64
 def default_path(out_dir: Path | str, table: str) -> Path:
     """Where reads of ``out_dir``'s ``table`` keep their snapshot: keyed by the folder's real path, or
     by an object store's URI (a ``str`` holding ``://``) as given."""
-    where = out_dir if isinstance(out_dir, str) and "://" in out_dir else str(Path(out_dir).resolve())
+    where = out_dir if isinstance(out_dir, str) and is_uri(out_dir) else str(Path(out_dir).resolve())
     digest = hashlib.sha256(where.encode("utf-8", "surrogateescape")).hexdigest()[:32]
     return cache_dir("tables") / f"{digest}-{table}.parquet"
 
@@ -73,7 +75,7 @@ def default_path(out_dir: Path | str, table: str) -> Path:
 def _fingerprint(schema: pa.Schema) -> str:
     """The table's schema version and columns (names, types, nullability): a snapshot of any other
     shape is not used."""
-    version = (schema.metadata or {}).get(b"callcycle.schema_version", b"").decode()
+    version = schema_version_of(schema)
     columns = str(schema.remove_metadata())
     return f"{SNAPSHOT_FORMAT}|{version}|{hashlib.sha256(columns.encode()).hexdigest()[:16]}"
 
