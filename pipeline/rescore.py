@@ -68,10 +68,6 @@ def stored_segments(source: Source, stamp: store.RunStamp, out_dir: OutputLocati
                   key=lambda r: r["segment_index"])
     if not rows or len(rows) != row["n_segments"]:
         return None
-    segments = [Segment(call_id=row["call_id"], index=r["segment_index"], turn_index=r["turn_index"],
-                        speaker=r["speaker"], channel=r["channel"], start_s=r["start_s"], end_s=r["end_s"],
-                        text=r["text"], confidence=r["asr_confidence"], timing_estimated=r["timing_estimated"],
-                        is_question=r["is_question"], role=r["role"], role_source=r["role_source"])
-                for r in rows]
+    segments = [store.segment_of_row(r, row["call_id"]) for r in rows]
     return StoredSegments(call_id=row["call_id"], segments=segments, audio_duration_s=row["audio_duration_s"],
                           classifier_version=row["classifier_version"])

@@ -256,3 +256,22 @@ def test_schema_docs_are_current() -> None:
     result = subprocess.run([sys.executable, str(root / "scripts" / "schema_docs.py"), "--check"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_segments_row_reads_back_as_the_segment_it_was_written_from() -> None:
+    """Rescoring rebuilds segments from stored rows: every field of Segment goes both ways (the reverse
+    mapping lived in another module, where a new field would have been dropped)."""
+    import dataclasses
+
+    from pipeline.schema import ClassifiedSegment, Prediction, Segment
+    from pipeline.store.schema import segment_of_row, segments_table
+
+    segment = Segment(call_id="c1", index=3, turn_index=2, speaker="S2", channel=1, start_s=1.25, end_s=2.5,
+                      text="I'll send it Friday.", confidence=0.875, timing_estimated=True, is_question=False,
+                      role="rep", role_source="model")
+    assert all(getattr(segment, f.name) != f.default for f in dataclasses.fields(Segment))  # nothing left default
+    classified = ClassifiedSegment(segment, Prediction("act", {"act": 0.9, "align": 0.1}),
+                                   Prediction("action", {"action": 0.8, "talk": 0.2}))
+    source = Source(path="c1.json", kind="transcript", fmt="json", sha256="ab" * 32, size_bytes=10, call_id="c1")
+    row = segments_table("k", source, "c1", [classified], TAXONOMY).to_pylist()[0]
+    assert segment_of_row(row, "c1") == segment  # (confidence is stored as float32: 0.875 is exact there)

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from pipeline import PIPELINE_VERSION
 from pipeline.classify.labels import Taxonomy
-from pipeline.schema import CallScore, ClassifiedSegment, Source
+from pipeline.schema import CallScore, ClassifiedSegment, Segment, Source
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -347,6 +347,15 @@ def check_table(rows: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:
                     raise ValueError(f"column {field.name!r}: fields {sorted(set(item) ^ wanted)} do not match "
                                      "the schema")
     return pa.Table.from_pydict(rows, schema=schema)
+
+
+def segment_of_row(row: dict[str, Any], call_id: str) -> Segment:
+    """The :class:`~pipeline.schema.Segment` a ``segments`` row was written from (:func:`segments_table`
+    the other way round; its classification is left out). Kept beside it so a new field is mapped both ways."""
+    return Segment(call_id=call_id, index=row["segment_index"], turn_index=row["turn_index"],
+                   speaker=row["speaker"], channel=row["channel"], start_s=row["start_s"], end_s=row["end_s"],
+                   text=row["text"], confidence=row["asr_confidence"], timing_estimated=row["timing_estimated"],
+                   is_question=row["is_question"], role=row["role"], role_source=row["role_source"])
 
 
 def segments_table(key: str, source: Source, call_id: str, segments: Sequence[ClassifiedSegment],
