@@ -6,7 +6,6 @@ import functools
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -277,38 +276,6 @@ def quiet_prefect(verbose: bool = False) -> None:
         logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
 
 
-#: At most this long (seconds) is spent telling a Prefect server that an interrupted run is over.
-_MARK_TIMEOUT_S = 3.0
-
-
-def _mark_flow_run_interrupted(name: str) -> None:
-    """On a Prefect server that outlives this process (``PREFECT_API_URL``), set the interrupted flow run
-    Cancelled, so the server does not list it as running for ever; at most :data:`_MARK_TIMEOUT_S` seconds,
-    best effort (a server that does not answer leaves it as it was)."""
-    try:
-        from prefect.context import FlowRunContext
-        from prefect.settings import PREFECT_API_URL
-
-        context = FlowRunContext.get()
-        if context is None or context.flow_run is None or not PREFECT_API_URL.value():
-            return  # no run, or the temporary API, which ends with this process
-        run_id = context.flow_run.id
-
-        def mark() -> None:
-            from prefect.client.orchestration import get_client
-            from prefect.states import Cancelled
-
-            with get_client(sync_client=True) as client:
-                client.set_flow_run_state(run_id, Cancelled(message=f"interrupted ({name}); the calls written "
-                                                                    "before are kept"), force=True)
-
-        marker = threading.Thread(target=mark, daemon=True)
-        marker.start()
-        marker.join(_MARK_TIMEOUT_S)
-    except Exception:  # noqa: BLE001 - best effort: the process exits either way
-        pass
-
-
 def _stop_at_once(signum: int, _frame: object) -> None:
     """Stop a run on Ctrl-C or SIGTERM within a second, without a traceback.
 
@@ -317,21 +284,11 @@ def _stop_at_once(signum: int, _frame: object) -> None:
     rename or commit marker), the next run scores what is missing, and a dead writer's temporary files
     are cleared by the next run.
     """
-    try:
-        from prefect.server.api.server import SubprocessASGIServer
+    from flows.interrupt import mark_flow_run_interrupted, stop_temporary_api
 
-        for server in list(SubprocessASGIServer._instances.values()):  # the temporary API, if this run started one
-            process = server.server_process
-            if process is not None:  # Prefect's own stop() waits up to 5 s for open connections (Dask workers)
-                process.terminate()
-                try:
-                    process.wait(timeout=0.8)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-    except Exception:  # noqa: BLE001 - best effort: the process exits either way
-        pass
+    stop_temporary_api()
     name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-    _mark_flow_run_interrupted(name)
+    mark_flow_run_interrupted(name)
     sys.stderr.write(f"\ninterrupted ({name}): the calls written so far are kept; run the same command again "
                      "to score the rest.\n")
     sys.stderr.flush()

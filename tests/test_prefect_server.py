@@ -77,6 +77,21 @@ def test_run_reports_to_a_real_server_and_starts_no_temporary_api(tmp_path: Path
                                  text=True, timeout=300)
         assert failing.returncode == 1, failing.stdout + failing.stderr
         after = [r for r in _flow_runs(api) if r["name"] and r["flow_id"] and r["id"] not in {x["id"] for x in runs}]
+        # Ctrl-C mid-run: the server's record of the run is set Cancelled, not left Running for ever
+        import signal
+
+        many, out = numbered_transcripts(tmp_path / "many", 40), tmp_path / "out-interrupted"
+        interrupted = subprocess.Popen([*cmd[:4], str(many), "--out", str(out), *cmd[7:]], cwd=ROOT, env=env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and len(list(out.glob("calls/part-*.parquet"))) < 2:
+            time.sleep(0.05)
+        interrupted.send_signal(signal.SIGINT)
+        said = interrupted.communicate(timeout=60)[0].decode()
+        assert interrupted.returncode == 130 and "interrupted (Ctrl-C)" in said, said
+        known = {x["id"] for x in runs} | {x["id"] for x in after}
+        stopped = [r for r in _flow_runs(api) if r["name"] and r["flow_id"] and r["id"] not in known]
+    assert [r["state_type"] for r in stopped] == ["CANCELLED"], stopped
     assert [(r["state_type"], r["state_name"]) for r in after] == [("COMPLETED", "Completed with failures")], after
     assert after[0]["state"]["message"].startswith("1 of 2 inputs failed"), after
     assert [r["state_type"] for r in runs if r["name"] and r["flow_id"]] == ["COMPLETED"], runs
