@@ -132,6 +132,8 @@ def discover_task(inputs: list[str], run: RunConfig | None = None, out_dir: str 
 
 @task(name="transcribe-or-parse", cache_policy=NO_CACHE, retry_condition_fn=_retry_unexpected)
 def read_call_task(source: Source, config: PipelineConfig) -> CallInput:
+    """Read one input into turns (:func:`pipeline.process.read_call`): transcribe and diarize audio with this
+    worker's models, parse a transcript; the flow gives it the run's time limit and retries."""
     asr = resources.asr_model(config.asr, config.run.threads) if source.kind == "audio" else None
     speaker = resources.speaker_model(config.diarize.model_path) if asr and config.diarize.enabled else None
     # loaded once per worker, and only when a speaker has no role from the sidecar, channels or name

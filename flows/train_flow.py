@@ -29,6 +29,7 @@ class TrainOutcome:
 
 @task(name="load-labels", cache_policy=NO_CACHE)
 def load_task(taxonomy_path: str, data: list[str], external: list[str]) -> tuple[Taxonomy, list[LabelledRow]]:
+    """The taxonomy and the labelled rows: ``data`` rows need one label at least, ``external`` rows may have none."""
     taxonomy = load_taxonomy(Path(taxonomy_path))
     rows = load_labelled([Path(p) for p in data], taxonomy, partial=True, at_least_one=True)  # one label will do
     if external:
@@ -40,6 +41,8 @@ def load_task(taxonomy_path: str, data: list[str], external: list[str]) -> tuple
 def train_task(rows: list[LabelledRow], taxonomy: Taxonomy, config: TrainConfig,
                version: str | None, models_dir: str, realdata: str | None,
                progress: Callable[[str], None] | None = None) -> TrainResult:
+    """Train on ``rows`` (:func:`pipeline.classify.train.train_models`), with the ``realdata`` sets evaluated in
+    the card; each status message goes to Prefect's log and to ``progress``."""
     from prefect.logging import get_run_logger
 
     from pipeline.classify.benchmark import realdata_sets
@@ -60,6 +63,7 @@ def train_task(rows: list[LabelledRow], taxonomy: Taxonomy, config: TrainConfig,
 
 @task(name="save-artifact", cache_policy=NO_CACHE)
 def save_task(result: TrainResult, models_dir: str) -> Path:
+    """Write the trained artifact as ``models_dir/<version>`` (model, card); its path."""
     return save_artifact(Path(models_dir) / result.card["version"], result.model, result.card,
                          result.card_markdown)
 

@@ -295,6 +295,7 @@ def embed_texts(encoder: Any, texts: Sequence[str], cache: bool = True,
 
 
 def json_bytes(obj: Any) -> bytes:
+    """``obj`` as canonical JSON bytes (sorted keys), for hashing."""
     return json.dumps(obj, sort_keys=True).encode("utf-8")
 
 
@@ -887,4 +888,5 @@ def _cross_writer_lines(results: dict[str, Any], tasks: list[str]) -> list[str]:
 
 
 def json_dumps(obj: Any) -> str:
+    """``obj`` as indented JSON for a card file (dates and paths as strings)."""
     return json.dumps(obj, indent=2, default=str)

@@ -44,6 +44,7 @@ def stage_colours(tax: ReportTaxonomy = COV_TAXONOMY) -> dict[str, str]:
 
 
 def mmss(seconds: float | None) -> str:
+    """Seconds as ``m:ss`` (``—`` when unknown; negative as 0:00)."""
     if seconds is None:
         return "—"
     seconds = max(0.0, float(seconds))

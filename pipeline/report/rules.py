@@ -317,6 +317,7 @@ def gap_points(share: float, median: float) -> int:
 
 
 def iso_week(day: dt.date) -> str:
+    """The ISO week of ``day`` as ``YYYY-Www`` (the weekly trend's buckets)."""
     year, week, _ = day.isocalendar()
     return f"{year}-W{week:02d}"
 
