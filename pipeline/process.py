@@ -33,7 +33,6 @@ import pyarrow as pa
 
 from pipeline import objectstore, version_order
 from pipeline.classify.artifacts import Artifact, ArtifactCard
-from pipeline.classify.labels import Taxonomy
 from pipeline.classify.predict import classify_segments
 from pipeline.config import PipelineConfig
 from pipeline.errors import (
@@ -68,6 +67,7 @@ from pipeline.speech.turns import channel_words, pieces_to_turns, segment_turns,
 from pipeline.store import schema as store
 from pipeline.store.base import OutputLocation, Store, StoredCall, open_store
 from pipeline.store.prune import input_exists
+from pipeline.taxonomy import Taxonomy
 
 __all__ = [
     "CallInput",

@@ -43,8 +43,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pipeline.classify.labels import Taxonomy
 from pipeline.schema import CallScore, ClassifiedSegment, SpeakerScore
+from pipeline.taxonomy import Taxonomy
 
 __all__ = ["score_call", "action_share", "action_share_interval", "count_fillers", "tempered",
            "ACTION_SHARE_METHOD", "ACTION_SHARE_METHODS", "ACTION_SHARPNESS", "INTERVAL_LEVEL", "FILLERS",

@@ -108,7 +108,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline.classify.labels import is_holdout, split_key  # noqa: E402
+from pipeline.corpus import is_holdout, split_key  # noqa: E402
 
 NITE = "{http://nite.sourceforge.net/}"
 ORIGIN_PREFIX = "ami-manual-1.6.2:"

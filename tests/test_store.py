@@ -14,6 +14,7 @@ from test_score import TAXONOMY, seg
 from pipeline.schema import CallMetadata, Source
 from pipeline.score import score_call
 from pipeline.store import local as store
+from pipeline.store.schema import check_table
 
 
 def _write_call(out: Path, sha: str) -> str:
@@ -59,19 +60,19 @@ def test_round_trip_pyarrow_duckdb_polars(tmp_path: Path) -> None:
 
 def test_rows_are_checked_against_the_schema() -> None:
     with pytest.raises(ValueError, match="do not match"):
-        store.check_table({"call_key": ["x"]}, store.CALLS_SCHEMA)
+        check_table({"call_key": ["x"]}, store.CALLS_SCHEMA)
 
 
 def test_a_speakers_entry_with_missing_or_unknown_fields_is_refused(tmp_path: Path) -> None:
     """Arrow would drop an unknown struct field and null a missing one without a word; check_table refuses."""
     _write_call(tmp_path, "aa")
     good = store.read_dataset(tmp_path, "calls").to_pydict()
-    assert store.check_table(good, store.CALLS_SCHEMA).num_rows == 1
+    assert check_table(good, store.CALLS_SCHEMA).num_rows == 1
     first = good["speakers"][0][0]
     for broken in ({k: v for k, v in first.items() if k != "talk_share"}, {**first, "mood": "happy"}):
         rows = {**good, "speakers": [[broken, *good["speakers"][0][1:]]]}
         with pytest.raises(ValueError, match="'speakers'"):
-            store.check_table(rows, store.CALLS_SCHEMA)
+            check_table(rows, store.CALLS_SCHEMA)
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.atomic import write_bytes_atomic
-from pipeline.classify.labels import Task, Taxonomy
 from pipeline.errors import ModelArtifactError
+from pipeline.taxonomy import Task, Taxonomy
 
 __all__ = [
     "ARTIFACT_FORMAT",

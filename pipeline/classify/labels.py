@@ -1,7 +1,8 @@
-"""The taxonomy as data, and labelled rows checked against it.
+"""Labelled rows checked against the taxonomy, and the corpus-level tools of training.
 
-``labels/taxonomy.toml`` names each task, its labels and their definitions; code reads
-label sets from it, so a team can swap in another taxonomy without code changes.
+The taxonomy itself (:mod:`pipeline.taxonomy`), labelled-data files and the held-out rule
+(:mod:`pipeline.corpus`) live in early modules every stage may import; their names are
+re-exported here for the code that trains and evaluates the classifiers.
 Labelled rows live in JSON Lines (or CSV) files with at least ``id``, ``text`` and one
 column per task; ``group`` (conversation or template id) keeps related rows together in
 cross-validation and in the fixed held-out split.
@@ -9,19 +10,17 @@ cross-validation and in the fixed held-out split.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
 import json
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.corpus import HOLDOUT_PERCENT, is_holdout, read_rows, split_key
 from pipeline.errors import LabelDataError, TaxonomyError
 from pipeline.ingest.transcripts import MAX_TURN_CHARS
-from pipeline.tables import csv_delimiter
+from pipeline.taxonomy import Task, Taxonomy, load_taxonomy
 
 __all__ = [
     "Task",
@@ -41,111 +40,6 @@ __all__ = [
     "near_duplicates_dropped",
     "HOLDOUT_PERCENT",
 ]
-
-#: Percentage of groups (by a hash of the group id) in the fixed held-out split.
-HOLDOUT_PERCENT = 20
-
-
-@dataclass(frozen=True, slots=True)
-class Task:
-    """One classification task.
-
-    Attributes:
-        name: column name of the task in labelled data (``stage``).
-        role: ``stage`` or ``talk_action``: what the call scores use it for.
-        labels: the label set, in display order.
-        definitions: label -> definition text.
-        positive: for the talk/action role, the label that counts as doing work.
-        neutral: for the stage role, the label excluded from action share.
-    """
-
-    name: str
-    role: str
-    labels: tuple[str, ...]
-    definitions: dict[str, str] = field(default_factory=dict)
-    positive: str | None = None
-    neutral: str | None = None
-
-    def label_for(self, value: Any) -> str | None:
-        """The label ``value`` means: itself, or the one label it matches in another case or with spaces
-        around it ("Action", " ACT "); ``None`` when it means none (or more than one)."""
-        if value in self.labels:
-            return str(value)
-        folded = [label for label in self.labels if label.casefold() == str(value).strip().casefold()]
-        return folded[0] if len(folded) == 1 else None
-
-
-@dataclass(frozen=True, slots=True)
-class Taxonomy:
-    """A named, versioned set of tasks."""
-
-    name: str
-    version: str
-    tasks: tuple[Task, ...]
-
-    def task(self, name: str) -> Task:
-        for task in self.tasks:
-            if task.name == name:
-                return task
-        raise TaxonomyError(f"The taxonomy has no task {name!r}.",
-                            f"Tasks: {[t.name for t in self.tasks]}.")
-
-    def by_role(self, role: str) -> Task:
-        for task in self.tasks:
-            if task.role == role:
-                return task
-        raise TaxonomyError(f"The taxonomy has no task with role {role!r}.",
-                            "Give one task role = 'stage' and one role = 'talk_action'.")
-
-    def talk_action_given_stage(self, stage_label: str, talk_action_label: str) -> str:
-        """The taxonomy's rule: a segment whose stage is the neutral label (``other``) is never
-        action. Returns ``talk_action_label``, or the non-positive label when the rule applies."""
-        stage_task = self.by_role("stage")
-        ta_task = self.by_role("talk_action")
-        if stage_task.neutral is not None and stage_label == stage_task.neutral:
-            return next(lbl for lbl in ta_task.labels if lbl != ta_task.positive)
-        return talk_action_label
-
-
-def load_taxonomy(path: Path) -> Taxonomy:
-    """Read and check a taxonomy TOML file.
-
-    Raises:
-        TaxonomyError: missing file, bad TOML, or a task without labels or roles.
-    """
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise TaxonomyError(f"Taxonomy file {path} not found.",
-                            "Pass --taxonomy with the path of a taxonomy TOML file.") from exc
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise TaxonomyError(f"Cannot read taxonomy {path}: {exc}.", "Fix the TOML syntax.") from exc
-    raw_tasks = data.get("tasks")
-    if not isinstance(raw_tasks, dict) or not raw_tasks:
-        raise TaxonomyError(f"{path}: no [tasks.<name>] tables.", "Define at least one task with labels.")
-    tasks: list[Task] = []
-    for name, spec in raw_tasks.items():
-        labels = spec.get("labels") if isinstance(spec, dict) else None
-        if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels):
-            raise TaxonomyError(f"{path}: task {name!r} needs a 'labels' list of at least two strings.",
-                                "Example: labels = [\"align\", \"act\", \"adjust\", \"other\"]")
-        if len(set(labels)) != len(labels):
-            raise TaxonomyError(f"{path}: task {name!r} repeats a label.", "Make every label unique.")
-        role = spec.get("role", name)
-        positive, neutral = spec.get("positive"), spec.get("neutral")
-        for key, value in (("positive", positive), ("neutral", neutral)):
-            if value is not None and value not in labels:
-                raise TaxonomyError(f"{path}: task {name!r}: {key} = {value!r} is not one of its labels.",
-                                    f"Use one of {labels}.")
-        if role == "talk_action" and positive is None:
-            raise TaxonomyError(f"{path}: task {name!r} has role talk_action but no 'positive' label.",
-                                "Name the label that counts as action, e.g. positive = \"action\".")
-        tasks.append(Task(name=name, role=role, labels=tuple(labels),
-                          definitions=dict(spec.get("definitions", {})), positive=positive,
-                          neutral=neutral))
-    return Taxonomy(name=str(data.get("name", Path(path).stem)), version=str(data.get("version", "1")),
-                    tasks=tuple(tasks))
-
 
 @dataclass(frozen=True, slots=True)
 class LabelledRow:
@@ -178,95 +72,6 @@ class LabelledRow:
     def split_group(self) -> str:
         """The unit the held-out split is drawn by (see :func:`split_key`)."""
         return split_key(self.corpus, self.group)
-
-
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Read a JSONL, CSV, TSV or JSON-array file into dicts, with line numbers in errors.
-
-    A ``.csv`` may be separated by commas, semicolons or tabs (:func:`csv_delimiter` reads the
-    header line); a ``.tsv`` is tab-separated; a ``.json`` file holds one array of objects (errors
-    then count its items). Anything else is JSON Lines (``.gz`` compressed too).
-    """
-    path = Path(path)
-    rows: list[dict[str, Any]] = []
-    reader: csv.DictReader[str] | None = None
-    try:
-        if path.suffix.lower() in (".csv", ".tsv"):
-            with open(path, newline="", encoding="utf-8-sig") as handle:
-                delimiter = "\t" if path.suffix.lower() == ".tsv" else csv_delimiter(handle.readline())
-                handle.seek(0)
-                reader = csv.DictReader(handle, delimiter=delimiter, strict=True)
-                names = [n for n in (reader.fieldnames or []) if n]
-                doubled = sorted({n for n in names if names.count(n) > 1})
-                if doubled:
-                    raise LabelDataError(f"{path}:1: the header names {', '.join(repr(n) for n in doubled)} "
-                                         "more than once; only one of those columns could be read.",
-                                         "Rename or delete the repeated column, then run again.")
-                for record in reader:  # a row's file line, as a spreadsheet numbers it (header = 1)
-                    extra = record.pop(None, None)  # type: ignore[call-overload]
-                    if extra and any(str(cell).strip() for cell in extra):
-                        # more cells than the header names: a text with an unquoted separator (empty trailing
-                        # cells, as some exporters end every row with a separator, are dropped)
-                        name = "tab" if delimiter == "\t" else repr(delimiter)
-                        raise LabelDataError(
-                            f"{path}:{reader.line_num}: {len(reader.fieldnames or []) + len(extra)} cells "
-                            f"where the header has {len(reader.fieldnames or [])}.",
-                            f"Put double quotes around a text that contains a {name}, as spreadsheets save it.")
-                    rows.append({**record, "_line": reader.line_num})
-        elif path.suffix.lower() == ".json":  # one JSON array of objects, as many tools export
-            try:
-                data = json.loads(path.read_text(encoding="utf-8-sig"))
-            except json.JSONDecodeError as exc:
-                raise LabelDataError(f"{path}: invalid JSON ({exc.msg}, line {exc.lineno}).",
-                                     "A .json file must hold one array of objects; use .jsonl for one object "
-                                     "per line.") from exc
-            if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-                raise LabelDataError(f"{path}: not an array of objects.",
-                                     "A .json file must hold one array of objects; use .jsonl for one object "
-                                     "per line.")
-            rows = [{**item, "_line": f"item {i}"} for i, item in enumerate(data, start=1)]  # where errors point
-        else:
-            opener = gzip.open if path.suffix.lower() == ".gz" else open
-            with opener(path, "rt", encoding="utf-8-sig") as handle:  # a BOM, as Notepad saves, is dropped
-                for line_no, line in enumerate(handle, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        obj = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise LabelDataError(f"{path}:{line_no}: invalid JSON ({exc.msg}, column {exc.colno}).",
-                                             "Each line must be one JSON object.") from exc
-                    if not isinstance(obj, dict):
-                        raise LabelDataError(f"{path}:{line_no}: not a JSON object.",
-                                             "Each line must be one JSON object.")
-                    obj.setdefault("_line", line_no)
-                    rows.append(obj)
-    except FileNotFoundError as exc:
-        raise LabelDataError(f"File {path} not found.", "Check the path.") from exc
-    except csv.Error as exc:  # e.g. a quote that is never closed would swallow every row after it
-        last = reader.line_num if reader is not None else 0
-        raise LabelDataError(f"{path}: cannot read the CSV after line {last} ({exc}); a double quote there is "
-                             "probably never closed.",
-                             "Close the quote, or double a quote inside a quoted text (\"\"), as spreadsheets save it."
-                             ) from exc
-    except UnicodeDecodeError as exc:
-        raise LabelDataError(f"{path}: not UTF-8 ({_where_undecodable(path)}).",
-                             "Re-save the file as UTF-8 (a spreadsheet: 'CSV UTF-8'; or "
-                             "`iconv -f cp1252 -t utf-8`).") from exc
-    return rows
-
-
-def _where_undecodable(path: Path) -> str:
-    """Line and value of the first byte of ``path`` that is not UTF-8, for the error message."""
-    try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix.lower() == ".gz" else path.read_bytes()
-        raw.decode("utf-8")
-    except (OSError, EOFError, gzip.BadGzipFile):
-        return "a byte that is not UTF-8"
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        return f"line {line}, byte 0x{raw[exc.start]:02x}"
-    return "a byte that is not UTF-8"
 
 
 def _neutral_and_positive(taxonomy: Taxonomy, labels: dict[str, str]) -> tuple[str, str] | None:
@@ -381,26 +186,6 @@ def data_hash(rows: list[LabelledRow]) -> str:
     for row in sorted(rows, key=lambda r: r.id):
         digest.update(json.dumps([row.id, row.text, sorted(row.labels.items()), row.group]).encode())
     return digest.hexdigest()
-
-
-def split_key(corpus: str, group: str) -> str:
-    """The unit the held-out split is drawn by: the conversation, or a whole meeting series.
-
-    AMI meetings come in series of four (ES2002a-d) with the same people and project; a
-    series is held out whole so no speaker or topic straddles the split. Everything else is
-    split by its conversation group.
-    """
-    if corpus == "ami":
-        return re.sub(r"[a-z]$", "", group)
-    return group
-
-
-def is_holdout(group: str, percent: int = HOLDOUT_PERCENT) -> bool:
-    """Fixed held-out membership from a hash of the group id (stable across runs and machines).
-
-    The one held-out rule of the project: pass ``row.split_group`` (see :func:`split_key`).
-    """
-    return int(hashlib.sha256(group.encode("utf-8")).hexdigest()[:8], 16) % 100 < percent
 
 
 _FILLERS = re.compile(r"\b(um+|uh+|erm|er|ah|like|you know|i mean|so yeah|yeah)\b")

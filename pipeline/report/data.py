@@ -213,7 +213,7 @@ def report_taxonomy(calls: list[dict[str, Any]], models: Path | None = None) -> 
                 logger.warning("the card of classifier %s (%s) cannot be read (%s); the report's stage labels come "
                                "from the taxonomy file or the stored shares instead", version, card, exc)
     try:
-        from pipeline.classify.labels import load_taxonomy
+        from pipeline.taxonomy import load_taxonomy
 
         default = load_taxonomy(taxonomy_path())
         if not names or names <= {f"{default.name}/{default.version}"}:

@@ -329,7 +329,7 @@ def train_boundary_model(corpus_files: Sequence[Path], ami_file: Path | None, *,
                          c: float = 1.0) -> tuple[BoundaryModel, dict[str, Any]]:
     """Fit on the training conversations of ``corpus_files`` (written corpus JSONL) and ``ami_file``
     (AMI acts, JSONL.gz) and measure on their held-out conversations; returns the model and its card."""
-    from pipeline.classify.labels import is_holdout, read_rows, split_key
+    from pipeline.corpus import is_holdout, read_rows, split_key
 
     turns: list[Turn] = []
     digest = hashlib.sha256()

@@ -369,7 +369,7 @@ def train_role_model(corpus_files: Sequence[Path], calls_dir: Path | None, *, c:
     held-out writer's conversations), the labelled calls of ``calls_dir`` and the transcripts of
     ``outside_dir`` (:func:`read_transcript_calls`), neither ever trained on, each next to the question rule.
     """
-    from pipeline.classify.labels import read_rows
+    from pipeline.corpus import read_rows
 
     by_writer: dict[str, list[SpeakerDocument]] = {}
     for path in corpus_files:

@@ -26,8 +26,8 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline import PIPELINE_VERSION
-from pipeline.classify.labels import Taxonomy
 from pipeline.schema import CallScore, ClassifiedSegment, Segment, Source
+from pipeline.taxonomy import Taxonomy
 
 __all__ = [
     "SCHEMA_VERSION",
