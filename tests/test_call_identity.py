@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
 
+from cli import app
 from pipeline import process
 from pipeline.config import PipelineConfig, RunConfig
 from pipeline.errors import InputChangingError
@@ -180,6 +183,28 @@ def test_truncated_parquet_is_quarantined_and_redone(tmp_path: Path, artifact, n
     assert sorted(statuses.values()) == ["scored", "skipped"]
     assert len(load_call_rows(out)) == 2
     assert list((out / store.QUARANTINE / "calls").iterdir())
+
+
+def test_a_foreign_parquet_file_in_calls_is_left_out_not_a_crash(tmp_path: Path, artifact, nlp, caplog) -> None:
+    """A segments file copied into calls/, or an export of some columns saved there (DuckDB COPY), crashed
+    run, summary and report with a traceback until deleted by hand; a pipe named *.parquet hung them (an
+    outside tester's finds, stop 57). Each is left out with a warning naming it, and the run goes on."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    _transcript(folder / "e.json", "We agreed to start the pilot on Monday.")
+    _transcript(folder / "f.json", "How was the conference?")
+    _run(folder, out, artifact, nlp)
+    shutil.copy(next((out / "segments").glob("part-*.parquet")), out / "calls" / "part-fromseg.parquet")
+    calls = pq.read_table(out / "calls")
+    pq.write_table(calls.select(["call_id", "rep", "action_share"]), out / "calls" / "export.parquet")
+    os.mkfifo(out / "calls" / "part-fifo.parquet")
+    with caplog.at_level("WARNING"):
+        assert len(load_call_rows(out)) == 2
+        assert sorted(_run(folder, out, artifact, nlp).values()) == ["skipped", "skipped"]
+    assert "part-fromseg.parquet holds the segments table" in caplog.text
+    assert "export.parquet does not read back" in caplog.text and "part-fifo.parquet is not a file" in caplog.text
+    result = CliRunner().invoke(app, ["summary", str(out)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "Scored calls (2)" in result.output, result.output
 
 
 def test_segments_count_must_match_and_orphans_stay_hidden(tmp_path: Path, artifact, nlp) -> None:

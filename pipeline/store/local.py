@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -36,6 +37,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from pipeline.atomic import pid_alive, publish, temp_path, write_bytes_atomic
+from pipeline.display import printable
 from pipeline.errors import OutputError
 from pipeline.store import claims
 from pipeline.store.base import CallState, StoredCall
@@ -204,14 +206,28 @@ def clear_error(out_dir: Path, source_id: str) -> None:
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_")))
+    """The data files of one dataset folder; a pipe, socket or device named ``*.parquet`` is left out with a
+    warning (opening a pipe would wait for ever); anything else that does not read is warned about by the reader."""
+    found = []
+    for path in sorted(folder.glob("*.parquet")):
+        if path.name.startswith((".", "_")):
+            continue
+        try:
+            mode = path.stat().st_mode
+        except OSError:  # a dangling link: the reader says so
+            mode = stat.S_IFREG
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            logger.warning("%s is not a file callcycle wrote (a pipe, socket or device); left out", path)
+            continue
+        found.append(path)
+    return found
 
 
 def _read_files(files: list[Path], schema: pa.Schema) -> pa.Table:
     """Read many files as one table; a file that does not read is skipped with a warning (never a crash)."""
     try:
         return ds.dataset([str(f) for f in files], format="parquet", schema=schema).to_table()
-    except (pa.ArrowException, OSError):
+    except (pa.ArrowException, OSError, ValueError):  # one file is damaged or of another shape: read one by one
         pass
     parts = [t for t in (_read_single(file, schema) for file in files) if t is not None]
     return pa.concat_tables(parts) if parts else schema.empty_table()
@@ -258,11 +274,18 @@ def _read_single(path: Path, schema: pa.Schema, old: list[Path] | None = None) -
         if old is not None and schema_version_of(table.schema) != SCHEMA_VERSION:
             old.append(path)
             return None
+        held = (table.schema.metadata or {}).get(b"callcycle.table", b"").decode("utf-8", "replace")
+        if held and held != (schema.metadata or {}).get(b"callcycle.table", b"").decode():
+            logger.warning("%s holds the %s table, not this folder's; left out (move it back, or delete it)",
+                           path, printable(held))
+            return None
         if table.column_names != schema.names:
             table = ds.dataset(str(path), format="parquet", schema=schema).to_table()
         return table.cast(schema)
-    except (pa.ArrowException, OSError, KeyError) as exc:
-        logger.warning("%s does not read back (%s); left out; a run over its input scores that call again", path, exc)
+    except (pa.ArrowException, OSError, KeyError, ValueError, TypeError) as exc:
+        # ValueError: another table's file, or an export with some columns only (a required one would be null)
+        logger.warning("%s does not read back (%s); left out; a run over its input scores that call again",
+                       path, printable(str(exc))[:300])
         return None
 
 
