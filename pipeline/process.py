@@ -675,9 +675,28 @@ def plan_batch(out_dir: OutputLocation, sources: list[Source], bad_inputs: list[
     for source, clash in clashes:
         outcomes.append(record_failure(out_dir, source.path, source.sha256, clash, stamp, source_id=source.path,
                                        batch=batch))
+    _clear_settled_clashes(out_dir, unique, batch)
     unique, settled = sort_out_done(unique, stamp, out_dir, force, batch)
     unique, elsewhere = _stored_elsewhere(out_dir, unique, force)
     return unique, outcomes + settled + elsewhere
+
+
+def _clear_settled_clashes(out_dir: OutputLocation, sources: list[Source], batch: str = "") -> None:
+    """Clear the ``errors`` row of an identity clash (recorded under the file's path, the identity being taken)
+    for each of ``sources``, which this batch reads under an identity of its own: run on the parent folder, as
+    the clash's hint says, the file is scored as ``d2/call.json``, and its old row would stand for ever (its
+    identity is not the row's). Errors are read once per batch, and only rows that name such a path are removed."""
+    renamed = {source.path for source in sources if store.source_identity(source) != source.path}
+    if not renamed:
+        return
+    out = open_store(out_dir)
+    try:
+        errors = out.read_dataset("errors").select(["source_id", "step"]).to_pylist()
+    except OSError as exc:
+        raise _output_failed(out, exc, "reading the recorded failures", batch) from exc
+    for row in errors:
+        if row["step"] == "discover" and row["source_id"] in renamed:
+            clear_failure(out_dir, row["source_id"], row["source_id"], batch)
 
 
 def _stored_elsewhere(out_dir: OutputLocation, sources: list[Source],

@@ -630,3 +630,32 @@ def test_an_unexpected_error_keeps_its_traceback_in_the_log(tmp_path: Path, arti
     error = store.read_dataset(out, "errors").to_pylist()[0]
     assert error["step"] == "internal" and "please report it" in error["hint"]
     assert "Traceback" in caplog.text and "in broken" in caplog.text and "KeyError: 'speaker_role'" in caplog.text
+
+
+def test_a_clash_cleared_by_running_on_the_parent_folder_leaves_no_failure(tmp_path: Path, artifact, nlp) -> None:
+    """`run nightly/d1 nightly/d2` fails d2's call.json (same identity as d1's); following the hint, `run nightly`
+    scores it as d2/call.json and says 0 failed, but its old errors row stood for ever, keyed by a path no
+    identity had: summary and report said "1 input could not be scored" (an outside tester's find, stop 57)."""
+    from pipeline.ingest.discover import DiscoveryNotes
+
+    nightly, out = tmp_path / "nightly", tmp_path / "out"
+    for day, text in (("d1", "How is the rollout going?"), ("d2", "Can you send the quote by Friday?")):
+        (nightly / day).mkdir(parents=True)
+        _transcript(nightly / day / "call.json", text, "Yes.")
+
+    def run(*inputs: Path) -> list[str]:
+        notes = DiscoveryNotes()
+        sources, bad = discover_inputs([str(i) for i in inputs], notes=notes)
+        stamp = process.run_stamp(artifact, None)
+        process.prepare_output(out)
+        todo, outcomes = process.plan_batch(out, sources, bad, notes, stamp)
+        outcomes += [process.process_source(s, asr=None, artifact=artifact, nlp=nlp, config=PipelineConfig(),
+                                            out_dir=out) for s in todo]
+        return sorted(o.status for o in outcomes)
+
+    assert run(nightly / "d1", nightly / "d2") == ["failed", "scored"]
+    assert "has the same identity" in store.read_dataset(out, "errors").to_pylist()[0]["message"]
+    assert run(nightly) == ["scored", "skipped"]
+    assert store.read_dataset(out, "errors").num_rows == 0
+    assert run(nightly / "d1", nightly / "d2") == ["failed", "skipped"]  # the clash again: said again
+    assert store.read_dataset(out, "errors").num_rows == 1
