@@ -110,3 +110,18 @@ def test_truncated_wav_keeps_what_is_there_and_warns(tmp_path: Path, caplog) -> 
     with caplog.at_level("WARNING", logger="callcycle.audio"):
         load_audio(whole)
     assert "truncated" not in caplog.text
+
+
+@pytest.mark.parametrize("size", [b"\xff\xff\xff\xff", b"\x00\x00\x00\x00"])
+def test_a_wav_written_to_a_pipe_is_read_to_its_end(tmp_path: Path, caplog, size: bytes) -> None:
+    """ffmpeg writing WAV to a pipe leaves the RIFF and data sizes at 0xFFFFFFFF (length unknown): a 5-s call
+    was refused as 'longer than the limit of 14400 s (67109 s by its header)' (an outside tester's find)."""
+    t = np.arange(5 * SAMPLE_RATE) / SAMPLE_RATE
+    whole = write_wav(tmp_path / "whole.wav", (0.3 * np.sin(2 * np.pi * 220 * t))[None, :], SAMPLE_RATE).read_bytes()
+    data_at = whole.index(b"data")
+    streamed = tmp_path / "streamed.wav"
+    streamed.write_bytes(b"RIFF" + size + whole[8:data_at + 4] + size + whole[data_at + 8:])
+    with caplog.at_level("WARNING", logger="callcycle.audio"):
+        audio = load_audio(streamed, max_duration_s=14400)
+    assert audio.duration_s == pytest.approx(5.0, abs=0.01)
+    assert "truncated" not in caplog.text

@@ -104,10 +104,37 @@ def _looks_like_text(path: Path) -> str | None:
     return " ".join(text.split())[:40]
 
 
+#: The RIFF and data chunk size a WAV written to a pipe carries (ffmpeg, many streaming recorders): length unknown.
+_UNKNOWN_SIZE = b"\xff\xff\xff\xff"
+
+
+def _streamed_wav(path: Path) -> bool:
+    """Whether ``path`` is a WAV whose header leaves its length unknown (a RIFF or data size of 0xFFFFFFFF or 0)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 16)
+    except OSError:
+        return False
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return False
+    if head[4:8] == _UNKNOWN_SIZE:
+        return True
+    pos = 12
+    while pos + 8 <= len(head):
+        size = int.from_bytes(head[pos + 4:pos + 8], "little")
+        if head[pos:pos + 4] == b"data":
+            return size in (0, 0xFFFFFFFF)
+        pos += 8 + size + (size & 1)
+    return False
+
+
 def _declared_duration(path: Path) -> float | None:
-    """Length a PCM WAV's header declares (FFmpeg reports what is present instead); else ``None``."""
+    """Length a PCM WAV's header declares (FFmpeg reports what is present instead); else ``None``, also for a
+    WAV written to a pipe, whose header says its length is unknown (read as 0xFFFFFFFF bytes, 18.6 h at 16 kHz)."""
     import wave
 
+    if _streamed_wav(path):
+        return None
     try:
         with wave.open(str(path)) as w:
             return w.getnframes() / w.getframerate() if w.getframerate() else None
