@@ -283,11 +283,25 @@ def _role_reader(config: PipelineConfig, given: RoleModel | Callable[[], RoleMod
     return lambda: load_role_model(config.roles.model_path)
 
 
+def _check_transcript_length(path: Path, turns: list[Turn], max_duration_s: float) -> None:
+    """Refuse a transcript whose given times run past ``max_duration_s`` (``--max-duration``), as a recording
+    that long is refused: one turn stamped ``"end": 1e12`` made a 31,700-year call whose talk outweighed every
+    other turn and turned a 75% action share into 0%."""
+    for number, turn in enumerate(turns, start=1):
+        if not turn.timing_estimated and turn.end_s > max_duration_s + 1.0:
+            raise TranscriptFormatError(
+                f"{path.name}: turn {number} ends at {turn.end_s:.0f} s, past the limit of {max_duration_s:.0f} s "
+                "a call may last.",
+                "Check the turn's times (seconds from the start of the call; milliseconds under keys such as "
+                "'start_ms'), or raise --max-duration ([run] max_duration_s) for a longer call.")
+
+
 def _read_call(source: Source, path: Path, asr: AsrModel | None, config: PipelineConfig,
                speaker_model: SpeakerModel | None, role_model: RoleModel | Callable[[], RoleModel] | None
                ) -> CallInput:
     if source.kind == "transcript":
         parsed = parse_transcript(path, words_per_minute=config.segmentation.words_per_minute)
+        _check_transcript_length(path, parsed.turns, config.run.max_duration_s)
         return CallInput(call_id=parsed.call_id or source.call_id,
                          turns=assign_roles(parsed.turns, source.metadata, model=role_model, declared=parsed.roles),
                          audio_duration_s=None)

@@ -659,3 +659,20 @@ def test_a_clash_cleared_by_running_on_the_parent_folder_leaves_no_failure(tmp_p
     assert store.read_dataset(out, "errors").num_rows == 0
     assert run(nightly / "d1", nightly / "d2") == ["failed", "skipped"]  # the clash again: said again
     assert store.read_dataset(out, "errors").num_rows == 1
+
+
+def test_a_transcript_with_a_time_past_the_call_limit_is_refused(tmp_path: Path, artifact, nlp) -> None:
+    """One turn with "end": 1e12 was accepted: a 16,666,666,666.7-minute call whose one turn outweighed the
+    rest (75% action became 0%). Given times past --max-duration are refused as such a recording is."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    turns = [{"speaker": "Dana", "text": "I'll send the quote by Friday.", "start": 0, "end": 3},
+             {"speaker": "Lee", "text": "Great, I will book the review.", "start": 3, "end": 1e12}]
+    (folder / "huge_end.json").write_text(json.dumps({"turns": turns}))
+    assert _run(folder, out, artifact, nlp) == {"huge_end.json": "failed"}
+    error = store.read_dataset(out, "errors").to_pylist()[0]
+    assert "turn 2 ends at 1000000000000 s, past the limit of 14400 s" in error["message"]
+    assert "--max-duration" in error["hint"] and error["step"] == "parse"
+    turns[1]["end"] = 6
+    (folder / "huge_end.json").write_text(json.dumps({"turns": turns}))
+    assert _run(folder, out, artifact, nlp) == {"huge_end.json": "scored"}
