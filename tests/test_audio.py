@@ -125,3 +125,24 @@ def test_a_wav_written_to_a_pipe_is_read_to_its_end(tmp_path: Path, caplog, size
         audio = load_audio(streamed, max_duration_s=14400)
     assert audio.duration_s == pytest.approx(5.0, abs=0.01)
     assert "truncated" not in caplog.text
+
+
+def test_nan_samples_in_a_float_wav_are_read_as_silence_and_said(tmp_path: Path, caplog) -> None:
+    """A 32-bit float WAV with NaN samples (a faulty export) failed as 'no speech was recognised' though it
+    is clear speech: the NaNs reached the recogniser. They are read as silence now, with a warning."""
+    import struct
+
+    t = np.arange(2 * SAMPLE_RATE) / SAMPLE_RATE
+    x = (0.3 * np.sin(2 * np.pi * 220 * t)).astype("<f4")
+    x[::500] = np.nan
+    x[7] = np.inf
+    data = x.tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, SAMPLE_RATE, SAMPLE_RATE * 4, 4, 32)  # IEEE float, mono
+    path = tmp_path / "nan.wav"
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE" + b"fmt "
+                     + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data)
+    with caplog.at_level("WARNING", logger="callcycle.audio"):
+        audio = load_audio(path)
+    assert np.isfinite(audio.samples).all() and audio.duration_s == pytest.approx(2.0, abs=0.01)
+    assert "were not numbers (NaN or infinite)" in caplog.text
+    assert np.abs(audio.samples).max() == pytest.approx(0.3, abs=0.01)

@@ -241,7 +241,12 @@ def iter_audio_blocks(path: Path, *, block_s: float = 600.0,
                 logger.warning("%s: decoding stopped early (%s); keeping %d samples",
                                path, exc, offset + n_pending)
 
+        not_finite = 0
         for arr in frames():
+            bad = ~np.isfinite(arr)
+            if bad.any():  # a float file with NaN or infinite samples: they would silence the recogniser
+                not_finite += int(bad.sum())
+                arr = np.where(bad, 0.0, arr).astype(arr.dtype)
             pending.append(arr)
             n_pending += arr.shape[1]
             if limit is not None and offset + n_pending > limit:
@@ -258,6 +263,9 @@ def iter_audio_blocks(path: Path, *, block_s: float = 600.0,
             block = take(n_pending)
             yield AudioBlock(offset=offset, samples=block, source_sample_rate=source_rate)
             offset += block.shape[1]
+        if not_finite:
+            logger.warning("%s: %d sample value(s) were not numbers (NaN or infinite) and were read as silence; "
+                           "the file is damaged or was written by a faulty export", path, not_finite)
         if header_s and offset / SAMPLE_RATE < 0.95 * header_s - 0.5:
             logger.warning("%s: the header says %.1f s but only %.1f s of audio could be decoded; the file looks "
                            "truncated, scoring the part that is there", path, header_s, offset / SAMPLE_RATE)
