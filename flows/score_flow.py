@@ -163,8 +163,8 @@ def score_file(source: Source, config: PipelineConfig, models: str, model_versio
                 logger.info("%s: already scored (key %s), %s", source.path, done.call_key, done.status)
             return done
         started = time.perf_counter()
-        # --retries is for transcription (a transcript that cannot be parsed fails the same way again)
-        retries = config.run.retries if source.kind == "audio" else 0
+        # an unexpected failure is retried (a transcript's too: the read task is the same); bad input is not
+        retries = config.run.retries
         attempts = 1 + retries
         try:
             artifact = resources.artifact(models, model_version)  # loaded once per process

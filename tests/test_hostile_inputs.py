@@ -166,6 +166,33 @@ def test_sidecar_describes_only_files_under_its_folder(tmp_path: Path) -> None:
     assert meta["b1.json"].rep is None
 
 
+def test_a_sidecar_follows_the_rules_inputs_follow(tmp_path: Path) -> None:
+    """A calls.csv linked out of the input folder was read (an outside tester parsed /etc/shadow as one), and a
+    pipe named calls.csv was passed over without a word (stop 57). Both are refused as inputs would be, with
+    an errors row, and the calls are still scored; a link inside the input folder is read."""
+    import os
+
+    folder, outside = tmp_path / "in", tmp_path / "elsewhere"
+    folder.mkdir()
+    outside.mkdir()
+    _transcript(folder / "a1.json")
+    (outside / "calls.csv").write_text("path,rep\na1.json,mallory\n")
+    (folder / "calls.csv").symlink_to(outside / "calls.csv")
+    sources, errors = discover_inputs([str(folder)])
+    assert [s.metadata.rep for s in sources] == [None]
+    assert len(errors) == 1 and "outside the input folder" in str(errors[0][1]) and errors[0][0].endswith("calls.csv")
+    (folder / "calls.csv").unlink()
+    os.mkfifo(folder / "calls.csv")
+    sources, errors = discover_inputs([str(folder)])
+    assert [s.metadata.rep for s in sources] == [None] and "not a regular file" in str(errors[0][1])
+    (folder / "calls.csv").unlink()
+    (folder / "meta").mkdir()
+    (folder / "meta" / "calls.csv").write_text("path,rep\na1.json,dana\n")  # paths from where the link is
+    (folder / "calls.csv").symlink_to(folder / "meta" / "calls.csv")
+    sources, errors = discover_inputs([str(folder)])
+    assert errors == [] and [s.metadata.rep for s in sources] == ["dana"]
+
+
 def test_rep_names_are_grouped_whatever_the_spelling() -> None:
     calls = [{"rep": r, "action_share": 0.5, "stage_shares": [], "call_date": None, "stages_present": [],
               "cycle_complete": False} for r in ("Dana", "dana", " DANA ", "Dana", "Tom")]

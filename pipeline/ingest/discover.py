@@ -116,6 +116,28 @@ SIDECAR_COLUMNS = ("path", "rep", "customer", "date", "speakers", "call_id")
 MAX_ROW_WARNINGS = 10
 
 
+def _check_sidecar(sidecar: Path, root: Path) -> None:
+    """Refuse a ``calls.csv`` the rules for inputs would refuse: a link leading out of the input folder
+    ``root`` (its rows would come from a file outside the inputs), or not a regular file (a pipe would
+    block, a device never ends).
+
+    Raises:
+        InputError: saying why, and what to do.
+    """
+    try:
+        outside = _escapes_root(sidecar, root)
+        kind = sidecar.stat().st_mode
+    except (OSError, RuntimeError) as exc:
+        raise InputError(f"{sidecar}: cannot follow the link ({exc}).",
+                         "Remove the broken or looping link, or put a calls.csv file there.") from exc
+    if outside is not None:
+        raise InputError(f"{sidecar} is a symbolic link to {outside}, outside the input folder {root}; not read.",
+                         "Copy the sidecar into the folder; links may not lead out of the inputs.")
+    if not stat.S_ISREG(kind):
+        raise InputError(f"{sidecar} is not a regular file (a pipe, socket, device or folder); not read.",
+                         "Put a calls.csv file there (UTF-8 CSV with the header path,rep,customer,date).")
+
+
 def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
     """Read a ``calls.csv`` sidecar into ``{resolved file path: metadata}``.
 
@@ -605,13 +627,15 @@ def discover_inputs(inputs: list[str] | list[Path], *, settle_s: float = SETTLE_
         for file, root in files:
             candidates.append((file, root, explicit))
             sidecar = file.parent / SIDECAR_NAME
-            if sidecar.is_file() and sidecar.resolve() not in seen:
-                seen.add(sidecar.resolve())
-                try:
-                    sidecars.update(read_sidecar(sidecar))
-                    notes.sidecars.append(str(sidecar))
-                except InputError as exc:
-                    errors.append((str(sidecar), exc))
+            if not os.path.lexists(sidecar) or sidecar.absolute() in seen:
+                continue
+            seen.add(sidecar.absolute())
+            try:
+                _check_sidecar(sidecar, root)
+                sidecars.update(read_sidecar(sidecar))
+                notes.sidecars.append(str(sidecar))
+            except InputError as exc:
+                errors.append((str(sidecar), exc))
     done: dict[Path, str] = {}  # each file once, under the first path it was found by
     excluded = Path(exclude).absolute() if exclude is not None and not objectstore.is_uri(exclude) else None
 
