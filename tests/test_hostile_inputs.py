@@ -193,6 +193,34 @@ def test_a_sidecar_follows_the_rules_inputs_follow(tmp_path: Path) -> None:
     assert errors == [] and [s.metadata.rep for s in sources] == ["dana"]
 
 
+def test_a_sidecar_as_other_tools_save_it_is_read(tmp_path: Path, caplog) -> None:
+    """Outside tester's finds (stop 57): a row for café.json did not match the file macOS stored decomposed
+    (NFD); a spreadsheet's UTF-16 "Unicode text" save was refused; a repeated column silently won; one cell
+    over the csv limit refused the sidecar with a hint about encodings."""
+    import unicodedata
+
+    from pipeline.ingest.discover import read_sidecar
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    nfd = unicodedata.normalize("NFD", "café.json")
+    _transcript(folder / nfd)
+    row = "path,rep,customer,date\n" + unicodedata.normalize("NFC", "café.json") + ",Dana,Acme,2026-11-02\n"
+    (folder / "calls.csv").write_text(row, encoding="utf-8")
+    sources, errors = discover_inputs([str(folder)])
+    assert errors == [] and [s.metadata.rep for s in sources] == ["Dana"]
+    (folder / "calls.csv").write_text(row, encoding="utf-16")  # with its byte-order mark
+    assert [m.rep for m in read_sidecar(folder / "calls.csv").values()] == ["Dana"]
+    (folder / "calls.csv").write_text("path,rep,rep\n" + nfd + ",First,Second\n", encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        assert [m.rep for m in read_sidecar(folder / "calls.csv").values()] == ["Second"]
+    assert "the header names 'rep' more than once" in caplog.text
+    (folder / "calls.csv").write_text('path,rep\n' + nfd + ',"Dana\n' + "x" * 140_000 + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match="a cell longer than 131,072 characters") as refused:
+        read_sidecar(folder / "calls.csv")
+    assert "never closed" in refused.value.hint
+
+
 def test_rep_names_are_grouped_whatever_the_spelling() -> None:
     calls = [{"rep": r, "action_share": 0.5, "stage_shares": [], "call_date": None, "stages_present": [],
               "cycle_complete": False} for r in ("Dana", "dana", " DANA ", "Dana", "Tom")]

@@ -16,15 +16,18 @@ that, from file names of the form ``YYYY-MM-DD__rep__customer__anything.ext``.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import glob
 import hashlib
+import io
 import logging
 import os
 import re
 import stat
 import struct
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -149,14 +152,19 @@ def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
     A file that is not a readable CSV, or a path cell holding a NUL character, raises :class:`InputError`.
     """
     result: dict[Path, CallMetadata] = {}
+    reader: csv.DictReader[str] | None = None
     try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+        with io.StringIO(_sidecar_text(csv_path), newline="") as handle:
             delimiter = csv_delimiter(handle.readline())  # a spreadsheet may save with ; or tabs
             handle.seek(0)
             reader = csv.DictReader(handle, delimiter=delimiter)
             header = reader.fieldnames
             names = [str(name).strip().lower() for name in header] if header is not None else []
             reader.fieldnames = names
+            doubled = sorted({n for n in names if n in SIDECAR_COLUMNS and names.count(n) > 1})
+            if doubled:  # DictReader keeps the last of two columns of one name, without a word
+                logger.warning("%s: the header names %s more than once; the last such column is read", csv_path,
+                               ", ".join(repr(n) for n in doubled))
             if "path" not in names:
                 raise InputError(
                     f"{csv_path} has no 'path' column.",
@@ -202,6 +210,8 @@ def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
                     row_warning("%s line %d: %r is outside the sidecar's folder; a calls.csv describes only "
                                    "files under its own folder, row ignored", csv_path, line_no, rel[:80])
                     continue
+                if not os.path.lexists(target):
+                    target = _same_name_other_form(target)  # café.json as macOS spells it (NFD) in the folder
                 if not os.path.lexists(target):  # a typo, or a recording not delivered yet
                     row_warning("%s line %d: no file %r next to the sidecar; row kept for when it arrives "
                                    "(check the spelling)", csv_path, line_no, rel[:80])
@@ -224,12 +234,46 @@ def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
             if warned[0] > MAX_ROW_WARNINGS:
                 logger.warning("%s: %d more rows with a warning like those above, not shown (%d in all)", csv_path,
                                warned[0] - MAX_ROW_WARNINGS, warned[0])
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except csv.Error as exc:
+        line = reader.line_num if reader is not None else 0
+        too_long = "field larger than field limit" in str(exc)
+        raise InputError(
+            f"Cannot read the metadata sidecar {csv_path} after line {line}: "
+            + (f"a cell longer than {csv.field_size_limit():,} characters" if too_long else str(exc)) + ".",
+            "A double quote there is probably never closed: close it, or double a quote inside a quoted text "
+            "(\"\"), as spreadsheets save it." if too_long else
+            "Save it as UTF-8 CSV with the header path,rep,customer,date.",
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
         raise InputError(
             f"Cannot read the metadata sidecar {csv_path}: {exc}.",
             "Save it as UTF-8 CSV with the header path,rep,customer,date.",
         ) from exc
     return result
+
+
+def _sidecar_text(path: Path) -> str:
+    """A sidecar's text: UTF-8 (a BOM dropped), or UTF-16 when it starts with a UTF-16 byte-order mark (a
+    spreadsheet's "Unicode text" save)."""
+    raw = path.read_bytes()
+    if raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return raw.decode("utf-16")
+    return raw.decode("utf-8-sig")
+
+
+def _same_name_other_form(target: Path) -> Path:
+    """``target``, or the file beside it whose name is the same text in another Unicode form (NFC against NFD:
+    macOS stores ``café.json`` decomposed, a spreadsheet types it composed)."""
+    wanted = unicodedata.normalize("NFC", target.name)
+    if wanted == target.name and unicodedata.normalize("NFD", target.name) == target.name:
+        return target  # plain ASCII: no other form
+    try:
+        for entry in os.scandir(target.parent):
+            if unicodedata.normalize("NFC", entry.name) == wanted:
+                return target.parent / entry.name
+    except OSError:
+        pass
+    return target
 
 
 def parse_speaker_roles(text: str) -> tuple[tuple[str, str], ...]:
