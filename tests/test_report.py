@@ -767,3 +767,26 @@ def test_a_report_of_many_calls_and_reps_stays_readable(scored_out: Path) -> Non
     assert "call-059" in page.split('id="attention"')[1].split("</section>")[0]  # the newest are the ones shown
     assert "call-000" not in page.split('id="attention"')[1].split("</section>")[0]
     assert f"the {MAX_TREND_REPS} of {MAX_TREND_REPS + 5} reps with the most calls" in page
+
+
+def test_a_table_folder_replaced_by_a_file_is_an_error_not_an_empty_archive(scored_out: Path, tmp_path: Path) -> None:
+    """With out/calls replaced by a file, summary said "No scored calls yet" (exit 0) and report replaced the
+    team's report with one of 0 calls (an outside tester's find, stop 57); run blamed --out itself."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(scored_out, out)
+    shutil.rmtree(out / "calls")
+    (out / "calls").write_text("x")
+    before = (out / "report.html").read_bytes() if (out / "report.html").exists() else None
+    env = {"COLUMNS": "200"}
+    for command in (["summary", str(out)], ["report", str(out)]):
+        result = CliRunner().invoke(app, command, env=env)
+        said = " ".join(result.output.split())
+        assert result.exit_code == 2 and f"{out / 'calls'} is not a folder" in said and "Move the file" in said, said
+    after = (out / "report.html").read_bytes() if (out / "report.html").exists() else None
+    assert after == before
+    from pipeline.store.local import output_error
+
+    said = str(output_error(out, NotADirectoryError(20, "Not a directory"), "preparing"))
+    assert f"({out / 'calls'} is a file where callcycle keeps a folder)" in said

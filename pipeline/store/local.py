@@ -297,6 +297,10 @@ def _read_table(out_dir: Path, table: str, warn: bool = True, snapshots: bool = 
     """One dataset's current-schema files as one table (no filtering of uncommitted segments)."""
     schema = SCHEMAS[table]
     folder = Path(out_dir) / table
+    if os.path.lexists(folder) and not folder.is_dir():  # read as "nothing scored", a report of no calls replaced
+        raise OutputError(f"{folder} is not a folder: this output's {table} table cannot be read.",  # a good one
+                          f"Move the file {folder} away (callcycle keeps a table's files in a folder of that "
+                          "name), then run the command again; `callcycle run` scores again what is missing.")
     files = _files(folder) if folder.is_dir() else []
     if files and not _on_current_layout(Path(out_dir)):
         files = _current_files(files, warn)
@@ -383,8 +387,11 @@ def output_error(out_dir: Path, exc: OSError, doing: str) -> OutputError:
         return OutputError(f"Cannot write to {where}: {exc.strerror or 'permission denied'} ({doing}).",
                            "Pass a folder you can write to with --out, or fix its permissions.")
     if exc.errno in (errno.ENOTDIR, errno.EEXIST):
-        return OutputError(f"--out {where} is not a folder (a file with that name is in the way).",
-                           "Pass a folder with --out, or move the file away.")
+        blocking = next((p for p in [where, *(where / name for name in SCHEMAS)]  # the file in the way, by name
+                         if os.path.lexists(p) and not p.is_dir()), where)
+        inside = "" if blocking == where else f" ({blocking} is a file where callcycle keeps a folder)"
+        return OutputError(f"--out {where} is not a folder callcycle can use{inside}.",
+                           "Pass a folder with --out, or move the file in the way.")
     return OutputError(f"Cannot write to {where}: {exc.strerror or exc} ({doing}).",
                        "Check the output folder (--out) exists and is writable.")
 
