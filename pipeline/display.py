@@ -14,14 +14,19 @@ import re
 
 __all__ = ["printable", "safe_text", "PrintableLogFilter", "printable_logging"]
 
-_BIDI = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"}
+#: Bidirectional embeddings, overrides and isolates, and the invisible direction marks (LRM, RLM, ALM).
+_BIDI = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069",
+         "\u200e", "\u200f", "\u061c"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: Line breaks and tabs in a one-line text: a space, so "Dana\nKowalski" reads "Dana Kowalski".
+_BREAKS = re.compile(r"[\t\n\x0b\x0c\r\x85]+")
 _CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def printable(value: object) -> str:
-    """``str(value)`` without control characters or bidirectional overrides (one safe line)."""
-    text = _CONTROL.sub("", str(value))
+    """``str(value)`` without control characters or bidirectional overrides (one safe line; a line break
+    or tab becomes a space)."""
+    text = _CONTROL.sub("", _BREAKS.sub(" ", str(value)))
     return "".join(ch for ch in text if ch not in _BIDI)
 
 

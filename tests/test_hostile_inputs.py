@@ -53,6 +53,9 @@ def _transcript(path: Path, text: str = "I will send the plan by Friday.", call_
 def test_printable_drops_control_characters_and_bidi() -> None:
     assert printable(f"call{ESC}-1\u202e.json") == "call]0;owned[31m]8;;http://evil/\\-1.json"
     assert "\x1b" not in printable(ESC) and "\x07" not in printable(ESC)
+    # a line break reads as a space, not as nothing; direction marks go too (an outside tester's finds)
+    assert printable("Dana\nNewline") == "Dana Newline" and printable("a\r\n\tb") == "a b"
+    assert printable("x\u200ey\u200fz\u061c") == "xyz"
 
 
 def test_escape_sequences_in_names_never_reach_the_terminal(tmp_path: Path) -> None:
