@@ -506,10 +506,12 @@ def identity_clashes(sources: list[Source]) -> tuple[list[Source], list[tuple[So
         if first[ident] is source:
             kept.append(source)
             continue
-        by_csv = source.metadata.call_id is not None and source.metadata.call_id == ident
+        # a call_id from calls.csv on either file (a call_id that is another file's path clashes with it)
+        by_csv = ident in (source.metadata.call_id, first[ident].metadata.call_id)
         clashes.append((source, InputError(
             f"{Path(source.path).name}: another input of this run, {first[ident].path!r}, has the same identity "
-            f"{ident!r}{' (its call_id in calls.csv)' if by_csv else ''}; that one was scored and this one was not.",
+            f"{ident!r}{' (a call_id in calls.csv)' if by_csv else ''}; that one is read under it and this one "
+            "was not read.",
             "Give each file its own call_id in calls.csv: a call_id names one call." if by_csv else
             "Identities are paths relative to the folder given to `callcycle run`: run on the parent folder "
             "(e.g. `callcycle run nightly`), or score each folder into its own --out.", step="discover")))

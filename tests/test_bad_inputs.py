@@ -331,5 +331,5 @@ def test_a_large_nightly_batch_keeps_its_log_readable(tmp_path: Path, monkeypatc
     assert text.count("no file 'gone-") == 10, text  # the log's warnings go to the command's output
     assert "5 more rows with a warning like those above, not shown (15 in all)" in text
     clash = [r for r in store.read_dataset(out, "errors").to_pylist() if r["source_path"].endswith("b.json")]
-    assert len(clash) == 1 and "its call_id in calls.csv" in clash[0]["message"]
+    assert len(clash) == 1 and "a call_id in calls.csv" in clash[0]["message"]
     assert "Give each file its own call_id" in clash[0]["hint"]

@@ -654,7 +654,8 @@ def test_a_clash_cleared_by_running_on_the_parent_folder_leaves_no_failure(tmp_p
         return sorted(o.status for o in outcomes)
 
     assert run(nightly / "d1", nightly / "d2") == ["failed", "scored"]
-    assert "has the same identity" in store.read_dataset(out, "errors").to_pylist()[0]["message"]
+    said = store.read_dataset(out, "errors").to_pylist()[0]["message"]
+    assert "has the same identity" in said and "this one was not read" in said and "was scored" not in said
     assert run(nightly) == ["scored", "skipped"]
     assert store.read_dataset(out, "errors").num_rows == 0
     assert run(nightly / "d1", nightly / "d2") == ["failed", "skipped"]  # the clash again: said again
@@ -676,3 +677,18 @@ def test_a_transcript_with_a_time_past_the_call_limit_is_refused(tmp_path: Path,
     turns[1]["end"] = 6
     (folder / "huge_end.json").write_text(json.dumps({"turns": turns}))
     assert _run(folder, out, artifact, nlp) == {"huge_end.json": "scored"}
+
+
+def test_a_call_id_that_is_another_files_name_gets_the_call_id_hint(tmp_path: Path) -> None:
+    """calls.csv gave a.json the call_id 'b.json', b.json's own identity: b.json's error blamed folders
+    ("run on the parent folder") though a call_id caused it (an outside tester's find, stop 57)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _transcript(folder / "a.json", "How is the rollout going?")
+    _transcript(folder / "b.json", "Can you send the quote?")
+    (folder / "calls.csv").write_text("path,call_id\na.json,b.json\n")
+    sources, _ = discover_inputs([str(folder)])
+    kept, clashes = process.identity_clashes(sources)
+    assert len(kept) == 1 and len(clashes) == 1
+    error = clashes[0][1]
+    assert "(a call_id in calls.csv)" in error.message and "Give each file its own call_id" in error.hint
