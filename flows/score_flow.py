@@ -75,6 +75,11 @@ def _current_callbacks() -> tuple[Any, Any] | None:
     return _CALLBACKS.get()
 
 
+#: The output folder run_scoring has just prepared (checked, swept, schema files written), so the flow it
+#: starts does not do it a second time; a deployment calling score_calls directly finds None and prepares.
+_PREPARED: ContextVar[str | None] = ContextVar("callcycle_prepared_output", default=None)
+
+
 @dataclass(slots=True)
 class RunSummary:
     """What a run did, file by file."""
@@ -240,7 +245,8 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
         raise overlap
     if ingest.holds_no_inputs(inputs):  # e.g. an empty folder: nothing to score, so nothing is written
         raise ingest.no_inputs_error(inputs)
-    process.prepare_output(out_dir)  # fail fast on a read-only, full or misnamed output folder or bucket
+    if _PREPARED.get() != str(out_dir):  # fail fast on a read-only, full or misnamed output folder or bucket
+        process.prepare_output(out_dir)
     batch = process.new_batch_id()  # an output fault stops this batch's files, in every worker, and no other
     # The model is resolved once per run (models/CURRENT is read now, so a long-lived process picks up a
     # newly promoted model on its next run) and every task gets that version's own folder: rows are
@@ -515,6 +521,7 @@ def run_scoring(inputs: list[str], *, out_dir: str = str(DEFAULT_OUT), models: s
             on_result(outcome)
 
     token = _CALLBACKS.set((collect, on_discovered))
+    prepared = _PREPARED.set(str(out_dir))
     try:
         with shared_api_url() as api_url:
             runner = task_runner(1, threads=cfg.run.threads) if local else task_runner(workers, dask_address, api_url)
@@ -532,6 +539,7 @@ def run_scoring(inputs: list[str], *, out_dir: str = str(DEFAULT_OUT), models: s
                     "PREFECT_API_URL): finished calls are skipped.") from exc
     finally:
         _CALLBACKS.reset(token)
+        _PREPARED.reset(prepared)
 
 
 def _cluster_lost(exc: BaseException) -> bool:

@@ -82,6 +82,23 @@ def test_a_run_with_failed_inputs_finishes_in_a_state_that_says_so(prefect_harne
     assert clean.is_completed() and clean.name == "Completed" and clean.result().count("skipped") == 1
 
 
+def test_a_run_prepares_its_output_once(prefect_harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_scoring checked and prepared the output (sweeps, schema files) and the flow it started did it again
+    (a reviewer's find, stop 57); a flow called on its own, as a deployment does, still prepares it."""
+    from pipeline import process
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "ok.json").write_text(json.dumps({"turns": [{"speaker": "a", "text": "I'll send the plan by Friday."}]}))
+    prepared: list[str] = []
+    real = process.prepare_output
+    monkeypatch.setattr(process, "prepare_output", lambda out: (prepared.append(str(out)), real(out))[1])
+    assert run_scoring([str(folder)], out_dir=str(tmp_path / "o"), models=str(MODELS)).count("scored") == 1
+    assert prepared == [str(tmp_path / "o")]
+    assert score_calls([str(folder)], out_dir=str(tmp_path / "p"), models=str(MODELS)).count("scored") == 1
+    assert prepared == [str(tmp_path / "o"), str(tmp_path / "p")]
+
+
 def test_flow_scores_records_errors_and_reruns_idempotently(prefect_harness, inputs: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     seen = []
