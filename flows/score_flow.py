@@ -80,6 +80,11 @@ def _current_callbacks() -> tuple[Any, Any] | None:
 _PREPARED: ContextVar[str | None] = ContextVar("callcycle_prepared_output", default=None)
 
 
+def _prepared_output() -> str | None:
+    # read through a function, as _CALLBACKS is: the flow is pickled for Dask tasks, a ContextVar does not pickle
+    return _PREPARED.get()
+
+
 @dataclass(slots=True)
 class RunSummary:
     """What a run did, file by file."""
@@ -245,7 +250,7 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
         raise overlap
     if ingest.holds_no_inputs(inputs):  # e.g. an empty folder: nothing to score, so nothing is written
         raise ingest.no_inputs_error(inputs)
-    if _PREPARED.get() != str(out_dir):  # fail fast on a read-only, full or misnamed output folder or bucket
+    if _prepared_output() != str(out_dir):  # fail fast on a read-only, full or misnamed output folder or bucket
         process.prepare_output(out_dir)
     batch = process.new_batch_id()  # an output fault stops this batch's files, in every worker, and no other
     # The model is resolved once per run (models/CURRENT is read now, so a long-lived process picks up a
