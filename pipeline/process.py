@@ -21,6 +21,7 @@ import os
 import threading
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -698,21 +699,31 @@ def plan_batch(out_dir: OutputLocation, sources: list[Source], bad_inputs: list[
 
 
 def _clear_settled_clashes(out_dir: OutputLocation, sources: list[Source], batch: str = "") -> None:
-    """Clear the ``errors`` row of an identity clash (recorded under the file's path, the identity being taken)
-    for each of ``sources``, which this batch reads under an identity of its own: run on the parent folder, as
-    the clash's hint says, the file is scored as ``d2/call.json``, and its old row would stand for ever (its
-    identity is not the row's). Errors are read once per batch, and only rows that name such a path are removed."""
-    renamed = {source.path for source in sources if store.source_identity(source) != source.path}
-    if not renamed:
-        return
+    """Clear the ``errors`` rows of identity clashes about files this batch reads under another identity.
+
+    A clash is recorded under the taken identity (a call stored by an earlier run) or the file's path (an
+    earlier input of the same run). Run on the parent folder, as the clash's hint says, the file is read as
+    ``d2/call.json``, and its old row, keyed by a name this file no longer has, would stand for ever: summary
+    and the report said "1 input could not be scored" after a run that said 0 failed. A row about the identity
+    the file has now is left to :func:`check_done` and the commit. Errors are read once per batch; only the
+    sources whose file name a clash row names are resolved."""
     out = open_store(out_dir)
     try:
-        errors = out.read_dataset("errors").select(["source_id", "step"]).to_pylist()
+        errors = out.read_dataset("errors").select(["source_id", "source_path", "step"]).to_pylist()
     except OSError as exc:
         raise _output_failed(out, exc, "reading the recorded failures", batch) from exc
-    for row in errors:
-        if row["step"] == "discover" and row["source_id"] in renamed:
-            clear_failure(out_dir, row["source_id"], row["source_id"], batch)
+    clashes = [row for row in errors if row["step"] == "discover" and row["source_path"]]
+    if not clashes:
+        return
+    by_name: dict[str, list[Source]] = defaultdict(list)
+    for source in sources:
+        by_name[Path(source.path).name].append(source)
+    for row in clashes:
+        for source in by_name.get(Path(row["source_path"]).name, []):
+            if (objectstore.same_location(row["source_path"], source.path)
+                    and store.source_identity(source) != row["source_id"]):
+                clear_failure(out_dir, row["source_id"], row["source_path"], batch)
+                break
 
 
 def _stored_elsewhere(out_dir: OutputLocation, sources: list[Source],

@@ -660,6 +660,13 @@ def test_a_clash_cleared_by_running_on_the_parent_folder_leaves_no_failure(tmp_p
     assert store.read_dataset(out, "errors").num_rows == 0
     assert run(nightly / "d1", nightly / "d2") == ["failed", "skipped"]  # the clash again: said again
     assert store.read_dataset(out, "errors").num_rows == 1
+    # the README's "one folder per night" shape: d2's clash is with the call d1 stored the night before
+    # (the row is keyed by the identity, not by d2's path); the parent folder's run clears it too
+    shutil.rmtree(out)
+    assert run(nightly / "d1") == ["scored"] and run(nightly / "d2") == ["failed"]
+    assert "already holds a different call" in store.read_dataset(out, "errors").to_pylist()[0]["message"]
+    assert run(nightly) == ["scored", "skipped"]
+    assert store.read_dataset(out, "errors").num_rows == 0
 
 
 def test_a_transcript_with_a_time_past_the_call_limit_is_refused(tmp_path: Path, artifact, nlp) -> None:
