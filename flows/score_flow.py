@@ -57,6 +57,7 @@ from pipeline.paths import DEFAULT_OUT, models_dir
 from pipeline.process import CallInput, Outcome
 from pipeline.schema import Source
 from pipeline.speech.boundaries import load_boundary_model
+from pipeline.speech.diarize import check_speaker_model
 from pipeline.speech.rolemodel import load_role_model
 from pipeline.speech.transcribe import check_asr_model
 from pipeline.store import schema as store
@@ -267,6 +268,8 @@ def score_calls(inputs: list[str], out_dir: str = str(DEFAULT_OUT), models: str 
     if cfg.segmentation.unpunctuated_model:
         load_boundary_model(cfg.segmentation.unpunctuated_model_path)
     check_asr_model(cfg.asr.model)  # so does a speech model that cannot be found (deployments come here)
+    if cfg.diarize.enabled:  # and a missing or damaged speaker model (checksum), before any recording is read
+        check_speaker_model(cfg.diarize.model_path)
     sources, bad_inputs, notes = discover_task(inputs, cfg.run, str(out_dir))
     if not sources and not bad_inputs:
         raise ingest.no_inputs_error(inputs)

@@ -450,3 +450,36 @@ def test_a_run_with_a_damaged_role_model_stops_before_scoring(tmp_path: Path) ->
     text = " ".join(result.output.split())
     assert result.exit_code == 2 and "checksum" in text and "[roles] model = false" in text, text
     assert not list((tmp_path / "out").glob("calls/**/part-*.parquet"))
+
+
+def test_a_run_with_a_damaged_speaker_model_stops_before_any_recording(tmp_path: Path) -> None:
+    """A damaged [diarize] model_path failed every recording, each after its transcription, where a model
+    problem should stop the run at once with exit 2 (a tester's find on 02f9cbe, stop 57); the message names
+    the card actually checked. With --no-diarize the run does not need the model."""
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from cli import app
+    from pipeline.speech.diarize import SPEAKER_MODEL_FILE
+
+    models = Path(__file__).resolve().parents[1] / "models"
+    damaged = tmp_path / "speaker"
+    damaged.mkdir()
+    shutil.copy(models / "speaker" / "card.json", damaged / "card.json")
+    raw = bytearray((models / "speaker" / SPEAKER_MODEL_FILE).read_bytes())
+    raw[-100] ^= 0xFF
+    (damaged / SPEAKER_MODEL_FILE).write_bytes(bytes(raw))
+    (tmp_path / "c.toml").write_text(f"[diarize]\nmodel_path = {json.dumps(str(damaged / SPEAKER_MODEL_FILE))}\n")
+    call = tmp_path / "in" / "a.json"
+    call.parent.mkdir()
+    call.write_text(json.dumps({"turns": [{"speaker": "A", "text": "I'll send the quote by Friday."}]}))
+    args = ["run", str(call.parent), "--out", str(tmp_path / "out"), "--models", str(models), "--config",
+            str(tmp_path / "c.toml"), "--no-report"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "does not match the checksum" in text, text
+    assert str(damaged / "card.json") in text and "--no-diarize" in text
+    assert not list((tmp_path / "out").glob("calls/part-*.parquet"))
+    assert CliRunner().invoke(app, [*args, "--no-diarize"]).exit_code == 0

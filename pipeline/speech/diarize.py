@@ -150,22 +150,8 @@ def load_speaker_model(path: str | Path | None = None, *, threads: int = 1) -> S
     """
     import onnxruntime as ort
 
-    model_path = Path(path) if path else default_model_path()
-    if not model_path.is_file():
-        raise PipelineError(f"Speaker model not found: {model_path}.",
-                            "Restore models/speaker/ from the repository, or run scripts/export_speaker_model.py "
-                            "(see models/speaker/README.md); or turn diarization off with --no-diarize.",
-                            step="diarize")
-    restore = "Restore the file from the repository (its sha256 is in models/speaker/card.json)."
-    try:
-        raw = model_path.read_bytes()
-    except OSError as exc:
-        raise PipelineError(f"Cannot read speaker model {model_path}: {exc}.", restore, step="diarize") from exc
-    card = _speaker_card(model_path)
-    expected = _card_sha256(card, model_path.name)
-    if expected is not None and hashlib.sha256(raw).hexdigest() != expected:
-        raise PipelineError(f"The speaker model {model_path} does not match the checksum in its card.", restore,
-                            step="diarize")
+    model_path, card = check_speaker_model(path)
+    restore = f"Restore the file from the repository (its sha256 is in {model_path.with_name('card.json')})."
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -177,6 +163,34 @@ def load_speaker_model(path: str | Path | None = None, *, threads: int = 1) -> S
     width = session.get_outputs()[0].shape[-1]
     dim = width if isinstance(width, int) else int(card.get("embedding_dim", 192))
     return SpeakerModel(path=model_path, session=session, dim=dim)
+
+
+def check_speaker_model(path: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """The speaker model's path and card, checked without loading it: the file is there and, where a card
+    beside it records its sha256, matches it. Run before a batch so that a missing or damaged model stops
+    the run at once instead of failing every recording after its transcription.
+
+    Raises:
+        PipelineError: the file is missing, unreadable, or does not match its card.
+    """
+    model_path = Path(path) if path else default_model_path()
+    card_path = model_path.with_name("card.json")
+    if not model_path.is_file():
+        raise PipelineError(f"Speaker model not found: {model_path}.",
+                            "Restore models/speaker/ from the repository, or run scripts/export_speaker_model.py "
+                            "(see models/speaker/README.md); or turn diarization off with --no-diarize.",
+                            step="diarize")
+    restore = f"Restore the file from the repository (its sha256 is in {card_path})."
+    try:
+        raw = model_path.read_bytes()
+    except OSError as exc:
+        raise PipelineError(f"Cannot read speaker model {model_path}: {exc}.", restore, step="diarize") from exc
+    card = _speaker_card(model_path)
+    expected = _card_sha256(card, model_path.name)
+    if expected is not None and hashlib.sha256(raw).hexdigest() != expected:
+        raise PipelineError(f"The speaker model {model_path} does not match the checksum in its card {card_path}.",
+                            restore + " Or turn diarization off with --no-diarize.", step="diarize")
+    return model_path, card
 
 
 def _speaker_card(model_path: Path) -> dict[str, Any]:
