@@ -289,9 +289,12 @@ def _check_transcript_length(path: Path, turns: list[Turn], max_duration_s: floa
     that long is refused: one turn stamped ``"end": 1e12`` made a 31,700-year call whose talk outweighed every
     other turn and turned a 75% action share into 0%."""
     for number, turn in enumerate(turns, start=1):
-        if not turn.timing_estimated and turn.end_s > max_duration_s + 1.0:
+        # a given start (an end may be estimated from it), or a given end
+        late = ("starts", turn.start_s) if turn.start_s > max_duration_s + 1.0 else (
+            ("ends", turn.end_s) if not turn.timing_estimated and turn.end_s > max_duration_s + 1.0 else None)
+        if late is not None:
             raise TranscriptFormatError(
-                f"{path.name}: turn {number} ends at {turn.end_s:.0f} s, past the limit of {max_duration_s:.0f} s "
+                f"{path.name}: turn {number} {late[0]} at {late[1]:.0f} s, past the limit of {max_duration_s:.0f} s "
                 "a call may last.",
                 "Check the turn's times (seconds from the start of the call; milliseconds under keys such as "
                 "'start_ms'), or raise --max-duration ([run] max_duration_s) for a longer call.")

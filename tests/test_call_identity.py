@@ -681,7 +681,12 @@ def test_a_transcript_with_a_time_past_the_call_limit_is_refused(tmp_path: Path,
     error = store.read_dataset(out, "errors").to_pylist()[0]
     assert "turn 2 ends at 1000000000000 s, past the limit of 14400 s" in error["message"]
     assert "--max-duration" in error["hint"] and error["step"] == "parse"
-    turns[1]["end"] = 6
+    del turns[1]["end"]
+    turns[1]["start"] = 1e12  # a start alone (its end estimated from the words): the same
+    (folder / "huge_end.json").write_text(json.dumps({"turns": turns}))
+    assert _run(folder, out, artifact, nlp) == {"huge_end.json": "failed"}
+    assert "turn 2 starts at 1000000000000 s" in store.read_dataset(out, "errors").to_pylist()[0]["message"]
+    turns[1].update(start=3, end=6)
     (folder / "huge_end.json").write_text(json.dumps({"turns": turns}))
     assert _run(folder, out, artifact, nlp) == {"huge_end.json": "scored"}
 
