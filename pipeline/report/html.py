@@ -210,9 +210,9 @@ def default_report_name(since: dt.date | None = None, rep: str | None = None, te
     if not parts:
         return "report.html"
     # letters of any script stay ("张伟", "josé"): two reps never share a file name by losing them
-    exact = re.sub(r"\s+", "-", "-".join(parts))
+    exact = "-".join(parts)
     slug = re.sub(r"[\W_]+", "-", exact).strip("-")[:80] or "filtered"
-    if slug != exact:  # characters dropped or the name cut: reps "." and ".." both gave report-rep.html
+    if slug != exact:  # characters changed, dropped or cut: "." and ".." (or "Mary Ann" and "Mary-Ann") collided
         slug += "-" + hashlib.sha256(exact.encode("utf-8", "surrogatepass")).hexdigest()[:6]
     return f"report-{slug}.html"
 
