@@ -798,3 +798,10 @@ def test_a_table_folder_replaced_by_a_file_is_an_error_not_an_empty_archive(scor
 
     said = str(output_error(out, NotADirectoryError(20, "Not a directory"), "preparing"))
     assert f"({out / 'calls'} is a file where callcycle keeps a folder)" in said
+    shutil.rmtree(out)  # segments/ as a file: the report would have been written without a transcript
+    shutil.copytree(scored_out, out)
+    shutil.rmtree(out / "segments")
+    (out / "segments").write_text("x")
+    result = CliRunner().invoke(app, ["report", str(out)], env=env)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and f"{out / 'segments'} is not a folder" in said, said

@@ -293,14 +293,25 @@ def _read_single(path: Path, schema: pa.Schema, old: list[Path] | None = None) -
 SNAPSHOT_TABLES = ("calls", "errors")
 
 
+def _table_folder(out_dir: Path, table: str) -> Path:
+    """``out_dir/table``, refused when something other than a folder is there: read as "nothing scored", it
+    made summary say so and report replace a good report with one of no calls (or of no transcripts).
+
+    Raises:
+        OutputError: naming the file in the way and what to do.
+    """
+    folder = out_dir / table
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise OutputError(f"{folder} is not a folder: this output's {table} table cannot be read.",
+                          f"Move the file {folder} away (callcycle keeps a table's files in a folder of that "
+                          "name), then run the command again; `callcycle run` scores again what is missing.")
+    return folder
+
+
 def _read_table(out_dir: Path, table: str, warn: bool = True, snapshots: bool = False) -> pa.Table:
     """One dataset's current-schema files as one table (no filtering of uncommitted segments)."""
     schema = SCHEMAS[table]
-    folder = Path(out_dir) / table
-    if os.path.lexists(folder) and not folder.is_dir():  # read as "nothing scored", a report of no calls replaced
-        raise OutputError(f"{folder} is not a folder: this output's {table} table cannot be read.",  # a good one
-                          f"Move the file {folder} away (callcycle keeps a table's files in a folder of that "
-                          "name), then run the command again; `callcycle run` scores again what is missing.")
+    folder = _table_folder(Path(out_dir), table)
     files = _files(folder) if folder.is_dir() else []
     if files and not _on_current_layout(Path(out_dir)):
         files = _current_files(files, warn)
@@ -356,6 +367,9 @@ def read_segments(out_dir: Path, source_ids: Sequence[str]) -> pa.Table:
     warns about those); two files per call are opened, a few at a time, so a report of the 200 most
     recent calls costs the same for an archive of a thousand or a million."""
     schema = SCHEMAS["segments"]
+    if source_ids and not _table_folder(Path(out_dir), "segments").is_dir():
+        logger.warning("%s has no segments folder: the calls' sentences cannot be shown; `callcycle run` on "
+                       "their inputs scores them again", out_dir)
     tidy = _on_current_layout(Path(out_dir))
 
     def one(ident: str) -> pa.Table | None:
