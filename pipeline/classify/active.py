@@ -18,7 +18,6 @@ from typing import Any
 from pipeline.atomic import exclusive_lock, write_bytes_atomic
 from pipeline.classify.labels import Taxonomy, read_rows, validate_rows
 from pipeline.errors import LabelDataError
-from pipeline.paths import cache_dir
 from pipeline.store.base import OutputLocation, open_store
 from pipeline.tables import rows_to_csv, unneutralise
 
@@ -276,8 +275,9 @@ def import_labels(source: Path, taxonomy: Taxonomy, target: Path,
                   "origin": row.meta.get("origin") or "active-learning import"}
         lines.append(json.dumps(record, ensure_ascii=False))
     target = Path(target)
-    # two imports at once take turns: each appends to what the other wrote, and ids stay unique
-    lock = cache_dir("locks") / f"labels-{hashlib.sha256(str(target.resolve()).encode()).hexdigest()[:16]}.lock"
+    # two imports at once take turns: each appends to what the other wrote, and ids stay unique; the lock lies
+    # beside the file, so two users or containers (each with its own cache folder) share it too
+    lock = target.parent / f".{target.name}.lock"
     with exclusive_lock(lock):
         previous = target.read_text(encoding="utf-8") if target.exists() else ""
         clashes = sorted({r.id for r in rows} & labelled_ids([target])) if previous else []
