@@ -201,8 +201,17 @@ def test_a_foreign_parquet_file_in_calls_is_left_out_not_a_crash(tmp_path: Path,
     with caplog.at_level("WARNING"):
         assert len(load_call_rows(out)) == 2
         assert sorted(_run(folder, out, artifact, nlp).values()) == ["skipped", "skipped"]
+    import pyarrow as pa
+
     assert "part-fromseg.parquet holds the segments table" in caplog.text
-    assert "export.parquet does not read back" in caplog.text and "part-fifo.parquet is not a file" in caplog.text
+    assert "export.parquet is not a file callcycle wrote" in caplog.text and "part-fifo.parquet is not a file" in caplog.text
+    # a file with no callcycle schema at all is named as such, not counted as "written by an older callcycle"
+    caplog.clear()
+    pq.write_table(pa.table({"x": [1, 2]}), out / "calls" / "other-tool.parquet")
+    with caplog.at_level("WARNING"):
+        assert len(load_call_rows(out)) == 2
+    assert "other-tool.parquet is not a file callcycle wrote (no callcycle schema" in caplog.text
+    assert "older callcycle" not in caplog.text and "scores that call again" not in caplog.text
     result = CliRunner().invoke(app, ["summary", str(out)], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "Scored calls (2)" in result.output, result.output
 

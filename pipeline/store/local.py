@@ -83,6 +83,11 @@ def _path(out_dir: Path, table: str, ident: str) -> Path:
     return Path(out_dir) / table / f"part-{ident}.parquet"
 
 
+#: The names :func:`_path` gives (an identity key is 32 hex digits): any other file in a table's folder was
+#: put there by someone else (an export, a copy) and no run replaces it.
+_OWN_NAME = re.compile(r"part-[0-9a-f]{32}\.parquet")
+
+
 def write_table_atomic(table: pa.Table, path: Path) -> None:
     """Write Parquet to a hidden temporary file in the same folder, fsync, then rename over ``path``."""
     tmp = temp_path(path)
@@ -271,6 +276,10 @@ def _read_single(path: Path, schema: pa.Schema, old: list[Path] | None = None) -
     another schema version is ``None`` too and added to ``old`` (the caller warns once for all)."""
     try:
         table = _read_one(path)
+        if not schema_version_of(table.schema):  # no callcycle schema at all: an export, another tool's file
+            logger.warning("%s is not a file callcycle wrote (no callcycle schema in it); left out: move it out of "
+                           "the output folder", path)
+            return None
         if old is not None and schema_version_of(table.schema) != SCHEMA_VERSION:
             old.append(path)
             return None
@@ -284,8 +293,12 @@ def _read_single(path: Path, schema: pa.Schema, old: list[Path] | None = None) -
         return table.cast(schema)
     except (pa.ArrowException, OSError, KeyError, ValueError, TypeError) as exc:
         # ValueError: another table's file, or an export with some columns only (a required one would be null)
-        logger.warning("%s does not read back (%s); left out; a run over its input scores that call again",
-                       path, printable(str(exc))[:300])
+        if not _OWN_NAME.fullmatch(path.name):  # not a name callcycle gives: no run will replace it
+            logger.warning("%s is not a file callcycle wrote (%s); left out: move it out of the output folder",
+                           path, printable(str(exc))[:300])
+        else:
+            logger.warning("%s does not read back (%s); left out; a run over its input scores that call again",
+                           path, printable(str(exc))[:300])
         return None
 
 
