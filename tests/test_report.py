@@ -658,7 +658,7 @@ def test_summary_narrows_like_the_report(scored_out: Path, tmp_path: Path) -> No
     assert "(calls since 2026-11-05, rep dana)" in since.output and "2026-11-10__dana__harbor__renewal" in since.output
     assert "Only calls since 2026-11-05, rep dana: 1 call " in since.output
     # the flags are explained by a report of the same calls, not by the default report of every call
-    assert "`callcycle report` with the same options" in " ".join(since.output.split())
+    assert "`callcycle report` with the same --since/--rep/--team" in " ".join(since.output.split())
     assert "see the HTML report" not in since.output
     none = CliRunner().invoke(app, ["summary", str(scored_out), "--since", "2030-01-01"], env=env)
     assert none.exit_code == 0 and "No calls matched (calls since 2030-01-01)" in none.output

@@ -240,8 +240,8 @@ def read_sidecar(csv_path: Path) -> dict[Path, CallMetadata]:
         raise InputError(
             f"Cannot read the metadata sidecar {csv_path} after line {line}: "
             + (f"a cell longer than {csv.field_size_limit():,} characters" if too_long else str(exc)) + ".",
-            "A double quote there is probably never closed: close it, or double a quote inside a quoted text "
-            "(\"\"), as spreadsheets save it." if too_long else
+            "If a double quote there is never closed, close it (or double a quote inside a quoted text, \"\", as "
+            "spreadsheets save it); otherwise shorten the cell." if too_long else
             "Save it as UTF-8 CSV with the header path,rep,customer,date.",
         ) from exc
     except (OSError, UnicodeDecodeError) as exc:

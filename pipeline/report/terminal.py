@@ -183,7 +183,7 @@ def headline(rows: list[dict[str, Any]], tax: ReportTaxonomy = COV_TAXONOMY, nar
     """
     g = team_glance(rows, tax=tax)
     calls = f"{g['calls']} call{'s' if g['calls'] != 1 else ''}"
-    where = "`callcycle report` with the same options" if narrowed else "the HTML report"
+    where = "`callcycle report` with the same --since/--rep/--team" if narrowed else "the HTML report"
     return (f"{calls} · median action share {format_pct(g['median_action_share'])} · "
             f"{g['complete']}/{g['calls']} complete {tax.arrow()} cycles · {g['flagged']} flagged for "
             f"attention (see {where} for why)")
