@@ -340,3 +340,16 @@ def test_labelled_calls_kept_apart_are_printed_with_the_benchmark(artifact, nlp)
                      {"sources": {}, "held_back_calls": {"outside-calls": kept}, "skipped": []})
     line = next(x for x in out.getvalue().splitlines() if "kept apart" in x)
     assert "(outside-calls, 6)" in line and f"{kept['action_share_mae']:.3f}" in line and "in context" in line
+
+
+def test_the_benchmark_says_why_the_call_level_figures_are_missing(tmp_path: Path) -> None:
+    """With no labelled calls folder beside $CALLCYCLE_LABELS, `evaluate --json` gave "calls": null with no
+    reason among the skipped sources (a tester's note, stop 57)."""
+    from pipeline.classify.artifacts import load_artifact
+    from pipeline.classify.evaluate import run_benchmark
+
+    (tmp_path / "data").mkdir()
+    result = run_benchmark(load_artifact(ROOT / "models"), tmp_path / "data", tmp_path / "external", None,
+                           tmp_path / "calls", None)
+    assert result["calls"] is None
+    assert any(f"no labelled calls folder {tmp_path / 'calls'}" in reason for reason in result["skipped"])

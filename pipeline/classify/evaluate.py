@@ -490,6 +490,9 @@ def run_benchmark(artifact: Artifact, labels_dir: Path, external_dir: Path | Non
     if calls_dir is not None and Path(calls_dir).is_dir():
         say(f"labelled calls in {calls_dir}")
         calls = evaluate_calls(artifact, sorted(Path(calls_dir).glob("*.json")), nlp)
+    elif calls_dir is not None:  # said, as every other source left out is ("calls": null had no reason)
+        skipped.append(f"no labelled calls folder {calls_dir}: the call-level figures (action-share error) are "
+                       "left out")
     held_back_calls = {}
     for folder in sorted(Path(held_back_dir).iterdir()) if held_back_dir and Path(held_back_dir).is_dir() else []:
         files = sorted(folder.glob("*.json")) if folder.is_dir() and not folder.name.startswith(".") else []
