@@ -461,6 +461,7 @@ def test_train_with_external_none_reads_no_real_speech_corpus(tmp_path: Path) ->
     assert set(card["data"]["corpora"]) == {"written"}, card["data"]["corpora"]
 
 
+@pytest.mark.slow  # 21 s of training: make test stays under 15 minutes
 def test_train_short_replies_in_context_is_recorded_in_the_card(tmp_path: Path) -> None:
     """The option reaches training (the card's options and its near-duplicate rule say so), and a card
     trained without it says nothing of short replies."""
