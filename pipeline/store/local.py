@@ -276,11 +276,12 @@ def _read_single(path: Path, schema: pa.Schema, old: list[Path] | None = None) -
     another schema version is ``None`` too and added to ``old`` (the caller warns once for all)."""
     try:
         table = _read_one(path)
-        if not schema_version_of(table.schema):  # no callcycle schema at all: an export, another tool's file
+        version = schema_version_of(table.schema)
+        if not version:  # no callcycle schema at all: an export, another tool's file
             logger.warning("%s is not a file callcycle wrote (no callcycle schema in it); left out: move it out of "
                            "the output folder", path)
             return None
-        if old is not None and schema_version_of(table.schema) != SCHEMA_VERSION:
+        if old is not None and version != SCHEMA_VERSION:
             old.append(path)
             return None
         held = (table.schema.metadata or {}).get(b"callcycle.table", b"").decode("utf-8", "replace")
